@@ -1,0 +1,1 @@
+"""The stratlang grammar, shipped as package data (``stratlang.grammar``)."""

@@ -1,0 +1,155 @@
+"""The syntax tree of a spec: what was written, where it was written.
+
+Nodes are plain frozen dataclasses; each carries the :class:`Span` of its text so that
+the checker can point at it. Nothing here knows what a loss or a graph is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import Source, Span
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span
+
+
+# ---- values -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Number(Node):
+    value: int | float
+    text: str
+
+
+@dataclass(frozen=True)
+class String(Node):
+    value: str
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    value: str
+
+
+@dataclass(frozen=True)
+class SetValue(Node):
+    items: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class ListValue(Node):
+    items: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class TupleValue(Node):
+    items: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class RangeValue(Node):
+    start: Number
+    stop: Number
+    step: Number | None
+
+
+@dataclass(frozen=True)
+class Arg(Node):
+    keyword: Name | None
+    value: Value
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    """``name`` or ``name(arg, key=value)``: a loss, regularizer, graph, distance or sweep."""
+
+    name: Name
+    args: tuple[Arg, ...]
+
+
+Value = Number | String | Name | SetValue | ListValue | TupleValue | RangeValue | Call
+
+
+@dataclass(frozen=True)
+class Option(Node):
+    name: Name
+    value: Value
+
+
+# ---- statements ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target(Node):
+    """One column or a parenthesized tuple of columns."""
+
+    columns: tuple[Name, ...]
+
+
+@dataclass(frozen=True)
+class ModelStmt(Node):
+    name: Name
+
+
+@dataclass(frozen=True)
+class DataStmt(Node):
+    path: String
+
+
+@dataclass(frozen=True)
+class ResponseStmt(Node):
+    target: Target
+    loss: Call
+
+
+@dataclass(frozen=True)
+class FeaturesStmt(Node):
+    names: tuple[Name, ...]
+
+
+@dataclass(frozen=True)
+class RegTerm(Node):
+    weight: Value | None
+    call: Call
+
+
+@dataclass(frozen=True)
+class RegularizeStmt(Node):
+    terms: tuple[RegTerm, ...]
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class StratifyStmt(Node):
+    target: Target
+    graph: Call
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class PersonalizeStmt(Node):
+    keyword: Span
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class DistanceStmt(Node):
+    target: Target
+    metric: Call
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class SolverStmt(Node):
+    backend: Name
+    options: tuple[Option, ...]
+
+
+Statement = (ModelStmt | DataStmt | ResponseStmt | FeaturesStmt | RegularizeStmt
+             | StratifyStmt | PersonalizeStmt | DistanceStmt | SolverStmt)
+
+
+@dataclass(frozen=True)
+class Spec:
+    statements: tuple[Statement, ...]
+    source: Source

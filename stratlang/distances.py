@@ -1,0 +1,104 @@
+"""The distance registry: one metric per covariate (or covariate group) for
+personalized models, ρ_φ(u, v) = Σ_l φ_l d_l(u_l, v_l)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .registry import Param, Registry
+from .solvers import distances as d
+
+DISTANCES: Registry[Metric] = Registry("distance")
+
+
+class MetricError(Exception):
+    """A problem with a metric's data; the binder positions it in the spec."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: ClassVar[str]
+    doc: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    arity: ClassVar[str] = "one"  # 'one' column, or 'many'
+    numeric: ClassVar[bool] = True
+
+    def encode(self, values: pd.DataFrame, p: dict[str, Any], base: Path) -> Any:
+        return values.to_numpy(dtype=float)
+
+    def pairs(self, encoded: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        raise TypeError(f"distance '{self.name}' has no pair form")
+
+
+def register(cls: type[Metric]) -> type[Metric]:
+    DISTANCES.register(cls.name, cls())
+    return cls
+
+
+@register
+class Abs(Metric):
+    name = "abs"
+    doc = "|u − v| on one numeric column."
+
+    def pairs(self, encoded, i, j):
+        return d.absolute(encoded, i, j)
+
+
+@register
+class Euclidean(Metric):
+    name = "euclidean"
+    doc = "‖u − v‖₂ over a group of numeric columns, e.g. (lat, lon)."
+    arity = "many"
+
+    def pairs(self, encoded, i, j):
+        return d.euclidean(encoded, i, j)
+
+
+@register
+class Discrete(Metric):
+    name = "discrete"
+    doc = "0 when two categories are equal, 1 otherwise."
+    numeric = False
+
+    def encode(self, values, p, base):
+        codes, _ = pd.factorize(values.iloc[:, 0])
+        return codes.reshape(-1, 1)
+
+    def pairs(self, encoded, i, j):
+        return d.discrete(encoded, i, j)
+
+
+@register
+class Matrix(Metric):
+    name = "matrix"
+    doc = ("A precomputed distance between categories, from a CSV square table whose first "
+           "column and header name the categories.")
+    params = (Param("file", type="string", required=True, doc="the table, relative to the spec"),)
+    numeric = False
+
+    def encode(self, values, p, base):
+        path = base / p["file"]
+        if not path.is_file():
+            raise MetricError(f"distance file '{path}' not found")
+        table = pd.read_csv(path, index_col=0)
+        table.index = table.index.astype(str)
+        table.columns = table.columns.astype(str)
+        if list(table.index) != list(table.columns):
+            raise MetricError(f"distance file '{path}' must be square with the same labels on "
+                              "both axes")
+        labels = values.iloc[:, 0].astype(str)
+        unknown = sorted(set(labels) - set(table.index))
+        if unknown:
+            raise MetricError(f"distance file '{path}' has no entry for "
+                              + ", ".join(repr(u) for u in unknown[:5]))
+        codes = table.index.get_indexer(labels)
+        return (codes, table.to_numpy(dtype=float))
+
+    def pairs(self, encoded, i, j):
+        codes, table = encoded
+        return d.matrix(codes, table, i, j)

@@ -1,0 +1,134 @@
+"""Positioned diagnostics: every user-facing error names file, line and column.
+
+A :class:`Diagnostic` is one problem, optionally tied to a :class:`Span` of a
+:class:`Source`; :class:`SpecError` carries *all* the diagnostics found in one pass,
+sorted by position, and prints them with carets under the offending text.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text of a spec and the name it is reported under."""
+
+    text: str
+    filename: str = "<spec>"
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source; lines and columns are 1-based, ``end_column`` exclusive."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    span: Span | None = None
+    source: Source | None = field(default=None, compare=False)
+    hint: str | None = None
+
+    def sort_key(self) -> tuple[int, int]:
+        return (self.span.line, self.span.column) if self.span else (10**9, 0)
+
+    def format(self) -> str:
+        """``file:line:col: error: message`` then the line and a caret under the span."""
+        if self.span is None or self.source is None:
+            where = f"{self.source.filename}: " if self.source else ""
+            text = f"{where}error: {self.message}"
+        else:
+            s = self.span
+            text = f"{self.source.filename}:{s.line}:{s.column}: error: {self.message}"
+            line = self.source.line(s.line)
+            if line or s.column == 1:
+                end = s.end_column if s.end_line == s.line else len(line) + 1
+                width = max(1, end - s.column)
+                text += f"\n    {line}\n    {' ' * (s.column - 1)}{'^' * width}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+    def to_dict(self) -> dict:
+        out: dict = {"message": self.message, "hint": self.hint}
+        if self.source is not None:
+            out["file"] = self.source.filename
+        if self.span is not None:
+            out.update(line=self.span.line, column=self.span.column,
+                       end_line=self.span.end_line, end_column=self.span.end_column)
+        return out
+
+
+class StratlangError(Exception):
+    """Base class of every error stratlang reports to a user."""
+
+
+class SpecError(StratlangError):
+    """One or more problems in a spec (or in data checked against it), sorted by position."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]):
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        body = "\n".join(d.format() for d in self.diagnostics)
+        n = len(self.diagnostics)
+        return body if n == 1 else f"{body}\n{n} errors"
+
+
+class DataError(StratlangError):
+    """Bad data that is not tied to a spec position (e.g. an unreadable file)."""
+
+
+class NumericalError(StratlangError):
+    """A solver failed: infeasible, unbounded, diverged or did not converge."""
+
+
+class Collector:
+    """Gathers diagnostics during a pass so that all of them are reported at once."""
+
+    def __init__(self, source: Source | None):
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, message: str, span: Span | None = None, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(message, span, self.source, hint))
+
+    def raise_if_any(self) -> None:
+        if self.diagnostics:
+            raise SpecError(self.diagnostics)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` ; did you mean 'x'?`` for the closest candidate, or the list of choices."""
+    choices = sorted(set(candidates))
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        if name.lower() in lowered:
+            close = [lowered[name.lower()]]
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if len(choices) <= 12:
+        return "; expected one of " + ", ".join(f"'{c}'" for c in choices)
+    return ""
+
+
+def describe_rows(labels: Sequence, limit: int = 5) -> str:
+    """``rows 3, 17 and 4 more`` — short, but always says how many."""
+    shown = ", ".join(str(x) for x in list(labels)[:limit])
+    extra = len(labels) - limit
+    word = "row" if len(labels) == 1 else "rows"
+    return f"{word} {shown}" + (f" and {extra} more" if extra > 0 else "")

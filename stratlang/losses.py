@@ -1,0 +1,499 @@
+"""The loss registry: one entry per loss, holding everything about it.
+
+Conventions (those of the stratified paper's implementation): losses are *summed* over
+records, with no ½ and no 1/N. A model's parameter for one stratum is a matrix θ of
+shape (rows, outputs); the linear predictor of a record is ``xᵀθ`` (one value per
+output). Distribution losses have no features: their single row is the distribution's
+parameter itself (a probability or a rate), kept inside its domain by ``eps``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import cvxpy as cp
+import numpy as np
+from scipy.special import expit, gammaln, log_expit, logsumexp
+
+from . import metrics
+from .registry import Param, Registry, in_open_unit, positive
+
+LOSSES: Registry[Loss] = Registry("loss")
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Base class; subclasses set the class attributes and override what differs."""
+
+    name: ClassVar[str]
+    doc: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    features: ClassVar[str] = "optional"  # 'optional' (x = 1 when absent) | 'forbidden'
+    domain: ClassVar[str] = "real"  # a key of responses.DOMAINS
+    multi_column: ClassVar[bool] = False  # may the response be a tuple of columns?
+    primary: ClassVar[str] = "rmse"  # the metric a sweep or an estimator optimizes
+    parameter: ClassVar[str] = "intercept"  # row name when the model has no features
+    convex_in_theta: ClassVar[bool] = True
+
+    # ---- shape ----------------------------------------------------------------------
+    def n_outputs(self, n_columns: int, classes: tuple | None) -> int:
+        return n_columns
+
+    def row_names(self, features: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:
+        return features if features else (self.parameter,)
+
+    def output_names(self, columns: tuple[str, ...], classes: tuple | None) -> tuple[str, ...]:
+        return columns
+
+    def default_exclude(self, rows: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(r for r in rows if r == "intercept")
+
+    # ---- CVXPY ----------------------------------------------------------------------
+    def cvxpy(self, pred: cp.Expression, y: np.ndarray, p: dict[str, Any]) -> cp.Expression:
+        raise TypeError(f"loss '{self.name}' has no per-record CVXPY form")
+
+    def constraints(self, theta: cp.Expression, p: dict[str, Any]) -> list[cp.Constraint]:
+        return []
+
+    # ---- numpy ----------------------------------------------------------------------
+    def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> float:
+        raise TypeError(f"loss '{self.name}' has no per-record value")
+
+    def nll(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
+        """Per-record negative log-likelihood (natural log), for probabilistic losses."""
+        return None
+
+    def predict(self, pred: np.ndarray, p: dict[str, Any], classes: tuple | None) -> dict:
+        return {"prediction": pred[:, 0] if pred.shape[1] == 1 else pred}
+
+    def metrics(self, pred, y, p, classes) -> dict[str, float]:
+        out = metrics.regression(y, self.predict(pred, p, classes)["prediction"])
+        nll = self.nll(pred, y, p)
+        if nll is not None:
+            out["anll"] = float(np.mean(nll))
+        return out
+
+
+def register(cls: type[Loss]) -> type[Loss]:
+    LOSSES.register(cls.name, cls())
+    return cls
+
+
+def clip_domain(p: dict[str, Any]) -> float:
+    return float(p.get("eps") or 0.0)
+
+
+# ---- regression -----------------------------------------------------------------------
+@register
+class Squared(Loss):
+    name = "squared"
+    doc = "Σ (xᵀθ − y)²; least squares / ridge / lasso. Multi-column responses allowed."
+    multi_column = True
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum_squares(pred - y)
+
+    def value(self, pred, y, p):
+        return float(np.sum((pred - y) ** 2))
+
+
+@register
+class Absolute(Loss):
+    name = "absolute"
+    doc = "Σ |xᵀθ − y|; least absolute deviations (median regression)."
+    multi_column = True
+    primary = "mae"
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(cp.abs(pred - y))
+
+    def value(self, pred, y, p):
+        return float(np.sum(np.abs(pred - y)))
+
+
+def _huber(r: np.ndarray, m: float) -> np.ndarray:
+    a = np.abs(r)
+    return np.where(a <= m, r ** 2, 2 * m * a - m ** 2)
+
+
+@register
+class Huber(Loss):
+    name = "huber"
+    doc = "Σ h_M(xᵀθ − y) with h_M(r) = r² for |r| ≤ M, 2M|r| − M² beyond (CVXPY's huber)."
+    params = (Param("M", default=1.0, check=positive, doc="threshold between quadratic and linear"),)
+    multi_column = True
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(cp.huber(pred - y, p["M"]))
+
+    def value(self, pred, y, p):
+        return float(np.sum(_huber(pred - y, p["M"])))
+
+    def metrics(self, pred, y, p, classes):
+        return {**super().metrics(pred, y, p, classes),
+                "huber": float(np.mean(_huber(pred - y, p["M"])))}
+
+
+def _pinball(r: np.ndarray, tau: float) -> np.ndarray:
+    return np.maximum(tau * r, (tau - 1) * r)
+
+
+@register
+class Quantile(Loss):
+    name = "quantile"
+    doc = "Σ τ(y − xᵀθ)₊ + (1 − τ)(xᵀθ − y)₊; the tilted absolute (pinball) loss."
+    params = (Param("tau", default=0.5, check=in_open_unit, doc="the quantile level"),)
+    multi_column = True
+    primary = "pinball"
+
+    def cvxpy(self, pred, y, p):
+        r = y - pred
+        return cp.sum(p["tau"] * cp.pos(r) + (1 - p["tau"]) * cp.neg(r))
+
+    def value(self, pred, y, p):
+        return float(np.sum(_pinball(y - pred, p["tau"])))
+
+    def metrics(self, pred, y, p, classes):
+        return {**super().metrics(pred, y, p, classes),
+                "pinball": float(np.mean(_pinball(y - pred, p["tau"])))}
+
+
+# ---- boolean classification (y encoded as ±1) -------------------------------------------
+class _Binary(Loss):
+    domain = "binary"
+    primary = "error"
+
+    def n_outputs(self, n_columns, classes):
+        return 1
+
+    def output_names(self, columns, classes):
+        return columns
+
+    def predict(self, pred, p, classes):
+        score = pred[:, 0]
+        labels = np.asarray(classes if classes else (-1, 1), dtype=object)
+        return {"prediction": labels[(score > 0).astype(int)], "score": score}
+
+    def metrics(self, pred, y, p, classes):
+        score = pred[:, 0]
+        out = {**metrics.accuracy(y[:, 0] > 0, score > 0), "auroc": metrics.auroc(y[:, 0] > 0, score)}
+        nll = self.nll(pred, y, p)
+        if nll is not None:
+            out["anll"] = float(np.mean(nll))
+        return out
+
+
+@register
+class Logistic(_Binary):
+    name = "logistic"
+    doc = "Σ log(1 + exp(−y xᵀθ)); y has two classes (the later one in sorted order is positive)."
+    primary = "anll"
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(cp.logistic(-cp.multiply(y, pred)))
+
+    def value(self, pred, y, p):
+        return float(np.sum(self.nll(pred, y, p)))
+
+    def nll(self, pred, y, p):
+        return -log_expit(y[:, 0] * pred[:, 0])
+
+    def predict(self, pred, p, classes):
+        return {**super().predict(pred, p, classes), "probability": expit(pred[:, 0])}
+
+
+@register
+class Hinge(_Binary):
+    name = "hinge"
+    doc = "Σ (1 − y xᵀθ)₊; the support vector machine."
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(cp.pos(1 - cp.multiply(y, pred)))
+
+    def value(self, pred, y, p):
+        return float(np.sum(np.maximum(0.0, 1 - y * pred)))
+
+
+@register
+class SquareClassification(_Binary):
+    name = "square_classification"
+    doc = "Σ (y xᵀθ − 1)²; least squares classification."
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum_squares(cp.multiply(y, pred) - 1)
+
+    def value(self, pred, y, p):
+        return float(np.sum((y * pred - 1) ** 2))
+
+
+# ---- multi-class (y one-hot over M classes; θ has one column per class) ------------------
+class _Multiclass(Loss):
+    domain = "categorical"
+    primary = "error"
+
+    def n_outputs(self, n_columns, classes):
+        return len(classes) if classes else 2
+
+    def output_names(self, columns, classes):
+        return tuple(str(c) for c in classes) if classes else ("class_0", "class_1")
+
+    def predict(self, pred, p, classes):
+        labels = np.asarray(classes, dtype=object)
+        return {"prediction": labels[np.argmax(pred, axis=1)]}
+
+    def metrics(self, pred, y, p, classes):
+        out = metrics.accuracy(np.argmax(y, axis=1), np.argmax(pred, axis=1))
+        nll = self.nll(pred, y, p)
+        if nll is not None:
+            out["anll"] = float(np.mean(nll))
+        return out
+
+
+@register
+class Multinomial(_Multiclass):
+    name = "multinomial"
+    doc = "Σ log Σ_j exp((xᵀθ)_j) − (xᵀθ)_y; multinomial logistic regression."
+    primary = "anll"
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(cp.log_sum_exp(pred, axis=1)) - cp.sum(cp.multiply(y, pred))
+
+    def value(self, pred, y, p):
+        return float(np.sum(self.nll(pred, y, p)))
+
+    def nll(self, pred, y, p):
+        return logsumexp(pred, axis=1) - np.sum(y * pred, axis=1)
+
+    def predict(self, pred, p, classes):
+        prob = np.exp(pred - logsumexp(pred, axis=1, keepdims=True))
+        return {**super().predict(pred, p, classes), "probability": prob}
+
+
+@register
+class MulticlassHinge(_Multiclass):
+    name = "multiclass_hinge"
+    doc = "Σ Σ_{j≠y} ((xᵀθ)_j − (xᵀθ)_y + 1)₊; the multi-class SVM."
+
+    def cvxpy(self, pred, y, p):
+        n, m = y.shape
+        true_score = cp.reshape(cp.sum(cp.multiply(y, pred), axis=1), (n, 1), order="C")
+        margins = pred - true_score @ np.ones((1, m)) + 1
+        return cp.sum(cp.multiply(1 - y, cp.pos(margins)))
+
+    def value(self, pred, y, p):
+        true_score = np.sum(y * pred, axis=1, keepdims=True)
+        return float(np.sum((1 - y) * np.maximum(0.0, pred - true_score + 1)))
+
+
+# ---- generalized linear models ------------------------------------------------------------
+@register
+class PoissonRegression(Loss):
+    name = "poisson_regression"
+    doc = "Σ exp(xᵀθ) − y xᵀθ; Poisson regression with log link (y counts)."
+    domain = "count"
+    primary = "anll"
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(cp.exp(pred) - cp.multiply(y, pred))
+
+    def value(self, pred, y, p):
+        return float(np.sum(np.exp(pred) - y * pred))
+
+    def nll(self, pred, y, p):
+        return (np.exp(pred) - y * pred + gammaln(y + 1))[:, 0]
+
+    def predict(self, pred, p, classes):
+        return {"prediction": np.exp(pred[:, 0])}
+
+
+@register
+class ExponentialRegression(Loss):
+    name = "exponential_regression"
+    doc = "Σ −xᵀθ + y exp(xᵀθ); exponential regression, rate exp(xᵀθ) (y ≥ 0)."
+    domain = "nonnegative"
+    primary = "anll"
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(-pred + cp.multiply(y, cp.exp(pred)))
+
+    def value(self, pred, y, p):
+        return float(np.sum(-pred + y * np.exp(pred)))
+
+    def nll(self, pred, y, p):
+        return (-pred + y * np.exp(pred))[:, 0]
+
+    def predict(self, pred, p, classes):
+        return {"prediction": np.exp(-pred[:, 0])}  # the mean, 1 / rate
+
+
+# ---- distributions (no features: θ is the distribution's parameter) ------------------------
+_EPS = Param("eps", default=1e-5, check=lambda v: None if 0 <= v < 0.5 else "must lie in [0, 0.5)",
+             doc="keeps the parameter inside its domain")
+
+
+class _Distribution(Loss):
+    features = "forbidden"
+    primary = "anll"
+    params = (_EPS,)
+
+    def value(self, pred, y, p):
+        return float(np.sum(self.nll_core(pred, y)))
+
+    def nll(self, pred, y, p):
+        return self.nll_core(pred, y)[:, 0] + self.nll_constant(y)
+
+    @abstractmethod
+    def nll_core(self, pred, y) -> np.ndarray: ...
+
+    def nll_constant(self, y):
+        return 0.0
+
+
+def _safe_log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(x)
+
+
+@register
+class Bernoulli(_Distribution):
+    name = "bernoulli"
+    doc = "Σ −y log θ − (1 − y) log(1 − θ); θ ∈ [eps, 1 − eps] is the probability of y = 1."
+    domain = "zero_one"
+    parameter = "probability"
+
+    def cvxpy(self, pred, y, p):
+        return -cp.sum(cp.multiply(y, cp.log(pred)) + cp.multiply(1 - y, cp.log(1 - pred)))
+
+    def constraints(self, theta, p):
+        return [theta >= p["eps"], theta <= 1 - p["eps"]]
+
+    def nll_core(self, pred, y):
+        with np.errstate(invalid="ignore"):
+            return -(np.where(y > 0, y * _safe_log(pred), 0.0)
+                     + np.where(y < 1, (1 - y) * _safe_log(1 - pred), 0.0))
+
+    def predict(self, pred, p, classes):
+        return {"prediction": pred[:, 0]}
+
+    def metrics(self, pred, y, p, classes):
+        return {"anll": float(np.mean(self.nll(pred, y, p))),
+                **metrics.accuracy(y[:, 0] > 0.5, pred[:, 0] > 0.5),
+                "auroc": metrics.auroc(y[:, 0] > 0.5, pred[:, 0])}
+
+
+@register
+class Poisson(_Distribution):
+    name = "poisson"
+    doc = "Σ θ − y log θ; θ ≥ eps is the Poisson rate (y counts)."
+    domain = "count"
+    parameter = "rate"
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(pred - cp.multiply(y, cp.log(pred)))
+
+    def constraints(self, theta, p):
+        return [theta >= p["eps"]]
+
+    def nll_core(self, pred, y):
+        with np.errstate(invalid="ignore"):
+            return pred - np.where(y > 0, y * _safe_log(pred), 0.0)
+
+    def nll_constant(self, y):
+        return gammaln(y[:, 0] + 1)
+
+    def metrics(self, pred, y, p, classes):
+        return {"anll": float(np.mean(self.nll(pred, y, p))),
+                **metrics.regression(y, pred)}
+
+
+@register
+class Exponential(_Distribution):
+    name = "exponential"
+    doc = "Σ −log θ + y θ; θ ≥ eps is the exponential rate (y ≥ 0)."
+    domain = "nonnegative"
+    parameter = "rate"
+
+    def cvxpy(self, pred, y, p):
+        return cp.sum(-cp.log(pred) + cp.multiply(y, pred))
+
+    def constraints(self, theta, p):
+        return [theta >= p["eps"]]
+
+    def nll_core(self, pred, y):
+        return -_safe_log(pred) + y * pred
+
+    def predict(self, pred, p, classes):
+        return {"prediction": 1.0 / pred[:, 0]}
+
+    def metrics(self, pred, y, p, classes):
+        return {"anll": float(np.mean(self.nll(pred, y, p)))}
+
+
+@register
+class Gaussian(Loss):
+    """Natural parameters θ = (S, ν) = (Σ⁻¹, Σ⁻¹μ), stored as m + 1 rows of m columns."""
+
+    name = "gaussian"
+    doc = ("Σ −log det S + yᵀSy − 2yᵀν + νᵀS⁻¹ν (twice the NLL less constants); "
+           "θ = (S, ν) = (Σ⁻¹, Σ⁻¹μ); the response is one or more real columns.")
+    features = "forbidden"
+    multi_column = True
+    primary = "anll"
+    params = (Param("eps", default=0.0, check=lambda v: None if v >= 0 else "must be nonnegative",
+                    doc="lower bound on the eigenvalues of S"),)
+
+    def row_names(self, features, columns):
+        return (*columns, "nu")
+
+    def default_exclude(self, rows):
+        return ("nu",)
+
+    @staticmethod
+    def split(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """θ of shape (..., m + 1, m) → S (..., m, m), ν (..., m)."""
+        return theta[..., :-1, :], theta[..., -1, :]
+
+    def stratum_stats(self, y: np.ndarray, z: np.ndarray, k: int):
+        m = y.shape[1]
+        count = np.bincount(z, minlength=k).astype(float)
+        total = np.zeros((k, m))
+        np.add.at(total, z, y)
+        scatter = np.zeros((k, m, m))
+        np.add.at(scatter, z, y[:, :, None] * y[:, None, :])
+        return count, total, scatter
+
+    def cvxpy_stratified(self, theta: cp.Expression, y: np.ndarray, z: np.ndarray, k: int,
+                         p: dict[str, Any]) -> tuple[cp.Expression, list[cp.Constraint]]:
+        m = y.shape[1]
+        count, total, scatter = self.stratum_stats(y, z, k)
+        terms, cons = [], []
+        for s in range(k):
+            block = theta[s * (m + 1):(s + 1) * (m + 1), :]
+            prec, nu = block[:m, :], block[m, :]
+            cons += [prec == prec.T, prec >> p["eps"] * np.eye(m)]
+            if count[s] == 0:
+                continue
+            terms.append(-count[s] * cp.log_det(prec) + cp.trace(scatter[s] @ prec)
+                         - 2 * total[s] @ nu + count[s] * cp.matrix_frac(nu, prec))
+        return cp.sum(cp.hstack(terms)) if terms else cp.Constant(0.0), cons
+
+    def value_stratified(self, theta: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+        return float(np.sum(self._twice_nll_core(theta[z], y)))
+
+    def _twice_nll_core(self, theta_rec: np.ndarray, y: np.ndarray) -> np.ndarray:
+        prec, nu = self.split(theta_rec)
+        sign, logdet = np.linalg.slogdet(prec)
+        logdet = np.where(sign > 0, logdet, -np.inf)
+        quad = np.einsum("ni,nij,nj->n", y, prec, y)
+        frac = np.einsum("ni,ni->n", nu, np.linalg.solve(prec, nu[..., None])[..., 0])
+        return -logdet + quad - 2 * np.einsum("ni,ni->n", y, nu) + frac
+
+    def nll_stratified(self, theta_rec: np.ndarray, y: np.ndarray) -> np.ndarray:
+        m = y.shape[1]
+        return 0.5 * self._twice_nll_core(theta_rec, y) + 0.5 * m * np.log(2 * np.pi)
+
+    def mean(self, theta_rec: np.ndarray) -> np.ndarray:
+        prec, nu = self.split(theta_rec)
+        return np.linalg.solve(prec, nu[..., None])[..., 0]

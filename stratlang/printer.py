@@ -1,0 +1,113 @@
+"""IR → canonical spec text (``check(parse(to_text(m))) == m``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ir
+from .backends import BACKENDS
+from .check import PERSONALIZE_OPTIONS
+from .distances import DISTANCES
+from .graphs import GRAPHS
+from .losses import LOSSES
+from .regularizers import REGULARIZERS
+
+
+def number(v: float | int) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(float(v))
+
+
+def literal(v: Any) -> str:
+    if isinstance(v, bool | int | float):
+        return number(v)
+    text = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def hyper(h: ir.Hyper) -> str:
+    if h.form == "value":
+        return number(h.args[0])
+    if h.form == "set":
+        return "{" + ", ".join(number(a) for a in h.args) + "}"
+    lo, hi, n = h.args
+    return f"{h.form}({number(lo)}, {number(hi)}, {int(n)})"
+
+
+def call(ref: ir.KindRef, registry) -> str:
+    params = registry[ref.name].params
+    defaults = {p.name: p.default for p in params}
+    shown = [(k, v) for k, v in ref.params if v != defaults.get(k) or _required(params, k)]
+    if not shown:
+        return ref.name
+    args = ", ".join(f"{k}={literal(v)}" for k, v in shown)
+    return f"{ref.name}({args})"
+
+
+def _required(params, key: str) -> bool:
+    return any(p.name == key and p.required for p in params)
+
+
+def target(columns: tuple[str, ...]) -> str:
+    return columns[0] if len(columns) == 1 else "(" + ", ".join(columns) + ")"
+
+
+def node_spec(spec: ir.NodeSpec) -> str:
+    if isinstance(spec, ir.IntRange):
+        step = f" step {spec.step}" if spec.step != 1 else ""
+        return f"{spec.start}..{spec.stop}{step}"
+    return "[" + ", ".join(literal(v) for v in spec) + "]"
+
+
+def to_text(model: ir.Model) -> str:
+    lines = [f"model {model.name}"]
+    if model.data is not None:
+        lines.append(f"data {literal(model.data)}")
+    loss = LOSSES[model.response.loss.name]
+    lines.append(f"response {target(model.response.columns)} ~ "
+                 f"{call(model.response.loss, LOSSES)}")
+    if model.features:
+        lines.append("features " + ", ".join(model.features))
+    rows = loss.row_names(model.features, model.response.columns)
+    default_exclude = tuple(loss.default_exclude(rows))
+    groups: list[tuple[tuple[str, ...], list[str]]] = []
+    for term in model.regularizers:
+        text = call(term.kind, REGULARIZERS)
+        if term.weight is not None:
+            text = f"{hyper(term.weight)} * {text}"
+        if groups and groups[-1][0] == term.exclude:
+            groups[-1][1].append(text)
+        else:
+            groups.append((term.exclude, [text]))
+    for exclude, texts in groups:
+        line = "regularize " + " + ".join(texts)
+        if exclude != default_exclude:
+            line += " exclude [" + ", ".join(exclude) + "]"
+        lines.append(line)
+    for s in model.strata:
+        line = f"stratify {target(s.columns)} ~ {call(s.graph, GRAPHS)} weight {hyper(s.weight)}"
+        if s.nodes is not None:
+            specs = [node_spec(n) for n in s.nodes]
+            line += " nodes " + (specs[0] if len(specs) == 1 else "(" + ", ".join(specs) + ")")
+        lines.append(line)
+    if model.personalize is not None:
+        opts = []
+        for key, value in model.personalize.options:
+            param, sweepable = PERSONALIZE_OPTIONS[key]
+            if sweepable:
+                if value != ir.Hyper.of(param.default):
+                    opts.append(f"{key} {hyper(value)}")
+            elif value != param.default or param.required:
+                opts.append(f"{key} {number(value)}")
+        lines.append(" ".join(["personalize", *opts]))
+        for d in model.personalize.distances:
+            lines.append(f"  distance {target(d.columns)} ~ {call(d.metric, DISTANCES)}")
+    if model.solver is not None:
+        backend = BACKENDS[model.solver.backend]
+        kinds = {p.name: p.type for p in backend.options}
+        opts = [f"{k} {v if kinds[k] == 'name' else literal(v)}" for k, v in model.solver.options]
+        lines.append(" ".join(["solver", model.solver.backend, *opts]))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,164 @@
+"""The regularizer registry: local regularizers r(θ_k) and constraints on θ_k.
+
+A term applies to the rows of θ_k that are not excluded (by default the intercept).
+Conventions: ``sum_squares`` is (λ/2)‖θ‖², as in the stratified paper's code, so its
+hyper-parameters carry over; ``l1`` is λ‖θ‖₁, ``l2`` is λ‖θ‖₂ (not squared, a group
+penalty per stratum), ``elastic_net(ratio)`` is λ(ratio‖θ‖₁ + (1 − ratio)/2 ‖θ‖²).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import cvxpy as cp
+import numpy as np
+
+from .registry import Param, Registry, in_unit
+
+REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
+
+
+@dataclass(frozen=True)
+class Regularizer:
+    """``block`` arguments are the selected rows of every stratum: shape (K, rows, outputs)
+    in numpy; in CVXPY a (K·rows, outputs) expression, stratum-major."""
+
+    name: ClassVar[str]
+    doc: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    is_constraint: ClassVar[bool] = False
+    needs_square: ClassVar[bool] = False  # trace: the rows must form a square matrix
+
+    def cvxpy(self, block: cp.Expression, k: int, rows: int, p: dict[str, Any]) -> cp.Expression:
+        return cp.Constant(0.0)
+
+    def constraints(self, block: cp.Expression, p: dict[str, Any]) -> list[cp.Constraint]:
+        return []
+
+    def value(self, block: np.ndarray, p: dict[str, Any]) -> float:
+        return 0.0
+
+    def feasible(self, block: np.ndarray, p: dict[str, Any], tol: float = 1e-6) -> bool:
+        return True
+
+
+def register(cls: type[Regularizer]) -> type[Regularizer]:
+    REGULARIZERS.register(cls.name, cls())
+    return cls
+
+
+def _per_stratum(block: cp.Expression, k: int, rows: int) -> cp.Expression:
+    """(K·rows, m) stratum-major → (K, rows·m), one stratum per row."""
+    m = block.shape[1]
+    return cp.reshape(block, (k, rows * m), order="C")
+
+
+@register
+class Zero(Regularizer):
+    name = "zero"
+    doc = "No regularization."
+
+
+@register
+class SumSquares(Regularizer):
+    name = "sum_squares"
+    doc = "(λ/2)‖θ‖²: ridge."
+
+    def cvxpy(self, block, k, rows, p):
+        return 0.5 * cp.sum_squares(block)
+
+    def value(self, block, p):
+        return 0.5 * float(np.sum(block ** 2))
+
+
+@register
+class L1(Regularizer):
+    name = "l1"
+    doc = "λ‖θ‖₁: lasso."
+
+    def cvxpy(self, block, k, rows, p):
+        return cp.sum(cp.abs(block))
+
+    def value(self, block, p):
+        return float(np.sum(np.abs(block)))
+
+
+@register
+class L2(Regularizer):
+    name = "l2"
+    doc = "λ‖θ_k‖₂ for each stratum (not squared): shrinks a whole stratum's model at once."
+
+    def cvxpy(self, block, k, rows, p):
+        return cp.sum(cp.norm(_per_stratum(block, k, rows), 2, axis=1))
+
+    def value(self, block, p):
+        return float(np.sum(np.linalg.norm(block.reshape(len(block), -1), axis=1)))
+
+
+@register
+class ElasticNet(Regularizer):
+    name = "elastic_net"
+    doc = "λ(ratio‖θ‖₁ + (1 − ratio)/2 ‖θ‖²)."
+    params = (Param("ratio", default=0.5, check=in_unit, doc="share of the l1 part"),)
+
+    def cvxpy(self, block, k, rows, p):
+        r = p["ratio"]
+        return r * cp.sum(cp.abs(block)) + (1 - r) / 2 * cp.sum_squares(block)
+
+    def value(self, block, p):
+        r = p["ratio"]
+        return float(r * np.sum(np.abs(block)) + (1 - r) / 2 * np.sum(block ** 2))
+
+
+@register
+class Nuclear(Regularizer):
+    name = "nuclear"
+    doc = "λ Σ_k ‖θ_k‖_* (sum of singular values): low-rank multi-output models."
+
+    def cvxpy(self, block, k, rows, p):
+        return cp.sum(cp.hstack([cp.normNuc(block[s * rows:(s + 1) * rows, :]) for s in range(k)]))
+
+    def value(self, block, p):
+        return float(np.sum(np.linalg.svd(block, compute_uv=False)))
+
+
+@register
+class Trace(Regularizer):
+    name = "trace"
+    doc = "λ tr(S_k): for the Gaussian loss, the trace of the precision matrix."
+    needs_square = True
+
+    def cvxpy(self, block, k, rows, p):
+        mask = np.tile(np.eye(rows), (k, 1))
+        return cp.sum(cp.multiply(mask, block))
+
+    def value(self, block, p):
+        return float(np.trace(block, axis1=1, axis2=2).sum())
+
+
+@register
+class Nonnegative(Regularizer):
+    name = "nonnegative"
+    doc = "Constraint θ ≥ 0."
+    is_constraint = True
+
+    def constraints(self, block, p):
+        return [block >= 0]
+
+    def feasible(self, block, p, tol=1e-6):
+        return bool(np.all(block >= -tol))
+
+
+@register
+class Box(Regularizer):
+    name = "box"
+    doc = "Constraint lower ≤ θ ≤ upper."
+    params = (Param("lower", required=True), Param("upper", required=True))
+    is_constraint = True
+
+    def constraints(self, block, p):
+        return [block >= p["lower"], block <= p["upper"]]
+
+    def feasible(self, block, p, tol=1e-6):
+        return bool(np.all(block >= p["lower"] - tol) and np.all(block <= p["upper"] + tol))

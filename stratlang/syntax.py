@@ -1,0 +1,288 @@
+"""Text → :mod:`stratlang.ast`, with positions, and readable syntax errors.
+
+The LALR parser stops at the first syntax error; to report every mistake in one run we
+record the error, blank out the offending line and parse again (statements are
+line-based, so this recovers cleanly).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import ast
+from .errors import Collector, Diagnostic, Source, Span, did_you_mean
+
+STATEMENT_KEYWORDS = ("model", "data", "response", "features", "regularize", "stratify",
+                      "personalize", "distance", "solver")
+_MAX_RECOVERIES = 50
+
+_TERMINAL_WORDS = {
+    "NAME": "a name", "SIGNED_NUMBER": "a number", "STRING": "a string in double quotes",
+    "_NL": "end of line", "$END": "end of file", "LPAR": "'('", "RPAR": "')'",
+    "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','",
+    "TILDE": "'~'", "STAR": "'*'", "PLUS": "'+'", "EQUAL": "'='", "__ANON_0": "'..'",
+}
+_NUMBERISH = re.compile(r"[+-]?\.?\d[\w.+-]*")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?")
+
+
+@lru_cache(maxsize=1)
+def grammar_text() -> str:
+    """The grammar as shipped in the installed package."""
+    return resources.files("stratlang.grammar").joinpath("stratlang.lark").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _span(meta) -> Span:
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(tok: Token) -> Span:
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text[1:-1])
+
+
+def _number(tok: Token) -> ast.Number:
+    text = str(tok)
+    is_int = re.fullmatch(r"[+-]?\d+", text) is not None
+    return ast.Number(_tok_span(tok), int(text) if is_int else float(text), text)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Builds AST nodes bottom-up from the lark tree."""
+
+    def _name(self, tok: Token) -> ast.Name:
+        return ast.Name(_tok_span(tok), str(tok))
+
+    # values
+    def number(self, meta, c):
+        return _number(c[0])
+
+    def string(self, meta, c):
+        return ast.String(_tok_span(c[0]), _unescape(str(c[0])))
+
+    def name(self, meta, c):
+        return self._name(c[0])
+
+    def set(self, meta, c):
+        return ast.SetValue(_span(meta), tuple(c))
+
+    def list(self, meta, c):
+        return ast.ListValue(_span(meta), tuple(x for x in c if x is not None))
+
+    def tuple(self, meta, c):
+        return ast.TupleValue(_span(meta), tuple(c))
+
+    def range(self, meta, c):
+        return ast.RangeValue(_span(meta), c[0], c[1], c[2] if len(c) > 2 else None)
+
+    def arg(self, meta, c):
+        return ast.Arg(_span(meta), None, c[0])
+
+    def keyword_arg(self, meta, c):
+        return ast.Arg(_span(meta), self._name(c[0]), c[1])
+
+    def call(self, meta, c):
+        return ast.Call(_span(meta), self._name(c[0]), tuple(a for a in c[1:] if a is not None))
+
+    value_call = call
+
+    def option(self, meta, c):
+        return ast.Option(_span(meta), self._name(c[0]), c[1])
+
+    def target(self, meta, c):
+        return ast.Target(_span(meta), (self._name(c[0]),))
+
+    def column_tuple(self, meta, c):
+        return ast.Target(_span(meta), tuple(self._name(t) for t in c))
+
+    # statements
+    def model_stmt(self, meta, c):
+        return ast.ModelStmt(_span(meta), self._name(c[0]))
+
+    def data_stmt(self, meta, c):
+        return ast.DataStmt(_span(meta), ast.String(_tok_span(c[0]), _unescape(str(c[0]))))
+
+    def response_stmt(self, meta, c):
+        return ast.ResponseStmt(_span(meta), c[0], c[1])
+
+    def features_stmt(self, meta, c):
+        return ast.FeaturesStmt(_span(meta), tuple(self._name(t) for t in c))
+
+    def reg_term(self, meta, c):
+        return ast.RegTerm(_span(meta), c[0] if len(c) == 2 else None, c[-1])
+
+    def regularize_stmt(self, meta, c):
+        terms = tuple(x for x in c if isinstance(x, ast.RegTerm))
+        options = tuple(x for x in c if isinstance(x, ast.Option))
+        return ast.RegularizeStmt(_span(meta), terms, options)
+
+    def stratify_stmt(self, meta, c):
+        return ast.StratifyStmt(_span(meta), c[0], c[1], tuple(c[2:]))
+
+    def personalize_stmt(self, meta, c):
+        span = _span(meta)
+        keyword = Span(span.line, span.column, span.line, span.column + len("personalize"))
+        return ast.PersonalizeStmt(span, keyword, tuple(c))
+
+    def distance_stmt(self, meta, c):
+        return ast.DistanceStmt(_span(meta), c[0], c[1], tuple(c[2:]))
+
+    def solver_stmt(self, meta, c):
+        return ast.SolverStmt(_span(meta), self._name(c[0]), tuple(c[1:]))
+
+    def start(self, meta, c):
+        return [x for x in c if x is not None and not isinstance(x, Tree)]
+
+
+def _word_at(text: str, pos: int) -> str:
+    match = re.compile(r"[^\s,()\[\]{}~*=\"#]+").match(text, pos)
+    return match.group(0) if match else text[pos:pos + 1]
+
+
+def _describe_expected(expected: set[str]) -> str:
+    if {"NAME", "SIGNED_NUMBER", "STRING"} <= expected:
+        return "a value (a number, name, string, {set}, [list] or range)"
+    words = sorted({_TERMINAL_WORDS.get(e, f"'{e.lower()}'") for e in expected
+                    if not e.startswith("__ANON") or e in _TERMINAL_WORDS})
+    return ", ".join(words)
+
+
+def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
+    """Turns a lark exception into one positioned, readable diagnostic."""
+    text = source.text
+    line = getattr(err, "line", None) or 1
+    col = getattr(err, "column", None) or 1
+    if isinstance(err, UnexpectedEOF) or line < 1:
+        last = text.rstrip("\n").splitlines() or [""]
+        line, col = len(last), len(last[-1]) + 1
+        return Diagnostic("unexpected end of file", Span(line, col, line, col + 1), source)
+    pos = getattr(err, "pos_in_stream", None)
+    if pos is None:
+        pos = sum(len(s) + 1 for s in text.split("\n")[: line - 1]) + col - 1
+    word = _word_at(text, pos)
+    span = Span(line, col, line, col + max(1, len(word)))
+    expected = set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
+
+    if text[pos:pos + 1] == '"':
+        return Diagnostic("unterminated string: add the closing '\"'",
+                          Span(line, col, line, col + len(text[pos:].split("\n")[0])), source)
+    if _NUMBERISH.fullmatch(word) and not _NUMBER.fullmatch(word):
+        return Diagnostic(f"malformed number '{word}'", span, source)
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        if tok.type == "SIGNED_NUMBER" and pos > 0 and _NUMBERISH.fullmatch(
+                _word_at(text, _start_of_word(text, pos))):
+            start = _start_of_word(text, pos)
+            whole = _word_at(text, start)
+            if not _NUMBER.fullmatch(whole):
+                c0 = col - (pos - start)
+                return Diagnostic(f"malformed number '{whole}'",
+                                  Span(line, c0, line, c0 + len(whole)), source)
+        at_line_start = source.line(line)[: col - 1].strip() == ""
+        if tok.type == "NAME" and at_line_start:
+            msg = f"unknown statement '{tok}'" + did_you_mean(str(tok), STATEMENT_KEYWORDS)
+            return Diagnostic(msg, span, source)
+        if tok.type in ("_NL", "$END"):
+            return Diagnostic(f"unexpected end of line; expected {_describe_expected(expected)}",
+                              Span(line, col, line, col + 1), source)
+        shown = str(tok).strip() or tok.type
+        return Diagnostic(f"unexpected '{shown}'; expected {_describe_expected(expected)}",
+                          span, source)
+    if isinstance(err, UnexpectedCharacters):
+        return Diagnostic(f"unexpected character '{text[pos]}'", Span(line, col, line, col + 1),
+                          source)
+    return Diagnostic(str(err).splitlines()[0], span, source)
+
+
+def _start_of_word(text: str, pos: int) -> int:
+    while pos > 0 and re.match(r"[\w.+-]", text[pos - 1]):
+        pos -= 1
+    return pos
+
+
+def _blank_line(text: str, line: int) -> str:
+    lines = text.split("\n")
+    if 0 < line <= len(lines):
+        lines[line - 1] = " " * len(lines[line - 1])
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    spec: ast.Spec
+    diagnostics: tuple[Diagnostic, ...]
+
+
+_NUMBER_START = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|(?<![\w.])[+-]?\.?\d[\w.+-]*')
+
+
+def _mask_malformed_numbers(source: Source, collector: Collector) -> str:
+    """Reports words that start like a number but are not one (``1.2.3``, ``1e``) and
+    replaces them by a valid number of the same width, so parsing can go on."""
+    out = []
+    last = 0
+    text = source.text
+    for match in _NUMBER_START.finditer(text):
+        word = match.group(0)
+        if word.startswith(('"', "#")):
+            continue
+        pieces = word.split("..")
+        if all(_NUMBER.fullmatch(p) for p in pieces if p) and all(pieces[:-1] or [True]):
+            continue
+        # a trailing '+'/'-' belongs to a following sum, not to the number
+        stripped = word.rstrip("+-")
+        if all(_NUMBER.fullmatch(p) for p in stripped.split("..")):
+            continue
+        line = text.count("\n", 0, match.start()) + 1
+        col = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+        collector.error(f"malformed number '{word}'", Span(line, col, line, col + len(word)))
+        out.append(text[last:match.start()] + "0".ljust(len(word)))
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+def parse_recovering(text: str, filename: str = "<spec>") -> ParseResult:
+    """Parses as much as it can; every syntax error found is returned, in order."""
+    source = Source(text, filename)
+    collector = Collector(source)
+    work = _mask_malformed_numbers(source, collector)
+    for _ in range(_MAX_RECOVERIES):
+        try:
+            tree = _parser().parse(work)
+            statements = _ToAst().transform(tree)
+            return ParseResult(ast.Spec(tuple(statements), source), tuple(collector.diagnostics))
+        except UnexpectedInput as err:
+            diag = _diagnose(err, source)
+            collector.diagnostics.append(diag)
+            bad_line = diag.span.line if diag.span else 1
+            blanked = _blank_line(work, bad_line)
+            if blanked == work:  # nothing left to remove: give up
+                break
+            work = blanked
+    return ParseResult(ast.Spec((), source), tuple(collector.diagnostics))
+
+
+def parse(text: str, filename: str = "<spec>") -> ast.Spec:
+    """Parses a spec, raising :class:`SpecError` with every syntax error found."""
+    result = parse_recovering(text, filename)
+    if result.diagnostics:
+        from .errors import SpecError
+
+        raise SpecError(result.diagnostics)
+    return result.spec
