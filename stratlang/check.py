@@ -215,7 +215,7 @@ class Checker:
                        stmt.target.span)
         if ref is None:
             return None, None
-        return loss, ir.Response(columns, ref, stmt.span)
+        return loss, ir.Response(columns, ref, stmt.span, tuple(n.span for n in stmt.target.columns))
 
     def features(self, stmt: ast.FeaturesStmt | None, loss) -> tuple[tuple[str, ...], tuple | None]:
         if stmt is None:

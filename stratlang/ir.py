@@ -88,6 +88,7 @@ class Response:
     columns: tuple[str, ...]
     loss: KindRef
     span: Span | None = NO_SPAN
+    column_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ GREATER_IS_BETTER = {"rmse": False, "mae": False, "r2": True, "anll": False, "ac
 
 
 def regression(y: np.ndarray, yhat: np.ndarray) -> dict[str, float]:
-    resid = (np.asarray(y, float) - np.asarray(yhat, float)).reshape(len(y), -1)
     y2 = np.asarray(y, float).reshape(len(y), -1)
+    resid = y2 - np.asarray(yhat, float).reshape(len(y), -1)
     ss_tot = float(np.sum((y2 - y2.mean(axis=0)) ** 2))
     ss_res = float(np.sum(resid ** 2))
     return {"rmse": float(np.sqrt(np.mean(resid ** 2))), "mae": float(np.mean(np.abs(resid))),

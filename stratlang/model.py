@@ -1,0 +1,308 @@
+"""The Python API: ``load`` a spec, ``fit`` it, then predict, score, summarize, save."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import ir
+from .design import Design, Factor, Strata, bind, read_frame
+from .errors import DataError, StratlangError
+from .graphs import canon
+from .losses import LOSSES
+from .objective import Objective, resolve_weights, stratified_objective
+from .printer import to_text
+from .solvers.graphs import Graph
+from .spec import compile_spec, read_spec
+
+FORMAT_VERSION = 1
+
+
+class Model:
+    """A checked spec, ready to fit."""
+
+    def __init__(self, model: ir.Model):
+        self.ir = model
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    @property
+    def text(self) -> str:
+        """The canonical spec text."""
+        return to_text(self.ir)
+
+    def __repr__(self) -> str:
+        return f"<stratlang.Model {self.name!r}: {self.ir.kind}, loss {self.ir.response.loss.name}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Model) and other.ir == self.ir
+
+    def __hash__(self) -> int:
+        return hash(self.ir)
+
+    # ---- data ---------------------------------------------------------------------
+    def data_path(self) -> Path | None:
+        if self.ir.data is None:
+            return None
+        source = self.ir.source
+        base = (Path(source.filename).resolve().parent
+                if source is not None and not source.filename.startswith("<") else Path.cwd())
+        return base / self.ir.data
+
+    def frame(self, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
+        if data is not None:
+            return read_frame(data)
+        path = self.data_path()
+        if path is None:
+            raise DataError(f"model '{self.name}' names no data: pass data to fit, or add a "
+                            "'data \"file.csv\"' statement")
+        return read_frame(path)
+
+    def bind(self, data=None) -> Design:
+        return bind(self.ir, self.frame(data))
+
+    # ---- variants -------------------------------------------------------------------
+    def replace(self, **changes) -> Model:
+        return Model(dataclasses.replace(self.ir, **changes))
+
+    def separate(self) -> Model:
+        """Same strata, no Laplacian coupling: one independent model per stratum."""
+        strata = tuple(dataclasses.replace(s, weight=ir.Hyper.of(0.0)) for s in self.ir.strata)
+        return self.replace(strata=strata, name=f"{self.name}_separate")
+
+    def common(self) -> Model:
+        """No stratification: one model for all records."""
+        return self.replace(strata=(), name=f"{self.name}_common")
+
+    # ---- fitting --------------------------------------------------------------------
+    def _backend(self, backend: str | None) -> tuple[str, dict[str, Any]]:
+        spec_solver = self.ir.solver
+        options = dict(spec_solver.options) if spec_solver else {}
+        name = backend or (spec_solver.backend if spec_solver else None) or "cvxpy"
+        if spec_solver and name != spec_solver.backend:
+            options = {}
+        return name, options
+
+    def fit(self, data: pd.DataFrame | str | Path | None = None, *, backend: str | None = None,
+            solver: str | None = None, weights: dict[str, float] | None = None,
+            verbose: bool | None = None) -> FittedModel:
+        """Fits the model; ``weights`` fixes hyper-parameters (required for sweeps)."""
+        if self.ir.personalize is not None:
+            raise StratlangError(
+                f"model '{self.name}' is personalized (non-convex): the CVXPY reference cannot "
+                "fit it. It evaluates its objective and solves its convex pieces: see "
+                "stratlang.personalized (population_fit, sample_fit, objective).")
+        name, options = self._backend(backend)
+        if name != "cvxpy":
+            from .backends import BACKENDS
+            from .errors import did_you_mean
+
+            raise StratlangError(f"unknown backend '{name}'" + did_you_mean(name, BACKENDS.names()))
+        if solver is not None:
+            options["method"] = solver
+        if verbose is not None:
+            options["verbose"] = verbose
+        design = self.bind(data)
+        values = resolve_weights(self.ir, weights)
+        return fit_reference(self, design, values, options)
+
+    def sweep(self, data=None, validate=None, *, solver: str | None = None) -> pd.DataFrame:
+        """Fits every combination of the spec's sweeps on one compiled CVXPY problem (warm
+        started) and scores each on ``validate`` when given."""
+        import itertools
+
+        from .reference import StratifiedProblem
+
+        design = self.bind(data)
+        problem = StratifiedProblem(design)
+        sweeps = self.ir.sweeps()
+        grid = list(itertools.product(*(h.values for h in sweeps.values()))) or [()]
+        rows = []
+        valid_frame = self.frame(validate) if validate is not None else None
+        for combo in grid:
+            chosen = dict(zip(sweeps, combo, strict=True))
+            values = resolve_weights(self.ir, chosen)
+            start = time.perf_counter()
+            theta, info = problem.solve(values, method=solver)
+            fitted = FittedModel(self, design.strata, theta, design, values,
+                                 {**info, "backend": "cvxpy",
+                                  "fit_seconds": time.perf_counter() - start})
+            row = {**chosen, "objective": fitted.objective.total}
+            if valid_frame is not None:
+                row.update({f"valid_{k}": v for k, v in fitted.score(valid_frame).items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def fit_reference(model: Model, design: Design, values: dict[str, float],
+                  options: dict[str, Any]) -> FittedModel:
+    from .reference import StratifiedProblem
+
+    start = time.perf_counter()
+    problem = StratifiedProblem(design)
+    theta, info = problem.solve(values, **options)
+    info.update(backend="cvxpy", fit_seconds=time.perf_counter() - start)
+    return FittedModel(model, design.strata, theta, design, values, info)
+
+
+class FittedModel:
+    """θ for every stratum, with what is needed to predict, score and save."""
+
+    def __init__(self, model: Model, strata: Strata, theta: np.ndarray, design: Design | None,
+                 weights: dict[str, float], info: dict[str, Any],
+                 classes: tuple | None = None, objective: Objective | None = None):
+        self.model = model
+        self.strata = strata
+        self.theta_array = theta
+        self.weights = weights
+        self.info = info
+        self.loss = LOSSES[model.ir.response.loss.name]
+        self.classes = design.classes if design is not None else classes
+        self.rows = self.loss.row_names(model.ir.features, model.ir.response.columns)
+        self.outputs = self.loss.output_names(model.ir.response.columns, self.classes)
+        self.objective = (objective if objective is not None
+                          else stratified_objective(design, theta, weights))
+
+    # ---- parameters ----------------------------------------------------------------
+    @property
+    def theta(self) -> pd.DataFrame:
+        """θ labelled by stratum (rows) and parameter (columns; (row, output) pairs when
+        there are several outputs)."""
+        k, n, m = self.theta_array.shape
+        if m == 1:
+            columns = pd.Index(self.rows, name="parameter")
+        else:
+            columns = pd.MultiIndex.from_product([self.rows, self.outputs],
+                                                 names=["parameter", "output"])
+        return pd.DataFrame(self.theta_array.reshape(k, n * m), index=self.strata.index(),
+                            columns=columns)
+
+    @property
+    def n_parameters(self) -> int:
+        return int(self.theta_array.size)
+
+    # ---- prediction ------------------------------------------------------------------
+    def _design(self, data, with_response: bool) -> Design:
+        from .design import bind
+
+        frame = self.model.frame(data)
+        return bind(self.model.ir, frame, strata=self.strata, classes=self.classes,
+                    with_response=with_response)
+
+    def _predictor(self, design: Design) -> np.ndarray:
+        return design.predictor(self.theta_array)
+
+    def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+        design = self._design(data, with_response=False)
+        if self.loss.name == "gaussian":
+            mean = self.loss.mean(self.theta_array[design.z])
+            return pd.DataFrame(mean, index=design.index,
+                                columns=[f"mean_{c}" for c in self.model.ir.response.columns])
+        out = self.loss.predict(self._predictor(design), self.model.ir.response.loss.p,
+                                self.classes)
+        frame = pd.DataFrame(index=design.index)
+        for key, value in out.items():
+            value = np.asarray(value)
+            if value.ndim == 1:
+                frame[key] = value
+            else:
+                names = self.outputs if value.shape[1] == len(self.outputs) else range(value.shape[1])
+                for j, name in enumerate(names):
+                    frame[f"{key}_{name}"] = value[:, j]
+        return frame
+
+    def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
+        """The loss's natural metrics on ``data`` (RMSE, ANLL, accuracy, AUROC, …)."""
+        design = self._design(data, with_response=True)
+        if self.loss.name == "gaussian":
+            nll = self.loss.nll_stratified(self.theta_array[design.z], design.y)
+            return {"anll": float(np.mean(nll))}
+        return self.loss.metrics(self._predictor(design), design.y,
+                                 self.model.ir.response.loss.p, self.classes)
+
+    # ---- reporting --------------------------------------------------------------------
+    def summary(self) -> str:
+        k, n, m = self.theta_array.shape
+        lines = [f"model {self.model.name}: {self.model.ir.kind}, loss "
+                 f"{self.model.ir.response.loss.name}",
+                 f"  strata K = {k}, parameters per stratum {n} x {m} "
+                 f"({self.n_parameters} in all)"]
+        for f in self.strata.factors:
+            lines.append(f"  factor ({', '.join(f.columns)}): {f.n} nodes, {f.graph.n_edges} "
+                         f"edges, {f.graph.structure}, weight "
+                         f"{self.weights['stratify.' + '_'.join(f.columns)]:g}")
+        obj = self.objective
+        lines.append(f"  objective {obj.total:.10g} = loss {obj.loss:.6g} + regularization "
+                     f"{obj.regularization:.6g} + laplacian {obj.laplacian:.6g}")
+        info = self.info
+        lines.append(f"  backend {info.get('backend')} ({info.get('solver')}), status "
+                     f"{info.get('status')}, {info.get('fit_seconds', float('nan')):.3f} s")
+        return "\n".join(lines)
+
+    # ---- persistence --------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Writes ``path`` (JSON: spec, strata, weights) and ``path.npz`` beside it (arrays)."""
+        path = Path(path)
+        if path.suffix != ".json":
+            path = path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
+        arrays: dict[str, np.ndarray] = {"theta": self.theta_array}
+        factors = []
+        for i, f in enumerate(self.strata.factors):
+            arrays[f"edges_{i}"] = f.graph.edges
+            arrays[f"weights_{i}"] = f.graph.weights
+            factors.append({"columns": list(f.columns),
+                            "labels": [[canon(v) for v in labels] for labels in f.column_labels],
+                            "n": f.graph.n, "structure": f.graph.structure,
+                            "shape": list(f.graph.shape), "text_labels": f.text_labels})
+        meta = {"format": "stratlang-fitted", "version": FORMAT_VERSION,
+                "spec": self.model.text, "spec_file": (self.model.ir.source.filename
+                                                       if self.model.ir.source else None),
+                "weights": self.weights, "factors": factors,
+                "classes": [canon(c) for c in self.classes] if self.classes is not None else None,
+                "objective": dataclasses.asdict(self.objective),
+                "info": {k: v for k, v in self.info.items()
+                         if isinstance(v, str | int | float | bool | type(None))}}
+        path.write_text(json.dumps(meta, indent=1))
+        np.savez_compressed(path.with_suffix(".npz"), **arrays)
+        return path
+
+
+def load_fitted(path: str | Path) -> FittedModel:
+    """Reads a model written by :meth:`FittedModel.save` (no pickle involved)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StratlangError(f"fitted model '{path}' not found")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise StratlangError(f"'{path}' is not a stratlang fitted model: {err}") from None
+    if meta.get("format") != "stratlang-fitted":
+        raise StratlangError(f"'{path}' is not a stratlang fitted model")
+    arrays = np.load(path.with_suffix(".npz"), allow_pickle=False)
+    spec_file = meta.get("spec_file") or "<spec>"
+    model = Model(compile_spec(meta["spec"], spec_file, check_files=False))
+    factors = []
+    strat_by_cols = {s.columns: s for s in model.ir.strata}
+    for i, f in enumerate(meta["factors"]):
+        graph = Graph(f["n"], arrays[f"edges_{i}"], arrays[f"weights_{i}"], f["structure"],
+                      tuple(f["shape"]))
+        cols = tuple(f["columns"])
+        factors.append(Factor(cols, tuple(tuple(v) for v in f["labels"]), graph,
+                              strat_by_cols[cols].weight, f["text_labels"]))
+    classes = tuple(meta["classes"]) if meta["classes"] is not None else None
+    return FittedModel(model, Strata(tuple(factors)), arrays["theta"], None, meta["weights"],
+                       meta["info"], classes=classes, objective=Objective(**meta["objective"]))
+
+
+def load(path_or_text: str | Path) -> Model:
+    """A :class:`Model` from a ``.strat`` path or from spec text."""
+    text, filename = read_spec(path_or_text)
+    return Model(compile_spec(text, filename))

@@ -1,0 +1,78 @@
+"""The objective of a stratified model, evaluated in numpy at any θ.
+
+This is the meaning every backend is judged by: Σ_k ℓ_k(θ_k) + Σ_terms λ r(θ_k)
++ Σ_factors (γ_a/2) Σ_edges w ‖θ_i − θ_j‖² (constraints give +∞ when violated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ir
+from .design import Design
+from .errors import StratlangError
+from .regularizers import REGULARIZERS
+from .solvers.graphs import laplacian_quadratic
+
+
+def resolve_weights(model: ir.Model, overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """Every hyper-parameter's value; sweeps must be given a value in ``overrides``."""
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(model.hypers())
+    if unknown:
+        raise StratlangError(f"unknown hyper-parameter(s) {sorted(unknown)}; this model has "
+                             f"{sorted(model.hypers())}")
+    out = {}
+    for name, h in model.hypers().items():
+        if name in overrides:
+            out[name] = float(overrides[name])
+        elif h.is_sweep:
+            raise StratlangError(f"'{name}' is a sweep {h.values}: fit one value with "
+                                 f"weights={{'{name}': v}} or run model.sweep(...)")
+        else:
+            out[name] = h.value
+    return out
+
+
+def selected_rows(design: Design, term: ir.RegTerm) -> np.ndarray:
+    return np.array([i for i, r in enumerate(design.rows) if r not in term.exclude], dtype=int)
+
+
+@dataclass(frozen=True)
+class Objective:
+    loss: float
+    regularization: float
+    laplacian: float
+
+    @property
+    def total(self) -> float:
+        return self.loss + self.regularization + self.laplacian
+
+
+def loss_value(design: Design, theta: np.ndarray) -> float:
+    p = design.model.response.loss.p
+    if design.loss.name == "gaussian":
+        return design.loss.value_stratified(theta, design.y, design.z)
+    return design.loss.value(design.predictor(theta), design.y, p)
+
+
+def stratified_objective(design: Design, theta: np.ndarray, weights: dict[str, float],
+                         tol: float = 1e-6) -> Objective:
+    model = design.model
+    reg = 0.0
+    for i, term in enumerate(model.regularizers):
+        entry = REGULARIZERS[term.kind.name]
+        rows = selected_rows(design, term)
+        if len(rows) == 0:
+            continue
+        block = theta[:, rows, :]
+        if entry.is_constraint:
+            if not entry.feasible(block, term.kind.p, tol):
+                reg = float("inf")
+        else:
+            reg += weights[f"reg{i}.{term.kind.name}"] * entry.value(block, term.kind.p)
+    gammas = [weights["stratify." + "_".join(f.columns)] for f in design.strata.factors]
+    lap = laplacian_quadratic(design.strata.graphs(), gammas, theta) if gammas else 0.0
+    return Objective(loss_value(design, theta), reg, lap)
