@@ -65,10 +65,11 @@ class Binder:
         where = frame.attrs.get("source")
         self.where = f" ({Path(where).name})" if where else ""
 
-    def column(self, name: str, span: Span | None) -> pd.Series | None:
+    def column(self, name: str, span: Span | None, also: tuple[str, ...] = ()) -> pd.Series | None:
         if name not in self.frame.columns:
             self.out.error(f"column '{name}' not found in the data{self.where}"
-                           + did_you_mean(name, [str(c) for c in self.frame.columns]), span)
+                           + did_you_mean(name, [str(c) for c in self.frame.columns] + list(also)),
+                           span)
             return None
         series = self.frame[name]
         missing = np.flatnonzero(series.isna().to_numpy())
@@ -78,8 +79,8 @@ class Binder:
             return None
         return series
 
-    def numeric(self, name: str, span: Span | None) -> np.ndarray | None:
-        series = self.column(name, span)
+    def numeric(self, name: str, span: Span | None, also: tuple[str, ...] = ()) -> np.ndarray | None:
+        series = self.column(name, span, also)
         if series is None:
             return None
         values = pd.to_numeric(series, errors="coerce")
@@ -261,7 +262,7 @@ def bind_features(binder: Binder) -> np.ndarray | None:
         if name == INTERCEPT and name not in binder.frame.columns:
             columns.append(np.ones(n))
             continue
-        values = binder.numeric(name, span)
+        values = binder.numeric(name, span, also=(INTERCEPT,))
         columns.append(values)
     if any(c is None for c in columns):
         return None

@@ -57,6 +57,11 @@ class Loss:
     def constraints(self, theta: cp.Expression, p: dict[str, Any]) -> list[cp.Constraint]:
         return []
 
+    def cvxpy_stratified(self, theta: cp.Expression, record_matrix, y: np.ndarray, z: np.ndarray,
+                         k: int, p: dict[str, Any]) -> tuple[cp.Expression, list[cp.Constraint]]:
+        """The summed loss of all strata; θ is (K·rows, outputs), stratum-major."""
+        return self.cvxpy(record_matrix() @ theta, y, p), self.constraints(theta, p)
+
     # ---- numpy ----------------------------------------------------------------------
     def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> float:
         raise TypeError(f"loss '{self.name}' has no per-record value")
@@ -333,10 +338,38 @@ _EPS = Param("eps", default=1e-5, check=lambda v: None if 0 <= v < 0.5 else "mus
              doc="keeps the parameter inside its domain")
 
 
+def _entropy_terms(a: np.ndarray, b: np.ndarray, x: cp.Expression) -> cp.Expression:
+    """Σ_k (−a_k log x_k + b_k x_k) up to a constant, for a, b ≥ 0 (a_k > 0 ⇒ b_k > 0)."""
+    pos = np.flatnonzero(a > 0)
+    lin = np.flatnonzero((a == 0) & (b > 0))
+    terms = []
+    if len(pos):
+        terms.append(cp.sum(cp.kl_div(a[pos], cp.multiply(b[pos], x[pos]))))
+    if len(lin):
+        terms.append(b[lin] @ x[lin])
+    return cp.sum(cp.hstack(terms)) if terms else cp.Constant(0.0)
+
+
 class _Distribution(Loss):
+    """Records of one stratum share θ_k, so the loss depends on the data only through
+    per-stratum counts n_k and sums s_k = Σ y: K terms, whatever the number of records."""
+
     features = "forbidden"
     primary = "anll"
     params = (_EPS,)
+
+    def cvxpy_stratified(self, theta, record_matrix, y, z, k, p):
+        count = np.bincount(z, minlength=k).astype(float)
+        total = np.bincount(z, weights=y[:, 0], minlength=k)
+        return self.cvxpy_aggregated(theta[:, 0], count, total), self.constraints(theta, p)
+
+    @abstractmethod
+    def cvxpy_aggregated(self, theta: cp.Expression, count: np.ndarray,
+                         total: np.ndarray) -> cp.Expression:
+        """Equal to the loss up to a constant. Written with ``kl_div`` (the relative-entropy
+        cone) rather than ``log``: interior-point solvers stall on thousands of
+        ``s·log θ`` terms but not on the equivalent ``kl_div(s, nθ)``."""
+
 
     def value(self, pred, y, p):
         return float(np.sum(self.nll_core(pred, y)))
@@ -363,8 +396,9 @@ class Bernoulli(_Distribution):
     domain = "zero_one"
     parameter = "probability"
 
-    def cvxpy(self, pred, y, p):
-        return -cp.sum(cp.multiply(y, cp.log(pred)) + cp.multiply(1 - y, cp.log(1 - pred)))
+    def cvxpy_aggregated(self, theta, count, total):
+        # −s log θ − (n − s) log(1 − θ) = [−s log θ + nθ] + [−(n − s) log(1 − θ) + n(1 − θ)] − n
+        return _entropy_terms(total, count, theta) + _entropy_terms(count - total, count, 1 - theta)
 
     def constraints(self, theta, p):
         return [theta >= p["eps"], theta <= 1 - p["eps"]]
@@ -390,8 +424,8 @@ class Poisson(_Distribution):
     domain = "count"
     parameter = "rate"
 
-    def cvxpy(self, pred, y, p):
-        return cp.sum(pred - cp.multiply(y, cp.log(pred)))
+    def cvxpy_aggregated(self, theta, count, total):
+        return _entropy_terms(total, count, theta)
 
     def constraints(self, theta, p):
         return [theta >= p["eps"]]
@@ -415,8 +449,10 @@ class Exponential(_Distribution):
     domain = "nonnegative"
     parameter = "rate"
 
-    def cvxpy(self, pred, y, p):
-        return cp.sum(-cp.log(pred) + cp.multiply(y, pred))
+    def cvxpy_aggregated(self, theta, count, total):
+        bare = np.flatnonzero((count > 0) & (total == 0))  # all y = 0: −n log θ alone
+        expr = _entropy_terms(np.where(total > 0, count, 0.0), total, theta)
+        return expr - count[bare] @ cp.log(theta[bare]) if len(bare) else expr
 
     def constraints(self, theta, p):
         return [theta >= p["eps"]]
@@ -464,8 +500,7 @@ class Gaussian(Loss):
         np.add.at(scatter, z, y[:, :, None] * y[:, None, :])
         return count, total, scatter
 
-    def cvxpy_stratified(self, theta: cp.Expression, y: np.ndarray, z: np.ndarray, k: int,
-                         p: dict[str, Any]) -> tuple[cp.Expression, list[cp.Constraint]]:
+    def cvxpy_stratified(self, theta, record_matrix, y, z, k, p):
         m = y.shape[1]
         count, total, scatter = self.stratum_stats(y, z, k)
         terms, cons = [], []

@@ -122,9 +122,10 @@ class Model:
         from .reference import StratifiedProblem
 
         design = self.bind(data)
-        problem = StratifiedProblem(design)
         sweeps = self.ir.sweeps()
         grid = list(itertools.product(*(h.values for h in sweeps.values()))) or [()]
+        problem = StratifiedProblem(design, resolve_weights(self.ir, dict(zip(sweeps, grid[0],
+                                                                              strict=True))))
         rows = []
         valid_frame = self.frame(validate) if validate is not None else None
         for combo in grid:
@@ -147,7 +148,7 @@ def fit_reference(model: Model, design: Design, values: dict[str, float],
     from .reference import StratifiedProblem
 
     start = time.perf_counter()
-    problem = StratifiedProblem(design)
+    problem = StratifiedProblem(design, values)
     theta, info = problem.solve(values, **options)
     info.update(backend="cvxpy", fit_seconds=time.perf_counter() - start)
     return FittedModel(model, design.strata, theta, design, values, info)

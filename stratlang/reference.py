@@ -29,21 +29,21 @@ class NumericalWarning(UserWarning):
 
 
 class StratifiedProblem:
-    def __init__(self, design: Design):
+    """``weights`` are the values the problem will first be solved at: a term whose weight
+    is fixed at zero there (and is no sweep) is left out, since a zero-weighted term only
+    adds degenerate structure that makes interior-point solvers stall."""
+
+    def __init__(self, design: Design, weights: dict[str, float]):
         self.design = design
         model, loss = design.model, design.loss
         k, n, m = design.theta_shape
         self.theta = cp.Variable((k * n, m), name="theta")
         self.parameters: dict[str, cp.Parameter] = {
             name: cp.Parameter(nonneg=True, name=name.replace(".", "_"))
-            for name in model.hypers()}
+            for name, h in model.hypers().items() if h.is_sweep or weights[name] != 0}
         p = model.response.loss.p
-        if loss.name == "gaussian":
-            objective, constraints = loss.cvxpy_stratified(self.theta, design.y, design.z, k, p)
-        else:
-            pred = design.record_matrix() @ self.theta
-            objective = loss.cvxpy(pred, design.y, p)
-            constraints = loss.constraints(self.theta, p)
+        objective, constraints = loss.cvxpy_stratified(self.theta, design.record_matrix,
+                                                       design.y, design.z, k, p)
         for i, term in enumerate(model.regularizers):
             entry = REGULARIZERS[term.kind.name]
             rows = selected_rows(design, term)
@@ -53,21 +53,25 @@ class StratifiedProblem:
             block = self.theta[index, :]
             if entry.is_constraint:
                 constraints += entry.constraints(block, term.kind.p)
-            else:
-                weight = self.parameters[f"reg{i}.{term.kind.name}"]
+            elif (name := f"reg{i}.{term.kind.name}") in self.parameters:
+                weight = self.parameters[name]
                 objective = objective + weight * entry.cvxpy(block, k, len(rows), term.kind.p)
         graphs = design.strata.graphs()
         for axis, factor in enumerate(design.strata.factors):
-            if factor.graph.n_edges == 0:
+            name = "stratify." + "_".join(factor.columns)
+            if factor.graph.n_edges == 0 or name not in self.parameters:
                 continue
             lifted = sp.kron(lifted_incidence(graphs, axis), sp.identity(n), format="csr")
-            gamma = self.parameters["stratify." + "_".join(factor.columns)]
+            gamma = self.parameters[name]
             objective = objective + gamma * (0.5 * cp.sum_squares(lifted @ self.theta))
         self.problem = cp.Problem(cp.Minimize(objective), constraints)
 
     def solve(self, weights: dict[str, float], method: str | None = None,
               verbose: bool = False, **options) -> tuple[np.ndarray, dict]:
         """θ of shape (K, n, m) and solver information; raises NumericalError on failure."""
+        for name in set(weights) - set(self.parameters):
+            if weights[name] != 0:
+                raise ValueError(f"'{name}' was compiled out at weight 0; build a new problem")
         for name, param in self.parameters.items():
             param.value = float(weights[name])
         solver = method.upper() if method else None

@@ -1,0 +1,183 @@
+"""``stratlang`` command line: check, show, fit, predict, score.
+
+Exit status: 0 on success, 1 on a user error (bad spec, bad data, numerical failure),
+2 on a usage error. A user never sees a Python traceback (``--debug`` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import SpecError, StratlangError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stratlang", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="check a spec (and its data) and report every problem")
+    p.add_argument("spec")
+    p.add_argument("--data", help="CSV file to check the spec against")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("show", help="print the canonical spec and a summary of the model")
+    p.add_argument("spec")
+    p.add_argument("--data", help="CSV file (for the strata observed in it)")
+
+    p = sub.add_parser("fit", help="fit a spec to data")
+    p.add_argument("spec")
+    p.add_argument("--data", help="CSV file (default: the spec's data statement)")
+    p.add_argument("--backend", help="fitting backend (default: the spec's, else cvxpy)")
+    p.add_argument("--solver", help="CVXPY solver for the cvxpy backend (clarabel, scs, ...)")
+    p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
+    p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
+
+    for name, text in (("predict", "predict with a fitted model"),
+                       ("score", "score a fitted model on data")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("model", help="a fitted model written by `stratlang fit --out`")
+        p.add_argument("--data", required=True, help="CSV file")
+        if name == "predict":
+            p.add_argument("--out", help="CSV file for the predictions (default: stdout)")
+    return parser
+
+
+def _weights(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise StratlangError(f"--weight expects NAME=VALUE, got '{item}'") from None
+    return out
+
+
+def cmd_check(args) -> int:
+    from .design import bind
+    from .model import load
+
+    try:
+        model = load(Path(args.spec))
+        if args.data or model.ir.data:
+            bind(model.ir, model.frame(args.data))
+    except SpecError as err:
+        if args.format == "json":
+            print(json.dumps({"ok": False, "errors": [d.to_dict() for d in err.diagnostics]},
+                             indent=1))
+        else:
+            print(err.format(), file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps({"ok": True, "errors": []}))
+    else:
+        print(f"{args.spec}: ok ({model.ir.kind} model '{model.name}')")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .design import Binder, bind_strata
+    from .losses import LOSSES
+    from .model import load
+
+    model = load(Path(args.spec))
+    print(model.text, end="")
+    ir = model.ir
+    loss = LOSSES[ir.response.loss.name]
+    print(f"# {ir.kind} model, loss {loss.name}: {loss.doc}")
+    if ir.personalize is not None:
+        print(f"# personalized: rank {ir.personalize.rank}, "
+              f"{len(ir.personalize.distances)} covariate distance(s)")
+        return 0
+    if not (args.data or ir.data):
+        print("# strata: known once data is given (--data)")
+        return 0
+    binder = Binder(ir, model.frame(args.data))
+    strata, _ = bind_strata(binder)
+    binder.out.raise_if_any()
+    rows = loss.row_names(ir.features, ir.response.columns)
+    print(f"# strata K = {strata.k}; parameter rows {', '.join(rows)}; "
+          f"{strata.k * len(rows)} parameters per output")
+    for f in strata.factors:
+        print(f"#   factor ({', '.join(f.columns)}): {f.graph.structure} graph, {f.n} nodes, "
+              f"{f.graph.n_edges} edges")
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from .model import load
+
+    model = load(Path(args.spec))
+    fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
+                       weights=_weights(args.weight) or None)
+    print(fitted.summary())
+    scores = fitted.score(args.data)
+    print("  training " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    if args.out:
+        path = fitted.save(args.out)
+        print(f"  saved {path} and {path.with_suffix('.npz')}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .model import load_fitted
+
+    fitted = load_fitted(args.model)
+    predictions = fitted.predict(args.data)
+    if args.out:
+        predictions.to_csv(args.out)
+        print(f"wrote {len(predictions)} predictions to {args.out}")
+    else:
+        predictions.to_csv(sys.stdout)
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .model import load_fitted
+
+    fitted = load_fitted(args.model)
+    for key, value in fitted.score(args.data).items():
+        print(f"{key} {value:.6g}")
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "show": cmd_show, "fit": cmd_fit, "predict": cmd_predict,
+            "score": cmd_score}
+
+
+def _warn(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.showwarning = _warn
+    try:
+        return COMMANDS[args.command](args)
+    except SpecError as err:
+        print(err.format(), file=sys.stderr)
+        return 1
+    except StratlangError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # no traceback for users; --debug shows it
+        if args.debug:
+            raise
+        print(f"internal error: {type(err).__name__}: {err}\n(run with --debug for a "
+              "traceback, and please report it)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
