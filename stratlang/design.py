@@ -159,10 +159,7 @@ def bind_strata(binder: Binder, fitted: Strata | None = None) -> tuple[Strata, n
     for i, strat in enumerate(model.strata):
         spans = strat.column_spans or (strat.span,) * len(strat.columns)
         series = [binder.column(c, s) for c, s in zip(strat.columns, spans, strict=True)]
-        if fitted is not None:
-            factor = fitted.factors[i]
-        else:
-            factor = _build_factor(binder, strat, series)
+        factor = fitted.factors[i] if fitted is not None else _build_factor(binder, strat, series)
         if factor is None:
             per_factor.append(None)
             continue
@@ -193,7 +190,7 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series) -> Factor | 
             declared = [canon_text(v) for v in _declared(strat.nodes[0])]
             unknown = [lab for lab in labels if lab not in declared]
             if unknown:
-                binder.out.error(f"graph file names nodes that are not declared: "
+                binder.out.error("graph file names nodes that are not declared: "
                                  + ", ".join(repr(u) for u in unknown[:5]), strat.graph.span)
                 return None
             order = {lab: declared.index(lab) for lab in labels}
@@ -281,10 +278,13 @@ def bind_response(binder: Binder, classes: tuple | None = None) -> responses.Enc
     encoded = responses.DOMAINS[loss.domain](raw, classes, problems)
     for problem in problems:
         cols = "', '".join(model.response.columns)
-        shown = _values_phrase(series[0], problem.rows) if len(problem.rows) else ""
-        binder.out.error(f"response '{cols}' {problem.message} for loss '{loss.name}'"
-                         + (f"; {shown} in {rows_phrase(binder.frame, problem.rows)}"
-                            if len(problem.rows) and len(problem.rows) < len(binder.frame) else ""),
+        where = ""
+        if len(problem.rows) == len(binder.frame) and not problem.message.startswith("must have"):
+            where = f" (all {len(problem.rows)} rows)"
+        elif 0 < len(problem.rows) < len(binder.frame):
+            where = (f"; {_values_phrase(series[0], problem.rows)} in "
+                     f"{rows_phrase(binder.frame, problem.rows)}")
+        binder.out.error(f"response '{cols}' {problem.message} for loss '{loss.name}'{where}",
                          spans[0])
     return None if problems else encoded
 

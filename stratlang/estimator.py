@@ -37,17 +37,17 @@ class StratlangEstimator(BaseEstimator):
                                     for i, c in enumerate(columns)})
         return frame
 
-    def fit(self, X, y=None):  # noqa: N803 (scikit-learn's naming)
+    def fit(self, X, y=None):
         model = self._model()
         self.fitted_ = model.fit(self._frame(X, y), weights=self.weights, solver=self.solver)
         self.classes_ = (np.asarray(self.fitted_.classes, dtype=object)
                          if self.fitted_.classes is not None else None)
         return self
 
-    def predict(self, X):  # noqa: N803
+    def predict(self, X):
         return self.fitted_.predict(self._frame(X))["prediction"].to_numpy()
 
-    def predict_proba(self, X):  # noqa: N803
+    def predict_proba(self, X):
         out = self.fitted_.predict(self._frame(X))
         if "probability" in out:
             p = out["probability"].to_numpy()
@@ -57,7 +57,7 @@ class StratlangEstimator(BaseEstimator):
             raise AttributeError(f"loss '{self.fitted_.loss.name}' gives no probabilities")
         return out[cols].to_numpy()
 
-    def score(self, X, y=None):  # noqa: N803
+    def score(self, X, y=None):
         metric = self.fitted_.loss.primary
         value = self.fitted_.score(self._frame(X, y))[metric]
         return value if GREATER_IS_BETTER[metric] else -value

@@ -78,9 +78,9 @@ def mpls_stops() -> None:
         frame[name] = np.clip(((df[col] - lo) / (hi - lo) * bins).astype(int), 0, bins - 1)
     frame["split"] = np.where(frame.week % 2 == 1, "train", "test")
     keys = ["lat_bin", "lon_bin", "day", "hour"]
-    counts = frame.groupby(keys + ["split"]).size().rename("stops")
+    counts = frame.groupby([*keys, "split"]).size().rename("stops")
     full = pd.MultiIndex.from_product([range(bins), range(bins), range(7), range(24),
-                                       ["train", "test"]], names=keys + ["split"])
+                                       ["train", "test"]], names=[*keys, "split"])
     counts.reindex(full, fill_value=0).reset_index().to_csv(HERE / "mpls_stops.csv", index=False)
 
 

@@ -1,0 +1,114 @@
+"""The Python API: load, fit, theta, predict, score, summary, save/load, variants."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stratlang
+
+SPEC = """model demo
+response y ~ squared
+features x1, x2, intercept
+regularize 0.1 * sum_squares
+stratify sex ~ complete weight 1
+stratify age ~ path weight 10
+"""
+
+
+def test_load_from_text_and_file(tmp_path):
+    path = tmp_path / "m.strat"
+    path.write_text(SPEC)
+    assert stratlang.load(SPEC) == stratlang.load(path) == stratlang.load(str(path))
+    with pytest.raises(stratlang.StratlangError, match=r"spec file 'nope\.strat' not found"):
+        stratlang.load("nope.strat")
+
+
+def test_fit_predict_score_and_labels(regression_frame):
+    fitted = stratlang.load(SPEC).fit(regression_frame)
+    theta = fitted.theta
+    assert theta.index.names == ["sex", "age"] and list(theta.columns) == ["x1", "x2", "intercept"]
+    assert theta.shape == (12, 3) and fitted.n_parameters == 36
+    predicted = fitted.predict(regression_frame)
+    manual = [regression_frame.loc[i, ["x1", "x2"]].to_numpy() @ theta.loc[(s, a)].to_numpy()[:2]
+              + theta.loc[(s, a), "intercept"]
+              for i, s, a in zip(regression_frame.index, regression_frame.sex, regression_frame.age,
+                                 strict=True)]
+    np.testing.assert_allclose(predicted.prediction, manual)
+    scores = fitted.score(regression_frame)
+    resid = regression_frame.y - predicted.prediction
+    assert scores["rmse"] == pytest.approx(float(np.sqrt(np.mean(resid ** 2))))
+    assert scores["r2"] > 0.9  # the truth is in the model class
+    text = fitted.summary()
+    assert "strata K = 12" in text and "factor (age): 6 nodes, 5 edges, path, weight 10" in text
+
+
+def test_recovers_known_parameters(rng):
+    """Simulated strata on a path: the fit recovers the true slopes."""
+    t = np.repeat(np.arange(10), 200)
+    x = rng.normal(size=t.size)
+    slope = np.sin(t / 3)
+    frame = pd.DataFrame({"t": t, "x": x, "y": slope * x + 0.05 * rng.normal(size=t.size)})
+    fitted = stratlang.load("response y ~ squared\nfeatures x\nstratify t ~ path weight 1\n"
+                            ).fit(frame)
+    np.testing.assert_allclose(fitted.theta["x"], np.sin(np.arange(10) / 3), atol=0.01)
+
+
+def test_save_and_load_fitted(tmp_path, regression_frame):
+    fitted = stratlang.load(SPEC).fit(regression_frame)
+    path = fitted.save(tmp_path / "fit.json")
+    assert path.with_suffix(".npz").is_file()
+    meta = json.loads(path.read_text())
+    assert meta["format"] == "stratlang-fitted" and "stratify age ~ path" in meta["spec"]
+    again = stratlang.load_fitted(path)
+    pd.testing.assert_frame_equal(again.theta, fitted.theta)
+    pd.testing.assert_frame_equal(again.predict(regression_frame), fitted.predict(regression_frame))
+    assert again.objective == fitted.objective
+    with pytest.raises(stratlang.StratlangError, match="not a stratlang fitted model"):
+        bad = tmp_path / "bad.json"
+        bad.write_text("{}")
+        stratlang.load_fitted(bad)
+
+
+def test_save_and_load_with_a_graph_file_and_classes(tmp_path, rng):
+    (tmp_path / "g.csv").write_text("a,b\nx,y\ny,z\n")
+    spec = tmp_path / "m.strat"
+    spec.write_text('response c ~ logistic\nfeatures v\nstratify s ~ edges("g.csv") weight 2\n')
+    frame = pd.DataFrame({"s": rng.choice(["x", "y", "z"], 90), "v": rng.normal(size=90)})
+    frame["c"] = np.where(frame.v + rng.normal(size=90) > 0, "up", "down")
+    fitted = stratlang.load(spec).fit(frame)
+    again = stratlang.load_fitted(fitted.save(tmp_path / "out"))
+    assert again.classes == ("down", "up")
+    pd.testing.assert_frame_equal(again.predict(frame), fitted.predict(frame))
+
+
+def test_separate_and_common_variants(regression_frame):
+    model = stratlang.load(SPEC)
+    assert all(s.weight.value == 0 for s in model.separate().ir.strata)
+    assert model.common().ir.strata == ()
+    common = model.common().fit(regression_frame)
+    assert common.theta.shape == (1, 3)
+
+
+def test_multiclass_outputs(rng):
+    frame = pd.DataFrame({"x": rng.normal(size=150), "g": rng.integers(0, 2, 150)})
+    frame["y"] = np.digitize(frame.x + 0.3 * rng.normal(size=150), [-0.5, 0.5])
+    fitted = stratlang.load("response y ~ multinomial\nfeatures x, intercept\n"
+                            "regularize 0.1 * sum_squares\nstratify g ~ path weight 1\n").fit(frame)
+    assert list(fitted.theta.columns.get_level_values("output").unique()) == ["0", "1", "2"]
+    out = fitted.predict(frame)
+    probs = out[["probability_0", "probability_1", "probability_2"]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert fitted.score(frame)["accuracy"] > 0.7
+
+
+def test_data_statement_is_used(tmp_path, regression_frame):
+    regression_frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.strat").write_text('data "d.csv"\n' + SPEC.replace("model demo\n", ""))
+    fitted = stratlang.load(tmp_path / "m.strat").fit()
+    assert fitted.strata.k == 12
+    with pytest.raises(stratlang.DataError, match="names no data"):
+        stratlang.load(SPEC).fit()

@@ -1,0 +1,95 @@
+"""The command line: exit codes, positioned messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stratlang.cli import main
+
+from .conftest import write
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stratlang", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def project(tmp_path, regression_frame):
+    regression_frame.to_csv(tmp_path / "d.csv", index=False)
+    write(tmp_path, "good.strat", 'model demo\ndata "d.csv"\nresponse y ~ squared\n'
+          "features x1, x2, intercept\nstratify sex ~ complete weight 1\n"
+          "stratify age ~ path weight 10\n")
+    write(tmp_path, "bad.strat", "model demo\nresponse y ~ sqared\nfeatures x1, x9\n"
+          "stratify age ~ path weight -3\n")
+    return tmp_path
+
+
+def test_check_reports_every_mistake_with_carets(project):
+    out = run("check", str(project / "bad.strat"), "--data", str(project / "d.csv"))
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    bad = project / "bad.strat"
+    assert f"{bad}:2:14: error: unknown loss 'sqared'; did you mean 'squared'?" in out.stderr
+    assert f"{bad}:4:28: error: graph weight must be nonnegative; got -3" in out.stderr
+    assert "                               ^^" in out.stderr
+    assert out.stderr.strip().endswith("2 errors")
+
+
+def test_check_json(project, capsys):
+    assert main(["check", str(project / "good.strat"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "errors": []}
+    assert main(["check", str(project / "bad.strat"), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(e["line"], e["column"]) for e in report["errors"]] == [(2, 14), (4, 28)]
+
+
+def test_data_errors_are_positioned(project, capsys):
+    write(project, "cols.strat", "response y ~ squared\nfeatures x1, x9\n")
+    assert main(["check", str(project / "cols.strat"), "--data", str(project / "d.csv")]) == 1
+    err = capsys.readouterr().err
+    assert ("cols.strat:2:14: error: column 'x9' not found in the data (d.csv); expected one of "
+            "'age', 'intercept', 'sex', 'x1', 'x2', 'y'\n    features x1, x9\n"
+            "                 ^^\n") in err
+
+
+def test_show(project, capsys):
+    assert main(["show", str(project / "good.strat")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model demo\ndata \"d.csv\"\nresponse y ~ squared\n")
+    assert "# strata K = 12; parameter rows x1, x2, intercept; 36 parameters per output" in out
+    assert "#   factor (age): path graph, 6 nodes, 5 edges" in out
+
+
+def test_fit_predict_score_round_trip(project):
+    fit = run("fit", str(project / "good.strat"), "--out", str(project / "fit.json"),
+              "--weight", "stratify.age=5")
+    assert fit.returncode == 0, fit.stderr
+    assert "strata K = 12" in fit.stdout and "training rmse" in fit.stdout
+    pred = run("predict", str(project / "fit.json"), "--data", str(project / "d.csv"),
+               "--out", str(project / "p.csv"))
+    assert pred.returncode == 0 and (project / "p.csv").read_text().startswith(",prediction\n")
+    score = run("score", str(project / "fit.json"), "--data", str(project / "d.csv"))
+    assert score.returncode == 0 and score.stdout.startswith("rmse ")
+
+
+def test_user_errors_exit_1_without_traceback(project, capsys):
+    assert main(["fit", str(project / "good.strat"), "--data", str(project / "none.csv")]) == 1
+    assert capsys.readouterr().err == f"error: data file '{project / 'none.csv'}' not found\n"
+    assert main(["fit", str(project / "good.strat"), "--weight", "oops"]) == 1
+    assert "--weight expects NAME=VALUE" in capsys.readouterr().err
+    assert main(["fit", str(project / "good.strat"), "--backend", "admn"]) == 1
+    assert "unknown backend 'admn'; expected one of 'cvxpy'" in capsys.readouterr().err
+    assert main(["predict", str(project / "missing.json"), "--data", "x.csv"]) == 1
+    assert main(["check", str(project / "nothing.strat")]) == 1
+    assert "spec file" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2():
+    out = run("frobnicate")
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+    assert run("fit").returncode == 2

@@ -1,0 +1,112 @@
+"""Bad data: each problem names the column and the rows, positioned in the spec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stratlang
+from stratlang.errors import SpecError
+
+from .conftest import write
+
+
+def data_problems(spec: str, frame: pd.DataFrame, filename: str = "d.strat"):
+    model = stratlang.Model(stratlang.spec.compile_spec(spec, filename, check_files=False))
+    with pytest.raises(SpecError) as info:
+        model.fit(frame)
+    return [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics]
+
+
+def test_missing_columns_suggest_names():
+    frame = pd.DataFrame({"age": [1, 2], "y": [0.0, 1.0], "x": [1.0, 2.0]})
+    assert data_problems("response y ~ squared\nfeatures xx, intercep\nstratify agee ~ path\n",
+                         frame) == [
+        (2, 10, "column 'xx' not found in the data; did you mean 'x'?"),
+        (2, 14, "column 'intercep' not found in the data; did you mean 'intercept'?"),
+        (3, 10, "column 'agee' not found in the data; did you mean 'age'?")]
+
+
+def test_missing_and_non_numeric_values_name_rows(tmp_path):
+    csv = write(tmp_path, "d.csv", "y,x,s\n1,2,a\n2,,b\n3,oops,a\n4,5,\n")
+    frame = stratlang.design.read_frame(csv)
+    assert data_problems("response y ~ squared\nfeatures x\nstratify s ~ complete\n", frame) == [
+        (2, 10, "column 'x' has missing values in row 1 (line 3 of d.csv)"),
+        (3, 10, "column 's' has missing values in row 3 (line 5 of d.csv)")]
+    frame2 = pd.DataFrame({"y": [1.0, 2.0, 3.0], "x": ["1", "b", "c"]})
+    assert data_problems("response y ~ squared\nfeatures x\n", frame2) == [
+        (2, 10, "column 'x' must be numeric; values 'b', 'c' in rows 1, 2")]
+
+
+@pytest.mark.parametrize(("loss", "values", "message"), [
+    ("poisson", [1, -1, 2.5, 3], "response 'y' must hold nonnegative integers (counts) for loss "
+                                 "'poisson'; values -1, 2.5 in rows 1, 2"),
+    ("logistic", ["a", "b", "c", "a"], "response 'y' must have exactly two classes; found 3: 'a', "
+                                       "'b', 'c' for loss 'logistic'; value 'c' in row 2"),
+    ("bernoulli", [0, 1, 2, 1], "response 'y' must hold 0/1 or true/false outcomes for loss "
+                                "'bernoulli'; value 2 in row 2"),
+    ("exponential", [1.0, -2.0, 0.5, 1.0], "response 'y' must be nonnegative for loss "
+                                           "'exponential'; value -2 in row 1"),
+])
+def test_response_outside_the_loss_domain(loss, values, message):
+    frame = pd.DataFrame({"y": values})
+    assert data_problems(f"response y ~ {loss}\n", frame) == [(1, 10, message)]
+
+
+def test_single_class_logistic_is_rejected():
+    frame = pd.DataFrame({"y": [1, 1, 1], "x": [1.0, 2.0, 3.0]})
+    [(_, _, msg)] = data_problems("response y ~ logistic\nfeatures x\n", frame)
+    assert msg == "response 'y' must have exactly two classes; found 1: 1 for loss 'logistic'"
+
+
+def test_values_outside_declared_nodes():
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0], "year": [1980, 1981, 1984]})
+    assert data_problems("response y ~ squared\nstratify year ~ path nodes 1980..1984 step 2\n",
+                         frame) == [
+        (2, 10, "column 'year' has values that are not nodes of its graph: 1981 in row 1")]
+
+
+def test_graph_file_errors(tmp_path):
+    write(tmp_path, "g.csv", "source,target\na,b\nb,c\n")
+    write(tmp_path, "cyc.csv", "parent,child\na,b\nb,c\nc,a\n")
+    write(tmp_path, "bad.csv", "source,target,weight\na,b,-1\n")
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0], "s": ["a", "b", "z"]})
+    spec = tmp_path / "s.strat"
+    assert data_problems('response y ~ squared\nstratify s ~ edges("g.csv")\n', frame,
+                         str(spec)) == [
+        (2, 10, "column 's' has values that are not nodes of its graph: 'z' in row 2")]
+    [(line, col, msg)] = data_problems('response y ~ squared\nstratify s ~ tree("cyc.csv")\n',
+                                       frame, str(spec))
+    assert (line, col) == (2, 14) and msg.endswith("is not a tree: 3 nodes, 3 edges, "
+                                                   "1 connected part(s)")
+    [(line, col, msg)] = data_problems('response y ~ squared\nstratify s ~ edges("bad.csv")\n',
+                                       frame, str(spec))
+    assert msg.endswith("weights must be positive numbers (lines 2)")
+    [(line, col, msg)] = data_problems('response y ~ squared\nstratify s ~ edges("g.csv") '
+                                       'nodes [a, b]\n', frame, str(spec))
+    assert msg == "graph file names nodes that are not declared: 'c'"
+
+
+def test_unseen_stratum_at_prediction(regression_frame):
+    model = stratlang.load("response y ~ squared\nfeatures x1\nstratify sex ~ complete\n")
+    fitted = model.fit(regression_frame)
+    new = regression_frame.head(3).assign(sex=["F", "X", "F"])
+    with pytest.raises(SpecError, match=r"column 'sex' has values that are not nodes of its "
+                                        r"graph: 'X' in row 1"):
+        fitted.predict(new)
+
+
+def test_unseen_class_at_scoring(rng):
+    frame = pd.DataFrame({"x": rng.normal(size=40), "y": rng.choice(["a", "b"], 40)})
+    fitted = stratlang.load("response y ~ logistic\nfeatures x\n").fit(frame)
+    with pytest.raises(SpecError, match="holds classes not seen in training"):
+        fitted.score(frame.assign(y=["c", *list(frame.y[1:])]))
+
+
+def test_many_bad_rows_are_summarized():
+    frame = pd.DataFrame({"y": np.r_[-np.arange(1.0, 21.0), [1.0]]})
+    [(_, _, msg)] = data_problems("response y ~ poisson\n", frame)
+    assert msg.endswith("values -1, -2, -3 in rows 0, 1, 2, 3, 4 and 15 more")
+    [(_, _, msg)] = data_problems("response y ~ poisson\n", frame.head(20))
+    assert msg.endswith("for loss 'poisson' (all 20 rows)")

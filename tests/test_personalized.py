@@ -1,0 +1,78 @@
+"""The CVXPY reference for personalized models: objective evaluation and convex pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Lasso
+
+import stratlang
+from stratlang import personalized as P
+
+from .conftest import EXAMPLES
+
+SPEC = """response y ~ squared
+features x1, x2
+regularize {lam} * l1
+personalize rank 2 radius {radius} match {gamma} metric_penalty {nu}
+  distance u ~ abs
+  distance g ~ discrete
+"""
+
+
+@pytest.fixture
+def design(rng):
+    n = 40
+    frame = pd.DataFrame({"x1": rng.uniform(-1, 1, n), "x2": rng.uniform(-1, 1, n),
+                          "u": rng.uniform(0, 1, n), "g": rng.choice(["a", "b"], n)})
+    frame["y"] = frame.x1 * frame.u + frame.x2 * (frame.u > 0.5) + 0.1 * rng.normal(size=n)
+    model = stratlang.load(SPEC.format(lam=0.5, radius=0.8, gamma=2.0, nu=0.3))
+    return P.bind_personalized(model.ir, frame)
+
+
+def brute_force_objective(d, z, q, phi, lam, radius, gamma, nu) -> float:
+    """Independent double loop over the definition."""
+    theta = z @ q
+    total = np.sum((d.y[:, 0] - np.sum(d.x * theta, axis=1)) ** 2) + lam * np.abs(theta).sum()
+    u = d.covariates[0][:, 0]
+    g = d.covariates[1][:, 0]
+    for i in range(d.n):
+        for j in range(d.n):
+            gap = np.linalg.norm(z[i] - z[j])
+            if i != j and gap < radius:
+                rho = phi[0] * abs(u[i] - u[j]) + phi[1] * float(g[i] != g[j])
+                total += gamma * (rho - gap) ** 2
+    return total + nu * np.sum((phi - 1) ** 2)
+
+
+def test_objective_equals_the_definition(design, rng):
+    z, q, phi = rng.normal(size=(design.n, 2)) * 0.3, rng.normal(size=(2, 2)), np.array([0.5, 2.0])
+    parts = P.objective(design, z, q, phi)
+    expected = brute_force_objective(design, z, q, phi, 0.5, 0.8, 2.0, 0.3)
+    assert parts["total"] == pytest.approx(expected, rel=1e-12)
+    assert parts["matching"] > 0 and parts["metric_penalty"] == pytest.approx(0.3 * 1.25)
+
+
+def test_population_model_equals_scikit_learn_lasso(design):
+    theta = P.population_fit(design, solver="clarabel")
+    # ours: Σ(y − xᵀθ)² + λ‖θ‖₁ ⇔ Lasso(alpha = λ / (2N)) without intercept
+    ref = Lasso(alpha=0.5 / (2 * design.n), fit_intercept=False, tol=1e-12, max_iter=100000)
+    ref.fit(design.x, design.y[:, 0])
+    np.testing.assert_allclose(theta, ref.coef_, atol=1e-6)
+
+
+def test_samples_fit_is_optimal_with_q_fixed(design, rng):
+    q = rng.normal(size=(2, 2))
+    z = P.samples_fit(design, q, solver="clarabel")
+    base = P.objective(design, z, q, np.ones(2), weights={"match": 0.0})
+    for _ in range(20):  # no random perturbation improves the γ = 0 objective
+        dz = z + 1e-3 * rng.normal(size=z.shape)
+        assert P.objective(design, dz, q, np.ones(2), weights={"match": 0.0})["total"] >= \
+            base["total"] - 1e-9
+
+
+def test_personalized_model_is_not_fitted_by_cvxpy():
+    model = stratlang.load(EXAMPLES / "personalized.strat")
+    with pytest.raises(stratlang.StratlangError, match="non-convex"):
+        model.fit()

@@ -1,0 +1,228 @@
+"""The CVXPY reference backend against independent answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression, Ridge
+
+import stratlang
+from stratlang.design import bind
+from stratlang.losses import LOSSES
+from stratlang.objective import resolve_weights, stratified_objective
+from stratlang.reference import StratifiedProblem
+
+
+def test_single_stratum_ridge_equals_scikit_learn(rng):
+    n = 200
+    frame = pd.DataFrame(rng.normal(size=(n, 3)), columns=["a", "b", "c"])
+    frame["y"] = frame @ np.array([1.0, -2.0, 0.5]) + 3 + rng.normal(size=n)
+    lam = 4.0
+    fitted = stratlang.load(f"response y ~ squared\nfeatures a, b, c, intercept\n"
+                            f"regularize {lam} * sum_squares\n").fit(frame, solver="clarabel")
+    # ours: Σ(y − xᵀθ)² + (λ/2)‖w‖² (intercept excluded) ⇔ Ridge(alpha = λ/2)
+    ridge = Ridge(alpha=lam / 2).fit(frame[["a", "b", "c"]], frame.y)
+    theta = fitted.theta.iloc[0]
+    np.testing.assert_allclose(theta[["a", "b", "c"]], ridge.coef_, atol=1e-6)
+    assert theta["intercept"] == pytest.approx(ridge.intercept_, abs=1e-6)
+
+
+def test_single_stratum_logistic_equals_scikit_learn(rng):
+    n = 300
+    frame = pd.DataFrame(rng.normal(size=(n, 2)), columns=["a", "b"])
+    logits = 1.5 * frame.a - frame.b + 0.3
+    frame["y"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logits)), "yes", "no")
+    lam = 2.0
+    fitted = stratlang.load(f"response y ~ logistic\nfeatures a, b, intercept\n"
+                            f"regularize {lam} * sum_squares\n").fit(frame, solver="clarabel")
+    # ours: Σ log(1 + e^{−y xᵀθ}) + (λ/2)‖w‖² ⇔ scikit-learn's C = 1/λ
+    ref = LogisticRegression(C=1 / lam, tol=1e-12, max_iter=10000).fit(frame[["a", "b"]], frame.y)
+    theta = fitted.theta.iloc[0]
+    np.testing.assert_allclose(theta[["a", "b"]], ref.coef_[0], atol=1e-5)
+    assert theta["intercept"] == pytest.approx(ref.intercept_[0], abs=1e-5)
+    assert fitted.classes == ("no", "yes")
+
+
+SPEC = """response y ~ squared
+features x1, x2, intercept
+regularize 0.1 * sum_squares
+stratify sex ~ complete weight {w_sex}
+stratify age ~ path weight {w_age}
+"""
+
+
+def test_huge_graph_weight_gives_the_common_model(regression_frame):
+    strat = stratlang.load(SPEC.format(w_sex=1e7, w_age=1e7)).fit(regression_frame,
+                                                                 solver="clarabel")
+    # with all θ_k equal the local regularizer is counted K times: λ → Kλ
+    k = strat.strata.k
+    common = stratlang.load(SPEC.format(w_sex=1, w_age=1).replace("0.1 *", f"{0.1 * k} *")
+                            ).common().fit(regression_frame, solver="clarabel")
+    spread = strat.theta_array.max(axis=0) - strat.theta_array.min(axis=0)
+    assert spread.max() < 1e-4
+    np.testing.assert_allclose(strat.theta_array.mean(axis=0), common.theta_array[0], atol=1e-4)
+
+
+def test_zero_graph_weight_gives_separate_models(regression_frame):
+    strat = stratlang.load(SPEC.format(w_sex=0, w_age=0)).fit(regression_frame, solver="clarabel")
+    single = stratlang.load("response y ~ squared\nfeatures x1, x2, intercept\n"
+                            "regularize 0.1 * sum_squares\n")
+    for (sex, age), group in regression_frame.groupby(["sex", "age"]):
+        alone = single.fit(group, solver="clarabel")
+        np.testing.assert_allclose(strat.theta.loc[(sex, age)].to_numpy(),
+                                   alone.theta_array[0, :, 0], atol=1e-6)
+
+
+def test_empty_stratum_is_the_weighted_mean_of_its_neighbours(rng):
+    """Paper §3: a stratum without data takes the weighted average of its neighbours."""
+    frame = pd.DataFrame({"t": np.repeat([0, 1, 3, 4], 30), "x": rng.normal(size=120)})
+    frame["y"] = frame.x * frame.t + rng.normal(size=120) * 0.1
+    spec = ("response y ~ squared\nfeatures x, intercept\n"
+            "stratify t ~ path weight 2 nodes 0..4\n")
+    fitted = stratlang.load(spec).fit(frame, solver="clarabel")
+    theta = fitted.theta
+    np.testing.assert_allclose(theta.loc[2], (theta.loc[1] + theta.loc[3]) / 2, atol=1e-6)
+    # on a star around a hub with no data, the hub is the mean of the leaves
+    star = stratlang.load("response y ~ squared\nfeatures x, intercept\nstratify t ~ star "
+                          "weight 3\n").fit(frame, solver="clarabel")
+    hub = star.theta.loc["(common)"]
+    np.testing.assert_allclose(hub, star.theta.drop(index="(common)").mean(), atol=1e-6)
+
+
+def data_for(loss: str, rng, n: int = 120) -> tuple[pd.DataFrame, str, str]:
+    """A frame, the response target text and features text for a loss."""
+    x = rng.normal(size=(n, 2))
+    frame = pd.DataFrame(x, columns=["a", "b"])
+    frame["g"] = rng.integers(0, 3, n)
+    lin = x @ np.array([0.8, -0.5])
+    features = "features a, b, intercept"
+    target = "y"
+    if loss in ("squared", "absolute", "huber", "quantile"):
+        frame["y"] = lin + rng.normal(size=n)
+        frame["y2"] = -lin + rng.normal(size=n)
+        target = "(y, y2)"
+    elif loss in ("logistic", "hinge", "square_classification"):
+        frame["y"] = np.where(lin + rng.normal(size=n) > 0, 1, 0)
+    elif loss in ("multinomial", "multiclass_hinge"):
+        frame["y"] = np.digitize(lin + rng.normal(size=n) * 0.5, [-0.5, 0.5])
+    elif loss == "poisson_regression":
+        frame["y"] = rng.poisson(np.exp(0.5 * lin))
+    elif loss == "exponential_regression":
+        frame["y"] = rng.exponential(np.exp(-0.5 * lin))
+    elif loss == "bernoulli":
+        frame["y"] = (rng.random(n) < 0.3 + 0.2 * frame.g / 2).astype(int)
+        features = ""
+    elif loss == "poisson":
+        frame["y"] = rng.poisson(2 + frame.g)
+        features = ""
+    elif loss == "exponential":
+        frame["y"] = rng.exponential(1 + frame.g)
+        features = ""
+    elif loss == "gaussian":
+        frame["y"] = rng.normal(size=n) + frame.g
+        frame["y2"] = 0.5 * frame.y + rng.normal(size=n)
+        target = "(y, y2)"
+        features = ""
+    return frame, target, features
+
+
+REGULARIZER_FOR = {"gaussian": "0.1 * trace"}
+
+
+@pytest.mark.parametrize("loss", LOSSES.names())
+def test_every_loss_fits_and_its_objective_matches_cvxpy(loss, rng):
+    frame, target, features = data_for(loss, rng)
+    reg = REGULARIZER_FOR.get(loss, "0.1 * sum_squares + 0.05 * l1")
+    spec = (f"response {target} ~ {loss}\n{features}\nregularize {reg}\n"
+            "stratify g ~ path weight 0.5\n")
+    model = stratlang.load(spec)
+    fitted = model.fit(frame)
+    design = bind(model.ir, frame)
+    weights = resolve_weights(model.ir)
+    problem = StratifiedProblem(design, weights)
+    theta, info = problem.solve(weights)
+    ours = stratified_objective(design, theta, weights).total
+    constant = _cvxpy_constant(loss, design)
+    assert ours == pytest.approx(info["cvxpy_objective"] + constant, rel=1e-6, abs=1e-6)
+    assert fitted.objective.total == pytest.approx(ours, rel=1e-5)
+    scores = fitted.score(frame)
+    assert all(np.isfinite(v) for k, v in scores.items() if k != "r2")
+
+
+def _cvxpy_constant(loss: str, design) -> float:
+    """The aggregated distribution losses are written with kl_div: equal up to a constant."""
+    if loss not in ("bernoulli", "poisson", "exponential"):
+        return 0.0
+    k = design.strata.k
+    n = np.bincount(design.z, minlength=k).astype(float)
+    s = np.bincount(design.z, weights=design.y[:, 0], minlength=k)
+
+    def xlogx(v):
+        return np.where(v > 0, v * np.log(np.where(v > 0, v, 1)), 0.0)
+
+    def shift(a, b):  # −a log x + b x = kl_div(a, b x) − [a log a − a log b − a]
+        mask = (a > 0) & (b > 0)
+        return -np.sum(np.where(mask, xlogx(a) - a * np.log(np.where(b > 0, b, 1)) - a, 0.0))
+
+    if loss == "poisson":
+        return shift(s, n)
+    if loss == "bernoulli":
+        return shift(s, n) + shift(n - s, n) - np.sum(n)
+    return shift(np.where(s > 0, n, 0.0), s)
+
+
+def test_distribution_estimates_have_closed_forms(rng):
+    frame = pd.DataFrame({"y": rng.poisson(3.0, 500), "b": rng.integers(0, 2, 500),
+                          "e": rng.exponential(2.0, 500), "g1": rng.normal(1, 2, 500)})
+    frame["g2"] = frame.g1 * 0.5 + rng.normal(0, 1, 500)
+    # interior-point solutions are accurate to ~√(objective tolerance) in θ: compare at 1e-4
+    poisson = stratlang.load("response y ~ poisson\n").fit(frame)
+    assert poisson.theta_array[0, 0, 0] == pytest.approx(frame.y.mean(), rel=1e-4)
+    bern = stratlang.load("response b ~ bernoulli\n").fit(frame)
+    assert bern.theta_array[0, 0, 0] == pytest.approx(frame.b.mean(), rel=1e-4)
+    expo = stratlang.load("response e ~ exponential\n").fit(frame)
+    assert expo.theta_array[0, 0, 0] == pytest.approx(1 / frame.e.mean(), rel=1e-4)
+    gauss = stratlang.load("response (g1, g2) ~ gaussian\n").fit(frame)
+    ys = frame[["g1", "g2"]].to_numpy()
+    cov = np.cov(ys.T, bias=True)
+    prec = gauss.theta_array[0, :2, :]
+    np.testing.assert_allclose(np.linalg.inv(prec), cov, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gauss.predict(frame.head(1)).to_numpy()[0], ys.mean(axis=0),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_constraints_hold(rng):
+    frame = pd.DataFrame({"a": rng.normal(size=80)})
+    frame["y"] = -2 * frame.a + rng.normal(size=80) * 0.1
+    fitted = stratlang.load("response y ~ squared\nfeatures a\nregularize nonnegative exclude []\n"
+                            ).fit(frame)
+    assert fitted.theta_array.min() >= -1e-7
+    boxed = stratlang.load("response y ~ squared\nfeatures a\nregularize box(-1, 1) exclude []\n"
+                           ).fit(frame)
+    assert boxed.theta_array[0, 0, 0] == pytest.approx(-1, abs=1e-6)
+
+
+def test_infeasible_problem_is_reported(rng):
+    frame = pd.DataFrame({"a": rng.normal(size=20), "y": rng.normal(size=20)})
+    model = stratlang.load("response y ~ squared\nfeatures a\nregularize nonnegative exclude []\n"
+                           "regularize box(-2, -1) exclude []\n")
+    with pytest.raises(stratlang.NumericalError, match="infeasible"):
+        model.fit(frame, solver="clarabel")
+
+
+def test_sweep_resolves_one_compiled_problem(regression_frame):
+    model = stratlang.load(SPEC.format(w_sex=1, w_age="{0.1, 10, 1000}"))
+    table = model.sweep(regression_frame, validate=regression_frame)
+    assert list(table["stratify.age"]) == [0.1, 10, 1000]
+    for _, row in table.iterrows():
+        single = model.fit(regression_frame, weights={"stratify.age": row["stratify.age"]})
+        assert row["objective"] == pytest.approx(single.objective.total, rel=1e-5)
+    # more smoothing: worse training fit
+    assert table["valid_rmse"].is_monotonic_increasing
+
+
+def test_a_sweep_needs_a_value_to_fit(regression_frame):
+    model = stratlang.load(SPEC.format(w_sex=1, w_age="logspace(1, 100, 3)"))
+    with pytest.raises(stratlang.StratlangError, match=r"'stratify\.age' is a sweep"):
+        model.fit(regression_frame)
