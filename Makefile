@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP)
-	$(BIN)/python -m ruff check stratlang solvers tests examples benchmarks
+	$(BIN)/python -m ruff check stratlang solvers tests examples $(wildcard benchmarks)
 	$(BIN)/python -m pytest -q
 
 clean:
