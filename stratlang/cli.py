@@ -64,11 +64,13 @@ def _weights(items: list[str]) -> dict[str, float]:
 def cmd_check(args) -> int:
     from .design import bind
     from .model import load
+    from .personalized import bind_personalized
 
     try:
         model = load(Path(args.spec))
         if args.data or model.ir.data:
-            bind(model.ir, model.frame(args.data))
+            binder = bind_personalized if model.ir.personalize is not None else bind
+            binder(model.ir, model.frame(args.data))
     except SpecError as err:
         if args.format == "json":
             print(json.dumps({"ok": False, "errors": [d.to_dict() for d in err.diagnostics]},

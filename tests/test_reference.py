@@ -226,3 +226,49 @@ def test_a_sweep_needs_a_value_to_fit(regression_frame):
     model = stratlang.load(SPEC.format(w_sex=1, w_age="logspace(1, 100, 3)"))
     with pytest.raises(stratlang.StratlangError, match=r"'stratify\.age' is a sweep"):
         model.fit(regression_frame)
+
+
+def _objective_agrees(model, frame) -> None:
+    design = bind(model.ir, frame)
+    weights = resolve_weights(model.ir)
+    theta, info = StratifiedProblem(design, weights).solve(weights)
+    ours = stratified_objective(design, theta, weights).total
+    assert ours == pytest.approx(info["cvxpy_objective"], rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("graph", ["path", "cycle", "complete", "star", "star(center=2)",
+                                   "grid", "edges", "tree"])
+def test_every_graph_kind_fits(graph, rng, tmp_path):
+    (tmp_path / "g.csv").write_text("a,b,w\n0,1,2\n1,2,0.5\n1,3,1\n")
+    frame = pd.DataFrame({"g": rng.integers(0, 4, 200), "h": rng.integers(0, 3, 200),
+                          "x": rng.normal(size=200)})
+    frame["y"] = frame.x * frame.g + rng.normal(size=200)
+    target = "(g, h)" if graph == "grid" else "g"
+    call = f'{graph}("g.csv")' if graph in ("edges", "tree") else graph
+    spec = tmp_path / "m.strat"
+    spec.write_text(f"response y ~ squared\nfeatures x, intercept\nstratify {target} ~ {call} "
+                    f"weight 3\n")
+    model = stratlang.load(spec)
+    fitted = model.fit(frame)
+    assert fitted.strata.k == {"grid": 12, "star": 5}.get(graph, 4)
+    _objective_agrees(model, frame)
+
+
+@pytest.mark.parametrize(("reg", "loss", "target"), [
+    ("0.3 * zero", "squared", "y"), ("0.3 * sum_squares", "squared", "y"),
+    ("0.3 * l1", "squared", "y"), ("0.3 * l2", "squared", "(y, y2)"),
+    ("0.3 * elastic_net(0.2)", "squared", "y"), ("0.3 * nuclear", "squared", "(y, y2)"),
+    ("nonnegative", "squared", "y"), ("box(-0.2, 0.4)", "squared", "(y, y2)"),
+    ("0.3 * trace + 0.1 * sum_squares", "gaussian", "(y, y2)"),
+])
+def test_every_regularizer_fits(reg, loss, target, rng):
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 150), "x": rng.normal(size=150),
+                          "x2": rng.normal(size=150)})
+    frame["y"] = frame.x - 0.5 * frame.x2 + rng.normal(size=150)
+    frame["y2"] = 0.3 * frame.y + rng.normal(size=150)
+    features = "" if loss == "gaussian" else "features x, x2, intercept"
+    model = stratlang.load(f"response {target} ~ {loss}\n{features}\nregularize {reg}\n"
+                           "stratify g ~ path weight 1\n")
+    fitted = model.fit(frame)
+    assert np.isfinite(fitted.objective.total)
+    _objective_agrees(model, frame)
