@@ -152,6 +152,15 @@ class Checker:
                 seen[key] = opt
         return seen
 
+    def once(self, columns: tuple[ast.Name, ...], seen: dict[str, Span], problem: str) -> None:
+        """Reports a column used a second time (across statements of one kind)."""
+        for col in columns:
+            if col.value in seen:
+                self.error(f"column '{col.value}' {problem} (first on line "
+                           f"{seen[col.value].line})", col.span)
+            else:
+                seen[col.value] = col.span
+
     def kind(self, registry, call: ast.Call) -> tuple[Any, ir.KindRef] | tuple[None, None]:
         entry = registry.lookup(call.name.value, call.name.span, self.out)
         if entry is None:
@@ -272,12 +281,7 @@ class Checker:
         seen: dict[str, Span] = {}
         for stmt in stmts:
             cols = stmt.target.columns
-            for col in cols:
-                if col.value in seen:
-                    self.error(f"column '{col.value}' is stratified twice (first on line "
-                               f"{seen[col.value].line})", col.span)
-                else:
-                    seen[col.value] = col.span
+            self.once(cols, seen, "is stratified twice")
             entry, ref = self.kind(GRAPHS, stmt.graph)
             opts = self.options(stmt.options, ("weight", "nodes"), "stratify")
             weight = (self.hyper(opts["weight"].value, "graph weight") if "weight" in opts
@@ -357,11 +361,7 @@ class Checker:
         seen: dict[str, Span] = {}
         for d in distance_stmts:
             cols = d.target.columns
-            for col in cols:
-                if col.value in seen:
-                    self.error(f"column '{col.value}' has two distances (first on line "
-                               f"{seen[col.value].line})", col.span)
-                seen.setdefault(col.value, col.span)
+            self.once(cols, seen, "has two distances")
             self.options(d.options, (), "distance")
             entry, ref = self.kind(DISTANCES, d.metric)
             if entry is None:

@@ -74,7 +74,11 @@ class Loss:
         return {"prediction": pred[:, 0] if pred.shape[1] == 1 else pred}
 
     def metrics(self, pred, y, p, classes) -> dict[str, float]:
-        out = metrics.regression(y, self.predict(pred, p, classes)["prediction"])
+        return self.with_anll(metrics.regression(y, self.predict(pred, p, classes)["prediction"]),
+                              pred, y, p)
+
+    def with_anll(self, out: dict[str, float], pred, y, p) -> dict[str, float]:
+        """Adds the average negative log-likelihood when the loss is a likelihood."""
         nll = self.nll(pred, y, p)
         if nll is not None:
             out["anll"] = float(np.mean(nll))
@@ -184,10 +188,7 @@ class _Binary(Loss):
     def metrics(self, pred, y, p, classes):
         score = pred[:, 0]
         out = {**metrics.accuracy(y[:, 0] > 0, score > 0), "auroc": metrics.auroc(y[:, 0] > 0, score)}
-        nll = self.nll(pred, y, p)
-        if nll is not None:
-            out["anll"] = float(np.mean(nll))
-        return out
+        return self.with_anll(out, pred, y, p)
 
 
 @register
@@ -249,11 +250,8 @@ class _Multiclass(Loss):
         return {"prediction": labels[np.argmax(pred, axis=1)]}
 
     def metrics(self, pred, y, p, classes):
-        out = metrics.accuracy(np.argmax(y, axis=1), np.argmax(pred, axis=1))
-        nll = self.nll(pred, y, p)
-        if nll is not None:
-            out["anll"] = float(np.mean(nll))
-        return out
+        return self.with_anll(metrics.accuracy(np.argmax(y, axis=1), np.argmax(pred, axis=1)),
+                              pred, y, p)
 
 
 @register
