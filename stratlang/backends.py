@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import cvxpy as cp
 
-from .registry import Param, Registry, positive
+from .registry import Param, Registry, nonnegative, positive
 
 BACKENDS: Registry[Backend] = Registry("backend")
 
@@ -35,4 +35,23 @@ BACKENDS.register("cvxpy", Backend(
      Param("verbose", type="bool", default=False, doc="print the solver's log"),
      Param("max_iters", type="int", default=None, check=positive,
            doc="iteration limit passed to the solver")),
+))
+
+
+def _relax(v: float) -> str | None:
+    return None if 0 < v < 2 else "must lie in (0, 2)"
+
+
+BACKENDS.register("admm", Backend(
+    "admm",
+    "ADMM (stratified paper, Algorithm 4.1): closed-form or Newton proxes vectorized across "
+    "strata, exact Kronecker-sum Laplacian solves; the default for stratified models it supports.",
+    ("stratified",),
+    (Param("max_iter", type="int", default=5000, check=positive, doc="iteration limit"),
+     Param("eps_abs", default=1e-6, check=positive, doc="absolute tolerance"),
+     Param("eps_rel", default=1e-6, check=nonnegative, doc="relative tolerance"),
+     Param("penalty", default=1.0, check=positive, doc="initial ADMM step λ (1/ρ)"),
+     Param("relax", default=1.0, check=_relax, doc="over-relaxation α (1 = none)"),
+     Param("adaptive", type="bool", default=True, doc="adapt the penalty (μ = 5, τ = 2)"),
+     Param("progress", type="bool", default=None, doc="show a progress line (default: on a terminal)")),
 ))

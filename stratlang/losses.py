@@ -10,6 +10,7 @@ parameter itself (a probability or a rate), kept inside its domain by ``eps``.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,8 +20,10 @@ from scipy.special import expit, gammaln, log_expit, logsumexp
 
 from . import metrics
 from .registry import Param, Registry, in_open_unit, positive
+from .solvers import prox as px
 
 LOSSES: Registry[Loss] = Registry("loss")
+px_type = Callable[[np.ndarray, float], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,17 @@ class Loss:
                          k: int, p: dict[str, Any]) -> tuple[cp.Expression, list[cp.Constraint]]:
         """The summed loss of all strata; θ is (K·rows, outputs), stratum-major."""
         return self.cvxpy(record_matrix() @ theta, y, p), self.constraints(theta, p)
+
+    # ---- ADMM -------------------------------------------------------------------------
+    def admm_prox(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int,
+                  p: dict[str, Any]) -> px_type | None:
+        """The prox of the summed loss of every stratum, as ``prox(v, t)`` on (K, n, m)
+        arrays; None when the ADMM backend has no prox for this loss yet."""
+        return None
+
+    def admm_ready(self, n_outputs: int) -> bool:
+        """Does this loss have an ADMM prox (for this many outputs)?"""
+        return type(self).admm_prox is not Loss.admm_prox
 
     # ---- numpy ----------------------------------------------------------------------
     def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> float:
@@ -104,6 +118,9 @@ class Squared(Loss):
     def cvxpy(self, pred, y, p):
         return cp.sum_squares(pred - y)
 
+    def admm_prox(self, x, y, z, k, p):
+        return px.QuadraticProx(x, y, z, k)
+
     def value(self, pred, y, p):
         return float(np.sum((pred - y) ** 2))
 
@@ -136,6 +153,12 @@ class Huber(Loss):
 
     def cvxpy(self, pred, y, p):
         return cp.sum(cp.huber(pred - y, p["M"]))
+
+    def admm_prox(self, x, y, z, k, p):
+        return px.NewtonProx(px.huber(p["M"]), x, y, z, k)
+
+    def admm_ready(self, n_outputs):
+        return n_outputs == 1
 
     def value(self, pred, y, p):
         return float(np.sum(_huber(pred - y, p["M"])))
@@ -200,6 +223,9 @@ class Logistic(_Binary):
     def cvxpy(self, pred, y, p):
         return cp.sum(cp.logistic(-cp.multiply(y, pred)))
 
+    def admm_prox(self, x, y, z, k, p):
+        return px.NewtonProx(px.logistic, x, y, z, k)
+
     def value(self, pred, y, p):
         return float(np.sum(self.nll(pred, y, p)))
 
@@ -229,6 +255,9 @@ class SquareClassification(_Binary):
 
     def cvxpy(self, pred, y, p):
         return cp.sum_squares(cp.multiply(y, pred) - 1)
+
+    def admm_prox(self, x, y, z, k, p):
+        return px.QuadraticProx(x, y, z, k)  # (yη − 1)² = (η − y)² for y = ±1
 
     def value(self, pred, y, p):
         return float(np.sum((y * pred - 1) ** 2))
@@ -301,6 +330,9 @@ class PoissonRegression(Loss):
     def cvxpy(self, pred, y, p):
         return cp.sum(cp.exp(pred) - cp.multiply(y, pred))
 
+    def admm_prox(self, x, y, z, k, p):
+        return px.NewtonProx(px.poisson_regression, x, y, z, k)
+
     def value(self, pred, y, p):
         return float(np.sum(np.exp(pred) - y * pred))
 
@@ -320,6 +352,9 @@ class ExponentialRegression(Loss):
 
     def cvxpy(self, pred, y, p):
         return cp.sum(-pred + cp.multiply(y, cp.exp(pred)))
+
+    def admm_prox(self, x, y, z, k, p):
+        return px.NewtonProx(px.exponential_regression, x, y, z, k)
 
     def value(self, pred, y, p):
         return float(np.sum(-pred + y * np.exp(pred)))
@@ -356,10 +391,18 @@ class _Distribution(Loss):
     primary = "anll"
     params = (_EPS,)
 
+    closed_form: ClassVar = None  # solvers.prox function (v, t, count, total, eps)
+
     def cvxpy_stratified(self, theta, record_matrix, y, z, k, p):
         count = np.bincount(z, minlength=k).astype(float)
         total = np.bincount(z, weights=y[:, 0], minlength=k)
         return self.cvxpy_aggregated(theta[:, 0], count, total), self.constraints(theta, p)
+
+    def admm_prox(self, x, y, z, k, p):
+        count = np.bincount(z, minlength=k).astype(float)[:, None, None]
+        total = np.bincount(z, weights=y[:, 0], minlength=k)[:, None, None]
+        solve = type(self).closed_form
+        return lambda v, t: solve(v, t, count, total, p["eps"])
 
     @abstractmethod
     def cvxpy_aggregated(self, theta: cp.Expression, count: np.ndarray,
@@ -393,6 +436,7 @@ class Bernoulli(_Distribution):
     doc = "Σ −y log θ − (1 − y) log(1 − θ); θ ∈ [eps, 1 − eps] is the probability of y = 1."
     domain = "zero_one"
     parameter = "probability"
+    closed_form = staticmethod(px.bernoulli)
 
     def cvxpy_aggregated(self, theta, count, total):
         # −s log θ − (n − s) log(1 − θ) = [−s log θ + nθ] + [−(n − s) log(1 − θ) + n(1 − θ)] − n
@@ -421,6 +465,7 @@ class Poisson(_Distribution):
     doc = "Σ θ − y log θ; θ ≥ eps is the Poisson rate (y counts)."
     domain = "count"
     parameter = "rate"
+    closed_form = staticmethod(px.poisson)
 
     def cvxpy_aggregated(self, theta, count, total):
         return _entropy_terms(total, count, theta)
@@ -446,6 +491,7 @@ class Exponential(_Distribution):
     doc = "Σ −log θ + y θ; θ ≥ eps is the exponential rate (y ≥ 0)."
     domain = "nonnegative"
     parameter = "rate"
+    closed_form = staticmethod(px.exponential)
 
     def cvxpy_aggregated(self, theta, count, total):
         bare = np.flatnonzero((count > 0) & (total == 0))  # all y = 0: −n log θ alone

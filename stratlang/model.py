@@ -83,36 +83,53 @@ class Model:
         return self.replace(strata=(), name=f"{self.name}_common")
 
     # ---- fitting --------------------------------------------------------------------
-    def _backend(self, backend: str | None) -> tuple[str, dict[str, Any]]:
+    def _backend(self, backend: str | None) -> tuple[str | None, dict[str, Any]]:
+        """(backend name or None for automatic, options from the spec's solver statement)."""
         spec_solver = self.ir.solver
         options = dict(spec_solver.options) if spec_solver else {}
-        name = backend or (spec_solver.backend if spec_solver else None) or "cvxpy"
+        name = backend or (spec_solver.backend if spec_solver else None)
         if spec_solver and name != spec_solver.backend:
             options = {}
         return name, options
 
     def fit(self, data: pd.DataFrame | str | Path | None = None, *, backend: str | None = None,
             solver: str | None = None, weights: dict[str, float] | None = None,
-            verbose: bool | None = None) -> FittedModel:
-        """Fits the model; ``weights`` fixes hyper-parameters (required for sweeps)."""
+            verbose: bool | None = None, options: dict[str, Any] | None = None) -> FittedModel:
+        """Fits the model. ``backend`` is 'admm' (the default when it supports the model),
+        or 'cvxpy' (the reference; ``solver`` picks the CVXPY solver); ``options`` are the
+        backend's options (see docs/language.md); ``weights`` fixes hyper-parameters
+        (required for sweeps)."""
+        from .admm_backend import unsupported
+        from .backends import BACKENDS
+        from .errors import did_you_mean
+
         if self.ir.personalize is not None:
             raise StratlangError(
                 f"model '{self.name}' is personalized (non-convex): the CVXPY reference cannot "
                 "fit it. It evaluates its objective and solves its convex pieces: see "
                 "stratlang.personalized (population_fit, sample_fit, objective).")
-        name, options = self._backend(backend)
-        if name != "cvxpy":
-            from .backends import BACKENDS
-            from .errors import did_you_mean
-
+        name, spec_options = self._backend(backend)
+        if name is not None and name not in BACKENDS:
             raise StratlangError(f"unknown backend '{name}'" + did_you_mean(name, BACKENDS.names()))
-        if solver is not None:
-            options["method"] = solver
-        if verbose is not None:
-            options["verbose"] = verbose
         design = self.bind(data)
         values = resolve_weights(self.ir, weights)
-        return fit_reference(self, design, values, options)
+        reason = unsupported(design)
+        if name is None:
+            name = "admm" if reason is None and solver is None else "cvxpy"
+        opts = {**spec_options, **(options or {})}
+        if name == "cvxpy":
+            if solver is not None:
+                opts["method"] = solver
+            if verbose is not None:
+                opts["verbose"] = verbose
+            fitted = fit_reference(self, design, values, opts)
+        else:
+            if verbose is not None:
+                opts["progress"] = verbose
+            fitted = fit_with_admm(self, design, values, opts)
+        if reason is not None and backend is None:
+            fitted.info["backend_note"] = reason
+        return fitted
 
     def sweep(self, data=None, validate=None, *, solver: str | None = None) -> pd.DataFrame:
         """Fits every combination of the spec's sweeps on one compiled CVXPY problem (warm
@@ -151,6 +168,16 @@ def fit_reference(model: Model, design: Design, values: dict[str, float],
     problem = StratifiedProblem(design, values)
     theta, info = problem.solve(values, **options)
     info.update(backend="cvxpy", fit_seconds=time.perf_counter() - start)
+    return FittedModel(model, design.strata, theta, design, values, info)
+
+
+def fit_with_admm(model: Model, design: Design, values: dict[str, float],
+                  options: dict[str, Any]) -> FittedModel:
+    from .admm_backend import fit_admm
+
+    start = time.perf_counter()
+    theta, info, _ = fit_admm(design, values, options)
+    info["fit_seconds"] = time.perf_counter() - start
     return FittedModel(model, design.strata, theta, design, values, info)
 
 

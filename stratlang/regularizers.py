@@ -15,6 +15,7 @@ import cvxpy as cp
 import numpy as np
 
 from .registry import Param, Registry, in_unit
+from .solvers import prox as px
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
 
@@ -42,6 +43,14 @@ class Regularizer:
     def feasible(self, block: np.ndarray, p: dict[str, Any], tol: float = 1e-6) -> bool:
         return True
 
+    def prox(self, block: np.ndarray, t: float, p: dict[str, Any]) -> np.ndarray | None:
+        """prox of t·r on the selected rows, shape (K, rows, outputs); None if the ADMM
+        backend has no prox for this regularizer."""
+        return None
+
+    def admm_ready(self) -> bool:
+        return type(self).prox is not Regularizer.prox
+
 
 def register(cls: type[Regularizer]) -> type[Regularizer]:
     REGULARIZERS.register(cls.name, cls())
@@ -59,6 +68,9 @@ class Zero(Regularizer):
     name = "zero"
     doc = "No regularization."
 
+    def prox(self, block, t, p):
+        return block
+
 
 @register
 class SumSquares(Regularizer):
@@ -70,6 +82,9 @@ class SumSquares(Regularizer):
 
     def value(self, block, p):
         return 0.5 * float(np.sum(block ** 2))
+
+    def prox(self, block, t, p):
+        return px.sum_squares(block, t)
 
 
 @register
@@ -83,6 +98,9 @@ class L1(Regularizer):
     def value(self, block, p):
         return float(np.sum(np.abs(block)))
 
+    def prox(self, block, t, p):
+        return px.soft_threshold(block, t)
+
 
 @register
 class L2(Regularizer):
@@ -94,6 +112,9 @@ class L2(Regularizer):
 
     def value(self, block, p):
         return float(np.sum(np.linalg.norm(block.reshape(len(block), -1), axis=1)))
+
+    def prox(self, block, t, p):
+        return px.group_l2(block, t)
 
 
 @register
@@ -110,6 +131,9 @@ class ElasticNet(Regularizer):
         r = p["ratio"]
         return float(r * np.sum(np.abs(block)) + (1 - r) / 2 * np.sum(block ** 2))
 
+    def prox(self, block, t, p):
+        return px.elastic_net(block, t, p["ratio"])
+
 
 @register
 class Nuclear(Regularizer):
@@ -121,6 +145,9 @@ class Nuclear(Regularizer):
 
     def value(self, block, p):
         return float(np.sum(np.linalg.svd(block, compute_uv=False)))
+
+    def prox(self, block, t, p):
+        return px.nuclear(block, t)
 
 
 @register
@@ -149,6 +176,9 @@ class Nonnegative(Regularizer):
     def feasible(self, block, p, tol=1e-6):
         return bool(np.all(block >= -tol))
 
+    def prox(self, block, t, p):
+        return np.maximum(block, 0.0)
+
 
 @register
 class Box(Regularizer):
@@ -162,3 +192,6 @@ class Box(Regularizer):
 
     def feasible(self, block, p, tol=1e-6):
         return bool(np.all(block >= p["lower"] - tol) and np.all(block <= p["upper"] + tol))
+
+    def prox(self, block, t, p):
+        return np.clip(block, p["lower"], p["upper"])

@@ -83,7 +83,7 @@ def test_user_errors_exit_1_without_traceback(project, capsys):
     assert main(["fit", str(project / "good.strat"), "--weight", "oops"]) == 1
     assert "--weight expects NAME=VALUE" in capsys.readouterr().err
     assert main(["fit", str(project / "good.strat"), "--backend", "admn"]) == 1
-    assert "unknown backend 'admn'; expected one of 'cvxpy'" in capsys.readouterr().err
+    assert "unknown backend 'admn'; did you mean 'admm'?" in capsys.readouterr().err
     assert main(["predict", str(project / "missing.json"), "--data", "x.csv"]) == 1
     assert main(["check", str(project / "nothing.strat")]) == 1
     assert "spec file" in capsys.readouterr().err
