@@ -135,19 +135,18 @@ class NewtonProx:
         self.theta = np.zeros((k, n))
         self.newton_steps = 0
 
-    def _value(self, theta: np.ndarray, v: np.ndarray, t: float) -> np.ndarray:
+    def _evaluate(self, theta: np.ndarray, v: np.ndarray, t: float):
+        """(prox objective per stratum, and f's value/derivatives per record)."""
         eta = np.einsum("in,in->i", self.x, theta[self.z])
-        val = self.indicator @ self.f(eta, self.y)[0]
-        return val + np.sum((theta - v) ** 2, axis=1) / (2.0 * t)
+        parts = self.f(eta, self.y)
+        return self.indicator @ parts[0] + np.sum((theta - v) ** 2, axis=1) / (2.0 * t), parts
 
     def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
         v2 = v[:, :, 0]
         theta = self.theta
         k, n = theta.shape
-        obj = self._value(theta, v2, t)
+        obj, (_, d1, d2) = self._evaluate(theta, v2, t)
         for _ in range(self.max_newton):
-            eta = np.einsum("in,in->i", self.x, theta[self.z])
-            _, d1, d2 = self.f(eta, self.y)
             grad = self.indicator @ (d1[:, None] * self.x) + (theta - v2) / t
             if np.max(np.abs(grad)) * t <= self.tol * (1.0 + np.max(np.abs(theta))):
                 break
@@ -158,12 +157,12 @@ class NewtonProx:
             size = np.ones(k)
             for _ in range(40):  # backtrack only the strata that need it
                 trial = theta + size[:, None] * step
-                new = self._value(trial, v2, t)
+                new, (_, d1, d2) = self._evaluate(trial, v2, t)
                 bad = new > obj + 0.25 * size * slope + 1e-14 * np.abs(obj)
                 if not bad.any():
                     break
                 size = np.where(bad, size / 2.0, size)
-            theta, obj = trial, new
+            theta, obj = trial, new  # d1, d2 at the accepted point are reused
             self.newton_steps += 1
         self.theta = theta
         return theta[:, :, None]

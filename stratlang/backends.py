@@ -51,7 +51,7 @@ BACKENDS.register("admm", Backend(
      Param("eps_abs", default=1e-6, check=positive, doc="absolute tolerance"),
      Param("eps_rel", default=1e-6, check=nonnegative, doc="relative tolerance"),
      Param("penalty", default=1.0, check=positive, doc="initial ADMM step λ (1/ρ)"),
-     Param("relax", default=1.0, check=_relax, doc="over-relaxation α (1 = none)"),
+     Param("relax", default=1.6, check=_relax, doc="over-relaxation α (1 = none)"),
      Param("adaptive", type="bool", default=True, doc="adapt the penalty (μ = 5, τ = 2)"),
      Param("progress", type="bool", default=None, doc="show a progress line (default: on a terminal)")),
 ))

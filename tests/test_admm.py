@@ -85,8 +85,8 @@ def test_default_tolerances_meet_the_1e6_target(rng):
 
 
 def test_non_convergence_warns_with_residuals(rng):
-    frame, _target, features = data_for("squared", rng)
-    model = stratlang.load(f"response y ~ squared\n{features}\nstratify g ~ path weight 5\n")
+    frame, _target, features = data_for("huber", rng)
+    model = stratlang.load(f"response y ~ huber\n{features}\nstratify g ~ path weight 5\n")
     with pytest.warns(stratlang.NumericalWarning, match=r"ADMM did not converge in 3 iterations: "
                                                         r"primal residual .* \(tolerance"):
         fitted = model.fit(frame, options={"max_iter": 3})
@@ -105,10 +105,31 @@ def test_unsupported_models_fall_back_to_cvxpy_and_say_why(rng):
 
 
 def test_spec_solver_statement_selects_admm_options(rng):
-    frame, _, features = data_for("squared", rng)
-    model = stratlang.load(f"response y ~ squared\n{features}\nstratify g ~ path\n"
+    frame, _, features = data_for("huber", rng)
+    model = stratlang.load(f"response y ~ huber\n{features}\nstratify g ~ path\n"
                            "solver admm max_iter 2 adaptive false\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fitted = model.fit(frame)
     assert fitted.info["iterations"] == 2 and caught
+
+
+def test_quadratic_problems_are_one_direct_solve(rng):
+    frame, target, features = data_for("squared", rng)
+    spec = (f"response {target} ~ squared\n{features}\nregularize 0.3 * sum_squares\n"
+            "stratify g ~ path weight 2\n")
+    reference, fast = both(spec, frame)
+    assert fast.info["solver"] == "direct sparse solve (quadratic problem)"
+    assert fast.info["iterations"] == 0
+    np.testing.assert_allclose(fast.theta_array, reference.theta_array, atol=1e-7)
+    # an l1 term makes it non-quadratic: ADMM iterates
+    l1 = stratlang.load(spec.replace("sum_squares", "sum_squares + 0.1 * l1")).fit(frame)
+    assert l1.info["iterations"] > 0
+
+
+def test_singular_quadratic_problem_is_reported(rng):
+    frame = pd.DataFrame({"g": [0, 0, 1], "x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 2.0]})
+    model = stratlang.load("response y ~ squared\nfeatures x, intercept\n"
+                           "stratify g ~ path weight 0\n")
+    with pytest.raises(stratlang.NumericalError, match="the quadratic system is singular"):
+        model.fit(frame)
