@@ -50,8 +50,11 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
          shape: tuple[int, ...], *, lam: float = 1.0, eps_abs: float = 1e-6, eps_rel: float = 1e-6,
          max_iter: int = 2000, adaptive: bool = True, mu: float = 5.0, tau: float = 2.0,
          relax: float = 1.0, warm: State | None = None, progress: bool | None = None,
-         adapt_every: int = 1) -> Result:
-    """``solve(B, c)`` returns X with (L + cI) X = B for B of shape (K, d)."""
+         adapt_every: int = 1,
+         on_residuals: Callable[[float, float], None] | None = None) -> Result:
+    """``solve(B, c)`` returns X with (L + cI) X = B for B of shape (K, d).
+    ``on_residuals(r / eps_primal, s / eps_dual)`` is called after every iteration, e.g.
+    to tighten inexact inner solves as the iterates converge."""
     start = time.perf_counter()
     k = shape[0]
     width = int(np.prod(shape[1:], dtype=np.int64))
@@ -95,6 +98,8 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
         if r <= eps_p and s <= eps_d:
             converged = True
             break
+        if on_residuals is not None:
+            on_residuals(r / eps_p, s / eps_d)
         if adaptive and it % adapt_every == 0:
             if r > mu * s:
                 lam /= tau

@@ -129,11 +129,17 @@ class NewtonProx:
                  tol: float = 1e-10, max_newton: int = 50):
         self.f, self.x, self.y, self.z, self.k = f, x, y[:, 0], z, k
         self.indicator = stratum_indicator(z, k)
+        self._weighted = self.indicator.copy()  # same pattern, per-record weights as data
         n = x.shape[1]
         self.outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), n * n)
         self.tol, self.max_newton = tol, max_newton
         self.theta = np.zeros((k, n))
         self.newton_steps = 0
+
+    def _sum(self, weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Σ_{i in stratum k} weights_i · rows_i for every k, with no N-row temporary."""
+        self._weighted.data = weights[self._weighted.indices]
+        return self._weighted @ rows
 
     def _evaluate(self, theta: np.ndarray, v: np.ndarray, t: float):
         """(prox objective per stratum, and f's value/derivatives per record)."""
@@ -147,10 +153,10 @@ class NewtonProx:
         k, n = theta.shape
         obj, (_, d1, d2) = self._evaluate(theta, v2, t)
         for _ in range(self.max_newton):
-            grad = self.indicator @ (d1[:, None] * self.x) + (theta - v2) / t
+            grad = self._sum(d1, self.x) + (theta - v2) / t
             if np.max(np.abs(grad)) * t <= self.tol * (1.0 + np.max(np.abs(theta))):
                 break
-            hess = np.asarray(self.indicator @ (d2[:, None] * self.outer)).reshape(k, n, n)
+            hess = self._sum(d2, self.outer).reshape(k, n, n)
             hess += np.eye(n) / t
             step = -np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
             slope = np.sum(grad * step, axis=1)

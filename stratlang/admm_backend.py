@@ -110,8 +110,15 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     model = design.model
     k, n, m = design.theta_shape
     loss_prox = design.loss.admm_prox(design.x, design.y, design.z, k, model.response.loss.p)
-    if hasattr(loss_prox, "tol"):  # inner Newton solves: well below the outer tolerance
-        loss_prox.tol = 1e-2 * min(opts["eps_abs"], opts["eps_rel"] or opts["eps_abs"])
+    on_residuals = None
+    if hasattr(loss_prox, "tol"):
+        # inexact inner Newton solves: loose while ADMM is far from converged, and
+        # 100 times tighter than the outer tolerance near the end
+        floor = 1e-2 * min(opts["eps_abs"], opts["eps_rel"] or opts["eps_abs"])
+        loss_prox.tol = 1e-4
+
+        def on_residuals(primal: float, dual: float) -> None:
+            loss_prox.tol = min(loss_prox.tol, max(floor, 1e-2 * floor * min(primal, dual)))
     terms, constraints = [], []
     for i, term in enumerate(model.regularizers):
         entry = REGULARIZERS[term.kind.name]
@@ -131,7 +138,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
         result = admm(loss_prox, terms, solver.solve, (k, n, m), lam=opts["penalty"],
                       eps_abs=opts["eps_abs"], eps_rel=opts["eps_rel"],
                       max_iter=opts["max_iter"], adaptive=opts["adaptive"], relax=opts["relax"],
-                      warm=warm, progress=opts["progress"])
+                      warm=warm, progress=opts["progress"], on_residuals=on_residuals)
     theta = result.theta
     if not np.all(np.isfinite(theta)):
         raise NumericalError(f"ADMM diverged after {result.iterations} iterations (non-finite "

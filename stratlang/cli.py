@@ -38,6 +38,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
 
+    p = sub.add_parser("verify", help="fit with the CVXPY reference and with ADMM; compare")
+    p.add_argument("spec")
+    p.add_argument("--data", help="CSV file (default: the spec's data statement)")
+    p.add_argument("--solver", help="CVXPY solver for the reference")
+    p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE")
+
+    p = sub.add_parser("tune", help="cross-validate the spec's sweeps and refit the best")
+    p.add_argument("spec")
+    p.add_argument("--data", help="CSV file (default: the spec's data statement)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--metric", help="metric to optimize (default: the loss's own)")
+    p.add_argument("--backend", help="fitting backend (default: admm when it applies)")
+    p.add_argument("--out", help="write the refitted best model here")
+
     for name, text in (("predict", "predict with a fitted model"),
                        ("score", "score a fitted model on data")):
         p = sub.add_parser(name, help=text)
@@ -129,6 +143,29 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from .model import load
+
+    result = load(Path(args.spec)).verify(args.data, weights=_weights(args.weight) or None,
+                                          solver=args.solver)
+    print(result)
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from .model import load
+
+    if args.folds < 2:
+        raise StratlangError("--folds must be at least 2")
+    result = load(Path(args.spec)).tune(args.data, folds=args.folds, metric=args.metric,
+                                        backend=args.backend)
+    print(result)
+    if args.out:
+        path = result.fitted.save(args.out)
+        print(f"saved {path} and {path.with_suffix('.npz')}")
+    return 0
+
+
 def cmd_predict(args) -> int:
     from .model import load_fitted
 
@@ -152,7 +189,7 @@ def cmd_score(args) -> int:
 
 
 COMMANDS = {"check": cmd_check, "show": cmd_show, "fit": cmd_fit, "predict": cmd_predict,
-            "score": cmd_score}
+            "score": cmd_score, "verify": cmd_verify, "tune": cmd_tune}
 
 
 def _warn(message, category, filename, lineno, file=None, line=None) -> None:

@@ -131,6 +131,21 @@ class Model:
             fitted.info["backend_note"] = reason
         return fitted
 
+    def tune(self, data=None, *, folds: int = 5, metric: str | None = None, seed: int = 0,
+             backend: str | None = None):
+        """Cross-validates every combination of the spec's sweeps (ADMM warm-started along
+        the path) and refits the best on all data: a :class:`stratlang.tune.TuneResult`."""
+        from .tune import tune
+
+        return tune(self, data, folds=folds, metric=metric, seed=seed, backend=backend)
+
+    def verify(self, data=None, *, weights: dict[str, float] | None = None,
+               solver: str | None = None, options: dict[str, Any] | None = None):
+        """Fits with the CVXPY reference and with ADMM; compares objectives and times."""
+        from .tune import verify
+
+        return verify(self, data, weights=weights, solver=solver, options=options)
+
     def sweep(self, data=None, validate=None, *, solver: str | None = None) -> pd.DataFrame:
         """Fits every combination of the spec's sweeps on one compiled CVXPY problem (warm
         started) and scores each on ``validate`` when given."""
