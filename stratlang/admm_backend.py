@@ -86,10 +86,8 @@ def fit_direct(design: Design, weights: dict[str, float], diagonal: np.ndarray):
     gammas = [weights["stratify." + "_".join(f.columns)] for f in design.strata.factors]
     try:
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(), gammas)
-    except RuntimeError as err:  # SuperLU: exactly singular
-        raise NumericalError(f"the quadratic system is singular ({err}): some parameters are "
-                             "not determined by the data; add a sum_squares regularizer or "
-                             "graph weight") from None
+    except RuntimeError:  # singular: some parameters are not determined by the data
+        return None
     info = {"backend": "admm", "solver": "direct sparse solve (quadratic problem)",
             "status": "optimal", "iterations": 0, "converged": True,
             "solve_time": time.perf_counter() - start}
@@ -105,8 +103,14 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
         raise NumericalError(reason + "; use backend='cvxpy'")
     opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     diagonal = _quadratic_diagonal(design, weights)
+    note = None
     if diagonal is not None and warm is None:
-        return fit_direct(design, weights, diagonal)
+        direct = fit_direct(design, weights, diagonal)
+        if direct is not None:
+            return direct
+        # the minimizer is not unique (e.g. a stratum without data and without graph
+        # neighbours): ADMM still converges to a minimizer
+        note = "quadratic system singular (minimizer not unique): solved by ADMM"
     model = design.model
     k, n, m = design.theta_shape
     loss_prox = design.loss.admm_prox(design.x, design.y, design.z, k, model.response.loss.p)
@@ -152,6 +156,8 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
             "eps_primal": result.eps_primal, "eps_dual": result.eps_dual,
             "penalty": result.state.lam, "solve_time": result.seconds,
             "history": result.history}
+    if note:
+        info["note"] = note
     if not result.converged:
         warnings.warn(f"ADMM did not converge in {result.iterations} iterations: primal residual "
                       f"{result.primal_residual:.3g} (tolerance {result.eps_primal:.3g}), dual "
