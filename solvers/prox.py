@@ -121,19 +121,25 @@ Pointwise = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.
 
 
 class NewtonProx:
-    """prox of Σ_i f(x_iᵀθ, y_i) per stratum for a smooth convex scalar f, by Newton's
-    method with a backtracking line search run on all strata at once, warm-started at
-    the previous solution (so a few steps suffice inside ADMM)."""
+    """prox of Σ_i f(x_iᵀθ, y_i) per stratum for a smooth convex f, by Newton's method
+    with a backtracking line search run on all strata at once, warm-started at the
+    previous solution (so a few steps suffice inside ADMM).
+
+    With one output, f maps η (N,) to (value, f', f''), each (N,). With m outputs (θ_k is
+    n × m), f maps η (N, m) to (value (N,), gradient (N, m), Hessian (N, m, m)), and each
+    stratum's Newton system is n·m × n·m."""
 
     def __init__(self, f: Pointwise, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int,
-                 tol: float = 1e-10, max_newton: int = 50):
-        self.f, self.x, self.y, self.z, self.k = f, x, y[:, 0], z, k
+                 tol: float = 1e-10, max_newton: int = 50, outputs: int = 1):
+        self.f, self.x, self.z, self.k, self.m = f, x, z, k, outputs
+        self.y = y[:, 0] if outputs == 1 else y
         self.indicator = stratum_indicator(z, k)
         self._weighted = self.indicator.copy()  # same pattern, per-record weights as data
         n = x.shape[1]
+        self.n = n
         self.outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), n * n)
         self.tol, self.max_newton = tol, max_newton
-        self.theta = np.zeros((k, n))
+        self.theta = np.zeros((k, n * outputs))
         self.newton_steps = 0
 
     def _sum(self, weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -141,37 +147,64 @@ class NewtonProx:
         self._weighted.data = weights[self._weighted.indices]
         return self._weighted @ rows
 
+    def _eta(self, theta: np.ndarray) -> np.ndarray:
+        if self.m == 1:
+            return np.einsum("in,in->i", self.x, theta[self.z])
+        return np.einsum("in,inm->im", self.x, theta[self.z].reshape(-1, self.n, self.m))
+
+    def _gradient(self, d1: np.ndarray) -> np.ndarray:
+        if self.m == 1:
+            return self._sum(d1, self.x)
+        return self.indicator @ (self.x[:, :, None] * d1[:, None, :]).reshape(len(self.x), -1)
+
+    def _hessian(self, d2: np.ndarray) -> np.ndarray:
+        size = self.n * self.m
+        if self.m == 1:
+            return self._sum(d2, self.outer).reshape(self.k, size, size)
+        n, m = self.n, self.m
+        blocks = self.outer.reshape(-1, n, 1, n, 1) * d2.reshape(-1, 1, m, 1, m)
+        return np.asarray(self.indicator @ blocks.reshape(len(self.x), size * size)
+                          ).reshape(self.k, size, size)
+
     def _evaluate(self, theta: np.ndarray, v: np.ndarray, t: float):
         """(prox objective per stratum, and f's value/derivatives per record)."""
-        eta = np.einsum("in,in->i", self.x, theta[self.z])
-        parts = self.f(eta, self.y)
+        parts = self.f(self._eta(theta), self.y)
         return self.indicator @ parts[0] + np.sum((theta - v) ** 2, axis=1) / (2.0 * t), parts
 
     def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
-        v2 = v[:, :, 0]
+        v2 = v.reshape(self.k, -1)
         theta = self.theta
-        k, n = theta.shape
+        k, size = theta.shape
         obj, (_, d1, d2) = self._evaluate(theta, v2, t)
         for _ in range(self.max_newton):
-            grad = self._sum(d1, self.x) + (theta - v2) / t
+            grad = self._gradient(d1) + (theta - v2) / t
             if np.max(np.abs(grad)) * t <= self.tol * (1.0 + np.max(np.abs(theta))):
                 break
-            hess = self._sum(d2, self.outer).reshape(k, n, n)
-            hess += np.eye(n) / t
+            hess = self._hessian(d2) + np.eye(size) / t
             step = -np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
             slope = np.sum(grad * step, axis=1)
-            size = np.ones(k)
+            scale = np.ones(k)
             for _ in range(40):  # backtrack only the strata that need it
-                trial = theta + size[:, None] * step
+                trial = theta + scale[:, None] * step
                 new, (_, d1, d2) = self._evaluate(trial, v2, t)
-                bad = new > obj + 0.25 * size * slope + 1e-14 * np.abs(obj)
+                bad = new > obj + 0.25 * scale * slope + 1e-14 * np.abs(obj)
                 if not bad.any():
                     break
-                size = np.where(bad, size / 2.0, size)
+                scale = np.where(bad, scale / 2.0, scale)
             theta, obj = trial, new  # d1, d2 at the accepted point are reused
             self.newton_steps += 1
         self.theta = theta
-        return theta[:, :, None]
+        return theta.reshape(k, self.n, self.m)
+
+
+def multinomial(eta: np.ndarray, y: np.ndarray):
+    """log Σ_j exp η_j − η_y, with y one-hot: value, softmax − y, diag(p) − ppᵀ."""
+    top = eta.max(axis=1, keepdims=True)
+    e = np.exp(eta - top)
+    total = e.sum(axis=1, keepdims=True)
+    p = e / total
+    value = (np.log(total) + top)[:, 0] - np.sum(y * eta, axis=1)
+    return value, p - y, p[:, :, None] * (np.eye(eta.shape[1])[None] - p[:, None, :])
 
 
 def logistic(eta: np.ndarray, y: np.ndarray):

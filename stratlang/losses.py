@@ -292,6 +292,9 @@ class Multinomial(_Multiclass):
     def cvxpy(self, pred, y, p):
         return cp.sum(cp.log_sum_exp(pred, axis=1)) - cp.sum(cp.multiply(y, pred))
 
+    def admm_prox(self, x, y, z, k, p):
+        return px.NewtonProx(px.multinomial, x, y, z, k, outputs=y.shape[1])
+
     def value(self, pred, y, p):
         return float(np.sum(self.nll(pred, y, p)))
 
