@@ -168,3 +168,35 @@ def _require(problem: cp.Problem) -> None:
 
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise NumericalError(f"the CVXPY problem is {problem.status}")
+
+
+def to_problem(design: PersonalizedDesign, weights: dict[str, float] | None = None):
+    """The solver's array problem for a bound personalized model (ψ from the regularize
+    statements, with their exclusions)."""
+    from .solvers.personalized import Problem
+
+    model = design.model
+    values = resolve_weights(model, weights)
+    rows = model.features
+    p = len(rows)
+    l1, ridge = np.zeros(p), np.zeros(p)
+    group, group_mask = 0.0, np.zeros(p, bool)
+    for i, term in enumerate(model.regularizers):
+        mask = np.array([r not in term.exclude for r in rows])
+        lam = values.get(f"reg{i}.{term.kind.name}", 0.0)
+        name = term.kind.name
+        if name == "l1":
+            l1 += lam * mask
+        elif name == "sum_squares":
+            ridge += lam * mask
+        elif name == "elastic_net":
+            ratio = term.kind.p["ratio"]
+            l1 += lam * ratio * mask
+            ridge += lam * (1 - ratio) * mask
+        elif name == "l2" and lam:
+            if group and not np.array_equal(group_mask, mask):
+                raise StratlangError("personalized models take one l2 group (one exclusion set)")
+            group, group_mask = group + lam, mask
+    return Problem(design.x, design.y[:, 0], model.response.loss.name,
+                   design.covariate_distances, len(model.personalize.distances),
+                   values["match"], values["metric_penalty"], l1, ridge, group, group_mask)

@@ -76,3 +76,54 @@ def test_personalized_model_is_not_fitted_by_cvxpy():
     model = stratlang.load(EXAMPLES / "personalized.strat")
     with pytest.raises(stratlang.StratlangError, match="non-convex"):
         model.fit()
+
+
+def test_solver_objective_equals_the_cvxpy_evaluation(design, rng):
+    from stratlang.solvers import personalized as S
+
+    problem = P.to_problem(design)
+    z, q = rng.normal(size=(design.n, 2)) * 0.3, rng.normal(size=(2, 2))
+    phi = np.array([0.7, 1.4])
+    ours = S.objective(problem, z, q, phi, radius=0.8)
+    reference = P.objective(design, z, q, phi)
+    for key in ("loss", "regularization", "matching", "metric_penalty", "total"):
+        assert ours[key] == pytest.approx(reference[key], rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.parametrize("reg", ["0.3 * sum_squares", "0.2 * l2", "0.4 * elastic_net(0.5)"])
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_gradients_pass_finite_differences(loss, reg, rng):
+    from stratlang.solvers import personalized as S
+
+    n = 30
+    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                          "u": rng.uniform(0, 1, n), "g": rng.choice(["a", "b"], n)})
+    frame["y"] = (frame.x1 > 0).astype(int) if loss == "logistic" else frame.x1 * frame.u
+    spec = SPEC.replace("squared", loss).replace("{lam} * l1", reg)
+    model = stratlang.load(spec.format(lam=0, radius=0.9, gamma=1.5, nu=0.2))
+    problem = P.to_problem(P.bind_personalized(model.ir, frame))
+    z, q = rng.normal(size=(n, 2)), rng.normal(size=(2, 2)) + 0.5
+    phi = np.array([0.8, 1.3])
+    pairs = S.pairs_for(problem, z, 0.9)
+    g_z, g_q, g_phi = S.gradients(problem, z, q, phi, pairs)
+
+    def value(zz, qq, pp):
+        return S.objective(problem, zz, qq, pp, 0.9, pairs)["total"]
+
+    h = 1e-6
+    for array, grad in ((z, g_z), (q, g_q), (phi, g_phi)):
+        for index in list(np.ndindex(array.shape))[:12]:
+            up, down = array.copy(), array.copy()
+            up[index] += h
+            down[index] -= h
+            args = {id(z): (up, q, phi), id(q): (z, up, phi), id(phi): (z, q, up)}[id(array)]
+            args_down = {id(z): (down, q, phi), id(q): (z, down, phi), id(phi): (z, q, down)}[id(array)]
+            numeric = (value(*args) - value(*args_down)) / (2 * h)
+            assert grad[index] == pytest.approx(numeric, rel=1e-5, abs=1e-6)
+
+
+def test_population_fista_equals_cvxpy(design):
+    from stratlang.solvers import personalized as S
+
+    theta = S.population(P.to_problem(design))
+    np.testing.assert_allclose(theta, P.population_fit(design, solver="clarabel"), atol=1e-6)

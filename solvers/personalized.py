@@ -1,0 +1,300 @@
+"""Low-rank personalized regression with distance matching (Lengerich, Aragam & Xing,
+2019), as arrays: θ_i = QᵀZ_i, Q ∈ R^{q×p}, Z_i ∈ R^q, covariate weights φ ≥ 0.
+
+    L(Z, Q, φ) = Σ_i [ ℓ(x_i, y_i, θ_i) + ψ(θ_i) + γ D_i(Z, φ) ] + ν ‖φ − 1‖²
+    D_i = Σ_{j ∈ B_r(i)} (ρ_φ(i, j) − ‖Z_i − Z_j‖)²,  ρ_φ(i, j) = Σ_l φ_l d_l(i, j)
+
+The gradients here are those of this objective: both endpoints of every pair, the
+1/‖Z_i − Z_j‖ factor, φ learned (projected on φ ≥ 0), no hidden ridge or clipping.
+Covariate distances d_l are computed only for neighbour pairs (from a KD-tree on Z).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+from scipy.special import expit, log_expit
+
+PairDistances = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (i, j) → (pairs, L)
+
+
+@dataclass
+class Problem:
+    x: np.ndarray  # (N, p)
+    y: np.ndarray  # (N,): real (squared) or ±1 (logistic)
+    loss: str  # 'squared' | 'logistic'
+    distances: PairDistances
+    n_metrics: int
+    gamma: float
+    nu: float
+    l1: np.ndarray = field(default=None)  # (p,) weights of |θ|
+    ridge: np.ndarray = field(default=None)  # (p,) weights of θ²/2
+    group: float = 0.0  # weight of ‖θ_i[mask]‖₂ per sample
+    group_mask: np.ndarray = field(default=None)  # (p,) bool
+
+    def __post_init__(self):
+        p = self.x.shape[1]
+        self.l1 = np.zeros(p) if self.l1 is None else self.l1
+        self.ridge = np.zeros(p) if self.ridge is None else self.ridge
+        self.group_mask = np.zeros(p, bool) if self.group_mask is None else self.group_mask
+
+
+# ---- pieces of the objective ---------------------------------------------------------------
+def loss_value(problem: Problem, eta: np.ndarray) -> float:
+    if problem.loss == "squared":
+        return float(np.sum((eta - problem.y) ** 2))
+    return float(np.sum(-log_expit(problem.y * eta)))
+
+
+def loss_gradient(problem: Problem, eta: np.ndarray) -> np.ndarray:
+    """dℓ/dη per sample."""
+    if problem.loss == "squared":
+        return 2.0 * (eta - problem.y)
+    return -problem.y * expit(-problem.y * eta)
+
+
+def penalty_value(problem: Problem, theta: np.ndarray) -> float:
+    value = float(np.sum(np.abs(theta) @ problem.l1) + 0.5 * np.sum(theta ** 2 @ problem.ridge))
+    if problem.group:
+        value += problem.group * float(np.sum(np.linalg.norm(theta[:, problem.group_mask], axis=1)))
+    return value
+
+
+def penalty_subgradient(problem: Problem, theta: np.ndarray) -> np.ndarray:
+    grad = np.sign(theta) * problem.l1 + theta * problem.ridge
+    if problem.group:
+        part = theta[:, problem.group_mask]
+        norms = np.linalg.norm(part, axis=1, keepdims=True)
+        grad[:, problem.group_mask] += problem.group * part / np.where(norms > 0, norms, 1.0)
+    return grad
+
+
+def neighbour_pairs(z: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unordered pairs i < j with ‖Z_i − Z_j‖ < r (each counts in D_i and in D_j)."""
+    pairs = cKDTree(z).query_pairs(radius * (1 - 1e-12), output_type="ndarray")
+    if len(pairs) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return pairs[:, 0], pairs[:, 1]
+
+
+@dataclass
+class Pairs:
+    i: np.ndarray
+    j: np.ndarray
+    d: np.ndarray  # (pairs, L) covariate distances, computed once per pair set
+
+
+def pairs_for(problem: Problem, z: np.ndarray, radius: float) -> Pairs:
+    i, j = neighbour_pairs(z, radius)
+    d = problem.distances(i, j) if len(i) else np.zeros((0, problem.n_metrics))
+    return Pairs(i, j, d)
+
+
+def objective(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+              radius: float, pairs: Pairs | None = None) -> dict[str, float]:
+    pairs = pairs or pairs_for(problem, z, radius)
+    theta = z @ q
+    eta = np.einsum("ip,ip->i", problem.x, theta)
+    gaps = np.linalg.norm(z[pairs.i] - z[pairs.j], axis=1)
+    matching = 2.0 * problem.gamma * float(np.sum((pairs.d @ phi - gaps) ** 2))  # both orders
+    parts = {"loss": loss_value(problem, eta), "regularization": penalty_value(problem, theta),
+             "matching": matching, "metric_penalty": problem.nu * float(np.sum((phi - 1) ** 2))}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def gradients(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+              pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(∂L/∂Z, ∂L/∂Q, ∂L/∂φ) with the neighbour sets held fixed."""
+    theta = z @ q
+    eta = np.einsum("ip,ip->i", problem.x, theta)
+    g_theta = loss_gradient(problem, eta)[:, None] * problem.x + penalty_subgradient(problem, theta)
+    g_z = g_theta @ q.T
+    g_q = z.T @ g_theta
+    g_phi = 2.0 * problem.nu * (phi - 1.0)
+    if len(pairs.i):
+        diff = z[pairs.i] - z[pairs.j]
+        gaps = np.linalg.norm(diff, axis=1)
+        resid = pairs.d @ phi - gaps
+        # d/dZ_i of 2γ(ρ − g)² with g = ‖Z_i − Z_j‖: −4γ(ρ − g)(Z_i − Z_j)/g; opposite for Z_j
+        coef = -4.0 * problem.gamma * resid / np.where(gaps > 0, gaps, 1.0)
+        push = coef[:, None] * diff
+        np.add.at(g_z, pairs.i, push)
+        np.add.at(g_z, pairs.j, -push)
+        g_phi = g_phi + 4.0 * problem.gamma * (pairs.d.T @ resid)
+    return g_z, g_q, g_phi
+
+
+# ---- the population model ---------------------------------------------------------------------
+def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np.ndarray:
+    """θ_pop = argmin Σ ℓ(x_i, y_i, θ) + ψ(θ) by FISTA with backtracking (ψ's l1 and ridge
+    parts; the group part by its prox)."""
+    p = problem.x.shape[1]
+    theta = np.zeros(p)
+    ext = theta.copy()
+    momentum = 1.0
+    step = 1.0 / max(2.0 * np.linalg.norm(problem.x, 2) ** 2, 1e-12)
+
+    def smooth(t: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = problem.x @ t
+        return (loss_value(problem, eta) + 0.5 * float(t ** 2 @ problem.ridge),
+                problem.x.T @ loss_gradient(problem, eta) + problem.ridge * t)
+
+    def prox(v: np.ndarray, s: float) -> np.ndarray:
+        out = np.sign(v) * np.maximum(np.abs(v) - s * problem.l1, 0.0)
+        if problem.group:
+            part = out[problem.group_mask]
+            norm = np.linalg.norm(part)
+            out[problem.group_mask] = part * max(0.0, 1 - s * problem.group / max(norm, 1e-300))
+        return out
+
+    for _ in range(max_iter):
+        f_ext, g_ext = smooth(ext)
+        while True:
+            new = prox(ext - step * g_ext, step)
+            delta = new - ext
+            if smooth(new)[0] <= f_ext + g_ext @ delta + float(delta @ delta) / (2 * step) + 1e-12:
+                break
+            step /= 2.0
+        next_momentum = (1 + math.sqrt(1 + 4 * momentum ** 2)) / 2
+        ext = new + (momentum - 1) / next_momentum * (new - theta)
+        if np.linalg.norm(new - theta) <= tol * (1 + np.linalg.norm(theta)):
+            theta = new
+            break
+        theta, momentum = new, next_momentum
+    return theta
+
+
+# ---- the fit ---------------------------------------------------------------------------------
+@dataclass
+class Settings:
+    rank: int
+    radius: float
+    learning_rate: float
+    decay: float
+    max_iter: int
+    seed: int = 0
+    init_noise: float = 1e-3  # ε of θ_i ~ N(θ_pop, ε²I): only to make PCA well-posed
+    rebuild_every: int = 5  # epochs between KD-tree rebuilds of the neighbour pairs
+    final_radius: float = 0.5  # r shrinks geometrically (with the step decay) to this fraction
+    progress: bool | None = None
+
+
+@dataclass
+class Fit:
+    z: np.ndarray
+    q: np.ndarray
+    phi: np.ndarray
+    theta_pop: np.ndarray
+    history: list[dict]
+    seconds: float
+    epochs: int
+    best_epoch: int
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.z @ self.q
+
+
+def initialize(problem: Problem, theta_pop: np.ndarray, settings: Settings,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Ω = θ_pop + ε noise per sample, factorized by a rank-q truncated SVD: Ω ≈ Z Q."""
+    n, p = problem.x.shape
+    omega = theta_pop[None, :] + settings.init_noise * rng.standard_normal((n, p))
+    q = min(settings.rank, p, n)
+    if min(n, p) > 4 * q + 10:
+        from sklearn.utils.extmath import randomized_svd
+
+        u, s, vt = randomized_svd(omega, q, random_state=settings.seed)
+    else:
+        u, s, vt = np.linalg.svd(omega, full_matrices=False)
+        u, s, vt = u[:, :q], s[:q], vt[:q]
+    z = u * s
+    qmat = vt
+    if q < settings.rank:  # more atoms than the data's dimension: pad with zero atoms
+        z = np.hstack([z, np.zeros((n, settings.rank - q))])
+        qmat = np.vstack([qmat, np.zeros((settings.rank - q, p))])
+    return z, qmat
+
+
+def fit(problem: Problem, settings: Settings,
+        validate: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None,
+        patience: int = 20) -> Fit:
+    """Algorithm 1: population model, PCA initialization, subgradient epochs on Z, Q, φ.
+
+    Step sizes: α_t = α₀ cᵗ; sample i moves by α_t / max(‖θ_i − θ_pop‖₁, 0.1‖θ_pop‖₁)
+    (the paper's personalized rate, floored so that it is finite at the start); Q and φ
+    move by α_t / N (the objective is a sum over samples). ``validate(Z, Q, φ)`` returns
+    a held-out loss; the best epoch's parameters are returned and the fit stops after
+    ``patience`` epochs without improvement."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(settings.seed)
+    n = len(problem.x)
+    theta_pop = population(problem)
+    z, q = initialize(problem, theta_pop, settings, rng)
+    phi = np.ones(problem.n_metrics)
+    floor = 0.1 * float(np.sum(np.abs(theta_pop))) + 1e-8
+    history: list[dict] = []
+    best = (math.inf, z.copy(), q.copy(), phi.copy(), 0)
+    show = sys.stderr.isatty() if settings.progress is None else settings.progress
+    pairs = None
+    epoch = 0
+    for epoch in range(1, settings.max_iter + 1):
+        alpha = settings.learning_rate * settings.decay ** (epoch - 1)
+        radius = settings.radius * max(settings.final_radius, settings.decay ** (epoch - 1))
+        if pairs is None or epoch % settings.rebuild_every == 1:
+            pairs = pairs_for(problem, z, radius)
+        g_z, g_q, g_phi = gradients(problem, z, q, phi, pairs)
+        travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
+        z = z - (alpha / np.maximum(travelled, floor))[:, None] * g_z
+        q = q - (alpha / n) * g_q
+        phi = np.maximum(phi - (alpha / n) * g_phi, 0.0)
+        if not (np.all(np.isfinite(z)) and np.all(np.isfinite(q))):
+            raise FloatingPointError(f"the subgradient iterates diverged at epoch {epoch}; "
+                                     "lower the learning rate")
+        record = {"epoch": epoch, "alpha": alpha, "radius": radius, "pairs": len(pairs.i),
+                  **objective(problem, z, q, phi, radius, pairs)}
+        if validate is not None:
+            record["validation"] = validate(z, q, phi)
+            if record["validation"] < best[0]:
+                best = (record["validation"], z.copy(), q.copy(), phi.copy(), epoch)
+            elif epoch - best[4] >= patience:
+                history.append(record)
+                break
+        history.append(record)
+        if show:
+            print(f"\rpersonalized epoch {epoch:5d}  objective {record['total']:.6g}"
+                  + (f"  validation {record['validation']:.4g}" if validate else ""),
+                  end="", file=sys.stderr, flush=True)
+    if show:
+        print(file=sys.stderr)
+    if validate is None:
+        best = (math.nan, z, q, phi, epoch)
+    return Fit(best[1], best[2], best[3], theta_pop, history, time.perf_counter() - start,
+               epoch, best[4])
+
+
+# ---- prediction ----------------------------------------------------------------------------
+def nearest_by_l1(train: np.ndarray, new: np.ndarray, k: int) -> np.ndarray:
+    """Indices (M, k) of the k nearest training rows under the L1 distance (a KD-tree)."""
+    _, idx = cKDTree(train).query(new, k=k, p=1)
+    return idx.reshape(len(new), k)
+
+
+def nearest_brute(distance_to_train: Callable[[np.ndarray], np.ndarray], n_new: int,
+                  k: int, chunk: int = 512) -> np.ndarray:
+    """Indices of the k smallest ρ for metrics with no tree-friendly form, chunk by chunk."""
+    out = np.empty((n_new, k), dtype=np.int64)
+    for start in range(0, n_new, chunk):
+        rows = np.arange(start, min(n_new, start + chunk))
+        rho = distance_to_train(rows)  # (len(rows), N)
+        part = np.argpartition(rho, kth=min(k, rho.shape[1]) - 1, axis=1)[:, :k]
+        order = np.take_along_axis(rho, part, axis=1).argsort(axis=1)
+        out[rows] = np.take_along_axis(part, order, axis=1)
+    return out
