@@ -55,3 +55,16 @@ BACKENDS.register("admm", Backend(
      Param("adaptive", type="bool", default=True, doc="adapt the penalty (μ = 5, τ = 2)"),
      Param("progress", type="bool", default=None, doc="show a progress line (default: on a terminal)")),
 ))
+
+
+BACKENDS.register("subgradient", Backend(
+    "subgradient",
+    "Low-rank personalized regression (Algorithm 1 of Lengerich et al.): population model, "
+    "PCA initialization, subgradient epochs on Z, Q, φ; the default for personalized models.",
+    ("personalized",),
+    (Param("validation", default=0.1, check=lambda v: None if 0 <= v < 0.5 else
+           "must lie in [0, 0.5)", doc="share of samples held out for early stopping"),
+     Param("patience", type="int", default=20, check=positive,
+           doc="epochs without validation improvement before stopping"),
+     Param("progress", type="bool", default=None, doc="show a progress line")),
+))

@@ -103,12 +103,19 @@ class Model:
         from .backends import BACKENDS
         from .errors import did_you_mean
 
-        if self.ir.personalize is not None:
-            raise StratlangError(
-                f"model '{self.name}' is personalized (non-convex): the CVXPY reference cannot "
-                "fit it. It evaluates its objective and solves its convex pieces: see "
-                "stratlang.personalized (population_fit, sample_fit, objective).")
         name, spec_options = self._backend(backend)
+        if self.ir.personalize is not None:
+            if name not in (None, "subgradient"):
+                raise StratlangError(
+                    f"model '{self.name}' is personalized (non-convex): backend '{name}' cannot "
+                    "fit it; use 'subgradient'. The CVXPY reference evaluates its objective and "
+                    "solves its convex pieces: see stratlang.personalized.")
+            from .personalized_fit import fit_personalized
+
+            opts = {**spec_options, **(options or {})}
+            if verbose is not None:
+                opts["progress"] = verbose
+            return fit_personalized(self, self.frame(data), weights, opts)
         if name is not None and name not in BACKENDS:
             raise StratlangError(f"unknown backend '{name}'" + did_you_mean(name, BACKENDS.names()))
         design = self.bind(data)
@@ -327,6 +334,10 @@ def load_fitted(path: str | Path) -> FittedModel:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise StratlangError(f"'{path}' is not a stratlang fitted model: {err}") from None
+    if meta.get("format") == "stratlang-personalized":
+        from .personalized_fit import load_personalized
+
+        return load_personalized(meta, path)
     if meta.get("format") != "stratlang-fitted":
         raise StratlangError(f"'{path}' is not a stratlang fitted model")
     arrays = np.load(path.with_suffix(".npz"), allow_pickle=False)

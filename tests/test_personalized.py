@@ -75,7 +75,7 @@ def test_samples_fit_is_optimal_with_q_fixed(design, rng):
 def test_personalized_model_is_not_fitted_by_cvxpy():
     model = stratlang.load(EXAMPLES / "personalized.strat")
     with pytest.raises(stratlang.StratlangError, match="non-convex"):
-        model.fit()
+        model.fit(backend="cvxpy")
 
 
 def test_solver_objective_equals_the_cvxpy_evaluation(design, rng):
@@ -127,3 +127,67 @@ def test_population_fista_equals_cvxpy(design):
 
     theta = S.population(P.to_problem(design))
     np.testing.assert_allclose(theta, P.population_fit(design, solver="clarabel"), atol=1e-6)
+
+
+def _two_groups(rng, n=300):
+    """Two regimes selected by a covariate: slope +1 for u < 0.5, −1 above."""
+    u = rng.uniform(0, 1, n)
+    x = rng.uniform(-1, 1, n)
+    frame = pd.DataFrame({"x": x, "u": u, "g": np.where(u < 0.5, "low", "high"),
+                          "noise": rng.uniform(0, 1, n)})
+    frame["y"] = np.where(u < 0.5, 1.0, -1.0) * x + 0.05 * rng.normal(size=n)
+    return frame
+
+
+PERSONAL = """response y ~ squared
+features x
+personalize rank 1 radius 0.3 match 0.001 metric_penalty 1 neighbors 5 learning_rate 0.005 \
+    decay 0.99 max_iter 300
+  distance u ~ abs
+  distance noise ~ abs
+"""
+
+
+def test_fit_predict_and_learned_weights(rng):
+    frame = _two_groups(rng)
+    fitted = stratlang.load(PERSONAL).fit(frame.iloc[:250])
+    assert fitted.info["backend"] == "subgradient"
+    assert fitted.theta.shape == (250, 1) and list(fitted.phi.index) == ["u", "noise"]
+    assert np.all(fitted.phi.to_numpy() >= 0)
+    test = frame.iloc[250:]
+    population = float(np.mean((test.y - test.x * fitted.theta_pop[0]) ** 2))
+    assert fitted.score(test)["rmse"] ** 2 < 0.5 * population
+    assert fitted.predict(test).shape == (50, 1)
+
+
+def test_deterministic_given_the_seed_and_saved(rng, tmp_path):
+    frame = _two_groups(rng, 120)
+    first = stratlang.load(PERSONAL).fit(frame)
+    second = stratlang.load(PERSONAL).fit(frame)
+    np.testing.assert_array_equal(first.theta_array, second.theta_array)
+    again = stratlang.load_fitted(first.save(tmp_path / "p.json"))
+    pd.testing.assert_frame_equal(again.predict(frame), first.predict(frame))
+    np.testing.assert_array_equal(again.phi_array, first.phi_array)
+
+
+def test_categorical_and_euclidean_neighbours_use_the_learned_metric(rng):
+    from stratlang.personalized_fit import encode_covariates, nearest
+
+    frame = pd.DataFrame({"a": [0.0, 0.1, 0.9, 1.0], "b": [0.0, 0.0, 0.0, 5.0],
+                          "c": ["p", "q", "p", "q"]})
+    spec = ("response y ~ squared\nfeatures a\npersonalize rank 1\n"
+            "  distance (a, b) ~ euclidean\n  distance c ~ discrete\n")
+    model = stratlang.load(spec).ir
+    encoded = encode_covariates(model, frame)
+    train, query = np.arange(3), np.array([3])
+    # ρ = φ₁‖(a, b) − ·‖ + φ₂[c ≠ ·]: brute force, checked by hand
+    assert nearest(model, encoded, np.array([1.0, 0.0]), train, query, 1)[0, 0] == 2
+    assert nearest(model, encoded, np.array([0.0, 1.0]), train, query, 1)[0, 0] == 1
+
+
+def test_divergence_is_a_numerical_error(rng):
+    frame = _two_groups(rng, 200)
+    spec = PERSONAL.replace("match 0.001", "match 10").replace("learning_rate 0.005",
+                                                                "learning_rate 1")
+    with pytest.raises(stratlang.NumericalError, match="diverged at epoch"):
+        stratlang.load(spec).fit(frame)
