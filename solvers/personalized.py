@@ -75,9 +75,22 @@ def penalty_subgradient(problem: Problem, theta: np.ndarray) -> np.ndarray:
     return grad
 
 
-def neighbour_pairs(z: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Unordered pairs i < j with ‖Z_i − Z_j‖ < r (each counts in D_i and in D_j)."""
-    pairs = cKDTree(z).query_pairs(radius * (1 - 1e-12), output_type="ndarray")
+def neighbour_pairs(z: np.ndarray, radius: float,
+                    max_neighbors: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Unordered pairs i < j with ‖Z_i − Z_j‖ < r (each counts in D_i and in D_j).
+
+    With ``max_neighbors``, only pairs in which j is among i's nearest ``max_neighbors``
+    (or i among j's) are kept, so the number of pairs is at most N·max_neighbors even
+    when many samples are close (as at the start, when every Z_i is near θ_pop's)."""
+    tree = cKDTree(z)
+    if max_neighbors is None or max_neighbors >= len(z) - 1:
+        pairs = tree.query_pairs(radius * (1 - 1e-12), output_type="ndarray")
+    else:
+        dist, idx = tree.query(z, k=max_neighbors + 1, distance_upper_bound=radius * (1 - 1e-12))
+        rows = np.repeat(np.arange(len(z)), max_neighbors + 1)
+        keep = np.isfinite(dist.reshape(-1)) & (idx.reshape(-1) != rows)
+        a, b = rows[keep], idx.reshape(-1)[keep]
+        pairs = np.unique(np.column_stack([np.minimum(a, b), np.maximum(a, b)]), axis=0)
     if len(pairs) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return pairs[:, 0], pairs[:, 1]
@@ -90,8 +103,9 @@ class Pairs:
     d: np.ndarray  # (pairs, L) covariate distances, computed once per pair set
 
 
-def pairs_for(problem: Problem, z: np.ndarray, radius: float) -> Pairs:
-    i, j = neighbour_pairs(z, radius)
+def pairs_for(problem: Problem, z: np.ndarray, radius: float,
+              max_neighbors: int | None = None) -> Pairs:
+    i, j = neighbour_pairs(z, radius, max_neighbors)
     d = problem.distances(i, j) if len(i) else np.zeros((0, problem.n_metrics))
     return Pairs(i, j, d)
 
@@ -181,6 +195,7 @@ class Settings:
     max_iter: int
     seed: int = 0
     init_noise: float = 1e-3  # ε of θ_i ~ N(θ_pop, ε²I): only to make PCA well-posed
+    max_neighbors: int | None = 30  # per sample, the nearest kept within the radius
     rebuild_every: int = 5  # epochs between KD-tree rebuilds of the neighbour pairs
     final_radius: float = 0.5  # r shrinks geometrically (with the step decay) to this fraction
     progress: bool | None = None
@@ -249,7 +264,7 @@ def fit(problem: Problem, settings: Settings,
         alpha = settings.learning_rate * settings.decay ** (epoch - 1)
         radius = settings.radius * max(settings.final_radius, settings.decay ** (epoch - 1))
         if pairs is None or epoch % settings.rebuild_every == 1:
-            pairs = pairs_for(problem, z, radius)
+            pairs = pairs_for(problem, z, radius, settings.max_neighbors)
         g_z, g_q, g_phi = gradients(problem, z, q, phi, pairs)
         travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
         z = z - (alpha / np.maximum(travelled, floor))[:, None] * g_z

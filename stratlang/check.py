@@ -35,6 +35,8 @@ PERSONALIZE_OPTIONS: dict[str, tuple[Param, bool]] = {
          False),
         (Param("match", default=1.0, check=nonnegative, doc="γ, weight of distance matching"), True),
         (Param("metric_penalty", default=0.1, check=nonnegative, doc="ν in ν‖φ − 1‖²"), True),
+        (Param("max_neighbors", "int", default=30, check=positive,
+               doc="B_r(i) keeps at most this many nearest samples within the radius"), False),
         (Param("neighbors", "int", default=3, check=positive,
                doc="k_n, training samples averaged to predict a new one"), False),
         (Param("learning_rate", default=0.01, check=positive, doc="α₀, the global step size"),

@@ -82,6 +82,7 @@ def fit_personalized(model, frame: pd.DataFrame, weights: dict[str, float] | Non
     problem = to_problem(design, weights)
     settings = S.Settings(rank=spec.rank, radius=spec.radius, learning_rate=spec.learning_rate,
                           decay=spec.decay, max_iter=spec.max_iter, seed=spec.seed,
+                          max_neighbors=spec.max_neighbors,
                           progress=opts["progress"])
     n = design.n
     rng = np.random.default_rng(spec.seed)
@@ -117,7 +118,10 @@ def fit_personalized(model, frame: pd.DataFrame, weights: dict[str, float] | Non
             "status": "early stopped" if result.best_epoch < result.epochs else "max_iter",
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "validation_samples": len(held), "fit_seconds": time.perf_counter() - start}
-    objective = S.objective(sub, result.z, result.q, result.phi, spec.radius)
+    final_radius = spec.radius * max(settings.final_radius,
+                                     spec.decay ** max(result.best_epoch - 1, 0))
+    objective = S.objective(sub, result.z, result.q, result.phi, final_radius,
+                            S.pairs_for(sub, result.z, final_radius, spec.max_neighbors))
     covariates = frame[[c for d in spec.distances for c in d.columns]].reset_index(drop=True)
     return FittedPersonalized(model, theta, z, result.q, result.phi, result.theta_pop,
                               covariates, design.classes, pd.DataFrame(result.history),

@@ -93,3 +93,22 @@ def test_usage_errors_exit_2():
     out = run("frobnicate")
     assert out.returncode == 2 and "invalid choice" in out.stderr
     assert run("fit").returncode == 2
+
+
+def test_personalized_fit_and_predict_from_the_cli(tmp_path, rng):
+    import numpy as np
+    import pandas as pd
+
+    n = 200
+    frame = pd.DataFrame({"x": rng.uniform(-1, 1, n), "u": rng.uniform(0, 1, n)})
+    frame["y"] = np.where(frame.u < 0.5, 1.0, -1.0) * frame.x + 0.05 * rng.normal(size=n)
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    write(tmp_path, "p.strat", 'data "p.csv"\nresponse y ~ squared\nfeatures x\n'
+          "personalize rank 1 radius 0.3 match 0.001 metric_penalty 1 neighbors 5 "
+          "learning_rate 0.005 max_iter 100\n  distance u ~ abs\n")
+    fit = run("fit", str(tmp_path / "p.strat"), "--out", str(tmp_path / "p.json"))
+    assert fit.returncode == 0, fit.stderr
+    assert "personalized, loss squared, rank 1" in fit.stdout and "covariate weights phi: u" in fit.stdout
+    pred = run("predict", str(tmp_path / "p.json"), "--data", str(tmp_path / "p.csv"))
+    assert pred.returncode == 0 and pred.stdout.startswith(",prediction\n")
+    assert len(pred.stdout.strip().splitlines()) == n + 1
