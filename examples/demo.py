@@ -11,6 +11,30 @@ from pathlib import Path
 import stratlang
 
 HERE = Path(__file__).parent
+FIGURES = HERE / "figures"
+# extra views per example, beyond the default picture chosen from the graph structure
+VIEWS = {"elections": [{"over": "state", "by": "year"}],
+         "houses": [{"over": "lon_bin", "by": "lat_bin"}],
+         "mpls_stops": [{"over": "lon_bin", "by": "lat_bin"}, {"over": "day", "by": "hour"}],
+         "diabetes": [{"param": "bmi", "by": "sex"}]}
+
+
+def write_figures(fitted, folder: Path = FIGURES) -> list[Path]:
+    """The example's pictures: the default view, its extra views, and convergence."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = fitted.model.name
+    paths = [folder / f"{name}.png"]
+    fitted.plot(out=paths[0])
+    for i, view in enumerate(VIEWS.get(name, []), start=1):
+        paths.append(folder / f"{name}_{i}.png")
+        fitted.plot(out=paths[-1], **view)
+    if fitted.info.get("history") is not None or getattr(fitted, "history", None) is not None:
+        paths.append(folder / f"{name}_convergence.png")
+        fitted.plot_convergence(paths[-1])
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return paths
 EXAMPLES = [("elections.strat", "anll"), ("diabetes.strat", "rmse"), ("houses.strat", "rmse"),
             ("mpls_stops.strat", "anll")]
 
@@ -27,9 +51,13 @@ def compare(spec: Path, metric: str) -> None:
                            ("common", model.common())):
         start = time.perf_counter()
         fitted = variant.fit(train)
+        if label == "stratified":
+            stratified = fitted
         seconds = time.perf_counter() - start
         print(f"  {label:<12}{fitted.strata.k:>8}{fitted.score(train)[metric]:>14.4f}"
               f"{fitted.score(test)[metric]:>14.4f}{seconds:>10.2f}  {fitted.info['backend']}")
+    paths = write_figures(stratified)
+    print(f"  figures: {', '.join(str(p.relative_to(HERE)) for p in paths)}")
     check = model.verify(train)
     print(f"  verify: cvxpy {check.cvxpy_objective:.10g} in {check.cvxpy_seconds:.2f} s, "
           f"admm {check.admm_objective:.10g} in {check.admm_seconds:.2f} s "
@@ -55,6 +83,8 @@ def personalized(spec: Path) -> None:
           f"{population:.4f}, oracle {oracle:.4f}  ({seconds:.2f} s, "
           f"{fitted.info['epochs']} epochs; learned phi: "
           + ", ".join(f"{k} {v:.2f}" for k, v in fitted.phi.items()) + ")")
+    paths = write_figures(fitted)
+    print(f"  figures: {', '.join(str(p.relative_to(HERE)) for p in paths)}")
 
 
 def main() -> int:

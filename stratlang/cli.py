@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", help="fitting backend (default: admm when it applies)")
     p.add_argument("--out", help="write the refitted best model here")
 
+    p = sub.add_parser("plot", help="draw a fitted model (PNG, SVG or PDF)")
+    p.add_argument("model", help="a fitted model written by `stratlang fit --out`")
+    p.add_argument("--param", help="the parameter (row[:output]) to show; default: the first")
+    p.add_argument("--over", help="stratification column along the x axis")
+    p.add_argument("--by", help="column for separate lines, heat-map rows, or the colour")
+    p.add_argument("--convergence", action="store_true", help="plot the iteration history")
+    p.add_argument("--out", required=True, help="FILE.png, FILE.svg or FILE.pdf")
+
     for name, text in (("predict", "predict with a fitted model"),
                        ("score", "score a fitted model on data")):
         p = sub.add_parser(name, help=text)
@@ -166,6 +174,20 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .model import load_fitted
+
+    fitted = load_fitted(args.model)
+    if args.convergence:
+        fitted.plot_convergence(args.out)
+    elif hasattr(fitted, "strata"):
+        fitted.plot(param=args.param, over=args.over, by=args.by, out=args.out)
+    else:
+        fitted.plot(by=args.by, out=args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_predict(args) -> int:
     from .model import load_fitted
 
@@ -189,7 +211,7 @@ def cmd_score(args) -> int:
 
 
 COMMANDS = {"check": cmd_check, "show": cmd_show, "fit": cmd_fit, "predict": cmd_predict,
-            "score": cmd_score, "verify": cmd_verify, "tune": cmd_tune}
+            "score": cmd_score, "verify": cmd_verify, "tune": cmd_tune, "plot": cmd_plot}
 
 
 def _warn(message, category, filename, lineno, file=None, line=None) -> None:

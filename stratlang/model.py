@@ -297,6 +297,19 @@ class FittedModel:
                      f"{info.get('status')}, {info.get('fit_seconds', float('nan')):.3f} s")
         return "\n".join(lines)
 
+    # ---- pictures -------------------------------------------------------------------------
+    def plot(self, param: str | None = None, over: str | None = None, by: str | None = None,
+             out: str | Path | None = None):
+        """A picture of one parameter over the strata (see :mod:`stratlang.plot`)."""
+        from .plot import plot_strata
+
+        return plot_strata(self, param, over, by, out)
+
+    def plot_convergence(self, out: str | Path | None = None):
+        from .plot import plot_convergence
+
+        return plot_convergence(self, out)
+
     # ---- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Writes ``path`` (JSON: spec, strata, weights) and ``path.npz`` beside it (arrays)."""
@@ -304,6 +317,8 @@ class FittedModel:
         if path.suffix != ".json":
             path = path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
         arrays: dict[str, np.ndarray] = {"theta": self.theta_array}
+        if self.info.get("history"):
+            arrays["history"] = np.asarray(self.info["history"], dtype=float)
         factors = []
         for i, f in enumerate(self.strata.factors):
             arrays[f"edges_{i}"] = f.graph.edges
@@ -352,8 +367,11 @@ def load_fitted(path: str | Path) -> FittedModel:
         factors.append(Factor(cols, tuple(tuple(v) for v in f["labels"]), graph,
                               strat_by_cols[cols].weight, f["text_labels"]))
     classes = tuple(meta["classes"]) if meta["classes"] is not None else None
+    info = dict(meta["info"])
+    if "history" in arrays:
+        info["history"] = [tuple(row) for row in arrays["history"]]
     return FittedModel(model, Strata(tuple(factors)), arrays["theta"], None, meta["weights"],
-                       meta["info"], classes=classes, objective=Objective(**meta["objective"]))
+                       info, classes=classes, objective=Objective(**meta["objective"]))
 
 
 def load(path_or_text: str | Path) -> Model:

@@ -213,11 +213,24 @@ class FittedPersonalized:
                  "  objective " + ", ".join(f"{k} {v:.6g}" for k, v in self.objective_parts.items())]
         return "\n".join(lines)
 
+    def plot(self, by: str | None = None, out: str | Path | None = None, **_: Any):
+        """The sample models embedded in 2-D, coloured by a covariate."""
+        from .plot import plot_embedding
+
+        return plot_embedding(self, by, out)
+
+    def plot_convergence(self, out: str | Path | None = None):
+        from .plot import plot_convergence
+
+        return plot_convergence(self, out)
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path = path if path.suffix == ".json" else path.with_suffix(".json")
         arrays = {"theta": self.theta_array, "z": self.z, "q": self.q, "phi": self.phi_array,
                   "theta_pop": self.theta_pop}
+        for column in self.history.columns:
+            arrays[f"history_{column}"] = self.history[column].to_numpy(dtype=float)
         kinds = {}
         for c in self.covariates.columns:
             column = self.covariates[c]
@@ -244,8 +257,10 @@ def load_personalized(meta: dict, path: Path) -> FittedPersonalized:
     classes = tuple(meta["classes"]) if meta["classes"] is not None else None
     if model.ir.personalize is None:
         raise StratlangError(f"'{path}' holds a spec that is not personalized")
+    history = pd.DataFrame({name[len("history_"):]: arrays[name] for name in arrays.files
+                            if name.startswith("history_")})
     return FittedPersonalized(model, arrays["theta"], arrays["z"], arrays["q"], arrays["phi"],
-                              arrays["theta_pop"], covariates, classes, pd.DataFrame(),
+                              arrays["theta_pop"], covariates, classes, history,
                               meta["info"], meta["objective"], meta["weights"],
                               pd.Index(meta["index"]))
 

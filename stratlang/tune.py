@@ -32,6 +32,12 @@ class TuneResult:
     best: dict[str, float]
     fitted: Any  # FittedModel refitted on all data with the best weights
 
+    def plot(self, out=None):
+        """Validation metric against the swept hyper-parameter, the chosen value marked."""
+        from .plot import plot_tune
+
+        return plot_tune(self, out)
+
     def __str__(self) -> str:
         return (f"{self.table.to_string(index=False)}\n"
                 f"best ({self.metric}): " + ", ".join(f"{k}={v:g}" for k, v in self.best.items()))

@@ -47,3 +47,17 @@ def test_elections_stratified_beats_common_and_separate():
 def test_regression_examples_stratified_wins(name):
     scores = held_out(stratlang.load(EXAMPLES / f"{name}.strat"), "rmse")
     assert scores["stratified"] < min(scores["common"], scores["separate"])
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_every_example_writes_its_figures(spec, tmp_path):
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("demo", EXAMPLES / "demo.py")
+    demo = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(demo)
+    model = stratlang.load(spec)
+    frame = model.frame(None)
+    fitted = model.fit(frame[frame.split == "train"])
+    paths = demo.write_figures(fitted, tmp_path)
+    assert paths and all(p.is_file() and p.read_bytes()[:4] == b"\x89PNG" for p in paths)

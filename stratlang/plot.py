@@ -1,0 +1,272 @@
+"""Pictures of fitted models (``pip install stratlang[plot]``; matplotlib is imported
+only here, and only when a plot is drawn).
+
+The picture follows the graph structure: a line per group over a path or cycle factor,
+a heat map over a grid or over two factors (general graphs ordered by their Fiedler
+vector, so that neighbours sit together), bars over a complete or star factor, and for
+personalized models a 2-D embedding of the sample models coloured by a covariate.
+Factors that are not shown are averaged over, as the papers do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import StratlangError, did_you_mean
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
+            matplotlib.use("Agg")  # files only: never needs a display
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise StratlangError("plotting needs matplotlib: pip install 'stratlang[plot]'") from None
+    return plt
+
+
+def _finish(fig, out: str | Path | None):
+    if out is not None:
+        out = Path(out)
+        if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise StratlangError(f"cannot write '{out}': use a .png, .svg or .pdf file name")
+        fig.savefig(out, dpi=120, bbox_inches="tight")
+    return fig
+
+
+# ---- what to show -------------------------------------------------------------------------
+@dataclass
+class View:
+    kind: str  # 'line' | 'heatmap' | 'bar'
+    values: np.ndarray  # 1-D (line, bar) or 2-D (lines: by × over; heatmap: by × over)
+    over: str
+    over_labels: list
+    by: str | None
+    by_labels: list | None
+    param: str
+    averaged: list[str]
+
+
+def _parameter(fitted, param: str | None) -> tuple[str, np.ndarray]:
+    """θ of one parameter for every stratum, and its display name."""
+    rows, outputs = list(fitted.rows), list(fitted.outputs)
+    m = fitted.theta_array.shape[2]
+    if param is None:
+        row = next((r for r in rows if r != "intercept"), rows[0])
+        out = 0
+    else:
+        row, _, output = param.partition(":")
+        if row not in rows:
+            raise StratlangError(f"unknown parameter '{row}'" + did_you_mean(row, rows))
+        out = 0
+        if output:
+            if output not in [str(o) for o in outputs]:
+                raise StratlangError(f"unknown output '{output}'"
+                                     + did_you_mean(output, [str(o) for o in outputs]))
+            out = [str(o) for o in outputs].index(output)
+    name = row if m == 1 else f"{row}:{outputs[out]}"
+    return name, fitted.theta_array[:, rows.index(row), out]
+
+
+def _columns(fitted) -> list[tuple[str, list, Any]]:
+    """(column, its node labels, its factor) for every stratification column, in order."""
+    out = []
+    for factor in fitted.strata.factors:
+        for column, labels in zip(factor.columns, factor.column_labels, strict=True):
+            out.append((column, list(labels), factor))
+    return out
+
+
+def _fiedler_order(factor) -> np.ndarray:
+    from .solvers.graphs import n_components
+
+    graph = factor.graph
+    if graph.n < 3 or n_components(graph) > 1 or len(factor.columns) > 1:
+        return np.arange(len(factor.column_labels[0]))
+    _, vectors = np.linalg.eigh(graph.laplacian().toarray())
+    return np.argsort(vectors[:, 1], kind="stable")
+
+
+def choose_view(fitted, param: str | None = None, over: str | None = None,
+                by: str | None = None) -> View:
+    columns = _columns(fitted)
+    if not columns:
+        raise StratlangError("the model has one stratum: nothing to plot over")
+    names = [c for c, _, _ in columns]
+    for given in (over, by):
+        if given is not None and given not in names:
+            raise StratlangError(f"unknown stratification column '{given}'"
+                                 + did_you_mean(given, names))
+    structure = {c: f.graph.structure for c, _, f in columns}
+    if over is None:
+        over = next((c for c in names if structure[c] in ("path", "cycle")), None)
+        if over is None:
+            over = next((c for c in names if structure[c] == "grid"), names[0])
+    factor_of = {c: f for c, _, f in columns}
+    if by is None and structure[over] == "grid" and len(factor_of[over].columns) == 2:
+        by = next(c for c in factor_of[over].columns if c != over)  # a map of the grid
+    if by == over:
+        raise StratlangError("--over and --by must be different columns")
+    name, theta = _parameter(fitted, param)
+    grid = theta.reshape([len(labels) for _, labels, _ in columns])
+    keep = [names.index(over)] + ([names.index(by)] if by else [])
+    averaged = [c for c in names if c not in (over, by)]
+    reduced = grid.mean(axis=tuple(i for i in range(len(names)) if i not in keep))
+    if by is not None and names.index(over) < names.index(by):
+        reduced = reduced.T  # rows: the `by` column, columns: the `over` column
+    over_labels = list(columns[names.index(over)][1])
+    by_labels = list(columns[names.index(by)][1]) if by else None
+    if structure[over] == "general":  # neighbours together: order by the Fiedler vector
+        order = _fiedler_order(factor_of[over])
+        over_labels = [over_labels[i] for i in order]
+        reduced = reduced[..., order] if by else reduced[order]
+    if by is None:
+        kind = "line" if structure[over] in ("path", "cycle", "grid") else "bar"
+    elif structure[over] in ("path", "cycle") and len(by_labels) <= 12:
+        kind = "line"
+    else:
+        kind = "heatmap"
+        if structure[by] == "general":
+            order = _fiedler_order(factor_of[by])
+            by_labels = [by_labels[i] for i in order]
+            reduced = reduced[order]
+    return View(kind, np.asarray(reduced), over, over_labels, by, by_labels, name, averaged)
+
+
+def _value_label(fitted, name: str) -> str:
+    loss = fitted.loss
+    if loss.features == "forbidden":
+        return f"{loss.parameter} ({loss.name})"
+    return f"θ[{name}]"
+
+
+def plot_strata(fitted, param: str | None = None, over: str | None = None,
+                by: str | None = None, out: str | Path | None = None):
+    plt = _pyplot()
+    view = choose_view(fitted, param, over, by)
+    label = _value_label(fitted, view.param)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = np.arange(len(view.over_labels))
+    if view.kind == "line":
+        if view.by is None:
+            ax.plot(x, view.values, marker="o", ms=3, label=label)
+        else:
+            for label_by, row in zip(view.by_labels, view.values, strict=True):
+                ax.plot(x, row, marker="o", ms=3, label=f"{view.by} = {label_by}")
+            ax.legend(fontsize=8, ncol=2)
+        ax.set_ylabel(label)
+    elif view.kind == "bar":
+        ax.bar(x, view.values)
+        ax.set_ylabel(label)
+    else:
+        image = ax.imshow(view.values, aspect="auto", origin="lower", cmap="viridis")
+        ax.set_yticks(np.arange(len(view.by_labels)),
+                      labels=_thin(view.by_labels), fontsize=7)
+        ax.set_ylabel(view.by)
+        fig.colorbar(image, ax=ax, label=label)
+    ax.set_xticks(x, labels=_thin(view.over_labels), rotation=90 if len(x) > 12 else 0,
+                  fontsize=7)
+    ax.set_xlabel(view.over)
+    title = f"{fitted.model.name}: {label} by {view.over}" + (f" and {view.by}" if view.by else "")
+    if view.averaged:
+        title += f"\n(averaged over {', '.join(view.averaged)})"
+    ax.set_title(title, fontsize=10)
+    return _finish(fig, out)
+
+
+def _thin(labels: list, most: int = 40) -> list[str]:
+    """Tick labels, every k-th shown when there are many."""
+    step = max(1, int(np.ceil(len(labels) / most)))
+    return [str(v) if i % step == 0 else "" for i, v in enumerate(labels)]
+
+
+def embedding(fitted) -> np.ndarray:
+    """2-D coordinates of the sample models: their first two principal components."""
+    theta = fitted.theta_array
+    centered = theta - theta.mean(axis=0)
+    if theta.shape[1] == 1:
+        return np.column_stack([centered[:, 0], np.zeros(len(theta))])
+    u, s, _ = np.linalg.svd(centered, full_matrices=False)
+    return u[:, :2] * s[:2]
+
+
+def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None):
+    plt = _pyplot()
+    columns = list(fitted.covariates.columns)
+    by = by or columns[0]
+    if by not in columns:
+        raise StratlangError(f"unknown covariate '{by}'" + did_you_mean(by, columns))
+    coords = embedding(fitted)
+    values = fitted.covariates[by]
+    numeric = np.issubdtype(values.dtype, np.number)
+    colours = values.to_numpy(dtype=float) if numeric else values.astype("category").cat.codes
+    fig, ax = plt.subplots(figsize=(6, 5))
+    points = ax.scatter(coords[:, 0], coords[:, 1], c=colours, s=8, cmap="viridis")
+    bar = fig.colorbar(points, ax=ax, label=by)
+    if not numeric:
+        cats = list(values.astype("category").cat.categories)
+        bar.set_ticks(range(len(cats)), labels=[str(c) for c in cats])
+    ax.set_xlabel("principal component 1 of θ")
+    ax.set_ylabel("principal component 2 of θ")
+    ax.set_title(f"{fitted.model.name}: sample models coloured by {by}", fontsize=10)
+    return _finish(fig, out)
+
+
+def plot_convergence(fitted, out: str | Path | None = None):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    history = fitted.info.get("history")
+    if getattr(fitted, "history", None) is not None and len(getattr(fitted, "history", [])):
+        frame = fitted.history
+        ax.plot(frame["epoch"], frame["total"], label="objective")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("objective")
+        if "validation" in frame:
+            twin = ax.twinx()
+            twin.plot(frame["epoch"], frame["validation"], color="C1", label="validation loss")
+            twin.set_ylabel("validation loss (per sample)")
+            twin.legend(loc="upper center", fontsize=8)
+    elif history is not None and len(history):
+        h = np.asarray(history, dtype=float)
+        ax.semilogy(h[:, 0], h[:, 1], label="primal residual")
+        ax.semilogy(h[:, 0], h[:, 2], label="dual residual")
+        ax.semilogy(h[:, 0], h[:, 3], "--", label="primal tolerance")
+        ax.semilogy(h[:, 0], h[:, 4], ":", label="dual tolerance")
+        ax.set_xlabel("ADMM iteration")
+        ax.set_ylabel("residual")
+    else:
+        plt.close(fig)
+        raise StratlangError(f"this fit has no iteration history (backend "
+                             f"{fitted.info.get('backend')}, {fitted.info.get('solver')})")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{fitted.model.name}: convergence", fontsize=10)
+    return _finish(fig, out)
+
+
+def plot_tune(result, out: str | Path | None = None):
+    plt = _pyplot()
+    table = result.table
+    swept = [c for c in table.columns if not c.startswith(("mean_", "std_"))]
+    x_name = swept[0]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    groups = table.groupby(swept[1:]) if len(swept) > 1 else [((), table)]
+    for key, part in groups:
+        label = ", ".join(f"{n}={v:g}" for n, v in zip(swept[1:], np.atleast_1d(key), strict=False))
+        ax.errorbar(part[x_name], part[f"mean_{result.metric}"], yerr=part[f"std_{result.metric}"],
+                    marker="o", capsize=3, label=label or None)
+    best = result.best
+    chosen = table[np.all([table[c] == best[c] for c in swept], axis=0)]
+    ax.plot(chosen[x_name], chosen[f"mean_{result.metric}"], "r*", ms=16, label="chosen")
+    if (table[x_name] > 0).all() and table[x_name].max() / table[x_name].min() > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(f"validation {result.metric} (mean ± sd over folds)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"cross-validation: best {x_name} = {best[x_name]:g}", fontsize=10)
+    return _finish(fig, out)

@@ -1,0 +1,146 @@
+"""Every plot kind renders headless, writes a real image, and shows the model's values."""
+
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+import stratlang
+from stratlang.cli import main
+from stratlang.plot import choose_view, embedding
+
+from .conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def elections():
+    return stratlang.load(EXAMPLES / "elections.strat").fit()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def assert_real_png(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = mpimg.imread(path)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels.std() > 0.05
+
+
+def test_line_over_a_path_averages_the_other_factors(elections, tmp_path):
+    fig = elections.plot(out=tmp_path / "year.png")
+    assert_real_png(tmp_path / "year.png")
+    ax = fig.axes[0]
+    expected = elections.theta["probability"].groupby(level="year").mean()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), expected.to_numpy())
+    assert ax.get_xlabel() == "year" and "averaged over state" in ax.get_title()
+
+
+def test_heatmap_of_two_factors_in_fiedler_order(elections, tmp_path):
+    fig = elections.plot(over="state", by="year", out=tmp_path / "map.svg")
+    assert "<svg" in (tmp_path / "map.svg").read_text()[:500]
+    view = choose_view(elections, over="state", by="year")
+    shown = fig.axes[0].images[0].get_array()
+    table = elections.theta["probability"].unstack("state")  # years × states
+    expected = table.loc[view.by_labels, view.over_labels].to_numpy()
+    np.testing.assert_allclose(np.asarray(shown), expected)
+    assert sorted(view.over_labels) == sorted(table.columns)
+    assert view.over_labels != sorted(view.over_labels)  # reordered by the Fiedler vector
+    assert fig.axes[1].get_ylabel() == "probability (bernoulli)"  # the colour bar
+
+
+def test_grid_map_and_bars_over_a_complete_factor(rng, tmp_path):
+    n = 400
+    frame = pd.DataFrame({"r": rng.integers(0, 4, n), "c": rng.integers(0, 3, n),
+                          "g": rng.choice(["a", "b", "c"], n), "x": rng.normal(size=n)})
+    frame["y"] = frame.x * (frame.r - frame.c) + rng.normal(size=n)
+    fitted = stratlang.load("response y ~ squared\nfeatures x, intercept\n"
+                            "stratify (r, c) ~ grid weight 1\nstratify g ~ complete weight 1\n"
+                            ).fit(frame)
+    fig = fitted.plot(out=tmp_path / "grid.png")
+    assert_real_png(tmp_path / "grid.png")
+    expected = fitted.theta["x"].groupby(level=["c", "r"]).mean().unstack("r").to_numpy()
+    np.testing.assert_allclose(np.asarray(fig.axes[0].images[0].get_array()), expected)
+    bars = fitted.plot(over="g")
+    heights = [p.get_height() for p in bars.axes[0].patches]
+    np.testing.assert_allclose(heights, fitted.theta["x"].groupby(level="g").mean().to_numpy())
+
+
+def test_lines_per_group(rng):
+    frame = pd.DataFrame({"t": rng.integers(0, 6, 300), "s": rng.choice(["F", "M"], 300),
+                          "x": rng.normal(size=300)})
+    frame["y"] = frame.x * frame.t + rng.normal(size=300)
+    fitted = stratlang.load("response y ~ squared\nfeatures x, intercept\n"
+                            "stratify t ~ path weight 1\nstratify s ~ complete weight 1\n").fit(frame)
+    fig = fitted.plot(param="x", by="s")
+    lines = fig.axes[0].lines
+    assert [line.get_label() for line in lines] == ["s = F", "s = M"]
+    np.testing.assert_allclose(lines[1].get_ydata(), fitted.theta["x"].xs("M", level="s"))
+
+
+def test_bad_plot_requests_are_clear(elections):
+    with pytest.raises(stratlang.StratlangError, match="unknown stratification column 'yeer'; "
+                                                       "did you mean 'year'"):
+        elections.plot(over="yeer")
+    with pytest.raises(stratlang.StratlangError, match="unknown parameter 'prob'"):
+        elections.plot(param="prob")
+    with pytest.raises(stratlang.StratlangError, match=r"use a \.png, \.svg or \.pdf"):
+        elections.plot(out="picture.jpg")
+
+
+def test_convergence_plot_shows_the_residuals(elections, tmp_path):
+    fig = elections.plot_convergence(tmp_path / "conv.png")
+    assert_real_png(tmp_path / "conv.png")
+    history = np.asarray(elections.info["history"])
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), history[:, 1])
+    direct = stratlang.load(EXAMPLES / "diabetes.strat").fit()
+    with pytest.raises(stratlang.StratlangError, match="no iteration history"):
+        direct.plot_convergence()
+
+
+def test_personalized_embedding_is_coloured_by_a_covariate(rng, tmp_path):
+    n = 150
+    frame = pd.DataFrame({"x1": rng.uniform(-1, 1, n), "x2": rng.uniform(-1, 1, n),
+                          "u": rng.uniform(0, 1, n)})
+    frame["y"] = frame.x1 * frame.u + frame.x2 + 0.1 * rng.normal(size=n)
+    fitted = stratlang.load("response y ~ squared\nfeatures x1, x2\npersonalize rank 2 "
+                            "radius 0.3 match 0.001 metric_penalty 1 learning_rate 0.005 "
+                            "max_iter 50\n  distance u ~ abs\n").fit(frame)
+    fig = fitted.plot(out=tmp_path / "emb.png")
+    assert_real_png(tmp_path / "emb.png")
+    points = fig.axes[0].collections[0]
+    np.testing.assert_allclose(points.get_offsets(), embedding(fitted))
+    np.testing.assert_allclose(points.get_array(), frame.u.to_numpy())
+    conv = fitted.plot_convergence()
+    np.testing.assert_allclose(conv.axes[0].lines[0].get_ydata(), fitted.history["total"])
+
+
+def test_tune_plot_marks_the_chosen_value(rng, tmp_path):
+    t = rng.integers(0, 10, 300)
+    x = rng.normal(size=300)
+    frame = pd.DataFrame({"t": t, "x": x, "y": x * np.sin(t / 3) + rng.normal(size=300)})
+    result = stratlang.load("response y ~ squared\nfeatures x\n"
+                            "stratify t ~ path weight {0.1, 10, 1000}\n").tune(frame, folds=3)
+    fig = result.plot(tmp_path / "tune.png")
+    assert_real_png(tmp_path / "tune.png")
+    ax = fig.axes[0]
+    np.testing.assert_allclose(np.asarray(ax.lines[0].get_ydata(), dtype=float),
+                               result.table["mean_rmse"].to_numpy())
+    star = ax.lines[-1]
+    assert float(np.asarray(star.get_xdata())[0]) == result.best["stratify.t"]
+
+
+def test_cli_plot(elections, tmp_path, capsys):
+    path = elections.save(tmp_path / "fit.json")
+    assert main(["plot", str(path), "--over", "state", "--by", "year",
+                 "--out", str(tmp_path / "p.png")]) == 0
+    assert_real_png(tmp_path / "p.png")
+    assert main(["plot", str(path), "--convergence", "--out", str(tmp_path / "c.png")]) == 0
+    assert_real_png(tmp_path / "c.png")
+    assert main(["plot", str(path), "--param", "rate", "--out", str(tmp_path / "x.png")]) == 1
+    assert "unknown parameter 'rate'" in capsys.readouterr().err
