@@ -117,8 +117,8 @@ def scale(n: int = 10_000, p: int = 1_000, q: int = 10) -> dict:
     frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(p)])
     frame["u"], frame["y"] = u, y
     spec = ("response y ~ squared\nfeatures " + ", ".join(f"x{j}" for j in range(p))
-            + f"\nregularize 0.01 * l1\npersonalize rank {q} radius 0.3 match 0.1 "
-              "metric_penalty 1 neighbors 10 max_neighbors 30 learning_rate 0.02 decay 0.99 "
+            + f"\nregularize 0.01 * l1\npersonalize rank {q} radius 0.3 match 1 "
+              "metric_penalty 1 neighbors 10 max_neighbors 30 learning_rate 0.01 decay 0.99 "
               "max_iter 100\n  distance u ~ abs\n")
     model = stratlang.load(spec)
     start = time.perf_counter()
@@ -132,8 +132,8 @@ def scale(n: int = 10_000, p: int = 1_000, q: int = 10) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--gamma", type=float, default=0.1)
-    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--gamma", type=float, default=1.0)
+    parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--scale", action="store_true", help="also n = 10,000, p = 1,000, q = 10")
     args = parser.parse_args()
     rows = [r for seed in range(args.seeds) for r in run_seed(seed, args.gamma, args.lr)]

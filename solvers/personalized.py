@@ -126,10 +126,19 @@ def objective(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
 def gradients(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
               pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(∂L/∂Z, ∂L/∂Q, ∂L/∂φ) with the neighbour sets held fixed."""
+    g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
+    return g_fit + g_match, g_q, g_phi
+
+
+def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+                   pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """∂L/∂Z split into its loss + ψ part and its distance-matching part (Algorithm 1
+    applies the personalized rate to the first only), then ∂L/∂Q and ∂L/∂φ."""
     theta = z @ q
     eta = np.einsum("ip,ip->i", problem.x, theta)
     g_theta = loss_gradient(problem, eta)[:, None] * problem.x + penalty_subgradient(problem, theta)
-    g_z = g_theta @ q.T
+    g_fit = g_theta @ q.T
+    g_match = np.zeros_like(z)
     g_q = z.T @ g_theta
     g_phi = 2.0 * problem.nu * (phi - 1.0)
     if len(pairs.i):
@@ -139,10 +148,10 @@ def gradients(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
         # d/dZ_i of 2γ(ρ − g)² with g = ‖Z_i − Z_j‖: −4γ(ρ − g)(Z_i − Z_j)/g; opposite for Z_j
         coef = -4.0 * problem.gamma * resid / np.where(gaps > 0, gaps, 1.0)
         push = coef[:, None] * diff
-        np.add.at(g_z, pairs.i, push)
-        np.add.at(g_z, pairs.j, -push)
+        np.add.at(g_match, pairs.i, push)
+        np.add.at(g_match, pairs.j, -push)
         g_phi = g_phi + 4.0 * problem.gamma * (pairs.d.T @ resid)
-    return g_z, g_q, g_phi
+    return g_fit, g_match, g_q, g_phi
 
 
 # ---- the population model ---------------------------------------------------------------------
@@ -243,9 +252,10 @@ def fit(problem: Problem, settings: Settings,
         patience: int = 20) -> Fit:
     """Algorithm 1: population model, PCA initialization, subgradient epochs on Z, Q, φ.
 
-    Step sizes: α_t = α₀ cᵗ; sample i moves by α_t / max(‖θ_i − θ_pop‖₁, 0.1‖θ_pop‖₁)
-    (the paper's personalized rate, floored so that it is finite at the start); Q and φ
-    move by α_t / N (the objective is a sum over samples). ``validate(Z, Q, φ)`` returns
+    Step sizes: α_t = α₀ cᵗ. As in the paper's Algorithm 1 (line 9), the loss and ψ part
+    of sample i's Z-gradient is scaled by the personalized rate 1 / max(‖θ_i − θ_pop‖₁,
+    0.1‖θ_pop‖₁) (floored so that it is finite at the start) and the distance-matching
+    part is not; Q and φ move by α_t / N (the objective is a sum over samples). ``validate(Z, Q, φ)`` returns
     a held-out loss; the best epoch's parameters are returned and the fit stops after
     ``patience`` epochs without improvement."""
     start = time.perf_counter()
@@ -265,9 +275,9 @@ def fit(problem: Problem, settings: Settings,
         radius = settings.radius * max(settings.final_radius, settings.decay ** (epoch - 1))
         if pairs is None or epoch % settings.rebuild_every == 1:
             pairs = pairs_for(problem, z, radius, settings.max_neighbors)
-        g_z, g_q, g_phi = gradients(problem, z, q, phi, pairs)
+        g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
         travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
-        z = z - (alpha / np.maximum(travelled, floor))[:, None] * g_z
+        z = z - alpha * (g_match + g_fit / np.maximum(travelled, floor)[:, None])
         q = q - (alpha / n) * g_q
         phi = np.maximum(phi - (alpha / n) * g_phi, 0.0)
         if not (np.all(np.isfinite(z)) and np.all(np.isfinite(q))):
