@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--over", help="stratification column along the x axis")
     p.add_argument("--by", help="column for separate lines, heat-map rows, or the colour")
     p.add_argument("--convergence", action="store_true", help="plot the iteration history")
+    p.add_argument("--embedding", choices=("pca", "tsne"), default="pca",
+                   help="map of a personalized model's sample models (default: pca)")
     p.add_argument("--out", required=True, help="FILE.png, FILE.svg or FILE.pdf")
 
     for name, text in (("predict", "predict with a fitted model"),
@@ -183,7 +185,7 @@ def cmd_plot(args) -> int:
     elif hasattr(fitted, "strata"):
         fitted.plot(param=args.param, over=args.over, by=args.by, out=args.out)
     else:
-        fitted.plot(by=args.by, out=args.out)
+        fitted.plot(by=args.by, out=args.out, method=args.embedding)
     print(f"wrote {args.out}")
     return 0
 

@@ -213,11 +213,12 @@ class FittedPersonalized:
                  "  objective " + ", ".join(f"{k} {v:.6g}" for k, v in self.objective_parts.items())]
         return "\n".join(lines)
 
-    def plot(self, by: str | None = None, out: str | Path | None = None, **_: Any):
-        """The sample models embedded in 2-D, coloured by a covariate."""
+    def plot(self, by: str | None = None, out: str | Path | None = None,
+             method: str = "pca"):
+        """The sample models embedded in 2-D (PCA, or t-SNE), coloured by a covariate."""
         from .plot import plot_embedding
 
-        return plot_embedding(self, by, out)
+        return plot_embedding(self, by, out, method)
 
     def plot_convergence(self, out: str | Path | None = None):
         from .plot import plot_convergence

@@ -186,9 +186,17 @@ def _thin(labels: list, most: int = 40) -> list[str]:
     return [str(v) if i % step == 0 else "" for i, v in enumerate(labels)]
 
 
-def embedding(fitted) -> np.ndarray:
-    """2-D coordinates of the sample models: their first two principal components."""
+def embedding(fitted, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """2-D coordinates of the sample models: their first two principal components, or a
+    t-SNE map (scikit-learn) with ``method='tsne'``."""
     theta = fitted.theta_array
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30, max(2, (len(theta) - 1) // 3)))
+        return TSNE(2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(theta)
+    if method != "pca":
+        raise StratlangError(f"unknown embedding '{method}'" + did_you_mean(method, ["pca", "tsne"]))
     centered = theta - theta.mean(axis=0)
     if theta.shape[1] == 1:
         return np.column_stack([centered[:, 0], np.zeros(len(theta))])
@@ -196,13 +204,14 @@ def embedding(fitted) -> np.ndarray:
     return u[:, :2] * s[:2]
 
 
-def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None):
+def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None,
+                   method: str = "pca"):
     plt = _pyplot()
     columns = list(fitted.covariates.columns)
     by = by or columns[0]
     if by not in columns:
         raise StratlangError(f"unknown covariate '{by}'" + did_you_mean(by, columns))
-    coords = embedding(fitted)
+    coords = embedding(fitted, method)
     values = fitted.covariates[by]
     numeric = np.issubdtype(values.dtype, np.number)
     colours = values.to_numpy(dtype=float) if numeric else values.astype("category").cat.codes
@@ -212,8 +221,9 @@ def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None)
     if not numeric:
         cats = list(values.astype("category").cat.categories)
         bar.set_ticks(range(len(cats)), labels=[str(c) for c in cats])
-    ax.set_xlabel("principal component 1 of θ")
-    ax.set_ylabel("principal component 2 of θ")
+    axis = "principal component" if method == "pca" else "t-SNE axis"
+    ax.set_xlabel(f"{axis} 1 of θ")
+    ax.set_ylabel(f"{axis} 2 of θ")
     ax.set_title(f"{fitted.model.name}: sample models coloured by {by}", fontsize=10)
     return _finish(fig, out)
 

@@ -118,6 +118,10 @@ def test_personalized_embedding_is_coloured_by_a_covariate(rng, tmp_path):
     np.testing.assert_allclose(points.get_array(), frame.u.to_numpy())
     conv = fitted.plot_convergence()
     np.testing.assert_allclose(conv.axes[0].lines[0].get_ydata(), fitted.history["total"])
+    tsne = fitted.plot(method="tsne", out=tmp_path / "tsne.png")
+    assert_real_png(tmp_path / "tsne.png")
+    assert tsne.axes[0].get_xlabel() == "t-SNE axis 1 of θ"
+    np.testing.assert_allclose(tsne.axes[0].collections[0].get_array(), frame.u.to_numpy())
 
 
 def test_tune_plot_marks_the_chosen_value(rng, tmp_path):
