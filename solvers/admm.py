@@ -51,8 +51,11 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
          max_iter: int = 2000, adaptive: bool = True, mu: float = 5.0, tau: float = 2.0,
          relax: float = 1.0, warm: State | None = None, progress: bool | None = None,
          adapt_every: int = 1,
-         on_residuals: Callable[[float, float], None] | None = None) -> Result:
-    """``solve(B, c)`` returns X with (L + cI) X = B for B of shape (K, d).
+         on_residuals: Callable[[float, float], None] | None = None,
+         initial: np.ndarray | None = None) -> Result:
+    """``solve(B, c)`` returns X with (L + cI) X = B for B of shape (K, d). ``initial``
+    (default 0) starts every copy; a stratum the objective leaves undetermined (no data, no
+    neighbours, no regularizer) keeps it.
     ``on_residuals(r / eps_primal, s / eps_dual)`` is called after every iteration, e.g.
     to tighten inexact inner solves as the iterates converge."""
     start = time.perf_counter()
@@ -63,8 +66,8 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
         hat, copies, duals, lam = (warm.theta_hat.copy(), [c.copy() for c in warm.copies],
                                    [d.copy() for d in warm.duals], warm.lam)
     else:
-        hat = np.zeros(shape)
-        copies = [np.zeros(shape) for _ in range(terms)]
+        hat = np.zeros(shape) if initial is None else np.array(initial, dtype=float)
+        copies = [hat.copy() for _ in range(terms)]
         duals = [np.zeros(shape) for _ in range(terms)]
     proxes = [loss_prox, *reg_proxes]
     root_p = math.sqrt(terms * hat.size)

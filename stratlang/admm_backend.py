@@ -142,7 +142,9 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
         result = admm(loss_prox, terms, solver.solve, (k, n, m), lam=opts["penalty"],
                       eps_abs=opts["eps_abs"], eps_rel=opts["eps_rel"],
                       max_iter=opts["max_iter"], adaptive=opts["adaptive"], relax=opts["relax"],
-                      warm=warm, progress=opts["progress"], on_residuals=on_residuals)
+                      warm=warm, progress=opts["progress"], on_residuals=on_residuals,
+                      initial=design.loss.admm_initial(design.y, (k, n, m),
+                                                       model.response.loss.p))
     theta = result.theta
     if not np.all(np.isfinite(theta)):
         raise NumericalError(f"ADMM diverged after {result.iterations} iterations (non-finite "

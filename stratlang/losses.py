@@ -72,6 +72,11 @@ class Loss:
         arrays; None when the ADMM backend has no prox for this loss yet."""
         return None
 
+    def admm_initial(self, y: np.ndarray, shape: tuple[int, int, int],
+                     p: dict[str, Any]) -> np.ndarray | None:
+        """Where ADMM starts (default: zero); distributions start at the pooled estimate."""
+        return None
+
     def admm_ready(self, n_outputs: int) -> bool:
         """Does this loss have an ADMM prox (for this many outputs)?"""
         return type(self).admm_prox is not Loss.admm_prox
@@ -401,6 +406,17 @@ class _Distribution(Loss):
         total = np.bincount(z, weights=y[:, 0], minlength=k)
         return self.cvxpy_aggregated(theta[:, 0], count, total), self.constraints(theta, p)
 
+    def admm_initial(self, y, shape, p):
+        pooled = self.pooled(float(len(y)), float(np.sum(y[:, 0]))) if len(y) else 0.5
+        return np.full(shape, self.clip(pooled, p["eps"]))
+
+    def clip(self, value: float, eps: float) -> float:
+        return max(value, eps)
+
+    def pooled(self, count: float, total: float) -> float:
+        """The maximum-likelihood parameter of all records together."""
+        return total / count
+
     def admm_prox(self, x, y, z, k, p):
         count = np.bincount(z, minlength=k).astype(float)[:, None, None]
         total = np.bincount(z, weights=y[:, 0], minlength=k)[:, None, None]
@@ -440,6 +456,9 @@ class Bernoulli(_Distribution):
     domain = "zero_one"
     parameter = "probability"
     closed_form = staticmethod(px.bernoulli)
+
+    def clip(self, value, eps):
+        return min(max(value, eps), 1.0 - eps)
 
     def cvxpy_aggregated(self, theta, count, total):
         # −s log θ − (n − s) log(1 − θ) = [−s log θ + nθ] + [−(n − s) log(1 − θ) + n(1 − θ)] − n
@@ -495,6 +514,9 @@ class Exponential(_Distribution):
     domain = "nonnegative"
     parameter = "rate"
     closed_form = staticmethod(px.exponential)
+
+    def pooled(self, count, total):
+        return count / total if total > 0 else 1.0
 
     def cvxpy_aggregated(self, theta, count, total):
         bare = np.flatnonzero((count > 0) & (total == 0))  # all y = 0: −n log θ alone

@@ -137,3 +137,15 @@ def test_singular_quadratic_problem_falls_back_to_admm(rng):
     assert fast.info["note"].startswith("quadratic system singular")
     reference = model.fit(frame, backend="cvxpy")
     assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6, abs=1e-9)
+
+
+def test_undetermined_strata_keep_the_pooled_estimate(rng):
+    """With no data and no neighbours a stratum's θ is free; ADMM leaves it at the
+    pooled estimate (the separate baseline of the stratified paper)."""
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 300)})
+    frame["y"] = (rng.random(300) < 0.2 + 0.2 * frame.g).astype(int)
+    model = stratlang.load("response y ~ bernoulli\nstratify g ~ path weight 0 nodes 0..4\n")
+    fitted = model.fit(frame)
+    theta = fitted.theta["probability"]
+    np.testing.assert_allclose(theta.loc[[3, 4]], frame.y.mean(), atol=1e-9)
+    np.testing.assert_allclose(theta.loc[[0, 1, 2]], frame.groupby("g").y.mean(), atol=1e-6)
