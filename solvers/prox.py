@@ -137,7 +137,11 @@ class NewtonProx:
         self._weighted = self.indicator.copy()  # same pattern, per-record weights as data
         n = x.shape[1]
         self.n = n
-        self.outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), n * n)
+        self.outer = ((x[:, :, None] * x[:, None, :]).reshape(len(x), n * n)
+                      if outputs > 1 else None)
+        # the Hessian is symmetric: for one output, accumulate its upper triangle only
+        self._upper = np.triu_indices(n)
+        self._outer_upper = x[:, self._upper[0]] * x[:, self._upper[1]]
         self.tol, self.max_newton = tol, max_newton
         self.theta = np.zeros((k, n * outputs))
         self.newton_steps = 0
@@ -160,7 +164,11 @@ class NewtonProx:
     def _hessian(self, d2: np.ndarray) -> np.ndarray:
         size = self.n * self.m
         if self.m == 1:
-            return self._sum(d2, self.outer).reshape(self.k, size, size)
+            half = self._sum(d2, self._outer_upper)
+            full = np.empty((self.k, size, size))
+            full[:, self._upper[0], self._upper[1]] = half
+            full[:, self._upper[1], self._upper[0]] = half
+            return full
         n, m = self.n, self.m
         blocks = self.outer.reshape(-1, n, 1, n, 1) * d2.reshape(-1, 1, m, 1, m)
         return np.asarray(self.indicator @ blocks.reshape(len(self.x), size * size)
