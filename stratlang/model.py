@@ -160,6 +160,9 @@ class Model:
 
         from .reference import StratifiedProblem
 
+        if self.ir.personalize is not None:
+            raise StratlangError("sweep re-solves the CVXPY reference of a stratified model; "
+                                 "for a personalized model use model.tune(...)")
         design = self.bind(data)
         sweeps = self.ir.sweeps()
         grid = list(itertools.product(*(h.values for h in sweeps.values()))) or [()]

@@ -59,12 +59,14 @@ def tune(model, data=None, *, folds: int = 5, metric: str | None = None, seed: i
 
     frame = model.frame(data)
     grid = settings(model)
+    metric = metric or primary_metric(model)
+    if model.ir.personalize is not None:
+        return _tune_personalized(model, frame, grid, folds, metric, seed)
     binder = Binder(model.ir, frame)
     strata, _ = bind_strata(binder)
     encoded = bind_response(binder)
     binder.out.raise_if_any()
     classes = encoded.classes if encoded is not None else None
-    metric = metric or primary_metric(model)
     order = np.random.default_rng(seed).permutation(len(frame))
     parts = np.array_split(order, folds)
     scores = np.full((len(grid), folds), np.nan)
@@ -84,12 +86,32 @@ def tune(model, data=None, *, folds: int = 5, metric: str | None = None, seed: i
                 else:
                     fitted = fit_reference(model, design, values, {})
             scores[s, f] = fitted.score(valid)[metric]
+    return _result(model, frame, grid, scores, metric, backend)
+
+
+def _result(model, frame, grid, scores, metric, backend) -> TuneResult:
     table = pd.DataFrame(grid)
     table[f"mean_{metric}"] = np.nanmean(scores, axis=1)
     table[f"std_{metric}"] = np.nanstd(scores, axis=1)
     pick = np.nanargmax if GREATER_IS_BETTER[metric] else np.nanargmin
     best = grid[int(pick(table[f"mean_{metric}"].to_numpy()))]
     return TuneResult(table, metric, best, model.fit(frame, weights=best, backend=backend))
+
+
+def _tune_personalized(model, frame, grid, folds, metric, seed) -> TuneResult:
+    """Personalized models: each setting fitted by the subgradient backend per fold, scored
+    on the held-out samples through k_n-NN prediction."""
+    order = np.random.default_rng(seed).permutation(len(frame))
+    scores = np.full((len(grid), folds), np.nan)
+    for f, valid_rows in enumerate(np.array_split(order, folds)):
+        train = frame.iloc[np.setdiff1d(order, valid_rows)]
+        valid = frame.iloc[valid_rows]
+        for s, chosen in enumerate(grid):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fitted = model.fit(train, weights=chosen, options={"progress": False})
+            scores[s, f] = fitted.score(valid)[metric]
+    return _result(model, frame, grid, scores, metric, None)
 
 
 def primary_metric(model) -> str:

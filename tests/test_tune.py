@@ -67,3 +67,21 @@ def test_cli_verify_and_tune(tmp_path, frame, capsys):
     out = capsys.readouterr().out
     assert "best (anll): stratify.t=10" in out and (tmp_path / "best.json").is_file()
     assert main(["tune", str(spec), "--data", str(tmp_path / "d.csv"), "--folds", "1"]) == 1
+
+
+def test_tune_personalized_models_through_their_own_backend(rng):
+    n = 200
+    u = rng.uniform(0, 1, n)
+    x = rng.uniform(-1, 1, n)
+    frame = pd.DataFrame({"x": x, "u": u, "y": np.where(u < 0.5, 1.0, -1.0) * x
+                          + 0.05 * rng.normal(size=n)})
+    spec = ("response y ~ squared\nfeatures x\npersonalize rank 1 radius 0.3 "
+            "match {0.001, 0.01} metric_penalty 1 neighbors 5 learning_rate 0.005 max_iter 60\n"
+            "  distance u ~ abs\n")
+    model = stratlang.load(spec)
+    result = model.tune(frame, folds=2)
+    assert list(result.table["match"]) == [0.001, 0.01] and result.metric == "rmse"
+    assert result.fitted.info["backend"] == "subgradient"
+    assert result.fitted.weights["match"] == result.best["match"]
+    with pytest.raises(stratlang.StratlangError, match=r"for a personalized model use model\.tune"):
+        model.sweep(frame)
