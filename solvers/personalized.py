@@ -208,6 +208,7 @@ class Settings:
     rebuild_every: int = 5  # epochs between KD-tree rebuilds of the neighbour pairs
     final_radius: float = 0.5  # r shrinks geometrically (with the step decay) to this fraction
     progress: bool | None = None
+    fixed_q: np.ndarray | None = None  # hold Q at this value (a convex sub-problem when γ = 0)
 
 
 @dataclass
@@ -263,6 +264,10 @@ def fit(problem: Problem, settings: Settings,
     n = len(problem.x)
     theta_pop = population(problem)
     z, q = initialize(problem, theta_pop, settings, rng)
+    if settings.fixed_q is not None:  # Z = Ω Q⁺: the initial Ω in the given atoms
+        omega = z @ q
+        q = np.array(settings.fixed_q, dtype=float)
+        z = omega @ np.linalg.pinv(q)
     phi = np.ones(problem.n_metrics)
     floor = 0.1 * float(np.sum(np.abs(theta_pop))) + 1e-8
     history: list[dict] = []
@@ -278,7 +283,8 @@ def fit(problem: Problem, settings: Settings,
         g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
         travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
         z = z - alpha * (g_match + g_fit / np.maximum(travelled, floor)[:, None])
-        q = q - (alpha / n) * g_q
+        if settings.fixed_q is None:
+            q = q - (alpha / n) * g_q
         phi = np.maximum(phi - (alpha / n) * g_phi, 0.0)
         if not (np.all(np.isfinite(z)) and np.all(np.isfinite(q))):
             raise FloatingPointError(f"the subgradient iterates diverged at epoch {epoch}; "
