@@ -49,10 +49,6 @@ PERSONALIZE_OPTIONS: dict[str, tuple[Param, bool]] = {
 }
 
 
-def spec_base(filename: str) -> Path:
-    return Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
-
-
 class Checker:
     def __init__(self, spec: ast.Spec, base: Path | None):
         self.spec = spec

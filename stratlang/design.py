@@ -6,7 +6,6 @@ offending rows, and all problems are collected before anything is raised.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +176,7 @@ def bind_strata(binder: Binder, fitted: Strata | None = None) -> tuple[Strata, n
 def _build_factor(binder: Binder, strat: ir.Stratification, series) -> Factor | None:
     kind = GRAPHS[strat.graph.name]
     p = strat.graph.p
-    base = binder_base(binder)
+    base = binder.model.directory
     if kind.from_file:
         try:
             labels, pairs, weights = kind.read(p, base)
@@ -213,13 +212,6 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series) -> Factor | 
     built: Built = kind.build(node_lists, p, base)
     column_labels = tuple(tuple(n) for n in node_lists) if len(node_lists) > 1 else (built.labels,)
     return Factor(strat.columns, column_labels, built.graph, strat.weight)
-
-
-def binder_base(binder: Binder) -> Path:
-    source = binder.model.source
-    if source is not None and not source.filename.startswith("<"):
-        return Path(source.filename).resolve().parent
-    return Path.cwd()
 
 
 def _locate(binder: Binder, strat, factor: Factor, series, spans) -> np.ndarray | None:
@@ -341,9 +333,3 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
         x = np.ones((len(frame), 1))
     return Design(model, loss, bound_strata, x, encoded.values if encoded else None, z, rows,
                   outputs, classes, frame.index)
-
-
-def product_labels(factors: tuple[Factor, ...]) -> list[tuple]:
-    """Stratum labels in C order (tests and small models)."""
-    lists = [list(labels) for f in factors for labels in f.column_labels]
-    return list(itertools.product(*lists))

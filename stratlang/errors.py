@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,12 @@ class Source:
 
     text: str
     filename: str = "<spec>"
+
+    @property
+    def directory(self) -> Path:
+        """Where relative paths in the spec (data, graph and distance files) start."""
+        named = not self.filename.startswith("<")
+        return Path(self.filename).resolve().parent if named else Path.cwd()
 
     def line(self, number: int) -> str:
         lines = self.text.splitlines()

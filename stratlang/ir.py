@@ -7,8 +7,8 @@ produced a node are kept (for positioned data errors) but excluded from equality
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -159,6 +159,11 @@ class Model:
     def kind(self) -> str:
         return "personalized" if self.personalize is not None else "stratified"
 
+    @property
+    def directory(self) -> Path:
+        """The spec's directory (relative file names start there); else the working one."""
+        return self.source.directory if self.source is not None else Path.cwd()
+
     def hypers(self) -> dict[str, Hyper]:
         """Every weight by a stable name: ``reg:<i>:<kind>``, ``strat:<cols>``, ``match``…"""
         out: dict[str, Hyper] = {}
@@ -175,6 +180,3 @@ class Model:
     def sweeps(self) -> dict[str, Hyper]:
         return {k: h for k, h in self.hypers().items() if h.is_sweep}
 
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -109,10 +109,6 @@ def register(cls: type[Loss]) -> type[Loss]:
     return cls
 
 
-def clip_domain(p: dict[str, Any]) -> float:
-    return float(p.get("eps") or 0.0)
-
-
 # ---- regression -----------------------------------------------------------------------
 @register
 class Squared(Loss):

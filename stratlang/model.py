@@ -52,10 +52,7 @@ class Model:
     def data_path(self) -> Path | None:
         if self.ir.data is None:
             return None
-        source = self.ir.source
-        base = (Path(source.filename).resolve().parent
-                if source is not None and not source.filename.startswith("<") else Path.cwd())
-        return base / self.ir.data
+        return self.ir.directory / self.ir.data
 
     def frame(self, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
         if data is not None:

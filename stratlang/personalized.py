@@ -67,10 +67,8 @@ def bind_personalized(model: ir.Model, frame: pd.DataFrame) -> PersonalizedDesig
         if any(c is None for c in cols):
             continue
         try:
-            from .design import binder_base
-
             covariates.append(metric.encode(frame[list(dist.columns)], dist.metric.p,
-                                            binder_base(binder)))
+                                            model.directory))
         except MetricError as err:
             binder.out.error(str(err), dist.metric.span)
     binder.out.raise_if_any()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import ir
-from .design import Binder, bind_features, binder_base
+from .design import Binder, bind_features
 from .distances import DISTANCES
 from .errors import StratlangError
 from .losses import LOSSES
@@ -36,7 +36,7 @@ def distance_labels(model: ir.Model) -> list[str]:
 
 
 def encode_covariates(model: ir.Model, frame: pd.DataFrame) -> list:
-    base = binder_base(Binder(model, frame))
+    base = model.directory
     return [DISTANCES[d.metric.name].encode(frame[list(d.columns)], d.metric.p, base)
             for d in model.personalize.distances]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import ir
-from .check import check, spec_base
+from .check import check
 from .syntax import parse_recovering
 
 
@@ -28,5 +28,5 @@ def read_spec(path_or_text: str | Path) -> tuple[str, str]:
 def compile_spec(text: str, filename: str = "<spec>", check_files: bool = True) -> ir.Model:
     """Parses and checks a spec; raises SpecError with every problem found."""
     result = parse_recovering(text, filename)
-    base = spec_base(filename) if check_files and not filename.startswith("<") else None
-    return check(result.spec, base, result.diagnostics)
+    named = check_files and not filename.startswith("<")
+    return check(result.spec, result.spec.source.directory if named else None, result.diagnostics)
