@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 from . import ir
 from .design import Binder, bind_features, bind_response
@@ -29,6 +28,7 @@ from .errors import StratlangError
 from .losses import LOSSES
 from .objective import resolve_weights
 from .regularizers import REGULARIZERS
+from .solvers.personalized import neighbour_pairs
 
 
 @dataclass
@@ -96,16 +96,6 @@ def _loss(model: ir.Model, pred: cp.Expression, y: np.ndarray) -> cp.Expression:
     return loss.cvxpy(cp.reshape(pred, (len(y), 1), order="C"), y, model.response.loss.p)
 
 
-def neighbour_pairs(z: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Ordered pairs (i, j), i ≠ j, with ‖Z_i − Z_j‖ < r, from a KD-tree on Z."""
-    pairs = cKDTree(z).query_pairs(radius * (1 - 1e-12), output_type="ndarray")
-    if len(pairs) == 0:
-        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
-    i = np.concatenate([pairs[:, 0], pairs[:, 1]])
-    j = np.concatenate([pairs[:, 1], pairs[:, 0]])
-    return i, j
-
-
 def objective(design: PersonalizedDesign, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
               weights: dict[str, float] | None = None) -> dict[str, float]:
     """The parts and total of L(Z, Q, φ), evaluated through CVXPY expressions."""
@@ -118,7 +108,8 @@ def objective(design: PersonalizedDesign, z: np.ndarray, q: np.ndarray, phi: np.
     pred = cp.sum(cp.multiply(design.x, theta), axis=1)
     loss = _loss(model, pred, design.y)
     reg = _regularization(model, theta, values, rows)
-    i, j = neighbour_pairs(z, model.personalize.radius)
+    first, second = neighbour_pairs(z, model.personalize.radius)  # the solver's B_r
+    i, j = np.concatenate([first, second]), np.concatenate([second, first])  # D_i and D_j
     if len(i):
         rho = design.covariate_distances(i, j) @ phi_par
         gaps = cp.norm(z_par[i, :] - z_par[j, :], 2, axis=1)
