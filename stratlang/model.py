@@ -24,6 +24,21 @@ from .spec import compile_spec, read_spec
 FORMAT_VERSION = 1
 
 
+def saved_spec(model: Model) -> dict[str, str]:
+    """The spec a fitted model is saved with. The file's own text when it still compiles to
+    the fitted model, so that a later error points at real lines of the file; otherwise
+    (a model changed in Python, e.g. ``separate()``) the canonical text, under a name that
+    claims no file."""
+    source = model.ir.source
+    if source is not None and not source.filename.startswith("<"):
+        try:
+            if compile_spec(source.text, source.filename, check_files=False) == model.ir:
+                return {"spec": source.text, "spec_file": source.filename}
+        except StratlangError:
+            pass
+    return {"spec": model.text, "spec_file": "<fitted model>"}
+
+
 class Model:
     """A checked spec, ready to fit."""
 
@@ -328,8 +343,7 @@ class FittedModel:
                             "n": f.graph.n, "structure": f.graph.structure,
                             "shape": list(f.graph.shape), "text_labels": f.text_labels})
         meta = {"format": "stratlang-fitted", "version": FORMAT_VERSION,
-                "spec": self.model.text, "spec_file": (self.model.ir.source.filename
-                                                       if self.model.ir.source else None),
+                **saved_spec(self.model),
                 "weights": self.weights, "factors": factors,
                 "classes": [canon(c) for c in self.classes] if self.classes is not None else None,
                 "objective": dataclasses.asdict(self.objective),

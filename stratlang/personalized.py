@@ -52,13 +52,13 @@ class PersonalizedDesign:
         return out
 
 
-def bind_personalized(model: ir.Model, frame: pd.DataFrame) -> PersonalizedDesign:
-    if model.personalize is None:
-        raise StratlangError(f"model '{model.name}' is not personalized")
-    binder = Binder(model, frame)
-    x = bind_features(binder)
-    encoded = bind_response(binder)
-    covariates = []
+def bind_covariates(binder: Binder, encode: pd.DataFrame | None = None) -> list:
+    """Checks every distance's columns in the binder's frame and encodes them (from
+    ``encode`` when given: e.g. training and new samples together, so that categories
+    share codes); problems are recorded in the binder, positioned in the spec."""
+    model = binder.model
+    source = binder.frame if encode is None else encode
+    encoded = []
     for dist in model.personalize.distances:
         metric = DISTANCES[dist.metric.name]
         spans = dist.column_spans or (dist.span,) * len(dist.columns)
@@ -67,10 +67,20 @@ def bind_personalized(model: ir.Model, frame: pd.DataFrame) -> PersonalizedDesig
         if any(c is None for c in cols):
             continue
         try:
-            covariates.append(metric.encode(frame[list(dist.columns)], dist.metric.p,
-                                            model.directory))
+            encoded.append(metric.encode(source[list(dist.columns)], dist.metric.p,
+                                         model.directory))
         except MetricError as err:
             binder.out.error(str(err), dist.metric.span)
+    return encoded
+
+
+def bind_personalized(model: ir.Model, frame: pd.DataFrame) -> PersonalizedDesign:
+    if model.personalize is None:
+        raise StratlangError(f"model '{model.name}' is not personalized")
+    binder = Binder(model, frame)
+    x = bind_features(binder)
+    encoded = bind_response(binder)
+    covariates = bind_covariates(binder)
     binder.out.raise_if_any()
     return PersonalizedDesign(model, x, encoded.values, covariates, encoded.classes)
 

@@ -24,7 +24,7 @@ from .distances import DISTANCES
 from .errors import StratlangError
 from .losses import LOSSES
 from .objective import resolve_weights
-from .personalized import bind_personalized, to_problem
+from .personalized import bind_covariates, bind_personalized, to_problem
 from .solvers import personalized as S
 
 DEFAULTS = {"validation": 0.1, "patience": 20, "progress": None}
@@ -32,12 +32,6 @@ DEFAULTS = {"validation": 0.1, "patience": 20, "progress": None}
 
 def distance_labels(model: ir.Model) -> list[str]:
     return [d.columns[0] if len(d.columns) == 1 else "(" + ", ".join(d.columns) + ")"
-            for d in model.personalize.distances]
-
-
-def encode_covariates(model: ir.Model, frame: pd.DataFrame) -> list:
-    base = model.directory
-    return [DISTANCES[d.metric.name].encode(frame[list(d.columns)], d.metric.p, base)
             for d in model.personalize.distances]
 
 
@@ -160,14 +154,11 @@ class FittedPersonalized:
     def _neighbours(self, frame: pd.DataFrame) -> np.ndarray:
         spec = self.model.ir.personalize
         binder = Binder(self.model.ir, frame)
-        for d in spec.distances:
-            spans = d.column_spans or (d.span,) * len(d.columns)
-            for c, s in zip(d.columns, spans, strict=True):
-                (binder.numeric if DISTANCES[d.metric.name].numeric else binder.column)(c, s)
-        binder.out.raise_if_any()
-        new = frame[list(self.covariates.columns)].reset_index(drop=True)
+        columns = list(self.covariates.columns)
+        new = frame.reindex(columns=columns).reset_index(drop=True)  # absent: reported below
         combined = pd.concat([self.covariates, new], ignore_index=True)
-        encoded = encode_covariates(self.model.ir, combined)
+        encoded = bind_covariates(binder, encode=combined)
+        binder.out.raise_if_any()
         n = len(self.covariates)
         return nearest(self.model.ir, encoded, self.phi_array, np.arange(n),
                        np.arange(n, n + len(new)), spec.neighbors)
@@ -238,8 +229,9 @@ class FittedPersonalized:
             numeric = pd.api.types.is_numeric_dtype(column)
             arrays[f"cov_{c}"] = column.to_numpy(dtype=float if numeric else str)
             kinds[c] = "number" if numeric else "text"
-        meta = {"format": "stratlang-personalized", "version": 1, "spec": self.model.text,
-                "spec_file": self.model.ir.source.filename if self.model.ir.source else None,
+        from .model import saved_spec
+
+        meta = {"format": "stratlang-personalized", "version": 1, **saved_spec(self.model),
                 "classes": list(self.classes) if self.classes is not None else None,
                 "covariates": kinds, "weights": self.weights, "objective": self.objective_parts,
                 "info": self.info, "index": [str(i) for i in self.index]}

@@ -112,3 +112,25 @@ def test_personalized_fit_and_predict_from_the_cli(tmp_path, rng):
     pred = run("predict", str(tmp_path / "p.json"), "--data", str(tmp_path / "p.csv"))
     assert pred.returncode == 0 and pred.stdout.startswith(",prediction\n")
     assert len(pred.stdout.strip().splitlines()) == n + 1
+
+
+def test_prediction_covariate_errors_are_positioned(tmp_path, rng):
+    import numpy as np
+    import pandas as pd
+
+    n = 120
+    frame = pd.DataFrame({"x": rng.uniform(-1, 1, n), "region": rng.choice(["a", "b"], n)})
+    frame["y"] = np.where(frame.region == "a", 1.0, -1.0) * frame.x
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "regions.csv").write_text("name,a,b\na,0,1\nb,1,0\n")
+    write(tmp_path, "p.strat", 'response y ~ squared\nfeatures x\n'
+          "personalize rank 1 radius 0.3 match 0.001 metric_penalty 1 learning_rate 0.005 "
+          'max_iter 20\n  distance region ~ matrix("regions.csv")\n')
+    fit = run("fit", str(tmp_path / "p.strat"), "--data", str(tmp_path / "train.csv"),
+              "--out", str(tmp_path / "p.json"))
+    assert fit.returncode == 0, fit.stderr
+    frame.assign(region=["c", *list(frame.region[1:])]).to_csv(tmp_path / "new.csv", index=False)
+    pred = run("predict", str(tmp_path / "p.json"), "--data", str(tmp_path / "new.csv"))
+    assert pred.returncode == 1 and "internal error" not in pred.stderr
+    assert "p.strat:4:21: error: distance file" in pred.stderr and "has no entry for 'c'" in pred.stderr
+    assert 'distance region ~ matrix("regions.csv")\n' in pred.stderr  # the file's own line

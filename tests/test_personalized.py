@@ -171,14 +171,16 @@ def test_deterministic_given_the_seed_and_saved(rng, tmp_path):
 
 
 def test_categorical_and_euclidean_neighbours_use_the_learned_metric(rng):
-    from stratlang.personalized_fit import encode_covariates, nearest
+    from stratlang.design import Binder
+    from stratlang.personalized import bind_covariates
+    from stratlang.personalized_fit import nearest
 
     frame = pd.DataFrame({"a": [0.0, 0.1, 0.9, 1.0], "b": [0.0, 0.0, 0.0, 5.0],
                           "c": ["p", "q", "p", "q"]})
     spec = ("response y ~ squared\nfeatures a\npersonalize rank 1\n"
             "  distance (a, b) ~ euclidean\n  distance c ~ discrete\n")
     model = stratlang.load(spec).ir
-    encoded = encode_covariates(model, frame)
+    encoded = bind_covariates(Binder(model, frame))
     train, query = np.arange(3), np.array([3])
     # ρ = φ₁‖(a, b) − ·‖ + φ₂[c ≠ ·]: brute force, checked by hand
     assert nearest(model, encoded, np.array([1.0, 0.0]), train, query, 1)[0, 0] == 2
