@@ -41,7 +41,7 @@ def grid_frame(loss: str, n: int = 16_000, p: int = 9, seed: int = 0) -> pd.Data
     eta = np.sum(x * coef, axis=1) / 2
     frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(p)])
     frame["row"], frame["col"] = row, col
-    if loss == "logistic":
+    if loss in ("logistic", "hinge"):
         frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
     else:
         frame["y"] = eta + rng.normal(size=n)
@@ -99,15 +99,28 @@ def case_logistic_grid() -> list[dict]:
     return rows
 
 
-def case_ridge_grid() -> list[dict]:
-    frame = grid_frame("squared")
-    spec = GRID_SPEC.format(loss="squared", features=", ".join(f"x{j}" for j in range(9))
+def _grid_case(loss: str, solvers: tuple[str, ...]) -> list[dict]:
+    frame = grid_frame(loss)
+    spec = GRID_SPEC.format(loss=loss, features=", ".join(f"x{j}" for j in range(9))
                             + ", intercept")
     rows = [{"method": "admm", **timed_fit(spec, frame, backend="admm")}]
-    for solver in ("clarabel", "osqp", "scs"):
+    for solver in solvers:
         rows.append({"method": f"cvxpy+{solver}", **timed_fit(spec, frame, backend="cvxpy",
                                                              solver=solver)})
     return rows
+
+
+def case_ridge_grid() -> list[dict]:
+    return _grid_case("squared", ("clarabel", "osqp", "scs"))
+
+
+def case_quantile_grid() -> list[dict]:
+    """Piecewise-linear loss: the exact smoothed-Newton + projection prox."""
+    return _grid_case("quantile", ("clarabel", "scs"))
+
+
+def case_svm_grid() -> list[dict]:
+    return _grid_case("hinge", ("clarabel", "scs"))
 
 
 def _distribution_case(shape, kinds, weight, slice_shape=None) -> list[dict]:
@@ -152,6 +165,7 @@ def case_scaling() -> list[dict]:
 
 
 CASES = {"logistic_grid": case_logistic_grid, "ridge_grid": case_ridge_grid,
+         "quantile_grid": case_quantile_grid, "svm_grid": case_svm_grid,
          "poisson_873k": case_poisson_873k, "crime_3_5m": case_crime_3_5m,
          "scaling": case_scaling}
 

@@ -246,3 +246,274 @@ def huber(m: float) -> Pointwise:
         return value, np.where(inner, 2.0 * r, 2.0 * m * np.sign(r)), np.where(inner, 2.0, 0.0)
 
     return f
+
+
+class PiecewiseLinearProx:
+    """prox of Σ_t max_{u ∈ [lo_t, hi_t]} u·(⟨A_t, θ⟩ − b_t) per stratum, A_t = x_{i(t)} c_tᵀ:
+    absolute, quantile, hinge and multi-class hinge losses are sums of such terms.
+
+    Exact, in two steps. (1) Newton's method on the smoothed problem, each term replaced by
+    max_u u·r − δu²/2 (a Huber-like piecewise quadratic; the Hessian needs only the terms
+    whose u is strictly inside its box). (2) A polish: the terms inside the box are those
+    with r = 0 at the optimum, so θ is the projection of v − t Σ_{outside} u_t A_t onto
+    {θ : ⟨A_t, θ⟩ = b_t, t inside}; the result is accepted, per stratum, when every dual
+    lies in its box and every outside term keeps its sign (then the KKT conditions hold to
+    rounding). Strata not accepted go round again with δ a thousand times smaller. All
+    strata are handled at once: no Python loop over strata or over records."""
+
+    def __init__(self, x: np.ndarray, z: np.ndarray, k: int, outputs: int, record: np.ndarray,
+                 coef: np.ndarray, offset: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 tol: float = 1e-10, max_newton: int = 100):
+        n = x.shape[1]
+        self.k, self.n, self.m, self.size = k, n, outputs, n * outputs
+        direction = (x[record][:, :, None] * coef[:, None, :]).reshape(len(record), -1)
+        keep = np.flatnonzero(np.any(direction != 0, axis=1))  # the others are constants
+        keep = keep[np.argsort(z[record[keep]], kind="stable")]  # stratum-sorted
+        self.direction, self.stratum = direction[keep], z[record[keep]]
+        self.offset, self.lo, self.hi = offset[keep], lo[keep], hi[keep]
+        self.indicator = stratum_indicator(self.stratum, k)
+        self.norm2 = np.sum(self.direction ** 2, axis=1)
+        self.theta = np.zeros((k, self.size))
+        self.tol, self.max_newton = tol, max_newton
+        self.newton_steps = 0
+        self.unpolished = 0  # strata returned with the smoothed solution (none, normally)
+        self._sets: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _duals(self, theta: np.ndarray, delta: np.ndarray):
+        """Residuals r, smoothed duals u = clip(r/δ) and the inside mask, per term."""
+        r = np.einsum("td,td->t", self.direction, theta[self.stratum]) - self.offset
+        scaled = r / delta[self.stratum]
+        u = np.clip(scaled, self.lo, self.hi)
+        return r, u, (scaled > self.lo) & (scaled < self.hi)
+
+    def _smoothed(self, theta, v, t, delta):
+        r, u, inside = self._duals(theta, delta)
+        value = u * r - 0.5 * delta[self.stratum] * u * u
+        obj = self.indicator @ value + np.sum((theta - v) ** 2, axis=1) / (2.0 * t)
+        return obj, u, inside
+
+    def _newton(self, theta, v, t, delta):
+        obj, u, inside = self._smoothed(theta, v, t, delta)
+        eye = np.eye(self.size) / t
+        for _ in range(self.max_newton):
+            grad = self.indicator @ (u[:, None] * self.direction) + (theta - v) / t
+            if np.max(np.abs(grad)) * t <= self.tol * (1.0 + np.max(np.abs(theta))):
+                break
+            rows = np.flatnonzero(inside)
+            outer = (self.direction[rows, :, None] * self.direction[rows, None, :]
+                     / delta[self.stratum[rows], None, None]).reshape(len(rows), self.size ** 2)
+            hess = eye + np.asarray(stratum_indicator(self.stratum[rows], self.k) @ outer
+                                    ).reshape(self.k, self.size, self.size)
+            step = -np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
+            slope = np.sum(grad * step, axis=1)
+            scale = np.ones(self.k)
+            for _ in range(40):
+                trial = theta + scale[:, None] * step
+                new, u, inside = self._smoothed(trial, v, t, delta)
+                bad = new > obj + 0.25 * scale * slope + 1e-14 * np.abs(obj)
+                if not bad.any():
+                    break
+                scale = np.where(bad, scale / 2.0, scale)
+            theta, obj = trial, new
+            self.newton_steps += 1
+        return theta, u, inside
+
+    def _polish(self, v, t, u, inside):
+        """(θ, u, r, wrong) with θ the exact prox for strata whose inside set is right;
+        ``wrong`` marks the terms that violate the KKT conditions."""
+        fixed = np.where(inside, 0.0, u)
+        w = v - t * (self.indicator @ (fixed[:, None] * self.direction))
+        rows = np.flatnonzero(inside)
+        strata = self.stratum[rows]
+        counts = np.bincount(strata, minlength=self.k)
+        width = int(counts.max(initial=0))
+        theta, u = w.copy(), u.copy()
+        if width:
+            rank = np.arange(len(rows)) - np.searchsorted(strata, strata)  # terms are stratum-sorted
+            basis = np.zeros((self.k, width, self.size))
+            basis[strata, rank] = self.direction[rows]
+            target = np.zeros((self.k, width))
+            target[strata, rank] = self.offset[rows]
+            gram = basis @ np.transpose(basis, (0, 2, 1))
+            gram[:, np.arange(width), np.arange(width)] += np.arange(width)[None, :] >= counts[:, None]
+            rhs = np.einsum("kjd,kd->kj", basis, w) - target
+            y = np.einsum("kij,kj->ki", np.linalg.pinv(gram, rcond=1e-12, hermitian=True), rhs)
+            theta -= np.einsum("kjd,kj->kd", basis, y)
+            u[rows] = y[strata, rank] / t
+        r = np.einsum("td,td->t", self.direction, theta[self.stratum]) - self.offset
+        slack = 1e-9 * (1.0 + np.abs(self.offset) + np.sqrt(self.norm2) * np.max(np.abs(theta)))
+        box = 1e-9 * (1.0 + np.abs(self.lo) + np.abs(self.hi))
+        wrong = np.where(inside,
+                         (u < self.lo - box) | (u > self.hi + box) | (np.abs(r) > slack),
+                         ((u >= self.hi) & (r < -slack)) | ((u <= self.lo) & (r > slack)))
+        return theta, u, wrong
+
+    def _accepted(self, wrong: np.ndarray) -> np.ndarray:
+        return np.bincount(self.stratum[wrong], minlength=self.k) == 0
+
+    def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
+        v2 = v.reshape(self.k, -1)
+        result = v2.copy()
+        pending = np.ones(self.k, dtype=bool)
+        if self._sets is not None:
+            # inside ADMM the sets rarely change between calls: start from the last ones
+            self._active_set(v2, t, *self._sets, pending, result)
+        if pending.any():
+            # Newton only on the strata whose sets changed too much (usually a few)
+            which = np.flatnonzero(pending)
+            sub = self._subset(which)
+            result[which] = sub._smoothed_then_polish(v2[which], t)
+            self.unpolished += sub.unpolished
+        self.theta = result.copy()  # the next Newton's warm start
+        self._sets = self._sets_at(result)
+        return result.reshape(self.k, self.n, self.m)
+
+    def _active_set(self, v, t, u, inside, pending, result, steps: int = 4) -> None:
+        """Primal-dual active-set steps from (u, inside): polish, move the terms that break
+        the KKT conditions, repeat. Fills ``result`` and clears ``pending`` for the strata
+        that come out exact."""
+        for _ in range(steps):
+            polished, u_new, wrong = self._polish(v, t, u, inside)
+            done = pending & self._accepted(wrong)
+            result[done] = polished[done]
+            pending &= ~done
+            if not pending.any():
+                return
+            r = np.einsum("td,td->t", self.direction, polished[self.stratum]) - self.offset
+            leave, enter = inside & wrong, ~inside & wrong
+            u = np.where(leave, np.clip(u_new, self.lo, self.hi), u)
+            inside = (inside & ~leave) | enter
+            u = np.where(~inside & (r > 0), self.hi, np.where(~inside & (r < 0), self.lo, u))
+
+    def _subset(self, strata: np.ndarray) -> PiecewiseLinearProx:
+        """The same prox restricted to some strata (sorted indices)."""
+        sub = object.__new__(PiecewiseLinearProx)
+        terms = np.flatnonzero(np.isin(self.stratum, strata))
+        sub.k, sub.n, sub.m, sub.size = len(strata), self.n, self.m, self.size
+        sub.direction, sub.norm2 = self.direction[terms], self.norm2[terms]
+        sub.stratum = np.searchsorted(strata, self.stratum[terms])
+        sub.offset, sub.lo, sub.hi = self.offset[terms], self.lo[terms], self.hi[terms]
+        sub.indicator = stratum_indicator(sub.stratum, sub.k)
+        sub.theta = self.theta[strata]
+        sub.tol, sub.max_newton = self.tol, self.max_newton
+        sub.newton_steps, sub.unpolished, sub._sets = 0, 0, None
+        return sub
+
+    def _smoothed_then_polish(self, v: np.ndarray, t: float) -> np.ndarray:
+        """Newton on the smoothed problem, then the polish; δ shrinks for the strata whose
+        polish is not accepted."""
+        result = v.copy()
+        pending = np.ones(self.k, dtype=bool)
+        scale = 1e-3 * t * (float(np.mean(self.norm2)) if len(self.norm2) else 1.0)
+        delta = np.full(self.k, scale)
+        theta = self.theta
+        for _ in range(6):
+            theta, u, inside = self._newton(theta, v, t, delta)
+            self._active_set(v, t, u, inside, pending, result)
+            if not pending.any():
+                break
+            delta = np.where(pending, delta * 1e-3, delta)
+        result[pending] = theta[pending]
+        self.unpolished += int(pending.sum())
+        self.theta = theta
+        return result
+
+    def _sets_at(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The dual u and inside set of the exact prox θ: terms with r = 0 are inside."""
+        r = np.einsum("td,td->t", self.direction, theta[self.stratum]) - self.offset
+        tiny = 1e-9 * (1.0 + np.abs(self.offset) + np.sqrt(self.norm2) * np.max(np.abs(theta)))
+        inside = np.abs(r) <= tiny
+        u = np.where(r > 0, self.hi, self.lo)
+        return u, inside
+
+
+class PerOutputProx:
+    """A loss that is a sum over output columns, each with its own scalar prox."""
+
+    def __init__(self, proxes: list):
+        self.proxes = proxes
+
+    @property
+    def tol(self) -> float:
+        return self.proxes[0].tol
+
+    @tol.setter
+    def tol(self, value: float) -> None:
+        for prox in self.proxes:
+            prox.tol = value
+
+    def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
+        return np.concatenate([prox(v[:, :, j:j + 1], t) for j, prox in enumerate(self.proxes)],
+                              axis=2)
+
+
+def _spectral_prox(matrix: np.ndarray, t: float, count: np.ndarray):
+    """argmin −n log det T + ‖T − tM‖²/(2t) = Q diag(F(λ)) Qᵀ for M = QΛQᵀ, with
+    F(λ) = (λt + √(λ²t² + 4nt)) / 2: eigenvalues, eigenvectors and F(λ), batched."""
+    lam, vec = np.linalg.eigh(matrix)
+    root = np.sqrt((lam * t) ** 2 + 4.0 * count[:, None] * t)
+    return lam, vec, 0.5 * (lam * t + root), 0.5 * (t + lam * t * t / np.maximum(root, 1e-300))
+
+
+class GaussianProx:
+    """prox of Σ_k −n log det S + tr(C S) − 2 sᵀν + n νᵀS⁻¹ν over natural parameters
+    θ = (S, ν) stacked as m + 1 rows (C: scatter, s: sum, n: count of each stratum).
+
+    With β = 1/√2 and D = [[C, √2 s], [√2 sᵀ, 2n]], the loss equals, up to a constant,
+    min_c −n log det T + tr(D T) over T = [[S, −βν], [−βνᵀ, c]] (the Schur complement of c
+    comes out as ½), and ‖T − [[V, −βw], [−βwᵀ, a]]‖²_F = ‖S − V‖² + ‖ν − w‖² + (c − a)².
+    So for the corner a = c at the optimum, the prox is the closed-form log det prox by
+    eigendecomposition; the scalar a solves T_cc(a) = a (T_cc − a decreases in a), found by
+    safeguarded Newton for all strata at once."""
+
+    BETA = 1.0 / np.sqrt(2.0)
+
+    def __init__(self, count: np.ndarray, total: np.ndarray, scatter: np.ndarray,
+                 tol: float = 1e-13, max_newton: int = 100):
+        k, m = total.shape
+        self.count, self.m = count, m
+        self.data = np.zeros((k, m + 1, m + 1))
+        self.data[:, :m, :m] = scatter
+        self.data[:, :m, m] = self.data[:, m, :m] = np.sqrt(2.0) * total
+        self.data[:, m, m] = 2.0 * count
+        self.corner = np.ones(k)
+        self.tol, self.max_newton = tol, max_newton
+
+    def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
+        m = self.m
+        centre = np.zeros_like(self.data)
+        centre[:, :m, :m] = 0.5 * (v[:, :m, :] + np.transpose(v[:, :m, :], (0, 2, 1)))
+        centre[:, :m, m] = centre[:, m, :m] = -self.BETA * v[:, m, :]
+        has_data = self.count > 0
+        a = self.corner.copy()
+        lo, hi = np.full_like(a, -np.inf), np.full_like(a, np.inf)
+        for _ in range(self.max_newton):
+            centre[:, m, m] = a
+            lam, vec, f, df = _spectral_prox(centre / t - self.data, t, self.count)
+            corner_row = vec[:, m, :] ** 2  # Q_ci², (K, m + 1)
+            gap = np.einsum("ki,ki->k", corner_row, f) - a  # T_cc(a) − a
+            gap[~has_data] = 0.0
+            if np.max(np.abs(gap)) <= self.tol * (1.0 + np.max(np.abs(a))):
+                break
+            lo, hi = np.where(gap > 0, a, lo), np.where(gap < 0, a, hi)
+            diff_l = lam[:, :, None] - lam[:, None, :]
+            same = np.abs(diff_l) < 1e-12 * (1.0 + np.abs(lam[:, :, None]))
+            divided = np.where(same, 0.5 * (df[:, :, None] + df[:, None, :]),
+                               (f[:, :, None] - f[:, None, :]) / np.where(same, 1.0, diff_l))
+            slope = np.einsum("ki,kij,kj->k", corner_row, divided, corner_row) / t - 1.0
+            step = a - gap / np.minimum(slope, -1e-12)
+            bracketed = np.isfinite(lo) & np.isfinite(hi)
+            outside = bracketed & ((step <= lo) | (step >= hi))
+            a = np.where(outside, 0.5 * (np.where(bracketed, lo, 0.0) + np.where(bracketed, hi, 0.0)),
+                         step)
+        self.corner = a
+        out = np.empty_like(v)
+        full = np.einsum("kij,kj,klj->kil", vec, f, vec)
+        out[:, :m, :] = full[:, :m, :m]
+        out[:, m, :] = -full[:, :m, m] / self.BETA
+        if not has_data.all():  # no loss: S is projected onto the PSD cone, ν stays
+            bare = ~has_data
+            lam0, vec0 = np.linalg.eigh(centre[bare, :m, :m])
+            out[bare, :m, :] = np.einsum("kij,kj,klj->kil", vec0, np.maximum(lam0, 0.0), vec0)
+            out[bare, m, :] = v[bare, m, :]
+        return out

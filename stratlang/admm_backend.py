@@ -30,9 +30,11 @@ def unsupported(design: Design) -> str | None:
     """Why the ADMM backend cannot fit this model, or None when it can."""
     m = design.theta_shape[2]
     loss = design.loss
-    if not loss.admm_ready(m):
-        return f"the ADMM backend has no prox for loss '{loss.name}'" + (
-            f" with {m} outputs" if loss.admm_ready(1) else "")
+    params = design.model.response.loss.p
+    if not loss.admm_ready(m, params):
+        detail = (f" with parameters {params}" if loss.admm_ready(m)
+                  else f" with {m} outputs" if loss.admm_ready(1) else "")
+        return f"the ADMM backend has no prox for loss '{loss.name}'{detail}"
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
         if not entry.admm_ready():

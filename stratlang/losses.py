@@ -77,8 +77,8 @@ class Loss:
         """Where ADMM starts (default: zero); distributions start at the pooled estimate."""
         return None
 
-    def admm_ready(self, n_outputs: int) -> bool:
-        """Does this loss have an ADMM prox (for this many outputs)?"""
+    def admm_ready(self, n_outputs: int, p: dict[str, Any] | None = None) -> bool:
+        """Does this loss have an ADMM prox (for this many outputs and these parameters)?"""
         return type(self).admm_prox is not Loss.admm_prox
 
     # ---- numpy ----------------------------------------------------------------------
@@ -109,6 +109,14 @@ def register(cls: type[Loss]) -> type[Loss]:
     return cls
 
 
+def _residual_terms(x, y, z, k, lo: float, hi: float) -> px.PiecewiseLinearProx:
+    """Σ_ij max_{u ∈ [lo, hi]} u (x_iᵀθ_j − y_ij): absolute and quantile losses."""
+    records, m = y.shape
+    record = np.repeat(np.arange(records), m)
+    return px.PiecewiseLinearProx(x, z, k, m, record, np.tile(np.eye(m), (records, 1)), y.ravel(),
+                                  np.full(len(record), lo), np.full(len(record), hi))
+
+
 # ---- regression -----------------------------------------------------------------------
 @register
 class Squared(Loss):
@@ -136,6 +144,9 @@ class Absolute(Loss):
     def cvxpy(self, pred, y, p):
         return cp.sum(cp.abs(pred - y))
 
+    def admm_prox(self, x, y, z, k, p):
+        return _residual_terms(x, y, z, k, -1.0, 1.0)
+
     def value(self, pred, y, p):
         return float(np.sum(np.abs(pred - y)))
 
@@ -155,11 +166,9 @@ class Huber(Loss):
     def cvxpy(self, pred, y, p):
         return cp.sum(cp.huber(pred - y, p["M"]))
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.NewtonProx(px.huber(p["M"]), x, y, z, k)
-
-    def admm_ready(self, n_outputs):
-        return n_outputs == 1
+    def admm_prox(self, x, y, z, k, p):  # separable over output columns
+        return px.PerOutputProx([px.NewtonProx(px.huber(p["M"]), x, y[:, j:j + 1], z, k)
+                                 for j in range(y.shape[1])])
 
     def value(self, pred, y, p):
         return float(np.sum(_huber(pred - y, p["M"])))
@@ -184,6 +193,9 @@ class Quantile(Loss):
     def cvxpy(self, pred, y, p):
         r = y - pred
         return cp.sum(p["tau"] * cp.pos(r) + (1 - p["tau"]) * cp.neg(r))
+
+    def admm_prox(self, x, y, z, k, p):  # τ(y − η)₊ + (1 − τ)(η − y)₊ = max over [−τ, 1 − τ]
+        return _residual_terms(x, y, z, k, -p["tau"], 1.0 - p["tau"])
 
     def value(self, pred, y, p):
         return float(np.sum(_pinball(y - pred, p["tau"])))
@@ -244,6 +256,11 @@ class Hinge(_Binary):
 
     def cvxpy(self, pred, y, p):
         return cp.sum(cp.pos(1 - cp.multiply(y, pred)))
+
+    def admm_prox(self, x, y, z, k, p):  # (1 − yη)₊ = max_{u ∈ [−1, 0]} u (yη − 1)
+        records = len(y)
+        return px.PiecewiseLinearProx(x, z, k, 1, np.arange(records), y, np.ones(records),
+                                      np.full(records, -1.0), np.zeros(records))
 
     def value(self, pred, y, p):
         return float(np.sum(np.maximum(0.0, 1 - y * pred)))
@@ -317,6 +334,14 @@ class MulticlassHinge(_Multiclass):
         true_score = cp.reshape(cp.sum(cp.multiply(y, pred), axis=1), (n, 1), order="C")
         margins = pred - true_score @ np.ones((1, m)) + 1
         return cp.sum(cp.multiply(1 - y, cp.pos(margins)))
+
+    def admm_prox(self, x, y, z, k, p):
+        # one term max_{u ∈ [0, 1]} u (η_j − η_y + 1) per record and wrong class j
+        records, m = y.shape
+        record, wrong = np.nonzero(y == 0)
+        coef = np.eye(m)[wrong] - y[record]
+        ones = np.ones(len(record))
+        return px.PiecewiseLinearProx(x, z, k, m, record, coef, -ones, 0.0 * ones, ones)
 
     def value(self, pred, y, p):
         true_score = np.sum(y * pred, axis=1, keepdims=True)
@@ -578,6 +603,22 @@ class Gaussian(Loss):
             terms.append(-count[s] * cp.log_det(prec) + cp.trace(scatter[s] @ prec)
                          - 2 * total[s] @ nu + count[s] * cp.matrix_frac(nu, prec))
         return cp.sum(cp.hstack(terms)) if terms else cp.Constant(0.0), cons
+
+    def admm_prox(self, x, y, z, k, p):
+        return px.GaussianProx(*self.stratum_stats(y, z, k))
+
+    def admm_ready(self, n_outputs, p=None):
+        # a positive eigenvalue floor would make the prox a constrained log det problem
+        return p is None or p["eps"] == 0
+
+    def admm_initial(self, y, shape, p):
+        """The pooled estimate, S = Σ⁻¹ (ridged when singular), ν = Sμ."""
+        k, rows, m = shape
+        if len(y) < 2:
+            return None
+        cov = np.atleast_2d(np.cov(y, rowvar=False)) + 1e-6 * np.eye(m)
+        prec = np.linalg.inv(cov)
+        return np.broadcast_to(np.vstack([prec, prec @ y.mean(axis=0)]), shape).copy()
 
     def value_stratified(self, theta: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
         return float(np.sum(self._twice_nll_core(theta[z], y)))

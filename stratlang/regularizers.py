@@ -163,6 +163,9 @@ class Trace(Regularizer):
     def value(self, block, p):
         return float(np.trace(block, axis1=1, axis2=2).sum())
 
+    def prox(self, block, t, p):  # linear: a shift of the diagonal
+        return block - t * np.eye(block.shape[1], block.shape[2])
+
 
 @register
 class Nonnegative(Regularizer):

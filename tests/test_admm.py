@@ -94,12 +94,13 @@ def test_non_convergence_warns_with_residuals(rng):
 
 
 def test_unsupported_models_fall_back_to_cvxpy_and_say_why(rng):
-    frame, _target, features = data_for("absolute", rng)
-    model = stratlang.load(f"response y ~ absolute\n{features}\nstratify g ~ path\n")
-    assert unsupported(model.bind(frame)) == "the ADMM backend has no prox for loss 'absolute'"
+    frame, target, _features = data_for("gaussian", rng)
+    model = stratlang.load(f"response {target} ~ gaussian(eps=0.1)\nstratify g ~ path\n")
+    why = "the ADMM backend has no prox for loss 'gaussian' with parameters {'eps': 0.1}"
+    assert unsupported(model.bind(frame)) == why
     fitted = model.fit(frame)
     assert fitted.info["backend"] == "cvxpy"
-    assert fitted.info["backend_note"] == "the ADMM backend has no prox for loss 'absolute'"
+    assert fitted.info["backend_note"] == why
     with pytest.raises(stratlang.NumericalError, match="use backend='cvxpy'"):
         model.fit(frame, backend="admm")
 
@@ -149,3 +150,14 @@ def test_undetermined_strata_keep_the_pooled_estimate(rng):
     theta = fitted.theta["probability"]
     np.testing.assert_allclose(theta.loc[[3, 4]], frame.y.mean(), atol=1e-9)
     np.testing.assert_allclose(theta.loc[[0, 1, 2]], frame.groupby("g").y.mean(), atol=1e-6)
+
+
+def test_gaussian_with_trace_penalty_and_an_empty_stratum(rng):
+    frame, target, _features = data_for("gaussian", rng)
+    spec = (f"response {target} ~ gaussian\nregularize 0.5 * trace\n"
+            "stratify g ~ path weight 2 nodes 0..3\n")
+    reference, fast = both(spec, frame)
+    assert fast.info["backend"] == "admm"
+    assert fast.objective.total <= reference.objective.total + 1e-6 * abs(reference.objective.total)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
+    np.testing.assert_allclose(fast.theta_array, reference.theta_array, atol=1e-3)
