@@ -93,20 +93,28 @@ class KroneckerSolver:
                 axis.gamma * values
         self.spectrum = np.asarray(total).reshape(spectral_shape or (1,))
 
+    def forward(self, y: np.ndarray, lead: int = 0) -> np.ndarray:
+        """Into the eigenbasis: y has ``lead`` leading axes, then the product's axes, then
+        one trailing axis of columns."""
+        for i in self.real_axes:
+            y = self.axes[i].forward(y, lead + i)
+        if self.fft_axes:
+            y = scipy.fft.rfftn(y, axes=[lead + i for i in self.fft_axes], workers=-1)
+        return y
+
+    def backward(self, y: np.ndarray, lead: int = 0) -> np.ndarray:
+        if self.fft_axes:
+            y = scipy.fft.irfftn(y, s=[self.shape[i] for i in self.fft_axes],
+                                 axes=[lead + i for i in self.fft_axes], workers=-1)
+        for i in reversed(self.real_axes):
+            y = self.axes[i].backward(y, lead + i)
+        return y
+
     def _transform(self, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
         d = x.shape[1]
-        y = np.array(x, dtype=float).reshape(*self.shape, d)
-        for i in self.real_axes:
-            y = self.axes[i].forward(y, i)
-        if self.fft_axes:
-            y = scipy.fft.rfftn(y, axes=self.fft_axes, workers=-1)
+        y = self.forward(np.array(x, dtype=float).reshape(*self.shape, d))
         y *= scale[..., None]
-        if self.fft_axes:
-            y = scipy.fft.irfftn(y, s=[self.shape[i] for i in self.fft_axes], axes=self.fft_axes,
-                                 workers=-1)
-        for i in reversed(self.real_axes):
-            y = self.axes[i].backward(y, i)
-        return np.ascontiguousarray(y).reshape(self.k, d)
+        return np.ascontiguousarray(self.backward(y)).reshape(self.k, d)
 
     def solve(self, b: np.ndarray, c: float) -> np.ndarray:
         return self._transform(b, 1.0 / (self.spectrum + c))

@@ -145,7 +145,9 @@ def test_every_loss_fits_and_its_objective_matches_cvxpy(loss, rng):
     ours = stratified_objective(design, theta, weights).total
     constant = _cvxpy_constant(loss, design)
     assert ours == pytest.approx(info["cvxpy_objective"] + constant, rel=1e-6, abs=1e-6)
-    assert fitted.objective.total == pytest.approx(ours, rel=1e-5)
+    # the default backend (ADMM when it applies) is at least as good as the reference
+    assert fitted.objective.total <= ours + 1e-6 * abs(ours)
+    assert fitted.objective.total == pytest.approx(ours, rel=1e-4)
     scores = fitted.score(frame)
     assert all(np.isfinite(v) for k, v in scores.items() if k != "r2")
 
