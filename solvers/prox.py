@@ -101,10 +101,11 @@ class QuadraticProx:
     def __init__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int):
         indicator = stratum_indicator(z, k)
         n = x.shape[1]
-        self.gram = np.asarray(indicator @ (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
+        m = y.shape[1]
+        self.gram = np.asarray(indicator @ (x[:, :, None] * x[:, None, :]).reshape(len(x), n * n)
                                ).reshape(k, n, n)
-        self.xty = np.asarray(indicator @ (x[:, :, None] * y[:, None, :]).reshape(len(x), -1)
-                              ).reshape(k, n, y.shape[1])
+        self.xty = np.asarray(indicator @ (x[:, :, None] * y[:, None, :]).reshape(len(x), n * m)
+                              ).reshape(k, n, m)
         self._t: float | None = None
         self._inverse: np.ndarray | None = None
 
@@ -159,7 +160,7 @@ class NewtonProx:
     def _gradient(self, d1: np.ndarray) -> np.ndarray:
         if self.m == 1:
             return self._sum(d1, self.x)
-        return self.indicator @ (self.x[:, :, None] * d1[:, None, :]).reshape(len(self.x), -1)
+        return self.indicator @ (self.x[:, :, None] * d1[:, None, :]).reshape(len(self.x), self.n * self.m)
 
     def _hessian(self, d2: np.ndarray) -> np.ndarray:
         size = self.n * self.m
@@ -266,7 +267,7 @@ class PiecewiseLinearProx:
                  tol: float = 1e-10, max_newton: int = 100):
         n = x.shape[1]
         self.k, self.n, self.m, self.size = k, n, outputs, n * outputs
-        direction = (x[record][:, :, None] * coef[:, None, :]).reshape(len(record), -1)
+        direction = (x[record][:, :, None] * coef[:, None, :]).reshape(len(record), n * outputs)
         keep = np.flatnonzero(np.any(direction != 0, axis=1))  # the others are constants
         keep = keep[np.argsort(z[record[keep]], kind="stable")]  # stratum-sorted
         self.direction, self.stratum = direction[keep], z[record[keep]]

@@ -57,6 +57,21 @@ BACKENDS.register("admm", Backend(
 ))
 
 
+BACKENDS.register("dask", Backend(
+    "dask",
+    "The ADMM backend run block by block on a Dask cluster: records and proxes stay on the "
+    "workers; the Laplacian step is distributed along the product graph's first axis.",
+    ("stratified",),
+    (*BACKENDS["admm"].options,
+     Param("scheduler", type="string", default=None,
+           doc="address of a Dask scheduler (tcp://host:8786); without it a LocalCluster"),
+     Param("workers", type="int", default=2, check=positive,
+           doc="worker processes of the LocalCluster started when no scheduler is given"),
+     Param("blocks", type="int", default=None, check=positive,
+           doc="blocks of strata (default: twice the number of workers)")),
+))
+
+
 BACKENDS.register("subgradient", Backend(
     "subgradient",
     "Low-rank personalized regression (Algorithm 1 of Lengerich et al.): population model, "

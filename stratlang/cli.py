@@ -32,8 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit a spec to data")
     p.add_argument("spec")
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
-    p.add_argument("--backend", help="fitting backend (default: the spec's, else cvxpy)")
+    p.add_argument("--backend", help="fitting backend: admm (the default when it applies), "
+                   "cvxpy, dask, subgradient")
     p.add_argument("--solver", help="CVXPY solver for the cvxpy backend (clarabel, scs, ...)")
+    p.add_argument("--scheduler", help="dask backend: scheduler address (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, help="dask backend: LocalCluster worker processes")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
@@ -142,15 +145,45 @@ def cmd_fit(args) -> int:
     from .model import load
 
     model = load(Path(args.spec))
-    fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
-                       weights=_weights(args.weight) or None)
+    options = {k: v for k, v in (("scheduler", args.scheduler), ("workers", args.workers))
+               if v is not None}
+    if options and args.backend != "dask":
+        raise StratlangError("--scheduler and --workers apply to --backend dask")
+    data = args.data
+    partitioned = args.backend == "dask" and data is not None and _is_partitioned(data)
+    if partitioned:
+        data = _read_partitioned(data)
+    fitted = model.fit(data, backend=args.backend, solver=args.solver,
+                       weights=_weights(args.weight) or None, options=options or None)
     print(fitted.summary())
-    scores = fitted.score(args.data)
-    print("  training " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    if not partitioned:  # scoring partitioned data would bring every record to this machine
+        scores = fitted.score(args.data)
+        print("  training " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     if args.out:
         path = fitted.save(args.out)
         print(f"  saved {path} and {path.with_suffix('.npz')}")
     return 0
+
+
+def _is_partitioned(data: str) -> bool:
+    return any(ch in data for ch in "*?[") or Path(data).is_dir()
+
+
+def _read_partitioned(data: str):
+    """A glob or directory of Parquet or CSV files, as a Dask DataFrame."""
+    import glob
+
+    import dask.dataframe as dd
+
+    files = sorted(glob.glob(data) if not Path(data).is_dir() else
+                   (str(p) for p in Path(data).iterdir() if p.suffix in (".parquet", ".csv")))
+    if not files:
+        raise StratlangError(f"no files match '{data}'")
+    if all(f.endswith(".parquet") for f in files):
+        return dd.read_parquet(files)
+    if all(f.endswith(".csv") for f in files):
+        return dd.read_csv(files)
+    raise StratlangError(f"'{data}' must match only .parquet or only .csv files")
 
 
 def cmd_verify(args) -> int:

@@ -337,7 +337,7 @@ class MulticlassHinge(_Multiclass):
 
     def admm_prox(self, x, y, z, k, p):
         # one term max_{u ∈ [0, 1]} u (η_j − η_y + 1) per record and wrong class j
-        records, m = y.shape
+        _records, m = y.shape
         record, wrong = np.nonzero(y == 0)
         coef = np.eye(m)[wrong] - y[record]
         ones = np.ones(len(record))
@@ -613,7 +613,7 @@ class Gaussian(Loss):
 
     def admm_initial(self, y, shape, p):
         """The pooled estimate, S = Σ⁻¹ (ridged when singular), ν = Sμ."""
-        k, rows, m = shape
+        _k, _rows, m = shape
         if len(y) < 2:
             return None
         cov = np.atleast_2d(np.cov(y, rowvar=False)) + 1e-6 * np.eye(m)

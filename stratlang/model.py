@@ -130,6 +130,8 @@ class Model:
             return fit_personalized(self, self.frame(data), weights, opts)
         if name is not None and name not in BACKENDS:
             raise StratlangError(f"unknown backend '{name}'" + did_you_mean(name, BACKENDS.names()))
+        if name == "dask":
+            return self._fit_dask(data, weights, {**spec_options, **(options or {})})
         design = self.bind(data)
         values = resolve_weights(self.ir, weights)
         reason = unsupported(design)
@@ -149,6 +151,17 @@ class Model:
         if reason is not None and backend is None:
             fitted.info["backend_note"] = reason
         return fitted
+
+    def _fit_dask(self, data, weights, options) -> FittedModel:
+        from .dask_backend import _is_dask_frame, fit_dask
+
+        values = resolve_weights(self.ir, weights)
+        if not _is_dask_frame(data):
+            data = self.frame(data)
+        theta, info, objective, design = fit_dask(self, data, values, options)
+        strata = design.strata if design is not None else info.pop("strata")
+        return FittedModel(self, strata, theta, design, values, info,
+                           classes=info.pop("classes", None), objective=objective)
 
     def tune(self, data=None, *, folds: int = 5, metric: str | None = None, seed: int = 0,
              backend: str | None = None):

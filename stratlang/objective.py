@@ -52,10 +52,16 @@ class Objective:
 
 
 def loss_value(design: Design, theta: np.ndarray) -> float:
-    p = design.model.response.loss.p
-    if design.loss.name == "gaussian":
-        return design.loss.value_stratified(theta, design.y, design.z)
-    return design.loss.value(design.predictor(theta), design.y, p)
+    return records_loss(design.loss, design.model.response.loss.p, design.x, design.y,
+                        design.z, theta)
+
+
+def records_loss(loss, p: dict, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                 theta: np.ndarray) -> float:
+    """The summed loss of records (x, y) in strata z at θ."""
+    if loss.name == "gaussian":
+        return loss.value_stratified(theta, y, z)
+    return loss.value(np.einsum("in,inm->im", x, theta[z]), y, p)
 
 
 def stratified_objective(design: Design, theta: np.ndarray, weights: dict[str, float],

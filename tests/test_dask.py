@@ -1,0 +1,155 @@
+"""The dask backend on a 2-process LocalCluster: the same answers as the in-memory ADMM."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stratlang
+
+distributed = pytest.importorskip("distributed")
+dd = pytest.importorskip("dask.dataframe")
+
+TIGHT = {"eps_abs": 1e-10, "eps_rel": 1e-10, "max_iter": 20000}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+        with distributed.Client(cluster) as c:
+            yield c
+        cluster.close()
+
+
+def frame_for(rng, n: int = 300) -> pd.DataFrame:
+    frame = pd.DataFrame({"g": rng.integers(0, 4, n), "h": rng.integers(0, 3, n),
+                          "x": rng.normal(size=n)})
+    frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-frame.x * (frame.g - 1.5)))).astype(int)
+    return frame
+
+
+def both(spec, frame, client, data=None, **options):
+    model = stratlang.load(spec)
+    local = model.fit(frame, backend="admm", options=TIGHT)
+    remote = model.fit(frame if data is None else data, backend="dask",
+                       options={**TIGHT, "scheduler": client, **options})
+    return local, remote
+
+
+@pytest.mark.parametrize("graph", ["path", "cycle", "complete", "star", "grid", "edges", "tree"])
+def test_every_graph_kind_matches_the_in_memory_admm(graph, client, rng, tmp_path):
+    (tmp_path / "g.csv").write_text("a,b,w\n0,1,2\n1,2,0.5\n1,3,1\n")
+    frame = frame_for(rng)
+    target = "(g, h)" if graph == "grid" else "g"
+    call = f'{graph}("g.csv")' if graph in ("edges", "tree") else graph
+    spec = tmp_path / "m.strat"
+    spec.write_text(f"response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n"
+                    f"stratify {target} ~ {call} weight 3\nstratify h ~ path weight 0.5\n"
+                    if graph != "grid" else
+                    f"response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n"
+                    f"stratify {target} ~ grid weight 3\n")
+    local, remote = both(str(spec), frame, client)
+    assert remote.info["backend"] == "dask" and remote.info["converged"]
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+    np.testing.assert_allclose(remote.theta_array, local.theta_array, atol=1e-7)
+
+
+@pytest.mark.parametrize("loss", ["squared", "poisson", "quantile", "gaussian"])
+def test_losses_and_constraints_match(loss, client, rng):
+    frame = frame_for(rng)
+    frame["c"] = rng.poisson(2 + frame.g)
+    frame["r"] = frame.x * frame.g + rng.normal(size=len(frame))
+    frame["r2"] = frame.r + rng.normal(size=len(frame))
+    body = {"squared": "response r ~ squared\nfeatures x, intercept\nregularize nonnegative\n",
+            "poisson": "response c ~ poisson\n",
+            "quantile": "response r ~ quantile(0.3)\nfeatures x, intercept\n",
+            "gaussian": "response (r, r2) ~ gaussian\nregularize 0.1 * trace\n"}[loss]
+    spec = body + "stratify g ~ path weight 2 nodes 0..5\nstratify h ~ cycle weight 1\n"
+    local, remote = both(spec, frame, client, blocks=3)
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+    np.testing.assert_allclose(remote.theta_array, local.theta_array, atol=1e-6)
+
+
+def test_partitioned_parquet_input_is_bound_on_the_workers(client, rng, tmp_path):
+    frame = frame_for(rng, 600)
+    frame["g"] = frame.g.map(dict(enumerate("abcd")))  # labels encoded from the data
+    for i in range(4):
+        frame.iloc[i * 150:(i + 1) * 150].to_parquet(tmp_path / f"part-{i}.parquet")
+    spec = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * sum_squares\n"
+            "stratify g ~ path weight 2\nstratify h ~ path weight 1\n")
+    data = dd.read_parquet(str(tmp_path / "*.parquet"))
+    local, remote = both(spec, frame, client, data=data)
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+    np.testing.assert_allclose(remote.theta_array, local.theta_array, atol=1e-7)
+    assert list(remote.strata.index()) == list(local.strata.index())
+    np.testing.assert_allclose(remote.predict(frame)["probability"],
+                               local.predict(frame)["probability"], atol=1e-7)
+
+
+def test_a_worker_killed_mid_fit_still_gives_the_right_answer(client, rng):
+    frame = frame_for(rng, 3000)
+    spec = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * sum_squares\n"
+            "stratify g ~ path weight 2 nodes 0..39\nstratify h ~ path weight 1\n")
+    frame["g"] = rng.integers(0, 40, len(frame))
+    model = stratlang.load(spec)
+    local = model.fit(frame, backend="admm", options=TIGHT)
+    victim = sorted(client.scheduler_info()["workers"])[0]
+
+    def kill() -> None:
+        time.sleep(1.0)
+        client.run(os._exit, 1, workers=[victim])
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            remote = model.fit(frame, backend="dask", options={**TIGHT, "scheduler": client})
+        except stratlang.NumericalError as error:  # allowed: a clear error, never a wrong answer
+            assert "Dask fit stopped" in str(error)
+            remote = None
+    killer.join()
+    client.wait_for_workers(2, timeout=60)
+    if remote is not None:
+        assert remote.info["fit_seconds"] > 1.5, "the worker must die while the fit runs"
+        assert remote.info["converged"]
+        assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+
+
+def test_personalized_models_are_refused_clearly(client):
+    model = stratlang.load("response y ~ squared\nfeatures a\npersonalize rank 1\n"
+                           "distance u ~ abs\n")
+    with pytest.raises(stratlang.StratlangError, match="backend 'dask' cannot fit it"):
+        model.fit(pd.DataFrame({"y": [1.0, 2.0], "a": [0.0, 1.0], "u": [0.0, 1.0]}),
+                  backend="dask")
+
+
+def test_cli_fits_partitioned_csv_files_on_a_scheduler(client, rng, tmp_path, capsys):
+    from stratlang.cli import main
+
+    frame = frame_for(rng, 400)
+    for i in range(2):
+        frame.iloc[i * 200:(i + 1) * 200].to_csv(tmp_path / f"part-{i}.csv", index=False)
+    spec = tmp_path / "m.strat"
+    spec.write_text("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * sum_squares\n"
+                    "stratify g ~ path weight 2\n")
+    local = stratlang.load(str(spec)).fit(frame, backend="admm")
+    code = main(["fit", str(spec), "--data", str(tmp_path / "part-*.csv"), "--backend", "dask",
+                 "--scheduler", client.scheduler.address, "--out", str(tmp_path / "fit.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "dask" in out
+    saved = stratlang.load_fitted(str(tmp_path / "fit.json"))
+    np.testing.assert_allclose(saved.theta_array, local.theta_array, atol=1e-4)
+    assert main(["fit", str(spec), "--data", str(tmp_path / "none-*.csv"), "--backend", "dask",
+                 "--scheduler", client.scheduler.address]) == 1
+    assert "no files match" in capsys.readouterr().err
