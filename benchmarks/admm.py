@@ -88,17 +88,6 @@ def timed_fit(spec: str, frame: pd.DataFrame, **kwargs) -> dict:
 
 
 # ---- cases: each returns rows; run in a subprocess -------------------------------------
-def case_logistic_grid() -> list[dict]:
-    frame = grid_frame("logistic")
-    spec = GRID_SPEC.format(loss="logistic", features=", ".join(f"x{j}" for j in range(9))
-                            + ", intercept")
-    rows = [{"method": "admm", **timed_fit(spec, frame, backend="admm")}]
-    for solver in ("clarabel", "scs"):
-        rows.append({"method": f"cvxpy+{solver}", **timed_fit(spec, frame, backend="cvxpy",
-                                                             solver=solver)})
-    return rows
-
-
 def _grid_case(loss: str, solvers: tuple[str, ...]) -> list[dict]:
     frame = grid_frame(loss)
     spec = GRID_SPEC.format(loss=loss, features=", ".join(f"x{j}" for j in range(9))
@@ -108,6 +97,10 @@ def _grid_case(loss: str, solvers: tuple[str, ...]) -> list[dict]:
         rows.append({"method": f"cvxpy+{solver}", **timed_fit(spec, frame, backend="cvxpy",
                                                              solver=solver)})
     return rows
+
+
+def case_logistic_grid() -> list[dict]:
+    return _grid_case("logistic", ("clarabel", "scs"))
 
 
 def case_ridge_grid() -> list[dict]:

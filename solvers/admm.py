@@ -35,15 +35,50 @@ class State:
 @dataclass
 class Result:
     theta: np.ndarray  # the loss copy at exit
-    state: State
+    state: State | None  # None when the iterates live elsewhere (a cluster's workers)
     iterations: int
     converged: bool
     primal_residual: float
     dual_residual: float
     eps_primal: float
     eps_dual: float
+    lam: float  # the penalty at exit
     seconds: float
     history: list[tuple[int, float, float, float, float, float]] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Residuals:
+    """Primal and dual residuals with their tolerances (Boyd et al. §3.3, scaled by iterate
+    norms), from sums of squares that may be added up block by block."""
+
+    primal: float
+    dual: float
+    eps_primal: float
+    eps_dual: float
+
+    @classmethod
+    def from_sums(cls, gap2: float, moved2: float, copies2: float, hat2: float, duals2: float,
+                  terms: int, size: int, lam: float, eps_abs: float, eps_rel: float) -> Residuals:
+        """gap2 = Σ_j ‖copy_j − θ̂‖², moved2 = ‖θ̂ − θ̂_old‖², copies2 = Σ_j ‖copy_j‖²,
+        hat2 = ‖θ̂‖², duals2 = Σ_j ‖dual_j‖²; ``size`` is the number of entries of θ̂."""
+        root_p = math.sqrt(terms * size)
+        return cls(math.sqrt(gap2), math.sqrt(terms * moved2) / lam,
+                   root_p * eps_abs + eps_rel * max(math.sqrt(copies2), math.sqrt(terms * hat2)),
+                   root_p * eps_abs + eps_rel * math.sqrt(duals2) / lam)
+
+    @property
+    def converged(self) -> bool:
+        return self.primal <= self.eps_primal and self.dual <= self.eps_dual
+
+
+def adapt_penalty(lam: float, res: Residuals, mu: float, tau: float) -> tuple[float, float]:
+    """(new λ, factor for the scaled duals): residual balancing."""
+    if res.primal > mu * res.dual:
+        return lam / tau, 1.0 / tau
+    if res.dual > mu * res.primal:
+        return lam * tau, tau
+    return lam, 1.0
 
 
 def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarray, float], np.ndarray],
@@ -70,7 +105,6 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
         copies = [hat.copy() for _ in range(terms)]
         duals = [np.zeros(shape) for _ in range(terms)]
     proxes = [loss_prox, *reg_proxes]
-    root_p = math.sqrt(terms * hat.size)
     history: list[tuple[int, float, float, float, float, float]] = []
     show = sys.stderr.isatty() if progress is None else progress
     last_print = start
@@ -86,32 +120,27 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
         hat = solve(rhs.reshape(k, width), terms / lam).reshape(shape)
         for j in range(terms):
             duals[j] += relaxed[j] - hat
-        r = math.sqrt(sum(float(np.sum((c - hat) ** 2)) for c in copies))
-        s = math.sqrt(terms) * float(np.linalg.norm(hat - old)) / lam
-        x_norm = math.sqrt(sum(float(np.sum(c * c)) for c in copies))
-        z_norm = math.sqrt(terms) * float(np.linalg.norm(hat))
-        y_norm = math.sqrt(sum(float(np.sum(d * d)) for d in duals)) / lam
-        eps_p = root_p * eps_abs + eps_rel * max(x_norm, z_norm)
-        eps_d = root_p * eps_abs + eps_rel * y_norm
+        res = Residuals.from_sums(
+            sum(float(np.sum((c - hat) ** 2)) for c in copies), float(np.sum((hat - old) ** 2)),
+            sum(float(np.sum(c * c)) for c in copies), float(np.sum(hat * hat)),
+            sum(float(np.sum(d * d)) for d in duals), terms, hat.size, lam, eps_abs, eps_rel)
+        r, s, eps_p, eps_d = res.primal, res.dual, res.eps_primal, res.eps_dual
         history.append((it, r, s, eps_p, eps_d, lam))
         if show and time.perf_counter() - last_print > 1.0:
             last_print = time.perf_counter()
             print(f"\radmm {it:6d}  primal {r:.2e} (≤ {eps_p:.1e})  dual {s:.2e} (≤ {eps_d:.1e})",
                   end="", file=sys.stderr, flush=True)
-        if r <= eps_p and s <= eps_d:
+        if res.converged:
             converged = True
             break
         if on_residuals is not None:
             on_residuals(r / eps_p, s / eps_d)
         if adaptive and it % adapt_every == 0:
-            if r > mu * s:
-                lam /= tau
-                duals = [d / tau for d in duals]
-            elif s > mu * r:
-                lam *= tau
-                duals = [d * tau for d in duals]
+            lam, scale = adapt_penalty(lam, res, mu, tau)
+            if scale != 1.0:
+                duals = [d * scale for d in duals]
     if show:
         print(file=sys.stderr)
     state = State(hat, copies, duals, lam)
-    return Result(copies[0], state, it, converged, r, s, eps_p, eps_d,
+    return Result(copies[0], state, it, converged, r, s, eps_p, eps_d, lam,
                   time.perf_counter() - start, history)

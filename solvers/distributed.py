@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
+from .admm import Residuals, Result, adapt_penalty
 from .graphs import Graph
-from .laplacian import KroneckerSolver, _Axis, _split
+from .laplacian import Axis, KroneckerSolver, split_grids
 
 # worker-side: (fit key, block) → the block's proxes, built on first use
 _PROXES: dict[tuple[str, int], Any] = {}
@@ -42,9 +43,9 @@ class ProductSpectrum:
     """The Laplacian of a product graph, arranged for slabs along its first axis."""
 
     def __init__(self, factors: Sequence[Graph], gammas: Sequence[float]):
-        axes = _split(factors, gammas)
+        axes = split_grids(factors, gammas)
         (first, gamma), rest = axes[0], axes[1:]
-        axis = _Axis(first, gamma)
+        axis = Axis(first, gamma)
         if axis.kind == "dct":
             self.mix = scipy.fft.dct(np.eye(first.n), type=2, norm="ortho", axis=0)
             values = axis.eigenvalues
@@ -156,88 +157,63 @@ def _stats(state: dict) -> tuple[float, ...]:
     return state["stats"]
 
 
-def _result(state: dict, factory) -> np.ndarray:
-    return factory.finalize(state["copies"][0].copy())
-
-
-def _evaluate(records, state: dict, factory) -> float:
-    return factory.loss_value(records, state["copies"][0])
+def _finish(records, state: dict, factory) -> tuple[np.ndarray, float]:
+    """The block's θ (the loss copy, made feasible) and its loss there."""
+    theta = factory.finalize(state["copies"][0].copy())
+    return theta, factory.loss_value(records, theta)
 
 
 # ---- the client loop --------------------------------------------------------------------
-@dataclass
-class DistributedResult:
-    theta: np.ndarray
-    iterations: int
-    converged: bool
-    primal_residual: float
-    dual_residual: float
-    eps_primal: float
-    eps_dual: float
-    lam: float
-    loss: float
-    seconds: float
-    history: list
-
-
 def admm_on_cluster(client, records: Sequence[Any], factory, spectrum: ProductSpectrum,
                     blocks: Blocks, width: tuple[int, int], terms: int, *, lam: float = 1.0,
                     eps_abs: float = 1e-6, eps_rel: float = 1e-6, max_iter: int = 2000,
                     adaptive: bool = True, mu: float = 5.0, tau: float = 2.0, relax: float = 1.0,
-                    inner_tol: Callable[[float, float, float | None], float | None] | None = None,
-                    gather_theta: bool = True) -> DistributedResult:
-    """``records[b]``: a future (or value) with block b's records, whatever ``factory``
-    understands; ``factory(records)`` → (loss prox, [regularizer proxes]) on a worker, with
-    ``factory.initial``, ``factory.finalize`` and ``factory.loss_value``. ``width``: the
-    (rows, outputs) of one stratum's θ. ``inner_tol(primal ratio, dual ratio, previous)``
-    gives the inner (Newton) tolerance for the next iteration."""
+                    inner_tol: Callable[[float, float, float | None], float] | None = None
+                    ) -> tuple[Result, float]:
+    """(result, loss at θ). ``records[b]``: a future (or value) with block b's records,
+    whatever ``factory`` understands; ``factory(records)`` → (loss prox, [regularizer
+    proxes]) on a worker, with ``factory.initial``, ``factory.finalize`` and
+    ``factory.loss_value``. ``width``: the (rows, outputs) of one stratum's θ.
+    ``inner_tol(primal ratio, dual ratio, previous)`` gives the inner (Newton) tolerance
+    for the next iteration. The same stopping rule and penalty adaptation as
+    :func:`solvers.admm.admm`; ``result.state`` is None (the iterates stay on the workers)."""
     start = time.perf_counter()
     key = uuid.uuid4().hex
     spec = client.submit(_identity, spectrum, pure=False)  # a task, so it can be recomputed
     shapes = [(hi - lo, *width) for lo, hi in (blocks.strata(b) for b in range(len(blocks)))]
-    k = sum(s[0] for s in shapes)
-    root_p = math.sqrt(terms * k * width[0] * width[1])
+    size = sum(s[0] for s in shapes) * width[0] * width[1]
     submit = client.submit
     states = [submit(_start, records[b], factory, shapes[b], terms, pure=False)
               for b in range(len(blocks))]
     scale, tol = 1.0, None if inner_tol is None else inner_tol(math.inf, math.inf, None)
     history = []
-    r = s = eps_p = eps_d = math.inf
-    converged, it = False, 0
+    res = Residuals(math.inf, math.inf, math.inf, math.inf)
+    it = 0
     try:
         for it in range(1, max_iter + 1):
             states = [submit(_prox_step, key, b, records[b], factory, states[b], lam, relax,
                              scale, tol, pure=False) for b in range(len(blocks))]
-            scale = 1.0
             local = [submit(_forward_local, st, spec, pure=False) for st in states]
             mixed = [submit(_mix_scale, j, blocks, spec, terms / lam, *local, pure=False)
                      for j in range(len(blocks))]
             hats = [submit(_unmix, i, blocks, spec, shapes[i], *mixed, pure=False)
                     for i in range(len(blocks))]
             states = [submit(_dual_step, st, h, pure=False) for st, h in zip(states, hats, strict=True)]
-            parts = np.array(client.gather([submit(_stats, st, pure=False) for st in states]))
-            r2, moved2, copies2, hat2, duals2 = parts.sum(axis=0)
-            r = math.sqrt(r2)
-            s = math.sqrt(terms * moved2) / lam
-            eps_p = root_p * eps_abs + eps_rel * max(math.sqrt(copies2), math.sqrt(terms * hat2))
-            eps_d = root_p * eps_abs + eps_rel * math.sqrt(duals2) / lam
-            history.append((it, r, s, eps_p, eps_d, lam))
-            if r <= eps_p and s <= eps_d:
-                converged = True
+            sums = np.array(client.gather([submit(_stats, st, pure=False) for st in states]))
+            res = Residuals.from_sums(*sums.sum(axis=0), terms, size, lam, eps_abs, eps_rel)
+            history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, lam))
+            if res.converged:
                 break
             if inner_tol is not None:
-                tol = inner_tol(r / eps_p, s / eps_d, tol)
+                tol = inner_tol(res.primal / res.eps_primal, res.dual / res.eps_dual, tol)
+            scale = 1.0
             if adaptive:
-                if r > mu * s:
-                    lam, scale = lam / tau, 1.0 / tau
-                elif s > mu * r:
-                    lam, scale = lam * tau, tau
-        loss = sum(client.gather([submit(_evaluate, records[b], states[b], factory, pure=False)
-                                  for b in range(len(blocks))]))
-        theta = (np.concatenate(client.gather([submit(_result, st, factory, pure=False)
-                                               for st in states]))
-                 if gather_theta else None)
+                lam, scale = adapt_penalty(lam, res, mu, tau)
+        parts = client.gather([submit(_finish, records[b], states[b], factory, pure=False)
+                               for b in range(len(blocks))])
     finally:
         client.run(_forget, key)
-    return DistributedResult(theta, it, converged, r, s, eps_p, eps_d, lam, float(loss),
-                             time.perf_counter() - start, history)
+    theta = np.concatenate([t for t, _ in parts])
+    result = Result(theta, None, it, res.converged, res.primal, res.dual, res.eps_primal,
+                    res.eps_dual, lam, time.perf_counter() - start, history)
+    return result, float(sum(loss for _, loss in parts))

@@ -26,7 +26,7 @@ from .graphs import Graph, path_graph, product_laplacian
 DENSE_LIMIT = 3000  # largest factor diagonalized densely
 
 
-class _Axis:
+class Axis:
     """One axis of the product: its eigenvalues and its transform.
 
     Paths (unit weights) use the orthonormal DCT-II, whose basis diagonalizes the path
@@ -61,7 +61,7 @@ class _Axis:
         return np.moveaxis(np.tensordot(self.basis, x, axes=([1], [axis])), 0, axis)
 
 
-def _split(factors: Sequence[Graph], gammas: Sequence[float]) -> list[tuple[Graph, float]]:
+def split_grids(factors: Sequence[Graph], gammas: Sequence[float]) -> list[tuple[Graph, float]]:
     """Grid factors become one path axis per dimension (same weight)."""
     out = []
     for graph, gamma in zip(factors, gammas, strict=True):
@@ -74,7 +74,7 @@ def _split(factors: Sequence[Graph], gammas: Sequence[float]) -> list[tuple[Grap
 
 class KroneckerSolver:
     def __init__(self, factors: Sequence[Graph], gammas: Sequence[float]):
-        axes = [_Axis(g, w) for g, w in _split(factors, gammas)]
+        axes = [Axis(g, w) for g, w in split_grids(factors, gammas)]
         self.axes = axes
         self.shape = tuple(a.n for a in axes) or (1,)
         self.k = int(np.prod(self.shape, dtype=np.int64))

@@ -262,23 +262,32 @@ class PiecewiseLinearProx:
     rounding). Strata not accepted go round again with δ a thousand times smaller. All
     strata are handled at once: no Python loop over strata or over records."""
 
-    def __init__(self, x: np.ndarray, z: np.ndarray, k: int, outputs: int, record: np.ndarray,
-                 coef: np.ndarray, offset: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    def __init__(self, direction: np.ndarray, stratum: np.ndarray, offset: np.ndarray,
+                 lo: np.ndarray, hi: np.ndarray, k: int, n: int, outputs: int,
                  tol: float = 1e-10, max_newton: int = 100):
-        n = x.shape[1]
+        """Terms sorted by stratum, each with a nonzero direction vec(A_t) of length n·m."""
         self.k, self.n, self.m, self.size = k, n, outputs, n * outputs
-        direction = (x[record][:, :, None] * coef[:, None, :]).reshape(len(record), n * outputs)
-        keep = np.flatnonzero(np.any(direction != 0, axis=1))  # the others are constants
-        keep = keep[np.argsort(z[record[keep]], kind="stable")]  # stratum-sorted
-        self.direction, self.stratum = direction[keep], z[record[keep]]
-        self.offset, self.lo, self.hi = offset[keep], lo[keep], hi[keep]
-        self.indicator = stratum_indicator(self.stratum, k)
-        self.norm2 = np.sum(self.direction ** 2, axis=1)
+        self.direction, self.stratum = direction, stratum
+        self.offset, self.lo, self.hi = offset, lo, hi
+        self.indicator = stratum_indicator(stratum, k)
+        self.norm2 = np.sum(direction ** 2, axis=1)
         self.theta = np.zeros((k, self.size))
         self.tol, self.max_newton = tol, max_newton
         self.newton_steps = 0
         self.unpolished = 0  # strata returned with the smoothed solution (none, normally)
         self._sets: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_records(cls, x: np.ndarray, z: np.ndarray, k: int, outputs: int,
+                     record: np.ndarray, coef: np.ndarray, offset: np.ndarray, lo: np.ndarray,
+                     hi: np.ndarray) -> PiecewiseLinearProx:
+        """Term t acts on record ``record[t]`` through output weights ``coef[t]``."""
+        n = x.shape[1]
+        direction = (x[record][:, :, None] * coef[:, None, :]).reshape(len(record), n * outputs)
+        keep = np.flatnonzero(np.any(direction != 0, axis=1))  # the others are constants
+        keep = keep[np.argsort(z[record[keep]], kind="stable")]
+        return cls(direction[keep], z[record[keep]], offset[keep], lo[keep], hi[keep], k, n,
+                   outputs)
 
     def _duals(self, theta: np.ndarray, delta: np.ndarray):
         """Residuals r, smoothed duals u = clip(r/δ) and the inside mask, per term."""
@@ -388,16 +397,11 @@ class PiecewiseLinearProx:
 
     def _subset(self, strata: np.ndarray) -> PiecewiseLinearProx:
         """The same prox restricted to some strata (sorted indices)."""
-        sub = object.__new__(PiecewiseLinearProx)
         terms = np.flatnonzero(np.isin(self.stratum, strata))
-        sub.k, sub.n, sub.m, sub.size = len(strata), self.n, self.m, self.size
-        sub.direction, sub.norm2 = self.direction[terms], self.norm2[terms]
-        sub.stratum = np.searchsorted(strata, self.stratum[terms])
-        sub.offset, sub.lo, sub.hi = self.offset[terms], self.lo[terms], self.hi[terms]
-        sub.indicator = stratum_indicator(sub.stratum, sub.k)
+        sub = PiecewiseLinearProx(self.direction[terms], np.searchsorted(strata, self.stratum[terms]),
+                                  self.offset[terms], self.lo[terms], self.hi[terms], len(strata),
+                                  self.n, self.m, self.tol, self.max_newton)
         sub.theta = self.theta[strata]
-        sub.tol, sub.max_newton = self.tol, self.max_newton
-        sub.newton_steps, sub.unpolished, sub._sets = 0, 0, None
         return sub
 
     def _smoothed_then_polish(self, v: np.ndarray, t: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from .errors import NumericalError
 from .objective import selected_rows
 from .reference import NumericalWarning
 from .regularizers import REGULARIZERS
-from .solvers.admm import State, admm
+from .solvers.admm import Result, State, admm
 from .solvers.laplacian import laplacian_solver
 from .solvers.prox import QuadraticProx
 from .solvers.quadratic import solve_quadratic
@@ -42,21 +42,76 @@ def unsupported(design: Design) -> str | None:
     return None
 
 
-@dataclass
-class _Term:
+@dataclass(frozen=True)
+class RegularizerTerm:
+    """One regularizer term as ADMM sees it: the parameter rows it acts on, its weight."""
+
+    kind: str
     rows: np.ndarray
-    prox: Any
     weight: float
     params: dict
+    constraint: bool
 
-
-def _regularizer_prox(term: _Term):
-    def prox(v: np.ndarray, t: float) -> np.ndarray:
+    def prox(self, v: np.ndarray, t: float) -> np.ndarray:
         out = v.copy()
-        out[:, term.rows, :] = term.prox(v[:, term.rows, :], t * term.weight, term.params)
+        out[:, self.rows, :] = REGULARIZERS[self.kind].prox(v[:, self.rows, :], t * self.weight,
+                                                             self.params)
         return out
 
-    return prox
+
+def regularizer_terms(design: Design, weights: dict[str, float]) -> list[RegularizerTerm]:
+    """The terms that act (no rows selected, or weight 0, and a term drops out)."""
+    terms = []
+    for i, term in enumerate(design.model.regularizers):
+        entry = REGULARIZERS[term.kind.name]
+        rows = selected_rows(design, term)
+        weight = 1.0 if entry.is_constraint else weights[f"reg{i}.{term.kind.name}"]
+        if len(rows) and (weight != 0 or entry.is_constraint):
+            terms.append(RegularizerTerm(term.kind.name, rows, weight, dict(term.kind.p),
+                                         entry.is_constraint))
+    return terms
+
+
+def make_feasible(theta: np.ndarray, terms: list[RegularizerTerm]) -> np.ndarray:
+    """The loss copy, projected (in place) onto every constraint term's set."""
+    for term in terms:
+        if term.constraint:
+            theta[:, term.rows, :] = REGULARIZERS[term.kind].prox(theta[:, term.rows, :], 0.0,
+                                                                  term.params)
+    return theta
+
+
+def inner_tolerance(options: dict[str, Any]):
+    """The tolerance of inexact inner (Newton) solves, as ``rule(primal, dual, previous)``
+    of the residual-to-tolerance ratios: loose (1e-4) while ADMM is far from converged, and
+    down to 100 times tighter than the outer tolerance near the end."""
+    floor = 1e-2 * min(options["eps_abs"], options["eps_rel"] or options["eps_abs"])
+
+    def rule(primal: float, dual: float, previous: float | None) -> float:
+        if previous is None:
+            return 1e-4
+        return min(previous, max(floor, 1e-2 * floor * min(primal, dual)))
+
+    return rule
+
+
+def report(result: Result, backend: str, solver: str) -> dict[str, Any]:
+    """``info`` for a fitted model; raises NumericalError on non-finite iterates and warns
+    (with the final residuals) when the iteration limit was reached."""
+    if not np.all(np.isfinite(result.theta)):
+        raise NumericalError(f"ADMM diverged after {result.iterations} iterations (non-finite "
+                             "iterates); try a smaller 'penalty' or backend='cvxpy'")
+    if not result.converged:
+        warnings.warn(f"ADMM did not converge in {result.iterations} iterations: primal residual "
+                      f"{result.primal_residual:.3g} (tolerance {result.eps_primal:.3g}), dual "
+                      f"residual {result.dual_residual:.3g} (tolerance {result.eps_dual:.3g}); "
+                      "raise max_iter or loosen eps_abs / eps_rel", NumericalWarning, stacklevel=4)
+    return {"backend": backend, "solver": solver,
+            "status": "optimal" if result.converged else "max_iter",
+            "iterations": result.iterations, "converged": result.converged,
+            "primal_residual": result.primal_residual, "dual_residual": result.dual_residual,
+            "eps_primal": result.eps_primal, "eps_dual": result.eps_dual,
+            "penalty": result.lam, "solve_time": result.seconds, "history": result.history}
 
 
 QUADRATIC_LOSSES = ("squared", "square_classification")
@@ -118,53 +173,23 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     loss_prox = design.loss.admm_prox(design.x, design.y, design.z, k, model.response.loss.p)
     on_residuals = None
     if hasattr(loss_prox, "tol"):
-        # inexact inner Newton solves: loose while ADMM is far from converged, and
-        # 100 times tighter than the outer tolerance near the end
-        floor = 1e-2 * min(opts["eps_abs"], opts["eps_rel"] or opts["eps_abs"])
-        loss_prox.tol = 1e-4
+        rule = inner_tolerance(opts)
+        loss_prox.tol = rule(np.inf, np.inf, None)
 
         def on_residuals(primal: float, dual: float) -> None:
-            loss_prox.tol = min(loss_prox.tol, max(floor, 1e-2 * floor * min(primal, dual)))
-    terms, constraints = [], []
-    for i, term in enumerate(model.regularizers):
-        entry = REGULARIZERS[term.kind.name]
-        rows = selected_rows(design, term)
-        if len(rows) == 0:
-            continue
-        weight = 1.0 if entry.is_constraint else weights[f"reg{i}.{term.kind.name}"]
-        if weight == 0 and not entry.is_constraint:
-            continue
-        t = _Term(rows, entry.prox, weight, term.kind.p)
-        terms.append(_regularizer_prox(t))
-        if entry.is_constraint:
-            constraints.append(t)
+            loss_prox.tol = rule(primal, dual, loss_prox.tol)
+    terms = regularizer_terms(design, weights)
     gammas = [weights["stratify." + "_".join(f.columns)] for f in design.strata.factors]
     solver = laplacian_solver(design.strata.graphs(), gammas)
     with np.errstate(over="ignore", invalid="ignore"):
-        result = admm(loss_prox, terms, solver.solve, (k, n, m), lam=opts["penalty"],
+        result = admm(loss_prox, [t.prox for t in terms], solver.solve, (k, n, m), lam=opts["penalty"],
                       eps_abs=opts["eps_abs"], eps_rel=opts["eps_rel"],
                       max_iter=opts["max_iter"], adaptive=opts["adaptive"], relax=opts["relax"],
                       warm=warm, progress=opts["progress"], on_residuals=on_residuals,
                       initial=design.loss.admm_initial(design.y, (k, n, m),
                                                        model.response.loss.p))
-    theta = result.theta
-    if not np.all(np.isfinite(theta)):
-        raise NumericalError(f"ADMM diverged after {result.iterations} iterations (non-finite "
-                             "iterates); try a smaller 'penalty' or backend='cvxpy'")
-    for t in constraints:  # the loss copy, made exactly feasible for the constraint terms
-        theta[:, t.rows, :] = t.prox(theta[:, t.rows, :], 0.0, t.params)
-    info = {"backend": "admm", "solver": f"ADMM ({type(solver).__name__})",
-            "status": "optimal" if result.converged else "max_iter",
-            "iterations": result.iterations, "converged": result.converged,
-            "primal_residual": result.primal_residual, "dual_residual": result.dual_residual,
-            "eps_primal": result.eps_primal, "eps_dual": result.eps_dual,
-            "penalty": result.state.lam, "solve_time": result.seconds,
-            "history": result.history}
+    info = report(result, "admm", f"ADMM ({type(solver).__name__})")
+    theta = make_feasible(result.theta, terms)
     if note:
         info["note"] = note
-    if not result.converged:
-        warnings.warn(f"ADMM did not converge in {result.iterations} iterations: primal residual "
-                      f"{result.primal_residual:.3g} (tolerance {result.eps_primal:.3g}), dual "
-                      f"residual {result.dual_residual:.3g} (tolerance {result.eps_dual:.3g}); "
-                      "raise max_iter or loosen eps_abs / eps_rel", NumericalWarning, stacklevel=3)
     return theta, info, result.state

@@ -142,6 +142,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_fit(args) -> int:
+    from .dask_backend import is_partitioned_path
     from .model import load
 
     model = load(Path(args.spec))
@@ -149,41 +150,17 @@ def cmd_fit(args) -> int:
                if v is not None}
     if options and args.backend != "dask":
         raise StratlangError("--scheduler and --workers apply to --backend dask")
-    data = args.data
-    partitioned = args.backend == "dask" and data is not None and _is_partitioned(data)
-    if partitioned:
-        data = _read_partitioned(data)
-    fitted = model.fit(data, backend=args.backend, solver=args.solver,
+    fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None)
     print(fitted.summary())
-    if not partitioned:  # scoring partitioned data would bring every record to this machine
+    if args.data is None or not is_partitioned_path(args.data):  # scoring partitioned data
+        # would bring every record to this machine
         scores = fitted.score(args.data)
         print("  training " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     if args.out:
         path = fitted.save(args.out)
         print(f"  saved {path} and {path.with_suffix('.npz')}")
     return 0
-
-
-def _is_partitioned(data: str) -> bool:
-    return any(ch in data for ch in "*?[") or Path(data).is_dir()
-
-
-def _read_partitioned(data: str):
-    """A glob or directory of Parquet or CSV files, as a Dask DataFrame."""
-    import glob
-
-    import dask.dataframe as dd
-
-    files = sorted(glob.glob(data) if not Path(data).is_dir() else
-                   (str(p) for p in Path(data).iterdir() if p.suffix in (".parquet", ".csv")))
-    if not files:
-        raise StratlangError(f"no files match '{data}'")
-    if all(f.endswith(".parquet") for f in files):
-        return dd.read_parquet(files)
-    if all(f.endswith(".csv") for f in files):
-        return dd.read_csv(files)
-    raise StratlangError(f"'{data}' must match only .parquet or only .csv files")
 
 
 def cmd_verify(args) -> int:

@@ -24,17 +24,23 @@ INTERCEPT = "intercept"
 
 # ---- frames ---------------------------------------------------------------------------
 def read_frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
-    """A DataFrame from a frame or a CSV path (the path is remembered for messages)."""
+    """A DataFrame from a frame, a CSV path or a Parquet path (the path is remembered for
+    messages: CSV rows are named by their line in the file)."""
     if isinstance(data, pd.DataFrame):
         return data
     path = Path(data)
     if not path.is_file():
         raise DataError(f"data file '{path}' not found")
     try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            frame.attrs["file"] = str(path)
+            return frame
         frame = pd.read_csv(path, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            OSError, ValueError) as err:
         raise DataError(f"cannot read data file '{path}': {err}") from None
-    frame.attrs["source"] = str(path)
+    frame.attrs["source"] = frame.attrs["file"] = str(path)
     return frame
 
 
@@ -46,6 +52,8 @@ def rows_phrase(frame: pd.DataFrame, positions) -> str:
     if source and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
         lines = ", ".join(str(p + 2) for p in positions[:5])
         text += f" (line{'s' if len(positions) > 1 else ''} {lines} of {Path(source).name})"
+    elif "file" in frame.attrs:
+        text += f" of {Path(frame.attrs['file']).name}"
     return text
 
 

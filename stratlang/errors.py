@@ -89,6 +89,9 @@ class SpecError(StratlangError):
         self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
         super().__init__(self.format())
 
+    def __reduce__(self):  # rebuilt from its diagnostics when it crosses processes (Dask)
+        return type(self), (self.diagnostics,)
+
     def format(self) -> str:
         body = "\n".join(d.format() for d in self.diagnostics)
         n = len(self.diagnostics)

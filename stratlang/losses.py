@@ -113,8 +113,9 @@ def _residual_terms(x, y, z, k, lo: float, hi: float) -> px.PiecewiseLinearProx:
     """Σ_ij max_{u ∈ [lo, hi]} u (x_iᵀθ_j − y_ij): absolute and quantile losses."""
     records, m = y.shape
     record = np.repeat(np.arange(records), m)
-    return px.PiecewiseLinearProx(x, z, k, m, record, np.tile(np.eye(m), (records, 1)), y.ravel(),
-                                  np.full(len(record), lo), np.full(len(record), hi))
+    return px.PiecewiseLinearProx.from_records(x, z, k, m, record,
+                                               np.tile(np.eye(m), (records, 1)), y.ravel(),
+                                               np.full(len(record), lo), np.full(len(record), hi))
 
 
 # ---- regression -----------------------------------------------------------------------
@@ -259,8 +260,9 @@ class Hinge(_Binary):
 
     def admm_prox(self, x, y, z, k, p):  # (1 − yη)₊ = max_{u ∈ [−1, 0]} u (yη − 1)
         records = len(y)
-        return px.PiecewiseLinearProx(x, z, k, 1, np.arange(records), y, np.ones(records),
-                                      np.full(records, -1.0), np.zeros(records))
+        return px.PiecewiseLinearProx.from_records(x, z, k, 1, np.arange(records), y,
+                                                   np.ones(records), np.full(records, -1.0),
+                                                   np.zeros(records))
 
     def value(self, pred, y, p):
         return float(np.sum(np.maximum(0.0, 1 - y * pred)))
@@ -341,7 +343,7 @@ class MulticlassHinge(_Multiclass):
         record, wrong = np.nonzero(y == 0)
         coef = np.eye(m)[wrong] - y[record]
         ones = np.ones(len(record))
-        return px.PiecewiseLinearProx(x, z, k, m, record, coef, -ones, 0.0 * ones, ones)
+        return px.PiecewiseLinearProx.from_records(x, z, k, m, record, coef, -ones, 0.0 * ones, ones)
 
     def value(self, pred, y, p):
         true_score = np.sum(y * pred, axis=1, keepdims=True)

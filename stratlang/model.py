@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import ir
 from .design import Design, Factor, Strata, bind, read_frame
-from .errors import DataError, StratlangError
+from .errors import DataError, Diagnostic, SpecError, StratlangError
 from .graphs import canon
 from .losses import LOSSES
 from .objective import Objective, resolve_weights, stratified_objective
@@ -131,7 +131,7 @@ class Model:
         if name is not None and name not in BACKENDS:
             raise StratlangError(f"unknown backend '{name}'" + did_you_mean(name, BACKENDS.names()))
         if name == "dask":
-            return self._fit_dask(data, weights, {**spec_options, **(options or {})})
+            return self._fit_dask(data, weights, spec_options, options or {})
         design = self.bind(data)
         values = resolve_weights(self.ir, weights)
         reason = unsupported(design)
@@ -152,16 +152,21 @@ class Model:
             fitted.info["backend_note"] = reason
         return fitted
 
-    def _fit_dask(self, data, weights, options) -> FittedModel:
-        from .dask_backend import _is_dask_frame, fit_dask
+    def _fit_dask(self, data, weights, spec_options: dict, options: dict) -> FittedModel:
+        from .dask_backend import SchedulerUnreachable, fit_dask, partitioned
 
         values = resolve_weights(self.ir, weights)
-        if not _is_dask_frame(data):
-            data = self.frame(data)
-        theta, info, objective, design = fit_dask(self, data, values, options)
-        strata = design.strata if design is not None else info.pop("strata")
-        return FittedModel(self, strata, theta, design, values, info,
-                           classes=info.pop("classes", None), objective=objective)
+        parts = partitioned(data)
+        frame = parts if parts is not None else self.frame(data)
+        try:
+            fit = fit_dask(self, frame, values, {**spec_options, **options})
+        except SchedulerUnreachable as error:
+            if "scheduler" in options or "scheduler" not in spec_options:
+                raise
+            # the address came from the spec's solver statement: point at it
+            raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source)]) from None
+        return FittedModel(self, fit.strata, fit.theta, fit.design, values, fit.info,
+                           classes=fit.classes, objective=fit.objective)
 
     def tune(self, data=None, *, folds: int = 5, metric: str | None = None, seed: int = 0,
              backend: str | None = None):

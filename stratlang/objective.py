@@ -66,6 +66,12 @@ def records_loss(loss, p: dict, x: np.ndarray, y: np.ndarray, z: np.ndarray,
 
 def stratified_objective(design: Design, theta: np.ndarray, weights: dict[str, float],
                          tol: float = 1e-6) -> Objective:
+    return Objective(loss_value(design, theta), *penalties(design, theta, weights, tol))
+
+
+def penalties(design: Design, theta: np.ndarray, weights: dict[str, float],
+              tol: float = 1e-6) -> tuple[float, float]:
+    """(regularization, Laplacian) parts of the objective: they depend on θ only."""
     model = design.model
     reg = 0.0
     for i, term in enumerate(model.regularizers):
@@ -81,4 +87,4 @@ def stratified_objective(design: Design, theta: np.ndarray, weights: dict[str, f
             reg += weights[f"reg{i}.{term.kind.name}"] * entry.value(block, term.kind.p)
     gammas = [weights["stratify." + "_".join(f.columns)] for f in design.strata.factors]
     lap = laplacian_quadratic(design.strata.graphs(), gammas, theta) if gammas else 0.0
-    return Objective(loss_value(design, theta), reg, lap)
+    return reg, lap

@@ -152,4 +152,30 @@ def test_cli_fits_partitioned_csv_files_on_a_scheduler(client, rng, tmp_path, ca
     np.testing.assert_allclose(saved.theta_array, local.theta_array, atol=1e-4)
     assert main(["fit", str(spec), "--data", str(tmp_path / "none-*.csv"), "--backend", "dask",
                  "--scheduler", client.scheduler.address]) == 1
-    assert "no files match" in capsys.readouterr().err
+    assert "no .parquet or .csv files match" in capsys.readouterr().err
+
+
+def test_bad_data_in_one_file_is_positioned_in_the_spec_and_the_file(client, rng, tmp_path,
+                                                                      capsys):
+    from stratlang.cli import main
+
+    (tmp_path / "part-0.csv").write_text("y,x,g\n1,0.5,0\n0,0.1,1\n")
+    (tmp_path / "part-1.csv").write_text("y,x,g\n1,0.3,0\n0,abc,1\n")
+    spec = tmp_path / "m.strat"
+    spec.write_text("response y ~ logistic\nfeatures x\nstratify g ~ path\n")
+    code = main(["fit", str(spec), "--data", str(tmp_path / "part-*.csv"), "--backend", "dask",
+                 "--scheduler", client.scheduler.address])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"{spec}:2:10: error: column 'x' must be numeric; value 'abc' in row 1 "
+                          "(line 3 of part-1.csv)\n    features x\n             ^")
+    assert "Traceback" not in err
+
+
+def test_an_unreachable_scheduler_in_the_spec_is_positioned(tmp_path):
+    spec = tmp_path / "m.strat"
+    spec.write_text('response y ~ squared\nstratify g ~ path\nsolver dask scheduler "tcp://127.0.0.1:9"\n')
+    with pytest.raises(stratlang.SpecError) as caught:
+        stratlang.load(str(spec)).fit(pd.DataFrame({"y": [1.0, 2.0], "g": [0, 1]}))
+    assert str(caught.value).startswith(
+        f"{spec}:3:1: error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
