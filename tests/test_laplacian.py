@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stratlang.solvers import graphs as g
-from stratlang.solvers.laplacian import KroneckerSolver, SparseSolver
+from stratlang.solvers import laplacian
+from stratlang.solvers.laplacian import CGSolver, KroneckerSolver, SparseSolver
 
 KINDS = {"path": g.path_graph, "cycle": g.cycle_graph, "complete": g.complete_graph,
          "star": lambda n: g.star_graph(n, n // 2),
@@ -27,7 +28,8 @@ def test_kronecker_solve_is_exact(spec, gammas, c, width, seed):
     dense = g.product_laplacian(factors, gammas).toarray()
     b = np.random.default_rng(seed).normal(size=(dense.shape[0], width))
     expected = np.linalg.solve(dense + c * np.eye(len(dense)), b)
-    for solver in (KroneckerSolver(factors, gammas), SparseSolver(factors, gammas)):
+    for solver in (KroneckerSolver(factors, gammas), SparseSolver(factors, gammas),
+                   CGSolver(factors, gammas)):
         np.testing.assert_allclose(solver.solve(b, c), expected, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(solver.apply(b), dense @ b, rtol=1e-9, atol=1e-9)
 
@@ -48,3 +50,25 @@ def test_single_path_uses_dct_and_is_exact(n):
     dense = 3.0 * g.path_graph(n).laplacian().toarray()
     b = np.linspace(-1, 1, 2 * n).reshape(n, 2)
     np.testing.assert_allclose(solver.solve(b, 0.1), np.linalg.solve(dense + 0.1 * np.eye(n), b))
+
+
+def test_cg_is_warm_started_and_chosen_for_very_large_general_graphs(monkeypatch):
+    general = KINDS["general"](400)
+    factors, gammas = [general, g.path_graph(30)], [2.0, 1.0]
+    rng = np.random.default_rng(0)
+    b = rng.normal(size=(12_000, 2))
+    cg = CGSolver(factors, gammas)
+    exact = SparseSolver(factors, gammas).solve(b, 0.5)
+    np.testing.assert_allclose(cg.solve(b, 0.5), exact, rtol=1e-9, atol=1e-9)
+    cold = cg.iterations
+    nearby = b + 1e-6 * rng.normal(size=b.shape)  # as between ADMM iterations
+    np.testing.assert_allclose(cg.solve(nearby, 0.5), SparseSolver(factors, gammas).solve(nearby, 0.5),
+                               rtol=1e-9, atol=1e-9)
+    assert cg.iterations - cold < 0.6 * cold  # the perturbation only needs 1e-6 of the work
+    before = cg.iterations
+    cg.solve(nearby, 0.5)
+    assert cg.iterations == before  # the same system again: already solved
+    monkeypatch.setattr(laplacian, "DENSE_LIMIT", 100)
+    monkeypatch.setattr(laplacian, "SPARSE_LU_LIMIT", 10_000)
+    assert isinstance(laplacian.laplacian_solver(factors, gammas), CGSolver)
+    assert isinstance(laplacian.laplacian_solver([general], [1.0]), SparseSolver)
