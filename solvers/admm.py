@@ -45,6 +45,7 @@ class Result:
     lam: float  # the penalty at exit
     seconds: float
     history: list[tuple[int, float, float, float, float, float]] = field(repr=False)
+    restarts: int = 0  # fits started again after a lost worker (distributed runs)
 
 
 @dataclass(frozen=True)

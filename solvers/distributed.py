@@ -1,27 +1,33 @@
 """ADMM for Laplacian-regularized stratified models on a Dask cluster.
 
 The strata of a product graph are cut into blocks: slabs along the first axis of the
-product, so a block's strata are contiguous. Everything about a block lives on a worker:
-its records, its proxes (built there once and kept, so Newton warm starts and active sets
-survive between iterations), its slice of the consensus iterate, the copies and the duals.
-One iteration is
+product, so a block's strata are contiguous. Each block belongs to one worker, which
+keeps everything about it in memory between iterations: its proxes (so Newton warm
+starts and active sets survive), its slice of the consensus iterate, the copies and the
+duals. One iteration is three tasks per block, each run on the block's worker:
 
-1. on each block's worker: the proxes and the right-hand side of the Laplacian step;
-2. the Laplacian step (L + cI) X = B by the eigenbases of the factors: the transforms
-   along every axis but the first run inside each block; the first axis mixes blocks
-   (every block sends its transformed slab to every other), is scaled by
-   1/(Σ γ_a λ_a + c), and mixed back;
-3. on each block's worker: the dual update and partial sums of the residual norms, which
-   the client adds up to apply the same stopping rule and penalty adaptation as the
-   in-memory :func:`solvers.admm.admm`.
+1. ``_prox_forward``: the proxes, the right-hand side of the Laplacian step
+   (L + cI) X = B, and its transform along every axis but the first (those axes lie
+   inside the block);
+2. ``_mix_scale``: the first axis mixes blocks: block j's rows of the first-axis
+   transform are gathered from every block's slab, divided by Σ γ_a λ_a + c;
+3. ``_unmix_dual``: mixed back, transformed back, then the dual update and partial sums
+   of the residual norms, which the client adds up to apply the same stopping rule and
+   penalty adaptation as the in-memory :func:`solvers.admm.admm`.
 
-Only those sums (a handful of floats per block) reach the client during the iterations.
-Blocks are tasks with lineage, so a lost worker's blocks are recomputed by Dask.
+Only those sums (five floats per block) reach the client during the iterations. The
+records are Dask data with lineage; the iterates are not (keeping them as task outputs
+cost a scheduler round trip per step and moved them between workers). If a worker is
+lost, its blocks' iterates are gone: the tasks notice (:class:`BlockLost`) and the client
+starts the fit again on the workers left, up to ``restarts`` times.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,9 +40,6 @@ import scipy.fft
 from .admm import Residuals, Result, adapt_penalty
 from .graphs import Graph
 from .laplacian import Axis, KroneckerSolver, split_grids
-
-# worker-side: (fit key, block) → the block's proxes, built on first use
-_PROXES: dict[tuple[str, int], Any] = {}
 
 
 class ProductSpectrum:
@@ -83,43 +86,79 @@ class Blocks:
         return np.searchsorted(self.bounds, stratum // self.stride, side="right") - 1
 
 
+def block_owners(client, blocks: Blocks) -> list[str]:
+    """The worker that holds each block: contiguous runs of blocks per worker."""
+    workers = sorted(client.scheduler_info()["workers"])
+    if not workers:
+        raise RuntimeError("the Dask cluster has no workers")
+    return [workers[b * len(workers) // len(blocks)] for b in range(len(blocks))]
+
+
 # ---- tasks (run on workers) -------------------------------------------------------------
-def _proxes(key: str, b: int, records, factory):
-    if (key, b) not in _PROXES:
-        _PROXES[(key, b)] = factory(records)
-    return _PROXES[(key, b)]
+class BlockLost(RuntimeError):
+    """A block's iterates are not on the worker running its task (the worker that held
+    them was lost)."""
 
 
-def _identity(value):
-    return value
+@dataclass
+class _Block:
+    proxes: tuple[Any, list]
+    hat: np.ndarray
+    copies: list[np.ndarray]
+    duals: list[np.ndarray]
+    relaxed: list[np.ndarray]
+    iteration: int  # the last iteration whose dual step is done
+    proxed: int  # the last iteration whose prox step is done
 
 
-def _forget(key: str) -> None:
-    for k in [k for k in _PROXES if k[0] == key]:
-        del _PROXES[k]
+_BLOCKS: dict[tuple[str, int], _Block] = {}  # worker-side: (fit key, block) → its state
 
 
-def _start(records, factory, shape: tuple[int, ...], terms: int) -> dict:
+def _block(key: str, b: int, iteration: int, proxed: int) -> _Block:
+    block = _BLOCKS.get((key, b))
+    if block is None or block.iteration != iteration or block.proxed != proxed:
+        # a lost worker's block, or a task run twice: never continue from a wrong state
+        raise BlockLost(f"block {b} is not at iteration {iteration} on this worker")
+    return block
+
+
+def _start(key: str, b: int, records, factory, shape: tuple[int, ...], terms: int) -> int:
     initial = factory.initial(records, shape)
     hat = np.zeros(shape) if initial is None else np.array(initial, dtype=float)
-    return {"hat": hat, "copies": [hat.copy() for _ in range(terms)],
-            "duals": [np.zeros(shape) for _ in range(terms)]}
+    copies = [hat.copy() for _ in range(terms)]
+    _BLOCKS[(key, b)] = _Block(factory(records), hat, copies, [np.zeros(shape) for _ in range(terms)],
+                               copies, 0, 0)
+    return b
 
 
-def _prox_step(key, b, records, factory, state, lam, relax, scale, tol) -> dict:
-    loss_prox, reg_proxes = _proxes(key, b, records, factory)
+def _threads() -> int:
+    """The worker's thread count: FFTs on every core of a machine shared by several
+    workers would oversubscribe it."""
+    from distributed import get_worker
+
+    try:
+        return get_worker().state.nthreads
+    except ValueError:  # not on a worker (tests calling a task directly)
+        return -1
+
+
+def _prox_forward(key, b, it, spectrum: ProductSpectrum, lam, relax, scale, tol, _after
+                  ) -> np.ndarray:
+    block = _block(key, b, it - 1, it - 1)
+    if spectrum.rest:
+        spectrum.rest.threads = _threads()
+    loss_prox, reg_proxes = block.proxes
     if tol is not None and hasattr(loss_prox, "tol"):
         loss_prox.tol = tol
-    hat = state["hat"]
-    duals = [d * scale for d in state["duals"]] if scale != 1.0 else state["duals"]
-    copies = [prox(hat - d, lam) for prox, d in zip([loss_prox, *reg_proxes], duals, strict=True)]
-    relaxed = [relax * c + (1.0 - relax) * hat for c in copies] if relax != 1.0 else copies
-    rhs = sum(c + d for c, d in zip(relaxed, duals, strict=True)) / lam
-    return {"hat": hat, "copies": copies, "duals": duals, "relaxed": relaxed, "rhs": rhs}
-
-
-def _forward_local(state: dict, spectrum: ProductSpectrum) -> np.ndarray:
-    rhs = state["rhs"]
+    if scale != 1.0:
+        block.duals = [d * scale for d in block.duals]
+    hat = block.hat
+    block.copies = [prox(hat - d, lam)
+                    for prox, d in zip([loss_prox, *reg_proxes], block.duals, strict=True)]
+    block.relaxed = ([relax * c + (1.0 - relax) * hat for c in block.copies] if relax != 1.0
+                     else block.copies)
+    rhs = sum(c + d for c, d in zip(block.relaxed, block.duals, strict=True)) / lam
+    block.proxed = it
     y = rhs.reshape(-1, *spectrum.rest_shape, int(np.prod(rhs.shape[1:])))
     return spectrum.rest.forward(y, lead=1) if spectrum.rest else y
 
@@ -132,35 +171,57 @@ def _mix_scale(j: int, blocks: Blocks, spectrum: ProductSpectrum, c: float, *par
     return out / denominator[..., None]
 
 
-def _unmix(i: int, blocks: Blocks, spectrum: ProductSpectrum, shape, *parts) -> np.ndarray:
-    lo, hi = blocks.bounds[i], blocks.bounds[i + 1]
+def _unmix_dual(key, b, it, blocks: Blocks, spectrum: ProductSpectrum, *parts
+                ) -> tuple[float, ...]:
+    block = _block(key, b, it - 1, it)
+    lo, hi = blocks.bounds[b], blocks.bounds[b + 1]
     y = sum(np.tensordot(spectrum.mix[blocks.bounds[j]:blocks.bounds[j + 1], lo:hi].T, part,
                          axes=([1], [0])) for j, part in enumerate(parts))
     if spectrum.rest:
         y = spectrum.rest.backward(y, lead=1)
-    return np.ascontiguousarray(np.real(y)).reshape(shape)
+    hat = np.ascontiguousarray(np.real(y)).reshape(block.hat.shape)
+    old, copies = block.hat, block.copies
+    for d, r in zip(block.duals, block.relaxed, strict=True):
+        d += r - hat
+    block.hat, block.iteration = hat, it
+    return (sum(float(np.sum((c - hat) ** 2)) for c in copies),
+            float(np.sum((hat - old) ** 2)),
+            sum(float(np.sum(c * c)) for c in copies),
+            float(np.sum(hat * hat)),
+            sum(float(np.sum(d * d)) for d in block.duals))
 
 
-def _dual_step(state: dict, hat: np.ndarray) -> dict:
-    old = state["hat"]
-    duals = [d + r - hat for d, r in zip(state["duals"], state["relaxed"], strict=True)]
-    copies = state["copies"]
-    stats = (sum(float(np.sum((c - hat) ** 2)) for c in copies),
-             float(np.sum((hat - old) ** 2)),
-             sum(float(np.sum(c * c)) for c in copies),
-             float(np.sum(hat * hat)),
-             sum(float(np.sum(d * d)) for d in duals))
-    return {"hat": hat, "copies": copies, "duals": duals, "stats": stats}
-
-
-def _stats(state: dict) -> tuple[float, ...]:
-    return state["stats"]
-
-
-def _finish(records, state: dict, factory) -> tuple[np.ndarray, float]:
+def _finish(key: str, b: int, it: int, records, factory) -> tuple[np.ndarray, float]:
     """The block's θ (the loss copy, made feasible) and its loss there."""
-    theta = factory.finalize(state["copies"][0].copy())
+    theta = factory.finalize(_block(key, b, it, it).copies[0].copy())
     return theta, factory.loss_value(records, theta)
+
+
+def _forget(key: str) -> None:
+    for k in [k for k in _BLOCKS if k[0] == key]:
+        del _BLOCKS[k]
+
+
+def _heap_for_arrays(keep: bool) -> None:
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, which also pins glibc's
+    mmap threshold at 128 KiB: every larger array is mapped and faulted in afresh, and an
+    iteration's temporaries ran ~1.8× slower. During a fit freed arrays stay on the heap;
+    afterwards the worker's settings come back."""
+    trim = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    if trim is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    if keep:
+        libc.mallopt(m_mmap_threshold, 32 << 20)
+        libc.mallopt(m_trim_threshold, 1 << 30)
+    else:
+        libc.mallopt(m_mmap_threshold, 128 << 10)
+        libc.mallopt(m_trim_threshold, int(trim))
+        libc.malloc_trim(0)
 
 
 # ---- the client loop --------------------------------------------------------------------
@@ -168,38 +229,61 @@ def admm_on_cluster(client, records: Sequence[Any], factory, spectrum: ProductSp
                     blocks: Blocks, width: tuple[int, int], terms: int, *, lam: float = 1.0,
                     eps_abs: float = 1e-6, eps_rel: float = 1e-6, max_iter: int = 2000,
                     adaptive: bool = True, mu: float = 5.0, tau: float = 2.0, relax: float = 1.0,
-                    inner_tol: Callable[[float, float, float | None], float] | None = None
-                    ) -> tuple[Result, float]:
+                    inner_tol: Callable[[float, float, float | None], float] | None = None,
+                    restarts: int = 2) -> tuple[Result, float]:
     """(result, loss at θ). ``records[b]``: a future (or value) with block b's records,
     whatever ``factory`` understands; ``factory(records)`` → (loss prox, [regularizer
     proxes]) on a worker, with ``factory.initial``, ``factory.finalize`` and
     ``factory.loss_value``. ``width``: the (rows, outputs) of one stratum's θ.
     ``inner_tol(primal ratio, dual ratio, previous)`` gives the inner (Newton) tolerance
     for the next iteration. The same stopping rule and penalty adaptation as
-    :func:`solvers.admm.admm`; ``result.state`` is None (the iterates stay on the workers)."""
+    :func:`solvers.admm.admm`; ``result.state`` is None (the iterates stay on the workers).
+    A lost worker restarts the fit from the beginning, at most ``restarts`` times."""
     start = time.perf_counter()
+    client.run(_heap_for_arrays, True, on_error="ignore")
+    try:
+        for attempt in range(restarts + 1):
+            try:
+                result, loss = _iterate(client, records, factory, spectrum, blocks, width, terms,
+                                        lam, eps_abs, eps_rel, max_iter, adaptive, mu, tau, relax,
+                                        inner_tol)
+                result.restarts = attempt
+                break
+            except BlockLost:
+                if attempt == restarts:
+                    raise
+    finally:
+        client.run(_heap_for_arrays, False, on_error="ignore")
+    result.seconds = time.perf_counter() - start
+    return result, loss
+
+
+def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_abs, eps_rel,
+             max_iter, adaptive, mu, tau, relax, inner_tol) -> tuple[Result, float]:
     key = uuid.uuid4().hex
-    spec = client.submit(_identity, spectrum, pure=False)  # a task, so it can be recomputed
-    shapes = [(hi - lo, *width) for lo, hi in (blocks.strata(b) for b in range(len(blocks)))]
+    owners = block_owners(client, blocks)
+    count = len(blocks)
+
+    def on(b: int, fn, *args):  # run on block b's worker (elsewhere only if it is gone)
+        return client.submit(fn, *args, workers=[owners[b]], allow_other_workers=True,
+                             pure=False)
+
+    spec = client.scatter(spectrum, broadcast=True)
+    shapes = [(hi - lo, *width) for lo, hi in (blocks.strata(b) for b in range(count))]
     size = sum(s[0] for s in shapes) * width[0] * width[1]
-    submit = client.submit
-    states = [submit(_start, records[b], factory, shapes[b], terms, pure=False)
-              for b in range(len(blocks))]
+    done = [on(b, _start, key, b, records[b], factory, shapes[b], terms) for b in range(count)]
     scale, tol = 1.0, None if inner_tol is None else inner_tol(math.inf, math.inf, None)
     history = []
     res = Residuals(math.inf, math.inf, math.inf, math.inf)
     it = 0
+    local = mixed = []
     try:
         for it in range(1, max_iter + 1):
-            states = [submit(_prox_step, key, b, records[b], factory, states[b], lam, relax,
-                             scale, tol, pure=False) for b in range(len(blocks))]
-            local = [submit(_forward_local, st, spec, pure=False) for st in states]
-            mixed = [submit(_mix_scale, j, blocks, spec, terms / lam, *local, pure=False)
-                     for j in range(len(blocks))]
-            hats = [submit(_unmix, i, blocks, spec, shapes[i], *mixed, pure=False)
-                    for i in range(len(blocks))]
-            states = [submit(_dual_step, st, h, pure=False) for st, h in zip(states, hats, strict=True)]
-            sums = np.array(client.gather([submit(_stats, st, pure=False) for st in states]))
+            local = [on(b, _prox_forward, key, b, it, spec, lam, relax, scale, tol, done[b])
+                     for b in range(count)]
+            mixed = [on(j, _mix_scale, j, blocks, spec, terms / lam, *local) for j in range(count)]
+            done = [on(b, _unmix_dual, key, b, it, blocks, spec, *mixed) for b in range(count)]
+            sums = np.array(client.gather(done))
             res = Residuals.from_sums(*sums.sum(axis=0), terms, size, lam, eps_abs, eps_rel)
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, lam))
             if res.converged:
@@ -209,11 +293,12 @@ def admm_on_cluster(client, records: Sequence[Any], factory, spectrum: ProductSp
             scale = 1.0
             if adaptive:
                 lam, scale = adapt_penalty(lam, res, mu, tau)
-        parts = client.gather([submit(_finish, records[b], states[b], factory, pure=False)
-                               for b in range(len(blocks))])
-    finally:
-        client.run(_forget, key)
+        parts = client.gather([on(b, _finish, key, b, it, records[b], factory)
+                               for b in range(count)])
+    finally:  # after a lost block, tasks of this attempt may still be queued
+        client.cancel([*done, *local, *mixed])
+        client.run(_forget, key, on_error="ignore")  # a lost worker forgot already
     theta = np.concatenate([t for t, _ in parts])
     result = Result(theta, None, it, res.converged, res.primal, res.dual, res.eps_primal,
-                    res.eps_dual, lam, time.perf_counter() - start, history)
+                    res.eps_dual, lam, 0.0, history)
     return result, float(sum(loss for _, loss in parts))

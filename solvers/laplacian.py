@@ -94,6 +94,7 @@ class KroneckerSolver:
             total = np.add.outer(total.reshape(total.shape), axis.gamma * values) if i else \
                 axis.gamma * values
         self.spectrum = np.asarray(total).reshape(spectral_shape or (1,))
+        self.threads = -1  # for the FFTs: every core (a Dask worker sets its own count)
 
     def forward(self, y: np.ndarray, lead: int = 0) -> np.ndarray:
         """Into the eigenbasis: y has ``lead`` leading axes, then the product's axes, then
@@ -101,13 +102,13 @@ class KroneckerSolver:
         for i in self.real_axes:
             y = self.axes[i].forward(y, lead + i)
         if self.fft_axes:
-            y = scipy.fft.rfftn(y, axes=[lead + i for i in self.fft_axes], workers=-1)
+            y = scipy.fft.rfftn(y, axes=[lead + i for i in self.fft_axes], workers=self.threads)
         return y
 
     def backward(self, y: np.ndarray, lead: int = 0) -> np.ndarray:
         if self.fft_axes:
             y = scipy.fft.irfftn(y, s=[self.shape[i] for i in self.fft_axes],
-                                 axes=[lead + i for i in self.fft_axes], workers=-1)
+                                 axes=[lead + i for i in self.fft_axes], workers=self.threads)
         for i in reversed(self.real_axes):
             y = self.axes[i].backward(y, lead + i)
         return y

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -34,7 +35,7 @@ from .design import Design, Strata, bind, read_frame
 from .errors import NumericalError, SpecError, StratlangError
 from .losses import LOSSES
 from .objective import Objective, penalties, records_loss
-from .solvers.distributed import Blocks, ProductSpectrum, admm_on_cluster
+from .solvers.distributed import BlockLost, Blocks, ProductSpectrum, admm_on_cluster, block_owners
 from .solvers.laplacian import DENSE_LIMIT
 
 DASK_DEFAULTS = {**DEFAULTS, "scheduler": None, "workers": 2, "blocks": None}
@@ -189,7 +190,8 @@ class _Cluster:
         if scheduler is None:
             # its workers' logs would show task tracebacks to a command-line user; every
             # failure reaches the client as an exception instead
-            self.own = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+            threads = max(1, (os.cpu_count() or 1) // workers)  # the machine's cores, shared
+            self.own = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
                                     dashboard_address=None, silence_logs=logging.CRITICAL)
             self.client = Client(self.own)
         elif isinstance(scheduler, str):
@@ -247,13 +249,16 @@ def _fit(client, model, data, weights, opts) -> DaskFit:
     workers = max(1, len(client.scheduler_info()["workers"]))
     blocks = Blocks.even(spectrum.n0, int(opts["blocks"] or 2 * workers), spectrum.stride)
     p = design.model.response.loss.p
+    owners = block_owners(client, blocks)
     if parts is not None:
-        records, initial = _records_from_partitions(client, model.ir, parts, frames, design, blocks)
+        records, initial = _records_from_partitions(client, model.ir, parts, frames, design,
+                                                    blocks, owners)
     else:
         pieces = _split_records(design.x, design.y, design.z, blocks)
         # the records travel inside the tasks, so a lost worker's blocks can be rebuilt
         records = [client.submit(_block_of_partitions, b, blocks, n, m,
-                                 {b: pieces[b]} if b in pieces else {}, pure=False)
+                                 {b: pieces[b]} if b in pieces else {}, workers=[owners[b]],
+                                 allow_other_workers=True, pure=False)
                    for b in range(len(blocks))]
         initial = _initial_row(design.loss, design.y, (k, n, m), p)
     terms = regularizer_terms(design, weights)
@@ -267,8 +272,13 @@ def _fit(client, model, data, weights, opts) -> DaskFit:
     except KilledWorker as error:
         raise NumericalError(f"the Dask fit stopped: workers kept dying while running "
                              f"{error.task!r}; no result was produced") from None
+    except BlockLost:
+        raise NumericalError("the Dask fit stopped: workers were lost during every attempt "
+                             "(the fit restarts when a worker holding blocks is lost); no "
+                             "result was produced") from None
     info = report(result, "dask", f"distributed ADMM ({len(blocks)} blocks on {workers} worker{'s' * (workers > 1)})")
     info["fit_seconds"] = time.perf_counter() - start
+    info["restarts"] = result.restarts
     objective = Objective(loss, *penalties(design, result.theta, weights))
     return DaskFit(result.theta, info, objective, design.strata, design.classes,
                    None if parts is not None else design)
@@ -294,12 +304,13 @@ def _metadata_design(client, model, frames) -> Design:
 
 
 def _records_from_partitions(client, model: ir.Model, parts: Partitioned, frames,
-                             design: Design, blocks: Blocks):
+                             design: Design, blocks: Blocks, owners: list[str]):
     _, n, m = design.theta_shape
     bound = [client.submit(_bind_partition, model, frame, name, design.strata, design.classes,
                            blocks, pure=False)
              for (name, _), frame in zip(parts.parts, frames, strict=True)]
-    records = [client.submit(_block_of_partitions, b, blocks, n, m, *bound, pure=False)
+    records = [client.submit(_block_of_partitions, b, blocks, n, m, *bound, workers=[owners[b]],
+                             allow_other_workers=True, pure=False)
                for b in range(len(blocks))]
     rows = client.gather([client.submit(_initial_summary, design.loss.name, dict(
         design.model.response.loss.p), r, (n, m), pure=False) for r in records])

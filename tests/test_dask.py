@@ -95,7 +95,7 @@ def test_partitioned_parquet_input_is_bound_on_the_workers(client, rng, tmp_path
                                local.predict(frame)["probability"], atol=1e-7)
 
 
-def test_a_worker_killed_mid_fit_still_gives_the_right_answer(client, rng):
+def test_a_worker_killed_mid_fit_restarts_and_gives_the_right_answer(client, rng):
     frame = frame_for(rng, 3000)
     spec = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * sum_squares\n"
             "stratify g ~ path weight 2 nodes 0..39\nstratify h ~ path weight 1\n")
@@ -104,8 +104,13 @@ def test_a_worker_killed_mid_fit_still_gives_the_right_answer(client, rng):
     local = model.fit(frame, backend="admm", options=TIGHT)
     victim = sorted(client.scheduler_info()["workers"])[0]
 
-    def kill() -> None:
-        time.sleep(1.0)
+    def kill() -> None:  # once the iterations run: a few dual steps seen on the workers
+        seen: set = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < 6 and time.monotonic() < deadline:
+            seen |= {k for keys in client.processing().values() for k in keys
+                     if str(k).startswith("_unmix_dual")}
+            time.sleep(0.01)
         client.run(os._exit, 1, workers=[victim])
 
     killer = threading.Thread(target=kill)
@@ -120,7 +125,7 @@ def test_a_worker_killed_mid_fit_still_gives_the_right_answer(client, rng):
     killer.join()
     client.wait_for_workers(2, timeout=60)
     if remote is not None:
-        assert remote.info["fit_seconds"] > 1.5, "the worker must die while the fit runs"
+        assert remote.info["restarts"] >= 1  # its blocks' iterates died with it
         assert remote.info["converged"]
         assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
 
