@@ -1,13 +1,21 @@
-"""The dask backend against the in-process ADMM on the crime-count-scale problem.
+"""The dask backend against the in-process ADMM on the crime-count-scale problem, and an
+estimate of how its time scales with workers.
 
     python benchmarks/dask_overhead.py            # 20×20 grid × 52 × 7 × 24 (3,494,400 strata)
     python benchmarks/dask_overhead.py --small    # 10×10 grid × 52 × 7 × 24 (873,600 strata)
 
 Runs the in-process ADMM, then the dask backend on LocalClusters of 1 and 2 worker
-processes (one with 2 threads, or two with 1 thread each: the machine's 2 cores), and prints
-seconds, iterations, objectives and the ratio to
-the in-process time. Cluster start-up is not counted (a cluster is started once and
-reused by many fits).
+processes (one with 2 threads, or two with 1 thread each: the machine's 2 cores), and
+prints seconds, iterations, objectives and the ratio to the in-process time. Cluster
+start-up is not counted (a cluster is started once and reused by many fits).
+
+From the 2-worker run's task stream it splits an iteration into compute (per worker),
+transfer (per worker) and the rest (scheduling latency of the 3 dependent task rounds and
+the client's gather), and extrapolates to W single-core workers on as many cores of
+several machines (the binding on the client unchanged): compute ∝ 1/W; each
+worker receives the other blocks' transformed slabs twice per iteration, so transfer
+∝ (W − 1)/W at the same bandwidth; latency constant. The estimate assumes localhost
+bandwidth; a real network's is lower (see RESULTS.md).
 """
 
 from __future__ import annotations
@@ -21,8 +29,20 @@ from admm import distribution_frame, distribution_spec
 import stratlang
 
 
+def _stream_totals(records) -> tuple[float, float]:
+    """(compute seconds, transfer seconds) summed over a task stream."""
+    compute = transfer = 0.0
+    for record in records:
+        for span in record["startstops"]:
+            if span["action"] == "compute":
+                compute += span["stop"] - span["start"]
+            elif span["action"] == "transfer":
+                transfer += span["stop"] - span["start"]
+    return compute, transfer
+
+
 def main(small: bool) -> None:
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     shape = (10, 10, 52, 7, 24) if small else (20, 20, 52, 7, 24)
     frame = distribution_frame(shape)
@@ -39,18 +59,36 @@ def main(small: bool) -> None:
         for workers in (1, 2):  # each on the whole machine: 2 cores
             with LocalCluster(n_workers=workers, threads_per_worker=2 // workers, processes=True,
                               dashboard_address=None) as cluster, Client(cluster) as client:
-                start = time.perf_counter()
-                fitted = model.fit(frame, backend="dask", options={"scheduler": client})
-                seconds = time.perf_counter() - start
-                rows.append((f"dask, {workers} worker{'s' * (workers > 1)} "
-                             f"({fitted.info['solver'].split('(')[1].split(' ')[0]} blocks)",
+                with get_task_stream(client) as stream:
+                    start = time.perf_counter()
+                    fitted = model.fit(frame, backend="dask", options={"scheduler": client})
+                    seconds = time.perf_counter() - start
+                blocks = fitted.info["solver"].split("(")[1].split(" ")[0]
+                rows.append((f"dask, {workers} worker{'s' * (workers > 1)} ({blocks} blocks)",
                              seconds, fitted.info["iterations"], fitted.objective.total))
+                compute, transfer = _stream_totals(stream.data)
+                iterating = fitted.info["solve_time"]
     k = fitted.strata.k
     print(f"K = {k:,} strata, Poisson, weight 100 on every factor\n")
     print("| method | seconds | iterations | objective | time / in-process |")
     print("|---|---|---|---|---|")
     for name, seconds, iterations, objective in rows:
         print(f"| {name} | {seconds:.2f} | {iterations} | {objective:.10g} | {seconds / base:.2f}× |")
+
+    # the last run had 2 workers: its serial part (binding on the client), and per iteration
+    iterations = rows[-1][2]
+    serial = rows[-1][1] - iterating
+    per_iter = iterating / iterations
+    work, move = compute / 2 / iterations, transfer / 2 / iterations
+    latency = max(per_iter - work - move, 0.0)
+    print(f"\n2 workers: {serial:.2f} s binding and splitting on the client, then per iteration "
+          f"{1e3 * per_iter:.0f} ms = compute {1e3 * work:.0f} ms + transfer {1e3 * move:.0f} ms "
+          f"+ scheduling, waiting and gather {1e3 * latency:.0f} ms (per worker)\n")
+    print("| single-core workers | estimated seconds | time / in-process |")
+    print("|---|---|---|")
+    for w in (2, 4, 8, 16, 32):
+        estimate = serial + iterations * (work * 2 / w + move * 2 * (w - 1) / w + latency)
+        print(f"| {w} | {estimate:.2f} | {estimate / base:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ class State:
 
 @dataclass
 class Result:
-    theta: np.ndarray  # the loss copy at exit
+    theta: np.ndarray | None  # the loss copy at exit (None: written out on a cluster)
     state: State | None  # None when the iterates live elsewhere (a cluster's workers)
     iterations: int
     converged: bool

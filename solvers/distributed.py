@@ -145,8 +145,6 @@ def _threads() -> int:
 def _prox_forward(key, b, it, spectrum: ProductSpectrum, lam, relax, scale, tol, _after
                   ) -> np.ndarray:
     block = _block(key, b, it - 1, it - 1)
-    if spectrum.rest:
-        spectrum.rest.threads = _threads()
     loss_prox, reg_proxes = block.proxes
     if tol is not None and hasattr(loss_prox, "tol"):
         loss_prox.tol = tol
@@ -159,27 +157,44 @@ def _prox_forward(key, b, it, spectrum: ProductSpectrum, lam, relax, scale, tol,
                      else block.copies)
     rhs = sum(c + d for c, d in zip(block.relaxed, block.duals, strict=True)) / lam
     block.proxed = it
-    y = rhs.reshape(-1, *spectrum.rest_shape, int(np.prod(rhs.shape[1:])))
-    return spectrum.rest.forward(y, lead=1) if spectrum.rest else y
+    return _forward(spectrum, rhs)
 
 
-def _mix_scale(j: int, blocks: Blocks, spectrum: ProductSpectrum, c: float, *parts) -> np.ndarray:
+def _forward(spectrum: ProductSpectrum, x: np.ndarray) -> np.ndarray:
+    """Block rows of x transformed along every axis of the product but the first (x may be
+    overwritten)."""
+    y = x.reshape(-1, *spectrum.rest_shape, int(np.prod(x.shape[1:])))
+    if not spectrum.rest:
+        return y
+    spectrum.rest.threads = _threads()
+    return spectrum.rest.forward(y, lead=1)
+
+
+def _mix_scale(j: int, blocks: Blocks, spectrum: ProductSpectrum, c: float | None,
+               *parts) -> np.ndarray:
+    """Block j's rows of the first-axis transform, divided by Σ γ_a λ_a + c (multiplied
+    by Σ γ_a λ_a when c is None: the Laplacian applied, not inverted)."""
     lo, hi = blocks.bounds[j], blocks.bounds[j + 1]
     out = sum(np.tensordot(spectrum.mix[lo:hi, blocks.bounds[i]:blocks.bounds[i + 1]], part,
                            axes=([1], [0])) for i, part in enumerate(parts))
-    denominator = np.add.outer(spectrum.first[lo:hi], spectrum.rest_spectrum) + c
-    return out / denominator[..., None]
+    eigenvalues = np.add.outer(spectrum.first[lo:hi], spectrum.rest_spectrum)[..., None]
+    return out * eigenvalues if c is None else out / (eigenvalues + c)
+
+
+def _unmix(b: int, blocks: Blocks, spectrum: ProductSpectrum, shape, parts) -> np.ndarray:
+    lo, hi = blocks.bounds[b], blocks.bounds[b + 1]
+    y = sum(np.tensordot(spectrum.mix[blocks.bounds[j]:blocks.bounds[j + 1], lo:hi].T, part,
+                         axes=([1], [0])) for j, part in enumerate(parts))
+    if spectrum.rest:
+        spectrum.rest.threads = _threads()
+        y = spectrum.rest.backward(y, lead=1)
+    return np.ascontiguousarray(np.real(y)).reshape(shape)
 
 
 def _unmix_dual(key, b, it, blocks: Blocks, spectrum: ProductSpectrum, *parts
                 ) -> tuple[float, ...]:
     block = _block(key, b, it - 1, it)
-    lo, hi = blocks.bounds[b], blocks.bounds[b + 1]
-    y = sum(np.tensordot(spectrum.mix[blocks.bounds[j]:blocks.bounds[j + 1], lo:hi].T, part,
-                         axes=([1], [0])) for j, part in enumerate(parts))
-    if spectrum.rest:
-        y = spectrum.rest.backward(y, lead=1)
-    hat = np.ascontiguousarray(np.real(y)).reshape(block.hat.shape)
+    hat = _unmix(b, blocks, spectrum, block.hat.shape, parts)
     old, copies = block.hat, block.copies
     for d, r in zip(block.duals, block.relaxed, strict=True):
         d += r - hat
@@ -191,10 +206,39 @@ def _unmix_dual(key, b, it, blocks: Blocks, spectrum: ProductSpectrum, *parts
             sum(float(np.sum(d * d)) for d in block.duals))
 
 
-def _finish(key: str, b: int, it: int, records, factory) -> tuple[np.ndarray, float]:
-    """The block's θ (the loss copy, made feasible) and its loss there."""
-    theta = factory.finalize(_block(key, b, it, it).copies[0].copy())
-    return theta, factory.loss_value(records, theta)
+@dataclass(frozen=True)
+class Totals:
+    """The objective's parts at the final θ, added up over blocks, and whether every
+    block's θ is finite."""
+
+    loss: float
+    regularization: float
+    laplacian: float
+    finite: bool
+
+
+def _finish(key: str, b: int, it: int, records, factory, sink) -> tuple:
+    """The block's θ (the loss copy, made feasible; None when ``sink`` wrote it), its
+    loss and regularization there, and whether it is finite."""
+    block = _block(key, b, it, it)
+    theta = factory.finalize(block.copies[0].copy())
+    block.hat = theta  # kept for the Laplacian term
+    finite = bool(np.all(np.isfinite(theta)))
+    if sink is not None:
+        sink(b, theta)
+    return (None if sink is not None else theta, factory.loss_value(records, theta),
+            factory.regularization(theta), finite)
+
+
+def _forward_final(key: str, b: int, it: int, spectrum: ProductSpectrum, _after) -> np.ndarray:
+    return _forward(spectrum, _block(key, b, it, it).hat.copy())  # transforms overwrite
+
+
+def _quadratic(key: str, b: int, it: int, blocks: Blocks, spectrum: ProductSpectrum,
+               *parts) -> float:
+    """The block's share of ½ θᵀ L θ."""
+    theta = _block(key, b, it, it).hat
+    return 0.5 * float(np.sum(theta * _unmix(b, blocks, spectrum, theta.shape, parts)))
 
 
 def _forget(key: str) -> None:
@@ -230,23 +274,26 @@ def admm_on_cluster(client, records: Sequence[Any], factory, spectrum: ProductSp
                     eps_abs: float = 1e-6, eps_rel: float = 1e-6, max_iter: int = 2000,
                     adaptive: bool = True, mu: float = 5.0, tau: float = 2.0, relax: float = 1.0,
                     inner_tol: Callable[[float, float, float | None], float] | None = None,
-                    restarts: int = 2) -> tuple[Result, float]:
-    """(result, loss at θ). ``records[b]``: a future (or value) with block b's records,
+                    restarts: int = 2, sink: Callable[[int, np.ndarray], None] | None = None
+                    ) -> tuple[Result, Totals]:
+    """(result, the objective's parts at θ). ``records[b]``: a future (or value) with block b's records,
     whatever ``factory`` understands; ``factory(records)`` → (loss prox, [regularizer
-    proxes]) on a worker, with ``factory.initial``, ``factory.finalize`` and
-    ``factory.loss_value``. ``width``: the (rows, outputs) of one stratum's θ.
+    proxes]) on a worker, with ``factory.initial``, ``factory.finalize``,
+    ``factory.loss_value(records, θ)`` and ``factory.regularization(θ)``. ``width``: the (rows, outputs) of one stratum's θ.
     ``inner_tol(primal ratio, dual ratio, previous)`` gives the inner (Newton) tolerance
     for the next iteration. The same stopping rule and penalty adaptation as
     :func:`solvers.admm.admm`; ``result.state`` is None (the iterates stay on the workers).
-    A lost worker restarts the fit from the beginning, at most ``restarts`` times."""
+    A lost worker restarts the fit from the beginning, at most ``restarts`` times.
+    ``sink(b, θ_b)``, when given, is called on the workers with each block's θ, which then
+    never reaches the client (``result.theta`` is None)."""
     start = time.perf_counter()
     client.run(_heap_for_arrays, True, on_error="ignore")
     try:
         for attempt in range(restarts + 1):
             try:
-                result, loss = _iterate(client, records, factory, spectrum, blocks, width, terms,
-                                        lam, eps_abs, eps_rel, max_iter, adaptive, mu, tau, relax,
-                                        inner_tol)
+                result, totals = _iterate(client, records, factory, spectrum, blocks, width,
+                                          terms, lam, eps_abs, eps_rel, max_iter, adaptive, mu,
+                                          tau, relax, inner_tol, sink)
                 result.restarts = attempt
                 break
             except BlockLost:
@@ -255,11 +302,11 @@ def admm_on_cluster(client, records: Sequence[Any], factory, spectrum: ProductSp
     finally:
         client.run(_heap_for_arrays, False, on_error="ignore")
     result.seconds = time.perf_counter() - start
-    return result, loss
+    return result, totals
 
 
 def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_abs, eps_rel,
-             max_iter, adaptive, mu, tau, relax, inner_tol) -> tuple[Result, float]:
+             max_iter, adaptive, mu, tau, relax, inner_tol, sink) -> tuple[Result, Totals]:
     key = uuid.uuid4().hex
     owners = block_owners(client, blocks)
     count = len(blocks)
@@ -293,12 +340,17 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
             scale = 1.0
             if adaptive:
                 lam, scale = adapt_penalty(lam, res, mu, tau)
-        parts = client.gather([on(b, _finish, key, b, it, records[b], factory)
-                               for b in range(count)])
+        done = [on(b, _finish, key, b, it, records[b], factory, sink) for b in range(count)]
+        local = [on(b, _forward_final, key, b, it, spec, done[b]) for b in range(count)]
+        mixed = [on(j, _mix_scale, j, blocks, spec, None, *local) for j in range(count)]
+        quadratic = [on(b, _quadratic, key, b, it, blocks, spec, *mixed) for b in range(count)]
+        parts, laplacian = client.gather([done, quadratic])
     finally:  # after a lost block, tasks of this attempt may still be queued
         client.cancel([*done, *local, *mixed])
         client.run(_forget, key, on_error="ignore")  # a lost worker forgot already
-    theta = np.concatenate([t for t, _ in parts])
+    theta = None if sink is not None else np.concatenate([part[0] for part in parts])
     result = Result(theta, None, it, res.converged, res.primal, res.dual, res.eps_primal,
                     res.eps_dual, lam, 0.0, history)
-    return result, float(sum(loss for _, loss in parts))
+    return result, Totals(float(sum(part[1] for part in parts)),
+                          float(sum(part[2] for part in parts)), float(sum(laplacian)),
+                          all(part[3] for part in parts))

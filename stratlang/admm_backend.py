@@ -14,7 +14,7 @@ import numpy as np
 
 from .design import Design
 from .errors import NumericalError
-from .objective import selected_rows
+from .objective import selected_rows, term_value
 from .reference import NumericalWarning
 from .regularizers import REGULARIZERS
 from .solvers.admm import Result, State, admm
@@ -58,6 +58,10 @@ class RegularizerTerm:
                                                              self.params)
         return out
 
+    def value(self, theta: np.ndarray) -> float:
+        return term_value(REGULARIZERS[self.kind], theta[:, self.rows, :], self.weight,
+                          self.params)
+
 
 def regularizer_terms(design: Design, weights: dict[str, float]) -> list[RegularizerTerm]:
     """The terms that act (no rows selected, or weight 0, and a term drops out)."""
@@ -95,10 +99,12 @@ def inner_tolerance(options: dict[str, Any]):
     return rule
 
 
-def report(result: Result, backend: str, solver: str) -> dict[str, Any]:
+def report(result: Result, backend: str, solver: str, finite: bool | None = None
+           ) -> dict[str, Any]:
     """``info`` for a fitted model; raises NumericalError on non-finite iterates and warns
-    (with the final residuals) when the iteration limit was reached."""
-    if not np.all(np.isfinite(result.theta)):
+    (with the final residuals) when the iteration limit was reached. ``finite``: whether θ
+    is finite, when θ is not at hand."""
+    if not (np.all(np.isfinite(result.theta)) if finite is None else finite):
         raise NumericalError(f"ADMM diverged after {result.iterations} iterations (non-finite "
                              "iterates); try a smaller 'penalty' or backend='cvxpy'")
     if not result.converged:

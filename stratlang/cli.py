@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", help="CVXPY solver for the cvxpy backend (clarabel, scs, ...)")
     p.add_argument("--scheduler", help="dask backend: scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=int, help="dask backend: LocalCluster worker processes")
+    p.add_argument("--output", metavar="DIR", help="dask backend: the workers write θ under DIR "
+                   "as Parquet parts (plus DIR/model.json, for predict and score)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
@@ -68,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("predict", "predict with a fitted model"),
                        ("score", "score a fitted model on data")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("model", help="a fitted model written by `stratlang fit --out`")
+        p.add_argument("model", help="a fitted model written by `stratlang fit --out` (or "
+                       "the directory of `--output`)")
         p.add_argument("--data", required=True, help="CSV file")
         if name == "predict":
             p.add_argument("--out", help="CSV file for the predictions (default: stdout)")
@@ -146,10 +149,10 @@ def cmd_fit(args) -> int:
     from .model import load
 
     model = load(Path(args.spec))
-    options = {k: v for k, v in (("scheduler", args.scheduler), ("workers", args.workers))
-               if v is not None}
+    options = {k: v for k, v in (("scheduler", args.scheduler), ("workers", args.workers),
+                                 ("output", args.output)) if v is not None}
     if options and args.backend != "dask":
-        raise StratlangError("--scheduler and --workers apply to --backend dask")
+        raise StratlangError("--scheduler, --workers and --output apply to --backend dask")
     fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None)
     print(fitted.summary())
@@ -157,6 +160,8 @@ def cmd_fit(args) -> int:
         # would bring every record to this machine
         scores = fitted.score(args.data)
         print("  training " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    if args.output:
+        print(f"  θ written under {args.output} (read back with `stratlang predict {args.output}`)")
     if args.out:
         path = fitted.save(args.out)
         print(f"  saved {path} and {path.with_suffix('.npz')}")

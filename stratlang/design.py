@@ -142,6 +142,17 @@ class Strata:
             return pd.Index(lists[0], name=self.columns[0])
         return pd.MultiIndex.from_product(lists, names=list(self.columns))
 
+    def labels(self, lo: int, hi: int) -> pd.DataFrame:
+        """The stratification columns' labels of strata lo..hi − 1."""
+        lists = [list(labels) for f in self.factors for labels in f.column_labels]
+        codes = np.unravel_index(np.arange(lo, hi), [len(v) for v in lists])
+        out = {}
+        for name, values, code in zip(self.columns, lists, codes, strict=True):
+            column = np.empty(len(values), dtype=object)
+            column[:] = values if len({type(v) for v in values}) == 1 else [str(v) for v in values]
+            out[name] = column[code]
+        return pd.DataFrame(out)
+
     def graphs(self) -> list[Graph]:
         return [f.graph for f in self.factors]
 

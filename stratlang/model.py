@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +166,13 @@ class Model:
                 raise
             # the address came from the spec's solver statement: point at it
             raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source)]) from None
-        return FittedModel(self, fit.strata, fit.theta, fit.design, values, fit.info,
-                           classes=fit.classes, objective=fit.objective)
+        fitted = FittedModel(self, fit.strata, fit.theta, fit.design, values, fit.info,
+                             classes=fit.classes, objective=fit.objective)
+        if fit.theta is None:  # the workers wrote θ under the output directory
+            output = Path({**spec_options, **options}["output"])
+            fitted.theta_array = _theta_reader(output, fitted)
+            fitted.write_metadata(output)
+        return fitted
 
     def tune(self, data=None, *, folds: int = 5, metric: str | None = None, seed: int = 0,
              backend: str | None = None):
@@ -239,12 +245,14 @@ def fit_with_admm(model: Model, design: Design, values: dict[str, float],
 class FittedModel:
     """θ for every stratum, with what is needed to predict, score and save."""
 
-    def __init__(self, model: Model, strata: Strata, theta: np.ndarray, design: Design | None,
-                 weights: dict[str, float], info: dict[str, Any],
+    def __init__(self, model: Model, strata: Strata, theta: np.ndarray | None,
+                 design: Design | None, weights: dict[str, float], info: dict[str, Any],
                  classes: tuple | None = None, objective: Objective | None = None):
+        """``theta`` is None only with ``objective`` given and θ supplied later (as an
+        array, or a function reading it on first use)."""
         self.model = model
         self.strata = strata
-        self.theta_array = theta
+        self._theta: np.ndarray | Callable[[], np.ndarray] | None = theta
         self.weights = weights
         self.info = info
         self.loss = LOSSES[model.ir.response.loss.name]
@@ -255,6 +263,17 @@ class FittedModel:
                           else stratified_objective(design, theta, weights))
 
     # ---- parameters ----------------------------------------------------------------
+    @property
+    def theta_array(self) -> np.ndarray:
+        """θ as a (strata, rows, outputs) array."""
+        if callable(self._theta):  # written out by a cluster: read on first use
+            self._theta = self._theta()
+        return self._theta
+
+    @theta_array.setter
+    def theta_array(self, value: np.ndarray | Callable[[], np.ndarray]) -> None:
+        self._theta = value
+
     @property
     def theta(self) -> pd.DataFrame:
         """θ labelled by stratum (rows) and parameter (columns; (row, output) pairs when
@@ -270,7 +289,7 @@ class FittedModel:
 
     @property
     def n_parameters(self) -> int:
-        return int(self.theta_array.size)
+        return self.strata.k * len(self.rows) * len(self.outputs)
 
     # ---- prediction ------------------------------------------------------------------
     def _design(self, data, with_response: bool) -> Design:
@@ -349,7 +368,28 @@ class FittedModel:
         path = Path(path)
         if path.suffix != ".json":
             path = path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
-        arrays: dict[str, np.ndarray] = {"theta": self.theta_array}
+        meta, arrays = self._metadata()
+        path.write_text(json.dumps(meta, indent=1))
+        np.savez_compressed(path.with_suffix(".npz"), theta=self.theta_array, **arrays)
+        return path
+
+    def write_metadata(self, directory: str | Path) -> Path:
+        """Writes ``directory/model.json`` and ``model.npz`` describing a fit whose θ the
+        workers wrote as Parquet parts under ``directory`` (see :func:`load_fitted`)."""
+        from .dask_backend import THETA_PARTS
+
+        path = Path(directory) / "model.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta, arrays = self._metadata()
+        k = self.strata.k
+        meta["theta"] = {"parquet": THETA_PARTS, "shape": [k, len(self.rows), len(self.outputs)]}
+        path.write_text(json.dumps(meta, indent=1))
+        np.savez_compressed(path.with_suffix(".npz"), **arrays)
+        return path
+
+    def _metadata(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The JSON metadata and the arrays (θ aside) of a saved model."""
+        arrays: dict[str, np.ndarray] = {}
         if self.info.get("history"):
             arrays["history"] = np.asarray(self.info["history"], dtype=float)
         factors = []
@@ -367,14 +407,23 @@ class FittedModel:
                 "objective": dataclasses.asdict(self.objective),
                 "info": {k: v for k, v in self.info.items()
                          if isinstance(v, str | int | float | bool | type(None))}}
-        path.write_text(json.dumps(meta, indent=1))
-        np.savez_compressed(path.with_suffix(".npz"), **arrays)
-        return path
+        return meta, arrays
+
+
+def _theta_reader(directory: Path, fitted: FittedModel) -> Callable[[], np.ndarray]:
+    from .dask_backend import read_theta, theta_column_names
+
+    shape = (fitted.strata.k, len(fitted.rows), len(fitted.outputs))
+    columns = theta_column_names(fitted.rows, fitted.outputs)
+    return lambda: read_theta(directory, shape, columns)
 
 
 def load_fitted(path: str | Path) -> FittedModel:
-    """Reads a model written by :meth:`FittedModel.save` (no pickle involved)."""
+    """Reads a model written by :meth:`FittedModel.save`, or the directory a Dask fit with
+    an ``output`` wrote (no pickle involved)."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "model.json"
     if not path.is_file():
         raise StratlangError(f"fitted model '{path}' not found")
     try:
@@ -402,8 +451,11 @@ def load_fitted(path: str | Path) -> FittedModel:
     info = dict(meta["info"])
     if "history" in arrays:
         info["history"] = [tuple(row) for row in arrays["history"]]
-    return FittedModel(model, Strata(tuple(factors)), arrays["theta"], None, meta["weights"],
-                       info, classes=classes, objective=Objective(**meta["objective"]))
+    fitted = FittedModel(model, Strata(tuple(factors)), None, None, meta["weights"], info,
+                         classes=classes, objective=Objective(**meta["objective"]))
+    fitted.theta_array = (_theta_reader(path.parent, fitted) if "theta" in meta
+                          else arrays["theta"])
+    return fitted
 
 
 def load(path_or_text: str | Path) -> Model:

@@ -69,6 +69,13 @@ def stratified_objective(design: Design, theta: np.ndarray, weights: dict[str, f
     return Objective(loss_value(design, theta), *penalties(design, theta, weights, tol))
 
 
+def term_value(entry, block: np.ndarray, weight: float, p: dict, tol: float = 1e-6) -> float:
+    """One regularizer term's value on its rows of θ (a constraint: 0 or +∞)."""
+    if entry.is_constraint:
+        return 0.0 if entry.feasible(block, p, tol) else float("inf")
+    return weight * entry.value(block, p)
+
+
 def penalties(design: Design, theta: np.ndarray, weights: dict[str, float],
               tol: float = 1e-6) -> tuple[float, float]:
     """(regularization, Laplacian) parts of the objective: they depend on θ only."""
@@ -79,12 +86,8 @@ def penalties(design: Design, theta: np.ndarray, weights: dict[str, float],
         rows = selected_rows(design, term)
         if len(rows) == 0:
             continue
-        block = theta[:, rows, :]
-        if entry.is_constraint:
-            if not entry.feasible(block, term.kind.p, tol):
-                reg = float("inf")
-        else:
-            reg += weights[f"reg{i}.{term.kind.name}"] * entry.value(block, term.kind.p)
+        weight = 1.0 if entry.is_constraint else weights[f"reg{i}.{term.kind.name}"]
+        reg += term_value(entry, theta[:, rows, :], weight, term.kind.p, tol)
     gammas = [weights["stratify." + "_".join(f.columns)] for f in design.strata.factors]
     lap = laplacian_quadratic(design.strata.graphs(), gammas, theta) if gammas else 0.0
     return reg, lap

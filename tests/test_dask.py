@@ -104,12 +104,15 @@ def test_a_worker_killed_mid_fit_restarts_and_gives_the_right_answer(client, rng
     local = model.fit(frame, backend="admm", options=TIGHT)
     victim = sorted(client.scheduler_info()["workers"])[0]
 
-    def kill() -> None:  # once the iterations run: a few dual steps seen on the workers
-        seen: set = set()
+    def iterations_done() -> int:  # on a worker: how far its blocks are
+        from stratlang.solvers.distributed import _BLOCKS
+
+        return max((block.iteration for block in _BLOCKS.values()), default=0)
+
+    def kill() -> None:  # once the iterations run: ten done on the victim
         deadline = time.monotonic() + 60
-        while len(seen) < 6 and time.monotonic() < deadline:
-            seen |= {k for keys in client.processing().values() for k in keys
-                     if str(k).startswith("_unmix_dual")}
+        while (client.run(iterations_done, workers=[victim])[victim] < 10
+               and time.monotonic() < deadline):
             time.sleep(0.01)
         client.run(os._exit, 1, workers=[victim])
 
@@ -184,3 +187,47 @@ def test_an_unreachable_scheduler_in_the_spec_is_positioned(tmp_path):
         stratlang.load(str(spec)).fit(pd.DataFrame({"y": [1.0, 2.0], "g": [0, 1]}))
     assert str(caught.value).startswith(
         f"{spec}:3:1: error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
+
+
+def test_theta_written_by_the_workers_reads_back_for_prediction(client, rng, tmp_path):
+    frame = frame_for(rng, 500)
+    frame["h"] = frame.h.map({0: "lo", 1: "mid", 2: "hi"})  # text labels survive the round trip
+    spec = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n"
+            "stratify g ~ path weight 2\nstratify h ~ complete weight 1\n")
+    out = tmp_path / "fit"
+    local, remote = both(spec, frame, client, output=str(out), blocks=3)
+    parts = sorted(p.name for p in (out / "theta").iterdir())
+    assert parts == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    written = pd.read_parquet(out / "theta")
+    assert list(written.columns) == ["stratum", "g", "h", "x", "intercept"]
+    assert set(written.h) == {"lo", "mid", "hi"}
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+    np.testing.assert_allclose(remote.theta_array, local.theta_array, atol=1e-7)  # read lazily
+    pd.testing.assert_frame_equal(remote.theta, local.theta, atol=1e-7)
+    reread = stratlang.load_fitted(str(out))
+    np.testing.assert_allclose(reread.predict(frame)["probability"],
+                               local.predict(frame)["probability"], atol=1e-7)
+    assert reread.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+    (out / "theta" / "part-00001.parquet").unlink()
+    with pytest.raises(stratlang.StratlangError, match="hold 6 of the model's 12 strata"):
+        stratlang.load_fitted(str(out)).predict(frame)
+
+
+def test_cli_writes_theta_from_the_workers_and_predicts_from_it(client, rng, tmp_path, capsys):
+    from stratlang.cli import main
+
+    frame = frame_for(rng, 300)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    spec = tmp_path / "m.strat"
+    spec.write_text("response y ~ logistic\nfeatures x, intercept\nstratify g ~ path weight 2\n")
+    out = tmp_path / "fit"
+    assert main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--backend", "dask",
+                 "--scheduler", client.scheduler.address, "--output", str(out)]) == 0
+    assert f"θ written under {out}" in capsys.readouterr().out
+    assert main(["predict", str(out), "--data", str(tmp_path / "d.csv"),
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    local = stratlang.load(str(spec)).fit(frame, backend="admm")
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["probability"],
+                               local.predict(frame)["probability"], atol=1e-5)
+    assert main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--output", "x"]) == 1
+    assert "apply to --backend dask" in capsys.readouterr().err
