@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,27 +145,32 @@ def case_crime_3_5m() -> list[dict]:
                               100.0, slice_shape=(4, 4, 6, 7, 6))
 
 
-def case_general_1m() -> list[dict]:
-    """A general graph too large for dense eigenbases (5,000 nodes: a ring with chords)
-    × path(200): K = 10⁶, so the Laplacian step is warm-started CG (no factorization)."""
-    import tempfile
-    from pathlib import Path
-
+def general_problem(folder: Path) -> tuple[str, pd.DataFrame]:
+    """A general graph too large for dense eigenbases (5,000 nodes: a ring with chords,
+    written to ``folder``) × path(200): K = 10⁶ Poisson counts, one per stratum."""
     n, length = 5000, 200
     rng = np.random.default_rng(0)
     ring = np.arange(n)
     edges = pd.DataFrame({"a": np.concatenate([ring, rng.integers(0, n, n)]),
                           "b": np.concatenate([(ring + 1) % n, rng.integers(0, n, n)])})
     edges = edges[edges.a != edges.b]
+    path = folder / "graph.csv"
+    edges.to_csv(path, index=False)
+    node, step = np.divmod(np.arange(n * length), length)
+    frame = pd.DataFrame({"node": node, "step": step,
+                          "count": rng.poisson(np.exp(np.sin(node / 700) + np.cos(step / 30)))})
+    spec = (f'response count ~ poisson\nstratify node ~ edges("{path}") weight 1\n'
+            "stratify step ~ path weight 1\n")
+    return spec, frame
+
+
+def case_general_1m() -> list[dict]:
+    """:func:`general_problem`: the Laplacian step cannot use dense eigenbases."""
+    import tempfile
+
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "graph.csv"
-        edges.to_csv(path, index=False)
         start = time.perf_counter()
-        node, step = np.divmod(np.arange(n * length), length)
-        frame = pd.DataFrame({"node": node, "step": step,
-                              "count": rng.poisson(np.exp(np.sin(node / 700) + np.cos(step / 30)))})
-        spec = (f'response count ~ poisson\nstratify node ~ edges("{path}") weight 1\n'
-                "stratify step ~ path weight 1\n")
+        spec, frame = general_problem(Path(folder))
         row = timed_fit(spec, frame, backend="admm", options={"progress": False})
         row["seconds"] = time.perf_counter() - start
     return [{"method": f"admm ({row['solver']})", **row}]

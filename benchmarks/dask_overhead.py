@@ -3,6 +3,7 @@ estimate of how its time scales with workers.
 
     python benchmarks/dask_overhead.py            # 20×20 grid × 52 × 7 × 24 (3,494,400 strata)
     python benchmarks/dask_overhead.py --small    # 10×10 grid × 52 × 7 × 24 (873,600 strata)
+    python benchmarks/dask_overhead.py --general  # 5,000-node general graph × path(200)
 
 Runs the in-process ADMM, then the dask backend on LocalClusters of 1 and 2 worker
 processes (one with 2 threads, or two with 1 thread each: the machine's 2 cores), and
@@ -16,6 +17,10 @@ several machines (the binding on the client unchanged): compute ∝ 1/W; each
 worker receives the other blocks' transformed slabs twice per iteration, so transfer
 ∝ (W − 1)/W at the same bandwidth; latency constant. The estimate assumes localhost
 bandwidth; a real network's is lower (see RESULTS.md).
+
+``--general`` runs :func:`admm.general_problem` (10⁶ strata; its Laplacian step is
+conjugate gradients: on the whole product in-process, along the general graph per
+column of the path's transform on the workers) in-process and on 2 workers.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 import time
 import warnings
 
-from admm import distribution_frame, distribution_spec
+from admm import distribution_frame, distribution_spec, general_problem
 
 import stratlang
 
@@ -91,5 +96,31 @@ def main(small: bool) -> None:
         print(f"| {w} | {estimate:.2f} | {estimate / base:.2f}× |")
 
 
+def general() -> None:
+    import tempfile
+    from pathlib import Path
+
+    from distributed import Client, LocalCluster
+
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec, frame = general_problem(Path(folder))
+        model = stratlang.load(spec)
+        print("| method | seconds | iterations | objective |\n|---|---|---|---|")
+        start = time.perf_counter()
+        fitted = model.fit(frame, backend="admm", options={"progress": False})
+        print(f"| in-process admm ({fitted.info['solver']}) | {time.perf_counter() - start:.2f} | "
+              f"{fitted.info['iterations']} | {fitted.objective.total:.10g} |")
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            start = time.perf_counter()
+            fitted = model.fit(frame, backend="dask", options={"scheduler": client})
+            print(f"| dask, 2 workers | {time.perf_counter() - start:.2f} | "
+                  f"{fitted.info['iterations']} | {fitted.objective.total:.10g} |")
+
+
 if __name__ == "__main__":
-    main("--small" in sys.argv)
+    if "--general" in sys.argv:
+        general()
+    else:
+        main("--small" in sys.argv)

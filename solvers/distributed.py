@@ -39,27 +39,48 @@ import scipy.fft
 
 from .admm import Residuals, Result, adapt_penalty
 from .graphs import Graph
-from .laplacian import Axis, KroneckerSolver, split_grids
+from .laplacian import Axis, KroneckerSolver, is_sparse_axis, solve_along, split_grids
 
 
 class ProductSpectrum:
-    """The Laplacian of a product graph, arranged for slabs along its first axis."""
+    """The Laplacian of a product graph, arranged for slabs along its first axis.
+
+    Every axis is diagonalized (fast transforms, or dense eigenbases) except at most one
+    large general graph (:func:`is_sparse_axis`), along which the step solves the shifted
+    sparse systems (γL + (Σ other eigenvalues + c) I) x = b by conjugate gradients. When
+    that graph is the first axis, the mixing step has no transform to apply: block j
+    solves a share of the columns for every row instead of a share of the rows."""
 
     def __init__(self, factors: Sequence[Graph], gammas: Sequence[float]):
         axes = split_grids(factors, gammas)
+        sparse = [i for i, (g, _) in enumerate(axes) if is_sparse_axis(g)]
+        if len(sparse) > 1:
+            raise ValueError("at most one axis may be a large general graph")
         (first, gamma), rest = axes[0], axes[1:]
-        axis = Axis(first, gamma)
-        if axis.kind == "dct":
-            self.mix = scipy.fft.dct(np.eye(first.n), type=2, norm="ortho", axis=0)
-            values = axis.eigenvalues
-        else:  # dense (a cycle's FFT basis is complex: use its real eigenbasis here)
-            values, vectors = np.linalg.eigh(first.laplacian().toarray())
-            self.mix = vectors.T
-            values = np.clip(values, 0.0, None)
+        self.by_columns = sparse == [0]
+        self.first_laplacian = None
+        if self.by_columns:
+            self.mix = None
+            values = np.zeros(first.n)
+            self.first_laplacian = (gamma * first.laplacian()).tocsr()
+            gamma = 1.0
+        else:
+            axis = Axis(first, gamma)
+            if axis.kind == "dct":
+                self.mix = scipy.fft.dct(np.eye(first.n), type=2, norm="ortho", axis=0)
+                values = axis.eigenvalues
+            else:  # dense (a cycle's FFT basis is complex: use its real eigenbasis here)
+                values, vectors = np.linalg.eigh(first.laplacian().toarray())
+                self.mix = vectors.T
+                values = np.clip(values, 0.0, None)
         self.first = gamma * values
-        self.rest = KroneckerSolver([g for g, _ in rest], [w for _, w in rest]) if rest else None
+        self.rest = (KroneckerSolver([g for g, _ in rest], [w for _, w in rest], sparse=True)
+                     if rest else None)
         self.rest_shape = self.rest.shape if self.rest else ()
         self.rest_spectrum = self.rest.spectrum if self.rest else np.zeros(())
+        self.sparse_rest = (self.rest.axes[self.rest.sparse_axes[0]]
+                            if self.rest and self.rest.sparse_axes else None)
+        self.sparse_at = 1 + self.rest.sparse_axes[0] if self.sparse_rest else None
         self.n0 = first.n
         self.stride = int(np.prod(self.rest_shape, dtype=np.int64))  # strata per first-axis index
 
@@ -109,6 +130,7 @@ class _Block:
     relaxed: list[np.ndarray]
     iteration: int  # the last iteration whose dual step is done
     proxed: int  # the last iteration whose prox step is done
+    warm: np.ndarray | None = None  # the previous sparse solve of this block's share
 
 
 _BLOCKS: dict[tuple[str, int], _Block] = {}  # worker-side: (fit key, block) → its state
@@ -170,21 +192,50 @@ def _forward(spectrum: ProductSpectrum, x: np.ndarray) -> np.ndarray:
     return spectrum.rest.forward(y, lead=1)
 
 
-def _mix_scale(j: int, blocks: Blocks, spectrum: ProductSpectrum, c: float | None,
+def _mix_scale(key: str, j: int, blocks: Blocks, spectrum: ProductSpectrum, c: float | None,
                *parts) -> np.ndarray:
-    """Block j's rows of the first-axis transform, divided by Σ γ_a λ_a + c (multiplied
-    by Σ γ_a λ_a when c is None: the Laplacian applied, not inverted)."""
+    """Block j's share of the Laplacian step in the eigenbasis: its rows of the first-axis
+    transform (its columns for every row, when the first axis is a large general graph),
+    solved with L + cI (multiplied by L when c is None: the Laplacian applied)."""
+    if spectrum.by_columns:
+        flat = [p.reshape(len(p), -1) for p in parts]
+        lo, hi = _share(j, len(blocks), flat[0].shape[1])
+        x = np.concatenate([f[:, lo:hi] for f in flat])
+        shift = np.broadcast_to(spectrum.rest_spectrum[..., None], parts[0].shape[1:])
+        return _sparse_step(key, j, spectrum.first_laplacian, x, shift.reshape(-1)[None, lo:hi],
+                            0, c)
     lo, hi = blocks.bounds[j], blocks.bounds[j + 1]
     out = sum(np.tensordot(spectrum.mix[lo:hi, blocks.bounds[i]:blocks.bounds[i + 1]], part,
                            axes=([1], [0])) for i, part in enumerate(parts))
     eigenvalues = np.add.outer(spectrum.first[lo:hi], spectrum.rest_spectrum)[..., None]
-    return out * eigenvalues if c is None else out / (eigenvalues + c)
+    if spectrum.sparse_rest is None:
+        return out * eigenvalues if c is None else out / (eigenvalues + c)
+    return _sparse_step(key, j, spectrum.sparse_rest.laplacian, out, eigenvalues,
+                        spectrum.sparse_at, c)
+
+
+def _share(j: int, count: int, total: int) -> tuple[int, int]:
+    return round(j * total / count), round((j + 1) * total / count)
+
+
+def _sparse_step(key: str, j: int, laplacian, x: np.ndarray, eigenvalues: np.ndarray,
+                 at: int, c: float | None) -> np.ndarray:
+    """:func:`solve_along` warm-started at block j's previous solution."""
+    block = _BLOCKS.get((key, j))
+    out, columns = solve_along(laplacian, x, at, eigenvalues, c, getattr(block, "warm", None))
+    if block is not None and columns is not None:
+        block.warm = columns
+    return out
 
 
 def _unmix(b: int, blocks: Blocks, spectrum: ProductSpectrum, shape, parts) -> np.ndarray:
     lo, hi = blocks.bounds[b], blocks.bounds[b + 1]
-    y = sum(np.tensordot(spectrum.mix[blocks.bounds[j]:blocks.bounds[j + 1], lo:hi].T, part,
-                         axes=([1], [0])) for j, part in enumerate(parts))
+    if spectrum.by_columns:  # every block's columns, for this block's rows
+        y = np.concatenate([p[lo:hi] for p in parts], axis=1)
+        y = y.reshape(hi - lo, *spectrum.rest_spectrum.shape, -1)
+    else:
+        y = sum(np.tensordot(spectrum.mix[blocks.bounds[j]:blocks.bounds[j + 1], lo:hi].T, part,
+                             axes=([1], [0])) for j, part in enumerate(parts))
     if spectrum.rest:
         spectrum.rest.threads = _threads()
         y = spectrum.rest.backward(y, lead=1)
@@ -328,7 +379,8 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
         for it in range(1, max_iter + 1):
             local = [on(b, _prox_forward, key, b, it, spec, lam, relax, scale, tol, done[b])
                      for b in range(count)]
-            mixed = [on(j, _mix_scale, j, blocks, spec, terms / lam, *local) for j in range(count)]
+            mixed = [on(j, _mix_scale, key, j, blocks, spec, terms / lam, *local)
+                     for j in range(count)]
             done = [on(b, _unmix_dual, key, b, it, blocks, spec, *mixed) for b in range(count)]
             sums = np.array(client.gather(done))
             res = Residuals.from_sums(*sums.sum(axis=0), terms, size, lam, eps_abs, eps_rel)
@@ -342,7 +394,7 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
                 lam, scale = adapt_penalty(lam, res, mu, tau)
         done = [on(b, _finish, key, b, it, records[b], factory, sink) for b in range(count)]
         local = [on(b, _forward_final, key, b, it, spec, done[b]) for b in range(count)]
-        mixed = [on(j, _mix_scale, j, blocks, spec, None, *local) for j in range(count)]
+        mixed = [on(j, _mix_scale, key, j, blocks, spec, None, *local) for j in range(count)]
         quadratic = [on(b, _quadratic, key, b, it, blocks, spec, *mixed) for b in range(count)]
         parts, laplacian = client.gather([done, quadratic])
     finally:  # after a lost block, tasks of this attempt may still be queued

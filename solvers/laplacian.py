@@ -36,11 +36,17 @@ class Axis:
     entries, and the Laplacian acts on each by a real eigenvalue); other graphs use a
     dense orthonormal eigenbasis."""
 
-    def __init__(self, graph: Graph, gamma: float):
+    def __init__(self, graph: Graph, gamma: float, sparse: bool = False):
+        """``sparse``: leave a large general graph untransformed (eigenvalues 0; its
+        Laplacian γL is solved with by whoever uses the axis) instead of diagonalizing it."""
         self.n = graph.n
         self.gamma = gamma
         unit = np.allclose(graph.weights, 1.0)
-        if graph.structure == "path" and unit:
+        if sparse and is_sparse_axis(graph):
+            self.kind = "sparse"
+            self.eigenvalues = np.zeros(self.n)
+            self.laplacian = (gamma * graph.laplacian()).tocsr()
+        elif graph.structure == "path" and unit:
             self.kind = "dct"
             self.eigenvalues = 2.0 - 2.0 * np.cos(np.pi * np.arange(self.n) / self.n)
         elif graph.structure == "cycle" and unit and self.n >= 3:
@@ -53,14 +59,24 @@ class Axis:
             self.basis = vectors
 
     def forward(self, x: np.ndarray, axis: int) -> np.ndarray:
+        if self.kind == "sparse":
+            return x
         if self.kind == "dct":
             return scipy.fft.dct(x, type=2, norm="ortho", axis=axis, overwrite_x=True)
         return np.moveaxis(np.tensordot(self.basis.T, x, axes=([1], [axis])), 0, axis)
 
     def backward(self, x: np.ndarray, axis: int) -> np.ndarray:
+        if self.kind == "sparse":
+            return x
         if self.kind == "dct":
             return scipy.fft.idct(x, type=2, norm="ortho", axis=axis, overwrite_x=True)
         return np.moveaxis(np.tensordot(self.basis, x, axes=([1], [axis])), 0, axis)
+
+
+def is_sparse_axis(graph: Graph) -> bool:
+    """Too large to diagonalize densely, and with no fast transform."""
+    fast = graph.structure in ("path", "cycle") and np.allclose(graph.weights, 1.0)
+    return graph.n > DENSE_LIMIT and not fast
 
 
 def split_grids(factors: Sequence[Graph], gammas: Sequence[float]) -> list[tuple[Graph, float]]:
@@ -75,12 +91,15 @@ def split_grids(factors: Sequence[Graph], gammas: Sequence[float]) -> list[tuple
 
 
 class KroneckerSolver:
-    def __init__(self, factors: Sequence[Graph], gammas: Sequence[float]):
-        axes = [Axis(g, w) for g, w in split_grids(factors, gammas)]
+    def __init__(self, factors: Sequence[Graph], gammas: Sequence[float], sparse: bool = False):
+        """``sparse``: large general axes are left untransformed (see :class:`Axis`); the
+        transforms then diagonalize every other axis, and :meth:`solve` does not apply."""
+        axes = [Axis(g, w, sparse) for g, w in split_grids(factors, gammas)]
         self.axes = axes
         self.shape = tuple(a.n for a in axes) or (1,)
         self.k = int(np.prod(self.shape, dtype=np.int64))
-        self.real_axes = [i for i, a in enumerate(axes) if a.kind != "fft"]
+        self.real_axes = [i for i, a in enumerate(axes) if a.kind not in ("fft", "sparse")]
+        self.sparse_axes = [i for i, a in enumerate(axes) if a.kind == "sparse"]
         # all cycles in one real FFT; rfftn halves the last axis given: the longest
         self.fft_axes = sorted((i for i, a in enumerate(axes) if a.kind == "fft"),
                                key=lambda i: axes[i].n)
@@ -161,29 +180,11 @@ class CGSolver:
         self.iterations = 0  # CG steps over all solves, for tests and benchmarks
 
     def solve(self, b: np.ndarray, c: float) -> np.ndarray:
-        x = (self.previous.copy() if self.previous is not None and self.previous.shape == b.shape
-             else np.zeros_like(b))
-        inverse = 1.0 / (self.diagonal + c)[:, None]
-        r = b - (self.laplacian @ x + c * x)
-        target = self.rtol * np.maximum(np.linalg.norm(b, axis=0), 1e-300)
-        z = inverse * r
-        p = z.copy()
-        rz = np.sum(r * z, axis=0)
-        for _ in range(self.max_iter):
-            if np.all(np.linalg.norm(r, axis=0) <= target):
-                break
-            q = self.laplacian @ p + c * p
-            step = rz / np.where(rz == 0, 1.0, np.sum(p * q, axis=0))
-            x += step * p
-            r -= step * q
-            z = inverse * r
-            rz_new = np.sum(r * z, axis=0)
-            p = z + (rz_new / np.where(rz == 0, 1.0, rz)) * p
-            rz = rz_new
-            self.iterations += 1
-        else:
-            raise RuntimeError(f"conjugate gradients did not reach {self.rtol:g} in "
-                               f"{self.max_iter} steps")
+        start = (self.previous if self.previous is not None and self.previous.shape == b.shape
+                 else None)
+        x, steps = shifted_cg(self.laplacian, self.diagonal, b, np.full(b.shape[1], c), start,
+                              self.rtol, self.max_iter)
+        self.iterations += steps
         self.previous = x
         return x.copy()
 
@@ -191,14 +192,110 @@ class CGSolver:
         return self.laplacian @ x
 
 
+def shifted_cg(matrix, diagonal: np.ndarray, b: np.ndarray, shift: np.ndarray,
+               start: np.ndarray | None = None, rtol: float = 1e-12, max_iter: int = 100_000
+               ) -> tuple[np.ndarray, int]:
+    """(X, steps): (A + diag(shift_j)) X[:, j] = B[:, j] for every column j, by Jacobi
+    preconditioned conjugate gradients on all columns at once, from ``start`` (default 0),
+    to a relative residual of ``rtol`` per column; a column that has converged leaves the
+    iteration (well-shifted columns need far fewer steps). A must be symmetric positive
+    semidefinite and every A + shift_j I definite."""
+    x = np.zeros_like(b) if start is None else start.copy()
+    if b.shape[1] == 0:
+        return x, 0
+    active = np.arange(b.shape[1])
+    xa = x.copy()
+    inverse = 1.0 / (diagonal[:, None] + shift[None, :])
+    r = b - (matrix @ xa + shift * xa)
+    target = rtol * np.maximum(np.linalg.norm(b, axis=0), 1e-300)
+    p = inverse * r
+    rz = np.sum(r * p, axis=0)
+    for steps in range(max_iter + 1):
+        done = np.linalg.norm(r, axis=0) <= target
+        if done.any():
+            x[:, active[done]] = xa[:, done]
+            keep = ~done
+            if not keep.any():
+                return x, steps
+            active, xa, r, p, rz = active[keep], xa[:, keep], r[:, keep], p[:, keep], rz[keep]
+            inverse, shift, target = inverse[:, keep], shift[keep], target[keep]
+        q = matrix @ p + shift * p
+        step = rz / np.where(rz == 0, 1.0, np.sum(p * q, axis=0))
+        xa += step * p
+        r -= step * q
+        z = inverse * r
+        rz_new = np.sum(r * z, axis=0)
+        p = z + (rz_new / np.where(rz == 0, 1.0, rz)) * p
+        rz = rz_new
+    raise RuntimeError(f"conjugate gradients did not reach {rtol:g} in {max_iter} steps")
+
+
+def solve_along(matrix, y: np.ndarray, axis: int, eigenvalues: np.ndarray, c: float | None,
+                start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(X, columns): X solves (M along ``axis`` + eigenvalues + c) X = y, where
+    ``eigenvalues`` (broadcastable to y) are constant along ``axis`` — the other axes of a
+    product already diagonalized; or, with c None, X = (M along ``axis`` + eigenvalues) y.
+    Complex y is solved as its real and imaginary parts; ``columns`` (the CG solution, None
+    when applying) warm-starts the next call through ``start``."""
+    moved = np.moveaxis(y, axis, 0)
+    shift = np.moveaxis(np.broadcast_to(eigenvalues, y.shape), axis, 0)[0].reshape(-1)
+    flat = moved.reshape(len(moved), -1)
+    if c is None:
+        return np.moveaxis((matrix @ flat + shift * flat).reshape(moved.shape), 0, axis), None
+    parts = [flat.real, flat.imag] if np.iscomplexobj(flat) else [flat]
+    rhs = np.concatenate(parts, axis=1)
+    if start is not None and start.shape != rhs.shape:
+        start = None
+    columns, _ = shifted_cg(matrix, matrix.diagonal(), rhs, np.tile(shift, len(parts)) + c, start)
+    out = columns if len(parts) == 1 else columns[:, :flat.shape[1]] + 1j * columns[:, flat.shape[1]:]
+    return np.moveaxis(out.reshape(moved.shape), 0, axis), columns
+
+
+class AlongSolver:
+    """For products with one large general factor and every other factor diagonalizable:
+    the others are transformed as in :class:`KroneckerSolver`, and along the general one
+    each column of their eigenbasis is a shifted sparse system (γL + (λ + c) I) x = b,
+    solved by warm-started Jacobi-preconditioned CG. Better conditioned than CG on the
+    whole product (each shift includes the other axes' eigenvalue λ), and no
+    factorization."""
+
+    def __init__(self, factors: Sequence[Graph], gammas: Sequence[float]):
+        self.kron = KroneckerSolver(factors, gammas, sparse=True)
+        if len(self.kron.sparse_axes) != 1:
+            raise ValueError("AlongSolver needs exactly one large general factor")
+        self.at = self.kron.sparse_axes[0]
+        self.laplacian = self.kron.axes[self.at].laplacian
+        self.k = self.kron.k
+        self.previous: np.ndarray | None = None
+
+    def _run(self, x: np.ndarray, c: float | None) -> np.ndarray:
+        d = x.shape[1]
+        y = self.kron.forward(np.array(x, dtype=float).reshape(*self.kron.shape, d))
+        y, columns = solve_along(self.laplacian, y, self.at, self.kron.spectrum[..., None], c,
+                                 self.previous)
+        if columns is not None:
+            self.previous = columns
+        return np.ascontiguousarray(self.kron.backward(y)).reshape(self.k, d)
+
+    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
+        return self._run(b, c)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return self._run(x, None)
+
+
 SPARSE_LU_LIMIT = 500_000  # strata above which a general product uses CG instead of LU
 
 
 def laplacian_solver(factors: Sequence[Graph], gammas: Sequence[float]):
-    """Exact Kronecker solves when every factor is small enough; otherwise a sparse LU
-    cached per penalty, or warm-started CG for very large products."""
+    """Exact Kronecker solves when every factor is small enough; with one large general
+    factor among diagonalizable ones, CG along it per column of their eigenbasis;
+    otherwise a sparse LU cached per penalty, or warm-started CG for very large products."""
     if all(g.n <= DENSE_LIMIT or g.structure in ("path", "grid") for g in factors):
         return KroneckerSolver(factors, gammas)
+    axes = split_grids(factors, gammas)
+    if len(axes) > 1 and sum(is_sparse_axis(g) for g, _ in axes) == 1:
+        return AlongSolver(factors, gammas)
     if int(np.prod([g.n for g in factors], dtype=np.int64)) > SPARSE_LU_LIMIT:
         return CGSolver(factors, gammas)
     return SparseSolver(factors, gammas)

@@ -35,8 +35,8 @@ from .design import Design, Strata, bind, read_frame
 from .errors import NumericalError, SpecError, StratlangError
 from .losses import LOSSES
 from .objective import Objective, records_loss
+from .solvers import laplacian
 from .solvers.distributed import BlockLost, Blocks, ProductSpectrum, admm_on_cluster, block_owners
-from .solvers.laplacian import DENSE_LIMIT
 
 DASK_DEFAULTS = {**DEFAULTS, "scheduler": None, "workers": 2, "blocks": None, "output": None}
 
@@ -285,11 +285,11 @@ def _fit(client, model, data, weights, opts) -> DaskFit:
     graphs = design.strata.graphs()
     if not graphs:
         raise StratlangError("backend 'dask' needs at least one 'stratify' statement")
-    large = [g for g in graphs if g.n > DENSE_LIMIT and g.structure not in ("path", "grid", "cycle")]
-    if large:
-        raise StratlangError(f"backend 'dask' diagonalizes every graph factor; a {large[0].structure} "
-                             f"factor with {large[0].n} nodes is above its limit of {DENSE_LIMIT}: "
-                             "use backend='admm' (sparse factorization) for it")
+    large = [f for f in design.strata.factors if laplacian.is_sparse_axis(f.graph)]
+    if len(large) > 1:
+        names = " and ".join("(" + ", ".join(f.columns) + ")" for f in large[:2])
+        raise StratlangError(f"backend 'dask' solves along at most one general graph factor "
+                             f"above {laplacian.DENSE_LIMIT} nodes; {names} both are: use backend='admm'")
     gammas = [weights["stratify." + "_".join(f.columns)] for f in design.strata.factors]
     spectrum = ProductSpectrum(graphs, gammas)
     workers = max(1, len(client.scheduler_info()["workers"]))

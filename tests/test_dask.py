@@ -231,3 +231,36 @@ def test_cli_writes_theta_from_the_workers_and_predicts_from_it(client, rng, tmp
                                local.predict(frame)["probability"], atol=1e-5)
     assert main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--output", "x"]) == 1
     assert "apply to --backend dask" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("order", ["general first", "general second", "general alone"])
+def test_a_large_general_factor_is_solved_by_conjugate_gradients(order, client, rng, tmp_path,
+                                                                  monkeypatch):
+    import stratlang.solvers.laplacian as laplacian
+
+    monkeypatch.setattr(laplacian, "DENSE_LIMIT", 5)  # a 12-node graph counts as large
+    edges = [(i, (i * 5 + 3) % 12, 1 + i % 3) for i in range(12)] + [(i, i + 1, 1) for i in range(11)]
+    (tmp_path / "g.csv").write_text("a,b,w\n" + "".join(f"{a},{b},{w}\n" for a, b, w in edges))
+    frame = frame_for(rng, 400)
+    frame["g"] = rng.integers(0, 12, len(frame))
+    general = f'stratify g ~ edges("{tmp_path / "g.csv"}") weight 2\n'
+    other = "stratify h ~ cycle weight 1\n"
+    strata = {"general first": general + other, "general second": other + general,
+              "general alone": general}[order]
+    spec = "response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n" + strata
+    local, remote = both(spec, frame, client, blocks=3)
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+    np.testing.assert_allclose(remote.theta_array, local.theta_array, atol=1e-7)
+
+
+def test_two_large_general_factors_are_refused_clearly(client, tmp_path, monkeypatch):
+    import stratlang.solvers.laplacian as laplacian
+
+    monkeypatch.setattr(laplacian, "DENSE_LIMIT", 2)
+    (tmp_path / "g.csv").write_text("a,b\n0,1\n1,2\n2,0\n0,3\n")
+    spec = (f'response y ~ squared\nstratify g ~ edges("{tmp_path / "g.csv"}")\n'
+            f'stratify h ~ edges("{tmp_path / "g.csv"}")\n')
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0], "g": [0, 1, 2], "h": [1, 2, 3]})
+    with pytest.raises(stratlang.StratlangError, match=r"at most one general graph factor above "
+                       r"2 nodes; \(g\) and \(h\) both are: use backend='admm'"):
+        stratlang.load(spec).fit(frame, backend="dask", options={"scheduler": client})

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from stratlang.solvers import graphs as g
 from stratlang.solvers import laplacian
-from stratlang.solvers.laplacian import CGSolver, KroneckerSolver, SparseSolver
+from stratlang.solvers.laplacian import AlongSolver, CGSolver, KroneckerSolver, SparseSolver
 
 KINDS = {"path": g.path_graph, "cycle": g.cycle_graph, "complete": g.complete_graph,
          "star": lambda n: g.star_graph(n, n // 2),
@@ -70,5 +70,39 @@ def test_cg_is_warm_started_and_chosen_for_very_large_general_graphs(monkeypatch
     assert cg.iterations == before  # the same system again: already solved
     monkeypatch.setattr(laplacian, "DENSE_LIMIT", 100)
     monkeypatch.setattr(laplacian, "SPARSE_LU_LIMIT", 10_000)
-    assert isinstance(laplacian.laplacian_solver(factors, gammas), CGSolver)
+    assert isinstance(laplacian.laplacian_solver(factors, gammas), laplacian.AlongSolver)
+    assert isinstance(laplacian.laplacian_solver([general, general], [1.0, 1.0]), CGSolver)
     assert isinstance(laplacian.laplacian_solver([general], [1.0]), SparseSolver)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["path", "cycle", "complete", "star"]),
+                          st.integers(1, 5)), min_size=1, max_size=2),
+       st.integers(0, 2), st.integers(6, 10),
+       st.lists(st.floats(0.1, 50), min_size=3, max_size=3), st.floats(1e-3, 10),
+       st.integers(1, 2), st.integers(0, 99))
+def test_cg_along_one_large_general_factor_is_exact(others, position, n, gammas, c, width, seed):
+    """The other factors diagonalized, CG along the general one (counted as large here)."""
+    from unittest import mock
+
+    factors = [KINDS[k](m) for k, m in others]
+    factors.insert(min(position, len(factors)), KINDS["general"](n))
+    gammas = gammas[: len(factors)]
+    dense = g.product_laplacian(factors, gammas).toarray()
+    rng = np.random.default_rng(seed)
+    b = rng.normal(size=(dense.shape[0], width))
+    with mock.patch.object(laplacian, "DENSE_LIMIT", 5):  # the others have ≤ 5 nodes
+        solver = AlongSolver(factors, gammas)
+    np.testing.assert_allclose(solver.solve(b, c), np.linalg.solve(dense + c * np.eye(len(dense)), b),
+                               rtol=1e-8, atol=1e-9)
+    nearby = b + 1e-3 * rng.normal(size=b.shape)  # warm-started from the previous solve
+    np.testing.assert_allclose(solver.solve(nearby, c),
+                               np.linalg.solve(dense + c * np.eye(len(dense)), nearby),
+                               rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(solver.apply(b), dense @ b, rtol=1e-9, atol=1e-9)
+
+
+def test_shifted_cg_with_no_columns_returns_at_once():
+    matrix = g.path_graph(4).laplacian().tocsr()
+    x, steps = laplacian.shifted_cg(matrix, matrix.diagonal(), np.zeros((4, 0)), np.zeros(0))
+    assert x.shape == (4, 0) and steps == 0
