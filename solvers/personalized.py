@@ -154,6 +154,15 @@ def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarr
     return g_fit, g_match, g_q, g_phi
 
 
+def smoothness(problem: Problem, q: np.ndarray) -> np.ndarray:
+    """Per sample, a Lipschitz constant of the Z-gradient of its loss and smooth penalty:
+    ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic)."""
+    curvature = 2.0 if problem.loss == "squared" else 0.25
+    qx = problem.x @ q.T
+    ridge = float(np.linalg.eigvalsh(q @ (problem.ridge[:, None] * q.T))[-1]) if len(q) else 0.0
+    return np.maximum(curvature * np.einsum("iq,iq->i", qx, qx) + ridge, 1e-12)
+
+
 # ---- the population model ---------------------------------------------------------------------
 def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np.ndarray:
     """θ_pop = argmin Σ ℓ(x_i, y_i, θ) + ψ(θ) by FISTA with backtracking (ψ's l1 and ridge
@@ -209,6 +218,7 @@ class Settings:
     final_radius: float = 0.5  # r shrinks geometrically (with the step decay) to this fraction
     progress: bool | None = None
     fixed_q: np.ndarray | None = None  # hold Q at this value (a convex sub-problem when γ = 0)
+    start_neighbours: np.ndarray | None = None  # (N, k): start θ_i from these samples' fit
 
 
 @dataclass
@@ -229,9 +239,14 @@ class Fit:
 
 def initialize(problem: Problem, theta_pop: np.ndarray, settings: Settings,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Ω = θ_pop + ε noise per sample, factorized by a rank-q truncated SVD: Ω ≈ Z Q."""
+    """Ω = θ_pop + ε noise per sample (the paper's start), or, with
+    ``settings.start_neighbours``, each θ_i fitted to its neighbours' records
+    (:func:`local_start`); factorized by a rank-q truncated SVD: Ω ≈ Z Q."""
     n, p = problem.x.shape
-    omega = theta_pop[None, :] + settings.init_noise * rng.standard_normal((n, p))
+    if settings.start_neighbours is not None:
+        omega = local_start(problem, theta_pop, settings.start_neighbours)
+    else:
+        omega = theta_pop[None, :] + settings.init_noise * rng.standard_normal((n, p))
     q = min(settings.rank, p, n)
     if min(n, p) > 4 * q + 10:
         from sklearn.utils.extmath import randomized_svd
@@ -248,15 +263,60 @@ def initialize(problem: Problem, theta_pop: np.ndarray, settings: Settings,
     return z, qmat
 
 
+def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
+                shrink: float = 1e-2, newton_steps: int = 8, chunk: int = 256) -> np.ndarray:
+    """θ_i = argmin_θ Σ_{j ∈ N(i)} ℓ(x_j, y_j, θ) + (shrink·k/2)‖θ − θ_pop‖² for every i,
+    N(i) its k covariate neighbours: a local (kernel) regression, shrunk toward the
+    population model. Newton steps (one is exact for the squared loss), each a batch of
+    p × p systems, or k × k ones (Woodbury) when p > k; samples in chunks, so memory is
+    chunk · k · p."""
+    n, p = problem.x.shape
+    k = neighbours.shape[1]
+    ridge = shrink * k
+    steps = 1 if problem.loss == "squared" else newton_steps
+    out = np.empty((n, p))
+    for lo in range(0, n, chunk):
+        idx = neighbours[lo:lo + chunk]
+        x, y = problem.x[idx], problem.y[idx]  # (c, k, p), (c, k)
+        theta = np.broadcast_to(theta_pop, (len(idx), p)).copy()
+        for _ in range(steps):
+            eta = np.einsum("ckp,cp->ck", x, theta)
+            if problem.loss == "squared":
+                weight, grad = np.full_like(eta, 2.0), 2.0 * (eta - y)
+            else:
+                prob = expit(-y * eta)
+                weight, grad = prob * (1 - prob), -y * prob
+            g = np.einsum("ckp,ck->cp", x, grad) + ridge * (theta - theta_pop)
+            theta = theta - _ridge_solve(x, weight, ridge, g)
+        out[lo:lo + chunk] = theta
+    return out
+
+
+def _ridge_solve(x: np.ndarray, weight: np.ndarray, ridge: float, g: np.ndarray) -> np.ndarray:
+    """(Xᵀ W X + ridge·I)⁻¹ g per batch entry; by Woodbury through k × k systems when the
+    rows are fewer than the columns."""
+    k, p = x.shape[1:]
+    if p <= k:
+        hessian = np.einsum("ckp,ck,ckq->cpq", x, weight, x) + ridge * np.eye(p)
+        return np.linalg.solve(hessian, g[..., None])[..., 0]
+    # (ridge I + Xᵀ W X)⁻¹ = (I − Xᵀ (ridge W⁻¹ + X Xᵀ)⁻¹ X) / ridge
+    inner = np.einsum("ckp,clp->ckl", x, x)
+    inner[:, np.arange(k), np.arange(k)] += ridge / np.maximum(weight, 1e-12)
+    xg = np.einsum("ckp,cp->ck", x, g)
+    return (g - np.einsum("ckp,ck->cp", x, np.linalg.solve(inner, xg[..., None])[..., 0])) / ridge
+
+
 def fit(problem: Problem, settings: Settings,
         validate: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None,
         patience: int = 20) -> Fit:
     """Algorithm 1: population model, PCA initialization, subgradient epochs on Z, Q, φ.
 
     Step sizes: α_t = α₀ cᵗ. As in the paper's Algorithm 1 (line 9), the loss and ψ part
-    of sample i's Z-gradient is scaled by the personalized rate 1 / max(‖θ_i − θ_pop‖₁,
-    0.1‖θ_pop‖₁) (floored so that it is finite at the start) and the distance-matching
-    part is not; Q and φ move by α_t / N (the objective is a sum over samples). ``validate(Z, Q, φ)`` returns
+    of sample i's Z-gradient moves by the personalized rate α_t / max(‖θ_i − θ_pop‖₁,
+    0.1‖θ_pop‖₁) (floored so that it is finite at the start), but never by more than
+    1 / L_i, L_i the Lipschitz constant of that part's gradient (:func:`smoothness`): the
+    paper's rate is largest for the samples that moved least, and above 2 / L_i it made
+    them oscillate. The distance-matching part moves by α_t; Q and φ move by α_t / N (the objective is a sum over samples). ``validate(Z, Q, φ)`` returns
     a held-out loss; the best epoch's parameters are returned and the fit stops after
     ``patience`` epochs without improvement."""
     start = time.perf_counter()
@@ -282,7 +342,8 @@ def fit(problem: Problem, settings: Settings,
             pairs = pairs_for(problem, z, radius, settings.max_neighbors)
         g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
         travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
-        z = z - alpha * (g_match + g_fit / np.maximum(travelled, floor)[:, None])
+        rate = np.minimum(alpha / np.maximum(travelled, floor), 1.0 / smoothness(problem, q))
+        z = z - alpha * g_match - rate[:, None] * g_fit
         if settings.fixed_q is None:
             q = q - (alpha / n) * g_q
         phi = np.maximum(phi - (alpha / n) * g_phi, 0.0)

@@ -39,6 +39,9 @@ PERSONALIZE_OPTIONS: dict[str, tuple[Param, bool]] = {
                doc="B_r(i) keeps at most this many nearest samples within the radius"), False),
         (Param("neighbors", "int", default=3, check=positive,
                doc="k_n, training samples averaged to predict a new one"), False),
+        (Param("start_neighbors", "int", default=0, check=nonnegative,
+               doc="k of a distance-aware start: θ_i fitted to its k nearest samples under ρ "
+                   "(φ = 1), shrunk toward θ_pop; 0: the paper's start, θ_pop + noise"), False),
         (Param("learning_rate", default=0.01, check=positive, doc="α₀, the global step size"),
          False),
         (Param("decay", default=0.99, check=_decay, doc="c: the step size is α₀ cᵗ"), False),

@@ -84,6 +84,11 @@ def fit_personalized(model, frame: pd.DataFrame, weights: dict[str, float] | Non
             if opts["validation"] > 0 and n >= 20 else np.zeros(0, dtype=int))
     fit_rows = np.setdiff1d(np.arange(n), held)
     sub = _subproblem(problem, fit_rows)
+    if spec.start_neighbors:  # each fitted sample's nearest fitted samples (itself included)
+        ones = np.ones(len(spec.distances))
+        found = nearest(model.ir, design.covariates, ones, fit_rows, fit_rows,
+                        spec.start_neighbors)
+        settings.start_neighbours = found
 
     def validate(z, q, phi):
         theta = z @ q
