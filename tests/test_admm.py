@@ -163,35 +163,24 @@ def test_gaussian_with_trace_penalty_and_an_empty_stratum(rng):
     np.testing.assert_allclose(fast.theta_array, reference.theta_array, atol=1e-3)
 
 
-def test_conjugate_gradient_laplacian_path_matches_cvxpy(rng, tmp_path, monkeypatch):
-    """The path taken for very large general graphs, forced on a small one."""
+@pytest.mark.parametrize(("solver", "limits", "strata"), [
+    ("CGSolver", (2, 1), ""),  # a lone large general graph above the LU limit
+    ("AlongSolver", (3, 500_000), "stratify h ~ cycle weight 0.5\n"),  # one among others
+])
+def test_conjugate_gradient_laplacian_paths_match_cvxpy(solver, limits, strata, rng, tmp_path,
+                                                        monkeypatch):
+    """The paths taken for very large general graphs, forced on a small one."""
     from stratlang.solvers import laplacian
 
-    monkeypatch.setattr(laplacian, "DENSE_LIMIT", 2)
-    monkeypatch.setattr(laplacian, "SPARSE_LU_LIMIT", 1)
-    (tmp_path / "g.csv").write_text("a,b,w\n0,1,2\n1,2,0.5\n1,3,1\n")
-    frame = pd.DataFrame({"g": rng.integers(0, 4, 300), "x": rng.normal(size=300)})
-    frame["y"] = (rng.random(300) < 1 / (1 + np.exp(-frame.x * (frame.g - 1.5)))).astype(int)
-    spec = tmp_path / "m.strat"
-    spec.write_text('response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n'
-                    'stratify g ~ edges("g.csv") weight 3\n')
-    reference, fast = both(str(spec), frame)
-    assert fast.info["solver"] == "ADMM (CGSolver)"
-    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
-
-
-def test_cg_along_a_general_factor_matches_cvxpy(rng, tmp_path, monkeypatch):
-    """The path taken for a large general factor in a product, forced on a small one."""
-    from stratlang.solvers import laplacian
-
-    monkeypatch.setattr(laplacian, "DENSE_LIMIT", 3)
+    monkeypatch.setattr(laplacian, "DENSE_LIMIT", limits[0])
+    monkeypatch.setattr(laplacian, "SPARSE_LU_LIMIT", limits[1])
     (tmp_path / "g.csv").write_text("a,b,w\n0,1,2\n1,2,0.5\n1,3,1\n3,0,1\n")
     frame = pd.DataFrame({"g": rng.integers(0, 4, 300), "h": rng.integers(0, 3, 300),
                           "x": rng.normal(size=300)})
     frame["y"] = (rng.random(300) < 1 / (1 + np.exp(-frame.x * (frame.g - 1.5)))).astype(int)
     spec = tmp_path / "m.strat"
     spec.write_text('response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n'
-                    'stratify h ~ cycle weight 0.5\nstratify g ~ edges("g.csv") weight 3\n')
+                    + strata + 'stratify g ~ edges("g.csv") weight 3\n')
     reference, fast = both(str(spec), frame)
-    assert fast.info["solver"] == "ADMM (AlongSolver)"
+    assert fast.info["solver"] == f"ADMM ({solver})"
     assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)

@@ -197,6 +197,11 @@ def test_divergence_is_a_numerical_error(rng):
 
 @pytest.fixture
 def smooth_design(rng):
+    return smooth_design_for(rng)
+
+
+def smooth_design_for(rng):
+    """γ = 0 and a smooth penalty: the convex special cases."""
     n = 60
     frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
                           "u": rng.uniform(0, 1, n)})
@@ -226,14 +231,7 @@ def test_fixed_q_keeps_the_atoms_and_reaches_the_optimum(seed, scale):
     1 / L_i, reach the CVXPY optimum on every draw, also when Q is not orthonormal."""
     from stratlang.solvers import personalized as S
 
-    rng = np.random.default_rng(seed)
-    n = 60
-    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
-                          "u": rng.uniform(0, 1, n)})
-    frame["y"] = frame.x1 * frame.u + frame.x2 + 0.1 * rng.normal(size=n)
-    spec = ("response y ~ squared\nfeatures x1, x2\nregularize 0.5 * sum_squares\n"
-            "personalize rank 2 radius 0.3 match 0 metric_penalty 0\n  distance u ~ abs\n")
-    design = P.bind_personalized(stratlang.load(spec).ir, frame)
+    design = smooth_design_for(np.random.default_rng(seed))
     c, s = np.cos(0.7), np.sin(0.7)
     q = scale * np.array([[c, -s], [s, c]])
     problem = P.to_problem(design)
