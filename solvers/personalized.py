@@ -280,13 +280,13 @@ def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
         x, y = problem.x[idx], problem.y[idx]  # (c, k, p), (c, k)
         theta = np.broadcast_to(theta_pop, (len(idx), p)).copy()
         for _ in range(steps):
-            eta = np.einsum("ckp,cp->ck", x, theta)
+            eta = (x @ theta[..., None])[..., 0]
             if problem.loss == "squared":
                 weight, grad = np.full_like(eta, 2.0), 2.0 * (eta - y)
             else:
                 prob = expit(-y * eta)
                 weight, grad = prob * (1 - prob), -y * prob
-            g = np.einsum("ckp,ck->cp", x, grad) + ridge * (theta - theta_pop)
+            g = (grad[:, None, :] @ x)[:, 0] + ridge * (theta - theta_pop)
             theta = theta - _ridge_solve(x, weight, ridge, g)
         out[lo:lo + chunk] = theta
     return out
@@ -294,16 +294,17 @@ def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
 
 def _ridge_solve(x: np.ndarray, weight: np.ndarray, ridge: float, g: np.ndarray) -> np.ndarray:
     """(Xᵀ W X + ridge·I)⁻¹ g per batch entry; by Woodbury through k × k systems when the
-    rows are fewer than the columns."""
+    rows are fewer than the columns (batched matrix products: BLAS)."""
     k, p = x.shape[1:]
+    xt = x.transpose(0, 2, 1)
     if p <= k:
-        hessian = np.einsum("ckp,ck,ckq->cpq", x, weight, x) + ridge * np.eye(p)
+        hessian = (xt * weight[:, None, :]) @ x + ridge * np.eye(p)
         return np.linalg.solve(hessian, g[..., None])[..., 0]
     # (ridge I + Xᵀ W X)⁻¹ = (I − Xᵀ (ridge W⁻¹ + X Xᵀ)⁻¹ X) / ridge
-    inner = np.einsum("ckp,clp->ckl", x, x)
+    inner = x @ xt
     inner[:, np.arange(k), np.arange(k)] += ridge / np.maximum(weight, 1e-12)
-    xg = np.einsum("ckp,cp->ck", x, g)
-    return (g - np.einsum("ckp,ck->cp", x, np.linalg.solve(inner, xg[..., None])[..., 0])) / ridge
+    xg = x @ g[..., None]
+    return (g - (xt @ np.linalg.solve(inner, xg))[..., 0]) / ridge
 
 
 def fit(problem: Problem, settings: Settings,
