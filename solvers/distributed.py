@@ -131,6 +131,7 @@ class _Block:
     iteration: int  # the last iteration whose dual step is done
     proxed: int  # the last iteration whose prox step is done
     warm: np.ndarray | None = None  # the previous sparse solve of this block's share
+    step: Step | None = None  # the step of its latest prox
 
 
 _BLOCKS: dict[tuple[str, int], _Block] = {}  # worker-side: (fit key, block) → its state
@@ -164,22 +165,80 @@ def _threads() -> int:
         return -1
 
 
-def _prox_forward(key, b, it, spectrum: ProductSpectrum, lam, relax, scale, tol, _after
-                  ) -> np.ndarray:
+@dataclass(frozen=True)
+class Step:
+    """What an iteration runs with, and the residuals of the one before it."""
+
+    lam: float
+    scale: float  # factor for the scaled duals (the penalty changed)
+    tol: float | None  # inner (Newton) tolerance
+    residuals: Residuals | None
+    converged: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The stopping rule and penalty adaptation of :func:`solvers.admm.admm`, applied by
+    the client and by every block alike (same sums, same order, same floats), so a
+    block starts iteration t + 1 as soon as the residual sums of t exist, without waiting
+    for the client to hear of them."""
+
+    terms: int
+    size: int
+    eps_abs: float
+    eps_rel: float
+    adaptive: bool
+    mu: float
+    tau: float
+    inner_tol: Callable[[float, float, float | None], float] | None
+
+    def first(self, lam: float) -> Step:
+        tol = None if self.inner_tol is None else self.inner_tol(math.inf, math.inf, None)
+        return Step(lam, 1.0, tol, None)
+
+    def next(self, step: Step, stats: Sequence[tuple[float, ...]]) -> Step:
+        sums = np.array(stats).sum(axis=0)
+        res = Residuals.from_sums(*sums, self.terms, self.size, step.lam, self.eps_abs,
+                                  self.eps_rel)
+        if res.converged:
+            return Step(step.lam, 1.0, step.tol, res, converged=True)
+        tol = (step.tol if self.inner_tol is None
+               else self.inner_tol(res.primal / res.eps_primal, res.dual / res.eps_dual, step.tol))
+        lam, scale = adapt_penalty(step.lam, res, self.mu, self.tau) if self.adaptive else \
+            (step.lam, 1.0)
+        return Step(lam, scale, tol, res)
+
+
+def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: Rule, lam, *previous
+                  ) -> tuple[np.ndarray, float] | None:
+    """Iteration ``it`` of block b up to the forward transform; ``previous``: every block's
+    residual sums of iteration it − 1. None (and nothing done) once those say converged."""
     block = _block(key, b, it - 1, it - 1)
+    step = rule.first(lam) if it == 1 else rule.next(block.step, previous)
+    if step.converged:
+        return None
+    block.step = step
     loss_prox, reg_proxes = block.proxes
-    if tol is not None and hasattr(loss_prox, "tol"):
-        loss_prox.tol = tol
-    if scale != 1.0:
-        block.duals = [d * scale for d in block.duals]
-    hat = block.hat
+    if step.tol is not None and hasattr(loss_prox, "tol"):
+        loss_prox.tol = step.tol
+    if step.scale != 1.0:
+        block.duals = [d * step.scale for d in block.duals]
+    hat, lam = block.hat, step.lam
     block.copies = [prox(hat - d, lam)
                     for prox, d in zip([loss_prox, *reg_proxes], block.duals, strict=True)]
     block.relaxed = ([relax * c + (1.0 - relax) * hat for c in block.copies] if relax != 1.0
                      else block.copies)
     rhs = sum(c + d for c, d in zip(block.relaxed, block.duals, strict=True)) / lam
     block.proxed = it
-    return _forward(spectrum, rhs)
+    return _forward(spectrum, rhs), lam
+
+
+def _mix_step(key: str, j: int, blocks: Blocks, spectrum: ProductSpectrum, terms: int, *parts
+              ) -> np.ndarray | None:
+    """:func:`_mix_scale` of an iteration's slabs with c = terms / λ (None: converged)."""
+    if any(part is None for part in parts):
+        return None
+    return _mix_scale(key, j, blocks, spectrum, terms / parts[0][1], *[p[0] for p in parts])
 
 
 def _forward(spectrum: ProductSpectrum, x: np.ndarray) -> np.ndarray:
@@ -243,7 +302,9 @@ def _unmix(b: int, blocks: Blocks, spectrum: ProductSpectrum, shape, parts) -> n
 
 
 def _unmix_dual(key, b, it, blocks: Blocks, spectrum: ProductSpectrum, *parts
-                ) -> tuple[float, ...]:
+                ) -> tuple[float, ...] | None:
+    if any(part is None for part in parts):  # the iteration did not run: converged before
+        return None
     block = _block(key, b, it - 1, it)
     hat = _unmix(b, blocks, spectrum, block.hat.shape, parts)
     old, copies = block.hat, block.copies
@@ -268,7 +329,7 @@ class Totals:
     finite: bool
 
 
-def _finish(key: str, b: int, it: int, records, factory, sink) -> tuple:
+def _finish(key: str, b: int, it: int, records, factory, sink, _after) -> tuple:
     """The block's θ (the loss copy, made feasible; None when ``sink`` wrote it), its
     loss and regularization there, and whether it is finite."""
     block = _block(key, b, it, it)
@@ -369,40 +430,48 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
     spec = client.scatter(spectrum, broadcast=True)
     shapes = [(hi - lo, *width) for lo, hi in (blocks.strata(b) for b in range(count))]
     size = sum(s[0] for s in shapes) * width[0] * width[1]
-    done = [on(b, _start, key, b, records[b], factory, shapes[b], terms) for b in range(count)]
-    scale, tol = 1.0, None if inner_tol is None else inner_tol(math.inf, math.inf, None)
+    rule = Rule(terms, size, eps_abs, eps_rel, adaptive, mu, tau, inner_tol)
+    rounds = {0: [on(b, _start, key, b, records[b], factory, shapes[b], terms)
+                  for b in range(count)]}
+    pending: list = []
+
+    def submit(it: int) -> None:  # one iteration's three rounds of tasks
+        local = [on(b, _prox_forward, key, b, it, spec, relax, rule, lam, *rounds[it - 1])
+                 for b in range(count)]
+        mixed = [on(j, _mix_step, key, j, blocks, spec, terms, *local) for j in range(count)]
+        rounds[it] = [on(b, _unmix_dual, key, b, it, blocks, spec, *mixed) for b in range(count)]
+        pending.extend([*local, *mixed])
+
+    step, following = rule.first(lam), None
     history = []
-    res = Residuals(math.inf, math.inf, math.inf, math.inf)
     it = 0
-    local = mixed = []
     try:
+        submit(1)
         for it in range(1, max_iter + 1):
-            local = [on(b, _prox_forward, key, b, it, spec, lam, relax, scale, tol, done[b])
-                     for b in range(count)]
-            mixed = [on(j, _mix_scale, key, j, blocks, spec, terms / lam, *local)
-                     for j in range(count)]
-            done = [on(b, _unmix_dual, key, b, it, blocks, spec, *mixed) for b in range(count)]
-            sums = np.array(client.gather(done))
-            res = Residuals.from_sums(*sums.sum(axis=0), terms, size, lam, eps_abs, eps_rel)
-            history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, lam))
-            if res.converged:
+            if it < max_iter:
+                submit(it + 1)  # runs while this client reads iteration it's sums
+            following = rule.next(step, client.gather(rounds[it]))
+            res = following.residuals
+            history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, step.lam))
+            rounds.pop(it - 1)
+            del pending[: -4 * count]  # keep the futures of the last two iterations only
+            if following.converged:
                 break
-            if inner_tol is not None:
-                tol = inner_tol(res.primal / res.eps_primal, res.dual / res.eps_dual, tol)
-            scale = 1.0
-            if adaptive:
-                lam, scale = adapt_penalty(lam, res, mu, tau)
-        done = [on(b, _finish, key, b, it, records[b], factory, sink) for b in range(count)]
+            step = following
+        done = rounds[it]
+        done = [on(b, _finish, key, b, it, records[b], factory, sink, done[b])
+                for b in range(count)]
         local = [on(b, _forward_final, key, b, it, spec, done[b]) for b in range(count)]
         mixed = [on(j, _mix_scale, key, j, blocks, spec, None, *local) for j in range(count)]
         quadratic = [on(b, _quadratic, key, b, it, blocks, spec, *mixed) for b in range(count)]
         parts, laplacian = client.gather([done, quadratic])
-    finally:  # after a lost block, tasks of this attempt may still be queued
-        client.cancel([*done, *local, *mixed])
+    finally:  # after a lost block or convergence, tasks of this attempt may still be queued
+        client.cancel([*pending, *(f for r in rounds.values() for f in r)])
         client.run(_forget, key, on_error="ignore")  # a lost worker forgot already
     theta = None if sink is not None else np.concatenate([part[0] for part in parts])
+    res = following.residuals
     result = Result(theta, None, it, res.converged, res.primal, res.dual, res.eps_primal,
-                    res.eps_dual, lam, 0.0, history)
+                    res.eps_dual, following.lam, 0.0, history)
     return result, Totals(float(sum(part[1] for part in parts)),
                           float(sum(part[2] for part in parts)), float(sum(laplacian)),
                           all(part[3] for part in parts))
