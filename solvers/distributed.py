@@ -9,13 +9,16 @@ duals. One iteration is three tasks per block, each run on the block's worker:
 1. ``_prox_forward``: the proxes, the right-hand side of the Laplacian step
    (L + cI) X = B, and its transform along every axis but the first (those axes lie
    inside the block);
-2. ``_mix_scale``: the first axis mixes blocks: block j's rows of the first-axis
+2. ``_mix_step``: the first axis mixes blocks: block j's rows of the first-axis
    transform are gathered from every block's slab, divided by Σ γ_a λ_a + c;
 3. ``_unmix_dual``: mixed back, transformed back, then the dual update and partial sums
-   of the residual norms, which the client adds up to apply the same stopping rule and
-   penalty adaptation as the in-memory :func:`solvers.admm.admm`.
+   of the residual norms.
 
-Only those sums (five floats per block) reach the client during the iterations. The
+The stopping rule and penalty adaptation of the in-memory :func:`solvers.admm.admm`
+(:class:`Rule`) are applied to those sums by every block at the start of the next
+iteration and by the client alike, so the next iteration is already queued while the
+client reads the sums. Only the sums (five floats per block) reach the client during the
+iterations. The
 records are Dask data with lineage; the iterates are not (keeping them as task outputs
 cost a scheduler round trip per step and moved them between workers). If a worker is
 lost, its blocks' iterates are gone: the tasks notice (:class:`BlockLost`) and the client
