@@ -114,7 +114,7 @@ def test_a_worker_killed_mid_fit_restarts_and_gives_the_right_answer(client, rng
         while (client.run(iterations_done, workers=[victim])[victim] < 10
                and time.monotonic() < deadline):
             time.sleep(0.01)
-        client.run(os._exit, 1, workers=[victim], wait=False)  # it cannot answer
+        client.run(os._exit, 1, workers=[victim], on_error="ignore")  # it cannot answer
 
     killer = threading.Thread(target=kill)
     killer.start()
