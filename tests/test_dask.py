@@ -264,3 +264,23 @@ def test_two_large_general_factors_are_refused_clearly(client, tmp_path, monkeyp
     with pytest.raises(stratlang.StratlangError, match=r"at most one general graph factor above "
                        r"2 nodes; \(g\) and \(h\) both are: use backend='admm'"):
         stratlang.load(spec).fit(frame, backend="dask", options={"scheduler": client})
+
+
+def test_iteration_limit_gives_the_in_memory_iterate_and_a_warning(client, rng):
+    """Stopped early, both backends hold the same iterate: the same penalty adaptation
+    step by step, decided on the workers and on the client alike (a closed-form prox, so
+    no inexact inner solves blur the comparison)."""
+    frame = frame_for(rng)
+    frame["c"] = rng.poisson(2 + frame.g)
+    spec = "response c ~ poisson\nstratify g ~ path weight 2\nstratify h ~ cycle weight 1\n"
+    model = stratlang.load(spec)
+    options = {"max_iter": 7, "eps_abs": 1e-12, "eps_rel": 1e-12, "penalty": 100.0}
+    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 7 iterations"):
+        local = model.fit(frame, backend="admm", options=options)
+    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 7 iterations"):
+        remote = model.fit(frame, backend="dask", options={**options, "scheduler": client})
+    assert remote.info["iterations"] == local.info["iterations"] == 7
+    assert remote.info["penalty"] == local.info["penalty"] < 2  # adapted on every iteration
+    np.testing.assert_allclose([h[1:] for h in remote.info["history"]],
+                               [h[1:] for h in local.info["history"]], rtol=1e-9)
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-9)
