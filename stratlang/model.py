@@ -159,8 +159,13 @@ class Model:
         values = resolve_weights(self.ir, weights)
         parts = partitioned(data)
         frame = parts if parts is not None else self.frame(data)
+        opts = {**spec_options, **options}
+        if "output" in spec_options and "output" not in options:  # like the data statement,
+            opts["output"] = str(self.ir.directory / spec_options["output"])  # spec-relative
+        if opts.get("output") is not None:
+            opts["output"] = str(Path(opts["output"]).absolute())  # the workers' cwd may differ
         try:
-            fit = fit_dask(self, frame, values, {**spec_options, **options})
+            fit = fit_dask(self, frame, values, opts)
         except SchedulerUnreachable as error:
             if "scheduler" in options or "scheduler" not in spec_options:
                 raise
@@ -169,7 +174,7 @@ class Model:
         fitted = FittedModel(self, fit.strata, fit.theta, fit.design, values, fit.info,
                              classes=fit.classes, objective=fit.objective)
         if fit.theta is None:  # the workers wrote θ under the output directory
-            output = Path({**spec_options, **options}["output"])
+            output = Path(opts["output"])
             fitted.theta_array = _theta_reader(output, fitted)
             fitted.write_metadata(output)
         return fitted

@@ -284,3 +284,17 @@ def test_iteration_limit_gives_the_in_memory_iterate_and_a_warning(client, rng):
     np.testing.assert_allclose([h[1:] for h in remote.info["history"]],
                                [h[1:] for h in local.info["history"]], rtol=1e-9)
     assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-9)
+
+
+def test_an_output_in_the_spec_is_relative_to_the_spec_file(client, rng, tmp_path, monkeypatch):
+    frame = frame_for(rng, 200)
+    (tmp_path / "models").mkdir()
+    spec = tmp_path / "models" / "m.strat"
+    spec.write_text('response y ~ logistic\nfeatures x, intercept\nstratify g ~ path\n'
+                    'solver dask output "fit"\n')
+    monkeypatch.chdir(tmp_path)  # not the spec's directory
+    fitted = stratlang.load(str(spec)).fit(frame, options={"scheduler": client})
+    assert (tmp_path / "models" / "fit" / "model.json").is_file()
+    assert len(list((tmp_path / "models" / "fit" / "theta").glob("part-*.parquet"))) == 4
+    reread = stratlang.load_fitted(str(tmp_path / "models" / "fit"))
+    np.testing.assert_allclose(reread.theta_array, fitted.theta_array)
