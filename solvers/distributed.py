@@ -4,15 +4,19 @@ The strata of a product graph are cut into blocks: slabs along the first axis of
 product, so a block's strata are contiguous. Each block belongs to one worker, which
 keeps everything about it in memory between iterations: its proxes (so Newton warm
 starts and active sets survive), its slice of the consensus iterate, the copies and the
-duals. One iteration is three tasks per block, each run on the block's worker:
+duals. One iteration, with every task run on its block's worker:
 
 1. ``_prox_forward``: the proxes, the right-hand side of the Laplacian step
    (L + cI) X = B, and its transform along every axis but the first (those axes lie
-   inside the block);
-2. ``_mix_step``: the first axis mixes blocks: block j's rows of the first-axis
-   transform are gathered from every block's slab, divided by Σ γ_a λ_a + c;
-3. ``_unmix_dual``: mixed back, transformed back, then the dual update and partial sums
-   of the residual norms.
+   inside the block), kept on the worker in a column layout (see
+   :class:`ProductSpectrum`);
+2. the Laplacian step, shared by ranges of "outer" spectral coordinates: block j
+   collects its range from every block (``_columns``: one piece per pair of blocks),
+   transforms along the first axis, solves, transforms back (``_mix_columns``), and
+   every block collects its rows from every share (``_rows``). Each worker holds and
+   receives about K·d / (number of blocks) numbers, never all of θ;
+3. ``_unmix_dual``: transformed back, then the dual update and partial sums of the
+   residual norms.
 
 The stopping rule and penalty adaptation of the in-memory :func:`solvers.admm.admm`
 (:class:`Rule`) are applied to those sums by every block at the start of the next
@@ -27,6 +31,7 @@ starts the fit again on the workers left, up to ``restarts`` times.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import math
 import os
@@ -50,9 +55,13 @@ class ProductSpectrum:
 
     Every axis is diagonalized (fast transforms, or dense eigenbases) except at most one
     large general graph (:func:`is_sparse_axis`), along which the step solves the shifted
-    sparse systems (γL + (Σ other eigenvalues + c) I) x = b by conjugate gradients. When
-    that graph is the first axis, the mixing step has no transform to apply: block j
-    solves a share of the columns for every row instead of a share of the rows."""
+    sparse systems (γL + (Σ other eigenvalues + c) I) x = b by conjugate gradients.
+
+    After the transforms along the other axes, a block's slab is laid out as columns:
+    (rows, O, G) with O the "outer" spectral coordinates (every axis but the first and a
+    sparse one) and G the sparse axis × the width of θ. The first axis and a sparse axis
+    then act within each outer coordinate, so the Laplacian step is independent per
+    outer coordinate and is shared among blocks by ranges of them."""
 
     def __init__(self, factors: Sequence[Graph], gammas: Sequence[float]):
         axes = split_grids(factors, gammas)
@@ -60,13 +69,11 @@ class ProductSpectrum:
         if len(sparse) > 1:
             raise ValueError("at most one axis may be a large general graph")
         (first, gamma), rest = axes[0], axes[1:]
-        self.by_columns = sparse == [0]
-        self.first_laplacian = None
-        if self.by_columns:
-            self.mix = None
-            values = np.zeros(first.n)
+        self.mix = None  # the first axis's orthonormal eigenbasis (rows), when it has one
+        self.first_laplacian = None  # γL of a sparse first axis
+        if sparse == [0]:
+            self.first = np.zeros(first.n)
             self.first_laplacian = (gamma * first.laplacian()).tocsr()
-            gamma = 1.0
         else:
             axis = Axis(first, gamma)
             if axis.kind == "dct":
@@ -76,16 +83,63 @@ class ProductSpectrum:
                 values, vectors = np.linalg.eigh(first.laplacian().toarray())
                 self.mix = vectors.T
                 values = np.clip(values, 0.0, None)
-        self.first = gamma * values
+            self.first = gamma * values
         self.rest = (KroneckerSolver([g for g, _ in rest], [w for _, w in rest], sparse=True)
                      if rest else None)
         self.rest_shape = self.rest.shape if self.rest else ()
-        self.rest_spectrum = self.rest.spectrum if self.rest else np.zeros(())
-        self.sparse_rest = (self.rest.axes[self.rest.sparse_axes[0]]
-                            if self.rest and self.rest.sparse_axes else None)
-        self.sparse_at = 1 + self.rest.sparse_axes[0] if self.sparse_rest else None
+        spectrum = self.rest.spectrum if self.rest else np.zeros(1)
+        self.sparse_rest = None  # the rest's sparse axis: (position in the rest, its Axis)
+        if self.rest and self.rest.sparse_axes:
+            at = self.rest.sparse_axes[0]
+            self.sparse_rest = (at, self.rest.axes[at])
+            spectrum = np.take(spectrum, 0, axis=at)  # zeros along it: constant
+        self.outer_spectrum = spectrum.reshape(-1)
         self.n0 = first.n
         self.stride = int(np.prod(self.rest_shape, dtype=np.int64))  # strata per first-axis index
+
+    @property
+    def outer(self) -> int:
+        return len(self.outer_spectrum)
+
+    def to_columns(self, y: np.ndarray) -> np.ndarray:
+        """(rows, *rest spectral shape, d) → (rows, O, G)."""
+        if self.sparse_rest is not None:
+            y = np.moveaxis(y, 1 + self.sparse_rest[0], -2)
+        return y.reshape(len(y), self.outer, -1)
+
+    def from_columns(self, x: np.ndarray, width: int) -> np.ndarray:
+        """(rows, O, G) → (rows, *rest spectral shape, d)."""
+        spectral = list(self.rest.spectrum.shape) if self.rest else []
+        if self.sparse_rest is None:
+            return x.reshape(len(x), *spectral, width)
+        at = self.sparse_rest[0]
+        n_g = spectral.pop(at)
+        return np.moveaxis(x.reshape(len(x), *spectral, n_g, width), -2, 1 + at)
+
+    def solve_columns(self, x: np.ndarray, lo: int, hi: int, c: float | None,
+                      start: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The Laplacian step for outer coordinates lo..hi − 1 of every row, x of shape
+        (n0, hi − lo, G): solved with L + cI, or L applied when c is None; with the CG
+        columns for a warm start (None when no sparse axis)."""
+        if hi == lo:  # more blocks than outer coordinates: this share is empty
+            return x, None
+        if self.mix is not None:
+            x = np.tensordot(self.mix, x, axes=([1], [0]))
+        eigenvalues = np.add.outer(self.first, self.outer_spectrum[lo:hi])[..., None]
+        columns = None
+        if self.first_laplacian is not None:  # along the first axis
+            x, columns = solve_along(self.first_laplacian, x, 0, eigenvalues, c, start)
+        elif self.sparse_rest is not None:  # along the sparse axis inside G
+            n_g = self.sparse_rest[1].n
+            y = x.reshape(*x.shape[:2], n_g, -1)
+            y, columns = solve_along(self.sparse_rest[1].laplacian, y, 2,
+                                     eigenvalues[..., None], c, start)
+            x = y.reshape(x.shape)
+        else:
+            x = x * eigenvalues if c is None else x / (eigenvalues + c)
+        if self.mix is not None:
+            x = np.tensordot(self.mix.T, x, axes=([1], [0]))
+        return x, columns
 
 
 @dataclass(frozen=True)
@@ -108,6 +162,10 @@ class Blocks:
 
     def of(self, stratum: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.bounds, stratum // self.stride, side="right") - 1
+
+
+def _share(j: int, count: int, total: int) -> tuple[int, int]:
+    return round(j * total / count), round((j + 1) * total / count)
 
 
 def block_owners(client, blocks: Blocks) -> list[str]:
@@ -135,6 +193,8 @@ class _Block:
     proxed: int  # the last iteration whose prox step is done
     warm: np.ndarray | None = None  # the previous sparse solve of this block's share
     step: Step | None = None  # the step of its latest prox
+    local: np.ndarray | None = None  # its transformed slab, in the column layout
+    mixed: np.ndarray | None = None  # its share of the Laplacian step
 
 
 _BLOCKS: dict[tuple[str, int], _Block] = {}  # worker-side: (fit key, block) → its state
@@ -213,9 +273,10 @@ class Rule:
 
 
 def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: Rule, lam, *previous
-                  ) -> tuple[np.ndarray, float] | None:
-    """Iteration ``it`` of block b up to the forward transform; ``previous``: every block's
-    residual sums of iteration it − 1. None (and nothing done) once those say converged."""
+                  ) -> float | None:
+    """Iteration ``it`` of block b up to the forward transform (kept on the worker for
+    :func:`_columns`); ``previous``: every block's residual sums of iteration it − 1.
+    Returns the iteration's λ, or None (and nothing done) once those say converged."""
     block = _block(key, b, it - 1, it - 1)
     step = rule.first(lam) if it == 1 else rule.next(block.step, previous)
     if step.converged:
@@ -233,83 +294,88 @@ def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: Rule, lam,
                      else block.copies)
     rhs = sum(c + d for c, d in zip(block.relaxed, block.duals, strict=True)) / lam
     block.proxed = it
-    return _forward(spectrum, rhs), lam
-
-
-def _mix_step(key: str, j: int, blocks: Blocks, spectrum: ProductSpectrum, terms: int, *parts
-              ) -> np.ndarray | None:
-    """:func:`_mix_scale` of an iteration's slabs with c = terms / λ (None: converged)."""
-    if any(part is None for part in parts):
-        return None
-    return _mix_scale(key, j, blocks, spectrum, terms / parts[0][1], *[p[0] for p in parts])
+    block.local = _forward(spectrum, rhs)
+    return lam
 
 
 def _forward(spectrum: ProductSpectrum, x: np.ndarray) -> np.ndarray:
-    """Block rows of x transformed along every axis of the product but the first (x may be
-    overwritten)."""
+    """Block rows of x transformed along every axis of the product but the first, in the
+    column layout (x may be overwritten)."""
     y = x.reshape(-1, *spectrum.rest_shape, int(np.prod(x.shape[1:])))
-    if not spectrum.rest:
-        return y
-    spectrum.rest.threads = _threads()
-    return spectrum.rest.forward(y, lead=1)
+    if spectrum.rest:
+        spectrum.rest.threads = _threads()
+        y = spectrum.rest.forward(y, lead=1)
+    return spectrum.to_columns(y)
 
 
-def _mix_scale(key: str, j: int, blocks: Blocks, spectrum: ProductSpectrum, c: float | None,
-               *parts) -> np.ndarray:
-    """Block j's share of the Laplacian step in the eigenbasis: its rows of the first-axis
-    transform (its columns for every row, when the first axis is a large general graph),
-    solved with L + cI (multiplied by L when c is None: the Laplacian applied)."""
-    if spectrum.by_columns:
-        flat = [p.reshape(len(p), -1) for p in parts]
-        lo, hi = _share(j, len(blocks), flat[0].shape[1])
-        x = np.concatenate([f[:, lo:hi] for f in flat])
-        shift = np.broadcast_to(spectrum.rest_spectrum[..., None], parts[0].shape[1:])
-        return _sparse_step(key, j, spectrum.first_laplacian, x, shift.reshape(-1)[None, lo:hi],
-                            0, c)
-    lo, hi = blocks.bounds[j], blocks.bounds[j + 1]
-    out = sum(np.tensordot(spectrum.mix[lo:hi, blocks.bounds[i]:blocks.bounds[i + 1]], part,
-                           axes=([1], [0])) for i, part in enumerate(parts))
-    eigenvalues = np.add.outer(spectrum.first[lo:hi], spectrum.rest_spectrum)[..., None]
-    if spectrum.sparse_rest is None:
-        return out * eigenvalues if c is None else out / (eigenvalues + c)
-    return _sparse_step(key, j, spectrum.sparse_rest.laplacian, out, eigenvalues,
-                        spectrum.sparse_at, c)
+def _stored(key: str, b: int) -> _Block:
+    block = _BLOCKS.get((key, b))
+    if block is None:
+        raise BlockLost(f"block {b} is not on this worker")
+    return block
 
 
-def _share(j: int, count: int, total: int) -> tuple[int, int]:
-    return round(j * total / count), round((j + 1) * total / count)
+def _columns(key: str, b: int, lo: int, hi: int, lam: float | None) -> tuple | None:
+    """Block b's transformed slab, outer coordinates lo..hi − 1 (for block j's share of
+    the Laplacian step), with the λ of the iteration (None: it did not run)."""
+    if lam is None:
+        return None
+    return _stored(key, b).local[:, lo:hi], lam
 
 
-def _sparse_step(key: str, j: int, laplacian, x: np.ndarray, eigenvalues: np.ndarray,
-                 at: int, c: float | None) -> np.ndarray:
-    """:func:`solve_along` warm-started at block j's previous solution."""
-    block = _BLOCKS.get((key, j))
-    out, columns = solve_along(laplacian, x, at, eigenvalues, c, getattr(block, "warm", None))
-    if block is not None and columns is not None:
+def _mix_columns(key: str, j: int, spectrum: ProductSpectrum, lo: int, hi: int,
+                 terms: int | None, *inputs) -> float | None:
+    """Block j's share of the Laplacian step: outer coordinates lo..hi − 1 of every row
+    (the pieces of every block, in order), solved with c = terms / λ, or L applied when
+    ``terms`` is None. Kept on the worker for :func:`_rows`."""
+    pieces = [_piece(key, item, "local") for item in inputs]
+    if any(piece is None for piece in pieces):
+        return None
+    block = _stored(key, j)
+    x = np.concatenate([piece[0] for piece in pieces])
+    lam = pieces[0][1]
+    c = None if terms is None else terms / lam
+    block.mixed, columns = spectrum.solve_columns(x, lo, hi, c, block.warm)
+    if columns is not None:
         block.warm = columns
-    return out
+    return lam
 
 
-def _unmix(b: int, blocks: Blocks, spectrum: ProductSpectrum, shape, parts) -> np.ndarray:
-    lo, hi = blocks.bounds[b], blocks.bounds[b + 1]
-    if spectrum.by_columns:  # every block's columns, for this block's rows
-        y = np.concatenate([p[lo:hi] for p in parts], axis=1)
-        y = y.reshape(hi - lo, *spectrum.rest_spectrum.shape, -1)
-    else:
-        y = sum(np.tensordot(spectrum.mix[blocks.bounds[j]:blocks.bounds[j + 1], lo:hi].T, part,
-                             axes=([1], [0])) for j, part in enumerate(parts))
+def _rows(key: str, j: int, lo: int, hi: int, lam: float | None) -> tuple | None:
+    """Rows lo..hi − 1 (one block's) of block j's share of the step."""
+    return None if lam is None else (_stored(key, j).mixed[lo:hi], lam)
+
+
+HERE = "here"  # a piece left on this worker by an earlier task: read it, no task needed
+
+
+def _piece(key: str, item, name: str) -> tuple | None:
+    """(array, λ) from a piece task's result, or from ("here", block, lo, hi, λ): block's
+    ``name`` ('local': columns lo..hi − 1; 'mixed': rows lo..hi − 1) on this worker."""
+    if item is None or not isinstance(item[0], str):  # None, or (array, λ) from a task
+        return item
+    _, b, lo, hi, lam = item
+    if lam is None:
+        return None
+    array = getattr(_stored(key, b), name)
+    return (array[:, lo:hi] if name == "local" else array[lo:hi]), lam
+
+
+def _unmix(spectrum: ProductSpectrum, pieces, shape) -> np.ndarray:
+    """A block's rows of the step, from every block's share, transformed back."""
+    y = spectrum.from_columns(np.concatenate(pieces, axis=1), int(np.prod(shape[1:])))
     if spectrum.rest:
         spectrum.rest.threads = _threads()
         y = spectrum.rest.backward(y, lead=1)
     return np.ascontiguousarray(np.real(y)).reshape(shape)
 
 
-def _unmix_dual(key, b, it, blocks: Blocks, spectrum: ProductSpectrum, *parts
-                ) -> tuple[float, ...] | None:
-    if any(part is None for part in parts):  # the iteration did not run: converged before
+def _unmix_dual(key, b, it, spectrum: ProductSpectrum, *inputs) -> tuple[float, ...] | None:
+    pieces = [_piece(key, item, "mixed") for item in inputs]
+    if any(piece is None for piece in pieces):  # the iteration did not run: converged before
         return None
     block = _block(key, b, it - 1, it)
-    hat = _unmix(b, blocks, spectrum, block.hat.shape, parts)
+    hat = _unmix(spectrum, [piece[0] for piece in pieces], block.hat.shape)
     old, copies = block.hat, block.copies
     for d, r in zip(block.duals, block.relaxed, strict=True):
         d += r - hat
@@ -345,15 +411,17 @@ def _finish(key: str, b: int, it: int, records, factory, sink, _after) -> tuple:
             factory.regularization(theta), finite)
 
 
-def _forward_final(key: str, b: int, it: int, spectrum: ProductSpectrum, _after) -> np.ndarray:
-    return _forward(spectrum, _block(key, b, it, it).hat.copy())  # transforms overwrite
+def _forward_final(key: str, b: int, it: int, spectrum: ProductSpectrum, _after) -> float:
+    block = _block(key, b, it, it)
+    block.local = _forward(spectrum, block.hat.copy())  # the transforms overwrite
+    return 1.0  # a λ for the pieces (unused: the Laplacian is applied, not solved)
 
 
-def _quadratic(key: str, b: int, it: int, blocks: Blocks, spectrum: ProductSpectrum,
-               *parts) -> float:
+def _quadratic(key: str, b: int, it: int, spectrum: ProductSpectrum, *inputs) -> float:
     """The block's share of ½ θᵀ L θ."""
     theta = _block(key, b, it, it).hat
-    return 0.5 * float(np.sum(theta * _unmix(b, blocks, spectrum, theta.shape, parts)))
+    pieces = [_piece(key, item, "mixed")[0] for item in inputs]
+    return 0.5 * float(np.sum(theta * _unmix(spectrum, pieces, theta.shape)))
 
 
 def _forget(key: str) -> None:
@@ -411,7 +479,9 @@ def admm_on_cluster(client, records: Sequence[Any], factory, spectrum: ProductSp
                                           tau, relax, inner_tol, sink)
                 result.restarts = attempt
                 break
-            except BlockLost:
+            except (BlockLost, concurrent.futures.CancelledError):
+                # a worker's loss shows as a task's BlockLost or, for tasks whose inputs
+                # were on it, as cancelled futures
                 if attempt == restarts:
                     raise
     finally:
@@ -430,7 +500,7 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
         return client.submit(fn, *args, workers=[owners[b]], allow_other_workers=True,
                              pure=False)
 
-    spec = client.scatter(spectrum, broadcast=True)
+    spec = client.scatter(spectrum, broadcast=True, hash=False)
     shapes = [(hi - lo, *width) for lo, hi in (blocks.strata(b) for b in range(count))]
     size = sum(s[0] for s in shapes) * width[0] * width[1]
     rule = Rule(terms, size, eps_abs, eps_rel, adaptive, mu, tau, inner_tol)
@@ -438,13 +508,36 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
                   for b in range(count)]}
     pending: list = []
 
-    def submit(it: int) -> None:  # one iteration's three rounds of tasks
-        local = [on(b, _prox_forward, key, b, it, spec, relax, rule, lam, *rounds[it - 1])
-                 for b in range(count)]
-        mixed = [on(j, _mix_step, key, j, blocks, spec, terms, *local) for j in range(count)]
-        rounds[it] = [on(b, _unmix_dual, key, b, it, blocks, spec, *mixed) for b in range(count)]
-        pending.extend([*local, *mixed])
+    shares = [_share(j, count, spectrum.outer) for j in range(count)]
 
+    def laplacian(tokens: list, solve: bool) -> list[list]:
+        """The Laplacian step's tasks: for each block, the pieces of its rows. A piece
+        that stays on its worker is read there, not moved by a task."""
+        def columns(b: int, j: int):
+            if owners[b] == owners[j]:
+                return HERE, b, *shares[j], tokens[b]
+            return on(b, _columns, key, b, *shares[j], tokens[b])
+
+        def rows(j: int, b: int):
+            if owners[j] == owners[b]:
+                return HERE, j, *blocks.bounds[b:b + 2], mixed[j]
+            return on(j, _rows, key, j, *blocks.bounds[b:b + 2], mixed[j])
+
+        pieces = [[columns(b, j) for b in range(count)] for j in range(count)]
+        mixed = [on(j, _mix_columns, key, j, spec, *shares[j], terms if solve else None,
+                    *pieces[j]) for j in range(count)]
+        back = [[rows(j, b) for j in range(count)] for b in range(count)]
+        pending.extend([*tokens, *mixed, *(f for p in [*pieces, *back] for f in p
+                                           if not isinstance(f, tuple))])
+        return back
+
+    def submit(it: int) -> None:  # one iteration's rounds of tasks
+        lams = [on(b, _prox_forward, key, b, it, spec, relax, rule, lam, *rounds[it - 1])
+                for b in range(count)]
+        rows = laplacian(lams, solve=True)
+        rounds[it] = [on(b, _unmix_dual, key, b, it, spec, *rows[b]) for b in range(count)]
+
+    per_iteration = 2 * count + 2 * count * count  # futures in ``pending`` per iteration
     step, following = rule.first(lam), None
     history = []
     it = 0
@@ -457,19 +550,22 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
             res = following.residuals
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, step.lam))
             rounds.pop(it - 1)
-            del pending[: -4 * count]  # keep the futures of the last two iterations only
+            del pending[: -2 * per_iteration]  # keep the futures of the last two iterations
             if following.converged:
                 break
             step = following
         done = rounds[it]
         done = [on(b, _finish, key, b, it, records[b], factory, sink, done[b])
                 for b in range(count)]
-        local = [on(b, _forward_final, key, b, it, spec, done[b]) for b in range(count)]
-        mixed = [on(j, _mix_scale, key, j, blocks, spec, None, *local) for j in range(count)]
-        quadratic = [on(b, _quadratic, key, b, it, blocks, spec, *mixed) for b in range(count)]
+        rows = laplacian([on(b, _forward_final, key, b, it, spec, done[b])
+                          for b in range(count)], solve=False)
+        quadratic = [on(b, _quadratic, key, b, it, spec, *rows[b]) for b in range(count)]
         parts, laplacian = client.gather([done, quadratic])
-    finally:  # after a lost block or convergence, tasks of this attempt may still be queued
-        client.cancel([*pending, *(f for r in rounds.values() for f in r)])
+    finally:  # after a lost block or convergence, tasks of this attempt may still be queued:
+        # released, they never run (Client.cancel would walk their dependents, and the
+        # scheduler trips over the ones this client has released already)
+        pending.clear()
+        rounds.clear()
         client.run(_forget, key, on_error="ignore")  # a lost worker forgot already
     theta = None if sink is not None else np.concatenate([part[0] for part in parts])
     res = following.residuals

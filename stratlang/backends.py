@@ -68,7 +68,7 @@ BACKENDS.register("dask", Backend(
      Param("workers", type="int", default=2, check=positive,
            doc="worker processes of the LocalCluster started when no scheduler is given"),
      Param("blocks", type="int", default=None, check=positive,
-           doc="blocks of strata (default: twice the number of workers)"),
+           doc="blocks of strata (default: one per worker thread of the cluster)"),
      Param("output", type="string", default=None,
            doc="directory the workers write θ to (Parquet parts, plus model.json): θ never "
                "reaches the client; load_fitted(directory) reads it back")),

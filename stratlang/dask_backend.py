@@ -292,8 +292,10 @@ def _fit(client, model, data, weights, opts) -> DaskFit:
                              f"above {laplacian.DENSE_LIMIT} nodes; {names} both are: use backend='admm'")
     gammas = [weights["stratify." + "_".join(f.columns)] for f in design.strata.factors]
     spectrum = ProductSpectrum(graphs, gammas)
-    workers = max(1, len(client.scheduler_info()["workers"]))
-    blocks = Blocks.even(spectrum.n0, int(opts["blocks"] or 2 * workers), spectrum.stride)
+    found = client.scheduler_info()["workers"].values()
+    workers = max(1, len(found))
+    threads = max(1, sum(w.get("nthreads", 1) for w in found))  # one block per thread
+    blocks = Blocks.even(spectrum.n0, int(opts["blocks"] or threads), spectrum.stride)
     p = design.model.response.loss.p
     owners = block_owners(client, blocks)
     if parts is not None:
