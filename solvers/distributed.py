@@ -11,10 +11,11 @@ duals. One iteration, with every task run on its block's worker:
    inside the block), kept on the worker in a column layout (see
    :class:`ProductSpectrum`);
 2. the Laplacian step, shared by ranges of "outer" spectral coordinates: block j
-   collects its range from every block (``_columns``: one piece per pair of blocks),
-   transforms along the first axis, solves, transforms back (``_mix_columns``), and
-   every block collects its rows from every share (``_rows``). Each worker holds and
-   receives about K·d / (number of blocks) numbers, never all of θ;
+   collects its range from every block, transforms along the first axis, solves,
+   transforms back (``_mix_columns``), and every block collects its rows from every
+   share. A piece that stays on its worker is read there; the others travel in one
+   ``_send`` task per ordered pair of workers (not of blocks) and exchange. Each worker
+   holds and receives about K·d / (number of workers) numbers, never all of θ;
 3. ``_unmix_dual``: transformed back, then the dual update and partial sums of the
    residual norms.
 
@@ -275,7 +276,7 @@ class Rule:
 def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: Rule, lam, *previous
                   ) -> float | None:
     """Iteration ``it`` of block b up to the forward transform (kept on the worker for
-    :func:`_columns`); ``previous``: every block's residual sums of iteration it − 1.
+    :func:`_send`); ``previous``: every block's residual sums of iteration it − 1.
     Returns the iteration's λ, or None (and nothing done) once those say converged."""
     block = _block(key, b, it - 1, it - 1)
     step = rule.first(lam) if it == 1 else rule.next(block.step, previous)
@@ -315,19 +316,11 @@ def _stored(key: str, b: int) -> _Block:
     return block
 
 
-def _columns(key: str, b: int, lo: int, hi: int, lam: float | None) -> tuple | None:
-    """Block b's transformed slab, outer coordinates lo..hi − 1 (for block j's share of
-    the Laplacian step), with the λ of the iteration (None: it did not run)."""
-    if lam is None:
-        return None
-    return _stored(key, b).local[:, lo:hi], lam
-
-
 def _mix_columns(key: str, j: int, spectrum: ProductSpectrum, lo: int, hi: int,
                  terms: int | None, *inputs) -> float | None:
     """Block j's share of the Laplacian step: outer coordinates lo..hi − 1 of every row
     (the pieces of every block, in order), solved with c = terms / λ, or L applied when
-    ``terms`` is None. Kept on the worker for :func:`_rows`."""
+    ``terms`` is None. Kept on the worker for the exchange back (:func:`_send`)."""
     pieces = [_piece(key, item, "local") for item in inputs]
     if any(piece is None for piece in pieces):
         return None
@@ -341,19 +334,34 @@ def _mix_columns(key: str, j: int, spectrum: ProductSpectrum, lo: int, hi: int,
     return lam
 
 
-def _rows(key: str, j: int, lo: int, hi: int, lam: float | None) -> tuple | None:
-    """Rows lo..hi − 1 (one block's) of block j's share of the step."""
-    return None if lam is None else (_stored(key, j).mixed[lo:hi], lam)
-
-
 HERE = "here"  # a piece left on this worker by an earlier task: read it, no task needed
+FROM = "from"  # a piece inside the result of a :func:`_send` task from another worker
+
+
+def _send(key: str, name: str, wanted: Sequence[tuple[int, int, int, int]],
+          *lams: float | None) -> dict | None:
+    """The pieces one worker sends another in one task: {(source block, destination
+    block): (array, λ)} for each (source, destination, lo, hi) in ``wanted``; ``name``
+    'local': columns lo..hi − 1 of the source's transformed slab, 'mixed': rows lo..hi − 1
+    of its share of the step. None when the iteration did not run. One task per pair of
+    workers (not of blocks) keeps the scheduler's load at W(W − 1) tasks per exchange."""
+    if any(lam is None for lam in lams):
+        return None
+    pieces = {}
+    for source, destination, lo, hi in wanted:
+        array = getattr(_stored(key, source), name)
+        pieces[source, destination] = (array[:, lo:hi] if name == "local" else array[lo:hi],
+                                       lams[0])
+    return pieces
 
 
 def _piece(key: str, item, name: str) -> tuple | None:
-    """(array, λ) from a piece task's result, or from ("here", block, lo, hi, λ): block's
-    ``name`` ('local': columns lo..hi − 1; 'mixed': rows lo..hi − 1) on this worker."""
-    if item is None or not isinstance(item[0], str):  # None, or (array, λ) from a task
-        return item
+    """(array, λ) from ("here", block, lo, hi, λ): block's ``name`` ('local': columns
+    lo..hi − 1; 'mixed': rows lo..hi − 1) on this worker; or from ("from", pair, pieces):
+    a :func:`_send` result."""
+    if item[0] == FROM:
+        _, pair, pieces = item
+        return None if pieces is None else pieces[pair]
     _, b, lo, hi, lam = item
     if lam is None:
         return None
@@ -506,30 +514,38 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
     rule = Rule(terms, size, eps_abs, eps_rel, adaptive, mu, tau, inner_tol)
     rounds = {0: [on(b, _start, key, b, records[b], factory, shapes[b], terms)
                   for b in range(count)]}
-    pending: list = []
 
     shares = [_share(j, count, spectrum.outer) for j in range(count)]
 
+    workers = sorted(set(owners))
+    hosted = {w: [b for b in range(count) if owners[b] == w] for w in workers}
+
+    def exchange(name: str, tokens: list, bounds: Callable[[int], tuple[int, int]]
+                 ) -> list[list]:
+        """For each consumer block, one item per source block: read on its worker (HERE)
+        or carried by one :func:`_send` task per pair of workers (FROM).
+        ``bounds(consumer)``: the range of each source's array the consumer wants. The
+        client keeps no reference: a piece is freed once its consumers have run."""
+        sends = {}
+        for u in workers:
+            for v in workers:
+                if u != v:
+                    wanted = [(s, c, *bounds(c)) for s in hosted[u] for c in hosted[v]]
+                    sends[u, v] = on(hosted[u][0], _send, key, name, wanted,
+                                     *[tokens[s] for s in hosted[u]])
+
+        def item(s: int, c: int):
+            if owners[s] == owners[c]:
+                return HERE, s, *bounds(c), tokens[s]
+            return FROM, (s, c), sends[owners[s], owners[c]]
+        return [[item(s, c) for s in range(count)] for c in range(count)]
+
     def laplacian(tokens: list, solve: bool) -> list[list]:
-        """The Laplacian step's tasks: for each block, the pieces of its rows. A piece
-        that stays on its worker is read there, not moved by a task."""
-        def columns(b: int, j: int):
-            if owners[b] == owners[j]:
-                return HERE, b, *shares[j], tokens[b]
-            return on(b, _columns, key, b, *shares[j], tokens[b])
-
-        def rows(j: int, b: int):
-            if owners[j] == owners[b]:
-                return HERE, j, *blocks.bounds[b:b + 2], mixed[j]
-            return on(j, _rows, key, j, *blocks.bounds[b:b + 2], mixed[j])
-
-        pieces = [[columns(b, j) for b in range(count)] for j in range(count)]
+        """The Laplacian step's tasks: for each block, the pieces of its rows."""
+        pieces = exchange("local", tokens, lambda j: shares[j])
         mixed = [on(j, _mix_columns, key, j, spec, *shares[j], terms if solve else None,
                     *pieces[j]) for j in range(count)]
-        back = [[rows(j, b) for j in range(count)] for b in range(count)]
-        pending.extend([*tokens, *mixed, *(f for p in [*pieces, *back] for f in p
-                                           if not isinstance(f, tuple))])
-        return back
+        return exchange("mixed", mixed, lambda b: tuple(blocks.bounds[b:b + 2]))
 
     def submit(it: int) -> None:  # one iteration's rounds of tasks
         lams = [on(b, _prox_forward, key, b, it, spec, relax, rule, lam, *rounds[it - 1])
@@ -537,7 +553,6 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
         rows = laplacian(lams, solve=True)
         rounds[it] = [on(b, _unmix_dual, key, b, it, spec, *rows[b]) for b in range(count)]
 
-    per_iteration = 2 * count + 2 * count * count  # futures in ``pending`` per iteration
     step, following = rule.first(lam), None
     history = []
     it = 0
@@ -550,7 +565,6 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
             res = following.residuals
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, step.lam))
             rounds.pop(it - 1)
-            del pending[: -2 * per_iteration]  # keep the futures of the last two iterations
             if following.converged:
                 break
             step = following
@@ -564,7 +578,6 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
     finally:  # after a lost block or convergence, tasks of this attempt may still be queued:
         # released, they never run (Client.cancel would walk their dependents, and the
         # scheduler trips over the ones this client has released already)
-        pending.clear()
         rounds.clear()
         client.run(_forget, key, on_error="ignore")  # a lost worker forgot already
     theta = None if sink is not None else np.concatenate([part[0] for part in parts])

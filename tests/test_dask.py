@@ -300,3 +300,17 @@ def test_an_output_in_the_spec_is_relative_to_the_spec_file(client, rng, tmp_pat
     assert len(list(parts)) == threads  # one block per worker thread, one part per block
     reread = stratlang.load_fitted(str(tmp_path / "models" / "fit"))
     np.testing.assert_allclose(reread.theta_array, fitted.theta_array)
+
+
+def test_the_exchange_costs_one_task_per_pair_of_workers_not_of_blocks(client, rng):
+    # six blocks on two workers: a task per pair of blocks would be 2 × 6 × 3 per iteration
+    frame = frame_for(rng, 400)
+    frame["g"] = rng.integers(0, 12, len(frame))
+    spec = "response y ~ logistic\nfeatures x, intercept\nstratify g ~ path nodes 0..11\n"
+    with distributed.get_task_stream(client) as stream:
+        local, remote = both(spec, frame, client, blocks=6)
+    sends = [t for t in stream.data if t["key"].startswith("_send")]
+    exchanges = 2 * (remote.info["iterations"] + 1)  # two per iteration and the final L θ
+    # iteration t + 1 is queued while t's sums are read: one more may have run
+    assert exchanges * 2 <= len(sends) <= (exchanges + 2) * 2
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
