@@ -347,26 +347,25 @@ def _send(key: str, name: str, wanted: Sequence[tuple[int, int, int, int]],
     workers (not of blocks) keeps the scheduler's load at W(W − 1) tasks per exchange."""
     if any(lam is None for lam in lams):
         return None
-    pieces = {}
-    for source, destination, lo, hi in wanted:
-        array = getattr(_stored(key, source), name)
-        pieces[source, destination] = (array[:, lo:hi] if name == "local" else array[lo:hi],
-                                       lams[0])
-    return pieces
+    return {(source, destination): (_slice(key, source, name, lo, hi), lams[0])
+            for source, destination, lo, hi in wanted}
+
+
+def _slice(key: str, b: int, name: str, lo: int, hi: int) -> np.ndarray:
+    """Block b's ``name`` on this worker: 'local', columns lo..hi − 1 of its transformed
+    slab; 'mixed', rows lo..hi − 1 of its share of the step."""
+    array = getattr(_stored(key, b), name)
+    return array[:, lo:hi] if name == "local" else array[lo:hi]
 
 
 def _piece(key: str, item, name: str) -> tuple | None:
-    """(array, λ) from ("here", block, lo, hi, λ): block's ``name`` ('local': columns
-    lo..hi − 1; 'mixed': rows lo..hi − 1) on this worker; or from ("from", pair, pieces):
-    a :func:`_send` result."""
+    """(array, λ) from ("here", block, lo, hi, λ): a :func:`_slice` on this worker; or
+    from ("from", pair, pieces): a :func:`_send` result."""
     if item[0] == FROM:
         _, pair, pieces = item
         return None if pieces is None else pieces[pair]
     _, b, lo, hi, lam = item
-    if lam is None:
-        return None
-    array = getattr(_stored(key, b), name)
-    return (array[:, lo:hi] if name == "local" else array[lo:hi]), lam
+    return None if lam is None else (_slice(key, b, name, lo, hi), lam)
 
 
 def _unmix(spectrum: ProductSpectrum, pieces, shape) -> np.ndarray:
@@ -487,11 +486,12 @@ def admm_on_cluster(client, records: Sequence[Any], factory, spectrum: ProductSp
                                           tau, relax, inner_tol, sink)
                 result.restarts = attempt
                 break
-            except (BlockLost, concurrent.futures.CancelledError):
+            except (BlockLost, concurrent.futures.CancelledError) as error:
                 # a worker's loss shows as a task's BlockLost or, for tasks whose inputs
                 # were on it, as cancelled futures
                 if attempt == restarts:
-                    raise
+                    raise BlockLost(f"workers were lost in each of {restarts + 1} attempts "
+                                    f"(last: {error})") from error
     finally:
         client.run(_heap_for_arrays, False, on_error="ignore")
     result.seconds = time.perf_counter() - start

@@ -218,7 +218,7 @@ class Settings:
     final_radius: float = 0.5  # r shrinks geometrically (with the step decay) to this fraction
     progress: bool | None = None
     fixed_q: np.ndarray | None = None  # hold Q at this value (a convex sub-problem when γ = 0)
-    start_neighbours: np.ndarray | None = None  # (N, k): start θ_i from these samples' fit
+    start_neighbors: np.ndarray | None = None  # (N, k): start θ_i from these samples' fit
 
 
 @dataclass
@@ -240,11 +240,11 @@ class Fit:
 def initialize(problem: Problem, theta_pop: np.ndarray, settings: Settings,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Ω = θ_pop + ε noise per sample (the paper's start), or, with
-    ``settings.start_neighbours``, each θ_i fitted to its neighbours' records
+    ``settings.start_neighbors``, each θ_i fitted to its neighbours' records
     (:func:`local_start`); factorized by a rank-q truncated SVD: Ω ≈ Z Q."""
     n, p = problem.x.shape
-    if settings.start_neighbours is not None:
-        omega = local_start(problem, theta_pop, settings.start_neighbours)
+    if settings.start_neighbors is not None:
+        omega = local_start(problem, theta_pop, settings.start_neighbors)
     else:
         omega = theta_pop[None, :] + settings.init_noise * rng.standard_normal((n, p))
     q = min(settings.rank, p, n)
@@ -317,9 +317,10 @@ def fit(problem: Problem, settings: Settings,
     0.1‖θ_pop‖₁) (floored so that it is finite at the start), but never by more than
     1 / L_i, L_i the Lipschitz constant of that part's gradient (:func:`smoothness`): the
     paper's rate is largest for the samples that moved least, and above 2 / L_i it made
-    them oscillate. The distance-matching part moves by α_t; Q and φ move by α_t / N (the objective is a sum over samples). ``validate(Z, Q, φ)`` returns
-    a held-out loss; the best epoch's parameters are returned and the fit stops after
-    ``patience`` epochs without improvement."""
+    them oscillate. The distance-matching part moves by α_t; Q and φ move by α_t / N (the
+    objective is a sum over samples). ``validate(Z, Q, φ)`` returns a held-out loss; the
+    best epoch's parameters are returned and the fit stops after ``patience`` epochs
+    without improvement."""
     start = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     n = len(problem.x)

@@ -37,6 +37,7 @@ from .losses import LOSSES
 from .objective import Objective, records_loss
 from .solvers import laplacian
 from .solvers.distributed import BlockLost, Blocks, ProductSpectrum, admm_on_cluster, block_owners
+from .theta_parts import ThetaWriter, column_names
 
 DASK_DEFAULTS = {**DEFAULTS, "scheduler": None, "workers": 2, "blocks": None, "output": None}
 
@@ -79,49 +80,6 @@ class BlockProxes:
 
     def regularization(self, theta: np.ndarray) -> float:
         return sum((t.value(theta) for t in self.terms), 0.0)
-
-
-THETA_PARTS = "theta"  # under an output directory: θ as part-NNNNN.parquet
-
-
-@dataclass(frozen=True)
-class ThetaWriter:
-    """Writes a block's θ as one Parquet file (run on the workers: ``directory`` must be
-    shared by them, e.g. a network file system). Columns: the global stratum number, the
-    stratification columns' labels, one column per parameter."""
-
-    directory: str
-    strata: Strata
-    blocks: Blocks
-    columns: tuple[str, ...]
-
-    def __call__(self, b: int, theta: np.ndarray) -> None:
-        lo, hi = self.blocks.strata(b)
-        frame = self.strata.labels(lo, hi)
-        frame.insert(0, "stratum", np.arange(lo, hi, dtype=np.int64))
-        values = theta.reshape(hi - lo, -1)
-        for i, name in enumerate(self.columns):
-            frame[name] = values[:, i]
-        target = Path(self.directory) / THETA_PARTS
-        target.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(target / f"part-{b:05d}.parquet", index=False)
-
-
-def read_theta(directory: str | Path, shape: tuple[int, int, int],
-               columns: list[str]) -> np.ndarray:
-    """θ written by :class:`ThetaWriter`, as a (K, n, m) array."""
-    k, n, m = shape
-    parts = sorted((Path(directory) / THETA_PARTS).glob("part-*.parquet"))
-    if not parts:
-        raise StratlangError(f"no θ parts (part-*.parquet) under '{Path(directory) / THETA_PARTS}'")
-    frame = pd.concat([pd.read_parquet(p, columns=["stratum", *columns]) for p in parts])
-    strata = frame["stratum"].to_numpy()
-    if len(strata) != k or not np.array_equal(np.sort(strata), np.arange(k)):
-        raise StratlangError(f"the θ parts under '{directory}' hold {len(np.unique(strata))} of "
-                             f"the model's {k} strata; was the fit written there completely?")
-    theta = np.empty((k, n * m))
-    theta[strata] = frame[columns].to_numpy(dtype=float)
-    return theta.reshape(k, n, m)
 
 
 @dataclass(frozen=True)
@@ -313,10 +271,11 @@ def _fit(client, model, data, weights, opts) -> DaskFit:
     factory = BlockProxes(design.loss.name, dict(p), tuple(terms), initial)
     sink = None
     if opts["output"] is not None:
+        rows = design.loss.row_names(design.model.features, design.model.response.columns)
+        outputs = design.loss.output_names(design.model.response.columns, design.classes)
         sink = ThetaWriter(str(opts["output"]), design.strata, blocks,
-                           tuple(theta_columns(design)))
-        for old in (Path(opts["output"]) / THETA_PARTS).glob("part-*.parquet"):
-            old.unlink()  # parts of an earlier fit with other blocks would linger
+                           tuple(column_names(rows, outputs)))
+        sink.clear()  # parts of an earlier fit with other blocks would linger
     try:
         result, totals = admm_on_cluster(
             client, records, factory, spectrum, blocks, (n, m), 1 + len(terms),
@@ -337,17 +296,6 @@ def _fit(client, model, data, weights, opts) -> DaskFit:
     objective = Objective(totals.loss, totals.regularization, totals.laplacian)
     return DaskFit(result.theta, info, objective, design.strata, design.classes,
                    None if parts is not None else design)
-
-
-def theta_columns(design: Design) -> list[str]:
-    return theta_column_names(
-        design.loss.row_names(design.model.features, design.model.response.columns),
-        design.loss.output_names(design.model.response.columns, design.classes))
-
-
-def theta_column_names(rows, outputs) -> list[str]:
-    """Parameter column names of θ written out: 'row', or 'row:output' for several outputs."""
-    return [str(r) if len(outputs) == 1 else f"{r}:{o}" for r in rows for o in outputs]
 
 
 def _metadata_design(client, model, frames) -> Design:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import ir
+from . import ir, theta_parts
 from .design import Design, Factor, Strata, bind, read_frame
 from .errors import DataError, Diagnostic, SpecError, StratlangError
 from .graphs import canon
@@ -381,13 +381,11 @@ class FittedModel:
     def write_metadata(self, directory: str | Path) -> Path:
         """Writes ``directory/model.json`` and ``model.npz`` describing a fit whose θ the
         workers wrote as Parquet parts under ``directory`` (see :func:`load_fitted`)."""
-        from .dask_backend import THETA_PARTS
-
         path = Path(directory) / "model.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         meta, arrays = self._metadata()
         k = self.strata.k
-        meta["theta"] = {"parquet": THETA_PARTS, "shape": [k, len(self.rows), len(self.outputs)]}
+        meta["theta"] = {"parquet": theta_parts.PARTS, "shape": [k, len(self.rows), len(self.outputs)]}
         path.write_text(json.dumps(meta, indent=1))
         np.savez_compressed(path.with_suffix(".npz"), **arrays)
         return path
@@ -416,11 +414,9 @@ class FittedModel:
 
 
 def _theta_reader(directory: Path, fitted: FittedModel) -> Callable[[], np.ndarray]:
-    from .dask_backend import read_theta, theta_column_names
-
     shape = (fitted.strata.k, len(fitted.rows), len(fitted.outputs))
-    columns = theta_column_names(fitted.rows, fitted.outputs)
-    return lambda: read_theta(directory, shape, columns)
+    columns = theta_parts.column_names(fitted.rows, fitted.outputs)
+    return lambda: theta_parts.read_theta(directory, shape, columns)
 
 
 def load_fitted(path: str | Path) -> FittedModel:

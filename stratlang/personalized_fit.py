@@ -88,7 +88,7 @@ def fit_personalized(model, frame: pd.DataFrame, weights: dict[str, float] | Non
         ones = np.ones(len(spec.distances))
         found = nearest(model.ir, design.covariates, ones, fit_rows, fit_rows,
                         spec.start_neighbors)
-        settings.start_neighbours = found
+        settings.start_neighbors = found
 
     def validate(z, q, phi):
         theta = z @ q

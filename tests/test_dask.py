@@ -314,3 +314,21 @@ def test_the_exchange_costs_one_task_per_pair_of_workers_not_of_blocks(client, r
     # iteration t + 1 is queued while t's sums are read: one more may have run
     assert exchanges * 2 <= len(sends) <= (exchanges + 2) * 2
     assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+
+
+def test_workers_lost_in_every_attempt_end_in_a_clear_error(client, rng, monkeypatch):
+    import concurrent.futures
+
+    from stratlang.solvers import distributed as D
+
+    attempts = []
+
+    def lost(*args, **kwargs):  # every attempt's futures cancelled, as after a lost worker
+        attempts.append(1)
+        raise concurrent.futures.CancelledError("lost dependencies")
+
+    monkeypatch.setattr(D, "_iterate", lost)
+    model = stratlang.load("response y ~ logistic\nfeatures x, intercept\nstratify g ~ path\n")
+    with pytest.raises(stratlang.NumericalError, match="Dask fit stopped: workers were lost"):
+        model.fit(frame_for(rng), backend="dask", options={"scheduler": client})
+    assert len(attempts) == 3  # the first and two restarts

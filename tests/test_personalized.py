@@ -243,6 +243,7 @@ def test_fixed_q_keeps_the_atoms_and_reaches_the_optimum(seed, scale):
     value = S.objective(problem, fit.z, fit.q, fit.phi, 0.3)["total"]
     assert value == pytest.approx(optimum, rel=1e-6)
 
+
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 @pytest.mark.parametrize("p", [3, 12])  # fewer and more features than neighbours (Woodbury)
 def test_local_start_is_the_shrunk_local_fit(loss, p, rng):
