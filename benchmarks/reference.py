@@ -17,8 +17,8 @@ from pathlib import Path
 import cvxpy as cp
 
 import stratlang
-from stratlang.objective import resolve_weights, stratified_objective
-from stratlang.reference import StratifiedProblem
+from stratlang.backends.objective import stratified_objective
+from stratlang.backends.reference import StratifiedProblem
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CASES = ["elections", "diabetes", "houses", "mpls_stops"]
@@ -30,7 +30,7 @@ def run_case(name: str, repeat: int) -> list[dict]:
     model = stratlang.load(EXAMPLES / f"{name}.strat")
     frame = model.frame(None)
     design = model.bind(frame[frame.split == "train"])
-    weights = resolve_weights(model.ir)
+    weights = model.ir.weight_values()
     solvers = QUADRATIC if design.loss.name == "squared" else CONIC
     rows = []
     for solver in solvers:

@@ -60,7 +60,7 @@ def compare(spec: Path, metric: str) -> None:
     print(f"  figures: {', '.join(str(p.relative_to(HERE)) for p in paths)}")
     check = model.verify(train)
     print(f"  verify: cvxpy {check.cvxpy_objective:.10g} in {check.cvxpy_seconds:.2f} s, "
-          f"admm {check.admm_objective:.10g} in {check.admm_seconds:.2f} s "
+          f"{check.fast_backend} {check.fast_objective:.10g} in {check.fast_seconds:.2f} s "
           f"(relative gap {check.relative_gap:.1e})")
 
 

@@ -47,6 +47,11 @@ class Result:
     history: list[tuple[int, float, float, float, float, float]] = field(repr=False)
     restarts: int = 0  # fits started again after a lost worker (distributed runs)
 
+    @property
+    def diverged(self) -> bool:
+        """The last residuals are not finite numbers (the iterates overflowed)."""
+        return not (math.isfinite(self.primal_residual) and math.isfinite(self.dual_residual))
+
 
 @dataclass(frozen=True)
 class Residuals:
@@ -69,8 +74,13 @@ class Residuals:
                    root_p * eps_abs + eps_rel * math.sqrt(duals2) / lam)
 
     @property
+    def finite(self) -> bool:
+        return all(math.isfinite(v) for v in (self.primal, self.dual, self.eps_primal,
+                                               self.eps_dual))
+
+    @property
     def converged(self) -> bool:
-        return self.primal <= self.eps_primal and self.dual <= self.eps_dual
+        return self.finite and self.primal <= self.eps_primal and self.dual <= self.eps_dual
 
 
 def adapt_penalty(lam: float, res: Residuals, mu: float, tau: float) -> tuple[float, float]:
@@ -133,6 +143,8 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
                   end="", file=sys.stderr, flush=True)
         if res.converged:
             converged = True
+            break
+        if not res.finite:  # overflowed: no later iterate can recover
             break
         if on_residuals is not None:
             on_residuals(r / eps_p, s / eps_d)

@@ -237,7 +237,7 @@ class Step:
     scale: float  # factor for the scaled duals (the penalty changed)
     tol: float | None  # inner (Newton) tolerance
     residuals: Residuals | None
-    converged: bool = False
+    stop: bool = False  # converged, or the residuals overflowed
 
 
 @dataclass(frozen=True)
@@ -264,8 +264,8 @@ class Rule:
         sums = np.array(stats).sum(axis=0)
         res = Residuals.from_sums(*sums, self.terms, self.size, step.lam, self.eps_abs,
                                   self.eps_rel)
-        if res.converged:
-            return Step(step.lam, 1.0, step.tol, res, converged=True)
+        if res.converged or not res.finite:
+            return Step(step.lam, 1.0, step.tol, res, stop=True)
         tol = (step.tol if self.inner_tol is None
                else self.inner_tol(res.primal / res.eps_primal, res.dual / res.eps_dual, step.tol))
         lam, scale = adapt_penalty(step.lam, res, self.mu, self.tau) if self.adaptive else \
@@ -280,7 +280,7 @@ def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: Rule, lam,
     Returns the iteration's λ, or None (and nothing done) once those say converged."""
     block = _block(key, b, it - 1, it - 1)
     step = rule.first(lam) if it == 1 else rule.next(block.step, previous)
-    if step.converged:
+    if step.stop:
         return None
     block.step = step
     loss_prox, reg_proxes = block.proxes
@@ -565,7 +565,7 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
             res = following.residuals
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, step.lam))
             rounds.pop(it - 1)
-            if following.converged:
+            if following.stop:
                 break
             step = following
         done = rounds[it]

@@ -24,11 +24,47 @@ from scipy.special import expit, log_expit
 PairDistances = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (i, j) → (pairs, L)
 
 
+class SquaredLoss:
+    """ℓ(η, y) = (η − y)²: one Newton step is exact."""
+
+    curvature_bound = 2.0  # sup ℓ''
+    exact_newton = True
+
+    def value(self, eta: np.ndarray, y: np.ndarray) -> float:
+        return float(np.sum((eta - y) ** 2))
+
+    def gradient(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return 2.0 * (eta - y)
+
+    def curvature(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.full_like(eta, 2.0)
+
+
+class LogisticLoss:
+    """ℓ(η, y) = log(1 + exp(−yη)) for y = ±1."""
+
+    curvature_bound = 0.25
+    exact_newton = False
+
+    def value(self, eta: np.ndarray, y: np.ndarray) -> float:
+        return float(np.sum(-log_expit(y * eta)))
+
+    def gradient(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return -y * expit(-y * eta)
+
+    def curvature(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        prob = expit(-y * eta)
+        return prob * (1 - prob)
+
+
+GlmLoss = SquaredLoss | LogisticLoss
+
+
 @dataclass
 class Problem:
     x: np.ndarray  # (N, p)
     y: np.ndarray  # (N,): real (squared) or ±1 (logistic)
-    loss: str  # 'squared' | 'logistic'
+    loss: GlmLoss
     distances: PairDistances
     n_metrics: int
     gamma: float
@@ -47,16 +83,12 @@ class Problem:
 
 # ---- pieces of the objective ---------------------------------------------------------------
 def loss_value(problem: Problem, eta: np.ndarray) -> float:
-    if problem.loss == "squared":
-        return float(np.sum((eta - problem.y) ** 2))
-    return float(np.sum(-log_expit(problem.y * eta)))
+    return problem.loss.value(eta, problem.y)
 
 
 def loss_gradient(problem: Problem, eta: np.ndarray) -> np.ndarray:
     """dℓ/dη per sample."""
-    if problem.loss == "squared":
-        return 2.0 * (eta - problem.y)
-    return -problem.y * expit(-problem.y * eta)
+    return problem.loss.gradient(eta, problem.y)
 
 
 def penalty_value(problem: Problem, theta: np.ndarray) -> float:
@@ -157,7 +189,7 @@ def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarr
 def smoothness(problem: Problem, q: np.ndarray) -> np.ndarray:
     """Per sample, a Lipschitz constant of the Z-gradient of its loss and smooth penalty:
     ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic)."""
-    curvature = 2.0 if problem.loss == "squared" else 0.25
+    curvature = problem.loss.curvature_bound
     qx = problem.x @ q.T
     ridge = float(np.linalg.eigvalsh(q @ (problem.ridge[:, None] * q.T))[-1]) if len(q) else 0.0
     return np.maximum(curvature * np.einsum("iq,iq->i", qx, qx) + ridge, 1e-12)
@@ -273,7 +305,7 @@ def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
     n, p = problem.x.shape
     k = neighbours.shape[1]
     ridge = shrink * k
-    steps = 1 if problem.loss == "squared" else newton_steps
+    steps = 1 if problem.loss.exact_newton else newton_steps
     out = np.empty((n, p))
     for lo in range(0, n, chunk):
         idx = neighbours[lo:lo + chunk]
@@ -281,11 +313,7 @@ def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
         theta = np.broadcast_to(theta_pop, (len(idx), p)).copy()
         for _ in range(steps):
             eta = (x @ theta[..., None])[..., 0]
-            if problem.loss == "squared":
-                weight, grad = np.full_like(eta, 2.0), 2.0 * (eta - y)
-            else:
-                prob = expit(-y * eta)
-                weight, grad = prob * (1 - prob), -y * prob
+            weight, grad = problem.loss.curvature(eta, y), problem.loss.gradient(eta, y)
             g = (grad[:, None, :] @ x)[:, 0] + ridge * (theta - theta_pop)
             theta = theta - _ridge_solve(x, weight, ridge, g)
         out[lo:lo + chunk] = theta

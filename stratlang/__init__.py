@@ -1,9 +1,46 @@
-"""stratlang: a declarative language for collections of simple models."""
+"""stratlang: a declarative language for collections of simple models.
 
-from .errors import DataError, NumericalError, SpecError, StratlangError
-from .model import FittedModel, Model, load, load_fitted
-from .reference import NumericalWarning
+Importing the package is cheap: the API (and with it numpy, pandas, the solvers) loads on
+first use of ``load``, ``Model`` …; CVXPY, Dask and matplotlib load only when a backend
+or a plot needs them.
+"""
 
-__all__ = ["DataError", "FittedModel", "Model", "NumericalError", "NumericalWarning",
-           "SpecError", "StratlangError", "load", "load_fitted"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .language.errors import (
+    DataError,
+    NumericalError,
+    NumericalWarning,
+    OptionError,
+    SpecError,
+    StratlangError,
+)
+
+if TYPE_CHECKING:
+    from .fitted import FittedModel, FittedPersonalized, FittedStratified
+    from .model import Model, load
+    from .persistence import load_fitted
+
+__all__ = ["DataError", "FittedModel", "FittedPersonalized", "FittedStratified", "Model",
+           "NumericalError", "NumericalWarning", "OptionError", "SpecError", "StratlangError",
+           "load", "load_fitted"]
 __version__ = "0.1.0"
+
+_LAZY = {"Model": "model", "load": "model", "load_fitted": "persistence",
+         "FittedModel": "fitted", "FittedStratified": "fitted", "FittedPersonalized": "fitted"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'stratlang' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import SpecError, StratlangError
+from .language.errors import SpecError, StratlangError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--over", help="stratification column along the x axis")
     p.add_argument("--by", help="column for separate lines, heat-map rows, or the colour")
     p.add_argument("--convergence", action="store_true", help="plot the iteration history")
-    p.add_argument("--embedding", choices=("pca", "tsne"), default="pca",
+    p.add_argument("--embedding", choices=("pca", "tsne"), default=None,
                    help="map of a personalized model's sample models (default: pca)")
     p.add_argument("--out", required=True, help="FILE.png, FILE.svg or FILE.pdf")
 
@@ -92,15 +92,13 @@ def _weights(items: list[str]) -> dict[str, float]:
 
 
 def cmd_check(args) -> int:
-    from .design import bind
+    from .backends.base import bind_family
     from .model import load
-    from .personalized import bind_personalized
 
     try:
         model = load(Path(args.spec))
         if args.data or model.ir.data:
-            binder = bind_personalized if model.ir.personalize is not None else bind
-            binder(model.ir, model.frame(args.data))
+            bind_family(model.ir, args.data)
     except SpecError as err:
         if args.format == "json":
             print(json.dumps({"ok": False, "errors": [d.to_dict() for d in err.diagnostics]},
@@ -116,8 +114,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .design import Binder, bind_strata
-    from .losses import LOSSES
+    from .data.frames import Binder
+    from .data.strata import bind_strata
+    from .kinds.losses import LOSSES
     from .model import load
 
     model = load(Path(args.spec))
@@ -144,15 +143,28 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _cluster_options(args) -> dict:
+    """The cluster flags as backend options; a backend that does not declare them gets a
+    message naming the flags."""
+    from .backends import BACKENDS
+
+    options = {k: v for k, v in (("scheduler", args.scheduler), ("workers", args.workers),
+                                 ("output", args.output)) if v is not None}
+    if options:
+        able = [b.name for b in BACKENDS.entries() if all(k in b.options for k in options)]
+        if args.backend not in able:
+            flags = ", ".join(f"--{k}" for k in options)
+            raise StratlangError(f"{flags} appl{'y' if len(options) > 1 else 'ies'} to "
+                                 + " and ".join(f"--backend {b}" for b in able))
+    return options
+
+
 def cmd_fit(args) -> int:
-    from .dask_backend import is_partitioned_path
+    from .backends.dask import is_partitioned_path
     from .model import load
 
     model = load(Path(args.spec))
-    options = {k: v for k, v in (("scheduler", args.scheduler), ("workers", args.workers),
-                                 ("output", args.output)) if v is not None}
-    if options and args.backend != "dask":
-        raise StratlangError("--scheduler, --workers and --output apply to --backend dask")
+    options = _cluster_options(args)
     fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None)
     print(fitted.summary())
@@ -192,21 +204,20 @@ def cmd_tune(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .model import load_fitted
+    from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
     if args.convergence:
         fitted.plot_convergence(args.out)
-    elif hasattr(fitted, "strata"):
-        fitted.plot(param=args.param, over=args.over, by=args.by, out=args.out)
-    else:
-        fitted.plot(by=args.by, out=args.out, method=args.embedding)
+    else:  # each kind of fit takes the options that apply to it
+        view = {"param": args.param, "over": args.over, "by": args.by, "method": args.embedding}
+        fitted.plot(out=args.out, **{k: v for k, v in view.items() if v is not None})
     print(f"wrote {args.out}")
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .model import load_fitted
+    from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
     predictions = fitted.predict(args.data)
@@ -219,7 +230,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .model import load_fitted
+    from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
     for key, value in fitted.score(args.data).items():

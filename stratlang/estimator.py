@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from .metrics import GREATER_IS_BETTER
+from .kinds.metrics import GREATER_IS_BETTER
 
 
 class StratlangEstimator(BaseEstimator):

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from .errors import StratlangError, did_you_mean
+from .language.errors import StratlangError, did_you_mean
+
+
+def refuse_options(other: dict[str, Any], takes: str) -> None:
+    """Options a picture does not take are errors, not silently ignored."""
+    given = [k for k, v in other.items() if v is not None]
+    if given:
+        raise StratlangError(f"unknown picture option(s) {', '.join(repr(k) for k in given)}: "
+                             + takes)
 
 
 def _pyplot():

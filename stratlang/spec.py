@@ -1,12 +1,26 @@
-"""Text or file → checked IR: the front door of the language."""
+"""Text or file → checked IR, and back: the language front door, with the vocabulary of
+kinds and backends that stratlang registers."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
-from . import ir
-from .check import check
-from .syntax import parse_recovering
+from .language import ir
+from .language.check import check
+from .language.errors import StratlangError
+from .language.printer import to_text as print_model
+from .language.syntax import parse_recovering
+from .language.vocabulary import Vocabulary
+
+
+@lru_cache(maxsize=1)
+def vocabulary() -> Vocabulary:
+    """The registries a spec's names are resolved against."""
+    from .backends import BACKENDS
+    from .kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS
+
+    return Vocabulary(LOSSES, REGULARIZERS, GRAPHS, DISTANCES, BACKENDS)
 
 
 def looks_like_path(text: str) -> bool:
@@ -18,15 +32,35 @@ def read_spec(path_or_text: str | Path) -> tuple[str, str]:
     if isinstance(path_or_text, Path) or looks_like_path(str(path_or_text)):
         path = Path(path_or_text)
         if not path.is_file():
-            from .errors import StratlangError
-
             raise StratlangError(f"spec file '{path}' not found")
         return path.read_text(encoding="utf-8"), str(path)
     return str(path_or_text), "<spec>"
 
 
 def compile_spec(text: str, filename: str = "<spec>", check_files: bool = True) -> ir.Model:
-    """Parses and checks a spec; raises SpecError with every problem found."""
+    """Parses and checks a spec; raises SpecError with every problem found. Files the
+    spec names are looked for next to a named spec file when ``check_files``."""
     result = parse_recovering(text, filename)
     named = check_files and not filename.startswith("<")
-    return check(result.spec, result.spec.source.directory if named else None, result.diagnostics)
+    return check(result.spec, vocabulary(), result.spec.source.directory if named else None,
+                 result.diagnostics)
+
+
+def to_text(model: ir.Model) -> str:
+    """The canonical spec text of a model (``compile_spec(to_text(m)) == m``)."""
+    return print_model(model, vocabulary())
+
+
+def saved_spec(model: ir.Model) -> dict[str, str]:
+    """The spec a fitted model is saved with. The file's own text when it still compiles to
+    the fitted model, so that a later error points at real lines of the file; otherwise
+    (a model changed in Python, e.g. ``separate()``) the canonical text, under a name that
+    claims no file."""
+    source = model.source
+    if source is not None and not source.filename.startswith("<"):
+        try:
+            if compile_spec(source.text, source.filename, check_files=False) == model:
+                return {"spec": source.text, "spec_file": source.filename}
+        except StratlangError:
+            pass
+    return {"spec": to_text(model), "spec_file": "<fitted model>"}

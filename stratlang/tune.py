@@ -1,11 +1,13 @@
 """Hyper-parameter selection and backend verification.
 
-``tune``: k-fold cross-validation over every combination of the spec's sweeps. Strata
-and classes come from the whole data, so every fold shares one node set; within a fold
-the settings are fitted in order, each ADMM fit warm-started (iterates and duals) from
-the previous one — a regularization path. The best setting is refitted on all data.
+``tune``: k-fold cross-validation over every combination of the spec's sweeps. For a
+stratified model, strata and classes come from the whole data, so every fold shares one
+node set; within a fold the settings are fitted in order, each fit warm-started from the
+previous one when the backend can (ADMM: iterates and duals; CVXPY: the compiled
+problem) — a regularization path. The best setting is refitted on all data.
 
-``verify``: fits the same IR with the CVXPY reference and with ADMM and compares.
+``verify``: fits the same IR with the CVXPY reference and with the fast backend and
+compares.
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .design import Binder, bind, bind_response, bind_strata
-from .errors import StratlangError
-from .metrics import GREATER_IS_BETTER
-from .objective import resolve_weights
+from . import backends
+from .data.design import bind, bind_response
+from .data.frames import Binder
+from .data.personalized import bind_personalized
+from .data.strata import bind_strata
+from .fitted import FittedModel
+from .kinds.metrics import GREATER_IS_BETTER
+from .language.errors import OptionError, StratlangError, did_you_mean
 
 
 @dataclass
@@ -30,7 +37,7 @@ class TuneResult:
     table: pd.DataFrame  # one row per setting: weights, mean and std of the metric per fold
     metric: str
     best: dict[str, float]
-    fitted: Any  # FittedModel refitted on all data with the best weights
+    fitted: FittedModel  # refitted on all data with the best weights
 
     def plot(self, out=None):
         """Validation metric against the swept hyper-parameter, the chosen value marked."""
@@ -52,44 +59,50 @@ def settings(model) -> list[dict[str, float]]:
             for combo in itertools.product(*(h.values for h in sweeps.values()))]
 
 
-def tune(model, data=None, *, folds: int = 5, metric: str | None = None, seed: int = 0,
-         backend: str | None = None) -> TuneResult:
-    from .admm_backend import fit_admm, unsupported
-    from .model import FittedModel, fit_reference
-
-    frame = model.frame(data)
-    grid = settings(model)
-    metric = metric or primary_metric(model)
-    if model.ir.personalize is not None:
-        return _tune_personalized(model, frame, grid, folds, metric, seed)
+def _fold_binder(model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], Any]:
+    """Binds a fold's training records with the encodings of the whole data (a stratified
+    model's strata and classes), so every fold and the validation records share them."""
+    if model.ir.kind != "stratified":
+        return lambda train: bind_personalized(model.ir, train)
     binder = Binder(model.ir, frame)
     strata, _ = bind_strata(binder)
     encoded = bind_response(binder)
     binder.out.raise_if_any()
     classes = encoded.classes if encoded is not None else None
+    return lambda train: bind(model.ir, train, strata=strata, classes=classes)
+
+
+def primary_metric(model) -> str:
+    from .kinds.losses import LOSSES
+
+    return LOSSES[model.ir.response.loss.name].primary
+
+
+def tune(model, data=None, *, folds: int = 5, metric: str | None = None, seed: int = 0,
+         backend: str | None = None) -> TuneResult:
+    frame = model.frame(data)
+    grid = settings(model)
+    metric = metric or primary_metric(model)
+    if metric not in GREATER_IS_BETTER:
+        raise OptionError(f"unknown metric '{metric}'" + did_you_mean(metric, GREATER_IS_BETTER))
+    if not 2 <= folds <= len(frame):
+        raise OptionError(f"folds must lie between 2 and the number of records ({len(frame)}); "
+                          f"got {folds}")
+    fold_design = _fold_binder(model, frame)
     order = np.random.default_rng(seed).permutation(len(frame))
-    parts = np.array_split(order, folds)
     scores = np.full((len(grid), folds), np.nan)
-    for f, valid_rows in enumerate(parts):
+    for f, valid_rows in enumerate(np.array_split(order, folds)):
         train = frame.iloc[np.setdiff1d(order, valid_rows)]
         valid = frame.iloc[valid_rows]
-        design = bind(model.ir, train, strata=strata, classes=classes)
-        use_admm = backend != "cvxpy" and unsupported(design) is None
-        state = None
+        choice = backends.choose(model.ir, backend=backend, verbose=False,
+                                 design=fold_design(train))
+        warm = None
         for s, chosen in enumerate(grid):
-            values = resolve_weights(model.ir, chosen)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if use_admm:
-                    theta, info, state = fit_admm(design, values, {"progress": False}, warm=state)
-                    fitted = FittedModel(model, strata, theta, design, values, info)
-                else:
-                    fitted = fit_reference(model, design, values, {})
+                fitted = model._fit(choice, model.ir.weight_values(chosen), warm)
+            warm = fitted.warm
             scores[s, f] = fitted.score(valid)[metric]
-    return _result(model, frame, grid, scores, metric, backend)
-
-
-def _result(model, frame, grid, scores, metric, backend) -> TuneResult:
     table = pd.DataFrame(grid)
     table[f"mean_{metric}"] = np.nanmean(scores, axis=1)
     table[f"std_{metric}"] = np.nanstd(scores, axis=1)
@@ -98,55 +111,54 @@ def _result(model, frame, grid, scores, metric, backend) -> TuneResult:
     return TuneResult(table, metric, best, model.fit(frame, weights=best, backend=backend))
 
 
-def _tune_personalized(model, frame, grid, folds, metric, seed) -> TuneResult:
-    """Personalized models: each setting fitted by the subgradient backend per fold, scored
-    on the held-out samples through k_n-NN prediction."""
-    order = np.random.default_rng(seed).permutation(len(frame))
-    scores = np.full((len(grid), folds), np.nan)
-    for f, valid_rows in enumerate(np.array_split(order, folds)):
-        train = frame.iloc[np.setdiff1d(order, valid_rows)]
-        valid = frame.iloc[valid_rows]
-        for s, chosen in enumerate(grid):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fitted = model.fit(train, weights=chosen, options={"progress": False})
-            scores[s, f] = fitted.score(valid)[metric]
-    return _result(model, frame, grid, scores, metric, None)
-
-
-def primary_metric(model) -> str:
-    from .losses import LOSSES
-
-    return LOSSES[model.ir.response.loss.name].primary
-
-
 @dataclass
 class Verification:
+    fast_backend: str
     cvxpy_objective: float
-    admm_objective: float
+    fast_objective: float
     cvxpy_seconds: float
-    admm_seconds: float
-    admm_iterations: int
+    fast_seconds: float
+    fast_iterations: int
 
     @property
     def relative_gap(self) -> float:
-        return abs(self.admm_objective - self.cvxpy_objective) / max(abs(self.cvxpy_objective),
+        return abs(self.fast_objective - self.cvxpy_objective) / max(abs(self.cvxpy_objective),
                                                                      1e-12)
 
+    @property
+    def speedup(self) -> float:
+        """How many times faster the fast backend was (below 1: slower)."""
+        return self.cvxpy_seconds / max(self.fast_seconds, 1e-9)
+
     def __str__(self) -> str:
+        ratio = self.speedup
+        pace = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+        name = self.fast_backend
         return (f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s)\n"
-                f"admm  objective {self.admm_objective:.12g}  ({self.admm_seconds:.3f} s, "
-                f"{self.admm_iterations} iterations)\n"
-                f"relative gap {self.relative_gap:.2e}; admm {self.cvxpy_seconds / max(self.admm_seconds, 1e-9):.1f}x faster")
+                f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
+                f"{self.fast_iterations} iterations)\n"
+                f"relative gap {self.relative_gap:.2e}; {name} {pace}")
 
 
 def verify(model, data=None, *, weights: dict[str, float] | None = None,
-           solver: str | None = None, options: dict[str, Any] | None = None) -> Verification:
+           solver: str | None = None, options: dict[str, Any] | None = None,
+           backend: str | None = None) -> Verification:
+    """Fits with the reference and with ``backend`` (default: the backend chosen when none
+    is named, other than the reference)."""
     frame = model.frame(data)
+    truth = backends.reference()
+    if backend is None:
+        design = backends.choose(model.ir, frame).design
+        fast = [b.name for b in backends.automatic(model.ir.kind)
+                if not b.reference and b.unsupported(design) is None]
+        if not fast:
+            raise StratlangError(f"no backend but the reference fits model '{model.name}': "
+                                 "nothing to verify")
+        backend = fast[0]
     start = time.perf_counter()
-    reference = model.fit(frame, backend="cvxpy", solver=solver, weights=weights)
+    reference = model.fit(frame, backend=truth.name, solver=solver, weights=weights)
     middle = time.perf_counter()
-    fast = model.fit(frame, backend="admm", weights=weights, options=options)
+    fitted = model.fit(frame, backend=backend, weights=weights, options=options)
     end = time.perf_counter()
-    return Verification(reference.objective.total, fast.objective.total, middle - start,
-                        end - middle, int(fast.info.get("iterations") or 0))
+    return Verification(backend, reference.objective.total, fitted.objective.total,
+                        middle - start, end - middle, int(fitted.info.get("iterations") or 0))

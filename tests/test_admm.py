@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 import stratlang
-from stratlang.admm_backend import unsupported
-from stratlang.losses import LOSSES
+from stratlang.backends.admm import unsupported
+from stratlang.kinds import LOSSES
 
 from .test_reference import data_for
 
 TIGHT = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 20000}
-ADMM_LOSSES = [name for name in LOSSES.names() if LOSSES[name].admm_ready(1)]
+ADMM_LOSSES = [name for name in LOSSES.names() if LOSSES[name].admm_ready()]
 STRICTLY_CONVEX = {"squared", "logistic", "square_classification", "poisson_regression",
                    "exponential_regression", "bernoulli", "poisson", "exponential"}
 
@@ -34,8 +34,6 @@ def both(spec: str, frame: pd.DataFrame):
                                  "nonnegative exclude []"])
 def test_every_loss_and_regularizer_matches_cvxpy(loss, reg, rng):
     frame, target, features = data_for(loss, rng)
-    if target.startswith("(") and not LOSSES[loss].admm_ready(2):
-        target = "y"
     if reg.startswith("nonnegative") and loss in ("bernoulli", "poisson", "exponential"):
         reg = "box(0.01, 10) exclude []"
     regularize = f"regularize {reg}\n" if reg else ""

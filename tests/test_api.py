@@ -115,13 +115,13 @@ def test_data_statement_is_used(tmp_path, regression_frame):
 
 
 def test_saved_spec_points_at_the_file_or_claims_none(tmp_path, regression_frame):
-    from stratlang.model import saved_spec
+    from stratlang.spec import saved_spec
 
     (tmp_path / "m.strat").write_text("# a comment shifts the lines\n" + SPEC)
     model = stratlang.load(tmp_path / "m.strat")
-    assert saved_spec(model) == {"spec": (tmp_path / "m.strat").read_text(),
+    assert saved_spec(model.ir) == {"spec": (tmp_path / "m.strat").read_text(),
                                  "spec_file": str(tmp_path / "m.strat")}
-    changed = saved_spec(model.separate())
+    changed = saved_spec(model.separate().ir)
     assert changed["spec_file"] == "<fitted model>" and "weight 0" in changed["spec"]
     again = stratlang.load_fitted(model.separate().fit(regression_frame).save(tmp_path / "s"))
     assert all(s.weight.value == 0 for s in again.model.ir.strata)

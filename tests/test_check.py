@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from stratlang import ir
-from stratlang.errors import SpecError
+from stratlang import SpecError
+from stratlang.language import ir
 from stratlang.spec import compile_spec
 
 from .conftest import write
@@ -99,7 +99,7 @@ def test_personalize_errors():
             "personalize rank 0 radus 1\n  distance u ~ manhattan\n  distance (u, v) ~ abs\n")
     assert problems(text) == [
         (1, 14, "personalized models support the losses 'squared', 'logistic'; got 'huber'"),
-        (3, 12, "personalized models support the regularizers zero, l1, l2, sum_squares, elastic_net; got 'nuclear'"),
+        (3, 12, "personalized models support the regularizers zero, sum_squares, l1, l2, elastic_net; got 'nuclear'"),
         (4, 18, "'rank' must be at least 1"),
         (4, 20, "unknown option 'radus' for personalize; did you mean 'radius'?"),
         (5, 16, "unknown distance 'manhattan'; expected one of 'abs', 'discrete', 'euclidean', 'matrix'"),

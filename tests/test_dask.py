@@ -230,7 +230,7 @@ def test_cli_writes_theta_from_the_workers_and_predicts_from_it(client, rng, tmp
     np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["probability"],
                                local.predict(frame)["probability"], atol=1e-5)
     assert main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--output", "x"]) == 1
-    assert "apply to --backend dask" in capsys.readouterr().err
+    assert "--output applies to --backend dask" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("order", ["general first", "general second", "general alone"])
@@ -262,7 +262,7 @@ def test_two_large_general_factors_are_refused_clearly(client, tmp_path, monkeyp
             f'stratify h ~ edges("{tmp_path / "g.csv"}")\n')
     frame = pd.DataFrame({"y": [1.0, 2.0, 3.0], "g": [0, 1, 2], "h": [1, 2, 3]})
     with pytest.raises(stratlang.StratlangError, match=r"at most one general graph factor above "
-                       r"2 nodes; \(g\) and \(h\) both are: use backend='admm'"):
+                       r"2 nodes; \(g\) and \(h\) both are; use backend='admm'"):
         stratlang.load(spec).fit(frame, backend="dask", options={"scheduler": client})
 
 

@@ -7,13 +7,15 @@ import pandas as pd
 import pytest
 
 import stratlang
-from stratlang.errors import SpecError
+from stratlang import SpecError
+from stratlang.data.frames import read_frame
+from stratlang.spec import compile_spec
 
 from .conftest import write
 
 
 def data_problems(spec: str, frame: pd.DataFrame, filename: str = "d.strat"):
-    model = stratlang.Model(stratlang.spec.compile_spec(spec, filename, check_files=False))
+    model = stratlang.Model(compile_spec(spec, filename, check_files=False))
     with pytest.raises(SpecError) as info:
         model.fit(frame)
     return [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics]
@@ -30,7 +32,7 @@ def test_missing_columns_suggest_names():
 
 def test_missing_and_non_numeric_values_name_rows(tmp_path):
     csv = write(tmp_path, "d.csv", "y,x,s\n1,2,a\n2,,b\n3,oops,a\n4,5,\n")
-    frame = stratlang.design.read_frame(csv)
+    frame = read_frame(csv)
     assert data_problems("response y ~ squared\nfeatures x\nstratify s ~ complete\n", frame) == [
         (2, 10, "column 'x' has missing values in row 1 (line 3 of d.csv)"),
         (3, 10, "column 's' has missing values in row 3 (line 5 of d.csv)")]

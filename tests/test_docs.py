@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stratlang.backends import BACKENDS
-from stratlang.check import PERSONALIZE_OPTIONS
-from stratlang.distances import DISTANCES
-from stratlang.graphs import GRAPHS
-from stratlang.losses import LOSSES
-from stratlang.regularizers import REGULARIZERS
+from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS
+from stratlang.language.personalize import PERSONALIZE_OPTIONS
 
 from .conftest import ROOT
 
@@ -24,4 +21,4 @@ def test_every_kind_has_a_table_row(registry):
 
 
 def test_every_personalize_option_is_documented():
-    assert all(f"| `{name}` |" in DOC for name in PERSONALIZE_OPTIONS)
+    assert all(f"| `{name}` |" in DOC for name in PERSONALIZE_OPTIONS.names())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import stratlang
-from stratlang.design import bind
+from stratlang.data.design import bind
 
 from .conftest import EXAMPLES
 
@@ -24,7 +24,7 @@ def test_example_checks_against_its_data(spec):
         design = bind(model.ir, model.frame(None))
         assert design.n_records > 0 and design.strata.k > 1
     else:
-        from stratlang.personalized import bind_personalized
+        from stratlang.data.personalized import bind_personalized
 
         assert bind_personalized(model.ir, model.frame(None)).n > 0
 

@@ -25,7 +25,7 @@ def test_wheel_contains_and_loads_the_grammar(tmp_path):
                               "--target", str(site), str(wheel)], capture_output=True, text=True,
                              timeout=300)
     assert install.returncode == 0, install.stderr
-    probe = ("import stratlang, stratlang.syntax as s; "
+    probe = ("import stratlang, stratlang.language.syntax as s; "
              "print(stratlang.__file__); "
              "print(len(stratlang.load('response y ~ squared').text))")
     env = {**os.environ, "PYTHONPATH": str(site)}

@@ -8,7 +8,9 @@ import pytest
 from sklearn.linear_model import Lasso
 
 import stratlang
-from stratlang import personalized as P
+from stratlang.backends import personalized_reference as P
+from stratlang.backends.subgradient import to_problem
+from stratlang.data.personalized import bind_personalized
 
 from .conftest import EXAMPLES
 
@@ -28,7 +30,7 @@ def design(rng):
                           "u": rng.uniform(0, 1, n), "g": rng.choice(["a", "b"], n)})
     frame["y"] = frame.x1 * frame.u + frame.x2 * (frame.u > 0.5) + 0.1 * rng.normal(size=n)
     model = stratlang.load(SPEC.format(lam=0.5, radius=0.8, gamma=2.0, nu=0.3))
-    return P.bind_personalized(model.ir, frame)
+    return bind_personalized(model.ir, frame)
 
 
 def brute_force_objective(d, z, q, phi, lam, radius, gamma, nu) -> float:
@@ -81,7 +83,7 @@ def test_personalized_model_is_not_fitted_by_cvxpy():
 def test_solver_objective_equals_the_cvxpy_evaluation(design, rng):
     from stratlang.solvers import personalized as S
 
-    problem = P.to_problem(design)
+    problem = to_problem(design)
     z, q = rng.normal(size=(design.n, 2)) * 0.3, rng.normal(size=(2, 2))
     phi = np.array([0.7, 1.4])
     ours = S.objective(problem, z, q, phi, radius=0.8)
@@ -101,7 +103,7 @@ def test_gradients_pass_finite_differences(loss, reg, rng):
     frame["y"] = (frame.x1 > 0).astype(int) if loss == "logistic" else frame.x1 * frame.u
     spec = SPEC.replace("squared", loss).replace("{lam} * l1", reg)
     model = stratlang.load(spec.format(lam=0, radius=0.9, gamma=1.5, nu=0.2))
-    problem = P.to_problem(P.bind_personalized(model.ir, frame))
+    problem = to_problem(bind_personalized(model.ir, frame))
     z, q = rng.normal(size=(n, 2)), rng.normal(size=(2, 2)) + 0.5
     phi = np.array([0.8, 1.3])
     pairs = S.pairs_for(problem, z, 0.9)
@@ -125,7 +127,7 @@ def test_gradients_pass_finite_differences(loss, reg, rng):
 def test_population_fista_equals_cvxpy(design):
     from stratlang.solvers import personalized as S
 
-    theta = S.population(P.to_problem(design))
+    theta = S.population(to_problem(design))
     np.testing.assert_allclose(theta, P.population_fit(design, solver="clarabel"), atol=1e-6)
 
 
@@ -171,9 +173,9 @@ def test_deterministic_given_the_seed_and_saved(rng, tmp_path):
 
 
 def test_categorical_and_euclidean_neighbours_use_the_learned_metric(rng):
-    from stratlang.design import Binder
-    from stratlang.personalized import bind_covariates
-    from stratlang.personalized_fit import nearest
+    from stratlang.backends.subgradient import nearest
+    from stratlang.data.frames import Binder
+    from stratlang.data.personalized import bind_covariates
 
     frame = pd.DataFrame({"a": [0.0, 0.1, 0.9, 1.0], "b": [0.0, 0.0, 0.0, 5.0],
                           "c": ["p", "q", "p", "q"]})
@@ -208,14 +210,14 @@ def smooth_design_for(rng):
     frame["y"] = frame.x1 * frame.u + frame.x2 + 0.1 * rng.normal(size=n)
     spec = ("response y ~ squared\nfeatures x1, x2\nregularize 0.5 * sum_squares\n"
             "personalize rank 2 radius 0.3 match 0 metric_penalty 0\n  distance u ~ abs\n")
-    return P.bind_personalized(stratlang.load(spec).ir, frame)
+    return bind_personalized(stratlang.load(spec).ir, frame)
 
 
 def test_rank_p_without_matching_reaches_the_cvxpy_optimum(smooth_design):
     """Convex special case: rank = p and γ = 0 is the per-sample problem with Q = I."""
     from stratlang.solvers import personalized as S
 
-    problem = P.to_problem(smooth_design)
+    problem = to_problem(smooth_design)
     z = P.samples_fit(smooth_design, np.eye(2), solver="clarabel")
     optimum = P.objective(smooth_design, z, np.eye(2), np.ones(1))["total"]
     fit = S.fit(problem, S.Settings(rank=2, radius=0.3, learning_rate=0.05, decay=1.0,
@@ -234,7 +236,7 @@ def test_fixed_q_keeps_the_atoms_and_reaches_the_optimum(seed, scale):
     design = smooth_design_for(np.random.default_rng(seed))
     c, s = np.cos(0.7), np.sin(0.7)
     q = scale * np.array([[c, -s], [s, c]])
-    problem = P.to_problem(design)
+    problem = to_problem(design)
     optimum = P.objective(design, P.samples_fit(design, q, solver="clarabel"), q,
                           np.ones(1))["total"]
     fit = S.fit(problem, S.Settings(rank=2, radius=0.3, learning_rate=0.05, decay=1.0,
@@ -256,7 +258,8 @@ def test_local_start_is_the_shrunk_local_fit(loss, p, rng):
     y = x @ rng.normal(size=p) + 0.1 * rng.normal(size=n)
     if loss == "logistic":
         y = np.where(y > 0, 1.0, -1.0)
-    problem = S.Problem(x, y, loss, lambda i, j: np.zeros((len(i), 1)), 1, 0.0, 0.0)
+    glm = S.SquaredLoss() if loss == "squared" else S.LogisticLoss()
+    problem = S.Problem(x, y, glm, lambda i, j: np.zeros((len(i), 1)), 1, 0.0, 0.0)
     theta_pop = rng.normal(size=p) * 0.1
     neighbours = np.array([rng.choice(n, k, replace=False) for _ in range(n)])
     start = S.local_start(problem, theta_pop, neighbours, shrink=0.05, newton_steps=30)

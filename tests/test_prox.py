@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stratlang.losses import LOSSES
+from stratlang.kinds import LOSSES
 from stratlang.solvers import prox as px
 
 

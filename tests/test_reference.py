@@ -8,10 +8,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
 
 import stratlang
-from stratlang.design import bind
-from stratlang.losses import LOSSES
-from stratlang.objective import resolve_weights, stratified_objective
-from stratlang.reference import StratifiedProblem
+from stratlang.backends.objective import stratified_objective
+from stratlang.backends.reference import StratifiedProblem
+from stratlang.data.design import bind
+from stratlang.kinds import LOSSES
 
 
 def test_single_stratum_ridge_equals_scikit_learn(rng):
@@ -139,7 +139,7 @@ def test_every_loss_fits_and_its_objective_matches_cvxpy(loss, rng):
     model = stratlang.load(spec)
     fitted = model.fit(frame)
     design = bind(model.ir, frame)
-    weights = resolve_weights(model.ir)
+    weights = model.ir.weight_values()
     problem = StratifiedProblem(design, weights)
     theta, info = problem.solve(weights)
     ours = stratified_objective(design, theta, weights).total
@@ -232,7 +232,7 @@ def test_a_sweep_needs_a_value_to_fit(regression_frame):
 
 def _objective_agrees(model, frame) -> None:
     design = bind(model.ir, frame)
-    weights = resolve_weights(model.ir)
+    weights = model.ir.weight_values()
     theta, info = StratifiedProblem(design, weights).solve(weights)
     ours = stratified_objective(design, theta, weights).total
     assert ours == pytest.approx(info["cvxpy_objective"], rel=1e-6, abs=1e-7)

@@ -6,11 +6,10 @@ import cvxpy as cp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stratlang import ir
-from stratlang.check import PERSONALIZE_OPTIONS
-from stratlang.losses import LOSSES
-from stratlang.printer import to_text
-from stratlang.spec import compile_spec
+from stratlang.kinds import LOSSES
+from stratlang.language import ir
+from stratlang.language.personalize import PERSONALIZE_OPTIONS
+from stratlang.spec import compile_spec, to_text
 
 KEYWORDS = ["model", "data", "response", "features", "weight", "nodes", "exclude", "distance"]
 names = st.one_of(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True), st.sampled_from(KEYWORDS))
@@ -109,8 +108,9 @@ def models(draw):
     if loss_name in ("squared", "logistic") and features and draw(st.booleans()):
         regs = [r for r in regs if r.kind.name in ("zero", "l1", "l2", "sum_squares", "elastic_net")]
         options = []
-        for key, (param, sweepable) in PERSONALIZE_OPTIONS.items():
-            if sweepable:
+        for param in PERSONALIZE_OPTIONS:
+            key = param.name
+            if param.sweep:
                 value = draw(hypers)
             elif param.type == "int":
                 value = draw(st.integers(1, 50))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stratlang import ast
-from stratlang.errors import SpecError
-from stratlang.syntax import grammar_text, parse, parse_recovering
+from stratlang import SpecError
+from stratlang.language import ast
+from stratlang.language.syntax import grammar_text, parse, parse_recovering
 
 FULL = '''# every construct
 model everything

@@ -51,7 +51,7 @@ def test_tune_without_sweep_is_an_error(frame):
 
 def test_verify_agrees(frame):
     result = stratlang.load(SPEC).verify(frame, weights={"stratify.t": 10})
-    assert result.relative_gap < 1e-6 and result.admm_iterations > 0
+    assert result.relative_gap < 1e-6 and result.fast_iterations > 0
     assert "relative gap" in str(result)
 
 

@@ -7,56 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from . import ast, ir
-from .backends import BACKENDS
-from .distances import DISTANCES
 from .errors import Collector, Diagnostic, Span, did_you_mean
-from .graphs import GRAPHS
-from .losses import LOSSES
-from .registry import Param, convert, literal, nonnegative, positive, resolve_args
-from .regularizers import REGULARIZERS
+from .params import from_spec, literal, resolve_args
+from .personalize import PERSONALIZE_OPTIONS
+from .vocabulary import Registry, Vocabulary
 
 SINGLE_STATEMENTS = ("model", "data", "response", "features", "personalize", "solver")
-DISTRIBUTION_TWINS = {"poisson": "poisson_regression", "exponential": "exponential_regression",
-                      "bernoulli": "logistic", "gaussian": "squared"}
-PERSONALIZED_LOSSES = ("squared", "logistic")
-PERSONALIZED_REGULARIZERS = ("zero", "l1", "l2", "sum_squares", "elastic_net")
-
-
-def _decay(v: Any) -> str | None:
-    return None if 0 < v <= 1 else "must lie in (0, 1]"
-
-
-# name → (param, sweepable); declaration order is the canonical printing order
-PERSONALIZE_OPTIONS: dict[str, tuple[Param, bool]] = {
-    p.name: (p, sweep) for p, sweep in [
-        (Param("rank", "int", required=True, check=lambda v: None if v >= 1 else "must be at least 1",
-               doc="q, the number of dictionary atoms (rows of Q)"), False),
-        (Param("radius", default=1.0, check=positive, doc="r: neighbours are within ‖Z_i − Z_j‖ < r"),
-         False),
-        (Param("match", default=1.0, check=nonnegative, doc="γ, weight of distance matching"), True),
-        (Param("metric_penalty", default=0.1, check=nonnegative, doc="ν in ν‖φ − 1‖²"), True),
-        (Param("max_neighbors", "int", default=30, check=positive,
-               doc="B_r(i) keeps at most this many nearest samples within the radius"), False),
-        (Param("neighbors", "int", default=3, check=positive,
-               doc="k_n, training samples averaged to predict a new one"), False),
-        (Param("start_neighbors", "int", default=0, check=nonnegative,
-               doc="k of a distance-aware start: θ_i fitted to its k nearest samples under ρ "
-                   "(φ = 1), shrunk toward θ_pop; 0: the paper's start, θ_pop + noise"), False),
-        (Param("learning_rate", default=0.01, check=positive, doc="α₀, the global step size"),
-         False),
-        (Param("decay", default=0.99, check=_decay, doc="c: the step size is α₀ cᵗ"), False),
-        (Param("max_iter", "int", default=200, check=positive, doc="subgradient epochs"), False),
-        (Param("seed", "int", default=0, doc="random seed (results are deterministic given it)"),
-         False),
-    ]
-}
 
 
 class Checker:
-    def __init__(self, spec: ast.Spec, base: Path | None):
+    def __init__(self, spec: ast.Spec, base: Path | None, vocabulary: Vocabulary):
         self.spec = spec
         self.out = Collector(spec.source)
         self.base = base
+        self.vocabulary = vocabulary
 
     def error(self, message: str, span: Span | None, hint: str | None = None) -> None:
         self.out.error(message, span, hint)
@@ -162,7 +126,8 @@ class Checker:
             else:
                 seen[col.value] = col.span
 
-    def kind(self, registry, call: ast.Call) -> tuple[Any, ir.KindRef] | tuple[None, None]:
+    def kind(self, registry: Registry[Any], call: ast.Call
+             ) -> tuple[Any, ir.KindRef] | tuple[None, None]:
         entry = registry.lookup(call.name.value, call.name.span, self.out)
         if entry is None:
             return None, None
@@ -216,7 +181,7 @@ class Checker:
         return re.sub(r"\W", "_", stem) if stem and not stem.startswith("<") else "model"
 
     def response(self, stmt: ast.ResponseStmt):
-        loss, ref = self.kind(LOSSES, stmt.loss)
+        loss, ref = self.kind(self.vocabulary.losses, stmt.loss)
         columns = tuple(n.value for n in stmt.target.columns)
         if len(set(columns)) != len(columns):
             self.error("response repeats a column", stmt.target.span)
@@ -235,7 +200,7 @@ class Checker:
             if n.value in names[:i]:
                 self.error(f"duplicate feature '{n.value}'", n.span)
         if loss is not None and loss.features == "forbidden":
-            twin = DISTRIBUTION_TWINS.get(loss.name)
+            twin = loss.with_features
             hint = f"for a model with features use '{twin}'" if twin else None
             self.error(f"loss '{loss.name}' is a distribution estimate and takes no features",
                        stmt.span, hint)
@@ -254,7 +219,7 @@ class Checker:
             else:
                 exclude = loss.default_exclude(rows) if loss else ()
             for term in stmt.terms:
-                entry, ref = self.kind(REGULARIZERS, term.call)
+                entry, ref = self.kind(self.vocabulary.regularizers, term.call)
                 if entry is None:
                     continue
                 weight = None
@@ -267,13 +232,10 @@ class Checker:
                               if term.weight is not None else ir.Hyper.of(1.0))
                     if weight is None:
                         continue
-                if entry.needs_square and loss is not None and loss.name != "gaussian":
-                    self.error(f"'{entry.name}' applies to the precision matrix of the 'gaussian' "
-                               "loss only", term.call.span)
-                if entry.name == "box":
-                    p = ref.p
-                    if p["lower"] > p["upper"]:
-                        self.error("box: lower must not exceed upper", term.call.span)
+                if loss is not None and (problem := entry.unsupported_with(loss)):
+                    self.error(problem, term.call.span)
+                if problem := entry.invalid(ref.p):
+                    self.error(f"{entry.name}: {problem}", term.call.span)
                 terms.append(ir.RegTerm(ref, weight, tuple(exclude), term.span))
         return tuple(terms)
 
@@ -283,7 +245,7 @@ class Checker:
         for stmt in stmts:
             cols = stmt.target.columns
             self.once(cols, seen, "is stratified twice")
-            entry, ref = self.kind(GRAPHS, stmt.graph)
+            entry, ref = self.kind(self.vocabulary.graphs, stmt.graph)
             opts = self.options(stmt.options, ("weight", "nodes"), "stratify")
             weight = (self.hyper(opts["weight"].value, "graph weight") if "weight" in opts
                       else ir.Hyper.of(1.0))
@@ -298,10 +260,9 @@ class Checker:
                 nodes = self.declared_nodes(opts["nodes"].value, len(cols))
                 if nodes is None:
                     continue
-            if entry.from_file and self.base is not None:
-                path = self.base / ref.p["file"]
-                if not path.is_file():
-                    self.error(f"graph file '{ref.p['file']}' not found (looked in {self.base})",
+            for name in entry.files(ref.p) if self.base is not None else ():
+                if not (self.base / name).is_file():
+                    self.error(f"graph file '{name}' not found (looked in {self.base})",
                                stmt.graph.args[0].value.span if stmt.graph.args else stmt.graph.span)
             out.append(ir.Stratification(tuple(c.value for c in cols), ref, weight, nodes,
                                          stmt.span, tuple(c.span for c in cols)))
@@ -329,31 +290,34 @@ class Checker:
             return None
         if strata:
             self.error("a model is either stratified or personalized, not both", stmt.keyword)
-        if loss is not None and loss.name not in PERSONALIZED_LOSSES:
+        losses, regularizers = self.vocabulary.losses, self.vocabulary.regularizers
+        if loss is not None and not loss.personalizable:
+            allowed = [n for n in losses if losses[n].personalizable]
             self.error(f"personalized models support the losses "
-                       f"{', '.join(repr(x) for x in PERSONALIZED_LOSSES)}; got '{loss.name}'",
+                       f"{', '.join(repr(x) for x in allowed)}; got '{loss.name}'",
                        resp.loss.span if resp else None)
         if not features:
             self.error("a personalized model needs features", stmt.keyword)
         for term in regs:
-            if term.kind.name not in PERSONALIZED_REGULARIZERS:
+            if not regularizers[term.kind.name].personalizable:
+                allowed = [n for n in regularizers if regularizers[n].personalizable]
                 self.error(f"personalized models support the regularizers "
-                           f"{', '.join(PERSONALIZED_REGULARIZERS)}; got '{term.kind.name}'",
-                           term.kind.span)
-        opts = self.options(stmt.options, tuple(PERSONALIZE_OPTIONS), "personalize")
+                           f"{', '.join(allowed)}; got '{term.kind.name}'", term.kind.span)
+        opts = self.options(stmt.options, PERSONALIZE_OPTIONS.names(), "personalize")
         values: list[tuple[str, Any]] = []
-        for key, (param, sweepable) in PERSONALIZE_OPTIONS.items():
+        for param in PERSONALIZE_OPTIONS:
+            key = param.name
             if key not in opts:
                 if param.required:
                     self.error(f"personalize needs '{key}' ({param.doc})", stmt.keyword)
                     continue
-                value = ir.Hyper.of(param.default) if sweepable else param.default
-            elif sweepable:
+                value = ir.Hyper.of(param.default) if param.sweep else param.default
+            elif param.sweep:
                 value = self.hyper(opts[key].value, key)
                 if value is None:
                     continue
             else:
-                value, problem = convert(param, opts[key].value)
+                value, problem = from_spec(param, opts[key].value)
                 if problem:
                     self.error(problem, opts[key].value.span)
                     continue
@@ -364,7 +328,7 @@ class Checker:
             cols = d.target.columns
             self.once(cols, seen, "has two distances")
             self.options(d.options, (), "distance")
-            entry, ref = self.kind(DISTANCES, d.metric)
+            entry, ref = self.kind(self.vocabulary.distances, d.metric)
             if entry is None:
                 continue
             if len(cols) > 1 and entry.arity == "one":
@@ -381,18 +345,17 @@ class Checker:
     def solver(self, stmt: ast.SolverStmt | None, personalized: bool) -> ir.Solver | None:
         if stmt is None:
             return None
-        backend = BACKENDS.lookup(stmt.backend.value, stmt.backend.span, self.out)
+        backend = self.vocabulary.backends.lookup(stmt.backend.value, stmt.backend.span, self.out)
         if backend is None:
             return None
         kind = "personalized" if personalized else "stratified"
-        if kind not in backend.fits:
+        if backend.family != kind:
             self.error(f"backend '{backend.name}' cannot fit a {kind} model", stmt.backend.span)
-        by_name = {p.name: p for p in backend.options}
-        opts = self.options(stmt.options, tuple(by_name), f"backend '{backend.name}'")
+        opts = self.options(stmt.options, backend.options.names(), f"backend '{backend.name}'")
         values = []
         for p in backend.options:
             if p.name in opts:
-                value, problem = convert(p, opts[p.name].value)
+                value, problem = from_spec(p, opts[p.name].value)
                 if problem:
                     self.error(problem, opts[p.name].value.span)
                     continue
@@ -400,10 +363,12 @@ class Checker:
         return ir.Solver(backend.name, tuple(values), stmt.span)
 
 
-def check(spec: ast.Spec, base: Path | None = None,
+def check(spec: ast.Spec, vocabulary: Vocabulary, base: Path | None = None,
           prior: tuple[Diagnostic, ...] = ()) -> ir.Model:
-    """Checks a parsed spec; raises :class:`SpecError` listing every problem, sorted."""
-    checker = Checker(spec, base)
+    """Checks a parsed spec against a vocabulary of kinds; raises :class:`SpecError`
+    listing every problem, sorted. ``base``: where the spec's files are looked for (None:
+    they are not checked); ``prior``: the parser's diagnostics."""
+    checker = Checker(spec, base, vocabulary)
     checker.out.diagnostics.extend(prior)
     model = checker.run()
     if prior:  # syntax errors removed lines: drop complaints about what is now missing

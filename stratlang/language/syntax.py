@@ -16,7 +16,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast
-from .errors import Collector, Diagnostic, Source, Span, did_you_mean
+from .errors import Collector, Diagnostic, Source, Span, SpecError, did_you_mean
 
 STATEMENT_KEYWORDS = ("model", "data", "response", "features", "regularize", "stratify",
                       "personalize", "distance", "solver")
@@ -282,7 +282,5 @@ def parse(text: str, filename: str = "<spec>") -> ast.Spec:
     """Parses a spec, raising :class:`SpecError` with every syntax error found."""
     result = parse_recovering(text, filename)
     if result.diagnostics:
-        from .errors import SpecError
-
         raise SpecError(result.diagnostics)
     return result.spec

@@ -1,5 +1,5 @@
-"""The ``dask`` backend: the ADMM of :mod:`stratlang.admm_backend`, run block by block on
-a Dask cluster (:mod:`stratlang.solvers.distributed`).
+"""The ``dask`` backend: the ADMM of :mod:`stratlang.backends.admm`, run block by block
+on a Dask cluster (:mod:`stratlang.solvers.distributed`).
 
 Input is a pandas frame (bound here, then cut into blocks of strata), or partitioned
 data: a glob or directory of Parquet / CSV files, or a Dask DataFrame. Partitioned data
@@ -16,30 +16,54 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import ir
-from .admm_backend import (
-    DEFAULTS,
+from ..data.design import Design, bind
+from ..data.frames import frame_for, read_frame
+from ..data.strata import Strata
+from ..kinds.losses import LOSSES
+from ..language import ir
+from ..language.errors import NumericalError, SpecError, StratlangError
+from ..language.params import Param, positive
+from ..solvers import laplacian
+from .admm import (
+    ADMM_OPTIONS,
     RegularizerTerm,
     inner_tolerance,
     make_feasible,
     regularizer_terms,
     report,
+    require_finite,
     unsupported,
 )
-from .design import Design, Strata, bind, read_frame
-from .errors import NumericalError, SpecError, StratlangError
-from .losses import LOSSES
-from .objective import Objective, records_loss
-from .solvers import laplacian
-from .solvers.distributed import BlockLost, Blocks, ProductSpectrum, admm_on_cluster, block_owners
+from .base import Backend, Objective, OptionValueError, StratifiedFit
 from .theta_parts import ThetaWriter, column_names
 
-DASK_DEFAULTS = {**DEFAULTS, "scheduler": None, "workers": 2, "blocks": None, "output": None}
+if TYPE_CHECKING:
+    from ..solvers.distributed import Blocks
+
+
+def _is_client(value: Any) -> bool:
+    """A distributed.Client (told by its interface: Dask is not imported to check)."""
+    return hasattr(value, "scheduler_info") and hasattr(value, "submit")
+
+
+DASK_OPTIONS = ADMM_OPTIONS.extended(
+    "backend 'dask'",
+    Param("scheduler", type="string", default=None, accepts=_is_client,
+          doc="address of a Dask scheduler (tcp://host:8786), or a distributed.Client from "
+              "Python; without it a LocalCluster"),
+    Param("workers", type="int", default=2, check=positive,
+          doc="worker processes of the LocalCluster started when no scheduler is given"),
+    Param("blocks", type="int", default=None, check=positive,
+          doc="blocks of strata (default: one per worker thread of the cluster)"),
+    Param("output", type="string", default=None, path=True,
+          doc="directory the workers write θ to (Parquet parts, plus model.json): θ never "
+              "reaches the client; load_fitted(directory) reads it back"),
+)
 
 
 @dataclass(frozen=True)
@@ -75,37 +99,29 @@ class BlockProxes:
         return make_feasible(theta, list(self.terms))
 
     def loss_value(self, records: BlockRecords, theta: np.ndarray) -> float:
-        return records_loss(LOSSES[self.loss], self.params, records.x, records.y, records.z,
-                            theta)
+        return LOSSES[self.loss].records_value(records.x, records.y, theta[records.z],
+                                               self.params)
 
     def regularization(self, theta: np.ndarray) -> float:
         return sum((t.value(theta) for t in self.terms), 0.0)
 
 
 @dataclass(frozen=True)
-class DaskFit:
-    theta: np.ndarray | None  # None when written to ``output`` by the workers
-    info: dict[str, Any]
-    objective: Objective
-    strata: Strata
-    classes: tuple | None
-    design: Design | None  # None for partitioned input: its records stayed on the workers
-
-
-@dataclass(frozen=True)
 class Partitioned:
     """Partitioned input: one (name, loader) per partition, run on a worker."""
 
+    model: ir.Model
     parts: tuple[tuple[str, Any], ...]  # loader: a Dask delayed giving a pandas frame
 
 
-def partitioned(data) -> Partitioned | None:
+def partitioned(model: ir.Model, data) -> Partitioned | None:
     """A glob or directory of .parquet / .csv files, or a Dask DataFrame, as partitions;
     None for anything else (a frame or a single file)."""
     import dask
 
     if _is_dask_frame(data):
-        return Partitioned(tuple((f"partition {i}", d) for i, d in enumerate(data.to_delayed())))
+        return Partitioned(model, tuple((f"partition {i}", d)
+                                        for i, d in enumerate(data.to_delayed())))
     if not isinstance(data, str | Path) or not is_partitioned_path(str(data)):
         return None
     path = Path(data)
@@ -116,7 +132,7 @@ def partitioned(data) -> Partitioned | None:
     bad = [f for f in files if Path(f).suffix not in (".parquet", ".csv")]
     if bad:
         raise StratlangError(f"'{data}' matches '{bad[0]}': only .parquet and .csv files are read")
-    return Partitioned(tuple((f, dask.delayed(read_frame)(f)) for f in files))
+    return Partitioned(model, tuple((f, dask.delayed(read_frame)(f)) for f in files))
 
 
 def is_partitioned_path(data: str) -> bool:
@@ -124,6 +140,8 @@ def is_partitioned_path(data: str) -> bool:
 
 
 def _is_dask_frame(data) -> bool:
+    if type(data).__module__.split(".")[0] not in ("dask", "dask_expr"):
+        return False  # Dask is imported only for data that comes from it
     import dask.dataframe as dd
 
     return isinstance(data, dd.DataFrame)
@@ -180,8 +198,9 @@ def _initial_row(loss, y: np.ndarray, shape, p) -> np.ndarray | None:
 
 
 # ---- the client side ------------------------------------------------------------------------
-class SchedulerUnreachable(StratlangError):
-    pass
+class SchedulerUnreachable(OptionValueError):
+    def __init__(self, message: str):
+        super().__init__("scheduler", message)
 
 
 class _Cluster:
@@ -214,51 +233,85 @@ class _Cluster:
             self.own.close()
 
 
-def fit_dask(model, data, weights: dict[str, float], options: dict[str, Any]) -> DaskFit:
-    """``data``: a pandas frame, or :class:`Partitioned` input."""
-    opts = {**DASK_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    cluster = _Cluster(opts["scheduler"], int(opts["workers"]))
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Large object.*")
-            return _fit(cluster.client, model, data, weights, opts)
-    finally:
-        cluster.close()
+class DaskBackend(Backend):
+    name = "dask"
+    doc = ("The ADMM backend run block by block on a Dask cluster: records and proxes stay on "
+           "the workers; the Laplacian step is distributed along the product graph's first "
+           "axis.")
+    verbose_option = "progress"
+    options = DASK_OPTIONS
+
+    def prepare(self, model: ir.Model, data: Any) -> Design | Partitioned:
+        """Partitioned data stays as partitions (bound on the workers); anything else is
+        bound here."""
+        parts = partitioned(model, data)
+        return parts if parts is not None else bind(model, frame_for(model, data))
+
+    def unsupported(self, design: Design | Partitioned) -> str | None:
+        if isinstance(design, Partitioned):
+            return None  # checked on the bound metadata, once a cluster is at hand
+        return _unsupported(design)
+
+    def fit(self, design: Design | Partitioned, weights: dict[str, float],
+            options: dict[str, Any], warm: Any = None) -> StratifiedFit:
+        if options["output"] is not None:  # the workers' working directory may differ
+            options = {**options, "output": str(Path(options["output"]).absolute())}
+        cluster = _Cluster(options["scheduler"], int(options["workers"]))
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*Large object.*")
+                return _fit(cluster.client, design, weights, options)
+        finally:
+            cluster.close()
 
 
-def _fit(client, model, data, weights, opts) -> DaskFit:
+def _unsupported(design: Design) -> str | None:
+    reason = unsupported(design)
+    if reason:
+        return reason
+    if not design.strata.factors:
+        return "it needs at least one 'stratify' statement"
+    large = [f for f in design.strata.factors if laplacian.is_sparse_axis(f.graph)]
+    if len(large) > 1:
+        names = " and ".join("(" + ", ".join(f.columns) + ")" for f in large[:2])
+        return (f"it solves along at most one general graph factor above "
+                f"{laplacian.DENSE_LIMIT} nodes; {names} both are")
+    return None
+
+
+def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
     from distributed import KilledWorker
+
+    from ..solvers.distributed import (
+        BlockLost,
+        Blocks,
+        ProductSpectrum,
+        admm_on_cluster,
+        block_owners,
+    )
 
     start = time.perf_counter()
     parts = data if isinstance(data, Partitioned) else None
     if parts is not None:
         frames = client.compute([loader for _, loader in parts.parts])
-        design = _metadata_design(client, model, frames)
+        design = _metadata_design(client, parts.model, frames)
+        reason = _unsupported(design)
+        if reason:
+            raise NumericalError(f"backend 'dask' cannot fit this model: {reason}")
     else:
-        design = model.bind(data)
-    reason = unsupported(design)
-    if reason:
-        raise NumericalError(reason + "; use backend='cvxpy'")
+        design = data
     k, n, m = design.theta_shape
     graphs = design.strata.graphs()
-    if not graphs:
-        raise StratlangError("backend 'dask' needs at least one 'stratify' statement")
-    large = [f for f in design.strata.factors if laplacian.is_sparse_axis(f.graph)]
-    if len(large) > 1:
-        names = " and ".join("(" + ", ".join(f.columns) + ")" for f in large[:2])
-        raise StratlangError(f"backend 'dask' solves along at most one general graph factor "
-                             f"above {laplacian.DENSE_LIMIT} nodes; {names} both are: use backend='admm'")
-    gammas = [weights["stratify." + "_".join(f.columns)] for f in design.strata.factors]
-    spectrum = ProductSpectrum(graphs, gammas)
+    spectrum = ProductSpectrum(graphs, design.strata.gammas(weights))
     found = client.scheduler_info()["workers"].values()
     workers = max(1, len(found))
     threads = max(1, sum(w.get("nthreads", 1) for w in found))  # one block per thread
     blocks = Blocks.even(spectrum.n0, int(opts["blocks"] or threads), spectrum.stride)
-    p = design.model.response.loss.p
+    p = design.loss_params
     owners = block_owners(client, blocks)
     if parts is not None:
-        records, initial = _records_from_partitions(client, model.ir, parts, frames, design,
-                                                    blocks, owners)
+        records, initial = _records_from_partitions(client, parts, frames, design, blocks,
+                                                    owners)
     else:
         pieces = _split_records(design.x, design.y, design.z, blocks)
         # the records travel inside the tasks, so a lost worker's blocks can be rebuilt
@@ -290,44 +343,44 @@ def _fit(client, model, data, weights, opts) -> DaskFit:
                              "(the fit restarts when a worker holding blocks is lost); no "
                              "result was produced") from None
     info = report(result, "dask", f"distributed ADMM ({len(blocks)} blocks on {workers} "
-                  f"worker{'s' * (workers > 1)})", finite=totals.finite)
+                  f"worker{'s' * (workers > 1)})", opts, finite=totals.finite)
     info["fit_seconds"] = time.perf_counter() - start
     info["restarts"] = result.restarts
-    objective = Objective(totals.loss, totals.regularization, totals.laplacian)
-    return DaskFit(result.theta, info, objective, design.strata, design.classes,
-                   None if parts is not None else design)
+    objective = require_finite(Objective.of(loss=totals.loss, regularization=totals.regularization,
+                                            laplacian=totals.laplacian), "dask")
+    return StratifiedFit(result.theta, design.strata, design.classes, info, objective,
+                         None if parts is not None else design, output=opts["output"])
 
 
-def _metadata_design(client, model, frames) -> Design:
+def _metadata_design(client, ir_model: ir.Model, frames) -> Design:
     """A design bound on a small frame holding every observed value of each column the
     strata and the response encode (so the encodings match those of the partitions)."""
-    ir_model = model.ir
     encoded = sorted({c for s in ir_model.strata for c in s.columns}
                      | set(ir_model.response.columns))
     summaries = client.gather([client.submit(_summary, f, encoded, pure=False) for f in frames])
     heads = [head for _, _, head in summaries if not head.empty]
     if not heads:
-        return model.bind(summaries[0][2] if summaries else pd.DataFrame())  # reports no data
+        return bind(ir_model, summaries[0][2] if summaries else pd.DataFrame())  # reports no data
     values = {c: pd.Series(np.concatenate([u[c] for _, u, _ in summaries if c in u])).unique()
               for c in encoded if any(c in u for _, u, _ in summaries)}
     length = max([len(v) for v in values.values()] + [1])
     meta = pd.concat([heads[0]] * length, ignore_index=True)
     for c, v in values.items():
         meta[c] = np.resize(v, length)
-    return model.bind(meta)  # a missing column is reported by the binder, positioned
+    return bind(ir_model, meta)  # a missing column is reported by the binder, positioned
 
 
-def _records_from_partitions(client, model: ir.Model, parts: Partitioned, frames,
-                             design: Design, blocks: Blocks, owners: list[str]):
+def _records_from_partitions(client, parts: Partitioned, frames, design: Design,
+                             blocks: Blocks, owners: list[str]):
     _, n, m = design.theta_shape
-    bound = [client.submit(_bind_partition, model, frame, name, design.strata, design.classes,
-                           blocks, pure=False)
+    bound = [client.submit(_bind_partition, parts.model, frame, name, design.strata,
+                           design.classes, blocks, pure=False)
              for (name, _), frame in zip(parts.parts, frames, strict=True)]
     records = [client.submit(_block_of_partitions, b, blocks, n, m, *bound, workers=[owners[b]],
                              allow_other_workers=True, pure=False)
                for b in range(len(blocks))]
     rows = client.gather([client.submit(_initial_summary, design.loss.name, dict(
-        design.model.response.loss.p), r, (n, m), pure=False) for r in records])
+        design.loss_params), r, (n, m), pure=False) for r in records])
     present = [(c, row) for c, row in rows if row is not None and c > 0]
     initial = (sum(c * row for c, row in present) / sum(c for c, _ in present)
                if present else None)

@@ -2,7 +2,8 @@
 
 An entry turns node labels (declared in the spec or observed in the data) into a
 :class:`solvers.graphs.Graph`. File-based kinds (``edges``, ``tree``) read their nodes
-and edges from a CSV file (source, target[, weight]) relative to the spec.
+and edges from a CSV file (source, target[, weight]) relative to the spec; declared
+nodes then fix the order and must cover the file's.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .registry import Param, Registry
-from .solvers import graphs as g
+from ..language.params import Param
+from ..language.vocabulary import Registry
+from ..solvers import graphs as g
 
 GRAPHS: Registry[GraphKind] = Registry("graph")
 COMMON_NODE = "(common)"
@@ -39,6 +41,7 @@ def canon(value: Any) -> Any:
 class Built:
     labels: tuple  # node labels in graph order (tuples for multi-column kinds)
     graph: g.Graph
+    text_labels: bool = False  # labels read from a file: data values meet them as text
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,17 @@ class GraphKind:
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     multi_column: ClassVar[bool] = False
-    from_file: ClassVar[bool] = False
+    from_file: ClassVar[bool] = False  # nodes come from the kind's file, not from the data
+    integer_lattice: ClassVar[bool] = False  # observed integer labels fill min..max
 
-    def build(self, nodes: list[list], p: dict[str, Any], base: Path) -> Built:
-        raise TypeError(f"graph '{self.name}' builds from a file")
+    def files(self, p: dict[str, Any]) -> tuple[str, ...]:
+        """The files (relative to the spec) this graph reads."""
+        return ()
 
-    def read(self, p: dict[str, Any], base: Path) -> tuple[list, np.ndarray, np.ndarray]:
-        raise TypeError(f"graph '{self.name}' has no file")
+    def build(self, nodes: list[list] | None, p: dict[str, Any], base: Path) -> Built:
+        """The graph on ``nodes`` (one label list per column: declared, or observed in the
+        data); for a file-based kind, the declared nodes or None."""
+        raise NotImplementedError
 
 
 def register(cls: type[GraphKind]) -> type[GraphKind]:
@@ -109,6 +116,7 @@ class Grid(GraphKind):
     doc = ("A lattice over one or more integer-binned columns (e.g. lat/long bins): each node "
            "joined to its neighbours along every axis (4 neighbours in 2-D).")
     multi_column = True
+    integer_lattice = True
 
     def build(self, nodes, p, base):
         shape = tuple(len(n) for n in nodes)
@@ -159,28 +167,46 @@ def canon_text(value: Any) -> str:
     return str(value)
 
 
+class _EdgeFile(GraphKind):
+    params = (Param("file", type="string", required=True, doc="the edge list, relative to the spec"),)
+    from_file = True
+
+    def files(self, p):
+        return (p["file"],)
+
+    def build(self, nodes, p, base):
+        labels, pairs, weights = read_edge_file(base / p["file"])
+        self.validate(labels, pairs, weights, base / p["file"])
+        if nodes is not None:  # declared nodes fix the order and must cover the file
+            declared = [canon_text(v) for v in nodes[0]]
+            position = {label: i for i, label in enumerate(declared)}
+            unknown = [label for label in labels if label not in position]
+            if unknown:
+                raise GraphError("graph file names nodes that are not declared: "
+                                 + ", ".join(repr(u) for u in unknown[:5]))
+            order = np.array([position[label] for label in labels], dtype=np.int64)
+            pairs = order[pairs] if len(pairs) else pairs
+            labels = declared
+        return Built(tuple(labels), g.edge_list_graph(len(labels), pairs, weights),
+                     text_labels=True)
+
+    def validate(self, labels: list, pairs: np.ndarray, weights: np.ndarray, path: Path) -> None:
+        """Raises GraphError when the file's own graph is not of this kind."""
+
+
 @register
-class Edges(GraphKind):
+class Edges(_EdgeFile):
     name = "edges"
     doc = "A custom (entity) graph read from a CSV edge list: source,target[,weight]."
-    params = (Param("file", type="string", required=True, doc="the edge list, relative to the spec"),)
-    from_file = True
-
-    def read(self, p, base):
-        return read_edge_file(base / p["file"])
 
 
 @register
-class Tree(GraphKind):
+class Tree(_EdgeFile):
     name = "tree"
     doc = "A hierarchy read from a CSV edge list (parent,child[,weight]); must be a tree."
-    params = (Param("file", type="string", required=True, doc="the edge list, relative to the spec"),)
-    from_file = True
 
-    def read(self, p, base):
-        labels, pairs, weights = read_edge_file(base / p["file"])
+    def validate(self, labels, pairs, weights, path):
         graph = g.edge_list_graph(len(labels), pairs, weights)
         if not g.is_tree(graph):
-            raise GraphError(f"graph file '{base / p['file']}' is not a tree: {len(labels)} nodes, "
+            raise GraphError(f"graph file '{path}' is not a tree: {graph.n} nodes, "
                              f"{graph.n_edges} edges, {g.n_components(graph)} connected part(s)")
-        return labels, pairs, weights

@@ -12,18 +12,25 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import cvxpy as cp
 import numpy as np
-from scipy.special import expit, gammaln, log_expit, logsumexp
 
+from ..language.params import Param, in_open_unit, interval, nonnegative, positive
+from ..language.vocabulary import Registry
+from ..solvers import prox as px
 from . import metrics
-from .registry import Param, Registry, in_open_unit, positive
-from .solvers import prox as px
+
+if TYPE_CHECKING:  # CVXPY is imported when a CVXPY form is built, not with the registry
+    import cvxpy as cp
 
 LOSSES: Registry[Loss] = Registry("loss")
 px_type = Callable[[np.ndarray, float], np.ndarray]
+
+
+def linear_predictor(x: np.ndarray, theta_rec: np.ndarray) -> np.ndarray:
+    """xᵢᵀθᵢ for every record, θᵢ its stratum's parameter: (N, n), (N, n, m) → (N, m)."""
+    return np.einsum("in,inm->im", x, theta_rec)
 
 
 @dataclass(frozen=True)
@@ -34,16 +41,15 @@ class Loss:
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     features: ClassVar[str] = "optional"  # 'optional' (x = 1 when absent) | 'forbidden'
+    with_features: ClassVar[str | None] = None  # the loss to suggest when features are given
     domain: ClassVar[str] = "real"  # a key of responses.DOMAINS
     multi_column: ClassVar[bool] = False  # may the response be a tuple of columns?
     primary: ClassVar[str] = "rmse"  # the metric a sweep or an estimator optimizes
     parameter: ClassVar[str] = "intercept"  # row name when the model has no features
-    convex_in_theta: ClassVar[bool] = True
+    square_parameter: ClassVar[bool] = False  # θ's leading rows form a (precision) matrix
+    quadratic: ClassVar[bool] = False  # Σ (xᵀθ − y)² in the encoded y: one linear system
 
     # ---- shape ----------------------------------------------------------------------
-    def n_outputs(self, n_columns: int, classes: tuple | None) -> int:
-        return n_columns
-
     def row_names(self, features: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:
         return features if features else (self.parameter,)
 
@@ -77,9 +83,19 @@ class Loss:
         """Where ADMM starts (default: zero); distributions start at the pooled estimate."""
         return None
 
-    def admm_ready(self, n_outputs: int, p: dict[str, Any] | None = None) -> bool:
-        """Does this loss have an ADMM prox (for this many outputs and these parameters)?"""
+    def admm_ready(self, p: dict[str, Any] | None = None) -> bool:
+        """Does this loss have an ADMM prox (with these parameters)?"""
         return type(self).admm_prox is not Loss.admm_prox
+
+    # ---- personalized models ----------------------------------------------------------
+    def personalized_loss(self) -> Any:
+        """The loss as the personalized solver takes it (value, gradient, curvature of
+        ℓ(η, y)), or None when personalized models cannot use it."""
+        return None
+
+    @property
+    def personalizable(self) -> bool:
+        return type(self).personalized_loss is not Loss.personalized_loss
 
     # ---- numpy ----------------------------------------------------------------------
     def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> float:
@@ -95,6 +111,20 @@ class Loss:
     def metrics(self, pred, y, p, classes) -> dict[str, float]:
         return self.with_anll(metrics.regression(y, self.predict(pred, p, classes)["prediction"]),
                               pred, y, p)
+
+    # ---- records at θ (θ_rec: each record's stratum's parameter, (N, rows, outputs)) ------
+    def records_value(self, x: np.ndarray, y: np.ndarray, theta_rec: np.ndarray,
+                      p: dict[str, Any]) -> float:
+        """The summed loss of records (x, y) whose parameters are θ_rec."""
+        return self.value(linear_predictor(x, theta_rec), y, p)
+
+    def records_predict(self, x: np.ndarray, theta_rec: np.ndarray, p: dict[str, Any],
+                        classes: tuple | None) -> dict[str, np.ndarray]:
+        return self.predict(linear_predictor(x, theta_rec), p, classes)
+
+    def records_metrics(self, x: np.ndarray, y: np.ndarray, theta_rec: np.ndarray,
+                        p: dict[str, Any], classes: tuple | None) -> dict[str, float]:
+        return self.metrics(linear_predictor(x, theta_rec), y, p, classes)
 
     def with_anll(self, out: dict[str, float], pred, y, p) -> dict[str, float]:
         """Adds the average negative log-likelihood when the loss is a likelihood."""
@@ -124,8 +154,11 @@ class Squared(Loss):
     name = "squared"
     doc = "Σ (xᵀθ − y)²; least squares / ridge / lasso. Multi-column responses allowed."
     multi_column = True
+    quadratic = True
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum_squares(pred - y)
 
     def admm_prox(self, x, y, z, k, p):
@@ -133,6 +166,11 @@ class Squared(Loss):
 
     def value(self, pred, y, p):
         return float(np.sum((pred - y) ** 2))
+
+    def personalized_loss(self):
+        from ..solvers.personalized import SquaredLoss
+
+        return SquaredLoss()
 
 
 @register
@@ -143,6 +181,8 @@ class Absolute(Loss):
     primary = "mae"
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum(cp.abs(pred - y))
 
     def admm_prox(self, x, y, z, k, p):
@@ -165,6 +205,8 @@ class Huber(Loss):
     multi_column = True
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum(cp.huber(pred - y, p["M"]))
 
     def admm_prox(self, x, y, z, k, p):  # separable over output columns
@@ -192,6 +234,8 @@ class Quantile(Loss):
     primary = "pinball"
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         r = y - pred
         return cp.sum(p["tau"] * cp.pos(r) + (1 - p["tau"]) * cp.neg(r))
 
@@ -235,6 +279,8 @@ class Logistic(_Binary):
     primary = "anll"
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum(cp.logistic(-cp.multiply(y, pred)))
 
     def admm_prox(self, x, y, z, k, p):
@@ -244,10 +290,19 @@ class Logistic(_Binary):
         return float(np.sum(self.nll(pred, y, p)))
 
     def nll(self, pred, y, p):
+        from scipy.special import log_expit
+
         return -log_expit(y[:, 0] * pred[:, 0])
 
     def predict(self, pred, p, classes):
+        from scipy.special import expit
+
         return {**super().predict(pred, p, classes), "probability": expit(pred[:, 0])}
+
+    def personalized_loss(self):
+        from ..solvers.personalized import LogisticLoss
+
+        return LogisticLoss()
 
 
 @register
@@ -256,6 +311,8 @@ class Hinge(_Binary):
     doc = "Σ (1 − y xᵀθ)₊; the support vector machine."
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum(cp.pos(1 - cp.multiply(y, pred)))
 
     def admm_prox(self, x, y, z, k, p):  # (1 − yη)₊ = max_{u ∈ [−1, 0]} u (yη − 1)
@@ -272,8 +329,11 @@ class Hinge(_Binary):
 class SquareClassification(_Binary):
     name = "square_classification"
     doc = "Σ (y xᵀθ − 1)²; least squares classification."
+    quadratic = True  # (yη − 1)² = (η − y)² for y = ±1
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum_squares(cp.multiply(y, pred) - 1)
 
     def admm_prox(self, x, y, z, k, p):
@@ -310,6 +370,8 @@ class Multinomial(_Multiclass):
     primary = "anll"
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum(cp.log_sum_exp(pred, axis=1)) - cp.sum(cp.multiply(y, pred))
 
     def admm_prox(self, x, y, z, k, p):
@@ -319,9 +381,13 @@ class Multinomial(_Multiclass):
         return float(np.sum(self.nll(pred, y, p)))
 
     def nll(self, pred, y, p):
+        from scipy.special import logsumexp
+
         return logsumexp(pred, axis=1) - np.sum(y * pred, axis=1)
 
     def predict(self, pred, p, classes):
+        from scipy.special import logsumexp
+
         prob = np.exp(pred - logsumexp(pred, axis=1, keepdims=True))
         return {**super().predict(pred, p, classes), "probability": prob}
 
@@ -332,6 +398,8 @@ class MulticlassHinge(_Multiclass):
     doc = "Σ Σ_{j≠y} ((xᵀθ)_j − (xᵀθ)_y + 1)₊; the multi-class SVM."
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         n, m = y.shape
         true_score = cp.reshape(cp.sum(cp.multiply(y, pred), axis=1), (n, 1), order="C")
         margins = pred - true_score @ np.ones((1, m)) + 1
@@ -359,6 +427,8 @@ class PoissonRegression(Loss):
     primary = "anll"
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum(cp.exp(pred) - cp.multiply(y, pred))
 
     def admm_prox(self, x, y, z, k, p):
@@ -368,6 +438,8 @@ class PoissonRegression(Loss):
         return float(np.sum(np.exp(pred) - y * pred))
 
     def nll(self, pred, y, p):
+        from scipy.special import gammaln
+
         return (np.exp(pred) - y * pred + gammaln(y + 1))[:, 0]
 
     def predict(self, pred, p, classes):
@@ -382,6 +454,8 @@ class ExponentialRegression(Loss):
     primary = "anll"
 
     def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
         return cp.sum(-pred + cp.multiply(y, cp.exp(pred)))
 
     def admm_prox(self, x, y, z, k, p):
@@ -398,12 +472,14 @@ class ExponentialRegression(Loss):
 
 
 # ---- distributions (no features: θ is the distribution's parameter) ------------------------
-_EPS = Param("eps", default=1e-5, check=lambda v: None if 0 <= v < 0.5 else "must lie in [0, 0.5)",
+_EPS = Param("eps", default=1e-5, check=interval(0, 0.5, closed="[)"),
              doc="keeps the parameter inside its domain")
 
 
 def _entropy_terms(a: np.ndarray, b: np.ndarray, x: cp.Expression) -> cp.Expression:
     """Σ_k (−a_k log x_k + b_k x_k) up to a constant, for a, b ≥ 0 (a_k > 0 ⇒ b_k > 0)."""
+    import cvxpy as cp
+
     pos = np.flatnonzero(a > 0)
     lin = np.flatnonzero((a == 0) & (b > 0))
     terms = []
@@ -475,6 +551,7 @@ def _safe_log(x: np.ndarray) -> np.ndarray:
 @register
 class Bernoulli(_Distribution):
     name = "bernoulli"
+    with_features = "logistic"
     doc = "Σ −y log θ − (1 − y) log(1 − θ); θ ∈ [eps, 1 − eps] is the probability of y = 1."
     domain = "zero_one"
     parameter = "probability"
@@ -507,6 +584,7 @@ class Bernoulli(_Distribution):
 @register
 class Poisson(_Distribution):
     name = "poisson"
+    with_features = "poisson_regression"
     doc = "Σ θ − y log θ; θ ≥ eps is the Poisson rate (y counts)."
     domain = "count"
     parameter = "rate"
@@ -523,6 +601,8 @@ class Poisson(_Distribution):
             return pred - np.where(y > 0, y * _safe_log(pred), 0.0)
 
     def nll_constant(self, y):
+        from scipy.special import gammaln
+
         return gammaln(y[:, 0] + 1)
 
     def metrics(self, pred, y, p, classes):
@@ -533,6 +613,7 @@ class Poisson(_Distribution):
 @register
 class Exponential(_Distribution):
     name = "exponential"
+    with_features = "exponential_regression"
     doc = "Σ −log θ + y θ; θ ≥ eps is the exponential rate (y ≥ 0)."
     domain = "nonnegative"
     parameter = "rate"
@@ -542,6 +623,8 @@ class Exponential(_Distribution):
         return count / total if total > 0 else 1.0
 
     def cvxpy_aggregated(self, theta, count, total):
+        import cvxpy as cp
+
         bare = np.flatnonzero((count > 0) & (total == 0))  # all y = 0: −n log θ alone
         expr = _entropy_terms(np.where(total > 0, count, 0.0), total, theta)
         return expr - count[bare] @ cp.log(theta[bare]) if len(bare) else expr
@@ -567,9 +650,11 @@ class Gaussian(Loss):
     doc = ("Σ −log det S + yᵀSy − 2yᵀν + νᵀS⁻¹ν (twice the NLL less constants); "
            "θ = (S, ν) = (Σ⁻¹, Σ⁻¹μ); the response is one or more real columns.")
     features = "forbidden"
+    with_features = "squared"
     multi_column = True
     primary = "anll"
-    params = (Param("eps", default=0.0, check=lambda v: None if v >= 0 else "must be nonnegative",
+    square_parameter = True
+    params = (Param("eps", default=0.0, check=nonnegative,
                     doc="lower bound on the eigenvalues of S"),)
 
     def row_names(self, features, columns):
@@ -593,6 +678,8 @@ class Gaussian(Loss):
         return count, total, scatter
 
     def cvxpy_stratified(self, theta, record_matrix, y, z, k, p):
+        import cvxpy as cp
+
         m = y.shape[1]
         count, total, scatter = self.stratum_stats(y, z, k)
         terms, cons = [], []
@@ -609,7 +696,7 @@ class Gaussian(Loss):
     def admm_prox(self, x, y, z, k, p):
         return px.GaussianProx(*self.stratum_stats(y, z, k))
 
-    def admm_ready(self, n_outputs, p=None):
+    def admm_ready(self, p=None):
         # a positive eigenvalue floor would make the prox a constrained log det problem
         return p is None or p["eps"] == 0
 
@@ -622,8 +709,15 @@ class Gaussian(Loss):
         prec = np.linalg.inv(cov)
         return np.broadcast_to(np.vstack([prec, prec @ y.mean(axis=0)]), shape).copy()
 
-    def value_stratified(self, theta: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
-        return float(np.sum(self._twice_nll_core(theta[z], y)))
+    # no linear predictor: the records' θ themselves give the value, mean and likelihood
+    def records_value(self, x, y, theta_rec, p):
+        return float(np.sum(self._twice_nll_core(theta_rec, y)))
+
+    def records_predict(self, x, theta_rec, p, classes):
+        return {"mean": self.mean(theta_rec)}
+
+    def records_metrics(self, x, y, theta_rec, p, classes):
+        return {"anll": float(np.mean(self.nll_stratified(theta_rec, y)))}
 
     def _twice_nll_core(self, theta_rec: np.ndarray, y: np.ndarray) -> np.ndarray:
         prec, nu = self.split(theta_rec)

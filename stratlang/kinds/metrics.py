@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 # metric name → True when larger is better
 GREATER_IS_BETTER = {"rmse": False, "mae": False, "r2": True, "anll": False, "accuracy": True,
@@ -25,6 +24,8 @@ def auroc(positive: np.ndarray, score: np.ndarray) -> float:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
+    from scipy.stats import rankdata
+
     ranks = rankdata(score)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 

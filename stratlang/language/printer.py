@@ -5,12 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import ir
-from .backends import BACKENDS
-from .check import PERSONALIZE_OPTIONS
-from .distances import DISTANCES
-from .graphs import GRAPHS
-from .losses import LOSSES
-from .regularizers import REGULARIZERS
+from .personalize import PERSONALIZE_OPTIONS
+from .vocabulary import Registry, Vocabulary
 
 
 def number(v: float | int) -> str:
@@ -37,7 +33,7 @@ def hyper(h: ir.Hyper) -> str:
     return f"{h.form}({number(lo)}, {number(hi)}, {int(n)})"
 
 
-def call(ref: ir.KindRef, registry) -> str:
+def call(ref: ir.KindRef, registry: Registry) -> str:
     params = registry[ref.name].params
     defaults = {p.name: p.default for p in params}
     shown = [(k, v) for k, v in ref.params if v != defaults.get(k) or _required(params, k)]
@@ -62,20 +58,23 @@ def node_spec(spec: ir.NodeSpec) -> str:
     return "[" + ", ".join(literal(v) for v in spec) + "]"
 
 
-def to_text(model: ir.Model) -> str:
+def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
+    """The canonical text of a model; ``vocabulary`` gives the kinds' default parameters
+    (left out of the text)."""
+    words = vocabulary
     lines = [f"model {model.name}"]
     if model.data is not None:
         lines.append(f"data {literal(model.data)}")
-    loss = LOSSES[model.response.loss.name]
+    loss = words.losses[model.response.loss.name]
     lines.append(f"response {target(model.response.columns)} ~ "
-                 f"{call(model.response.loss, LOSSES)}")
+                 f"{call(model.response.loss, words.losses)}")
     if model.features:
         lines.append("features " + ", ".join(model.features))
     rows = loss.row_names(model.features, model.response.columns)
     default_exclude = tuple(loss.default_exclude(rows))
     groups: list[tuple[tuple[str, ...], list[str]]] = []
     for term in model.regularizers:
-        text = call(term.kind, REGULARIZERS)
+        text = call(term.kind, words.regularizers)
         if term.weight is not None:
             text = f"{hyper(term.weight)} * {text}"
         if groups and groups[-1][0] == term.exclude:
@@ -88,7 +87,8 @@ def to_text(model: ir.Model) -> str:
             line += " exclude [" + ", ".join(exclude) + "]"
         lines.append(line)
     for s in model.strata:
-        line = f"stratify {target(s.columns)} ~ {call(s.graph, GRAPHS)} weight {hyper(s.weight)}"
+        line = (f"stratify {target(s.columns)} ~ {call(s.graph, words.graphs)} "
+                f"weight {hyper(s.weight)}")
         if s.nodes is not None:
             specs = [node_spec(n) for n in s.nodes]
             line += " nodes " + (specs[0] if len(specs) == 1 else "(" + ", ".join(specs) + ")")
@@ -96,17 +96,17 @@ def to_text(model: ir.Model) -> str:
     if model.personalize is not None:
         opts = []
         for key, value in model.personalize.options:
-            param, sweepable = PERSONALIZE_OPTIONS[key]
-            if sweepable:
+            param = PERSONALIZE_OPTIONS[key]
+            if param.sweep:
                 if value != ir.Hyper.of(param.default):
                     opts.append(f"{key} {hyper(value)}")
             elif value != param.default or param.required:
                 opts.append(f"{key} {number(value)}")
         lines.append(" ".join(["personalize", *opts]))
         for d in model.personalize.distances:
-            lines.append(f"  distance {target(d.columns)} ~ {call(d.metric, DISTANCES)}")
+            lines.append(f"  distance {target(d.columns)} ~ {call(d.metric, words.distances)}")
     if model.solver is not None:
-        backend = BACKENDS[model.solver.backend]
+        backend = words.backends[model.solver.backend]
         kinds = {p.name: p.type for p in backend.options}
         opts = [f"{k} {v if kinds[k] == 'name' else literal(v)}" for k, v in model.solver.options]
         lines.append(" ".join(["solver", model.solver.backend, *opts]))

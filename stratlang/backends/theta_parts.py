@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .design import Strata
-from .errors import StratlangError
-from .solvers.distributed import Blocks
+from ..data.strata import Strata
+from ..language.errors import StratlangError
+
+if TYPE_CHECKING:
+    from ..solvers.distributed import Blocks
 
 PARTS = "theta"  # under an output directory: θ as part-NNNNN.parquet
 

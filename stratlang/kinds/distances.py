@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .registry import Param, Registry
-from .solvers import distances as d
+from ..language.params import Param
+from ..language.vocabulary import Registry
+from ..solvers import distances as d
 
 DISTANCES: Registry[Metric] = Registry("distance")
 
@@ -32,7 +33,12 @@ class Metric:
         return values.to_numpy(dtype=float)
 
     def pairs(self, encoded: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        raise TypeError(f"distance '{self.name}' has no pair form")
+        raise NotImplementedError
+
+    def coordinates(self, encoded: Any, weight: float) -> tuple[np.ndarray, str] | None:
+        """Coordinates c and a norm ('l1' or 'l2') with weight · d(u, v) = ‖c(u) − c(v)‖,
+        so that neighbours can be found with a KD-tree; None when there are none."""
+        return None
 
 
 def register(cls: type[Metric]) -> type[Metric]:
@@ -48,6 +54,9 @@ class Abs(Metric):
     def pairs(self, encoded, i, j):
         return d.absolute(encoded, i, j)
 
+    def coordinates(self, encoded, weight):
+        return weight * encoded[:, :1], "l1"
+
 
 @register
 class Euclidean(Metric):
@@ -57,6 +66,9 @@ class Euclidean(Metric):
 
     def pairs(self, encoded, i, j):
         return d.euclidean(encoded, i, j)
+
+    def coordinates(self, encoded, weight):
+        return weight * encoded, "l2"
 
 
 @register
@@ -71,6 +83,10 @@ class Discrete(Metric):
 
     def pairs(self, encoded, i, j):
         return d.discrete(encoded, i, j)
+
+    def coordinates(self, encoded, weight):
+        codes = encoded[:, 0]  # ‖onehot(a) − onehot(b)‖₁ = 2 when a ≠ b
+        return 0.5 * weight * (codes[:, None] == np.arange(codes.max() + 1)), "l1"
 
 
 @register

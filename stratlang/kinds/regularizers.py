@@ -9,13 +9,16 @@ penalty per stratum), ``elastic_net(ratio)`` is λ(ratio‖θ‖₁ + (1 − rat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import cvxpy as cp
 import numpy as np
 
-from .registry import Param, Registry, in_unit
-from .solvers import prox as px
+from ..language.params import Param, in_unit
+from ..language.vocabulary import Registry
+from ..solvers import prox as px
+
+if TYPE_CHECKING:  # CVXPY is imported when a CVXPY form is built, not with the registry
+    import cvxpy as cp
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
 
@@ -29,9 +32,21 @@ class Regularizer:
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     is_constraint: ClassVar[bool] = False
-    needs_square: ClassVar[bool] = False  # trace: the rows must form a square matrix
 
+    # ---- what the checker asks ------------------------------------------------------
+    def invalid(self, p: dict[str, Any]) -> str | None:
+        """What is wrong with these parameters together (each alone is checked by its
+        declaration), or None."""
+        return None
+
+    def unsupported_with(self, loss: Any) -> str | None:
+        """Why this regularizer cannot go with a loss, or None."""
+        return None
+
+    # ---- forms --------------------------------------------------------------------------
     def cvxpy(self, block: cp.Expression, k: int, rows: int, p: dict[str, Any]) -> cp.Expression:
+        import cvxpy as cp
+
         return cp.Constant(0.0)
 
     def constraints(self, block: cp.Expression, p: dict[str, Any]) -> list[cp.Constraint]:
@@ -51,6 +66,19 @@ class Regularizer:
     def admm_ready(self) -> bool:
         return type(self).prox is not Regularizer.prox
 
+    def quadratic_weight(self, weight: float, p: dict[str, Any]) -> float | None:
+        """c when the term is (c/2)‖θ‖² (it then keeps a problem quadratic), else None."""
+        return None
+
+    def personalized_penalty(self, weight: float, p: dict[str, Any]) -> tuple[float, float, float] | None:
+        """The term as the personalized solver's ψ: weights of (‖θ‖₁, ½‖θ‖², ‖θ‖₂), or
+        None when personalized models cannot use it."""
+        return None
+
+    @property
+    def personalizable(self) -> bool:
+        return type(self).personalized_penalty is not Regularizer.personalized_penalty
+
 
 def register(cls: type[Regularizer]) -> type[Regularizer]:
     REGULARIZERS.register(cls.name, cls())
@@ -59,6 +87,8 @@ def register(cls: type[Regularizer]) -> type[Regularizer]:
 
 def _per_stratum(block: cp.Expression, k: int, rows: int) -> cp.Expression:
     """(K·rows, m) stratum-major → (K, rows·m), one stratum per row."""
+    import cvxpy as cp
+
     m = block.shape[1]
     return cp.reshape(block, (k, rows * m), order="C")
 
@@ -71,6 +101,12 @@ class Zero(Regularizer):
     def prox(self, block, t, p):
         return block
 
+    def quadratic_weight(self, weight, p):
+        return 0.0
+
+    def personalized_penalty(self, weight, p):
+        return (0.0, 0.0, 0.0)
+
 
 @register
 class SumSquares(Regularizer):
@@ -78,6 +114,8 @@ class SumSquares(Regularizer):
     doc = "(λ/2)‖θ‖²: ridge."
 
     def cvxpy(self, block, k, rows, p):
+        import cvxpy as cp
+
         return 0.5 * cp.sum_squares(block)
 
     def value(self, block, p):
@@ -86,6 +124,12 @@ class SumSquares(Regularizer):
     def prox(self, block, t, p):
         return px.sum_squares(block, t)
 
+    def quadratic_weight(self, weight, p):
+        return weight
+
+    def personalized_penalty(self, weight, p):
+        return (0.0, weight, 0.0)
+
 
 @register
 class L1(Regularizer):
@@ -93,6 +137,8 @@ class L1(Regularizer):
     doc = "λ‖θ‖₁: lasso."
 
     def cvxpy(self, block, k, rows, p):
+        import cvxpy as cp
+
         return cp.sum(cp.abs(block))
 
     def value(self, block, p):
@@ -101,6 +147,9 @@ class L1(Regularizer):
     def prox(self, block, t, p):
         return px.soft_threshold(block, t)
 
+    def personalized_penalty(self, weight, p):
+        return (weight, 0.0, 0.0)
+
 
 @register
 class L2(Regularizer):
@@ -108,6 +157,8 @@ class L2(Regularizer):
     doc = "λ‖θ_k‖₂ for each stratum (not squared): shrinks a whole stratum's model at once."
 
     def cvxpy(self, block, k, rows, p):
+        import cvxpy as cp
+
         return cp.sum(cp.norm(_per_stratum(block, k, rows), 2, axis=1))
 
     def value(self, block, p):
@@ -115,6 +166,9 @@ class L2(Regularizer):
 
     def prox(self, block, t, p):
         return px.group_l2(block, t)
+
+    def personalized_penalty(self, weight, p):
+        return (0.0, 0.0, weight)
 
 
 @register
@@ -124,6 +178,8 @@ class ElasticNet(Regularizer):
     params = (Param("ratio", default=0.5, check=in_unit, doc="share of the l1 part"),)
 
     def cvxpy(self, block, k, rows, p):
+        import cvxpy as cp
+
         r = p["ratio"]
         return r * cp.sum(cp.abs(block)) + (1 - r) / 2 * cp.sum_squares(block)
 
@@ -134,6 +190,9 @@ class ElasticNet(Regularizer):
     def prox(self, block, t, p):
         return px.elastic_net(block, t, p["ratio"])
 
+    def personalized_penalty(self, weight, p):
+        return (weight * p["ratio"], weight * (1 - p["ratio"]), 0.0)
+
 
 @register
 class Nuclear(Regularizer):
@@ -141,6 +200,8 @@ class Nuclear(Regularizer):
     doc = "λ Σ_k ‖θ_k‖_* (sum of singular values): low-rank multi-output models."
 
     def cvxpy(self, block, k, rows, p):
+        import cvxpy as cp
+
         return cp.sum(cp.hstack([cp.normNuc(block[s * rows:(s + 1) * rows, :]) for s in range(k)]))
 
     def value(self, block, p):
@@ -154,9 +215,15 @@ class Nuclear(Regularizer):
 class Trace(Regularizer):
     name = "trace"
     doc = "λ tr(S_k): for the Gaussian loss, the trace of the precision matrix."
-    needs_square = True
+
+    def unsupported_with(self, loss):
+        if loss.square_parameter:
+            return None
+        return f"'{self.name}' applies to the precision matrix of the 'gaussian' loss only"
 
     def cvxpy(self, block, k, rows, p):
+        import cvxpy as cp
+
         mask = np.tile(np.eye(rows), (k, 1))
         return cp.sum(cp.multiply(mask, block))
 
@@ -189,6 +256,9 @@ class Box(Regularizer):
     doc = "Constraint lower ≤ θ ≤ upper."
     params = (Param("lower", required=True), Param("upper", required=True))
     is_constraint = True
+
+    def invalid(self, p):
+        return "lower must not exceed upper" if p["lower"] > p["upper"] else None
 
     def constraints(self, block, p):
         return [block >= p["lower"], block <= p["upper"]]

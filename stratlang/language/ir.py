@@ -7,13 +7,14 @@ produced a node are kept (for positioned data errors) but excluded from equality
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import Source, Span
+from .errors import Source, Span, StratlangError
 
 NO_SPAN = field(default=None, compare=False, repr=False)
 
@@ -93,10 +94,14 @@ class Response:
 
 @dataclass(frozen=True)
 class RegTerm:
+    """One regularizer term. ``hyper_name`` (``reg<i>.<kind>``, i its place among the
+    model's terms) is given by the :class:`Model` that holds the term."""
+
     kind: KindRef
     weight: Hyper | None  # None for constraints
     exclude: tuple[str, ...]
     span: Span | None = NO_SPAN
+    hyper_name: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,11 @@ class Stratification:
     nodes: tuple[NodeSpec | None, ...] | None = None  # one entry per column, when declared
     span: Span | None = NO_SPAN
     column_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def hyper_name(self) -> str:
+        """The name of this factor's weight: ``stratify.<columns joined by _>``."""
+        return "stratify." + "_".join(self.columns)
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,13 @@ class Model:
     feature_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
     data_span: Span | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        # every regularizer term knows its weight's name (its place in this model)
+        named = tuple(t if t.hyper_name == f"reg{i}.{t.kind.name}"
+                      else dataclasses.replace(t, hyper_name=f"reg{i}.{t.kind.name}")
+                      for i, t in enumerate(self.regularizers))
+        object.__setattr__(self, "regularizers", named)
+
     @property
     def kind(self) -> str:
         return "personalized" if self.personalize is not None else "stratified"
@@ -165,18 +182,34 @@ class Model:
         return self.source.directory if self.source is not None else Path.cwd()
 
     def hypers(self) -> dict[str, Hyper]:
-        """Every weight by a stable name: ``reg:<i>:<kind>``, ``strat:<cols>``, ``match``…"""
-        out: dict[str, Hyper] = {}
-        for i, term in enumerate(self.regularizers):
-            if term.weight is not None:
-                out[f"reg{i}.{term.kind.name}"] = term.weight
-        for s in self.strata:
-            out["stratify." + "_".join(s.columns)] = s.weight
+        """Every weight by its name: ``reg<i>.<kind>``, ``stratify.<columns>``, and the
+        personalize options that are weights (``match``, ``metric_penalty``)."""
+        out: dict[str, Hyper] = {t.hyper_name: t.weight for t in self.regularizers
+                                 if t.weight is not None}
+        out.update({s.hyper_name: s.weight for s in self.strata})
         if self.personalize is not None:
-            for key in ("match", "metric_penalty"):
-                out[key] = self.personalize.__getattr__(key)
+            out.update({k: v for k, v in self.personalize.options if isinstance(v, Hyper)})
         return out
 
     def sweeps(self) -> dict[str, Hyper]:
         return {k: h for k, h in self.hypers().items() if h.is_sweep}
+
+    def weight_values(self, overrides: dict[str, float] | None = None) -> dict[str, float]:
+        """Every weight's value; a sweep must be given one in ``overrides``."""
+        overrides = dict(overrides or {})
+        hypers = self.hypers()
+        unknown = set(overrides) - set(hypers)
+        if unknown:
+            raise StratlangError(f"unknown hyper-parameter(s) {sorted(unknown)}; this model has "
+                                 f"{sorted(hypers)}")
+        out = {}
+        for name, h in hypers.items():
+            if name in overrides:
+                out[name] = float(overrides[name])
+            elif h.is_sweep:
+                raise StratlangError(f"'{name}' is a sweep {h.values}: fit one value with "
+                                     f"weights={{'{name}': v}} or run model.sweep(...)")
+            else:
+                out[name] = h.value
+        return out
 

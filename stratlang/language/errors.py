@@ -8,6 +8,8 @@ sorted by position, and prints them with carets under the offending text.
 from __future__ import annotations
 
 import difflib
+import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +106,26 @@ class DataError(StratlangError):
 
 class NumericalError(StratlangError):
     """A solver failed: infeasible, unbounded, diverged or did not converge."""
+
+
+class OptionError(StratlangError):
+    """An option given from Python or the command line that its owner does not declare,
+    or whose value lies outside the declared range."""
+
+
+class NumericalWarning(UserWarning):
+    """A result the solver could not certify to full accuracy (or an iteration limit hit)."""
+
+
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def warn(message: str, category: type[Warning] = NumericalWarning) -> None:
+    """Warns at the caller's line outside stratlang (however deep the call came from)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class Collector:

@@ -1,0 +1,142 @@
+"""Backends: registry entries that fit a bound model (see :mod:`.base`), and
+:func:`choose`, the one place a backend is picked and its options are resolved — used by
+``Model.fit``, ``tune``, ``verify`` and the command line alike.
+
+Importing this package imports no solver library: CVXPY and Dask are imported by the
+backends that use them, when they fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..language import ir
+from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
+from ..language.vocabulary import Registry
+from .admm import AdmmBackend
+from .base import Backend, Fit, Objective, OptionValueError, PersonalizedFit, StratifiedFit
+from .dask import DaskBackend
+from .reference import CvxpyBackend
+from .subgradient import SubgradientBackend
+
+BACKENDS: Registry[Backend] = Registry("backend")
+for _entry in (AdmmBackend(), CvxpyBackend(), DaskBackend(), SubgradientBackend()):
+    BACKENDS.register(_entry.name, _entry)
+
+__all__ = ["BACKENDS", "Backend", "Choice", "Fit", "Objective", "OptionValueError",
+           "PersonalizedFit", "StratifiedFit", "automatic", "choose", "named", "reference"]
+
+
+def named(name: str) -> Backend:
+    """The backend called ``name``; an unknown name gets the closest match."""
+    if name not in BACKENDS:
+        raise OptionError(f"unknown backend '{name}'" + did_you_mean(name, BACKENDS.names()))
+    return BACKENDS[name]
+
+
+def reference() -> Backend:
+    """The backend every other is verified against."""
+    return next(b for b in BACKENDS.entries() if b.reference)
+
+
+def automatic(family: str) -> list[Backend]:
+    """The backends tried, in order, when none is named."""
+    ranked = [b for b in BACKENDS.entries() if b.family == family and b.automatic is not None]
+    return sorted(ranked, key=lambda b: b.automatic)
+
+
+@dataclass
+class Choice:
+    """A backend, the design it fits, its resolved options, and why an automatic choice
+    passed over backends tried before it (None when it did not)."""
+
+    backend: Backend
+    design: Any
+    options: dict[str, Any]
+    note: str | None = None
+    from_spec: frozenset[str] = field(default_factory=frozenset)  # options the spec gave
+
+    def fit(self, weights: dict[str, float], warm: Any = None) -> Fit:
+        return self.backend.fit(self.design, weights, self.options, warm)
+
+
+def _refusal(model: ir.Model, entry: Backend, reason: str, design: Any) -> StratlangError:
+    able = [b.name for b in automatic(entry.family)
+            if b is not entry and _quietly_unsupported(b, design) is None]
+    hint = f"; use backend='{able[0]}'" if able else ""
+    return NumericalError(f"backend '{entry.name}' cannot fit model '{model.name}': {reason}"
+                          + hint)
+
+
+def _quietly_unsupported(entry: Backend, design: Any) -> str | None:
+    try:
+        return entry.unsupported(design)
+    except (AttributeError, TypeError):  # a design of another kind (e.g. partitioned data)
+        return "cannot tell"
+
+
+def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
+           solver: str | None = None, verbose: bool | None = None,
+           options: dict[str, Any] | None = None, design: Any = None) -> Choice:
+    """Picks the backend for a model (named by ``backend``, else by the spec's ``solver``
+    statement, else the first automatic backend of the model's family that can fit it),
+    binds ``data`` (unless a ``design`` is given) and resolves its options: the spec's
+    (when the spec names the same backend), then ``options``, ``solver`` and ``verbose``.
+    Every option is validated against the backend's declarations."""
+    spec = model.solver
+    requested = backend or (spec.backend if spec is not None else None)
+    note = None
+    if requested is not None:
+        entry = named(requested)
+        if entry.family != model.kind:
+            others = ", ".join(f"'{b.name}'" for b in BACKENDS.entries()
+                               if b.family == model.kind)
+            raise StratlangError(f"{entry.wrong_family(model)}; use {others}")
+        if solver is not None and entry.solver_option is None:
+            raise OptionError(f"solver='{solver}' names a solver for a backend that takes one "
+                              f"({_solver_backends()}); backend '{entry.name}' does not")
+        design = design if design is not None else entry.prepare(model, data)
+        reason = entry.unsupported(design)
+        if reason is not None:
+            raise _refusal(model, entry, reason, design)
+    else:
+        candidates = [b for b in automatic(model.kind)
+                      if solver is None or b.solver_option is not None]
+        if not candidates:
+            raise StratlangError(f"no backend fits a {model.kind} model"
+                                 + (" with a named solver" if solver is not None else ""))
+        design = design if design is not None else candidates[0].prepare(model, data)
+        reasons = []
+        for entry in candidates:
+            reason = entry.unsupported(design)
+            if reason is None:
+                break
+            reasons.append(reason)
+        else:
+            raise NumericalError(f"no backend can fit model '{model.name}': "
+                                 + "; ".join(reasons))
+        note = reasons[0] if reasons else None
+    given: dict[str, Any] = {}
+    from_spec: set[str] = set()
+    if spec is not None and spec.backend == entry.name:
+        for name, value in spec.options:
+            if entry.options[name].path and value is not None:
+                value = str(model.directory / value)  # like the data statement
+            given[name] = value
+            from_spec.add(name)
+    for name, value in (options or {}).items():
+        given[name] = value
+        from_spec.discard(name)
+    if solver is not None:
+        given[entry.solver_option] = solver
+        from_spec.discard(entry.solver_option)
+    if verbose is not None and entry.verbose_option is not None:
+        given[entry.verbose_option] = verbose
+        from_spec.discard(entry.verbose_option)
+    resolved = entry.options.resolve(given)
+    return Choice(entry, design, resolved, note, frozenset(from_spec))
+
+
+def _solver_backends() -> str:
+    return ", ".join(b.name for b in BACKENDS.entries() if b.solver_option is not None)

@@ -1,0 +1,251 @@
+"""The ``admm`` backend: a checked stratified model and its data → solvers.admm.
+
+This module translates language objects into arrays and callables; the engine in
+``solvers`` sees only arrays, a Laplacian solver and prox functions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data.design import Design
+from ..kinds.regularizers import REGULARIZERS
+from ..language.errors import NumericalError, warn
+from ..language.params import Options, Param, interval, nonnegative, positive
+from ..solvers.admm import Result, State
+from .base import Backend, Objective, StratifiedFit
+from .objective import selected_rows, stratified_objective, term_value
+
+ADMM_OPTIONS = Options("backend 'admm'", (
+    Param("max_iter", type="int", default=5000, check=positive, doc="iteration limit"),
+    Param("eps_abs", default=1e-6, check=positive, doc="absolute tolerance"),
+    Param("eps_rel", default=1e-6, check=nonnegative, doc="relative tolerance"),
+    Param("penalty", default=1.0, check=positive, doc="initial ADMM step λ (1/ρ)"),
+    Param("relax", default=1.6, check=interval(0, 2, closed="()"),
+          doc="over-relaxation α (1: none)"),
+    Param("adaptive", type="bool", default=True, doc="adapt the penalty (μ = 5, τ = 2)"),
+    Param("progress", type="bool", default=None,
+          doc="show a progress line (default: on a terminal)"),
+))
+DIRECT_LIMIT = 2_000_000  # unknowns K·n above which ADMM is used even for quadratic problems
+
+
+def unsupported(design: Design) -> str | None:
+    """Why ADMM cannot fit this model, or None when it can."""
+    params = design.loss_params
+    if not design.loss.admm_ready(params):
+        detail = f" with parameters {params}" if design.loss.admm_ready() else ""
+        return f"the ADMM backend has no prox for loss '{design.loss.name}'{detail}"
+    for term in design.model.regularizers:
+        entry = REGULARIZERS[term.kind.name]
+        if not entry.admm_ready():
+            return f"the ADMM backend has no prox for regularizer '{entry.name}'"
+    return None
+
+
+@dataclass(frozen=True)
+class RegularizerTerm:
+    """One regularizer term as ADMM sees it: the parameter rows it acts on, its weight."""
+
+    kind: str
+    rows: np.ndarray
+    weight: float
+    params: dict
+    constraint: bool
+
+    def prox(self, v: np.ndarray, t: float) -> np.ndarray:
+        out = v.copy()
+        out[:, self.rows, :] = REGULARIZERS[self.kind].prox(v[:, self.rows, :], t * self.weight,
+                                                             self.params)
+        return out
+
+    def value(self, theta: np.ndarray) -> float:
+        return term_value(REGULARIZERS[self.kind], theta[:, self.rows, :], self.weight,
+                          self.params)
+
+
+def regularizer_terms(design: Design, weights: dict[str, float]) -> list[RegularizerTerm]:
+    """The terms that act (no rows selected, or weight 0, and a term drops out)."""
+    terms = []
+    for term in design.model.regularizers:
+        entry = REGULARIZERS[term.kind.name]
+        rows = selected_rows(design.rows, term)
+        weight = 1.0 if entry.is_constraint else weights[term.hyper_name]
+        if len(rows) and (weight != 0 or entry.is_constraint):
+            terms.append(RegularizerTerm(term.kind.name, rows, weight, dict(term.kind.p),
+                                         entry.is_constraint))
+    return terms
+
+
+def make_feasible(theta: np.ndarray, terms: list[RegularizerTerm]) -> np.ndarray:
+    """The loss copy, projected (in place) onto every constraint term's set."""
+    for term in terms:
+        if term.constraint:
+            theta[:, term.rows, :] = REGULARIZERS[term.kind].prox(theta[:, term.rows, :], 0.0,
+                                                                  term.params)
+    return theta
+
+
+def inner_tolerance(options: dict[str, Any]):
+    """The tolerance of inexact inner (Newton) solves, as ``rule(primal, dual, previous)``
+    of the residual-to-tolerance ratios: loose (1e-4) while ADMM is far from converged, and
+    down to 100 times tighter than the outer tolerance near the end."""
+    floor = 1e-2 * min(options["eps_abs"], options["eps_rel"] or options["eps_abs"])
+
+    def rule(primal: float, dual: float, previous: float | None) -> float:
+        if previous is None:
+            return 1e-4
+        return min(previous, max(floor, 1e-2 * floor * min(primal, dual)))
+
+    return rule
+
+
+def divergence(result: Result, options: dict[str, Any]) -> NumericalError:
+    """The error for iterates that overflowed, naming the settings likely to blame."""
+    relax, penalty = options["relax"], options["penalty"]
+    if not 0 < relax < 2:
+        cause = f"'relax' {relax:g} lies outside (0, 2), where over-relaxed ADMM diverges"
+    else:
+        cause = (f"the step: 'penalty' {penalty:g} may be far from the problem's scale (try "
+                 f"{penalty / 10:g} or {penalty * 10:g}), or 'relax' {relax:g} too large "
+                 "(1 is none)")
+    return NumericalError(
+        f"ADMM diverged after {result.iterations} iterations: the residuals are not finite "
+        f"(primal {result.primal_residual:.3g}, dual {result.dual_residual:.3g}); likely "
+        f"cause: {cause}; backend='cvxpy' fits without these settings")
+
+
+def report(result: Result, backend: str, solver: str, options: dict[str, Any],
+           finite: bool | None = None) -> dict[str, Any]:
+    """``info`` for a fitted model; raises NumericalError on non-finite iterates and warns
+    (with the final residuals) when the iteration limit was reached. ``finite``: whether θ
+    is finite, when θ is not at hand."""
+    if result.diverged or not (np.all(np.isfinite(result.theta)) if finite is None else finite):
+        raise divergence(result, options)
+    if not result.converged:
+        warn(f"ADMM did not converge in {result.iterations} iterations: primal residual "
+             f"{result.primal_residual:.3g} (tolerance {result.eps_primal:.3g}), dual residual "
+             f"{result.dual_residual:.3g} (tolerance {result.eps_dual:.3g}); raise max_iter or "
+             "loosen eps_abs / eps_rel")
+    return {"backend": backend, "solver": solver,
+            "status": "optimal" if result.converged else "max_iter",
+            "iterations": result.iterations, "converged": result.converged,
+            "primal_residual": result.primal_residual, "dual_residual": result.dual_residual,
+            "eps_primal": result.eps_primal, "eps_dual": result.eps_dual,
+            "penalty": result.lam, "solve_time": result.seconds, "history": result.history}
+
+
+def require_finite(objective: Objective, backend: str) -> Objective:
+    """A fit whose objective is not a finite number is no result (e.g. overflowed
+    predictions, or constraints that cannot all hold)."""
+    if not math.isfinite(objective.total):
+        raise NumericalError(f"backend '{backend}' ended at a point whose objective is not "
+                             f"finite ({objective}): overflowing predictions, or constraints "
+                             "that cannot all hold; try backend='cvxpy' for a diagnosis")
+    return objective
+
+
+def _quadratic_diagonal(design: Design, weights: dict[str, float]) -> np.ndarray | None:
+    """The regularization weight of each parameter row when the problem is quadratic and
+    unconstrained (so one linear system solves it); None otherwise."""
+    k, n, _ = design.theta_shape
+    if not design.loss.quadratic or k * n > DIRECT_LIMIT:
+        return None
+    diagonal = np.zeros(n)
+    for term in design.model.regularizers:
+        entry = REGULARIZERS[term.kind.name]
+        weight = None if entry.is_constraint else entry.quadratic_weight(
+            weights[term.hyper_name], term.kind.p)
+        if weight is None:
+            return None
+        diagonal[selected_rows(design.rows, term)] += weight
+    return diagonal
+
+
+def fit_direct(design: Design, weights: dict[str, float],
+               diagonal: np.ndarray) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """θ of a quadratic problem by one sparse solve; None when the system is singular."""
+    from ..solvers.prox import QuadraticProx
+    from ..solvers.quadratic import solve_quadratic
+
+    start = time.perf_counter()
+    prox = QuadraticProx(design.x, design.y, design.z, design.strata.k)
+    try:
+        theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),
+                                design.strata.gammas(weights))
+    except RuntimeError:  # singular: some parameters are not determined by the data
+        return None
+    info = {"backend": "admm", "solver": "direct sparse solve (quadratic problem)",
+            "status": "optimal", "iterations": 0, "converged": True,
+            "solve_time": time.perf_counter() - start}
+    return theta, info
+
+
+def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
+             warm: State | None = None) -> tuple[np.ndarray, dict[str, Any], State | None]:
+    """(θ of shape (K, n, m), info, final state); ``options`` resolved (every ADMM option
+    present). Raises NumericalError on divergence and warns (with the final residuals)
+    when the iteration limit is reached."""
+    from ..solvers.admm import admm
+    from ..solvers.laplacian import laplacian_solver
+
+    diagonal = _quadratic_diagonal(design, weights)
+    note = None
+    if diagonal is not None and warm is None:
+        direct = fit_direct(design, weights, diagonal)
+        if direct is not None:
+            return (*direct, None)
+        # the minimizer is not unique (e.g. a stratum without data and without graph
+        # neighbours): ADMM still converges to a minimizer
+        note = "quadratic system singular (minimizer not unique): solved by ADMM"
+    k, n, m = design.theta_shape
+    loss_prox = design.loss.admm_prox(design.x, design.y, design.z, k, design.loss_params)
+    on_residuals = None
+    if hasattr(loss_prox, "tol"):  # an inexact inner solve: tightened as ADMM converges
+        rule = inner_tolerance(options)
+        loss_prox.tol = rule(np.inf, np.inf, None)
+
+        def on_residuals(primal: float, dual: float) -> None:
+            loss_prox.tol = rule(primal, dual, loss_prox.tol)
+    terms = regularizer_terms(design, weights)
+    solver = laplacian_solver(design.strata.graphs(), design.strata.gammas(weights))
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = admm(loss_prox, [t.prox for t in terms], solver.solve, (k, n, m),
+                      lam=options["penalty"], eps_abs=options["eps_abs"],
+                      eps_rel=options["eps_rel"], max_iter=options["max_iter"],
+                      adaptive=options["adaptive"], relax=options["relax"], warm=warm,
+                      progress=options["progress"], on_residuals=on_residuals,
+                      initial=design.loss.admm_initial(design.y, (k, n, m), design.loss_params))
+    info = report(result, "admm", f"ADMM ({type(solver).__name__})", options)
+    theta = make_feasible(result.theta, terms)
+    if note:
+        info["note"] = note
+    return theta, info, result.state
+
+
+class AdmmBackend(Backend):
+    name = "admm"
+    doc = ("ADMM (stratified paper, Algorithm 4.1): closed-form or Newton proxes vectorized "
+           "across strata, exact Kronecker-sum Laplacian solves; the default for stratified "
+           "models it supports.")
+    automatic = 1
+    verbose_option = "progress"
+    options = ADMM_OPTIONS
+
+    def unsupported(self, design: Design) -> str | None:
+        return unsupported(design)
+
+    def fit(self, design: Design, weights: dict[str, float], options: dict[str, Any],
+            warm: Any = None) -> StratifiedFit:
+        start = time.perf_counter()
+        theta, info, state = fit_admm(design, weights, options,
+                                      warm if isinstance(warm, State) else None)
+        info["fit_seconds"] = time.perf_counter() - start
+        objective = require_finite(stratified_objective(design, theta, weights), self.name)
+        return StratifiedFit(theta, design.strata, design.classes, info, objective, design,
+                             warm=state)

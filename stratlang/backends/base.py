@@ -1,0 +1,142 @@
+"""What every backend is: a registry entry with declared options, a way to bind data, a
+reason it cannot fit a model (or None), and ``fit(design, weights, options) → Fit``.
+
+In the spirit of CVXPY's reductions (``accepts`` / ``apply``): the API, ``tune``,
+``verify`` and the command line choose and call backends only through this interface
+(:func:`stratlang.backends.choose`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..data.design import Design
+from ..data.frames import frame_for
+from ..data.personalized import PersonalizedDesign, bind_personalized
+from ..data.strata import Strata
+from ..language import ir
+from ..language.errors import StratlangError
+from ..language.params import Options
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The objective's parts at the fitted point (stratified: loss, regularization,
+    laplacian; personalized: loss, regularization, matching, metric_penalty); read a
+    part as an attribute (``objective.loss``) and the sum as ``objective.total``."""
+
+    parts: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def of(cls, **parts: float) -> Objective:
+        return cls(tuple((k, float(v)) for k, v in parts.items() if k != "total"))
+
+    @property
+    def total(self) -> float:
+        return float(sum(v for _, v in self.parts))
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.parts)
+
+    def __getattr__(self, name: str) -> float:
+        if not name.startswith("_"):
+            for key, value in object.__getattribute__(self, "parts"):
+                if key == name:
+                    return value
+        raise AttributeError(name)
+
+    def __str__(self) -> str:
+        return (f"{self.total:.10g} = "
+                + " + ".join(f"{k.replace('_', ' ')} {v:.6g}" for k, v in self.parts))
+
+
+@dataclass
+class StratifiedFit:
+    """θ for every stratum (None when a cluster's workers wrote it under ``output``)."""
+
+    theta: np.ndarray | None
+    strata: Strata
+    classes: tuple | None
+    info: dict[str, Any]
+    objective: Objective
+    design: Design | None = None  # None when the records stayed on a cluster's workers
+    warm: Any = None  # what warm-starts the next fit along a path (None: nothing)
+    output: str | None = None  # the directory a cluster wrote θ to
+
+
+@dataclass
+class PersonalizedFit:
+    """θ for every training sample, its factors Z and Q, the covariate weights φ."""
+
+    theta: np.ndarray
+    z: np.ndarray
+    q: np.ndarray
+    phi: np.ndarray
+    theta_pop: np.ndarray
+    covariates: pd.DataFrame
+    classes: tuple | None
+    history: pd.DataFrame
+    info: dict[str, Any]
+    objective: Objective
+    index: pd.Index
+    warm: Any = field(default=None, repr=False)
+
+
+Fit = StratifiedFit | PersonalizedFit
+
+
+class OptionValueError(StratlangError):
+    """A problem with one option's value found while fitting (e.g. a scheduler that
+    cannot be reached); the API positions it at the spec's solver statement when the
+    value came from there."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+def bind_family(model: ir.Model, data: Any) -> Design | PersonalizedDesign:
+    """The design of a model's family bound to data (a frame, a file, or None for the
+    spec's data statement)."""
+    from ..data.design import bind
+
+    frame = frame_for(model, data)
+    return bind_personalized(model, frame) if model.kind == "personalized" else bind(model, frame)
+
+
+class Backend:
+    """Base class of backend entries: subclasses declare the class attributes and
+    implement ``unsupported`` and ``fit``."""
+
+    name: ClassVar[str]
+    doc: ClassVar[str]
+    family: ClassVar[str] = "stratified"  # the model kind it fits
+    options: ClassVar[Options]
+    automatic: ClassVar[int | None] = None  # rank when no backend is named; None: never
+    reference: ClassVar[bool] = False  # the ground truth other backends are verified against
+    verbose_option: ClassVar[str | None] = None  # what ``verbose=`` sets
+    solver_option: ClassVar[str | None] = None  # what ``solver=`` sets (an external solver)
+
+    def wrong_family(self, model: ir.Model) -> str:
+        """Why this backend does not fit a model of another family."""
+        return (f"model '{model.name}' is {model.kind}: backend '{self.name}' cannot fit it "
+                f"(it fits {self.family} models)")
+
+    def prepare(self, model: ir.Model, data: Any) -> Any:
+        """The design this backend fits: by default the family's, bound in memory."""
+        return bind_family(model, data)
+
+    def unsupported(self, design: Any) -> str | None:
+        """Why this backend cannot fit the bound model, or None when it can."""
+        return None
+
+    def fit(self, design: Any, weights: dict[str, float], options: dict[str, Any],
+            warm: Any = None) -> Fit:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}>"

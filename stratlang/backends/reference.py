@@ -1,0 +1,159 @@
+"""The ``cvxpy`` backend, the reference: one ``cp.Problem`` for a whole stratified model.
+
+Records enter through a sparse N × (K·n) matrix (record i's features in its stratum's
+block), the Laplacian through the lifted incidence matrix of each graph factor — the
+K × K product Laplacian is never formed — and every weight is a ``cp.Parameter`` so a
+sweep re-solves the same compiled problem.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data.design import Design
+from ..kinds.regularizers import REGULARIZERS
+from ..language import ir
+from ..language.errors import NumericalError, warn
+from ..language.params import Options, Param, Rule, positive
+from ..solvers.graphs import lifted_incidence
+from .base import Backend, StratifiedFit
+from .objective import selected_rows, stratified_objective
+
+GOOD = ("optimal",)  # CVXPY's status strings (cvxpy is imported only to solve)
+INACCURATE = ("optimal_inaccurate",)
+
+
+def _installed(name: str) -> bool:
+    import cvxpy as cp
+
+    return name.upper() in cp.installed_solvers()
+
+
+def _not_installed(name: str) -> str:
+    import cvxpy as cp
+
+    return ("must be one of the installed CVXPY solvers: "
+            + ", ".join(sorted(s.lower() for s in cp.installed_solvers())))
+
+
+class CvxpyBackend(Backend):
+    name = "cvxpy"
+    doc = "The reference: one CVXPY problem for the whole model, solved by a conic solver."
+    automatic = 2  # when ADMM cannot fit the model, or a CVXPY solver is named
+    reference = True
+    verbose_option = "verbose"
+    solver_option = "method"
+    options = Options("backend 'cvxpy'", (
+        Param("method", type="name", default=None,
+              check=Rule(_installed, _not_installed, "an installed CVXPY solver"),
+              doc="the CVXPY solver (clarabel, scs, osqp, ecos, ...); CVXPY chooses when absent"),
+        Param("verbose", type="bool", default=False, doc="print the solver's log"),
+        Param("max_iters", type="int", default=None, check=positive,
+              doc="iteration limit passed to the solver"),
+    ))
+
+    def wrong_family(self, model: ir.Model) -> str:
+        return (super().wrong_family(model) + "; the model is non-convex: the CVXPY reference "
+                "evaluates its objective and solves its convex pieces (see "
+                "stratlang.backends.personalized_reference)")
+
+    def fit(self, design: Design, weights: dict[str, float], options: dict[str, Any],
+            warm: Any = None) -> StratifiedFit:
+        reuse = (warm if isinstance(warm, StratifiedProblem) and warm.design is design
+                 and warm.accepts(weights) else None)
+        return fit_reference(design, weights, options, reuse)
+
+
+def fit_reference(design: Design, weights: dict[str, float], options: dict[str, Any],
+                  problem: StratifiedProblem | None = None) -> StratifiedFit:
+    """Solves the model's CVXPY problem (``problem``: one compiled before, re-solved at
+    other weights)."""
+    start = time.perf_counter()
+    problem = problem or StratifiedProblem(design, weights)
+    theta, info = problem.solve(weights, options.get("method"), bool(options.get("verbose")),
+                                **({"max_iters": options["max_iters"]}
+                                   if options.get("max_iters") is not None else {}))
+    info.update(backend="cvxpy", fit_seconds=time.perf_counter() - start)
+    return StratifiedFit(theta, design.strata, design.classes, info,
+                         stratified_objective(design, theta, weights), design, warm=problem)
+
+
+class StratifiedProblem:
+    """``weights`` are the values the problem will first be solved at: a term whose weight
+    is fixed at zero there (and is no sweep) is left out, since a zero-weighted term only
+    adds degenerate structure that makes interior-point solvers stall."""
+
+    def __init__(self, design: Design, weights: dict[str, float]):
+        import cvxpy as cp
+
+        self.design = design
+        model, loss = design.model, design.loss
+        k, n, m = design.theta_shape
+        self.theta = cp.Variable((k * n, m), name="theta")
+        self.parameters: dict[str, cp.Parameter] = {
+            name: cp.Parameter(nonneg=True, name=name.replace(".", "_"))
+            for name, h in model.hypers().items() if h.is_sweep or weights[name] != 0}
+        p = model.response.loss.p
+        objective, constraints = loss.cvxpy_stratified(self.theta, design.record_matrix,
+                                                       design.y, design.z, k, p)
+        for term in model.regularizers:
+            entry = REGULARIZERS[term.kind.name]
+            rows = selected_rows(design.rows, term)
+            if len(rows) == 0:
+                continue
+            index = (np.arange(k)[:, None] * n + rows[None, :]).reshape(-1)
+            block = self.theta[index, :]
+            if entry.is_constraint:
+                constraints += entry.constraints(block, term.kind.p)
+            elif term.hyper_name in self.parameters:
+                weight = self.parameters[term.hyper_name]
+                objective = objective + weight * entry.cvxpy(block, k, len(rows), term.kind.p)
+        graphs = design.strata.graphs()
+        for axis, factor in enumerate(design.strata.factors):
+            if factor.graph.n_edges == 0 or factor.hyper_name not in self.parameters:
+                continue
+            lifted = sp.kron(lifted_incidence(graphs, axis), sp.identity(n), format="csr")
+            gamma = self.parameters[factor.hyper_name]
+            objective = objective + gamma * (0.5 * cp.sum_squares(lifted @ self.theta))
+        self.problem = cp.Problem(cp.Minimize(objective), constraints)
+
+    def accepts(self, weights: dict[str, float]) -> bool:
+        """Can this problem be re-solved at these weights (none compiled out is needed)?"""
+        return all(weights[name] == 0 for name in set(weights) - set(self.parameters))
+
+    def solve(self, weights: dict[str, float], method: str | None = None,
+              verbose: bool = False, **options) -> tuple[np.ndarray, dict]:
+        """θ of shape (K, n, m) and solver information; raises NumericalError on failure."""
+        import cvxpy as cp
+
+        if not self.accepts(weights):
+            raise ValueError("a weight compiled out at 0 is nonzero here; build a new problem")
+        for name, param in self.parameters.items():
+            param.value = float(weights[name])
+        solver = method.upper() if method else None
+        try:
+            with warnings.catch_warnings():  # an inaccurate result gets our own warning below
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                self.problem.solve(solver=solver, verbose=verbose, warm_start=True, **options)
+        except cp.error.SolverError as err:
+            raise NumericalError(f"CVXPY solver {solver or '(default)'} failed: {err}") from None
+        status = self.problem.status
+        info = {"status": status, "solver": self.problem.solver_stats.solver_name,
+                "solve_time": self.problem.solver_stats.solve_time,
+                "iterations": self.problem.solver_stats.num_iters,
+                "cvxpy_objective": self.problem.value}
+        if status not in GOOD + INACCURATE or self.theta.value is None:
+            raise NumericalError(f"the CVXPY problem is {status}: "
+                                 + {cp.INFEASIBLE: "the constraints cannot all hold",
+                                    cp.UNBOUNDED: "the objective is unbounded below; add a "
+                                                  "regularizer or more data"}.get(status,
+                                                  "the solver could not solve it"))
+        if status in INACCURATE:
+            warn(f"CVXPY solver {info['solver']} reports '{status}': the result is not "
+                 "certified to full accuracy")
+        return self.theta.value.reshape(self.design.theta_shape), info

@@ -1,0 +1,108 @@
+"""Data frames as the binder reads them, and the binder that checks their columns.
+
+Every data problem is reported at the spec position that named the column, with the
+offending rows (by frame label, and by line for a CSV file), and all problems are
+collected before anything is raised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..kinds.graphs import canon
+from ..language import ir
+from ..language.errors import Collector, DataError, Span, describe_rows, did_you_mean
+
+
+def read_frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """A DataFrame from a frame, a CSV path or a Parquet path (the path is remembered for
+    messages: CSV rows are named by their line in the file)."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    path = Path(data)
+    if not path.is_file():
+        raise DataError(f"data file '{path}' not found")
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            frame.attrs["file"] = str(path)
+            return frame
+        frame = pd.read_csv(path, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            OSError, ValueError) as err:
+        raise DataError(f"cannot read data file '{path}': {err}") from None
+    frame.attrs["source"] = frame.attrs["file"] = str(path)
+    return frame
+
+
+def rows_phrase(frame: pd.DataFrame, positions) -> str:
+    """'rows 3, 17' by frame label; for a CSV, also the file's line numbers."""
+    positions = np.asarray(positions, dtype=int)
+    text = describe_rows([canon(v) for v in frame.index[positions]])
+    source = frame.attrs.get("source")
+    if source and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
+        lines = ", ".join(str(p + 2) for p in positions[:5])
+        text += f" (line{'s' if len(positions) > 1 else ''} {lines} of {Path(source).name})"
+    elif "file" in frame.attrs:
+        text += f" of {Path(frame.attrs['file']).name}"
+    return text
+
+
+def values_phrase(series: pd.Series, positions) -> str:
+    shown = [repr(canon(v)) for v in series.iloc[np.asarray(positions)[:3]]]
+    return "values " + ", ".join(shown) if len(shown) > 1 else "value " + shown[0]
+
+
+class Binder:
+    """Checks columns of a frame against a model, collecting positioned errors."""
+
+    def __init__(self, model: ir.Model, frame: pd.DataFrame):
+        self.model = model
+        self.frame = frame
+        self.out = Collector(model.source)
+        where = frame.attrs.get("source")
+        self.where = f" ({Path(where).name})" if where else ""
+
+    def column(self, name: str, span: Span | None, also: tuple[str, ...] = ()) -> pd.Series | None:
+        if name not in self.frame.columns:
+            self.out.error(f"column '{name}' not found in the data{self.where}"
+                           + did_you_mean(name, [str(c) for c in self.frame.columns] + list(also)),
+                           span)
+            return None
+        series = self.frame[name]
+        missing = np.flatnonzero(series.isna().to_numpy())
+        if len(missing):
+            self.out.error(f"column '{name}' has missing values in "
+                           + rows_phrase(self.frame, missing), span)
+            return None
+        return series
+
+    def numeric(self, name: str, span: Span | None, also: tuple[str, ...] = ()) -> np.ndarray | None:
+        series = self.column(name, span, also)
+        if series is None:
+            return None
+        values = pd.to_numeric(series, errors="coerce")
+        if series.dtype == bool:
+            values = series.astype(float)
+        bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
+        if len(bad):
+            self.out.error(f"column '{name}' must be numeric; {values_phrase(series, bad)} in "
+                           + rows_phrase(self.frame, bad), span)
+            return None
+        return values.to_numpy(dtype=float)
+
+
+
+
+def frame_for(model: ir.Model, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
+    """The frame a model is bound to: ``data`` (a frame, a CSV or Parquet path), or the
+    file of the spec's ``data`` statement (relative to the spec)."""
+    if data is not None:
+        return read_frame(data)
+    if model.data is None:
+        raise DataError(f"model '{model.name}' names no data: pass data to fit, or add a "
+                        "'data \"file.csv\"' statement")
+    return read_frame(model.directory / model.data)

@@ -1,0 +1,73 @@
+"""Data bound to a checked personalized model: features, encoded response, and each
+covariate distance's encoded columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..kinds.distances import DISTANCES, MetricError
+from ..language import ir
+from ..language.errors import StratlangError
+from .design import bind_features, bind_response
+from .frames import Binder
+
+
+@dataclass
+class PersonalizedDesign:
+    model: ir.Model
+    x: np.ndarray  # (N, p)
+    y: np.ndarray  # (N, 1) encoded (±1 for logistic)
+    covariates: list  # one encoded array per distance
+    classes: tuple | None
+    index: pd.Index  # the frame's row labels
+    covariate_frame: pd.DataFrame  # the distances' columns as given (for new samples' codes)
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+    def covariate_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """d_l(U_i, U_j) for each pair: shape (pairs, L)."""
+        out = np.empty((len(i), len(self.covariates)))
+        for col, (dist, enc) in enumerate(zip(self.model.personalize.distances, self.covariates,
+                                              strict=True)):
+            out[:, col] = DISTANCES[dist.metric.name].pairs(enc, i, j)
+        return out
+
+
+def bind_covariates(binder: Binder, encode: pd.DataFrame | None = None) -> list:
+    """Checks every distance's columns in the binder's frame and encodes them (from
+    ``encode`` when given: e.g. training and new samples together, so that categories
+    share codes); problems are recorded in the binder, positioned in the spec."""
+    model = binder.model
+    source = binder.frame if encode is None else encode
+    encoded = []
+    for dist in model.personalize.distances:
+        metric = DISTANCES[dist.metric.name]
+        spans = dist.column_spans or (dist.span,) * len(dist.columns)
+        cols = [binder.numeric(c, s) if metric.numeric else binder.column(c, s)
+                for c, s in zip(dist.columns, spans, strict=True)]
+        if any(c is None for c in cols):
+            continue
+        try:
+            encoded.append(metric.encode(source[list(dist.columns)], dist.metric.p,
+                                         model.directory))
+        except MetricError as err:
+            binder.out.error(str(err), dist.metric.span)
+    return encoded
+
+
+def bind_personalized(model: ir.Model, frame: pd.DataFrame) -> PersonalizedDesign:
+    if model.personalize is None:
+        raise StratlangError(f"model '{model.name}' is not personalized")
+    binder = Binder(model, frame)
+    x = bind_features(binder)
+    encoded = bind_response(binder)
+    covariates = bind_covariates(binder)
+    binder.out.raise_if_any()
+    columns = [c for d in model.personalize.distances for c in d.columns]
+    return PersonalizedDesign(model, x, encoded.values, covariates, encoded.classes, frame.index,
+                              frame[columns].reset_index(drop=True))

@@ -1,0 +1,351 @@
+"""Fitted models: one base (:class:`FittedModel`) with what every fit has — the model,
+the weights it was fitted at, the backend's report, the objective — and predict, score,
+summary, save, plot; :class:`FittedStratified` holds θ per stratum,
+:class:`FittedPersonalized` θ per training sample."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .backends.base import Objective, PersonalizedFit, StratifiedFit
+from .backends.theta_parts import PARTS, column_names, read_theta
+from .data.design import Design, bind, bind_features, bind_response
+from .data.frames import Binder
+from .data.personalized import bind_covariates
+from .data.strata import Strata
+from .kinds.graphs import canon
+from .kinds.losses import LOSSES, Loss
+
+if TYPE_CHECKING:
+    from .model import Model
+
+FORMAT_VERSION = 1
+
+
+class FittedModel:
+    """What every fit has. ``objective`` is an :class:`Objective` (its parts and
+    ``total``); ``info`` is the backend's report (status, iterations, times, …)."""
+
+    kind: ClassVar[str]
+    format: ClassVar[str]  # the 'format' of its saved JSON
+
+    def __init__(self, model: Model, weights: dict[str, float], info: dict[str, Any],
+                 objective: Objective, classes: tuple | None):
+        self.model = model
+        self.weights = weights
+        self.info = info
+        self.objective = objective
+        self.classes = classes
+        self.loss: Loss = LOSSES[model.ir.response.loss.name]
+
+    @property
+    def theta(self) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
+        raise NotImplementedError
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        raise NotImplementedError
+
+    def plot(self, *, out: str | Path | None = None, **view: Any):
+        raise NotImplementedError
+
+    def plot_convergence(self, out: str | Path | None = None):
+        from .plot import plot_convergence
+
+        return plot_convergence(self, out)
+
+    def __repr__(self) -> str:
+        return (f"<stratlang.{type(self).__name__} {self.model.name!r}: objective "
+                f"{self.objective.total:.6g}, backend {self.info.get('backend')}, status "
+                f"{self.info.get('status')}>")
+
+    def _saved(self) -> dict[str, Any]:
+        """The JSON fields every saved fit has."""
+        from .spec import saved_spec
+
+        return {"format": self.format, "version": FORMAT_VERSION, **saved_spec(self.model.ir),
+                "weights": self.weights, "objective": self.objective.as_dict(),
+                "classes": [canon(c) for c in self.classes] if self.classes is not None else None}
+
+
+def json_path(path: str | Path) -> Path:
+    """``path`` with a .json suffix (added to, not replacing, any other suffix)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return path
+    return path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
+
+
+def _frame_columns(out: dict[str, np.ndarray], index: pd.Index, names: tuple) -> pd.DataFrame:
+    """Prediction columns: one per 1-D value, ``key_<output>`` for each column of 2-D ones."""
+    frame = pd.DataFrame(index=index)
+    for key, value in out.items():
+        value = np.asarray(value)
+        if value.ndim == 1:
+            frame[key] = value
+        else:
+            labels = names if value.shape[1] == len(names) else range(value.shape[1])
+            for j, name in enumerate(labels):
+                frame[f"{key}_{name}"] = value[:, j]
+    return frame
+
+
+class FittedStratified(FittedModel):
+    """θ for every stratum, with what is needed to predict, score and save."""
+
+    kind = "stratified"
+    format = "stratlang-fitted"
+
+    def __init__(self, model: Model, fit: StratifiedFit, weights: dict[str, float]):
+        super().__init__(model, weights, fit.info, fit.objective, fit.classes)
+        self.strata: Strata = fit.strata
+        self._theta: np.ndarray | Callable[[], np.ndarray] | None = fit.theta
+        self.rows = self.loss.row_names(model.ir.features, model.ir.response.columns)
+        self.outputs = self.loss.output_names(model.ir.response.columns, self.classes)
+        self.warm = fit.warm
+        if fit.output is not None:  # the workers wrote θ there: read on first use
+            output = Path(fit.output)
+            self._theta = self._reader(output)
+            self.write_metadata(output)
+
+    # ---- parameters ----------------------------------------------------------------
+    @property
+    def theta_array(self) -> np.ndarray:
+        """θ as a (strata, rows, outputs) array."""
+        if callable(self._theta):  # written out by a cluster: read on first use
+            self._theta = self._theta()
+        return self._theta
+
+    @theta_array.setter
+    def theta_array(self, value: np.ndarray | Callable[[], np.ndarray]) -> None:
+        self._theta = value
+
+    @property
+    def theta(self) -> pd.DataFrame:
+        """θ labelled by stratum (rows) and parameter (columns; (row, output) pairs when
+        there are several outputs)."""
+        k, n, m = self.theta_array.shape
+        if m == 1:
+            columns = pd.Index(self.rows, name="parameter")
+        else:
+            columns = pd.MultiIndex.from_product([self.rows, self.outputs],
+                                                 names=["parameter", "output"])
+        return pd.DataFrame(self.theta_array.reshape(k, n * m), index=self.strata.index(),
+                            columns=columns)
+
+    @property
+    def n_parameters(self) -> int:
+        return self.strata.k * len(self.rows) * len(self.outputs)
+
+    # ---- prediction ------------------------------------------------------------------
+    def _design(self, data, with_response: bool) -> Design:
+        return bind(self.model.ir, self.model.frame(data), strata=self.strata,
+                    classes=self.classes, with_response=with_response)
+
+    def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+        design = self._design(data, with_response=False)
+        out = self.loss.records_predict(design.x, self.theta_array[design.z], design.loss_params,
+                                        self.classes)
+        return _frame_columns(out, design.index, self.outputs)
+
+    def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
+        """The loss's natural metrics on ``data`` (RMSE, ANLL, accuracy, AUROC, …)."""
+        design = self._design(data, with_response=True)
+        return self.loss.records_metrics(design.x, design.y, self.theta_array[design.z],
+                                         design.loss_params, self.classes)
+
+    # ---- reporting --------------------------------------------------------------------
+    def summary(self) -> str:
+        k, n, m = self.theta_array.shape
+        lines = [f"model {self.model.name}: {self.model.ir.kind}, loss "
+                 f"{self.model.ir.response.loss.name}",
+                 f"  strata K = {k}, parameters per stratum {n} x {m} "
+                 f"({self.n_parameters} in all)"]
+        for f in self.strata.factors:
+            lines.append(f"  factor ({', '.join(f.columns)}): {f.n} nodes, {f.graph.n_edges} "
+                         f"edges, {f.graph.structure}, weight {self.weights[f.hyper_name]:g}")
+        obj = self.objective
+        lines.append(f"  objective {obj.total:.10g} = loss {obj.loss:.6g} + regularization "
+                     f"{obj.regularization:.6g} + laplacian {obj.laplacian:.6g}")
+        info = self.info
+        lines.append(f"  backend {info.get('backend')} ({info.get('solver')}), status "
+                     f"{info.get('status')}, {info.get('fit_seconds', float('nan')):.3f} s")
+        return "\n".join(lines)
+
+    def plot(self, *, out: str | Path | None = None, param: str | None = None,
+             over: str | None = None, by: str | None = None, **other: Any):
+        """A picture of one parameter over the strata (see :mod:`stratlang.plot`)."""
+        from .plot import plot_strata, refuse_options
+
+        refuse_options(other, "a stratified model's picture takes param, over and by")
+        return plot_strata(self, param, over, by, out)
+
+    # ---- persistence --------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Writes ``path`` (JSON: spec, strata, weights) and ``path.npz`` beside it (arrays)."""
+        path = json_path(path)
+        meta, arrays = self._metadata()
+        path.write_text(json.dumps(meta, indent=1))
+        np.savez_compressed(path.with_suffix(".npz"), theta=self.theta_array, **arrays)
+        return path
+
+    def write_metadata(self, directory: str | Path) -> Path:
+        """Writes ``directory/model.json`` and ``model.npz`` describing a fit whose θ the
+        workers wrote as Parquet parts under ``directory`` (see :func:`load_fitted`)."""
+        path = Path(directory) / "model.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta, arrays = self._metadata()
+        meta["theta"] = {"parquet": PARTS,
+                         "shape": [self.strata.k, len(self.rows), len(self.outputs)]}
+        path.write_text(json.dumps(meta, indent=1))
+        np.savez_compressed(path.with_suffix(".npz"), **arrays)
+        return path
+
+    def _reader(self, directory: Path) -> Callable[[], np.ndarray]:
+        shape = (self.strata.k, len(self.rows), len(self.outputs))
+        columns = column_names(self.rows, self.outputs)
+        return lambda: read_theta(directory, shape, columns)
+
+    def _metadata(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The JSON metadata and the arrays (θ aside) of a saved model."""
+        arrays: dict[str, np.ndarray] = {}
+        if self.info.get("history"):
+            arrays["history"] = np.asarray(self.info["history"], dtype=float)
+        factors = []
+        for i, f in enumerate(self.strata.factors):
+            arrays[f"edges_{i}"] = f.graph.edges
+            arrays[f"weights_{i}"] = f.graph.weights
+            factors.append({"columns": list(f.columns),
+                            "labels": [[canon(v) for v in labels] for labels in f.column_labels],
+                            "n": f.graph.n, "structure": f.graph.structure,
+                            "shape": list(f.graph.shape), "text_labels": f.text_labels})
+        meta = {**self._saved(), "factors": factors,
+                "info": {k: v for k, v in self.info.items()
+                         if isinstance(v, str | int | float | bool | type(None))}}
+        return meta, arrays
+
+
+class FittedPersonalized(FittedModel):
+    """One model per training sample (θ = Z Q), the learned φ, and k_n-NN prediction."""
+
+    kind = "personalized"
+    format = "stratlang-personalized"
+
+    def __init__(self, model: Model, fit: PersonalizedFit, weights: dict[str, float]):
+        super().__init__(model, weights, fit.info, fit.objective, fit.classes)
+        self.theta_array, self.z, self.q, self.phi_array = fit.theta, fit.z, fit.q, fit.phi
+        self.theta_pop, self.covariates = fit.theta_pop, fit.covariates
+        self.history, self.index = fit.history, fit.index
+        self.warm = None
+
+    @property
+    def theta(self) -> pd.DataFrame:
+        return pd.DataFrame(self.theta_array, index=self.index, columns=list(self.model.ir.features))
+
+    @property
+    def phi(self) -> pd.Series:
+        """The learned weight of each covariate distance: which covariates matter."""
+        labels = [d.columns[0] if len(d.columns) == 1 else "(" + ", ".join(d.columns) + ")"
+                  for d in self.model.ir.personalize.distances]
+        return pd.Series(self.phi_array, index=labels, name="phi")
+
+    def _neighbours(self, frame: pd.DataFrame) -> np.ndarray:
+        from .backends.subgradient import nearest
+
+        spec = self.model.ir.personalize
+        binder = Binder(self.model.ir, frame)
+        columns = list(self.covariates.columns)
+        new = frame.reindex(columns=columns).reset_index(drop=True)  # absent: reported below
+        combined = pd.concat([self.covariates, new], ignore_index=True)
+        encoded = bind_covariates(binder, encode=combined)
+        binder.out.raise_if_any()
+        n = len(self.covariates)
+        return nearest(self.model.ir, encoded, self.phi_array, np.arange(n),
+                       np.arange(n, n + len(new)), spec.neighbors)
+
+    def sample_models(self, data) -> np.ndarray:
+        """θ for new samples: the mean θ of their k_n nearest training samples."""
+        frame = self.model.frame(data)
+        return self.theta_array[self._neighbours(frame)].mean(axis=1)
+
+    def _records(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(x, θ of each record as a (N, p, 1) array)."""
+        binder = Binder(self.model.ir, frame)
+        x = bind_features(binder)
+        binder.out.raise_if_any()
+        theta = self.theta_array[self._neighbours(frame)].mean(axis=1)
+        return x, theta[:, :, None]
+
+    def predict(self, data=None) -> pd.DataFrame:
+        frame = self.model.frame(data)
+        x, theta = self._records(frame)
+        out = self.loss.records_predict(x, theta, self.model.ir.response.loss.p, self.classes)
+        return _frame_columns(out, frame.index, tuple(self.model.ir.response.columns))
+
+    def score(self, data=None) -> dict[str, float]:
+        frame = self.model.frame(data)
+        binder = Binder(self.model.ir, frame)
+        encoded = bind_response(binder, self.classes)
+        binder.out.raise_if_any()
+        x, theta = self._records(frame)
+        return self.loss.records_metrics(x, encoded.values, theta,
+                                         self.model.ir.response.loss.p, self.classes)
+
+    def summary(self) -> str:
+        spec = self.model.ir.personalize
+        lines = [f"model {self.model.name}: personalized, loss {self.loss.name}, rank {spec.rank}",
+                 f"  {len(self.theta_array)} samples x {self.theta_array.shape[1]} parameters; "
+                 f"{self.info['epochs']} epochs (best {self.info['best_epoch']}), "
+                 f"{self.info['fit_seconds']:.2f} s",
+                 "  covariate weights phi: " + ", ".join(f"{k} {v:.3g}" for k, v in self.phi.items()),
+                 f"  objective {self.objective}"]
+        return "\n".join(lines)
+
+    def plot(self, *, out: str | Path | None = None, by: str | None = None,
+             method: str = "pca", **other: Any):
+        """The sample models embedded in 2-D (PCA, or t-SNE), coloured by a covariate."""
+        from .plot import plot_embedding, refuse_options
+
+        refuse_options(other, "a personalized model's picture takes by and method")
+        return plot_embedding(self, by, out, method)
+
+    def save(self, path: str | Path) -> Path:
+        path = json_path(path)
+        arrays = {"theta": self.theta_array, "z": self.z, "q": self.q, "phi": self.phi_array,
+                  "theta_pop": self.theta_pop}
+        for column in self.history.columns:
+            arrays[f"history_{column}"] = self.history[column].to_numpy(dtype=float)
+        kinds = {}
+        for c in self.covariates.columns:
+            column = self.covariates[c]
+            numeric = pd.api.types.is_numeric_dtype(column)
+            arrays[f"cov_{c}"] = column.to_numpy(dtype=float if numeric else str)
+            kinds[c] = "number" if numeric else "text"
+        meta = {**self._saved(), "covariates": kinds, "info": self.info,
+                "index": [str(i) for i in self.index]}
+        path.write_text(json.dumps(meta, indent=1, default=lambda o: o.item()))
+        np.savez_compressed(path.with_suffix(".npz"), **arrays)
+        return path
+
+
+FITTED_FOR = {StratifiedFit: FittedStratified, PersonalizedFit: FittedPersonalized}
+
+
+def fitted_model(model: Model, fit: StratifiedFit | PersonalizedFit,
+                 weights: dict[str, float]) -> FittedModel:
+    """The fitted model a backend's fit makes."""
+    return FITTED_FOR[type(fit)](model, fit, weights)

@@ -1,0 +1,77 @@
+"""Reading fitted models back: JSON metadata plus a .npz of arrays (never pickle), or the
+directory a Dask fit with an ``output`` wrote (θ as Parquet parts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .backends.base import Objective, PersonalizedFit, StratifiedFit
+from .data.strata import Factor, Strata
+from .fitted import FittedModel, FittedPersonalized, FittedStratified
+from .language.errors import StratlangError
+from .model import Model
+from .solvers.graphs import Graph
+from .spec import compile_spec
+
+
+def load_fitted(path: str | Path) -> FittedModel:
+    """Reads a model written by :meth:`FittedModel.save`, or the directory a Dask fit with
+    an ``output`` wrote."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.json"
+    if not path.is_file():
+        raise StratlangError(f"fitted model '{path}' not found")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StratlangError(f"'{path}' is not a stratlang fitted model: {err}") from None
+    readers = {FittedStratified: _stratified, FittedPersonalized: _personalized}
+    kinds = {cls.format: cls for cls in readers}
+    cls = kinds.get(meta.get("format")) if isinstance(meta, dict) else None
+    if cls is None:
+        raise StratlangError(f"'{path}' is not a stratlang fitted model")
+    arrays = np.load(path.with_suffix(".npz"), allow_pickle=False)
+    model = Model(compile_spec(meta["spec"], meta.get("spec_file") or "<spec>",
+                               check_files=False))
+    if model.ir.kind != cls.kind:
+        raise StratlangError(f"'{path}' holds a spec that is not {cls.kind}")
+    return readers[cls](model, meta, arrays, path)
+
+
+def _classes(meta: dict) -> tuple | None:
+    return tuple(meta["classes"]) if meta.get("classes") is not None else None
+
+
+def _stratified(model: Model, meta: dict, arrays, path: Path) -> FittedStratified:
+    factors = []
+    strat_by_cols = {s.columns: s for s in model.ir.strata}
+    for i, f in enumerate(meta["factors"]):
+        graph = Graph(f["n"], arrays[f"edges_{i}"], arrays[f"weights_{i}"], f["structure"],
+                      tuple(f["shape"]))
+        strat = strat_by_cols[tuple(f["columns"])]
+        factors.append(Factor(strat.columns, tuple(tuple(v) for v in f["labels"]), graph,
+                              strat.weight, strat.hyper_name, f["text_labels"]))
+    info = dict(meta["info"])
+    if "history" in arrays:
+        info["history"] = [tuple(row) for row in arrays["history"]]
+    fit = StratifiedFit(None, Strata(tuple(factors)), _classes(meta), info,
+                        Objective.of(**meta["objective"]))
+    fitted = FittedStratified(model, fit, meta["weights"])
+    fitted.theta_array = (fitted._reader(path.parent) if "theta" in meta else arrays["theta"])
+    return fitted
+
+
+def _personalized(model: Model, meta: dict, arrays, path: Path) -> FittedPersonalized:
+    covariates = pd.DataFrame({c: arrays[f"cov_{c}"] for c in meta["covariates"]})
+    history = pd.DataFrame({name[len("history_"):]: arrays[name] for name in arrays.files
+                            if name.startswith("history_")})
+    fit = PersonalizedFit(arrays["theta"], arrays["z"], arrays["q"], arrays["phi"],
+                          arrays["theta_pop"], covariates, _classes(meta), history,
+                          meta["info"], Objective.of(**meta["objective"]),
+                          pd.Index(meta["index"]))
+    return FittedPersonalized(model, fit, meta["weights"])
