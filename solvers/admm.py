@@ -49,8 +49,9 @@ class Result:
 
     @property
     def diverged(self) -> bool:
-        """The last residuals are not finite numbers (the iterates overflowed)."""
-        return not (math.isfinite(self.primal_residual) and math.isfinite(self.dual_residual))
+        """The last residuals or their tolerances are not finite (the iterates overflowed)."""
+        return not all(math.isfinite(v) for v in (self.primal_residual, self.dual_residual,
+                                                   self.eps_primal, self.eps_dual))
 
 
 @dataclass(frozen=True)

@@ -236,6 +236,7 @@ def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np
 
 
 # ---- the fit ---------------------------------------------------------------------------------
+DIVERGED = 1e6  # an objective this many times the starting one: the steps diverged
 @dataclass
 class Settings:
     rank: int
@@ -359,6 +360,8 @@ def fit(problem: Problem, settings: Settings,
         q = np.array(settings.fixed_q, dtype=float)
         z = omega @ np.linalg.pinv(q)
     phi = np.ones(problem.n_metrics)
+    start_total = objective(problem, z, q, phi, settings.radius,
+                            pairs_for(problem, z, settings.radius, settings.max_neighbors))["total"]
     floor = 0.1 * float(np.sum(np.abs(theta_pop))) + 1e-8
     history: list[dict] = []
     best = (math.inf, z.copy(), q.copy(), phi.copy(), 0)
@@ -382,6 +385,11 @@ def fit(problem: Problem, settings: Settings,
                                      "lower the learning rate")
         record = {"epoch": epoch, "alpha": alpha, "radius": radius, "pairs": len(pairs.i),
                   **objective(problem, z, q, phi, radius, pairs)}
+        if record["total"] > DIVERGED * max(start_total, 1e-12):  # numerical trouble, not
+            raise FloatingPointError(  # overfitting: no earlier epoch is returned instead
+                f"the subgradient iterates diverged at epoch {epoch} (objective "
+                f"{record['total']:.3g} against {start_total:.3g} at the start); lower the "
+                "learning rate or the match weight")
         if validate is not None:
             record["validation"] = validate(z, q, phi)
             if record["validation"] < best[0]:

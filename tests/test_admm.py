@@ -10,9 +10,9 @@ import pytest
 
 import stratlang
 from stratlang.backends.admm import unsupported
-from stratlang.kinds import LOSSES
+from stratlang.kinds import GRAPHS, LOSSES, REGULARIZERS
 
-from .test_reference import data_for
+from .cases import GRAPH_CASES, REGULARIZER_CASES, data_for, graph_frame
 
 TIGHT = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 20000}
 ADMM_LOSSES = [name for name in LOSSES.names() if LOSSES[name].admm_ready()]
@@ -44,20 +44,25 @@ def test_every_loss_and_regularizer_matches_cvxpy(loss, reg, rng):
         np.testing.assert_allclose(fast.theta_array, reference.theta_array, atol=2e-4, rtol=1e-3)
 
 
-@pytest.mark.parametrize("graph", ["path", "cycle", "complete", "star", "grid", "edges", "tree"])
+@pytest.mark.parametrize("graph", GRAPHS.names())
 def test_every_graph_kind_matches_cvxpy(graph, rng, tmp_path):
-    (tmp_path / "g.csv").write_text("a,b,w\n0,1,2\n1,2,0.5\n1,3,1\n")
-    frame = pd.DataFrame({"g": rng.integers(0, 4, 300), "h": rng.integers(0, 3, 300),
-                          "x": rng.normal(size=300)})
-    frame["y"] = (rng.random(300) < 1 / (1 + np.exp(-frame.x * (frame.g - 1.5)))).astype(int)
-    target = "(g, h)" if graph == "grid" else "g"
-    call = f'{graph}("g.csv")' if graph in ("edges", "tree") else graph
+    frame = graph_frame(rng, 300, tmp_path)
     spec = tmp_path / "m.strat"
-    spec.write_text(f"response y ~ logistic\nfeatures x, intercept\n"
-                    f"regularize 0.1 * sum_squares\nstratify {target} ~ {call} weight 3\n")
+    spec.write_text("response y ~ logistic\nfeatures x, intercept\n"
+                    "regularize 0.1 * sum_squares\n" + GRAPH_CASES[graph].statement())
     reference, fast = both(str(spec), frame)
     assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
     np.testing.assert_allclose(fast.theta_array, reference.theta_array, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", [n for n in REGULARIZERS.names() if REGULARIZERS[n].admm_ready()])
+def test_every_regularizer_matches_cvxpy(name, rng):
+    case = REGULARIZER_CASES[name]
+    frame, _target, features = data_for(case.loss, rng)
+    spec = (f"response {case.target} ~ {case.loss}\n{features}\nregularize {case.term}\n"
+            "stratify g ~ path weight 0.7\n")
+    reference, fast = both(spec, frame)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6, abs=1e-6)
 
 
 def test_product_of_three_factors_with_empty_strata(rng):

@@ -12,6 +12,9 @@ import pandas as pd
 import pytest
 
 import stratlang
+from stratlang.kinds import GRAPHS
+
+from .cases import GRAPH_CASES, graph_frame
 
 distributed = pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
@@ -45,18 +48,14 @@ def both(spec, frame, client, data=None, **options):
     return local, remote
 
 
-@pytest.mark.parametrize("graph", ["path", "cycle", "complete", "star", "grid", "edges", "tree"])
+@pytest.mark.parametrize("graph", GRAPHS.names())
 def test_every_graph_kind_matches_the_in_memory_admm(graph, client, rng, tmp_path):
-    (tmp_path / "g.csv").write_text("a,b,w\n0,1,2\n1,2,0.5\n1,3,1\n")
-    frame = frame_for(rng)
-    target = "(g, h)" if graph == "grid" else "g"
-    call = f'{graph}("g.csv")' if graph in ("edges", "tree") else graph
+    frame = graph_frame(rng, 300, tmp_path)
+    case = GRAPH_CASES[graph]
+    second = "stratify h ~ path weight 0.5\n" if "h" not in case.target else ""
     spec = tmp_path / "m.strat"
-    spec.write_text(f"response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n"
-                    f"stratify {target} ~ {call} weight 3\nstratify h ~ path weight 0.5\n"
-                    if graph != "grid" else
-                    f"response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n"
-                    f"stratify {target} ~ grid weight 3\n")
+    spec.write_text("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n"
+                    + case.statement() + second)
     local, remote = both(str(spec), frame, client)
     assert remote.info["backend"] == "dask" and remote.info["converged"]
     assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)

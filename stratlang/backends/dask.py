@@ -28,7 +28,6 @@ from ..kinds.losses import LOSSES
 from ..language import ir
 from ..language.errors import NumericalError, SpecError, StratlangError
 from ..language.params import Param, positive
-from ..solvers import laplacian
 from .admm import (
     ADMM_OPTIONS,
     RegularizerTerm,
@@ -266,6 +265,8 @@ class DaskBackend(Backend):
 
 
 def _unsupported(design: Design) -> str | None:
+    from ..solvers import laplacian
+
     reason = unsupported(design)
     if reason:
         return reason

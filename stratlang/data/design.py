@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..kinds import responses
 from ..kinds.losses import LOSSES, Loss, linear_predictor
@@ -83,8 +82,10 @@ class Design:
     def theta_shape(self) -> tuple[int, int, int]:
         return (self.strata.k, len(self.rows), len(self.outputs))
 
-    def record_matrix(self) -> sp.csr_matrix:
+    def record_matrix(self):
         """N × (K·n) sparse: record i's features placed in its stratum's block."""
+        import scipy.sparse as sp
+
         n_rec, n = self.x.shape
         cols = (self.z[:, None] * n + np.arange(n)[None, :]).reshape(-1)
         rows = np.repeat(np.arange(n_rec), n)

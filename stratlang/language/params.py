@@ -27,6 +27,7 @@ class Rule:
     test: Callable[[Any], bool]
     problem: str | Callable[[Any], str]  # or a function of the value, for a message that varies
     text: str
+    bounds: tuple[float | None, float | None, str] | None = None  # an interval's (low, high, closed)
 
     def __call__(self, value: Any) -> str | None:
         if self.test(value):
@@ -51,7 +52,7 @@ def interval(low: float | None = None, high: float | None = None, *, closed: str
         text = f"{'≤' if high_in else '<'} {high:g}"
     else:
         text = f"{closed[0]}{low:g}, {high:g}{closed[1]}"
-    return Rule(test, problem or f"must lie in {text}", text)
+    return Rule(test, problem or f"must lie in {text}", text, (low, high, closed))
 
 
 positive = interval(0, closed="()", problem="must be positive")
