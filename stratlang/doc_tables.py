@@ -16,6 +16,7 @@ from typing import Any
 
 from .backends import BACKENDS
 from .kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS
+from .kinds.responses import DOMAIN_TEXT
 from .language.params import Param
 from .language.personalize import PERSONALIZE_OPTIONS
 from .language.printer import literal
@@ -56,6 +57,16 @@ def kinds_table(registry, what: str) -> str:
                   for name in registry.names()))
 
 
+def losses_table() -> str:
+    rows = []
+    for name in LOSSES.names():
+        loss = LOSSES[name]
+        response = DOMAIN_TEXT[loss.domain] + ("; one or more columns" if loss.multi_column
+                                               else "")
+        rows.append([f"`{name}`", signature(loss.params), response, loss.doc])
+    return table(["loss", "parameters", "response", "definition"], rows)
+
+
 def options_table(params: Iterable[Param]) -> str:
     return table(["option", "default", "allowed", "meaning"],
                  ([f"`{p.name}`", default(p), p.allowed, p.doc] for p in params))
@@ -84,7 +95,7 @@ def personalized_kinds() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     "personalized_kinds": personalized_kinds,
-    "losses": lambda: kinds_table(LOSSES, "loss"),
+    "losses": losses_table,
     "regularizers": lambda: kinds_table(REGULARIZERS, "regularizer"),
     "graphs": lambda: kinds_table(GRAPHS, "graph"),
     "distances": lambda: kinds_table(DISTANCES, "distance"),

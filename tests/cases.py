@@ -78,6 +78,7 @@ LOSS_CASES = {
     "logistic": LossCase("y", FEATURES, _binary),
     "hinge": LossCase("y", FEATURES, _binary),
     "square_classification": LossCase("y", FEATURES, _binary),
+    "squared_hinge": LossCase("y", FEATURES, _binary),
     "multinomial": LossCase("y", FEATURES, _classes),
     "multiclass_hinge": LossCase("y", FEATURES, _classes),
     "poisson_regression": LossCase("y", FEATURES, lambda rng, f, lin: {

@@ -255,8 +255,6 @@ class _Binary(Loss):
     domain = "binary"
     primary = "error"
 
-    def n_outputs(self, n_columns, classes):
-        return 1
 
     def output_names(self, columns, classes):
         return columns
@@ -343,13 +341,34 @@ class SquareClassification(_Binary):
         return float(np.sum((y * pred - 1) ** 2))
 
 
+def _squared_hinge(eta: np.ndarray, y: np.ndarray):
+    """(1 − yη)₊² pointwise: value, first and second derivatives in η (for Newton)."""
+    gap = np.maximum(1.0 - y * eta, 0.0)
+    return gap * gap, -2.0 * y * gap, 2.0 * (gap > 0)
+
+
+@register
+class SquaredHinge(_Binary):
+    name = "squared_hinge"
+    doc = "Σ (1 − y xᵀθ)₊²; the L2-loss support vector machine (smooth, unlike hinge)."
+
+    def cvxpy(self, pred, y, p):
+        import cvxpy as cp
+
+        return cp.sum_squares(cp.pos(1 - cp.multiply(y, pred)))
+
+    def admm_prox(self, x, y, z, k, p):
+        return px.NewtonProx(_squared_hinge, x, y, z, k)
+
+    def value(self, pred, y, p):
+        return float(np.sum(np.maximum(0.0, 1 - y * pred) ** 2))
+
+
 # ---- multi-class (y one-hot over M classes; θ has one column per class) ------------------
 class _Multiclass(Loss):
     domain = "categorical"
     primary = "error"
 
-    def n_outputs(self, n_columns, classes):
-        return len(classes) if classes else 2
 
     def output_names(self, columns, classes):
         return tuple(str(c) for c in classes) if classes else ("class_0", "class_1")

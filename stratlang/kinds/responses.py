@@ -128,3 +128,8 @@ def categorical(raw, classes, problems):
 
 DOMAINS = {"real": real, "nonnegative": nonnegative, "count": count, "zero_one": zero_one,
            "binary": binary, "categorical": categorical}
+# what each domain accepts, in words (the documentation's losses table)
+DOMAIN_TEXT = {"real": "real numbers", "nonnegative": "nonnegative numbers",
+               "count": "nonnegative integers (counts)", "zero_one": "0/1 or true/false",
+               "binary": "exactly two classes (the later in sorted order is positive)",
+               "categorical": "two or more classes"}
