@@ -41,12 +41,7 @@ class Metric:
         return None
 
 
-def register(cls: type[Metric]) -> type[Metric]:
-    DISTANCES.register(cls.name, cls())
-    return cls
-
-
-@register
+@DISTANCES.entry
 class Abs(Metric):
     name = "abs"
     doc = "|u − v| on one numeric column."
@@ -58,7 +53,7 @@ class Abs(Metric):
         return weight * encoded[:, :1], "l1"
 
 
-@register
+@DISTANCES.entry
 class Euclidean(Metric):
     name = "euclidean"
     doc = "‖u − v‖₂ over a group of numeric columns, e.g. (lat, lon)."
@@ -71,7 +66,7 @@ class Euclidean(Metric):
         return weight * encoded, "l2"
 
 
-@register
+@DISTANCES.entry
 class Discrete(Metric):
     name = "discrete"
     doc = "0 when two categories are equal, 1 otherwise."
@@ -89,7 +84,7 @@ class Discrete(Metric):
         return 0.5 * weight * (codes[:, None] == np.arange(codes.max() + 1)), "l1"
 
 
-@register
+@DISTANCES.entry
 class Matrix(Metric):
     name = "matrix"
     doc = ("A precomputed distance between categories, from a CSV square table whose first "

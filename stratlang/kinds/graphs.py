@@ -63,12 +63,7 @@ class GraphKind:
         raise NotImplementedError
 
 
-def register(cls: type[GraphKind]) -> type[GraphKind]:
-    GRAPHS.register(cls.name, cls())
-    return cls
-
-
-@register
+@GRAPHS.entry
 class Path_(GraphKind):
     name = "path"
     doc = "Consecutive nodes joined (time, ordered categories): θ varies smoothly."
@@ -77,7 +72,7 @@ class Path_(GraphKind):
         return Built(tuple(nodes[0]), g.path_graph(len(nodes[0])))
 
 
-@register
+@GRAPHS.entry
 class Cycle(GraphKind):
     name = "cycle"
     doc = "A path whose ends are joined (hour of day, day of week, angle)."
@@ -86,7 +81,7 @@ class Cycle(GraphKind):
         return Built(tuple(nodes[0]), g.cycle_graph(len(nodes[0])))
 
 
-@register
+@GRAPHS.entry
 class Complete(GraphKind):
     name = "complete"
     doc = "Every pair of nodes joined: all models pulled toward each other."
@@ -95,7 +90,7 @@ class Complete(GraphKind):
         return Built(tuple(nodes[0]), g.complete_graph(len(nodes[0])))
 
 
-@register
+@GRAPHS.entry
 class Star(GraphKind):
     name = "star"
     doc = (f"Every node joined to a center; without a center (or with one absent from the "
@@ -110,7 +105,7 @@ class Star(GraphKind):
         return Built(tuple(labels), g.star_graph(len(labels), labels.index(center)))
 
 
-@register
+@GRAPHS.entry
 class Grid(GraphKind):
     name = "grid"
     doc = ("A lattice over one or more integer-binned columns (e.g. lat/long bins): each node "
@@ -194,13 +189,13 @@ class _EdgeFile(GraphKind):
         """Raises GraphError when the file's own graph is not of this kind."""
 
 
-@register
+@GRAPHS.entry
 class Edges(_EdgeFile):
     name = "edges"
     doc = "A custom (entity) graph read from a CSV edge list: source,target[,weight]."
 
 
-@register
+@GRAPHS.entry
 class Tree(_EdgeFile):
     name = "tree"
     doc = "A hierarchy read from a CSV edge list (parent,child[,weight]); must be a tree."

@@ -134,11 +134,6 @@ class Loss:
         return out
 
 
-def register(cls: type[Loss]) -> type[Loss]:
-    LOSSES.register(cls.name, cls())
-    return cls
-
-
 def _residual_terms(x, y, z, k, lo: float, hi: float) -> px.PiecewiseLinearProx:
     """Σ_ij max_{u ∈ [lo, hi]} u (x_iᵀθ_j − y_ij): absolute and quantile losses."""
     records, m = y.shape
@@ -149,7 +144,7 @@ def _residual_terms(x, y, z, k, lo: float, hi: float) -> px.PiecewiseLinearProx:
 
 
 # ---- regression -----------------------------------------------------------------------
-@register
+@LOSSES.entry
 class Squared(Loss):
     name = "squared"
     doc = "Σ (xᵀθ − y)²; least squares / ridge / lasso. Multi-column responses allowed."
@@ -173,7 +168,7 @@ class Squared(Loss):
         return SquaredLoss()
 
 
-@register
+@LOSSES.entry
 class Absolute(Loss):
     name = "absolute"
     doc = "Σ |xᵀθ − y|; least absolute deviations (median regression)."
@@ -197,7 +192,7 @@ def _huber(r: np.ndarray, m: float) -> np.ndarray:
     return np.where(a <= m, r ** 2, 2 * m * a - m ** 2)
 
 
-@register
+@LOSSES.entry
 class Huber(Loss):
     name = "huber"
     doc = "Σ h_M(xᵀθ − y) with h_M(r) = r² for |r| ≤ M, 2M|r| − M² beyond (CVXPY's huber)."
@@ -225,7 +220,7 @@ def _pinball(r: np.ndarray, tau: float) -> np.ndarray:
     return np.maximum(tau * r, (tau - 1) * r)
 
 
-@register
+@LOSSES.entry
 class Quantile(Loss):
     name = "quantile"
     doc = "Σ τ(y − xᵀθ)₊ + (1 − τ)(xᵀθ − y)₊; the tilted absolute (pinball) loss."
@@ -270,7 +265,7 @@ class _Binary(Loss):
         return self.with_anll(out, pred, y, p)
 
 
-@register
+@LOSSES.entry
 class Logistic(_Binary):
     name = "logistic"
     doc = "Σ log(1 + exp(−y xᵀθ)); y has two classes (the later one in sorted order is positive)."
@@ -303,7 +298,7 @@ class Logistic(_Binary):
         return LogisticLoss()
 
 
-@register
+@LOSSES.entry
 class Hinge(_Binary):
     name = "hinge"
     doc = "Σ (1 − y xᵀθ)₊; the support vector machine."
@@ -323,7 +318,7 @@ class Hinge(_Binary):
         return float(np.sum(np.maximum(0.0, 1 - y * pred)))
 
 
-@register
+@LOSSES.entry
 class SquareClassification(_Binary):
     name = "square_classification"
     doc = "Σ (y xᵀθ − 1)²; least squares classification."
@@ -347,7 +342,7 @@ def _squared_hinge(eta: np.ndarray, y: np.ndarray):
     return gap * gap, -2.0 * y * gap, 2.0 * (gap > 0)
 
 
-@register
+@LOSSES.entry
 class SquaredHinge(_Binary):
     name = "squared_hinge"
     doc = "Σ (1 − y xᵀθ)₊²; the L2-loss support vector machine (smooth, unlike hinge)."
@@ -382,7 +377,7 @@ class _Multiclass(Loss):
                               pred, y, p)
 
 
-@register
+@LOSSES.entry
 class Multinomial(_Multiclass):
     name = "multinomial"
     doc = "Σ log Σ_j exp((xᵀθ)_j) − (xᵀθ)_y; multinomial logistic regression."
@@ -411,7 +406,7 @@ class Multinomial(_Multiclass):
         return {**super().predict(pred, p, classes), "probability": prob}
 
 
-@register
+@LOSSES.entry
 class MulticlassHinge(_Multiclass):
     name = "multiclass_hinge"
     doc = "Σ Σ_{j≠y} ((xᵀθ)_j − (xᵀθ)_y + 1)₊; the multi-class SVM."
@@ -438,7 +433,7 @@ class MulticlassHinge(_Multiclass):
 
 
 # ---- generalized linear models ------------------------------------------------------------
-@register
+@LOSSES.entry
 class PoissonRegression(Loss):
     name = "poisson_regression"
     doc = "Σ exp(xᵀθ) − y xᵀθ; Poisson regression with log link (y counts)."
@@ -465,7 +460,7 @@ class PoissonRegression(Loss):
         return {"prediction": np.exp(pred[:, 0])}
 
 
-@register
+@LOSSES.entry
 class ExponentialRegression(Loss):
     name = "exponential_regression"
     doc = "Σ −xᵀθ + y exp(xᵀθ); exponential regression, rate exp(xᵀθ) (y ≥ 0)."
@@ -567,7 +562,7 @@ def _safe_log(x: np.ndarray) -> np.ndarray:
         return np.log(x)
 
 
-@register
+@LOSSES.entry
 class Bernoulli(_Distribution):
     name = "bernoulli"
     with_features = "logistic"
@@ -600,7 +595,7 @@ class Bernoulli(_Distribution):
                 "auroc": metrics.auroc(y[:, 0] > 0.5, pred[:, 0])}
 
 
-@register
+@LOSSES.entry
 class Poisson(_Distribution):
     name = "poisson"
     with_features = "poisson_regression"
@@ -629,7 +624,7 @@ class Poisson(_Distribution):
                 **metrics.regression(y, pred)}
 
 
-@register
+@LOSSES.entry
 class Exponential(_Distribution):
     name = "exponential"
     with_features = "exponential_regression"
@@ -661,7 +656,7 @@ class Exponential(_Distribution):
         return {"anll": float(np.mean(self.nll(pred, y, p)))}
 
 
-@register
+@LOSSES.entry
 class Gaussian(Loss):
     """Natural parameters θ = (S, ν) = (Σ⁻¹, Σ⁻¹μ), stored as m + 1 rows of m columns."""
 

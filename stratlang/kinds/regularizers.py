@@ -80,11 +80,6 @@ class Regularizer:
         return type(self).personalized_penalty is not Regularizer.personalized_penalty
 
 
-def register(cls: type[Regularizer]) -> type[Regularizer]:
-    REGULARIZERS.register(cls.name, cls())
-    return cls
-
-
 def _per_stratum(block: cp.Expression, k: int, rows: int) -> cp.Expression:
     """(K·rows, m) stratum-major → (K, rows·m), one stratum per row."""
     import cvxpy as cp
@@ -93,7 +88,7 @@ def _per_stratum(block: cp.Expression, k: int, rows: int) -> cp.Expression:
     return cp.reshape(block, (k, rows * m), order="C")
 
 
-@register
+@REGULARIZERS.entry
 class Zero(Regularizer):
     name = "zero"
     doc = "No regularization."
@@ -108,7 +103,7 @@ class Zero(Regularizer):
         return (0.0, 0.0, 0.0)
 
 
-@register
+@REGULARIZERS.entry
 class SumSquares(Regularizer):
     name = "sum_squares"
     doc = "(λ/2)‖θ‖²: ridge."
@@ -131,7 +126,7 @@ class SumSquares(Regularizer):
         return (0.0, weight, 0.0)
 
 
-@register
+@REGULARIZERS.entry
 class L1(Regularizer):
     name = "l1"
     doc = "λ‖θ‖₁: lasso."
@@ -151,7 +146,7 @@ class L1(Regularizer):
         return (weight, 0.0, 0.0)
 
 
-@register
+@REGULARIZERS.entry
 class L2(Regularizer):
     name = "l2"
     doc = "λ‖θ_k‖₂ for each stratum (not squared): shrinks a whole stratum's model at once."
@@ -171,7 +166,7 @@ class L2(Regularizer):
         return (0.0, 0.0, weight)
 
 
-@register
+@REGULARIZERS.entry
 class ElasticNet(Regularizer):
     name = "elastic_net"
     doc = "λ(ratio‖θ‖₁ + (1 − ratio)/2 ‖θ‖²)."
@@ -194,7 +189,7 @@ class ElasticNet(Regularizer):
         return (weight * p["ratio"], weight * (1 - p["ratio"]), 0.0)
 
 
-@register
+@REGULARIZERS.entry
 class Nuclear(Regularizer):
     name = "nuclear"
     doc = "λ Σ_k ‖θ_k‖_* (sum of singular values): low-rank multi-output models."
@@ -211,7 +206,7 @@ class Nuclear(Regularizer):
         return px.nuclear(block, t)
 
 
-@register
+@REGULARIZERS.entry
 class Trace(Regularizer):
     name = "trace"
     doc = "λ tr(S_k): for the Gaussian loss, the trace of the precision matrix."
@@ -234,7 +229,7 @@ class Trace(Regularizer):
         return block - t * np.eye(block.shape[1], block.shape[2])
 
 
-@register
+@REGULARIZERS.entry
 class Nonnegative(Regularizer):
     name = "nonnegative"
     doc = "Constraint θ ≥ 0."
@@ -250,7 +245,7 @@ class Nonnegative(Regularizer):
         return np.maximum(block, 0.0)
 
 
-@register
+@REGULARIZERS.entry
 class Box(Regularizer):
     name = "box"
     doc = "Constraint lower ≤ θ ≤ upper."

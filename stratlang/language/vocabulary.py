@@ -80,6 +80,11 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def entry(self, cls: type[T]) -> type[T]:
+        """Class decorator: registers an instance of ``cls`` under ``cls.name``."""
+        self.register(cls.name, cls())  # type: ignore[attr-defined]
+        return cls
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
