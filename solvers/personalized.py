@@ -30,8 +30,8 @@ class SquaredLoss:
     curvature_bound = 2.0  # sup ℓ''
     exact_newton = True
 
-    def value(self, eta: np.ndarray, y: np.ndarray) -> float:
-        return float(np.sum((eta - y) ** 2))
+    def losses(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (eta - y) ** 2
 
     def gradient(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
         return 2.0 * (eta - y)
@@ -46,8 +46,8 @@ class LogisticLoss:
     curvature_bound = 0.25
     exact_newton = False
 
-    def value(self, eta: np.ndarray, y: np.ndarray) -> float:
-        return float(np.sum(-log_expit(y * eta)))
+    def losses(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return -log_expit(y * eta)
 
     def gradient(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
         return -y * expit(-y * eta)
@@ -73,6 +73,8 @@ class Problem:
     ridge: np.ndarray = field(default=None)  # (p,) weights of θ²/2
     group: float = 0.0  # weight of ‖θ_i[mask]‖₂ per sample
     group_mask: np.ndarray = field(default=None)  # (p,) bool
+    offset: np.ndarray | None = None  # (N,) added to each sample's linear predictor
+    weight: np.ndarray | None = None  # (N,) ≥ 0, multiplies each sample's loss
 
     def __post_init__(self):
         p = self.x.shape[1]
@@ -82,13 +84,23 @@ class Problem:
 
 
 # ---- pieces of the objective ---------------------------------------------------------------
+def _shifted(problem: Problem, eta: np.ndarray, rows=slice(None)) -> np.ndarray:
+    return eta if problem.offset is None else eta + problem.offset[rows]
+
+
+def _weighted(problem: Problem, values: np.ndarray, rows=slice(None)) -> np.ndarray:
+    return values if problem.weight is None else values * problem.weight[rows]
+
+
 def loss_value(problem: Problem, eta: np.ndarray) -> float:
-    return problem.loss.value(eta, problem.y)
+    """Σ w_i ℓ(η_i + o_i, y_i)."""
+    each = problem.loss.losses(_shifted(problem, eta), problem.y)
+    return float(np.sum(_weighted(problem, each)))
 
 
 def loss_gradient(problem: Problem, eta: np.ndarray) -> np.ndarray:
-    """dℓ/dη per sample."""
-    return problem.loss.gradient(eta, problem.y)
+    """d/dη of each sample's weighted loss."""
+    return _weighted(problem, problem.loss.gradient(_shifted(problem, eta), problem.y))
 
 
 def penalty_value(problem: Problem, theta: np.ndarray) -> float:
@@ -189,7 +201,7 @@ def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarr
 def smoothness(problem: Problem, q: np.ndarray) -> np.ndarray:
     """Per sample, a Lipschitz constant of the Z-gradient of its loss and smooth penalty:
     ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic)."""
-    curvature = problem.loss.curvature_bound
+    curvature = _weighted(problem, np.full(len(problem.x), problem.loss.curvature_bound))
     qx = problem.x @ q.T
     ridge = float(np.linalg.eigvalsh(q @ (problem.ridge[:, None] * q.T))[-1]) if len(q) else 0.0
     return np.maximum(curvature * np.einsum("iq,iq->i", qx, qx) + ridge, 1e-12)
@@ -203,7 +215,8 @@ def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np
     theta = np.zeros(p)
     ext = theta.copy()
     momentum = 1.0
-    step = 1.0 / max(2.0 * np.linalg.norm(problem.x, 2) ** 2, 1e-12)
+    scale = 1.0 if problem.weight is None else max(float(np.max(problem.weight)), 1e-12)
+    step = 1.0 / max(2.0 * scale * np.linalg.norm(problem.x, 2) ** 2, 1e-12)
 
     def smooth(t: np.ndarray) -> tuple[float, np.ndarray]:
         eta = problem.x @ t
@@ -313,8 +326,9 @@ def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
         x, y = problem.x[idx], problem.y[idx]  # (c, k, p), (c, k)
         theta = np.broadcast_to(theta_pop, (len(idx), p)).copy()
         for _ in range(steps):
-            eta = (x @ theta[..., None])[..., 0]
-            weight, grad = problem.loss.curvature(eta, y), problem.loss.gradient(eta, y)
+            eta = _shifted(problem, (x @ theta[..., None])[..., 0], idx)
+            weight = _weighted(problem, problem.loss.curvature(eta, y), idx)
+            grad = _weighted(problem, problem.loss.gradient(eta, y), idx)
             g = (grad[:, None, :] @ x)[:, 0] + ridge * (theta - theta_pop)
             theta = theta - _ridge_solve(x, weight, ridge, g)
         out[lo:lo + chunk] = theta

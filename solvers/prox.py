@@ -93,18 +93,20 @@ def stratum_indicator(z: np.ndarray, k: int) -> sp.csr_matrix:
 
 
 class QuadraticProx:
-    """prox of Σ_i ‖x_iᵀθ − y_i‖² per stratum: (2XᵀX + I/t)θ = 2Xᵀy + v/t.
+    """prox of Σ_i w_i ‖x_iᵀθ − y_i‖² per stratum: (2XᵀWX + I/t)θ = 2XᵀWy + v/t.
 
     The batched inverses are computed once per value of t and reused while the ADMM
-    penalty is unchanged."""
+    penalty is unchanged. ``weight``: w_i ≥ 0 (default 1)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int):
+    def __init__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int,
+                 weight: np.ndarray | None = None):
         indicator = stratum_indicator(z, k)
         n = x.shape[1]
         m = y.shape[1]
-        self.gram = np.asarray(indicator @ (x[:, :, None] * x[:, None, :]).reshape(len(x), n * n)
+        wx = x if weight is None else x * weight[:, None]
+        self.gram = np.asarray(indicator @ (wx[:, :, None] * x[:, None, :]).reshape(len(x), n * n)
                                ).reshape(k, n, n)
-        self.xty = np.asarray(indicator @ (x[:, :, None] * y[:, None, :]).reshape(len(x), n * m)
+        self.xty = np.asarray(indicator @ (wx[:, :, None] * y[:, None, :]).reshape(len(x), n * m)
                               ).reshape(k, n, m)
         self._t: float | None = None
         self._inverse: np.ndarray | None = None
@@ -122,17 +124,21 @@ Pointwise = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.
 
 
 class NewtonProx:
-    """prox of Σ_i f(x_iᵀθ, y_i) per stratum for a smooth convex f, by Newton's method
-    with a backtracking line search run on all strata at once, warm-started at the
-    previous solution (so a few steps suffice inside ADMM).
+    """prox of Σ_i w_i f(x_iᵀθ + o_i, y_i) per stratum for a smooth convex f, by Newton's
+    method with a backtracking line search run on all strata at once, warm-started at the
+    previous solution (so a few steps suffice inside ADMM). ``offset`` o_i (added to every
+    output) and ``weight`` w_i ≥ 0 default to 0 and 1.
 
     With one output, f maps η (N,) to (value, f', f''), each (N,). With m outputs (θ_k is
     n × m), f maps η (N, m) to (value (N,), gradient (N, m), Hessian (N, m, m)), and each
     stratum's Newton system is n·m × n·m."""
 
     def __init__(self, f: Pointwise, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int,
-                 tol: float = 1e-10, max_newton: int = 50, outputs: int = 1):
+                 tol: float = 1e-10, max_newton: int = 50, outputs: int = 1,
+                 offset: np.ndarray | None = None, weight: np.ndarray | None = None):
         self.f, self.x, self.z, self.k, self.m = f, x, z, k, outputs
+        self.offset = None if offset is None else (offset if outputs == 1 else offset[:, None])
+        self.weight = weight
         self.y = y[:, 0] if outputs == 1 else y
         self.indicator = stratum_indicator(z, k)
         self._weighted = self.indicator.copy()  # same pattern, per-record weights as data
@@ -154,8 +160,10 @@ class NewtonProx:
 
     def _eta(self, theta: np.ndarray) -> np.ndarray:
         if self.m == 1:
-            return np.einsum("in,in->i", self.x, theta[self.z])
-        return np.einsum("in,inm->im", self.x, theta[self.z].reshape(-1, self.n, self.m))
+            eta = np.einsum("in,in->i", self.x, theta[self.z])
+        else:
+            eta = np.einsum("in,inm->im", self.x, theta[self.z].reshape(-1, self.n, self.m))
+        return eta if self.offset is None else eta + self.offset
 
     def _gradient(self, d1: np.ndarray) -> np.ndarray:
         if self.m == 1:
@@ -178,6 +186,10 @@ class NewtonProx:
     def _evaluate(self, theta: np.ndarray, v: np.ndarray, t: float):
         """(prox objective per stratum, and f's value/derivatives per record)."""
         parts = self.f(self._eta(theta), self.y)
+        if self.weight is not None:
+            w = self.weight
+            parts = (parts[0] * w, parts[1] * (w if self.m == 1 else w[:, None]),
+                     parts[2] * (w if self.m == 1 else w[:, None, None]))
         return self.indicator @ parts[0] + np.sum((theta - v) ** 2, axis=1) / (2.0 * t), parts
 
     def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
@@ -284,7 +296,8 @@ class PiecewiseLinearProx:
         """Term t acts on record ``record[t]`` through output weights ``coef[t]``."""
         n = x.shape[1]
         direction = (x[record][:, :, None] * coef[:, None, :]).reshape(len(record), n * outputs)
-        keep = np.flatnonzero(np.any(direction != 0, axis=1))  # the others are constants
+        # terms with no direction are constants; with lo = hi (a zero weight), zero
+        keep = np.flatnonzero(np.any(direction != 0, axis=1) & (hi > lo))
         keep = keep[np.argsort(z[record[keep]], kind="stable")]
         return cls(direction[keep], z[record[keep]], offset[keep], lo[keep], hi[keep], k, n,
                    outputs)

@@ -23,11 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check a spec (and its data) and report every problem")
     p.add_argument("spec")
     p.add_argument("--data", help="CSV file to check the spec against")
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
     p.add_argument("--format", choices=("text", "json"), default="text")
 
     p = sub.add_parser("show", help="print the canonical spec and a summary of the model")
     p.add_argument("spec")
     p.add_argument("--data", help="CSV file (for the strata observed in it)")
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
 
     p = sub.add_parser("fit", help="fit a spec to data")
     p.add_argument("spec")
@@ -41,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                    "as Parquet parts (plus DIR/model.json, for predict and score)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
 
     p = sub.add_parser("verify", help="fit with the CVXPY reference and with ADMM; compare")
@@ -48,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     p.add_argument("--solver", help="CVXPY solver for the reference")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
 
     p = sub.add_parser("tune", help="cross-validate the spec's sweeps and refit the best")
     p.add_argument("spec")
@@ -55,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--metric", help="metric to optimize (default: the loss's own)")
     p.add_argument("--backend", help="fitting backend (default: admm when it applies)")
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
     p.add_argument("--out", help="write the refitted best model here")
 
     p = sub.add_parser("plot", help="draw a fitted model (PNG, SVG or PDF)")
@@ -73,9 +78,26 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("model", help="a fitted model written by `stratlang fit --out` (or "
                        "the directory of `--output`)")
         p.add_argument("--data", required=True, help="CSV file")
+        p.add_argument("--unseen", choices=("error", "common", "hub"), default="error",
+                       help="a stratum value the fit has not seen: an error (default), the "
+                            "model averaged over its factor's nodes, or its star's hub")
         if name == "predict":
             p.add_argument("--out", help="CSV file for the predictions (default: stdout)")
     return parser
+
+
+GRAPH_HELP = ("the edge-list CSV (source,target[,weight]) of a factor the spec declares "
+              "'given', e.g. state=borders.csv (repeatable)")
+
+
+def _graphs(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        column, sep, path = item.partition("=")
+        if not sep or not column.strip() or not path.strip():
+            raise StratlangError(f"--graph expects COLUMN=FILE, got '{item}'")
+        out[column.strip()] = path.strip()
+    return out
 
 
 def _weights(items: list[str]) -> dict[str, float]:
@@ -96,9 +118,9 @@ def cmd_check(args) -> int:
     from .model import load
 
     try:
-        model = load(Path(args.spec))
+        model = load(Path(args.spec), graphs=_graphs(args.graph))
         if args.data or model.ir.data:
-            bind_family(model.ir, args.data)
+            bind_family(model.ir, args.data, model.graphs)
     except SpecError as err:
         if args.format == "json":
             print(json.dumps({"ok": False, "errors": [d.to_dict() for d in err.diagnostics]},
@@ -114,12 +136,12 @@ def cmd_check(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .data.frames import Binder
-    from .data.strata import bind_strata
+    from .backends.base import bind_family
+    from .data.features import factor_text
     from .kinds.losses import LOSSES
     from .model import load
 
-    model = load(Path(args.spec))
+    model = load(Path(args.spec), graphs=_graphs(args.graph))
     print(model.text, end="")
     ir = model.ir
     loss = LOSSES[ir.response.loss.name]
@@ -127,19 +149,28 @@ def cmd_show(args) -> int:
     if ir.personalize is not None:
         print(f"# personalized: rank {ir.personalize.rank}, "
               f"{len(ir.personalize.distances)} covariate distance(s)")
-        return 0
+    if ir.response.offset is not None:
+        print(f"# offset: {factor_text(ir.response.offset)} is added to the linear predictor")
+    if ir.weights is not None:
+        print(f"# weights: column '{ir.weights}' multiplies each record's loss")
     if not (args.data or ir.data):
-        print("# strata: known once data is given (--data)")
+        print("# strata and parameter rows: known once data is given (--data)")
         return 0
-    binder = Binder(ir, model.frame(args.data))
-    strata, _ = bind_strata(binder)
-    binder.out.raise_if_any()
-    rows = loss.row_names(ir.features, ir.response.columns)
-    print(f"# strata K = {strata.k}; parameter rows {', '.join(rows)}; "
-          f"{strata.k * len(rows)} parameters per output")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        design = bind_family(ir, model.frame(args.data), model.graphs)
+    for warning in caught:
+        print(f"# {warning.message}")
+    print(f"# {design.n_records} records; parameter "
+          f"rows {', '.join(design.rows or loss.row_names((), ir.response.columns))}")
+    if ir.personalize is not None:
+        return 0
+    strata = design.strata
+    print(f"# strata K = {strata.k}; {strata.k * len(design.rows)} parameters per output")
     for f in strata.factors:
         print(f"#   factor ({', '.join(f.columns)}): {f.graph.structure} graph, {f.n} nodes, "
-              f"{f.graph.n_edges} edges")
+              f"{f.graph.n_edges} edges" + (f", hub {f.column_labels[0][f.hub]!r}"
+                                            if f.hub is not None else ""))
     return 0
 
 
@@ -163,7 +194,7 @@ def cmd_fit(args) -> int:
     from .backends.dask import is_partitioned_path
     from .model import load
 
-    model = load(Path(args.spec))
+    model = load(Path(args.spec), graphs=_graphs(args.graph))
     options = _cluster_options(args)
     fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None)
@@ -183,7 +214,7 @@ def cmd_fit(args) -> int:
 def cmd_verify(args) -> int:
     from .model import load
 
-    result = load(Path(args.spec)).verify(args.data, weights=_weights(args.weight) or None,
+    result = load(Path(args.spec), graphs=_graphs(args.graph)).verify(args.data, weights=_weights(args.weight) or None,
                                           solver=args.solver)
     print(result)
     return 0
@@ -194,7 +225,7 @@ def cmd_tune(args) -> int:
 
     if args.folds < 2:
         raise StratlangError("--folds must be at least 2")
-    result = load(Path(args.spec)).tune(args.data, folds=args.folds, metric=args.metric,
+    result = load(Path(args.spec), graphs=_graphs(args.graph)).tune(args.data, folds=args.folds, metric=args.metric,
                                         backend=args.backend)
     print(result)
     if args.out:
@@ -216,11 +247,20 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def _unseen(fitted, args) -> dict:
+    """--unseen, for the fits that have strata (a personalized model has none to miss)."""
+    if fitted.kind != "stratified":
+        if args.unseen != "error":
+            raise StratlangError("--unseen applies to stratified models")
+        return {}
+    return {"unseen": args.unseen}
+
+
 def cmd_predict(args) -> int:
     from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
-    predictions = fitted.predict(args.data)
+    predictions = fitted.predict(args.data, **_unseen(fitted, args))
     if args.out:
         predictions.to_csv(args.out)
         print(f"wrote {len(predictions)} predictions to {args.out}")
@@ -233,7 +273,7 @@ def cmd_score(args) -> int:
     from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
-    for key, value in fitted.score(args.data).items():
+    for key, value in fitted.score(args.data, **_unseen(fitted, args)).items():
         print(f"{key} {value:.6g}")
     return 0
 

@@ -15,12 +15,22 @@ import pandas as pd
 
 from .backends.base import Objective, PersonalizedFit, StratifiedFit
 from .backends.theta_parts import PARTS, column_names, read_theta
-from .data.design import Design, bind, bind_features, bind_response
+from .data.design import (
+    Design,
+    bind,
+    bind_features,
+    bind_response,
+    bind_weights,
+    drop_missing,
+    report_dropped,
+)
+from .data.features import FeatureState, term_text
 from .data.frames import Binder
 from .data.personalized import bind_covariates
-from .data.strata import Strata
+from .data.strata import UNSEEN, Strata
 from .kinds.graphs import canon
-from .kinds.losses import LOSSES, Loss
+from .kinds.losses import LOSSES, Loss, Records
+from .language.errors import OptionError, did_you_mean
 
 if TYPE_CHECKING:
     from .model import Model
@@ -36,13 +46,18 @@ class FittedModel:
     format: ClassVar[str]  # the 'format' of its saved JSON
 
     def __init__(self, model: Model, weights: dict[str, float], info: dict[str, Any],
-                 objective: Objective, classes: tuple | None):
+                 objective: Objective, classes: tuple | None, rows: tuple[str, ...],
+                 features: FeatureState):
         self.model = model
         self.weights = weights
         self.info = info
         self.objective = objective
         self.classes = classes
         self.loss: Loss = LOSSES[model.ir.response.loss.name]
+        # what training learned: θ's rows, and the features' state new data are bound with
+        self.rows = rows or self.loss.row_names(
+            tuple(term_text(t) for t in model.ir.features), model.ir.response.columns)
+        self.features = features
 
     @property
     def theta(self) -> pd.DataFrame:
@@ -79,7 +94,8 @@ class FittedModel:
 
         return {"format": self.format, "version": FORMAT_VERSION, **saved_spec(self.model.ir),
                 "weights": self.weights, "objective": self.objective.as_dict(),
-                "classes": [canon(c) for c in self.classes] if self.classes is not None else None}
+                "classes": [canon(c) for c in self.classes] if self.classes is not None else None,
+                "rows": list(self.rows), "features": self.features.to_json()}
 
 
 def json_path(path: str | Path) -> Path:
@@ -111,10 +127,10 @@ class FittedStratified(FittedModel):
     format = "stratlang-fitted"
 
     def __init__(self, model: Model, fit: StratifiedFit, weights: dict[str, float]):
-        super().__init__(model, weights, fit.info, fit.objective, fit.classes)
+        super().__init__(model, weights, fit.info, fit.objective, fit.classes, fit.rows,
+                         fit.features)
         self.strata: Strata = fit.strata
         self._theta: np.ndarray | Callable[[], np.ndarray] | None = fit.theta
-        self.rows = self.loss.row_names(model.ir.features, model.ir.response.columns)
         self.outputs = self.loss.output_names(model.ir.response.columns, self.classes)
         self.warm = fit.warm
         if fit.output is not None:  # the workers wrote θ there: read on first use
@@ -152,20 +168,49 @@ class FittedStratified(FittedModel):
         return self.strata.k * len(self.rows) * len(self.outputs)
 
     # ---- prediction ------------------------------------------------------------------
-    def _design(self, data, with_response: bool) -> Design:
-        return bind(self.model.ir, self.model.frame(data), strata=self.strata,
-                    classes=self.classes, with_response=with_response)
+    def _design(self, frame: pd.DataFrame, with_response: bool, unseen: str) -> Design:
+        if unseen not in UNSEEN:
+            raise OptionError(f"unseen={unseen!r}: expected one of "
+                              + ", ".join(repr(u) for u in UNSEEN) + did_you_mean(unseen, UNSEEN))
+        return bind(self.model.ir, frame, strata=self.strata, classes=self.classes,
+                    features=self.features, unseen=unseen, with_response=with_response)
 
-    def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
-        design = self._design(data, with_response=False)
-        out = self.loss.records_predict(design.x, self.theta_array[design.z], design.loss_params,
-                                        self.classes)
-        return _frame_columns(out, design.index, self.outputs)
+    def theta_of(self, design: Design) -> np.ndarray:
+        """Each record's θ (N, rows, outputs): its stratum's; for a value the fit has not
+        seen (``unseen="common"``), the mean over that factor's nodes."""
+        theta, z = self.theta_array, design.z
+        if design.codes is None or np.all(z >= 0):
+            return theta[z]
+        out = np.empty((len(z), *theta.shape[1:]))
+        known = z >= 0
+        out[known] = theta[z[known]]
+        grid = theta.reshape(*self.strata.shape, *theta.shape[1:])
+        codes = design.codes
+        for pattern in {tuple(row) for row in codes[~known] < 0}:
+            axes = tuple(i for i, off in enumerate(pattern) if off)
+            rows = np.flatnonzero(~known & np.all((codes < 0) == pattern, axis=1))
+            kept = [i for i, off in enumerate(pattern) if not off]
+            out[rows] = grid.mean(axis=axes)[tuple(codes[rows][:, kept].T)]
+        return out
 
-    def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
-        """The loss's natural metrics on ``data`` (RMSE, ANLL, accuracy, AUROC, …)."""
-        design = self._design(data, with_response=True)
-        return self.loss.records_metrics(design.x, design.y, self.theta_array[design.z],
+    def predict(self, data: pd.DataFrame | str | Path | None = None, *,
+                unseen: str = "error") -> pd.DataFrame:
+        """Predictions for every row of ``data`` (rows ``missing drop`` leaves out get
+        none). ``unseen``: for a stratum value the fit has not seen, 'error' (the
+        default), 'hub' (the model of its factor's hub: a star graph's centre), or
+        'common' (the model averaged over the factor's nodes)."""
+        frame = self.model.frame(data)
+        design = self._design(frame, False, unseen)
+        out = self.loss.records_predict(design.records, self.theta_of(design),
+                                        design.loss_params, self.classes)
+        return _frame_columns(out, design.index, self.outputs).reindex(frame.index)
+
+    def score(self, data: pd.DataFrame | str | Path | None = None, *,
+              unseen: str = "error") -> dict[str, float]:
+        """The loss's natural metrics on ``data`` (RMSE, ANLL, accuracy, AUROC, …),
+        weighted by the record weights when the model has them."""
+        design = self._design(self.model.frame(data), True, unseen)
+        return self.loss.records_metrics(design.records, self.theta_of(design),
                                          design.loss_params, self.classes)
 
     # ---- reporting --------------------------------------------------------------------
@@ -232,7 +277,8 @@ class FittedStratified(FittedModel):
             factors.append({"columns": list(f.columns),
                             "labels": [[canon(v) for v in labels] for labels in f.column_labels],
                             "n": f.graph.n, "structure": f.graph.structure,
-                            "shape": list(f.graph.shape), "text_labels": f.text_labels})
+                            "shape": list(f.graph.shape), "text_labels": f.text_labels,
+                            "hub": f.hub})
         meta = {**self._saved(), "factors": factors,
                 "info": {k: v for k, v in self.info.items()
                          if isinstance(v, str | int | float | bool | type(None))}}
@@ -246,7 +292,8 @@ class FittedPersonalized(FittedModel):
     format = "stratlang-personalized"
 
     def __init__(self, model: Model, fit: PersonalizedFit, weights: dict[str, float]):
-        super().__init__(model, weights, fit.info, fit.objective, fit.classes)
+        super().__init__(model, weights, fit.info, fit.objective, fit.classes, fit.rows,
+                         fit.features)
         self.theta_array, self.z, self.q, self.phi_array = fit.theta, fit.z, fit.q, fit.phi
         self.theta_pop, self.covariates = fit.theta_pop, fit.covariates
         self.history, self.index = fit.history, fit.index
@@ -254,7 +301,7 @@ class FittedPersonalized(FittedModel):
 
     @property
     def theta(self) -> pd.DataFrame:
-        return pd.DataFrame(self.theta_array, index=self.index, columns=list(self.model.ir.features))
+        return pd.DataFrame(self.theta_array, index=self.index, columns=list(self.rows))
 
     @property
     def phi(self) -> pd.Series:
@@ -282,28 +329,38 @@ class FittedPersonalized(FittedModel):
         frame = self.model.frame(data)
         return self.theta_array[self._neighbours(frame)].mean(axis=1)
 
-    def _records(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(x, θ of each record as a (N, p, 1) array)."""
+    def _records(self, frame: pd.DataFrame, with_response: bool) -> tuple[Records, np.ndarray]:
+        """(the records of ``frame``, each one's θ as a (N, p, 1) array)."""
         binder = Binder(self.model.ir, frame)
-        x = bind_features(binder)
+        bound = bind_features(binder, self.features)
+        encoded = bind_response(binder, self.classes) if with_response else None
+        weight = bind_weights(binder) if with_response else None
         binder.out.raise_if_any()
         theta = self.theta_array[self._neighbours(frame)].mean(axis=1)
-        return x, theta[:, :, None]
+        records = Records(bound.x, encoded.values if encoded else None,
+                          np.zeros(len(frame), dtype=np.int64), bound.offset, weight)
+        return records, theta[:, :, None]
+
+    def _kept(self, data) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(the frame, and its rows ``missing drop`` keeps)."""
+        frame = self.model.frame(data)
+        kept, dropped = drop_missing(self.model.ir, frame)
+        report_dropped(dropped, len(kept))
+        return frame, kept
 
     def predict(self, data=None) -> pd.DataFrame:
-        frame = self.model.frame(data)
-        x, theta = self._records(frame)
-        out = self.loss.records_predict(x, theta, self.model.ir.response.loss.p, self.classes)
-        return _frame_columns(out, frame.index, tuple(self.model.ir.response.columns))
+        frame, kept = self._kept(data)
+        records, theta = self._records(kept, False)
+        out = self.loss.records_predict(records, theta, self.model.ir.response.loss.p,
+                                        self.classes)
+        return _frame_columns(out, kept.index,
+                              tuple(self.model.ir.response.columns)).reindex(frame.index)
 
     def score(self, data=None) -> dict[str, float]:
-        frame = self.model.frame(data)
-        binder = Binder(self.model.ir, frame)
-        encoded = bind_response(binder, self.classes)
-        binder.out.raise_if_any()
-        x, theta = self._records(frame)
-        return self.loss.records_metrics(x, encoded.values, theta,
-                                         self.model.ir.response.loss.p, self.classes)
+        _, kept = self._kept(data)
+        records, theta = self._records(kept, True)
+        return self.loss.records_metrics(records, theta, self.model.ir.response.loss.p,
+                                         self.classes)
 
     def summary(self) -> str:
         spec = self.model.ir.personalize

@@ -15,15 +15,37 @@ from .data.design import Design, bind
 from .data.frames import frame_for
 from .fitted import FittedModel, fitted_model
 from .language import ir
-from .language.errors import Diagnostic, SpecError, StratlangError
+from .language.errors import Diagnostic, OptionError, SpecError, StratlangError, did_you_mean
 from .spec import compile_spec, read_spec, to_text
 
 
 class Model:
-    """A checked spec, ready to fit."""
+    """A checked spec, ready to fit; ``graphs``: graphs given from Python for the factors
+    the spec declares ``given`` (by column: a networkx graph, ``(adjacency, labels)``, an
+    edge-list DataFrame or an edge-list CSV path)."""
 
-    def __init__(self, model: ir.Model):
+    def __init__(self, model: ir.Model, graphs: dict[str, Any] | None = None):
         self.ir = model
+        self.graphs = self._checked_graphs(graphs or {})
+
+    def _checked_graphs(self, graphs: dict[str, Any]) -> dict[str, Any]:
+        from .kinds.graphs import GRAPHS
+
+        factors = {s.columns[0]: s for s in self.ir.strata if len(s.columns) == 1}
+        for column in graphs:
+            strat = factors.get(column)
+            if strat is None:
+                raise OptionError(f"graphs: '{column}' is not a stratified column of model "
+                                  f"'{self.name}'" + did_you_mean(str(column), factors))
+            if not GRAPHS[strat.graph.name].supplied:
+                raise OptionError(f"graphs: the spec gives '{column}' the graph "
+                                  f"'{strat.graph.name}'; write `stratify {column} ~ given` to "
+                                  "take its graph from Python")
+        return dict(graphs)
+
+    def with_graphs(self, graphs: dict[str, Any]) -> Model:
+        """The same model with these graphs given (added to, or replacing, its own)."""
+        return Model(self.ir, {**self.graphs, **graphs})
 
     @property
     def name(self) -> str:
@@ -54,11 +76,13 @@ class Model:
         return frame_for(self.ir, data)
 
     def bind(self, data: pd.DataFrame | str | Path | None = None) -> Design:
-        return bind(self.ir, self.frame(data))
+        return bind(self.ir, self.frame(data), graphs=self.graphs)
 
     # ---- variants -------------------------------------------------------------------
     def replace(self, **changes: Any) -> Model:
-        return Model(dataclasses.replace(self.ir, **changes))
+        model = dataclasses.replace(self.ir, **changes)
+        columns = {s.columns[0] for s in model.strata if len(s.columns) == 1}
+        return Model(model, {c: g for c, g in self.graphs.items() if c in columns})
 
     def separate(self) -> Model:
         """Same strata, no Laplacian coupling: one independent model per stratum."""
@@ -72,15 +96,21 @@ class Model:
     # ---- fitting --------------------------------------------------------------------
     def fit(self, data: Any = None, *, backend: str | None = None, solver: str | None = None,
             weights: dict[str, float] | None = None, verbose: bool | None = None,
-            options: dict[str, Any] | None = None) -> FittedModel:
+            options: dict[str, Any] | None = None,
+            graphs: dict[str, Any] | None = None) -> FittedModel:
         """Fits the model. ``backend``: 'admm', 'cvxpy' (the reference; ``solver`` picks
         its CVXPY solver), 'dask', 'subgradient'; by default the spec's ``solver``
         statement, else the first backend that can fit the model. ``options``: the
         backend's options (validated; see docs/language.md); ``weights`` fixes
-        hyper-parameters (required for sweeps)."""
+        hyper-parameters (required for sweeps); ``graphs`` gives graphs from Python (see
+        :class:`Model`)."""
+        if graphs:
+            return self.with_graphs(graphs).fit(data, backend=backend, solver=solver,
+                                                weights=weights, verbose=verbose,
+                                                options=options)
         values = self.ir.weight_values(weights)
         choice = backends.choose(self.ir, data, backend=backend, solver=solver, verbose=verbose,
-                                 options=options)
+                                 options=options, graphs=self.graphs)
         fitted = self._fit(choice, values)
         if choice.note is not None:
             fitted.info["backend_note"] = choice.note
@@ -126,7 +156,8 @@ class Model:
                                  "for a personalized model use model.tune(...)")
         sweeps = self.ir.sweeps()
         grid = list(itertools.product(*(h.values for h in sweeps.values()))) or [()]
-        choice = backends.choose(self.ir, data, backend=backends.reference().name, solver=solver)
+        choice = backends.choose(self.ir, data, backend=backends.reference().name, solver=solver,
+                                 graphs=self.graphs)
         valid_frame = self.frame(validate) if validate is not None else None
         rows, problem = [], None
         for combo in grid:
@@ -142,7 +173,8 @@ class Model:
         return pd.DataFrame(rows)
 
 
-def load(path_or_text: str | Path) -> Model:
-    """A :class:`Model` from a ``.strat`` path or from spec text."""
+def load(path_or_text: str | Path, *, graphs: dict[str, Any] | None = None) -> Model:
+    """A :class:`Model` from a ``.strat`` path or from spec text; ``graphs``: graphs given
+    from Python for the factors the spec declares ``given``."""
     text, filename = read_spec(path_or_text)
-    return Model(compile_spec(text, filename))
+    return Model(compile_spec(text, filename), graphs)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .backends.base import Objective, PersonalizedFit, StratifiedFit
+from .data.features import FeatureState
 from .data.strata import Factor, Strata
 from .fitted import FittedModel, FittedPersonalized, FittedStratified
 from .language.errors import StratlangError
@@ -47,6 +48,10 @@ def _classes(meta: dict) -> tuple | None:
     return tuple(meta["classes"]) if meta.get("classes") is not None else None
 
 
+def _rows(meta: dict) -> tuple[str, ...]:
+    return tuple(meta.get("rows") or ())  # files saved before rows were: derived again
+
+
 def _stratified(model: Model, meta: dict, arrays, path: Path) -> FittedStratified:
     factors = []
     strat_by_cols = {s.columns: s for s in model.ir.strata}
@@ -55,12 +60,13 @@ def _stratified(model: Model, meta: dict, arrays, path: Path) -> FittedStratifie
                       tuple(f["shape"]))
         strat = strat_by_cols[tuple(f["columns"])]
         factors.append(Factor(strat.columns, tuple(tuple(v) for v in f["labels"]), graph,
-                              strat.weight, strat.hyper_name, f["text_labels"]))
+                              strat.weight, strat.hyper_name, f["text_labels"], f.get("hub")))
     info = dict(meta["info"])
     if "history" in arrays:
         info["history"] = [tuple(row) for row in arrays["history"]]
     fit = StratifiedFit(None, Strata(tuple(factors)), _classes(meta), info,
-                        Objective.of(**meta["objective"]))
+                        Objective.of(**meta["objective"]), rows=_rows(meta),
+                        features=FeatureState.from_json(meta.get("features")))
     fitted = FittedStratified(model, fit, meta["weights"])
     fitted.theta_array = (fitted._reader(path.parent) if "theta" in meta else arrays["theta"])
     return fitted
@@ -73,5 +79,6 @@ def _personalized(model: Model, meta: dict, arrays, path: Path) -> FittedPersona
     fit = PersonalizedFit(arrays["theta"], arrays["z"], arrays["q"], arrays["phi"],
                           arrays["theta_pop"], covariates, _classes(meta), history,
                           meta["info"], Objective.of(**meta["objective"]),
-                          pd.Index(meta["index"]))
+                          pd.Index(meta["index"]), _rows(meta),
+                          FeatureState.from_json(meta.get("features")))
     return FittedPersonalized(model, fit, meta["weights"])

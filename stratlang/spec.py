@@ -18,9 +18,9 @@ from .language.vocabulary import Vocabulary
 def vocabulary() -> Vocabulary:
     """The registries a spec's names are resolved against."""
     from .backends import BACKENDS
-    from .kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS
+    from .kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
 
-    return Vocabulary(LOSSES, REGULARIZERS, GRAPHS, DISTANCES, BACKENDS)
+    return Vocabulary(LOSSES, REGULARIZERS, GRAPHS, DISTANCES, BACKENDS, TRANSFORMS)
 
 
 def looks_like_path(text: str) -> bool:

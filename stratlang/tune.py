@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import backends
-from .data.design import bind, bind_response
+from .data.design import bind, bind_response, drop_missing
 from .data.frames import Binder
 from .data.personalized import bind_personalized
 from .data.strata import bind_strata
@@ -64,8 +64,9 @@ def _fold_binder(model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], Any]:
     model's strata and classes), so every fold and the validation records share them."""
     if model.ir.kind != "stratified":
         return lambda train: bind_personalized(model.ir, train)
-    binder = Binder(model.ir, frame)
-    strata, _ = bind_strata(binder)
+    kept, _ = drop_missing(model.ir, frame)
+    binder = Binder(model.ir, kept)
+    strata, _, _ = bind_strata(binder, graphs=model.graphs)
     encoded = bind_response(binder)
     binder.out.raise_if_any()
     classes = encoded.classes if encoded is not None else None
@@ -91,18 +92,18 @@ def tune(model, data=None, *, folds: int = 5, metric: str | None = None, seed: i
     fold_design = _fold_binder(model, frame)
     order = np.random.default_rng(seed).permutation(len(frame))
     scores = np.full((len(grid), folds), np.nan)
-    for f, valid_rows in enumerate(np.array_split(order, folds)):
-        train = frame.iloc[np.setdiff1d(order, valid_rows)]
-        valid = frame.iloc[valid_rows]
-        choice = backends.choose(model.ir, backend=backend, verbose=False,
-                                 design=fold_design(train))
-        warm = None
-        for s, chosen in enumerate(grid):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+    with warnings.catch_warnings():  # the refit on all data below reports what matters
+        warnings.simplefilter("ignore")
+        for f, valid_rows in enumerate(np.array_split(order, folds)):
+            train = frame.iloc[np.setdiff1d(order, valid_rows)]
+            valid = frame.iloc[valid_rows]
+            choice = backends.choose(model.ir, backend=backend, verbose=False,
+                                     design=fold_design(train))
+            warm = None
+            for s, chosen in enumerate(grid):
                 fitted = model._fit(choice, model.ir.weight_values(chosen), warm)
-            warm = fitted.warm
-            scores[s, f] = fitted.score(valid)[metric]
+                warm = fitted.warm
+                scores[s, f] = fitted.score(valid)[metric]
     table = pd.DataFrame(grid)
     table[f"mean_{metric}"] = np.nanmean(scores, axis=1)
     table[f"std_{metric}"] = np.nanstd(scores, axis=1)

@@ -15,14 +15,28 @@ import pandas as pd
 EDGE_FILE = "a,b,w\n0,1,2\n1,2,0.5\n1,3,1\n"  # a tree on the nodes 0..3 of column g
 
 
+def edge_graph():
+    """The tree of EDGE_FILE as a networkx graph (a graph given from Python)."""
+    import networkx as nx
+
+    graph = nx.Graph()
+    graph.add_weighted_edges_from([(0, 1, 2.0), (1, 2, 0.5), (1, 3, 1.0)])
+    return graph
+
+
 @dataclass(frozen=True)
 class GraphCase:
     call: str  # the graph as written in a stratify statement
     target: str  # the stratified column(s)
     strata: int  # K on :func:`graph_frame` (g in 0..3, h in 0..2)
+    given: Callable[[], object] | None = None  # the graph to give from Python
 
     def statement(self, weight: float = 3) -> str:
         return f"stratify {self.target} ~ {self.call} weight {weight}\n"
+
+    def graphs(self) -> dict:
+        """What to pass as ``graphs=`` to load or fit."""
+        return {self.target: self.given()} if self.given else {}
 
 
 GRAPH_CASES = {
@@ -33,6 +47,7 @@ GRAPH_CASES = {
     "grid": GraphCase("grid", "(g, h)", 12),
     "edges": GraphCase('edges("g.csv")', "g", 4),
     "tree": GraphCase('tree("g.csv")', "g", 4),
+    "given": GraphCase("given", "g", 4, edge_graph),
 }
 
 

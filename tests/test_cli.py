@@ -61,7 +61,7 @@ def test_show(project, capsys):
     assert main(["show", str(project / "good.strat")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("model demo\ndata \"d.csv\"\nresponse y ~ squared\n")
-    assert "# strata K = 12; parameter rows x1, x2, intercept; 36 parameters per output" in out
+    assert "records; parameter rows x1, x2, intercept\n# strata K = 12; 36 parameters per output" in out
     assert "#   factor (age): path graph, 6 nodes, 5 edges" in out
 
 

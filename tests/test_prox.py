@@ -9,61 +9,88 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stratlang.kinds import LOSSES
+from stratlang.kinds.losses import Records
 from stratlang.solvers import prox as px
 
 
-def cvxpy_prox(loss_name: str, x, y, z, k, v, t, p) -> np.ndarray:
+def cvxpy_prox(loss_name: str, records: Records, k, v, t, p) -> np.ndarray:
     """argmin Σ_k loss_k(θ_k) + ‖θ − v‖²/(2t), one CVXPY problem per stratum."""
     loss = LOSSES[loss_name]
     out = np.empty_like(v)
     for s in range(k):
         theta = cp.Variable(v.shape[1:])
-        rows = z == s
+        rows = np.flatnonzero(records.z == s)
         objective = cp.sum_squares(theta - v[s]) / (2 * t)
-        if rows.any():
-            objective += loss.cvxpy(x[rows] @ theta, y[rows], p)
+        if len(rows):
+            part = records.subset(rows)
+            pred = part.x @ theta
+            if part.offset is not None:
+                pred = pred + part.offset[:, None] * np.ones((1, v.shape[2]))
+            objective += loss.cvxpy(pred, part.y, p, part.weight)
         cp.Problem(cp.Minimize(objective)).solve(solver="CLARABEL")
         out[s] = theta.value
     return out
 
 
-def prox_objective(loss_name, x, y, z, v, t, p, theta) -> float:
-    pred = np.einsum("in,inm->im", x, theta[z])
-    return LOSSES[loss_name].value(pred, y, p) + float(np.sum((theta - v) ** 2)) / (2 * t)
+def prox_objective(loss_name, records: Records, v, t, p, theta) -> float:
+    return (LOSSES[loss_name].records_value(records, theta[records.z], p)
+            + float(np.sum((theta - v) ** 2)) / (2 * t))
 
 
-def assert_optimal(loss_name, x, y, z, v, t, p, got):
+def assert_optimal(loss_name, records, v, t, p, got):
     """At least as good as CVXPY's answer (interior-point accuracy is ~1e-8), and close."""
-    want = cvxpy_prox(loss_name, x, y, z, len(v), v, t, p)
-    best = prox_objective(loss_name, x, y, z, v, t, p, want)
-    assert prox_objective(loss_name, x, y, z, v, t, p, got) <= best + 1e-9 * (1 + abs(best))
+    want = cvxpy_prox(loss_name, records, len(v), v, t, p)
+    best = prox_objective(loss_name, records, v, t, p, want)
+    assert prox_objective(loss_name, records, v, t, p, got) <= best + 1e-9 * (1 + abs(best))
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def piecewise_data(loss_name: str, rng, records: int, k: int, n: int):
+def piecewise_data(loss_name: str, rng, records: int, k: int, n: int,
+                   extras: bool = False) -> Records:
+    """Records for a loss; with ``extras``, offsets and weights (some zero) as well."""
     x = np.column_stack([rng.normal(size=(records, n - 1)), np.ones(records)])
     z = rng.integers(0, k, records)
-    if loss_name == "hinge":
+    if loss_name in ("hinge", "logistic", "squared_hinge"):
         y = np.where(rng.random((records, 1)) < 0.5, -1.0, 1.0)
-    elif loss_name == "multiclass_hinge":
+    elif loss_name in ("multiclass_hinge", "multinomial"):
         y = np.eye(3)[rng.integers(0, 3, records)]
+    elif loss_name == "poisson_regression":
+        y = rng.poisson(2.0, (records, 1)).astype(float)
     else:
         y = np.round(rng.normal(size=(records, 2)), 1)  # rounding makes ties likely
-    return x, y, z
+    if not extras:
+        return Records(x, y, z)
+    offset = None if y.shape[1] == 3 else np.round(rng.normal(size=records), 1)
+    weight = rng.choice([0.0, 0.5, 1.0, 3.0], records)
+    return Records(x, y, z, offset, weight)
 
 
 @pytest.mark.parametrize("loss_name", ["absolute", "quantile", "hinge", "multiclass_hinge"])
 @pytest.mark.parametrize("t", [0.01, 1.0, 100.0])
-def test_piecewise_linear_prox_is_exact(loss_name, t, rng):
-    x, y, z = piecewise_data(loss_name, rng, 60, 4, 3)
+@pytest.mark.parametrize("extras", [False, True], ids=["plain", "offset+weight"])
+def test_piecewise_linear_prox_is_exact(loss_name, t, extras, rng):
+    records = piecewise_data(loss_name, rng, 60, 4, 3, extras)
     p = {"tau": 0.3} if loss_name == "quantile" else {}
-    prox = LOSSES[loss_name].admm_prox(x, y, z, 4, p)
-    v = rng.normal(size=(4, 3, y.shape[1]))
-    assert_optimal(loss_name, x, y, z, v, t, p, prox(v, t))
+    prox = LOSSES[loss_name].admm_prox(records, 4, p)
+    v = rng.normal(size=(4, 3, records.y.shape[1]))
+    assert_optimal(loss_name, records, v, t, p, prox(v, t))
     assert prox.unpolished == 0
     # a nearby point reuses the active sets; the answer is still exact
     v2 = v + 1e-3 * rng.normal(size=v.shape)
-    assert_optimal(loss_name, x, y, z, v2, t, p, prox(v2, t))
+    assert_optimal(loss_name, records, v2, t, p, prox(v2, t))
+
+
+@pytest.mark.parametrize("loss_name", ["squared", "huber", "logistic", "squared_hinge",
+                                       "multinomial", "poisson_regression"])
+def test_smooth_proxes_with_offsets_and_weights(loss_name, rng):
+    records = piecewise_data(loss_name, rng, 60, 4, 3, extras=True)
+    p = {"M": 0.7} if loss_name == "huber" else {}
+    prox = LOSSES[loss_name].admm_prox(records, 4, p)
+    v = rng.normal(size=(4, 3, records.y.shape[1]))
+    for t in (0.05, 2.0):
+        if hasattr(prox, "tol"):
+            prox.tol = 1e-12
+        assert_optimal(loss_name, records, v, t, p, prox(v, t))
 
 
 @settings(max_examples=25, deadline=None)
@@ -72,12 +99,13 @@ def test_piecewise_linear_prox_is_exact(loss_name, t, rng):
 def test_absolute_prox_on_degenerate_data(seed, records, duplicate, t):
     """Repeated records and more terms interpolated than parameters (a singular system)."""
     rng = np.random.default_rng(seed)
-    x, y, z = piecewise_data("absolute", rng, records, 2, 2)
+    data = piecewise_data("absolute", rng, records, 2, 2)
     if duplicate:
-        x, y, z = np.vstack([x, x]), np.vstack([y, y]), np.concatenate([z, z])
-    prox = LOSSES["absolute"].admm_prox(x, y, z, 2, {})
+        data = Records(np.vstack([data.x, data.x]), np.vstack([data.y, data.y]),
+                       np.concatenate([data.z, data.z]))
+    prox = LOSSES["absolute"].admm_prox(data, 2, {})
     v = rng.normal(size=(2, 2, 2))
-    assert_optimal("absolute", x, y, z, v, t, {}, prox(v, t))
+    assert_optimal("absolute", data, v, t, {}, prox(v, t))
 
 
 def test_gaussian_prox_matches_cvxpy(rng):
@@ -85,7 +113,7 @@ def test_gaussian_prox_matches_cvxpy(rng):
     y = rng.normal(size=(40, m)) @ np.array([[1.0, 0.4], [0.0, 0.7]]) + 1.0
     z = rng.integers(0, k - 1, 40)  # the last stratum has no records
     loss = LOSSES["gaussian"]
-    count, total, scatter = loss.stratum_stats(y, z, k)
+    count, total, scatter = loss.stratum_stats(Records(np.ones((40, 1)), y, z), k)
     prox = px.GaussianProx(count, total, scatter)
     v = rng.normal(size=(k, m + 1, m))
     for t in (0.1, 3.0):

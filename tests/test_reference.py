@@ -196,7 +196,7 @@ def test_a_sweep_needs_a_value_to_fit(regression_frame):
 
 
 def _objective_agrees(model, frame) -> None:
-    design = bind(model.ir, frame)
+    design = model.bind(frame)
     weights = model.ir.weight_values()
     theta, info = StratifiedProblem(design, weights).solve(weights)
     ours = stratified_objective(design, theta, weights).total
@@ -209,7 +209,7 @@ def test_every_graph_kind_fits(graph, rng, tmp_path):
     frame = graph_frame(rng, 200, tmp_path)
     spec = tmp_path / "m.strat"
     spec.write_text("response r ~ squared\nfeatures x, intercept\n" + case.statement())
-    model = stratlang.load(spec)
+    model = stratlang.load(spec, graphs=case.graphs())
     fitted = model.fit(frame)
     assert fitted.strata.k == case.strata
     _objective_agrees(model, frame)

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from stratlang.backends import BACKENDS
-from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS
+from stratlang.data.features import factor_text, term_text
+from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
 from stratlang.language import ir
 from stratlang.language.params import Param
 from stratlang.language.personalize import PERSONALIZE_OPTIONS
@@ -62,6 +63,34 @@ def kind(draw, registry, name: str) -> ir.KindRef:
 
 
 @st.composite
+def factors(draw, numeric: bool = False) -> ir.Factor:
+    """A column, or a transform of one (a numeric transform may wrap another)."""
+    column = ir.Column(draw(st.one_of(names, st.just("intercept"))))
+    if draw(st.booleans()):
+        return column
+    plain = [n for n in TRANSFORMS.names() if not TRANSFORMS[n].categorical]
+    name = draw(st.sampled_from(plain if numeric else TRANSFORMS.names()))
+    inner: ir.Factor = column
+    if draw(st.booleans()):
+        inner = ir.Transform(draw(kind(TRANSFORMS, draw(st.sampled_from(plain)))), column)
+    return ir.Transform(draw(kind(TRANSFORMS, name)), inner)
+
+
+@st.composite
+def feature_terms(draw) -> tuple[ir.Term, ...]:
+    """Terms of one or two factors, no two with the same set of factors."""
+    terms, seen = [], set()
+    for _ in range(draw(st.integers(0, 4))):
+        chosen = tuple(draw(factors()) for _ in range(draw(st.integers(1, 2))))
+        key = frozenset(factor_text(f) for f in chosen)
+        if len(key) < len(chosen) or key in seen:
+            continue
+        seen.add(key)
+        terms.append(ir.Term(chosen))
+    return tuple(terms)
+
+
+@st.composite
 def node_specs(draw, count: int):
     specs = []
     for _ in range(count):
@@ -98,11 +127,12 @@ def models(draw):
     loss = LOSSES[loss_name]
     n_resp = draw(st.integers(1, 3)) if loss.multi_column else 1
     response = tuple(draw(st.lists(names, min_size=n_resp, max_size=n_resp, unique=True)))
-    features: tuple[str, ...] = ()
+    features: tuple[ir.Term, ...] = ()
     if loss.features != "forbidden":
-        features = tuple(draw(st.lists(st.one_of(names, st.just("intercept")), max_size=4,
-                                       unique=True)))
-    rows = loss.row_names(features, response)
+        features = draw(feature_terms())
+    rows = loss.row_names(tuple(term_text(t) for t in features), response)
+    offset = (draw(factors(numeric=True)) if loss.offset_problem is None and draw(st.booleans())
+              else None)
     allowed = [n for n in REGULARIZERS.names() if REGULARIZERS[n].unsupported_with(loss) is None]
     regs = []
     for _ in range(draw(st.integers(0, 3))):
@@ -111,7 +141,7 @@ def models(draw):
                                  st.lists(st.sampled_from(rows), unique=True).map(tuple)))
         weight = None if REGULARIZERS[reg].is_constraint else draw(hypers)
         regs.append(ir.RegTerm(draw(kind(REGULARIZERS, reg)), weight, exclude))
-    used = set(response) | set(features)
+    used = set(response) | {c for t in features for c in t.columns}
     personalize = None
     strata: tuple = ()
     if loss.personalizable and features and draw(st.booleans()):
@@ -140,8 +170,11 @@ def models(draw):
                     lambda v, p=p: v is not None and (p.check is None or p.check(v) is None)))))
         solver = ir.Solver(backend.name, tuple(opts))
     data = draw(st.one_of(st.none(), st.sampled_from(["d.csv", "a b/c.csv"])))
-    return ir.Model(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name))), features,
-                    tuple(regs), strata, personalize, solver, data)
+    return ir.Model(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name)),
+                                             offset=offset), features,
+                    tuple(regs), strata, personalize, solver, data,
+                    weights=draw(st.one_of(st.none(), names)),
+                    missing=draw(st.sampled_from(ir.MISSING_POLICIES)))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

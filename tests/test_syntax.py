@@ -40,7 +40,8 @@ def test_every_construct_parses():
     assert [n.value for n in response.target.columns] == ["y1", "y2"]
     assert response.loss.args[0].keyword.value == "M" and response.loss.args[0].value.value == 2.5
     features = spec.statements[3]
-    assert [n.value for n in features.names] == ["a", "b", "c", "intercept"]
+    assert [t.products[0].factors[0].value for t in features.terms] == ["a", "b", "c",
+                                                                        "intercept"]
     reg = spec.statements[4]
     assert isinstance(reg.terms[1].weight, ast.SetValue)
     assert reg.terms[2].weight is None and reg.options[0].name.value == "exclude"

@@ -78,10 +78,12 @@ def _quietly_unsupported(entry: Backend, design: Any) -> str | None:
 
 def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
            solver: str | None = None, verbose: bool | None = None,
-           options: dict[str, Any] | None = None, design: Any = None) -> Choice:
+           options: dict[str, Any] | None = None, design: Any = None,
+           graphs: dict[str, Any] | None = None) -> Choice:
     """Picks the backend for a model (named by ``backend``, else by the spec's ``solver``
     statement, else the first automatic backend of the model's family that can fit it),
-    binds ``data`` (unless a ``design`` is given) and resolves its options: the spec's
+    binds ``data`` with the ``graphs`` given from Python (unless a ``design`` is given)
+    and resolves its options: the spec's
     (when the spec names the same backend), then ``options``, ``solver`` and ``verbose``.
     Every option is validated against the backend's declarations."""
     spec = model.solver
@@ -96,7 +98,7 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
         if solver is not None and entry.solver_option is None:
             raise OptionError(f"solver='{solver}' names a solver for a backend that takes one "
                               f"({_solver_backends()}); backend '{entry.name}' does not")
-        design = design if design is not None else entry.prepare(model, data)
+        design = design if design is not None else entry.prepare(model, data, graphs)
         reason = entry.unsupported(design)
         if reason is not None:
             raise _refusal(model, entry, reason, design)
@@ -106,7 +108,7 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
         if not candidates:
             raise StratlangError(f"no backend fits a {model.kind} model"
                                  + (" with a named solver" if solver is not None else ""))
-        design = design if design is not None else candidates[0].prepare(model, data)
+        design = design if design is not None else candidates[0].prepare(model, data, graphs)
         reasons = []
         for entry in candidates:
             reason = entry.unsupported(design)

@@ -74,7 +74,7 @@ def regularizer_terms(design: Design, weights: dict[str, float]) -> list[Regular
     terms = []
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
-        rows = selected_rows(design.rows, term)
+        rows = selected_rows(design, term)
         weight = 1.0 if entry.is_constraint else weights[term.hyper_name]
         if len(rows) and (weight != 0 or entry.is_constraint):
             terms.append(RegularizerTerm(term.kind.name, rows, weight, dict(term.kind.p),
@@ -163,18 +163,17 @@ def _quadratic_diagonal(design: Design, weights: dict[str, float]) -> np.ndarray
             weights[term.hyper_name], term.kind.p)
         if weight is None:
             return None
-        diagonal[selected_rows(design.rows, term)] += weight
+        diagonal[selected_rows(design, term)] += weight
     return diagonal
 
 
 def fit_direct(design: Design, weights: dict[str, float],
                diagonal: np.ndarray) -> tuple[np.ndarray, dict[str, Any]] | None:
     """θ of a quadratic problem by one sparse solve; None when the system is singular."""
-    from ..solvers.prox import QuadraticProx
     from ..solvers.quadratic import solve_quadratic
 
     start = time.perf_counter()
-    prox = QuadraticProx(design.x, design.y, design.z, design.strata.k)
+    prox = design.loss.admm_prox(design.records, design.strata.k, design.loss_params)
     try:
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),
                                 design.strata.gammas(weights))
@@ -204,7 +203,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
         # neighbours): ADMM still converges to a minimizer
         note = "quadratic system singular (minimizer not unique): solved by ADMM"
     k, n, m = design.theta_shape
-    loss_prox = design.loss.admm_prox(design.x, design.y, design.z, k, design.loss_params)
+    loss_prox = design.loss.admm_prox(design.records, k, design.loss_params)
     on_residuals = None
     if hasattr(loss_prox, "tol"):  # an inexact inner solve: tightened as ADMM converges
         rule = inner_tolerance(options)
@@ -220,7 +219,8 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                       eps_rel=options["eps_rel"], max_iter=options["max_iter"],
                       adaptive=options["adaptive"], relax=options["relax"], warm=warm,
                       progress=options["progress"], on_residuals=on_residuals,
-                      initial=design.loss.admm_initial(design.y, (k, n, m), design.loss_params))
+                      initial=design.loss.admm_initial(design.records, (k, n, m),
+                                                       design.loss_params))
     info = report(result, "admm", f"ADMM ({type(solver).__name__})", options)
     theta = make_feasible(result.theta, terms)
     if note:
@@ -247,5 +247,4 @@ class AdmmBackend(Backend):
                                       warm if isinstance(warm, State) else None)
         info["fit_seconds"] = time.perf_counter() - start
         objective = require_finite(stratified_objective(design, theta, weights), self.name)
-        return StratifiedFit(theta, design.strata, design.classes, info, objective, design,
-                             warm=state)
+        return StratifiedFit.of(design, theta, info, objective, warm=state)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.design import Design
+from ..data.features import FeatureState
 from ..data.frames import frame_for
 from ..data.personalized import PersonalizedDesign, bind_personalized
 from ..data.strata import Strata
@@ -56,7 +57,8 @@ class Objective:
 
 @dataclass
 class StratifiedFit:
-    """θ for every stratum (None when a cluster's workers wrote it under ``output``)."""
+    """θ for every stratum (None when a cluster's workers wrote it under ``output``), and
+    the encodings new data must be bound with: strata, classes, feature state."""
 
     theta: np.ndarray | None
     strata: Strata
@@ -66,6 +68,16 @@ class StratifiedFit:
     design: Design | None = None  # None when the records stayed on a cluster's workers
     warm: Any = None  # what warm-starts the next fit along a path (None: nothing)
     output: str | None = None  # the directory a cluster wrote θ to
+    rows: tuple[str, ...] = ()  # θ's parameter rows
+    features: FeatureState = field(default_factory=FeatureState)
+
+    @classmethod
+    def of(cls, design: Design, theta: np.ndarray, info: dict[str, Any], objective: Objective,
+           warm: Any = None) -> StratifiedFit:
+        if design.dropped:
+            info["dropped_rows"] = dict(design.dropped)
+        return cls(theta, design.strata, design.classes, info, objective, design, warm,
+                   rows=design.rows, features=design.features)
 
 
 @dataclass
@@ -83,6 +95,8 @@ class PersonalizedFit:
     info: dict[str, Any]
     objective: Objective
     index: pd.Index
+    rows: tuple[str, ...] = ()  # the name of each entry of θ_i
+    features: FeatureState = field(default_factory=FeatureState)
     warm: Any = field(default=None, repr=False)
 
 
@@ -99,13 +113,16 @@ class OptionValueError(StratlangError):
         self.option = option
 
 
-def bind_family(model: ir.Model, data: Any) -> Design | PersonalizedDesign:
+def bind_family(model: ir.Model, data: Any, graphs: dict[str, Any] | None = None
+                ) -> Design | PersonalizedDesign:
     """The design of a model's family bound to data (a frame, a file, or None for the
-    spec's data statement)."""
+    spec's data statement); ``graphs``: the graphs given from Python, by column."""
     from ..data.design import bind
 
     frame = frame_for(model, data)
-    return bind_personalized(model, frame) if model.kind == "personalized" else bind(model, frame)
+    if model.kind == "personalized":
+        return bind_personalized(model, frame)
+    return bind(model, frame, graphs=graphs)
 
 
 class Backend:
@@ -126,9 +143,9 @@ class Backend:
         return (f"model '{model.name}' is {model.kind}: backend '{self.name}' cannot fit it "
                 f"(it fits {self.family} models)")
 
-    def prepare(self, model: ir.Model, data: Any) -> Any:
+    def prepare(self, model: ir.Model, data: Any, graphs: dict[str, Any] | None = None) -> Any:
         """The design this backend fits: by default the family's, bound in memory."""
-        return bind_family(model, data)
+        return bind_family(model, data, graphs)
 
     def unsupported(self, design: Any) -> str | None:
         """Why this backend cannot fit the bound model, or None when it can."""

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..data.design import Design, bind
-from ..data.frames import frame_for, read_frame
+from ..data.design import Design, bind, drop_missing
+from ..data.features import learn_state, summarize
+from ..data.frames import Binder, frame_for, read_frame
 from ..data.strata import Strata
-from ..kinds.losses import LOSSES
+from ..kinds.losses import LOSSES, Records
 from ..language import ir
-from ..language.errors import NumericalError, SpecError, StratlangError
+from ..language.errors import DataWarning, NumericalError, SpecError, StratlangError, warn
 from ..language.params import Param, positive
 from .admm import (
     ADMM_OPTIONS,
@@ -67,14 +68,24 @@ DASK_OPTIONS = ADMM_OPTIONS.extended(
 
 @dataclass(frozen=True)
 class BlockRecords:
-    x: np.ndarray
-    y: np.ndarray
-    z: np.ndarray  # stratum within the block
+    records: Records  # z: the stratum within the block
     k: int  # strata in the block
 
     @classmethod
-    def empty(cls, k: int, n: int, m: int) -> BlockRecords:
-        return cls(np.zeros((0, n)), np.zeros((0, m)), np.zeros(0, dtype=int), k)
+    def empty(cls, k: int, n: int, m: int, offset: bool, weight: bool) -> BlockRecords:
+        def none_or(flag):
+            return np.zeros(0) if flag else None
+
+        return cls(Records(np.zeros((0, n)), np.zeros((0, m)), np.zeros(0, dtype=int),
+                           none_or(offset), none_or(weight)), k)
+
+    @classmethod
+    def joined(cls, pieces: list[BlockRecords], k: int) -> BlockRecords:
+        def cat(name):
+            parts = [getattr(p.records, name) for p in pieces]
+            return None if parts[0] is None else np.concatenate(parts)
+
+        return cls(Records(cat("x"), cat("y"), cat("z"), cat("offset"), cat("weight")), k)
 
 
 @dataclass(frozen=True)
@@ -86,9 +97,8 @@ class BlockProxes:
     terms: tuple[RegularizerTerm, ...]
     initial_row: np.ndarray | None
 
-    def __call__(self, records: BlockRecords):
-        loss_prox = LOSSES[self.loss].admm_prox(records.x, records.y, records.z, records.k,
-                                                self.params)
+    def __call__(self, block: BlockRecords):
+        loss_prox = LOSSES[self.loss].admm_prox(block.records, block.k, self.params)
         return loss_prox, [t.prox for t in self.terms]
 
     def initial(self, records: BlockRecords, shape: tuple[int, ...]):
@@ -97,8 +107,8 @@ class BlockProxes:
     def finalize(self, theta: np.ndarray) -> np.ndarray:
         return make_feasible(theta, list(self.terms))
 
-    def loss_value(self, records: BlockRecords, theta: np.ndarray) -> float:
-        return LOSSES[self.loss].records_value(records.x, records.y, theta[records.z],
+    def loss_value(self, block: BlockRecords, theta: np.ndarray) -> float:
+        return LOSSES[self.loss].records_value(block.records, theta[block.records.z],
                                                self.params)
 
     def regularization(self, theta: np.ndarray) -> float:
@@ -111,16 +121,18 @@ class Partitioned:
 
     model: ir.Model
     parts: tuple[tuple[str, Any], ...]  # loader: a Dask delayed giving a pandas frame
+    graphs: dict[str, Any] | None = None  # graphs given from Python, by column
 
 
-def partitioned(model: ir.Model, data) -> Partitioned | None:
+def partitioned(model: ir.Model, data, graphs: dict[str, Any] | None = None
+                ) -> Partitioned | None:
     """A glob or directory of .parquet / .csv files, or a Dask DataFrame, as partitions;
     None for anything else (a frame or a single file)."""
     import dask
 
     if _is_dask_frame(data):
         return Partitioned(model, tuple((f"partition {i}", d)
-                                        for i, d in enumerate(data.to_delayed())))
+                                        for i, d in enumerate(data.to_delayed())), graphs)
     if not isinstance(data, str | Path) or not is_partitioned_path(str(data)):
         return None
     path = Path(data)
@@ -131,7 +143,7 @@ def partitioned(model: ir.Model, data) -> Partitioned | None:
     bad = [f for f in files if Path(f).suffix not in (".parquet", ".csv")]
     if bad:
         raise StratlangError(f"'{data}' matches '{bad[0]}': only .parquet and .csv files are read")
-    return Partitioned(model, tuple((f, dask.delayed(read_frame)(f)) for f in files))
+    return Partitioned(model, tuple((f, dask.delayed(read_frame)(f)) for f in files), graphs)
 
 
 def is_partitioned_path(data: str) -> bool:
@@ -147,52 +159,69 @@ def _is_dask_frame(data) -> bool:
 
 
 # ---- worker tasks --------------------------------------------------------------------------
-def _split_records(x, y, z, blocks: Blocks) -> dict[int, BlockRecords]:
-    which = blocks.of(z)
+def _split_records(records: Records, blocks: Blocks) -> dict[int, BlockRecords]:
+    which = blocks.of(records.z)
     out = {}
     for b in np.unique(which):  # a loop over blocks, not strata
         idx = np.flatnonzero(which == b)
         lo, hi = blocks.strata(int(b))
-        out[int(b)] = BlockRecords(x[idx], y[idx], z[idx] - lo, hi - lo)
+        part = records.subset(idx)
+        out[int(b)] = BlockRecords(replace(part, z=part.z - lo), hi - lo)
     return out
 
 
-def _summary(frame: pd.DataFrame, columns: list[str]):
+def _summary(frame: pd.DataFrame, columns: list[str], model: ir.Model):
     """What the client needs to fix the encodings: the partition's columns, the distinct
-    values of the encoded columns, and its first row."""
-    return (list(frame.columns), {c: frame[c].dropna().unique() for c in columns if c in frame},
-            frame.head(1))
+    values of the encoded columns, its first row, and the stateful feature transforms'
+    summaries of it."""
+    kept, _ = drop_missing(model, frame)
+    binder = Binder(model, kept)
+    learned = summarize(binder, model)
+    if binder.out.diagnostics:  # reported positioned when the partition is bound
+        learned = {}
+    return (list(frame.columns), {c: kept[c].dropna().unique() for c in columns if c in kept},
+            kept.head(1), learned)
 
 
 def _bind_partition(model: ir.Model, frame: pd.DataFrame, name: str, strata: Strata, classes,
-                    blocks: Blocks) -> dict[int, BlockRecords]:
+                    features, blocks: Blocks) -> dict:
+    """The partition's records by block (and, under "dropped", the rows ``missing drop``
+    left out, by column)."""
     try:
-        design = bind(model, frame, strata=strata, classes=classes)
+        with warnings.catch_warnings():  # dropped rows are reported by the client
+            warnings.simplefilter("ignore", DataWarning)
+            design = bind(model, frame, strata=strata, classes=classes, features=features)
     except SpecError as error:
         if "file" in frame.attrs:  # rows are already named in their file
             raise
         raise SpecError([replace(d, hint=(d.hint + "; " if d.hint else "") + f"in {name}")
                          for d in error.diagnostics]) from None
-    return _split_records(design.x, design.y, design.z, blocks)
+    return {**_split_records(design.records, blocks), "dropped": design.dropped}
 
 
-def _block_of_partitions(b: int, blocks: Blocks, n: int, m: int, *pieces) -> BlockRecords:
+def _dropped(pieces: dict) -> dict[str, int]:
+    return pieces["dropped"]
+
+
+def _block_of_partitions(b: int, blocks: Blocks, n: int, m: int, with_offset: bool,
+                         with_weight: bool, *pieces) -> BlockRecords:
     mine = [p[b] for p in pieces if b in p]
     lo, hi = blocks.strata(b)
     if not mine:
-        return BlockRecords.empty(hi - lo, n, m)
-    return BlockRecords(np.concatenate([p.x for p in mine]), np.concatenate([p.y for p in mine]),
-                        np.concatenate([p.z for p in mine]), hi - lo)
+        return BlockRecords.empty(hi - lo, n, m, with_offset, with_weight)
+    return BlockRecords.joined(mine, hi - lo)
 
 
-def _initial_summary(loss_name: str, p: dict, records: BlockRecords, width):
-    if len(records.y) == 0:
+def _initial_summary(loss_name: str, p: dict, block: BlockRecords, width):
+    records = block.records
+    if len(records) == 0:
         return 0, None
-    return len(records.y), _initial_row(LOSSES[loss_name], records.y, (1, *width), p)
+    count = float(len(records) if records.weight is None else np.sum(records.weight))
+    return count, _initial_row(LOSSES[loss_name], records, (1, *width), p)
 
 
-def _initial_row(loss, y: np.ndarray, shape, p) -> np.ndarray | None:
-    initial = loss.admm_initial(y, (1, *shape[1:]), p)
+def _initial_row(loss, records: Records, shape, p) -> np.ndarray | None:
+    initial = loss.admm_initial(records, (1, *shape[1:]), p)
     return None if initial is None else np.asarray(initial)[0]
 
 
@@ -240,11 +269,12 @@ class DaskBackend(Backend):
     verbose_option = "progress"
     options = DASK_OPTIONS
 
-    def prepare(self, model: ir.Model, data: Any) -> Design | Partitioned:
+    def prepare(self, model: ir.Model, data: Any, graphs: dict[str, Any] | None = None
+                ) -> Design | Partitioned:
         """Partitioned data stays as partitions (bound on the workers); anything else is
         bound here."""
-        parts = partitioned(model, data)
-        return parts if parts is not None else bind(model, frame_for(model, data))
+        parts = partitioned(model, data, graphs)
+        return parts if parts is not None else bind(model, frame_for(model, data), graphs=graphs)
 
     def unsupported(self, design: Design | Partitioned) -> str | None:
         if isinstance(design, Partitioned):
@@ -295,7 +325,7 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
     parts = data if isinstance(data, Partitioned) else None
     if parts is not None:
         frames = client.compute([loader for _, loader in parts.parts])
-        design = _metadata_design(client, parts.model, frames)
+        design = _metadata_design(client, parts.model, frames, parts.graphs)
         reason = _unsupported(design)
         if reason:
             raise NumericalError(f"backend 'dask' cannot fit this model: {reason}")
@@ -310,25 +340,25 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
     blocks = Blocks.even(spectrum.n0, int(opts["blocks"] or threads), spectrum.stride)
     p = design.loss_params
     owners = block_owners(client, blocks)
+    dropped = dict(design.dropped)
     if parts is not None:
-        records, initial = _records_from_partitions(client, parts, frames, design, blocks,
-                                                    owners)
+        records, initial, dropped = _records_from_partitions(client, parts, frames, design,
+                                                             blocks, owners)
     else:
-        pieces = _split_records(design.x, design.y, design.z, blocks)
+        pieces = _split_records(design.records, blocks)
+        flags = design.offset is not None, design.weight is not None
         # the records travel inside the tasks, so a lost worker's blocks can be rebuilt
-        records = [client.submit(_block_of_partitions, b, blocks, n, m,
+        records = [client.submit(_block_of_partitions, b, blocks, n, m, *flags,
                                  {b: pieces[b]} if b in pieces else {}, workers=[owners[b]],
                                  allow_other_workers=True, pure=False)
                    for b in range(len(blocks))]
-        initial = _initial_row(design.loss, design.y, (k, n, m), p)
+        initial = _initial_row(design.loss, design.records, (k, n, m), p)
     terms = regularizer_terms(design, weights)
     factory = BlockProxes(design.loss.name, dict(p), tuple(terms), initial)
     sink = None
     if opts["output"] is not None:
-        rows = design.loss.row_names(design.model.features, design.model.response.columns)
-        outputs = design.loss.output_names(design.model.response.columns, design.classes)
         sink = ThetaWriter(str(opts["output"]), design.strata, blocks,
-                           tuple(column_names(rows, outputs)))
+                           tuple(column_names(design.rows, design.outputs)))
         sink.clear()  # parts of an earlier fit with other blocks would linger
     try:
         result, totals = admm_on_cluster(
@@ -347,42 +377,59 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
                   f"worker{'s' * (workers > 1)})", opts, finite=totals.finite)
     info["fit_seconds"] = time.perf_counter() - start
     info["restarts"] = result.restarts
+    if dropped:
+        info["dropped_rows"] = dropped
     objective = require_finite(Objective.of(loss=totals.loss, regularization=totals.regularization,
                                             laplacian=totals.laplacian), "dask")
     return StratifiedFit(result.theta, design.strata, design.classes, info, objective,
-                         None if parts is not None else design, output=opts["output"])
+                         None if parts is not None else design, output=opts["output"],
+                         rows=design.rows, features=design.features)
 
 
-def _metadata_design(client, ir_model: ir.Model, frames) -> Design:
+def _metadata_design(client, ir_model: ir.Model, frames, graphs=None) -> Design:
     """A design bound on a small frame holding every observed value of each column the
-    strata and the response encode (so the encodings match those of the partitions)."""
+    strata and the response encode, with the feature transforms' state learned from every
+    partition (so the encodings match those of the partitions)."""
     encoded = sorted({c for s in ir_model.strata for c in s.columns}
                      | set(ir_model.response.columns))
-    summaries = client.gather([client.submit(_summary, f, encoded, pure=False) for f in frames])
-    heads = [head for _, _, head in summaries if not head.empty]
+    summaries = client.gather([client.submit(_summary, f, encoded, ir_model, pure=False)
+                               for f in frames])
+    heads = [head for _, _, head, _ in summaries if not head.empty]
     if not heads:
-        return bind(ir_model, summaries[0][2] if summaries else pd.DataFrame())  # reports no data
-    values = {c: pd.Series(np.concatenate([u[c] for _, u, _ in summaries if c in u])).unique()
-              for c in encoded if any(c in u for _, u, _ in summaries)}
+        return bind(ir_model, summaries[0][2] if summaries else pd.DataFrame(),  # reports no
+                    graphs=graphs)  # data
+    values = {c: pd.Series(np.concatenate([u[c] for _, u, _, _ in summaries if c in u])).unique()
+              for c in encoded if any(c in u for _, u, _, _ in summaries)}
     length = max([len(v) for v in values.values()] + [1])
     meta = pd.concat([heads[0]] * length, ignore_index=True)
     for c, v in values.items():
         meta[c] = np.resize(v, length)
-    return bind(ir_model, meta)  # a missing column is reported by the binder, positioned
+    binder = Binder(ir_model, meta)
+    state = learn_state(binder, ir_model, [learned for _, _, _, learned in summaries])
+    binder.out.raise_if_any()
+    return bind(ir_model, meta, features=state, graphs=graphs)  # a missing column: reported
 
 
 def _records_from_partitions(client, parts: Partitioned, frames, design: Design,
                              blocks: Blocks, owners: list[str]):
     _, n, m = design.theta_shape
     bound = [client.submit(_bind_partition, parts.model, frame, name, design.strata,
-                           design.classes, blocks, pure=False)
+                           design.classes, design.features, blocks, pure=False)
              for (name, _), frame in zip(parts.parts, frames, strict=True)]
-    records = [client.submit(_block_of_partitions, b, blocks, n, m, *bound, workers=[owners[b]],
-                             allow_other_workers=True, pure=False)
+    flags = parts.model.response.offset is not None, parts.model.weights is not None
+    records = [client.submit(_block_of_partitions, b, blocks, n, m, *flags, *bound,
+                             workers=[owners[b]], allow_other_workers=True, pure=False)
                for b in range(len(blocks))]
+    dropped: dict[str, int] = {}
+    for counts in client.gather([client.submit(_dropped, piece, pure=False) for piece in bound]):
+        for column, count in counts.items():
+            dropped[column] = dropped.get(column, 0) + count
+    if dropped:
+        warn("missing drop: rows with missing values left out (by column: "
+             + ", ".join(f"'{c}' {n}" for c, n in dropped.items()) + ")", DataWarning)
     rows = client.gather([client.submit(_initial_summary, design.loss.name, dict(
         design.loss_params), r, (n, m), pure=False) for r in records])
     present = [(c, row) for c, row in rows if row is not None and c > 0]
     initial = (sum(c * row for c, row in present) / sum(c for c, _ in present)
                if present else None)
-    return records, initial
+    return records, initial, dropped

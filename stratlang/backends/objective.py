@@ -9,19 +9,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.design import Design
+from ..data.features import selected_rows as rows_acted_on
 from ..kinds.regularizers import REGULARIZERS, Regularizer
 from ..language import ir
 from ..solvers.graphs import laplacian_quadratic
 from .base import Objective
 
 
-def selected_rows(rows: tuple[str, ...], term: ir.RegTerm) -> np.ndarray:
+def selected_rows(design: Design, term: ir.RegTerm) -> np.ndarray:
     """Positions of the parameter rows a regularizer term acts on."""
-    return np.array([i for i, r in enumerate(rows) if r not in term.exclude], dtype=int)
+    return rows_acted_on(design.rows, design.row_terms, term.exclude)
 
 
 def loss_value(design: Design, theta: np.ndarray) -> float:
-    return design.loss.records_value(design.x, design.y, theta[design.z], design.loss_params)
+    return design.loss.records_value(design.records, theta[design.z], design.loss_params)
 
 
 def stratified_objective(design: Design, theta: np.ndarray, weights: dict[str, float],
@@ -45,7 +46,7 @@ def penalties(design: Design, theta: np.ndarray, weights: dict[str, float],
     reg = 0.0
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
-        rows = selected_rows(design.rows, term)
+        rows = selected_rows(design, term)
         if len(rows) == 0:
             continue
         weight = 1.0 if entry.is_constraint else weights[term.hyper_name]

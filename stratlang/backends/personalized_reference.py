@@ -18,22 +18,22 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
+from ..data.features import selected_rows
 from ..data.personalized import PersonalizedDesign
 from ..kinds.losses import LOSSES
 from ..kinds.regularizers import REGULARIZERS
-from ..language import ir
 from ..language.errors import NumericalError
 from ..solvers.personalized import neighbour_pairs
 
 
-def _regularization(model: ir.Model, theta: cp.Expression, weights: dict[str, float],
-                    rows: tuple[str, ...]) -> cp.Expression:
+def _regularization(design: PersonalizedDesign, theta: cp.Expression,
+                    weights: dict[str, float]) -> cp.Expression:
     """λψ(θ) for θ of shape (n_samples, p) (one row per sample)."""
     total = cp.Constant(0.0)
     n = theta.shape[0]
-    for term in model.regularizers:
+    for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
-        cols = [c for c, r in enumerate(rows) if r not in term.exclude]
+        cols = list(selected_rows(design.rows, design.row_terms, term.exclude))
         if not cols or entry.is_constraint:
             continue
         block = cp.reshape(theta[:, cols], (n * len(cols), 1), order="C")
@@ -41,9 +41,14 @@ def _regularization(model: ir.Model, theta: cp.Expression, weights: dict[str, fl
     return total
 
 
-def _loss(model: ir.Model, pred: cp.Expression, y: np.ndarray) -> cp.Expression:
+def _loss(design: PersonalizedDesign, pred: cp.Expression) -> cp.Expression:
+    """Σ w_i ℓ(x_iᵀθ_i + o_i, y_i) for the linear predictors ``pred`` (N,)."""
+    model, y = design.model, design.y
     loss = LOSSES[model.response.loss.name]
-    return loss.cvxpy(cp.reshape(pred, (len(y), 1), order="C"), y, model.response.loss.p)
+    if design.offset is not None:
+        pred = pred + design.offset
+    return loss.cvxpy(cp.reshape(pred, (len(y), 1), order="C"), y, model.response.loss.p,
+                      design.weight)
 
 
 def objective(design: PersonalizedDesign, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
@@ -51,13 +56,12 @@ def objective(design: PersonalizedDesign, z: np.ndarray, q: np.ndarray, phi: np.
     """The parts and total of L(Z, Q, φ), evaluated through CVXPY expressions."""
     model = design.model
     values = model.weight_values(weights)
-    rows = model.features
     z_par, q_par, phi_par = cp.Parameter(z.shape), cp.Parameter(q.shape), cp.Parameter(phi.shape)
     z_par.value, q_par.value, phi_par.value = z, q, phi
     theta = z_par @ q_par  # row i is (QᵀZ_i)ᵀ
     pred = cp.sum(cp.multiply(design.x, theta), axis=1)
-    loss = _loss(model, pred, design.y)
-    reg = _regularization(model, theta, values, rows)
+    loss = _loss(design, pred)
+    reg = _regularization(design, theta, values)
     first, second = neighbour_pairs(z, model.personalize.radius)  # the solver's B_r
     i, j = np.concatenate([first, second]), np.concatenate([second, first])  # D_i and D_j
     if len(i):
@@ -79,8 +83,7 @@ def population_fit(design: PersonalizedDesign, weights: dict[str, float] | None 
     model = design.model
     values = model.weight_values(weights)
     theta = cp.Variable((1, design.x.shape[1]))
-    objective_ = _loss(model, design.x @ theta[0], design.y) + _regularization(
-        model, theta, values, model.features)
+    objective_ = _loss(design, design.x @ theta[0]) + _regularization(design, theta, values)
     problem = cp.Problem(cp.Minimize(objective_))
     problem.solve(solver=solver)
     _require(problem)
@@ -95,8 +98,7 @@ def samples_fit(design: PersonalizedDesign, q: np.ndarray, weights: dict[str, fl
     z = cp.Variable((design.n, q.shape[0]))
     theta = z @ q
     pred = cp.sum(cp.multiply(design.x, theta), axis=1)
-    problem = cp.Problem(cp.Minimize(_loss(model, pred, design.y)
-                                     + _regularization(model, theta, values, model.features)))
+    problem = cp.Problem(cp.Minimize(_loss(design, pred) + _regularization(design, theta, values)))
     problem.solve(solver=solver)
     _require(problem)
     return z.value

@@ -79,8 +79,8 @@ def fit_reference(design: Design, weights: dict[str, float], options: dict[str, 
                                 **({"max_iters": options["max_iters"]}
                                    if options.get("max_iters") is not None else {}))
     info.update(backend="cvxpy", fit_seconds=time.perf_counter() - start)
-    return StratifiedFit(theta, design.strata, design.classes, info,
-                         stratified_objective(design, theta, weights), design, warm=problem)
+    return StratifiedFit.of(design, theta, info, stratified_objective(design, theta, weights),
+                            warm=problem)
 
 
 class StratifiedProblem:
@@ -99,11 +99,11 @@ class StratifiedProblem:
             name: cp.Parameter(nonneg=True, name=name.replace(".", "_"))
             for name, h in model.hypers().items() if h.is_sweep or weights[name] != 0}
         p = model.response.loss.p
-        objective, constraints = loss.cvxpy_stratified(self.theta, design.record_matrix,
-                                                       design.y, design.z, k, p)
+        objective, constraints = loss.cvxpy_stratified(self.theta, design.records,
+                                                       design.record_matrix, k, p)
         for term in model.regularizers:
             entry = REGULARIZERS[term.kind.name]
-            rows = selected_rows(design.rows, term)
+            rows = selected_rows(design, term)
             if len(rows) == 0:
                 continue
             index = (np.arange(k)[:, None] * n + rows[None, :]).reshape(-1)

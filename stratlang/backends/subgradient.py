@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.features import selected_rows
 from ..data.personalized import PersonalizedDesign
 from ..kinds.distances import DISTANCES
 from ..kinds.losses import LOSSES
@@ -61,12 +62,12 @@ def to_problem(design: PersonalizedDesign, weights: dict[str, float] | None = No
 
     model = design.model
     weights = model.weight_values(weights)
-    rows = model.features
-    p = len(rows)
+    p = len(design.rows)
     l1, ridge = np.zeros(p), np.zeros(p)
     group, group_mask = 0.0, np.zeros(p, bool)
     for term in model.regularizers:
-        mask = np.array([r not in term.exclude for r in rows])
+        mask = np.zeros(p, bool)
+        mask[selected_rows(design.rows, design.row_terms, term.exclude)] = True
         lam = weights.get(term.hyper_name, 0.0)
         parts = REGULARIZERS[term.kind.name].personalized_penalty(lam, term.kind.p)
         if parts is None:  # the checker admits only regularizers that have a ψ form
@@ -80,17 +81,20 @@ def to_problem(design: PersonalizedDesign, weights: dict[str, float] | None = No
     loss = LOSSES[model.response.loss.name].personalized_loss()
     return Problem(design.x, design.y[:, 0], loss, design.covariate_distances,
                    len(model.personalize.distances), weights["match"], weights["metric_penalty"],
-                   l1, ridge, group, group_mask)
+                   l1, ridge, group, group_mask, design.offset, design.weight)
 
 
 def _subproblem(problem, rows: np.ndarray):
     """The problem restricted to some samples (covariate distances re-indexed)."""
     from ..solvers.personalized import Problem
 
+    def pick(a):
+        return None if a is None else a[rows]
+
     return Problem(problem.x[rows], problem.y[rows], problem.loss,
                    lambda i, j: problem.distances(rows[i], rows[j]), problem.n_metrics,
                    problem.gamma, problem.nu, problem.l1, problem.ridge, problem.group,
-                   problem.group_mask)
+                   problem.group_mask, pick(problem.offset), pick(problem.weight))
 
 
 def fit_personalized(design: PersonalizedDesign, weights: dict[str, float],
@@ -147,9 +151,11 @@ def fit_personalized(design: PersonalizedDesign, weights: dict[str, float],
     if not (np.all(np.isfinite(theta)) and np.isfinite(objective.total)):
         raise NumericalError(f"the subgradient fit ended at a non-finite point (objective "
                              f"{objective}); lower the learning rate")
+    if design.dropped:
+        info["dropped_rows"] = dict(design.dropped)
     return PersonalizedFit(theta, z, result.q, result.phi, result.theta_pop, design.covariate_frame,
                            design.classes, pd.DataFrame(result.history), info, objective,
-                           design.index)
+                           design.index, design.rows, design.features)
 
 
 class SubgradientBackend(Backend):

@@ -4,35 +4,84 @@ strata) that every stratified backend fits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..kinds import responses
-from ..kinds.losses import LOSSES, Loss, linear_predictor
+from ..kinds.losses import LOSSES, Loss, Records
 from ..language import ir
+from ..language.errors import DataWarning, warn
+from .features import Bound, Features, FeatureState
 from .frames import Binder, rows_phrase, values_phrase
 from .strata import Strata, bind_strata
 
-INTERCEPT = "intercept"
+
+def bind_features(binder: Binder, state: FeatureState | None = None) -> Bound | None:
+    """The design matrix, its row names, and the offset (problems recorded in the binder)."""
+    return Features(binder, state).bind(binder.model)
 
 
-def bind_features(binder: Binder) -> np.ndarray | None:
+def bind_weights(binder: Binder) -> np.ndarray | None:
+    """The record weights: a numeric column, every value ≥ 0, not all 0."""
     model = binder.model
-    n = len(binder.frame)
-    if not model.features:
-        return np.ones((n, 1))
-    spans = model.feature_spans or (None,) * len(model.features)
-    columns = []
-    for name, span in zip(model.features, spans, strict=True):
-        if name == INTERCEPT and name not in binder.frame.columns:
-            columns.append(np.ones(n))
-            continue
-        values = binder.numeric(name, span, also=(INTERCEPT,))
-        columns.append(values)
-    if any(c is None for c in columns):
+    if model.weights is None:
         return None
-    return np.column_stack(columns) if columns else np.ones((n, 1))
+    values = binder.numeric(model.weights, model.weights_span)
+    if values is None:
+        return None
+    bad = np.flatnonzero(values < 0)
+    if len(bad):
+        binder.out.error(f"weights column '{model.weights}' must be nonnegative; "
+                         f"{values_phrase(binder.frame[model.weights], bad)} in "
+                         + rows_phrase(binder.frame, bad), model.weights_span)
+        return None
+    if len(values) and not np.any(values > 0):
+        binder.out.error(f"weights column '{model.weights}' is zero in every row: no record "
+                         "counts", model.weights_span)
+        return None
+    return values
+
+
+def used_columns(model: ir.Model) -> list[str]:
+    """Every data column a model reads, in the order it names them."""
+    columns = list(model.response.columns)
+    columns += [c for t in model.features for c in t.columns]
+    if model.response.offset is not None:
+        columns += list(model.response.offset.columns)
+    if model.weights is not None:
+        columns.append(model.weights)
+    columns += [c for s in model.strata for c in s.columns]
+    if model.personalize is not None:
+        columns += [c for d in model.personalize.distances for c in d.columns]
+    return list(dict.fromkeys(columns))
+
+
+def drop_missing(model: ir.Model, frame: pd.DataFrame, columns: list[str] | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """With ``missing drop``: the frame without rows missing a value the model reads, and
+    how many rows each column's missing values removed; otherwise the frame as it is."""
+    if model.missing != "drop":
+        return frame, {}
+    present = [c for c in (columns or used_columns(model)) if c in frame.columns]
+    if not present:
+        return frame, {}
+    missing = frame[present].isna()
+    counts = {c: int(n) for c, n in missing.sum().items() if n}
+    rows = missing.any(axis=1).to_numpy()
+    if not rows.any():
+        return frame, {}
+    kept = frame.loc[~rows]
+    kept.attrs = {**frame.attrs, "rows_dropped": True}
+    return kept, counts
+
+
+def report_dropped(counts: dict[str, int], kept: int) -> None:
+    if counts:
+        dropped = ", ".join(f"'{c}' {n}" for c, n in counts.items())
+        warn(f"missing drop: rows with missing values left out (by column: {dropped}); "
+             f"{kept} rows kept", DataWarning)
 
 
 def bind_response(binder: Binder, classes: tuple | None = None) -> responses.Encoded | None:
@@ -73,6 +122,12 @@ class Design:
     outputs: tuple[str, ...]
     classes: tuple | None
     index: pd.Index = field(repr=False)
+    offset: np.ndarray | None = None  # (N,) added to each record's linear predictor
+    weight: np.ndarray | None = None  # (N,) ≥ 0, multiplies each record's loss
+    features: FeatureState = field(default_factory=FeatureState)  # what the features learned
+    row_terms: tuple[str, ...] = ()  # the feature term each parameter row comes from
+    dropped: dict[str, int] = field(default_factory=dict)  # rows left out, by column
+    codes: np.ndarray | None = None  # (N, F) each record's node per factor; −1: unseen
 
     @property
     def n_records(self) -> int:
@@ -81,6 +136,10 @@ class Design:
     @property
     def theta_shape(self) -> tuple[int, int, int]:
         return (self.strata.k, len(self.rows), len(self.outputs))
+
+    @property
+    def records(self) -> Records:
+        return Records(self.x, self.y, self.z, self.offset, self.weight)
 
     def record_matrix(self):
         """N × (K·n) sparse: record i's features placed in its stratum's block."""
@@ -92,8 +151,8 @@ class Design:
         return sp.csr_matrix((self.x.reshape(-1), (rows, cols)), shape=(n_rec, self.strata.k * n))
 
     def predictor(self, theta: np.ndarray) -> np.ndarray:
-        """xᵢᵀθ_{zᵢ} for every record: (N, outputs)."""
-        return linear_predictor(self.x, theta[self.z])
+        """xᵢᵀθ_{zᵢ} + oᵢ for every record: (N, outputs)."""
+        return self.records.predictor(theta[self.z])
 
     @property
     def loss_params(self) -> dict:
@@ -101,16 +160,26 @@ class Design:
 
 
 def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
-         classes: tuple | None = None, with_response: bool = True) -> Design:
-    """Binds a frame; raises SpecError listing every data problem (positioned in the spec)."""
+         classes: tuple | None = None, features: FeatureState | None = None,
+         graphs: dict[str, Any] | None = None, unseen: str = "error",
+         with_response: bool = True) -> Design:
+    """Binds a frame; raises SpecError listing every data problem (positioned in the spec).
+    ``strata``, ``classes`` and ``features``: encodings learned before (at fit time), to
+    bind new data as the training data were; ``unseen``: what a stratum value that is no
+    node of the fitted graph becomes (see :func:`bind_strata`); ``graphs``: graphs given
+    from Python, by column."""
+    frame, dropped = drop_missing(model, frame)
     binder = Binder(model, frame)
     loss = LOSSES[model.response.loss.name]
-    bound_strata, z = bind_strata(binder, strata)
-    x = bind_features(binder)
+    bound_strata, z, codes = bind_strata(binder, strata, unseen, graphs)
+    bound = bind_features(binder, features)
     encoded = bind_response(binder, classes) if with_response else None
+    weight = bind_weights(binder)
     binder.out.raise_if_any()
+    report_dropped(dropped, len(frame))
     classes = encoded.classes if encoded is not None else classes
-    rows = loss.row_names(model.features, model.response.columns)
+    rows = loss.row_names(bound.rows, model.response.columns)
     outputs = loss.output_names(model.response.columns, classes)
-    return Design(model, loss, bound_strata, x, encoded.values if encoded else None, z, rows,
-                  outputs, classes, frame.index)
+    return Design(model, loss, bound_strata, bound.x, encoded.values if encoded else None, z,
+                  rows, outputs, classes, frame.index, bound.offset, weight, bound.state,
+                  bound.row_terms, dropped, codes)

@@ -43,8 +43,9 @@ def rows_phrase(frame: pd.DataFrame, positions) -> str:
     positions = np.asarray(positions, dtype=int)
     text = describe_rows([canon(v) for v in frame.index[positions]])
     source = frame.attrs.get("source")
-    if source and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
-        lines = ", ".join(str(p + 2) for p in positions[:5])
+    if source and ((isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0)
+                   or frame.attrs.get("rows_dropped")):  # labels are still the file's rows
+        lines = ", ".join(str(int(label) + 2) for label in frame.index[positions[:5]])
         text += f" (line{'s' if len(positions) > 1 else ''} {lines} of {Path(source).name})"
     elif "file" in frame.attrs:
         text += f" of {Path(frame.attrs['file']).name}"
@@ -80,7 +81,8 @@ class Binder:
             return None
         return series
 
-    def numeric(self, name: str, span: Span | None, also: tuple[str, ...] = ()) -> np.ndarray | None:
+    def numeric(self, name: str, span: Span | None, also: tuple[str, ...] = (),
+                hint: str | None = None) -> np.ndarray | None:
         series = self.column(name, span, also)
         if series is None:
             return None
@@ -89,8 +91,9 @@ class Binder:
             values = series.astype(float)
         bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
         if len(bad):
+            text = np.isnan(values.to_numpy(dtype=float)[bad]).all()  # words, not overflow
             self.out.error(f"column '{name}' must be numeric; {values_phrase(series, bad)} in "
-                           + rows_phrase(self.frame, bad), span)
+                           + rows_phrase(self.frame, bad), span, hint if text else None)
             return None
         return values.to_numpy(dtype=float)
 

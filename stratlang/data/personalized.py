@@ -3,7 +3,7 @@ covariate distance's encoded columns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,8 @@ import pandas as pd
 from ..kinds.distances import DISTANCES, MetricError
 from ..language import ir
 from ..language.errors import StratlangError
-from .design import bind_features, bind_response
+from .design import bind_features, bind_response, bind_weights, drop_missing, report_dropped
+from .features import FeatureState
 from .frames import Binder
 
 
@@ -24,9 +25,19 @@ class PersonalizedDesign:
     classes: tuple | None
     index: pd.Index  # the frame's row labels
     covariate_frame: pd.DataFrame  # the distances' columns as given (for new samples' codes)
+    rows: tuple[str, ...] = ()  # the name of each feature column (θ's entries)
+    row_terms: tuple[str, ...] = ()  # the feature term each comes from
+    offset: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    features: FeatureState = field(default_factory=FeatureState)
+    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
+        return len(self.x)
+
+    @property
+    def n_records(self) -> int:
         return len(self.x)
 
     def covariate_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -63,11 +74,15 @@ def bind_covariates(binder: Binder, encode: pd.DataFrame | None = None) -> list:
 def bind_personalized(model: ir.Model, frame: pd.DataFrame) -> PersonalizedDesign:
     if model.personalize is None:
         raise StratlangError(f"model '{model.name}' is not personalized")
+    frame, dropped = drop_missing(model, frame)
     binder = Binder(model, frame)
-    x = bind_features(binder)
+    bound = bind_features(binder)
     encoded = bind_response(binder)
+    weight = bind_weights(binder)
     covariates = bind_covariates(binder)
     binder.out.raise_if_any()
+    report_dropped(dropped, len(frame))
     columns = [c for d in model.personalize.distances for c in d.columns]
-    return PersonalizedDesign(model, x, encoded.values, covariates, encoded.classes, frame.index,
-                              frame[columns].reset_index(drop=True))
+    return PersonalizedDesign(model, bound.x, encoded.values, covariates, encoded.classes,
+                              frame.index, frame[columns].reset_index(drop=True), bound.rows,
+                              bound.row_terms, bound.offset, weight, bound.state, dropped)

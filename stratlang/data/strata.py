@@ -4,6 +4,7 @@ stratum (its index in the C-ordered product of the factors' nodes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ class Factor:
     weight: ir.Hyper
     hyper_name: str  # the name of the factor's weight
     text_labels: bool = False  # labels from a file: data values meet them as text
+    hub: int | None = None  # the node whose model stands for all (a star's centre), if any
 
     @property
     def n(self) -> int:
@@ -86,30 +88,46 @@ def _declared(spec: ir.NodeSpec) -> list:
     return spec.labels() if isinstance(spec, ir.IntRange) else [canon(v) for v in spec]
 
 
-def bind_strata(binder: Binder, fitted: Strata | None = None) -> tuple[Strata, np.ndarray | None]:
-    """Node sets (declared, read from a graph file, or observed) and each record's stratum."""
+UNSEEN = ("error", "common", "hub")  # what predict does with values that are no node
+
+
+def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "error",
+                graphs: dict[str, Any] | None = None
+                ) -> tuple[Strata, np.ndarray | None, np.ndarray | None]:
+    """Node sets (declared, read from a graph file or given, or observed), each record's
+    stratum z, and its node in each factor (N, F). With ``fitted`` strata, a value that is
+    no node is an error (``unseen="error"``), its factor's hub (``"hub"``), or unknown
+    (``"common"``: node −1 and z −1, the model averaged over the factor's nodes)."""
     model, frame = binder.model, binder.frame
     factors: list[Factor] = []
     per_factor: list[np.ndarray | None] = []
     for i, strat in enumerate(model.strata):
         spans = strat.column_spans or (strat.span,) * len(strat.columns)
         series = [binder.column(c, s) for c, s in zip(strat.columns, spans, strict=True)]
-        factor = fitted.factors[i] if fitted is not None else _build_factor(binder, strat, series)
+        supplied = (graphs or {}).get(strat.columns[0]) if len(strat.columns) == 1 else None
+        factor = (fitted.factors[i] if fitted is not None
+                  else _build_factor(binder, strat, series, supplied))
         if factor is None:
             per_factor.append(None)
             continue
         factors.append(factor)
-        per_factor.append(_locate(binder, strat, factor, series, spans))
+        per_factor.append(_locate(binder, strat, factor, series, spans,
+                                  unseen if fitted is not None else None))
     strata = fitted or Strata(tuple(factors))
     if any(p is None for p in per_factor) or binder.out.diagnostics:
-        return strata, None
+        return strata, None, None
     if not per_factor:
-        return strata, np.zeros(len(frame), dtype=np.int64)
-    z = np.ravel_multi_index(tuple(per_factor), strata.shape) if per_factor else None
-    return strata, np.asarray(z, dtype=np.int64)
+        zeros = np.zeros(len(frame), dtype=np.int64)
+        return strata, zeros, zeros[:, None]
+    codes = np.column_stack(per_factor).astype(np.int64)
+    known = np.all(codes >= 0, axis=1)
+    z = np.full(len(frame), -1, dtype=np.int64)
+    z[known] = np.ravel_multi_index(tuple(codes[known].T), strata.shape)
+    return strata, z, codes
 
 
-def _build_factor(binder: Binder, strat: ir.Stratification, series) -> Factor | None:
+def _build_factor(binder: Binder, strat: ir.Stratification, series,
+                  supplied: Any = None) -> Factor | None:
     kind = GRAPHS[strat.graph.name]
     node_lists: list[list] | None = None
     if strat.nodes is not None:
@@ -125,38 +143,60 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series) -> Factor | 
                 observed = list(range(observed[0], observed[-1] + 1))  # a lattice has no gaps
             node_lists.append(observed)
     try:
-        built = kind.build(node_lists, strat.graph.p, binder.model.directory)
+        built = kind.build(node_lists, strat.graph.p, binder.model.directory,
+                           supplied=supplied, column=strat.columns[0])
     except GraphError as err:
         binder.out.error(str(err), strat.graph.span)
         return None
     column_labels = (tuple(tuple(n) for n in node_lists)
                      if node_lists is not None and len(node_lists) > 1 else (built.labels,))
     return Factor(strat.columns, column_labels, built.graph, strat.weight, strat.hyper_name,
-                  built.text_labels)
+                  built.text_labels, built.hub)
 
 
-def _locate(binder: Binder, strat, factor: Factor, series, spans) -> np.ndarray | None:
-    """Each record's node index within one factor; values off the graph are errors."""
+def _unseen_hint(factor: Factor, unseen: str | None) -> str | None:
+    if unseen is None:  # fitting: the nodes come from the data or the spec
+        return None
+    if factor.hub is not None and unseen != "hub":
+        return "predict(..., unseen='hub') uses the hub's model (the star's centre) for them"
+    if unseen == "hub":
+        return ("this factor's graph has no hub (a star graph has one); unseen='common' uses "
+                "the model averaged over the factor's nodes")
+    return "predict(..., unseen='common') uses the model averaged over the factor's nodes"
+
+
+def _locate(binder: Binder, strat, factor: Factor, series, spans,
+            unseen: str | None = None) -> np.ndarray | None:
+    """Each record's node within one factor; a value off the graph is an error, or (when
+    predicting, by ``unseen``) the hub, or −1 (see :func:`bind_strata`)."""
     if any(s is None for s in series):
         return None
     idx_per_col = []
-    for labels, s, name, span in zip(factor.column_labels, series, strat.columns, spans,
-                                     strict=True):
+    for labels, s in zip(factor.column_labels, series, strict=True):
         key = canon_text if factor.text_labels else canon
         lookup = {key(v): i for i, v in enumerate(labels)}
         raw = s.to_numpy()
         inverse, uniq = pd.factorize(pd.Series(raw))
         mapped = np.array([lookup.get(key(v), -1) for v in uniq], dtype=np.int64)
-        idx = mapped[inverse] if len(uniq) else np.zeros(0, dtype=np.int64)
-        bad = np.flatnonzero(idx < 0)
-        if len(bad):
-            unknown = sorted({repr(canon(v)) for v in raw[bad]})[:5]
-            binder.out.error(f"column '{name}' has values that are not nodes of its graph: "
-                             + ", ".join(unknown) + " in " + rows_phrase(binder.frame, bad), span)
-            return None
-        idx_per_col.append(idx)
+        idx_per_col.append(mapped[inverse] if len(uniq) else np.zeros(0, dtype=np.int64))
+    shape = tuple(len(c) for c in factor.column_labels)
+    off = np.any(np.column_stack(idx_per_col) < 0, axis=1)
+    if off.any() and not (unseen == "common" or (unseen == "hub" and factor.hub is not None)):
+        bad = np.flatnonzero(off)
+        values = [tuple(canon(s.iloc[i]) for s in series) for i in bad]
+        shown = sorted({repr(v[0] if len(v) == 1 else v) for v in values})[:5]
+        where = "', '".join(strat.columns)
+        binder.out.error(f"column '{where}' has values that are not nodes of its graph: "
+                         + ", ".join(shown) + " in " + rows_phrase(binder.frame, bad), spans[0],
+                         _unseen_hint(factor, unseen))
+        return None
     if len(idx_per_col) == 1:
-        return idx_per_col[0]
-    return np.ravel_multi_index(tuple(idx_per_col), tuple(len(c) for c in factor.column_labels))
+        idx = idx_per_col[0]
+    else:
+        idx = np.full(len(off), -1, dtype=np.int64)
+        idx[~off] = np.ravel_multi_index(tuple(c[~off] for c in idx_per_col), shape)
+    if off.any() and unseen == "hub":
+        idx = np.where(off, factor.hub, idx)
+    return np.where(off, -1, idx) if unseen == "common" else idx
 
 

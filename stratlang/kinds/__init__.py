@@ -6,5 +6,6 @@ from .distances import DISTANCES
 from .graphs import GRAPHS
 from .losses import LOSSES
 from .regularizers import REGULARIZERS
+from .transforms import TRANSFORMS
 
-__all__ = ["DISTANCES", "GRAPHS", "LOSSES", "REGULARIZERS"]
+__all__ = ["DISTANCES", "GRAPHS", "LOSSES", "REGULARIZERS", "TRANSFORMS"]

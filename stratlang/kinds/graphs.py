@@ -42,6 +42,7 @@ class Built:
     labels: tuple  # node labels in graph order (tuples for multi-column kinds)
     graph: g.Graph
     text_labels: bool = False  # labels read from a file: data values meet them as text
+    hub: int | None = None  # the node whose model stands for every node (a star's centre)
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,18 @@ class GraphKind:
     params: ClassVar[tuple[Param, ...]] = ()
     multi_column: ClassVar[bool] = False
     from_file: ClassVar[bool] = False  # nodes come from the kind's file, not from the data
+    supplied: ClassVar[bool] = False  # the graph is given from Python at fit time
     integer_lattice: ClassVar[bool] = False  # observed integer labels fill min..max
 
     def files(self, p: dict[str, Any]) -> tuple[str, ...]:
         """The files (relative to the spec) this graph reads."""
         return ()
 
-    def build(self, nodes: list[list] | None, p: dict[str, Any], base: Path) -> Built:
+    def build(self, nodes: list[list] | None, p: dict[str, Any], base: Path, *,
+              supplied: Any = None, column: str = "") -> Built:
         """The graph on ``nodes`` (one label list per column: declared, or observed in the
-        data); for a file-based kind, the declared nodes or None."""
+        data); for a kind that reads its nodes (a file, a graph given from Python), the
+        declared nodes or None. ``supplied``: the graph given from Python for ``column``."""
         raise NotImplementedError
 
 
@@ -68,7 +72,7 @@ class Path_(GraphKind):
     name = "path"
     doc = "Consecutive nodes joined (time, ordered categories): θ varies smoothly."
 
-    def build(self, nodes, p, base):
+    def build(self, nodes, p, base, *, supplied=None, column=""):
         return Built(tuple(nodes[0]), g.path_graph(len(nodes[0])))
 
 
@@ -77,7 +81,7 @@ class Cycle(GraphKind):
     name = "cycle"
     doc = "A path whose ends are joined (hour of day, day of week, angle)."
 
-    def build(self, nodes, p, base):
+    def build(self, nodes, p, base, *, supplied=None, column=""):
         return Built(tuple(nodes[0]), g.cycle_graph(len(nodes[0])))
 
 
@@ -86,7 +90,7 @@ class Complete(GraphKind):
     name = "complete"
     doc = "Every pair of nodes joined: all models pulled toward each other."
 
-    def build(self, nodes, p, base):
+    def build(self, nodes, p, base, *, supplied=None, column=""):
         return Built(tuple(nodes[0]), g.complete_graph(len(nodes[0])))
 
 
@@ -97,12 +101,13 @@ class Star(GraphKind):
            f"data) a hub node '{COMMON_NODE}' with no data is added: the common model.")
     params = (Param("center", type="node", default=None, doc="the hub node's label"),)
 
-    def build(self, nodes, p, base):
+    def build(self, nodes, p, base, *, supplied=None, column=""):
         labels = list(nodes[0])
         center = COMMON_NODE if p["center"] is None else canon(p["center"])
         if center not in labels:
             labels.append(center)
-        return Built(tuple(labels), g.star_graph(len(labels), labels.index(center)))
+        hub = labels.index(center)
+        return Built(tuple(labels), g.star_graph(len(labels), hub), hub=hub)
 
 
 @GRAPHS.entry
@@ -113,7 +118,7 @@ class Grid(GraphKind):
     multi_column = True
     integer_lattice = True
 
-    def build(self, nodes, p, base):
+    def build(self, nodes, p, base, *, supplied=None, column=""):
         shape = tuple(len(n) for n in nodes)
         labels = tuple(itertools.product(*nodes)) if len(nodes) > 1 else tuple(nodes[0])
         return Built(labels, g.grid_graph(shape))
@@ -127,26 +132,87 @@ def read_edge_file(path: Path) -> tuple[list, np.ndarray, np.ndarray]:
         table = pd.read_csv(path, dtype=str, comment="#", skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise GraphError(f"cannot read graph file '{path}': {err}") from None
+    return _edges_from_table(table, f"graph file '{path}'", "lines", 2)
+
+
+def _edges_from_table(table: pd.DataFrame, where: str, unit: str = "rows",
+                      first: int = 0) -> tuple[list, np.ndarray, np.ndarray]:
+    """(labels in order of appearance, index pairs, weights) of an edge-list table whose
+    first two columns are the ends and an optional third the positive weights; problems
+    name the ``unit`` ('rows', or a file's 'lines', the first numbered ``first``)."""
+
+    def places(positions: np.ndarray) -> str:
+        return f"{unit} " + ", ".join(str(int(i) + first) for i in positions[:5])
+
     if table.shape[1] < 2:
-        raise GraphError(f"graph file '{path}' needs columns source,target[,weight]; "
-                         f"found {list(table.columns)}")
-    if table.iloc[:, :2].isna().any().any():
-        rows = np.flatnonzero(table.iloc[:, :2].isna().any(axis=1).to_numpy()) + 2
-        raise GraphError(f"graph file '{path}' has empty node names on lines "
-                         + ", ".join(map(str, rows[:5])))
-    ends = table.iloc[:, :2].to_numpy()
-    labels = list(dict.fromkeys(canon_text(v) for v in ends.reshape(-1)))
-    index = {lab: i for i, lab in enumerate(labels)}
-    pairs = np.vectorize(lambda v: index[canon_text(v)])(ends).reshape(-1, 2)
+        raise GraphError(f"{where} needs columns source,target[,weight]; found "
+                         f"{list(table.columns)}")
+    ends = table.iloc[:, :2]
+    if ends.isna().any().any():
+        raise GraphError(f"{where} has empty node names on "
+                         + places(np.flatnonzero(ends.isna().any(axis=1).to_numpy())))
+    values = ends.to_numpy()
+    labels = list(dict.fromkeys(canon_text(v) for v in values.reshape(-1)))
+    index = {label: i for i, label in enumerate(labels)}
+    pairs = np.array([index[canon_text(v)] for v in values.reshape(-1)],
+                     dtype=np.int64).reshape(-1, 2)
     weights = np.ones(len(pairs))
     if table.shape[1] >= 3:
-        w = pd.to_numeric(table.iloc[:, 2], errors="coerce").to_numpy()
+        w = pd.to_numeric(table.iloc[:, 2], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(w) | (w <= 0))
         if len(bad):
-            raise GraphError(f"graph file '{path}': weights must be positive numbers "
-                             f"(lines {', '.join(map(str, (bad + 2)[:5]))})")
+            raise GraphError(f"{where}: weights must be positive numbers ({places(bad)})")
         weights = w
     return labels, pairs, weights
+
+
+def edge_list_of(graph: Any) -> tuple[list, np.ndarray, np.ndarray]:
+    """(labels, index pairs, weights) of a graph given from Python: a networkx graph (edge
+    attribute 'weight', default 1), ``(scipy sparse or dense adjacency, labels)``, a pandas
+    edge list (source, target[, weight]), or the path of an edge-list CSV file."""
+    if isinstance(graph, str | Path):
+        path = Path(graph)
+        if not path.is_file():
+            raise GraphError(f"graph file '{path}' not found")
+        return read_edge_file(path)
+    if isinstance(graph, pd.DataFrame):
+        return _edges_from_table(graph.reset_index(drop=True), "the edge-list DataFrame")
+    if hasattr(graph, "nodes") and hasattr(graph, "edges"):  # networkx, by its interface
+        labels = [canon_text(v) for v in graph.nodes]
+        if len(set(labels)) != len(labels):
+            raise GraphError("the networkx graph has nodes whose labels are equal as text")
+        index = {v: i for i, v in enumerate(graph.nodes)}
+        edges = list(graph.edges(data="weight", default=1.0))
+        pairs = np.array([(index[a], index[b]) for a, b, _ in edges], dtype=np.int64).reshape(-1, 2)
+        weights = np.array([w for _, _, w in edges], dtype=float)
+        if len(weights) and not np.all(np.isfinite(weights) & (weights > 0)):
+            raise GraphError("the networkx graph's edge weights must be positive numbers")
+        return labels, pairs, weights
+    if isinstance(graph, tuple) and len(graph) == 2:
+        matrix, labels = graph
+        return _adjacency(matrix, [canon_text(v) for v in labels])
+    raise GraphError(f"cannot read a graph from a {type(graph).__name__}: give a networkx "
+                     "graph, (adjacency matrix, labels), an edge-list DataFrame or a CSV path")
+
+
+def _adjacency(matrix: Any, labels: list) -> tuple[list, np.ndarray, np.ndarray]:
+    import scipy.sparse as sp
+
+    a = sp.coo_matrix(matrix)
+    n = len(labels)
+    if a.shape != (n, n):
+        raise GraphError(f"the adjacency matrix is {a.shape[0]} × {a.shape[1]} but {n} labels "
+                         "are given")
+    if len(set(labels)) != n:
+        raise GraphError("the adjacency's labels repeat a label")
+    dense_check = sp.csr_matrix(a)
+    if (abs(dense_check - dense_check.T) > 1e-12 * (1 + abs(dense_check).max())).nnz:
+        raise GraphError("the adjacency matrix must be symmetric (an undirected graph)")
+    upper = a.row < a.col
+    weights = a.data[upper].astype(float)
+    if len(weights) and not np.all(np.isfinite(weights) & (weights > 0)):
+        raise GraphError("the adjacency's entries must be positive numbers (0: no edge)")
+    return labels, np.column_stack([a.row[upper], a.col[upper]]).astype(np.int64), weights
 
 
 def canon_text(value: Any) -> str:
@@ -162,22 +228,26 @@ def canon_text(value: Any) -> str:
     return str(value)
 
 
-class _EdgeFile(GraphKind):
-    params = (Param("file", type="string", required=True, doc="the edge list, relative to the spec"),)
+class _EdgeList(GraphKind):
+    """A kind whose nodes and edges come with it (a file, or a graph given from Python);
+    declared nodes fix the order and must cover its nodes."""
+
     from_file = True
 
-    def files(self, p):
-        return (p["file"],)
+    def edge_list(self, p: dict[str, Any], base: Path, supplied: Any,
+                  column: str) -> tuple[list, np.ndarray, np.ndarray, str]:
+        """(labels, (E, 2) index pairs, weights, where they come from, for messages)."""
+        raise NotImplementedError
 
-    def build(self, nodes, p, base):
-        labels, pairs, weights = read_edge_file(base / p["file"])
-        self.validate(labels, pairs, weights, base / p["file"])
-        if nodes is not None:  # declared nodes fix the order and must cover the file
+    def build(self, nodes, p, base, *, supplied=None, column=""):
+        labels, pairs, weights, where = self.edge_list(p, base, supplied, column)
+        self.validate(labels, pairs, weights, where)
+        if nodes is not None:  # declared nodes fix the order and must cover the graph's
             declared = [canon_text(v) for v in nodes[0]]
             position = {label: i for i, label in enumerate(declared)}
             unknown = [label for label in labels if label not in position]
             if unknown:
-                raise GraphError("graph file names nodes that are not declared: "
+                raise GraphError(f"{where} names nodes that are not declared: "
                                  + ", ".join(repr(u) for u in unknown[:5]))
             order = np.array([position[label] for label in labels], dtype=np.int64)
             pairs = order[pairs] if len(pairs) else pairs
@@ -185,8 +255,19 @@ class _EdgeFile(GraphKind):
         return Built(tuple(labels), g.edge_list_graph(len(labels), pairs, weights),
                      text_labels=True)
 
-    def validate(self, labels: list, pairs: np.ndarray, weights: np.ndarray, path: Path) -> None:
-        """Raises GraphError when the file's own graph is not of this kind."""
+    def validate(self, labels: list, pairs: np.ndarray, weights: np.ndarray, where: str) -> None:
+        """Raises GraphError when the graph is not of this kind."""
+
+
+class _EdgeFile(_EdgeList):
+    params = (Param("file", type="string", required=True, doc="the edge list, relative to the spec"),)
+
+    def files(self, p):
+        return (p["file"],)
+
+    def edge_list(self, p, base, supplied, column):
+        path = base / p["file"]
+        return (*read_edge_file(path), f"graph file '{path}'")
 
 
 @GRAPHS.entry
@@ -200,8 +281,26 @@ class Tree(_EdgeFile):
     name = "tree"
     doc = "A hierarchy read from a CSV edge list (parent,child[,weight]); must be a tree."
 
-    def validate(self, labels, pairs, weights, path):
+    def validate(self, labels, pairs, weights, where):
         graph = g.edge_list_graph(len(labels), pairs, weights)
         if not g.is_tree(graph):
-            raise GraphError(f"graph file '{path}' is not a tree: {graph.n} nodes, "
-                             f"{graph.n_edges} edges, {g.n_components(graph)} connected part(s)")
+            raise GraphError(f"{where} is not a tree: {graph.n} nodes, {graph.n_edges} edges, "
+                             f"{g.n_components(graph)} connected part(s)")
+
+
+@GRAPHS.entry
+class Given(_EdgeList):
+    name = "given"
+    supplied = True
+    doc = ("A graph given from Python at fit time — a networkx graph, a scipy sparse "
+           "adjacency with its node labels `(matrix, labels)`, or a pandas edge list "
+           "(source, target[, weight]) — as `fit(graphs={\"column\": graph})`, "
+           "`load(spec, graphs=…)`, or on the command line `--graph column=edges.csv`.")
+
+    def edge_list(self, p, base, supplied, column):
+        if supplied is None:
+            raise GraphError(f"the graph of '{column}' is given from Python: pass "
+                             f"graphs={{'{column}': graph}} to load or fit (a networkx graph, "
+                             "(sparse adjacency, labels) or an edge-list DataFrame), or "
+                             f"--graph {column}=edges.csv on the command line")
+        return (*edge_list_of(supplied), f"the graph given for '{column}'")

@@ -2,16 +2,18 @@
 
 Conventions (those of the stratified paper's implementation): losses are *summed* over
 records, with no ½ and no 1/N. A model's parameter for one stratum is a matrix θ of
-shape (rows, outputs); the linear predictor of a record is ``xᵀθ`` (one value per
-output). Distribution losses have no features: their single row is the distribution's
-parameter itself (a probability or a rate), kept inside its domain by ``eps``.
+shape (rows, outputs); the linear predictor of a record is ``xᵀθ + o`` (one value per
+output; o the record's offset, 0 without one), and each record's loss is multiplied by
+its weight (1 without one). Distribution losses have no features: their single row is the
+distribution's parameter itself (a probability or a rate), kept inside its domain by
+``eps``; a weight then counts a record that many times.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -34,6 +36,52 @@ def linear_predictor(x: np.ndarray, theta_rec: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Records:
+    """What a loss sees of the data: features, encoded response (None when predicting),
+    stratum of each record, and optionally an offset (added to every output's linear
+    predictor) and a nonnegative weight per record."""
+
+    x: np.ndarray  # (N, n)
+    y: np.ndarray | None  # (N, m)
+    z: np.ndarray  # (N,)
+    offset: np.ndarray | None = None  # (N,)
+    weight: np.ndarray | None = None  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def predictor(self, theta_rec: np.ndarray) -> np.ndarray:
+        """xᵢᵀθᵢ + oᵢ: (N, m)."""
+        eta = linear_predictor(self.x, theta_rec)
+        return eta if self.offset is None else eta + self.offset[:, None]
+
+    def subset(self, rows: np.ndarray) -> Records:
+        def pick(a):
+            return None if a is None else a[rows]
+
+        return Records(self.x[rows], pick(self.y), self.z[rows], pick(self.offset),
+                       pick(self.weight))
+
+    def shifted(self) -> np.ndarray:
+        """y − o: the response a loss of (η + o − y) sees against η alone."""
+        return self.y if self.offset is None else self.y - self.offset[:, None]
+
+    def per_stratum(self, k: int, values: np.ndarray | None = None) -> np.ndarray:
+        """Σ over each stratum's records of weight · values (values 1: the weight total)."""
+        w = np.ones(len(self.z)) if self.weight is None else self.weight
+        return np.bincount(self.z, weights=w if values is None else w * values, minlength=k)
+
+
+def _weighted_sum(terms: cp.Expression, weight: np.ndarray | None) -> cp.Expression:
+    import cvxpy as cp
+
+    if weight is None:
+        return cp.sum(terms)
+    w = weight if terms.ndim == 1 else weight[:, None] * np.ones(terms.shape)
+    return cp.sum(cp.multiply(w, terms))
+
+
+@dataclass(frozen=True)
 class Loss:
     """Base class; subclasses set the class attributes and override what differs."""
 
@@ -42,6 +90,7 @@ class Loss:
     params: ClassVar[tuple[Param, ...]] = ()
     features: ClassVar[str] = "optional"  # 'optional' (x = 1 when absent) | 'forbidden'
     with_features: ClassVar[str | None] = None  # the loss to suggest when features are given
+    offset_problem: ClassVar[str | None] = None  # why it takes no offset (None: it takes one)
     domain: ClassVar[str] = "real"  # a key of responses.DOMAINS
     multi_column: ClassVar[bool] = False  # may the response be a tuple of columns?
     primary: ClassVar[str] = "rmse"  # the metric a sweep or an estimator optimizes
@@ -60,25 +109,34 @@ class Loss:
         return tuple(r for r in rows if r == "intercept")
 
     # ---- CVXPY ----------------------------------------------------------------------
-    def cvxpy(self, pred: cp.Expression, y: np.ndarray, p: dict[str, Any]) -> cp.Expression:
-        raise TypeError(f"loss '{self.name}' has no per-record CVXPY form")
+    def terms(self, pred: cp.Expression, y: np.ndarray, p: dict[str, Any]) -> cp.Expression:
+        """Each record's loss at the linear predictor ``pred`` (N, m): shape (N,) or (N, m)."""
+        raise NotImplementedError(f"loss '{self.name}' has no per-record CVXPY form")
+
+    def cvxpy(self, pred: cp.Expression, y: np.ndarray, p: dict[str, Any],
+              weight: np.ndarray | None = None) -> cp.Expression:
+        """The (weighted) summed loss at the linear predictor ``pred``."""
+        return _weighted_sum(self.terms(pred, y, p), weight)
 
     def constraints(self, theta: cp.Expression, p: dict[str, Any]) -> list[cp.Constraint]:
         return []
 
-    def cvxpy_stratified(self, theta: cp.Expression, record_matrix, y: np.ndarray, z: np.ndarray,
-                         k: int, p: dict[str, Any]) -> tuple[cp.Expression, list[cp.Constraint]]:
-        """The summed loss of all strata; θ is (K·rows, outputs), stratum-major."""
-        return self.cvxpy(record_matrix() @ theta, y, p), self.constraints(theta, p)
+    def cvxpy_stratified(self, theta: cp.Expression, records: Records, record_matrix, k: int,
+                         p: dict[str, Any]) -> tuple[cp.Expression, list[cp.Constraint]]:
+        """The summed loss of all strata; θ is (K·rows, outputs), stratum-major, and
+        ``record_matrix()`` the N × (K·rows) matrix placing each record in its stratum."""
+        pred = record_matrix() @ theta
+        if records.offset is not None:
+            pred = pred + records.offset[:, None] * np.ones((1, theta.shape[1]))
+        return self.cvxpy(pred, records.y, p, records.weight), self.constraints(theta, p)
 
     # ---- ADMM -------------------------------------------------------------------------
-    def admm_prox(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int,
-                  p: dict[str, Any]) -> px_type | None:
+    def admm_prox(self, records: Records, k: int, p: dict[str, Any]) -> px_type | None:
         """The prox of the summed loss of every stratum, as ``prox(v, t)`` on (K, n, m)
         arrays; None when the ADMM backend has no prox for this loss yet."""
         return None
 
-    def admm_initial(self, y: np.ndarray, shape: tuple[int, int, int],
+    def admm_initial(self, records: Records, shape: tuple[int, int, int],
                      p: dict[str, Any]) -> np.ndarray | None:
         """Where ADMM starts (default: zero); distributions start at the pooled estimate."""
         return None
@@ -98,8 +156,14 @@ class Loss:
         return type(self).personalized_loss is not Loss.personalized_loss
 
     # ---- numpy ----------------------------------------------------------------------
-    def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> float:
-        raise TypeError(f"loss '{self.name}' has no per-record value")
+    def losses(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+        """Each record's loss (summed over outputs) at the linear predictor: (N,)."""
+        raise NotImplementedError(f"loss '{self.name}' has no per-record value")
+
+    def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any],
+              weight: np.ndarray | None = None) -> float:
+        each = self.losses(pred, y, p)
+        return float(np.sum(each) if weight is None else weight @ each)
 
     def nll(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
         """Per-record negative log-likelihood (natural log), for probabilistic losses."""
@@ -108,39 +172,44 @@ class Loss:
     def predict(self, pred: np.ndarray, p: dict[str, Any], classes: tuple | None) -> dict:
         return {"prediction": pred[:, 0] if pred.shape[1] == 1 else pred}
 
-    def metrics(self, pred, y, p, classes) -> dict[str, float]:
-        return self.with_anll(metrics.regression(y, self.predict(pred, p, classes)["prediction"]),
-                              pred, y, p)
+    def metrics(self, pred, y, p, classes, weight=None) -> dict[str, float]:
+        prediction = self.predict(pred, p, classes)["prediction"]
+        return self.with_anll(metrics.regression(y, prediction, weight), pred, y, p, weight)
 
-    # ---- records at θ (θ_rec: each record's stratum's parameter, (N, rows, outputs)) ------
-    def records_value(self, x: np.ndarray, y: np.ndarray, theta_rec: np.ndarray,
-                      p: dict[str, Any]) -> float:
-        """The summed loss of records (x, y) whose parameters are θ_rec."""
-        return self.value(linear_predictor(x, theta_rec), y, p)
-
-    def records_predict(self, x: np.ndarray, theta_rec: np.ndarray, p: dict[str, Any],
-                        classes: tuple | None) -> dict[str, np.ndarray]:
-        return self.predict(linear_predictor(x, theta_rec), p, classes)
-
-    def records_metrics(self, x: np.ndarray, y: np.ndarray, theta_rec: np.ndarray,
-                        p: dict[str, Any], classes: tuple | None) -> dict[str, float]:
-        return self.metrics(linear_predictor(x, theta_rec), y, p, classes)
-
-    def with_anll(self, out: dict[str, float], pred, y, p) -> dict[str, float]:
+    def with_anll(self, out: dict[str, float], pred, y, p, weight=None) -> dict[str, float]:
         """Adds the average negative log-likelihood when the loss is a likelihood."""
         nll = self.nll(pred, y, p)
         if nll is not None:
-            out["anll"] = float(np.mean(nll))
+            out["anll"] = metrics.mean(nll, weight)
         return out
 
+    # ---- records at θ (θ_rec: each record's stratum's parameter, (N, rows, outputs)) ------
+    def records_value(self, records: Records, theta_rec: np.ndarray, p: dict[str, Any]) -> float:
+        """The summed (weighted) loss of records whose parameters are θ_rec."""
+        return self.value(records.predictor(theta_rec), records.y, p, records.weight)
 
-def _residual_terms(x, y, z, k, lo: float, hi: float) -> px.PiecewiseLinearProx:
-    """Σ_ij max_{u ∈ [lo, hi]} u (x_iᵀθ_j − y_ij): absolute and quantile losses."""
-    records, m = y.shape
-    record = np.repeat(np.arange(records), m)
-    return px.PiecewiseLinearProx.from_records(x, z, k, m, record,
-                                               np.tile(np.eye(m), (records, 1)), y.ravel(),
-                                               np.full(len(record), lo), np.full(len(record), hi))
+    def records_predict(self, records: Records, theta_rec: np.ndarray, p: dict[str, Any],
+                        classes: tuple | None) -> dict[str, np.ndarray]:
+        return self.predict(records.predictor(theta_rec), p, classes)
+
+    def records_metrics(self, records: Records, theta_rec: np.ndarray, p: dict[str, Any],
+                        classes: tuple | None) -> dict[str, float]:
+        return self.metrics(records.predictor(theta_rec), records.y, p, classes, records.weight)
+
+
+def _residual_terms(records: Records, k: int, lo: float, hi: float) -> px.PiecewiseLinearProx:
+    """Σ_ij w_i max_{u ∈ [lo, hi]} u (x_iᵀθ_j + o_i − y_ij): absolute and quantile losses."""
+    n_records, m = records.y.shape
+    record = np.repeat(np.arange(n_records), m)
+    w = np.ones(n_records) if records.weight is None else records.weight
+    return px.PiecewiseLinearProx.from_records(
+        records.x, records.z, k, m, record, np.tile(np.eye(m), (n_records, 1)),
+        records.shifted().ravel(), lo * w[record], hi * w[record])
+
+
+def _newton(f, records: Records, k: int, outputs: int = 1) -> px.NewtonProx:
+    return px.NewtonProx(f, records.x, records.y, records.z, k, outputs=outputs,
+                         offset=records.offset, weight=records.weight)
 
 
 # ---- regression -----------------------------------------------------------------------
@@ -151,16 +220,24 @@ class Squared(Loss):
     multi_column = True
     quadratic = True
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum_squares(pred - y)
+        return cp.square(pred - y)
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.QuadraticProx(x, y, z, k)
+    def cvxpy(self, pred, y, p, weight=None):  # a sum of squares keeps QP solvers on it
+        import cvxpy as cp
 
-    def value(self, pred, y, p):
-        return float(np.sum((pred - y) ** 2))
+        r = pred - y
+        if weight is not None:
+            r = cp.multiply(np.sqrt(weight)[:, None] * np.ones(r.shape), r)
+        return cp.sum_squares(r)
+
+    def admm_prox(self, records, k, p):
+        return px.QuadraticProx(records.x, records.shifted(), records.z, k, records.weight)
+
+    def losses(self, pred, y, p):
+        return np.sum((pred - y) ** 2, axis=1)
 
     def personalized_loss(self):
         from ..solvers.personalized import SquaredLoss
@@ -175,16 +252,16 @@ class Absolute(Loss):
     multi_column = True
     primary = "mae"
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum(cp.abs(pred - y))
+        return cp.abs(pred - y)
 
-    def admm_prox(self, x, y, z, k, p):
-        return _residual_terms(x, y, z, k, -1.0, 1.0)
+    def admm_prox(self, records, k, p):
+        return _residual_terms(records, k, -1.0, 1.0)
 
-    def value(self, pred, y, p):
-        return float(np.sum(np.abs(pred - y)))
+    def losses(self, pred, y, p):
+        return np.sum(np.abs(pred - y), axis=1)
 
 
 def _huber(r: np.ndarray, m: float) -> np.ndarray:
@@ -199,21 +276,22 @@ class Huber(Loss):
     params = (Param("M", default=1.0, check=positive, doc="threshold between quadratic and linear"),)
     multi_column = True
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum(cp.huber(pred - y, p["M"]))
+        return cp.huber(pred - y, p["M"])
 
-    def admm_prox(self, x, y, z, k, p):  # separable over output columns
-        return px.PerOutputProx([px.NewtonProx(px.huber(p["M"]), x, y[:, j:j + 1], z, k)
-                                 for j in range(y.shape[1])])
+    def admm_prox(self, records, k, p):  # separable over output columns
+        return px.PerOutputProx([
+            _newton(px.huber(p["M"]), replace(records, y=records.y[:, j:j + 1]), k)
+            for j in range(records.y.shape[1])])
 
-    def value(self, pred, y, p):
-        return float(np.sum(_huber(pred - y, p["M"])))
+    def losses(self, pred, y, p):
+        return np.sum(_huber(pred - y, p["M"]), axis=1)
 
-    def metrics(self, pred, y, p, classes):
-        return {**super().metrics(pred, y, p, classes),
-                "huber": float(np.mean(_huber(pred - y, p["M"])))}
+    def metrics(self, pred, y, p, classes, weight=None):
+        return {**super().metrics(pred, y, p, classes, weight),
+                "huber": metrics.mean(_huber(pred - y, p["M"]), weight)}
 
 
 def _pinball(r: np.ndarray, tau: float) -> np.ndarray:
@@ -228,28 +306,27 @@ class Quantile(Loss):
     multi_column = True
     primary = "pinball"
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
         r = y - pred
-        return cp.sum(p["tau"] * cp.pos(r) + (1 - p["tau"]) * cp.neg(r))
+        return p["tau"] * cp.pos(r) + (1 - p["tau"]) * cp.neg(r)
 
-    def admm_prox(self, x, y, z, k, p):  # τ(y − η)₊ + (1 − τ)(η − y)₊ = max over [−τ, 1 − τ]
-        return _residual_terms(x, y, z, k, -p["tau"], 1.0 - p["tau"])
+    def admm_prox(self, records, k, p):  # τ(y − η)₊ + (1 − τ)(η − y)₊ = max over [−τ, 1 − τ]
+        return _residual_terms(records, k, -p["tau"], 1.0 - p["tau"])
 
-    def value(self, pred, y, p):
-        return float(np.sum(_pinball(y - pred, p["tau"])))
+    def losses(self, pred, y, p):
+        return np.sum(_pinball(y - pred, p["tau"]), axis=1)
 
-    def metrics(self, pred, y, p, classes):
-        return {**super().metrics(pred, y, p, classes),
-                "pinball": float(np.mean(_pinball(y - pred, p["tau"])))}
+    def metrics(self, pred, y, p, classes, weight=None):
+        return {**super().metrics(pred, y, p, classes, weight),
+                "pinball": metrics.mean(_pinball(y - pred, p["tau"]), weight)}
 
 
 # ---- boolean classification (y encoded as ±1) -------------------------------------------
 class _Binary(Loss):
     domain = "binary"
     primary = "error"
-
 
     def output_names(self, columns, classes):
         return columns
@@ -259,10 +336,11 @@ class _Binary(Loss):
         labels = np.asarray(classes if classes else (-1, 1), dtype=object)
         return {"prediction": labels[(score > 0).astype(int)], "score": score}
 
-    def metrics(self, pred, y, p, classes):
+    def metrics(self, pred, y, p, classes, weight=None):
         score = pred[:, 0]
-        out = {**metrics.accuracy(y[:, 0] > 0, score > 0), "auroc": metrics.auroc(y[:, 0] > 0, score)}
-        return self.with_anll(out, pred, y, p)
+        out = {**metrics.accuracy(y[:, 0] > 0, score > 0, weight),
+               "auroc": metrics.auroc(y[:, 0] > 0, score, weight)}
+        return self.with_anll(out, pred, y, p, weight)
 
 
 @LOSSES.entry
@@ -271,16 +349,16 @@ class Logistic(_Binary):
     doc = "Σ log(1 + exp(−y xᵀθ)); y has two classes (the later one in sorted order is positive)."
     primary = "anll"
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum(cp.logistic(-cp.multiply(y, pred)))
+        return cp.logistic(-cp.multiply(y, pred))
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.NewtonProx(px.logistic, x, y, z, k)
+    def admm_prox(self, records, k, p):
+        return _newton(px.logistic, records, k)
 
-    def value(self, pred, y, p):
-        return float(np.sum(self.nll(pred, y, p)))
+    def losses(self, pred, y, p):
+        return self.nll(pred, y, p)
 
     def nll(self, pred, y, p):
         from scipy.special import log_expit
@@ -303,19 +381,21 @@ class Hinge(_Binary):
     name = "hinge"
     doc = "Σ (1 − y xᵀθ)₊; the support vector machine."
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum(cp.pos(1 - cp.multiply(y, pred)))
+        return cp.pos(1 - cp.multiply(y, pred))
 
-    def admm_prox(self, x, y, z, k, p):  # (1 − yη)₊ = max_{u ∈ [−1, 0]} u (yη − 1)
-        records = len(y)
-        return px.PiecewiseLinearProx.from_records(x, z, k, 1, np.arange(records), y,
-                                                   np.ones(records), np.full(records, -1.0),
-                                                   np.zeros(records))
+    def admm_prox(self, records, k, p):  # w(1 − y(η + o))₊ = max_{u ∈ [−w, 0]} u (yη − (1 − yo))
+        n = len(records)
+        y = records.y[:, 0]
+        target = np.ones(n) if records.offset is None else 1.0 - y * records.offset
+        w = np.ones(n) if records.weight is None else records.weight
+        return px.PiecewiseLinearProx.from_records(records.x, records.z, k, 1, np.arange(n),
+                                                   records.y, target, -w, np.zeros(n))
 
-    def value(self, pred, y, p):
-        return float(np.sum(np.maximum(0.0, 1 - y * pred)))
+    def losses(self, pred, y, p):
+        return np.maximum(0.0, 1 - y * pred)[:, 0]
 
 
 @LOSSES.entry
@@ -324,16 +404,16 @@ class SquareClassification(_Binary):
     doc = "Σ (y xᵀθ − 1)²; least squares classification."
     quadratic = True  # (yη − 1)² = (η − y)² for y = ±1
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum_squares(cp.multiply(y, pred) - 1)
+        return cp.square(cp.multiply(y, pred) - 1)
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.QuadraticProx(x, y, z, k)  # (yη − 1)² = (η − y)² for y = ±1
+    def admm_prox(self, records, k, p):  # (y(η + o) − 1)² = (η − (y − o))² for y = ±1
+        return px.QuadraticProx(records.x, records.shifted(), records.z, k, records.weight)
 
-    def value(self, pred, y, p):
-        return float(np.sum((y * pred - 1) ** 2))
+    def losses(self, pred, y, p):
+        return ((y * pred - 1) ** 2)[:, 0]
 
 
 def _squared_hinge(eta: np.ndarray, y: np.ndarray):
@@ -347,23 +427,24 @@ class SquaredHinge(_Binary):
     name = "squared_hinge"
     doc = "Σ (1 − y xᵀθ)₊²; the L2-loss support vector machine (smooth, unlike hinge)."
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum_squares(cp.pos(1 - cp.multiply(y, pred)))
+        return cp.square(cp.pos(1 - cp.multiply(y, pred)))
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.NewtonProx(_squared_hinge, x, y, z, k)
+    def admm_prox(self, records, k, p):
+        return _newton(_squared_hinge, records, k)
 
-    def value(self, pred, y, p):
-        return float(np.sum(np.maximum(0.0, 1 - y * pred) ** 2))
+    def losses(self, pred, y, p):
+        return (np.maximum(0.0, 1 - y * pred) ** 2)[:, 0]
 
 
 # ---- multi-class (y one-hot over M classes; θ has one column per class) ------------------
 class _Multiclass(Loss):
     domain = "categorical"
     primary = "error"
-
+    offset_problem = ("the same offset added to every class's score changes no prediction; "
+                      "write it as a feature")
 
     def output_names(self, columns, classes):
         return tuple(str(c) for c in classes) if classes else ("class_0", "class_1")
@@ -372,9 +453,9 @@ class _Multiclass(Loss):
         labels = np.asarray(classes, dtype=object)
         return {"prediction": labels[np.argmax(pred, axis=1)]}
 
-    def metrics(self, pred, y, p, classes):
-        return self.with_anll(metrics.accuracy(np.argmax(y, axis=1), np.argmax(pred, axis=1)),
-                              pred, y, p)
+    def metrics(self, pred, y, p, classes, weight=None):
+        return self.with_anll(metrics.accuracy(np.argmax(y, axis=1), np.argmax(pred, axis=1),
+                                               weight), pred, y, p, weight)
 
 
 @LOSSES.entry
@@ -383,16 +464,16 @@ class Multinomial(_Multiclass):
     doc = "Σ log Σ_j exp((xᵀθ)_j) − (xᵀθ)_y; multinomial logistic regression."
     primary = "anll"
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum(cp.log_sum_exp(pred, axis=1)) - cp.sum(cp.multiply(y, pred))
+        return cp.log_sum_exp(pred, axis=1) - cp.sum(cp.multiply(y, pred), axis=1)
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.NewtonProx(px.multinomial, x, y, z, k, outputs=y.shape[1])
+    def admm_prox(self, records, k, p):
+        return _newton(px.multinomial, records, k, outputs=records.y.shape[1])
 
-    def value(self, pred, y, p):
-        return float(np.sum(self.nll(pred, y, p)))
+    def losses(self, pred, y, p):
+        return self.nll(pred, y, p)
 
     def nll(self, pred, y, p):
         from scipy.special import logsumexp
@@ -411,45 +492,49 @@ class MulticlassHinge(_Multiclass):
     name = "multiclass_hinge"
     doc = "Σ Σ_{j≠y} ((xᵀθ)_j − (xᵀθ)_y + 1)₊; the multi-class SVM."
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
         n, m = y.shape
         true_score = cp.reshape(cp.sum(cp.multiply(y, pred), axis=1), (n, 1), order="C")
         margins = pred - true_score @ np.ones((1, m)) + 1
-        return cp.sum(cp.multiply(1 - y, cp.pos(margins)))
+        return cp.sum(cp.multiply(1 - y, cp.pos(margins)), axis=1)
 
-    def admm_prox(self, x, y, z, k, p):
-        # one term max_{u ∈ [0, 1]} u (η_j − η_y + 1) per record and wrong class j
-        _records, m = y.shape
+    def admm_prox(self, records, k, p):
+        # one term max_{u ∈ [0, w]} u (η_j − η_y + 1) per record and wrong class j
+        y = records.y
+        m = y.shape[1]
         record, wrong = np.nonzero(y == 0)
         coef = np.eye(m)[wrong] - y[record]
-        ones = np.ones(len(record))
-        return px.PiecewiseLinearProx.from_records(x, z, k, m, record, coef, -ones, 0.0 * ones, ones)
+        w = np.ones(len(y)) if records.weight is None else records.weight
+        return px.PiecewiseLinearProx.from_records(records.x, records.z, k, m, record, coef,
+                                                   -np.ones(len(record)),
+                                                   np.zeros(len(record)), w[record])
 
-    def value(self, pred, y, p):
+    def losses(self, pred, y, p):
         true_score = np.sum(y * pred, axis=1, keepdims=True)
-        return float(np.sum((1 - y) * np.maximum(0.0, pred - true_score + 1)))
+        return np.sum((1 - y) * np.maximum(0.0, pred - true_score + 1), axis=1)
 
 
 # ---- generalized linear models ------------------------------------------------------------
 @LOSSES.entry
 class PoissonRegression(Loss):
     name = "poisson_regression"
-    doc = "Σ exp(xᵀθ) − y xᵀθ; Poisson regression with log link (y counts)."
+    doc = ("Σ exp(xᵀθ) − y xᵀθ; Poisson regression with log link (y counts); with "
+           "`offset log(exposure)`, θ models the rate per unit of exposure.")
     domain = "count"
     primary = "anll"
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum(cp.exp(pred) - cp.multiply(y, pred))
+        return cp.exp(pred) - cp.multiply(y, pred)
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.NewtonProx(px.poisson_regression, x, y, z, k)
+    def admm_prox(self, records, k, p):
+        return _newton(px.poisson_regression, records, k)
 
-    def value(self, pred, y, p):
-        return float(np.sum(np.exp(pred) - y * pred))
+    def losses(self, pred, y, p):
+        return (np.exp(pred) - y * pred)[:, 0]
 
     def nll(self, pred, y, p):
         from scipy.special import gammaln
@@ -467,16 +552,16 @@ class ExponentialRegression(Loss):
     domain = "nonnegative"
     primary = "anll"
 
-    def cvxpy(self, pred, y, p):
+    def terms(self, pred, y, p):
         import cvxpy as cp
 
-        return cp.sum(-pred + cp.multiply(y, cp.exp(pred)))
+        return -pred + cp.multiply(y, cp.exp(pred))
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.NewtonProx(px.exponential_regression, x, y, z, k)
+    def admm_prox(self, records, k, p):
+        return _newton(px.exponential_regression, records, k)
 
-    def value(self, pred, y, p):
-        return float(np.sum(-pred + y * np.exp(pred)))
+    def losses(self, pred, y, p):
+        return self.nll(pred, y, p)
 
     def nll(self, pred, y, p):
         return (-pred + y * np.exp(pred))[:, 0]
@@ -488,6 +573,7 @@ class ExponentialRegression(Loss):
 # ---- distributions (no features: θ is the distribution's parameter) ------------------------
 _EPS = Param("eps", default=1e-5, check=interval(0, 0.5, closed="[)"),
              doc="keeps the parameter inside its domain")
+_NO_PREDICTOR = "a distribution estimate has no linear predictor to offset"
 
 
 def _entropy_terms(a: np.ndarray, b: np.ndarray, x: cp.Expression) -> cp.Expression:
@@ -506,21 +592,27 @@ def _entropy_terms(a: np.ndarray, b: np.ndarray, x: cp.Expression) -> cp.Express
 
 class _Distribution(Loss):
     """Records of one stratum share θ_k, so the loss depends on the data only through
-    per-stratum counts n_k and sums s_k = Σ y: K terms, whatever the number of records."""
+    per-stratum weight totals n_k and weighted sums s_k = Σ w y: K terms, whatever the
+    number of records."""
 
     features = "forbidden"
+    offset_problem = _NO_PREDICTOR
     primary = "anll"
     params = (_EPS,)
 
     closed_form: ClassVar = None  # solvers.prox function (v, t, count, total, eps)
 
-    def cvxpy_stratified(self, theta, record_matrix, y, z, k, p):
-        count = np.bincount(z, minlength=k).astype(float)
-        total = np.bincount(z, weights=y[:, 0], minlength=k)
+    def stats(self, records: Records, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return records.per_stratum(k), records.per_stratum(k, records.y[:, 0])
+
+    def cvxpy_stratified(self, theta, records, record_matrix, k, p):
+        count, total = self.stats(records, k)
         return self.cvxpy_aggregated(theta[:, 0], count, total), self.constraints(theta, p)
 
-    def admm_initial(self, y, shape, p):
-        pooled = self.pooled(float(len(y)), float(np.sum(y[:, 0]))) if len(y) else 0.5
+    def admm_initial(self, records, shape, p):
+        everyone = replace(records, z=np.zeros(len(records), dtype=np.int64))
+        count, total = (float(v[0]) for v in self.stats(everyone, 1))
+        pooled = self.pooled(count, total) if count > 0 else 0.5
         return np.full(shape, self.clip(pooled, p["eps"]))
 
     def clip(self, value: float, eps: float) -> float:
@@ -530,9 +622,8 @@ class _Distribution(Loss):
         """The maximum-likelihood parameter of all records together."""
         return total / count
 
-    def admm_prox(self, x, y, z, k, p):
-        count = np.bincount(z, minlength=k).astype(float)[:, None, None]
-        total = np.bincount(z, weights=y[:, 0], minlength=k)[:, None, None]
+    def admm_prox(self, records, k, p):
+        count, total = (v[:, None, None] for v in self.stats(records, k))
         solve = type(self).closed_form
         return lambda v, t: solve(v, t, count, total, p["eps"])
 
@@ -543,9 +634,8 @@ class _Distribution(Loss):
         cone) rather than ``log``: interior-point solvers stall on thousands of
         ``s·log θ`` terms but not on the equivalent ``kl_div(s, nθ)``."""
 
-
-    def value(self, pred, y, p):
-        return float(np.sum(self.nll_core(pred, y)))
+    def losses(self, pred, y, p):
+        return self.nll_core(pred, y)[:, 0]
 
     def nll(self, pred, y, p):
         return self.nll_core(pred, y)[:, 0] + self.nll_constant(y)
@@ -565,8 +655,8 @@ def _safe_log(x: np.ndarray) -> np.ndarray:
 @LOSSES.entry
 class Bernoulli(_Distribution):
     name = "bernoulli"
-    with_features = "logistic"
     doc = "Σ −y log θ − (1 − y) log(1 − θ); θ ∈ [eps, 1 − eps] is the probability of y = 1."
+    with_features = "logistic"
     domain = "zero_one"
     parameter = "probability"
     closed_form = staticmethod(px.bernoulli)
@@ -589,17 +679,17 @@ class Bernoulli(_Distribution):
     def predict(self, pred, p, classes):
         return {"prediction": pred[:, 0]}
 
-    def metrics(self, pred, y, p, classes):
-        return {"anll": float(np.mean(self.nll(pred, y, p))),
-                **metrics.accuracy(y[:, 0] > 0.5, pred[:, 0] > 0.5),
-                "auroc": metrics.auroc(y[:, 0] > 0.5, pred[:, 0])}
+    def metrics(self, pred, y, p, classes, weight=None):
+        return {"anll": metrics.mean(self.nll(pred, y, p), weight),
+                **metrics.accuracy(y[:, 0] > 0.5, pred[:, 0] > 0.5, weight),
+                "auroc": metrics.auroc(y[:, 0] > 0.5, pred[:, 0], weight)}
 
 
 @LOSSES.entry
 class Poisson(_Distribution):
     name = "poisson"
-    with_features = "poisson_regression"
     doc = "Σ θ − y log θ; θ ≥ eps is the Poisson rate (y counts)."
+    with_features = "poisson_regression"
     domain = "count"
     parameter = "rate"
     closed_form = staticmethod(px.poisson)
@@ -619,16 +709,16 @@ class Poisson(_Distribution):
 
         return gammaln(y[:, 0] + 1)
 
-    def metrics(self, pred, y, p, classes):
-        return {"anll": float(np.mean(self.nll(pred, y, p))),
-                **metrics.regression(y, pred)}
+    def metrics(self, pred, y, p, classes, weight=None):
+        return {"anll": metrics.mean(self.nll(pred, y, p), weight),
+                **metrics.regression(y, pred, weight)}
 
 
 @LOSSES.entry
 class Exponential(_Distribution):
     name = "exponential"
-    with_features = "exponential_regression"
     doc = "Σ −log θ + y θ; θ ≥ eps is the exponential rate (y ≥ 0)."
+    with_features = "exponential_regression"
     domain = "nonnegative"
     parameter = "rate"
     closed_form = staticmethod(px.exponential)
@@ -652,8 +742,8 @@ class Exponential(_Distribution):
     def predict(self, pred, p, classes):
         return {"prediction": 1.0 / pred[:, 0]}
 
-    def metrics(self, pred, y, p, classes):
-        return {"anll": float(np.mean(self.nll(pred, y, p)))}
+    def metrics(self, pred, y, p, classes, weight=None):
+        return {"anll": metrics.mean(self.nll(pred, y, p), weight)}
 
 
 @LOSSES.entry
@@ -665,6 +755,7 @@ class Gaussian(Loss):
            "θ = (S, ν) = (Σ⁻¹, Σ⁻¹μ); the response is one or more real columns.")
     features = "forbidden"
     with_features = "squared"
+    offset_problem = _NO_PREDICTOR
     multi_column = True
     primary = "anll"
     square_parameter = True
@@ -682,20 +773,23 @@ class Gaussian(Loss):
         """θ of shape (..., m + 1, m) → S (..., m, m), ν (..., m)."""
         return theta[..., :-1, :], theta[..., -1, :]
 
-    def stratum_stats(self, y: np.ndarray, z: np.ndarray, k: int):
+    def stratum_stats(self, records: Records, k: int):
+        """Per stratum: weight total, weighted sum and weighted scatter of y."""
+        y, z = records.y, records.z
+        w = np.ones(len(y)) if records.weight is None else records.weight
         m = y.shape[1]
-        count = np.bincount(z, minlength=k).astype(float)
+        count = records.per_stratum(k)
         total = np.zeros((k, m))
-        np.add.at(total, z, y)
+        np.add.at(total, z, w[:, None] * y)
         scatter = np.zeros((k, m, m))
-        np.add.at(scatter, z, y[:, :, None] * y[:, None, :])
+        np.add.at(scatter, z, w[:, None, None] * y[:, :, None] * y[:, None, :])
         return count, total, scatter
 
-    def cvxpy_stratified(self, theta, record_matrix, y, z, k, p):
+    def cvxpy_stratified(self, theta, records, record_matrix, k, p):
         import cvxpy as cp
 
-        m = y.shape[1]
-        count, total, scatter = self.stratum_stats(y, z, k)
+        m = records.y.shape[1]
+        count, total, scatter = self.stratum_stats(records, k)
         terms, cons = [], []
         for s in range(k):
             block = theta[s * (m + 1):(s + 1) * (m + 1), :]
@@ -707,31 +801,37 @@ class Gaussian(Loss):
                          - 2 * total[s] @ nu + count[s] * cp.matrix_frac(nu, prec))
         return cp.sum(cp.hstack(terms)) if terms else cp.Constant(0.0), cons
 
-    def admm_prox(self, x, y, z, k, p):
-        return px.GaussianProx(*self.stratum_stats(y, z, k))
+    def admm_prox(self, records, k, p):
+        return px.GaussianProx(*self.stratum_stats(records, k))
 
     def admm_ready(self, p=None):
         # a positive eigenvalue floor would make the prox a constrained log det problem
         return p is None or p["eps"] == 0
 
-    def admm_initial(self, y, shape, p):
+    def admm_initial(self, records, shape, p):
         """The pooled estimate, S = Σ⁻¹ (ridged when singular), ν = Sμ."""
         _k, _rows, m = shape
+        y = records.y
         if len(y) < 2:
             return None
-        cov = np.atleast_2d(np.cov(y, rowvar=False)) + 1e-6 * np.eye(m)
+        w = None if records.weight is None else records.weight
+        if w is not None and np.sum(w > 0) < 2:
+            return None
+        cov = np.atleast_2d(np.cov(y, rowvar=False, aweights=w)) + 1e-6 * np.eye(m)
         prec = np.linalg.inv(cov)
-        return np.broadcast_to(np.vstack([prec, prec @ y.mean(axis=0)]), shape).copy()
+        mean = np.average(y, axis=0, weights=w)
+        return np.broadcast_to(np.vstack([prec, prec @ mean]), shape).copy()
 
     # no linear predictor: the records' θ themselves give the value, mean and likelihood
-    def records_value(self, x, y, theta_rec, p):
-        return float(np.sum(self._twice_nll_core(theta_rec, y)))
+    def records_value(self, records, theta_rec, p):
+        each = self._twice_nll_core(theta_rec, records.y)
+        return float(np.sum(each) if records.weight is None else records.weight @ each)
 
-    def records_predict(self, x, theta_rec, p, classes):
+    def records_predict(self, records, theta_rec, p, classes):
         return {"mean": self.mean(theta_rec)}
 
-    def records_metrics(self, x, y, theta_rec, p, classes):
-        return {"anll": float(np.mean(self.nll_stratified(theta_rec, y)))}
+    def records_metrics(self, records, theta_rec, p, classes):
+        return {"anll": metrics.mean(self.nll_stratified(theta_rec, records.y), records.weight)}
 
     def _twice_nll_core(self, theta_rec: np.ndarray, y: np.ndarray) -> np.ndarray:
         prec, nu = self.split(theta_rec)

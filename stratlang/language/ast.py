@@ -100,11 +100,37 @@ class DataStmt(Node):
 class ResponseStmt(Node):
     target: Target
     loss: Call
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class Product(Node):
+    """Factors joined by ':' — a column or a transform call each; their product."""
+
+    factors: tuple[Name | Call, ...]
+
+
+@dataclass(frozen=True)
+class FeatureTerm(Node):
+    """One entry of a features statement: products crossed by '*' (``a * b`` stands for
+    ``a, b, a:b``); one product when there is no '*'."""
+
+    products: tuple[Product, ...]
 
 
 @dataclass(frozen=True)
 class FeaturesStmt(Node):
-    names: tuple[Name, ...]
+    terms: tuple[FeatureTerm, ...]
+
+
+@dataclass(frozen=True)
+class WeightsStmt(Node):
+    column: Name
+
+
+@dataclass(frozen=True)
+class MissingStmt(Node):
+    policy: Name
 
 
 @dataclass(frozen=True)
@@ -145,8 +171,8 @@ class SolverStmt(Node):
     options: tuple[Option, ...]
 
 
-Statement = (ModelStmt | DataStmt | ResponseStmt | FeaturesStmt | RegularizeStmt
-             | StratifyStmt | PersonalizeStmt | DistanceStmt | SolverStmt)
+Statement = (ModelStmt | DataStmt | ResponseStmt | FeaturesStmt | WeightsStmt | MissingStmt
+             | RegularizeStmt | StratifyStmt | PersonalizeStmt | DistanceStmt | SolverStmt)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ from . import ast, ir
 from .errors import Collector, Diagnostic, Span, did_you_mean
 from .params import from_spec, literal, resolve_args
 from .personalize import PERSONALIZE_OPTIONS
+from .printer import factor_text, term_text
 from .vocabulary import Registry, Vocabulary
 
-SINGLE_STATEMENTS = ("model", "data", "response", "features", "personalize", "solver")
+SINGLE_STATEMENTS = ("model", "data", "response", "features", "weights", "missing", "personalize",
+                     "solver")
 
 
 class Checker:
@@ -162,17 +165,23 @@ class Checker:
         else:
             loss, resp = self.response(response)
 
-        features, feature_spans = self.features(first.get("features"), loss)
-        rows = loss.row_names(features, resp.columns) if loss and resp else ()
-        regs = self.regularizers(groups.get("regularize", []), loss, rows)
+        features = self.features(first.get("features"), loss)
+        texts = tuple(term_text(t, self.vocabulary.transforms) for t in features)
+        rows = loss.row_names(texts, resp.columns) if loss and resp else ()
+        regs = self.regularizers(groups.get("regularize", []), loss, rows, features)
         strata = self.strata(groups.get("stratify", []))
         personalize = self.personalize(first.get("personalize"), groups.get("distance", []),
                                        strata, loss, resp, features, regs)
         solver = self.solver(first.get("solver"), personalize is not None)
+        weights = first.get("weights")
+        missing = self.missing(first.get("missing"))
         if resp is None or self.out.diagnostics:
             return None
         return ir.Model(name, resp, features, regs, strata, personalize, solver, data,
-                        self.spec.source, feature_spans, data_span)
+                        self.spec.source, data_span,
+                        weights.column.value if weights else None,
+                        weights.column.span if weights else None,
+                        missing, first["missing"].policy.span if "missing" in first else None)
 
     def model_name(self, stmt: ast.ModelStmt | None) -> str:
         if stmt is not None:
@@ -188,32 +197,121 @@ class Checker:
         if loss is not None and len(columns) > 1 and not loss.multi_column:
             self.error(f"loss '{loss.name}' takes one response column; got {len(columns)}",
                        stmt.target.span)
+        offset = None
+        opts = self.options(stmt.options, ("offset",), "response")
+        if "offset" in opts:
+            value = opts["offset"].value
+            offset = self.factor(value)
+            if loss is not None and loss.offset_problem is not None:
+                self.error(f"loss '{loss.name}' takes no offset: {loss.offset_problem}",
+                           opts["offset"].name.span)
+            elif offset is not None and self.categorical(offset):
+                self.error("an offset is one number per record: it cannot be categorical",
+                           value.span)
         if ref is None:
             return None, None
-        return loss, ir.Response(columns, ref, stmt.span, tuple(n.span for n in stmt.target.columns))
+        return loss, ir.Response(columns, ref, stmt.span,
+                                 tuple(n.span for n in stmt.target.columns), offset)
 
-    def features(self, stmt: ast.FeaturesStmt | None, loss) -> tuple[tuple[str, ...], tuple | None]:
+    # ---- features ------------------------------------------------------------------------
+    def categorical(self, factor: ir.Factor) -> bool:
+        return (isinstance(factor, ir.Transform)
+                and self.vocabulary.transforms[factor.kind.name].categorical)
+
+    def factor(self, value: ast.Value) -> ir.Factor | None:
+        """A column, or a transform of a factor: ``log(income)``, ``standardize(log(x))``."""
+        if isinstance(value, ast.Name):
+            return ir.Column(value.value, value.span)
+        if not isinstance(value, ast.Call):
+            self.error("a feature is a column, a transform of one such as log(x), or a product "
+                       "of them such as a:b", value.span)
+            return None
+        transforms = self.vocabulary.transforms
+        entry = transforms.lookup(value.name.value, value.name.span, self.out)
+        if entry is None:
+            return None
+        name = value.name.value
+        if not value.args or value.args[0].keyword is not None:
+            self.error(f"transform '{name}' takes a column first: {name}(x)", value.span)
+            return None
+        inner = self.factor(value.args[0].value)
+        rest = ast.Call(value.span, value.name, value.args[1:])
+        params = resolve_args(entry.params, rest, f"transform '{name}'", self.out)
+        if inner is None or params is None:
+            return None
+        if self.categorical(inner):
+            self.error(f"{factor_text(inner, transforms)} gives indicator columns: "
+                       f"it cannot be the input of '{name}'", value.args[0].value.span)
+            return None
+        return ir.Transform(ir.KindRef(name, params, value.span), inner, value.span)
+
+    def features(self, stmt: ast.FeaturesStmt | None, loss) -> tuple[ir.Term, ...]:
+        """The terms, '*' expanded (``a * b`` is ``a, b, a:b``)."""
         if stmt is None:
-            return (), None
-        names = tuple(n.value for n in stmt.names)
-        for i, n in enumerate(stmt.names):
-            if n.value in names[:i]:
-                self.error(f"duplicate feature '{n.value}'", n.span)
+            return ()
+        terms: list[ir.Term] = []
+        seen: dict[frozenset, str] = {}
+        for written in stmt.terms:
+            products = []
+            for product in written.products:
+                factors = tuple(self.factor(v) for v in product.factors)
+                products.append(None if any(f is None for f in factors) else factors)
+            if any(p is None for p in products):
+                continue
+            for size in range(1, len(products) + 1):
+                for chosen in itertools.combinations(products, size):
+                    term = ir.Term(tuple(f for factors in chosen for f in factors), written.span)
+                    text = term_text(term, self.vocabulary.transforms)
+                    key = frozenset(factor_text(f, self.vocabulary.transforms)
+                                    for f in term.factors)
+                    if key in seen:
+                        self.error(f"duplicate feature '{text}'", written.span)
+                        continue
+                    seen[key] = text
+                    terms.append(term)
         if loss is not None and loss.features == "forbidden":
             twin = loss.with_features
             hint = f"for a model with features use '{twin}'" if twin else None
             self.error(f"loss '{loss.name}' is a distribution estimate and takes no features",
                        stmt.span, hint)
-        return names, tuple(n.span for n in stmt.names)
+        return tuple(terms)
 
-    def regularizers(self, stmts: list[ast.RegularizeStmt], loss, rows) -> tuple[ir.RegTerm, ...]:
+    def missing(self, stmt: ast.MissingStmt | None) -> str:
+        if stmt is None:
+            return "error"
+        policy = stmt.policy.value
+        if policy not in ir.MISSING_POLICIES:
+            self.error(f"unknown missing-value policy '{policy}'"
+                       + did_you_mean(policy, ir.MISSING_POLICIES), stmt.policy.span)
+            return "error"
+        return policy
+
+    def excludable(self, rows: tuple[str, ...], features: tuple[ir.Term, ...],
+                   name: str) -> bool:
+        """Does ``name`` name parameter rows: a row, a feature term, or a categorical
+        factor (``region`` or one of its levels ``region[T.north]``)?"""
+        if name in rows:
+            return True
+        transforms = self.vocabulary.transforms
+        for term in features:
+            if name == term_text(term, transforms):
+                return True
+            for f in term.factors:
+                if self.categorical(f):
+                    inner = factor_text(f.arg, transforms)
+                    if name == inner or (name.startswith(inner + "[") and name.endswith("]")):
+                        return True
+        return False
+
+    def regularizers(self, stmts: list[ast.RegularizeStmt], loss, rows,
+                     features: tuple[ir.Term, ...]) -> tuple[ir.RegTerm, ...]:
         terms: list[ir.RegTerm] = []
         for stmt in stmts:
             opts = self.options(stmt.options, ("exclude",), "regularize")
             if "exclude" in opts:
                 exclude = self.names(opts["exclude"].value, "exclude") or ()
                 for col in exclude:
-                    if rows and col not in rows:
+                    if rows and not self.excludable(rows, features, col):
                         self.error(f"exclude: '{col}' is not a parameter row of this model"
                                    + did_you_mean(col, rows), opts["exclude"].value.span)
             else:

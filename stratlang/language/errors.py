@@ -117,6 +117,10 @@ class NumericalWarning(UserWarning):
     """A result the solver could not certify to full accuracy (or an iteration limit hit)."""
 
 
+class DataWarning(UserWarning):
+    """Data left out by a policy the spec chose (e.g. ``missing drop``)."""
+
+
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 
 

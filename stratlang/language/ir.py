@@ -85,11 +85,59 @@ NodeSpec = tuple[Any, ...] | IntRange
 
 
 @dataclass(frozen=True)
+class Column:
+    """A data column used as it is (``intercept``: the constant 1 unless the data has a
+    column of that name)."""
+
+    name: str
+    span: Span | None = NO_SPAN
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.name,)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A transform applied to a factor, e.g. ``log(income)``, ``categorical(region)``;
+    ``kind`` holds the transform's name and its parameters (those after the input)."""
+
+    kind: KindRef
+    arg: Factor
+    span: Span | None = NO_SPAN
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.arg.columns
+
+
+Factor = Column | Transform
+
+
+@dataclass(frozen=True)
+class Term:
+    """One feature term: a factor, or the product of several (an interaction)."""
+
+    factors: tuple[Factor, ...]
+    span: Span | None = NO_SPAN
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for f in self.factors for c in f.columns))
+
+    @staticmethod
+    def of(name: str) -> Term:
+        """A term of one plain column."""
+        return Term((Column(name),))
+
+
+@dataclass(frozen=True)
 class Response:
     columns: tuple[str, ...]
     loss: KindRef
     span: Span | None = NO_SPAN
     column_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
+    offset: Factor | None = None  # added to the linear predictor of every record
 
 
 @dataclass(frozen=True)
@@ -151,19 +199,25 @@ class Solver:
     span: Span | None = NO_SPAN
 
 
+MISSING_POLICIES = ("error", "drop")
+
+
 @dataclass(frozen=True)
 class Model:
     name: str
     response: Response
-    features: tuple[str, ...] = ()
+    features: tuple[Term, ...] = ()
     regularizers: tuple[RegTerm, ...] = ()
     strata: tuple[Stratification, ...] = ()
     personalize: Personalize | None = None
     solver: Solver | None = None
     data: str | None = None
     source: Source | None = field(default=None, compare=False, repr=False)
-    feature_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
     data_span: Span | None = field(default=None, compare=False, repr=False)
+    weights: str | None = None  # a column of nonnegative record weights
+    weights_span: Span | None = field(default=None, compare=False, repr=False)
+    missing: str = "error"  # what to do with rows holding missing values: MISSING_POLICIES
+    missing_span: Span | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # every regularizer term knows its weight's name (its place in this model)

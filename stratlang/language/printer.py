@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import ir
@@ -24,6 +25,11 @@ def literal(v: Any) -> str:
     return f'"{text}"'
 
 
+def _name(text: str) -> str:
+    """A name as written: bare when it is one, else quoted (``"log(income)"``)."""
+    return text if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", text) else literal(text)
+
+
 def hyper(h: ir.Hyper) -> str:
     if h.form == "value":
         return number(h.args[0])
@@ -33,14 +39,31 @@ def hyper(h: ir.Hyper) -> str:
     return f"{h.form}({number(lo)}, {number(hi)}, {int(n)})"
 
 
-def call(ref: ir.KindRef, registry: Registry) -> str:
+def _shown(ref: ir.KindRef, registry: Registry) -> list[str]:
+    """``key=value`` for each parameter that is required or not at its default."""
     params = registry[ref.name].params
     defaults = {p.name: p.default for p in params}
-    shown = [(k, v) for k, v in ref.params if v != defaults.get(k) or _required(params, k)]
-    if not shown:
-        return ref.name
-    args = ", ".join(f"{k}={literal(v)}" for k, v in shown)
-    return f"{ref.name}({args})"
+    return [f"{k}={literal(v)}" for k, v in ref.params
+            if v != defaults.get(k) or _required(params, k)]
+
+
+def call(ref: ir.KindRef, registry: Registry) -> str:
+    shown = _shown(ref, registry)
+    return f"{ref.name}({', '.join(shown)})" if shown else ref.name
+
+
+def factor_text(factor: ir.Factor, transforms: Registry) -> str:
+    """A feature factor as written canonically: ``income``, ``log(income)``,
+    ``categorical(region, reference="north")``."""
+    if isinstance(factor, ir.Column):
+        return factor.name
+    return (f"{factor.kind.name}("
+            + ", ".join([factor_text(factor.arg, transforms), *_shown(factor.kind, transforms)])
+            + ")")
+
+
+def term_text(term: ir.Term, transforms: Registry) -> str:
+    return ":".join(factor_text(f, transforms) for f in term.factors)
 
 
 def _required(params, key: str) -> bool:
@@ -66,11 +89,19 @@ def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
     if model.data is not None:
         lines.append(f"data {literal(model.data)}")
     loss = words.losses[model.response.loss.name]
+    offset = model.response.offset
     lines.append(f"response {target(model.response.columns)} ~ "
-                 f"{call(model.response.loss, words.losses)}")
+                 f"{call(model.response.loss, words.losses)}"
+                 + (f" offset {factor_text(offset, words.transforms)}" if offset else ""))
     if model.features:
-        lines.append("features " + ", ".join(model.features))
-    rows = loss.row_names(model.features, model.response.columns)
+        lines.append("features " + ", ".join(term_text(t, words.transforms)
+                                             for t in model.features))
+    if model.weights is not None:
+        lines.append(f"weights {model.weights}")
+    if model.missing != "error":
+        lines.append(f"missing {model.missing}")
+    rows = loss.row_names(tuple(term_text(t, words.transforms) for t in model.features),
+                          model.response.columns)
     default_exclude = tuple(loss.default_exclude(rows))
     groups: list[tuple[tuple[str, ...], list[str]]] = []
     for term in model.regularizers:
@@ -84,7 +115,7 @@ def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
     for exclude, texts in groups:
         line = "regularize " + " + ".join(texts)
         if exclude != default_exclude:
-            line += " exclude [" + ", ".join(exclude) + "]"
+            line += " exclude [" + ", ".join(_name(e) for e in exclude) + "]"
         lines.append(line)
     for s in model.strata:
         line = (f"stratify {target(s.columns)} ~ {call(s.graph, words.graphs)} "

@@ -18,15 +18,16 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from . import ast
 from .errors import Collector, Diagnostic, Source, Span, SpecError, did_you_mean
 
-STATEMENT_KEYWORDS = ("model", "data", "response", "features", "regularize", "stratify",
-                      "personalize", "distance", "solver")
+STATEMENT_KEYWORDS = ("model", "data", "response", "features", "weights", "missing",
+                      "regularize", "stratify", "personalize", "distance", "solver")
 _MAX_RECOVERIES = 50
 
 _TERMINAL_WORDS = {
     "NAME": "a name", "SIGNED_NUMBER": "a number", "STRING": "a string in double quotes",
     "_NL": "end of line", "$END": "end of file", "LPAR": "'('", "RPAR": "')'",
     "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','",
-    "TILDE": "'~'", "STAR": "'*'", "PLUS": "'+'", "EQUAL": "'='", "__ANON_0": "'..'",
+    "TILDE": "'~'", "STAR": "'*'", "PLUS": "'+'", "EQUAL": "'='", "COLON": "':'",
+    "__ANON_0": "'..'",
 }
 _NUMBERISH = re.compile(r"[+-]?\.?\d[\w.+-]*")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?")
@@ -118,10 +119,22 @@ class _ToAst(Transformer):
         return ast.DataStmt(_span(meta), ast.String(_tok_span(c[0]), _unescape(str(c[0]))))
 
     def response_stmt(self, meta, c):
-        return ast.ResponseStmt(_span(meta), c[0], c[1])
+        return ast.ResponseStmt(_span(meta), c[0], c[1], tuple(c[2:]))
+
+    def product(self, meta, c):
+        return ast.Product(_span(meta), tuple(c))
+
+    def feature(self, meta, c):
+        return ast.FeatureTerm(_span(meta), tuple(c))
 
     def features_stmt(self, meta, c):
-        return ast.FeaturesStmt(_span(meta), tuple(self._name(t) for t in c))
+        return ast.FeaturesStmt(_span(meta), tuple(c))
+
+    def weights_stmt(self, meta, c):
+        return ast.WeightsStmt(_span(meta), self._name(c[0]))
+
+    def missing_stmt(self, meta, c):
+        return ast.MissingStmt(_span(meta), self._name(c[0]))
 
     def reg_term(self, meta, c):
         return ast.RegTerm(_span(meta), c[0] if len(c) == 2 else None, c[-1])

@@ -25,6 +25,7 @@ class Entry(Protocol):
 class LossEntry(Entry, Protocol):
     features: str  # 'optional' | 'forbidden'
     with_features: str | None  # the loss to use instead when features are given
+    offset_problem: str | None  # why the loss takes no offset (None: it takes one)
     multi_column: bool
     square_parameter: bool  # θ's leading rows form a square matrix (a precision matrix)
 
@@ -55,6 +56,10 @@ class GraphEntry(Entry, Protocol):
 
 class DistanceEntry(Entry, Protocol):
     arity: str  # 'one' column, or 'many'
+
+
+class TransformEntry(Entry, Protocol):
+    categorical: bool  # gives indicator columns (so it cannot feed another transform)
 
 
 class BackendEntry(Protocol):
@@ -117,3 +122,4 @@ class Vocabulary:
     graphs: Registry[Any]
     distances: Registry[Any]
     backends: Registry[Any]
+    transforms: Registry[Any]
