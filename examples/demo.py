@@ -16,7 +16,8 @@ FIGURES = HERE / "figures"
 VIEWS = {"elections": [{"over": "state", "by": "year"}],
          "houses": [{"over": "lon_bin", "by": "lat_bin"}],
          "mpls_stops": [{"over": "lon_bin", "by": "lat_bin"}, {"over": "day", "by": "hour"}],
-         "diabetes": [{"param": "bmi", "by": "sex"}]}
+         "diabetes": [{"param": "bmi", "by": "sex"}],
+         "insurance": [{"over": "age", "by": "group"}]}
 
 
 def write_figures(fitted, folder: Path = FIGURES) -> list[Path]:
@@ -36,14 +37,15 @@ def write_figures(fitted, folder: Path = FIGURES) -> list[Path]:
     plt.close("all")
     return paths
 EXAMPLES = [("elections.strat", "anll"), ("diabetes.strat", "rmse"), ("houses.strat", "rmse"),
-            ("mpls_stops.strat", "anll")]
+            ("mpls_stops.strat", "anll"), ("insurance.strat", "anll")]
 
 
 def compare(spec: Path, metric: str) -> None:
     model = stratlang.load(spec)
     frame = model.frame(None)
     train, test = frame[frame.split == "train"], frame[frame.split == "test"]
-    print(f"\n{model.name}: {model.ir.response.loss.name} loss, "
+    print(f"\n{model.name}: {model.ir.response.loss.name} loss"
+          + (" with an offset" if model.ir.response.offset is not None else "") + ", "
           f"{len(train)} training / {len(test)} test records")
     print(f"  {'model':<12}{'strata':>8}{'train ' + metric:>14}{'test ' + metric:>14}"
           f"{'seconds':>10}  backend")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .language.errors import (
     DataError,
+    DataWarning,
     NumericalError,
     NumericalWarning,
     OptionError,
@@ -19,16 +20,17 @@ from .language.errors import (
 )
 
 if TYPE_CHECKING:
+    from .builder import Spec
     from .fitted import FittedModel, FittedPersonalized, FittedStratified
     from .model import Model, load
     from .persistence import load_fitted
 
-__all__ = ["DataError", "FittedModel", "FittedPersonalized", "FittedStratified", "Model",
-           "NumericalError", "NumericalWarning", "OptionError", "SpecError", "StratlangError",
-           "load", "load_fitted"]
+__all__ = ["DataError", "DataWarning", "FittedModel", "FittedPersonalized", "FittedStratified",
+           "Model", "NumericalError", "NumericalWarning", "OptionError", "Spec", "SpecError",
+           "StratlangError", "load", "load_fitted"]
 __version__ = "0.1.0"
 
-_LAZY = {"Model": "model", "load": "model", "load_fitted": "persistence",
+_LAZY = {"Model": "model", "load": "model", "load_fitted": "persistence", "Spec": "builder",
          "FittedModel": "fitted", "FittedStratified": "fitted", "FittedPersonalized": "fitted"}
 
 

@@ -101,6 +101,33 @@ def test_partitioned_parquet_input_is_bound_on_the_workers(client, rng, tmp_path
                                local.predict(frame)["probability"], atol=1e-7)
 
 
+def test_partitions_with_offsets_weights_features_and_missing_values(client, rng, tmp_path):
+    """Learned transforms (standardize, categorical levels) are learned from every
+    partition, offsets and weights travel with the records, missing rows are dropped on
+    the workers: the in-memory fit's answer."""
+    frame = frame_for(rng, 800)
+    frame["region"] = rng.choice(["n", "s", "e"], len(frame))
+    frame["age"] = rng.normal(40, 10, len(frame))
+    frame["o"] = rng.normal(size=len(frame)) * 0.3
+    frame["w"] = rng.choice([0.0, 1.0, 2.0], len(frame))
+    frame.loc[frame.index[::97], "age"] = np.nan
+    for i in range(4):
+        frame.iloc[i * 200:(i + 1) * 200].to_csv(tmp_path / f"part-{i}.csv", index=False)
+    spec = ("response y ~ logistic offset o\nfeatures intercept, categorical(region), "
+            "standardize(age), x:standardize(age)\nweights w\nmissing drop\n"
+            "regularize 0.1 * sum_squares\nstratify g ~ path weight 2\nstratify h ~ path\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stratlang.DataWarning)
+        local, remote = both(spec, frame, client, data=str(tmp_path / "*.csv"))
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-8)
+    np.testing.assert_allclose(remote.theta_array, local.theta_array, atol=1e-7)
+    assert remote.rows == local.rows
+    learned, whole = remote.features.states, local.features.states
+    assert learned["categorical(region)"] == whole["categorical(region)"]
+    assert learned["standardize(age)"] == pytest.approx(whole["standardize(age)"], rel=1e-12)
+    assert remote.info["dropped_rows"] == local.info["dropped_rows"] == {"age": 9}
+
+
 def test_a_worker_killed_mid_fit_restarts_and_gives_the_right_answer(client, rng):
     frame = frame_for(rng, 3000)
     spec = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * sum_squares\n"

@@ -14,7 +14,7 @@ SPECS = sorted(EXAMPLES.glob("*.strat"))
 
 def test_there_is_one_spec_per_paper_example():
     assert {p.stem for p in SPECS} >= {"elections", "diabetes", "houses", "mpls_stops",
-                                       "personalized"}
+                                       "insurance", "personalized"}
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
@@ -41,6 +41,13 @@ def test_elections_stratified_beats_common_and_separate():
     scores = held_out(stratlang.load(EXAMPLES / "elections.strat"), "anll")
     assert scores["stratified"] < scores["common"] < scores["separate"] + 0.05
     assert scores["stratified"] < 0.5
+
+
+def test_insurance_rates_with_exposure_stratified_wins():
+    """Poisson claim counts with log(holders) as offset: the stratified rates predict the
+    held-out (thinned) claims better than one rate per cell or one rate for all."""
+    scores = held_out(stratlang.load(EXAMPLES / "insurance.strat"), "anll")
+    assert scores["stratified"] < min(scores["common"], scores["separate"]) - 0.1
 
 
 @pytest.mark.parametrize("name", ["diabetes", "houses"])

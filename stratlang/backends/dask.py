@@ -404,6 +404,8 @@ def _metadata_design(client, ir_model: ir.Model, frames, graphs=None) -> Design:
     meta = pd.concat([heads[0]] * length, ignore_index=True)
     for c, v in values.items():
         meta[c] = np.resize(v, length)
+    if ir_model.weights in meta.columns:  # the weights are checked where they are: the
+        meta[ir_model.weights] = 1.0  # partitions (one repeated row could be all 0)
     binder = Binder(ir_model, meta)
     state = learn_state(binder, ir_model, [learned for _, _, _, learned in summaries])
     binder.out.raise_if_any()

@@ -265,8 +265,9 @@ class Checker:
                     key = frozenset(factor_text(f, self.vocabulary.transforms)
                                     for f in term.factors)
                     if key in seen:
-                        self.error(f"duplicate feature '{text}'", written.span)
-                        continue
+                        if size == len(products):  # as written (a '*' repeating an earlier
+                            self.error(f"duplicate feature '{text}'", written.span)  # term
+                        continue  # of its own adds nothing)
                     seen[key] = text
                     terms.append(term)
         if loss is not None and loss.features == "forbidden":

@@ -1,0 +1,209 @@
+"""Building and editing specs from Python: :class:`Spec` composes statements from Python
+values, and its :meth:`Spec.model` compiles them like any spec text (every check, every
+positioned error), so a spec built in Python and the same spec written by hand are one
+model with one canonical text.
+
+    spec = (stratlang.Spec("insurance", data="data/insurance.csv")
+            .response("claims", "poisson_regression", offset="log(holders)")
+            .stratify("age", "path", weight=10, nodes=["<25", "25-29", "30-35", ">35"]))
+    model = spec.model()
+    edited = stratlang.Spec.from_model(model).stratify("age", "path", weight=[1, 10, 100])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .language import ir
+from .language.errors import StratlangError
+from .language.printer import literal, target
+from .model import Model
+from .spec import compile_spec
+
+Columns = str | Sequence[str]
+
+
+def _columns(columns: Columns) -> tuple[str, ...]:
+    return (columns,) if isinstance(columns, str) else tuple(columns)
+
+
+def _value(value: Any) -> str:
+    """A Python value as spec text: numbers, true/false, quoted strings; a list or tuple of
+    numbers is a sweep set; a range is an integer node range."""
+    if isinstance(value, ir.Hyper):
+        from .language.printer import hyper
+
+        return hyper(value)
+    if isinstance(value, range):
+        if len(value) == 0:
+            raise StratlangError(f"empty range {value}")
+        step = f" step {value.step}" if value.step != 1 else ""
+        return f"{value.start}..{value[-1]}{step}"
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value) if isinstance(value, set | frozenset) else list(value)
+        return "{" + ", ".join(_value(v) for v in items) + "}"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise StratlangError(f"{value} is not a number a spec can hold")
+    return literal(value)
+
+
+def _nodes(nodes: Any) -> str:
+    if isinstance(nodes, range):
+        return _value(nodes)
+    return "[" + ", ".join(literal(v) for v in nodes) + "]"
+
+
+def _call(kind: str, args: tuple, params: dict[str, Any]) -> str:
+    parts = [_value(a) for a in args] + [f"{k}={_value(v)}" for k, v in params.items()]
+    return f"{kind}({', '.join(parts)})" if parts else kind
+
+
+def _names(names: Iterable[str]) -> str:
+    from .language.printer import _name
+
+    return "[" + ", ".join(_name(n) for n in names) + "]"
+
+
+class Spec:
+    """A spec under construction: statements keyed so that setting one again replaces it
+    (``stratify`` by its columns); ``regularize`` adds a statement each time."""
+
+    def __init__(self, name: str | None = None, *, data: str | None = None):
+        self._statements: dict[Any, str] = {}
+        self._terms = 0
+        if name is not None:
+            self._set("model", f"model {name}")
+        if data is not None:
+            self.data(data)
+
+    # ---- from a model ---------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model: Model | ir.Model) -> Spec:
+        """The statements of a model's canonical text, ready to edit."""
+        text = model.text if isinstance(model, Model) else Model(model).text
+        spec = cls()
+        for line in text.splitlines():
+            words = line.split()
+            head = words[0]
+            if head == "regularize":
+                spec._set(("regularize", spec._terms), line)
+                spec._terms += 1
+            elif head in ("stratify", "distance"):
+                spec._set((head, line.split("~")[0].split(None, 1)[1].strip()), line.strip())
+            else:
+                spec._set(head, line)
+        return spec
+
+    @classmethod
+    def from_text(cls, text: str) -> Spec:
+        return cls.from_model(Model(compile_spec(text)))
+
+    # ---- statements -----------------------------------------------------------------
+    def _set(self, key: Any, line: str) -> Spec:
+        self._statements[key] = line
+        return self
+
+    def data(self, path: str) -> Spec:
+        return self._set("data", f"data {literal(str(path))}")
+
+    def response(self, columns: Columns, loss: str, *args: Any, offset: str | None = None,
+                 **params: Any) -> Spec:
+        """``response COLUMNS ~ LOSS(args) [offset TERM]``; ``offset`` as written in a
+        spec, e.g. ``"log(holders)"``."""
+        line = f"response {target(_columns(columns))} ~ {_call(loss, args, params)}"
+        return self._set("response", line + (f" offset {offset}" if offset else ""))
+
+    def features(self, *terms: str) -> Spec:
+        """The feature terms as written in a spec (``"categorical(region)"``,
+        ``"log(income)"``, ``"a:b"``); replaces the features set before."""
+        if not terms:
+            self._statements.pop("features", None)
+            return self
+        return self._set("features", "features " + ", ".join(terms))
+
+    def weights(self, column: str | None) -> Spec:
+        """The column of record weights (None: no weights)."""
+        if column is None:
+            self._statements.pop("weights", None)
+            return self
+        return self._set("weights", f"weights {column}")
+
+    def missing(self, policy: str) -> Spec:
+        return self._set("missing", f"missing {policy}")
+
+    def regularize(self, kind: str, weight: Any = None, *args: Any,
+                   exclude: Iterable[str] | None = None, **params: Any) -> Spec:
+        """Adds ``regularize [WEIGHT *] KIND(args) [exclude [...]]``; ``weight`` may be a
+        number or a list of numbers (a sweep)."""
+        term = _call(kind, args, params)
+        if weight is not None:
+            term = f"{_value(weight)} * {term}"
+        line = f"regularize {term}" + (f" exclude {_names(exclude)}" if exclude is not None
+                                       else "")
+        self._set(("regularize", self._terms), line)
+        self._terms += 1
+        return self
+
+    def clear_regularizers(self) -> Spec:
+        for key in [k for k in self._statements if isinstance(k, tuple) and k[0] == "regularize"]:
+            del self._statements[key]
+        return self
+
+    def stratify(self, columns: Columns, graph: str, *args: Any, weight: Any = 1,
+                 nodes: Any = None, **params: Any) -> Spec:
+        """Sets the factor over ``columns`` (replacing one over the same columns)."""
+        cols = _columns(columns)
+        line = (f"stratify {target(cols)} ~ {_call(graph, args, params)} "
+                f"weight {_value(weight)}")
+        if nodes is not None:
+            line += " nodes " + (_nodes(nodes) if len(cols) == 1
+                                 else "(" + ", ".join(_nodes(n) for n in nodes) + ")")
+        return self._set(("stratify", target(cols)), line)
+
+    def unstratify(self, columns: Columns) -> Spec:
+        """Removes the factor over ``columns``."""
+        key = ("stratify", target(_columns(columns)))
+        if key not in self._statements:
+            raise StratlangError(f"the spec has no factor over {target(_columns(columns))}")
+        del self._statements[key]
+        return self
+
+    def personalize(self, **options: Any) -> Spec:
+        return self._set("personalize", " ".join(
+            ["personalize", *(f"{k} {_value(v)}" for k, v in options.items())]))
+
+    def distance(self, columns: Columns, metric: str, *args: Any, **params: Any) -> Spec:
+        cols = _columns(columns)
+        return self._set(("distance", target(cols)),
+                         f"distance {target(cols)} ~ {_call(metric, args, params)}")
+
+    def solver(self, backend: str, **options: Any) -> Spec:
+        return self._set("solver", " ".join(
+            ["solver", backend, *(f"{k} {_value(v)}" for k, v in options.items())]))
+
+    # ---- results --------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The statements as composed (before checking)."""
+        order = ["model", "data", "response", "features", "weights", "missing"]
+        keys = sorted(self._statements, key=lambda k: (
+            order.index(k) if k in order else len(order) + ["regularize", "stratify",
+                                                            "personalize", "distance",
+                                                            "solver"].index(
+                k[0] if isinstance(k, tuple) else k)))
+        return "".join(self._statements[k] + "\n" for k in keys)
+
+    def model(self, graphs: dict[str, Any] | None = None) -> Model:
+        """The checked model (a SpecError names the line of :attr:`source` at fault)."""
+        return Model(compile_spec(self.source, "<built spec>"), graphs)
+
+    @property
+    def text(self) -> str:
+        """The canonical spec text."""
+        return self.model().text
+
+    def __repr__(self) -> str:
+        return f"<stratlang.Spec\n{self.source}>"
+
