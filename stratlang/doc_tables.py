@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import BACKENDS
-from .kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS
+from .kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
 from .kinds.responses import DOMAIN_TEXT
 from .language.params import Param
 from .language.personalize import PERSONALIZE_OPTIONS
@@ -98,6 +98,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "losses": losses_table,
     "regularizers": lambda: kinds_table(REGULARIZERS, "regularizer"),
     "graphs": lambda: kinds_table(GRAPHS, "graph"),
+    "transforms": lambda: kinds_table(TRANSFORMS, "transform"),
     "distances": lambda: kinds_table(DISTANCES, "distance"),
     "personalize": lambda: options_table(PERSONALIZE_OPTIONS),
     "backends": backends_table,

@@ -168,6 +168,33 @@ DISTANCE_CASES = {
 }
 
 
+# ---- transforms --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TransformCase:
+    values: list  # training values of the input
+    expected: Callable[[np.ndarray], np.ndarray]  # the output columns (N, c) by hand
+    names: list[str]  # the output columns' names for the input 'u'
+    params: dict | None = None
+    bad: tuple[list, list[int]] | None = None  # new values, and the rows it cannot take
+
+
+_X = [0.5, 1.0, 4.0, 2.5]
+TRANSFORM_CASES = {
+    "log": TransformCase(_X, lambda v: np.log(v)[:, None], ["log(u)"],
+                         bad=([1.0, 0.0, -2.0], [1, 2])),
+    "log1p": TransformCase(_X, lambda v: np.log1p(v)[:, None], ["log1p(u)"],
+                           bad=([0.0, -1.0], [1])),
+    "sqrt": TransformCase(_X, lambda v: np.sqrt(v)[:, None], ["sqrt(u)"], bad=([-0.5], [0])),
+    "center": TransformCase(_X, lambda v: (v - np.mean(_X))[:, None], ["center(u)"]),
+    "standardize": TransformCase(_X, lambda v: ((v - np.mean(_X)) / np.std(_X))[:, None],
+                                 ["standardize(u)"]),
+    "categorical": TransformCase(["b", "a", "c", "b"],
+                                 lambda v: np.column_stack([v == "a", v == "c"]).astype(float),
+                                 ["u[T.a]", "u[T.c]"], {"reference": "b"},
+                                 bad=(["a", "z"], [1])),
+}
+
+
 # ---- backends ----------------------------------------------------------------------------
 STRATIFIED_SPEC = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * l1\n"
                    "stratify g ~ path weight 3\nstratify h ~ cycle weight 0.5\n")

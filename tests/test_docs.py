@@ -7,7 +7,7 @@ import pytest
 
 from stratlang import doc_tables
 from stratlang.backends import BACKENDS
-from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS
+from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
 from stratlang.language.personalize import PERSONALIZE_OPTIONS
 
 from .conftest import ROOT
@@ -24,7 +24,8 @@ def test_every_generated_table_is_current(name):
         "`python -m stratlang.doc_tables docs/language.md`")
 
 
-@pytest.mark.parametrize("registry", [LOSSES, REGULARIZERS, GRAPHS, DISTANCES, BACKENDS],
+@pytest.mark.parametrize("registry", [LOSSES, REGULARIZERS, GRAPHS, DISTANCES, TRANSFORMS,
+                                      BACKENDS],
                          ids=lambda r: r.what)
 def test_every_kind_has_a_table_row(registry):
     missing = [name for name in registry.names() if f"| `{name}` |" not in DOC]

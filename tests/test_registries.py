@@ -15,7 +15,8 @@ from stratlang.backends import BACKENDS
 from stratlang.backends import personalized_reference as P
 from stratlang.data.frames import Binder
 from stratlang.data.personalized import bind_covariates, bind_personalized
-from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS
+from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
+from stratlang.kinds.transforms import TransformError
 
 from .cases import (
     BACKEND_CASES,
@@ -23,13 +24,15 @@ from .cases import (
     GRAPH_CASES,
     LOSS_CASES,
     REGULARIZER_CASES,
+    TRANSFORM_CASES,
     graph_frame,
     personalized_frame,
 )
 from .conftest import write
 
 REGISTRIES = [(LOSSES, LOSS_CASES), (REGULARIZERS, REGULARIZER_CASES), (GRAPHS, GRAPH_CASES),
-              (DISTANCES, DISTANCE_CASES), (BACKENDS, BACKEND_CASES)]
+              (DISTANCES, DISTANCE_CASES), (TRANSFORMS, TRANSFORM_CASES),
+              (BACKENDS, BACKEND_CASES)]
 
 
 @pytest.mark.parametrize(("registry", "cases"), REGISTRIES, ids=lambda r: getattr(r, "what", ""))
@@ -40,7 +43,7 @@ def test_every_registered_kind_has_a_test_case(registry, cases):
         f"{sorted(set(cases) - set(registry.names()))}")
 
 
-@pytest.mark.parametrize("registry", [r for r, _ in REGISTRIES[:4]], ids=lambda r: r.what)
+@pytest.mark.parametrize("registry", [r for r, _ in REGISTRIES[:5]], ids=lambda r: r.what)
 def test_every_kind_documents_itself(registry):
     for name in registry.names():
         entry = registry[name]
@@ -73,6 +76,29 @@ def test_every_distance_agrees_with_its_definition(name, tmp_path):
         order = 1 if norm == "l1" else 2
         np.testing.assert_allclose(np.linalg.norm(coords[i] - coords[j], ord=order, axis=1),
                                    2.5 * expected)
+
+
+@pytest.mark.parametrize("name", TRANSFORMS.names())
+def test_every_transform_agrees_with_its_definition(name):
+    case = TRANSFORM_CASES[name]
+    entry = TRANSFORMS[name]
+    p = {param.name: param.default for param in entry.params} | (case.params or {})
+    values = np.array(case.values, dtype=object if entry.categorical else float)
+    # the state learned from two pieces of the data is the one learned from all of it
+    whole = entry.state([entry.summary(values, p)], p)
+    halves = entry.state([entry.summary(values[:2], p), entry.summary(values[2:], p)], p)
+    if entry.categorical or whole is None:
+        assert halves == whole
+    else:
+        assert halves == pytest.approx(whole)
+    np.testing.assert_allclose(entry.apply(values, p, whole), case.expected(values))
+    text = f"{name}(u)"
+    assert entry.names("u", text, p, whole) == case.names
+    if case.bad is not None:
+        bad, rows = case.bad
+        with pytest.raises(TransformError) as info:
+            entry.apply(np.array(bad, dtype=values.dtype), p, whole)
+        assert list(info.value.rows) == rows
 
 
 @pytest.mark.parametrize("name", BACKENDS.names())
