@@ -250,6 +250,8 @@ def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np
 
 # ---- the fit ---------------------------------------------------------------------------------
 DIVERGED = 1e6  # an objective this many times the starting one: the steps diverged
+
+
 @dataclass
 class Settings:
     rank: int

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .language import ir
 from .language.errors import StratlangError
@@ -26,12 +29,28 @@ Columns = str | Sequence[str]
 
 
 def _columns(columns: Columns) -> tuple[str, ...]:
-    return (columns,) if isinstance(columns, str) else tuple(columns)
+    names = (columns,) if isinstance(columns, str) else tuple(columns)
+    if not names or not all(isinstance(c, str) for c in names):
+        raise StratlangError(f"columns are given by name: a string or a tuple of strings; got "
+                             f"{columns!r}")
+    return names
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _value(value: Any) -> str:
     """A Python value as spec text: numbers, true/false, quoted strings; a list or tuple of
     numbers is a sweep set; a range is an integer node range."""
+    value = _plain(value)
+    if value is None:
+        raise StratlangError("None has no spec form: leave the argument out for its default")
     if isinstance(value, ir.Hyper):
         from .language.printer import hyper
 
@@ -50,29 +69,40 @@ def _value(value: Any) -> str:
 
 
 def _nodes(nodes: Any) -> str:
+    nodes = _plain(nodes)
     if isinstance(nodes, range):
         return _value(nodes)
-    return "[" + ", ".join(literal(v) for v in nodes) + "]"
+    if isinstance(nodes, str) or not isinstance(nodes, Iterable):
+        raise StratlangError(f"nodes are a range or a list of labels; got {nodes!r}")
+    return "[" + ", ".join(literal(_plain(v)) for v in nodes) + "]"
 
 
 def _call(kind: str, args: tuple, params: dict[str, Any]) -> str:
-    parts = [_value(a) for a in args] + [f"{k}={_value(v)}" for k, v in params.items()]
+    """``kind(args, key=value)``; a parameter given as None keeps its default."""
+    parts = ([_value(a) for a in args]
+             + [f"{k}={_value(v)}" for k, v in params.items() if v is not None])
     return f"{kind}({', '.join(parts)})" if parts else kind
 
 
-def _names(names: Iterable[str]) -> str:
+def _names(names: Iterable[str] | str) -> str:
     from .language.printer import _name
 
-    return "[" + ", ".join(_name(n) for n in names) + "]"
+    names = [names] if isinstance(names, str) else list(names)
+    return "[" + ", ".join(_name(str(n)) for n in names) + "]"
 
 
 class Spec:
     """A spec under construction: statements keyed so that setting one again replaces it
     (``stratify`` by its columns); ``regularize`` adds a statement each time."""
 
-    def __init__(self, name: str | None = None, *, data: str | None = None):
+    def __init__(self, name: str | None = None, *, data: str | None = None,
+                 directory: str | Path | None = None):
+        """``directory``: where the spec's relative paths (data, graph files) start
+        (default: the working directory)."""
         self._statements: dict[Any, str] = {}
         self._terms = 0
+        self._origin = (str(Path(directory) / "<built spec>") if directory is not None
+                        else "<built spec>")
         if name is not None:
             self._set("model", f"model {name}")
         if data is not None:
@@ -83,7 +113,9 @@ class Spec:
     def from_model(cls, model: Model | ir.Model) -> Spec:
         """The statements of a model's canonical text, ready to edit."""
         text = model.text if isinstance(model, Model) else Model(model).text
-        spec = cls()
+        source = (model.ir if isinstance(model, Model) else model).source
+        named = source is not None and not source.filename.startswith("<")
+        spec = cls(directory=source.directory if named else None)
         for line in text.splitlines():
             words = line.split()
             head = words[0]
@@ -115,9 +147,15 @@ class Spec:
         line = f"response {target(_columns(columns))} ~ {_call(loss, args, params)}"
         return self._set("response", line + (f" offset {offset}" if offset else ""))
 
-    def features(self, *terms: str) -> Spec:
+    def features(self, *terms: str | Sequence[str]) -> Spec:
         """The feature terms as written in a spec (``"categorical(region)"``,
-        ``"log(income)"``, ``"a:b"``); replaces the features set before."""
+        ``"log(income)"``, ``"a:b"``), or one list of them; replaces the features set
+        before."""
+        if len(terms) == 1 and not isinstance(terms[0], str):
+            terms = tuple(terms[0])
+        if not all(isinstance(t, str) for t in terms):
+            raise StratlangError(f"feature terms are written as text, e.g. 'log(income)'; got "
+                                 f"{terms!r}")
         if not terms:
             self._statements.pop("features", None)
             return self
@@ -197,7 +235,7 @@ class Spec:
 
     def model(self, graphs: dict[str, Any] | None = None) -> Model:
         """The checked model (a SpecError names the line of :attr:`source` at fault)."""
-        return Model(compile_spec(self.source, "<built spec>"), graphs)
+        return Model(compile_spec(self.source, self._origin), graphs)
 
     @property
     def text(self) -> str:

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from .language.errors import SpecError, StratlangError
+from .language.policies import UNSEEN_POLICIES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("model", help="a fitted model written by `stratlang fit --out` (or "
                        "the directory of `--output`)")
         p.add_argument("--data", required=True, help="CSV file")
-        p.add_argument("--unseen", choices=("error", "common", "hub"), default="error",
+        p.add_argument("--unseen", choices=UNSEEN_POLICIES, default="error",
                        help="a stratum value the fit has not seen: an error (default), the "
                             "model averaged over its factor's nodes, or its star's hub")
         if name == "predict":

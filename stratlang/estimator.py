@@ -18,15 +18,16 @@ class StratlangEstimator(BaseEstimator):
     primary metric, negated when smaller is better (e.g. −RMSE, −ANLL)."""
 
     def __init__(self, spec: str = "", weights: dict[str, float] | None = None,
-                 solver: str | None = None):
+                 solver: str | None = None, graphs: dict[str, Any] | None = None):
         self.spec = spec
         self.weights = weights
         self.solver = solver
+        self.graphs = graphs  # for factors the spec declares `given`
 
     def _model(self):
         from .model import load
 
-        return load(self.spec)
+        return load(self.spec, graphs=self.graphs)
 
     def _frame(self, x: Any, y: Any = None) -> pd.DataFrame:
         frame = x.copy() if isinstance(x, pd.DataFrame) else pd.DataFrame(x)

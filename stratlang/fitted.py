@@ -30,7 +30,7 @@ from .data.personalized import bind_covariates
 from .data.strata import UNSEEN, Strata
 from .kinds.graphs import canon
 from .kinds.losses import LOSSES, Loss, Records
-from .language.errors import OptionError, did_you_mean
+from .language.errors import DataError, OptionError, did_you_mean
 
 if TYPE_CHECKING:
     from .model import Model
@@ -106,18 +106,36 @@ def json_path(path: str | Path) -> Path:
     return path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
 
 
-def _frame_columns(out: dict[str, np.ndarray], index: pd.Index, names: tuple) -> pd.DataFrame:
-    """Prediction columns: one per 1-D value, ``key_<output>`` for each column of 2-D ones."""
-    frame = pd.DataFrame(index=index)
+def _frame_columns(out: dict[str, np.ndarray], index: pd.Index, names: tuple,
+                   kept: np.ndarray | None = None) -> pd.DataFrame:
+    """Prediction columns: one per 1-D value, ``key_<output>`` for each column of 2-D ones;
+    with ``kept``, the positions of ``index`` the values are for (the others: missing)."""
+    columns: dict[str, np.ndarray] = {}
     for key, value in out.items():
         value = np.asarray(value)
         if value.ndim == 1:
-            frame[key] = value
+            columns[key] = value
         else:
             labels = names if value.shape[1] == len(names) else range(value.shape[1])
             for j, name in enumerate(labels):
-                frame[f"{key}_{name}"] = value[:, j]
-    return frame
+                columns[f"{key}_{name}"] = value[:, j]
+    if kept is not None and len(kept) < len(index):  # rows left out: no prediction
+        for key, value in columns.items():
+            full = np.full(len(index), np.nan, dtype=float if value.dtype.kind in "fiub"
+                           else object)
+            full[kept] = value
+            columns[key] = full
+    return pd.DataFrame(columns, index=index)
+
+
+def _predictable(model, data) -> tuple[pd.DataFrame, np.ndarray]:
+    """The frame to predict for, and the positions ``missing drop`` lets predict."""
+    from .data.design import missing_rows
+
+    frame = model.frame(data)
+    rows, counts = missing_rows(model.ir, frame, predicting=True)
+    report_dropped(counts)
+    return frame, np.flatnonzero(~rows)
 
 
 class FittedStratified(FittedModel):
@@ -169,9 +187,11 @@ class FittedStratified(FittedModel):
 
     # ---- prediction ------------------------------------------------------------------
     def _design(self, frame: pd.DataFrame, with_response: bool, unseen: str) -> Design:
-        if unseen not in UNSEEN:
+        if not isinstance(unseen, str) or unseen not in UNSEEN:
             raise OptionError(f"unseen={unseen!r}: expected one of "
-                              + ", ".join(repr(u) for u in UNSEEN) + did_you_mean(unseen, UNSEEN))
+                              + ", ".join(repr(u) for u in UNSEEN)
+                              + (did_you_mean(unseen, UNSEEN) if isinstance(unseen, str)
+                                 else ""))
         return bind(self.model.ir, frame, strata=self.strata, classes=self.classes,
                     features=self.features, unseen=unseen, with_response=with_response)
 
@@ -199,11 +219,11 @@ class FittedStratified(FittedModel):
         none). ``unseen``: for a stratum value the fit has not seen, 'error' (the
         default), 'hub' (the model of its factor's hub: a star graph's centre), or
         'common' (the model averaged over the factor's nodes)."""
-        frame = self.model.frame(data)
-        design = self._design(frame, False, unseen)
+        frame, kept = _predictable(self.model, data)
+        design = self._design(frame.iloc[kept], False, unseen)
         out = self.loss.records_predict(design.records, self.theta_of(design),
                                         design.loss_params, self.classes)
-        return _frame_columns(out, design.index, self.outputs).reindex(frame.index)
+        return _frame_columns(out, frame.index, self.outputs, kept)
 
     def score(self, data: pd.DataFrame | str | Path | None = None, *,
               unseen: str = "error") -> dict[str, float]:
@@ -341,23 +361,19 @@ class FittedPersonalized(FittedModel):
                           np.zeros(len(frame), dtype=np.int64), bound.offset, weight)
         return records, theta[:, :, None]
 
-    def _kept(self, data) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(the frame, and its rows ``missing drop`` keeps)."""
-        frame = self.model.frame(data)
-        kept, dropped = drop_missing(self.model.ir, frame)
-        report_dropped(dropped, len(kept))
-        return frame, kept
-
     def predict(self, data=None) -> pd.DataFrame:
-        frame, kept = self._kept(data)
-        records, theta = self._records(kept, False)
+        frame, kept = _predictable(self.model, data)
+        records, theta = self._records(frame.iloc[kept], False)
         out = self.loss.records_predict(records, theta, self.model.ir.response.loss.p,
                                         self.classes)
-        return _frame_columns(out, kept.index,
-                              tuple(self.model.ir.response.columns)).reindex(frame.index)
+        outputs = self.loss.output_names(self.model.ir.response.columns, self.classes)
+        return _frame_columns(out, frame.index, outputs, kept)
 
     def score(self, data=None) -> dict[str, float]:
-        _, kept = self._kept(data)
+        kept, dropped = drop_missing(self.model.ir, self.model.frame(data))
+        report_dropped(dropped, len(kept))
+        if len(kept) == 0:
+            raise DataError("no records to score")
         records, theta = self._records(kept, True)
         return self.loss.records_metrics(records, theta, self.model.ir.response.loss.p,
                                          self.classes)

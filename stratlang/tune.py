@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import backends
-from .data.design import bind, bind_response, drop_missing
+from .data.design import bind, bind_features, bind_response, drop_missing
 from .data.frames import Binder
 from .data.personalized import bind_personalized
 from .data.strata import bind_strata
@@ -61,16 +61,20 @@ def settings(model) -> list[dict[str, float]]:
 
 def _fold_binder(model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], Any]:
     """Binds a fold's training records with the encodings of the whole data (a stratified
-    model's strata and classes), so every fold and the validation records share them."""
-    if model.ir.kind != "stratified":
-        return lambda train: bind_personalized(model.ir, train)
+    model's strata, the classes, the features' levels, centres and scales), so every fold
+    and its validation records share them (a level seen only in one fold is no error)."""
     kept, _ = drop_missing(model.ir, frame)
     binder = Binder(model.ir, kept)
+    features = bind_features(binder)
+    if model.ir.kind != "stratified":
+        binder.out.raise_if_any()
+        return lambda train: bind_personalized(model.ir, train, features=features.state)
     strata, _, _ = bind_strata(binder, graphs=model.graphs)
     encoded = bind_response(binder)
     binder.out.raise_if_any()
     classes = encoded.classes if encoded is not None else None
-    return lambda train: bind(model.ir, train, strata=strata, classes=classes)
+    return lambda train: bind(model.ir, train, strata=strata, classes=classes,
+                              features=features.state)
 
 
 def primary_metric(model) -> str:
@@ -149,7 +153,7 @@ def verify(model, data=None, *, weights: dict[str, float] | None = None,
     frame = model.frame(data)
     truth = backends.reference()
     if backend is None:
-        design = backends.choose(model.ir, frame).design
+        design = backends.choose(model.ir, frame, graphs=model.graphs).design
         fast = [b.name for b in backends.automatic(model.ir.kind)
                 if not b.reference and b.unsupported(design) is None]
         if not fast:

@@ -344,3 +344,68 @@ def test_a_model_with_every_construct_saves_loads_and_shows(people, tmp_path, ca
     assert "# missing drop: rows with missing values left out (by column: 'age' 3)" in out
     assert ("parameter rows intercept, region[T.east], region[T.south], log(income), "
             "region[T.east]:log(income), region[T.south]:log(income), standardize(age)") in out
+
+
+# ---- what a review found ------------------------------------------------------------------
+def test_predict_needs_only_what_prediction_reads(rng):
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 60), "x": rng.normal(size=60),
+                          "y": rng.normal(size=60), "w": rng.choice([1.0, 2.0], 60)})
+    fitted = stratlang.load("response y ~ squared\nfeatures x, intercept\nweights w\n"
+                            "missing drop\nstratify g ~ path\n").fit(frame)
+    new = frame.drop(columns=["w"]).assign(y=np.nan)  # no weights, no response: fine
+    new.loc[new.index[2], "x"] = np.nan  # a feature missing: that row only is left out
+    with pytest.warns(stratlang.DataWarning, match="'x' 1"):
+        pred = fitted.predict(new)
+    assert pred.prediction.isna().tolist() == [i == 2 for i in range(60)]
+    twice = pd.concat([new, new])  # duplicate row labels keep their places
+    with pytest.warns(stratlang.DataWarning):
+        assert fitted.predict(twice).prediction.isna().sum() == 2
+    assert fitted.predict(frame.head(0)).shape == (0, 1)
+
+
+def test_no_records_to_learn_from_is_an_error(rng):
+    frame = pd.DataFrame({"g": [0, 1], "x": [np.nan, np.nan], "y": [1.0, 2.0]})
+    body = "response y ~ squared\nfeatures x\nstratify g ~ path\n"
+    with pytest.raises(stratlang.SpecError, match=r"the data have no records$"):
+        stratlang.load(body).fit(frame.head(0))
+    assert problems(body + "missing drop\n", frame) == [
+        (4, 9, "the data have no records left: every one misses a value (missing drop)")]
+
+
+def test_tuning_shares_the_features_levels_across_folds(rng):
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 60), "x": rng.normal(size=60),
+                          "r": rng.choice(["a", "b"], 60)})
+    frame.loc[frame.index[0], "r"] = "rare"  # in one fold only
+    frame["y"] = frame.x + (frame.r == "a") + 0.1 * rng.normal(size=60)
+    result = stratlang.load("response y ~ squared\nfeatures intercept, x, categorical(r)\n"
+                            "stratify g ~ path weight {0.1, 10}\n").tune(frame, folds=3)
+    assert len(result.table) == 2 and np.isfinite(result.table.mean_rmse).all()
+
+
+def test_category_levels_of_any_type_save_as_text(rng, tmp_path):
+    frame = pd.DataFrame({"d": pd.to_datetime(["2020-01-01", "2020-01-02"] * 20),
+                          "x": rng.normal(size=40)})
+    frame["y"] = frame.x + (frame.d.dt.day == 2)
+    fitted = stratlang.load("response y ~ squared\nfeatures intercept, x, categorical(d)\n"
+                            ).fit(frame)
+    assert fitted.rows[-1] == "d[T.2020-01-02 00:00:00]"
+    again = stratlang.load_fitted(fitted.save(tmp_path / "fit"))
+    pd.testing.assert_frame_equal(again.predict(frame), fitted.predict(frame))
+
+
+def test_strata_typed_differently_from_training_get_a_hint(rng):
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 30), "y": rng.normal(size=30)})
+    fitted = stratlang.load("response y ~ squared\nstratify g ~ path\n").fit(frame)
+    with pytest.raises(stratlang.SpecError) as info:
+        fitted.predict(frame.assign(g=frame.g.astype(str)))
+    assert info.value.diagnostics[0].hint == (
+        "the values match nodes only as text (e.g. '1' and 1): give the column the type it "
+        "had when the model was fitted")
+
+
+def test_intercept_in_a_product_is_refused():
+    with pytest.raises(stratlang.SpecError) as info:
+        stratlang.load("response y ~ squared\nfeatures x, x:intercept\n")
+    [d] = info.value.diagnostics
+    assert (d.span.line, d.span.column, d.message) == (
+        2, 13, "intercept in a product is the product without it: leave it out")

@@ -134,3 +134,27 @@ def test_solver_stops_at_the_first_non_finite_residual():
                       initial=np.ones((3, 1, 1)))
     assert result.diverged and not result.converged and result.iterations < 50
     assert np.all(np.isfinite(result.theta))  # θ may still be finite: the residuals tell
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda m, f: m.fit(f, weights={"stratify.g": -1}),
+     "hyper-parameter 'stratify.g' must be a finite number ≥ 0; got -1"),
+    (lambda m, f: m.fit(f, weights={"stratify.g": "abc"}),
+     "hyper-parameter 'stratify.g' must be a finite number ≥ 0; got 'abc'"),
+    (lambda m, f: m.fit(f, weights={"stratify.gg": 1}),
+     "unknown hyper-parameter 'stratify.gg'; did you mean 'stratify.g'?"),
+    (lambda m, f: m.fit(f, weights=[1]), "weights must be a dict of hyper-parameter values by "
+                                         "name; got a list"),
+    (lambda m, f: m.fit(f, options=[1]), "options are a dict of values by name; got a list"),
+    (lambda m, f: m.fit(f, options={1: 2}), "option names are text; got 1 (for backend 'admm')"),
+    (lambda m, f: m.fit(f, backend=3), "backend is a name (admm, cvxpy, dask, subgradient); "
+                                       "got 3"),
+    (lambda m, f: m.fit([1, 2, 3]), "data are a pandas DataFrame or the path of a CSV or "
+                                    "Parquet file; got a list"),
+    (lambda m, f: m.fit(f).predict(f, unseen=None),
+     "unseen=None: expected one of 'error', 'common', 'hub'"),
+])
+def test_bad_arguments_are_errors_not_tracebacks(call, message, frame):
+    with pytest.raises(stratlang.StratlangError) as info:
+        call(stratlang.load(SPEC), frame)
+    assert str(info.value) == message

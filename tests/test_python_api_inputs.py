@@ -158,3 +158,42 @@ def test_built_specs_round_trip(factors, loss):
     model = spec.model()
     assert stratlang.Spec.from_model(model).model() == model
     assert stratlang.load(model.text) == model
+
+
+def test_graph_inputs_a_review_found(frame):
+    adjacency = sp.csr_matrix(([1.0, 1.0, 0.0, 0.0], ([0, 1, 1, 2], [1, 0, 2, 1])), shape=(4, 4))
+    fitted = stratlang.load(SPEC, graphs={"s": (adjacency, ["a", "b", "c", "d"])}).fit(frame)
+    assert fitted.strata.factors[0].graph.n_edges == 1  # a stored zero is no edge
+    with pytest.raises(stratlang.SpecError, match="the networkx graph is directed"):
+        stratlang.load(SPEC, graphs={"s": nx.DiGraph([("a", "b"), ("b", "a")])}).fit(frame)
+    with pytest.raises(stratlang.SpecError, match="an adjacency is given with its node labels"):
+        stratlang.load(SPEC, graphs={"s": (adjacency, None)}).fit(frame)
+    heavy = nx.Graph()
+    heavy.add_edge("a", "b", weight="heavy")
+    with pytest.raises(stratlang.SpecError, match="edge weights must be positive numbers"):
+        stratlang.load(SPEC, graphs={"s": heavy}).fit(frame)
+
+
+def test_verify_uses_the_given_graphs(frame):
+    result = stratlang.load(SPEC, graphs={"s": graph_forms()["networkx"]}).verify(frame)
+    assert result.relative_gap < 1e-6
+
+
+def test_the_builder_takes_numpy_values_and_keeps_the_spec_directory(rng):
+    from .conftest import EXAMPLES
+
+    model = stratlang.load(EXAMPLES / "insurance.strat")
+    edited = stratlang.Spec.from_model(model).stratify(
+        "age", "path", weight=np.int64(3), nodes=np.array(["<25", "25-29", "30-35", ">35"]))
+    assert edited.model().ir.directory == EXAMPLES  # its data file is found as before
+    assert edited.model().fit().strata.k == 64
+    spec = (stratlang.Spec().response("y", "squared").stratify("t", "star", center=None)
+            .stratify("u", "path", nodes=np.arange(3)).regularize("l1", 0.1, exclude="intercept"))
+    assert spec.source == ("response y ~ squared\nregularize 0.1 * l1 exclude [intercept]\n"
+                           "stratify t ~ star weight 1\nstratify u ~ path weight 1 nodes "
+                           "[0, 1, 2]\n")
+    for bad in (lambda: stratlang.Spec().response([1, 2], "squared"),
+                lambda: stratlang.Spec().features(["a", 1]),
+                lambda: stratlang.Spec().stratify("t", "path", weight=None)):
+        with pytest.raises(stratlang.StratlangError):
+            bad()

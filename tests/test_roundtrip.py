@@ -12,6 +12,7 @@ from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
 from stratlang.language import ir
 from stratlang.language.params import Param
 from stratlang.language.personalize import PERSONALIZE_OPTIONS
+from stratlang.language.policies import MISSING_POLICIES
 from stratlang.spec import compile_spec, to_text
 
 KEYWORDS = ["model", "data", "response", "features", "weight", "nodes", "exclude", "distance"]
@@ -63,9 +64,10 @@ def kind(draw, registry, name: str) -> ir.KindRef:
 
 
 @st.composite
-def factors(draw, numeric: bool = False) -> ir.Factor:
+def factors(draw, numeric: bool = False, intercept: bool = True) -> ir.Factor:
     """A column, or a transform of one (a numeric transform may wrap another)."""
-    column = ir.Column(draw(st.one_of(names, st.just("intercept"))))
+    column = ir.Column(draw(st.one_of(names, st.just("intercept"))) if intercept
+                       else draw(names))
     if draw(st.booleans()):
         return column
     plain = [n for n in TRANSFORMS.names() if not TRANSFORMS[n].categorical]
@@ -81,7 +83,8 @@ def feature_terms(draw) -> tuple[ir.Term, ...]:
     """Terms of one or two factors, no two with the same set of factors."""
     terms, seen = [], set()
     for _ in range(draw(st.integers(0, 4))):
-        chosen = tuple(draw(factors()) for _ in range(draw(st.integers(1, 2))))
+        size = draw(st.integers(1, 2))  # (intercept in a product is refused)
+        chosen = tuple(draw(factors(intercept=size == 1)) for _ in range(size))
         key = frozenset(factor_text(f) for f in chosen)
         if len(key) < len(chosen) or key in seen:
             continue
@@ -174,7 +177,7 @@ def models(draw):
                                              offset=offset), features,
                     tuple(regs), strata, personalize, solver, data,
                     weights=draw(st.one_of(st.none(), names)),
-                    missing=draw(st.sampled_from(ir.MISSING_POLICIES)))
+                    missing=draw(st.sampled_from(MISSING_POLICIES)))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,6 +8,7 @@ backends that use them, when they fit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ __all__ = ["BACKENDS", "Backend", "Choice", "Fit", "Objective", "OptionValueErro
 
 def named(name: str) -> Backend:
     """The backend called ``name``; an unknown name gets the closest match."""
+    if not isinstance(name, str):
+        raise OptionError(f"backend is a name ({', '.join(BACKENDS.names())}); got {name!r}")
     if name not in BACKENDS:
         raise OptionError(f"unknown backend '{name}'" + did_you_mean(name, BACKENDS.names()))
     return BACKENDS[name]
@@ -86,6 +89,9 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
     and resolves its options: the spec's
     (when the spec names the same backend), then ``options``, ``solver`` and ``verbose``.
     Every option is validated against the backend's declarations."""
+    if options is not None and not isinstance(options, Mapping):
+        raise OptionError(f"options are a dict of values by name; got a "
+                          f"{type(options).__name__}")
     spec = model.solver
     requested = backend or (spec.backend if spec is not None else None)
     note = None

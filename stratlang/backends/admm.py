@@ -120,7 +120,7 @@ def divergence(result: Result, options: dict[str, Any]) -> NumericalError:
         f"cause: {cause}; backend='cvxpy' fits without these settings")
 
 
-def report(result: Result, backend: str, solver: str, options: dict[str, Any],
+def report(result: Result, solver: str, options: dict[str, Any],
            finite: bool | None = None) -> dict[str, Any]:
     """``info`` for a fitted model; raises NumericalError on non-finite iterates and warns
     (with the final residuals) when the iteration limit was reached. ``finite``: whether θ
@@ -132,8 +132,7 @@ def report(result: Result, backend: str, solver: str, options: dict[str, Any],
              f"{result.primal_residual:.3g} (tolerance {result.eps_primal:.3g}), dual residual "
              f"{result.dual_residual:.3g} (tolerance {result.eps_dual:.3g}); raise max_iter or "
              "loosen eps_abs / eps_rel")
-    return {"backend": backend, "solver": solver,
-            "status": "optimal" if result.converged else "max_iter",
+    return {"solver": solver, "status": "optimal" if result.converged else "max_iter",
             "iterations": result.iterations, "converged": result.converged,
             "primal_residual": result.primal_residual, "dual_residual": result.dual_residual,
             "eps_primal": result.eps_primal, "eps_dual": result.eps_dual,
@@ -179,7 +178,7 @@ def fit_direct(design: Design, weights: dict[str, float],
                                 design.strata.gammas(weights))
     except RuntimeError:  # singular: some parameters are not determined by the data
         return None
-    info = {"backend": "admm", "solver": "direct sparse solve (quadratic problem)",
+    info = {"solver": "direct sparse solve (quadratic problem)",
             "status": "optimal", "iterations": 0, "converged": True,
             "solve_time": time.perf_counter() - start}
     return theta, info
@@ -221,7 +220,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                       progress=options["progress"], on_residuals=on_residuals,
                       initial=design.loss.admm_initial(design.records, (k, n, m),
                                                        design.loss_params))
-    info = report(result, "admm", f"ADMM ({type(solver).__name__})", options)
+    info = report(result, f"ADMM ({type(solver).__name__})", options)
     theta = make_feasible(result.theta, terms)
     if note:
         info["note"] = note
@@ -245,6 +244,6 @@ class AdmmBackend(Backend):
         start = time.perf_counter()
         theta, info, state = fit_admm(design, weights, options,
                                       warm if isinstance(warm, State) else None)
-        info["fit_seconds"] = time.perf_counter() - start
+        info.update(backend=self.name, fit_seconds=time.perf_counter() - start)
         objective = require_finite(stratified_objective(design, theta, weights), self.name)
         return StratifiedFit.of(design, theta, info, objective, warm=state)

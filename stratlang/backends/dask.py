@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..data.design import Design, bind, drop_missing
+from ..data.design import Design, bind, drop_missing, report_dropped
 from ..data.features import learn_state, summarize
 from ..data.frames import Binder, frame_for, read_frame
 from ..data.strata import Strata
 from ..kinds.losses import LOSSES, Records
 from ..language import ir
-from ..language.errors import DataWarning, NumericalError, SpecError, StratlangError, warn
+from ..language.errors import DataWarning, NumericalError, SpecError, StratlangError
 from ..language.params import Param, positive
 from .admm import (
     ADMM_OPTIONS,
@@ -373,14 +373,15 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
         raise NumericalError("the Dask fit stopped: workers were lost during every attempt "
                              "(the fit restarts when a worker holding blocks is lost); no "
                              "result was produced") from None
-    info = report(result, "dask", f"distributed ADMM ({len(blocks)} blocks on {workers} "
+    info = report(result, f"distributed ADMM ({len(blocks)} blocks on {workers} "
                   f"worker{'s' * (workers > 1)})", opts, finite=totals.finite)
+    info["backend"] = DaskBackend.name
     info["fit_seconds"] = time.perf_counter() - start
     info["restarts"] = result.restarts
     if dropped:
         info["dropped_rows"] = dropped
     objective = require_finite(Objective.of(loss=totals.loss, regularization=totals.regularization,
-                                            laplacian=totals.laplacian), "dask")
+                                            laplacian=totals.laplacian), DaskBackend.name)
     return StratifiedFit(result.theta, design.strata, design.classes, info, objective,
                          None if parts is not None else design, output=opts["output"],
                          rows=design.rows, features=design.features)
@@ -426,9 +427,7 @@ def _records_from_partitions(client, parts: Partitioned, frames, design: Design,
     for counts in client.gather([client.submit(_dropped, piece, pure=False) for piece in bound]):
         for column, count in counts.items():
             dropped[column] = dropped.get(column, 0) + count
-    if dropped:
-        warn("missing drop: rows with missing values left out (by column: "
-             + ", ".join(f"'{c}' {n}" for c, n in dropped.items()) + ")", DataWarning)
+    report_dropped(dropped)
     rows = client.gather([client.submit(_initial_summary, design.loss.name, dict(
         design.loss_params), r, (n, m), pure=False) for r in records])
     present = [(c, row) for c, row in rows if row is not None and c > 0]

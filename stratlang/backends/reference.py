@@ -66,7 +66,9 @@ class CvxpyBackend(Backend):
             warm: Any = None) -> StratifiedFit:
         reuse = (warm if isinstance(warm, StratifiedProblem) and warm.design is design
                  and warm.accepts(weights) else None)
-        return fit_reference(design, weights, options, reuse)
+        fit = fit_reference(design, weights, options, reuse)
+        fit.info["backend"] = self.name
+        return fit
 
 
 def fit_reference(design: Design, weights: dict[str, float], options: dict[str, Any],
@@ -78,7 +80,7 @@ def fit_reference(design: Design, weights: dict[str, float], options: dict[str, 
     theta, info = problem.solve(weights, options.get("method"), bool(options.get("verbose")),
                                 **({"max_iters": options["max_iters"]}
                                    if options.get("max_iters") is not None else {}))
-    info.update(backend="cvxpy", fit_seconds=time.perf_counter() - start)
+    info["fit_seconds"] = time.perf_counter() - start
     return StratifiedFit.of(design, theta, info, stratified_objective(design, theta, weights),
                             warm=problem)
 

@@ -139,7 +139,7 @@ def fit_personalized(design: PersonalizedDesign, weights: dict[str, float],
         idx = nearest(model, design.covariates, result.phi, fit_rows, held, spec.neighbors)
         theta[held] = result.theta[idx].mean(axis=1)
         z[held] = result.z[idx].mean(axis=1)
-    info = {"backend": "subgradient", "solver": "subgradient (Algorithm 1)",
+    info = {"solver": "subgradient (Algorithm 1)",
             "status": "early stopped" if result.best_epoch < result.epochs else "max_iter",
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "validation_samples": len(held), "fit_seconds": time.perf_counter() - start}
@@ -176,4 +176,6 @@ class SubgradientBackend(Backend):
 
     def fit(self, design: PersonalizedDesign, weights: dict[str, float],
             options: dict[str, Any], warm: Any = None) -> PersonalizedFit:
-        return fit_personalized(design, weights, options)
+        fit = fit_personalized(design, weights, options)
+        fit.info["backend"] = self.name
+        return fit

@@ -44,13 +44,14 @@ def bind_weights(binder: Binder) -> np.ndarray | None:
     return values
 
 
-def used_columns(model: ir.Model) -> list[str]:
-    """Every data column a model reads, in the order it names them."""
-    columns = list(model.response.columns)
+def used_columns(model: ir.Model, predicting: bool = False) -> list[str]:
+    """Every data column a model reads (to predict: all but the response and the record
+    weights), in the order it names them."""
+    columns = [] if predicting else list(model.response.columns)
     columns += [c for t in model.features for c in t.columns]
     if model.response.offset is not None:
         columns += list(model.response.offset.columns)
-    if model.weights is not None:
+    if model.weights is not None and not predicting:
         columns.append(model.weights)
     columns += [c for s in model.strata for c in s.columns]
     if model.personalize is not None:
@@ -58,30 +59,37 @@ def used_columns(model: ir.Model) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def drop_missing(model: ir.Model, frame: pd.DataFrame, columns: list[str] | None = None
-                 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """With ``missing drop``: the frame without rows missing a value the model reads, and
-    how many rows each column's missing values removed; otherwise the frame as it is."""
+def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
+                 ) -> tuple[np.ndarray, dict[str, int]]:
+    """With ``missing drop``: which rows miss a value the model reads (to fit, or to
+    predict), and how many each column's missing values account for; otherwise none."""
+    none = np.zeros(len(frame), dtype=bool)
     if model.missing != "drop":
-        return frame, {}
-    present = [c for c in (columns or used_columns(model)) if c in frame.columns]
+        return none, {}
+    present = [c for c in used_columns(model, predicting) if c in frame.columns]
     if not present:
-        return frame, {}
+        return none, {}
     missing = frame[present].isna()
     counts = {c: int(n) for c, n in missing.sum().items() if n}
-    rows = missing.any(axis=1).to_numpy()
+    return missing.any(axis=1).to_numpy(), counts
+
+
+def drop_missing(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
+                 ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The frame without the rows :func:`missing_rows` finds, and its counts."""
+    rows, counts = missing_rows(model, frame, predicting)
     if not rows.any():
         return frame, {}
-    kept = frame.loc[~rows]
+    kept = frame.iloc[np.flatnonzero(~rows)]
     kept.attrs = {**frame.attrs, "rows_dropped": True}
     return kept, counts
 
 
-def report_dropped(counts: dict[str, int], kept: int) -> None:
+def report_dropped(counts: dict[str, int], kept: int | None = None) -> None:
     if counts:
         dropped = ", ".join(f"'{c}' {n}" for c, n in counts.items())
-        warn(f"missing drop: rows with missing values left out (by column: {dropped}); "
-             f"{kept} rows kept", DataWarning)
+        warn(f"missing drop: rows with missing values left out (by column: {dropped})"
+             + (f"; {kept} rows kept" if kept is not None else ""), DataWarning)
 
 
 def bind_response(binder: Binder, classes: tuple | None = None) -> responses.Encoded | None:
@@ -150,10 +158,6 @@ class Design:
         rows = np.repeat(np.arange(n_rec), n)
         return sp.csr_matrix((self.x.reshape(-1), (rows, cols)), shape=(n_rec, self.strata.k * n))
 
-    def predictor(self, theta: np.ndarray) -> np.ndarray:
-        """xᵢᵀθ_{zᵢ} + oᵢ for every record: (N, outputs)."""
-        return self.records.predictor(theta[self.z])
-
     @property
     def loss_params(self) -> dict:
         return self.model.response.loss.p
@@ -168,13 +172,18 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     bind new data as the training data were; ``unseen``: what a stratum value that is no
     node of the fitted graph becomes (see :func:`bind_strata`); ``graphs``: graphs given
     from Python, by column."""
-    frame, dropped = drop_missing(model, frame)
+    frame, dropped = drop_missing(model, frame, predicting=not with_response)
     binder = Binder(model, frame)
+    if with_response and len(frame) == 0:
+        binder.out.error("the data have no records" + (
+            " left: every one misses a value (missing drop)" if dropped else ""),
+            model.missing_span if dropped else None)
+        binder.out.raise_if_any()
     loss = LOSSES[model.response.loss.name]
     bound_strata, z, codes = bind_strata(binder, strata, unseen, graphs)
     bound = bind_features(binder, features)
     encoded = bind_response(binder, classes) if with_response else None
-    weight = bind_weights(binder)
+    weight = bind_weights(binder) if with_response else None
     binder.out.raise_if_any()
     report_dropped(dropped, len(frame))
     classes = encoded.classes if encoded is not None else classes

@@ -92,13 +92,14 @@ class Features:
         self.n = len(binder.frame)
 
     # ---- factors -------------------------------------------------------------------------
-    def _column(self, column: ir.Column, numeric: bool) -> np.ndarray | None:
+    def _column(self, column: ir.Column, numeric: bool, feature: bool = True
+                ) -> np.ndarray | None:
         name, span = column.name, column.span
         if name == INTERCEPT and name not in self.binder.frame.columns:
             return np.ones(self.n)
         if numeric:
-            return self.binder.numeric(name, span, also=(INTERCEPT,),
-                                       hint=f"for a categorical feature write categorical({name})")
+            hint = f"for a categorical feature write categorical({name})" if feature else None
+            return self.binder.numeric(name, span, also=(INTERCEPT,), hint=hint)
         series = self.binder.column(name, span)
         return None if series is None else series.to_numpy(dtype=object)
 
@@ -119,20 +120,22 @@ class Features:
         values = self._input(factor)
         return None if values is None else entry.summary(values, factor.kind.p)
 
-    def _input(self, factor: ir.Transform) -> np.ndarray | None:
+    def _input(self, factor: ir.Transform, feature: bool = True) -> np.ndarray | None:
         entry = TRANSFORMS[factor.kind.name]
         arg = factor.arg
         if isinstance(arg, ir.Column):
-            return self._column(arg, numeric=not entry.categorical)
-        inner = self.factor(arg)
+            return self._column(arg, numeric=not entry.categorical, feature=feature)
+        inner = self.factor(arg, feature)
         return None if inner is None else inner[0][:, 0]
 
-    def factor(self, factor: ir.Factor) -> tuple[np.ndarray, list[str]] | None:
-        """(columns (N, c), their names), or None after recording a problem."""
+    def factor(self, factor: ir.Factor, feature: bool = True
+               ) -> tuple[np.ndarray, list[str]] | None:
+        """(columns (N, c), their names), or None after recording a problem; ``feature``:
+        a feature's factor (else an offset's: no hint of a categorical feature)."""
         if isinstance(factor, ir.Column):
-            values = self._column(factor, numeric=True)
+            values = self._column(factor, numeric=True, feature=feature)
             return None if values is None else (values[:, None], [factor.name])
-        values = self._input(factor)
+        values = self._input(factor, feature)
         if values is None:
             return None
         entry = TRANSFORMS[factor.kind.name]
@@ -185,7 +188,7 @@ class Features:
             row_terms += [term_text(term)] * len(names)
         offset = None
         if model.response.offset is not None:
-            got = self.factor(model.response.offset)
+            got = self.factor(model.response.offset, feature=False)
             if got is None:
                 ok = False
             else:

@@ -22,6 +22,9 @@ def read_frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
     messages: CSV rows are named by their line in the file)."""
     if isinstance(data, pd.DataFrame):
         return data
+    if not isinstance(data, str | Path):
+        raise DataError(f"data are a pandas DataFrame or the path of a CSV or Parquet file; got "
+                        f"a {type(data).__name__}")
     path = Path(data)
     if not path.is_file():
         raise DataError(f"data file '{path}' not found")

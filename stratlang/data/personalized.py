@@ -71,12 +71,19 @@ def bind_covariates(binder: Binder, encode: pd.DataFrame | None = None) -> list:
     return encoded
 
 
-def bind_personalized(model: ir.Model, frame: pd.DataFrame) -> PersonalizedDesign:
+def bind_personalized(model: ir.Model, frame: pd.DataFrame,
+                      features: FeatureState | None = None) -> PersonalizedDesign:
+    """Binds a frame (``features``: a state learned before, else learned here)."""
     if model.personalize is None:
         raise StratlangError(f"model '{model.name}' is not personalized")
     frame, dropped = drop_missing(model, frame)
     binder = Binder(model, frame)
-    bound = bind_features(binder)
+    if len(frame) == 0:
+        binder.out.error("the data have no records" + (
+            " left: every one misses a value (missing drop)" if dropped else ""),
+            model.missing_span if dropped else None)
+        binder.out.raise_if_any()
+    bound = bind_features(binder, features)
     encoded = bind_response(binder)
     weight = bind_weights(binder)
     covariates = bind_covariates(binder)

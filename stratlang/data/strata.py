@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..kinds.graphs import GRAPHS, GraphError, canon, canon_text
 from ..language import ir
+from ..language.policies import UNSEEN_POLICIES
 from ..solvers.graphs import Graph
 from .frames import Binder, rows_phrase
 
@@ -88,7 +89,7 @@ def _declared(spec: ir.NodeSpec) -> list:
     return spec.labels() if isinstance(spec, ir.IntRange) else [canon(v) for v in spec]
 
 
-UNSEEN = ("error", "common", "hub")  # what predict does with values that are no node
+UNSEEN = UNSEEN_POLICIES  # what predict does with values that are no node
 
 
 def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "error",
@@ -186,9 +187,15 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
         values = [tuple(canon(s.iloc[i]) for s in series) for i in bad]
         shown = sorted({repr(v[0] if len(v) == 1 else v) for v in values})[:5]
         where = "', '".join(strat.columns)
+        as_text = [{canon_text(v) for v in labels} for labels in factor.column_labels]
+        same_text = all(all(canon_text(x) in known for x, known in zip(v, as_text, strict=True))
+                        for v in values)
+        hint = ("the values match nodes only as text (e.g. '1' and 1): give the column the "
+                "type it had when the model was fitted" if same_text and not factor.text_labels
+                else _unseen_hint(factor, unseen))
         binder.out.error(f"column '{where}' has values that are not nodes of its graph: "
                          + ", ".join(shown) + " in " + rows_phrase(binder.frame, bad), spans[0],
-                         _unseen_hint(factor, unseen))
+                         hint)
         return None
     if len(idx_per_col) == 1:
         idx = idx_per_col[0]

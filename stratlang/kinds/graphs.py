@@ -8,6 +8,7 @@ nodes then fix the order and must cover the file's.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +30,16 @@ class GraphError(Exception):
 
 
 def canon(value: Any) -> Any:
-    """A plain Python node label: numpy scalars unwrapped, integral floats made ints."""
-    if hasattr(value, "item"):
-        value = value.item()
+    """A plain Python label: numpy scalars unwrapped, integral floats made ints, and any
+    other kind of value (a date, a decimal…) its text, so that labels save as JSON."""
+    if hasattr(value, "item") and not isinstance(value, str):
+        with contextlib.suppress(TypeError, ValueError):  # (not all have a scalar to unwrap)
+            value = value.item()
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    return value
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -178,18 +183,25 @@ def edge_list_of(graph: Any) -> tuple[list, np.ndarray, np.ndarray]:
     if isinstance(graph, pd.DataFrame):
         return _edges_from_table(graph.reset_index(drop=True), "the edge-list DataFrame")
     if hasattr(graph, "nodes") and hasattr(graph, "edges"):  # networkx, by its interface
+        if getattr(graph, "is_directed", lambda: False)():
+            raise GraphError("the networkx graph is directed: give an undirected one (e.g. "
+                             "G.to_undirected())")
         labels = [canon_text(v) for v in graph.nodes]
         if len(set(labels)) != len(labels):
             raise GraphError("the networkx graph has nodes whose labels are equal as text")
         index = {v: i for i, v in enumerate(graph.nodes)}
         edges = list(graph.edges(data="weight", default=1.0))
         pairs = np.array([(index[a], index[b]) for a, b, _ in edges], dtype=np.int64).reshape(-1, 2)
-        weights = np.array([w for _, _, w in edges], dtype=float)
+        weights = pd.to_numeric(pd.Series([w for _, _, w in edges], dtype=object),
+                                errors="coerce").to_numpy(dtype=float)
         if len(weights) and not np.all(np.isfinite(weights) & (weights > 0)):
             raise GraphError("the networkx graph's edge weights must be positive numbers")
         return labels, pairs, weights
     if isinstance(graph, tuple) and len(graph) == 2:
         matrix, labels = graph
+        if isinstance(labels, str) or not hasattr(labels, "__len__"):
+            raise GraphError("an adjacency is given with its node labels: (matrix, labels), "
+                             "labels a list")
         return _adjacency(matrix, [canon_text(v) for v in labels])
     raise GraphError(f"cannot read a graph from a {type(graph).__name__}: give a networkx "
                      "graph, (adjacency matrix, labels), an edge-list DataFrame or a CSV path")
@@ -198,16 +210,21 @@ def edge_list_of(graph: Any) -> tuple[list, np.ndarray, np.ndarray]:
 def _adjacency(matrix: Any, labels: list) -> tuple[list, np.ndarray, np.ndarray]:
     import scipy.sparse as sp
 
-    a = sp.coo_matrix(matrix)
+    try:
+        a = sp.csr_matrix(matrix, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise GraphError(f"the adjacency is not a matrix of numbers: {err}") from None
+    a.sum_duplicates()
+    a.eliminate_zeros()  # a stored 0 is no edge
     n = len(labels)
     if a.shape != (n, n):
         raise GraphError(f"the adjacency matrix is {a.shape[0]} × {a.shape[1]} but {n} labels "
                          "are given")
     if len(set(labels)) != n:
         raise GraphError("the adjacency's labels repeat a label")
-    dense_check = sp.csr_matrix(a)
-    if (abs(dense_check - dense_check.T) > 1e-12 * (1 + abs(dense_check).max())).nnz:
+    if a.nnz and (abs(a - a.T) > 1e-12 * (1 + abs(a).max())).nnz:
         raise GraphError("the adjacency matrix must be symmetric (an undirected graph)")
+    a = a.tocoo()
     upper = a.row < a.col
     weights = a.data[upper].astype(float)
     if len(weights) and not np.all(np.isfinite(weights) & (weights > 0)):

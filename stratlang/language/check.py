@@ -11,6 +11,7 @@ from . import ast, ir
 from .errors import Collector, Diagnostic, Span, did_you_mean
 from .params import from_spec, literal, resolve_args
 from .personalize import PERSONALIZE_OPTIONS
+from .policies import MISSING_POLICIES
 from .printer import factor_text, term_text
 from .vocabulary import Registry, Vocabulary
 
@@ -255,6 +256,11 @@ class Checker:
             products = []
             for product in written.products:
                 factors = tuple(self.factor(v) for v in product.factors)
+                if len(factors) > 1 and any(isinstance(f, ir.Column) and f.name == "intercept"
+                                            for f in factors):
+                    self.error("intercept in a product is the product without it: leave it "
+                               "out", product.span)
+                    factors = (None,)
                 products.append(None if any(f is None for f in factors) else factors)
             if any(p is None for p in products):
                 continue
@@ -281,9 +287,9 @@ class Checker:
         if stmt is None:
             return "error"
         policy = stmt.policy.value
-        if policy not in ir.MISSING_POLICIES:
+        if policy not in MISSING_POLICIES:
             self.error(f"unknown missing-value policy '{policy}'"
-                       + did_you_mean(policy, ir.MISSING_POLICIES), stmt.policy.span)
+                       + did_you_mean(policy, MISSING_POLICIES), stmt.policy.span)
             return "error"
         return policy
 

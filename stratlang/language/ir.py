@@ -8,13 +8,16 @@ produced a node are kept (for positioned data errors) but excluded from equality
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import Source, Span, StratlangError
+from .errors import OptionError, Source, Span, StratlangError, did_you_mean
 
 NO_SPAN = field(default=None, compare=False, repr=False)
 
@@ -199,9 +202,6 @@ class Solver:
     span: Span | None = NO_SPAN
 
 
-MISSING_POLICIES = ("error", "drop")
-
-
 @dataclass(frozen=True)
 class Model:
     name: str
@@ -216,7 +216,7 @@ class Model:
     data_span: Span | None = field(default=None, compare=False, repr=False)
     weights: str | None = None  # a column of nonnegative record weights
     weights_span: Span | None = field(default=None, compare=False, repr=False)
-    missing: str = "error"  # what to do with rows holding missing values: MISSING_POLICIES
+    missing: str = "error"  # rows holding missing values: one of MISSING_POLICIES
     missing_span: Span | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -249,13 +249,24 @@ class Model:
         return {k: h for k, h in self.hypers().items() if h.is_sweep}
 
     def weight_values(self, overrides: dict[str, float] | None = None) -> dict[str, float]:
-        """Every weight's value; a sweep must be given one in ``overrides``."""
+        """Every weight's value; a sweep must be given one in ``overrides`` (each a finite
+        number ≥ 0, like a weight written in the spec)."""
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise OptionError(f"weights must be a dict of hyper-parameter values by name; got "
+                              f"a {type(overrides).__name__}")
         overrides = dict(overrides or {})
         hypers = self.hypers()
-        unknown = set(overrides) - set(hypers)
-        if unknown:
-            raise StratlangError(f"unknown hyper-parameter(s) {sorted(unknown)}; this model has "
-                                 f"{sorted(hypers)}")
+        problems = []
+        for name, value in overrides.items():
+            if name not in hypers:
+                problems.append(f"unknown hyper-parameter {name!r}"
+                                + did_you_mean(str(name), hypers))
+            elif (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                  or not math.isfinite(value) or value < 0):
+                problems.append(f"hyper-parameter '{name}' must be a finite number ≥ 0; got "
+                                f"{value!r}")
+        if problems:
+            raise OptionError("\n".join(problems))
         out = {}
         for name, h in hypers.items():
             if name in overrides:

@@ -62,7 +62,8 @@ in_unit = interval(0, 1, problem="must lie between 0 and 1")
 at_least_one = interval(1, problem="must be at least 1")
 
 TYPE_WORDS = {"number": "a number", "int": "a whole number", "string": "a string",
-              "name": "a name", "bool": "true or false", "node": "a node label"}
+              "name": "a name", "bool": "true or false",
+              "node": "a label: a number, a name or a string"}
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,14 @@ class Options:
         """Every option's value: the defaults updated by ``given`` (None: the default).
         Raises :class:`OptionError` naming every unknown option and every bad value."""
         values = self.defaults()
+        if given is not None and not isinstance(given, Mapping):
+            raise OptionError(f"the options of {self.owner} are a dict of values by name; got a "
+                              f"{type(given).__name__}")
         problems = []
         for name, value in (given or {}).items():
+            if not isinstance(name, str):
+                problems.append(f"option names are text; got {name!r} (for {self.owner})")
+                continue
             if name not in self._by_name:
                 problems.append(self.unknown(name))
                 continue
