@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -288,10 +289,17 @@ def _warn(message, category, filename, lineno, file=None, line=None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns the exit status: 0 done, 1 a problem with the input,
+    the environment or the numbers (told in one message, never a traceback), 2 bad usage
+    (argparse's), 130 interrupted. A closed pipe (``| head``) ends quietly with 0."""
     args = _parser().parse_args(argv)
     warnings.showwarning = _warn
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _closed_pipe()
     except SpecError as err:
         print(err.format(), file=sys.stderr)
         return 1
@@ -301,12 +309,41 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # no traceback for users; --debug shows it
+    except MemoryError:
+        print("error: out of memory: the model or its data is too large for this machine "
+              "(fewer strata or backend 'dask' with workers elsewhere)", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file the command writes or reads outside the spec's checks
+        where = f" '{err.filename}'" if getattr(err, "filename", None) else ""
+        print(f"error: cannot access{where}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug: no traceback for users; --debug shows it
         if args.debug:
             raise
-        print(f"internal error: {type(err).__name__}: {err}\n(run with --debug for a "
-              "traceback, and please report it)", file=sys.stderr)
-        return 3
+        print(f"internal error (a bug in stratlang {_version()}): {type(err).__name__}: {err}\n"
+              "please report it to the stratlang developers with the command line, and the "
+              "traceback printed when you add --debug", file=sys.stderr)
+        return 1
+
+
+def _closed_pipe() -> int:
+    """The reader went away: like Unix tools, stop quietly. Later writes (and Python's
+    flush at exit) go to /dev/null instead of raising again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. captured output)
+        pass
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stratlang")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 if __name__ == "__main__":

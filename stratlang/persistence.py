@@ -4,6 +4,7 @@ directory a Dask fit with an ``output`` wrote (θ as Parquet parts)."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ def load_fitted(path: str | Path) -> FittedModel:
     path = Path(path)
     if path.is_dir():
         path = path / "model.json"
+    elif not path.is_file() and path.with_name(path.name + ".json").is_file():
+        path = path.with_name(path.name + ".json")  # the name given to save()
     if not path.is_file():
         raise StratlangError(f"fitted model '{path}' not found")
     try:
@@ -36,7 +39,15 @@ def load_fitted(path: str | Path) -> FittedModel:
     cls = kinds.get(meta.get("format")) if isinstance(meta, dict) else None
     if cls is None:
         raise StratlangError(f"'{path}' is not a stratlang fitted model")
-    arrays = np.load(path.with_suffix(".npz"), allow_pickle=False)
+    arrays_path = path.with_suffix(".npz")
+    try:
+        arrays = np.load(arrays_path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise StratlangError(f"the arrays of fitted model '{path}' cannot be read from "
+                             f"'{arrays_path}': {getattr(err, 'strerror', None) or err}"
+                             ) from None
+    if not isinstance(meta.get("spec"), str):
+        raise StratlangError(f"'{path}' is not a stratlang fitted model (it holds no spec)")
     model = Model(compile_spec(meta["spec"], meta.get("spec_file") or "<spec>",
                                check_files=False))
     if model.ir.kind != cls.kind:

@@ -100,7 +100,7 @@ def test_personalize_errors():
     assert problems(text) == [
         (1, 14, "personalized models support the losses 'squared', 'logistic'; got 'huber'"),
         (3, 12, "personalized models support the regularizers zero, sum_squares, l1, l2, elastic_net; got 'nuclear'"),
-        (4, 18, "'rank' must be at least 1"),
+        (4, 18, "'rank' must lie in [1, 1,000]"),
         (4, 20, "unknown option 'radus' for personalize; did you mean 'radius'?"),
         (5, 16, "unknown distance 'manhattan'; expected one of 'abs', 'discrete', 'euclidean', 'matrix'"),
         (6, 12, "distance 'abs' takes one column; use 'euclidean' for a group"),

@@ -31,7 +31,7 @@ def frame(rng) -> pd.DataFrame:
     ({"relax": 7.0}, "backend 'admm': option 'relax' must lie in (0, 2); got 7.0"),
     ({"max_itr": 10}, "unknown option 'max_itr' for backend 'admm'; did you mean 'max_iter'?"),
     ({"max_iter": 2.5}, "backend 'admm': option 'max_iter' must be a whole number; got 2.5"),
-    ({"max_iter": 0}, "backend 'admm': option 'max_iter' must be positive; got 0"),
+    ({"max_iter": 0}, "backend 'admm': option 'max_iter' must lie in [1, 10,000,000]; got 0"),
     ({"eps_abs": float("nan")}, "backend 'admm': option 'eps_abs' must be finite; got nan"),
     ({"adaptive": "yes"}, "backend 'admm': option 'adaptive' must be true or false; got 'yes'"),
     ({"penalty": True}, "backend 'admm': option 'penalty' must be a number; got True"),
@@ -93,7 +93,7 @@ def test_cli_options_are_validated(tmp_path, frame, capsys):
     assert "error: --workers applies to --backend dask" in capsys.readouterr().err
     assert main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--backend", "dask",
                  "--workers", "0"]) == 1
-    assert ("error: backend 'dask': option 'workers' must be positive; got 0"
+    assert ("error: backend 'dask': option 'workers' must lie in [1, 1,024]; got 0"
             in capsys.readouterr().err)
 
 

@@ -18,6 +18,7 @@ from ..language.vocabulary import Registry
 from .admm import AdmmBackend
 from .base import Backend, Fit, Objective, OptionValueError, PersonalizedFit, StratifiedFit
 from .dask import DaskBackend
+from .memory import refuse_if_too_large
 from .reference import CvxpyBackend
 from .subgradient import SubgradientBackend
 
@@ -143,6 +144,7 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
         given[entry.verbose_option] = verbose
         from_spec.discard(entry.verbose_option)
     resolved = entry.options.resolve(given)
+    refuse_if_too_large(entry.name, design, entry.memory(design, resolved))
     return Choice(entry, design, resolved, note, frozenset(from_spec))
 
 

@@ -16,13 +16,14 @@ import numpy as np
 from ..data.design import Design
 from ..kinds.regularizers import REGULARIZERS
 from ..language.errors import NumericalError, warn
-from ..language.params import Options, Param, interval, nonnegative, positive
+from ..language.params import Options, Param, interval, iterations, nonnegative, positive
 from ..solvers.admm import Result, State
 from .base import Backend, Objective, StratifiedFit
+from .memory import ADMM_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective, term_value
 
 ADMM_OPTIONS = Options("backend 'admm'", (
-    Param("max_iter", type="int", default=5000, check=positive, doc="iteration limit"),
+    Param("max_iter", type="int", default=5000, check=iterations, doc="iteration limit"),
     Param("eps_abs", default=1e-6, check=positive, doc="absolute tolerance"),
     Param("eps_rel", default=1e-6, check=nonnegative, doc="relative tolerance"),
     Param("penalty", default=1.0, check=positive, doc="initial ADMM step λ (1/ρ)"),
@@ -238,6 +239,9 @@ class AdmmBackend(Backend):
 
     def unsupported(self, design: Design) -> str | None:
         return unsupported(design)
+
+    def memory(self, design: Design, options: dict[str, Any]) -> int | None:
+        return stratified_need(design, ADMM_BYTES)
 
     def fit(self, design: Design, weights: dict[str, float], options: dict[str, Any],
             warm: Any = None) -> StratifiedFit:

@@ -151,6 +151,11 @@ class Backend:
         """Why this backend cannot fit the bound model, or None when it can."""
         return None
 
+    def memory(self, design: Any, options: dict[str, Any]) -> int | None:
+        """Bytes the fit needs at least (a lower bound), or None when not estimated (e.g.
+        the memory is another machine's)."""
+        return None
+
     def fit(self, design: Any, weights: dict[str, float], options: dict[str, Any],
             warm: Any = None) -> Fit:
         raise NotImplementedError

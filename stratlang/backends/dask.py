@@ -25,10 +25,11 @@ from ..data.design import Design, bind, drop_missing, report_dropped
 from ..data.features import learn_state, summarize
 from ..data.frames import Binder, frame_for, read_frame
 from ..data.strata import Strata
+from ..kinds.files import FileProblem
 from ..kinds.losses import LOSSES, Records
 from ..language import ir
-from ..language.errors import DataWarning, NumericalError, SpecError, StratlangError
-from ..language.params import Param, positive
+from ..language.errors import DataError, DataWarning, NumericalError, SpecError, StratlangError
+from ..language.params import Param, count
 from .admm import (
     ADMM_OPTIONS,
     RegularizerTerm,
@@ -56,9 +57,9 @@ DASK_OPTIONS = ADMM_OPTIONS.extended(
     Param("scheduler", type="string", default=None, accepts=_is_client,
           doc="address of a Dask scheduler (tcp://host:8786), or a distributed.Client from "
               "Python; without it a LocalCluster"),
-    Param("workers", type="int", default=2, check=positive,
+    Param("workers", type="int", default=2, check=count(1024),
           doc="worker processes of the LocalCluster started when no scheduler is given"),
-    Param("blocks", type="int", default=None, check=positive,
+    Param("blocks", type="int", default=None, check=count(1_000_000),
           doc="blocks of strata (default: one per worker thread of the cluster)"),
     Param("output", type="string", default=None, path=True,
           doc="directory the workers write θ to (Parquet parts, plus model.json): θ never "
@@ -143,7 +144,15 @@ def partitioned(model: ir.Model, data, graphs: dict[str, Any] | None = None
     bad = [f for f in files if Path(f).suffix not in (".parquet", ".csv")]
     if bad:
         raise StratlangError(f"'{data}' matches '{bad[0]}': only .parquet and .csv files are read")
-    return Partitioned(model, tuple((f, dask.delayed(read_frame)(f)) for f in files), graphs)
+    return Partitioned(model, tuple((f, dask.delayed(_read_partition)(f)) for f in files), graphs)
+
+
+def _read_partition(path: str) -> pd.DataFrame:
+    """One partition's frame, read on a worker (a bad file is a DataError naming it)."""
+    try:
+        return read_frame(path)
+    except FileProblem as problem:
+        raise DataError(str(problem)) from None
 
 
 def is_partitioned_path(data: str) -> bool:
@@ -425,8 +434,8 @@ def _records_from_partitions(client, parts: Partitioned, frames, design: Design,
                for b in range(len(blocks))]
     dropped: dict[str, int] = {}
     for counts in client.gather([client.submit(_dropped, piece, pure=False) for piece in bound]):
-        for column, count in counts.items():
-            dropped[column] = dropped.get(column, 0) + count
+        for column, rows in counts.items():
+            dropped[column] = dropped.get(column, 0) + rows
     report_dropped(dropped)
     rows = client.gather([client.submit(_initial_summary, design.loss.name, dict(
         design.loss_params), r, (n, m), pure=False) for r in records])

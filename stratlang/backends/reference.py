@@ -19,9 +19,10 @@ from ..data.design import Design
 from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.errors import NumericalError, warn
-from ..language.params import Options, Param, Rule, positive
+from ..language.params import Options, Param, Rule, iterations
 from ..solvers.graphs import lifted_incidence
 from .base import Backend, StratifiedFit
+from .memory import CVXPY_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective
 
 GOOD = ("optimal",)  # CVXPY's status strings (cvxpy is imported only to solve)
@@ -53,7 +54,7 @@ class CvxpyBackend(Backend):
               check=Rule(_installed, _not_installed, "an installed CVXPY solver"),
               doc="the CVXPY solver (clarabel, scs, osqp, ecos, ...); CVXPY chooses when absent"),
         Param("verbose", type="bool", default=False, doc="print the solver's log"),
-        Param("max_iters", type="int", default=None, check=positive,
+        Param("max_iters", type="int", default=None, check=iterations,
               doc="iteration limit passed to the solver"),
     ))
 
@@ -61,6 +62,9 @@ class CvxpyBackend(Backend):
         return (super().wrong_family(model) + "; the model is non-convex: the CVXPY reference "
                 "evaluates its objective and solves its convex pieces (see "
                 "stratlang.backends.personalized_reference)")
+
+    def memory(self, design: Design, options: dict[str, Any]) -> int | None:
+        return stratified_need(design, CVXPY_BYTES)
 
     def fit(self, design: Design, weights: dict[str, float], options: dict[str, Any],
             warm: Any = None) -> StratifiedFit:

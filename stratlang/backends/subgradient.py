@@ -23,7 +23,7 @@ from ..kinds.losses import LOSSES
 from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.errors import NumericalError, StratlangError
-from ..language.params import Options, Param, interval, positive
+from ..language.params import Options, Param, count, interval
 from .base import Backend, Objective, PersonalizedFit
 
 
@@ -169,7 +169,7 @@ class SubgradientBackend(Backend):
     options = Options("backend 'subgradient'", (
         Param("validation", default=0.1, check=interval(0, 0.5, closed="[)"),
               doc="share of samples held out for early stopping"),
-        Param("patience", type="int", default=20, check=positive,
+        Param("patience", type="int", default=20, check=count(1_000_000),
               doc="epochs without validation improvement before stopping"),
         Param("progress", type="bool", default=None, doc="show a progress line"),
     ))

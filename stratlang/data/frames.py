@@ -12,31 +12,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..kinds.files import FileProblem, read_csv, read_parquet
 from ..kinds.graphs import canon
 from ..language import ir
-from ..language.errors import Collector, DataError, Span, describe_rows, did_you_mean
+from ..language.errors import (
+    Collector,
+    DataError,
+    Diagnostic,
+    Span,
+    SpecError,
+    describe_rows,
+    did_you_mean,
+)
+
+MAX_MAGNITUDE = 1e150  # numbers in the data: their squares and products stay finite
 
 
 def read_frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
     """A DataFrame from a frame, a CSV path or a Parquet path (the path is remembered for
-    messages: CSV rows are named by their line in the file)."""
+    messages: CSV rows are named by their line in the file). Raises FileProblem."""
     if isinstance(data, pd.DataFrame):
         return data
     if not isinstance(data, str | Path):
         raise DataError(f"data are a pandas DataFrame or the path of a CSV or Parquet file; got "
                         f"a {type(data).__name__}")
     path = Path(data)
-    if not path.is_file():
-        raise DataError(f"data file '{path}' not found")
-    try:
-        if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
-            frame.attrs["file"] = str(path)
-            return frame
-        frame = pd.read_csv(path, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            OSError, ValueError) as err:
-        raise DataError(f"cannot read data file '{path}': {err}") from None
+    if path.suffix == ".parquet":
+        frame = read_parquet(path, "data file")
+        frame.attrs["file"] = str(path)
+        return frame
+    frame = read_csv(path, "data file", skipinitialspace=True)
     frame.attrs["source"] = frame.attrs["file"] = str(path)
     return frame
 
@@ -92,23 +97,37 @@ class Binder:
         values = pd.to_numeric(series, errors="coerce")
         if series.dtype == bool:
             values = series.astype(float)
-        bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
+        numbers = values.to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(numbers))
         if len(bad):
-            text = np.isnan(values.to_numpy(dtype=float)[bad]).all()  # words, not overflow
+            text = np.isnan(numbers[bad]).all()  # words, not overflow
             self.out.error(f"column '{name}' must be numeric; {values_phrase(series, bad)} in "
                            + rows_phrase(self.frame, bad), span, hint if text else None)
             return None
-        return values.to_numpy(dtype=float)
+        huge = np.flatnonzero(np.abs(numbers) > MAX_MAGNITUDE)
+        if len(huge):  # their squares would overflow in the solvers
+            self.out.error(f"column '{name}' has values beyond ±{MAX_MAGNITUDE:.0e}: "
+                           f"{values_phrase(series, huge)} in {rows_phrase(self.frame, huge)}; "
+                           "rescale the column", span)
+            return None
+        return numbers
 
 
 
 
 def frame_for(model: ir.Model, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
     """The frame a model is bound to: ``data`` (a frame, a CSV or Parquet path), or the
-    file of the spec's ``data`` statement (relative to the spec)."""
+    file of the spec's ``data`` statement (relative to the spec; a problem with it is
+    positioned at the statement)."""
     if data is not None:
-        return read_frame(data)
+        try:
+            return read_frame(data)
+        except FileProblem as problem:
+            raise DataError(str(problem)) from None
     if model.data is None:
         raise DataError(f"model '{model.name}' names no data: pass data to fit, or add a "
                         "'data \"file.csv\"' statement")
-    return read_frame(model.directory / model.data)
+    try:
+        return read_frame(model.directory / model.data)
+    except FileProblem as problem:
+        raise SpecError([Diagnostic(str(problem), model.data_span, model.source)]) from None

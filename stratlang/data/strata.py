@@ -3,6 +3,7 @@ stratum (its index in the C-ordered product of the factors' nodes)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from ..kinds.graphs import GRAPHS, GraphError, canon, canon_text
-from ..language import ir
+from ..language import ir, limits
 from ..language.policies import UNSEEN_POLICIES
 from ..solvers.graphs import Graph
-from .frames import Binder, rows_phrase
+from .frames import Binder, rows_phrase, values_phrase
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Strata:
 
     @property
     def k(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # exact, however large (np.prod would wrap around)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -77,8 +78,18 @@ class Strata:
         return [weights[f.hyper_name] for f in self.factors]
 
 
-def _observed(series: pd.Series) -> list:
+def _observed(binder: Binder, series: pd.Series, span) -> list | None:
+    """The distinct values of a stratification column, sorted: its nodes. A column mixing
+    numbers and text (1 and '1' would be two nodes) is an error naming the rows."""
     values = [canon(v) for v in pd.unique(series)]
+    texts = {v for v in values if isinstance(v, str)}
+    if texts and len(texts) < len(values):
+        kinds = series.map(lambda v: isinstance(canon(v), str)).to_numpy()
+        fewer = np.flatnonzero(kinds if kinds.sum() <= len(kinds) / 2 else ~kinds)
+        binder.out.error(f"column '{series.name}' mixes numbers and text: "
+                         f"{values_phrase(series, fewer)} in {rows_phrase(binder.frame, fewer)} "
+                         "differ in kind from the others; give the column one type", span)
+        return None
     try:
         return sorted(values)
     except TypeError:
@@ -115,6 +126,10 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
         per_factor.append(_locate(binder, strat, factor, series, spans,
                                   unseen if fitted is not None else None))
     strata = fitted or Strata(tuple(factors))
+    if fitted is None and strata.k > limits.MAX_STRATA:
+        binder.out.error(f"the strata number K = {' × '.join(f'{n:,}' for n in strata.shape)} = "
+                         f"{strata.k:,}; a model has at most {limits.MAX_STRATA:,} strata",
+                         model.strata[0].span)
     if any(p is None for p in per_factor) or binder.out.diagnostics:
         return strata, None, None
     if not per_factor:
@@ -137,17 +152,31 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series,
         if any(s is None for s in series):
             return None
         node_lists = []
-        for s in series:
-            observed = _observed(s)
+        spans = strat.column_spans or (strat.span,) * len(strat.columns)
+        for s, span in zip(series, spans, strict=True):
+            observed = _observed(binder, s, span)
+            if observed is None:
+                return None
             if kind.integer_lattice and all(isinstance(v, int) and not isinstance(v, bool)
                                             for v in observed):
+                if observed[-1] - observed[0] >= limits.MAX_NODES:  # before filling it in
+                    node_lists.append([None] * limits.MAX_NODES + [None])
+                    continue
                 observed = list(range(observed[0], observed[-1] + 1))  # a lattice has no gaps
             node_lists.append(observed)
+    if node_lists is not None:
+        sizes = [len(n) for n in node_lists]
+        if problem := limits.factor_too_large(kind.name, sizes, kind.edge_count(sizes)):
+            binder.out.error(problem, strat.graph.span)
+            return None
     try:
         built = kind.build(node_lists, strat.graph.p, binder.model.directory,
                            supplied=supplied, column=strat.columns[0])
     except GraphError as err:
         binder.out.error(str(err), strat.graph.span)
+        return None
+    if problem := limits.factor_too_large(kind.name, [built.graph.n], built.graph.n_edges):
+        binder.out.error(problem, strat.graph.span)
         return None
     column_labels = (tuple(tuple(n) for n in node_lists)
                      if node_lists is not None and len(node_lists) > 1 else (built.labels,))

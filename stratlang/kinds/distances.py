@@ -13,6 +13,8 @@ import pandas as pd
 from ..language.params import Param
 from ..language.vocabulary import Registry
 from ..solvers import distances as d
+from .files import FileProblem, read_csv
+from .graphs import canon_text
 
 DISTANCES: Registry[Metric] = Registry("distance")
 
@@ -20,6 +22,39 @@ DISTANCES: Registry[Metric] = Registry("distance")
 class MetricError(Exception):
     """A problem with a metric's data; the binder positions it in the spec."""
 
+
+def read_matrix(path: Path) -> pd.DataFrame:
+    """A square table of distances between categories: the first column and the header
+    name the categories (the same, in the same order); every entry a number ≥ 0, the
+    diagonal 0, the table symmetric. Problems name the file's line (line 1: the header)."""
+    try:
+        table = read_csv(path, "distance file", index_col=0, dtype=str)
+    except FileProblem as problem:
+        raise MetricError(str(problem)) from None
+    where = f"distance file '{path}'"
+    rows = [canon_text(v) for v in table.index]
+    columns = [canon_text(v) for v in table.columns]
+    if rows != columns:
+        raise MetricError(f"{where} must be square with the same labels, in the same order, in "
+                          f"its first column and its header ({len(rows)} rows, "
+                          f"{len(columns)} columns)")
+    values = table.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+
+    def place(i: int, j: int) -> str:
+        return f"line {i + 2}, column '{columns[j]}'"
+
+    for test, problem in ((~np.isfinite(values), "is not a number"),
+                          (values < 0, "is negative: a distance is ≥ 0"),
+                          (np.abs(values - values.T) > 1e-12 * (1 + np.abs(values)),
+                           "differs from its mirror entry: a distance is symmetric"),
+                          (np.eye(len(rows), dtype=bool) & (values != 0),
+                           "is not 0: a category is at distance 0 from itself")):
+        bad = np.argwhere(test)
+        if len(bad):
+            i, j = bad[0]
+            raise MetricError(f"{where} {place(i, j)}: {table.iat[i, j]!r} {problem}")
+    table = pd.DataFrame(values, index=rows, columns=columns)
+    return table
 
 @dataclass(frozen=True)
 class Metric:
@@ -94,15 +129,8 @@ class Matrix(Metric):
 
     def encode(self, values, p, base):
         path = base / p["file"]
-        if not path.is_file():
-            raise MetricError(f"distance file '{path}' not found")
-        table = pd.read_csv(path, index_col=0)
-        table.index = table.index.astype(str)
-        table.columns = table.columns.astype(str)
-        if list(table.index) != list(table.columns):
-            raise MetricError(f"distance file '{path}' must be square with the same labels on "
-                              "both axes")
-        labels = values.iloc[:, 0].astype(str)
+        table = read_matrix(path)
+        labels = values.iloc[:, 0].map(canon_text)
         unknown = sorted(set(labels) - set(table.index))
         if unknown:
             raise MetricError(f"distance file '{path}' has no entry for "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ import pandas as pd
 from ..language.params import Param
 from ..language.vocabulary import Registry
 from ..solvers import graphs as g
+from .files import FileProblem, read_csv
 
 GRAPHS: Registry[GraphKind] = Registry("graph")
 COMMON_NODE = "(common)"
@@ -64,6 +66,11 @@ class GraphKind:
         """The files (relative to the spec) this graph reads."""
         return ()
 
+    def edge_count(self, sizes: list[int]) -> int | None:
+        """How many edges the graph has on nodes of these sizes (one per column), before
+        it is built; None when the kind cannot tell (its edges come with it)."""
+        return None
+
     def build(self, nodes: list[list] | None, p: dict[str, Any], base: Path, *,
               supplied: Any = None, column: str = "") -> Built:
         """The graph on ``nodes`` (one label list per column: declared, or observed in the
@@ -77,6 +84,9 @@ class Path_(GraphKind):
     name = "path"
     doc = "Consecutive nodes joined (time, ordered categories): θ varies smoothly."
 
+    def edge_count(self, sizes):
+        return max(sizes[0] - 1, 0)
+
     def build(self, nodes, p, base, *, supplied=None, column=""):
         return Built(tuple(nodes[0]), g.path_graph(len(nodes[0])))
 
@@ -86,6 +96,9 @@ class Cycle(GraphKind):
     name = "cycle"
     doc = "A path whose ends are joined (hour of day, day of week, angle)."
 
+    def edge_count(self, sizes):
+        return sizes[0] if sizes[0] >= 3 else max(sizes[0] - 1, 0)
+
     def build(self, nodes, p, base, *, supplied=None, column=""):
         return Built(tuple(nodes[0]), g.cycle_graph(len(nodes[0])))
 
@@ -94,6 +107,9 @@ class Cycle(GraphKind):
 class Complete(GraphKind):
     name = "complete"
     doc = "Every pair of nodes joined: all models pulled toward each other."
+
+    def edge_count(self, sizes):
+        return sizes[0] * (sizes[0] - 1) // 2
 
     def build(self, nodes, p, base, *, supplied=None, column=""):
         return Built(tuple(nodes[0]), g.complete_graph(len(nodes[0])))
@@ -105,6 +121,9 @@ class Star(GraphKind):
     doc = (f"Every node joined to a center; without a center (or with one absent from the "
            f"data) a hub node '{COMMON_NODE}' with no data is added: the common model.")
     params = (Param("center", type="node", default=None, doc="the hub node's label"),)
+
+    def edge_count(self, sizes):
+        return sizes[0]  # at most: a hub may be added
 
     def build(self, nodes, p, base, *, supplied=None, column=""):
         labels = list(nodes[0])
@@ -123,6 +142,10 @@ class Grid(GraphKind):
     multi_column = True
     integer_lattice = True
 
+    def edge_count(self, sizes):
+        total = math.prod(sizes)
+        return sum(total // n * (n - 1) for n in sizes if n)
+
     def build(self, nodes, p, base, *, supplied=None, column=""):
         shape = tuple(len(n) for n in nodes)
         labels = tuple(itertools.product(*nodes)) if len(nodes) > 1 else tuple(nodes[0])
@@ -131,12 +154,10 @@ class Grid(GraphKind):
 
 def read_edge_file(path: Path) -> tuple[list, np.ndarray, np.ndarray]:
     """(node labels in order of appearance, (E, 2) index pairs, weights)."""
-    if not path.is_file():
-        raise GraphError(f"graph file '{path}' not found")
     try:
-        table = pd.read_csv(path, dtype=str, comment="#", skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise GraphError(f"cannot read graph file '{path}': {err}") from None
+        table = read_csv(path, "graph file", dtype=str, comment="#", skipinitialspace=True)
+    except FileProblem as problem:
+        raise GraphError(str(problem)) from None
     return _edges_from_table(table, f"graph file '{path}'", "lines", 2)
 
 
@@ -176,10 +197,7 @@ def edge_list_of(graph: Any) -> tuple[list, np.ndarray, np.ndarray]:
     attribute 'weight', default 1), ``(scipy sparse or dense adjacency, labels)``, a pandas
     edge list (source, target[, weight]), or the path of an edge-list CSV file."""
     if isinstance(graph, str | Path):
-        path = Path(graph)
-        if not path.is_file():
-            raise GraphError(f"graph file '{path}' not found")
-        return read_edge_file(path)
+        return read_edge_file(Path(graph))
     if isinstance(graph, pd.DataFrame):
         return _edges_from_table(graph.reset_index(drop=True), "the edge-list DataFrame")
     if hasattr(graph, "nodes") and hasattr(graph, "edges"):  # networkx, by its interface

@@ -33,9 +33,11 @@ def _numeric(raw: np.ndarray, problems: list[Problem]) -> np.ndarray:
                 out[i, j] = float(v)
             except (TypeError, ValueError):
                 bad[i] = True
-    bad |= ~np.isfinite(out).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        bad |= ~(np.abs(out) <= 1e150).all(axis=1)  # NaN, ±inf, or squares that overflow
     if bad.any():
-        problems.append(Problem("must hold finite numbers", np.flatnonzero(bad)))
+        problems.append(Problem("must hold finite numbers (of magnitude at most 1e+150)",
+                                np.flatnonzero(bad)))
     return out
 
 

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import ast, ir
+from . import ast, ir, limits
 from .errors import Collector, Diagnostic, Span, did_you_mean
 from .params import from_spec, literal, resolve_args
+from .paths import shown, unopenable
 from .personalize import PERSONALIZE_OPTIONS
 from .policies import MISSING_POLICIES
 from .printer import factor_text, term_text
@@ -91,6 +92,10 @@ class Checker:
             if step == 0 or (value.stop.value - value.start.value) * step < 0:
                 self.error("empty node range", value.span)
                 return None
+            if (value.stop.value - value.start.value) // step + 1 > limits.MAX_NODES:
+                self.error(f"a node range of {(value.stop.value - value.start.value) // step + 1:,} "
+                           f"nodes; a factor has at most {limits.MAX_NODES:,}", value.span)
+                return None
             return ir.IntRange(value.start.value, value.stop.value, step)
         if isinstance(value, ast.ListValue):
             labels = []
@@ -156,8 +161,9 @@ class Checker:
         name = self.model_name(first.get("model"))
         data = first["data"].path.value if "data" in first else None
         data_span = first["data"].path.span if "data" in first else None
-        if data is not None and self.base is not None and not (self.base / data).is_file():
-            self.error(f"data file '{data}' not found (looked in {self.base})", data_span)
+        if data is not None and self.base is not None and (problem := unopenable(self.base / data)):
+            self.error(f"data file '{shown(data)}' {problem} (looked in {shown(self.base)})",
+                       data_span)
 
         response = first.get("response")
         if response is None:
@@ -365,9 +371,14 @@ class Checker:
                 nodes = self.declared_nodes(opts["nodes"].value, len(cols))
                 if nodes is None:
                     continue
+                sizes = [len(n.labels()) if isinstance(n, ir.IntRange) else len(n) for n in nodes]
+                if problem := limits.factor_too_large(entry.name, sizes, entry.edge_count(sizes)):
+                    self.error(problem, stmt.graph.span)
+                    continue
             for name in entry.files(ref.p) if self.base is not None else ():
-                if not (self.base / name).is_file():
-                    self.error(f"graph file '{name}' not found (looked in {self.base})",
+                if problem := unopenable(self.base / name):
+                    self.error(f"graph file '{shown(name)}' {problem} "
+                               f"(looked in {shown(self.base)})",
                                stmt.graph.args[0].value.span if stmt.graph.args else stmt.graph.span)
             out.append(ir.Stratification(tuple(c.value for c in cols), ref, weight, nodes,
                                          stmt.span, tuple(c.span for c in cols)))
@@ -474,10 +485,15 @@ def check(spec: ast.Spec, vocabulary: Vocabulary, base: Path | None = None,
     listing every problem, sorted. ``base``: where the spec's files are looked for (None:
     they are not checked); ``prior``: the parser's diagnostics."""
     checker = Checker(spec, base, vocabulary)
-    checker.out.diagnostics.extend(prior)
     model = checker.run()
-    if prior:  # syntax errors removed lines: drop complaints about what is now missing
-        checker.out.diagnostics = [d for d in checker.out.diagnostics if d.span is not None]
+    if prior:
+        # syntax errors removed or masked text: drop complaints about what is now missing
+        # and about the stand-in at a place already reported
+        reported = {(d.span.line, d.span.column) for d in prior if d.span is not None}
+        checker.out.diagnostics = [
+            d for d in checker.out.diagnostics
+            if d.span is not None and (d.span.line, d.span.column) not in reported]
+    checker.out.diagnostics[:0] = prior
     checker.out.raise_if_any()
     assert model is not None
     return model

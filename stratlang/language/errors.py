@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +30,10 @@ class Source:
         return Path(self.filename).resolve().parent if named else Path.cwd()
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        """Line ``number`` as the lexer counts lines: only '\\n' ends one (a form feed or
+        U+2028 does not), and a '\\r' before it belongs to the break."""
+        lines = self.text.split("\n")
+        return lines[number - 1].removesuffix("\r") if 0 < number <= len(lines) else ""
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ class Diagnostic:
             line = self.source.line(s.line)
             if line or s.column == 1:
                 end = s.end_column if s.end_line == s.line else len(line) + 1
-                width = max(1, end - s.column)
-                text += f"\n    {line}\n    {' ' * (s.column - 1)}{'^' * width}"
+                shown, before, width = excerpt(line, s.column, max(end, s.column + 1))
+                text += f"\n    {shown}\n    {' ' * before}{'^' * max(1, width)}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text
@@ -78,6 +81,40 @@ class Diagnostic:
             out.update(line=self.span.line, column=self.span.column,
                        end_line=self.span.end_line, end_column=self.span.end_column)
         return out
+
+
+def _cell(char: str, at: int) -> tuple[str, int]:
+    """A character as a terminal shows it, and its width there: a tab to the next stop of
+    8, a control or separator character as '\\ufffd', a wide (CJK) character two."""
+    if char == "\t":
+        pad = 8 - at % 8
+        return " " * pad, pad
+    if not char.isprintable():
+        return "\ufffd", 1
+    return char, 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def excerpt(line: str, column: int, end: int, room: int = 100) -> tuple[str, int, int]:
+    """(the line as shown, the caret's offset, the caret's width) for the characters
+    ``column`` .. ``end`` − 1 (1-based): tabs expanded, control characters made visible,
+    and a long line cut to about ``room`` columns around the span, with '…' where cut."""
+    first = max(0, min(column - 1, len(line)) - room // 2)
+    span_end = max(min(end - 1, column - 1 + room), column)  # a long span: its start only
+    last = min(len(line), span_end + room // 4)
+    if first <= 10:
+        first = 0
+    shown, at, before, width = "…" if first else "", 1 if first else 0, 0, 0
+    for i in range(first, last):
+        cell, size = _cell(line[i], at)
+        if i == column - 1:
+            before = at
+        if column - 1 <= i < min(end - 1, span_end):
+            width += size
+        shown += cell
+        at += size
+    if column - 1 >= last:
+        before = at
+    return shown + ("…" if last < len(line) else ""), before, width
 
 
 class StratlangError(Exception):

@@ -47,19 +47,30 @@ def interval(low: float | None = None, high: float | None = None, *, closed: str
         return above and below
 
     if high is None:
-        text = f"{'≥' if low_in else '>'} {low:g}"
+        text = f"{'≥' if low_in else '>'} {_number(low)}"
     elif low is None:
-        text = f"{'≤' if high_in else '<'} {high:g}"
+        text = f"{'≤' if high_in else '<'} {_number(high)}"
     else:
-        text = f"{closed[0]}{low:g}, {high:g}{closed[1]}"
+        text = f"{closed[0]}{_number(low)}, {_number(high)}{closed[1]}"
     return Rule(test, problem or f"must lie in {text}", text, (low, high, closed))
 
 
+def _number(value: float) -> str:
+    """1,000,000 for whole numbers, 0.5 and 1e-06 for others."""
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
+def count(high: int, low: int = 1) -> Rule:
+    """A count from ``low`` to ``high``, both included."""
+    return interval(low, high)
+
+
 positive = interval(0, closed="()", problem="must be positive")
+iterations = count(10_000_000)  # an iteration limit
+seeds = interval(0, 2**32 - 1)
 nonnegative = interval(0, problem="must be nonnegative")
 in_open_unit = interval(0, 1, closed="()", problem="must lie strictly between 0 and 1")
 in_unit = interval(0, 1, problem="must lie between 0 and 1")
-at_least_one = interval(1, problem="must be at least 1")
 
 TYPE_WORDS = {"number": "a number", "int": "a whole number", "string": "a string",
               "name": "a name", "bool": "true or false",

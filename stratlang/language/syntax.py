@@ -8,6 +8,7 @@ line-based, so this recovers cleanly).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -15,7 +16,7 @@ from importlib import resources
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import ast
+from . import ast, limits
 from .errors import Collector, Diagnostic, Source, Span, SpecError, did_you_mean
 
 STATEMENT_KEYWORDS = ("model", "data", "response", "features", "weights", "missing",
@@ -181,7 +182,7 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     line = getattr(err, "line", None) or 1
     col = getattr(err, "column", None) or 1
     if isinstance(err, UnexpectedEOF) or line < 1:
-        last = text.rstrip("\n").splitlines() or [""]
+        last = text.rstrip("\n").split("\n") or [""]
         line, col = len(last), len(last[-1]) + 1
         return Diagnostic("unexpected end of file", Span(line, col, line, col + 1), source)
     pos = getattr(err, "pos_in_stream", None)
@@ -217,9 +218,19 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
         return Diagnostic(f"unexpected '{shown}'; expected {_describe_expected(expected)}",
                           span, source)
     if isinstance(err, UnexpectedCharacters):
-        return Diagnostic(f"unexpected character '{text[pos]}'", Span(line, col, line, col + 1),
-                          source)
+        return Diagnostic(f"unexpected character {_shown_character(text[pos])}",
+                          Span(line, col, line, col + 1), source)
     return Diagnostic(str(err).splitlines()[0], span, source)
+
+
+def _shown_character(char: str) -> str:
+    """A character for a message: itself in quotes when printable, else its code point and
+    name (a line separator or a NUL would otherwise vanish or break the message)."""
+    if char.isprintable():
+        return f"'{char}'"
+    name = unicodedata.name(char, "") or {"\t": "TAB", "\r": "CARRIAGE RETURN"}.get(
+        char, "a control character")
+    return f"U+{ord(char):04X} ({name})"
 
 
 def _start_of_word(text: str, pos: int) -> int:
@@ -244,37 +255,102 @@ class ParseResult:
 _NUMBER_START = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|(?<![\w.])[+-]?\.?\d[\w.+-]*')
 
 
-def _mask_malformed_numbers(source: Source, collector: Collector) -> str:
-    """Reports words that start like a number but are not one (``1.2.3``, ``1e``) and
-    replaces them by a valid number of the same width, so parsing can go on."""
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """(line, column) of an offset, lines counted as the lexer counts them (at '\\n')."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _too_large(number: str) -> bool:
+    digits = number.lstrip("+-")
+    return len(digits) > 40 or abs(float(number)) > limits.MAX_NUMBER
+
+
+def _mask_malformed_numbers(text: str, collector: Collector) -> str:
+    """Reports words that start like a number but are not one (``1.2.3``, ``1e``), and
+    numbers beyond the magnitude limit, and replaces them by a valid number of the same
+    width, so parsing can go on."""
     out = []
     last = 0
-    text = source.text
     for match in _NUMBER_START.finditer(text):
         word = match.group(0)
         if word.startswith(('"', "#")):
             continue
         pieces = word.split("..")
-        if all(_NUMBER.fullmatch(p) for p in pieces if p) and all(pieces[:-1] or [True]):
-            continue
-        # a trailing '+'/'-' belongs to a following sum, not to the number
-        stripped = word.rstrip("+-")
-        if all(_NUMBER.fullmatch(p) for p in stripped.split("..")):
-            continue
-        line = text.count("\n", 0, match.start()) + 1
-        col = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
-        collector.error(f"malformed number '{word}'", Span(line, col, line, col + len(word)))
-        out.append(text[last:match.start()] + "0".ljust(len(word)))
-        last = match.end()
+        if not (all(_NUMBER.fullmatch(p) for p in pieces if p) and all(pieces[:-1] or [True])):
+            # a trailing '+'/'-' belongs to a following sum, not to the number
+            if not all(_NUMBER.fullmatch(p) for p in word.rstrip("+-").split("..")):
+                line, col = _position(text, match.start())
+                collector.error(f"malformed number '{word}'",
+                                Span(line, col, line, col + len(word)))
+                out.append(text[last:match.start()] + "0".ljust(len(word)))
+                last = match.end()
+                continue
+            pieces = word.rstrip("+-").split("..")
+        start, large = match.start(), False
+        for piece in pieces:
+            if piece and _too_large(piece):
+                line, col = _position(text, start)
+                shown = piece if len(piece) <= 24 else piece[:20] + "…"
+                collector.error(f"number '{shown}' is too large: a spec's numbers lie within "
+                                f"±{limits.MAX_NUMBER:.0e}", Span(line, col, line, col + len(piece)))
+                large = True
+            start += len(piece) + 2
+        if large:  # the whole word masked, a range by a valid range: no error follows from it
+            width = len("..".join(pieces))
+            out.append(text[last:match.start()]
+                       + ("0..0" if len(pieces) > 1 else "0").ljust(width))
+            last = match.start() + width
     out.append(text[last:])
     return "".join(out)
 
 
+_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[(\[{]|[)\]}]')
+
+
+def _mask_beyond_limits(text: str, collector: Collector) -> str:
+    """Blanks (after reporting) a spec beyond the size limit, each line beyond the length
+    limit, and each line whose brackets nest deeper than the depth limit — before the
+    parser, whose tree would follow the nesting down."""
+    if len(text) > limits.MAX_SPEC_CHARACTERS:
+        line, col = _position(text, limits.MAX_SPEC_CHARACTERS)
+        collector.error(f"the spec is longer than {limits.MAX_SPEC_CHARACTERS:,} characters",
+                        Span(line, col, line, col + 1))
+        text = text[:limits.MAX_SPEC_CHARACTERS]
+    lines = text.split("\n")
+    deepest = [0] * len(lines)
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        token = match.group(0)
+        if token[0] in "([{":
+            depth += 1
+            line = text.count("\n", 0, match.start())
+            if depth > limits.MAX_DEPTH and deepest[line] <= limits.MAX_DEPTH:
+                _, col = _position(text, match.start())
+                collector.error(f"brackets nest deeper than {limits.MAX_DEPTH} levels",
+                                Span(line + 1, col, line + 1, col + 1))
+            deepest[line] = max(deepest[line], depth)
+        elif token[0] in ")]}":
+            depth = max(0, depth - 1)
+    for number, line in enumerate(lines):
+        if len(line) > limits.MAX_LINE_CHARACTERS:
+            collector.error(f"line {number + 1} is longer than {limits.MAX_LINE_CHARACTERS:,} "
+                            "characters: break it after a ',' (or with a trailing '\\')",
+                            Span(number + 1, limits.MAX_LINE_CHARACTERS + 1, number + 1,
+                                 limits.MAX_LINE_CHARACTERS + 2))
+            lines[number] = ""
+        elif deepest[number] > limits.MAX_DEPTH:
+            lines[number] = " " * len(line)
+    return "\n".join(lines)
+
+
 def parse_recovering(text: str, filename: str = "<spec>") -> ParseResult:
-    """Parses as much as it can; every syntax error found is returned, in order."""
-    source = Source(text, filename)
+    """Parses as much as it can; every syntax error found is returned, in order. A byte
+    order mark at the start is not part of the spec."""
+    source = Source(text.removeprefix("\ufeff"), filename)
     collector = Collector(source)
-    work = _mask_malformed_numbers(source, collector)
+    work = _mask_beyond_limits(source.text, collector)
+    work = _mask_malformed_numbers(work, collector)
     for _ in range(_MAX_RECOVERIES):
         try:
             tree = _parser().parse(work)

@@ -53,6 +53,8 @@ class GraphEntry(Entry, Protocol):
 
     def files(self, p: dict[str, Any]) -> tuple[str, ...]: ...
 
+    def edge_count(self, sizes: list[int]) -> int | None: ...
+
 
 class DistanceEntry(Entry, Protocol):
     arity: str  # 'one' column, or 'many'
