@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test fuzz clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -22,5 +22,10 @@ test: $(STAMP)
 	$(BIN)/python -m ruff check stratlang solvers tests examples $(wildcard benchmarks)
 	$(BIN)/python -m pytest -q
 
+# the long fuzz profile (tests/fuzz_campaign.py): INPUTS generated and mutated specs
+INPUTS ?= 100000
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz_campaign --inputs $(INPUTS)
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis fuzz-failures

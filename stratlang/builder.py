@@ -116,9 +116,10 @@ class Spec:
         source = (model.ir if isinstance(model, Model) else model).source
         named = source is not None and not source.filename.startswith("<")
         spec = cls(directory=source.directory if named else None)
-        for line in text.splitlines():
-            words = line.split()
-            head = words[0]
+        for line in text.split("\n"):  # (a quoted label may hold U+2028: not a break)
+            if not line.strip():
+                continue
+            head = line.split()[0]
             if head == "regularize":
                 spec._set(("regularize", spec._terms), line)
                 spec._terms += 1

@@ -10,6 +10,7 @@ from .language import ir
 from .language.check import check
 from .language.errors import StratlangError
 from .language.printer import to_text as print_model
+from .language.reading import FileProblem, read_text
 from .language.syntax import parse_recovering
 from .language.vocabulary import Vocabulary
 
@@ -31,9 +32,10 @@ def read_spec(path_or_text: str | Path) -> tuple[str, str]:
     """(text, filename) from a path or from spec text."""
     if isinstance(path_or_text, Path) or looks_like_path(str(path_or_text)):
         path = Path(path_or_text)
-        if not path.is_file():
-            raise StratlangError(f"spec file '{path}' not found")
-        return path.read_text(encoding="utf-8"), str(path)
+        try:
+            return read_text(path, "spec file"), str(path)
+        except FileProblem as err:
+            raise StratlangError(str(err)) from None
     return str(path_or_text), "<spec>"
 
 

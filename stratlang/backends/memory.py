@@ -12,9 +12,9 @@ from ..language import limits
 from ..language.errors import Diagnostic, SpecError
 
 # bytes per parameter entry (K·d), per feature entry (N·n) and per Laplacian edge entry,
-# below what fits of 20,000 and 80,000 strata measured (ADMM ≈ 380–530 bytes per K·d,
-# CVXPY ≈ 3,900–4,800 bytes per K·d, both with N = 4K records)
-ADMM_BYTES = {"parameter": 160, "record": 32, "edge": 0}
+# below what fits measure (benchmarks/memory.py: with N = 4K records, ADMM ≈ 210–390
+# bytes per K·d, CVXPY ≈ 3,700–4,700)
+ADMM_BYTES = {"parameter": 96, "record": 16, "edge": 0}
 CVXPY_BYTES = {"parameter": 400, "record": 400, "edge": 400}
 
 

@@ -51,17 +51,24 @@ def rows_phrase(frame: pd.DataFrame, positions) -> str:
     positions = np.asarray(positions, dtype=int)
     text = describe_rows([canon(v) for v in frame.index[positions]])
     source = frame.attrs.get("source")
-    if source and ((isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0)
-                   or frame.attrs.get("rows_dropped")):  # labels are still the file's rows
-        lines = ", ".join(str(int(label) + 2) for label in frame.index[positions[:5]])
+    file_lines = frame.attrs.get("line_numbers")
+    if source and file_lines is not None and (
+            (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0)
+            or frame.attrs.get("rows_dropped")):  # labels are still the file's rows
+        lines = ", ".join(str(int(file_lines[int(label)]))
+                          for label in frame.index[positions[:5]])
         text += f" (line{'s' if len(positions) > 1 else ''} {lines} of {Path(source).name})"
     elif "file" in frame.attrs:
         text += f" of {Path(frame.attrs['file']).name}"
     return text
 
 
-def values_phrase(series: pd.Series, positions) -> str:
-    shown = [repr(canon(v)) for v in series.iloc[np.asarray(positions)[:3]]]
+def values_phrase(values: pd.Series | np.ndarray, positions) -> str:
+    """'values 'a', 'b'' — at most three, numbers to 6 significant digits."""
+    picked = (values.iloc[np.asarray(positions)[:3]] if isinstance(values, pd.Series)
+              else values[np.asarray(positions)[:3]])
+    shown = [f"{v:.6g}" if isinstance(v, float | np.floating) else repr(canon(v))
+             for v in picked]
     return "values " + ", ".join(shown) if len(shown) > 1 else "value " + shown[0]
 
 
@@ -107,7 +114,7 @@ class Binder:
         huge = np.flatnonzero(np.abs(numbers) > MAX_MAGNITUDE)
         if len(huge):  # their squares would overflow in the solvers
             self.out.error(f"column '{name}' has values beyond ±{MAX_MAGNITUDE:.0e}: "
-                           f"{values_phrase(series, huge)} in {rows_phrase(self.frame, huge)}; "
+                           f"{values_phrase(numbers, huge)} in {rows_phrase(self.frame, huge)}; "
                            "rescale the column", span)
             return None
         return numbers

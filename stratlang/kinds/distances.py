@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from ..language.params import Param
+from ..language.reading import shown
 from ..language.vocabulary import Registry
 from ..solvers import distances as d
-from .files import FileProblem, read_csv
+from .files import FileProblem, line_numbers, read_csv
 from .graphs import canon_text
 
 DISTANCES: Registry[Metric] = Registry("distance")
@@ -28,10 +29,11 @@ def read_matrix(path: Path) -> pd.DataFrame:
     name the categories (the same, in the same order); every entry a number ≥ 0, the
     diagonal 0, the table symmetric. Problems name the file's line (line 1: the header)."""
     try:
-        table = read_csv(path, "distance file", index_col=0, dtype=str)
+        table = read_csv(path, "distance file", dtype=str, keep_default_na=False)
     except FileProblem as problem:
         raise MetricError(str(problem)) from None
-    where = f"distance file '{path}'"
+    table = table.set_index(table.columns[0])
+    where = f"distance file '{shown(path)}'"
     rows = [canon_text(v) for v in table.index]
     columns = [canon_text(v) for v in table.columns]
     if rows != columns:
@@ -40,8 +42,10 @@ def read_matrix(path: Path) -> pd.DataFrame:
                           f"{len(columns)} columns)")
     values = table.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
 
+    lines = line_numbers(table, range(len(table))) or [i + 2 for i in range(len(table))]
+
     def place(i: int, j: int) -> str:
-        return f"line {i + 2}, column '{columns[j]}'"
+        return f"line {lines[i]}, column '{columns[j]}'"
 
     for test, problem in ((~np.isfinite(values), "is not a number"),
                           (values < 0, "is negative: a distance is ≥ 0"),
@@ -133,7 +137,7 @@ class Matrix(Metric):
         labels = values.iloc[:, 0].map(canon_text)
         unknown = sorted(set(labels) - set(table.index))
         if unknown:
-            raise MetricError(f"distance file '{path}' has no entry for "
+            raise MetricError(f"distance file '{shown(path)}' has no entry for "
                               + ", ".join(repr(u) for u in unknown[:5]))
         codes = table.index.get_indexer(labels)
         return (codes, table.to_numpy(dtype=float))

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from ..language.params import Param
+from ..language.reading import shown
 from ..language.vocabulary import Registry
 from ..solvers import graphs as g
-from .files import FileProblem, read_csv
+from .files import FileProblem, line_numbers, read_csv
 
 GRAPHS: Registry[GraphKind] = Registry("graph")
 COMMON_NODE = "(common)"
@@ -158,17 +159,20 @@ def read_edge_file(path: Path) -> tuple[list, np.ndarray, np.ndarray]:
         table = read_csv(path, "graph file", dtype=str, comment="#", skipinitialspace=True)
     except FileProblem as problem:
         raise GraphError(str(problem)) from None
-    return _edges_from_table(table, f"graph file '{path}'", "lines", 2)
+    return _edges_from_table(table, f"graph file '{shown(path)}'", "lines")
 
 
-def _edges_from_table(table: pd.DataFrame, where: str, unit: str = "rows",
-                      first: int = 0) -> tuple[list, np.ndarray, np.ndarray]:
+def _edges_from_table(table: pd.DataFrame, where: str, unit: str = "rows"
+                      ) -> tuple[list, np.ndarray, np.ndarray]:
     """(labels in order of appearance, index pairs, weights) of an edge-list table whose
     first two columns are the ends and an optional third the positive weights; problems
-    name the ``unit`` ('rows', or a file's 'lines', the first numbered ``first``)."""
+    name the ``unit``: 'rows' by position, or a file's 'lines'."""
 
     def places(positions: np.ndarray) -> str:
-        return f"{unit} " + ", ".join(str(int(i) + first) for i in positions[:5])
+        numbers = line_numbers(table, positions[:5]) if unit == "lines" else None
+        if numbers is None:  # by position: the lines of the file are not known
+            return "rows " + ", ".join(str(int(i)) for i in positions[:5])
+        return "lines " + ", ".join(str(i) for i in numbers)
 
     if table.shape[1] < 2:
         raise GraphError(f"{where} needs columns source,target[,weight]; found "
@@ -302,7 +306,7 @@ class _EdgeFile(_EdgeList):
 
     def edge_list(self, p, base, supplied, column):
         path = base / p["file"]
-        return (*read_edge_file(path), f"graph file '{path}'")
+        return (*read_edge_file(path), f"graph file '{shown(path)}'")
 
 
 @GRAPHS.entry

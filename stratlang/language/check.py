@@ -10,10 +10,10 @@ from typing import Any
 from . import ast, ir, limits
 from .errors import Collector, Diagnostic, Span, did_you_mean
 from .params import from_spec, literal, resolve_args
-from .paths import shown, unopenable
 from .personalize import PERSONALIZE_OPTIONS
 from .policies import MISSING_POLICIES
 from .printer import factor_text, term_text
+from .reading import shown, unopenable
 from .vocabulary import Registry, Vocabulary
 
 SINGLE_STATEMENTS = ("model", "data", "response", "features", "weights", "missing", "personalize",

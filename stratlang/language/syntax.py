@@ -182,12 +182,16 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     line = getattr(err, "line", None) or 1
     col = getattr(err, "column", None) or 1
     if isinstance(err, UnexpectedEOF) or line < 1:
-        last = text.rstrip("\n").split("\n") or [""]
-        line, col = len(last), len(last[-1]) + 1
+        lines = [x.removesuffix("\r") for x in text.split("\n")]
+        while len(lines) > 1 and not lines[-1]:
+            lines.pop()
+        line, col = len(lines), len(lines[-1]) + 1
         return Diagnostic("unexpected end of file", Span(line, col, line, col + 1), source)
     pos = getattr(err, "pos_in_stream", None)
     if pos is None:
         pos = sum(len(s) + 1 for s in text.split("\n")[: line - 1]) + col - 1
+    if text[pos:pos + 1] == "\n" and text[pos - 1:pos] == "\r":  # the break starts at '\r'
+        pos, col = pos - 1, col - 1
     word = _word_at(text, pos)
     span = Span(line, col, line, col + max(1, len(word)))
     expected = set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
@@ -338,7 +342,7 @@ def _mask_beyond_limits(text: str, collector: Collector) -> str:
                             "characters: break it after a ',' (or with a trailing '\\')",
                             Span(number + 1, limits.MAX_LINE_CHARACTERS + 1, number + 1,
                                  limits.MAX_LINE_CHARACTERS + 2))
-            lines[number] = ""
+            lines[number] = " " * len(line)  # offsets kept: positions stay true
         elif deepest[number] > limits.MAX_DEPTH:
             lines[number] = " " * len(line)
     return "\n".join(lines)
@@ -358,7 +362,10 @@ def parse_recovering(text: str, filename: str = "<spec>") -> ParseResult:
             return ParseResult(ast.Spec(tuple(statements), source), tuple(collector.diagnostics))
         except UnexpectedInput as err:
             diag = _diagnose(err, source)
-            collector.diagnostics.append(diag)
+            if not any(d.span == diag.span or (d.span and diag.span and (
+                    d.span.line, d.span.column) == (diag.span.line, diag.span.column))
+                    for d in collector.diagnostics):  # not a stand-in's cascade
+                collector.diagnostics.append(diag)
             bad_line = diag.span.line if diag.span else 1
             blanked = _blank_line(work, bad_line)
             if blanked == work:  # nothing left to remove: give up

@@ -1,0 +1,315 @@
+"""The fuzzer of the language front end, shared by tests/test_fuzz.py (a short profile in
+``make test``) and tests/fuzz_campaign.py (the long profile, ``make fuzz``).
+
+Inputs come from three sources — the example specs, the canonical text of random checked
+models, and a grammar-aware soup of statements built from the registries' own names —
+and are then mutated: characters flipped, spans deleted or doubled, tokens inserted,
+text cut short, every Unicode line and paragraph separator, control characters, NUL, a
+byte-order mark, CRLF, tabs, huge numbers, deep brackets, long lines; in file mode,
+bytes flipped. Each input goes through the entry points of ``stratlang check``: the
+text alone, the text placed beside the example data (its files read and its data bound),
+or the command line itself on a file. :func:`outcome` classifies what happened and
+:func:`problems` lists every property the outcome breaks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import time
+import unicodedata
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from stratlang.backends import BACKENDS
+from stratlang.backends.base import bind_family
+from stratlang.cli import main as cli_main
+from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
+from stratlang.language.errors import SpecError, StratlangError
+from stratlang.language.personalize import PERSONALIZE_OPTIONS
+from stratlang.language.syntax import STATEMENT_KEYWORDS
+from stratlang.spec import compile_spec, to_text
+
+from .strategies import models
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_DATA = EXAMPLES / "data"
+EXAMPLE_SPECS = {p.name: p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.strat"))}
+TIME_LIMIT = 10.0  # seconds one input may take, binding the example data included
+
+# characters Python's str.splitlines() breaks at but the grammar does not (besides '\n')
+SEPARATORS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+CONTROLS = [chr(c) for c in range(0x20) if chr(c) not in "\n"] + ["\x7f"]
+ODD = ["\ufeff", "\u200b", "\u202e", "\u0301", "é", "λ", "漢", "😀", "\ufffd", "\xa0"]
+NUMBERS = ["0", "-1", "1e15", "1e16", "-1e16", "1e308", "1e999", "9" * 40, "9" * 4000,
+           "1.2.3", "1e", ".5", "-.5e-3", "0..0", "1..1000000000", "2..1 step 0",
+           "1..10 step -1", "nan", "inf", "-0", "007", "1_000"]
+PUNCTUATION = ["~", "(", ")", "[", "]", "{", "}", ",", "=", "*", ":", "..", "+", "-", '"',
+               "#", "\\\n", "\n", "step", "weight", "nodes", "exclude", "offset", "given"]
+
+
+def vocabulary_tokens() -> list[str]:
+    """Every name the language knows: statements, kinds, parameters, options."""
+    tokens = list(STATEMENT_KEYWORDS) + PUNCTUATION
+    for registry in (LOSSES, REGULARIZERS, GRAPHS, DISTANCES, TRANSFORMS):
+        for name in registry.names():
+            tokens.append(name)
+            tokens.extend(p.name for p in registry[name].params)
+    for backend in BACKENDS.entries():
+        tokens.append(backend.name)
+        tokens.extend(backend.options.names())
+    tokens.extend(p.name for p in PERSONALIZE_OPTIONS)
+    return sorted(set(tokens))
+
+
+TOKENS = vocabulary_tokens()
+COLUMNS = ["y", "x", "x1", "state", "year", "dem_win", "region", "age", "w", "s",
+           "intercept"]
+STRINGS = ['"data/elections.csv"', '"data/state_borders.csv"', '"nope.csv"', '""',
+           '"' + "a" * 300 + '.csv"', '"data/"', '"/"', '"\\x00"', '"unterminated']
+
+tokens = st.one_of(st.sampled_from(TOKENS), st.sampled_from(COLUMNS),
+                   st.sampled_from(NUMBERS), st.sampled_from(STRINGS))
+
+
+@st.composite
+def statement_soup(draw) -> str:
+    """Statement-shaped text: a keyword, then tokens the language uses, in any order."""
+    lines = []
+    for _ in range(draw(st.integers(1, 8))):
+        keyword = draw(st.sampled_from(STATEMENT_KEYWORDS))
+        words = draw(st.lists(tokens, max_size=12))
+        glue = draw(st.sampled_from([" ", "", "  ", "\t"]))
+        lines.append(glue.join([keyword, *words]))
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\n\n"]))
+
+
+@st.composite
+def canonical_text(draw) -> str:
+    return to_text(draw(models()))
+
+
+@st.composite
+def positions(draw, text: str) -> int:
+    return draw(st.integers(0, len(text)))
+
+
+def _insert(draw, text: str, piece: str) -> str:
+    at = draw(positions(text))
+    return text[:at] + piece + text[at:]
+
+
+def _span(draw, text: str) -> tuple[int, int]:
+    start = draw(positions(text))
+    return start, min(len(text), start + draw(st.integers(0, 40)))
+
+
+MUTATIONS = {
+    "flip": lambda draw, t: _replace_one(draw, t, draw(st.characters(exclude_categories=["Cs"]))),
+    "delete": lambda draw, t: (lambda s, e: t[:s] + t[e:])(*_span(draw, t)),
+    "double": lambda draw, t: (lambda s, e: t[:e] + t[s:e] + t[e:])(*_span(draw, t)),
+    "token": lambda draw, t: _insert(draw, t, " " + draw(tokens) + " "),
+    "truncate": lambda draw, t: t[:draw(positions(t))],
+    "separator": lambda draw, t: _insert(draw, t, draw(st.sampled_from(SEPARATORS))),
+    "separator_lines": lambda draw, t: t.replace("\n", draw(st.sampled_from(SEPARATORS))),
+    "control": lambda draw, t: _insert(draw, t, draw(st.sampled_from(CONTROLS))),
+    "nul": lambda draw, t: _insert(draw, t, "\x00"),
+    "odd_character": lambda draw, t: _insert(draw, t, draw(st.sampled_from(ODD))),
+    "bom": lambda draw, t: "\ufeff" + t,
+    "crlf": lambda draw, t: t.replace("\n", "\r\n"),
+    "tab": lambda draw, t: _insert(draw, t, "\t" * draw(st.integers(1, 3))),
+    "tab_indent": lambda draw, t: t.replace("\n", "\n\t"),
+    "number": lambda draw, t: _insert(draw, t, " " + draw(st.sampled_from(NUMBERS)) + " "),
+    "brackets": lambda draw, t: _insert(draw, t, "(" * draw(st.integers(1, 200))),
+    "long_line": lambda draw, t: _insert(draw, t, "x" * draw(st.sampled_from([200, 12_000]))),
+}
+
+
+def _replace_one(draw, text: str, char: str) -> str:
+    if not text:
+        return char
+    at = draw(st.integers(0, len(text) - 1))
+    return text[:at] + char + text[at + 1:]
+
+
+@st.composite
+def mutated(draw, base: st.SearchStrategy[str]) -> tuple[str, tuple[str, ...]]:
+    """(text, the mutations applied) from a base text."""
+    text = draw(base)
+    applied = draw(st.lists(st.sampled_from(sorted(MUTATIONS)), max_size=4))
+    for name in applied:
+        text = MUTATIONS[name](draw, text)
+    return text, tuple(applied)
+
+
+def spec_texts() -> st.SearchStrategy[tuple[str, tuple[str, ...]]]:
+    """Texts from every source, mutated zero or more times."""
+    bases = st.one_of(st.sampled_from(list(EXAMPLE_SPECS.values())), canonical_text(),
+                      statement_soup())
+    return mutated(bases)
+
+
+@st.composite
+def spec_files(draw) -> bytes:
+    """A spec file's bytes: an example or soup, mutated as text, then bytes flipped."""
+    text, _ = draw(mutated(st.one_of(st.sampled_from(list(EXAMPLE_SPECS.values())),
+                                     statement_soup())))
+    data = bytearray(text.encode("utf-8"))
+    for _ in range(draw(st.integers(0, 3))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+# ---------------------------------------------------------------- running and judging
+
+@dataclass
+class Outcome:
+    kind: str  # 'accepted', 'spec error', 'data error', 'other error', 'bug', 'timeout'
+    seconds: float
+    message: str = ""
+    diagnostics: list = field(default_factory=list)
+    model: object = None
+
+
+class _Timeout(BaseException):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Interrupts the body after ``seconds`` (main thread, POSIX): a hang becomes an
+    outcome, not a stuck test run."""
+    def stop(signum, frame):
+        raise _Timeout()
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_text(text: str, with_data: bool):
+    """What ``stratlang check`` does with a spec's text: parse and check it; ``with_data``:
+    as a file beside the example data, its files read and its data bound."""
+    filename = str(EXAMPLES / "fuzzed.strat") if with_data else "<fuzz>"
+    model = compile_spec(text, filename)
+    if with_data and model.data is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bind_family(model, None, None)
+    return model
+
+
+def outcome(text: str, with_data: bool = False) -> Outcome:
+    start = time.perf_counter()
+    try:
+        with time_limit(TIME_LIMIT):
+            model = check_text(text, with_data)
+    except _Timeout:
+        return Outcome("timeout", time.perf_counter() - start)
+    except SpecError as err:
+        return Outcome("spec error", time.perf_counter() - start, err.format(),
+                       err.diagnostics)
+    except StratlangError as err:
+        kind = "data error" if type(err).__name__ == "DataError" else "other error"
+        return Outcome(kind, time.perf_counter() - start, str(err))
+    except Exception as err:
+        return Outcome("bug", time.perf_counter() - start, f"{type(err).__name__}: {err}")
+    return Outcome("accepted", time.perf_counter() - start, model=model)
+
+
+def cli_outcome(data: bytes, directory: Path) -> Outcome:
+    """``stratlang check FILE`` on a spec file's bytes, as a user runs it."""
+    path = directory / "fuzzed.strat"
+    path.write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    try:
+        with time_limit(TIME_LIMIT), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            status = cli_main(["check", str(path)])
+    except _Timeout:
+        return Outcome("timeout", time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    stderr = err.getvalue()
+    if status not in (0, 1) or "internal error" in stderr or "Traceback" in stderr:
+        return Outcome("bug", seconds, f"exit {status}: {stderr[-2000:]}")
+    return Outcome("accepted" if status == 0 else "spec error", seconds, stderr)
+
+
+# what a terminal shows for one source character in a caret excerpt
+def _display(char: str) -> str:
+    if char == "\t":
+        return " "
+    return char if char.isprintable() else "\ufffd"
+
+
+def _width(char: str) -> int:
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def caret_problems(text: str, diagnostic, formatted: str) -> list[str]:
+    """Why a diagnostic's position or caret is wrong: its line and column must lie inside
+    the text (lines counted at '\\n', as the lexer counts them) and, in the formatted
+    message, the caret must stand under the character at that column."""
+    span = diagnostic.span
+    if span is None:
+        return []
+    lines = text.removeprefix("\ufeff").split("\n")
+    if not 1 <= span.line <= len(lines):
+        return [f"line {span.line} outside 1..{len(lines)}"]
+    line = lines[span.line - 1].removesuffix("\r")
+    if not 1 <= span.column <= len(line) + 1:
+        return [f"column {span.column} outside 1..{len(line) + 1} on line {span.line}"]
+    if span.end_line == span.line and span.end_column < span.column:
+        return [f"span ends (column {span.end_column}) before it starts ({span.column})"]
+    rows = formatted.split("\n")
+    header = f":{span.line}:{span.column}: error: "
+    at = next((i for i, r in enumerate(rows) if header in r
+               and r.endswith(diagnostic.message.split("\n")[0])), None)
+    if at is None or at + 2 >= len(rows) or not rows[at + 2].lstrip().startswith("^"):
+        return []  # no excerpt shown (an empty line that is not the error's start)
+    shown, carets = rows[at + 1][4:], rows[at + 2][4:]
+    offset = len(carets) - len(carets.lstrip(" "))
+    # the character of ``shown`` at display offset ``offset``
+    column, index = 0, 0
+    while index < len(shown) and column < offset:
+        column += _width(shown[index])
+        index += 1
+    if column != offset:
+        return [f"caret at display column {offset} falls inside a wide character"]
+    if span.column == len(line) + 1:
+        return [] if index >= len(shown.rstrip("…")) else [
+            f"caret for the end of line {span.line} stands under {shown[index]!r}"]
+    expected = _display(line[span.column - 1])
+    if index >= len(shown) or shown[index] != expected:
+        under = shown[index] if index < len(shown) else "nothing"
+        return [f"caret stands under {under!r}, not under {expected!r} (line {span.line}, "
+                f"column {span.column})"]
+    return []
+
+
+def problems(text: str, result: Outcome, with_data: bool = False) -> list[str]:
+    """Every property the outcome of checking ``text`` breaks."""
+    found = []
+    if result.kind in ("bug", "timeout"):
+        return [f"{result.kind}: {result.message}"]
+    for diagnostic in result.diagnostics:
+        found += caret_problems(text, diagnostic, result.message)
+    again = outcome(text, with_data)
+    if (again.kind, again.message, again.model) != (result.kind, result.message, result.model):
+        found.append(f"not deterministic: {result.kind} then {again.kind}")
+    if result.kind == "accepted":
+        canonical = to_text(result.model)
+        round_trip = compile_spec(canonical, "<canonical>", check_files=False)
+        if round_trip != result.model:
+            found.append(f"canonical text does not round-trip:\n{canonical}")
+    return found
