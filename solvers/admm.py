@@ -12,12 +12,14 @@ iterate norms), adaptive penalty (μ, τ), optional over-relaxation, warm start 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
+
+from .progress import ProgressLine
 
 Prox = Callable[[np.ndarray, float], np.ndarray]
 
@@ -84,6 +86,15 @@ class Residuals:
         return self.finite and self.primal <= self.eps_primal and self.dual <= self.eps_dual
 
 
+def progress_text(iteration: int, max_iter: int, res: Residuals) -> str:
+    """The figures the stopping rule compares: primal r ≤ eps_pri and dual s ≤ eps_dual."""
+    def against(value: float, tolerance: float) -> str:
+        return f"{value:.1e} {'≤' if value <= tolerance else '>'} {tolerance:.1e}"
+
+    return (f"iteration {iteration}/{max_iter}  primal {against(res.primal, res.eps_primal)}"
+            f"  dual {against(res.dual, res.eps_dual)}")
+
+
 def adapt_penalty(lam: float, res: Residuals, mu: float, tau: float) -> tuple[float, float]:
     """(new λ, factor for the scaled duals): residual balancing."""
     if res.primal > mu * res.dual:
@@ -118,43 +129,38 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
         duals = [np.zeros(shape) for _ in range(terms)]
     proxes = [loss_prox, *reg_proxes]
     history: list[tuple[int, float, float, float, float, float]] = []
-    show = sys.stderr.isatty() if progress is None else progress
-    last_print = start
     r = s = eps_p = eps_d = float("inf")
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
-        for j, prox in enumerate(proxes):
-            copies[j] = prox(hat - duals[j], lam)
-        old = hat
-        relaxed = [relax * c + (1.0 - relax) * old for c in copies] if relax != 1.0 else copies
-        rhs = sum(c + d for c, d in zip(relaxed, duals, strict=True)) / lam
-        hat = solve(rhs.reshape(k, width), terms / lam).reshape(shape)
-        for j in range(terms):
-            duals[j] += relaxed[j] - hat
-        res = Residuals.from_sums(
-            sum(float(np.sum((c - hat) ** 2)) for c in copies), float(np.sum((hat - old) ** 2)),
-            sum(float(np.sum(c * c)) for c in copies), float(np.sum(hat * hat)),
-            sum(float(np.sum(d * d)) for d in duals), terms, hat.size, lam, eps_abs, eps_rel)
-        r, s, eps_p, eps_d = res.primal, res.dual, res.eps_primal, res.eps_dual
-        history.append((it, r, s, eps_p, eps_d, lam))
-        if show and time.perf_counter() - last_print > 1.0:
-            last_print = time.perf_counter()
-            print(f"\radmm {it:6d}  primal {r:.2e} (≤ {eps_p:.1e})  dual {s:.2e} (≤ {eps_d:.1e})",
-                  end="", file=sys.stderr, flush=True)
-        if res.converged:
-            converged = True
-            break
-        if not res.finite:  # overflowed: no later iterate can recover
-            break
-        if on_residuals is not None:
-            on_residuals(r / eps_p, s / eps_d)
-        if adaptive and it % adapt_every == 0:
-            lam, scale = adapt_penalty(lam, res, mu, tau)
-            if scale != 1.0:
-                duals = [d * scale for d in duals]
-    if show:
-        print(file=sys.stderr)
+    with ProgressLine("admm", progress) as line:
+        for it in range(1, max_iter + 1):
+            for j, prox in enumerate(proxes):
+                copies[j] = prox(hat - duals[j], lam)
+            old = hat
+            relaxed = [relax * c + (1.0 - relax) * old for c in copies] if relax != 1.0 else copies
+            rhs = sum(c + d for c, d in zip(relaxed, duals, strict=True)) / lam
+            hat = solve(rhs.reshape(k, width), terms / lam).reshape(shape)
+            for j in range(terms):
+                duals[j] += relaxed[j] - hat
+            res = Residuals.from_sums(
+                sum(float(np.sum((c - hat) ** 2)) for c in copies),
+                float(np.sum((hat - old) ** 2)), sum(float(np.sum(c * c)) for c in copies),
+                float(np.sum(hat * hat)), sum(float(np.sum(d * d)) for d in duals), terms,
+                hat.size, lam, eps_abs, eps_rel)
+            r, s, eps_p, eps_d = res.primal, res.dual, res.eps_primal, res.eps_dual
+            history.append((it, r, s, eps_p, eps_d, lam))
+            line.update(partial(progress_text, it, max_iter, res))
+            if res.converged:
+                converged = True
+                break
+            if not res.finite:  # overflowed: no later iterate can recover
+                break
+            if on_residuals is not None:
+                on_residuals(r / eps_p, s / eps_d)
+            if adaptive and it % adapt_every == 0:
+                lam, scale = adapt_penalty(lam, res, mu, tau)
+                if scale != 1.0:
+                    duals = [d * scale for d in duals]
     state = State(hat, copies, duals, lam)
     return Result(copies[0], state, it, converged, r, s, eps_p, eps_d, lam,
                   time.perf_counter() - start, history)

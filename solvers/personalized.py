@@ -12,14 +12,16 @@ Covariate distances d_l are computed only for neighbour pairs (from a KD-tree on
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.special import expit, log_expit
+
+from .progress import ProgressLine
 
 PairDistances = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (i, j) → (pairs, L)
 
@@ -352,6 +354,21 @@ def _ridge_solve(x: np.ndarray, weight: np.ndarray, ridge: float, g: np.ndarray)
     return (g - (xt @ np.linalg.solve(inner, xg))[..., 0]) / ridge
 
 
+def progress_text(record: dict, previous: float, max_iter: int,
+                  best: tuple[float, int] | None, patience: int) -> str:
+    """The progress line's figures: the epoch against the limit; with validation, the
+    early-stopping rule's (epochs since the best held-out loss against the patience); the
+    objective and its relative change over the epoch."""
+    epoch = record["epoch"]
+    text = f"epoch {epoch}/{max_iter}"
+    if best is not None:
+        value, at = best
+        text += (f"  validation {record['validation']:.4g} (best {value:.4g}, "
+                 f"{epoch - at}/{patience} epochs without improvement)")
+    change = (record["total"] - previous) / max(abs(previous), 1e-12)
+    return text + f"  objective {record['total']:.4g} (change {change:+.1e})"
+
+
 def fit(problem: Problem, settings: Settings,
         validate: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None,
         patience: int = 20) -> Fit:
@@ -381,45 +398,42 @@ def fit(problem: Problem, settings: Settings,
     floor = 0.1 * float(np.sum(np.abs(theta_pop))) + 1e-8
     history: list[dict] = []
     best = (math.inf, z.copy(), q.copy(), phi.copy(), 0)
-    show = sys.stderr.isatty() if settings.progress is None else settings.progress
     pairs = None
     epoch = 0
-    for epoch in range(1, settings.max_iter + 1):
-        alpha = settings.learning_rate * settings.decay ** (epoch - 1)
-        radius = settings.radius * max(settings.final_radius, settings.decay ** (epoch - 1))
-        if pairs is None or epoch % settings.rebuild_every == 1:
-            pairs = pairs_for(problem, z, radius, settings.max_neighbors)
-        g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
-        travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
-        rate = np.minimum(alpha / np.maximum(travelled, floor), 1.0 / smoothness(problem, q))
-        z = z - alpha * g_match - rate[:, None] * g_fit
-        if settings.fixed_q is None:
-            q = q - (alpha / n) * g_q
-        phi = np.maximum(phi - (alpha / n) * g_phi, 0.0)
-        if not (np.all(np.isfinite(z)) and np.all(np.isfinite(q))):
-            raise FloatingPointError(f"the subgradient iterates diverged at epoch {epoch}; "
-                                     "lower the learning rate")
-        record = {"epoch": epoch, "alpha": alpha, "radius": radius, "pairs": len(pairs.i),
-                  **objective(problem, z, q, phi, radius, pairs)}
-        if record["total"] > DIVERGED * max(start_total, 1e-12):  # numerical trouble, not
-            raise FloatingPointError(  # overfitting: no earlier epoch is returned instead
-                f"the subgradient iterates diverged at epoch {epoch} (objective "
-                f"{record['total']:.3g} against {start_total:.3g} at the start); lower the "
-                "learning rate or the match weight")
-        if validate is not None:
-            record["validation"] = validate(z, q, phi)
-            if record["validation"] < best[0]:
-                best = (record["validation"], z.copy(), q.copy(), phi.copy(), epoch)
-            elif epoch - best[4] >= patience:
-                history.append(record)
+    previous = start_total
+    with ProgressLine("subgradient", settings.progress) as line:
+        for epoch in range(1, settings.max_iter + 1):
+            alpha = settings.learning_rate * settings.decay ** (epoch - 1)
+            radius = settings.radius * max(settings.final_radius, settings.decay ** (epoch - 1))
+            if pairs is None or epoch % settings.rebuild_every == 1:
+                pairs = pairs_for(problem, z, radius, settings.max_neighbors)
+            g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
+            travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
+            rate = np.minimum(alpha / np.maximum(travelled, floor), 1.0 / smoothness(problem, q))
+            z = z - alpha * g_match - rate[:, None] * g_fit
+            if settings.fixed_q is None:
+                q = q - (alpha / n) * g_q
+            phi = np.maximum(phi - (alpha / n) * g_phi, 0.0)
+            if not (np.all(np.isfinite(z)) and np.all(np.isfinite(q))):
+                raise FloatingPointError(f"the subgradient iterates diverged at epoch {epoch}; "
+                                         "lower the learning rate")
+            record = {"epoch": epoch, "alpha": alpha, "radius": radius, "pairs": len(pairs.i),
+                      **objective(problem, z, q, phi, radius, pairs)}
+            if record["total"] > DIVERGED * max(start_total, 1e-12):  # numerical trouble, not
+                raise FloatingPointError(  # overfitting: no earlier epoch is returned instead
+                    f"the subgradient iterates diverged at epoch {epoch} (objective "
+                    f"{record['total']:.3g} against {start_total:.3g} at the start); lower the "
+                    "learning rate or the match weight")
+            if validate is not None:
+                record["validation"] = validate(z, q, phi)
+                if record["validation"] < best[0]:
+                    best = (record["validation"], z.copy(), q.copy(), phi.copy(), epoch)
+            line.update(partial(progress_text, record, previous, settings.max_iter,
+                                (best[0], best[4]) if validate is not None else None, patience))
+            previous = record["total"]
+            history.append(record)
+            if validate is not None and epoch - best[4] >= patience:
                 break
-        history.append(record)
-        if show:
-            print(f"\rpersonalized epoch {epoch:5d}  objective {record['total']:.6g}"
-                  + (f"  validation {record['validation']:.4g}" if validate else ""),
-                  end="", file=sys.stderr, flush=True)
-    if show:
-        print(file=sys.stderr)
     if validate is None:
         best = (math.nan, z, q, phi, epoch)
     return Fit(best[1], best[2], best[3], theta_pop, history, time.perf_counter() - start,

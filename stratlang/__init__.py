@@ -21,17 +21,18 @@ from .language.errors import (
 
 if TYPE_CHECKING:
     from .builder import Spec
+    from .estimator import StratlangEstimator
     from .fitted import FittedModel, FittedPersonalized, FittedStratified
     from .model import Model, load
     from .persistence import load_fitted
 
 __all__ = ["DataError", "DataWarning", "FittedModel", "FittedPersonalized", "FittedStratified",
            "Model", "NumericalError", "NumericalWarning", "OptionError", "Spec", "SpecError",
-           "StratlangError", "load", "load_fitted"]
+           "StratlangError", "StratlangEstimator", "load", "load_fitted"]
 __version__ = "0.1.0"
 
 _LAZY = {"Model": "model", "load": "model", "load_fitted": "persistence", "Spec": "builder",
-         "FittedModel": "fitted", "FittedStratified": "fitted", "FittedPersonalized": "fitted"}
+         "FittedModel": "fitted", "FittedStratified": "fitted", "FittedPersonalized": "fitted", "StratlangEstimator": "estimator"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,40 +1,50 @@
-"""``stratlang`` command line: check, show, fit, predict, score.
+"""``stratlang`` command line: check, show, fit, verify, tune, predict, score, plot.
 
 Exit status: 0 on success, 1 on a user error (bad spec, bad data, numerical failure),
 2 on a usage error. A user never sees a Python traceback (``--debug`` shows one).
+A SPEC of ``-`` is read from standard input (its files are looked for in the working
+directory). With ``--format json`` a command prints exactly one JSON document on
+standard output, a failure included: ``{"ok": false, "errors": [...]}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .language.errors import SpecError, StratlangError
+from .language.errors import STDIN, OptionError, SpecError, StratlangError
 from .language.policies import UNSEEN_POLICIES
+
+if TYPE_CHECKING:  # imported when a command needs them: `stratlang --help` stays quick
+    from .fitted import FittedModel
+    from .language.ir import Hyper
+    from .model import Model
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stratlang", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"stratlang {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="check a spec (and its data) and report every problem")
-    p.add_argument("spec")
+    _spec_argument(p)
     p.add_argument("--data", help="CSV file to check the spec against")
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
-    p.add_argument("--format", choices=("text", "json"), default="text")
 
     p = sub.add_parser("show", help="print the canonical spec and a summary of the model")
-    p.add_argument("spec")
+    _spec_argument(p)
     p.add_argument("--data", help="CSV file (for the strata observed in it)")
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
 
     p = sub.add_parser("fit", help="fit a spec to data")
-    p.add_argument("spec")
+    _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     p.add_argument("--backend", help="fitting backend: admm (the default when it applies), "
                    "cvxpy, dask, subgradient")
@@ -49,14 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
 
     p = sub.add_parser("verify", help="fit with the CVXPY reference and with ADMM; compare")
-    p.add_argument("spec")
+    _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     p.add_argument("--solver", help="CVXPY solver for the reference")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
 
     p = sub.add_parser("tune", help="cross-validate the spec's sweeps and refit the best")
-    p.add_argument("spec")
+    _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--metric", help="metric to optimize (default: the loss's own)")
@@ -85,7 +95,15 @@ def _parser() -> argparse.ArgumentParser:
                             "model averaged over its factor's nodes, or its star's hub")
         if name == "predict":
             p.add_argument("--out", help="CSV file for the predictions (default: stdout)")
+    for p in sub.choices.values():
+        p.add_argument("--format", choices=("text", "json"), default="text",
+                       help="json: one JSON document on standard output, errors included")
     return parser
+
+
+def _spec_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC",
+                   help="a .strat file, or - to read the spec from standard input")
 
 
 GRAPH_HELP = ("the edge-list CSV (source,target[,weight]) of a factor the spec declares "
@@ -115,68 +133,182 @@ def _weights(items: list[str]) -> dict[str, float]:
     return out
 
 
-def cmd_check(args) -> int:
-    from .backends.base import bind_family
-    from .model import load
+# ---- the spec argument -------------------------------------------------------------------
+def _load(args: argparse.Namespace) -> Model:
+    """The model of the SPEC argument (a file, or '-': standard input), with the graphs
+    of --graph."""
+    from .model import Model
+    from .spec import compile_spec, read_spec
 
-    try:
-        model = load(Path(args.spec), graphs=_graphs(args.graph))
-        if args.data or model.ir.data:
-            bind_family(model.ir, args.data, model.graphs)
-    except SpecError as err:
-        if args.format == "json":
-            print(json.dumps({"ok": False, "errors": [d.to_dict() for d in err.diagnostics]},
-                             indent=1))
-        else:
-            print(err.format(), file=sys.stderr)
-        return 1
-    if args.format == "json":
-        print(json.dumps({"ok": True, "errors": []}))
+    if args.spec == "-":
+        text, filename = _read_stdin(), STDIN
     else:
-        print(f"{args.spec}: ok ({model.ir.kind} model '{model.name}')")
+        text, filename = read_spec(Path(args.spec))
+    return _with_graphs(Model(compile_spec(text, filename)), _graphs(args.graph))
+
+
+def _spec_name(args: argparse.Namespace) -> str:
+    return STDIN if args.spec == "-" else args.spec
+
+
+def _read_stdin() -> str:
+    """Standard input's text, decoded as a spec file is (UTF-8, line ends kept)."""
+    from .language.reading import FileProblem, decode
+
+    if sys.stdin is None:  # closed (e.g. `<&-`)
+        raise StratlangError("no standard input to read the spec from ('-')")
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # a text stream only (e.g. one put in place by a test harness)
+        return sys.stdin.read()
+    try:
+        return decode(binary.read(), "the spec on standard input")
+    except FileProblem as err:
+        raise StratlangError(str(err)) from None
+
+
+def _with_graphs(model: Model, graphs: dict[str, str]) -> Model:
+    """``model`` with the --graph files; a column the spec does not take a graph for is
+    refused naming the flag (the model's command-line wording, with the file)."""
+    for column, path in graphs.items():
+        try:
+            model = model.with_graphs({column: path})
+        except OptionError as err:
+            raise OptionError(err.for_cli().replace("…", str(path), 1)) from None
+    return model
+
+
+# ---- JSON output -------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """``value`` as JSON can hold it: numpy numbers as Python's, a non-finite float or a
+    missing value as None (JSON has no NaN), paths and other objects as text."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    import pandas as pd
+
+    return None if pd.api.types.is_scalar(value) and pd.isna(value) else str(value)  # NA, NaT
+
+
+def _emit(document: dict) -> None:
+    """The one JSON document of a command run with --format json."""
+    print(json.dumps(_plain(document), indent=1, allow_nan=False))
+
+
+def _json(args: argparse.Namespace) -> bool:
+    return getattr(args, "format", "text") == "json"
+
+
+def _hyper(h: Hyper) -> float | list[float]:
+    """A weight as written in the spec: a number, or a sweep's values."""
+    return list(h.values) if h.is_sweep else h.value
+
+
+def _saved(fitted: FittedModel, out: str) -> tuple[dict, str]:
+    """Writes the fitted model; (its paths for JSON, the line text mode prints)."""
+    path = fitted.save(out)
+    arrays = path.with_suffix(".npz")
+    return {"model": str(path), "arrays": str(arrays)}, f"saved {path} and {arrays}"
+
+
+# ---- commands ----------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from .backends.base import bind_family
+
+    model = _load(args)
+    if args.data or model.ir.data:
+        bind_family(model.ir, args.data, model.graphs)
+    if _json(args):
+        _emit({"ok": True, "errors": []})
+    else:
+        print(f"{_spec_name(args)}: ok ({model.ir.kind} model '{model.name}')")
     return 0
 
 
-def cmd_show(args) -> int:
-    from .backends.base import bind_family
+def cmd_show(args: argparse.Namespace) -> int:
     from .data.features import factor_text
     from .kinds.losses import LOSSES
-    from .model import load
 
-    model = load(Path(args.spec), graphs=_graphs(args.graph))
-    print(model.text, end="")
+    model = _load(args)
     ir = model.ir
     loss = LOSSES[ir.response.loss.name]
-    print(f"# {ir.kind} model, loss {loss.name}: {loss.doc}")
-    if ir.personalize is not None:
-        print(f"# personalized: rank {ir.personalize.rank}, "
-              f"{len(ir.personalize.distances)} covariate distance(s)")
-    if ir.response.offset is not None:
-        print(f"# offset: {factor_text(ir.response.offset)} is added to the linear predictor")
-    if ir.weights is not None:
-        print(f"# weights: column '{ir.weights}' multiplies each record's loss")
-    if not (args.data or ir.data):
-        print("# strata and parameter rows: known once data is given (--data)")
-        return 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        design = bind_family(ir, model.frame(args.data), model.graphs)
-    for warning in caught:
-        print(f"# {warning.message}")
-    print(f"# {design.n_records} records; parameter "
-          f"rows {', '.join(design.rows or loss.row_names((), ir.response.columns))}")
-    if ir.personalize is not None:
-        return 0
-    strata = design.strata
-    print(f"# strata K = {strata.k}; {strata.k * len(design.rows)} parameters per output")
-    for f in strata.factors:
-        print(f"#   factor ({', '.join(f.columns)}): {f.graph.structure} graph, {f.n} nodes, "
-              f"{f.graph.n_edges} edges" + (f", hub {f.column_labels[0][f.hub]!r}"
-                                            if f.hub is not None else ""))
+    doc: dict[str, Any] = {
+        "ok": True, "model": model.name, "kind": ir.kind, "loss": loss.name, "text": model.text,
+        "personalized": ({"rank": ir.personalize.rank,
+                          "distances": len(ir.personalize.distances)}
+                         if ir.personalize is not None else None),
+        "offset": factor_text(ir.response.offset) if ir.response.offset is not None else None,
+        "weights_column": ir.weights, "records": None, "rows": None, "strata": None,
+        "warnings": []}
+    if args.data or ir.data:
+        _show_data(model, args.data, doc)
+    if _json(args):
+        _emit(doc)
+    else:
+        _print_show(doc, loss.doc)
     return 0
 
 
-def _cluster_options(args) -> dict:
+def _show_data(model: Model, data: str | None, doc: dict) -> None:
+    """What the data add to ``show``: records, parameter rows, strata and factors."""
+    from .backends.base import bind_family
+    from .kinds.losses import LOSSES
+
+    ir = model.ir
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        design = bind_family(ir, model.frame(data), model.graphs)
+    doc["warnings"] = [str(w.message) for w in caught]
+    doc["records"] = design.n_records
+    doc["rows"] = list(design.rows or LOSSES[ir.response.loss.name].row_names(
+        (), ir.response.columns))
+    if ir.personalize is not None:
+        return
+    strata = design.strata
+    doc["strata"] = {
+        "K": strata.k, "parameters_per_output": strata.k * len(design.rows),
+        "factors": [{"columns": list(f.columns), "structure": f.graph.structure, "nodes": f.n,
+                     "edges": f.graph.n_edges, "weight": _hyper(f.weight),
+                     "hyper_parameter": f.hyper_name,
+                     "hub": f.column_labels[0][f.hub] if f.hub is not None else None}
+                    for f in strata.factors]}
+
+
+def _print_show(doc: dict, loss_doc: str) -> None:
+    print(doc["text"], end="")
+    print(f"# {doc['kind']} model, loss {doc['loss']}: {loss_doc}")
+    if doc["personalized"] is not None:
+        print(f"# personalized: rank {doc['personalized']['rank']}, "
+              f"{doc['personalized']['distances']} covariate distance(s)")
+    if doc["offset"] is not None:
+        print(f"# offset: {doc['offset']} is added to the linear predictor")
+    if doc["weights_column"] is not None:
+        print(f"# weights: column '{doc['weights_column']}' multiplies each record's loss")
+    if doc["records"] is None:
+        print("# strata and parameter rows: known once data is given (--data)")
+        return
+    for warning in doc["warnings"]:
+        print(f"# {warning}")
+    print(f"# {doc['records']} records; parameter rows {', '.join(doc['rows'])}")
+    strata = doc["strata"]
+    if strata is None:
+        return
+    print(f"# strata K = {strata['K']}; {strata['parameters_per_output']} parameters per output")
+    for f in strata["factors"]:
+        print(f"#   factor ({', '.join(f['columns'])}): {f['structure']} graph, {f['nodes']} "
+              f"nodes, {f['edges']} edges" + (f", hub {f['hub']!r}" if f["hub"] is not None
+                                                else ""))
+
+
+def _cluster_options(args: argparse.Namespace) -> dict:
     """The cluster flags as backend options; a backend that does not declare them gets a
     message naming the flags."""
     from .backends import BACKENDS
@@ -192,51 +324,100 @@ def _cluster_options(args) -> dict:
     return options
 
 
-def cmd_fit(args) -> int:
-    from .backends.dask import is_partitioned_path
-    from .model import load
+def _fit_document(fitted: FittedModel) -> dict:
+    """A fit as JSON: what its summary says (model, backend, status, iterations, time,
+    objective parts, the weights) and, by kind, its strata or its personalized shape."""
+    info = fitted.info
+    options = info.get("options") or {}
+    doc = {"model": fitted.model.name, "kind": fitted.kind, "loss": fitted.loss.name,
+           "records": info.get("records"), "backend": info.get("backend"),
+           "solver": info.get("solver"), "status": info.get("status"),
+           "iterations": info.get("iterations", info.get("epochs")),
+           "iteration_limit": options.get("max_iter") or options.get("max_iters"),
+           "seconds": info.get("fit_seconds"), "note": info.get("backend_note"),
+           "objective": {"total": fitted.objective.total, **fitted.objective.as_dict()},
+           "weights": fitted.weights}
+    if fitted.kind == "stratified":
+        doc["strata"] = {"K": fitted.strata.k, "rows": list(fitted.rows),
+                         "outputs": [str(o) for o in fitted.outputs],
+                         "parameters": fitted.n_parameters,
+                         "factors": [{"columns": list(f.columns), "structure": f.graph.structure,
+                                      "nodes": f.n, "edges": f.graph.n_edges,
+                                      "weight": fitted.weights[f.hyper_name]}
+                                     for f in fitted.strata.factors]}
+    else:
+        spec = fitted.model.ir.personalize
+        doc["iteration_limit"] = doc["iteration_limit"] or getattr(spec, "max_iter", None)
+        doc["personalized"] = {"rank": spec.rank,
+                               "samples": len(fitted.theta_array),
+                               "parameters": int(fitted.theta_array.shape[1]),
+                               "epochs": info.get("epochs"), "best_epoch": info.get("best_epoch"),
+                               "phi": fitted.phi.to_dict()}
+    return doc
 
-    model = load(Path(args.spec), graphs=_graphs(args.graph))
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .backends.dask import is_partitioned_path
+
+    model = _load(args)
     options = _cluster_options(args)
     fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None)
-    print(fitted.summary())
+    as_json = _json(args)
+    doc = {"ok": True, **_fit_document(fitted), "training": None, "output": args.output,
+           "saved": None}
+    if not as_json:
+        print(fitted.summary())
     if args.data is None or not is_partitioned_path(args.data):  # scoring partitioned data
         # would bring every record to this machine
-        scores = fitted.score(args.data)
-        print("  training " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
-    if args.output:
+        doc["training"] = fitted.score(args.data)
+        if not as_json:
+            print("  training " + ", ".join(f"{k} {v:.4g}" for k, v in doc["training"].items()))
+    if args.output and not as_json:
         print(f"  θ written under {args.output} (read back with `stratlang predict {args.output}`)")
     if args.out:
-        path = fitted.save(args.out)
-        print(f"  saved {path} and {path.with_suffix('.npz')}")
+        doc["saved"], line = _saved(fitted, args.out)
+        if not as_json:
+            print("  " + line)
+    if as_json:
+        _emit(doc)
     return 0
 
 
-def cmd_verify(args) -> int:
-    from .model import load
-
-    result = load(Path(args.spec), graphs=_graphs(args.graph)).verify(args.data, weights=_weights(args.weight) or None,
-                                          solver=args.solver)
-    print(result)
+def cmd_verify(args: argparse.Namespace) -> int:
+    result = _load(args).verify(args.data, weights=_weights(args.weight) or None,
+                                solver=args.solver)
+    if _json(args):
+        _emit({"ok": True,
+               "reference": {"backend": "cvxpy", "objective": result.cvxpy_objective,
+                             "seconds": result.cvxpy_seconds},
+               "fast": {"backend": result.fast_backend, "objective": result.fast_objective,
+                        "seconds": result.fast_seconds, "iterations": result.fast_iterations},
+               "relative_gap": result.relative_gap, "speedup": result.speedup,
+               "pace": result.pace})
+    else:
+        print(result)
     return 0
 
 
-def cmd_tune(args) -> int:
-    from .model import load
-
+def cmd_tune(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise StratlangError("--folds must be at least 2")
-    result = load(Path(args.spec), graphs=_graphs(args.graph)).tune(args.data, folds=args.folds, metric=args.metric,
-                                        backend=args.backend)
-    print(result)
-    if args.out:
-        path = result.fitted.save(args.out)
-        print(f"saved {path} and {path.with_suffix('.npz')}")
+    result = _load(args).tune(args.data, folds=args.folds, metric=args.metric,
+                              backend=args.backend)
+    saved, line = _saved(result.fitted, args.out) if args.out else (None, None)
+    if _json(args):
+        _emit({"ok": True, "metric": result.metric,
+               "table": result.table.to_dict(orient="records"), "best": result.best,
+               "refit": _fit_document(result.fitted), "saved": saved})
+    else:
+        print(result)
+        if line:
+            print(line)
     return 0
 
 
-def cmd_plot(args) -> int:
+def cmd_plot(args: argparse.Namespace) -> int:
     from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
@@ -245,11 +426,14 @@ def cmd_plot(args) -> int:
     else:  # each kind of fit takes the options that apply to it
         view = {"param": args.param, "over": args.over, "by": args.by, "method": args.embedding}
         fitted.plot(out=args.out, **{k: v for k, v in view.items() if v is not None})
-    print(f"wrote {args.out}")
+    if _json(args):
+        _emit({"ok": True, "written": args.out})
+    else:
+        print(f"wrote {args.out}")
     return 0
 
 
-def _unseen(fitted, args) -> dict:
+def _unseen(fitted: FittedModel, args: argparse.Namespace) -> dict:
     """--unseen, for the fits that have strata (a personalized model has none to miss)."""
     if fitted.kind != "stratified":
         if args.unseen != "error":
@@ -258,25 +442,36 @@ def _unseen(fitted, args) -> dict:
     return {"unseen": args.unseen}
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
     predictions = fitted.predict(args.data, **_unseen(fitted, args))
     if args.out:
         predictions.to_csv(args.out)
-        print(f"wrote {len(predictions)} predictions to {args.out}")
+        if _json(args):
+            _emit({"ok": True, "written": args.out, "rows": len(predictions)})
+        else:
+            print(f"wrote {len(predictions)} predictions to {args.out}")
+    elif _json(args):
+        records = predictions.to_dict(orient="records")
+        _emit({"ok": True, "predictions": [{"row": label, **record} for label, record
+                                           in zip(predictions.index, records, strict=True)]})
     else:
         predictions.to_csv(sys.stdout)
     return 0
 
 
-def cmd_score(args) -> int:
+def cmd_score(args: argparse.Namespace) -> int:
     from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
-    for key, value in fitted.score(args.data, **_unseen(fitted, args)).items():
-        print(f"{key} {value:.6g}")
+    metrics = fitted.score(args.data, **_unseen(fitted, args))
+    if _json(args):
+        _emit({"ok": True, "metrics": metrics})
+    else:
+        for key, value in metrics.items():
+            print(f"{key} {value:.6g}")
     return 0
 
 
@@ -291,7 +486,8 @@ def _warn(message, category, filename, lineno, file=None, line=None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; returns the exit status: 0 done, 1 a problem with the input,
     the environment or the numbers (told in one message, never a traceback), 2 bad usage
-    (argparse's), 130 interrupted. A closed pipe (``| head``) ends quietly with 0."""
+    (argparse's), 130 interrupted. A closed pipe (``| head``) ends quietly with 0. Messages
+    name the command line's flags where Python's arguments differ (``StratlangError.cli``)."""
     args = _parser().parse_args(argv)
     warnings.showwarning = _warn
     try:
@@ -301,29 +497,42 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _closed_pipe()
     except SpecError as err:
-        print(err.format(), file=sys.stderr)
-        return 1
+        return _failed(args, err.for_cli(), [d.for_cli().to_dict() for d in err.diagnostics])
     except StratlangError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return _failed(args, f"error: {err.for_cli()}")
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _failed(args, "interrupted")
         return 130
     except MemoryError:
-        print("error: out of memory: the model or its data is too large for this machine "
-              "(fewer strata or backend 'dask' with workers elsewhere)", file=sys.stderr)
-        return 1
+        return _failed(args, "error: out of memory: the model or its data is too large for "
+                             "this machine (fewer strata or backend 'dask' with workers "
+                             "elsewhere)")
     except OSError as err:  # a file the command writes or reads outside the spec's checks
         where = f" '{err.filename}'" if getattr(err, "filename", None) else ""
-        print(f"error: cannot access{where}: {err.strerror or err}", file=sys.stderr)
-        return 1
+        return _failed(args, f"error: cannot access{where}: {err.strerror or err}")
     except Exception as err:  # a bug: no traceback for users; --debug shows it
         if args.debug:
             raise
-        print(f"internal error (a bug in stratlang {_version()}): {type(err).__name__}: {err}\n"
-              "please report it to the stratlang developers with the command line, and the "
-              "traceback printed when you add --debug", file=sys.stderr)
-        return 1
+        return _failed(args, f"internal error (a bug in stratlang {_version()}): "
+                             f"{type(err).__name__}: {err}\nplease report it to the stratlang "
+                             "developers with the command line, and the traceback printed "
+                             "when you add --debug")
+
+
+def _failed(args: argparse.Namespace, text: str, errors: list[dict] | None = None) -> int:
+    """Reports a failure and returns 1: ``text`` on standard error, or with --format json
+    the document ``{"ok": false, "errors": [...]}`` on standard output (``errors``, else
+    ``text`` as one message without its 'error: ' label)."""
+    if _json(args):
+        try:
+            _emit({"ok": False,
+                   "errors": errors or [{"message": text.removeprefix("error: ")}]})
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _closed_pipe()
+    else:
+        print(text, file=sys.stderr)
+    return 1
 
 
 def _closed_pipe() -> int:

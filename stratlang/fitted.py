@@ -70,7 +70,47 @@ class FittedModel:
         raise NotImplementedError
 
     def summary(self) -> str:
+        """N, the strata (or samples), the objective and its parts, how the fit went
+        (backend, status, iterations against the limit, time) and the coefficient table."""
+        lines = [f"model {self.model.name}: {self.model.ir.kind}, loss {self.loss.name}"]
+        lines += [f"  {line}" for line in self._shape_lines()]
+        lines.append(f"  objective {self.objective}")
+        lines.append(f"  {self._fit_line()}")
+        table = self.coefficients()
+        shown = table.head(_COEFFICIENT_ROWS)
+        lines.append(f"  coefficients over the {self._over}:")
+        lines += ["    " + row for row in shown.rename_axis(None).to_string(
+            float_format=_number).split("\n")]
+        if len(table) > len(shown):
+            lines.append(f"    … and {len(table) - len(shown)} more (fitted.coefficients())")
+        return "\n".join(lines)
+
+    _over: ClassVar[str] = "strata"  # what θ varies over, in words
+
+    def _shape_lines(self) -> list[str]:
         raise NotImplementedError
+
+    def _fit_line(self) -> str:
+        info = self.info
+        options = info.get("options", {})
+        limit = options.get("max_iter") or options.get("max_iters")
+        steps = info.get("iterations", info.get("epochs"))
+        unit = "epochs" if "epochs" in info and "iterations" not in info else "iterations"
+        done = (f", {steps:,} {unit}" + (f" (limit {limit:,})" if limit else "")
+                if isinstance(steps, int) else "")
+        seconds = info.get("fit_seconds")
+        took = f", {seconds:.3g} s" if isinstance(seconds, float) else ""
+        return (f"backend {info.get('backend')} ({info.get('solver')}): status "
+                f"{info.get('status')}{done}{took}")
+
+    def coefficients(self) -> pd.DataFrame:
+        """Each parameter's mean, standard deviation, minimum and maximum over the strata
+        (or the training samples)."""
+        theta = self.theta
+        table = pd.DataFrame({"mean": theta.mean(), "std": theta.std(ddof=0),
+                              "min": theta.min(), "max": theta.max()})
+        table.index.name = "parameter"
+        return table
 
     def save(self, path: str | Path) -> Path:
         raise NotImplementedError
@@ -88,6 +128,23 @@ class FittedModel:
                 f"{self.objective.total:.6g}, backend {self.info.get('backend')}, status "
                 f"{self.info.get('status')}>")
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: the shape, the objective's parts, how the fit went, and the
+        coefficient table."""
+        from html import escape
+
+        parts = "".join(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{value:.6g}</td></tr>"
+                        for name, value in [*self.objective.as_dict().items(),
+                                            ("total", self.objective.total)])
+        shape = "".join(f"<li>{escape(line)}</li>" for line in self._shape_lines())
+        table = self.coefficients().head(_COEFFICIENT_ROWS).to_html(
+            float_format=_number, border=0)
+        return (f"<div class='stratlang-fit'><strong>{escape(type(self).__name__)} "
+                f"{escape(self.model.name)}</strong>: {escape(self.model.ir.kind)}, loss "
+                f"{escape(self.loss.name)}<ul>{shape}<li>{escape(self._fit_line())}</li></ul>"
+                f"<table><tr><th>objective</th><th></th></tr>{parts}</table>"
+                f"<p>coefficients over the {self._over}</p>{table}</div>")
+
     def _saved(self) -> dict[str, Any]:
         """The JSON fields every saved fit has."""
         from .spec import saved_spec
@@ -96,6 +153,13 @@ class FittedModel:
                 "weights": self.weights, "objective": self.objective.as_dict(),
                 "classes": [canon(c) for c in self.classes] if self.classes is not None else None,
                 "rows": list(self.rows), "features": self.features.to_json()}
+
+
+_COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
 
 
 def json_path(path: str | Path) -> Path:
@@ -234,22 +298,17 @@ class FittedStratified(FittedModel):
                                          design.loss_params, self.classes)
 
     # ---- reporting --------------------------------------------------------------------
-    def summary(self) -> str:
+    def _shape_lines(self) -> list[str]:
         k, n, m = self.theta_array.shape
-        lines = [f"model {self.model.name}: {self.model.ir.kind}, loss "
-                 f"{self.model.ir.response.loss.name}",
-                 f"  strata K = {k}, parameters per stratum {n} x {m} "
-                 f"({self.n_parameters} in all)"]
+        records = self.info.get("records")
+        sizes = " × ".join(f"{f.n:,}" for f in self.strata.factors)
+        lines = [(f"records N = {records:,}; " if isinstance(records, int) else "")
+                 + f"strata K = {k:,}" + (f" ({sizes})" if len(self.strata.factors) > 1 else "")
+                 + f", parameters per stratum {n} x {m} ({self.n_parameters:,} in all)"]
         for f in self.strata.factors:
-            lines.append(f"  factor ({', '.join(f.columns)}): {f.n} nodes, {f.graph.n_edges} "
+            lines.append(f"factor ({', '.join(f.columns)}): {f.n} nodes, {f.graph.n_edges} "
                          f"edges, {f.graph.structure}, weight {self.weights[f.hyper_name]:g}")
-        obj = self.objective
-        lines.append(f"  objective {obj.total:.10g} = loss {obj.loss:.6g} + regularization "
-                     f"{obj.regularization:.6g} + laplacian {obj.laplacian:.6g}")
-        info = self.info
-        lines.append(f"  backend {info.get('backend')} ({info.get('solver')}), status "
-                     f"{info.get('status')}, {info.get('fit_seconds', float('nan')):.3f} s")
-        return "\n".join(lines)
+        return lines
 
     def plot(self, *, out: str | Path | None = None, param: str | None = None,
              over: str | None = None, by: str | None = None, **other: Any):
@@ -378,15 +437,15 @@ class FittedPersonalized(FittedModel):
         return self.loss.records_metrics(records, theta, self.model.ir.response.loss.p,
                                          self.classes)
 
-    def summary(self) -> str:
+    _over = "training samples"
+
+    def _shape_lines(self) -> list[str]:
         spec = self.model.ir.personalize
-        lines = [f"model {self.model.name}: personalized, loss {self.loss.name}, rank {spec.rank}",
-                 f"  {len(self.theta_array)} samples x {self.theta_array.shape[1]} parameters; "
-                 f"{self.info['epochs']} epochs (best {self.info['best_epoch']}), "
-                 f"{self.info['fit_seconds']:.2f} s",
-                 "  covariate weights phi: " + ", ".join(f"{k} {v:.3g}" for k, v in self.phi.items()),
-                 f"  objective {self.objective}"]
-        return "\n".join(lines)
+        n, p = self.theta_array.shape
+        return [f"samples N = {n:,}, rank {spec.rank}, {p} parameters per sample; best epoch "
+                f"{self.info['best_epoch']}",
+                "covariate weights phi: " + ", ".join(f"{k} {v:.3g}"
+                                                      for k, v in self.phi.items())]
 
     def plot(self, *, out: str | Path | None = None, by: str | None = None,
              method: str = "pca", **other: Any):

@@ -35,12 +35,14 @@ class Model:
         for column in graphs:
             strat = factors.get(column)
             if strat is None:
-                raise OptionError(f"graphs: '{column}' is not a stratified column of model "
-                                  f"'{self.name}'" + did_you_mean(str(column), factors))
+                problem = (f"'{column}' is not a stratified column of model '{self.name}'"
+                           + did_you_mean(str(column), factors))
+                raise OptionError(f"graphs: {problem}", cli=f"--graph {column}=…: {problem}")
             if not GRAPHS[strat.graph.name].supplied:
-                raise OptionError(f"graphs: the spec gives '{column}' the graph "
-                                  f"'{strat.graph.name}'; write `stratify {column} ~ given` to "
-                                  "take its graph from Python")
+                problem = (f"the spec gives '{column}' the graph '{strat.graph.name}'; write "
+                           f"`stratify {column} ~ given` to take its graph from")
+                raise OptionError(f"graphs: {problem} Python",
+                                  cli=f"--graph {column}=…: {problem} --graph")
         return dict(graphs)
 
     def with_graphs(self, graphs: dict[str, Any]) -> Model:
@@ -58,6 +60,14 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<stratlang.Model {self.name!r}: {self.ir.kind}, loss {self.ir.response.loss.name}>"
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the kind, the loss and the canonical spec."""
+        from html import escape
+
+        return (f"<div class='stratlang-model'><strong>Model {escape(self.name)}</strong>: "
+                f"{escape(self.ir.kind)}, loss {escape(self.ir.response.loss.name)}"
+                f"<pre>{escape(self.text)}</pre></div>")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Model) and other.ir == self.ir
@@ -126,6 +136,7 @@ class Model:
             # the value came from the spec's solver statement: point at it
             raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source)]
                             ) from None
+        fit.info.setdefault("options", dict(choice.options))  # what the summary reports
         return fitted_model(self, fit, values)
 
     def tune(self, data: Any = None, *, folds: int = 5, metric: str | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .language import ir
 from .language.check import check
-from .language.errors import StratlangError
+from .language.errors import StratlangError, did_you_mean
 from .language.printer import to_text as print_model
 from .language.reading import FileProblem, read_text
 from .language.syntax import parse_recovering
@@ -25,26 +25,46 @@ def vocabulary() -> Vocabulary:
 
 
 def looks_like_path(text: str) -> bool:
-    return "\n" not in text and text.strip().endswith(".strat")
+    """A path rather than spec text: one line that ends in '.strat', or one word with no
+    blank in it (every statement has one: `model m`), such as a mistyped file name."""
+    stripped = text.strip()
+    return "\n" not in stripped and (stripped.endswith(".strat") or (
+        bool(stripped) and not any(ch.isspace() for ch in stripped)))
 
 
 def read_spec(path_or_text: str | Path) -> tuple[str, str]:
-    """(text, filename) from a path or from spec text."""
+    """(text, filename) from a path or from spec text; a path that is not a file is an
+    error with the closest spec file beside it, if any."""
     if isinstance(path_or_text, Path) or looks_like_path(str(path_or_text)):
-        path = Path(path_or_text)
+        path = Path(str(path_or_text).strip()) if isinstance(path_or_text, str) else path_or_text
         try:
             return read_text(path, "spec file"), str(path)
         except FileProblem as err:
-            raise StratlangError(str(err)) from None
+            raise StratlangError(str(err) + _nearby(path)) from None
     return str(path_or_text), "<spec>"
 
 
+def _nearby(path: Path) -> str:
+    """'; did you mean …' for a missing spec file with a similar one beside it."""
+    try:
+        if path.exists():
+            return ""
+        siblings = [str(path.parent / p.name) if str(path.parent) != "." else p.name
+                    for p in path.parent.glob("*.strat")]
+    except OSError:
+        return ""
+    return did_you_mean(str(path), siblings) if siblings else ""
+
+
 def compile_spec(text: str, filename: str = "<spec>", check_files: bool = True) -> ir.Model:
-    """Parses and checks a spec; raises SpecError with every problem found. Files the
-    spec names are looked for next to a named spec file when ``check_files``."""
+    """Parses and checks a spec; raises SpecError with every problem found. When
+    ``check_files``, the files the spec names are checked, in its source's directory, for
+    a spec file or standard input (``STDIN``: the working directory); spec text given
+    from Python (``<spec>``) has its files read only when it is fitted."""
     result = parse_recovering(text, filename)
-    named = check_files and not filename.startswith("<")
-    return check(result.spec, vocabulary(), result.spec.source.directory if named else None,
+    source = result.spec.source
+    checked = check_files and source.checks_files
+    return check(result.spec, vocabulary(), source.directory if checked else None,
                  result.diagnostics)
 
 

@@ -91,8 +91,8 @@ def tune(model, data=None, *, folds: int = 5, metric: str | None = None, seed: i
     if metric not in GREATER_IS_BETTER:
         raise OptionError(f"unknown metric '{metric}'" + did_you_mean(metric, GREATER_IS_BETTER))
     if not 2 <= folds <= len(frame):
-        raise OptionError(f"folds must lie between 2 and the number of records ({len(frame)}); "
-                          f"got {folds}")
+        bounds = f"must lie between 2 and the number of records ({len(frame)}); got {folds}"
+        raise OptionError(f"folds {bounds}", cli=f"--folds {bounds}")
     fold_design = _fold_binder(model, frame)
     order = np.random.default_rng(seed).permutation(len(frame))
     scores = np.full((len(grid), folds), np.nan)
@@ -135,14 +135,19 @@ class Verification:
         """How many times faster the fast backend was (below 1: slower)."""
         return self.cvxpy_seconds / max(self.fast_seconds, 1e-9)
 
-    def __str__(self) -> str:
+    @property
+    def pace(self) -> str:
+        """``2.5x faster`` or ``1.7x slower``: the fast backend against the reference, the
+        factor always at least 1."""
         ratio = self.speedup
-        pace = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+        return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+
+    def __str__(self) -> str:
         name = self.fast_backend
         return (f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s)\n"
                 f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
                 f"{self.fast_iterations} iterations)\n"
-                f"relative gap {self.relative_gap:.2e}; {name} {pace}")
+                f"relative gap {self.relative_gap:.2e}; {name} {self.pace}")
 
 
 def verify(model, data=None, *, weights: dict[str, float] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -187,3 +188,48 @@ def test_conjugate_gradient_laplacian_paths_match_cvxpy(solver, limits, strata, 
     reference, fast = both(str(spec), frame)
     assert fast.info["solver"] == f"ADMM ({solver})"
     assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
+
+
+# ---- the progress line -----------------------------------------------------------------------
+def _chain_admm(progress: bool | None, max_iter: int = 50):
+    """ADMM on a 4-stratum chain (½‖θ − a‖² + ½ θᵀLθ), never converged (tolerances 0)."""
+    from stratlang.solvers.admm import admm
+
+    target = np.array([[1.0], [2.0], [0.0], [5.0]])
+    laplacian = np.diag([1.0, 2.0, 2.0, 1.0]) - np.diag([1.0] * 3, 1) - np.diag([1.0] * 3, -1)
+    return admm(lambda v, lam: (v + lam * target) / (1 + lam), [],
+                lambda b, c: np.linalg.solve(laplacian + c * np.eye(4), b), (4, 1),
+                eps_abs=0.0, eps_rel=0.0, max_iter=max_iter, adaptive=False, progress=progress)
+
+
+def test_progress_line_shows_time_iterations_and_residuals_against_tolerances(monkeypatch,
+                                                                                capsys):
+    from stratlang.solvers import progress
+
+    monkeypatch.setattr(progress, "SHOW_AFTER", -1.0)  # a "long" fit from the start
+    monkeypatch.setattr(progress, "REFRESH", 0.0)  # every iteration redrawn
+    result = _chain_admm(progress=True)
+    err = capsys.readouterr().err
+    assert result.iterations == 50 and err.endswith("\n") and err.count("\n") == 1
+    lines = err.rstrip("\n").split("\r")[1:]
+    assert len(lines) == 51  # each iteration, then the final state once more
+    assert re.fullmatch(r"admm \d+\.\d s  iteration 3/50  primal \d\.\de[-+]\d\d > 0\.0e\+00  "
+                        r"dual \d\.\de[-+]\d\d > 0\.0e\+00 *", lines[2])
+    assert lines[-1].startswith("admm ") and "iteration 50/50  primal " in lines[-1]
+
+
+def test_progress_line_waits_for_a_long_fit_and_redraws_four_times_a_second(monkeypatch,
+                                                                             capsys):
+    from stratlang.solvers import progress
+
+    _chain_admm(progress=True)  # well under a second: nothing at all
+    assert capsys.readouterr().err == ""
+    times = iter([0.0, 0.5, 1.2, 1.3, 1.6, 2.0])  # start, then one per update, then close
+    line = progress.ProgressLine("fit", True, clock=lambda: next(times))
+    with line:
+        for i in range(1, 5):
+            line.update(lambda i=i: f"iteration {i}/9")
+    # 0.5 s: too early; 1.2 s: shown; 1.3 s: too soon after; 1.6 s: shown; on exit: final
+    assert capsys.readouterr().err == ("\rfit 1.2 s  iteration 2/9\rfit 1.6 s  iteration 4/9"
+                                       "\rfit 2.0 s  iteration 4/9\n")
+    assert progress.elapsed_text(125.3) == "2 min 05 s"

@@ -27,6 +27,15 @@ def test_load_from_text_and_file(tmp_path):
         stratlang.load("nope.strat")
 
 
+def test_a_mistyped_spec_path_is_not_read_as_spec_text(tmp_path):
+    (tmp_path / "elections.strat").write_text(SPEC)
+    for typed in ("elections.strt", "elections"):
+        with pytest.raises(stratlang.StratlangError) as info:
+            stratlang.load(str(tmp_path / typed))
+        assert str(info.value) == (f"spec file '{tmp_path / typed}' not found; did you mean "
+                                   f"'{tmp_path / 'elections.strat'}'?")
+
+
 def test_fit_predict_score_and_labels(regression_frame):
     fitted = stratlang.load(SPEC).fit(regression_frame)
     theta = fitted.theta
@@ -44,6 +53,35 @@ def test_fit_predict_score_and_labels(regression_frame):
     assert scores["r2"] > 0.9  # the truth is in the model class
     text = fitted.summary()
     assert "strata K = 12" in text and "factor (age): 6 nodes, 5 edges, path, weight 10" in text
+
+
+def test_summary_repr_and_notebook_view(regression_frame):
+    model = stratlang.load(SPEC)
+    fitted = model.fit(regression_frame, backend="admm")
+    lines = fitted.summary().splitlines()
+    assert lines[:4] == [
+        "model demo: stratified, loss squared",
+        "  records N = 300; strata K = 12 (2 × 6), parameters per stratum 3 x 1 (36 in all)",
+        "  factor (sex): 2 nodes, 1 edges, complete, weight 1",
+        "  factor (age): 6 nodes, 5 edges, path, weight 10"]
+    assert lines[4].startswith(f"  objective {fitted.objective.total:.10g} = loss ")
+    iterations = fitted.info["iterations"]
+    assert lines[5].startswith("  backend admm (") and lines[5].endswith(" s")
+    assert f"status optimal, {iterations:,} iterations (limit 5,000), " in lines[5]
+    assert lines[6] == "  coefficients over the strata:"
+    table = fitted.coefficients()
+    assert list(table.index) == ["x1", "x2", "intercept"]
+    assert list(table.columns) == ["mean", "std", "min", "max"]
+    np.testing.assert_allclose(table["mean"], fitted.theta.mean().to_numpy())
+    np.testing.assert_allclose(table["max"], fitted.theta.max().to_numpy())
+    assert lines[8].split()[0] == "x1" and float(lines[8].split()[1]) == pytest.approx(
+        table.loc["x1", "mean"], rel=1e-3)
+    assert repr(fitted) == (f"<stratlang.FittedStratified 'demo': objective "
+                            f"{fitted.objective.total:.6g}, backend admm, status optimal>")
+    html = fitted._repr_html_()
+    assert "<table" in html and "laplacian" in html and "records N = 300" in html
+    assert repr(model) == "<stratlang.Model 'demo': stratified, loss squared>"
+    assert "<pre>model demo\nresponse y ~ squared" in model._repr_html_()
 
 
 def test_recovers_known_parameters(rng):

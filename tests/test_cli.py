@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from stratlang.cli import main
@@ -13,9 +18,9 @@ from stratlang.cli import main
 from .conftest import write
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
+def run(*args: str, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "stratlang", *args], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, input=stdin, cwd=cwd)
 
 
 @pytest.fixture
@@ -108,7 +113,8 @@ def test_personalized_fit_and_predict_from_the_cli(tmp_path, rng):
           "learning_rate 0.005 max_iter 100\n  distance u ~ abs\n")
     fit = run("fit", str(tmp_path / "p.strat"), "--out", str(tmp_path / "p.json"))
     assert fit.returncode == 0, fit.stderr
-    assert "personalized, loss squared, rank 1" in fit.stdout and "covariate weights phi: u" in fit.stdout
+    assert "personalized, loss squared" in fit.stdout and "rank 1" in fit.stdout
+    assert "covariate weights phi: u" in fit.stdout
     pred = run("predict", str(tmp_path / "p.json"), "--data", str(tmp_path / "p.csv"))
     assert pred.returncode == 0 and pred.stdout.startswith(",prediction\n")
     assert len(pred.stdout.strip().splitlines()) == n + 1
@@ -134,3 +140,250 @@ def test_prediction_covariate_errors_are_positioned(tmp_path, rng):
     assert pred.returncode == 1 and "internal error" not in pred.stderr
     assert "p.strat:4:21: error: distance file" in pred.stderr and "has no entry for 'c'" in pred.stderr
     assert 'distance region ~ matrix("regions.csv")\n' in pred.stderr  # the file's own line
+
+
+# ---- --version -----------------------------------------------------------------------------
+def test_version(capsys):
+    from importlib.metadata import version
+
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout == f"stratlang {version('stratlang')}\n"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"stratlang {version('stratlang')}\n"
+
+
+# ---- a spec on standard input ('-') ------------------------------------------------------------
+GOOD = ('model demo\ndata "d.csv"\nresponse y ~ squared\nfeatures x1, x2, intercept\n'
+        "stratify sex ~ complete weight 1\nstratify age ~ path weight 10\n")
+
+
+def stdin(monkeypatch, text: str) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+
+def test_spec_from_stdin_names_stdin_and_reads_files_in_the_working_directory(project, tmp_path):
+    ok = run("check", "-", stdin=GOOD, cwd=project)
+    assert ok.returncode == 0 and ok.stdout == "<stdin>: ok (stratified model 'demo')\n"
+    bad = run("check", "-", stdin=(project / "bad.strat").read_text(), cwd=project)
+    assert bad.returncode == 1
+    assert "<stdin>:2:14: error: unknown loss 'sqared'; did you mean 'squared'?" in bad.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    missing = run("check", "-", stdin=GOOD, cwd=elsewhere)  # checked where it runs
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"<stdin>:2:6: error: data file 'd.csv' not found (looked "
+                                     f"in {elsewhere})\n")
+
+
+def test_spec_text_from_python_still_has_its_files_read_only_when_fitted(tmp_path, monkeypatch):
+    import stratlang
+
+    monkeypatch.chdir(tmp_path)
+    model = stratlang.load(GOOD)  # no d.csv here: no error yet
+    assert model.ir.source.filename == "<spec>"
+    with pytest.raises(stratlang.StratlangError, match=r"data file '.*d\.csv' not found"):
+        model.fit()
+
+
+@pytest.mark.parametrize("command", [["check"], ["show"], ["fit", "--weight", "stratify.age=5"],
+                                     ["verify", "--weight", "stratify.age=5"],
+                                     ["tune", "--folds", "2"]])
+def test_every_spec_command_reads_stdin(command, project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    stdin(monkeypatch, GOOD.replace("weight 10", "weight {1, 10}"))
+    assert main([command[0], "-", *command[1:], "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_stdin_that_is_not_utf8_is_an_error(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"response y ~ \xff\n")))
+    assert main(["check", "-"]) == 1
+    assert capsys.readouterr().err == ("error: the spec on standard input is not UTF-8 text: "
+                                       "byte 0xff on line 1\n")
+
+
+# ---- --format json -----------------------------------------------------------------------------
+def test_json_show(project, capsys):
+    assert main(["show", str(project / "good.strat"), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["text"].startswith('model demo\ndata "d.csv"\nresponse y ~ squared\n')
+    assert (doc["ok"], doc["model"], doc["kind"], doc["loss"]) == (True, "demo", "stratified",
+                                                                   "squared")
+    assert doc["records"] == 300 and doc["rows"] == ["x1", "x2", "intercept"]
+    assert doc["strata"]["K"] == 12 and doc["strata"]["parameters_per_output"] == 36
+    assert doc["strata"]["factors"][1] == {"columns": ["age"], "structure": "path", "nodes": 6,
+                                           "edges": 5, "weight": 10.0,
+                                           "hyper_parameter": "stratify.age", "hub": None}
+
+
+def test_json_fit_score_predict(project, capsys):
+    out = project / "fit.json"
+    assert main(["fit", str(project / "good.strat"), "--out", str(out), "--weight",
+                 "stratify.age=5", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["ok"], doc["model"], doc["backend"], doc["status"]) == (True, "demo", "admm",
+                                                                        "optimal")
+    assert isinstance(doc["iterations"], int) and doc["seconds"] > 0
+    assert set(doc["objective"]) == {"total", "loss", "regularization", "laplacian"}
+    assert doc["objective"]["total"] == pytest.approx(
+        doc["objective"]["loss"] + doc["objective"]["regularization"]
+        + doc["objective"]["laplacian"])
+    assert doc["weights"] == {"stratify.sex": 1.0, "stratify.age": 5.0}
+    assert doc["strata"]["K"] == 12 and doc["strata"]["factors"][1]["weight"] == 5.0
+    assert set(doc["training"]) == {"rmse", "mae", "r2"}
+    assert doc["saved"] == {"model": str(out), "arrays": str(out.with_suffix(".npz"))}
+    data = str(project / "d.csv")
+    assert main(["score", str(out), "--data", data, "--format", "json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored == {"ok": True, "metrics": pytest.approx(doc["training"])}
+    assert main(["predict", str(out), "--data", data, "--format", "json"]) == 0
+    predictions = json.loads(capsys.readouterr().out)["predictions"]
+    assert len(predictions) == 300 and set(predictions[0]) == {"row", "prediction"}
+    assert [p["row"] for p in predictions[:3]] == [0, 1, 2]
+    assert main(["predict", str(out), "--data", data, "--out", str(project / "p.csv"),
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "written": str(project / "p.csv"),
+                                                   "rows": 300}
+
+
+def test_json_has_no_nan_a_dropped_row_predicts_null(project, capsys):
+    frame = pd.read_csv(project / "d.csv")
+    frame.loc[4, "x1"] = np.nan
+    frame.to_csv(project / "gaps.csv", index=False)
+    write(project, "drop.strat", "response y ~ squared\nfeatures x1, intercept\n"
+          "stratify age ~ path weight 1\nmissing drop\n")
+    assert main(["fit", str(project / "drop.strat"), "--data", str(project / "gaps.csv"),
+                 "--out", str(project / "m.json")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(project / "m.json"), "--data", str(project / "gaps.csv"),
+                 "--format", "json"]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text
+    predictions = json.loads(text)["predictions"]
+    assert predictions[4] == {"row": 4, "prediction": None}
+    assert isinstance(predictions[3]["prediction"], float)
+
+
+def test_json_values_are_plain():
+    from stratlang.cli import _plain
+
+    assert _plain({"a": float("nan"), 1: np.float64(np.inf), "c": (np.int64(3), np.bool_(True)),
+                   "d": Path("x.csv"), "e": np.float32(0.5)}) == {
+        "a": None, "1": None, "c": [3, True], "d": "x.csv", "e": 0.5}
+
+
+def test_json_verify_and_tune(project, capsys):
+    write(project, "sweep.strat", GOOD.replace("weight 10", "weight {1, 10}"))
+    spec = str(project / "sweep.strat")
+    assert main(["verify", spec, "--weight", "stratify.age=5", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["reference"]["backend"] == "cvxpy" and doc["fast"]["backend"] == "admm"
+    assert doc["fast"]["objective"] == pytest.approx(doc["reference"]["objective"], rel=1e-6)
+    assert doc["relative_gap"] < 1e-6 and doc["reference"]["seconds"] > 0
+    assert re.fullmatch(r"\d+\.\dx (faster|slower)", doc["pace"])
+    out = project / "best.json"
+    assert main(["tune", spec, "--folds", "3", "--out", str(out), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["metric"] == "rmse" and [row["stratify.age"] for row in doc["table"]] == [1, 10]
+    assert set(doc["table"][0]) == {"stratify.age", "mean_rmse", "std_rmse"}
+    best = min(doc["table"], key=lambda row: row["mean_rmse"])["stratify.age"]
+    assert doc["best"] == {"stratify.age": best} and doc["refit"]["weights"]["stratify.age"] == best
+    assert doc["saved"]["model"] == str(out) and out.exists()
+
+
+def test_json_errors(project, capsys):
+    assert main(["fit", str(project / "good.strat"), "--data", str(project / "none.csv"),
+                 "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert json.loads(captured.out) == {
+        "ok": False, "errors": [{"message": f"data file '{project / 'none.csv'}' not found"}]}
+    assert main(["show", str(project / "bad.strat"), "--format", "json"]) == 1
+    errors = json.loads(capsys.readouterr().out)["errors"]
+    assert errors[0] == {"message": "unknown loss 'sqared'; did you mean 'squared'?",
+                         "hint": None, "file": str(project / "bad.strat"), "line": 2,
+                         "column": 14, "end_line": 2, "end_column": 20}
+    assert main(["score", str(project / "missing.json"), "--data", "x.csv",
+                 "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["errors"][0]["message"].startswith(
+        "fitted model '")
+
+
+# ---- messages that name the command line's flags -----------------------------------------------
+def test_a_sweep_is_explained_with_the_weight_flag_and_tune(project, capsys):
+    import stratlang
+
+    write(project, "two.strat", GOOD.replace("weight 10", "weight {1, 10}")
+          .replace("weight 1\n", "weight logspace(0.1, 10, 3)\n"))
+    spec = str(project / "two.strat")
+    assert main(["fit", spec]) == 1
+    assert capsys.readouterr().err == (
+        "error: 'stratify.sex' is a sweep {0.1, 1, 10} and 'stratify.age' a sweep {1, 10}: fit "
+        "one value of each with --weight stratify.sex=VALUE --weight stratify.age=VALUE, or "
+        "choose by cross-validation with `stratlang tune SPEC`\n")
+    assert main(["verify", spec, "--weight", "stratify.sex=1", "--format", "json"]) == 1
+    message = json.loads(capsys.readouterr().out)["errors"][0]["message"]
+    assert message == ("'stratify.age' is a sweep {1, 10}: fit one value with --weight "
+                       "stratify.age=VALUE, or choose by cross-validation with `stratlang tune "
+                       "SPEC`")
+    with pytest.raises(stratlang.StratlangError, match=r"weights=\{'stratify.age': v\}") as info:
+        stratlang.load(project / "two.strat").fit(weights={"stratify.sex": 1})  # Python's words
+    assert "--weight" not in str(info.value)
+
+
+def test_other_messages_name_the_flags(project, capsys):
+    good = str(project / "good.strat")
+    assert main(["fit", good, "--backend", "admm", "--solver", "scs"]) == 1
+    assert capsys.readouterr().err == ("error: --solver scs names a solver for a backend that "
+                                       "takes one (cvxpy); --backend admm does not\n")
+    write(project, "nodata.strat", "response y ~ squared\nfeatures x1\n")
+    assert main(["fit", str(project / "nodata.strat")]) == 1
+    assert capsys.readouterr().err == ("error: model 'nodata' names no data: give --data FILE, "
+                                       "or add a 'data \"file.csv\"' statement to the spec\n")
+    assert main(["fit", good, "--graph", "agee=e.csv"]) == 1
+    assert capsys.readouterr().err == ("error: --graph agee=e.csv: 'agee' is not a stratified "
+                                       "column of model 'demo'; did you mean 'age'?\n")
+    assert main(["fit", good, "--graph", "age=e.csv"]) == 1
+    assert capsys.readouterr().err.endswith("write `stratify age ~ given` to take its graph "
+                                            "from --graph\n")
+    write(project, "sweep.strat", GOOD.replace("weight 10", "weight {1, 10}"))
+    assert main(["tune", str(project / "sweep.strat"), "--folds", "1000"]) == 1
+    assert capsys.readouterr().err == ("error: --folds must lie between 2 and the number of "
+                                       "records (300); got 1000\n")
+
+
+def test_unseen_strata_hint_names_the_unseen_flag(project, capsys):
+    assert main(["fit", str(project / "good.strat"), "--out", str(project / "m.json")]) == 0
+    frame = pd.read_csv(project / "d.csv")
+    frame.loc[0, "age"] = 99
+    frame.to_csv(project / "new.csv", index=False)
+    capsys.readouterr()
+    assert main(["predict", str(project / "m.json"), "--data", str(project / "new.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "error: column 'age' has values that are not nodes of its graph: 99" in err
+    assert err.endswith("    hint: --unseen common uses the model averaged over the factor's "
+                        "nodes\n")
+    assert main(["score", str(project / "m.json"), "--data", str(project / "new.csv"),
+                 "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["errors"][0]["hint"] == (
+        "--unseen common uses the model averaged over the factor's nodes")
+
+
+# ---- verify: faster or slower ------------------------------------------------------------------
+def test_verify_says_faster_or_slower(project, monkeypatch, capsys):
+    from stratlang import tune
+
+    slower = tune.Verification("admm", 1.0, 1.0 + 1e-9, 0.2, 0.5, 40)
+    faster = tune.Verification("admm", 1.0, 1.0, 0.9, 0.3, 40)
+    assert str(slower).endswith("; admm 2.5x slower") and slower.pace == "2.5x slower"
+    assert str(faster).endswith("; admm 3.0x faster")
+    monkeypatch.setattr(tune, "verify", lambda *args, **kwargs: slower)
+    assert main(["verify", str(project / "good.strat")]) == 0
+    assert capsys.readouterr().out == ("cvxpy objective 1  (0.200 s)\n"
+                                       "admm  objective 1.000000001  (0.500 s, 40 iterations)\n"
+                                       "relative gap 1.00e-09; admm 2.5x slower\n")
+    assert main(["verify", str(project / "good.strat"), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["pace"] == "2.5x slower" and doc["speedup"] == pytest.approx(0.4)

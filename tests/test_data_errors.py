@@ -34,8 +34,8 @@ def test_missing_and_non_numeric_values_name_rows(tmp_path):
     csv = write(tmp_path, "d.csv", "y,x,s\n1,2,a\n2,,b\n3,oops,a\n4,5,\n")
     frame = read_frame(csv)
     assert data_problems("response y ~ squared\nfeatures x\nstratify s ~ complete\n", frame) == [
-        (2, 10, "column 'x' has missing values in row 1 (line 3 of d.csv)"),
-        (3, 10, "column 's' has missing values in row 3 (line 5 of d.csv)")]
+        (2, 10, "column 'x' has missing values (empty or NaN) in row 1 (line 3 of d.csv)"),
+        (3, 10, "column 's' has missing values (empty or NaN) in row 3 (line 5 of d.csv)")]
     frame2 = pd.DataFrame({"y": [1.0, 2.0, 3.0], "x": ["1", "b", "c"]})
     assert data_problems("response y ~ squared\nfeatures x\n", frame2) == [
         (2, 10, "column 'x' must be numeric; values 'b', 'c' in rows 1, 2")]
@@ -44,7 +44,7 @@ def test_missing_and_non_numeric_values_name_rows(tmp_path):
 @pytest.mark.parametrize(("loss", "values", "message"), [
     ("poisson", [1, -1, 2.5, 3], "response 'y' must hold nonnegative integers (counts) for loss "
                                  "'poisson'; values -1, 2.5 in rows 1, 2"),
-    ("logistic", ["a", "b", "c", "a"], "response 'y' must have exactly two classes; found 3: 'a', "
+    ("logistic", ["a", "b", "c", "a"], "response 'y' must have exactly two classes; found 3 classes: 'a', "
                                        "'b', 'c' for loss 'logistic'; value 'c' in row 2"),
     ("bernoulli", [0, 1, 2, 1], "response 'y' must hold 0/1 or true/false outcomes for loss "
                                 "'bernoulli'; value 2 in row 2"),
@@ -59,7 +59,7 @@ def test_response_outside_the_loss_domain(loss, values, message):
 def test_single_class_logistic_is_rejected():
     frame = pd.DataFrame({"y": [1, 1, 1], "x": [1.0, 2.0, 3.0]})
     [(_, _, msg)] = data_problems("response y ~ logistic\nfeatures x\n", frame)
-    assert msg == "response 'y' must have exactly two classes; found 1: 1 for loss 'logistic'"
+    assert msg == "response 'y' must have exactly two classes; found 1 class: 1 for loss 'logistic'"
 
 
 def test_values_outside_declared_nodes():

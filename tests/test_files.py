@@ -57,7 +57,7 @@ def test_data_file_problems(tmp_path, content, message):
 @pytest.mark.parametrize(("content", "column", "message"), [
     ("y,x,s\n1,2,a\n\n2,abc,b\n", 10,
      "column 'x' must be numeric; value 'abc' in row 1 (line 4 of d.csv)"),
-    ("y,x,s\n1,2,a\n\n2,nan,b\n", 10, "column 'x' has missing values in row 1 (line 4 of d.csv)"),
+    ("y,x,s\n1,2,a\n\n2,nan,b\n", 10, "column 'x' has missing values (empty or NaN) in row 1 (line 4 of d.csv)"),
     ("y,x,s\n1,1e300,a\n2,3,b\n", 10,
      "column 'x' has values beyond ±1e+150: value 1e+300 in row 0 (line 2 of d.csv); rescale "
      "the column"),

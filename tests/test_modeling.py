@@ -266,8 +266,8 @@ def test_missing_values_are_an_error_unless_dropped_knowingly(rng):
     frame.loc[[7, 11], "g"] = np.nan
     body = "response y ~ squared\nfeatures x, intercept\nstratify g ~ path\n"
     assert problems(body, frame) == [
-        (2, 10, "column 'x' has missing values in rows 3, 7"),
-        (3, 10, "column 'g' has missing values in rows 7, 11")]
+        (2, 10, "column 'x' has missing values (empty or NaN) in rows 3, 7"),
+        (3, 10, "column 'g' has missing values (empty or NaN) in rows 7, 11")]
     with pytest.warns(stratlang.DataWarning, match=r"missing drop: rows with missing values left "
                                                    r"out \(by column: 'x' 2, 'g' 2\); 37 rows kept"):
         dropped = stratlang.load(body + "missing drop\n").fit(frame)

@@ -324,3 +324,33 @@ def test_a_distance_aware_start_recovers_the_simulation_far_better(rng):
         errors[k] = np.linalg.norm(fitted.theta_array - truth) / np.sqrt(n)
     assert errors[80] < 0.5 * errors[0]  # per-sample RMS error of θ
     assert errors[80] < 0.14
+
+
+def test_progress_line_shows_epochs_objective_change_and_early_stopping(design, monkeypatch,
+                                                                        capsys):
+    import re
+
+    from stratlang.solvers import personalized as S
+    from stratlang.solvers import progress
+
+    problem = to_problem(design)
+    settings = S.Settings(rank=2, radius=0.8, learning_rate=0.01, decay=1.0, max_iter=50,
+                          progress=True)
+    S.fit(problem, settings)  # well under a second: nothing at all
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(progress, "SHOW_AFTER", -1.0)
+    monkeypatch.setattr(progress, "REFRESH", 0.0)
+    S.fit(problem, settings)
+    err = capsys.readouterr().err
+    lines = err.rstrip("\n").split("\r")[1:]
+    assert err.endswith("\n") and len(lines) == 51
+    assert re.fullmatch(r"subgradient \d+\.\d s  epoch 3/50  objective \S+ "
+                        r"\(change [-+]\d\.\de[-+]\d\d\) *", lines[2])
+    # with validation: the early-stopping rule's figures (a held-out loss that never improves
+    # after the first epoch stops the fit after `patience` epochs)
+    fit = S.fit(problem, settings, validate=lambda z, q, phi: 1.0, patience=4)
+    lines = capsys.readouterr().err.rstrip("\n").split("\r")[1:]
+    assert fit.epochs == 5 and fit.best_epoch == 1
+    assert ("epoch 3/50  validation 1 (best 1, 2/4 epochs without improvement)  objective "
+            in lines[2])
+    assert "epoch 5/50  validation 1 (best 1, 4/4 epochs without improvement)" in lines[-1]

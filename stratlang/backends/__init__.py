@@ -68,9 +68,11 @@ class Choice:
 def _refusal(model: ir.Model, entry: Backend, reason: str, design: Any) -> StratlangError:
     able = [b.name for b in automatic(entry.family)
             if b is not entry and _quietly_unsupported(b, design) is None]
-    hint = f"; use backend='{able[0]}'" if able else ""
-    return NumericalError(f"backend '{entry.name}' cannot fit model '{model.name}': {reason}"
-                          + hint)
+    said = f"backend '{entry.name}' cannot fit model '{model.name}': {reason}"
+    if not able:
+        return NumericalError(said)
+    return NumericalError(f"{said}; use backend='{able[0]}'",
+                          cli=f"{said}; use --backend {able[0]}")
 
 
 def _quietly_unsupported(entry: Backend, design: Any) -> str | None:
@@ -103,8 +105,11 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
                                if b.family == model.kind)
             raise StratlangError(f"{entry.wrong_family(model)}; use {others}")
         if solver is not None and entry.solver_option is None:
-            raise OptionError(f"solver='{solver}' names a solver for a backend that takes one "
-                              f"({_solver_backends()}); backend '{entry.name}' does not")
+            takes = f"a backend that takes one ({_solver_backends()})"
+            raise OptionError(f"solver='{solver}' names a solver for {takes}; backend "
+                              f"'{entry.name}' does not",
+                              cli=f"--solver {solver} names a solver for {takes}; --backend "
+                                  f"{entry.name} does not")
         design = design if design is not None else entry.prepare(model, data, graphs)
         reason = entry.unsupported(design)
         if reason is not None:

@@ -115,10 +115,11 @@ def divergence(result: Result, options: dict[str, Any]) -> NumericalError:
         cause = (f"the step: 'penalty' {penalty:g} may be far from the problem's scale (try "
                  f"{penalty / 10:g} or {penalty * 10:g}), or 'relax' {relax:g} too large "
                  "(1 is none)")
-    return NumericalError(
-        f"ADMM diverged after {result.iterations} iterations: the residuals are not finite "
-        f"(primal {result.primal_residual:.3g}, dual {result.dual_residual:.3g}); likely "
-        f"cause: {cause}; backend='cvxpy' fits without these settings")
+    said = (f"ADMM diverged after {result.iterations} iterations: the residuals are not "
+            f"finite (primal {result.primal_residual:.3g}, dual {result.dual_residual:.3g}); "
+            f"likely cause: {cause}; ")
+    return NumericalError(said + "backend='cvxpy' fits without these settings",
+                          cli=said + "--backend cvxpy fits without these settings")
 
 
 def report(result: Result, solver: str, options: dict[str, Any],
@@ -144,9 +145,11 @@ def require_finite(objective: Objective, backend: str) -> Objective:
     """A fit whose objective is not a finite number is no result (e.g. overflowed
     predictions, or constraints that cannot all hold)."""
     if not math.isfinite(objective.total):
-        raise NumericalError(f"backend '{backend}' ended at a point whose objective is not "
-                             f"finite ({objective}): overflowing predictions, or constraints "
-                             "that cannot all hold; try backend='cvxpy' for a diagnosis")
+        said = (f"backend '{backend}' ended at a point whose objective is not finite "
+                f"({objective}): overflowing predictions, or constraints that cannot all "
+                "hold; try ")
+        raise NumericalError(said + "backend='cvxpy' for a diagnosis",
+                             cli=said + "--backend cvxpy for a diagnosis")
     return objective
 
 

@@ -76,6 +76,7 @@ class StratifiedFit:
            warm: Any = None) -> StratifiedFit:
         if design.dropped:
             info["dropped_rows"] = dict(design.dropped)
+        info.setdefault("records", design.n_records)
         return cls(theta, design.strata, design.classes, info, objective, design, warm,
                    rows=design.rows, features=design.features)
 

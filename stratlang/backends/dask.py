@@ -203,9 +203,14 @@ def _bind_partition(model: ir.Model, frame: pd.DataFrame, name: str, strata: Str
     except SpecError as error:
         if "file" in frame.attrs:  # rows are already named in their file
             raise
-        raise SpecError([replace(d, hint=(d.hint + "; " if d.hint else "") + f"in {name}")
+        raise SpecError([replace(d, hint=_in_file(d.hint, name),
+                                 cli_hint=d.cli_hint and _in_file(d.cli_hint, name))
                          for d in error.diagnostics]) from None
     return {**_split_records(design.records, blocks), "dropped": design.dropped}
+
+
+def _in_file(hint: str | None, name: str) -> str:
+    return (hint + "; " if hint else "") + f"in {name}"
 
 
 def _dropped(pieces: dict) -> dict[str, int]:

@@ -153,6 +153,7 @@ def fit_personalized(design: PersonalizedDesign, weights: dict[str, float],
                              f"{objective}); lower the learning rate")
     if design.dropped:
         info["dropped_rows"] = dict(design.dropped)
+    info.setdefault("records", len(design.index))
     return PersonalizedFit(theta, z, result.q, result.phi, result.theta_pop, design.covariate_frame,
                            design.classes, pd.DataFrame(result.history), info, objective,
                            design.index, design.rows, design.features)

@@ -91,7 +91,7 @@ class Binder:
         series = self.frame[name]
         missing = np.flatnonzero(series.isna().to_numpy())
         if len(missing):
-            self.out.error(f"column '{name}' has missing values in "
+            self.out.error(f"column '{name}' has missing values (empty or NaN) in "
                            + rows_phrase(self.frame, missing), span)
             return None
         return series
@@ -105,11 +105,15 @@ class Binder:
         if series.dtype == bool:
             values = series.astype(float)
         numbers = values.to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(numbers))
-        if len(bad):
-            text = np.isnan(numbers[bad]).all()  # words, not overflow
-            self.out.error(f"column '{name}' must be numeric; {values_phrase(series, bad)} in "
-                           + rows_phrase(self.frame, bad), span, hint if text else None)
+        words = np.flatnonzero(np.isnan(numbers))  # (the column has no missing values)
+        if len(words):
+            self.out.error(f"column '{name}' must be numeric; {values_phrase(series, words)} in "
+                           + rows_phrase(self.frame, words), span, hint)
+            return None
+        infinite = np.flatnonzero(np.isinf(numbers))
+        if len(infinite):
+            self.out.error(f"column '{name}' must be finite; {values_phrase(numbers, infinite)} "
+                           f"in {rows_phrase(self.frame, infinite)}", span)
             return None
         huge = np.flatnonzero(np.abs(numbers) > MAX_MAGNITUDE)
         if len(huge):  # their squares would overflow in the solvers
@@ -132,8 +136,10 @@ def frame_for(model: ir.Model, data: pd.DataFrame | str | Path | None) -> pd.Dat
         except FileProblem as problem:
             raise DataError(str(problem)) from None
     if model.data is None:
-        raise DataError(f"model '{model.name}' names no data: pass data to fit, or add a "
-                        "'data \"file.csv\"' statement")
+        said = f"model '{model.name}' names no data: "
+        statement = ", or add a 'data \"file.csv\"' statement to the spec"
+        raise DataError(said + "pass data to fit" + statement,
+                        cli=said + "give --data FILE" + statement)
     try:
         return read_frame(model.directory / model.data)
     except FileProblem as problem:

@@ -184,15 +184,18 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series,
                   built.text_labels, built.hub)
 
 
-def _unseen_hint(factor: Factor, unseen: str | None) -> str | None:
+def _unseen_hint(factor: Factor, unseen: str | None) -> tuple[str | None, str | None]:
+    """The hint for values that are no node, for Python and for the command line."""
     if unseen is None:  # fitting: the nodes come from the data or the spec
-        return None
+        return None, None
     if factor.hub is not None and unseen != "hub":
-        return "predict(..., unseen='hub') uses the hub's model (the star's centre) for them"
+        does = " uses the hub's model (the star's centre) for them"
+        return "predict(..., unseen='hub')" + does, "--unseen hub" + does
+    does = " uses the model averaged over the factor's nodes"
     if unseen == "hub":
-        return ("this factor's graph has no hub (a star graph has one); unseen='common' uses "
-                "the model averaged over the factor's nodes")
-    return "predict(..., unseen='common') uses the model averaged over the factor's nodes"
+        no_hub = "this factor's graph has no hub (a star graph has one); "
+        return no_hub + "unseen='common'" + does, no_hub + "--unseen common" + does
+    return "predict(..., unseen='common')" + does, "--unseen common" + does
 
 
 def _locate(binder: Binder, strat, factor: Factor, series, spans,
@@ -219,12 +222,14 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
         as_text = [{canon_text(v) for v in labels} for labels in factor.column_labels]
         same_text = all(all(canon_text(x) in known for x, known in zip(v, as_text, strict=True))
                         for v in values)
-        hint = ("the values match nodes only as text (e.g. '1' and 1): give the column the "
-                "type it had when the model was fitted" if same_text and not factor.text_labels
-                else _unseen_hint(factor, unseen))
+        if same_text and not factor.text_labels:
+            hint = cli_hint = ("the values match nodes only as text (e.g. '1' and 1): give the "
+                               "column the type it had when the model was fitted")
+        else:
+            hint, cli_hint = _unseen_hint(factor, unseen)
         binder.out.error(f"column '{where}' has values that are not nodes of its graph: "
                          + ", ".join(shown) + " in " + rows_phrase(binder.frame, bad), spans[0],
-                         hint)
+                         hint, cli_hint)
         return None
     if len(idx_per_col) == 1:
         idx = idx_per_col[0]

@@ -97,6 +97,13 @@ class Loss:
     parameter: ClassVar[str] = "intercept"  # row name when the model has no features
     square_parameter: ClassVar[bool] = False  # θ's leading rows form a (precision) matrix
     quadratic: ClassVar[bool] = False  # Σ (xᵀθ − y)² in the encoded y: one linear system
+    classifies: ClassVar[bool] = False  # predicts a class (scikit-learn: a classifier)
+    multiclass: ClassVar[bool] = False  # of more than two classes
+
+    @property
+    def nonnegative_response(self) -> bool:
+        """Does the response lie in [0, ∞) (counts, rates, 0/1)?"""
+        return self.domain in ("nonnegative", "count", "zero_one")
 
     # ---- shape ----------------------------------------------------------------------
     def row_names(self, features: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:
@@ -326,6 +333,7 @@ class Quantile(Loss):
 # ---- boolean classification (y encoded as ±1) -------------------------------------------
 class _Binary(Loss):
     domain = "binary"
+    classifies = True
     primary = "error"
 
     def output_names(self, columns, classes):
@@ -442,6 +450,8 @@ class SquaredHinge(_Binary):
 # ---- multi-class (y one-hot over M classes; θ has one column per class) ------------------
 class _Multiclass(Loss):
     domain = "categorical"
+    classifies = True
+    multiclass = True
     primary = "error"
     offset_problem = ("the same offset added to every class's score changes no prediction; "
                       "write it as a feature")

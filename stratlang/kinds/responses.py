@@ -105,7 +105,8 @@ def binary(raw, classes, problems):
         classes = _sorted_classes(labels)
         if len(classes) != 2:
             shown = ", ".join(repr(c) for c in classes[:6])
-            problems.append(Problem(f"must have exactly two classes; found {len(classes)}: {shown}",
+            problems.append(Problem(f"must have exactly two classes; found {len(classes)} "
+                                    f"class{'' if len(classes) == 1 else 'es'}: {shown}",
                                     np.arange(len(labels)) if len(classes) < 2 else
                                     np.array([i for i, v in enumerate(labels)
                                               if v not in classes[:2]])))
@@ -120,7 +121,10 @@ def categorical(raw, classes, problems):
     if classes is None:
         classes = _sorted_classes(labels)
         if len(classes) < 2:
-            problems.append(Problem("must have at least two classes", np.arange(len(labels))))
+            shown = ", ".join(repr(c) for c in classes)
+            problems.append(Problem(f"must have at least two classes; found {len(classes)} "
+                                    f"class{'' if len(classes) == 1 else 'es'}: {shown}",
+                                    np.arange(len(labels))))
     idx = _class_index(labels, classes, problems)
     onehot = np.zeros((len(labels), max(len(classes), 1)))
     ok = idx >= 0

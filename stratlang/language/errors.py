@@ -12,8 +12,10 @@ import sys
 import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+STDIN = "<stdin>"  # the name of a spec read from standard input (the command line's '-')
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,17 @@ class Source:
 
     @property
     def directory(self) -> Path:
-        """Where relative paths in the spec (data, graph and distance files) start."""
+        """Where relative paths in the spec (data, graph and distance files) start: next to
+        a spec file; the working directory for text (``<spec>``, ``<stdin>``)."""
         named = not self.filename.startswith("<")
         return Path(self.filename).resolve().parent if named else Path.cwd()
+
+    @property
+    def checks_files(self) -> bool:
+        """Whether the files the spec names are checked when it is compiled: a spec file's
+        and standard input's (whose files the command line reads at once), not text given
+        from Python (which may name files that exist only when it is fitted)."""
+        return not self.filename.startswith("<") or self.filename == STDIN
 
     def line(self, number: int) -> str:
         """Line ``number`` as the lexer counts lines: only '\\n' ends one (a form feed or
@@ -52,6 +62,12 @@ class Diagnostic:
     span: Span | None = None
     source: Source | None = field(default=None, compare=False)
     hint: str | None = None
+    cli_hint: str | None = field(default=None, compare=False)  # the hint for the command
+    # line, where it names a flag (--unseen hub) instead of a Python argument (unseen='hub')
+
+    def for_cli(self) -> Diagnostic:
+        """This diagnostic as the command line shows it (its ``cli_hint``, when it has one)."""
+        return replace(self, hint=self.cli_hint) if self.cli_hint else self
 
     def sort_key(self) -> tuple[int, int]:
         return (self.span.line, self.span.column) if self.span else (10**9, 0)
@@ -118,10 +134,19 @@ def excerpt(line: str, column: int, end: int, room: int = 100) -> tuple[str, int
 
 
 class StratlangError(Exception):
-    """Base class of every error stratlang reports to a user."""
+    """Base class of every error stratlang reports to a user. ``cli``: the message as the
+    command line says it, where the advice differs (a flag such as ``--weight NAME=VALUE``
+    where Python has an argument such as ``weights=``)."""
+
+    def __init__(self, *args: object, cli: str | None = None):
+        super().__init__(*args)
+        self.cli = cli  # kept when pickled (BaseException pickles __dict__)
+
+    def for_cli(self) -> str:
+        return self.cli or str(self)
 
 
-class SpecError(StratlangError):
+class SpecError(StratlangError, ValueError):
     """One or more problems in a spec (or in data checked against it), sorted by position."""
 
     def __init__(self, diagnostics: Sequence[Diagnostic]):
@@ -136,8 +161,11 @@ class SpecError(StratlangError):
         n = len(self.diagnostics)
         return body if n == 1 else f"{body}\n{n} errors"
 
+    def for_cli(self) -> str:
+        return SpecError([d.for_cli() for d in self.diagnostics]).format()
 
-class DataError(StratlangError):
+
+class DataError(StratlangError, ValueError):
     """Bad data that is not tied to a spec position (e.g. an unreadable file)."""
 
 
@@ -145,7 +173,7 @@ class NumericalError(StratlangError):
     """A solver failed: infeasible, unbounded, diverged or did not converge."""
 
 
-class OptionError(StratlangError):
+class OptionError(StratlangError, ValueError):
     """An option given from Python or the command line that its owner does not declare,
     or whose value lies outside the declared range."""
 
@@ -176,8 +204,9 @@ class Collector:
         self.source = source
         self.diagnostics: list[Diagnostic] = []
 
-    def error(self, message: str, span: Span | None = None, hint: str | None = None) -> None:
-        self.diagnostics.append(Diagnostic(message, span, self.source, hint))
+    def error(self, message: str, span: Span | None = None, hint: str | None = None,
+              cli_hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(message, span, self.source, hint, cli_hint))
 
     def raise_if_any(self) -> None:
         if self.diagnostics:

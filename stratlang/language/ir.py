@@ -267,14 +267,24 @@ class Model:
                                 f"{value!r}")
         if problems:
             raise OptionError("\n".join(problems))
-        out = {}
-        for name, h in hypers.items():
-            if name in overrides:
-                out[name] = float(overrides[name])
-            elif h.is_sweep:
-                raise StratlangError(f"'{name}' is a sweep {h.values}: fit one value with "
-                                     f"weights={{'{name}': v}} or run model.sweep(...)")
-            else:
-                out[name] = h.value
-        return out
+        unset = {name: h for name, h in hypers.items() if h.is_sweep and name not in overrides}
+        if unset:
+            raise unset_sweeps(unset)
+        return {name: float(overrides[name]) if name in overrides else h.value
+                for name, h in hypers.items()}
 
+
+def unset_sweeps(sweeps: dict[str, Hyper]) -> StratlangError:
+    """The error for fitting a model whose sweeps were given no value, with the advice for
+    Python (``weights=``) and for the command line (``--weight``, ``stratlang tune``)."""
+    listed = " and ".join(f"'{name}' {'is ' if i == 0 else ''}a sweep "
+                          f"{{{', '.join(f'{v:.4g}' for v in h.values)}}}"
+                          for i, (name, h) in enumerate(sweeps.items()))
+    each = " of each" if len(sweeps) > 1 else ""
+    python = ", ".join(f"'{name}': v" for name in sweeps)
+    flags = " ".join(f"--weight {name}=VALUE" for name in sweeps)
+    return StratlangError(
+        f"{listed}: fit one value{each} with weights={{{python}}}, or compare them with "
+        "model.tune(...) or model.sweep(...)",
+        cli=f"{listed}: fit one value{each} with {flags}, or choose by cross-validation "
+            "with `stratlang tune SPEC`")

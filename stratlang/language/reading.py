@@ -49,9 +49,15 @@ def read_text(path: Path, what: str) -> str:
     except OSError as err:
         raise FileProblem(f"{what} '{shown(path)}' cannot be read: {err.strerror or err}"
                           ) from None
+    return decode(data, f"{what} '{shown(path)}'")
+
+
+def decode(data: bytes, name: str) -> str:
+    """The bytes of a text (a file's, or standard input's) as UTF-8, a leading byte-order
+    mark dropped; raises FileProblem naming the first bad byte and its line."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise FileProblem(f"{what} '{shown(path)}' is not UTF-8 text: byte "
-                          f"0x{data[err.start]:02x} on line {line}") from None
+        raise FileProblem(f"{name} is not UTF-8 text: byte 0x{data[err.start]:02x} on line "
+                          f"{line}") from None
