@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check stratlang solvers tests examples $(wildcard benchmarks)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 # the long fuzz profile (tests/fuzz_campaign.py): INPUTS generated and mutated specs

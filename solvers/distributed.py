@@ -261,9 +261,9 @@ class Rule:
         return Step(lam, 1.0, tol, None)
 
     def next(self, step: Step, stats: Sequence[tuple[float, ...]]) -> Step:
-        sums = np.array(stats).sum(axis=0)
-        res = Residuals.from_sums(*sums, self.terms, self.size, step.lam, self.eps_abs,
-                                  self.eps_rel)
+        gap2, moved2, copies2, hat2, duals2 = np.array(stats).sum(axis=0)
+        res = Residuals.from_sums(gap2, moved2, copies2, hat2, duals2, self.terms, self.size,
+                                  step.lam, self.eps_abs, self.eps_rel)
         if res.converged or not res.finite:
             return Step(step.lam, 1.0, step.tol, res, stop=True)
         tol = (step.tol if self.inner_tol is None
@@ -279,7 +279,11 @@ def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: Rule, lam,
     :func:`_send`); ``previous``: every block's residual sums of iteration it − 1.
     Returns the iteration's λ, or None (and nothing done) once those say converged."""
     block = _block(key, b, it - 1, it - 1)
-    step = rule.first(lam) if it == 1 else rule.next(block.step, previous)
+    if it == 1:
+        step = rule.first(lam)
+    else:  # the block's prox of iteration it − 1 ran (checked by _block): it set the step
+        assert block.step is not None
+        step = rule.next(block.step, previous)
     if step.stop:
         return None
     block.step = step
@@ -321,8 +325,8 @@ def _mix_columns(key: str, j: int, spectrum: ProductSpectrum, lo: int, hi: int,
     """Block j's share of the Laplacian step: outer coordinates lo..hi − 1 of every row
     (the pieces of every block, in order), solved with c = terms / λ, or L applied when
     ``terms`` is None. Kept on the worker for the exchange back (:func:`_send`)."""
-    pieces = [_piece(key, item, "local") for item in inputs]
-    if any(piece is None for piece in pieces):
+    pieces = _pieces(key, inputs, "local")
+    if pieces is None:
         return None
     block = _stored(key, j)
     x = np.concatenate([piece[0] for piece in pieces])
@@ -358,7 +362,7 @@ def _slice(key: str, b: int, name: str, lo: int, hi: int) -> np.ndarray:
     return array[:, lo:hi] if name == "local" else array[lo:hi]
 
 
-def _piece(key: str, item, name: str) -> tuple | None:
+def _piece(key: str, item, name: str) -> tuple[np.ndarray, float] | None:
     """(array, λ) from ("here", block, lo, hi, λ): a :func:`_slice` on this worker; or
     from ("from", pair, pieces): a :func:`_send` result."""
     if item[0] == FROM:
@@ -366,6 +370,13 @@ def _piece(key: str, item, name: str) -> tuple | None:
         return None if pieces is None else pieces[pair]
     _, b, lo, hi, lam = item
     return None if lam is None else (_slice(key, b, name, lo, hi), lam)
+
+
+def _pieces(key: str, inputs: Sequence[Any], name: str) -> list[tuple[np.ndarray, float]] | None:
+    """Every item's :func:`_piece`; None when any is None (the iteration did not run)."""
+    pieces = [_piece(key, item, name) for item in inputs]
+    found = [piece for piece in pieces if piece is not None]
+    return found if len(found) == len(pieces) else None
 
 
 def _unmix(spectrum: ProductSpectrum, pieces, shape) -> np.ndarray:
@@ -378,8 +389,8 @@ def _unmix(spectrum: ProductSpectrum, pieces, shape) -> np.ndarray:
 
 
 def _unmix_dual(key, b, it, spectrum: ProductSpectrum, *inputs) -> tuple[float, ...] | None:
-    pieces = [_piece(key, item, "mixed") for item in inputs]
-    if any(piece is None for piece in pieces):  # the iteration did not run: converged before
+    pieces = _pieces(key, inputs, "mixed")
+    if pieces is None:  # the iteration did not run: converged before
         return None
     block = _block(key, b, it - 1, it)
     hat = _unmix(spectrum, [piece[0] for piece in pieces], block.hat.shape)
@@ -427,8 +438,9 @@ def _forward_final(key: str, b: int, it: int, spectrum: ProductSpectrum, _after)
 def _quadratic(key: str, b: int, it: int, spectrum: ProductSpectrum, *inputs) -> float:
     """The block's share of ½ θᵀ L θ."""
     theta = _block(key, b, it, it).hat
-    pieces = [_piece(key, item, "mixed")[0] for item in inputs]
-    return 0.5 * float(np.sum(theta * _unmix(spectrum, pieces, theta.shape)))
+    pieces = _pieces(key, inputs, "mixed")
+    assert pieces is not None  # each comes with the λ of _forward_final, never None
+    return 0.5 * float(np.sum(theta * _unmix(spectrum, [p[0] for p in pieces], theta.shape)))
 
 
 def _forget(key: str) -> None:
@@ -563,6 +575,7 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
                 submit(it + 1)  # runs while this client reads iteration it's sums
             following = rule.next(step, client.gather(rounds[it]))
             res = following.residuals
+            assert res is not None  # Rule.next always gives them
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, step.lam))
             rounds.pop(it - 1)
             if following.stop:
@@ -574,16 +587,18 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
         rows = laplacian([on(b, _forward_final, key, b, it, spec, done[b])
                           for b in range(count)], solve=False)
         quadratic = [on(b, _quadratic, key, b, it, spec, *rows[b]) for b in range(count)]
-        parts, laplacian = client.gather([done, quadratic])
+        parts, halves = client.gather([done, quadratic])
     finally:  # after a lost block or convergence, tasks of this attempt may still be queued:
         # released, they never run (Client.cancel would walk their dependents, and the
         # scheduler trips over the ones this client has released already)
         rounds.clear()
         client.run(_forget, key, on_error="ignore")  # a lost worker forgot already
     theta = None if sink is not None else np.concatenate([part[0] for part in parts])
+    # the loop ran at least once (max_iter ≥ 1) and Rule.next gives residuals
+    assert following is not None and following.residuals is not None
     res = following.residuals
     result = Result(theta, None, it, res.converged, res.primal, res.dual, res.eps_primal,
                     res.eps_dual, following.lam, 0.0, history)
     return result, Totals(float(sum(part[1] for part in parts)),
-                          float(sum(part[2] for part in parts)), float(sum(laplacian)),
+                          float(sum(part[2] for part in parts)), float(sum(halves)),
                           all(part[3] for part in parts))

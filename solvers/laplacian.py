@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.fft
@@ -81,7 +81,7 @@ def is_sparse_axis(graph: Graph) -> bool:
 
 def split_grids(factors: Sequence[Graph], gammas: Sequence[float]) -> list[tuple[Graph, float]]:
     """Grid factors become one path axis per dimension (same weight)."""
-    out = []
+    out: list[tuple[Graph, float]] = []
     for graph, gamma in zip(factors, gammas, strict=True):
         if graph.structure == "grid" and len(graph.shape) > 1:
             out.extend((path_graph(n), gamma) for n in graph.shape)
@@ -151,13 +151,14 @@ class SparseSolver:
         self.laplacian = product_laplacian(factors, gammas).tocsc()
         self.k = self.laplacian.shape[0]
         self._c: float | None = None
-        self._solve = None
+        self._solve: Callable[[np.ndarray], np.ndarray] | None = None
 
     def solve(self, b: np.ndarray, c: float) -> np.ndarray:
         if self._c != c:  # factorize once per penalty, reuse across iterations
             matrix = (self.laplacian + c * sp.identity(self.k, format="csc")).tocsc()
             self._solve = spla.factorized(matrix)
             self._c = c
+        assert self._solve is not None  # factorized with self._c, on the first call
         return np.column_stack([self._solve(b[:, j]) for j in range(b.shape[1])])
 
     def apply(self, x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import cast
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -61,6 +62,10 @@ class LogisticLoss:
 
 GlmLoss = SquaredLoss | LogisticLoss
 
+# the default of l1, ridge and group_mask: None, which __post_init__ replaces by zeros of
+# the right size (p, from x), so that once built they are arrays
+_ZEROS_OF_SIZE_P = cast(np.ndarray, None)
+
 
 @dataclass
 class Problem:
@@ -71,14 +76,14 @@ class Problem:
     n_metrics: int
     gamma: float
     nu: float
-    l1: np.ndarray = field(default=None)  # (p,) weights of |θ|
-    ridge: np.ndarray = field(default=None)  # (p,) weights of θ²/2
+    l1: np.ndarray = field(default=_ZEROS_OF_SIZE_P)  # (p,) weights of |θ|
+    ridge: np.ndarray = field(default=_ZEROS_OF_SIZE_P)  # (p,) weights of θ²/2
     group: float = 0.0  # weight of ‖θ_i[mask]‖₂ per sample
-    group_mask: np.ndarray = field(default=None)  # (p,) bool
+    group_mask: np.ndarray = field(default=_ZEROS_OF_SIZE_P)  # (p,) bool
     offset: np.ndarray | None = None  # (N,) added to each sample's linear predictor
     weight: np.ndarray | None = None  # (N,) ≥ 0, multiplies each sample's loss
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         p = self.x.shape[1]
         self.l1 = np.zeros(p) if self.l1 is None else self.l1
         self.ridge = np.zeros(p) if self.ridge is None else self.ridge
@@ -218,7 +223,7 @@ def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np
     ext = theta.copy()
     momentum = 1.0
     scale = 1.0 if problem.weight is None else max(float(np.max(problem.weight)), 1e-12)
-    step = 1.0 / max(2.0 * scale * np.linalg.norm(problem.x, 2) ** 2, 1e-12)
+    step = 1.0 / max(2.0 * scale * float(np.linalg.norm(problem.x, 2)) ** 2, 1e-12)
 
     def smooth(t: np.ndarray) -> tuple[float, np.ndarray]:
         eta = problem.x @ t
@@ -230,7 +235,8 @@ def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np
         if problem.group:
             part = out[problem.group_mask]
             norm = np.linalg.norm(part)
-            out[problem.group_mask] = part * max(0.0, 1 - s * problem.group / max(norm, 1e-300))
+            out[problem.group_mask] = part * max(0.0, 1 - s * problem.group
+                                                 / max(float(norm), 1e-300))
         return out
 
     for _ in range(max_iter):

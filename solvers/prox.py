@@ -67,7 +67,8 @@ def bernoulli(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray, eps
     then projection onto [eps, 1 − eps] (exact for a 1-D convex problem)."""
     s, f = total, count - total
     lo, hi = np.zeros_like(v), np.ones_like(v)
-    theta = np.clip(v, 0.05, 0.95) if np.ndim(v) else min(max(v, 0.05), 0.95)
+    theta: np.ndarray | float = (np.clip(v, 0.05, 0.95) if np.ndim(v)
+                                 else min(max(float(v), 0.05), 0.95))  # v: a scalar
     theta = np.clip(np.where(count > 0, (s + 0.5) / (count + 1.0), theta), 1e-12, 1 - 1e-12)
     for _ in range(iterations):
         grad = -s / theta + f / (1.0 - theta) + (theta - v) / t
@@ -116,6 +117,7 @@ class QuadraticProx:
             n = self.gram.shape[1]
             self._inverse = np.linalg.inv(2.0 * self.gram + np.eye(n) / t)
             self._t = t
+        assert self._inverse is not None  # computed with self._t, on the first call
         return np.einsum("kij,kjm->kim", self._inverse, 2.0 * self.xty + v / t)
 
 
@@ -179,6 +181,7 @@ class NewtonProx:
             full[:, self._upper[1], self._upper[0]] = half
             return full
         n, m = self.n, self.m
+        assert self.outer is not None  # built when there are several outputs
         blocks = self.outer.reshape(-1, n, 1, n, 1) * d2.reshape(-1, 1, m, 1, m)
         return np.asarray(self.indicator @ blocks.reshape(len(self.x), size * size)
                           ).reshape(self.k, size, size)

@@ -52,7 +52,7 @@ def solve_quadratic(gram: np.ndarray, xty: np.ndarray, diagonal: np.ndarray,
                 matvec=lambda v: np.einsum("kij,kj->ki", inverse, v.reshape(k, n)).reshape(-1))
             x, info = spla.cg(matrix, rhs[:, j], M=precondition, rtol=1e-13, atol=0.0,
                               maxiter=20 * int(np.sqrt(k * n)) + 100)
-            done = info == 0 and np.all(np.isfinite(x))
+            done = bool(info == 0 and np.all(np.isfinite(x)))
         if not done:
             x = spla.splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A").solve(rhs[:, j])
         solution[:, j] = x

@@ -114,8 +114,8 @@ class Spec:
         """The statements of a model's canonical text, ready to edit."""
         text = model.text if isinstance(model, Model) else Model(model).text
         source = (model.ir if isinstance(model, Model) else model).source
-        named = source is not None and not source.filename.startswith("<")
-        spec = cls(directory=source.directory if named else None)
+        named = source is not None and not source.filename.startswith("<")  # (a file's)
+        spec = cls(directory=source.directory if source is not None and named else None)
         for line in text.split("\n"):  # (a quoted label may hold U+2028: not a break)
             if not line.strip():
                 continue
@@ -154,13 +154,14 @@ class Spec:
         before."""
         if len(terms) == 1 and not isinstance(terms[0], str):
             terms = tuple(terms[0])
-        if not all(isinstance(t, str) for t in terms):
+        texts = [t for t in terms if isinstance(t, str)]
+        if len(texts) != len(terms):
             raise StratlangError(f"feature terms are written as text, e.g. 'log(income)'; got "
                                  f"{terms!r}")
-        if not terms:
+        if not texts:
             self._statements.pop("features", None)
             return self
-        return self._set("features", "features " + ", ".join(terms))
+        return self._set("features", "features " + ", ".join(texts))
 
     def weights(self, column: str | None) -> Spec:
         """The column of record weights (None: no weights)."""

@@ -260,6 +260,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _show_data(model: Model, data: str | None, doc: dict) -> None:
     """What the data add to ``show``: records, parameter rows, strata and factors."""
     from .backends.base import bind_family
+    from .data.design import Design
     from .kinds.losses import LOSSES
 
     ir = model.ir
@@ -272,6 +273,7 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
         (), ir.response.columns))
     if ir.personalize is not None:
         return
+    assert isinstance(design, Design)  # (a stratified model's)
     strata = design.strata
     doc["strata"] = {
         "K": strata.k, "parameters_per_output": strata.k * len(design.rows),
@@ -327,6 +329,8 @@ def _cluster_options(args: argparse.Namespace) -> dict:
 def _fit_document(fitted: FittedModel) -> dict:
     """A fit as JSON: what its summary says (model, backend, status, iterations, time,
     objective parts, the weights) and, by kind, its strata or its personalized shape."""
+    from .fitted import FittedPersonalized, FittedStratified
+
     info = fitted.info
     options = info.get("options") or {}
     doc = {"model": fitted.model.name, "kind": fitted.kind, "loss": fitted.loss.name,
@@ -337,7 +341,7 @@ def _fit_document(fitted: FittedModel) -> dict:
            "seconds": info.get("fit_seconds"), "note": info.get("backend_note"),
            "objective": {"total": fitted.objective.total, **fitted.objective.as_dict()},
            "weights": fitted.weights}
-    if fitted.kind == "stratified":
+    if isinstance(fitted, FittedStratified):
         doc["strata"] = {"K": fitted.strata.k, "rows": list(fitted.rows),
                          "outputs": [str(o) for o in fitted.outputs],
                          "parameters": fitted.n_parameters,
@@ -346,7 +350,9 @@ def _fit_document(fitted: FittedModel) -> dict:
                                       "weight": fitted.weights[f.hyper_name]}
                                      for f in fitted.strata.factors]}
     else:
+        assert isinstance(fitted, FittedPersonalized)  # (the other kind of fit)
         spec = fitted.model.ir.personalize
+        assert spec is not None  # (the model of a personalized fit)
         doc["iteration_limit"] = doc["iteration_limit"] or getattr(spec, "max_iter", None)
         doc["personalized"] = {"rank": spec.rank,
                                "samples": len(fitted.theta_array),

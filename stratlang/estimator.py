@@ -12,7 +12,7 @@ import numbers
 import re
 import warnings
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,12 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .kinds.metrics import GREATER_IS_BETTER
 from .language import ir
 from .language.errors import OptionError, did_you_mean
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
+
+    from .kinds.losses import Loss
+    from .model import Model
 
 SAMPLE_WEIGHT = "sample_weight_"  # the column sample_weight is bound through
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -79,7 +85,7 @@ class StratlangEstimator(BaseEstimator):
             raise OptionError("StratlangEstimator needs a spec: its text or a .strat path")
         return _compiled(*read_spec(self.spec))
 
-    def _loss(self):
+    def _loss(self) -> Loss | None:
         """The spec's loss entry, or None for a spec that does not compile (fit will say
         what is wrong with it)."""
         from .kinds.losses import LOSSES
@@ -93,7 +99,7 @@ class StratlangEstimator(BaseEstimator):
         loss = self._loss()
         return loss is not None and loss.classifies
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         loss = self._loss()
         classifies = loss is not None and loss.classifies
@@ -101,6 +107,7 @@ class StratlangEstimator(BaseEstimator):
         if classifies:
             from sklearn.utils import ClassifierTags
 
+            assert loss is not None  # (a loss that classifies)
             tags.classifier_tags = ClassifierTags(multi_class=loss.multiclass)
         else:
             from sklearn.utils import RegressorTags
@@ -186,7 +193,7 @@ class StratlangEstimator(BaseEstimator):
                                  "multiclass_hinge")
         return values
 
-    def _model_for(self, model: ir.Model, frame: pd.DataFrame, weighted: bool):
+    def _model_for(self, model: ir.Model, frame: pd.DataFrame, weighted: bool) -> Model:
         """The Model to fit: the spec, with the 'rest' features and sample weights."""
         from .builder import Spec
         from .model import Model
@@ -244,6 +251,7 @@ class StratlangEstimator(BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         out = self._predictions(X)
+        values: np.ndarray
         if "prediction" in out:
             values = out["prediction"].to_numpy()
         else:  # one prediction per response column
@@ -258,8 +266,9 @@ class StratlangEstimator(BaseEstimator):
         if "probability" in out:  # a binary loss: P(the positive, later class)
             p = out["probability"].to_numpy(dtype=float)
             return np.column_stack([1 - p, p])
-        return out[[c for c in out.columns if c.startswith("probability_")]].to_numpy(
-            dtype=float)
+        each: np.ndarray = out[[c for c in out.columns if c.startswith("probability_")]
+                               ].to_numpy(dtype=float)
+        return each
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         check_is_fitted(self, "fitted_")

@@ -6,7 +6,7 @@ summary, save, plot; :class:`FittedStratified` holds θ per stratum,
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +33,8 @@ from .kinds.losses import LOSSES, Loss, Records
 from .language.errors import DataError, OptionError, did_you_mean
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .model import Model
 
 FORMAT_VERSION = 1
@@ -44,6 +46,7 @@ class FittedModel:
 
     kind: ClassVar[str]
     format: ClassVar[str]  # the 'format' of its saved JSON
+    warm: Any  # what warm-starts the next fit along a path (None: nothing)
 
     def __init__(self, model: Model, weights: dict[str, float], info: dict[str, Any],
                  objective: Objective, classes: tuple | None, rows: tuple[str, ...],
@@ -115,10 +118,10 @@ class FittedModel:
     def save(self, path: str | Path) -> Path:
         raise NotImplementedError
 
-    def plot(self, *, out: str | Path | None = None, **view: Any):
+    def plot(self, *, out: str | Path | None = None, **view: Any) -> Figure:
         raise NotImplementedError
 
-    def plot_convergence(self, out: str | Path | None = None):
+    def plot_convergence(self, out: str | Path | None = None) -> Figure:
         from .plot import plot_convergence
 
         return plot_convergence(self, out)
@@ -158,6 +161,13 @@ class FittedModel:
 _COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
 
 
+def _savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` of named arrays (as Any: numpy's stub would match a name
+    against its ``allow_pickle`` keyword)."""
+    named: dict[str, Any] = dict(arrays)
+    np.savez_compressed(path, **named)
+
+
 def _number(value: float) -> str:
     return f"{value:.4g}"
 
@@ -192,7 +202,8 @@ def _frame_columns(out: dict[str, np.ndarray], index: pd.Index, names: tuple,
     return pd.DataFrame(columns, index=index)
 
 
-def _predictable(model, data) -> tuple[pd.DataFrame, np.ndarray]:
+def _predictable(model: Model, data: pd.DataFrame | str | Path | None
+                 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The frame to predict for, and the positions ``missing drop`` lets predict."""
     from .data.design import missing_rows
 
@@ -226,6 +237,8 @@ class FittedStratified(FittedModel):
         """θ as a (strata, rows, outputs) array."""
         if callable(self._theta):  # written out by a cluster: read on first use
             self._theta = self._theta()
+        # (None only until θ or its reader is set: by __init__, or by load_fitted)
+        assert self._theta is not None
         return self._theta
 
     @theta_array.setter
@@ -264,7 +277,8 @@ class FittedStratified(FittedModel):
         seen (``unseen="common"``), the mean over that factor's nodes."""
         theta, z = self.theta_array, design.z
         if design.codes is None or np.all(z >= 0):
-            return theta[z]
+            each: np.ndarray = theta[z]
+            return each
         out = np.empty((len(z), *theta.shape[1:]))
         known = z >= 0
         out[known] = theta[z[known]]
@@ -311,7 +325,7 @@ class FittedStratified(FittedModel):
         return lines
 
     def plot(self, *, out: str | Path | None = None, param: str | None = None,
-             over: str | None = None, by: str | None = None, **other: Any):
+             over: str | None = None, by: str | None = None, **other: Any) -> Figure:
         """A picture of one parameter over the strata (see :mod:`stratlang.plot`)."""
         from .plot import plot_strata, refuse_options
 
@@ -324,7 +338,7 @@ class FittedStratified(FittedModel):
         path = json_path(path)
         meta, arrays = self._metadata()
         path.write_text(json.dumps(meta, indent=1))
-        np.savez_compressed(path.with_suffix(".npz"), theta=self.theta_array, **arrays)
+        _savez(path.with_suffix(".npz"), {"theta": self.theta_array, **arrays})
         return path
 
     def write_metadata(self, directory: str | Path) -> Path:
@@ -336,7 +350,7 @@ class FittedStratified(FittedModel):
         meta["theta"] = {"parquet": PARTS,
                          "shape": [self.strata.k, len(self.rows), len(self.outputs)]}
         path.write_text(json.dumps(meta, indent=1))
-        np.savez_compressed(path.with_suffix(".npz"), **arrays)
+        _savez(path.with_suffix(".npz"), arrays)
         return path
 
     def _reader(self, directory: Path) -> Callable[[], np.ndarray]:
@@ -385,14 +399,17 @@ class FittedPersonalized(FittedModel):
     @property
     def phi(self) -> pd.Series:
         """The learned weight of each covariate distance: which covariates matter."""
+        spec = self.model.ir.personalize
+        assert spec is not None  # (the model of a personalized fit)
         labels = [d.columns[0] if len(d.columns) == 1 else "(" + ", ".join(d.columns) + ")"
-                  for d in self.model.ir.personalize.distances]
+                  for d in spec.distances]
         return pd.Series(self.phi_array, index=labels, name="phi")
 
     def _neighbours(self, frame: pd.DataFrame) -> np.ndarray:
         from .backends.subgradient import nearest
 
         spec = self.model.ir.personalize
+        assert spec is not None  # (the model of a personalized fit)
         binder = Binder(self.model.ir, frame)
         columns = list(self.covariates.columns)
         new = frame.reindex(columns=columns).reset_index(drop=True)  # absent: reported below
@@ -403,10 +420,11 @@ class FittedPersonalized(FittedModel):
         return nearest(self.model.ir, encoded, self.phi_array, np.arange(n),
                        np.arange(n, n + len(new)), spec.neighbors)
 
-    def sample_models(self, data) -> np.ndarray:
+    def sample_models(self, data: pd.DataFrame | str | Path | None) -> np.ndarray:
         """θ for new samples: the mean θ of their k_n nearest training samples."""
         frame = self.model.frame(data)
-        return self.theta_array[self._neighbours(frame)].mean(axis=1)
+        theta: np.ndarray = self.theta_array[self._neighbours(frame)].mean(axis=1)
+        return theta
 
     def _records(self, frame: pd.DataFrame, with_response: bool) -> tuple[Records, np.ndarray]:
         """(the records of ``frame``, each one's θ as a (N, p, 1) array)."""
@@ -415,12 +433,13 @@ class FittedPersonalized(FittedModel):
         encoded = bind_response(binder, self.classes) if with_response else None
         weight = bind_weights(binder) if with_response else None
         binder.out.raise_if_any()
+        assert bound is not None  # (None only with a problem recorded: raised just above)
         theta = self.theta_array[self._neighbours(frame)].mean(axis=1)
         records = Records(bound.x, encoded.values if encoded else None,
                           np.zeros(len(frame), dtype=np.int64), bound.offset, weight)
         return records, theta[:, :, None]
 
-    def predict(self, data=None) -> pd.DataFrame:
+    def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
         frame, kept = _predictable(self.model, data)
         records, theta = self._records(frame.iloc[kept], False)
         out = self.loss.records_predict(records, theta, self.model.ir.response.loss.p,
@@ -428,7 +447,7 @@ class FittedPersonalized(FittedModel):
         outputs = self.loss.output_names(self.model.ir.response.columns, self.classes)
         return _frame_columns(out, frame.index, outputs, kept)
 
-    def score(self, data=None) -> dict[str, float]:
+    def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
         kept, dropped = drop_missing(self.model.ir, self.model.frame(data))
         report_dropped(dropped, len(kept))
         if len(kept) == 0:
@@ -441,6 +460,7 @@ class FittedPersonalized(FittedModel):
 
     def _shape_lines(self) -> list[str]:
         spec = self.model.ir.personalize
+        assert spec is not None  # (the model of a personalized fit)
         n, p = self.theta_array.shape
         return [f"samples N = {n:,}, rank {spec.rank}, {p} parameters per sample; best epoch "
                 f"{self.info['best_epoch']}",
@@ -448,7 +468,7 @@ class FittedPersonalized(FittedModel):
                                                       for k, v in self.phi.items())]
 
     def plot(self, *, out: str | Path | None = None, by: str | None = None,
-             method: str = "pca", **other: Any):
+             method: str = "pca", **other: Any) -> Figure:
         """The sample models embedded in 2-D (PCA, or t-SNE), coloured by a covariate."""
         from .plot import plot_embedding, refuse_options
 
@@ -470,11 +490,12 @@ class FittedPersonalized(FittedModel):
         meta = {**self._saved(), "covariates": kinds, "info": self.info,
                 "index": [str(i) for i in self.index]}
         path.write_text(json.dumps(meta, indent=1, default=lambda o: o.item()))
-        np.savez_compressed(path.with_suffix(".npz"), **arrays)
+        _savez(path.with_suffix(".npz"), arrays)
         return path
 
 
-FITTED_FOR = {StratifiedFit: FittedStratified, PersonalizedFit: FittedPersonalized}
+FITTED_FOR: dict[type, Callable[[Model, Any, dict[str, float]], FittedModel]] = {
+    StratifiedFit: FittedStratified, PersonalizedFit: FittedPersonalized}
 
 
 def fitted_model(model: Model, fit: StratifiedFit | PersonalizedFit,

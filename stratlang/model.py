@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -17,6 +17,9 @@ from .fitted import FittedModel, fitted_model
 from .language import ir
 from .language.errors import Diagnostic, OptionError, SpecError, StratlangError, did_you_mean
 from .spec import compile_spec, read_spec, to_text
+
+if TYPE_CHECKING:
+    from .tune import TuneResult, Verification
 
 
 class Model:
@@ -134,13 +137,14 @@ class Model:
             if error.option not in choice.from_spec:
                 raise
             # the value came from the spec's solver statement: point at it
+            assert self.ir.solver is not None
             raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source)]
                             ) from None
         fit.info.setdefault("options", dict(choice.options))  # what the summary reports
         return fitted_model(self, fit, values)
 
     def tune(self, data: Any = None, *, folds: int = 5, metric: str | None = None,
-             seed: int = 0, backend: str | None = None):
+             seed: int = 0, backend: str | None = None) -> TuneResult:
         """Cross-validates every combination of the spec's sweeps (warm-started along the
         path when the backend can) and refits the best on all data: a
         :class:`stratlang.tune.TuneResult`."""
@@ -150,7 +154,7 @@ class Model:
 
     def verify(self, data: Any = None, *, weights: dict[str, float] | None = None,
                solver: str | None = None, options: dict[str, Any] | None = None,
-               backend: str | None = None):
+               backend: str | None = None) -> Verification:
         """Fits with the CVXPY reference and with the fast backend; compares objectives
         and times."""
         from .tune import verify

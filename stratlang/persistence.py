@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,7 @@ from .solvers.graphs import Graph
 from .spec import compile_spec
 
 
-def load_fitted(path: str | Path) -> FittedModel:
+def load_fitted(path: str | Path) -> FittedStratified | FittedPersonalized:
     """Reads a model written by :meth:`FittedModel.save`, or the directory a Dask fit with
     an ``output`` wrote."""
     path = Path(path)
@@ -34,8 +36,10 @@ def load_fitted(path: str | Path) -> FittedModel:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise StratlangError(f"'{path}' is not a stratlang fitted model: {err}") from None
-    readers = {FittedStratified: _stratified, FittedPersonalized: _personalized}
-    kinds = {cls.format: cls for cls in readers}
+    readers: dict[type[FittedModel],
+                  Callable[[Model, dict, Any, Path], FittedStratified | FittedPersonalized]] = {
+        FittedStratified: _stratified, FittedPersonalized: _personalized}
+    kinds: dict[Any, type[FittedModel]] = {cls.format: cls for cls in readers}  # by JSON value
     cls = kinds.get(meta.get("format")) if isinstance(meta, dict) else None
     if cls is None:
         raise StratlangError(f"'{path}' is not a stratlang fitted model")
@@ -63,7 +67,7 @@ def _rows(meta: dict) -> tuple[str, ...]:
     return tuple(meta.get("rows") or ())  # files saved before rows were: derived again
 
 
-def _stratified(model: Model, meta: dict, arrays, path: Path) -> FittedStratified:
+def _stratified(model: Model, meta: dict, arrays: Any, path: Path) -> FittedStratified:
     factors = []
     strat_by_cols = {s.columns: s for s in model.ir.strata}
     for i, f in enumerate(meta["factors"]):
@@ -83,7 +87,7 @@ def _stratified(model: Model, meta: dict, arrays, path: Path) -> FittedStratifie
     return fitted
 
 
-def _personalized(model: Model, meta: dict, arrays, path: Path) -> FittedPersonalized:
+def _personalized(model: Model, meta: dict, arrays: Any, path: Path) -> FittedPersonalized:
     covariates = pd.DataFrame({c: arrays[f"cov_{c}"] for c in meta["covariates"]})
     history = pd.DataFrame({name[len("history_"):]: arrays[name] for name in arrays.files
                             if name.startswith("history_")})

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .language.errors import StratlangError, did_you_mean
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def refuse_options(other: dict[str, Any], takes: str) -> None:
@@ -39,7 +42,7 @@ def _pyplot():
     return plt
 
 
-def _finish(fig, out: str | Path | None):
+def _finish(fig: Figure, out: str | Path | None) -> Figure:
     if out is not None:
         out = Path(out)
         if out.suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -136,14 +139,16 @@ def choose_view(fitted, param: str | None = None, over: str | None = None,
         reduced = reduced[..., order] if by else reduced[order]
     if by is None:
         kind = "line" if structure[over] in ("path", "cycle", "grid") else "bar"
-    elif structure[over] in ("path", "cycle") and len(by_labels) <= 12:
-        kind = "line"
     else:
-        kind = "heatmap"
-        if structure[by] == "general":
-            order = _fiedler_order(factor_of[by])
-            by_labels = [by_labels[i] for i in order]
-            reduced = reduced[order]
+        assert by_labels is not None  # (by names a column)
+        if structure[over] in ("path", "cycle") and len(by_labels) <= 12:
+            kind = "line"
+        else:
+            kind = "heatmap"
+            if structure[by] == "general":
+                order = _fiedler_order(factor_of[by])
+                by_labels = [by_labels[i] for i in order]
+                reduced = reduced[order]
     return View(kind, np.asarray(reduced), over, over_labels, by, by_labels, name, averaged)
 
 
@@ -155,7 +160,7 @@ def _value_label(fitted, name: str) -> str:
 
 
 def plot_strata(fitted, param: str | None = None, over: str | None = None,
-                by: str | None = None, out: str | Path | None = None):
+                by: str | None = None, out: str | Path | None = None) -> Figure:
     plt = _pyplot()
     view = choose_view(fitted, param, over, by)
     label = _value_label(fitted, view.param)
@@ -165,6 +170,7 @@ def plot_strata(fitted, param: str | None = None, over: str | None = None,
         if view.by is None:
             ax.plot(x, view.values, marker="o", ms=3, label=label)
         else:
+            assert view.by_labels is not None  # (set with view.by)
             for label_by, row in zip(view.by_labels, view.values, strict=True):
                 ax.plot(x, row, marker="o", ms=3, label=f"{view.by} = {label_by}")
             ax.legend(fontsize=8, ncol=2)
@@ -173,6 +179,7 @@ def plot_strata(fitted, param: str | None = None, over: str | None = None,
         ax.bar(x, view.values)
         ax.set_ylabel(label)
     else:
+        assert view.by_labels is not None  # (a heatmap has a `by` column)
         image = ax.imshow(view.values, aspect="auto", origin="lower", cmap="viridis")
         ax.set_yticks(np.arange(len(view.by_labels)),
                       labels=_thin(view.by_labels), fontsize=7)
@@ -213,7 +220,7 @@ def embedding(fitted, method: str = "pca", seed: int = 0) -> np.ndarray:
 
 
 def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None,
-                   method: str = "pca"):
+                   method: str = "pca") -> Figure:
     plt = _pyplot()
     columns = list(fitted.covariates.columns)
     by = by or columns[0]
@@ -236,7 +243,7 @@ def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None,
     return _finish(fig, out)
 
 
-def plot_convergence(fitted, out: str | Path | None = None):
+def plot_convergence(fitted, out: str | Path | None = None) -> Figure:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     history = fitted.info.get("history")
@@ -267,7 +274,7 @@ def plot_convergence(fitted, out: str | Path | None = None):
     return _finish(fig, out)
 
 
-def plot_tune(result, out: str | Path | None = None):
+def plot_tune(result, out: str | Path | None = None) -> Figure:
     plt = _pyplot()
     table = result.table
     swept = [c for c in table.columns if not c.startswith(("mean_", "std_"))]

@@ -17,7 +17,8 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,11 @@ from .fitted import FittedModel
 from .kinds.metrics import GREATER_IS_BETTER
 from .language.errors import OptionError, StratlangError, did_you_mean
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .model import Model
+
 
 @dataclass
 class TuneResult:
@@ -39,7 +45,7 @@ class TuneResult:
     best: dict[str, float]
     fitted: FittedModel  # refitted on all data with the best weights
 
-    def plot(self, out=None):
+    def plot(self, out: str | Path | None = None) -> Figure:
         """Validation metric against the swept hyper-parameter, the chosen value marked."""
         from .plot import plot_tune
 
@@ -50,7 +56,7 @@ class TuneResult:
                 f"best ({self.metric}): " + ", ".join(f"{k}={v:g}" for k, v in self.best.items()))
 
 
-def settings(model) -> list[dict[str, float]]:
+def settings(model: Model) -> list[dict[str, float]]:
     sweeps = model.ir.sweeps()
     if not sweeps:
         raise StratlangError(f"model '{model.name}' declares no sweep: write e.g. "
@@ -59,7 +65,7 @@ def settings(model) -> list[dict[str, float]]:
             for combo in itertools.product(*(h.values for h in sweeps.values()))]
 
 
-def _fold_binder(model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], Any]:
+def _fold_binder(model: Model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], Any]:
     """Binds a fold's training records with the encodings of the whole data (a stratified
     model's strata, the classes, the features' levels, centres and scales), so every fold
     and its validation records share them (a level seen only in one fold is no error)."""
@@ -68,23 +74,25 @@ def _fold_binder(model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], Any]:
     features = bind_features(binder)
     if model.ir.kind != "stratified":
         binder.out.raise_if_any()
+        assert features is not None  # (None only with a problem recorded: raised just above)
         return lambda train: bind_personalized(model.ir, train, features=features.state)
     strata, _, _ = bind_strata(binder, graphs=model.graphs)
     encoded = bind_response(binder)
     binder.out.raise_if_any()
+    assert features is not None  # (None only with a problem recorded: raised just above)
     classes = encoded.classes if encoded is not None else None
     return lambda train: bind(model.ir, train, strata=strata, classes=classes,
                               features=features.state)
 
 
-def primary_metric(model) -> str:
+def primary_metric(model: Model) -> str:
     from .kinds.losses import LOSSES
 
     return LOSSES[model.ir.response.loss.name].primary
 
 
-def tune(model, data=None, *, folds: int = 5, metric: str | None = None, seed: int = 0,
-         backend: str | None = None) -> TuneResult:
+def tune(model: Model, data: Any = None, *, folds: int = 5, metric: str | None = None,
+         seed: int = 0, backend: str | None = None) -> TuneResult:
     frame = model.frame(data)
     grid = settings(model)
     metric = metric or primary_metric(model)
@@ -150,7 +158,7 @@ class Verification:
                 f"relative gap {self.relative_gap:.2e}; {name} {self.pace}")
 
 
-def verify(model, data=None, *, weights: dict[str, float] | None = None,
+def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None = None,
            solver: str | None = None, options: dict[str, Any] | None = None,
            backend: str | None = None) -> Verification:
     """Fits with the reference and with ``backend`` (default: the backend chosen when none

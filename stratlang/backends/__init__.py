@@ -46,8 +46,9 @@ def reference() -> Backend:
 
 def automatic(family: str) -> list[Backend]:
     """The backends tried, in order, when none is named."""
-    ranked = [b for b in BACKENDS.entries() if b.family == family and b.automatic is not None]
-    return sorted(ranked, key=lambda b: b.automatic)
+    ranked = [(b.automatic, b) for b in BACKENDS.entries()
+              if b.family == family and b.automatic is not None]
+    return [b for _, b in sorted(ranked, key=lambda pair: pair[0])]
 
 
 @dataclass
@@ -143,6 +144,7 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
         given[name] = value
         from_spec.discard(name)
     if solver is not None:
+        assert entry.solver_option is not None  # (a backend without one was refused above)
         given[entry.solver_option] = solver
         from_spec.discard(entry.solver_option)
     if verbose is not None and entry.verbose_option is not None:

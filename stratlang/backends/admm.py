@@ -173,10 +173,12 @@ def _quadratic_diagonal(design: Design, weights: dict[str, float]) -> np.ndarray
 def fit_direct(design: Design, weights: dict[str, float],
                diagonal: np.ndarray) -> tuple[np.ndarray, dict[str, Any]] | None:
     """θ of a quadratic problem by one sparse solve; None when the system is singular."""
+    from ..solvers.prox import QuadraticProx
     from ..solvers.quadratic import solve_quadratic
 
     start = time.perf_counter()
     prox = design.loss.admm_prox(design.records, design.strata.k, design.loss_params)
+    assert isinstance(prox, QuadraticProx)  # (the prox of a quadratic loss)
     try:
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),
                                 design.strata.gammas(weights))
@@ -207,6 +209,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
         note = "quadratic system singular (minimizer not unique): solved by ADMM"
     k, n, m = design.theta_shape
     loss_prox = design.loss.admm_prox(design.records, k, design.loss_params)
+    assert loss_prox is not None  # (unsupported() turns away a loss without a prox)
     on_residuals = None
     if hasattr(loss_prox, "tol"):  # an inexact inner solve: tightened as ADMM converges
         rule = inner_tolerance(options)

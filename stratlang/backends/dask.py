@@ -251,7 +251,7 @@ class _Cluster:
     def __init__(self, scheduler, workers: int):
         from distributed import Client, LocalCluster
 
-        self.own = None
+        self.own: LocalCluster | Client | None = None
         if scheduler is None:
             # its workers' logs would show task tracebacks to a command-line user; every
             # failure reaches the client as an exception instead
@@ -344,6 +344,7 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
         if reason:
             raise NumericalError(f"backend 'dask' cannot fit this model: {reason}")
     else:
+        assert not isinstance(data, Partitioned)  # (parts is None)
         design = data
     k, n, m = design.theta_shape
     graphs = design.strata.graphs()

@@ -62,6 +62,7 @@ def objective(design: PersonalizedDesign, z: np.ndarray, q: np.ndarray, phi: np.
     pred = cp.sum(cp.multiply(design.x, theta), axis=1)
     loss = _loss(design, pred)
     reg = _regularization(design, theta, values)
+    assert model.personalize is not None  # (the design of a personalized model)
     first, second = neighbour_pairs(z, model.personalize.radius)  # the solver's B_r
     i, j = np.concatenate([first, second]), np.concatenate([second, first])  # D_i and D_j
     if len(i):
@@ -71,8 +72,8 @@ def objective(design: PersonalizedDesign, z: np.ndarray, q: np.ndarray, phi: np.
     else:
         matching = cp.Constant(0.0)
     metric = values["metric_penalty"] * cp.sum_squares(phi_par - 1)
-    parts = {"loss": float(loss.value), "regularization": float(reg.value),
-             "matching": float(matching.value), "metric_penalty": float(metric.value)}
+    parts = {"loss": _value(loss), "regularization": _value(reg),
+             "matching": _value(matching), "metric_penalty": _value(metric)}
     parts["total"] = sum(parts.values())
     return parts
 
@@ -87,6 +88,7 @@ def population_fit(design: PersonalizedDesign, weights: dict[str, float] | None 
     problem = cp.Problem(cp.Minimize(objective_))
     problem.solve(solver=solver)
     _require(problem)
+    assert theta.value is not None  # (solved: _require checked the status)
     return theta.value[0]
 
 
@@ -101,7 +103,15 @@ def samples_fit(design: PersonalizedDesign, q: np.ndarray, weights: dict[str, fl
     problem = cp.Problem(cp.Minimize(_loss(design, pred) + _regularization(design, theta, values)))
     problem.solve(solver=solver)
     _require(problem)
+    assert z.value is not None  # (solved: _require checked the status)
     return z.value
+
+
+def _value(expression: cp.Expression) -> float:
+    """The value of an expression whose every parameter has a value."""
+    value = expression.value
+    assert value is not None  # (None only for a parameter left without a value)
+    return float(value)
 
 
 def _require(problem: cp.Problem) -> None:

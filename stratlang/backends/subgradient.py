@@ -33,10 +33,12 @@ def nearest(model: ir.Model, encoded: list, phi: np.ndarray, train: np.ndarray,
     from ..solvers import personalized as S
 
     k = min(k, len(train))
+    assert model.personalize is not None  # (a personalized model)
     metrics = [DISTANCES[d.metric.name] for d in model.personalize.distances]
     coordinates = [m.coordinates(enc, w) for m, enc, w in zip(metrics, encoded, phi, strict=True)]
-    if all(c is not None and c[1] == "l1" for c in coordinates):
-        coords = np.hstack([c[0] for c in coordinates]).astype(float)
+    l1 = [c[0] for c in coordinates if c is not None and c[1] == "l1"]
+    if len(l1) == len(coordinates):  # every distance has L1 coordinates
+        coords = np.hstack(l1).astype(float)
         return S.nearest_by_l1(coords[train], coords[query], k)
     if len(coordinates) == 1 and coordinates[0] is not None:  # a lone L2 group
         from scipy.spatial import cKDTree
@@ -79,6 +81,7 @@ def to_problem(design: PersonalizedDesign, weights: dict[str, float] | None = No
                 raise StratlangError("personalized models take one l2 group (one exclusion set)")
             group, group_mask = group + parts[2], mask
     loss = LOSSES[model.response.loss.name].personalized_loss()
+    assert model.personalize is not None  # (the design of a personalized model)
     return Problem(design.x, design.y[:, 0], loss, design.covariate_distances,
                    len(model.personalize.distances), weights["match"], weights["metric_penalty"],
                    l1, ridge, group, group_mask, design.offset, design.weight)
@@ -103,6 +106,7 @@ def fit_personalized(design: PersonalizedDesign, weights: dict[str, float],
 
     model = design.model
     spec = model.personalize
+    assert spec is not None  # (the design of a personalized model)
     problem = to_problem(design, weights)
     settings = S.Settings(rank=spec.rank, radius=spec.radius, learning_rate=spec.learning_rate,
                           decay=spec.decay, max_iter=spec.max_iter, seed=spec.seed,

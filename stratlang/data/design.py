@@ -96,8 +96,9 @@ def bind_response(binder: Binder, classes: tuple | None = None) -> responses.Enc
     model = binder.model
     loss = LOSSES[model.response.loss.name]
     spans = model.response.column_spans or (model.response.span,) * len(model.response.columns)
-    series = [binder.column(c, s) for c, s in zip(model.response.columns, spans, strict=True)]
-    if any(s is None for s in series):
+    found = [binder.column(c, s) for c, s in zip(model.response.columns, spans, strict=True)]
+    series = [s for s in found if s is not None]
+    if len(series) != len(found):
         return None
     raw = np.column_stack([s.to_numpy(dtype=object) for s in series])
     problems: list[responses.Problem] = []
@@ -185,6 +186,8 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     encoded = bind_response(binder, classes) if with_response else None
     weight = bind_weights(binder) if with_response else None
     binder.out.raise_if_any()
+    # each binding step that gives None recorded a problem, raised just above
+    assert bound is not None and z is not None
     report_dropped(dropped, len(frame))
     classes = encoded.classes if encoded is not None else classes
     rows = loss.row_names(bound.rows, model.response.columns)

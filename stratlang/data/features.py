@@ -163,8 +163,9 @@ class Features:
     # ---- terms ---------------------------------------------------------------------------
     def term(self, term: ir.Term) -> tuple[np.ndarray, list[str]] | None:
         """A term's columns: the product of its factors' (every combination)."""
-        parts = [self.factor(f) for f in term.factors]
-        if any(p is None for p in parts):
+        found = [self.factor(f) for f in term.factors]
+        parts = [p for p in found if p is not None]
+        if len(parts) != len(found):
             return None
         columns, names = parts[0]
         for more, more_names in parts[1:]:

@@ -43,6 +43,7 @@ class PersonalizedDesign:
     def covariate_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """d_l(U_i, U_j) for each pair: shape (pairs, L)."""
         out = np.empty((len(i), len(self.covariates)))
+        assert self.model.personalize is not None  # (the design of a personalized model)
         for col, (dist, enc) in enumerate(zip(self.model.personalize.distances, self.covariates,
                                               strict=True)):
             out[:, col] = DISTANCES[dist.metric.name].pairs(enc, i, j)
@@ -56,6 +57,7 @@ def bind_covariates(binder: Binder, encode: pd.DataFrame | None = None) -> list:
     model = binder.model
     source = binder.frame if encode is None else encode
     encoded = []
+    assert model.personalize is not None  # (only personalized models are bound here)
     for dist in model.personalize.distances:
         metric = DISTANCES[dist.metric.name]
         spans = dist.column_spans or (dist.span,) * len(dist.columns)
@@ -88,6 +90,8 @@ def bind_personalized(model: ir.Model, frame: pd.DataFrame,
     weight = bind_weights(binder)
     covariates = bind_covariates(binder)
     binder.out.raise_if_any()
+    # each binding step that gives None recorded a problem, raised just above
+    assert bound is not None and encoded is not None
     report_dropped(dropped, len(frame))
     columns = [c for d in model.personalize.distances for c in d.columns]
     return PersonalizedDesign(model, bound.x, encoded.values, covariates, encoded.classes,

@@ -130,12 +130,13 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
         binder.out.error(f"the strata number K = {' × '.join(f'{n:,}' for n in strata.shape)} = "
                          f"{strata.k:,}; a model has at most {limits.MAX_STRATA:,} strata",
                          model.strata[0].span)
-    if any(p is None for p in per_factor) or binder.out.diagnostics:
+    located = [p for p in per_factor if p is not None]
+    if len(located) != len(per_factor) or binder.out.diagnostics:
         return strata, None, None
-    if not per_factor:
+    if not located:
         zeros = np.zeros(len(frame), dtype=np.int64)
         return strata, zeros, zeros[:, None]
-    codes = np.column_stack(per_factor).astype(np.int64)
+    codes = np.column_stack(located).astype(np.int64)
     known = np.all(codes >= 0, axis=1)
     z = np.full(len(frame), -1, dtype=np.int64)
     z[known] = np.ravel_multi_index(tuple(codes[known].T), strata.shape)
@@ -222,6 +223,8 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
         as_text = [{canon_text(v) for v in labels} for labels in factor.column_labels]
         same_text = all(all(canon_text(x) in known for x, known in zip(v, as_text, strict=True))
                         for v in values)
+        hint: str | None
+        cli_hint: str | None
         if same_text and not factor.text_labels:
             hint = cli_hint = ("the values match nodes only as text (e.g. '1' and 1): give the "
                                "column the type it had when the model was fitted")
@@ -237,6 +240,7 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
         idx = np.full(len(off), -1, dtype=np.int64)
         idx[~off] = np.ravel_multi_index(tuple(c[~off] for c in idx_per_col), shape)
     if off.any() and unseen == "hub":
+        assert factor.hub is not None  # values off a graph with no hub were reported above
         idx = np.where(off, factor.hub, idx)
     return np.where(off, -1, idx) if unseen == "common" else idx
 

@@ -30,8 +30,8 @@ def read_matrix(path: Path) -> pd.DataFrame:
     diagonal 0, the table symmetric. Problems name the file's line (line 1: the header)."""
     try:
         table = read_csv(path, "distance file", dtype=str, keep_default_na=False)
-    except FileProblem as problem:
-        raise MetricError(str(problem)) from None
+    except FileProblem as err:
+        raise MetricError(str(err)) from None
     table = table.set_index(table.columns[0])
     where = f"distance file '{shown(path)}'"
     rows = [canon_text(v) for v in table.index]

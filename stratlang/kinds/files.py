@@ -44,9 +44,9 @@ def read_csv(path: Path, what: str, *, need_rows: bool = True, **options: Any) -
     except pd.errors.ParserError as err:
         found = _FIELDS.search(str(err))
         if found:
-            expected, line, saw = found.groups()
-            raise FileProblem(f"{what} '{shown(path)}' line {line} has {saw} fields where the header "
-                              f"has {expected}") from None
+            header_fields, row, fields = found.groups()  # (text: numbers as pandas wrote them)
+            raise FileProblem(f"{what} '{shown(path)}' line {row} has {fields} fields where the "
+                              f"header has {header_fields}") from None
         raise FileProblem(f"{what} '{shown(path)}' is not a CSV table: {err}") from None
     except (pd.errors.EmptyDataError, ValueError) as err:
         raise FileProblem(f"{what} '{shown(path)}' is not a CSV table: {err}") from None

@@ -62,9 +62,16 @@ class Records:
         return Records(self.x[rows], pick(self.y), self.z[rows], pick(self.offset),
                        pick(self.weight))
 
+    @property
+    def observed_y(self) -> np.ndarray:
+        """y, where it must be there (fitting, scoring): it is None only in records bound
+        to predict."""
+        assert self.y is not None, "records bound to predict have no response"
+        return self.y
+
     def shifted(self) -> np.ndarray:
         """y − o: the response a loss of (η + o − y) sees against η alone."""
-        return self.y if self.offset is None else self.y - self.offset[:, None]
+        return self.observed_y if self.offset is None else self.observed_y - self.offset[:, None]
 
     def per_stratum(self, k: int, values: np.ndarray | None = None) -> np.ndarray:
         """Σ over each stratum's records of weight · values (values 1: the weight total)."""
@@ -135,7 +142,7 @@ class Loss:
         pred = record_matrix() @ theta
         if records.offset is not None:
             pred = pred + records.offset[:, None] * np.ones((1, theta.shape[1]))
-        return self.cvxpy(pred, records.y, p, records.weight), self.constraints(theta, p)
+        return self.cvxpy(pred, records.observed_y, p, records.weight), self.constraints(theta, p)
 
     # ---- ADMM -------------------------------------------------------------------------
     def admm_prox(self, records: Records, k: int, p: dict[str, Any]) -> px_type | None:
@@ -193,7 +200,7 @@ class Loss:
     # ---- records at θ (θ_rec: each record's stratum's parameter, (N, rows, outputs)) ------
     def records_value(self, records: Records, theta_rec: np.ndarray, p: dict[str, Any]) -> float:
         """The summed (weighted) loss of records whose parameters are θ_rec."""
-        return self.value(records.predictor(theta_rec), records.y, p, records.weight)
+        return self.value(records.predictor(theta_rec), records.observed_y, p, records.weight)
 
     def records_predict(self, records: Records, theta_rec: np.ndarray, p: dict[str, Any],
                         classes: tuple | None) -> dict[str, np.ndarray]:
@@ -206,7 +213,7 @@ class Loss:
 
 def _residual_terms(records: Records, k: int, lo: float, hi: float) -> px.PiecewiseLinearProx:
     """Σ_ij w_i max_{u ∈ [lo, hi]} u (x_iᵀθ_j + o_i − y_ij): absolute and quantile losses."""
-    n_records, m = records.y.shape
+    n_records, m = records.observed_y.shape
     record = np.repeat(np.arange(n_records), m)
     w = np.ones(n_records) if records.weight is None else records.weight
     return px.PiecewiseLinearProx.from_records(
@@ -610,10 +617,11 @@ class _Distribution(Loss):
     primary = "anll"
     params = (_EPS,)
 
-    closed_form: ClassVar = None  # solvers.prox function (v, t, count, total, eps)
+    # a solvers.prox function (v, t, count, total, eps)
+    closed_form: ClassVar[Callable[..., np.ndarray] | None] = None
 
     def stats(self, records: Records, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return records.per_stratum(k), records.per_stratum(k, records.y[:, 0])
+        return records.per_stratum(k), records.per_stratum(k, records.observed_y[:, 0])
 
     def cvxpy_stratified(self, theta, records, record_matrix, k, p):
         count, total = self.stats(records, k)
@@ -785,7 +793,7 @@ class Gaussian(Loss):
 
     def stratum_stats(self, records: Records, k: int):
         """Per stratum: weight total, weighted sum and weighted scatter of y."""
-        y, z = records.y, records.z
+        y, z = records.observed_y, records.z
         w = np.ones(len(y)) if records.weight is None else records.weight
         m = y.shape[1]
         count = records.per_stratum(k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 from . import ast, ir, limits
 from .errors import Collector, Diagnostic, Span, did_you_mean
@@ -14,10 +14,23 @@ from .personalize import PERSONALIZE_OPTIONS
 from .policies import MISSING_POLICIES
 from .printer import factor_text, term_text
 from .reading import shown, unopenable
-from .vocabulary import Registry, Vocabulary
+from .vocabulary import LossEntry, Registry, Vocabulary
 
 SINGLE_STATEMENTS = ("model", "data", "response", "features", "weights", "missing", "personalize",
                      "solver")
+
+S = TypeVar("S", bound=ast.Node)
+
+
+def _key(kind: type[ast.Node]) -> str:
+    """A statement's key: its class name less 'Stmt', in lower case (``data``)."""
+    return kind.__name__.removesuffix("Stmt").lower()
+
+
+def _first(first: dict[str, ast.Statement], kind: type[S]) -> S | None:
+    """The first statement of a kind (``first`` holds them by :func:`_key`)."""
+    stmt = first.get(_key(kind))
+    return stmt if isinstance(stmt, kind) else None
 
 
 class Checker:
@@ -51,9 +64,8 @@ class Checker:
             return ir.Hyper("set", tuple(numbers), value.span)
         if isinstance(value, ast.Call) and value.name.value in ("logspace", "linspace"):
             form = value.name.value
-            args = [a.value for a in value.args]
-            if len(args) != 3 or any(a.keyword for a in value.args) or not all(
-                    isinstance(a, ast.Number) for a in args):
+            args = [a.value for a in value.args if isinstance(a.value, ast.Number)]
+            if len(value.args) != 3 or any(a.keyword for a in value.args) or len(args) != 3:
                 self.error(f"{form} takes three numbers: {form}(low, high, count)", value.span)
                 return None
             lo, hi, n = (a.value for a in args)
@@ -76,27 +88,28 @@ class Checker:
     def names(self, value: ast.Value, what: str) -> tuple[str, ...] | None:
         if isinstance(value, ast.Name | ast.String):
             return (value.value,)
-        if isinstance(value, ast.ListValue) and all(
-                isinstance(i, ast.Name | ast.String) for i in value.items):
-            return tuple(i.value for i in value.items)
+        if isinstance(value, ast.ListValue):
+            named = [i for i in value.items if isinstance(i, ast.Name | ast.String)]
+            if len(named) == len(value.items):
+                return tuple(i.value for i in named)
         self.error(f"{what} takes a name or a list [a, b]", value.span)
         return None
 
     def node_spec(self, value: ast.Value) -> ir.NodeSpec | None:
         if isinstance(value, ast.RangeValue):
-            parts = [value.start, value.stop] + ([value.step] if value.step else [])
-            if not all(isinstance(p.value, int) for p in parts):
+            start, stop = value.start.value, value.stop.value
+            step = value.step.value if value.step else 1
+            if not (isinstance(start, int) and isinstance(stop, int) and isinstance(step, int)):
                 self.error("a node range takes whole numbers: start..stop step k", value.span)
                 return None
-            step = value.step.value if value.step else 1
-            if step == 0 or (value.stop.value - value.start.value) * step < 0:
+            if step == 0 or (stop - start) * step < 0:
                 self.error("empty node range", value.span)
                 return None
-            if (value.stop.value - value.start.value) // step + 1 > limits.MAX_NODES:
-                self.error(f"a node range of {(value.stop.value - value.start.value) // step + 1:,} "
+            if (stop - start) // step + 1 > limits.MAX_NODES:
+                self.error(f"a node range of {(stop - start) // step + 1:,} "
                            f"nodes; a factor has at most {limits.MAX_NODES:,}", value.span)
                 return None
-            return ir.IntRange(value.start.value, value.stop.value, step)
+            return ir.IntRange(start, stop, step)
         if isinstance(value, ast.ListValue):
             labels = []
             for item in value.items:
@@ -147,10 +160,10 @@ class Checker:
 
     # ---- statements -----------------------------------------------------------------
     def run(self) -> ir.Model | None:
-        first: dict[str, ast.Node] = {}
+        first: dict[str, ast.Statement] = {}
         groups: dict[str, list] = {}
         for stmt in self.spec.statements:
-            key = type(stmt).__name__.removesuffix("Stmt").lower()
+            key = _key(type(stmt))
             if key in SINGLE_STATEMENTS and key in first:
                 self.error(f"duplicate '{key}' statement (the first is on line "
                            f"{first[key].span.line})", stmt.span)
@@ -158,37 +171,40 @@ class Checker:
             first.setdefault(key, stmt)
             groups.setdefault(key, []).append(stmt)
 
-        name = self.model_name(first.get("model"))
-        data = first["data"].path.value if "data" in first else None
-        data_span = first["data"].path.span if "data" in first else None
+        name = self.model_name(_first(first, ast.ModelStmt))
+        data_stmt = _first(first, ast.DataStmt)
+        data = data_stmt.path.value if data_stmt is not None else None
+        data_span = data_stmt.path.span if data_stmt is not None else None
         if data is not None and self.base is not None and (problem := unopenable(self.base / data)):
             self.error(f"data file '{shown(data)}' {problem} (looked in {shown(self.base)})",
                        data_span)
 
-        response = first.get("response")
+        response = _first(first, ast.ResponseStmt)
         if response is None:
             self.error("missing 'response' statement: write e.g. `response y ~ squared`", None)
             loss, resp = None, None
         else:
             loss, resp = self.response(response)
 
-        features = self.features(first.get("features"), loss)
+        features = self.features(_first(first, ast.FeaturesStmt), loss)
         texts = tuple(term_text(t, self.vocabulary.transforms) for t in features)
         rows = loss.row_names(texts, resp.columns) if loss and resp else ()
         regs = self.regularizers(groups.get("regularize", []), loss, rows, features)
         strata = self.strata(groups.get("stratify", []))
-        personalize = self.personalize(first.get("personalize"), groups.get("distance", []),
-                                       strata, loss, resp, features, regs)
-        solver = self.solver(first.get("solver"), personalize is not None)
-        weights = first.get("weights")
-        missing = self.missing(first.get("missing"))
+        personalize = self.personalize(_first(first, ast.PersonalizeStmt),
+                                       groups.get("distance", []), strata, loss, resp, features,
+                                       regs)
+        solver = self.solver(_first(first, ast.SolverStmt), personalize is not None)
+        weights = _first(first, ast.WeightsStmt)
+        missing_stmt = _first(first, ast.MissingStmt)
+        missing = self.missing(missing_stmt)
         if resp is None or self.out.diagnostics:
             return None
         return ir.Model(name, resp, features, regs, strata, personalize, solver, data,
                         self.spec.source, data_span,
                         weights.column.value if weights else None,
                         weights.column.span if weights else None,
-                        missing, first["missing"].policy.span if "missing" in first else None)
+                        missing, missing_stmt.policy.span if missing_stmt is not None else None)
 
     def model_name(self, stmt: ast.ModelStmt | None) -> str:
         if stmt is not None:
@@ -196,7 +212,8 @@ class Checker:
         stem = Path(self.spec.source.filename).stem
         return re.sub(r"\W", "_", stem) if stem and not stem.startswith("<") else "model"
 
-    def response(self, stmt: ast.ResponseStmt):
+    def response(self, stmt: ast.ResponseStmt
+                 ) -> tuple[LossEntry | None, ir.Response | None]:
         loss, ref = self.kind(self.vocabulary.losses, stmt.loss)
         columns = tuple(n.value for n in stmt.target.columns)
         if len(set(columns)) != len(columns):
@@ -221,7 +238,7 @@ class Checker:
                                  tuple(n.span for n in stmt.target.columns), offset)
 
     # ---- features ------------------------------------------------------------------------
-    def categorical(self, factor: ir.Factor) -> bool:
+    def categorical(self, factor: ir.Factor) -> TypeGuard[ir.Transform]:
         return (isinstance(factor, ir.Transform)
                 and self.vocabulary.transforms[factor.kind.name].categorical)
 
@@ -252,23 +269,27 @@ class Checker:
             return None
         return ir.Transform(ir.KindRef(name, params, value.span), inner, value.span)
 
-    def features(self, stmt: ast.FeaturesStmt | None, loss) -> tuple[ir.Term, ...]:
+    def features(self, stmt: ast.FeaturesStmt | None,
+                 loss: LossEntry | None) -> tuple[ir.Term, ...]:
         """The terms, '*' expanded (``a * b`` is ``a, b, a:b``)."""
         if stmt is None:
             return ()
         terms: list[ir.Term] = []
         seen: dict[frozenset, str] = {}
         for written in stmt.terms:
-            products = []
+            products: list[tuple[ir.Factor, ...]] = []
             for product in written.products:
-                factors = tuple(self.factor(v) for v in product.factors)
+                factors: tuple[ir.Factor | None, ...] = tuple(self.factor(v)
+                                                              for v in product.factors)
                 if len(factors) > 1 and any(isinstance(f, ir.Column) and f.name == "intercept"
                                             for f in factors):
                     self.error("intercept in a product is the product without it: leave it "
                                "out", product.span)
                     factors = (None,)
-                products.append(None if any(f is None for f in factors) else factors)
-            if any(p is None for p in products):
+                valid = tuple(f for f in factors if f is not None)
+                if len(valid) == len(factors):
+                    products.append(valid)
+            if len(products) != len(written.products):  # a product was not valid
                 continue
             for size in range(1, len(products) + 1):
                 for chosen in itertools.combinations(products, size):
@@ -316,8 +337,9 @@ class Checker:
                         return True
         return False
 
-    def regularizers(self, stmts: list[ast.RegularizeStmt], loss, rows,
-                     features: tuple[ir.Term, ...]) -> tuple[ir.RegTerm, ...]:
+    def regularizers(self, stmts: list[ast.RegularizeStmt], loss: LossEntry | None,
+                     rows: tuple[str, ...], features: tuple[ir.Term, ...]
+                     ) -> tuple[ir.RegTerm, ...]:
         terms: list[ir.RegTerm] = []
         for stmt in stmts:
             opts = self.options(stmt.options, ("exclude",), "regularize")
@@ -331,7 +353,7 @@ class Checker:
                 exclude = loss.default_exclude(rows) if loss else ()
             for term in stmt.terms:
                 entry, ref = self.kind(self.vocabulary.regularizers, term.call)
-                if entry is None:
+                if entry is None or ref is None:  # (both None, or neither)
                     continue
                 weight = None
                 if entry.is_constraint:
@@ -360,7 +382,7 @@ class Checker:
             opts = self.options(stmt.options, ("weight", "nodes"), "stratify")
             weight = (self.hyper(opts["weight"].value, "graph weight") if "weight" in opts
                       else ir.Hyper.of(1.0))
-            if entry is None or weight is None:
+            if entry is None or ref is None or weight is None:
                 continue
             if len(cols) > 1 and not entry.multi_column:
                 self.error(f"graph '{entry.name}' takes one column; write one stratify statement "
@@ -375,16 +397,19 @@ class Checker:
                 if problem := limits.factor_too_large(entry.name, sizes, entry.edge_count(sizes)):
                     self.error(problem, stmt.graph.span)
                     continue
-            for name in entry.files(ref.p) if self.base is not None else ():
-                if problem := unopenable(self.base / name):
-                    self.error(f"graph file '{shown(name)}' {problem} "
-                               f"(looked in {shown(self.base)})",
-                               stmt.graph.args[0].value.span if stmt.graph.args else stmt.graph.span)
+            if self.base is not None:  # (None: files are not looked for)
+                for name in entry.files(ref.p):
+                    if problem := unopenable(self.base / name):
+                        self.error(f"graph file '{shown(name)}' {problem} "
+                                   f"(looked in {shown(self.base)})",
+                                   stmt.graph.args[0].value.span if stmt.graph.args
+                                   else stmt.graph.span)
             out.append(ir.Stratification(tuple(c.value for c in cols), ref, weight, nodes,
                                          stmt.span, tuple(c.span for c in cols)))
         return tuple(out)
 
-    def declared_nodes(self, value: ast.Value, n_columns: int):
+    def declared_nodes(self, value: ast.Value, n_columns: int
+                       ) -> tuple[ir.NodeSpec, ...] | None:
         if n_columns == 1:
             if isinstance(value, ast.TupleValue):
                 self.error("one column takes one node list or range", value.span)
@@ -396,9 +421,14 @@ class Checker:
                        "e.g. (0..19, 0..19)", value.span)
             return None
         specs = tuple(self.node_spec(v) for v in value.items)
-        return None if any(s is None for s in specs) else specs
+        valid = tuple(s for s in specs if s is not None)
+        return None if len(valid) != len(specs) else valid
 
-    def personalize(self, stmt, distance_stmts, strata, loss, resp, features, regs):
+    def personalize(self, stmt: ast.PersonalizeStmt | None,
+                    distance_stmts: list[ast.DistanceStmt],
+                    strata: tuple[ir.Stratification, ...], loss: LossEntry | None,
+                    resp: ir.Response | None, features: tuple[ir.Term, ...],
+                    regs: tuple[ir.RegTerm, ...]) -> ir.Personalize | None:
         if stmt is None:
             for d in distance_stmts:
                 self.error("'distance' belongs to a personalized model: add a 'personalize' "
@@ -445,7 +475,7 @@ class Checker:
             self.once(cols, seen, "has two distances")
             self.options(d.options, (), "distance")
             entry, ref = self.kind(self.vocabulary.distances, d.metric)
-            if entry is None:
+            if entry is None or ref is None:  # (both None, or neither)
                 continue
             if len(cols) > 1 and entry.arity == "one":
                 self.error(f"distance '{entry.name}' takes one column; use 'euclidean' for a group",

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import FrameType
 
 STDIN = "<stdin>"  # the name of a spec read from standard input (the command line's '-')
 
@@ -191,7 +192,8 @@ _PACKAGE = str(Path(__file__).resolve().parents[1])
 
 def warn(message: str, category: type[Warning] = NumericalWarning) -> None:
     """Warns at the caller's line outside stratlang (however deep the call came from)."""
-    frame, level = sys._getframe(1), 2
+    frame: FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)

@@ -162,7 +162,7 @@ class Stratification:
     columns: tuple[str, ...]
     graph: KindRef
     weight: Hyper
-    nodes: tuple[NodeSpec | None, ...] | None = None  # one entry per column, when declared
+    nodes: tuple[NodeSpec, ...] | None = None  # one entry per column, when declared
     span: Span | None = NO_SPAN
     column_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
 

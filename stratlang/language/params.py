@@ -13,7 +13,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 from . import ast
 from .errors import Collector, OptionError, did_you_mean
@@ -47,6 +47,7 @@ def interval(low: float | None = None, high: float | None = None, *, closed: str
         return above and below
 
     if high is None:
+        assert low is not None, "an interval needs a bound"
         text = f"{'≥' if low_in else '>'} {_number(low)}"
     elif low is None:
         text = f"{'≤' if high_in else '<'} {_number(high)}"
@@ -153,7 +154,7 @@ def from_python(param: Param, value: Any) -> tuple[Any, str | None]:
         if kind == "int":
             if not float(value).is_integer():
                 return None, f"'{param.name}' must be a whole number"
-            value = int(value)
+            value = int(cast(SupportsInt, value))  # a Real (whole, checked above)
         else:
             value = float(value)
     elif kind in ("string", "name") and not isinstance(value, str):
@@ -242,12 +243,13 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
                 continue
             param = params[i]
         else:
-            param = by_name.get(arg.keyword.value)
-            if param is None:
+            named = by_name.get(arg.keyword.value)
+            if named is None:
                 out.error(f"unknown argument '{arg.keyword.value}' for {what}"
                           + did_you_mean(arg.keyword.value, by_name), arg.keyword.span)
                 ok = False
                 continue
+            param = named
         if param.name in bound:
             out.error(f"argument '{param.name}' given twice", arg.span)
             ok = False

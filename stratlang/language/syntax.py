@@ -50,6 +50,10 @@ def _span(meta) -> Span:
 
 
 def _tok_span(tok: Token) -> Span:
+    # the parser's lexer positions every token it makes (Token's fields are optional
+    # only for tokens made by hand)
+    assert (tok.line is not None and tok.column is not None and tok.end_line is not None
+            and tok.end_column is not None)
     return Span(tok.line, tok.column, tok.end_line, tok.end_column)
 
 
@@ -336,15 +340,15 @@ def _mask_beyond_limits(text: str, collector: Collector) -> str:
             deepest[line] = max(deepest[line], depth)
         elif token[0] in ")]}":
             depth = max(0, depth - 1)
-    for number, line in enumerate(lines):
-        if len(line) > limits.MAX_LINE_CHARACTERS:
+    for number, written in enumerate(lines):
+        if len(written) > limits.MAX_LINE_CHARACTERS:
             collector.error(f"line {number + 1} is longer than {limits.MAX_LINE_CHARACTERS:,} "
                             "characters: break it after a ',' (or with a trailing '\\')",
                             Span(number + 1, limits.MAX_LINE_CHARACTERS + 1, number + 1,
                                  limits.MAX_LINE_CHARACTERS + 2))
-            lines[number] = " " * len(line)  # offsets kept: positions stay true
+            lines[number] = " " * len(written)  # offsets kept: positions stay true
         elif deepest[number] > limits.MAX_DEPTH:
-            lines[number] = " " * len(line)
+            lines[number] = " " * len(written)
     return "\n".join(lines)
 
 
