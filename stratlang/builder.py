@@ -210,6 +210,14 @@ class Spec:
         del self._statements[key]
         return self
 
+    def basis(self, count: int | None) -> Spec:
+        """``basis M``: θ in the span of the graph's M smoothest eigenvectors (None: the
+        full model)."""
+        if count is None:
+            self._statements.pop("basis", None)
+            return self
+        return self._set("basis", f"basis {_value(count)}")
+
     def personalize(self, **options: Any) -> Spec:
         return self._set("personalize", " ".join(
             ["personalize", *(f"{k} {_value(v)}" for k, v in options.items())]))
@@ -229,7 +237,7 @@ class Spec:
         """The statements as composed (before checking)."""
         order = ["model", "data", "response", "features", "weights", "missing"]
         keys = sorted(self._statements, key=lambda k: (
-            order.index(k) if k in order else len(order) + ["regularize", "stratify",
+            order.index(k) if k in order else len(order) + ["regularize", "stratify", "basis",
                                                             "personalize", "distance",
                                                             "solver"].index(
                 k[0] if isinstance(k, tuple) else k)))

@@ -63,8 +63,10 @@ def losses_table() -> str:
         loss = LOSSES[name]
         response = DOMAIN_TEXT[loss.domain] + ("; one or more columns" if loss.multi_column
                                                else "")
-        rows.append([f"`{name}`", signature(loss.params), response, loss.doc])
-    return table(["loss", "parameters", "response", "definition"], rows)
+        rows.append([f"`{name}`", signature(loss.params), response,
+                     "yes" if loss.smooth else "no", loss.doc])
+    return table(["loss", "parameters", "response", "differentiable (eigen backend)",
+                  "definition"], rows)
 
 
 def options_table(params: Iterable[Param]) -> str:
@@ -75,9 +77,10 @@ def options_table(params: Iterable[Param]) -> str:
 def backends_table() -> str:
     rows = []
     for entry in BACKENDS.entries():
-        when = ("when named" if entry.automatic is None
-                else "automatically" + (" (first choice)" if entry.automatic == 1 else
-                                        " when the ones before cannot fit the model"))
+        when = entry.chosen or (
+            "when named" if entry.automatic is None
+            else "automatically" + (" (first choice)" if entry.automatic == 1 else
+                                    " when the ones before cannot fit the model"))
         rows.append([f"`{entry.name}`", entry.family, when, entry.doc])
     out = table(["backend", "fits", "chosen", "what it is"], rows)
     for entry in BACKENDS.entries():

@@ -176,4 +176,5 @@ def models(draw):
                                              offset=offset), features,
                     tuple(regs), strata, personalize, solver, data,
                     weights=draw(st.one_of(st.none(), names)),
-                    missing=draw(st.sampled_from(MISSING_POLICIES)))
+                    missing=draw(st.sampled_from(MISSING_POLICIES)),
+                    basis=draw(st.one_of(st.none(), st.integers(1, 500))) if strata else None)

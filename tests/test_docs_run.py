@@ -140,14 +140,16 @@ def fragment_units(text: str) -> list[str]:
 
 
 def check_fragment(unit: str) -> None:
-    """A statement inside a minimal spec: a response unless it is one, and a feature for
-    a personalized model (which needs one)."""
+    """A statement inside a minimal spec: a response unless it is one, a feature for a
+    personalized model and a graph for a basis (which need them)."""
     def has(keyword: str) -> bool:
         return re.search(rf"^\s*{keyword}\b", unit, re.M) is not None
 
     spec = unit if has("response") else "response y ~ squared\n" + unit
     if has("personalize") and not has("features"):
         spec += "features x\n"
+    if has("basis") and not has("stratify"):
+        spec += "stratify s ~ path\n"
     compile_spec(spec, "<fragment>", check_files=False)
 
 

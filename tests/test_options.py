@@ -147,8 +147,8 @@ def test_solver_stops_at_the_first_non_finite_residual():
                                          "name; got a list"),
     (lambda m, f: m.fit(f, options=[1]), "options are a dict of values by name; got a list"),
     (lambda m, f: m.fit(f, options={1: 2}), "option names are text; got 1 (for backend 'admm')"),
-    (lambda m, f: m.fit(f, backend=3), "backend is a name (admm, cvxpy, dask, subgradient); "
-                                       "got 3"),
+    (lambda m, f: m.fit(f, backend=3), "backend is a name (admm, cvxpy, dask, eigen, "
+                                       "subgradient); got 3"),
     (lambda m, f: m.fit([1, 2, 3]), "data are a pandas DataFrame or the path of a CSV or "
                                     "Parquet file; got a list"),
     (lambda m, f: m.fit(f).predict(f, unseen=None),

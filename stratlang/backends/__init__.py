@@ -18,12 +18,14 @@ from ..language.vocabulary import Registry
 from .admm import AdmmBackend
 from .base import Backend, Fit, Objective, OptionValueError, PersonalizedFit, StratifiedFit
 from .dask import DaskBackend
+from .eigen import EigenBackend
 from .memory import refuse_if_too_large
 from .reference import CvxpyBackend
 from .subgradient import SubgradientBackend
 
 BACKENDS: Registry[Backend] = Registry("backend")
-for _entry in (AdmmBackend(), CvxpyBackend(), DaskBackend(), SubgradientBackend()):
+for _entry in (AdmmBackend(), CvxpyBackend(), DaskBackend(), EigenBackend(),
+               SubgradientBackend()):
     BACKENDS.register(_entry.name, _entry)
 
 __all__ = ["BACKENDS", "Backend", "Choice", "Fit", "Objective", "OptionValueError",
@@ -116,8 +118,8 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
         if reason is not None:
             raise _refusal(model, entry, reason, design)
     else:
-        candidates = [b for b in automatic(model.kind)
-                      if solver is None or b.solver_option is not None]
+        candidates = [b for b in automatic(model.kind) if b.applies(model)
+                      and (solver is None or b.solver_option is not None)]
         if not candidates:
             raise StratlangError(f"no backend fits a {model.kind} model"
                                  + (" with a named solver" if solver is not None else ""))

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data.design import Design
 from ..kinds.regularizers import REGULARIZERS
+from ..language import ir
 from ..language.errors import NumericalError, warn
 from ..language.params import Options, Param, interval, iterations, nonnegative, positive
 from ..solvers.admm import Result, State
@@ -38,6 +39,9 @@ DIRECT_LIMIT = 2_000_000  # unknowns K·n above which ADMM is used even for quad
 
 def unsupported(design: Design) -> str | None:
     """Why ADMM cannot fit this model, or None when it can."""
+    if design.model.basis is not None:
+        return ("θ is restricted to a basis of eigenvectors (`basis`); ADMM fits the full "
+                "model, the eigen backend (or the cvxpy reference) this one")
     params = design.loss_params
     if not design.loss.admm_ready(params):
         detail = f" with parameters {params}" if design.loss.admm_ready() else ""
@@ -240,8 +244,12 @@ class AdmmBackend(Backend):
            "across strata, exact Kronecker-sum Laplacian solves; the default for stratified "
            "models it supports.")
     automatic = 1
+    chosen = "automatically for models without `basis` (first choice)"
     verbose_option = "progress"
     options = ADMM_OPTIONS
+
+    def applies(self, model: ir.Model) -> bool:
+        return model.basis is None  # a basis model is the eigen backend's
 
     def unsupported(self, design: Design) -> str | None:
         return unsupported(design)

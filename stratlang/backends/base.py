@@ -135,6 +135,7 @@ class Backend:
     family: ClassVar[str] = "stratified"  # the model kind it fits
     options: ClassVar[Options]
     automatic: ClassVar[int | None] = None  # rank when no backend is named; None: never
+    chosen: ClassVar[str | None] = None  # when it is chosen, in words (default: from the rank)
     reference: ClassVar[bool] = False  # the ground truth other backends are verified against
     verbose_option: ClassVar[str | None] = None  # what ``verbose=`` sets
     solver_option: ClassVar[str | None] = None  # what ``solver=`` sets (an external solver)
@@ -147,6 +148,11 @@ class Backend:
     def prepare(self, model: ir.Model, data: Any, graphs: dict[str, Any] | None = None) -> Any:
         """The design this backend fits: by default the family's, bound in memory."""
         return bind_family(model, data, graphs)
+
+    def applies(self, model: ir.Model) -> bool:
+        """Is the model of the kind this backend fits (checked before binding, so that an
+        automatic choice passes over backends made for other models without a word)?"""
+        return True
 
     def unsupported(self, design: Any) -> str | None:
         """Why this backend cannot fit the bound model, or None when it can."""

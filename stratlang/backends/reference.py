@@ -45,7 +45,7 @@ def _not_installed(name: str) -> str:
 class CvxpyBackend(Backend):
     name = "cvxpy"
     doc = "The reference: one CVXPY problem for the whole model, solved by a conic solver."
-    automatic = 2  # when ADMM cannot fit the model, or a CVXPY solver is named
+    automatic = 3  # when ADMM and eigen cannot fit the model, or a CVXPY solver is named
     reference = True
     verbose_option = "verbose"
     solver_option = "method"
@@ -100,7 +100,16 @@ class StratifiedProblem:
         self.design = design
         model, loss = design.model, design.loss
         k, n, m = design.theta_shape
-        self.theta = cp.Variable((k * n, m), name="theta")
+        self.basis_gammas: tuple[float, ...] | None = None
+        if model.basis is None:
+            self.theta = cp.Variable((k * n, m), name="theta")
+        else:  # θ = V β: the basis depends on the graph weights it was built at
+            from .eigen import laplacian_basis
+
+            _, vectors = laplacian_basis(design, weights)
+            self.basis_gammas = tuple(design.strata.gammas(weights))
+            beta = cp.Variable((vectors.shape[1] * n, m), name="beta")
+            self.theta = sp.kron(sp.csr_matrix(vectors), sp.identity(n), format="csr") @ beta
         self.parameters: dict[str, cp.Parameter] = {
             name: cp.Parameter(nonneg=True, name=name.replace(".", "_"))
             for name, h in model.hypers().items() if h.is_sweep or weights[name] != 0}
@@ -129,7 +138,11 @@ class StratifiedProblem:
         self.problem = cp.Problem(cp.Minimize(objective), constraints)
 
     def accepts(self, weights: dict[str, float]) -> bool:
-        """Can this problem be re-solved at these weights (none compiled out is needed)?"""
+        """Can this problem be re-solved at these weights (none compiled out is needed, and
+        a basis was built at the same graph weights)?"""
+        if (self.basis_gammas is not None
+                and tuple(self.design.strata.gammas(weights)) != self.basis_gammas):
+            return False
         return all(weights[name] == 0 for name in set(weights) - set(self.parameters))
 
     def solve(self, weights: dict[str, float], method: str | None = None,

@@ -174,6 +174,16 @@ class Loss:
         """Each record's loss (summed over outputs) at the linear predictor: (N,)."""
         raise NotImplementedError(f"loss '{self.name}' has no per-record value")
 
+    def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+        """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m).
+        Only smooth losses have one (the ``basis`` backend needs it)."""
+        raise NotImplementedError(f"loss '{self.name}' is not differentiable")
+
+    @property
+    def smooth(self) -> bool:
+        """Differentiable in the linear predictor (it has :meth:`gradient`)."""
+        return type(self).gradient is not Loss.gradient
+
     def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any],
               weight: np.ndarray | None = None) -> float:
         each = self.losses(pred, y, p)
@@ -253,6 +263,9 @@ class Squared(Loss):
     def losses(self, pred, y, p):
         return np.sum((pred - y) ** 2, axis=1)
 
+    def gradient(self, pred, y, p):
+        return 2.0 * (pred - y)
+
     def personalized_loss(self):
         from ..solvers.personalized import SquaredLoss
 
@@ -302,6 +315,10 @@ class Huber(Loss):
 
     def losses(self, pred, y, p):
         return np.sum(_huber(pred - y, p["M"]), axis=1)
+
+    def gradient(self, pred, y, p):
+        r = pred - y
+        return 2.0 * np.clip(r, -p["M"], p["M"])
 
     def metrics(self, pred, y, p, classes, weight=None):
         return {**super().metrics(pred, y, p, classes, weight),
@@ -375,6 +392,11 @@ class Logistic(_Binary):
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
 
+    def gradient(self, pred, y, p):
+        from scipy.special import expit
+
+        return -y * expit(-y * pred)
+
     def nll(self, pred, y, p):
         from scipy.special import log_expit
 
@@ -430,6 +452,9 @@ class SquareClassification(_Binary):
     def losses(self, pred, y, p):
         return ((y * pred - 1) ** 2)[:, 0]
 
+    def gradient(self, pred, y, p):
+        return 2.0 * y * (y * pred - 1)
+
 
 def _squared_hinge(eta: np.ndarray, y: np.ndarray):
     """(1 − yη)₊² pointwise: value, first and second derivatives in η (for Newton)."""
@@ -452,6 +477,9 @@ class SquaredHinge(_Binary):
 
     def losses(self, pred, y, p):
         return (np.maximum(0.0, 1 - y * pred) ** 2)[:, 0]
+
+    def gradient(self, pred, y, p):
+        return -2.0 * y * np.maximum(0.0, 1 - y * pred)
 
 
 # ---- multi-class (y one-hot over M classes; θ has one column per class) ------------------
@@ -491,6 +519,11 @@ class Multinomial(_Multiclass):
 
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
+
+    def gradient(self, pred, y, p):
+        from scipy.special import softmax
+
+        return softmax(pred, axis=1) - y
 
     def nll(self, pred, y, p):
         from scipy.special import logsumexp
@@ -553,6 +586,9 @@ class PoissonRegression(Loss):
     def losses(self, pred, y, p):
         return (np.exp(pred) - y * pred)[:, 0]
 
+    def gradient(self, pred, y, p):
+        return np.exp(pred) - y
+
     def nll(self, pred, y, p):
         from scipy.special import gammaln
 
@@ -579,6 +615,9 @@ class ExponentialRegression(Loss):
 
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
+
+    def gradient(self, pred, y, p):
+        return -1.0 + y * np.exp(pred)
 
     def nll(self, pred, y, p):
         return (-pred + y * np.exp(pred))[:, 0]

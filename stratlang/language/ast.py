@@ -153,6 +153,11 @@ class StratifyStmt(Node):
 
 
 @dataclass(frozen=True)
+class BasisStmt(Node):
+    count: Value
+
+
+@dataclass(frozen=True)
 class PersonalizeStmt(Node):
     keyword: Span
     options: tuple[Option, ...]
@@ -172,7 +177,8 @@ class SolverStmt(Node):
 
 
 Statement = (ModelStmt | DataStmt | ResponseStmt | FeaturesStmt | WeightsStmt | MissingStmt
-             | RegularizeStmt | StratifyStmt | PersonalizeStmt | DistanceStmt | SolverStmt)
+             | RegularizeStmt | StratifyStmt | BasisStmt | PersonalizeStmt | DistanceStmt
+             | SolverStmt)
 
 
 @dataclass(frozen=True)

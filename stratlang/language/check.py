@@ -16,8 +16,8 @@ from .printer import factor_text, term_text
 from .reading import shown, unopenable
 from .vocabulary import LossEntry, Registry, Vocabulary
 
-SINGLE_STATEMENTS = ("model", "data", "response", "features", "weights", "missing", "personalize",
-                     "solver")
+SINGLE_STATEMENTS = ("model", "data", "response", "features", "weights", "missing", "basis",
+                     "personalize", "solver")
 
 S = TypeVar("S", bound=ast.Node)
 
@@ -194,6 +194,8 @@ class Checker:
         personalize = self.personalize(_first(first, ast.PersonalizeStmt),
                                        groups.get("distance", []), strata, loss, resp, features,
                                        regs)
+        basis_stmt = _first(first, ast.BasisStmt)
+        basis = self.basis(basis_stmt, strata, personalize is not None)
         solver = self.solver(_first(first, ast.SolverStmt), personalize is not None)
         weights = _first(first, ast.WeightsStmt)
         missing_stmt = _first(first, ast.MissingStmt)
@@ -204,7 +206,28 @@ class Checker:
                         self.spec.source, data_span,
                         weights.column.value if weights else None,
                         weights.column.span if weights else None,
-                        missing, missing_stmt.policy.span if missing_stmt is not None else None)
+                        missing, missing_stmt.policy.span if missing_stmt is not None else None,
+                        basis, basis_stmt.count.span if basis_stmt is not None else None)
+
+    def basis(self, stmt: ast.BasisStmt | None, strata: tuple[ir.Stratification, ...],
+              personalized: bool) -> int | None:
+        """``basis M``: θ in the span of the M smoothest eigenvectors of the product graph."""
+        if stmt is None:
+            return None
+        value = stmt.count
+        count = value.value if isinstance(value, ast.Number) else None
+        if not isinstance(count, int) or not 1 <= count <= limits.MAX_BASIS:
+            self.error(f"basis takes a whole number of eigenvectors in [1, "
+                       f"{limits.MAX_BASIS:,}]", value.span)
+            return None
+        if personalized:
+            self.error("basis expands a stratified model over its graph; a personalized model "
+                       "has no graph", stmt.span)
+            return None
+        if not strata:
+            self.error("basis needs a graph: at least one `stratify` statement", stmt.span)
+            return None
+        return count
 
     def model_name(self, stmt: ast.ModelStmt | None) -> str:
         if stmt is not None:

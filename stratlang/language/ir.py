@@ -218,6 +218,8 @@ class Model:
     weights_span: Span | None = field(default=None, compare=False, repr=False)
     missing: str = "error"  # rows holding missing values: one of MISSING_POLICIES
     missing_span: Span | None = field(default=None, compare=False, repr=False)
+    basis: int | None = None  # θ = V_M β: the M smoothest eigenvectors of the graph
+    basis_span: Span | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # every regularizer term knows its weight's name (its place in this model)

@@ -8,6 +8,7 @@ MAX_NUMBER = 1e15  # the magnitude of a number written in a spec
 MAX_NODES = 1_000_000  # nodes of one graph factor
 MAX_EDGES = 10_000_000  # edges of one graph factor (24 bytes each in its edge list)
 MAX_STRATA = 1_000_000_000  # K, the product of the factors' nodes
+MAX_BASIS = 100_000  # eigenvectors of a `basis` (the fit has M × parameters variables)
 EDGE_BYTES = 24  # an edge's two node numbers and its weight
 
 

@@ -124,6 +124,8 @@ def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
             specs = [node_spec(n) for n in s.nodes]
             line += " nodes " + (specs[0] if len(specs) == 1 else "(" + ", ".join(specs) + ")")
         lines.append(line)
+    if model.basis is not None:
+        lines.append(f"basis {model.basis}")
     if model.personalize is not None:
         opts = []
         for key, value in model.personalize.options:

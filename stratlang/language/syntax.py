@@ -20,7 +20,7 @@ from . import ast, limits
 from .errors import Collector, Diagnostic, Source, Span, SpecError, did_you_mean
 
 STATEMENT_KEYWORDS = ("model", "data", "response", "features", "weights", "missing",
-                      "regularize", "stratify", "personalize", "distance", "solver")
+                      "regularize", "stratify", "basis", "personalize", "distance", "solver")
 _MAX_RECOVERIES = 50
 
 _TERMINAL_WORDS = {
@@ -151,6 +151,9 @@ class _ToAst(Transformer):
 
     def stratify_stmt(self, meta, c):
         return ast.StratifyStmt(_span(meta), c[0], c[1], tuple(c[2:]))
+
+    def basis_stmt(self, meta, c):
+        return ast.BasisStmt(_span(meta), c[0])
 
     def personalize_stmt(self, meta, c):
         span = _span(meta)
