@@ -95,11 +95,17 @@ def progress_text(iteration: int, max_iter: int, res: Residuals) -> str:
             f"  dual {against(res.dual, res.eps_dual)}")
 
 
-def adapt_penalty(lam: float, res: Residuals, mu: float, tau: float) -> tuple[float, float]:
-    """(new λ, factor for the scaled duals): residual balancing."""
+LOCAL_GROWTH = 1.01  # ρ's growth per iteration on non-convex problems: ×145 in 500
+
+
+def adapt_penalty(lam: float, res: Residuals, mu: float, tau: float,
+                  only_down: bool = False) -> tuple[float, float]:
+    """(new λ, factor for the scaled duals): residual balancing; ``only_down``: λ is only
+    ever lowered (ρ = 1/λ raised), which forces the copies together — how a non-convex
+    problem's ADMM is made to settle."""
     if res.primal > mu * res.dual:
         return lam / tau, 1.0 / tau
-    if res.dual > mu * res.primal:
+    if res.dual > mu * res.primal and not only_down:
         return lam * tau, tau
     return lam, 1.0
 
@@ -108,14 +114,16 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
          shape: tuple[int, ...], *, lam: float = 1.0, eps_abs: float = 1e-6, eps_rel: float = 1e-6,
          max_iter: int = 2000, adaptive: bool = True, mu: float = 5.0, tau: float = 2.0,
          relax: float = 1.0, warm: State | None = None, progress: bool | None = None,
-         adapt_every: int = 1,
+         adapt_every: int = 1, only_down: bool = False,
          on_residuals: Callable[[float, float], None] | None = None,
          initial: np.ndarray | None = None) -> Result:
     """``solve(B, c)`` returns X with (L + cI) X = B for B of shape (K, d). ``initial``
     (default 0) starts every copy; a stratum the objective leaves undetermined (no data, no
     neighbours, no regularizer) keeps it.
     ``on_residuals(r / eps_primal, s / eps_dual)`` is called after every iteration, e.g.
-    to tighten inexact inner solves as the iterates converge."""
+    to tighten inexact inner solves as the iterates converge. ``only_down``: the adaptive
+    penalty only lowers λ (see :func:`adapt_penalty`), and λ falls by LOCAL_GROWTH each
+    iteration: a non-convex problem's iterates may cycle at a fixed penalty."""
     start = time.perf_counter()
     k = shape[0]
     width = int(np.prod(shape[1:], dtype=np.int64))
@@ -157,10 +165,13 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
                 break
             if on_residuals is not None:
                 on_residuals(r / eps_p, s / eps_d)
+            scale = 1.0
             if adaptive and it % adapt_every == 0:
-                lam, scale = adapt_penalty(lam, res, mu, tau)
-                if scale != 1.0:
-                    duals = [d * scale for d in duals]
+                lam, scale = adapt_penalty(lam, res, mu, tau, only_down)
+            if only_down:  # and lowered steadily, so that the iterates cannot cycle
+                lam, scale = lam / LOCAL_GROWTH, scale / LOCAL_GROWTH
+            if scale != 1.0:
+                duals = [d * scale for d in duals]
     state = State(hat, copies, duals, lam)
     return Result(copies[0], state, it, converged, r, s, eps_p, eps_d, lam,
                   time.perf_counter() - start, history)

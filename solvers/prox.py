@@ -18,6 +18,38 @@ def soft_threshold(v: np.ndarray, t: float) -> np.ndarray:
     return np.sign(v) * np.maximum(np.abs(v) - t, 0.0)
 
 
+def keep_largest(v: np.ndarray, count: int) -> np.ndarray:
+    """Projection onto {at most ``count`` nonzero entries per stratum}: each stratum's
+    ``count`` largest magnitudes kept (ties to the first), the rest set to 0. Not convex:
+    a projection, not unique at ties."""
+    k = len(v)
+    flat = v.reshape(k, -1)
+    if count >= flat.shape[1]:
+        return v.copy()
+    out = np.zeros_like(flat)
+    if count > 0:
+        keep = np.argsort(-np.abs(flat), axis=1, kind="stable")[:, :count]
+        rows = np.arange(k)[:, None]
+        out[rows, keep] = flat[rows, keep]
+    return out.reshape(v.shape)
+
+
+def mcp_penalty(v: np.ndarray, a: float) -> np.ndarray:
+    """ρ(t) = |t| − t²/(2a) for |t| ≤ a, a/2 beyond (the minimax concave penalty)."""
+    m = np.abs(v)
+    return np.where(m <= a, m - m * m / (2 * a), a / 2)
+
+
+def mcp(v: np.ndarray, t: float, a: float) -> np.ndarray:
+    """prox of t·ρ (ρ: :func:`mcp_penalty`): firm thresholding when t < a; when t ≥ a the
+    inner piece is concave and the minimizer is 0 or v, whichever is lower."""
+    m = np.abs(v)
+    if t < a:
+        firm = np.sign(v) * (m - t) / (1 - t / a)
+        return np.where(m <= t, 0.0, np.where(m <= a, firm, v))
+    return np.where(m > np.sqrt(t * a), v, 0.0)
+
+
 def sum_squares(v: np.ndarray, t: float) -> np.ndarray:
     """prox of (1/2)‖θ‖²."""
     return v / (1.0 + t)
@@ -119,6 +151,40 @@ class QuadraticProx:
             self._t = t
         assert self._inverse is not None  # computed with self._t, on the first call
         return np.einsum("kij,kjm->kim", self._inverse, 2.0 * self.xty + v / t)
+
+
+class TukeyProx:
+    """prox of Σ_i w_i ρ_c(x_iᵀθ − y_i) per stratum, ρ_c Tukey's biweight (y already less
+    any offset). Not convex: a local minimizer by majorization–minimization — ρ_c is
+    concave in r², so it lies below the quadratic ω r² + const touching it at the current
+    residual, ω = (1 − (r/c)²)₊²; each step is a weighted least-squares prox and lowers the
+    objective.
+    ``steps`` steps per call, warm-started at the last call's result (ADMM calls it with
+    slowly changing arguments)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int, c: float,
+                 weight: np.ndarray | None = None, steps: int = 3):
+        self.x, self.y, self.z, self.k, self.c = x, y, z, k, c
+        self.weight = np.ones(len(z)) if weight is None else weight
+        self.steps = steps
+        self.theta: np.ndarray | None = None
+
+    def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
+        theta = v if self.theta is None else self.theta
+        for _ in range(self.steps):
+            residual = np.einsum("ij,ijm->im", self.x, theta[self.z]) - self.y
+            omega = np.clip(1.0 - (residual[:, 0] / self.c) ** 2, 0.0, None) ** 2
+            theta = QuadraticProx(self.x, self.y, self.z, self.k,
+                                  self.weight * omega)(v, t)
+        self.theta = theta
+        return theta
+
+
+def tukey_loss(r: np.ndarray, c: float) -> np.ndarray:
+    """Tukey's biweight scaled to r² near 0: ρ_c(r) = c²/3 (1 − (1 − (r/c)²)³) for |r| ≤ c,
+    c²/3 beyond."""
+    inside = np.clip(1.0 - (r / c) ** 2, 0.0, None)
+    return c * c / 3.0 * (1.0 - inside ** 3)
 
 
 # (value, first derivative, second derivative) of a loss of the linear predictor η

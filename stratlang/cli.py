@@ -400,7 +400,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                "fast": {"backend": result.fast_backend, "objective": result.fast_objective,
                         "seconds": result.fast_seconds, "iterations": result.fast_iterations},
                "relative_gap": result.relative_gap, "speedup": result.speedup,
-               "pace": result.pace})
+               "pace": result.pace, "relaxation": result.relaxation,
+               "bound": result.bound})
     else:
         print(result)
     return 0

@@ -64,9 +64,19 @@ def losses_table() -> str:
         response = DOMAIN_TEXT[loss.domain] + ("; one or more columns" if loss.multi_column
                                                else "")
         rows.append([f"`{name}`", signature(loss.params), response,
-                     "yes" if loss.smooth else "no", loss.doc])
+                     "yes" if loss.smooth else "no", _convex(loss.convex), loss.doc])
     return table(["loss", "parameters", "response", "differentiable (eigen backend)",
-                  "definition"], rows)
+                  "convex", "definition"], rows)
+
+
+def _convex(convex: bool) -> str:
+    return "yes" if convex else "no: ADMM, local"
+
+
+def regularizers_table() -> str:
+    return table(["regularizer", "parameters", "convex", "definition"],
+                 ([f"`{name}`", signature(entry.params), _convex(entry.convex), entry.doc]
+                  for name, entry in ((n, REGULARIZERS[n]) for n in REGULARIZERS.names())))
 
 
 def options_table(params: Iterable[Param]) -> str:
@@ -99,7 +109,7 @@ def personalized_kinds() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "personalized_kinds": personalized_kinds,
     "losses": losses_table,
-    "regularizers": lambda: kinds_table(REGULARIZERS, "regularizer"),
+    "regularizers": regularizers_table,
     "graphs": lambda: kinds_table(GRAPHS, "graph"),
     "transforms": lambda: kinds_table(TRANSFORMS, "transform"),
     "distances": lambda: kinds_table(DISTANCES, "distance"),

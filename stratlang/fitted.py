@@ -79,6 +79,8 @@ class FittedModel:
         lines += [f"  {line}" for line in self._shape_lines()]
         lines.append(f"  objective {self.objective}")
         lines.append(f"  {self._fit_line()}")
+        if self.info.get("local"):
+            lines.append(f"  {self.info['note']}")
         table = self.coefficients()
         shown = table.head(_COEFFICIENT_ROWS)
         lines.append(f"  coefficients over the {self._over}:")

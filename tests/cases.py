@@ -104,6 +104,7 @@ LOSS_CASES = {
         "y": (rng.random(len(f)) < 0.3 + 0.2 * f.g / 2).astype(int)}),
     "poisson": LossCase("y", "", lambda rng, f, lin: {"y": rng.poisson(2 + f.g)}),
     "exponential": LossCase("y", "", lambda rng, f, lin: {"y": rng.exponential(1 + f.g)}),
+    "tukey": LossCase("y", FEATURES, _real),
     "gaussian": LossCase("(y, y2)", "", lambda rng, f, lin: {
         "y": (y := rng.normal(size=len(f)) + f.g), "y2": 0.5 * y + rng.normal(size=len(f))}),
 }
@@ -138,6 +139,8 @@ REGULARIZER_CASES = {
     "nuclear": RegularizerCase("0.3 * nuclear", "squared", "(y, y2)"),
     "nonnegative": RegularizerCase("nonnegative", "squared", "y"),
     "box": RegularizerCase("box(-0.2, 0.4)", "squared", "(y, y2)"),
+    "nonzeros": RegularizerCase("nonzeros(k=1)", "squared", "y"),
+    "mcp": RegularizerCase("0.3 * mcp(a=1)", "squared", "y"),
     "trace": RegularizerCase("0.3 * trace + 0.1 * sum_squares", "gaussian", "(y, y2)"),
 }
 

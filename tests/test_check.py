@@ -48,7 +48,7 @@ def test_distribution_loss_rejects_features_with_a_hint():
 
 
 @pytest.mark.parametrize(("line", "expected"), [
-    ("regularize 0.1 * l3", (2, 18, "unknown regularizer 'l3'; expected one of 'box', 'elastic_net', 'l1', 'l2', 'nonnegative', 'nuclear', 'sum_squares', 'trace', 'zero'")),
+    ("regularize 0.1 * l3", (2, 18, "unknown regularizer 'l3'; expected one of 'box', 'elastic_net', 'l1', 'l2', 'mcp', 'nonnegative', 'nonzeros', 'nuclear', 'sum_squares', 'trace', 'zero'")),
     ("regularize -1 * l1", (2, 12, "weight of 'l1' must be nonnegative; got -1")),
     ("regularize 2 * nonnegative", (2, 12, "'nonnegative' is a constraint and takes no weight")),
     ("regularize box(2, 1)", (2, 12, "box: lower must not exceed upper")),

@@ -37,7 +37,8 @@ def problems(spec: str, frame: pd.DataFrame | None = None, **fit) -> list[tuple[
 
 
 # ---- offsets --------------------------------------------------------------------------------
-OFFSET_LOSSES = [n for n in LOSSES.names() if LOSSES[n].offset_problem is None]
+OFFSET_LOSSES = [n for n in LOSSES.names()
+                 if LOSSES[n].offset_problem is None and LOSSES[n].convex]
 
 
 @pytest.mark.parametrize("loss", OFFSET_LOSSES)
@@ -94,7 +95,7 @@ def test_offset_values_outside_the_transform_are_named(rng):
 
 
 # ---- record weights -------------------------------------------------------------------------
-@pytest.mark.parametrize("loss", LOSSES.names())
+@pytest.mark.parametrize("loss", [n for n in LOSSES.names() if LOSSES[n].convex])
 def test_every_loss_takes_record_weights_and_matches_cvxpy(loss, rng):
     frame, target, features = data_for(loss, rng)
     frame["w"] = rng.choice([0.0, 0.5, 1.0, 2.0], len(frame))

@@ -22,6 +22,7 @@ from ..solvers.admm import Result, State
 from .base import Backend, Objective, StratifiedFit
 from .memory import ADMM_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective, term_value
+from .relaxation import nonconvex_parts, relax, relaxation_bounds, relaxation_words
 
 ADMM_OPTIONS = Options("backend 'admm'", (
     Param("max_iter", type="int", default=5000, check=iterations, doc="iteration limit"),
@@ -195,16 +196,19 @@ def fit_direct(design: Design, weights: dict[str, float],
 
 
 def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
-             warm: State | None = None) -> tuple[np.ndarray, dict[str, Any], State | None]:
+             warm: State | None = None, initial: np.ndarray | None = None,
+             local: bool = False) -> tuple[np.ndarray, dict[str, Any], State | None]:
     """(θ of shape (K, n, m), info, final state); ``options`` resolved (every ADMM option
-    present). Raises NumericalError on divergence and warns (with the final residuals)
-    when the iteration limit is reached."""
+    present); ``initial``: where every copy starts (default: the loss's choice);
+    ``local``: a non-convex model (the penalty is then only raised). Raises
+    NumericalError on divergence and warns (with the final residuals) when the iteration
+    limit is reached."""
     from ..solvers.admm import admm
     from ..solvers.laplacian import laplacian_solver
 
     diagonal = _quadratic_diagonal(design, weights)
     note = None
-    if diagonal is not None and warm is None:
+    if diagonal is not None and warm is None and initial is None:
         direct = fit_direct(design, weights, diagonal)
         if direct is not None:
             return (*direct, None)
@@ -229,13 +233,42 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                       eps_rel=options["eps_rel"], max_iter=options["max_iter"],
                       adaptive=options["adaptive"], relax=options["relax"], warm=warm,
                       progress=options["progress"], on_residuals=on_residuals,
-                      initial=design.loss.admm_initial(design.records, (k, n, m),
-                                                       design.loss_params))
+                      only_down=local,
+                      initial=initial if initial is not None else design.loss.admm_initial(
+                          design.records, (k, n, m), design.loss_params))
     info = report(result, f"ADMM ({type(solver).__name__})", options)
     theta = make_feasible(result.theta, terms)
     if note:
         info["note"] = note
     return theta, info, result.state
+
+
+def fit_local(design: Design, weights: dict[str, float], options: dict[str, Any],
+              warm: State | None = None) -> tuple[np.ndarray, dict[str, Any], State | None]:
+    """A non-convex model by ADMM as a local method: from ``warm`` (the last fit along a
+    path) or else from the fit of the model's convex relaxation; reports the start, and
+    (as any ADMM fit) warns when the iterates did not converge."""
+    model = design.model
+    info_start: dict[str, Any] = {}
+    initial = None
+    if warm is None:
+        relaxed, relaxed_weights = relax(design, weights)
+        initial, relaxed_info, _ = fit_admm(relaxed, relaxed_weights, options)
+        start = "the convex relaxation's fit (" + relaxation_words(model) + ")"
+        info_start = {"relaxation_objective": stratified_objective(
+                          relaxed, initial, relaxed_weights).total,
+                      "relaxation_iterations": relaxed_info["iterations"],
+                      "relaxation_bounds": relaxation_bounds(model)}
+    else:
+        start = "the previous fit along the path"
+    theta, info, state = fit_admm(design, weights, options, warm, initial, local=True)
+    info.update(info_start, local=True, start=start,
+                nonconvex=", ".join(nonconvex_parts(model)),
+                note=("non-convex (" + ", ".join(nonconvex_parts(model)) + "): ADMM is a "
+                      f"local method, started from {start}; "
+                      + ("converged" if info["converged"] else "not converged")
+                      + " to a point that need not be a global minimum"))
+    return theta, info, state
 
 
 class AdmmBackend(Backend):
@@ -260,8 +293,11 @@ class AdmmBackend(Backend):
     def fit(self, design: Design, weights: dict[str, float], options: dict[str, Any],
             warm: Any = None) -> StratifiedFit:
         start = time.perf_counter()
-        theta, info, state = fit_admm(design, weights, options,
-                                      warm if isinstance(warm, State) else None)
+        warm = warm if isinstance(warm, State) else None
+        if nonconvex_parts(design.model):
+            theta, info, state = fit_local(design, weights, options, warm)
+        else:
+            theta, info, state = fit_admm(design, weights, options, warm)
         info.update(backend=self.name, fit_seconds=time.perf_counter() - start)
         objective = require_finite(stratified_objective(design, theta, weights), self.name)
         return StratifiedFit.of(design, theta, info, objective, warm=state)

@@ -41,6 +41,7 @@ from .admm import (
     unsupported,
 )
 from .base import Backend, Objective, OptionValueError, StratifiedFit
+from .relaxation import nonconvex_parts
 from .theta_parts import ThetaWriter, column_names
 
 if TYPE_CHECKING:
@@ -314,6 +315,10 @@ def _unsupported(design: Design) -> str | None:
     reason = unsupported(design)
     if reason:
         return reason
+    parts = nonconvex_parts(design.model)
+    if parts:
+        return (f"{' and '.join(parts)} {'is' if len(parts) == 1 else 'are'} not convex: the "
+                "admm backend fits the model as a local method on one machine")
     if not design.strata.factors:
         return "it needs at least one 'stratify' statement"
     large = [f for f in design.strata.factors if laplacian.is_sparse_axis(f.graph)]

@@ -24,6 +24,7 @@ from ..solvers.graphs import lifted_incidence
 from .base import Backend, StratifiedFit
 from .memory import CVXPY_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective
+from .relaxation import nonconvex_parts
 
 GOOD = ("optimal",)  # CVXPY's status strings (cvxpy is imported only to solve)
 INACCURATE = ("optimal_inaccurate",)
@@ -62,6 +63,14 @@ class CvxpyBackend(Backend):
         return (super().wrong_family(model) + "; the model is non-convex: the CVXPY reference "
                 "evaluates its objective and solves its convex pieces (see "
                 "stratlang.backends.personalized_reference)")
+
+    def unsupported(self, design: Design) -> str | None:
+        parts = nonconvex_parts(design.model)
+        if parts:
+            return (f"{' and '.join(parts)} {'is' if len(parts) == 1 else 'are'} not convex: "
+                    "CVXPY cannot fit the model; ADMM fits it as a local method, and verify "
+                    "compares that fit with the CVXPY fit of its convex relaxation")
+        return None
 
     def memory(self, design: Design, options: dict[str, Any]) -> int | None:
         return stratified_need(design, CVXPY_BYTES)

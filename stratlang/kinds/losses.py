@@ -105,6 +105,7 @@ class Loss:
     square_parameter: ClassVar[bool] = False  # θ's leading rows form a (precision) matrix
     quadratic: ClassVar[bool] = False  # Σ (xᵀθ − y)² in the encoded y: one linear system
     classifies: ClassVar[bool] = False  # predicts a class (scikit-learn: a classifier)
+    convex: ClassVar[bool] = True  # False: no CVXPY form; ADMM fits it as a local method
     multiclass: ClassVar[bool] = False  # of more than two classes
 
     @property
@@ -149,6 +150,11 @@ class Loss:
         """The prox of the summed loss of every stratum, as ``prox(v, t)`` on (K, n, m)
         arrays; None when the ADMM backend has no prox for this loss yet."""
         return None
+
+    def relaxation(self, p: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A non-convex loss's convex stand-in (a loss name and its parameters): ADMM
+        starts from the model fitted with it."""
+        raise NotImplementedError(f"loss '{self.name}' is convex")
 
     def admm_initial(self, records: Records, shape: tuple[int, int, int],
                      p: dict[str, Any]) -> np.ndarray | None:
@@ -327,6 +333,27 @@ class Huber(Loss):
 
 def _pinball(r: np.ndarray, tau: float) -> np.ndarray:
     return np.maximum(tau * r, (tau - 1) * r)
+
+
+@LOSSES.entry
+class Tukey(Loss):
+    name = "tukey"
+    doc = ("Σ ρ_c(xᵀθ − y), Tukey's biweight: ρ_c(r) = c²/3 (1 − (1 − (r/c)²)³) for |r| ≤ c, "
+           "c²/3 beyond — r² for small residuals, as squared and huber, while a record "
+           "further than c from its fit counts a constant (robust to gross outliers); "
+           "non-convex: ADMM fits it as a local method, started from the huber(M=c) fit.")
+    params = (Param("c", default=4.685, check=positive,
+                    doc="residuals beyond c (in the response's units) count a constant"),)
+    convex = False
+
+    def admm_prox(self, records, k, p):
+        return px.TukeyProx(records.x, records.shifted(), records.z, k, p["c"], records.weight)
+
+    def losses(self, pred, y, p):
+        return px.tukey_loss(pred - y, p["c"])[:, 0]
+
+    def relaxation(self, p):
+        return "huber", {"M": p["c"]}
 
 
 @LOSSES.entry

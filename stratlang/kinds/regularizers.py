@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..language.params import Param, in_unit
+from ..language.params import Param, count, in_unit, positive
 from ..language.vocabulary import Registry
 from ..solvers import prox as px
 
@@ -32,6 +32,10 @@ class Regularizer:
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     is_constraint: ClassVar[bool] = False
+    # a non-convex term has no CVXPY form: ADMM fits it as a local method, starting from the
+    # fit without it (its convex relaxation: a cardinality set relaxed to everything, a
+    # bounded penalty to its convex envelope, 0), whose optimum is then a lower bound
+    convex: ClassVar[bool] = True
 
     # ---- what the checker asks ------------------------------------------------------
     def invalid(self, p: dict[str, Any]) -> str | None:
@@ -263,3 +267,39 @@ class Box(Regularizer):
 
     def prox(self, block, t, p):
         return np.clip(block, p["lower"], p["upper"])
+
+
+# ---- non-convex ---------------------------------------------------------------------------
+@REGULARIZERS.entry
+class Nonzeros(Regularizer):
+    name = "nonzeros"
+    doc = ("Constraint: at most k nonzero entries in each stratum's selected rows (best "
+           "subset selection); non-convex: ADMM fits it as a local method.")
+    params = (Param("k", type="int", required=True, check=count(10**6, low=0),
+                    doc="nonzero entries allowed per stratum"),)
+    is_constraint = True
+    convex = False
+
+    def feasible(self, block, p, tol=1e-6):
+        k = len(block)
+        return bool(np.all(np.sum(np.abs(block.reshape(k, -1)) > tol, axis=1) <= p["k"]))
+
+    def prox(self, block, t, p):
+        return px.keep_largest(block, p["k"])
+
+
+@REGULARIZERS.entry
+class Mcp(Regularizer):
+    name = "mcp"
+    doc = ("The minimax concave penalty λ Σ ρ(θ), ρ(t) = |t| − t²/(2a) for |t| ≤ a and a/2 "
+           "beyond: shrinks like l1 near 0 and leaves coefficients larger than a alone "
+           "(unbiased); non-convex: ADMM fits it as a local method.")
+    params = (Param("a", required=True, check=positive,
+                    doc="the magnitude from which a coefficient is no longer shrunk"),)
+    convex = False
+
+    def value(self, block, p):
+        return float(np.sum(px.mcp_penalty(block, p["a"])))
+
+    def prox(self, block, t, p):
+        return px.mcp(block, t, p["a"])

@@ -233,6 +233,7 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
     """Binds a call's positional and keyword arguments to ``params``, defaults filled."""
     by_name = {p.name: p for p in params}
     bound: dict[str, Any] = {}
+    given: set[str] = set()  # named by an argument, even one whose value is refused
     ok = True
     for i, arg in enumerate(call.args):
         if arg.keyword is None:
@@ -250,10 +251,11 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
                 ok = False
                 continue
             param = named
-        if param.name in bound:
+        if param.name in given:
             out.error(f"argument '{param.name}' given twice", arg.span)
             ok = False
             continue
+        given.add(param.name)
         value, problem = from_spec(param, arg.value)
         if problem:
             out.error(f"{what}: {problem}", arg.value.span)
@@ -261,7 +263,7 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
             continue
         bound[param.name] = value
     for p in params:
-        if p.name not in bound:
+        if p.name not in given:
             if p.required:
                 out.error(f"{what} needs argument '{p.name}'", call.span)
                 ok = False
