@@ -102,6 +102,16 @@ def n_components(graph: Graph) -> int:
     return int(connected_components(adj, directed=False)[0])
 
 
+def induced(graph: Graph, keep: np.ndarray) -> Graph:
+    """The subgraph on the nodes ``keep`` marks (renumbered in order), with the edges
+    between them."""
+    if keep.all():
+        return graph
+    number = np.cumsum(keep) - 1
+    inside = keep[graph.edges[:, 0]] & keep[graph.edges[:, 1]]
+    return Graph(int(keep.sum()), number[graph.edges[inside]], graph.weights[inside])
+
+
 def lifted_incidence(factors: Sequence[Graph], axis: int) -> sp.csr_matrix:
     """Incidence of factor ``axis`` in the Cartesian product: I ⊗ … ⊗ B_a ⊗ … ⊗ I.
 
@@ -140,3 +150,24 @@ def laplacian_quadratic(factors: Sequence[Graph], weights: Sequence[float],
         ew = factor.weights.reshape([-1 if i == axis else 1 for i in range(len(shape) + 1)])
         total += 0.5 * w * float(np.sum(ew * (a - b) ** 2))
     return total
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """Parameter rows present in some strata only: ``rows`` (positions on θ's second
+    axis), the ``strata`` they are present in (sorted; None: all), and the factors of the
+    graph those strata induce (a product of subsets is the product of induced factors)."""
+
+    rows: np.ndarray
+    strata: np.ndarray | None
+    factors: tuple[Graph, ...]
+
+    def block(self, theta: np.ndarray) -> np.ndarray:
+        return theta[:, self.rows] if self.strata is None else theta[np.ix_(self.strata,
+                                                                           self.rows)]
+
+
+def grouped_laplacian_quadratic(groups: Sequence[RowGroup], weights: Sequence[float],
+                                theta: np.ndarray) -> float:
+    """½ Σ_edges w ‖θ_i − θ_j‖², each row group over the edges between its strata."""
+    return sum((laplacian_quadratic(g.factors, weights, g.block(theta)) for g in groups), 0.0)

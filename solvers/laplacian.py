@@ -23,7 +23,7 @@ import scipy.fft
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .graphs import Graph, path_graph, product_laplacian
+from .graphs import Graph, RowGroup, path_graph, product_laplacian
 
 DENSE_LIMIT = 3000  # largest factor diagonalized densely
 
@@ -300,3 +300,27 @@ def laplacian_solver(factors: Sequence[Graph], gammas: Sequence[float]):
     if int(np.prod([g.n for g in factors], dtype=np.int64)) > SPARSE_LU_LIMIT:
         return CGSolver(factors, gammas)
     return SparseSolver(factors, gammas)
+
+
+class GroupedSolver:
+    """(L + cI) X = B where parameter rows present in some strata only see the graph
+    those strata induce (``groups``: solvers.graphs.RowGroup each with its solver); an
+    entry outside its row's strata is coupled to nothing: X = B / c there."""
+
+    def __init__(self, groups: Sequence[RowGroup], gammas: Sequence[float],
+                 shape: tuple[int, int, int]):
+        self.shape = shape
+        self.parts = [(g, laplacian_solver(g.factors, gammas)) for g in groups]
+
+    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
+        k, n, m = self.shape
+        rhs = b.reshape(k, n, m)
+        out = rhs / c
+        for group, solver in self.parts:
+            block = group.block(rhs)
+            solved = solver.solve(block.reshape(len(block), -1), c).reshape(block.shape)
+            if group.strata is None:
+                out[:, group.rows] = solved
+            else:
+                out[np.ix_(group.strata, group.rows)] = solved
+        return out.reshape(k, n * m)

@@ -153,6 +153,35 @@ class QuadraticProx:
         return np.einsum("kij,kjm->kim", self._inverse, 2.0 * self.xty + v / t)
 
 
+class GroupedProx:
+    """A prox separable over disjoint groups of strata, each group its own prox on its
+    strata (``parts``: (stratum indices, prox over those strata in that order)), e.g. a
+    loss whose parameters differ between groups."""
+
+    def __init__(self, parts: list[tuple[np.ndarray, Callable[[np.ndarray, float], np.ndarray]]]):
+        self.parts = parts
+
+    def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
+        out = np.empty_like(v)
+        for strata, prox in self.parts:
+            out[strata] = prox(v[strata], t)
+        return out
+
+    @property
+    def inexact(self) -> bool:
+        return any(hasattr(prox, "tol") for _, prox in self.parts)
+
+    @property
+    def tol(self) -> float:
+        return min(getattr(prox, "tol", np.inf) for _, prox in self.parts)
+
+    @tol.setter
+    def tol(self, value: float) -> None:
+        for _, prox in self.parts:
+            if hasattr(prox, "tol"):
+                prox.tol = value
+
+
 class TukeyProx:
     """prox of Σ_i w_i ρ_c(x_iᵀθ − y_i) per stratum, ρ_c Tukey's biweight (y already less
     any offset). Not convex: a local minimizer by majorization–minimization — ρ_c is

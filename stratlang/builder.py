@@ -13,7 +13,7 @@ model with one canonical text.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,38 @@ def _names(names: Iterable[str] | str) -> str:
     return "[" + ", ".join(_name(str(n)) for n in names) + "]"
 
 
+Where = Mapping[str, Any] | str | None
+
+
+def _where(where: Where) -> str:
+    """`` where …`` from text as written (``'sex == "F"'``) or a mapping of column → value
+    (a list or set of values: any of them), conditions joined by ``and``; '' for None."""
+    if where is None:
+        return ""
+    if isinstance(where, str):
+        return f" where {where}"
+    if not isinstance(where, Mapping) or not where:
+        raise StratlangError(f"where is text ('sex == \"F\"') or a dict of column → value(s), "
+                             f"e.g. {{'sex': 'F'}}; got {where!r}")
+    parts = []
+    for column, value in where.items():
+        if isinstance(value, list | tuple | set | frozenset):
+            parts.append(f"{column} in {{{', '.join(_value(v) for v in value)}}}")
+        else:
+            parts.append(f"{column} == {_value(value)}")
+    return " where " + " and ".join(parts)
+
+
+_ORDER = ("model", "data", "response", "features", "weights", "missing", "regularize",
+          "stratify", "basis", "personalize", "distance", "solver")
+
+
+def _rank(key: Any) -> tuple[int, int]:
+    """Where a statement goes in the text: by kind, a response's overrides after it."""
+    head = key[0] if isinstance(key, tuple) else key
+    return _ORDER.index(head), int(isinstance(key, tuple) and head == "response")
+
+
 class Spec:
     """A spec under construction: statements keyed so that setting one again replaces it
     (``stratify`` by its columns); ``regularize`` adds a statement each time."""
@@ -120,7 +152,9 @@ class Spec:
             if not line.strip():
                 continue
             head = line.split()[0]
-            if head == "regularize":
+            if head == "response" and " where " in line:  # an override, one per clause
+                spec._set(("response", line.split(" where ", 1)[1]), line)
+            elif head == "regularize":
                 spec._set(("regularize", spec._terms), line)
                 spec._terms += 1
             elif head in ("stratify", "distance"):
@@ -142,10 +176,14 @@ class Spec:
         return self._set("data", f"data {literal(str(path))}")
 
     def response(self, columns: Columns, loss: str, *args: Any, offset: str | None = None,
-                 **params: Any) -> Spec:
+                 where: Where = None, **params: Any) -> Spec:
         """``response COLUMNS ~ LOSS(args) [offset TERM]``; ``offset`` as written in a
-        spec, e.g. ``"log(holders)"``."""
+        spec, e.g. ``"log(holders)"``. With ``where`` (text, or a dict of column →
+        value(s)), the loss's parameters in those strata (an override, added)."""
         line = f"response {target(_columns(columns))} ~ {_call(loss, args, params)}"
+        if where is not None:
+            clause = _where(where)
+            return self._set(("response", clause.removeprefix(" where ")), line + clause)
         return self._set("response", line + (f" offset {offset}" if offset else ""))
 
     def features(self, *terms: str | Sequence[str]) -> Spec:
@@ -174,14 +212,16 @@ class Spec:
         return self._set("missing", f"missing {policy}")
 
     def regularize(self, kind: str, weight: Any = None, *args: Any,
-                   exclude: Iterable[str] | None = None, **params: Any) -> Spec:
-        """Adds ``regularize [WEIGHT *] KIND(args) [exclude [...]]``; ``weight`` may be a
-        number or a list of numbers (a sweep)."""
+                   exclude: Iterable[str] | None = None, where: Where = None,
+                   **params: Any) -> Spec:
+        """Adds ``regularize [WEIGHT *] KIND(args) [exclude [...]] [where …]``; ``weight``
+        may be a number or a list of numbers (a sweep); ``where`` (text, or a dict of
+        column → value(s)) limits it to those strata."""
         term = _call(kind, args, params)
         if weight is not None:
             term = f"{_value(weight)} * {term}"
-        line = f"regularize {term}" + (f" exclude {_names(exclude)}" if exclude is not None
-                                       else "")
+        line = (f"regularize {term}" + (f" exclude {_names(exclude)}" if exclude is not None
+                                        else "") + _where(where))
         self._set(("regularize", self._terms), line)
         self._terms += 1
         return self
@@ -235,12 +275,7 @@ class Spec:
     @property
     def source(self) -> str:
         """The statements as composed (before checking)."""
-        order = ["model", "data", "response", "features", "weights", "missing"]
-        keys = sorted(self._statements, key=lambda k: (
-            order.index(k) if k in order else len(order) + ["regularize", "stratify", "basis",
-                                                            "personalize", "distance",
-                                                            "solver"].index(
-                k[0] if isinstance(k, tuple) else k)))
+        keys = sorted(self._statements, key=_rank)  # (stable: added order within a rank)
         return "".join(self._statements[k] + "\n" for k in keys)
 
     def model(self, graphs: dict[str, Any] | None = None) -> Model:

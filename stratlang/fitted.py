@@ -301,8 +301,21 @@ class FittedStratified(FittedModel):
         'common' (the model averaged over the factor's nodes)."""
         frame, kept = _predictable(self.model, data)
         design = self._design(frame.iloc[kept], False, unseen)
-        out = self.loss.records_predict(design.records, self.theta_of(design),
-                                        design.loss_params, self.classes)
+        theta = self.theta_of(design)
+        parts = design.loss_parts()
+        if len(parts) == 1:
+            out = self.loss.records_predict(design.records, theta, design.loss_params,
+                                            self.classes)
+        else:  # each record predicted with its stratum's loss parameters
+            out = {}
+            for part in parts:
+                assert part.records is not None
+                got = self.loss.records_predict(part.of(design.records), theta[part.records],
+                                                part.params, self.classes)
+                for key, values in got.items():
+                    if key not in out:
+                        out[key] = np.empty((len(design.z), *values.shape[1:]), values.dtype)
+                    out[key][part.records] = values
         return _frame_columns(out, frame.index, self.outputs, kept)
 
     def score(self, data: pd.DataFrame | str | Path | None = None, *,

@@ -3,6 +3,8 @@ registered kind drawn with parameters from its own declarations."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import assume
 from hypothesis import strategies as st
 
@@ -123,6 +125,17 @@ def stratifications(draw, used: set[str]):
     return tuple(out)
 
 
+def wheres(columns: list[str]) -> st.SearchStrategy:
+    """`where` clauses: one to three conditions on these columns."""
+    label = st.one_of(st.integers(-5, 50), names, st.sampled_from(["a b", "é", "x\"y"]))
+    condition = st.one_of(
+        st.builds(lambda c, v, neg: ir.Condition(c, (v,), neg), st.sampled_from(columns),
+                  label, st.booleans()),
+        st.builds(lambda c, vs: ir.Condition(c, tuple(vs)), st.sampled_from(columns),
+                  st.lists(label, min_size=2, max_size=4, unique_by=str)))
+    return st.lists(condition, min_size=1, max_size=3).map(lambda cs: ir.Where(tuple(cs)))
+
+
 @st.composite
 def models(draw):
     loss_name = draw(st.sampled_from(LOSSES.names()))
@@ -172,9 +185,21 @@ def models(draw):
                     lambda v, p=p: v is not None and (p.check is None or p.check(v) is None)))))
         solver = ir.Solver(backend.name, tuple(opts))
     data = draw(st.one_of(st.none(), st.sampled_from(["d.csv", "a b/c.csv"])))
+    overrides: tuple[ir.Override, ...] = ()
+    columns = [c for s in strata for c in s.columns]
+    if columns:  # `where` clauses on the stratification columns
+        clause = wheres(columns)
+        regs = [dataclasses.replace(r, where=draw(st.one_of(st.none(), clause))) for r in regs]
+        if draw(st.booleans()):  # (a basis model has no feature with where)
+            features = tuple(dataclasses.replace(t, where=draw(st.one_of(st.none(), clause)))
+                             for t in features)
+        overrides = tuple(ir.Override(draw(kind(LOSSES, loss_name)), draw(clause))
+                          for _ in range(draw(st.integers(0, 2))))
+    has_feature_where = any(t.where is not None for t in features)
     return ir.Model(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name)),
-                                             offset=offset), features,
+                                             offset=offset, overrides=overrides), features,
                     tuple(regs), strata, personalize, solver, data,
                     weights=draw(st.one_of(st.none(), names)),
                     missing=draw(st.sampled_from(MISSING_POLICIES)),
-                    basis=draw(st.one_of(st.none(), st.integers(1, 500))) if strata else None)
+                    basis=(draw(st.one_of(st.none(), st.integers(1, 500)))
+                           if strata and not has_feature_where else None))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ..data.design import Design
+from ..data.design import Design, LossPart
+from ..kinds.losses import Records
 from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.errors import NumericalError, warn
@@ -21,7 +22,7 @@ from ..language.params import Options, Param, interval, iterations, nonnegative,
 from ..solvers.admm import Result, State
 from .base import Backend, Objective, StratifiedFit
 from .memory import ADMM_BYTES, stratified_need
-from .objective import selected_rows, stratified_objective, term_value
+from .objective import selected_rows, stratified_objective, term_index, term_value
 from .relaxation import nonconvex_parts, relax, relaxation_bounds, relaxation_words
 
 ADMM_OPTIONS = Options("backend 'admm'", (
@@ -43,10 +44,11 @@ def unsupported(design: Design) -> str | None:
     if design.model.basis is not None:
         return ("θ is restricted to a basis of eigenvectors (`basis`); ADMM fits the full "
                 "model, the eigen backend (or the cvxpy reference) this one")
-    params = design.loss_params
-    if not design.loss.admm_ready(params):
-        detail = f" with parameters {params}" if design.loss.admm_ready() else ""
-        return f"the ADMM backend has no prox for loss '{design.loss.name}'{detail}"
+    for part in design.loss_parts():
+        params = part.params
+        if not design.loss.admm_ready(params):
+            detail = f" with parameters {params}" if design.loss.admm_ready() else ""
+            return f"the ADMM backend has no prox for loss '{design.loss.name}'{detail}"
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
         if not entry.admm_ready():
@@ -54,25 +56,62 @@ def unsupported(design: Design) -> str | None:
     return None
 
 
+def _local(part: LossPart, records: Records) -> Records:
+    """A part's records, their strata numbered within the part's strata."""
+    sub = part.of(records)
+    assert part.strata is not None  # (parts of a model with overrides name their strata)
+    return replace(sub, z=np.searchsorted(part.strata, sub.z))
+
+
+def loss_prox(design: Design) -> Any:
+    """The loss's prox over all strata: one per parameter set, joined (None when the
+    ADMM backend has none)."""
+    parts = design.loss_parts()
+    k = design.strata.k
+    if len(parts) == 1:
+        return design.loss.admm_prox(design.records, k, design.loss_params)
+    from ..solvers.prox import GroupedProx
+
+    return GroupedProx([(part.strata, design.loss.admm_prox(
+        _local(part, design.records), len(part.strata), part.params)) for part in parts
+        if part.strata is not None])
+
+
+def loss_initial(design: Design) -> np.ndarray | None:
+    """Where ADMM starts, as the loss chooses for each parameter set (None: zero)."""
+    k, n, m = design.theta_shape
+    parts = design.loss_parts()
+    if len(parts) == 1:
+        return design.loss.admm_initial(design.records, (k, n, m), design.loss_params)
+    out = None
+    for part in parts:
+        assert part.strata is not None
+        start = design.loss.admm_initial(_local(part, design.records),
+                                         (len(part.strata), n, m), part.params)
+        if start is not None:
+            out = np.zeros((k, n, m)) if out is None else out
+            out[part.strata] = start
+    return out
+
+
 @dataclass(frozen=True)
 class RegularizerTerm:
     """One regularizer term as ADMM sees it: the parameter rows it acts on, its weight."""
 
     kind: str
-    rows: np.ndarray
+    index: tuple  # where in θ it acts: its rows, in its strata (objective.term_index)
     weight: float
     params: dict
     constraint: bool
 
     def prox(self, v: np.ndarray, t: float) -> np.ndarray:
         out = v.copy()
-        out[:, self.rows, :] = REGULARIZERS[self.kind].prox(v[:, self.rows, :], t * self.weight,
-                                                             self.params)
+        out[self.index] = REGULARIZERS[self.kind].prox(v[self.index], t * self.weight,
+                                                       self.params)
         return out
 
     def value(self, theta: np.ndarray) -> float:
-        return term_value(REGULARIZERS[self.kind], theta[:, self.rows, :], self.weight,
-                          self.params)
+        return term_value(REGULARIZERS[self.kind], theta[self.index], self.weight, self.params)
 
 
 def regularizer_terms(design: Design, weights: dict[str, float]) -> list[RegularizerTerm]:
@@ -80,20 +119,26 @@ def regularizer_terms(design: Design, weights: dict[str, float]) -> list[Regular
     terms = []
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
-        rows = selected_rows(design, term)
         weight = 1.0 if entry.is_constraint else weights[term.hyper_name]
-        if len(rows) and (weight != 0 or entry.is_constraint):
-            terms.append(RegularizerTerm(term.kind.name, rows, weight, dict(term.kind.p),
+        if len(selected_rows(design, term)) and (weight != 0 or entry.is_constraint):
+            terms.append(RegularizerTerm(term.kind.name, term_index(design, term), weight,
+                                         dict(term.kind.p),
                                          entry.is_constraint))
     return terms
+
+
+def absent_terms(design: Design) -> list[RegularizerTerm]:
+    """Parameters absent from some strata (a feature with ``where``), as the constraint
+    that holds them at 0: box(0, 0)."""
+    return [RegularizerTerm("box", np.ix_(strata, rows), 1.0, {"lower": 0.0, "upper": 0.0},
+                            True) for strata, rows in design.absent()]
 
 
 def make_feasible(theta: np.ndarray, terms: list[RegularizerTerm]) -> np.ndarray:
     """The loss copy, projected (in place) onto every constraint term's set."""
     for term in terms:
         if term.constraint:
-            theta[:, term.rows, :] = REGULARIZERS[term.kind].prox(theta[:, term.rows, :], 0.0,
-                                                                  term.params)
+            theta[term.index] = REGULARIZERS[term.kind].prox(theta[term.index], 0.0, term.params)
     return theta
 
 
@@ -162,7 +207,7 @@ def _quadratic_diagonal(design: Design, weights: dict[str, float]) -> np.ndarray
     """The regularization weight of each parameter row when the problem is quadratic and
     unconstrained (so one linear system solves it); None otherwise."""
     k, n, _ = design.theta_shape
-    if not design.loss.quadratic or k * n > DIRECT_LIMIT:
+    if not design.loss.quadratic or k * n > DIRECT_LIMIT or design.model.wheres():
         return None
     diagonal = np.zeros(n)
     for term in design.model.regularizers:
@@ -204,7 +249,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     NumericalError on divergence and warns (with the final residuals) when the iteration
     limit is reached."""
     from ..solvers.admm import admm
-    from ..solvers.laplacian import laplacian_solver
+    from ..solvers.laplacian import GroupedSolver, laplacian_solver
 
     diagonal = _quadratic_diagonal(design, weights)
     note = None
@@ -216,26 +261,28 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
         # neighbours): ADMM still converges to a minimizer
         note = "quadratic system singular (minimizer not unique): solved by ADMM"
     k, n, m = design.theta_shape
-    loss_prox = design.loss.admm_prox(design.records, k, design.loss_params)
-    assert loss_prox is not None  # (unsupported() turns away a loss without a prox)
+    prox = loss_prox(design)
+    assert prox is not None  # (unsupported() turns away a loss without a prox)
     on_residuals = None
-    if hasattr(loss_prox, "tol"):  # an inexact inner solve: tightened as ADMM converges
+    if hasattr(prox, "tol"):  # an inexact inner solve: tightened as ADMM converges
         rule = inner_tolerance(options)
-        loss_prox.tol = rule(np.inf, np.inf, None)
+        prox.tol = rule(np.inf, np.inf, None)
 
         def on_residuals(primal: float, dual: float) -> None:
-            loss_prox.tol = rule(primal, dual, loss_prox.tol)
-    terms = regularizer_terms(design, weights)
-    solver = laplacian_solver(design.strata.graphs(), design.strata.gammas(weights))
+            prox.tol = rule(primal, dual, prox.tol)
+    terms = regularizer_terms(design, weights) + absent_terms(design)
+    gammas = design.strata.gammas(weights)
+    solver = (GroupedSolver(design.row_groups(), gammas, (k, n, m))
+              if any(w is not None for w in design.row_wheres)
+              else laplacian_solver(design.strata.graphs(), gammas))
     with np.errstate(over="ignore", invalid="ignore"):
-        result = admm(loss_prox, [t.prox for t in terms], solver.solve, (k, n, m),
+        result = admm(prox, [t.prox for t in terms], solver.solve, (k, n, m),
                       lam=options["penalty"], eps_abs=options["eps_abs"],
                       eps_rel=options["eps_rel"], max_iter=options["max_iter"],
                       adaptive=options["adaptive"], relax=options["relax"], warm=warm,
                       progress=options["progress"], on_residuals=on_residuals,
                       only_down=local,
-                      initial=initial if initial is not None else design.loss.admm_initial(
-                          design.records, (k, n, m), design.loss_params))
+                      initial=initial if initial is not None else loss_initial(design))
     info = report(result, f"ADMM ({type(solver).__name__})", options)
     theta = make_feasible(result.theta, terms)
     if note:

@@ -292,6 +292,10 @@ class DaskBackend(Backend):
         return parts if parts is not None else bind(model, frame_for(model, data), graphs=graphs)
 
     def unsupported(self, design: Design | Partitioned) -> str | None:
+        if design.model.wheres():
+            return ("a `where` clause selects strata; the workers each fit a block of the "
+                    "strata, and do not take such terms yet: the admm backend fits the model "
+                    "on one machine")
         if isinstance(design, Partitioned):
             return None  # checked on the bound metadata, once a cluster is at hand
         return _unsupported(design)

@@ -39,6 +39,9 @@ def unsupported(design: Design) -> str | None:
     """Why the eigen backend cannot fit this model, or None when it can."""
     if design.model.basis is None:
         return "it fits eigen-stratified models (a `basis` statement)"
+    if design.model.wheres():
+        return ("a `where` clause makes a term differ between strata, which the basis "
+                "expansion does not separate; the cvxpy reference fits the model")
     if not design.loss.smooth:
         return (f"loss '{design.loss.name}' is not differentiable; the cvxpy reference fits "
                 "its basis model")

@@ -10,9 +10,10 @@ import numpy as np
 
 from ..data.design import Design
 from ..data.features import selected_rows as rows_acted_on
+from ..data.strata import where_strata
 from ..kinds.regularizers import REGULARIZERS, Regularizer
 from ..language import ir
-from ..solvers.graphs import laplacian_quadratic
+from ..solvers.graphs import grouped_laplacian_quadratic, laplacian_quadratic
 from .base import Objective
 
 
@@ -21,8 +22,20 @@ def selected_rows(design: Design, term: ir.RegTerm) -> np.ndarray:
     return rows_acted_on(design.rows, design.row_terms, term.exclude)
 
 
+def term_index(design: Design, term: ir.RegTerm) -> tuple:
+    """Where in θ (K, rows, outputs) a regularizer term acts: its rows, in the strata its
+    ``where`` selects (all without one)."""
+    rows = selected_rows(design, term)
+    strata = where_strata(design.strata, term.where)
+    return (slice(None), rows) if strata is None else np.ix_(strata, rows)
+
+
 def loss_value(design: Design, theta: np.ndarray) -> float:
-    return design.loss.records_value(design.records, theta[design.z], design.loss_params)
+    total = 0.0
+    for part in design.loss_parts():
+        records = part.of(design.records)
+        total += design.loss.records_value(records, theta[records.z], part.params)
+    return total
 
 
 def stratified_objective(design: Design, theta: np.ndarray, weights: dict[str, float],
@@ -46,11 +59,16 @@ def penalties(design: Design, theta: np.ndarray, weights: dict[str, float],
     reg = 0.0
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
-        rows = selected_rows(design, term)
-        if len(rows) == 0:
+        block = theta[term_index(design, term)]
+        if block.size == 0:
             continue
         weight = 1.0 if entry.is_constraint else weights[term.hyper_name]
-        reg += term_value(entry, theta[:, rows, :], weight, term.kind.p, tol)
+        reg += term_value(entry, block, weight, term.kind.p, tol)
     gammas = design.strata.gammas(weights)
-    lap = laplacian_quadratic(design.strata.graphs(), gammas, theta) if gammas else 0.0
+    if not gammas:
+        lap = 0.0
+    elif any(w is not None for w in design.row_wheres):  # rows present in some strata only
+        lap = grouped_laplacian_quadratic(design.row_groups(), gammas, theta)
+    else:
+        lap = laplacian_quadratic(design.strata.graphs(), gammas, theta)
     return reg, lap

@@ -16,11 +16,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data.design import Design
+from ..data.strata import where_strata
 from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.errors import NumericalError, warn
 from ..language.params import Options, Param, Rule, iterations
-from ..solvers.graphs import lifted_incidence
+from ..solvers.graphs import RowGroup, lifted_incidence
 from .base import Backend, StratifiedFit
 from .memory import CVXPY_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective
@@ -98,6 +99,24 @@ def fit_reference(design: Design, weights: dict[str, float], options: dict[str, 
                             warm=problem)
 
 
+def laplacian_incidence(groups: list[RowGroup], axis: int, k: int, n: int) -> sp.csr_matrix:
+    """The incidence of factor ``axis`` on the stacked θ (K·n rows): each row group's
+    edges between its strata only (all strata and all rows without `where` features)."""
+    blocks = []
+    for group in groups:
+        lifted = lifted_incidence(group.factors, axis)
+        if lifted.shape[0] == 0:
+            continue
+        if group.strata is not None:  # onto the group's strata among all K
+            lifted = lifted @ sp.csr_matrix((np.ones(len(group.strata)),
+                                             (np.arange(len(group.strata)), group.strata)),
+                                            shape=(len(group.strata), k))
+        pick = sp.csr_matrix((np.ones(len(group.rows)), (np.arange(len(group.rows)),
+                                                         group.rows)), shape=(len(group.rows), n))
+        blocks.append(sp.kron(lifted, pick, format="csr"))
+    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, k * n))
+
+
 class StratifiedProblem:
     """``weights`` are the values the problem will first be solved at: a term whose weight
     is fixed at zero there (and is no sweep) is left out, since a zero-weighted term only
@@ -122,28 +141,45 @@ class StratifiedProblem:
         self.parameters: dict[str, cp.Parameter] = {
             name: cp.Parameter(nonneg=True, name=name.replace(".", "_"))
             for name, h in model.hypers().items() if h.is_sweep or weights[name] != 0}
-        p = model.response.loss.p
-        objective, constraints = loss.cvxpy_stratified(self.theta, design.records,
-                                                       design.record_matrix, k, p)
+        objective: Any = 0
+        constraints: list[cp.Constraint] = []
+        for part in design.loss_parts():
+            rows = part.records
+
+            def records_matrix(rows=rows):
+                matrix = design.record_matrix()
+                return matrix if rows is None else matrix[rows]
+
+            value, more = loss.cvxpy_stratified(self.theta, part.of(design.records),
+                                                records_matrix, k, part.params)
+            objective, constraints = objective + value, constraints + more
         for term in model.regularizers:
             entry = REGULARIZERS[term.kind.name]
             rows = selected_rows(design, term)
             if len(rows) == 0:
                 continue
-            index = (np.arange(k)[:, None] * n + rows[None, :]).reshape(-1)
+            strata = where_strata(design.strata, term.where)
+            strata = np.arange(k) if strata is None else strata
+            index = (strata[:, None] * n + rows[None, :]).reshape(-1)
             block = self.theta[index, :]
             if entry.is_constraint:
                 constraints += entry.constraints(block, term.kind.p)
             elif term.hyper_name in self.parameters:
                 weight = self.parameters[term.hyper_name]
-                objective = objective + weight * entry.cvxpy(block, k, len(rows), term.kind.p)
-        graphs = design.strata.graphs()
+                objective = objective + weight * entry.cvxpy(block, len(strata), len(rows),
+                                                             term.kind.p)
+        groups = design.row_groups()
         for axis, factor in enumerate(design.strata.factors):
-            if factor.graph.n_edges == 0 or factor.hyper_name not in self.parameters:
+            if factor.hyper_name not in self.parameters:
                 continue
-            lifted = sp.kron(lifted_incidence(graphs, axis), sp.identity(n), format="csr")
+            lifted = laplacian_incidence(groups, axis, k, n)
+            if lifted.shape[0] == 0:
+                continue
             gamma = self.parameters[factor.hyper_name]
             objective = objective + gamma * (0.5 * cp.sum_squares(lifted @ self.theta))
+        for strata, rows in design.absent():  # a feature absent from these strata
+            index = (strata[:, None] * n + rows[None, :]).reshape(-1)
+            constraints.append(self.theta[index, :] == 0)
         self.problem = cp.Problem(cp.Minimize(objective), constraints)
 
     def accepts(self, weights: dict[str, float]) -> bool:

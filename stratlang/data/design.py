@@ -3,6 +3,7 @@ strata) that every stratified backend fits."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,9 +14,17 @@ from ..kinds import responses
 from ..kinds.losses import LOSSES, Loss, Records
 from ..language import ir
 from ..language.errors import DataWarning, warn
+from ..solvers.graphs import RowGroup, induced
 from .features import Bound, Features, FeatureState
 from .frames import Binder, rows_phrase, values_phrase
-from .strata import Strata, bind_strata
+from .strata import (
+    Strata,
+    bind_strata,
+    check_where,
+    factor_masks,
+    rows_where,
+    select_strata,
+)
 
 
 def bind_features(binder: Binder, state: FeatureState | None = None) -> Bound | None:
@@ -59,6 +68,22 @@ def used_columns(model: ir.Model, predicting: bool = False) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
+def rows_needing(model: ir.Model, frame: pd.DataFrame, column: str, predicting: bool
+                 ) -> np.ndarray | None:
+    """The rows whose value of ``column`` the model reads (None: every row): a column that
+    only features with ``where`` read is read in their strata's rows."""
+    everywhere = dataclasses.replace(
+        model, features=tuple(t for t in model.features if t.where is None))
+    if column not in used_columns(everywhere, predicting):
+        uses = [t.where for t in model.features if column in t.columns and t.where is not None]
+        if uses:
+            inside = np.zeros(len(frame), dtype=bool)
+            for where in uses:
+                inside |= rows_where(frame, where)
+            return inside
+    return None
+
+
 def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
                  ) -> tuple[np.ndarray, dict[str, int]]:
     """With ``missing drop``: which rows miss a value the model reads (to fit, or to
@@ -70,6 +95,10 @@ def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
     if not present:
         return none, {}
     missing = frame[present].isna()
+    for column in present:  # a column read in some strata only is missing only there
+        needed = rows_needing(model, frame, column, predicting)
+        if needed is not None:
+            missing[column] &= needed
     counts = {c: int(n) for c, n in missing.sum().items() if n}
     return missing.any(axis=1).to_numpy(), counts
 
@@ -117,6 +146,18 @@ def bind_response(binder: Binder, classes: tuple | None = None) -> responses.Enc
 
 
 # ---- the design ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LossPart:
+    """The loss with one parameter set: its records and strata (None: all)."""
+
+    params: dict
+    records: np.ndarray | None
+    strata: np.ndarray | None
+
+    def of(self, records: Records) -> Records:
+        return records if self.records is None else records.subset(self.records)
+
+
 @dataclass
 class Design:
     """Arrays a backend needs; θ has shape (K, rows, outputs)."""
@@ -137,6 +178,32 @@ class Design:
     row_terms: tuple[str, ...] = ()  # the feature term each parameter row comes from
     dropped: dict[str, int] = field(default_factory=dict)  # rows left out, by column
     codes: np.ndarray | None = None  # (N, F) each record's node per factor; −1: unseen
+    row_wheres: tuple[ir.Where | None, ...] = ()  # a row present in some strata only
+
+    def row_groups(self) -> list[RowGroup]:
+        """The parameter rows by the strata they are present in: all rows in all strata,
+        unless a feature has ``where`` (then one group per clause, with the graph its
+        strata induce)."""
+        graphs = tuple(self.strata.graphs())
+        n = len(self.rows)
+        wheres = self.row_wheres if len(self.row_wheres) == n else (None,) * n
+        groups = []
+        for where in dict.fromkeys(wheres):
+            rows = np.array([i for i, w in enumerate(wheres) if w == where], dtype=np.int64)
+            if where is None:
+                groups.append(RowGroup(rows, None, graphs))
+                continue
+            masks = factor_masks(self.strata, where)
+            groups.append(RowGroup(rows, select_strata(self.strata, where),
+                                   tuple(induced(g, m) for g, m in zip(graphs, masks,
+                                                                       strict=True))))
+        return groups
+
+    def absent(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(strata, rows) where parameters are absent (fixed at 0), one pair per clause."""
+        k = self.strata.k
+        return [(np.setdiff1d(np.arange(k), g.strata), g.rows) for g in self.row_groups()
+                if g.strata is not None and len(g.strata) < k]
 
     @property
     def n_records(self) -> int:
@@ -161,7 +228,47 @@ class Design:
 
     @property
     def loss_params(self) -> dict:
+        """The main response statement's loss parameters."""
         return self.model.response.loss.p
+
+    def loss_parts(self) -> list[LossPart]:
+        """The loss by parameter set: the main statement's in the strata no override
+        selects, each override's in its own (one part, of everything, without overrides).
+        A record of no stratum (an unseen one, predicting) counts with the main part."""
+        overrides = self.model.response.overrides
+        if not overrides:
+            return [LossPart(self.loss_params, None, None)]
+        part_of = np.zeros(self.strata.k, dtype=np.int64)
+        for i, override in enumerate(overrides, start=1):
+            part_of[select_strata(self.strata, override.where)] = i
+        record_part = np.where(self.z >= 0, part_of[np.maximum(self.z, 0)], 0)
+        params = [self.loss_params] + [o.loss.p for o in overrides]
+        return [LossPart(params[i], np.flatnonzero(record_part == i),
+                         np.flatnonzero(part_of == i)) for i in range(len(params))
+                if np.any(part_of == i)]
+
+
+def check_overrides_disjoint(binder: Binder, strata: Strata) -> None:
+    """Two response overrides may not both set a stratum's loss parameters."""
+    if binder.out.diagnostics:
+        return
+    owner = np.full(strata.k, -1)
+    overrides = binder.model.response.overrides
+    for i, override in enumerate(overrides):
+        selected = select_strata(strata, override.where)
+        taken = selected[owner[selected] >= 0]
+        if len(taken):
+            first = overrides[owner[taken[0]]]
+            label = ", ".join(f"{c}={v}" for c, v in
+                              strata.labels(int(taken[0]), int(taken[0]) + 1).iloc[0].items())
+            where = (f"on line {first.where.span.line}" if first.where.span is not None
+                     else "before it")
+            count = f"{len(taken):,} {'stratum' if len(taken) == 1 else 'strata'}"
+            binder.out.error(f"this override and the one {where} both select {count} "
+                             f"(e.g. {label}): a stratum "
+                             "takes one loss", override.where.span)
+            return
+        owner[selected] = i
 
 
 def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
@@ -182,6 +289,10 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
         binder.out.raise_if_any()
     loss = LOSSES[model.response.loss.name]
     bound_strata, z, codes = bind_strata(binder, strata, unseen, graphs)
+    if strata is None and z is not None:  # training: the clauses' values meet the nodes
+        for where in model.wheres():
+            check_where(binder, bound_strata, where)
+        check_overrides_disjoint(binder, bound_strata)
     bound = bind_features(binder, features)
     encoded = bind_response(binder, classes) if with_response else None
     weight = bind_weights(binder) if with_response else None
@@ -194,4 +305,4 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     outputs = loss.output_names(model.response.columns, classes)
     return Design(model, loss, bound_strata, bound.x, encoded.values if encoded else None, z,
                   rows, outputs, classes, frame.index, bound.offset, weight, bound.state,
-                  bound.row_terms, dropped, codes)
+                  bound.row_terms, dropped, codes, bound.row_wheres)

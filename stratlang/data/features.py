@@ -9,6 +9,7 @@ Every problem is positioned at the factor in the spec and names the column and t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..kinds.transforms import TRANSFORMS, TransformError
 from ..language import ir
 from ..language.printer import factor_text as _factor_text
 from .frames import Binder, rows_phrase, values_phrase
+from .strata import rows_where
 
 INTERCEPT = "intercept"
 
@@ -79,6 +81,7 @@ class Bound:
     row_terms: tuple[str, ...]
     offset: np.ndarray | None
     state: FeatureState
+    row_wheres: tuple[ir.Where | None, ...] = ()  # the strata each row is present in
 
 
 class Features:
@@ -162,7 +165,11 @@ class Features:
 
     # ---- terms ---------------------------------------------------------------------------
     def term(self, term: ir.Term) -> tuple[np.ndarray, list[str]] | None:
-        """A term's columns: the product of its factors' (every combination)."""
+        """A term's columns: the product of its factors' (every combination); a term with
+        ``where`` is evaluated on the rows in its strata only (values elsewhere, missing
+        or not, are not read) and is 0 in the others."""
+        if term.where is not None:
+            return self._present_term(term)
         found = [self.factor(f) for f in term.factors]
         parts = [p for p in found if p is not None]
         if len(parts) != len(found):
@@ -173,10 +180,25 @@ class Features:
             names = [f"{a}:{b}" for a in names for b in more_names]
         return columns, names
 
+    def _present_term(self, term: ir.Term) -> tuple[np.ndarray, list[str]] | None:
+        assert term.where is not None
+        inside = rows_where(self.binder.frame, term.where)
+        binder = Binder(self.binder.model, self.binder.frame.iloc[np.flatnonzero(inside)])
+        binder.out = self.binder.out  # (problems are the whole frame's, by row label)
+        sub = Features(binder, self.given)
+        sub.learned = self.learned  # what it learns (e.g. a mean) is learned in its strata
+        got = sub.term(dataclasses.replace(term, where=None))
+        if got is None:
+            return None
+        columns, names = got
+        full = np.zeros((self.n, columns.shape[1]))
+        full[inside] = columns
+        return full, names
+
     def bind(self, model: ir.Model) -> Bound | None:
         """The design matrix of ``model.features`` (x = 1, one row named by the loss, when
         there are none) and the offset."""
-        blocks, rows, row_terms = [], [], []
+        blocks, rows, row_terms, row_wheres = [], [], [], []
         ok = True
         for term in model.features:
             got = self.term(term)
@@ -187,6 +209,7 @@ class Features:
             blocks.append(columns)
             rows += names
             row_terms += [term_text(term)] * len(names)
+            row_wheres += [term.where] * len(names)
         offset = None
         if model.response.offset is not None:
             got = self.factor(model.response.offset, feature=False)
@@ -198,7 +221,7 @@ class Features:
             return None
         x = np.column_stack(blocks) if blocks else np.ones((self.n, 1))
         state = FeatureState({**(self.given.states if self.given else {}), **self.learned})
-        return Bound(x, tuple(rows), tuple(row_terms), offset, state)
+        return Bound(x, tuple(rows), tuple(row_terms), offset, state, tuple(row_wheres))
 
 
 def excluded(rows: tuple[str, ...], row_terms: tuple[str, ...], name: str) -> np.ndarray:

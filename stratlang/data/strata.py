@@ -12,7 +12,9 @@ import pandas as pd
 
 from ..kinds.graphs import GRAPHS, GraphError, canon, canon_text
 from ..language import ir, limits
+from ..language.errors import did_you_mean
 from ..language.policies import UNSEEN_POLICIES
+from ..language.printer import literal
 from ..solvers.graphs import Graph
 from .frames import Binder, rows_phrase, values_phrase
 
@@ -245,3 +247,81 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
     return np.where(off, -1, idx) if unseen == "common" else idx
 
 
+
+
+# ---- where: the strata a clause selects ---------------------------------------------------
+def _node_values(factor: Factor, j: int) -> np.ndarray:
+    """The value of the factor's j-th column at each of its nodes (node order)."""
+    if len(factor.column_labels) == len(factor.columns):  # nodes: the product of the lists
+        sizes = [len(labels) for labels in factor.column_labels]
+        position = np.unravel_index(np.arange(factor.n), sizes)[j]
+        values = np.empty(sizes[j], dtype=object)
+        values[:] = list(factor.column_labels[j])
+        return values[position]
+    values = np.empty(factor.n, dtype=object)  # labels are tuples, one per node
+    values[:] = [label[j] if isinstance(label, tuple) else label
+                 for label in factor.column_labels[0]]
+    return values
+
+
+def factor_masks(strata: Strata, where: ir.Where) -> list[np.ndarray]:
+    """Per factor, which of its nodes satisfy the clause's conditions on its columns
+    (values meet labels as text: 1976 == "1976")."""
+    masks = [np.ones(f.n, dtype=bool) for f in strata.factors]
+    for cond in where.conditions:
+        for a, factor in enumerate(strata.factors):
+            if cond.column not in factor.columns:
+                continue
+            texts = np.array([canon_text(v) for v in _node_values(
+                factor, factor.columns.index(cond.column))], dtype=object)
+            hit = np.isin(texts, [canon_text(v) for v in cond.values])
+            masks[a] &= ~hit if cond.negated else hit
+    return masks
+
+
+def where_strata(strata: Strata, where: ir.Where | None) -> np.ndarray | None:
+    """The indices of the strata a clause selects (sorted); None for no clause (all)."""
+    return None if where is None else select_strata(strata, where)
+
+
+def select_strata(strata: Strata, where: ir.Where) -> np.ndarray:
+    """The indices of the strata a clause selects, sorted."""
+    masks = factor_masks(strata, where)
+    selected = masks[0]
+    for mask in masks[1:]:  # C order, as the strata are numbered
+        selected = np.logical_and.outer(selected, mask).reshape(-1)
+    return np.flatnonzero(selected)
+
+
+def check_where(binder: Binder, strata: Strata, where: ir.Where) -> None:
+    """Records an error for a value that is no node of its column (with the closest
+    node), and for a clause that selects no stratum."""
+    for cond in where.conditions:
+        factor = next(f for f in strata.factors if cond.column in f.columns)
+        labels = list(dict.fromkeys(_node_values(factor, factor.columns.index(cond.column))))
+        texts = {canon_text(v): v for v in labels}
+        spans = cond.value_spans or (cond.span,) * len(cond.values)
+        for value, span in zip(cond.values, spans, strict=True):
+            if canon_text(value) not in texts:
+                shown = ", ".join(canon_text(v) for v in labels[:8]) + (
+                    ", …" if len(labels) > 8 else "")
+                hint = did_you_mean(canon_text(value), list(texts))
+                binder.out.error(f"where: {literal(value)} is no node of column "
+                                 f"'{cond.column}' (nodes {shown})"
+                                 + (hint if hint.startswith("; did you mean") else ""), span)
+    if not binder.out.diagnostics and len(select_strata(strata, where)) == 0:
+        binder.out.error("where selects no stratum", where.span)
+
+
+def rows_where(frame: pd.DataFrame, where: ir.Where) -> np.ndarray:
+    """Which rows of a frame lie in the strata a clause selects, read from the rows'
+    stratification columns (a row whose column is absent or missing is in none)."""
+    inside = np.ones(len(frame), dtype=bool)
+    for cond in where.conditions:
+        if cond.column not in frame.columns:
+            return np.zeros(len(frame), dtype=bool)
+        column = frame[cond.column]
+        texts = column.map(lambda v: None if pd.isna(v) else canon_text(v)).to_numpy()
+        hit = np.isin(texts, [canon_text(v) for v in cond.values])
+        inside &= (~hit & column.notna().to_numpy()) if cond.negated else hit
+    return inside

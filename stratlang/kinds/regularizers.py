@@ -223,7 +223,7 @@ class Trace(Regularizer):
     def cvxpy(self, block, k, rows, p):
         import cvxpy as cp
 
-        mask = np.tile(np.eye(rows), (k, 1))
+        mask = np.tile(np.eye(rows, block.shape[1]), (k, 1))  # (rows may hold the mean too)
         return cp.sum(cp.multiply(mask, block))
 
     def value(self, block, p):

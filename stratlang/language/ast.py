@@ -78,6 +78,22 @@ class Option(Node):
     value: Value
 
 
+@dataclass(frozen=True)
+class Condition(Node):
+    """``column == value``, ``column != value`` or ``column in {values}``."""
+
+    column: Name
+    values: tuple[Value, ...]
+    negated: bool  # '!=': every stratum but those
+
+
+@dataclass(frozen=True)
+class Where(Node):
+    """``where`` conditions joined by ``and``: the strata they all hold in."""
+
+    conditions: tuple[Condition, ...]
+
+
 # ---- statements ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target(Node):
@@ -101,6 +117,7 @@ class ResponseStmt(Node):
     target: Target
     loss: Call
     options: tuple[Option, ...] = ()
+    where: Where | None = None  # a loss override for these strata
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,7 @@ class FeatureTerm(Node):
     ``a, b, a:b``); one product when there is no '*'."""
 
     products: tuple[Product, ...]
+    where: Where | None = None  # present only in these strata
 
 
 @dataclass(frozen=True)
@@ -143,6 +161,7 @@ class RegTerm(Node):
 class RegularizeStmt(Node):
     terms: tuple[RegTerm, ...]
     options: tuple[Option, ...]
+    where: Where | None = None  # the terms act in these strata only
 
 
 @dataclass(frozen=True)

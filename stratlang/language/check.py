@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ from .params import from_spec, literal, resolve_args
 from .personalize import PERSONALIZE_OPTIONS
 from .policies import MISSING_POLICIES
 from .printer import factor_text, term_text
+from .printer import target as target_text
 from .reading import shown, unopenable
 from .vocabulary import LossEntry, Registry, Vocabulary
 
@@ -39,6 +41,7 @@ class Checker:
         self.out = Collector(spec.source)
         self.base = base
         self.vocabulary = vocabulary
+        self.stratified: tuple[ir.Stratification, ...] = ()  # what a `where` may name
 
     def error(self, message: str, span: Span | None, hint: str | None = None) -> None:
         self.out.error(message, span, hint)
@@ -162,8 +165,12 @@ class Checker:
     def run(self) -> ir.Model | None:
         first: dict[str, ast.Statement] = {}
         groups: dict[str, list] = {}
+        overrides: list[ast.ResponseStmt] = []
         for stmt in self.spec.statements:
             key = _key(type(stmt))
+            if isinstance(stmt, ast.ResponseStmt) and stmt.where is not None:
+                overrides.append(stmt)  # a loss override: as many as wanted
+                continue
             if key in SINGLE_STATEMENTS and key in first:
                 self.error(f"duplicate '{key}' statement (the first is on line "
                            f"{first[key].span.line})", stmt.span)
@@ -179,23 +186,34 @@ class Checker:
             self.error(f"data file '{shown(data)}' {problem} (looked in {shown(self.base)})",
                        data_span)
 
+        strata = self.strata(groups.get("stratify", []))
+        self.stratified = strata
         response = _first(first, ast.ResponseStmt)
         if response is None:
-            self.error("missing 'response' statement: write e.g. `response y ~ squared`", None)
+            self.error("missing 'response' statement: write e.g. `response y ~ squared`"
+                       + (" (the ones with `where` change its parameters in some strata)"
+                          if overrides else ""), overrides[0].span if overrides else None)
             loss, resp = None, None
         else:
             loss, resp = self.response(response)
+            if resp is not None and overrides:
+                resp = self.overrides(resp, loss, overrides)
 
         features = self.features(_first(first, ast.FeaturesStmt), loss)
         texts = tuple(term_text(t, self.vocabulary.transforms) for t in features)
         rows = loss.row_names(texts, resp.columns) if loss and resp else ()
         regs = self.regularizers(groups.get("regularize", []), loss, rows, features)
-        strata = self.strata(groups.get("stratify", []))
         personalize = self.personalize(_first(first, ast.PersonalizeStmt),
                                        groups.get("distance", []), strata, loss, resp, features,
                                        regs)
         basis_stmt = _first(first, ast.BasisStmt)
         basis = self.basis(basis_stmt, strata, personalize is not None)
+        for term in features:
+            if basis is not None and term.where is not None:
+                self.error("a feature present in some strata only cannot be in a basis "
+                           "model: θ = V β gives every row a value in every stratum",
+                           term.where.span)
+                break
         solver = self.solver(_first(first, ast.SolverStmt), personalize is not None)
         weights = _first(first, ast.WeightsStmt)
         missing_stmt = _first(first, ast.MissingStmt)
@@ -260,6 +278,68 @@ class Checker:
         return loss, ir.Response(columns, ref, stmt.span,
                                  tuple(n.span for n in stmt.target.columns), offset)
 
+    def overrides(self, response: ir.Response, loss: LossEntry | None,
+                  stmts: list[ast.ResponseStmt]) -> ir.Response:
+        """``response y ~ loss(params) where …``: the main loss with other parameters in
+        the strata selected; same columns, same loss, no options of its own."""
+        out = []
+        for stmt in stmts:
+            assert stmt.where is not None  # (only those come here)
+            columns = tuple(n.value for n in stmt.target.columns)
+            if columns != response.columns:
+                self.error(f"a response override is for the response "
+                           f"{target_text(response.columns)}; got {target_text(columns)}",
+                           stmt.target.span)
+                continue
+            entry, ref = self.kind(self.vocabulary.losses, stmt.loss)
+            if entry is None or ref is None:
+                continue
+            if loss is not None and entry.name != loss.name:
+                self.error(f"a response override changes the parameters of loss "
+                           f"'{loss.name}', not the loss: write {loss.name}(…) where …",
+                           stmt.loss.name.span)
+                continue
+            if stmt.options:
+                self.error("a response override takes no options (an offset is the main "
+                           "response statement's)", stmt.options[0].span)
+                continue
+            where = self.where(stmt.where)
+            if where is not None:
+                out.append(ir.Override(ref, where, stmt.span))
+        return dataclasses.replace(response, overrides=tuple(out))
+
+    def where(self, where: ast.Where | None) -> ir.Where | None:
+        """Conditions on stratification columns; their values are checked against the
+        nodes when the data are bound (the nodes may come from the data)."""
+        if where is None:
+            return None
+        columns = [c for s in self.stratified for c in s.columns]
+        if not columns:
+            self.error("where selects strata: the model needs a `stratify` statement",
+                       where.span)
+            return None
+        conditions = []
+        for cond in where.conditions:
+            column = cond.column.value
+            if column not in columns:
+                self.error(f"where: '{column}' is not a stratification column"
+                           + did_you_mean(column, columns),
+                           cond.column.span)
+                continue
+            values = []
+            for item in cond.values:
+                try:
+                    values.append(literal(item))
+                except ValueError:
+                    self.error("where compares with node labels: numbers, names or strings",
+                               item.span)
+            if len(values) == len(cond.values):
+                conditions.append(ir.Condition(column, tuple(values), cond.negated, cond.span,
+                                               tuple(v.span for v in cond.values)))
+        if len(conditions) != len(where.conditions):
+            return None
+        return ir.Where(tuple(conditions), where.span)
+
     # ---- features ------------------------------------------------------------------------
     def categorical(self, factor: ir.Factor) -> TypeGuard[ir.Transform]:
         return (isinstance(factor, ir.Transform)
@@ -300,6 +380,9 @@ class Checker:
         terms: list[ir.Term] = []
         seen: dict[frozenset, str] = {}
         for written in stmt.terms:
+            where = self.where(written.where)
+            if written.where is not None and where is None:
+                continue
             products: list[tuple[ir.Factor, ...]] = []
             for product in written.products:
                 factors: tuple[ir.Factor | None, ...] = tuple(self.factor(v)
@@ -316,7 +399,8 @@ class Checker:
                 continue
             for size in range(1, len(products) + 1):
                 for chosen in itertools.combinations(products, size):
-                    term = ir.Term(tuple(f for factors in chosen for f in factors), written.span)
+                    term = ir.Term(tuple(f for factors in chosen for f in factors), written.span,
+                                   where)
                     text = term_text(term, self.vocabulary.transforms)
                     key = frozenset(factor_text(f, self.vocabulary.transforms)
                                     for f in term.factors)
@@ -365,6 +449,9 @@ class Checker:
                      ) -> tuple[ir.RegTerm, ...]:
         terms: list[ir.RegTerm] = []
         for stmt in stmts:
+            where = self.where(stmt.where)
+            if stmt.where is not None and where is None:
+                continue
             opts = self.options(stmt.options, ("exclude",), "regularize")
             if "exclude" in opts:
                 exclude = self.names(opts["exclude"].value, "exclude") or ()
@@ -392,7 +479,7 @@ class Checker:
                     self.error(problem, term.call.span)
                 if problem := entry.invalid(ref.p):
                     self.error(f"{entry.name}: {problem}", term.call.span)
-                terms.append(ir.RegTerm(ref, weight, tuple(exclude), term.span))
+                terms.append(ir.RegTerm(ref, weight, tuple(exclude), term.span, where=where))
         return tuple(terms)
 
     def strata(self, stmts: list[ast.StratifyStmt]) -> tuple[ir.Stratification, ...]:

@@ -118,11 +118,37 @@ Factor = Column | Transform
 
 
 @dataclass(frozen=True)
+class Condition:
+    """``column == v``, ``column in {v, w}`` (``values``) or ``column != v`` (negated): a
+    condition on a stratification column's nodes."""
+
+    column: str
+    values: tuple[Any, ...]
+    negated: bool = False
+    span: Span | None = NO_SPAN
+    value_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Where:
+    """The strata in which every condition holds."""
+
+    conditions: tuple[Condition, ...]
+    span: Span | None = NO_SPAN
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.column for c in self.conditions))
+
+
+@dataclass(frozen=True)
 class Term:
-    """One feature term: a factor, or the product of several (an interaction)."""
+    """One feature term: a factor, or the product of several (an interaction); with
+    ``where``, present only in those strata (its coefficient is fixed at 0 elsewhere)."""
 
     factors: tuple[Factor, ...]
     span: Span | None = NO_SPAN
+    where: Where | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -135,12 +161,22 @@ class Term:
 
 
 @dataclass(frozen=True)
+class Override:
+    """``response … ~ loss(params) where …``: the loss's parameters in some strata."""
+
+    loss: KindRef
+    where: Where
+    span: Span | None = NO_SPAN
+
+
+@dataclass(frozen=True)
 class Response:
     columns: tuple[str, ...]
     loss: KindRef
     span: Span | None = NO_SPAN
     column_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
     offset: Factor | None = None  # added to the linear predictor of every record
+    overrides: tuple[Override, ...] = ()  # other parameters in some strata
 
 
 @dataclass(frozen=True)
@@ -153,6 +189,7 @@ class RegTerm:
     exclude: tuple[str, ...]
     span: Span | None = NO_SPAN
     hyper_name: str = field(default="", compare=False)
+    where: Where | None = None  # the strata it acts in (None: all)
 
 
 @dataclass(frozen=True)
@@ -236,6 +273,12 @@ class Model:
     def directory(self) -> Path:
         """The spec's directory (relative file names start there); else the working one."""
         return self.source.directory if self.source is not None else Path.cwd()
+
+    def wheres(self) -> tuple[Where, ...]:
+        """Every ``where`` clause: loss overrides, regularizer terms, features."""
+        return (tuple(o.where for o in self.response.overrides)
+                + tuple(t.where for t in self.regularizers if t.where is not None)
+                + tuple(t.where for t in self.features if t.where is not None))
 
     def hypers(self) -> dict[str, Hyper]:
         """Every weight by its name: ``reg<i>.<kind>``, ``stratify.<columns>``, and the

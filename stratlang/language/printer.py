@@ -81,6 +81,19 @@ def node_spec(spec: ir.NodeSpec) -> str:
     return "[" + ", ".join(literal(v) for v in spec) + "]"
 
 
+def where_text(where: ir.Where | None) -> str:
+    """`` where sex == "F" and region in {"north", "east"}`` (empty for None)."""
+    if where is None:
+        return ""
+    parts = []
+    for c in where.conditions:
+        if len(c.values) > 1:
+            parts.append(f"{_name(c.column)} in {{{', '.join(literal(v) for v in c.values)}}}")
+        else:
+            parts.append(f"{_name(c.column)} {'!=' if c.negated else '=='} {literal(c.values[0])}")
+    return " where " + " and ".join(parts)
+
+
 def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
     """The canonical text of a model; ``vocabulary`` gives the kinds' default parameters
     (left out of the text)."""
@@ -93,9 +106,12 @@ def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
     lines.append(f"response {target(model.response.columns)} ~ "
                  f"{call(model.response.loss, words.losses)}"
                  + (f" offset {factor_text(offset, words.transforms)}" if offset else ""))
+    for override in model.response.overrides:
+        lines.append(f"response {target(model.response.columns)} ~ "
+                     f"{call(override.loss, words.losses)}{where_text(override.where)}")
     if model.features:
         lines.append("features " + ", ".join(term_text(t, words.transforms)
-                                             for t in model.features))
+                                             + where_text(t.where) for t in model.features))
     if model.weights is not None:
         lines.append(f"weights {model.weights}")
     if model.missing != "error":
@@ -103,20 +119,20 @@ def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
     rows = loss.row_names(tuple(term_text(t, words.transforms) for t in model.features),
                           model.response.columns)
     default_exclude = tuple(loss.default_exclude(rows))
-    groups: list[tuple[tuple[str, ...], list[str]]] = []
+    groups: list[tuple[tuple[tuple[str, ...], ir.Where | None], list[str]]] = []
     for term in model.regularizers:
         text = call(term.kind, words.regularizers)
         if term.weight is not None:
             text = f"{hyper(term.weight)} * {text}"
-        if groups and groups[-1][0] == term.exclude:
+        if groups and groups[-1][0] == (term.exclude, term.where):
             groups[-1][1].append(text)
         else:
-            groups.append((term.exclude, [text]))
-    for exclude, texts in groups:
+            groups.append(((term.exclude, term.where), [text]))
+    for (exclude, where), texts in groups:
         line = "regularize " + " + ".join(texts)
         if exclude != default_exclude:
             line += " exclude [" + ", ".join(_name(e) for e in exclude) + "]"
-        lines.append(line)
+        lines.append(line + where_text(where))
     for s in model.strata:
         line = (f"stratify {target(s.columns)} ~ {call(s.graph, words.graphs)} "
                 f"weight {hyper(s.weight)}")

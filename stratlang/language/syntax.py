@@ -28,8 +28,14 @@ _TERMINAL_WORDS = {
     "_NL": "end of line", "$END": "end of file", "LPAR": "'('", "RPAR": "')'",
     "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','",
     "TILDE": "'~'", "STAR": "'*'", "PLUS": "'+'", "EQUAL": "'='", "COLON": "':'",
-    "__ANON_0": "'..'",
 }
+
+
+@lru_cache(maxsize=1)
+def _anonymous_words() -> dict[str, str]:
+    """lark's names for the grammar's unnamed punctuation ('..', '==', …), in words."""
+    return {t.name: "'" + t.pattern.value.replace("\\", "") + "'"
+            for t in _parser().terminals if t.name.startswith("__ANON")}
 _NUMBERISH = re.compile(r"[+-]?\.?\d[\w.+-]*")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?")
 
@@ -123,14 +129,29 @@ class _ToAst(Transformer):
     def data_stmt(self, meta, c):
         return ast.DataStmt(_span(meta), ast.String(_tok_span(c[0]), _unescape(str(c[0]))))
 
+    def condition_equal(self, meta, c):
+        return ast.Condition(_span(meta), self._name(c[0]), (c[1],), False)
+
+    def condition_unequal(self, meta, c):
+        return ast.Condition(_span(meta), self._name(c[0]), (c[1],), True)
+
+    def condition_in(self, meta, c):
+        return ast.Condition(_span(meta), self._name(c[0]), c[1].items, False)
+
+    def where(self, meta, c):
+        return ast.Where(_span(meta), tuple(c))
+
     def response_stmt(self, meta, c):
-        return ast.ResponseStmt(_span(meta), c[0], c[1], tuple(c[2:]))
+        where = c[-1] if isinstance(c[-1], ast.Where) or c[-1] is None else None
+        options = tuple(x for x in c[2:] if isinstance(x, ast.Option))
+        return ast.ResponseStmt(_span(meta), c[0], c[1], options, where)
 
     def product(self, meta, c):
         return ast.Product(_span(meta), tuple(c))
 
     def feature(self, meta, c):
-        return ast.FeatureTerm(_span(meta), tuple(c))
+        return ast.FeatureTerm(_span(meta), tuple(x for x in c if isinstance(x, ast.Product)),
+                               next((x for x in c if isinstance(x, ast.Where)), None))
 
     def features_stmt(self, meta, c):
         return ast.FeaturesStmt(_span(meta), tuple(c))
@@ -147,7 +168,8 @@ class _ToAst(Transformer):
     def regularize_stmt(self, meta, c):
         terms = tuple(x for x in c if isinstance(x, ast.RegTerm))
         options = tuple(x for x in c if isinstance(x, ast.Option))
-        return ast.RegularizeStmt(_span(meta), terms, options)
+        where = next((x for x in c if isinstance(x, ast.Where)), None)
+        return ast.RegularizeStmt(_span(meta), terms, options, where)
 
     def stratify_stmt(self, meta, c):
         return ast.StratifyStmt(_span(meta), c[0], c[1], tuple(c[2:]))
@@ -178,8 +200,8 @@ def _word_at(text: str, pos: int) -> str:
 def _describe_expected(expected: set[str]) -> str:
     if {"NAME", "SIGNED_NUMBER", "STRING"} <= expected:
         return "a value (a number, name, string, {set}, [list] or range)"
-    words = sorted({_TERMINAL_WORDS.get(e, f"'{e.lower()}'") for e in expected
-                    if not e.startswith("__ANON") or e in _TERMINAL_WORDS})
+    known = {**_TERMINAL_WORDS, **_anonymous_words()}
+    words = sorted({known.get(e, f"'{e.lower()}'") for e in expected})
     return ", ".join(words)
 
 

@@ -1,0 +1,306 @@
+"""`where` clauses (stratified paper §6): regularizers, constraints and loss parameters
+in some strata, and features present in some strata only (different-sized parameters)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import stratlang
+from stratlang.data.design import bind
+from stratlang.data.strata import where_strata
+from stratlang.kinds.losses import LOSSES, Loss
+from stratlang.kinds.regularizers import REGULARIZERS
+from stratlang.language.errors import NumericalError, SpecError
+
+from .cases import REGULARIZER_CASES, data_for
+from .test_check import problems
+
+TIGHT = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 50000}
+STRATA = 'stratify g ~ path weight 0.7\nstratify s ~ complete weight 0.4\n'
+CLAUSE = 'where s == "F" and g in {0, 2}'
+
+
+def with_sex(frame: pd.DataFrame, rng) -> pd.DataFrame:
+    return frame.assign(s=rng.choice(["F", "M"], len(frame)))
+
+
+def selected(fitted) -> np.ndarray:
+    """The strata CLAUSE selects, by position."""
+    index = fitted.theta.index
+    return np.flatnonzero((index.get_level_values("s") == "F")
+                          & index.get_level_values("g").isin([0, 2]))
+
+
+def both(spec: str, frame: pd.DataFrame):
+    model = stratlang.load(spec)
+    reference = model.fit(frame, backend="cvxpy", solver="clarabel")
+    fast = model.fit(frame, backend="admm", options=TIGHT)
+    assert fast.info["converged"]
+    return reference, fast
+
+
+# ---- regularizers and constraints in some strata --------------------------------------------
+CONVEX_PROX = [n for n in REGULARIZERS.names()
+               if REGULARIZERS[n].admm_ready() and REGULARIZERS[n].convex]
+
+
+@pytest.mark.parametrize("name", CONVEX_PROX)
+def test_every_regularizer_in_some_strata_matches_cvxpy(name, rng):
+    case = REGULARIZER_CASES[name]
+    frame, _, features = data_for(case.loss, rng, 240)
+    frame = with_sex(frame, rng)
+    spec = (f"response {case.target} ~ {case.loss}\n{features}\nregularize {case.term} "
+            f"exclude [] {CLAUSE}\n" + STRATA)
+    reference, fast = both(spec, frame)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6, abs=1e-6)
+    # the terms are valued in the selected strata only
+    theta = fast.theta_array
+    inside = theta[selected(fast)]
+    expected = 0.0
+    model = stratlang.load(spec)
+    for term in model.ir.regularizers:
+        entry = REGULARIZERS[term.kind.name]
+        if not entry.is_constraint:
+            expected += term.weight.value * entry.value(inside, term.kind.p)
+        else:
+            assert entry.feasible(inside, term.kind.p)
+    assert fast.objective.regularization == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_a_constraint_in_some_strata_leaves_the_others_free(rng):
+    frame, _, _ = data_for("squared", rng, 300)
+    frame = with_sex(frame, rng)
+    frame["y"] = -2 * frame.a + rng.normal(size=len(frame)) * 0.1  # a negative slope
+    fitted = stratlang.load("response y ~ squared\nfeatures a, b, intercept\n"
+                            f"regularize nonnegative {CLAUSE}\n" + STRATA).fit(frame)
+    theta = fitted.theta_array[:, 0, 0]
+    inside = np.zeros(len(theta), dtype=bool)
+    inside[selected(fitted)] = True
+    assert np.all(theta[inside] >= -1e-9) and np.all(theta[~inside] < -1.5)
+
+
+# ---- loss parameters in some strata ---------------------------------------------------------
+def _other_value(loss: str):
+    """A loss's first parameter and a valid value other than its default."""
+    param = LOSSES[loss].params[0]
+    for value in (param.default * 0.5, param.default * 2, param.default + 0.3):
+        if param.check is None or param.check(value) is None:
+            return param.name, value
+    raise AssertionError(f"no other value for {loss}.{param.name}")
+
+
+OVERRIDABLE = [n for n in LOSSES.names() if LOSSES[n].params and LOSSES[n].convex
+               and LOSSES[n].admm_ready() and isinstance(LOSSES[n].params[0].default, float)]
+
+
+@pytest.mark.parametrize("loss", OVERRIDABLE)
+def test_every_loss_parameter_override_matches_cvxpy(loss, rng):
+    frame, target, features = data_for(loss, rng, 240)
+    frame = with_sex(frame, rng)
+    name, value = _other_value(loss)
+    spec = (f"response {target} ~ {loss}\nresponse {target} ~ {loss}({name}={value}) "
+            f"{CLAUSE}\n{features}\nregularize 0.2 * sum_squares\n" + STRATA)
+    reference, fast = both(spec, frame)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6, abs=1e-6)
+    if type(LOSSES[loss]).losses is Loss.losses:
+        return  # (a loss of aggregated statistics has no per-record value to check by hand)
+    # the loss is the main parameters' in the other strata and the override's in these
+    model = stratlang.load(spec)
+    design = bind(model.ir, frame)
+    records = design.records
+    eta = records.predictor(fast.theta_array[design.z])
+    inside = np.isin(design.z, where_strata(design.strata, model.ir.response.overrides[0].where))
+    main, override = model.ir.response.loss.p, model.ir.response.overrides[0].loss.p
+    entry = LOSSES[loss]
+    hand = sum(float(np.sum(entry.losses(eta[rows], records.y[rows], p)))
+               for rows, p in ((~inside, main), (inside, override)))
+    assert fast.objective.loss == pytest.approx(hand, rel=1e-10)
+
+
+def test_quantile_overrides_move_the_intercepts_where_they_apply(rng):
+    n = 4000
+    frame = pd.DataFrame({"g": rng.integers(0, 3, n), "s": rng.choice(["F", "M"], n)})
+    frame["y"] = rng.normal(size=n)
+    fitted = stratlang.load('response y ~ quantile(tau=0.5)\n'
+                            'response y ~ quantile(tau=0.9) where s == "F"\n'
+                            'response y ~ quantile(tau=0.1) where s == "M" and g == 0\n'
+                            + STRATA.replace("0.7", "0.001").replace("0.4", "0.001")
+                            ).fit(frame)
+    intercept = fitted.theta["intercept"]
+    for (g, s), value in intercept.items():
+        tau = 0.9 if s == "F" else (0.1 if g == 0 else 0.5)
+        assert value == pytest.approx(np.quantile(rng.normal(size=200000), tau), abs=0.12)
+    # each record is predicted (and its loss valued) with its stratum's parameters
+    hand = 0.0
+    for (g, s), part in frame.groupby(["g", "s"]):
+        tau = 0.9 if s == "F" else (0.1 if g == 0 else 0.5)
+        r = part.y.to_numpy() - intercept[(g, s)]
+        hand += np.sum(np.maximum(tau * r, (tau - 1) * r))
+    assert fitted.objective.loss == pytest.approx(hand, rel=1e-9)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('response y ~ huber(M=2) where s == "F"\n' + STRATA,
+     [(1, 1, "missing 'response' statement: write e.g. `response y ~ squared` (the ones with "
+             "`where` change its parameters in some strata)")]),
+    ('response y ~ huber\nresponse y ~ quantile where s == "F"\n' + STRATA,
+     [(2, 14, "a response override changes the parameters of loss 'huber', not the loss: "
+              "write huber(…) where …")]),
+    ('response y ~ huber\nresponse y2 ~ huber(M=2) where s == "F"\n' + STRATA,
+     [(2, 10, "a response override is for the response y; got y2")]),
+    ('response y ~ huber offset o\nresponse y ~ huber(M=2) offset o where s == "F"\n' + STRATA,
+     [(2, 25, "a response override takes no options (an offset is the main response "
+              "statement's)")]),
+    ('response y ~ huber\nregularize l1 where sx == "F"\n' + STRATA,
+     [(2, 21, "where: 'sx' is not a stratification column; did you mean 's'?")]),
+    ('response y ~ huber\nregularize l1 where s == "F"\n',
+     [(2, 15, "where selects strata: the model needs a `stratify` statement")]),
+    ('response y ~ huber\nregularize l1 where s in {[1], 2}\n' + STRATA,
+     [(2, 27, "where compares with node labels: numbers, names or strings")]),
+    ('response y ~ huber\nfeatures a where s == "F"\n' + STRATA + "basis 2\n",
+     [(2, 12, "a feature present in some strata only cannot be in a basis model: θ = V β "
+              "gives every row a value in every stratum")]),
+])
+def test_where_misuse_is_positioned(text, expected):
+    assert problems(text) == expected
+
+
+@pytest.mark.parametrize(("clause", "expected"), [
+    ('s == "Fx"', [(2, 26, "where: \"Fx\" is no node of column 's' (nodes F, M); did you mean "
+                           "'F'?")]),
+    ('g in {0, 7}', [(2, 30, "where: 7 is no node of column 'g' (nodes 0, 1, 2)")]),
+    ('s == "F" and s == "M"', [(2, 15, "where selects no stratum")]),
+])
+def test_where_values_are_checked_against_the_nodes(clause, expected, rng):
+    frame = with_sex(data_for("squared", rng)[0], rng)
+    with pytest.raises(SpecError) as info:
+        stratlang.load(f"response y ~ squared\nregularize l1 where {clause}\n" + STRATA
+                       ).fit(frame)
+    assert [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics] == expected
+
+
+def test_overlapping_overrides_are_refused(rng):
+    frame = with_sex(data_for("quantile", rng)[0], rng)
+    with pytest.raises(SpecError) as info:
+        stratlang.load('response y ~ quantile\nresponse y ~ quantile(tau=0.9) where s == "F"\n'
+                       'response y ~ quantile(tau=0.2) where g == 1\n' + STRATA).fit(frame)
+    assert [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics] == [
+        (3, 32, "this override and the one on line 2 both select 1 stratum (e.g. g=1, s=F): a "
+                "stratum takes one loss")]
+
+
+# ---- features present in some strata only ----------------------------------------------------
+def pregnancies(rng, n=1500) -> pd.DataFrame:
+    frame = pd.DataFrame({"age": rng.normal(size=n), "g": rng.integers(0, 3, n),
+                          "s": rng.choice(["F", "M"], n)})
+    count = rng.poisson(2, n).astype(float)
+    frame["preg"] = np.where(frame.s == "F", count, np.nan)  # no value for men at all
+    effect = np.array([0.3, 0.5, 0.7])[frame.g]
+    frame["y"] = (frame.age + np.where(frame.s == "F", effect * count, 0.0)
+                  + rng.normal(size=n) * 0.3)
+    return frame
+
+
+FEATURE_SPEC = ('response y ~ squared\nfeatures age, preg where s == "F", intercept\n'
+                'regularize 0.1 * sum_squares\n' + STRATA)
+
+
+def test_a_feature_in_some_strata_matches_cvxpy_and_is_absent_elsewhere(rng):
+    frame = pregnancies(rng)
+    reference, fast = both(FEATURE_SPEC, frame)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-8)
+    np.testing.assert_allclose(fast.theta_array, reference.theta_array, atol=1e-6)
+    theta = fast.theta
+    men = theta.index.get_level_values("s") == "M"
+    assert np.all(theta.loc[men, "preg"] == 0)  # exactly: absent, not small
+    np.testing.assert_allclose(theta.loc[~men, "preg"], [0.3, 0.5, 0.7], atol=0.05)
+
+
+def test_the_laplacian_compares_a_row_only_between_strata_that_have_it(rng):
+    frame = pregnancies(rng, 600)
+    fitted = stratlang.load(FEATURE_SPEC).fit(frame)
+    theta = fitted.theta
+    labels = list(theta.index)
+    hand = 0.0
+    for i, (g1, s1) in enumerate(labels):
+        for j, (g2, s2) in enumerate(labels):
+            if j <= i:
+                continue
+            if s1 == s2 and abs(g1 - g2) == 1:
+                gamma = 0.7
+            elif g1 == g2 and s1 != s2:
+                gamma = 0.4
+            else:
+                continue
+            for row in theta.columns:
+                if row == "preg" and "M" in (s1, s2):
+                    continue  # absent in one of them: no comparison
+                hand += 0.5 * gamma * (theta.iloc[i][row] - theta.iloc[j][row]) ** 2
+    assert fitted.objective.laplacian == pytest.approx(hand, rel=1e-10)
+
+
+def test_values_outside_a_features_strata_are_never_read(rng):
+    frame = pregnancies(rng, 600)
+    fitted = stratlang.load(FEATURE_SPEC).fit(frame)
+    garbage = frame.assign(preg=np.where(frame.s == "M", 1e9, frame.preg))
+    np.testing.assert_allclose(fitted.predict(garbage).prediction,
+                               fitted.predict(frame).prediction)
+    # inside its strata a missing value is still an error naming the rows
+    broken = frame.copy()
+    broken.loc[broken.index[broken.s == "F"][:2], "preg"] = np.nan
+    with pytest.raises(SpecError, match=r"column 'preg' has missing values \(empty or NaN\) "
+                                        r"in rows \d+, \d+"):
+        stratlang.load(FEATURE_SPEC).fit(broken)
+    # and `missing drop` drops only those rows
+    dropping = stratlang.load(FEATURE_SPEC + "missing drop\n")
+    with pytest.warns(Warning, match=r"'preg' 2\b"):
+        kept = dropping.fit(broken)
+    assert kept.info["records"] == len(frame) - 2
+
+
+def test_a_local_feature_saves_loads_and_shows(rng, tmp_path):
+    frame = pregnancies(rng, 400)
+    model = stratlang.load(FEATURE_SPEC)
+    assert 'features age, preg where s == "F", intercept' in model.text
+    fitted = model.fit(frame)
+    again = stratlang.load_fitted(fitted.save(tmp_path / "fit"))
+    np.testing.assert_allclose(again.predict(frame).prediction, fitted.predict(frame).prediction)
+
+
+def test_a_transform_in_some_strata_learns_from_those_rows(rng):
+    frame = pregnancies(rng, 800)
+    fitted = stratlang.load(FEATURE_SPEC.replace("preg where", "standardize(preg) where")
+                            ).fit(frame)
+    women = frame.preg[frame.s == "F"]
+    state = fitted.features["standardize(preg)"]
+    assert state["center"] == pytest.approx(women.mean())
+    assert state["scale"] == pytest.approx(women.std(ddof=0), rel=1e-6)
+
+
+# ---- what fits them ----------------------------------------------------------------------------
+def test_backends_that_cannot_fit_where_say_so(rng):
+    frame = pregnancies(rng, 300)
+    model = stratlang.load(FEATURE_SPEC)
+    with pytest.raises(NumericalError, match="a `where` clause selects strata; the workers"):
+        model.fit(frame, backend="dask")
+    basis = stratlang.load('response y ~ squared\nfeatures age\n'
+                           'regularize 0.1 * sum_squares where s == "F"\n' + STRATA + "basis 2\n")
+    fitted = basis.fit(frame)  # the reference fits it
+    assert fitted.info["backend"] == "cvxpy"
+    with pytest.raises(NumericalError, match="a `where` clause makes a term differ between "
+                                             "strata"):
+        basis.fit(frame, backend="eigen")
+
+
+def test_the_python_builder_writes_where(rng):
+    spec = (stratlang.Spec("m").response("y", "quantile")
+            .response("y", "quantile", where={"s": "F"}, tau=0.9)
+            .features("age", 'preg where s == "F"')
+            .regularize("l1", 2, where={"g": [0, 2]})
+            .stratify("g", "path").stratify("s", "complete"))
+    assert spec.text == ("model m\nresponse y ~ quantile\n"
+                         'response y ~ quantile(tau=0.9) where s == "F"\n'
+                         'features age, preg where s == "F"\n'
+                         "regularize 2 * l1 where g in {0, 2}\n"
+                         "stratify g ~ path weight 1\nstratify s ~ complete weight 1\n")
+    assert stratlang.Spec.from_text(spec.text).text == spec.text
