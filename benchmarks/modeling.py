@@ -1,5 +1,5 @@
 """ADMM against the CVXPY reference on models that use offsets, record weights and
-categorical / transformed features (issue 13).
+categorical / transformed features (issue 13), and `where` clauses (issue 16).
 
     python benchmarks/modeling.py
 
@@ -60,6 +60,17 @@ CASES = {
     "quantile(0.9), offset + weights": (
         "response cost ~ quantile(0.9) offset log(exposure)\n" + FEATURES
         + "weights w\nregularize 1 * sum_squares\n" + STRATA, 5_000),
+    # issue 16: where clauses
+    "where: log(income) in regions 0-4 only": (
+        "response cost ~ squared\nfeatures intercept, standardize(age), log(income) where "
+        "region in {0, 1, 2, 3, 4}\nweights w\nregularize 1 * sum_squares\n" + STRATA, 20_000),
+    "where: l1 in winter, nonneg. in 3 regions": (
+        "response cost ~ squared\n" + FEATURES + "weights w\nregularize 1 * sum_squares\n"
+        "regularize 50 * l1 where month in {11, 0, 1}\n"
+        "regularize nonnegative where region in {0, 5, 9}\n" + STRATA, 20_000),
+    "where: huber M per region group": (
+        "response cost ~ huber(M=5)\nresponse cost ~ huber(M=20) where region in {0, 1, 2}\n"
+        + FEATURES + "regularize 1 * sum_squares\n" + STRATA, 5_000),
 }
 
 

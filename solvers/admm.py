@@ -68,12 +68,18 @@ class Residuals:
 
     @classmethod
     def from_sums(cls, gap2: float, moved2: float, copies2: float, hat2: float, duals2: float,
-                  terms: int, size: int, lam: float, eps_abs: float, eps_rel: float) -> Residuals:
+                  terms: int, size: int, lam: float, eps_abs: float, eps_rel: float,
+                  fixed_point: bool = False) -> Residuals:
         """gap2 = Σ_j ‖copy_j − θ̂‖², moved2 = ‖θ̂ − θ̂_old‖², copies2 = Σ_j ‖copy_j‖²,
-        hat2 = ‖θ̂‖², duals2 = Σ_j ‖dual_j‖²; ``size`` is the number of entries of θ̂."""
+        hat2 = ‖θ̂‖², duals2 = Σ_j ‖dual_j‖²; ``size`` is the number of entries of θ̂.
+        ``fixed_point`` (a non-convex problem's local method): the dual test is θ̂'s move
+        against θ̂'s size, the copies' agreement being the primal test."""
         root_p = math.sqrt(terms * size)
-        return cls(math.sqrt(gap2), math.sqrt(terms * moved2) / lam,
-                   root_p * eps_abs + eps_rel * max(math.sqrt(copies2), math.sqrt(terms * hat2)),
+        primal = root_p * eps_abs + eps_rel * max(math.sqrt(copies2), math.sqrt(terms * hat2))
+        if fixed_point:  # θ̂'s own move against θ̂, not scaled by a penalty grown on purpose
+            return cls(math.sqrt(gap2), math.sqrt(terms * moved2), primal,
+                       root_p * eps_abs + eps_rel * math.sqrt(terms * hat2))
+        return cls(math.sqrt(gap2), math.sqrt(terms * moved2) / lam, primal,
                    root_p * eps_abs + eps_rel * math.sqrt(duals2) / lam)
 
     @property
@@ -123,7 +129,8 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
     ``on_residuals(r / eps_primal, s / eps_dual)`` is called after every iteration, e.g.
     to tighten inexact inner solves as the iterates converge. ``only_down``: the adaptive
     penalty only lowers λ (see :func:`adapt_penalty`), and λ falls by LOCAL_GROWTH each
-    iteration: a non-convex problem's iterates may cycle at a fixed penalty."""
+    iteration while the primal residual is above its tolerance: a non-convex problem's
+    iterates may cycle at a fixed penalty."""
     start = time.perf_counter()
     k = shape[0]
     width = int(np.prod(shape[1:], dtype=np.int64))
@@ -154,7 +161,7 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
                 sum(float(np.sum((c - hat) ** 2)) for c in copies),
                 float(np.sum((hat - old) ** 2)), sum(float(np.sum(c * c)) for c in copies),
                 float(np.sum(hat * hat)), sum(float(np.sum(d * d)) for d in duals), terms,
-                hat.size, lam, eps_abs, eps_rel)
+                hat.size, lam, eps_abs, eps_rel, fixed_point=only_down)
             r, s, eps_p, eps_d = res.primal, res.dual, res.eps_primal, res.eps_dual
             history.append((it, r, s, eps_p, eps_d, lam))
             line.update(partial(progress_text, it, max_iter, res))
@@ -168,7 +175,9 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
             scale = 1.0
             if adaptive and it % adapt_every == 0:
                 lam, scale = adapt_penalty(lam, res, mu, tau, only_down)
-            if only_down:  # and lowered steadily, so that the iterates cannot cycle
+            if only_down and res.primal > res.eps_primal:  # and lowered steadily while the
+                # copies disagree, so that the iterates cannot cycle (not once they agree: a
+                # penalty grown without end makes round-off in θ̂'s moves a dual residual)
                 lam, scale = lam / LOCAL_GROWTH, scale / LOCAL_GROWTH
             if scale != 1.0:
                 duals = [d * scale for d in duals]

@@ -171,3 +171,22 @@ def grouped_laplacian_quadratic(groups: Sequence[RowGroup], weights: Sequence[fl
                                 theta: np.ndarray) -> float:
     """½ Σ_edges w ‖θ_i − θ_j‖², each row group over the edges between its strata."""
     return sum((laplacian_quadratic(g.factors, weights, g.block(theta)) for g in groups), 0.0)
+
+
+def grouped_incidence(groups: Sequence[RowGroup], axis: int, k: int, n: int) -> sp.csr_matrix:
+    """The incidence of factor ``axis`` on θ stacked stratum-major (K·n entries): each row
+    group's edges between its own strata, on its own rows (one group of all rows and all
+    strata: I ⊗ … ⊗ B_a ⊗ … ⊗ I ⊗ I_n)."""
+    blocks = []
+    for group in groups:
+        lifted = lifted_incidence(group.factors, axis)
+        if lifted.shape[0] == 0:
+            continue
+        if group.strata is not None:  # onto the group's strata among all K
+            lifted = lifted @ sp.csr_matrix((np.ones(len(group.strata)),
+                                             (np.arange(len(group.strata)), group.strata)),
+                                            shape=(len(group.strata), k))
+        pick = sp.csr_matrix((np.ones(len(group.rows)),
+                              (np.arange(len(group.rows)), group.rows)), shape=(len(group.rows), n))
+        blocks.append(sp.kron(lifted, pick, format="csr"))
+    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, k * n))

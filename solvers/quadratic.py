@@ -19,23 +19,30 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .graphs import Graph, lifted_incidence
+from .graphs import Graph, RowGroup, grouped_incidence, lifted_incidence
 
 
 def solve_quadratic(gram: np.ndarray, xty: np.ndarray, diagonal: np.ndarray,
-                    factors: Sequence[Graph], gammas: Sequence[float]) -> np.ndarray:
+                    factors: Sequence[Graph], gammas: Sequence[float],
+                    groups: Sequence[RowGroup] | None = None,
+                    absent: np.ndarray | None = None) -> np.ndarray:
     """θ of shape (K, n, m). ``gram`` is (K, n, n) = XᵀX per stratum, ``xty`` (K, n, m),
-    ``diagonal`` (n,) the regularization weight of each parameter row."""
+    ``diagonal`` the regularization weight of each parameter row, (n,), or of each
+    stratum's rows, (K, n). ``groups``: rows present in some strata only, each compared
+    over the graph its strata induce; ``absent`` (K, n): the entries fixed at 0 (their
+    features are 0 there and nothing couples them)."""
     k, n, _ = gram.shape
     m = xty.shape[2]
     rows = np.repeat(np.arange(k * n).reshape(k, n), n, axis=1).reshape(-1)
     cols = np.tile(np.arange(k * n).reshape(k, n), (1, n)).reshape(-1)
-    blocks = 2.0 * gram + np.diag(diagonal)[None, :, :]
+    weights = np.broadcast_to(diagonal, (k, n)) + (0.0 if absent is None else absent)
+    blocks = 2.0 * gram + weights[:, :, None] * np.eye(n)
     matrix = sp.csr_matrix((blocks.reshape(-1), (rows, cols)), shape=(k * n, k * n))
     for axis, gamma in enumerate(gammas):
         if gamma == 0 or factors[axis].n_edges == 0:
             continue
-        b = sp.kron(lifted_incidence(factors, axis), sp.identity(n), format="csr")
+        b = (grouped_incidence(groups, axis, k, n) if groups is not None
+             else sp.kron(lifted_incidence(factors, axis), sp.identity(n), format="csr"))
         matrix = matrix + gamma * (b.T @ b)
     rhs = 2.0 * xty.reshape(k * n, m)
     degree = matrix.diagonal().reshape(k, n) - np.einsum("kii->ki", blocks)

@@ -49,7 +49,8 @@ NUMBERS = ["0", "-1", "1e15", "1e16", "-1e16", "1e308", "1e999", "9" * 40, "9" *
            "1.2.3", "1e", ".5", "-.5e-3", "0..0", "1..1000000000", "2..1 step 0",
            "1..10 step -1", "nan", "inf", "-0", "007", "1_000"]
 PUNCTUATION = ["~", "(", ")", "[", "]", "{", "}", ",", "=", "*", ":", "..", "+", "-", '"',
-               "#", "\\\n", "\n", "step", "weight", "nodes", "exclude", "offset", "given"]
+               "#", "\\\n", "\n", "step", "weight", "nodes", "exclude", "offset", "given",
+               "where", "and", "in", "==", "!="]
 
 
 def vocabulary_tokens() -> list[str]:

@@ -304,3 +304,16 @@ def test_the_python_builder_writes_where(rng):
                          "regularize 2 * l1 where g in {0, 2}\n"
                          "stratify g ~ path weight 1\nstratify s ~ complete weight 1\n")
     assert stratlang.Spec.from_text(spec.text).text == spec.text
+
+
+def test_quadratic_models_with_where_are_one_linear_solve(rng):
+    """Squared loss with ridge terms in some strata and a feature in some strata: still
+    one sparse linear system (per-stratum regularization weights, the grouped Laplacian,
+    absent entries pinned at 0), equal to the reference."""
+    frame = pregnancies(rng, 900)
+    spec = FEATURE_SPEC + 'regularize 3 * sum_squares exclude [] where s == "M" and g != 1\n'
+    reference, fast = both(spec, frame)
+    assert fast.info["iterations"] == 0 and fast.info["solver"].startswith("direct")
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-9)
+    np.testing.assert_allclose(fast.theta_array, reference.theta_array, atol=1e-6)
+    assert np.all(fast.theta.loc[fast.theta.index.get_level_values("s") == "M", "preg"] == 0)

@@ -204,19 +204,19 @@ def require_finite(objective: Objective, backend: str) -> Objective:
 
 
 def _quadratic_diagonal(design: Design, weights: dict[str, float]) -> np.ndarray | None:
-    """The regularization weight of each parameter row when the problem is quadratic and
-    unconstrained (so one linear system solves it); None otherwise."""
+    """The regularization weight of each stratum's parameter rows, (K, n), when the
+    problem is quadratic and unconstrained (so one linear system solves it); else None."""
     k, n, _ = design.theta_shape
-    if not design.loss.quadratic or k * n > DIRECT_LIMIT or design.model.wheres():
+    if not design.loss.quadratic or k * n > DIRECT_LIMIT or len(design.loss_parts()) > 1:
         return None
-    diagonal = np.zeros(n)
+    diagonal = np.zeros((k, n))
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
         weight = None if entry.is_constraint else entry.quadratic_weight(
             weights[term.hyper_name], term.kind.p)
         if weight is None:
             return None
-        diagonal[selected_rows(design, term)] += weight
+        diagonal[term_index(design, term)] += weight
     return diagonal
 
 
@@ -230,8 +230,13 @@ def fit_direct(design: Design, weights: dict[str, float],
     prox = design.loss.admm_prox(design.records, design.strata.k, design.loss_params)
     assert isinstance(prox, QuadraticProx)  # (the prox of a quadratic loss)
     try:
+        grouped = any(w is not None for w in design.row_wheres)
+        absent = np.zeros(design.theta_shape[:2])
+        for strata, rows in design.absent():
+            absent[np.ix_(strata, rows)] = 1.0
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),
-                                design.strata.gammas(weights))
+                                design.strata.gammas(weights),
+                                design.row_groups() if grouped else None, absent)
     except RuntimeError:  # singular: some parameters are not determined by the data
         return None
     info = {"solver": "direct sparse solve (quadratic problem)",

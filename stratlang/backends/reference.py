@@ -21,7 +21,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.errors import NumericalError, warn
 from ..language.params import Options, Param, Rule, iterations
-from ..solvers.graphs import RowGroup, lifted_incidence
+from ..solvers.graphs import grouped_incidence
 from .base import Backend, StratifiedFit
 from .memory import CVXPY_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective
@@ -99,24 +99,6 @@ def fit_reference(design: Design, weights: dict[str, float], options: dict[str, 
                             warm=problem)
 
 
-def laplacian_incidence(groups: list[RowGroup], axis: int, k: int, n: int) -> sp.csr_matrix:
-    """The incidence of factor ``axis`` on the stacked θ (K·n rows): each row group's
-    edges between its strata only (all strata and all rows without `where` features)."""
-    blocks = []
-    for group in groups:
-        lifted = lifted_incidence(group.factors, axis)
-        if lifted.shape[0] == 0:
-            continue
-        if group.strata is not None:  # onto the group's strata among all K
-            lifted = lifted @ sp.csr_matrix((np.ones(len(group.strata)),
-                                             (np.arange(len(group.strata)), group.strata)),
-                                            shape=(len(group.strata), k))
-        pick = sp.csr_matrix((np.ones(len(group.rows)), (np.arange(len(group.rows)),
-                                                         group.rows)), shape=(len(group.rows), n))
-        blocks.append(sp.kron(lifted, pick, format="csr"))
-    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, k * n))
-
-
 class StratifiedProblem:
     """``weights`` are the values the problem will first be solved at: a term whose weight
     is fixed at zero there (and is no sweep) is left out, since a zero-weighted term only
@@ -172,7 +154,7 @@ class StratifiedProblem:
         for axis, factor in enumerate(design.strata.factors):
             if factor.hyper_name not in self.parameters:
                 continue
-            lifted = laplacian_incidence(groups, axis, k, n)
+            lifted = grouped_incidence(groups, axis, k, n)
             if lifted.shape[0] == 0:
                 continue
             gamma = self.parameters[factor.hyper_name]
