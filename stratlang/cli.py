@@ -401,7 +401,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                         "seconds": result.fast_seconds, "iterations": result.fast_iterations},
                "relative_gap": result.relative_gap, "speedup": result.speedup,
                "pace": result.pace, "relaxation": result.relaxation,
-               "bound": result.bound})
+               "bound": result.bound, "relaxation_at_fast": result.relaxed_at_fast})
     else:
         print(result)
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import backends
+from .backends.reference import StratifiedProblem
 from .backends.relaxation import (
     nonconvex_parts,
     relax,
@@ -34,7 +35,7 @@ from .data.design import bind, bind_features, bind_response, drop_missing
 from .data.frames import Binder
 from .data.personalized import bind_personalized
 from .data.strata import bind_strata
-from .fitted import FittedModel
+from .fitted import FittedModel, FittedStratified
 from .kinds.metrics import GREATER_IS_BETTER
 from .language.errors import OptionError, StratlangError, did_you_mean
 
@@ -142,6 +143,7 @@ class Verification:
     # that optimum bounds the model's from below
     relaxation: str | None = None
     bound: bool = False
+    relaxed_at_fast: float | None = None  # CVXPY's value of the relaxation at the local fit
 
     @property
     def relative_gap(self) -> float:
@@ -169,11 +171,17 @@ class Verification:
             else:
                 standing = ("not a bound (the loss was replaced, not minorized): a "
                             "comparison only")
+            at_point = ""
+            if self.relaxed_at_fast is not None:
+                at_point = (f"\ncvxpy's value of the relaxation at the {name} point "
+                            f"{self.relaxed_at_fast:.12g} (the relaxed parts account for "
+                            f"{self.fast_objective - self.relaxed_at_fast:+.6g} of the "
+                            "model's objective there)")
             return (f"non-convex model: {name} is a local method\n"
                     f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s)"
                     f" of the convex relaxation ({self.relaxation}): {standing}\n"
                     f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
-                    f"{self.fast_iterations} iterations)")
+                    f"{self.fast_iterations} iterations)" + at_point)
         return (f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s)\n"
                 f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
                 f"{self.fast_iterations} iterations)\n"
@@ -221,8 +229,14 @@ def _verify_local(model: Model, frame: Any, weights: dict[str, float] | None,
     given = {} if solver is None or truth.solver_option is None else {truth.solver_option: solver}
     reference = truth.fit(relaxed, relaxed_values, truth.options.resolve(given))
     end = time.perf_counter()
+    problem = reference.warm  # the compiled relaxation: evaluated at the local fit too
+    at_fast = None
+    if isinstance(problem, StratifiedProblem) and isinstance(fitted, FittedStratified):
+        # (CVXPY may write a loss up to a constant, e.g. with kl_div: the one at its optimum)
+        constant = reference.objective.total - reference.info["cvxpy_objective"]
+        at_fast = problem.value_at(fitted.theta_array) + constant
     return Verification(fitted.info["backend"], reference.objective.total,
                         fitted.objective.total, end - middle, middle - start,
                         int(fitted.info.get("iterations") or 0),
                         relaxation=relaxation_words(model.ir),
-                        bound=relaxation_bounds(model.ir))
+                        bound=relaxation_bounds(model.ir), relaxed_at_fast=at_fast)

@@ -49,6 +49,17 @@ def test_every_nonconvex_kind_is_fitted_locally_from_its_relaxation(name, body, 
     assert check.relaxation and check.fast_objective == pytest.approx(fitted.objective.total)
     if check.bound:  # the relaxation's optimum is a lower bound on any point's objective
         assert check.cvxpy_objective <= fitted.objective.total + 1e-6
+    # CVXPY values the relaxation at the local fit as stratlang does, less the relaxed parts
+    ir = model.ir
+    assert check.relaxed_at_fast is not None
+    assert "cvxpy's value of the relaxation at the admm point" in str(check)
+    if name in NONCONVEX_REGULARIZERS:
+        term = next(t for t in ir.regularizers if t.kind.name == name)
+        entry = REGULARIZERS[name]
+        extra = 0.0 if entry.is_constraint else term.weight.value * entry.value(
+            fitted.theta_array[:, :2], term.kind.p)  # (intercept excluded by default)
+        assert check.relaxed_at_fast + extra == pytest.approx(fitted.objective.total,
+                                                              rel=1e-9)
     assert "non-convex model: admm is a local method" in str(check)
 
 

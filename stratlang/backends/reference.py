@@ -164,6 +164,20 @@ class StratifiedProblem:
             constraints.append(self.theta[index, :] == 0)
         self.problem = cp.Problem(cp.Minimize(objective), constraints)
 
+    def value_at(self, theta: np.ndarray) -> float:
+        """CVXPY's value of the objective (at the weights last solved) at another point θ
+        (K, n, m) of a full model, e.g. a local method's: the check that both evaluate the
+        same function."""
+        import cvxpy as cp
+
+        assert isinstance(self.theta, cp.Variable)  # (a basis model's θ is an expression)
+        solved = self.theta.value
+        self.theta.value = theta.reshape(self.theta.shape)
+        try:
+            return float(self.problem.objective.value)
+        finally:
+            self.theta.value = solved
+
     def accepts(self, weights: dict[str, float]) -> bool:
         """Can this problem be re-solved at these weights (none compiled out is needed, and
         a basis was built at the same graph weights)?"""
