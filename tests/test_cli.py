@@ -387,3 +387,30 @@ def test_verify_says_faster_or_slower(project, monkeypatch, capsys):
     assert main(["verify", str(project / "good.strat"), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["pace"] == "2.5x slower" and doc["speedup"] == pytest.approx(0.4)
+
+
+def test_nonconvex_and_where_models_from_the_cli(tmp_path, rng, capsys):
+    frame = pd.DataFrame({"x": rng.normal(size=300), "x2": rng.normal(size=300),
+                          "g": rng.integers(0, 3, 300), "s": rng.choice(["F", "M"], 300)})
+    frame["y"] = 2 * frame.x + rng.normal(size=300)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    spec = write(tmp_path, "m.strat", 'data "d.csv"\nresponse y ~ tukey(c=3)\n'
+                 'features x, x2 where s == "F", intercept\nregularize nonzeros(k=1)\n'
+                 'stratify g ~ path weight 1\nstratify s ~ complete weight 1\n')
+    assert main(["verify", str(spec), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["relaxation"] == "loss tukey(c=3) → huber(M=3); nonzeros dropped"
+    assert doc["bound"] is False and doc["relaxation_at_fast"] is not None
+    assert main(["fit", str(spec)]) == 0
+    assert "ADMM is a local method, started from the convex relaxation's fit" in (
+        capsys.readouterr().out)
+    assert main(["fit", str(spec), "--backend", "cvxpy"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "error: backend 'cvxpy' cannot fit model 'm': loss 'tukey' and regularizer 'nonzeros' "
+        "are not convex")
+    spec.write_text(spec.read_text().replace('s == "F"', 's == "f"'))
+    assert main(["fit", str(spec)]) == 1
+    assert capsys.readouterr().err == (
+        f"{spec}:3:27: error: where: \"f\" is no node of column 's' (nodes F, M); did you mean "
+        "'F'?\n    features x, x2 where s == \"f\", intercept\n"
+        "                              ^^^\n")
