@@ -225,6 +225,7 @@ class FittedStratified(FittedModel):
         super().__init__(model, weights, fit.info, fit.objective, fit.classes, fit.rows,
                          fit.features)
         self.strata: Strata = fit.strata
+        self.absent = fit.absent  # (K, rows) parameters a feature's `where` leaves out
         self._theta: np.ndarray | Callable[[], np.ndarray] | None = fit.theta
         self.outputs = self.loss.output_names(model.ir.response.columns, self.classes)
         self.warm = fit.warm
@@ -262,7 +263,23 @@ class FittedStratified(FittedModel):
 
     @property
     def n_parameters(self) -> int:
-        return self.strata.k * len(self.rows) * len(self.outputs)
+        present = (self.strata.k * len(self.rows) if self.absent is None
+                   else int((~self.absent).sum()))
+        return present * len(self.outputs)
+
+    def coefficients(self) -> pd.DataFrame:
+        """Each parameter's mean, standard deviation, minimum and maximum over the strata
+        that have it (a feature with `where` is absent from the others)."""
+        if self.absent is None:
+            return super().coefficients()
+        theta = self.theta
+        absent = np.repeat(self.absent, len(self.outputs), axis=1)  # (columns: row × output)
+        present = theta.mask(absent)
+        table = pd.DataFrame({"mean": present.mean(), "std": present.std(ddof=0),
+                              "min": present.min(), "max": present.max(),
+                              "strata": (~absent).sum(axis=0)})
+        table.index.name = "parameter"
+        return table
 
     # ---- prediction ------------------------------------------------------------------
     def _design(self, frame: pd.DataFrame, with_response: bool, unseen: str) -> Design:
@@ -378,6 +395,8 @@ class FittedStratified(FittedModel):
         arrays: dict[str, np.ndarray] = {}
         if self.info.get("history"):
             arrays["history"] = np.asarray(self.info["history"], dtype=float)
+        if self.absent is not None:
+            arrays["absent"] = self.absent
         factors = []
         for i, f in enumerate(self.strata.factors):
             arrays[f"edges_{i}"] = f.graph.edges

@@ -81,7 +81,8 @@ def _stratified(model: Model, meta: dict, arrays: Any, path: Path) -> FittedStra
         info["history"] = [tuple(row) for row in arrays["history"]]
     fit = StratifiedFit(None, Strata(tuple(factors)), _classes(meta), info,
                         Objective.of(**meta["objective"]), rows=_rows(meta),
-                        features=FeatureState.from_json(meta.get("features")))
+                        features=FeatureState.from_json(meta.get("features")),
+                        absent=arrays.get("absent"))
     fitted = FittedStratified(model, fit, meta["weights"])
     fitted.theta_array = (fitted._reader(path.parent) if "theta" in meta else arrays["theta"])
     return fitted

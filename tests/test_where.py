@@ -267,6 +267,14 @@ def test_a_local_feature_saves_loads_and_shows(rng, tmp_path):
     fitted = model.fit(frame)
     again = stratlang.load_fitted(fitted.save(tmp_path / "fit"))
     np.testing.assert_allclose(again.predict(frame).prediction, fitted.predict(frame).prediction)
+    # the summary speaks of the strata that have a parameter: 6 × 3 less 3 absent
+    for each in (fitted, again):
+        assert each.n_parameters == 15
+        table = each.coefficients()
+        assert table.loc["preg", "strata"] == 3 and table.loc["age", "strata"] == 6
+        women = each.theta.loc[each.theta.index.get_level_values("s") == "F", "preg"]
+        assert table.loc["preg", "mean"] == pytest.approx(women.mean())
+    assert "(15 in all)" in fitted.summary()
 
 
 def test_a_transform_in_some_strata_learns_from_those_rows(rng):
