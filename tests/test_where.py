@@ -421,3 +421,18 @@ def test_a_clause_selects_the_strata_and_rows_it_says(sexes, groups, negate, bot
     rows = rows_where(frame, where)
     assert list(rows) == [holds(g, s) for g, s in zip(frame.g, frame.s, strict=True)]
     assert np.array_equal(rows, np.isin(design.z, expected))
+
+
+def test_tune_checks_the_clauses_before_any_fold(rng):
+    frame = pregnancies(rng, 300)
+    model = stratlang.load('response y ~ squared\nfeatures age\n'
+                           'regularize {0.1, 1} * l1 where s == "f"\n' + STRATA)
+    with pytest.raises(SpecError, match=r"3:37: error: where: \"f\" is no node of column 's' "
+                                        r"\(nodes F, M\); did you mean 'F'\?"):
+        model.tune(frame, folds=3)
+    good = stratlang.load('response y ~ squared\nfeatures age, preg where s == "F"\n'
+                          'regularize {0.1, 1} * l1 where s == "F"\n' + STRATA)
+    result = good.tune(frame, folds=3)
+    assert set(result.table["reg0.l1"]) == {0.1, 1.0}
+    assert np.all(result.fitted.theta.loc[result.fitted.theta.index.get_level_values("s") == "M",
+                                          "preg"] == 0)
