@@ -284,3 +284,16 @@ def test_a_local_fit_saves_loads_and_shows(rng, tmp_path):
     again = stratlang.load_fitted(path)
     np.testing.assert_allclose(again.theta_array, fitted.theta_array)
     np.testing.assert_allclose(again.predict(frame).prediction, fitted.predict(frame).prediction)
+
+
+@pytest.mark.parametrize("loss", NONCONVEX_LOSSES)
+def test_every_nonconvex_loss_relaxes_to_a_convex_loss_with_a_prox(loss):
+    entry = LOSSES[loss]
+    defaults = {p.name: p.default for p in entry.params}
+    name, params = entry.relaxation(defaults)
+    relaxed = LOSSES[name]
+    assert relaxed.convex and relaxed.admm_ready(params)
+    assert set(params) == {p.name for p in relaxed.params}
+    for p in relaxed.params:
+        assert p.check is None or p.check(params[p.name]) is None
+    assert relaxed.domain == entry.domain and relaxed.features == entry.features
