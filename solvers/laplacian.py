@@ -305,7 +305,8 @@ def laplacian_solver(factors: Sequence[Graph], gammas: Sequence[float]):
 class GroupedSolver:
     """(L + cI) X = B where parameter rows present in some strata only see the graph
     those strata induce (``groups``: solvers.graphs.RowGroup each with its solver); an
-    entry outside its row's strata is coupled to nothing: X = B / c there."""
+    entry outside its row's strata is absent: X = 0 there (the exact solve on the
+    subspace where absent entries are 0, which keeps ADMM's consensus iterate in it)."""
 
     def __init__(self, groups: Sequence[RowGroup], gammas: Sequence[float],
                  shape: tuple[int, int, int]):
@@ -322,5 +323,6 @@ class GroupedSolver:
             if group.strata is None:
                 out[:, group.rows] = solved
             else:
+                out[:, group.rows] = 0.0
                 out[np.ix_(group.strata, group.rows)] = solved
         return out.reshape(k, n * m)

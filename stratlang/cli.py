@@ -234,8 +234,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from .backends.relaxation import nonconvex_parts
     from .data.features import factor_text
     from .kinds.losses import LOSSES
+    from .language.printer import call as call_text
+    from .language.printer import where_text
 
     model = _load(args)
     ir = model.ir
@@ -247,6 +250,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                          if ir.personalize is not None else None),
         "offset": factor_text(ir.response.offset) if ir.response.offset is not None else None,
         "weights_column": ir.weights, "records": None, "rows": None, "strata": None,
+        "loss_overrides": [call_text(o.loss, LOSSES) + where_text(o.where)
+                           for o in ir.response.overrides],
+        "nonconvex": list(nonconvex_parts(ir)),
         "warnings": []}
     if args.data or ir.data:
         _show_data(model, args.data, doc)
@@ -275,8 +281,9 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
         return
     assert isinstance(design, Design)  # (a stratified model's)
     strata = design.strata
+    absent = sum(len(k) * len(rows) for k, rows in design.absent())  # features with where
     doc["strata"] = {
-        "K": strata.k, "parameters_per_output": strata.k * len(design.rows),
+        "K": strata.k, "parameters_per_output": strata.k * len(design.rows) - absent,
         "factors": [{"columns": list(f.columns), "structure": f.graph.structure, "nodes": f.n,
                      "edges": f.graph.n_edges, "weight": _hyper(f.weight),
                      "hyper_parameter": f.hyper_name,
@@ -294,6 +301,11 @@ def _print_show(doc: dict, loss_doc: str) -> None:
         print(f"# offset: {doc['offset']} is added to the linear predictor")
     if doc["weights_column"] is not None:
         print(f"# weights: column '{doc['weights_column']}' multiplies each record's loss")
+    for override in doc["loss_overrides"]:
+        print(f"# loss parameters in some strata: {override}")
+    if doc["nonconvex"]:
+        print(f"# non-convex ({', '.join(doc['nonconvex'])}): fitted by ADMM as a local "
+              "method, from its convex relaxation's fit")
     if doc["records"] is None:
         print("# strata and parameter rows: known once data is given (--data)")
         return
@@ -339,6 +351,7 @@ def _fit_document(fitted: FittedModel) -> dict:
            "iterations": info.get("iterations", info.get("epochs")),
            "iteration_limit": options.get("max_iter") or options.get("max_iters"),
            "seconds": info.get("fit_seconds"), "note": info.get("backend_note"),
+           "local": info.get("note") if info.get("local") else None,
            "objective": {"total": fitted.objective.total, **fitted.objective.as_dict()},
            "weights": fitted.weights}
     if isinstance(fitted, FittedStratified):

@@ -194,7 +194,8 @@ def models(draw):
             features = tuple(dataclasses.replace(t, where=draw(st.one_of(st.none(), clause)))
                              for t in features)
         overrides = tuple(ir.Override(draw(kind(LOSSES, loss_name)), draw(clause))
-                          for _ in range(draw(st.integers(0, 2))))
+                          for _ in range(draw(st.integers(0, 2) if loss.params
+                                              else st.just(0))))
     has_feature_where = any(t.where is not None for t in features)
     return ir.Model(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name)),
                                              offset=offset, overrides=overrides), features,

@@ -127,13 +127,6 @@ def regularizer_terms(design: Design, weights: dict[str, float]) -> list[Regular
     return terms
 
 
-def absent_terms(design: Design) -> list[RegularizerTerm]:
-    """Parameters absent from some strata (a feature with ``where``), as the constraint
-    that holds them at 0: box(0, 0)."""
-    return [RegularizerTerm("box", np.ix_(strata, rows), 1.0, {"lower": 0.0, "upper": 0.0},
-                            True) for strata, rows in design.absent()]
-
-
 def make_feasible(theta: np.ndarray, terms: list[RegularizerTerm]) -> np.ndarray:
     """The loss copy, projected (in place) onto every constraint term's set."""
     for term in terms:
@@ -275,7 +268,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
 
         def on_residuals(primal: float, dual: float) -> None:
             prox.tol = rule(primal, dual, prox.tol)
-    terms = regularizer_terms(design, weights) + absent_terms(design)
+    terms = regularizer_terms(design, weights)
     gammas = design.strata.gammas(weights)
     solver = (GroupedSolver(design.row_groups(), gammas, (k, n, m))
               if any(w is not None for w in design.row_wheres)
@@ -290,6 +283,8 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                       initial=initial if initial is not None else loss_initial(design))
     info = report(result, f"ADMM ({type(solver).__name__})", options)
     theta = make_feasible(result.theta, terms)
+    for strata, rows in design.absent():  # (the loss copy there is 0 to the tolerance)
+        theta[np.ix_(strata, rows)] = 0.0
     if note:
         info["note"] = note
     return theta, info, result.state

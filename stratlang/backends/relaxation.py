@@ -35,13 +35,13 @@ def relaxation_bounds(model: ir.Model) -> bool:
 
 def relaxation_words(model: ir.Model) -> str:
     """How the model is relaxed, e.g. "loss tukey(c=4.685) → huber(M=4.685); nonzeros
-    dropped"."""
+    dropped" (a loss override's parameters relaxed in turn)."""
     said = []
     loss = LOSSES[model.response.loss.name]
     if not loss.convex:
-        name, params = loss.relaxation(model.response.loss.p)
-        said.append(f"loss {_call(model.response.loss.name, model.response.loss.p)} → "
-                    f"{_call(name, params)}")
+        for ref in (model.response.loss, *(o.loss for o in model.response.overrides)):
+            name, params = loss.relaxation(ref.p)
+            said.append(f"loss {_call(ref.name, ref.p)} → {_call(name, params)}")
     dropped = [t.kind.name for t in model.regularizers if not REGULARIZERS[t.kind.name].convex]
     if dropped:
         said.append(", ".join(dict.fromkeys(dropped)) + " dropped")
@@ -57,11 +57,15 @@ def relax(design: Design, weights: dict[str, float]) -> tuple[Design, dict[str, 
     (dropping terms renumbers those after them)."""
     model = design.model
     response, loss = model.response, design.loss
-    if not loss.convex:
-        name, params = loss.relaxation(response.loss.p)
-        response = replace(response, loss=replace(response.loss, name=name,
-                                                   params=tuple(params.items())))
-        loss = LOSSES[name]
+    if not loss.convex:  # the main loss and every override's parameters
+        def relaxed_ref(ref: ir.KindRef) -> ir.KindRef:
+            name, params = loss.relaxation(ref.p)
+            return replace(ref, name=name, params=tuple(params.items()))
+
+        response = replace(response, loss=relaxed_ref(response.loss),
+                           overrides=tuple(replace(o, loss=relaxed_ref(o.loss))
+                                           for o in response.overrides))
+        loss = LOSSES[response.loss.name]
     kept = tuple(t for t in model.regularizers if REGULARIZERS[t.kind.name].convex)
     relaxed = replace(model, response=response, regularizers=kept)
     old_names = {t.hyper_name for t in model.regularizers}

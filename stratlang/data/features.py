@@ -18,6 +18,7 @@ import numpy as np
 from ..kinds.transforms import TRANSFORMS, TransformError
 from ..language import ir
 from ..language.printer import factor_text as _factor_text
+from ..language.printer import where_text
 from .frames import Binder, rows_phrase, values_phrase
 from .strata import rows_where
 
@@ -88,11 +89,15 @@ class Features:
     """Evaluates feature factors on a binder's frame, recording positioned problems in
     the binder. ``state``: what training learned (None: learn it here, from this frame)."""
 
-    def __init__(self, binder: Binder, state: FeatureState | None = None):
+    def __init__(self, binder: Binder, state: FeatureState | None = None, scope: str = ""):
+        """``scope``: what a learned state's key adds to its factor's text (a term with
+        ``where`` learns from its strata's rows: its own state, apart from the same
+        factor's elsewhere)."""
         self.binder = binder
         self.given = state
         self.learned: dict[str, Any] = {}
         self.n = len(binder.frame)
+        self.scope = scope
 
     # ---- factors -------------------------------------------------------------------------
     def _column(self, column: ir.Column, numeric: bool, feature: bool = True
@@ -108,6 +113,7 @@ class Features:
 
     def _state(self, factor: ir.Transform, key: str, values: np.ndarray) -> Any:
         entry = TRANSFORMS[factor.kind.name]
+        key += self.scope
         if self.given is not None and key in self.given:
             return self.given[key]
         if key in self.learned:
@@ -185,7 +191,7 @@ class Features:
         inside = rows_where(self.binder.frame, term.where)
         binder = Binder(self.binder.model, self.binder.frame.iloc[np.flatnonzero(inside)])
         binder.out = self.binder.out  # (problems are the whole frame's, by row label)
-        sub = Features(binder, self.given)
+        sub = Features(binder, self.given, scope=where_text(term.where))
         sub.learned = self.learned  # what it learns (e.g. a mean) is learned in its strata
         got = sub.term(dataclasses.replace(term, where=None))
         if got is None:

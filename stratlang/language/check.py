@@ -42,6 +42,7 @@ class Checker:
         self.base = base
         self.vocabulary = vocabulary
         self.stratified: tuple[ir.Stratification, ...] = ()  # what a `where` may name
+        self.personalized = False
 
     def error(self, message: str, span: Span | None, hint: str | None = None) -> None:
         self.out.error(message, span, hint)
@@ -188,6 +189,7 @@ class Checker:
 
         strata = self.strata(groups.get("stratify", []))
         self.stratified = strata
+        self.personalized = "personalize" in first
         response = _first(first, ast.ResponseStmt)
         if response is None:
             self.error("missing 'response' statement: write e.g. `response y ~ squared`"
@@ -294,6 +296,10 @@ class Checker:
             entry, ref = self.kind(self.vocabulary.losses, stmt.loss)
             if entry is None or ref is None:
                 continue
+            if not entry.params:
+                self.error(f"loss '{entry.name}' has no parameters for an override to change",
+                           stmt.loss.span)
+                continue
             if loss is not None and entry.name != loss.name:
                 self.error(f"a response override changes the parameters of loss "
                            f"'{loss.name}', not the loss: write {loss.name}(…) where …",
@@ -314,6 +320,10 @@ class Checker:
         if where is None:
             return None
         columns = [c for s in self.stratified for c in s.columns]
+        if self.personalized:
+            self.error("where selects strata of a stratified model; a personalized model has "
+                       "none (one model per sample)", where.span)
+            return None
         if not columns:
             self.error("where selects strata: the model needs a `stratify` statement",
                        where.span)
@@ -380,9 +390,8 @@ class Checker:
         terms: list[ir.Term] = []
         seen: dict[frozenset, str] = {}
         for written in stmt.terms:
+            # (a clause refused leaves the term as if without it: no cascade of errors)
             where = self.where(written.where)
-            if written.where is not None and where is None:
-                continue
             products: list[tuple[ir.Factor, ...]] = []
             for product in written.products:
                 factors: tuple[ir.Factor | None, ...] = tuple(self.factor(v)
