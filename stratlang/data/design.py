@@ -250,10 +250,10 @@ class Design:
 
 def check_overrides_disjoint(binder: Binder, strata: Strata) -> None:
     """Two response overrides may not both set a stratum's loss parameters."""
-    if binder.out.diagnostics:
+    overrides = binder.model.response.overrides
+    if len(overrides) < 2 or binder.out.diagnostics:
         return
     owner = np.full(strata.k, -1)
-    overrides = binder.model.response.overrides
     for i, override in enumerate(overrides):
         selected = select_strata(strata, override.where)
         taken = selected[owner[selected] >= 0]
