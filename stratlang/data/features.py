@@ -189,7 +189,11 @@ class Features:
     def _present_term(self, term: ir.Term) -> tuple[np.ndarray, list[str]] | None:
         assert term.where is not None
         inside = rows_where(self.binder.frame, term.where)
-        binder = Binder(self.binder.model, self.binder.frame.iloc[np.flatnonzero(inside)])
+        rows = self.binder.frame.iloc[np.flatnonzero(inside)]
+        if not inside.any() and self.given is not None:  # (predicting: no value is read, so
+            rows = rows.assign(**{c: np.zeros(0) for c in term.columns  # none need be there)
+                                  if c not in rows.columns})
+        binder = Binder(self.binder.model, rows)
         binder.out = self.binder.out  # (problems are the whole frame's, by row label)
         sub = Features(binder, self.given, scope=where_text(term.where))
         sub.learned = self.learned  # what it learns (e.g. a mean) is learned in its strata
