@@ -12,6 +12,7 @@ import pytest
 import stratlang
 from stratlang.backends.admm import unsupported
 from stratlang.kinds import GRAPHS, LOSSES, REGULARIZERS
+from stratlang.language.errors import NumericalError
 
 from .cases import GRAPH_CASES, REGULARIZER_CASES, data_for, graph_frame
 
@@ -235,3 +236,24 @@ def test_progress_line_waits_for_a_long_fit_and_redraws_four_times_a_second(monk
     assert capsys.readouterr().err == ("\rfit 1.2 s  iteration 2/9\rfit 1.6 s  iteration 4/9"
                                        "\rfit 2.0 s  iteration 4/9\n")
     assert progress.elapsed_text(125.3) == "2 min 05 s"
+
+
+def test_an_unconverged_fit_far_above_its_start_is_an_error(rng, monkeypatch):
+    """Finite but diverging iterates (an objective 1e6 times that at θ = 0, unconverged)
+    are refused, not returned with a warning."""
+    from stratlang.backends import admm as backend
+
+    frame, target, features = data_for("squared", rng)
+    model = stratlang.load(f"response {target} ~ squared\n{features}\n"
+                           "regularize 0.1 * l1\nstratify g ~ path weight 1\n")
+
+    def blown_up(design, weights, options, warm=None, initial=None, local=False):
+        theta = np.full(design.theta_shape, 1e6)
+        return theta, {"converged": False, "iterations": 7}, None
+
+    monkeypatch.setattr(backend, "fit_admm", blown_up)
+    with pytest.raises(NumericalError, match=r"ADMM diverged: after 7 iterations, unconverged, "
+                                             r"the objective is [0-9.e+]+, against [0-9.]+ at "
+                                             r"θ = 0; likely cause: the step \('penalty' 1, "
+                                             r"'relax' 1.6\); backend='cvxpy' fits without"):
+        model.fit(frame)

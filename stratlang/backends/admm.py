@@ -184,6 +184,24 @@ def report(result: Result, solver: str, options: dict[str, Any],
             "penalty": result.lam, "solve_time": result.seconds, "history": result.history}
 
 
+BLOWN_UP = 1e6  # an unconverged objective this many times the start's: divergence
+
+
+def refuse_if_blown_up(design: Design, weights: dict[str, float], objective: Objective,
+                       info: dict[str, Any], options: dict[str, Any]) -> None:
+    """An unconverged fit whose objective is far above the objective at θ = 0 went the
+    wrong way (finite, but diverging): an error, not a result with a warning."""
+    k, n, m = design.theta_shape
+    origin = stratified_objective(design, np.zeros((k, n, m)), weights).total
+    if math.isfinite(origin) and objective.total > BLOWN_UP * max(abs(origin), 1.0):
+        relax, penalty = options["relax"], options["penalty"]
+        said = (f"ADMM diverged: after {info['iterations']} iterations, unconverged, the "
+                f"objective is {objective.total:.3g}, against {origin:.6g} at θ = 0; likely "
+                f"cause: the step ('penalty' {penalty:g}, 'relax' {relax:g}); ")
+        raise NumericalError(said + "backend='cvxpy' fits without these settings",
+                             cli=said + "--backend cvxpy fits without these settings")
+
+
 def require_finite(objective: Objective, backend: str) -> Objective:
     """A fit whose objective is not a finite number is no result (e.g. overflowed
     predictions, or constraints that cannot all hold)."""
@@ -347,4 +365,6 @@ class AdmmBackend(Backend):
             theta, info, state = fit_admm(design, weights, options, warm)
         info.update(backend=self.name, fit_seconds=time.perf_counter() - start)
         objective = require_finite(stratified_objective(design, theta, weights), self.name)
+        if not info["converged"]:
+            refuse_if_blown_up(design, weights, objective, info, options)
         return StratifiedFit.of(design, theta, info, objective, warm=state)
