@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from .admm import Residuals, Result, adapt_penalty
+from .admm import ADAPT_EVERY, Residuals, Result, adapt_penalty
 from .graphs import Graph
 from .laplacian import Axis, KroneckerSolver, is_sparse_axis, solve_along, split_grids
 
@@ -238,6 +238,7 @@ class Step:
     tol: float | None  # inner (Newton) tolerance
     residuals: Residuals | None
     stop: bool = False  # converged, or the residuals overflowed
+    iteration: int = 1  # the iteration that runs with it
 
 
 @dataclass(frozen=True)
@@ -265,12 +266,12 @@ class Rule:
         res = Residuals.from_sums(gap2, moved2, copies2, hat2, duals2, self.terms, self.size,
                                   step.lam, self.eps_abs, self.eps_rel)
         if res.converged or not res.finite:
-            return Step(step.lam, 1.0, step.tol, res, stop=True)
+            return Step(step.lam, 1.0, step.tol, res, stop=True, iteration=step.iteration + 1)
         tol = (step.tol if self.inner_tol is None
                else self.inner_tol(res.primal / res.eps_primal, res.dual / res.eps_dual, step.tol))
-        lam, scale = adapt_penalty(step.lam, res, self.mu, self.tau) if self.adaptive else \
-            (step.lam, 1.0)
-        return Step(lam, scale, tol, res)
+        adapt = self.adaptive and step.iteration % ADAPT_EVERY == 0  # (as the in-memory one)
+        lam, scale = adapt_penalty(step.lam, res, self.mu, self.tau) if adapt else (step.lam, 1.0)
+        return Step(lam, scale, tol, res, iteration=step.iteration + 1)
 
 
 def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: Rule, lam, *previous

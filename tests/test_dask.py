@@ -307,13 +307,13 @@ def test_iteration_limit_gives_the_in_memory_iterate_and_a_warning(client, rng):
     frame["c"] = rng.poisson(2 + frame.g)
     spec = "response c ~ poisson\nstratify g ~ path weight 2\nstratify h ~ cycle weight 1\n"
     model = stratlang.load(spec)
-    options = {"max_iter": 7, "eps_abs": 1e-12, "eps_rel": 1e-12, "penalty": 100.0}
-    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 7 iterations"):
+    options = {"max_iter": 27, "eps_abs": 1e-12, "eps_rel": 1e-12, "penalty": 100.0}
+    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 27 iterations"):
         local = model.fit(frame, backend="admm", options=options)
-    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 7 iterations"):
+    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 27 iterations"):
         remote = model.fit(frame, backend="dask", options={**options, "scheduler": client})
-    assert remote.info["iterations"] == local.info["iterations"] == 7
-    assert remote.info["penalty"] == local.info["penalty"] < 2  # adapted on every iteration
+    assert remote.info["iterations"] == local.info["iterations"] == 27
+    assert remote.info["penalty"] == local.info["penalty"] < 100  # adapted (every 10th)
     np.testing.assert_allclose([h[1:] for h in remote.info["history"]],
                                [h[1:] for h in local.info["history"]], rtol=1e-9)
     assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-9)

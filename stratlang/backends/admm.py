@@ -32,7 +32,8 @@ ADMM_OPTIONS = Options("backend 'admm'", (
     Param("penalty", default=1.0, check=positive, doc="initial ADMM step λ (1/ρ)"),
     Param("relax", default=1.6, check=interval(0, 2, closed="()"),
           doc="over-relaxation α (1: none)"),
-    Param("adaptive", type="bool", default=True, doc="adapt the penalty (μ = 5, τ = 2)"),
+    Param("adaptive", type="bool", default=True,
+          doc="adapt the penalty every 10th iteration (μ = 5, τ = 2)"),
     Param("progress", type="bool", default=None,
           doc="show a progress line (default: on a terminal)"),
 ))
