@@ -297,3 +297,25 @@ def test_every_nonconvex_loss_relaxes_to_a_convex_loss_with_a_prox(loss):
     for p in relaxed.params:
         assert p.check is None or p.check(params[p.name]) is None
     assert relaxed.domain == entry.domain and relaxed.features == entry.features
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_a_local_fit_is_never_worse_than_its_projected_start(k, rng):
+    """ADMM from the relaxation may drift to a poor support; the relaxation's fit projected
+    onto the constraint is a second start, and the better point is kept."""
+    from stratlang.backends.objective import stratified_objective
+    from stratlang.data.design import bind
+    from stratlang.solvers.prox import keep_largest
+
+    frame, _ = sparse_data(rng, n=300)
+    frame["y"] = 10 * frame.y + rng.standard_t(3, len(frame)) * 5
+    body = "response y ~ squared\n" + FEATURES8.rstrip() + ", intercept\n" + (
+        "regularize 0.4 * sum_squares\nstratify g ~ cycle weight 2.5\n")
+    model = stratlang.load(body + f"regularize nonzeros(k={k})\n")
+    fitted = model.fit(frame)
+    relaxed = stratlang.load(body).fit(frame, backend="cvxpy", solver="clarabel").theta_array
+    projected = relaxed.copy()
+    projected[:, :8] = keep_largest(relaxed[:, :8], k)
+    design = bind(model.ir, frame)
+    weights = model.ir.weight_values()
+    assert fitted.objective.total <= stratified_objective(design, projected, weights).total + 1e-6

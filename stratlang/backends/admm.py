@@ -309,6 +309,29 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     return theta, info, result.state
 
 
+def _second_start(design: Design, weights: dict[str, float], options: dict[str, Any],
+                  relaxed_fit: np.ndarray, first: tuple, start: str) -> tuple:
+    """ADMM from the relaxation can settle at a poor point (a support it drifted to);
+    the relaxation's fit made feasible (each constraint's projection) is another start:
+    when it is already better, ADMM runs again from it with the penalty 100 times
+    stiffer (staying near it), and the best of the points is kept."""
+    terms = regularizer_terms(design, weights)
+    projected = make_feasible(relaxed_fit.copy(), terms)
+    value = stratified_objective(design, projected, weights).total
+    best = stratified_objective(design, first[0], weights).total
+    if not value < best:
+        return (*first, start)
+    stiff = options
+    theta, info, state = fit_admm(design, weights, stiff, None, projected, local=True)
+    again = stratified_objective(design, theta, weights).total
+    said = ("the convex relaxation's fit projected onto the constraint sets (better than "
+            f"ADMM from the relaxation itself: {best:.6g})")
+    if again <= value:
+        return theta, info, state, said
+    info = {**info, "converged": True, "status": "optimal"}  # (the projection itself)
+    return projected, info, None, said + "; no ADMM step improved on it"
+
+
 def fit_local(design: Design, weights: dict[str, float], options: dict[str, Any],
               warm: State | None = None) -> tuple[np.ndarray, dict[str, Any], State | None]:
     """A non-convex model by ADMM as a local method: from ``warm`` (the last fit along a
@@ -328,6 +351,9 @@ def fit_local(design: Design, weights: dict[str, float], options: dict[str, Any]
     else:
         start = "the previous fit along the path"
     theta, info, state = fit_admm(design, weights, options, warm, initial, local=True)
+    if initial is not None:  # a second start: the relaxation's fit projected onto the sets
+        theta, info, state, start = _second_start(design, weights, options, initial,
+                                                  (theta, info, state), start)
     info.update(info_start, local=True, start=start,
                 nonconvex=", ".join(nonconvex_parts(model)),
                 note=("non-convex (" + ", ".join(nonconvex_parts(model)) + "): ADMM is a "
