@@ -257,3 +257,19 @@ def test_an_unconverged_fit_far_above_its_start_is_an_error(rng, monkeypatch):
                                              r"θ = 0; likely cause: the step \('penalty' 1, "
                                              r"'relax' 1.6\); backend='cvxpy' fits without"):
         model.fit(frame)
+
+
+def test_a_singular_prox_system_is_reported_as_divergence(rng, monkeypatch):
+    from stratlang.solvers import prox
+
+    frame, target, features = data_for("poisson_regression", rng)
+    model = stratlang.load(f"response {target} ~ poisson_regression\n{features}\n"
+                           "stratify g ~ path weight 1\n")
+
+    def singular(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(prox.NewtonProx, "__call__", singular)
+    with pytest.raises(NumericalError, match=r"ADMM diverged: a prox's linear system became "
+                                             r"singular \(Singular matrix\)"):
+        model.fit(frame, backend="admm")

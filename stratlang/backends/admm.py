@@ -292,14 +292,21 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     solver = (GroupedSolver(design.row_groups(), gammas, (k, n, m))
               if any(w is not None for w in design.row_wheres)
               else laplacian_solver(design.strata.graphs(), gammas))
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = admm(prox, [t.prox for t in terms], solver.solve, (k, n, m),
-                      lam=options["penalty"], eps_abs=options["eps_abs"],
-                      eps_rel=options["eps_rel"], max_iter=options["max_iter"],
-                      adaptive=options["adaptive"], relax=options["relax"], warm=warm,
-                      progress=options["progress"], on_residuals=on_residuals,
-                      only_down=local,
-                      initial=initial if initial is not None else loss_initial(design))
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = admm(prox, [t.prox for t in terms], solver.solve, (k, n, m),
+                          lam=options["penalty"], eps_abs=options["eps_abs"],
+                          eps_rel=options["eps_rel"], max_iter=options["max_iter"],
+                          adaptive=options["adaptive"], relax=options["relax"], warm=warm,
+                          progress=options["progress"], on_residuals=on_residuals,
+                          only_down=local,
+                          initial=initial if initial is not None else loss_initial(design))
+    except np.linalg.LinAlgError as err:  # a prox's Newton system of overflowed iterates
+        said = (f"ADMM diverged: a prox's linear system became singular ({err}), as "
+                f"iterates that overflow make it; likely cause: the step ('penalty' "
+                f"{options['penalty']:g}, 'relax' {options['relax']:g}); ")
+        raise NumericalError(said + "backend='cvxpy' fits without these settings",
+                             cli=said + "--backend cvxpy fits without these settings") from None
     info = report(result, f"ADMM ({type(solver).__name__})", options)
     theta = make_feasible(result.theta, terms)
     for strata, rows in design.absent():  # (the loss copy there is 0 to the tolerance)
