@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..data.design import Design, LossPart
 from ..kinds.losses import Records
 from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
-from ..language.errors import NumericalError, warn
+from ..language.errors import NumericalError, NumericalWarning, warn
 from ..language.params import Options, Param, interval, iterations, nonnegative, positive
 from ..solvers.admm import Result, State
 from .base import Backend, Objective, StratifiedFit
@@ -259,7 +260,8 @@ def fit_direct(design: Design, weights: dict[str, float],
 
 def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
              warm: State | None = None, initial: np.ndarray | None = None,
-             local: bool = False) -> tuple[np.ndarray, dict[str, Any], State | None]:
+             local: bool = False, extra: list[RegularizerTerm] | None = None
+             ) -> tuple[np.ndarray, dict[str, Any], State | None]:
     """(θ of shape (K, n, m), info, final state); ``options`` resolved (every ADMM option
     present); ``initial``: where every copy starts (default: the loss's choice);
     ``local``: a non-convex model (the penalty is then only raised). Raises
@@ -287,7 +289,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
 
         def on_residuals(primal: float, dual: float) -> None:
             prox.tol = rule(primal, dual, prox.tol)
-    terms = regularizer_terms(design, weights)
+    terms = regularizer_terms(design, weights) + (extra or [])
     gammas = design.strata.gammas(weights)
     solver = (GroupedSolver(design.row_groups(), gammas, (k, n, m))
               if any(w is not None for w in design.row_wheres)
@@ -314,6 +316,44 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     if note:
         info["note"] = note
     return theta, info, result.state
+
+
+def _polish(design: Design, weights: dict[str, float], options: dict[str, Any],
+            theta: np.ndarray) -> np.ndarray | None:
+    """With a convex loss and non-convex constraints only, each holding entries at 0 at
+    the point (e.g. the support `nonzeros` kept), the model restricted to those zeros is
+    convex: ADMM solves it from the point, and the result is kept when it is better (a
+    local method's point need not be optimal on its own support)."""
+    model = design.model
+    entries = [(t, REGULARIZERS[t.kind.name]) for t in model.regularizers]
+    if not design.loss.convex or any(not e.convex and not e.is_constraint for _, e in entries):
+        return None
+    mask = np.zeros(design.theta_shape, dtype=bool)
+    for term, entry in entries:
+        if entry.convex:
+            continue
+        index = term_index(design, term)
+        zeros = entry.fixed_zeros(theta[index], term.kind.p)
+        if zeros is None:
+            return None
+        mask[index] |= zeros
+    if not mask.any():
+        return None
+    relaxed, relaxed_weights = relax(design, weights)
+    fixed = RegularizerTerm("box", (mask,), 1.0, {"lower": 0.0, "upper": 0.0}, True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumericalWarning)
+            better, info, _ = fit_admm(relaxed, relaxed_weights, options, None, theta,
+                                       extra=[fixed])
+    except NumericalError:
+        return None
+    better[mask] = 0.0
+    if not info["converged"]:
+        return None
+    before = stratified_objective(design, theta, weights).total
+    after = stratified_objective(design, better, weights).total
+    return better if after < before else None
 
 
 def _second_start(design: Design, weights: dict[str, float], options: dict[str, Any],
@@ -361,6 +401,9 @@ def fit_local(design: Design, weights: dict[str, float], options: dict[str, Any]
     if initial is not None:  # a second start: the relaxation's fit projected onto the sets
         theta, info, state, start = _second_start(design, weights, options, initial,
                                                   (theta, info, state), start)
+    polished = _polish(design, weights, options, theta)
+    if polished is not None:
+        theta, info["polished"] = polished, True
     info.update(info_start, local=True, start=start,
                 nonconvex=", ".join(nonconvex_parts(model)),
                 note=("non-convex (" + ", ".join(nonconvex_parts(model)) + "): ADMM is a "

@@ -70,6 +70,12 @@ class Regularizer:
     def admm_ready(self) -> bool:
         return type(self).prox is not Regularizer.prox
 
+    def fixed_zeros(self, block: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
+        """A non-convex constraint at a feasible point: the entries it holds at 0 there
+        (a mask of the block), whose fixing leaves a convex problem; None when it has no
+        such piece (the model is then not polished on it)."""
+        return None
+
     def quadratic_weight(self, weight: float, p: dict[str, Any]) -> float | None:
         """c when the term is (c/2)‖θ‖² (it then keeps a problem quadratic), else None."""
         return None
@@ -286,6 +292,9 @@ class Nonzeros(Regularizer):
 
     def prox(self, block, t, p):
         return px.keep_largest(block, p["k"])
+
+    def fixed_zeros(self, block, p):
+        return block == 0  # (the support kept: a projection's zeros are exact)
 
 
 @REGULARIZERS.entry
