@@ -187,24 +187,30 @@ class TukeyProx:
     any offset). Not convex: a local minimizer by majorization–minimization — ρ_c is
     concave in r², so it lies below the quadratic ω r² + const touching it at the current
     residual, ω = (1 − (r/c)²)₊²; each step is a weighted least-squares prox and lowers the
-    objective.
-    ``steps`` steps per call, warm-started at the last call's result (ADMM calls it with
-    slowly changing arguments)."""
+    objective. ``steps`` steps per call, warm-started at the last call's result (ADMM calls
+    it with slowly changing arguments). The records' products x xᵀ and x y are formed
+    once; a step only reweights and sums them per stratum."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, k: int, c: float,
                  weight: np.ndarray | None = None, steps: int = 3):
-        self.x, self.y, self.z, self.k, self.c = x, y, z, k, c
-        self.weight = np.ones(len(z)) if weight is None else weight
-        self.steps = steps
+        n_rec, n = x.shape
+        self.x, self.y, self.z, self.c, self.steps = x, y, z, c, steps
+        self.weight = np.ones(n_rec) if weight is None else weight
+        self.indicator = stratum_indicator(z, k)
+        self.xx = (x[:, :, None] * x[:, None, :]).reshape(n_rec, n * n)
+        self.xy = x * y[:, :1]
+        self.shape = (k, n)
         self.theta: np.ndarray | None = None
 
     def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
+        k, n = self.shape
         theta = v if self.theta is None else self.theta
         for _ in range(self.steps):
-            residual = np.einsum("ij,ijm->im", self.x, theta[self.z]) - self.y
-            omega = np.clip(1.0 - (residual[:, 0] / self.c) ** 2, 0.0, None) ** 2
-            theta = QuadraticProx(self.x, self.y, self.z, self.k,
-                                  self.weight * omega)(v, t)
+            residual = np.einsum("ij,ijm->im", self.x, theta[self.z])[:, 0] - self.y[:, 0]
+            w = self.weight * np.clip(1.0 - (residual / self.c) ** 2, 0.0, None) ** 2
+            gram = np.asarray(self.indicator @ (w[:, None] * self.xx)).reshape(k, n, n)
+            xty = np.asarray(self.indicator @ (w[:, None] * self.xy)).reshape(k, n, 1)
+            theta = np.linalg.solve(2.0 * gram + np.eye(n) / t, 2.0 * xty + v / t)
         self.theta = theta
         return theta
 

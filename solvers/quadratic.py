@@ -29,13 +29,13 @@ def solve_quadratic(gram: np.ndarray, xty: np.ndarray, diagonal: np.ndarray,
     """θ of shape (K, n, m). ``gram`` is (K, n, n) = XᵀX per stratum, ``xty`` (K, n, m),
     ``diagonal`` the regularization weight of each parameter row, (n,), or of each
     stratum's rows, (K, n). ``groups``: rows present in some strata only, each compared
-    over the graph its strata induce; ``absent`` (K, n): the entries fixed at 0 (their
+    over the graph its strata induce; ``absent`` (K, n) bool: the entries fixed at 0 (their
     features are 0 there and nothing couples them)."""
     k, n, _ = gram.shape
     m = xty.shape[2]
     rows = np.repeat(np.arange(k * n).reshape(k, n), n, axis=1).reshape(-1)
     cols = np.tile(np.arange(k * n).reshape(k, n), (1, n)).reshape(-1)
-    weights = np.broadcast_to(diagonal, (k, n)) + (0.0 if absent is None else absent)
+    weights = np.broadcast_to(diagonal, (k, n)) + (0.0 if absent is None else absent.astype(float))
     blocks = 2.0 * gram + weights[:, :, None] * np.eye(n)
     matrix = sp.csr_matrix((blocks.reshape(-1), (rows, cols)), shape=(k * n, k * n))
     for axis, gamma in enumerate(gammas):

@@ -35,12 +35,12 @@ from .data.design import (
     bind,
     bind_features,
     bind_response,
-    check_overrides_disjoint,
+    check_clauses,
     drop_missing,
 )
 from .data.frames import Binder
 from .data.personalized import bind_personalized
-from .data.strata import bind_strata, check_where
+from .data.strata import bind_strata
 from .fitted import FittedModel, FittedStratified
 from .kinds.metrics import GREATER_IS_BETTER
 from .language.errors import OptionError, StratlangError, did_you_mean
@@ -91,9 +91,7 @@ def _fold_binder(model: Model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], 
         return lambda train: bind_personalized(model.ir, train, features=features.state)
     strata, z, _ = bind_strata(binder, graphs=model.graphs)
     if z is not None:  # the clauses' values meet the nodes before any fold is fitted
-        for where in model.ir.wheres():
-            check_where(binder, strata, where)
-        check_overrides_disjoint(binder, strata)
+        check_clauses(binder, strata)
     encoded = bind_response(binder)
     binder.out.raise_if_any()
     assert features is not None  # (None only with a problem recorded: raised just above)

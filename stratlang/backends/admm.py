@@ -243,13 +243,10 @@ def fit_direct(design: Design, weights: dict[str, float],
     prox = design.loss.admm_prox(design.records, design.strata.k, design.loss_params)
     assert isinstance(prox, QuadraticProx)  # (the prox of a quadratic loss)
     try:
-        grouped = any(w is not None for w in design.row_wheres)
-        absent = np.zeros(design.theta_shape[:2])
-        for strata, rows in design.absent():
-            absent[np.ix_(strata, rows)] = 1.0
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),
                                 design.strata.gammas(weights),
-                                design.row_groups() if grouped else None, absent)
+                                design.row_groups() if design.partial_rows else None,
+                                design.absent_mask())
     except RuntimeError:  # singular: some parameters are not determined by the data
         return None
     info = {"solver": "direct sparse solve (quadratic problem)",
@@ -292,8 +289,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     terms = regularizer_terms(design, weights) + (extra or [])
     gammas = design.strata.gammas(weights)
     solver = (GroupedSolver(design.row_groups(), gammas, (k, n, m))
-              if any(w is not None for w in design.row_wheres)
-              else laplacian_solver(design.strata.graphs(), gammas))
+              if design.partial_rows else laplacian_solver(design.strata.graphs(), gammas))
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             result = admm(prox, [t.prox for t in terms], solver.solve, (k, n, m),
@@ -311,8 +307,9 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                              cli=said + "--backend cvxpy fits without these settings") from None
     info = report(result, f"ADMM ({type(solver).__name__})", options)
     theta = make_feasible(result.theta, terms)
-    for strata, rows in design.absent():  # (the loss copy there is 0 to the tolerance)
-        theta[np.ix_(strata, rows)] = 0.0
+    absent = design.absent_mask()
+    if absent is not None:  # (the loss copy there is 0 to the tolerance)
+        theta[absent] = 0.0
     if note:
         info["note"] = note
     return theta, info, result.state

@@ -79,19 +79,7 @@ class StratifiedFit:
             info["dropped_rows"] = dict(design.dropped)
         info.setdefault("records", design.n_records)
         return cls(theta, design.strata, design.classes, info, objective, design, warm,
-                   rows=design.rows, features=design.features, absent=absent_mask(design))
-
-
-def absent_mask(design: Design) -> np.ndarray | None:
-    """(K, rows): True where a parameter is absent (fixed at 0 by a feature's `where`);
-    None when every parameter is present everywhere."""
-    pairs = design.absent()
-    if not pairs:
-        return None
-    mask = np.zeros(design.theta_shape[:2], dtype=bool)
-    for strata, rows in pairs:
-        mask[np.ix_(strata, rows)] = True
-    return mask
+                   rows=design.rows, features=design.features, absent=design.absent_mask())
 
 
 @dataclass

@@ -105,6 +105,7 @@ class Problem:
         loss = self.design.loss
         value = loss.value(pred, self.y, self.params, self.weight)
         g_pred = loss.gradient(pred, self.y, self.params)
+        assert g_pred is not None  # (unsupported() turns away a loss that is not smooth)
         if self.weight is not None:
             g_pred = g_pred * self.weight[:, None]
         k = self.vectors.shape[0]

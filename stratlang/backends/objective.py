@@ -67,7 +67,7 @@ def penalties(design: Design, theta: np.ndarray, weights: dict[str, float],
     gammas = design.strata.gammas(weights)
     if not gammas:
         lap = 0.0
-    elif any(w is not None for w in design.row_wheres):  # rows present in some strata only
+    elif design.partial_rows:  # rows present in some strata only
         lap = grouped_laplacian_quadratic(design.row_groups(), gammas, theta)
     else:
         lap = laplacian_quadratic(design.strata.graphs(), gammas, theta)

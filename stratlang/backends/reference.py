@@ -125,12 +125,16 @@ class StratifiedProblem:
             for name, h in model.hypers().items() if h.is_sweep or weights[name] != 0}
         objective: Any = 0
         constraints: list[cp.Constraint] = []
-        for part in design.loss_parts():
-            rows = part.records
+        built: list[Any] = []  # the record matrix, built once for all parts
 
-            def records_matrix(rows=rows):
-                matrix = design.record_matrix()
-                return matrix if rows is None else matrix[rows]
+        def whole() -> Any:
+            if not built:
+                built.append(design.record_matrix())
+            return built[0]
+
+        for part in design.loss_parts():
+            def records_matrix(rows=part.records):
+                return whole() if rows is None else whole()[rows]
 
             value, more = loss.cvxpy_stratified(self.theta, part.of(design.records),
                                                 records_matrix, k, part.params)

@@ -68,20 +68,21 @@ def used_columns(model: ir.Model, predicting: bool = False) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def rows_needing(model: ir.Model, frame: pd.DataFrame, column: str, predicting: bool
-                 ) -> np.ndarray | None:
-    """The rows whose value of ``column`` the model reads (None: every row): a column that
-    only features with ``where`` read is read in their strata's rows."""
-    everywhere = dataclasses.replace(
-        model, features=tuple(t for t in model.features if t.where is None))
-    if column not in used_columns(everywhere, predicting):
-        uses = [t.where for t in model.features if column in t.columns and t.where is not None]
-        if uses:
-            inside = np.zeros(len(frame), dtype=bool)
-            for where in uses:
-                inside |= rows_where(frame, where)
-            return inside
-    return None
+def rows_needing(model: ir.Model, frame: pd.DataFrame, predicting: bool
+                 ) -> dict[str, np.ndarray]:
+    """The columns only features with ``where`` read, each with the rows it is read in
+    (its features' strata's rows)."""
+    everywhere = set(used_columns(dataclasses.replace(
+        model, features=tuple(t for t in model.features if t.where is None)), predicting))
+    out: dict[str, np.ndarray] = {}
+    for term in model.features:
+        if term.where is None:
+            continue
+        inside = rows_where(frame, term.where)
+        for column in term.columns:
+            if column not in everywhere:
+                out[column] = out[column] | inside if column in out else inside
+    return out
 
 
 def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
@@ -95,9 +96,8 @@ def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
     if not present:
         return none, {}
     missing = frame[present].isna()
-    for column in present:  # a column read in some strata only is missing only there
-        needed = rows_needing(model, frame, column, predicting)
-        if needed is not None:
+    for column, needed in rows_needing(model, frame, predicting).items():
+        if column in missing.columns:  # read in some strata only: missing only there
             missing[column] &= needed
     counts = {c: int(n) for c, n in missing.sum().items() if n}
     return missing.any(axis=1).to_numpy(), counts
@@ -179,8 +179,23 @@ class Design:
     dropped: dict[str, int] = field(default_factory=dict)  # rows left out, by column
     codes: np.ndarray | None = None  # (N, F) each record's node per factor; −1: unseen
     row_wheres: tuple[ir.Where | None, ...] = ()  # a row present in some strata only
+    # what the methods below derive, once (not copied by dataclasses.replace)
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _once(self, key: str, make: Any) -> Any:
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    @property
+    def partial_rows(self) -> bool:
+        """Is some parameter row present in some strata only (a feature with `where`)?"""
+        return any(w is not None for w in self.row_wheres)
 
     def row_groups(self) -> list[RowGroup]:
+        return self._once("row_groups", self._row_groups)
+
+    def _row_groups(self) -> list[RowGroup]:
         """The parameter rows by the strata they are present in: all rows in all strata,
         unless a feature has ``where`` (then one group per clause, with the graph its
         strata induce)."""
@@ -198,6 +213,18 @@ class Design:
                                    tuple(induced(g, m) for g, m in zip(graphs, masks,
                                                                        strict=True))))
         return groups
+
+    def absent_mask(self) -> np.ndarray | None:
+        """(K, rows): True where a parameter is absent; None when all are present."""
+        def make() -> np.ndarray | None:
+            pairs = self.absent()
+            if not pairs:
+                return None
+            mask = np.zeros(self.theta_shape[:2], dtype=bool)
+            for strata, rows in pairs:
+                mask[np.ix_(strata, rows)] = True
+            return mask
+        return self._once("absent_mask", make)
 
     def absent(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(strata, rows) where parameters are absent (fixed at 0), one pair per clause."""
@@ -235,6 +262,9 @@ class Design:
         """The loss by parameter set: the main statement's in the strata no override
         selects, each override's in its own (one part, of everything, without overrides).
         A record of no stratum (an unseen one, predicting) counts with the main part."""
+        return self._once("loss_parts", self._loss_parts)
+
+    def _loss_parts(self) -> list[LossPart]:
         overrides = self.model.response.overrides
         if not overrides:
             return [LossPart(self.loss_params, None, None)]
@@ -246,6 +276,14 @@ class Design:
         return [LossPart(params[i], np.flatnonzero(record_part == i),
                          np.flatnonzero(part_of == i)) for i in range(len(params))
                 if np.any(part_of == i)]
+
+
+def check_clauses(binder: Binder, strata: Strata) -> None:
+    """Every `where` clause's values are nodes, each selects a stratum, and no two
+    response overrides select the same one (problems recorded in the binder)."""
+    for where in binder.model.wheres():
+        check_where(binder, strata, where)
+    check_overrides_disjoint(binder, strata)
 
 
 def check_overrides_disjoint(binder: Binder, strata: Strata) -> None:
@@ -290,9 +328,7 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     loss = LOSSES[model.response.loss.name]
     bound_strata, z, codes = bind_strata(binder, strata, unseen, graphs)
     if strata is None and z is not None:  # training: the clauses' values meet the nodes
-        for where in model.wheres():
-            check_where(binder, bound_strata, where)
-        check_overrides_disjoint(binder, bound_strata)
+        check_clauses(binder, bound_strata)
     bound = bind_features(binder, features)
     encoded = bind_response(binder, classes) if with_response else None
     weight = bind_weights(binder) if with_response else None

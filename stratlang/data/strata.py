@@ -321,7 +321,8 @@ def rows_where(frame: pd.DataFrame, where: ir.Where) -> np.ndarray:
         if cond.column not in frame.columns:
             return np.zeros(len(frame), dtype=bool)
         column = frame[cond.column]
-        texts = column.map(lambda v: None if pd.isna(v) else canon_text(v)).to_numpy()
-        hit = np.isin(texts, [canon_text(v) for v in cond.values])
+        wanted = {canon_text(v) for v in cond.values}
+        matching = [v for v in pd.unique(column.dropna()) if canon_text(v) in wanted]
+        hit = column.isin(matching).to_numpy()  # (text per distinct value, not per row)
         inside &= (~hit & column.notna().to_numpy()) if cond.negated else hit
     return inside

@@ -152,9 +152,9 @@ class Loss:
         return None
 
     def relaxation(self, p: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """A non-convex loss's convex stand-in (a loss name and its parameters): ADMM
-        starts from the model fitted with it."""
-        raise NotImplementedError(f"loss '{self.name}' is convex")
+        """The convex loss (a name and its parameters) ADMM starts a fit from: a convex
+        loss is its own; a non-convex one names its stand-in."""
+        return self.name, dict(p)
 
     def admm_initial(self, records: Records, shape: tuple[int, int, int],
                      p: dict[str, Any]) -> np.ndarray | None:
@@ -180,10 +180,11 @@ class Loss:
         """Each record's loss (summed over outputs) at the linear predictor: (N,)."""
         raise NotImplementedError(f"loss '{self.name}' has no per-record value")
 
-    def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
-        """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m).
-        Only smooth losses have one (the ``basis`` backend needs it)."""
-        raise NotImplementedError(f"loss '{self.name}' is not differentiable")
+    def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
+        """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m);
+        None for a loss that is not differentiable (the eigen backend, which needs it,
+        refuses those: see :attr:`smooth`)."""
+        return None
 
     @property
     def smooth(self) -> bool:
