@@ -17,6 +17,7 @@ from .language.errors import (
     OptionError,
     SpecError,
     StratlangError,
+    TuneWarning,
 )
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DataError", "DataWarning", "FittedModel", "FittedPersonalized", "FittedStratified",
            "Model", "NumericalError", "NumericalWarning", "OptionError", "Spec", "SpecError",
-           "StratlangError", "StratlangEstimator", "load", "load_fitted"]
+           "StratlangError", "StratlangEstimator", "TuneWarning", "load", "load_fitted"]
 __version__ = "0.1.0"
 
 _LAZY = {"Model": "model", "load": "model", "load_fitted": "persistence", "Spec": "builder",

@@ -429,6 +429,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if _json(args):
         _emit({"ok": True, "metric": result.metric,
                "table": result.table.to_dict(orient="records"), "best": result.best,
+               "at_edge": result.at_edge,
                "refit": _fit_document(result.fitted), "saved": saved})
     else:
         print(result)

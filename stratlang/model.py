@@ -144,13 +144,17 @@ class Model:
         return fitted_model(self, fit, values)
 
     def tune(self, data: Any = None, *, folds: int = 5, metric: str | None = None,
-             seed: int = 0, backend: str | None = None) -> TuneResult:
+             seed: int = 0, backend: str | None = None,
+             progress: bool | None = None) -> TuneResult:
         """Cross-validates every combination of the spec's sweeps (warm-started along the
         path when the backend can) and refits the best on all data: a
-        :class:`stratlang.tune.TuneResult`."""
+        :class:`stratlang.tune.TuneResult`. A best value at an end of its grid is warned
+        of (:class:`stratlang.TuneWarning`); ``progress`` shows the fits done of all on
+        standard error (None: on a terminal)."""
         from .tune import tune
 
-        return tune(self, data, folds=folds, metric=metric, seed=seed, backend=backend)
+        return tune(self, data, folds=folds, metric=metric, seed=seed, backend=backend,
+                    progress=progress)
 
     def verify(self, data: Any = None, *, weights: dict[str, float] | None = None,
                solver: str | None = None, options: dict[str, Any] | None = None,

@@ -16,7 +16,7 @@ import itertools
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,9 @@ from .data.personalized import bind_personalized
 from .data.strata import bind_strata
 from .fitted import FittedModel, FittedStratified
 from .kinds.metrics import GREATER_IS_BETTER
-from .language.errors import OptionError, StratlangError, did_you_mean
+from .language.errors import OptionError, StratlangError, TuneWarning, did_you_mean, warn
+from .language.ir import Hyper
+from .solvers.progress import ProgressLine
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,6 +59,8 @@ class TuneResult:
     metric: str
     best: dict[str, float]
     fitted: FittedModel  # refitted on all data with the best weights
+    # each hyper-parameter whose best value is an end of its grid: 'lower' or 'upper'
+    at_edge: dict[str, str] = field(default_factory=dict)
 
     def plot(self, out: str | Path | None = None) -> Figure:
         """Validation metric against the swept hyper-parameter, the chosen value marked."""
@@ -65,8 +69,11 @@ class TuneResult:
         return plot_tune(self, out)
 
     def __str__(self) -> str:
+        edges = "".join(f"\nnote: {name}={self.best[name]:g} is the {side} end of its grid"
+                        for name, side in self.at_edge.items())
         return (f"{self.table.to_string(index=False)}\n"
-                f"best ({self.metric}): " + ", ".join(f"{k}={v:g}" for k, v in self.best.items()))
+                f"best ({self.metric}): " + ", ".join(f"{k}={v:g}" for k, v in self.best.items())
+                + edges)
 
 
 def settings(model: Model) -> list[dict[str, float]]:
@@ -100,6 +107,32 @@ def _fold_binder(model: Model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], 
                               features=features.state)
 
 
+def grid_edges(sweeps: dict[str, Hyper], best: dict[str, float]) -> dict[str, str]:
+    """The hyper-parameters whose best value is the smallest or the largest of their grid
+    (the optimum may lie beyond it). A best value of 0 is no edge: it cannot be extended."""
+    edges = {}
+    for name, hyper in sweeps.items():
+        values = sorted(set(hyper.values))
+        if len(values) < 2:
+            continue
+        if best[name] == values[-1]:
+            edges[name] = "upper"
+        elif best[name] == values[0] and values[0] > 0:
+            edges[name] = "lower"
+    return edges
+
+
+def _warn_at_edges(edges: dict[str, str], best: dict[str, float]) -> None:
+    for name, side in edges.items():
+        value = best[name]
+        beyond = (value * 10, value * 1000) if side == "upper" else (value / 1000, value / 10)
+        direction = "above" if side == "upper" else "below"
+        warn(f"tune: the best {name} = {value:g} is the {'largest' if side == 'upper' else 'smallest'}"
+             f" value of its grid, so the optimum may lie {direction} it; extend the grid "
+             f"{'upward' if side == 'upper' else 'downward'}, e.g. with "
+             f"logspace({beyond[0]:g}, {beyond[1]:g}, 3)", TuneWarning)
+
+
 def primary_metric(model: Model) -> str:
     from .kinds.losses import LOSSES
 
@@ -107,7 +140,9 @@ def primary_metric(model: Model) -> str:
 
 
 def tune(model: Model, data: Any = None, *, folds: int = 5, metric: str | None = None,
-         seed: int = 0, backend: str | None = None) -> TuneResult:
+         seed: int = 0, backend: str | None = None, progress: bool | None = None) -> TuneResult:
+    """``progress``: a line on standard error with the fits done of all and the elapsed
+    time (None: on a terminal)."""
     frame = model.frame(data)
     grid = settings(model)
     metric = metric or primary_metric(model)
@@ -119,8 +154,9 @@ def tune(model: Model, data: Any = None, *, folds: int = 5, metric: str | None =
     fold_design = _fold_binder(model, frame)
     order = np.random.default_rng(seed).permutation(len(frame))
     scores = np.full((len(grid), folds), np.nan)
-    with warnings.catch_warnings():  # the refit on all data below reports what matters
-        warnings.simplefilter("ignore")
+    total = len(grid) * folds
+    with warnings.catch_warnings(), ProgressLine("tune", progress) as line:
+        warnings.simplefilter("ignore")  # the refit on all data below reports what matters
         for f, valid_rows in enumerate(np.array_split(order, folds)):
             train = frame.iloc[np.setdiff1d(order, valid_rows)]
             valid = frame.iloc[valid_rows]
@@ -131,12 +167,18 @@ def tune(model: Model, data: Any = None, *, folds: int = 5, metric: str | None =
                 fitted = model._fit(choice, model.ir.weight_values(chosen), warm)
                 warm = fitted.warm
                 scores[s, f] = fitted.score(valid)[metric]
+                done = f * len(grid) + s + 1
+                line.update(lambda done=done, f=f: f"{done}/{total} fits (fold {f + 1} of "
+                                                   f"{folds}, {len(grid)} settings each)")
     table = pd.DataFrame(grid)
     table[f"mean_{metric}"] = np.nanmean(scores, axis=1)
     table[f"std_{metric}"] = np.nanstd(scores, axis=1)
     pick = np.nanargmax if GREATER_IS_BETTER[metric] else np.nanargmin
     best = grid[int(pick(table[f"mean_{metric}"].to_numpy()))]
-    return TuneResult(table, metric, best, model.fit(frame, weights=best, backend=backend))
+    edges = grid_edges(model.ir.sweeps(), best)
+    _warn_at_edges(edges, best)
+    return TuneResult(table, metric, best, model.fit(frame, weights=best, backend=backend),
+                      edges)
 
 
 @dataclass

@@ -37,6 +37,49 @@ def test_tune_picks_the_middle_setting_and_refits(frame):
     assert result.fitted.weights["stratify.t"] == 10 and result.fitted.info["backend"] == "admm"
 
 
+def test_tune_says_nothing_of_an_inner_best(frame, recwarn):
+    result = stratlang.load(SPEC).tune(frame, folds=3)
+    assert result.best == {"stratify.t": 10} and result.at_edge == {}
+    assert not [w for w in recwarn if issubclass(w.category, stratlang.TuneWarning)]
+
+
+@pytest.mark.parametrize(("grid", "best", "side", "advice"), [
+    ("{1e-4, 1e-3}", 1e-3, "upper", "largest value of its grid, so the optimum may lie above "
+                                    "it; extend the grid upward, e.g. with logspace(0.01, 1, 3)"),
+    ("{1e5, 1e6}", 1e5, "lower", "smallest value of its grid, so the optimum may lie below "
+                                 "it; extend the grid downward, e.g. with logspace(100, 10000, 3)"),
+])
+def test_tune_warns_when_the_best_value_is_an_end_of_its_grid(frame, grid, best, side, advice):
+    spec = SPEC.replace("{0.01, 10, 1e5}", grid)
+    with pytest.warns(stratlang.TuneWarning) as caught:
+        result = stratlang.load(spec).tune(frame, folds=3)
+    assert result.best == {"stratify.t": best} and result.at_edge == {"stratify.t": side}
+    assert str(caught[0].message) == f"tune: the best stratify.t = {best:g} is the {advice}"
+    assert str(result).endswith(f"note: stratify.t={best:g} is the {side} end of its grid")
+
+
+def test_a_zero_lower_end_is_no_edge():
+    """0 (no smoothing) cannot be extended downward: no advice to do so."""
+    from stratlang.language.ir import Hyper
+    from stratlang.tune import grid_edges
+
+    sweeps = {"w": Hyper("set", (1.0, 0.0, 10.0)), "v": Hyper("logspace", (1.0, 100.0, 3.0))}
+    assert grid_edges(sweeps, {"w": 0.0, "v": 10.0}) == {}
+    assert grid_edges(sweeps, {"w": 10.0, "v": 1.0}) == {"w": "upper", "v": "lower"}
+
+
+def test_tune_progress_counts_the_fits_done(frame, capsys, monkeypatch):
+    from stratlang.solvers import progress
+
+    monkeypatch.setattr(progress, "SHOW_AFTER", 0.0)
+    monkeypatch.setattr(progress, "REFRESH", 0.0)
+    stratlang.load(SPEC).tune(frame, folds=2, progress=True)
+    err = capsys.readouterr().err
+    assert "1/6 fits (fold 1 of 2, 3 settings each)" in err
+    assert err.rstrip().endswith("6/6 fits (fold 2 of 2, 3 settings each)")
+    assert err.lstrip("\r").startswith("tune ")
+
+
 def test_tune_scores_equal_independent_fits(frame):
     """The warm-started path gives the same validation scores as cold CVXPY fits."""
     warm = stratlang.load(SPEC).tune(frame, folds=3)

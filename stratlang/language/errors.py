@@ -187,6 +187,10 @@ class DataWarning(UserWarning):
     """Data left out by a policy the spec chose (e.g. ``missing drop``)."""
 
 
+class TuneWarning(UserWarning):
+    """A tuning result to read with care (e.g. the best value at the end of its grid)."""
+
+
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 
 
