@@ -33,6 +33,7 @@ from .kinds.losses import LOSSES, Loss, Records
 from .language.errors import DataError, OptionError, did_you_mean
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from .model import Model
@@ -123,10 +124,13 @@ class FittedModel:
     def plot(self, *, out: str | Path | None = None, **view: Any) -> Figure:
         raise NotImplementedError
 
-    def plot_convergence(self, out: str | Path | None = None) -> Figure:
+    def plot_convergence(self, out: str | Path | None = None, *, ax: Axes | None = None,
+                         figsize: tuple[float, float] | None = None) -> Figure:
+        """Residuals (ADMM) or objective (epochs) against the iteration; on ``ax`` when
+        given, else a new figure of ``figsize``."""
         from .plot import plot_convergence
 
-        return plot_convergence(self, out)
+        return plot_convergence(self, out, ax=ax, figsize=figsize)
 
     def __repr__(self) -> str:
         return (f"<stratlang.{type(self).__name__} {self.model.name!r}: objective "
@@ -357,12 +361,16 @@ class FittedStratified(FittedModel):
         return lines
 
     def plot(self, *, out: str | Path | None = None, param: str | None = None,
-             over: str | None = None, by: str | None = None, **other: Any) -> Figure:
-        """A picture of one parameter over the strata (see :mod:`stratlang.plot`)."""
+             over: str | None = None, by: str | None = None, ax: Axes | None = None,
+             figsize: tuple[float, float] | None = None, **other: Any) -> Figure:
+        """A picture of one parameter over the strata (see :mod:`stratlang.plot`); on
+        ``ax`` when given, else a new figure of ``figsize`` (matplotlib's backend and
+        pyplot's current figure are left alone)."""
         from .plot import plot_strata, refuse_options
 
-        refuse_options(other, "a stratified model's picture takes param, over and by")
-        return plot_strata(self, param, over, by, out)
+        refuse_options(other, "a stratified model's picture takes param, over, by, ax and "
+                              "figsize")
+        return plot_strata(self, param, over, by, out, ax=ax, figsize=figsize)
 
     # ---- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -502,12 +510,14 @@ class FittedPersonalized(FittedModel):
                                                       for k, v in self.phi.items())]
 
     def plot(self, *, out: str | Path | None = None, by: str | None = None,
-             method: str = "pca", **other: Any) -> Figure:
+             method: str = "pca", ax: Axes | None = None,
+             figsize: tuple[float, float] | None = None, **other: Any) -> Figure:
         """The sample models embedded in 2-D (PCA, or t-SNE), coloured by a covariate."""
         from .plot import plot_embedding, refuse_options
 
-        refuse_options(other, "a personalized model's picture takes by and method")
-        return plot_embedding(self, by, out, method)
+        refuse_options(other, "a personalized model's picture takes by, method, ax and "
+                              "figsize")
+        return plot_embedding(self, by, out, method, ax=ax, figsize=figsize)
 
     def save(self, path: str | Path) -> Path:
         path = json_path(path)

@@ -19,6 +19,7 @@ import numpy as np
 from .language.errors import StratlangError, did_you_mean
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 
@@ -30,16 +31,34 @@ def refuse_options(other: dict[str, Any], takes: str) -> None:
                              + takes)
 
 
-def _pyplot():
+def _figure(ax: Axes | None, figsize: tuple[float, float] | None,
+            default: tuple[float, float]) -> tuple[Figure, Axes]:
+    """The axes to draw on: the caller's ``ax``, or a new figure of ``figsize``. A new figure
+    is made without pyplot, so a picture never changes the user's matplotlib backend nor
+    pyplot's current figure (a notebook's inline plots keep working); it still shows in a
+    notebook, and ``savefig`` writes it."""
     try:
-        import matplotlib
-
-        if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
-            matplotlib.use("Agg")  # files only: never needs a display
-        import matplotlib.pyplot as plt
+        from matplotlib.axes import Axes as AxesType
+        from matplotlib.figure import Figure as FigureType
     except ImportError:
         raise StratlangError("plotting needs matplotlib: pip install 'stratlang[plot]'") from None
-    return plt
+    if ax is not None:
+        if not isinstance(ax, AxesType):
+            raise StratlangError(f"ax must be a matplotlib Axes; got a {type(ax).__name__}")
+        if figsize is not None:
+            raise StratlangError("give either ax (draw on it) or figsize (a new figure), not both")
+        figure = ax.get_figure()
+        assert isinstance(figure, FigureType)  # (an Axes always belongs to a figure)
+        return figure, ax
+    size = default if figsize is None else figsize
+    try:
+        width, height = (float(v) for v in size)
+    except (TypeError, ValueError):
+        raise StratlangError(f"figsize must be (width, height) in inches; got {size!r}") from None
+    if not (0 < width <= 100 and 0 < height <= 100):
+        raise StratlangError(f"figsize must be two numbers in (0, 100] inches; got {size!r}")
+    fig = FigureType(figsize=(width, height))
+    return fig, fig.add_subplot()
 
 
 def _finish(fig: Figure, out: str | Path | None) -> Figure:
@@ -115,6 +134,7 @@ def choose_view(fitted, param: str | None = None, over: str | None = None,
             raise StratlangError(f"unknown stratification column '{given}'"
                                  + did_you_mean(given, names))
     structure = {c: f.graph.structure for c, _, f in columns}
+    automatic = over is None
     if over is None:
         over = next((c for c in names if structure[c] in ("path", "cycle")), None)
         if over is None:
@@ -122,6 +142,8 @@ def choose_view(fitted, param: str | None = None, over: str | None = None,
     factor_of = {c: f for c, _, f in columns}
     if by is None and structure[over] == "grid" and len(factor_of[over].columns) == 2:
         by = next(c for c in factor_of[over].columns if c != over)  # a map of the grid
+        if automatic:  # as a map: the grid's first column (rows, latitude) up, the second across
+            by, over = factor_of[over].columns
     if by == over:
         raise StratlangError("--over and --by must be different columns")
     name, theta = _parameter(fitted, param)
@@ -160,11 +182,11 @@ def _value_label(fitted, name: str) -> str:
 
 
 def plot_strata(fitted, param: str | None = None, over: str | None = None,
-                by: str | None = None, out: str | Path | None = None) -> Figure:
-    plt = _pyplot()
+                by: str | None = None, out: str | Path | None = None, *,
+                ax: Axes | None = None, figsize: tuple[float, float] | None = None) -> Figure:
     view = choose_view(fitted, param, over, by)
     label = _value_label(fitted, view.param)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = _figure(ax, figsize, (8, 4.5))
     x = np.arange(len(view.over_labels))
     if view.kind == "line":
         if view.by is None:
@@ -175,18 +197,17 @@ def plot_strata(fitted, param: str | None = None, over: str | None = None,
                 ax.plot(x, row, marker="o", ms=3, label=f"{view.by} = {label_by}")
             ax.legend(fontsize=8, ncol=2)
         ax.set_ylabel(label)
-    elif view.kind == "bar":
-        ax.bar(x, view.values)
+    elif view.kind == "bar":  # signed: below zero in another colour, zero drawn
+        ax.bar(x, view.values, color=np.where(view.values < 0, "C3", "C0"))
+        ax.axhline(0.0, color="black", lw=0.8)
         ax.set_ylabel(label)
     else:
-        assert view.by_labels is not None  # (a heatmap has a `by` column)
+        assert view.by is not None and view.by_labels is not None  # (a heatmap has `by`)
         image = ax.imshow(view.values, aspect="auto", origin="lower", cmap="viridis")
-        ax.set_yticks(np.arange(len(view.by_labels)),
-                      labels=_thin(view.by_labels), fontsize=7)
+        _label_axis(ax.yaxis, view.by_labels, fig.get_figheight() * 0.75)
         ax.set_ylabel(view.by)
         fig.colorbar(image, ax=ax, label=label)
-    ax.set_xticks(x, labels=_thin(view.over_labels), rotation=90 if len(x) > 12 else 0,
-                  fontsize=7)
+    _label_axis(ax.xaxis, view.over_labels, fig.get_figwidth() * 0.75)
     ax.set_xlabel(view.over)
     title = f"{fitted.model.name}: {label} by {view.over}" + (f" and {view.by}" if view.by else "")
     if view.averaged:
@@ -195,10 +216,27 @@ def plot_strata(fitted, param: str | None = None, over: str | None = None,
     return _finish(fig, out)
 
 
-def _thin(labels: list, most: int = 40) -> list[str]:
-    """Tick labels, every k-th shown when there are many."""
-    step = max(1, int(np.ceil(len(labels) / most)))
-    return [str(v) if i % step == 0 else "" for i, v in enumerate(labels)]
+def tick_layout(labels: list, inches: float) -> tuple[float, int, bool]:
+    """(font size, step, rotated) for ``labels`` along an axis ``inches`` long: every label
+    at 7 pt when they fit, side by side or rotated; else a smaller font, down to 5 pt; only
+    then every ``step``-th label, as many as the space holds."""
+    texts = [str(v) for v in labels]
+    points = inches * 72
+    widest = max((len(t) for t in texts), default=1)
+    for size in (7.0, 6.0, 5.0):
+        if len(texts) * size * 0.62 * widest <= points:
+            return size, 1, False  # side by side
+        if len(texts) * size * 1.25 <= points:
+            return size, 1, True  # rotated: one line height each
+    step = int(np.ceil(len(texts) * 5.0 * 1.25 / points))
+    return 5.0, max(step, 1), True
+
+
+def _label_axis(axis: Any, labels: list, inches: float) -> None:
+    size, step, rotated = tick_layout(labels, inches)
+    positions = np.arange(len(labels))[::step]
+    axis.set_ticks(positions, labels=[str(labels[i]) for i in positions], fontsize=size,
+                   rotation=90 if rotated and axis.axis_name == "x" else 0)
 
 
 def embedding(fitted, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -220,8 +258,8 @@ def embedding(fitted, method: str = "pca", seed: int = 0) -> np.ndarray:
 
 
 def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None,
-                   method: str = "pca") -> Figure:
-    plt = _pyplot()
+                   method: str = "pca", *, ax: Axes | None = None,
+                   figsize: tuple[float, float] | None = None) -> Figure:
     columns = list(fitted.covariates.columns)
     by = by or columns[0]
     if by not in columns:
@@ -230,7 +268,7 @@ def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None,
     values = fitted.covariates[by]
     numeric = np.issubdtype(values.dtype, np.number)
     colours = values.to_numpy(dtype=float) if numeric else values.astype("category").cat.codes
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = _figure(ax, figsize, (6, 5))
     points = ax.scatter(coords[:, 0], coords[:, 1], c=colours, s=8, cmap="viridis")
     bar = fig.colorbar(points, ax=ax, label=by)
     if not numeric:
@@ -243,11 +281,15 @@ def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None,
     return _finish(fig, out)
 
 
-def plot_convergence(fitted, out: str | Path | None = None) -> Figure:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+def plot_convergence(fitted, out: str | Path | None = None, *, ax: Axes | None = None,
+                     figsize: tuple[float, float] | None = None) -> Figure:
     history = fitted.info.get("history")
-    if getattr(fitted, "history", None) is not None and len(getattr(fitted, "history", [])):
+    has_epochs = getattr(fitted, "history", None) is not None and len(fitted.history)
+    if not has_epochs and (history is None or not len(history)):
+        raise StratlangError(f"this fit has no iteration history (backend "
+                             f"{fitted.info.get('backend')}, {fitted.info.get('solver')})")
+    fig, ax = _figure(ax, figsize, (7, 4))
+    if has_epochs:
         frame = fitted.history
         ax.plot(frame["epoch"], frame["total"], label="objective")
         ax.set_xlabel("epoch")
@@ -257,7 +299,7 @@ def plot_convergence(fitted, out: str | Path | None = None) -> Figure:
             twin.plot(frame["epoch"], frame["validation"], color="C1", label="validation loss")
             twin.set_ylabel("validation loss (per sample)")
             twin.legend(loc="upper center", fontsize=8)
-    elif history is not None and len(history):
+    else:
         h = np.asarray(history, dtype=float)
         ax.semilogy(h[:, 0], h[:, 1], label="primal residual")
         ax.semilogy(h[:, 0], h[:, 2], label="dual residual")
@@ -265,21 +307,17 @@ def plot_convergence(fitted, out: str | Path | None = None) -> Figure:
         ax.semilogy(h[:, 0], h[:, 4], ":", label="dual tolerance")
         ax.set_xlabel("ADMM iteration")
         ax.set_ylabel("residual")
-    else:
-        plt.close(fig)
-        raise StratlangError(f"this fit has no iteration history (backend "
-                             f"{fitted.info.get('backend')}, {fitted.info.get('solver')})")
     ax.legend(fontsize=8)
     ax.set_title(f"{fitted.model.name}: convergence", fontsize=10)
     return _finish(fig, out)
 
 
-def plot_tune(result, out: str | Path | None = None) -> Figure:
-    plt = _pyplot()
+def plot_tune(result, out: str | Path | None = None, *, ax: Axes | None = None,
+              figsize: tuple[float, float] | None = None) -> Figure:
     table = result.table
     swept = [c for c in table.columns if not c.startswith(("mean_", "std_"))]
     x_name = swept[0]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(ax, figsize, (7, 4))
     groups = table.groupby(swept[1:]) if len(swept) > 1 else [((), table)]
     for key, part in groups:
         label = ", ".join(f"{n}={v:g}" for n, v in zip(swept[1:], np.atleast_1d(key), strict=False))

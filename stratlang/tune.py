@@ -48,6 +48,7 @@ from .language.ir import Hyper
 from .solvers.progress import ProgressLine
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from .model import Model
@@ -62,11 +63,12 @@ class TuneResult:
     # each hyper-parameter whose best value is an end of its grid: 'lower' or 'upper'
     at_edge: dict[str, str] = field(default_factory=dict)
 
-    def plot(self, out: str | Path | None = None) -> Figure:
+    def plot(self, out: str | Path | None = None, *, ax: Axes | None = None,
+             figsize: tuple[float, float] | None = None) -> Figure:
         """Validation metric against the swept hyper-parameter, the chosen value marked."""
         from .plot import plot_tune
 
-        return plot_tune(self, out)
+        return plot_tune(self, out, ax=ax, figsize=figsize)
 
     def __str__(self) -> str:
         edges = "".join(f"\nnote: {name}={self.best[name]:g} is the {side} end of its grid"

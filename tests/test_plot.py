@@ -64,11 +64,52 @@ def test_grid_map_and_bars_over_a_complete_factor(rng, tmp_path):
                             ).fit(frame)
     fig = fitted.plot(out=tmp_path / "grid.png")
     assert_real_png(tmp_path / "grid.png")
-    expected = fitted.theta["x"].groupby(level=["c", "r"]).mean().unstack("r").to_numpy()
+    # a map: the grid's first column up (rows), its second across
+    expected = fitted.theta["x"].groupby(level=["r", "c"]).mean().unstack("c").to_numpy()
     np.testing.assert_allclose(np.asarray(fig.axes[0].images[0].get_array()), expected)
+    assert (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) == ("c", "r")
     bars = fitted.plot(over="g")
     heights = [p.get_height() for p in bars.axes[0].patches]
-    np.testing.assert_allclose(heights, fitted.theta["x"].groupby(level="g").mean().to_numpy())
+    means = fitted.theta["x"].groupby(level="g").mean().to_numpy()
+    np.testing.assert_allclose(heights, means)
+    # signed bars: those below zero in another colour, from a drawn zero line
+    colours = {tuple(p.get_facecolor()) for p, m in zip(bars.axes[0].patches, means, strict=True)
+               if m < 0}
+    assert colours.isdisjoint({tuple(p.get_facecolor()) for p, m in
+                               zip(bars.axes[0].patches, means, strict=True) if m >= 0})
+    assert any(list(line.get_ydata()) == [0.0, 0.0] for line in bars.axes[0].lines)
+
+
+def test_plots_leave_the_backend_and_pyplot_alone(elections, tmp_path):
+    """A notebook's inline plots keep working after a stratlang plot: the backend is not
+    switched and pyplot's figures are untouched; ax= and figsize= are honoured."""
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    mine = plt.figure()
+    fig = elections.plot(figsize=(5, 3))
+    assert matplotlib.get_backend() == backend and plt.gcf() is mine
+    assert plt.get_fignums() == [mine.number] and tuple(fig.get_size_inches()) == (5, 3)
+    _, axes = plt.subplots(1, 2)
+    drawn = elections.plot(ax=axes[1], over="state")
+    assert drawn is axes[1].figure and axes[1].get_xlabel() == "state" and not axes[0].lines
+    fig.savefig(tmp_path / "p.png")
+    assert_real_png(tmp_path / "p.png")
+    with pytest.raises(stratlang.StratlangError, match="not both"):
+        elections.plot(ax=axes[0], figsize=(5, 3))
+    with pytest.raises(stratlang.StratlangError, match="figsize must be"):
+        elections.plot(figsize=(0, 3))
+
+
+@pytest.mark.parametrize(("count", "inches", "layout"), [
+    (10, 6.0, (7.0, 1, False)),    # ten short labels side by side
+    (51, 6.0, (6.0, 1, True)),     # the 51 states: every one, rotated, a point smaller
+    (200, 6.0, (5.0, 3, True)),    # only then thinned, as many as fit
+])
+def test_tick_labels_thin_by_space_not_by_count(count, inches, layout):
+    from stratlang.plot import tick_layout
+
+    assert tick_layout([f"s{i:02d}" for i in range(count)], inches) == layout
 
 
 def test_lines_per_group(rng):
