@@ -94,12 +94,29 @@ def is_tree(graph: Graph) -> bool:
     return graph.n_edges == graph.n - 1 and n_components(graph) == 1
 
 
-def n_components(graph: Graph) -> int:
+def component_labels(graph: Graph) -> np.ndarray:
+    """(n,) the connected component of each node, numbered from 0."""
     from scipy.sparse.csgraph import connected_components
 
     adj = sp.coo_matrix((np.ones(graph.n_edges), (graph.edges[:, 0], graph.edges[:, 1])),
                         shape=(graph.n, graph.n))
-    return int(connected_components(adj, directed=False)[0])
+    return connected_components(adj, directed=False)[1].astype(np.int64)
+
+
+def n_components(graph: Graph) -> int:
+    return int(component_labels(graph).max(initial=-1)) + 1
+
+
+def product_components(factors: Sequence[Graph], weights: Sequence[float]) -> np.ndarray:
+    """(K,) the connected component of each node of the Kronecker-sum product graph (C
+    order): a factor of weight 0 joins nothing, so each of its nodes splits the product."""
+    labels = [component_labels(g) if w > 0 else np.arange(g.n, dtype=np.int64)
+              for g, w in zip(factors, weights, strict=True)]
+    if not labels:
+        return np.zeros(1, dtype=np.int64)
+    sizes = tuple(int(lab.max(initial=-1)) + 1 for lab in labels)
+    grids = np.meshgrid(*labels, indexing="ij")
+    return np.ravel_multi_index(tuple(g.ravel() for g in grids), sizes).astype(np.int64)
 
 
 def induced(graph: Graph, keep: np.ndarray) -> Graph:

@@ -11,11 +11,21 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from . import backends
+from .backends.base import StratifiedFit
+from .backends.islands import settle_islands
 from .data.design import Design, bind
 from .data.frames import frame_for
 from .fitted import FittedModel, fitted_model
 from .language import ir
-from .language.errors import Diagnostic, OptionError, SpecError, StratlangError, did_you_mean
+from .language.errors import (
+    DataWarning,
+    Diagnostic,
+    OptionError,
+    SpecError,
+    StratlangError,
+    did_you_mean,
+    warn,
+)
 from .spec import compile_spec, read_spec, to_text
 
 if TYPE_CHECKING:
@@ -141,6 +151,12 @@ class Model:
             raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source)]
                             ) from None
         fit.info.setdefault("options", dict(choice.options))  # what the summary reports
+        if (isinstance(fit, StratifiedFit) and fit.design is not None and fit.theta is not None
+                and self.ir.basis is None):
+            fit.theta, note = settle_islands(fit.design, fit.theta, values)
+            if note is not None:
+                fit.info["islands"] = note
+                warn(note, DataWarning)
         return fitted_model(self, fit, values)
 
     def tune(self, data: Any = None, *, folds: int = 5, metric: str | None = None,

@@ -65,7 +65,7 @@ def test_eigen_stratified_stops_model_beats_the_common_one():
     frame = model.frame(None)
     train, test = frame[frame.split == "train"], frame[frame.split == "test"]
     fitted = model.fit(train)
-    assert fitted.info["backend"] == "eigen" and fitted.theta_array.shape == (10_752, 1)
+    assert fitted.info["backend"] == "eigen" and fitted.theta_array.shape == (10_752, 1, 1)
     basis = fitted.score(test)["anll"]
     common = model.common().fit(train).score(test)["anll"]
     assert basis < common - 1.0 and basis == pytest.approx(1.847, abs=0.01)

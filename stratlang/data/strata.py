@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..kinds.graphs import GRAPHS, GraphError, canon, canon_text
 from ..language import ir, limits
-from ..language.errors import did_you_mean
+from ..language.errors import DataWarning, did_you_mean, warn
 from ..language.policies import UNSEEN_POLICIES
 from ..language.printer import literal
 from ..solvers.graphs import Graph
@@ -166,6 +166,7 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series,
                     node_lists.append([None] * limits.MAX_NODES + [None])
                     continue
                 observed = list(range(observed[0], observed[-1] + 1))  # a lattice has no gaps
+            _note_inferred(strat, kind, s.name, observed)
             node_lists.append(observed)
     if node_lists is not None:
         sizes = [len(n) for n in node_lists]
@@ -185,6 +186,21 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series,
                      if node_lists is not None and len(node_lists) > 1 else (built.labels,))
     return Factor(strat.columns, column_labels, built.graph, strat.weight, strat.hyper_name,
                   built.text_labels, built.hub)
+
+
+def _note_inferred(strat: ir.Stratification, kind: Any, column: str, observed: list) -> None:
+    """A graph over nodes inferred from the data that joins what may not be neighbours (a
+    gap, a cycle's wrap) is warned of, with the ``nodes`` statement that fixes it."""
+    notes = kind.inferred_nodes_notes(observed)
+    if not notes:
+        return
+    where = f" (line {strat.span.line})" if strat.span is not None else ""
+    first, last = observed[0], observed[-1]
+    example = (f"nodes {first}..{last}" if isinstance(first, int) and isinstance(last, int)
+               else "nodes [...]")
+    warn(f"stratify {column} ~ {kind.name}{where}: its nodes were inferred from the data, "
+         f"{'; '.join(notes)}; declare them, e.g. `{example}` with the full range, to say "
+         "which values are neighbours", DataWarning)
 
 
 def _unseen_hint(factor: Factor, unseen: str | None) -> tuple[str | None, str | None]:

@@ -67,6 +67,11 @@ class GraphKind:
         """The files (relative to the spec) this graph reads."""
         return ()
 
+    def inferred_nodes_notes(self, labels: list) -> list[str]:
+        """What a user must know of nodes inferred from the data (sorted observed values)
+        that the graph joins as neighbours: phrases, none when nothing is surprising."""
+        return []
+
     def edge_count(self, sizes: list[int]) -> int | None:
         """How many edges the graph has on nodes of these sizes (one per column), before
         it is built; None when the kind cannot tell (its edges come with it)."""
@@ -91,6 +96,9 @@ class Path_(GraphKind):
     def build(self, nodes, p, base, *, supplied=None, column=""):
         return Built(tuple(nodes[0]), g.path_graph(len(nodes[0])))
 
+    def inferred_nodes_notes(self, labels):
+        return _gaps_note(labels, "path")
+
 
 @GRAPHS.entry
 class Cycle(GraphKind):
@@ -102,6 +110,27 @@ class Cycle(GraphKind):
 
     def build(self, nodes, p, base, *, supplied=None, column=""):
         return Built(tuple(nodes[0]), g.cycle_graph(len(nodes[0])))
+
+    def inferred_nodes_notes(self, labels):
+        if len(labels) < 3:
+            return []
+        wrap = (f"the cycle joins the last value seen, {labels[-1]!r}, back to the first, "
+                f"{labels[0]!r}: right only if the data cover the whole period")
+        return [*_gaps_note(labels, "cycle"), wrap]
+
+
+def _gaps_note(labels: list, kind: str) -> list[str]:
+    """Integer labels with gaps, which a path or cycle would join as neighbours."""
+    if len(labels) < 2 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                  for v in labels):
+        return []
+    values = np.asarray(labels, dtype=np.int64)
+    jumps = np.flatnonzero(np.diff(values) > 1)
+    if len(jumps) == 0:
+        return []
+    shown = ", ".join(f"{values[j]} to {values[j + 1]}" for j in jumps[:3])
+    more = f" and {len(jumps) - 3} more" if len(jumps) > 3 else ""
+    return [f"the values have gaps, and the {kind} joins {shown}{more} as neighbours"]
 
 
 @GRAPHS.entry

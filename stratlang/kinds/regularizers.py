@@ -36,6 +36,9 @@ class Regularizer:
     # fit without it (its convex relaxation: a cardinality set relaxed to everything, a
     # bounded penalty to its convex envelope, 0), whose optimum is then a lower bound
     convex: ClassVar[bool] = True
+    # its only minimizer is θ = 0: a stratum with no record and no edge is then determined
+    # (at 0); with a set of minimizers (a constraint, zero) it is not
+    pins: ClassVar[bool] = False
 
     # ---- what the checker asks ------------------------------------------------------
     def invalid(self, p: dict[str, Any]) -> str | None:
@@ -117,6 +120,7 @@ class Zero(Regularizer):
 class SumSquares(Regularizer):
     name = "sum_squares"
     doc = "(λ/2)‖θ‖²: ridge."
+    pins = True
 
     def cvxpy(self, block, k, rows, p):
         import cvxpy as cp
@@ -140,6 +144,7 @@ class SumSquares(Regularizer):
 class L1(Regularizer):
     name = "l1"
     doc = "λ‖θ‖₁: lasso."
+    pins = True
 
     def cvxpy(self, block, k, rows, p):
         import cvxpy as cp
@@ -160,6 +165,7 @@ class L1(Regularizer):
 class L2(Regularizer):
     name = "l2"
     doc = "λ‖θ_k‖₂ for each stratum (not squared): shrinks a whole stratum's model at once."
+    pins = True
 
     def cvxpy(self, block, k, rows, p):
         import cvxpy as cp
@@ -180,6 +186,7 @@ class L2(Regularizer):
 class ElasticNet(Regularizer):
     name = "elastic_net"
     doc = "λ(ratio‖θ‖₁ + (1 − ratio)/2 ‖θ‖²)."
+    pins = True
     params = (Param("ratio", default=0.5, check=in_unit, doc="share of the l1 part"),)
 
     def cvxpy(self, block, k, rows, p):
@@ -203,6 +210,7 @@ class ElasticNet(Regularizer):
 class Nuclear(Regularizer):
     name = "nuclear"
     doc = "λ Σ_k ‖θ_k‖_* (sum of singular values): low-rank multi-output models."
+    pins = True
 
     def cvxpy(self, block, k, rows, p):
         import cvxpy as cp
@@ -303,6 +311,7 @@ class Mcp(Regularizer):
     doc = ("The minimax concave penalty λ Σ ρ(θ), ρ(t) = |t| − t²/(2a) for |t| ≤ a and a/2 "
            "beyond: shrinks like l1 near 0 and leaves coefficients larger than a alone "
            "(unbiased); non-convex: ADMM fits it as a local method.")
+    pins = True
     params = (Param("a", required=True, check=positive,
                     doc="the magnitude from which a coefficient is no longer shrunk"),)
     convex = False
