@@ -66,7 +66,7 @@ def test_the_settled_fit_keeps_the_reference_objective(counts):
 
 def test_separate_baseline_strata_without_data_are_not_zero(counts):
     model = stratlang.load(ISLAND.replace("weight 0", "weight 5"))
-    joined, caught = fit_quietly(model, counts)
+    _, caught = fit_quietly(model, counts)
     assert caught == []  # stratum 3 is joined to 2 by the path: decided by its neighbour
     separate, caught = fit_quietly(model.separate(), counts)
     assert len(caught) == 1 and caught[0].message.args[0].startswith("1 stratum (3) has")
