@@ -108,13 +108,14 @@ class Model:
         return Model(model, {c: g for c, g in self.graphs.items() if c in columns})
 
     def separate(self) -> Model:
-        """Same strata, no Laplacian coupling: one independent model per stratum."""
+        """Same strata, no Laplacian coupling: one independent model per stratum (no
+        ``basis``: without the graph it has no smooth eigenvectors)."""
         strata = tuple(dataclasses.replace(s, weight=ir.Hyper.of(0.0)) for s in self.ir.strata)
-        return self.replace(strata=strata, name=f"{self.name}_separate")
+        return self.replace(strata=strata, basis=None, name=f"{self.name}_separate")
 
     def common(self) -> Model:
-        """No stratification: one model for all records."""
-        return self.replace(strata=(), name=f"{self.name}_common")
+        """No stratification: one model for all records (a ``basis`` dropped: K = 1)."""
+        return self.replace(strata=(), basis=None, name=f"{self.name}_common")
 
     # ---- fitting --------------------------------------------------------------------
     def fit(self, data: Any = None, *, backend: str | None = None, solver: str | None = None,
