@@ -134,6 +134,10 @@ def test_graph_file_problems(tmp_path, kind, content, message):
     (",a,b,c\na,1,1,2\nb,1,0,1\nc,2,1,0\n",
      "distance file '<dir>/m.csv' line 2, column 'a': '1' is not 0: a category is at distance "
      "0 from itself"),
+    (",a,\x1b[2Jb,c\na,0,1,2\n\x1b[2Jb,1,0,x\nc,2,1,0\n",  # a name with a terminal escape
+     "distance file '<dir>/m.csv' line 3, column 'c': 'x' is not a number"),
+    (",a,\x1b[2Jb,c\na,0,1,2\n\x1b[2Jb,1,x,1\nc,2,1,0\n",
+     "distance file '<dir>/m.csv' line 3, column '\\x1b[2Jb': 'x' is not a number"),
     (",a,b,c\na,0,1,2\nb,1,0,1\n",
      "distance file '<dir>/m.csv' must be square with the same labels, in the same order, in "
      "its first column and its header (2 rows, 3 columns)"),
