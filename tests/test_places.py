@@ -120,3 +120,13 @@ def test_a_good_out_is_written(project, capsys):
     assert main(["fit", "m.strat", "--out", "sub/m"]) == 0
     assert capsys.readouterr().out.endswith("  saved sub/m.json and sub/m.npz\n")
     assert (project / "sub" / "m.json").is_file() and (project / "sub" / "m.npz").is_file()
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda path: os.mkfifo(path), "a named pipe (FIFO)"),
+    (lambda path: os.symlink("/dev/zero", path), "a character device"),
+])
+def test_a_fitted_model_that_is_a_pipe_or_a_device(project, capsys, make, kind):
+    make(project / "fit.json")
+    assert errors_of(capsys, "predict", "fit.json", "--data", "d.csv") == (
+        f"error: fitted model 'fit.json' is {kind}, not a file\n")
