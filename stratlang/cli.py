@@ -153,6 +153,7 @@ def _spec_name(args: argparse.Namespace) -> str:
 
 def _read_stdin() -> str:
     """Standard input's text, decoded as a spec file is (UTF-8, line ends kept)."""
+    from .language.limits import MAX_SPEC_BYTES, file_too_large
     from .language.reading import FileProblem, decode
 
     if sys.stdin is None:  # closed (e.g. `<&-`)
@@ -160,8 +161,11 @@ def _read_stdin() -> str:
     binary = getattr(sys.stdin, "buffer", None)
     if binary is None:  # a text stream only (e.g. one put in place by a test harness)
         return sys.stdin.read()
+    data = binary.read(MAX_SPEC_BYTES + 1)  # bounded: `< /dev/zero` never ends
+    if len(data) > MAX_SPEC_BYTES:
+        raise StratlangError(file_too_large("the spec on standard input", None, MAX_SPEC_BYTES))
     try:
-        return decode(binary.read(), "the spec on standard input")
+        return decode(data, "the spec on standard input")
     except FileProblem as err:
         raise StratlangError(str(err)) from None
 
@@ -375,9 +379,20 @@ def _fit_document(fitted: FittedModel) -> dict:
     return doc
 
 
+def _check_places(out: str | None, output: str | None = None) -> None:
+    """Refuses, before the fit, places the fit could not write to (--out, --output)."""
+    from .outputs import output_folder_problem, saved_model_problem
+
+    problem = ((saved_model_problem(out) if out else None)
+               or (output_folder_problem(output) if output else None))
+    if problem:
+        raise StratlangError(problem)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .backends.dask import is_partitioned_path
 
+    _check_places(args.out, args.output)
     model = _load(args)
     options = _cluster_options(args)
     fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
@@ -423,6 +438,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise StratlangError("--folds must be at least 2")
+    _check_places(args.out)
     result = _load(args).tune(args.data, folds=args.folds, metric=args.metric,
                               backend=args.backend)
     saved, line = _saved(result.fitted, args.out) if args.out else (None, None)

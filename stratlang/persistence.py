@@ -17,6 +17,7 @@ from .data.features import FeatureState
 from .data.strata import Factor, Strata
 from .fitted import FittedModel, FittedPersonalized, FittedStratified
 from .language.errors import StratlangError
+from .language.reading import unopenable
 from .model import Model
 from .solvers.graphs import Graph
 from .spec import compile_spec
@@ -30,8 +31,8 @@ def load_fitted(path: str | Path) -> FittedStratified | FittedPersonalized:
         path = path / "model.json"
     elif not path.is_file() and path.with_name(path.name + ".json").is_file():
         path = path.with_name(path.name + ".json")  # the name given to save()
-    if not path.is_file():
-        raise StratlangError(f"fitted model '{path}' not found")
+    if problem := unopenable(path):  # (a pipe or a device is said so, never read)
+        raise StratlangError(f"fitted model '{path}' {problem}")
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

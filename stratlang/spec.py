@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from .language import ir
+from .language import ir, limits
 from .language.check import check
 from .language.errors import StratlangError, did_you_mean
 from .language.printer import to_text as print_model
@@ -38,7 +38,7 @@ def read_spec(path_or_text: str | Path) -> tuple[str, str]:
     if isinstance(path_or_text, Path) or looks_like_path(str(path_or_text)):
         path = Path(str(path_or_text).strip()) if isinstance(path_or_text, str) else path_or_text
         try:
-            return read_text(path, "spec file"), str(path)
+            return read_text(path, "spec file", limits.MAX_SPEC_BYTES), str(path)
         except FileProblem as err:
             raise StratlangError(str(err) + _nearby(path)) from None
     return str(path_or_text), "<spec>"

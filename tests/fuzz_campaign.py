@@ -1,7 +1,8 @@
 """The long fuzz profile: ``make fuzz`` (or ``python -m tests.fuzz_campaign --inputs N``).
 
-Runs N inputs from tests/fuzzing.py — 70 % texts checked alone, 20 % texts beside the
-example data, 10 % spec files through the command line — spread over the machine's cores,
+Runs N inputs from tests/fuzzing.py — 65 % texts checked alone, 20 % texts beside the
+example data, 10 % spec files through the command line — and from tests/fuzz_files.py —
+5 % odd data files and places through the command line — spread over the machine's cores,
 and prints the count of each outcome class per entry point, the slowest input, and every
 input that broke a property (written to ``fuzz-failures/`` to be replayed). Exits 1 when
 any input broke a property.
@@ -20,13 +21,14 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-SHARES = {"text": 0.7, "text + data": 0.2, "command line": 0.1}
+SHARES = {"text": 0.65, "text + data": 0.2, "command line": 0.1, "data files": 0.05}
 CLASSES = ["accepted", "spec error", "data error", "other error", "bug", "timeout"]
 
 
 def run_share(mode: str, count: int, run_seed: int) -> dict:
     """Runs ``count`` inputs of one entry point; returns counts, the slowest time and the
     failures (text, what broke)."""
+    from .fuzz_files import describe, file_cases, file_outcome, file_problems
     from .fuzzing import (
         EXAMPLE_DATA,
         EXAMPLE_SPECS,
@@ -46,14 +48,18 @@ def run_share(mode: str, count: int, run_seed: int) -> dict:
     strategy = {"text": spec_texts(),
                 "text + data": mutated(__import__("hypothesis").strategies.sampled_from(
                     list(EXAMPLE_SPECS.values()))),
-                "command line": spec_files()}[mode]
+                "command line": spec_files(), "data files": file_cases()}[mode]
 
     @seed(run_seed)
     @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def one(case):
-        if mode == "command line":
+        if mode == "data files":
+            result = file_outcome(case, directory / "case")
+            broken = file_problems(case, result)
+            text = describe(case)
+        elif mode == "command line":
             result = cli_outcome(case, directory)
             broken = [f"{result.kind}: {result.message}"] if result.kind in ("bug",
                                                                              "timeout") else []

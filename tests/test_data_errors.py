@@ -113,3 +113,64 @@ def test_many_bad_rows_are_summarized():
     assert msg.endswith("values -1, -2, -3 in rows 0, 1, 2, 3, 4 and 15 more")
     [(_, _, msg)] = data_problems("response y ~ poisson\n", frame.head(20))
     assert msg.endswith("for loss 'poisson' (all 20 rows)")
+
+
+@pytest.mark.parametrize(("values", "message", "hint"), [
+    ([1 + 2j, 3.0, 4.0], "column 'x' holds complex numbers (complex128), not real numbers: "
+                         "convert it yourself",
+     "take the real part, the imaginary part or the modulus as columns"),
+    (np.array([1 + 2j, 3.0, 4.0], dtype=object), "column 'x' holds complex numbers, not real "
+                                                  "numbers: convert it yourself",
+     "take the real part, the imaginary part or the modulus as columns"),
+    (pd.to_datetime(["2020-01-01", "2021-01-01", "2022-01-01"]),
+     "column 'x' holds dates and times (datetime64[ns]), not real numbers: convert it yourself",
+     "e.g. days since a date (or stratify by the year or the month)"),
+    (pd.to_timedelta([1, 2, 3], unit="s"),
+     "column 'x' holds durations (timedelta64[ns]), not real numbers: convert it yourself",
+     "e.g. in seconds: column.dt.total_seconds()"),
+])
+def test_columns_pandas_would_silently_make_numbers_are_refused(values, message, hint):
+    # complex: the imaginary part dropped (only pandas' warning); dates and durations:
+    # nanoseconds used as a feature
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0], "x": values})
+    if "64[" in message:  # (pandas 3 keeps the unit it was given; pandas 2 makes it ns)
+        message = message.replace("64[ns]", f"64[{np.datetime_data(frame.x.dtype)[0]}]")
+    model = stratlang.Model(compile_spec("response y ~ squared\nfeatures x\n", "d.strat"))
+    with pytest.raises(SpecError) as info:
+        model.fit(frame)
+    [diagnostic] = info.value.diagnostics
+    assert (diagnostic.span.line, diagnostic.span.column, diagnostic.message,
+            diagnostic.hint) == (2, 10, message, hint)
+
+
+def test_a_boolean_column_does_not_meet_the_integer_nodes():
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0], "flag": [True, False, True]})
+    model = stratlang.Model(compile_spec("response y ~ squared\nstratify flag ~ path nodes 0..1\n",
+                                         "d.strat"))
+    with pytest.raises(SpecError) as info:
+        model.fit(frame)
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.message == ("column 'flag' has values that are not nodes of its graph: "
+                                  "False, True in rows 0, 1, 2")
+    assert diagnostic.hint == ("true/false values are not the numbers 1/0: convert the column "
+                               "yourself (column.astype(int)) if they stand for those nodes")
+    # observed (not declared) nodes of a boolean column are false and true
+    fitted = stratlang.load("response y ~ squared\nstratify flag ~ path\n").fit(frame)
+    assert list(fitted.strata.index()) == [False, True]
+    fitted = model.fit(frame.assign(flag=frame.flag.astype(int)))  # converted explicitly
+    assert list(fitted.strata.index()) == [0, 1]
+
+
+def test_bernoulli_takes_true_false_text_and_blames_only_the_bad_row(tmp_path):
+    rng = np.random.default_rng(3)
+    words = rng.choice(["true", "false", "True", "FALSE", "1", "0"], 240)
+    frame = pd.DataFrame({"y": words})
+    fitted = stratlang.load("response y ~ bernoulli\n").fit(frame)
+    outcomes = np.isin(words, ["true", "True", "1"])
+    assert fitted.theta_array.ravel()[0] == pytest.approx(outcomes.mean(), abs=1e-6)
+    csv = write(tmp_path, "b.csv", "y\n" + "\n".join([*words[:3], "maybe", *words[4:]]) + "\n")
+    with pytest.raises(SpecError) as info:
+        stratlang.load("response y ~ bernoulli\n").fit(str(csv))
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.message == ("response 'y' must hold 0/1 or true/false outcomes for loss "
+                                  "'bernoulli'; value 'maybe' in row 3 (line 5 of b.csv)")

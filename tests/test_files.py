@@ -4,12 +4,15 @@ problem is a positioned error at the statement that names the file, with the fil
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import stratlang
 from stratlang.backends.base import bind_family
+from stratlang.language import limits
 
 STRATIFIED = ('model m\ndata "d.csv"\nresponse y ~ squared\nfeatures x\n'
               'stratify s ~ edges("g.csv")\n')
@@ -48,6 +51,16 @@ def problems(tmp_path, spec: str, files: dict[str, str | bytes]) -> list[tuple[i
                                 "header has 3"),
     (b"y,x,s\n1,2,a\n2,3,\xff\n", "data file '<dir>/d.csv' is not UTF-8 text: byte 0xff on "
                                   "line 3"),
+    # pandas would rename the second 'x' to 'x.1' and the model would read the first
+    ("y,x,s,x\n1,2,a,3\n", "data file '<dir>/d.csv' line 1: the header names column 'x' "
+                           "twice (fields 2 and 4)"),
+    ('"y","x","s","x"\n1,2,a,3\n', "data file '<dir>/d.csv' line 1: the header names column "
+                                   "'x' twice (fields 2 and 4)"),
+    # a short row is refused even when the missing cell is in a column no model reads
+    ("y,x,s,unused\n1,2,a,7\n\n2,3,b\n", "data file '<dir>/d.csv' line 4 has 3 fields where "
+                                         "the header has 4"),
+    ('y,x,s,unused\n1,2,a,"7\n8"\n2,3,b\n', "data file '<dir>/d.csv' line 4 has 3 fields "
+                                            "where the header has 4"),
 ])
 def test_data_file_problems(tmp_path, content, message):
     assert problems(tmp_path, STRATIFIED, {"d.csv": content, "g.csv": EDGES}) == [
@@ -85,8 +98,14 @@ def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path):
                                                   "positive numbers (lines 3)"),
     ("source,target,weight\n# c\na,b,1\nb,c,-2\n", "graph file '<dir>/g.csv': weights must be "
                                                    "positive numbers (lines 4)"),
-    ("source\na\n", "graph file '<dir>/g.csv' needs columns source,target[,weight]; found "
-                    "['source']"),
+    # not an edge list: its header is not echoed (a spec may name any file)
+    ("source\na\n", "graph file '<dir>/g.csv' has 1 column; an edge list has the columns "
+                    "source,target[,weight]"),
+    ("source,target,weight,colour\na,b,1,red\n", "graph file '<dir>/g.csv' has 4 columns; an "
+                                                 "edge list has the columns "
+                                                 "source,target[,weight]"),
+    ("source,target\na,b\n# c\nc,c\n", "graph file '<dir>/g.csv' joins a node to itself ('c') "
+                                       "on lines 4"),
 ])
 @pytest.mark.parametrize("kind", ["edges", "tree"])
 def test_graph_file_problems(tmp_path, kind, content, message):
@@ -115,6 +134,10 @@ def test_graph_file_problems(tmp_path, kind, content, message):
     (",a,b,c\na,1,1,2\nb,1,0,1\nc,2,1,0\n",
      "distance file '<dir>/m.csv' line 2, column 'a': '1' is not 0: a category is at distance "
      "0 from itself"),
+    (",a,\x1b[2Jb,c\na,0,1,2\n\x1b[2Jb,1,0,x\nc,2,1,0\n",  # a name with a terminal escape
+     "distance file '<dir>/m.csv' line 3, column 'c': 'x' is not a number"),
+    (",a,\x1b[2Jb,c\na,0,1,2\n\x1b[2Jb,1,x,1\nc,2,1,0\n",
+     "distance file '<dir>/m.csv' line 3, column '\\x1b[2Jb': 'x' is not a number"),
     (",a,b,c\na,0,1,2\nb,1,0,1\n",
      "distance file '<dir>/m.csv' must be square with the same labels, in the same order, in "
      "its first column and its header (2 rows, 3 columns)"),
@@ -175,3 +198,70 @@ def test_memory_estimates_are_lower_bounds(rng):
         need = BACKENDS[name].memory(design, {})
         assert 8 * k * rows * outputs < need < 5_000 * (k * rows * outputs + design.x.size)
     assert np.isfinite(need)
+
+
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_a_row_of_a_million_fields_is_refused_before_the_table_is_built(tmp_path, quote):
+    # pandas made a million columns of it: 24 CPU-s and 850 MB (killed at 4.3 GB when the
+    # fields had values in the issue's reproducer)
+    row = (f"{quote}1{quote}," * 1_000_000)[:-1]
+    start = time.process_time()
+    found = problems(tmp_path, STRATIFIED, {"d.csv": f"y,x,s\n{row}\n1,2,a\n", "g.csv": EDGES})
+    assert found == [(2, 6, "data file '<dir>/d.csv' line 2 has 1000000 fields where the "
+                            "header has 3")]
+    assert time.process_time() - start < 4.0
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("parent,child\na,b\nb,c\nc,c\n",
+     "graph file '<dir>/g.csv' joins a node to itself ('c') on lines 4"),
+    ("parent,child\na,b\nb,c\nb,a\n",
+     "graph file '<dir>/g.csv' is not a tree: it joins 'a' and 'b' more than once (a cycle)"),
+    ("parent,child\na,b\nb,c\nc,a\n",
+     "graph file '<dir>/g.csv' is not a tree: 3 nodes, 3 edges, 1 connected part(s)"),
+])
+def test_a_tree_file_with_a_loop_or_a_cycle_is_refused(tmp_path, content, message):
+    spec = STRATIFIED.replace("edges(", "tree(")
+    assert problems(tmp_path, spec, {"d.csv": DATA, "g.csv": content}) == [(5, 14, message)]
+
+
+def test_a_label_keeps_its_unicode_spaces(tmp_path):
+    # canon_text stripped any Unicode space: 'a<NBSP>' met the node 'a' of the edge file
+    data = "y,x,s\n1,2,a\u00a0\n2,3,\u2003b\n3,4,c\n"
+    assert problems(tmp_path, STRATIFIED, {"d.csv": data, "g.csv": EDGES}) == [
+        (5, 10, "column 's' has values that are not nodes of its graph: '\\u2003b', 'a\\xa0' in "
+                "rows 0, 1 (lines 2, 3 of d.csv)")]
+    digits = "y,x,s\n1,2,\u0661\n2,3,2\n"  # ARABIC-INDIC DIGIT ONE is no number 1
+    assert problems(tmp_path, STRATIFIED, {"d.csv": digits, "g.csv": "s,t\n1,2\n"}) == [
+        (5, 10, "column 's' has values that are not nodes of its graph: '\u0661' in row 0 "
+                "(line 2 of d.csv)")]
+
+
+def test_an_unrelated_file_is_not_echoed_and_control_characters_are_escaped(tmp_path):
+    hosts = "127.0.0.1 localhost\n::1 localhost\n"
+    assert problems(tmp_path, STRATIFIED, {"d.csv": hosts, "g.csv": EDGES}) == [
+        (3, 10, "column 'y' not found in the data (d.csv); the file's header names none of "
+                "the model's columns"),
+        (4, 10, "column 'x' not found in the data (d.csv); the file's header names none of "
+                "the model's columns"),
+        (5, 10, "column 's' not found in the data (d.csv); the file's header names none of "
+                "the model's columns")]
+    escapes = "y,s,\x1b[2Jzz\n1,a,2\n"  # the model's table, with a terminal escape in it
+    [(line, column, message)] = problems(tmp_path, STRATIFIED, {"d.csv": escapes,
+                                                                "g.csv": EDGES})
+    assert (line, column) == (4, 10)
+    assert message == ("column 'x' not found in the data (d.csv); expected one of "
+                       "'\\x1b[2Jzz', 'intercept', 's', 'y'")
+    assert "\x1b" not in message
+
+
+def test_a_file_too_large_is_refused_before_it_is_read(tmp_path):
+    with open(tmp_path / "d.csv", "wb") as big:  # sparse: no disk used
+        big.truncate(limits.MAX_FILE_BYTES + 1)
+    start = time.perf_counter()
+    assert problems(tmp_path, STRATIFIED, {"g.csv": EDGES}) == [
+        (2, 6, "data file '<dir>/d.csv' is 1.0 GiB; stratlang reads files of at most 1.0 GiB")]
+    assert problems(tmp_path, STRATIFIED.replace('"g.csv"', '"d.csv"').replace(
+        'data "d.csv"', 'data "e.csv"'), {"e.csv": DATA}) == [
+        (5, 14, "graph file '<dir>/d.csv' is 1.0 GiB; stratlang reads files of at most 1.0 GiB")]
+    assert time.perf_counter() - start < 5.0

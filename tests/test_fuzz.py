@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from stratlang.language.errors import SpecError
 from stratlang.spec import compile_spec
 
+from .fuzz_files import describe, file_cases, file_outcome, file_problems
 from .fuzzing import (
     EXAMPLE_DATA,
     EXAMPLE_SPECS,
@@ -53,6 +54,16 @@ def test_command_line_on_a_file(tmp_path_factory, data):
     (directory / "data").symlink_to(EXAMPLE_DATA)
     result = cli_outcome(data, directory)
     assert result.kind not in ("bug", "timeout"), (result.message, data)
+
+
+@settings(SHORT, max_examples=60)
+@given(file_cases())
+def test_odd_data_files_and_places(tmp_path_factory, case):
+    """Ragged rows, repeated header names, odd labels and values, files past the size
+    limit, pipes and devices (tests/fuzz_files.py): refused when they must be, accepted
+    when good, never a traceback or a raw control character."""
+    result = file_outcome(case, tmp_path_factory.mktemp("files") / "case")
+    assert not file_problems(case, result), describe(case)
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))

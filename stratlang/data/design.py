@@ -16,7 +16,7 @@ from ..language import ir
 from ..language.errors import DataWarning, warn
 from ..solvers.graphs import RowGroup, induced
 from .features import Bound, Features, FeatureState
-from .frames import Binder, rows_phrase, values_phrase
+from .frames import Binder, rows_phrase, used_columns, values_phrase
 from .strata import (
     Strata,
     bind_strata,
@@ -51,21 +51,6 @@ def bind_weights(binder: Binder) -> np.ndarray | None:
                          "counts", model.weights_span)
         return None
     return values
-
-
-def used_columns(model: ir.Model, predicting: bool = False) -> list[str]:
-    """Every data column a model reads (to predict: all but the response and the record
-    weights), in the order it names them."""
-    columns = [] if predicting else list(model.response.columns)
-    columns += [c for t in model.features for c in t.columns]
-    if model.response.offset is not None:
-        columns += list(model.response.offset.columns)
-    if model.weights is not None and not predicting:
-        columns.append(model.weights)
-    columns += [c for s in model.strata for c in s.columns]
-    if model.personalize is not None:
-        columns += [c for d in model.personalize.distances for c in d.columns]
-    return list(dict.fromkeys(columns))
 
 
 def rows_needing(model: ir.Model, frame: pd.DataFrame, predicting: bool

@@ -24,6 +24,7 @@ from ..language.errors import (
     describe_rows,
     did_you_mean,
 )
+from ..language.reading import printable
 
 MAX_MAGNITUDE = 1e150  # numbers in the data: their squares and products stay finite
 
@@ -84,9 +85,12 @@ class Binder:
 
     def column(self, name: str, span: Span | None, also: tuple[str, ...] = ()) -> pd.Series | None:
         if name not in self.frame.columns:
-            self.out.error(f"column '{name}' not found in the data{self.where}"
-                           + did_you_mean(name, [str(c) for c in self.frame.columns] + list(also)),
-                           span)
+            if self._is_the_models_table():
+                hint = did_you_mean(name, [printable(str(c)) for c in self.frame.columns]
+                                    + list(also))
+            else:  # any file a spec names is read: echo nothing of one that is no data table
+                hint = "; the file's header names none of the model's columns"
+            self.out.error(f"column '{name}' not found in the data{self.where}" + hint, span)
             return None
         series = self.frame[name]
         missing = np.flatnonzero(series.isna().to_numpy())
@@ -96,12 +100,27 @@ class Binder:
             return None
         return series
 
+    def _is_the_models_table(self) -> bool:
+        """Whether the frame holds any column the model reads: only then are its column
+        names shown (a file read from a path might be anything: /etc/hosts)."""
+        if "file" not in self.frame.attrs:
+            return True  # a frame given from Python: its names are the caller's own
+        return any(c in self.frame.columns for c in used_columns(self.model))
+
     def numeric(self, name: str, span: Span | None, also: tuple[str, ...] = (),
                 hint: str | None = None) -> np.ndarray | None:
         series = self.column(name, span, also)
         if series is None:
             return None
+        if kind := _not_real(series):
+            self.out.error(f"column '{name}' holds {kind} ({series.dtype}), not real numbers: "
+                           "convert it yourself", span, _CONVERSIONS[kind])
+            return None
         values = pd.to_numeric(series, errors="coerce")
+        if values.dtype.kind == "c":  # (complex numbers in a column of Python objects)
+            self.out.error(f"column '{name}' holds complex numbers, not real numbers: "
+                           "convert it yourself", span, _CONVERSIONS["complex numbers"])
+            return None
         if series.dtype == bool:
             values = series.astype(float)
         numbers = values.to_numpy(dtype=float)
@@ -124,6 +143,45 @@ class Binder:
         return numbers
 
 
+
+
+def used_columns(model: ir.Model, predicting: bool = False) -> list[str]:
+    """Every data column a model reads (to predict: all but the response and the record
+    weights), in the order it names them."""
+    columns = [] if predicting else list(model.response.columns)
+    columns += [c for t in model.features for c in t.columns]
+    if model.response.offset is not None:
+        columns += list(model.response.offset.columns)
+    if model.weights is not None and not predicting:
+        columns.append(model.weights)
+    columns += [c for s in model.strata for c in s.columns]
+    if model.personalize is not None:
+        columns += [c for d in model.personalize.distances for c in d.columns]
+    return list(dict.fromkeys(columns))
+
+
+# what a column of values that are numbers to pandas but not to a model must become
+_CONVERSIONS = {
+    "complex numbers": "take the real part, the imaginary part or the modulus as columns",
+    "dates and times": "e.g. days since a date (or stratify by the year or the month)",
+    "durations": "e.g. in seconds: column.dt.total_seconds()",
+    "periods": "e.g. the period's year, or its number since a start",
+}
+
+
+def _not_real(series: pd.Series) -> str | None:
+    """What a column holds that pandas would turn into numbers silently (complex numbers
+    losing their imaginary part, dates and durations becoming nanoseconds), or None."""
+    dtype = series.dtype
+    if dtype.kind == "c":
+        return "complex numbers"
+    if dtype.kind == "M" or isinstance(dtype, pd.DatetimeTZDtype):
+        return "dates and times"
+    if dtype.kind == "m":
+        return "durations"
+    if isinstance(dtype, pd.PeriodDtype):
+        return "periods"
+    return None
 
 
 def frame_for(model: ir.Model, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:

@@ -203,6 +203,13 @@ def _note_inferred(strat: ir.Stratification, kind: Any, column: str, observed: l
          "which values are neighbours", DataWarning)
 
 
+def _node_key(value: Any) -> Any:
+    """A value as it meets nodes: true/false apart from the numbers 1/0 (Python's True
+    equals 1, and a boolean column would silently take the nodes 0 and 1)."""
+    value = canon(value)
+    return ("bool", value) if isinstance(value, bool) else value
+
+
 def _unseen_hint(factor: Factor, unseen: str | None) -> tuple[str | None, str | None]:
     """The hint for values that are no node, for Python and for the command line."""
     if unseen is None:  # fitting: the nodes come from the data or the spec
@@ -225,7 +232,7 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
         return None
     idx_per_col = []
     for labels, s in zip(factor.column_labels, series, strict=True):
-        key = canon_text if factor.text_labels else canon
+        key = canon_text if factor.text_labels else _node_key
         lookup = {key(v): i for i, v in enumerate(labels)}
         raw = s.to_numpy()
         inverse, uniq = pd.factorize(pd.Series(raw))
@@ -243,7 +250,10 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
                         for v in values)
         hint: str | None
         cli_hint: str | None
-        if same_text and not factor.text_labels:
+        if any(isinstance(x, bool) for v in values for x in v) and not factor.text_labels:
+            hint = cli_hint = ("true/false values are not the numbers 1/0: convert the column "
+                               "yourself (column.astype(int)) if they stand for those nodes")
+        elif same_text and not factor.text_labels:
             hint = cli_hint = ("the values match nodes only as text (e.g. '1' and 1): give the "
                                "column the type it had when the model was fitted")
         else:

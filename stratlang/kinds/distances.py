@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..language.params import Param
-from ..language.reading import shown
+from ..language.reading import printable, shown
 from ..language.vocabulary import Registry
 from ..solvers import distances as d
 from .files import FileProblem, line_numbers, read_csv
@@ -45,7 +45,7 @@ def read_matrix(path: Path) -> pd.DataFrame:
     lines = line_numbers(table, range(len(table))) or [i + 2 for i in range(len(table))]
 
     def place(i: int, j: int) -> str:
-        return f"line {lines[i]}, column '{columns[j]}'"
+        return f"line {lines[i]}, column '{printable(columns[j])}'"
 
     for test, problem in ((~np.isfinite(values), "is not a number"),
                           (values < 0, "is negative: a distance is ≥ 0"),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..language.reading import FileProblem, path_problem, read_text, shown
+from ..language.reading import FileProblem, path_problem, printable, read_text, shown, size_problem
 
 __all__ = ["FileProblem", "line_numbers", "path_problem", "read_csv", "read_parquet", "read_text"]
 
@@ -24,53 +24,110 @@ _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 def read_csv(path: Path, what: str, *, need_rows: bool = True, **options: Any) -> pd.DataFrame:
-    """A CSV file as a frame (``options`` go to pandas.read_csv); raises FileProblem."""
+    """A CSV file as a frame (``options`` go to pandas.read_csv); raises FileProblem. The
+    rows are counted before pandas builds the table: a row with more or fewer fields than
+    the header, or a header that repeats a name, is refused in time linear in the file
+    (a row of a million fields would otherwise become a million columns)."""
     text = read_text(path, what)
     comment = options.get("comment")
-    content = [number for number, line in enumerate(text.split("\n"), start=1)
-               if line.strip() and not (comment and line.lstrip().startswith(comment))]
+    name = f"{what} '{shown(path)}'"
+    header, content, ragged = _scan(text, comment, bool(options.get("skipinitialspace")))
     if not content:
-        raise FileProblem(f"{what} '{shown(path)}' is empty")
+        raise FileProblem(f"{name} is empty")
+    if ragged is not None:
+        line, saw = ragged
+        raise FileProblem(f"{name} line {line} has {saw} fields where the header has "
+                          f"{len(header or ())}")
+    if header is not None:
+        _refuse_repeated_names(header, name, content[0])
     try:
         with warnings.catch_warnings():
             # a row longer than the header would silently become the index (every value
             # shifted one column) or be cut: index_col=False and the warning as an error
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(io.StringIO(text), **{"index_col": False, **options})
-    except pd.errors.ParserWarning:
-        line, saw, expected = _first_ragged(text, comment)
-        raise FileProblem(f"{what} '{shown(path)}' line {line} has {saw} fields where the "
-                          f"header has {expected}") from None
+    except pd.errors.ParserWarning:  # (rows the scan could not count: a huge quoted field)
+        raise FileProblem(f"{name} has a row with more fields than the header") from None
     except pd.errors.ParserError as err:
         found = _FIELDS.search(str(err))
         if found:
             header_fields, row, fields = found.groups()  # (text: numbers as pandas wrote them)
-            raise FileProblem(f"{what} '{shown(path)}' line {row} has {fields} fields where the "
-                              f"header has {header_fields}") from None
-        raise FileProblem(f"{what} '{shown(path)}' is not a CSV table: {err}") from None
+            raise FileProblem(f"{name} line {row} has {fields} fields where the header has "
+                              f"{header_fields}") from None
+        raise FileProblem(f"{name} is not a CSV table: {err}") from None
     except (pd.errors.EmptyDataError, ValueError) as err:
-        raise FileProblem(f"{what} '{shown(path)}' is not a CSV table: {err}") from None
+        raise FileProblem(f"{name} is not a CSV table: {err}") from None
     if need_rows and frame.empty:
-        raise FileProblem(f"{what} '{shown(path)}' has a header but no rows")
+        raise FileProblem(f"{name} has a header but no rows")
     if len(content) == len(frame) + 1:  # (not so when a quoted field spans lines)
         frame.attrs["line_numbers"] = tuple(content[1:])  # (pandas compares attrs with ==)
     return frame
 
 
-def _first_ragged(text: str, comment: str | None) -> tuple[int, int, int]:
-    """(line, fields, the header's fields) of the first row whose length differs from the
-    header's."""
-    rows = csv.reader(io.StringIO(text))
+def _scan(text: str, comment: str | None, skip_space: bool
+          ) -> tuple[list[str] | None, list[int], tuple[int, int] | None]:
+    """(the header's names, the lines that hold a row — the header's first — and (line,
+    fields) of the first row whose length differs from the header's, or None), read as
+    pandas reads the text: blank lines skipped, ``comment`` to the end of a line. Texts
+    without quotes are split at commas (fast); others go through the csv module. The
+    header is None when the csv module cannot read the text (pandas then judges it)."""
+    if '"' in text or text.count("\r") != text.count("\r\n"):
+        return _scan_quoted(text, comment, skip_space)
     header = None
-    for row in rows:
-        if not any(field.strip() for field in row) or (
-                comment and row and row[0].lstrip().startswith(comment)):
+    content = []
+    ragged = None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if comment and comment in line:
+            line = line.split(comment, 1)[0]
+        if not line.strip():
             continue
+        content.append(number)
         if header is None:
-            header = len(row)
-        elif len(row) != header:
-            return rows.line_num, len(row), header
-    return 1, 0, header or 0
+            header = [_name(field, skip_space) for field in line.rstrip("\r").split(",")]
+        elif ragged is None and (fields := line.count(",") + 1) != len(header):
+            ragged = (number, fields)
+    return header, content, ragged
+
+
+def _scan_quoted(text: str, comment: str | None, skip_space: bool
+                 ) -> tuple[list[str] | None, list[int], tuple[int, int] | None]:
+    rows = csv.reader(io.StringIO(text, newline=""), skipinitialspace=skip_space)
+    header = None
+    content = []
+    start = 1  # the line a row starts on (a quoted field may span lines)
+    try:
+        for row in rows:
+            start, first = rows.line_num + 1, start
+            if comment:  # a field holding the comment character ends the row (unquoted)
+                cut = next((i for i, field in enumerate(row) if comment in field), None)
+                if cut is not None:
+                    row = row[:cut + 1] if row[cut].split(comment, 1)[0].strip() or cut else []
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            content.append(first)
+            if header is None:
+                header = [_name(field, skip_space) for field in row]
+            elif len(row) != len(header):
+                return header, content, (first, len(row))
+    except csv.Error:  # e.g. a quoted field over the csv module's size limit
+        return None, content or [1], None
+    return header, content, None
+
+
+def _name(field: str, skip_space: bool) -> str:
+    return field.lstrip(" ") if skip_space else field
+
+
+def _refuse_repeated_names(header: list[str], name: str, line: int) -> None:
+    """A header that names a column twice: pandas would rename the second ('x.1') and a
+    model would read the first without a word."""
+    seen: dict[str, int] = {}
+    for position, column in enumerate(header, start=1):
+        if column.strip() and column in seen:
+            raise FileProblem(f"{name} line {line}: the header names column "
+                              f"'{printable(column)}' twice (fields {seen[column]} and "
+                              f"{position})")
+        seen.setdefault(column, position)
 
 
 def line_numbers(frame: pd.DataFrame, positions) -> list[int] | None:
@@ -83,7 +140,7 @@ def line_numbers(frame: pd.DataFrame, positions) -> list[int] | None:
 
 
 def read_parquet(path: Path, what: str) -> pd.DataFrame:
-    problem = path_problem(path, what)
+    problem = path_problem(path, what) or size_problem(path, what)
     if problem:
         raise FileProblem(problem)
     try:

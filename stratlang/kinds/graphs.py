@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -203,9 +204,9 @@ def _edges_from_table(table: pd.DataFrame, where: str, unit: str = "rows"
             return "rows " + ", ".join(str(int(i)) for i in positions[:5])
         return "lines " + ", ".join(str(i) for i in numbers)
 
-    if table.shape[1] < 2:
-        raise GraphError(f"{where} needs columns source,target[,weight]; found "
-                         f"{list(table.columns)}")
+    if not 2 <= table.shape[1] <= 3:  # (its names are not echoed: it is no edge list)
+        raise GraphError(f"{where} has {table.shape[1]} column{'s' * (table.shape[1] != 1)}; "
+                         "an edge list has the columns source,target[,weight]")
     ends = table.iloc[:, :2]
     if ends.isna().any().any():
         raise GraphError(f"{where} has empty node names on "
@@ -215,6 +216,10 @@ def _edges_from_table(table: pd.DataFrame, where: str, unit: str = "rows"
     index = {label: i for i, label in enumerate(labels)}
     pairs = np.array([index[canon_text(v)] for v in values.reshape(-1)],
                      dtype=np.int64).reshape(-1, 2)
+    loops = np.flatnonzero(pairs[:, 0] == pairs[:, 1])
+    if len(loops):  # a self-loop adds nothing to a Laplacian: most likely a typing slip
+        raise GraphError(f"{where} joins a node to itself ({labels[pairs[loops[0], 0]]!r}) on "
+                         + places(loops))
     weights = np.ones(len(pairs))
     if table.shape[1] >= 3:
         w = pd.to_numeric(table.iloc[:, 2], errors="coerce").to_numpy(dtype=float)
@@ -287,13 +292,14 @@ def canon_text(value: Any) -> str:
     """Node labels from files and from data meet as text ('1976' == 1976 == 1976.0)."""
     value = canon(value)
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        return str(canon(number)) if number == number else text
+        # ASCII blanks only (a CSV file's padding): another space (NBSP, EM SPACE) is part
+        # of the label, and only ASCII digits make a number (not '١', '１', '1_000')
+        text = value.strip(" \t")
+        return str(canon(float(text))) if _ASCII_NUMBER.fullmatch(text) else text
     return str(value)
+
+
+_ASCII_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 class _EdgeList(GraphKind):
@@ -350,6 +356,12 @@ class Tree(_EdgeFile):
     doc = "A hierarchy read from a CSV edge list (parent,child[,weight]); must be a tree."
 
     def validate(self, labels, pairs, weights, where):
+        ends = np.sort(pairs, axis=1)
+        unique, counts = np.unique(ends, axis=0, return_counts=True)
+        if (counts > 1).any():  # parallel edges would merge into one: a cycle of two
+            a, b = unique[np.flatnonzero(counts > 1)[0]]
+            raise GraphError(f"{where} is not a tree: it joins {labels[a]!r} and {labels[b]!r} "
+                             "more than once (a cycle)")
         graph = g.edge_list_graph(len(labels), pairs, weights)
         if not g.is_tree(graph):
             raise GraphError(f"{where} is not a tree: {graph.n} nodes, {graph.n_edges} edges, "

@@ -66,12 +66,23 @@ def count(raw, classes, problems):
     return Encoded(y, None)
 
 
+# outcomes written as text: a CSV column with one odd value stays text, and each row is
+# judged on its own (only the odd row is blamed)
+_OUTCOME_WORDS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0}
+
+
 def zero_one(raw, classes, problems):
     labels = _labels(raw)
     y = np.zeros((len(labels), 1))
     bad = []
     for i, v in enumerate(labels):
-        if v is True or v is False or v in (0, 1):
+        if isinstance(v, str):
+            word = _OUTCOME_WORDS.get(v.strip(" \t").lower())
+            if word is None:
+                bad.append(i)
+            else:
+                y[i, 0] = word
+        elif v is True or v is False or v in (0, 1):
             y[i, 0] = float(v)
         else:
             bad.append(i)

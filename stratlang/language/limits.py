@@ -10,6 +10,8 @@ MAX_EDGES = 10_000_000  # edges of one graph factor (24 bytes each in its edge l
 MAX_STRATA = 1_000_000_000  # K, the product of the factors' nodes
 MAX_BASIS = 100_000  # eigenvectors of a `basis` (the fit has M × parameters variables)
 EDGE_BYTES = 24  # an edge's two node numbers and its weight
+MAX_SPEC_BYTES = 4 * MAX_SPEC_CHARACTERS  # a spec file (UTF-8: at most 4 bytes a character)
+MAX_FILE_BYTES = 2**30  # a data, graph or distance file, checked before it is read
 
 
 def factor_too_large(graph: str, sizes: list[int], edges: int | None) -> str | None:
@@ -31,3 +33,19 @@ def gigabytes(count: int, per: int) -> str:
     """``count`` things of ``per`` bytes, in words."""
     size = count * per
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+
+
+def bytes_words(size: int) -> str:
+    """A size in bytes, in words ('1.0 GiB', '3 MiB', '120 bytes')."""
+    if size >= 2**30:
+        return f"{size / 2**30:.1f} GiB"
+    return f"{size / 2**20:.0f} MiB" if size >= 2**20 else f"{size:,} bytes"
+
+
+def file_too_large(name: str, size: int | None, limit: int) -> str:
+    """'data file 'x' is 4.0 GiB; …' for a file of ``size`` (None: unknown, past the limit)
+    bytes over the ``limit``."""
+    has = f"is {bytes_words(size)}" if size is not None else f"has more than {bytes_words(limit)}"
+    if limit == MAX_SPEC_BYTES:
+        return f"{name} {has}; a spec has at most {MAX_SPEC_CHARACTERS:,} characters"
+    return f"{name} {has}; stratlang reads files of at most {bytes_words(limit)}"

@@ -13,6 +13,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, SupportsInt, cast
 
 from . import ast
@@ -136,9 +137,22 @@ def from_spec(param: Param, value: ast.Value) -> tuple[Any, str | None]:
         raw = value.value
     elif param.type == "string" and not isinstance(value, ast.String):
         return None, f"'{param.name}' must be a string in double quotes"
+    elif param.path and (problem := _outside_the_spec_folder(raw)):
+        return None, f"'{param.name}' {problem}"
     elif param.type == "bool" and not isinstance(raw, bool):
         return None, f"'{param.name}' must be true or false"
     return _checked(param, raw)
+
+
+def _outside_the_spec_folder(path: str) -> str | None:
+    """Why a path written in a spec may lead out of the spec's folder, or None: a spec may
+    come from anyone, so it chooses places below its own folder only (the command line and
+    Python choose any)."""
+    parts = PurePath(path).parts
+    if PurePath(path).is_absolute() or path.startswith("~") or ".." in parts:
+        return ("written in a spec must be a folder below the spec's own (no absolute path, "
+                "no '..'); choose another place on the command line or from Python")
+    return None
 
 
 def from_python(param: Param, value: Any) -> tuple[Any, str | None]:
