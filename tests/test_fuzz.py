@@ -13,6 +13,7 @@ from stratlang.language.errors import SpecError
 from stratlang.spec import compile_spec
 
 from .fuzz_files import describe, file_cases, file_outcome, file_problems
+from .fuzz_fits import fit_cases, fit_outcome
 from .fuzzing import (
     EXAMPLE_DATA,
     EXAMPLE_SPECS,
@@ -159,3 +160,13 @@ def test_a_spec_beyond_the_size_limit():
     text = "model m\nresponse y ~ squared\n" + ("# a comment\n" * 90_000)
     with pytest.raises(SpecError, match="the spec is longer than 1,000,000 characters"):
         compile_spec(text)
+
+
+@settings(max_examples=12, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(fit_cases())
+def test_cli_fits_of_every_loss(tmp_path_factory, case):
+    """The fit campaign's short profile (tests/fuzz_fits.py): a fit is written and
+    loadable, or refused with stratlang's message; a planted data problem never passes."""
+    result = fit_outcome(case, tmp_path_factory.mktemp("fit"))
+    assert result.kind in ("accepted", "refused"), f"{result.message}\n{case.describe()}"
