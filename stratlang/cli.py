@@ -36,12 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check a spec (and its data) and report every problem")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file to check the spec against")
-    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
+                   type=_graph_item, help=GRAPH_HELP)
 
     p = sub.add_parser("show", help="print the canonical spec and a summary of the model")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (for the strata observed in it)")
-    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
+                   type=_graph_item, help=GRAPH_HELP)
 
     p = sub.add_parser("fit", help="fit a spec to data")
     _spec_argument(p)
@@ -54,29 +56,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR", help="dask backend: the workers write θ under DIR "
                    "as Parquet parts (plus DIR/model.json, for predict and score)")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
+                   type=_weight_item,
                    help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
-    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
+    _option_argument(p)
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
+                   type=_graph_item, help=GRAPH_HELP)
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
 
     p = sub.add_parser("verify", help="fit with the CVXPY reference and with ADMM; compare")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     p.add_argument("--solver", help="CVXPY solver for the reference")
-    p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
+    p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
+                   type=_weight_item, help="fix a hyper-parameter (repeatable)")
+    _option_argument(p, "the fast backend's option")
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
+                   type=_graph_item, help=GRAPH_HELP)
 
     p = sub.add_parser("tune", help="cross-validate the spec's sweeps and refit the best")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=_folds, default=5, help="cross-validation folds (≥ 2, "
+                   "default 5)")
     p.add_argument("--metric", help="metric to optimize (default: the loss's own)")
     p.add_argument("--backend", help="fitting backend (default: admm when it applies)")
-    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE", help=GRAPH_HELP)
+    p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
+                   type=_graph_item, help=GRAPH_HELP)
     p.add_argument("--out", help="write the refitted best model here")
 
     p = sub.add_parser("plot", help="draw a fitted model (PNG, SVG or PDF)")
     p.add_argument("model", help="a fitted model written by `stratlang fit --out`")
-    p.add_argument("--param", help="the parameter (row[:output]) to show; default: the first")
+    p.add_argument("--param", help="the parameter (row[:output]) to show; default: the "
+                   "first row that is not the intercept")
     p.add_argument("--over", help="stratification column along the x axis")
     p.add_argument("--by", help="column for separate lines, heat-map rows, or the colour")
     p.add_argument("--convergence", action="store_true", help="plot the iteration history")
@@ -95,10 +106,58 @@ def _parser() -> argparse.ArgumentParser:
                             "model averaged over its factor's nodes, or its star's hub")
         if name == "predict":
             p.add_argument("--out", help="CSV file for the predictions (default: stdout)")
-    for p in sub.choices.values():
+            p.add_argument("--id", action="append", default=[], metavar="COLUMN",
+                           help="a column of the data to carry into the predictions, e.g. a "
+                                "record id (repeatable); the stratification columns always are")
+    for name, p in sub.choices.items():
         p.add_argument("--format", choices=("text", "json"), default="text",
                        help="json: one JSON document on standard output, errors included")
+        p.description = HELP[name]
+        p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+HELP = {
+    "check": "Checks a spec and, when it names data (or --data is given), binds the data: "
+             "every problem is reported at once, with its file, line and column.",
+    "show": "Prints the spec's canonical text and what it declares; with data, the records, "
+            "the parameter rows, K and each factor's graph.",
+    "fit": "Fits a spec to its data and prints the summary and the training metrics; --out "
+           "writes the fit (JSON and .npz) for predict, score and plot.",
+    "verify": "Fits the same model with the CVXPY reference and with the fast backend, and "
+              "compares their objectives and times.",
+    "tune": "Cross-validates every combination of the spec's sweeps (e.g. weight {1, 10, "
+            "100}) and refits the best on all data.",
+    "plot": "Draws a fitted model: a parameter over the strata, the iteration history, or "
+            "a personalized model's sample models.",
+    "predict": "Predicts every row of a data file with a fitted model; the rows' "
+               "stratification columns (and --id columns) come first.",
+    "score": "Scores a fitted model on a data file: the loss's metrics.",
+}
+EXAMPLES = {
+    "check": ["stratlang check model.strat", "stratlang check model.strat --data new.csv",
+              "cat model.strat | stratlang check -"],
+    "show": ["stratlang show model.strat --data train.csv"],
+    "fit": ["stratlang fit model.strat --data train.csv --out fit",
+            "stratlang fit model.strat --weight stratify.age=100 --option max_iter=20000",
+            "stratlang fit model.strat --backend dask --workers 4 --output parts/"],
+    "verify": ["stratlang verify model.strat --weight stratify.age=100"],
+    "tune": ["stratlang tune model.strat --folds 5 --out best"],
+    "plot": ["stratlang plot fit.json --out year.png",
+             "stratlang plot fit.json --over state --by year --out map.png",
+             "stratlang plot fit.json --convergence --out conv.png"],
+    "predict": ["stratlang predict fit.json --data new.csv --id record --out predictions.csv",
+                "stratlang predict fit.json --data new.csv --unseen common"],
+    "score": ["stratlang score fit.json --data test.csv"],
+}
+
+
+def _option_argument(p: argparse.ArgumentParser, what: str = "a backend option") -> None:
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   type=_option_item,
+                   help=f"{what}, e.g. max_iter=20000 or rho=0.5 (repeatable; validated by "
+                        "the backend; see docs/language.md for each backend's options)")
 
 
 def _spec_argument(p: argparse.ArgumentParser) -> None:
@@ -110,27 +169,54 @@ GRAPH_HELP = ("the edge-list CSV (source,target[,weight]) of a factor the spec d
               "'given', e.g. state=borders.csv (repeatable)")
 
 
-def _graphs(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        column, sep, path = item.partition("=")
-        if not sep or not column.strip() or not path.strip():
-            raise StratlangError(f"--graph expects COLUMN=FILE, got '{item}'")
-        out[column.strip()] = path.strip()
-    return out
+def _pair(item: str, what: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expects {what}, got '{item}'")
+    return name.strip(), value.strip()
 
 
-def _weights(items: list[str]) -> dict[str, float]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise StratlangError(f"--weight expects NAME=VALUE, got '{item}'") from None
-    return out
+def _folds(text: str) -> int:
+    try:
+        folds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a whole number, got '{text}'") from None
+    if folds < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {folds}")
+    return folds
+
+
+def _graph_item(item: str) -> tuple[str, str]:
+    """--graph COLUMN=FILE (a malformed one is a usage error: exit 2)."""
+    return _pair(item, "COLUMN=FILE")
+
+
+def _weight_item(item: str) -> tuple[str, float]:
+    """--weight NAME=VALUE with a number for VALUE (else a usage error: exit 2)."""
+    name, value = _pair(item, "NAME=VALUE")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects NAME=VALUE with a number for VALUE, got "
+                                         f"'{item}'") from None
+
+
+def _option_item(item: str) -> tuple[str, Any]:
+    """--option NAME=VALUE: VALUE read as JSON when it is (a number, true/false, null),
+    else as text; the backend validates it as it does options given from Python."""
+    name, value = _pair(item, "NAME=VALUE")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+def _graphs(items: list[tuple[str, str]]) -> dict[str, str]:
+    return dict(items)
+
+
+def _weights(items: list[tuple[str, float]]) -> dict[str, float]:
+    return dict(items)
 
 
 # ---- the spec argument -------------------------------------------------------------------
@@ -333,13 +419,14 @@ def _cluster_options(args: argparse.Namespace) -> dict:
 
     options = {k: v for k, v in (("scheduler", args.scheduler), ("workers", args.workers),
                                  ("output", args.output)) if v is not None}
+    given = dict(args.option)
     if options:
         able = [b.name for b in BACKENDS.entries() if all(k in b.options for k in options)]
         if args.backend not in able:
             flags = ", ".join(f"--{k}" for k in options)
             raise StratlangError(f"{flags} appl{'y' if len(options) > 1 else 'ies'} to "
                                  + " and ".join(f"--backend {b}" for b in able))
-    return options
+    return {**given, **options}
 
 
 def _fit_document(fitted: FittedModel) -> dict:
@@ -420,7 +507,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     result = _load(args).verify(args.data, weights=_weights(args.weight) or None,
-                                solver=args.solver)
+                                solver=args.solver, options=dict(args.option) or None)
     if _json(args):
         _emit({"ok": True,
                "reference": {"backend": "cvxpy", "objective": result.cvxpy_objective,
@@ -436,8 +523,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    if args.folds < 2:
-        raise StratlangError("--folds must be at least 2")
     _check_places(args.out)
     result = _load(args).tune(args.data, folds=args.folds, metric=args.metric,
                               backend=args.backend)
@@ -483,7 +568,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
-    predictions = fitted.predict(args.data, **_unseen(fitted, args))
+    frame = fitted.model.frame(args.data)
+    predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args)),
+                             args.id)
     if args.out:
         predictions.to_csv(args.out)
         if _json(args):
@@ -497,6 +584,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         predictions.to_csv(sys.stdout)
     return 0
+
+
+def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]) -> Any:
+    """The predictions after the columns that say which record each is: the ``--id``
+    columns and the stratification columns, read from the same rows."""
+    import pandas as pd
+
+    from .language.errors import DataError, did_you_mean
+
+    strata = [c for s in fitted.model.ir.strata for c in s.columns]
+    keys = list(dict.fromkeys([*ids, *strata]))
+    for column in ids:
+        if column not in frame.columns:
+            raise DataError(f"--id {column}: the data have no column '{column}'"
+                            + did_you_mean(column, [str(c) for c in frame.columns]))
+    taken = [c for c in keys if c in frame.columns and c not in predictions.columns]
+    return pd.concat([frame.loc[predictions.index, taken], predictions], axis=1)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -516,8 +620,15 @@ COMMANDS = {"check": cmd_check, "show": cmd_show, "fit": cmd_fit, "predict": cmd
             "score": cmd_score, "verify": cmd_verify, "tune": cmd_tune, "plot": cmd_plot}
 
 
+_WARNED: set[str] = set()  # the warnings this command has printed: each is told once
+
+
 def _warn(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    text = str(message)
+    if text in _WARNED:  # (a fit may bind its data more than once)
+        return
+    _WARNED.add(text)
+    print(f"warning: {text}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -527,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     name the command line's flags where Python's arguments differ (``StratlangError.cli``)."""
     args = _parser().parse_args(argv)
     warnings.showwarning = _warn
+    _WARNED.clear()
     try:
         status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

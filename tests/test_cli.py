@@ -77,7 +77,7 @@ def test_fit_predict_score_round_trip(project):
     assert "strata K = 12" in fit.stdout and "training rmse" in fit.stdout
     pred = run("predict", str(project / "fit.json"), "--data", str(project / "d.csv"),
                "--out", str(project / "p.csv"))
-    assert pred.returncode == 0 and (project / "p.csv").read_text().startswith(",prediction\n")
+    assert pred.returncode == 0 and (project / "p.csv").read_text().startswith(",sex,age,prediction\n")
     score = run("score", str(project / "fit.json"), "--data", str(project / "d.csv"))
     assert score.returncode == 0 and score.stdout.startswith("rmse ")
 
@@ -85,8 +85,6 @@ def test_fit_predict_score_round_trip(project):
 def test_user_errors_exit_1_without_traceback(project, capsys):
     assert main(["fit", str(project / "good.strat"), "--data", str(project / "none.csv")]) == 1
     assert capsys.readouterr().err == f"error: data file '{project / 'none.csv'}' not found\n"
-    assert main(["fit", str(project / "good.strat"), "--weight", "oops"]) == 1
-    assert "--weight expects NAME=VALUE" in capsys.readouterr().err
     assert main(["fit", str(project / "good.strat"), "--backend", "admn"]) == 1
     assert "unknown backend 'admn'; did you mean 'admm'?" in capsys.readouterr().err
     assert main(["predict", str(project / "missing.json"), "--data", "x.csv"]) == 1
@@ -240,7 +238,7 @@ def test_json_fit_score_predict(project, capsys):
     assert scored == {"ok": True, "metrics": pytest.approx(doc["training"])}
     assert main(["predict", str(out), "--data", data, "--format", "json"]) == 0
     predictions = json.loads(capsys.readouterr().out)["predictions"]
-    assert len(predictions) == 300 and set(predictions[0]) == {"row", "prediction"}
+    assert len(predictions) == 300 and set(predictions[0]) == {"row", "sex", "age", "prediction"}
     assert [p["row"] for p in predictions[:3]] == [0, 1, 2]
     assert main(["predict", str(out), "--data", data, "--out", str(project / "p.csv"),
                  "--format", "json"]) == 0
@@ -262,7 +260,7 @@ def test_json_has_no_nan_a_dropped_row_predicts_null(project, capsys):
     text = capsys.readouterr().out
     assert "NaN" not in text
     predictions = json.loads(text)["predictions"]
-    assert predictions[4] == {"row": 4, "prediction": None}
+    assert predictions[4] == {"row": 4, "age": int(frame.age[4]), "prediction": None}
     assert isinstance(predictions[3]["prediction"], float)
 
 
@@ -414,3 +412,70 @@ def test_nonconvex_and_where_models_from_the_cli(tmp_path, rng, capsys):
         f"{spec}:3:27: error: where: \"f\" is no node of column 's' (nodes F, M); did you mean "
         "'F'?\n    features x, x2 where s == \"f\", intercept\n"
         "                              ^^^\n")
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["fit", "S", "--weight", "oops"], "argument --weight: expects NAME=VALUE, got 'oops'"),
+    (["fit", "S", "--weight", "stratify.age=abc"],
+     "argument --weight: expects NAME=VALUE with a number for VALUE, got 'stratify.age=abc'"),
+    (["fit", "S", "--graph", "age"], "argument --graph: expects COLUMN=FILE, got 'age'"),
+    (["fit", "S", "--option", "=3"], "argument --option: expects NAME=VALUE, got '=3'"),
+    (["tune", "S", "--folds", "1"], "argument --folds: must be at least 2, got 1"),
+    (["tune", "S", "--folds", "two"], "argument --folds: expects a whole number, got 'two'"),
+])
+def test_malformed_flags_are_usage_errors(project, capsys, argv, said):
+    argv = [str(project / "good.strat") if a == "S" else a for a in argv]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_option_flags_reach_the_backend_validated(project, capsys):
+    good = str(project / "good.strat")
+    assert main(["fit", good, "--backend", "admm", "--option", "max_iter=3", "--option",
+                 "adaptive=false", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["iteration_limit"] == 3 and doc["iterations"] <= 3
+    assert main(["fit", good, "--backend", "admm", "--option", "max_itr=3"]) == 1
+    assert "did you mean 'max_iter'?" in capsys.readouterr().err
+
+
+def test_predictions_carry_the_strata_and_id_columns(project, capsys):
+    frame = pd.read_csv(project / "d.csv")
+    frame.insert(0, "record", [f"r{i}" for i in range(len(frame))])
+    frame.to_csv(project / "ids.csv", index=False)
+    assert main(["fit", str(project / "good.strat"), "--out", str(project / "m")]) == 0
+    assert main(["predict", str(project / "m.json"), "--data", str(project / "ids.csv"),
+                 "--id", "record", "--out", str(project / "p.csv")]) == 0
+    written = pd.read_csv(project / "p.csv", index_col=0)
+    assert list(written.columns) == ["record", "sex", "age", "prediction"]
+    assert (written.record.to_numpy() == frame.record.to_numpy()).all()
+    assert (written.age.to_numpy() == frame.age.to_numpy()).all()
+    capsys.readouterr()
+    assert main(["predict", str(project / "m.json"), "--data", str(project / "ids.csv"),
+                 "--id", "recrod"]) == 1
+    assert capsys.readouterr().err == ("error: --id recrod: the data have no column 'recrod'; "
+                                       "did you mean 'record'?\n")
+
+
+def test_a_warning_is_told_once_per_command(project, capsys):
+    frame = pd.read_csv(project / "d.csv")
+    frame.loc[4, "x1"] = np.nan
+    frame.to_csv(project / "gaps.csv", index=False)
+    write(project, "drop.strat", "response y ~ squared\nfeatures x1, intercept\n"
+          "stratify age ~ path weight 1 nodes 20..25\nmissing drop\n")
+    assert main(["fit", str(project / "drop.strat"), "--data", str(project / "gaps.csv")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "missing drop" in err
+
+
+@pytest.mark.parametrize("command", ["check", "show", "fit", "verify", "tune", "plot",
+                                     "predict", "score"])
+def test_every_command_has_a_description_and_an_example(command):
+    from stratlang.cli import COMMANDS, _parser
+
+    assert set(COMMANDS) == {"check", "show", "fit", "verify", "tune", "plot", "predict",
+                             "score"}
+    parser = _parser()
+    help_text = parser._subparsers._group_actions[0].choices[command].format_help()
+    assert "examples:\n  stratlang " + command in help_text
