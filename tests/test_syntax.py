@@ -113,3 +113,56 @@ def test_all_syntax_errors_reported_in_one_pass():
 
 def test_grammar_is_lalr_and_packaged():
     assert "start:" in grammar_text()
+
+
+# ---- many statements: time in proportion to the text, a bounded message (issue 20 #9)
+class _CountingParser:
+    """The real parser, counting the characters each parse is given."""
+
+    def __init__(self, real):
+        self.real, self.terminals, self.parsed = real, real.terminals, []
+
+    def parse(self, text: str):
+        self.parsed.append(len(text))
+        return self.real.parse(text)
+
+
+def test_recovery_parses_again_only_the_statement_with_the_error(monkeypatch):
+    from stratlang.language import syntax
+
+    counting = _CountingParser(syntax._parser())
+    monkeypatch.setattr(syntax, "_parser", lambda: counting)
+    text = "model m\nresponse y ~ squared\n" + "features x )\n" * 2000
+    result = parse_recovering(text)
+    assert len(result.diagnostics) == 2000  # every error found, none given up on
+    assert result.diagnostics[-1].span.line == 2002
+    assert result.diagnostics[-1].message.startswith("unexpected ')'")
+    assert [type(s).__name__ for s in result.spec.statements] == ["ModelStmt", "ResponseStmt"]
+    assert sum(counting.parsed) <= 3 * len(text)  # was: the whole text again per error
+
+
+@pytest.mark.parametrize("text", [
+    FULL, FULL.replace("\n", "\r\n"),
+    "features a,\n\n  # between\n  b *\n c:\n d where g == 1 and\n h in {1,\n 2}\nmodel m\n",
+    "regularize 0.1 *\n sum_squares +\n l1\nstratify g ~ path \\\n  weight 2\n\n\nbasis 3",
+])
+def test_statement_by_statement_parse_equals_the_whole_parse(text):
+    from stratlang.language.errors import Collector
+    from stratlang.language.syntax import _Recovery
+
+    whole = parse(text)
+    again = _Recovery(text, whole.source, Collector(whole.source)).statements()
+    assert again == list(whole.statements)  # the same statements at the same places
+
+
+def test_many_errors_shown_up_to_a_cap_with_the_count():
+    from stratlang.language.errors import SHOWN_DIAGNOSTICS
+    from stratlang.spec import compile_spec
+
+    text = "model m\nresponse y ~ squared\n" + "features x\n" * 120
+    with pytest.raises(SpecError) as info:
+        compile_spec(text, "many.strat", check_files=False)
+    assert len(info.value.diagnostics) == 119  # all kept for a program
+    shown = info.value.format()
+    assert shown.count("error: duplicate 'features' statement") == SHOWN_DIAGNOSTICS == 50
+    assert shown.endswith("    ^^^^^^^^^^\n… and 69 more\n119 errors")
