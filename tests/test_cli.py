@@ -414,3 +414,16 @@ def test_nonconvex_and_where_models_from_the_cli(tmp_path, rng, capsys):
         f"{spec}:3:27: error: where: \"f\" is no node of column 's' (nodes F, M); did you mean "
         "'F'?\n    features x, x2 where s == \"f\", intercept\n"
         "                              ^^^\n")
+
+
+def test_check_reports_a_basis_larger_than_the_strata_of_the_data(project, capsys):
+    # issue 20 #13: check binds the data, so it knows K (2 sexes × 6 ages = 12) as fit does
+    write(project, "basis.strat", 'data "d.csv"\nresponse y ~ squared\nfeatures x1\n'
+          "stratify sex ~ complete\nstratify age ~ path\nbasis 50\n")
+    assert main(["check", str(project / "basis.strat")]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"{project / 'basis.strat'}:6:7: error: basis 50 exceeds the K = 12 strata: "
+                   "at most 12 eigenvectors\n    basis 50\n          ^^\n")
+    write(project, "basis.strat", 'data "d.csv"\nresponse y ~ squared\nfeatures x1\n'
+          "stratify sex ~ complete\nstratify age ~ path\nbasis 12\n")
+    assert main(["check", str(project / "basis.strat")]) == 0
