@@ -38,7 +38,7 @@ def _anonymous_words() -> dict[str, str]:
     return {t.name: "'" + t.pattern.value.replace("\\", "") + "'"
             for t in _parser().terminals if t.name.startswith("__ANON")}
 _NUMBERISH = re.compile(r"[+-]?\.?\d[\w.+-]*")
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]+)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 @lru_cache(maxsize=1)
@@ -70,7 +70,7 @@ def _unescape(text: str) -> str:
 
 def _number(tok: Token) -> ast.Number:
     text = str(tok)
-    is_int = re.fullmatch(r"[+-]?\d+", text) is not None
+    is_int = re.fullmatch(r"[+-]?[0-9]+", text) is not None
     return ast.Number(_tok_span(tok), int(text) if is_int else float(text), text)
 
 
@@ -226,6 +226,8 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     span = Span(line, col, line, col + max(1, len(word)))
     expected = set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
 
+    if isinstance(err, UnexpectedCharacters) and text[pos].isdecimal():
+        return Diagnostic(_foreign_digit(text[pos]), Span(line, col, line, col + 1), source)
     if text[pos:pos + 1] == '"':
         return Diagnostic("unterminated string: add the closing '\"'",
                           Span(line, col, line, col + _line_end(text, pos) - pos), source)
@@ -257,14 +259,25 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     return Diagnostic(str(err).splitlines()[0], span, source)
 
 
+_CONTROL_NAMES = {"\t": "TAB", "\r": "CARRIAGE RETURN", "\x0b": "LINE TABULATION",
+                  "\x0c": "FORM FEED", "\x1c": "FILE SEPARATOR", "\x1d": "GROUP SEPARATOR",
+                  "\x1e": "RECORD SEPARATOR", "\x85": "NEXT LINE"}
+
+
 def _shown_character(char: str) -> str:
     """A character for a message: itself in quotes when printable, else its code point and
     name (a line separator or a NUL would otherwise vanish or break the message)."""
     if char.isprintable():
         return f"'{char}'"
-    name = unicodedata.name(char, "") or {"\t": "TAB", "\r": "CARRIAGE RETURN"}.get(
-        char, "a control character")
+    name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "a control character")
     return f"U+{ord(char):04X} ({name})"
+
+
+def _foreign_digit(char: str, word: str = "") -> str:
+    """The message for a digit other than 0-9 (which Python would read as a number)."""
+    return (f"non-ASCII digit '{char}' (U+{ord(char):04X} {unicodedata.name(char, 'DIGIT')})"
+            + (f" in '{word}'" if len(word) > 1 else "")
+            + ": numbers are written with the digits 0-9")
 
 
 def _start_of_word(text: str, pos: int) -> int:
@@ -303,6 +316,15 @@ def _mask_malformed_numbers(text: str, source: Source, collector: Collector) -> 
         word = match.group(0)
         if word.startswith(('"', "#")):
             continue
+        foreign = next((i for i, c in enumerate(word) if c.isdecimal() and not c.isascii()),
+                       None)
+        if foreign is not None:
+            line, col = source.position(match.start() + foreign)
+            collector.error(_foreign_digit(word[foreign], word),
+                            Span(line, col, line, col + 1))
+            out.append(text[last:match.start()] + "0".ljust(len(word)))
+            last = match.end()
+            continue
         pieces = word.split("..")
         if not (all(_NUMBER.fullmatch(p) for p in pieces if p) and all(pieces[:-1] or [True])):
             # a trailing '+'/'-' belongs to a following sum, not to the number
@@ -328,6 +350,30 @@ def _mask_malformed_numbers(text: str, source: Source, collector: Collector) -> 
             out.append(text[last:match.start()]
                        + ("0..0" if len(pieces) > 1 else "0").ljust(width))
             last = match.start() + width
+    out.append(text[last:])
+    return "".join(out)
+
+
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*')
+# what str.splitlines (and editors) take for a line break, besides '\n' and '\r\n'
+_HIDDEN_BREAK = re.compile("\r(?!$)|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _mask_breaks_in_comments(text: str, source: Source, collector: Collector) -> str:
+    """Reports a comment that holds a character editors show as a line break (U+2028,
+    U+0085, a vertical tab, …): what follows it would look like a statement but be part of
+    the comment. The characters are blanked, so parsing goes on."""
+    out, last = [], 0
+    for match in _STRING_OR_COMMENT.finditer(text):
+        comment = match.group(0)
+        if not comment.startswith("#") or not (hidden := _HIDDEN_BREAK.search(comment)):
+            continue
+        line, col = source.position(match.start() + hidden.start())
+        collector.error(f"{_shown_character(hidden.group(0))} in a comment: editors show a "
+                        "line break there, but the comment runs on to the end of the line; "
+                        "end the comment with a real line break", Span(line, col, line, col + 1))
+        out.append(text[last:match.start()] + _HIDDEN_BREAK.sub(" ", comment))
+        last = match.end()
     out.append(text[last:])
     return "".join(out)
 
@@ -378,6 +424,7 @@ def parse_recovering(text: str, filename: str = "<spec>") -> ParseResult:
     collector = Collector(source)
     work = _mask_beyond_limits(source, collector)
     work = _mask_malformed_numbers(work, source, collector)
+    work = _mask_breaks_in_comments(work, source, collector)
     try:
         statements = _ToAst().transform(_parser().parse(work))
     except UnexpectedInput:
