@@ -199,6 +199,11 @@ class NumericalError(StratlangError):
     """A solver failed: infeasible, unbounded, diverged or did not converge."""
 
 
+class SpecArgumentError(StratlangError, ValueError):
+    """An argument given to the :class:`stratlang.Spec` builder that has no spec form (a
+    name that is not a name, a line break in text, a value of no spec type)."""
+
+
 class OptionError(StratlangError, ValueError):
     """An option given from Python or the command line that its owner does not declare,
     or whose value lies outside the declared range."""
