@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .language import ir
-from .language.errors import SpecArgumentError
-from .language.printer import literal, target
+from .language import ast, ir
+from .language.errors import Source, Span, SpecArgumentError
+from .language.printer import literal, target, wrap
+from .language.syntax import parse
 from .model import Model
 from .spec import compile_spec
 
@@ -64,7 +65,8 @@ def _fragment(text: Any, what: str) -> str:
 
 
 def _columns(columns: Columns) -> tuple[str, ...]:
-    names = (columns,) if isinstance(columns, str) else tuple(columns)
+    names = ((columns,) if isinstance(columns, str)
+             else tuple(columns) if isinstance(columns, list | tuple) else ())
     if not names or not all(isinstance(c, str) for c in names):
         raise SpecArgumentError(f"columns are given by name: a string or a tuple of strings; "
                                 f"got {columns!r}")
@@ -117,7 +119,8 @@ def _nodes(nodes: Any) -> str:
     nodes = _plain(nodes)
     if isinstance(nodes, range):
         return _value(nodes)
-    if isinstance(nodes, str) or not isinstance(nodes, Iterable):
+    if isinstance(nodes, str | bytes | set | frozenset | Mapping) or not isinstance(
+            nodes, Iterable):  # (a set or a mapping has no order: the order is the graph's)
         raise SpecArgumentError(f"nodes are a range or a list of labels; got {nodes!r}")
     return "[" + ", ".join(_label(v) for v in nodes) + "]"
 
@@ -144,10 +147,18 @@ def _call(kind: str, args: tuple, params: dict[str, Any], what: str) -> str:
 def _names(names: Iterable[str] | str) -> str:
     from .language.printer import _name as written
 
-    names = [names] if isinstance(names, str) else list(names)
+    names = ([names] if isinstance(names, str)
+             else list(names) if isinstance(names, list | tuple) else [names])
     if not all(isinstance(n, str) and n for n in names):
         raise SpecArgumentError(f"exclude takes parameter row names (strings); got {names!r}")
     return "[" + ", ".join(written(n) for n in names) + "]"
+
+
+def _one_line(source: Source, span: Span) -> str:
+    """The text of a span, a statement printed over several lines joined back into one."""
+    text = source.text[source.offset(span.line, span.column):
+                       source.offset(span.end_line, span.end_column)]
+    return re.sub(r"[ \t]*\n[ \t]*", " ", text)
 
 
 Where = Mapping[str, Any] | str | None
@@ -208,17 +219,19 @@ class Spec:
         source = (model.ir if isinstance(model, Model) else model).source
         named = source is not None and not source.filename.startswith("<")  # (a file's)
         spec = cls(directory=source.directory if source is not None and named else None)
-        for line in text.split("\n"):  # (a quoted label may hold U+2028: not a break)
-            if not line.strip():
-                continue
+        parsed = parse(text, "<canonical>")  # (a long statement goes on over more lines)
+        for stmt in parsed.statements:
+            line = _one_line(parsed.source, stmt.span)
             head = line.split()[0]
-            if head == "response" and " where " in line:  # an override, one per clause
-                spec._set(("response", line.split(" where ", 1)[1]), line)
+            if isinstance(stmt, ast.ResponseStmt) and stmt.where is not None:  # an override,
+                where = _one_line(parsed.source, stmt.where.span)  # one per clause
+                spec._set(("response", where.removeprefix("where ")), line)
             elif head == "regularize":
                 spec._set(("regularize", spec._terms), line)
                 spec._terms += 1
-            elif head in ("stratify", "distance"):
-                spec._set((head, line.split("~")[0].split(None, 1)[1].strip()), line.strip())
+            elif isinstance(stmt, ast.StratifyStmt | ast.DistanceStmt):
+                columns = tuple(c.value for c in stmt.target.columns)
+                spec._set((head, target(columns)), line)
             else:
                 spec._set(head, line)
         return spec
@@ -252,7 +265,7 @@ class Spec:
         """The feature terms as written in a spec (``"categorical(region)"``,
         ``"log(income)"``, ``"a:b"``), or one list of them; replaces the features set
         before."""
-        if len(terms) == 1 and not isinstance(terms[0], str):
+        if len(terms) == 1 and isinstance(terms[0], list | tuple):
             terms = tuple(terms[0])
         texts = [_fragment(t, "a feature term") for t in terms if isinstance(t, str)]
         if len(texts) != len(terms):
@@ -346,7 +359,7 @@ class Spec:
     def source(self) -> str:
         """The statements as composed (before checking)."""
         keys = sorted(self._statements, key=_rank)  # (stable: added order within a rank)
-        return "".join(self._statements[k] + "\n" for k in keys)
+        return "".join(wrap(self._statements[k]) + "\n" for k in keys)
 
     def model(self, graphs: dict[str, Any] | None = None) -> Model:
         """The checked model (a SpecError names the line of :attr:`source` at fault)."""
