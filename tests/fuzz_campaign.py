@@ -1,7 +1,8 @@
 """The long fuzz profile: ``make fuzz`` (or ``python -m tests.fuzz_campaign --inputs N``).
 
-Runs N inputs from tests/fuzzing.py — 70 % texts checked alone, 20 % texts beside the
-example data, 10 % spec files through the command line — spread over the machine's cores,
+Runs N inputs from tests/fuzzing.py — 65 % texts checked alone, 20 % texts beside the
+example data, 10 % spec files through the command line, 5 % calls of the Spec builder
+with hostile arguments — spread over the machine's cores,
 and prints the count of each outcome class per entry point, the slowest input, and every
 input that broke a property (written to ``fuzz-failures/`` to be replayed). Exits 1 when
 any input broke a property.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-SHARES = {"text": 0.7, "text + data": 0.2, "command line": 0.1}
+SHARES = {"text": 0.65, "text + data": 0.2, "command line": 0.1, "builder": 0.05}
 CLASSES = ["accepted", "spec error", "data error", "other error", "bug", "timeout"]
 
 
@@ -30,6 +31,9 @@ def run_share(mode: str, count: int, run_seed: int) -> dict:
     from .fuzzing import (
         EXAMPLE_DATA,
         EXAMPLE_SPECS,
+        Outcome,
+        builder_calls,
+        builder_outcome,
         cli_outcome,
         mutated,
         outcome,
@@ -46,14 +50,19 @@ def run_share(mode: str, count: int, run_seed: int) -> dict:
     strategy = {"text": spec_texts(),
                 "text + data": mutated(__import__("hypothesis").strategies.sampled_from(
                     list(EXAMPLE_SPECS.values()))),
-                "command line": spec_files()}[mode]
+                "command line": spec_files(), "builder": builder_calls()}[mode]
 
     @seed(run_seed)
     @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def one(case):
-        if mode == "command line":
+        if mode == "builder":
+            start = time.perf_counter()
+            kind, broken = builder_outcome(*case)
+            result = Outcome(kind, time.perf_counter() - start)
+            text = repr(case)
+        elif mode == "command line":
             result = cli_outcome(case, directory)
             broken = [f"{result.kind}: {result.message}"] if result.kind in ("bug",
                                                                              "timeout") else []

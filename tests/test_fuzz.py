@@ -17,8 +17,11 @@ from .fuzzing import (
     EXAMPLE_SPECS,
     MUTATIONS,
     SEPARATORS,
+    builder_calls,
+    builder_outcome,
     caret_problems,
     cli_outcome,
+    must_refuse,
     mutated,
     outcome,
     problems,
@@ -148,3 +151,33 @@ def test_a_spec_beyond_the_size_limit():
     text = "model m\nresponse y ~ squared\n" + ("# a comment\n" * 90_000)
     with pytest.raises(SpecError, match="the spec is longer than 1,000,000 characters"):
         compile_spec(text)
+
+
+@settings(SHORT, max_examples=150)
+@given(builder_calls())
+def test_builder_arguments(case):
+    name, calls = case
+    _, broken = builder_outcome(name, calls)
+    assert not broken, (name, calls)
+
+
+@pytest.mark.parametrize("mutation", ["foreign_digit", "comment_separator"])
+@settings(SHORT, max_examples=20)
+@given(data=st.data())
+def test_what_must_be_refused_is_refused(mutation, data):
+    """A foreign digit or a hidden break, put into any example: never accepted."""
+    base = data.draw(st.sampled_from(list(EXAMPLE_SPECS.values())))
+    text = MUTATIONS[mutation](data.draw, base)
+    result = outcome(text)
+    assert not problems(text, result), text
+    if must_refuse(text):
+        assert result.kind == "spec error", text
+
+
+def test_a_statement_repeated_twenty_thousand_times_is_checked_in_linear_time():
+    text = "model m\nresponse y ~ squared\n" + "features x\n" * 20_000
+    result = outcome(text)
+    assert result.kind == "spec error" and len(result.diagnostics) == 19_999
+    assert result.message.endswith("… and 19,949 more\n19,999 errors")
+    assert result.seconds < 10  # (quadratic before: 26 s here, 164 s at 50,000)
+    assert not problems(text, result)

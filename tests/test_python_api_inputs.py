@@ -273,3 +273,21 @@ def test_quoted_text_in_builder_arguments_may_hold_anything():
                            'stratify g ~ path weight 1 nodes ["a\\nb", 1, 2.5]\n')
     [strat] = spec.model().ir.strata
     assert strat.nodes == (("a\nb", 1, 2.5),)
+
+
+@pytest.mark.parametrize(("build", "message"), [  # found by the builder fuzzer
+    (lambda s: s.response(None, "squared"),
+     "columns are given by name: a string or a tuple of strings; got None"),
+    (lambda s: s.features(2.5), "feature terms are written as text, e.g. 'log(income)'; got "
+                                "(2.5,)"),
+    (lambda s: s.regularize("l1", exclude=1e300),
+     "exclude takes parameter row names (strings); got [1e+300]"),
+    (lambda s: s.stratify("g", "path", nodes={2, 1}),
+     "nodes are a range or a list of labels; got {1, 2}"),
+    (lambda s: s.stratify("g", "path", nodes=b"ab"),
+     "nodes are a range or a list of labels; got b'ab'"),
+])
+def test_builder_arguments_the_fuzzer_found(build, message):
+    with pytest.raises(ValueError) as info:
+        build(stratlang.Spec("m"))
+    assert str(info.value) == message
