@@ -147,11 +147,11 @@ def _call(kind: str, args: tuple, params: dict[str, Any], what: str) -> str:
 def _names(names: Iterable[str] | str) -> str:
     from .language.printer import _name as written
 
-    names = ([names] if isinstance(names, str)
-             else list(names) if isinstance(names, list | tuple) else [names])
-    if not all(isinstance(n, str) and n for n in names):
-        raise SpecArgumentError(f"exclude takes parameter row names (strings); got {names!r}")
-    return "[" + ", ".join(written(n) for n in names) + "]"
+    given: list[Any] = ([names] if isinstance(names, str)
+                        else list(names) if isinstance(names, list | tuple) else [names])
+    if not all(isinstance(n, str) and n for n in given):
+        raise SpecArgumentError(f"exclude takes parameter row names (strings); got {given!r}")
+    return "[" + ", ".join(written(n) for n in given) + "]"
 
 
 def _one_line(source: Source, span: Span) -> str:
