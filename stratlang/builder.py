@@ -52,8 +52,8 @@ def _fragment(text: Any, what: str) -> str:
     control = next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")
                     and c != "\t"), None)
     if control is not None:
-        raise SpecArgumentError(f"{what} {text!r} holds U+{ord(control):04X}: a line break or "
-                                "control character would start a new statement")
+        raise SpecArgumentError(f"{what} {text!r} holds U+{ord(control):04X}: spec text stays "
+                                "on its statement's line, without control characters")
     outside = re.sub(r'"(?:[^"\\]|\\.)*"?', '""', text)  # (strings may hold anything)
     for char, why in (("#", "a comment would hide the rest of the statement"),
                       ("\\", "a '\\' would join the statement to the next one")):

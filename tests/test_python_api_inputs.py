@@ -216,20 +216,21 @@ NAME_RULE = "is a name (letters, digits, '_' and '.', not starting with a digit)
     (lambda s: s.solver("cvxpy", **{"x y": 1}), f"an option {NAME_RULE}'x y'"),
     (lambda s: s.personalize(**{"rank\n": 1}), f"an option {NAME_RULE}'rank\\n'"),
     (lambda s: s.regularize("l1", where={"g\nh": 1}), f"a where clause's column {NAME_RULE}'g\\nh'"),
-    (lambda s: s.features("x\nweights w"), "a feature term 'x\\nweights w' holds U+000A: a line "
-                                           "break or control character would start a new statement"),
-    (lambda s: s.features("x\u2028y"), "a feature term 'x\\u2028y' holds U+2028: a line break or "
-                                        "control character would start a new statement"),
+    (lambda s: s.features("x\nweights w"), "a feature term 'x\\nweights w' holds U+000A: spec text "
+                                           "stays on its statement's line, without control "
+                                           "characters"),
+    (lambda s: s.features("x\u2028y"), "a feature term 'x\\u2028y' holds U+2028: spec text stays "
+                                        "on its statement's line, without control characters"),
     (lambda s: s.features("x # note"), "a feature term 'x # note' holds '#': a comment would "
                                        "hide the rest of the statement"),
     (lambda s: s.features("x \\"), "a feature term 'x \\\\' holds '\\\\': a '\\' would join the "
                                    "statement to the next one"),
     (lambda s: s.response("y", "squared", offset="x\nbasis 3"),
-     "an offset 'x\\nbasis 3' holds U+000A: a line break or control character would start a new "
-     "statement"),
+     "an offset 'x\\nbasis 3' holds U+000A: spec text stays on its statement's line, without "
+     "control characters"),
     (lambda s: s.regularize("l1", where="g == 1\rbasis 3"),
-     "a where clause 'g == 1\\rbasis 3' holds U+000D: a line break or control character would "
-     "start a new statement"),
+     "a where clause 'g == 1\\rbasis 3' holds U+000D: spec text stays on its statement's line, "
+     "without control characters"),
     (lambda s: s.stratify("g", "path", nodes=[None]), "a node label is a string or a finite "
                                                       "number; got None"),
     (lambda s: s.stratify("g", "path", nodes=[float("nan"), 1]),

@@ -226,8 +226,9 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     span = Span(line, col, line, col + max(1, len(word)))
     expected = set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
 
-    if isinstance(err, UnexpectedCharacters) and text[pos].isdecimal():
-        return Diagnostic(_foreign_digit(text[pos]), Span(line, col, line, col + 1), source)
+    char = text[pos:pos + 1]
+    if isinstance(err, UnexpectedCharacters) and char.isdecimal() and not char.isascii():
+        return Diagnostic(_foreign_digit(char), Span(line, col, line, col + 1), source)
     if text[pos:pos + 1] == '"':
         return Diagnostic("unterminated string: add the closing '\"'",
                           Span(line, col, line, col + _line_end(text, pos) - pos), source)
