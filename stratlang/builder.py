@@ -245,7 +245,9 @@ class Spec:
         self._statements[key] = line
         return self
 
-    def data(self, path: str) -> Spec:
+    def data(self, path: str | Path) -> Spec:
+        if not isinstance(path, str | Path) or not str(path):
+            raise SpecArgumentError(f"data is a file's path (a string or a Path); got {path!r}")
         return self._set("data", f"data {literal(str(path))}")
 
     def response(self, columns: Columns, loss: str, *args: Any, offset: str | None = None,

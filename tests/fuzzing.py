@@ -438,6 +438,29 @@ def builder_calls() -> st.SearchStrategy[tuple[object, list]]:
                      .map(lambda calls: [calls[0], *calls[1]]))
 
 
+def _flat(value: object) -> list[object]:
+    """A call's argument values, containers opened."""
+    if isinstance(value, dict):
+        return [x for pair in value.items() for v in pair for x in _flat(v)]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [x for v in value for x in _flat(v)]
+    return [value]
+
+
+def _leaked(statement: str, args: tuple, kwargs: dict) -> str | None:
+    """The Python text of a value with no spec form (None, NaN, 1+2j, b'x') written into a
+    statement, when no string argument holds that text: a value the builder took silently."""
+    values = _flat(args) + _flat(kwargs)
+    strings = " ".join(v for v in values if isinstance(v, str))
+    for value in values:
+        if value is None or isinstance(value, complex | bytes) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            shown = str(value)
+            if shown in statement and shown not in strings:
+                return shown
+    return None
+
+
 def _label_has_spec_form(label: object) -> bool:
     if isinstance(label, bool):
         return False
@@ -461,6 +484,7 @@ def builder_outcome(name: object, calls: list) -> tuple[str, list[str]]:
     except Exception as err:
         return "bug", [f"bug: Spec({name!r}): {type(err).__name__}: {err}"]
     for method, args, kwargs in calls:
+        before = spec.source
         try:
             getattr(spec, method)(*args, **kwargs)
         except StratlangError as err:
@@ -474,6 +498,9 @@ def builder_outcome(name: object, calls: list) -> tuple[str, list[str]]:
         if method == "stratify" and isinstance(nodes, list | tuple) and not all(
                 _label_has_spec_form(v) for v in nodes):
             return "accepted", [f"silently accepted the node labels {nodes!r}"]
+        added = "\n".join(set(spec.source.split("\n")) - set(before.split("\n")))
+        if leaked := _leaked(added, args, kwargs):
+            return "accepted", [f"{method}{args!r} {kwargs!r} wrote {leaked!r}:\n{added}"]
     source = spec.source
     parsed = parse_recovering(source, "<built>")
     continued = sum(line.startswith("    ") for line in source.split("\n"))  # (wrapped)

@@ -248,6 +248,8 @@ NAME_RULE = "is a name (letters, digits, '_' and '.', not starting with a digit)
     (lambda s: s.regularize("l1", exclude=[None]),
      "exclude takes parameter row names (strings); got [None]"),
     (lambda s: s.basis(2.5), "basis takes a whole number of eigenvectors; got 2.5"),
+    (lambda s: s.data(None), "data is a file's path (a string or a Path); got None"),
+    (lambda s: s.data(["a.csv"]), "data is a file's path (a string or a Path); got ['a.csv']"),
 ])
 def test_a_builder_argument_without_a_spec_form_is_refused(build, message):
     spec = stratlang.Spec("m").response("y", "squared")
