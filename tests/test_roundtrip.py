@@ -3,6 +3,7 @@ registered kind drawn with parameters from its own declarations."""
 
 from __future__ import annotations
 
+import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -66,3 +67,17 @@ def test_spec_from_model_keeps_overrides_and_factors_replaceable():
     spec.response("y", "huber", M=3, where={"g": list(range(60))}).stratify("g", "cycle")
     assert spec.model().ir.response.overrides[0].loss.params == (("M", 3.0),)
     assert spec.model().ir.strata[0].graph.name == "cycle"
+
+
+def test_a_fit_whose_statement_is_longer_than_a_line_is_saved_and_loaded(tmp_path, rng):
+    labels = [f"s{i}" for i in range(1500)]  # 12,000 characters of node list
+    model = (stratlang.Spec("m").response("y", "squared").features("x")
+             .stratify("g", "path", nodes=labels).model())
+    assert len(model.text) > MAX_LINE_CHARACTERS
+    assert max(len(line) for line in model.text.split("\n")) <= WIDTH
+    frame = pd.DataFrame({"g": rng.choice(labels[:5], 60), "x": rng.normal(size=60)})
+    frame["y"] = frame.x + 0.1 * rng.normal(size=60)
+    fitted = model.fit(frame)
+    again = stratlang.load_fitted(fitted.save(tmp_path / "fit"))  # its saved text re-parsed
+    assert again.model.ir == model.ir
+    pd.testing.assert_frame_equal(again.predict(frame), fitted.predict(frame))
