@@ -1,8 +1,9 @@
 """The long fuzz profile: ``make fuzz`` (or ``python -m tests.fuzz_campaign --inputs N``).
 
-Runs N inputs from tests/fuzzing.py — 65 % texts checked alone, 20 % texts beside the
-example data, 10 % spec files through the command line — and from tests/fuzz_files.py —
-5 % odd data files and places through the command line — spread over the machine's cores,
+Runs N inputs from tests/fuzzing.py — 60 % texts checked alone, 20 % texts beside the
+example data, 10 % spec files through the command line — and from tests/fuzz_files.py
+5 % odd data files and places through the command line, and 5 % calls of the Spec
+builder with hostile arguments — spread over the machine's cores,
 and prints the count of each outcome class per entry point, the slowest input, and every
 input that broke a property (written to ``fuzz-failures/`` to be replayed). Exits 1 when
 any input broke a property.
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-SHARES = {"text": 0.65, "text + data": 0.2, "command line": 0.1, "data files": 0.05}
+SHARES = {"text": 0.6, "text + data": 0.2, "command line": 0.1, "data files": 0.05,
+          "builder": 0.05}
 CLASSES = ["accepted", "spec error", "data error", "other error", "bug", "timeout"]
 
 
@@ -32,6 +34,9 @@ def run_share(mode: str, count: int, run_seed: int) -> dict:
     from .fuzzing import (
         EXAMPLE_DATA,
         EXAMPLE_SPECS,
+        Outcome,
+        builder_calls,
+        builder_outcome,
         cli_outcome,
         mutated,
         outcome,
@@ -48,7 +53,8 @@ def run_share(mode: str, count: int, run_seed: int) -> dict:
     strategy = {"text": spec_texts(),
                 "text + data": mutated(__import__("hypothesis").strategies.sampled_from(
                     list(EXAMPLE_SPECS.values()))),
-                "command line": spec_files(), "data files": file_cases()}[mode]
+                "command line": spec_files(), "data files": file_cases(),
+                "builder": builder_calls()}[mode]
 
     @seed(run_seed)
     @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
@@ -59,6 +65,11 @@ def run_share(mode: str, count: int, run_seed: int) -> dict:
             result = file_outcome(case, directory / "case")
             broken = file_problems(case, result)
             text = describe(case)
+        elif mode == "builder":
+            start = time.perf_counter()
+            kind, broken = builder_outcome(*case)
+            result = Outcome(kind, time.perf_counter() - start)
+            text = repr(case)
         elif mode == "command line":
             result = cli_outcome(case, directory)
             broken = [f"{result.kind}: {result.message}"] if result.kind in ("bug",

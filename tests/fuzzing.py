@@ -5,8 +5,10 @@ Inputs come from three sources — the example specs, the canonical text of rand
 models, and a grammar-aware soup of statements built from the registries' own names —
 and are then mutated: characters flipped, spans deleted or doubled, tokens inserted,
 text cut short, every Unicode line and paragraph separator, control characters, NUL, a
-byte-order mark, CRLF, tabs, huge numbers, deep brackets, long lines; in file mode,
-bytes flipped. Each input goes through the entry points of ``stratlang check``: the
+byte-order mark, CRLF, tabs, huge numbers, deep brackets, long lines, digits of other
+scripts, line breaks hidden in comments, a statement repeated thousands of times; in
+file mode, bytes flipped. The :class:`stratlang.Spec` builder is fuzzed apart, with
+hostile arguments (:func:`builder_calls`). Each input goes through the entry points of ``stratlang check``: the
 text alone, the text placed beside the example data (its files read and its data bound),
 or the command line itself on a file. :func:`outcome` classifies what happened and
 :func:`problems` lists every property the outcome breaks.
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
+import re
 import signal
 import time
 import unicodedata
@@ -29,7 +33,7 @@ from stratlang.backends import BACKENDS
 from stratlang.backends.base import bind_family
 from stratlang.cli import main as cli_main
 from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
-from stratlang.language.errors import SpecError, StratlangError
+from stratlang.language.errors import SHOWN_DIAGNOSTICS, SpecError, StratlangError
 from stratlang.language.personalize import PERSONALIZE_OPTIONS
 from stratlang.language.syntax import STATEMENT_KEYWORDS
 from stratlang.spec import compile_spec, to_text
@@ -48,6 +52,10 @@ ODD = ["\ufeff", "\u200b", "\u202e", "\u0301", "é", "λ", "漢", "😀", "\ufff
 NUMBERS = ["0", "-1", "1e15", "1e16", "-1e16", "1e308", "1e999", "9" * 40, "9" * 4000,
            "1.2.3", "1e", ".5", "-.5e-3", "0..0", "1..1000000000", "2..1 step 0",
            "1..10 step -1", "nan", "inf", "-0", "007", "1_000"]
+# digits that Python reads as numbers (int('٥') == 5) but a spec must refuse
+FOREIGN_DIGITS = ["٥", "٠", "۳", "१", "১", "๓", "１", "０", "𝟗"]
+# a statement that must not vanish into a comment behind a hidden break
+HIDDEN_STATEMENT = "stratify hidden ~ path weight 5"
 PUNCTUATION = ["~", "(", ")", "[", "]", "{", "}", ",", "=", "*", ":", "..", "+", "-", '"',
                "#", "\\\n", "\n", "step", "weight", "nodes", "exclude", "offset", "given",
                "where", "and", "in", "==", "!="]
@@ -127,7 +135,36 @@ MUTATIONS = {
     "number": lambda draw, t: _insert(draw, t, " " + draw(st.sampled_from(NUMBERS)) + " "),
     "brackets": lambda draw, t: _insert(draw, t, "(" * draw(st.integers(1, 200))),
     "long_line": lambda draw, t: _insert(draw, t, "x" * draw(st.sampled_from([200, 12_000]))),
+    "foreign_digit": lambda draw, t: _foreign_digit(draw, t),
+    "comment_separator": lambda draw, t: _at_line_start(
+        draw, t, f"# note{draw(st.sampled_from(SEPARATORS))}{HIDDEN_STATEMENT}\n"),
+    "repeat_statement": lambda draw, t: _repeat_line(draw, t),
 }
+
+
+def _foreign_digit(draw, text: str) -> str:
+    """An ASCII digit replaced by one of another script (or one inserted)."""
+    digit = draw(st.sampled_from(FOREIGN_DIGITS))
+    places = [i for i, c in enumerate(text) if c.isascii() and c.isdigit()]
+    if not places:
+        return _insert(draw, text, f" 1{digit} ")
+    at = draw(st.sampled_from(places))
+    return text[:at] + digit + text[at + 1:]
+
+
+def _at_line_start(draw, text: str, piece: str) -> str:
+    starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+    at = draw(st.sampled_from(starts))
+    return text[:at] + piece + text[at:]
+
+
+def _repeat_line(draw, text: str) -> str:
+    """One line repeated many times: the checker stays linear in the statements, and the
+    message shows a bounded number of errors."""
+    lines = text.split("\n")
+    at = draw(st.integers(0, len(lines) - 1))
+    times = draw(st.sampled_from([2, 50, 500, 2_000]))
+    return "\n".join(lines[:at] + [lines[at]] * times + lines[at + 1:])
 
 
 def _replace_one(draw, text: str, char: str) -> str:
@@ -298,12 +335,40 @@ def caret_problems(text: str, diagnostic, formatted: str) -> list[str]:
     return []
 
 
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*')
+_HIDDEN_BREAK = re.compile("\r(?!$)|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def must_refuse(text: str) -> str | None:
+    """What makes a text one the checker must refuse whatever else it holds, or None: a
+    digit of another script outside strings and comments, a line break hidden in a
+    comment."""
+    outside = []
+    last = 0
+    for match in _STRING_OR_COMMENT.finditer(text):
+        piece = match.group(0)
+        if piece.startswith("#") and _HIDDEN_BREAK.search(piece):
+            return f"a line break hidden in the comment {piece[:60]!r}"
+        outside.append(text[last:match.start()])
+        last = match.end()
+    outside.append(text[last:])
+    digit = next((c for c in "".join(outside) if c.isdecimal() and not c.isascii()), None)
+    return f"the non-ASCII digit {digit!r}" if digit else None
+
+
 def problems(text: str, result: Outcome, with_data: bool = False) -> list[str]:
     """Every property the outcome of checking ``text`` breaks."""
     found = []
     if result.kind in ("bug", "timeout"):
         return [f"{result.kind}: {result.message}"]
-    for diagnostic in result.diagnostics:
+    if result.kind == "accepted" and (reason := must_refuse(text)):
+        found.append(f"silently accepted {reason}")
+    shown = result.message.count(": error: ")
+    if shown > SHOWN_DIAGNOSTICS or (len(result.diagnostics) > SHOWN_DIAGNOSTICS and (
+            f"… and {len(result.diagnostics) - SHOWN_DIAGNOSTICS:,} more" not in result.message)):
+        found.append(f"{len(result.diagnostics)} errors, {shown} shown: not capped at "
+                     f"{SHOWN_DIAGNOSTICS} with the count of the rest")
+    for diagnostic in result.diagnostics[:SHOWN_DIAGNOSTICS]:
         found += caret_problems(text, diagnostic, result.message)
     again = outcome(text, with_data)
     if (again.kind, again.message, again.model) != (result.kind, result.message, result.model):
@@ -314,3 +379,139 @@ def problems(text: str, result: Outcome, with_data: bool = False) -> list[str]:
         if round_trip != result.model:
             found.append(f"canonical text does not round-trip:\n{canonical}")
     return found
+
+
+# ---------------------------------------------------------------- the Spec builder
+
+# arguments the builder must refuse or write faithfully, never turn into other statements
+# or into labels such as "None"
+HOSTILE_TEXT = ["y", "x", "g", "u", "squared", "huber", "path", "l1", "sum_squares", "abs",
+                "cvxpy", "drop", "log(u)", "x:u", "y\nweights w", "y\rbasis 3", "x # c",
+                "x \\", "x\u2028y", "y\x85z", "x\x0bz", "", " ", "a b", "1x", "x.y",
+                '"q"', "g == 1", 'g == "a#b"', "g == 1\nbasis 3"]
+HOSTILE_VALUES = [None, math.nan, math.inf, -math.inf, True, False, 0, 1, -1, 2.5, 1e300, "a",
+                  "a\nb", "#", "None", [1, 2], [[1, 2]], (1, 2), {1, 2}, {"a": 1}, 1 + 2j,
+                  b"x", range(3), range(0), [None], [math.nan, 1], [True], ["a", "a"]]
+GOOD_TEXT = ["y", "x", "g", "u", "squared", "huber", "path", "cycle", "l1", "sum_squares",
+             "abs", "drop", "log(u)", "x:u"]
+GOOD_VALUES = [0, 1, 2.5, 10, "a", [1, 10], range(3), ["a", "b", 3]]
+
+
+def _call(method: str, positional: tuple, keywords: dict | None = None
+          ) -> st.SearchStrategy:
+    """(method, positional arguments, keyword arguments) of one builder call; each keyword
+    given or left out."""
+    return st.tuples(st.just(method), st.tuples(*positional),
+                     st.fixed_dictionaries({}, optional=keywords or {}))
+
+
+def _builder_call(texts: st.SearchStrategy, values: st.SearchStrategy) -> st.SearchStrategy:
+    """One call of any builder method, its arguments drawn from ``texts`` and ``values``."""
+    columns = st.one_of(texts, st.lists(texts, max_size=3).map(tuple), values)
+    options = st.dictionaries(texts, values, max_size=2)
+    return st.one_of(
+        _call("response", (columns, texts), {"offset": texts, "where": st.one_of(texts, options)}),
+        _call("features", (st.one_of(texts, values),)),
+        _call("regularize", (texts, values), {"exclude": st.one_of(texts, values),
+                                              "where": st.one_of(texts, options)}),
+        _call("stratify", (columns, texts), {"weight": values, "nodes": values}),
+        _call("distance", (columns, texts)),
+        _call("weights", (st.one_of(texts, values),)),
+        _call("missing", (texts,)),
+        _call("basis", (values,)),
+        _call("data", (st.one_of(texts, values),)),
+        st.tuples(st.just("solver"), st.tuples(texts), options),
+        st.tuples(st.just("personalize"), st.just(()), options),
+    )
+
+
+def builder_calls() -> st.SearchStrategy[tuple[object, list]]:
+    """A model name and a list of builder calls after ``response("y", "squared")``: each
+    call with good arguments only, or with hostile ones among them."""
+    good = _builder_call(st.sampled_from(GOOD_TEXT), st.sampled_from(GOOD_VALUES))
+    hostile = _builder_call(st.sampled_from(GOOD_TEXT + HOSTILE_TEXT),
+                            st.sampled_from(GOOD_VALUES + HOSTILE_VALUES))
+    first = st.just(("response", ("y", "squared"), {}))
+    return st.tuples(st.one_of(st.sampled_from(GOOD_TEXT), st.sampled_from(HOSTILE_TEXT),
+                               st.sampled_from(HOSTILE_VALUES)),
+                     st.tuples(first, st.lists(st.one_of(good, good, hostile), max_size=5))
+                     .map(lambda calls: [calls[0], *calls[1]]))
+
+
+def _flat(value: object) -> list[object]:
+    """A call's argument values, containers opened."""
+    if isinstance(value, dict):
+        return [x for pair in value.items() for v in pair for x in _flat(v)]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [x for v in value for x in _flat(v)]
+    return [value]
+
+
+def _leaked(statement: str, args: tuple, kwargs: dict) -> str | None:
+    """The Python text of a value with no spec form (None, NaN, 1+2j, b'x') written into a
+    statement, when no string argument holds that text: a value the builder took silently."""
+    values = _flat(args) + _flat(kwargs)
+    strings = " ".join(v for v in values if isinstance(v, str))
+    for value in values:
+        if value is None or isinstance(value, complex | bytes) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            shown = str(value)
+            if shown in statement and shown not in strings:
+                return shown
+    return None
+
+
+def _label_has_spec_form(label: object) -> bool:
+    if isinstance(label, bool):
+        return False
+    return isinstance(label, str) or (isinstance(label, int | float) and math.isfinite(label))
+
+
+def builder_outcome(name: object, calls: list) -> tuple[str, list[str]]:
+    """(the outcome class, every property broken) of a sequence of builder calls. Broken:
+    an exception that is not a StratlangError and a ValueError, a call that adds other
+    statements than its own, a node label written for a value with no spec form, a checked
+    model whose canonical text does not build it again. A refused argument is an 'other
+    error' (the calls after it still run), a refused model a 'spec error'."""
+    from stratlang import Spec
+    from stratlang.language.syntax import parse_recovering
+
+    refused = False
+    try:
+        spec = Spec(name)  # type: ignore[arg-type]
+    except StratlangError as err:
+        return "other error", [] if isinstance(err, ValueError) else [f"not a ValueError: {err!r}"]
+    except Exception as err:
+        return "bug", [f"bug: Spec({name!r}): {type(err).__name__}: {err}"]
+    for method, args, kwargs in calls:
+        before = spec.source
+        try:
+            getattr(spec, method)(*args, **kwargs)
+        except StratlangError as err:
+            if not isinstance(err, ValueError):
+                return "bug", [f"not a ValueError: {err!r}"]
+            refused = True
+            continue
+        except Exception as err:
+            return "bug", [f"bug: {method}{args!r} {kwargs!r}: {type(err).__name__}: {err}"]
+        nodes = kwargs.get("nodes")
+        if method == "stratify" and isinstance(nodes, list | tuple) and not all(
+                _label_has_spec_form(v) for v in nodes):
+            return "accepted", [f"silently accepted the node labels {nodes!r}"]
+        added = "\n".join(set(spec.source.split("\n")) - set(before.split("\n")))
+        if leaked := _leaked(added, args, kwargs):
+            return "accepted", [f"{method}{args!r} {kwargs!r} wrote {leaked!r}:\n{added}"]
+    source = spec.source
+    parsed = parse_recovering(source, "<built>")
+    continued = sum(line.startswith("    ") for line in source.split("\n"))  # (wrapped)
+    if not parsed.diagnostics and len(parsed.spec.statements) != source.count("\n") - continued:
+        return "accepted", [f"a call added statements of its own:\n{source}"]
+    try:
+        model = spec.model()
+    except StratlangError:
+        return ("other error" if refused else "spec error"), []
+    except Exception as err:
+        return "bug", [f"bug: model(): {type(err).__name__}: {err}\n{source}"]
+    if Spec.from_model(model).model() != model:
+        return "accepted", [f"the canonical text does not build the model again:\n{model.text}"]
+    return ("other error" if refused else "accepted"), []

@@ -4,6 +4,7 @@ registered kind drawn with parameters from its own declarations."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -202,5 +203,13 @@ def models(draw):
                     tuple(regs), strata, personalize, solver, data,
                     weights=draw(st.one_of(st.none(), names)),
                     missing=draw(st.sampled_from(MISSING_POLICIES)),
-                    basis=(draw(st.one_of(st.none(), st.integers(1, 500)))
+                    basis=(draw(st.one_of(st.none(), st.integers(1, _most_eigenvectors(strata))))
                            if strata and not has_feature_where else None))
+
+
+def _most_eigenvectors(strata: tuple[ir.Stratification, ...]) -> int:
+    """The largest basis the checker takes: K when every factor declares its nodes."""
+    if any(s.nodes is None for s in strata):
+        return 500
+    return min(500, math.prod(len(n.labels()) if isinstance(n, ir.IntRange) else len(n)
+                              for s in strata for n in s.nodes or ()))

@@ -156,3 +156,12 @@ def test_syntax_and_semantic_errors_together():
     assert [(d.span.line, d.message) for d in info.value.diagnostics] == [
         (2, "unknown loss 'squred'; did you mean 'squared'?"),
         (3, "malformed number '1.2.3'")]
+
+
+def test_a_basis_larger_than_the_declared_strata_is_refused_without_data():
+    # issue 20 #13: with every factor's nodes declared, K is known when the spec is checked
+    text = ("response y ~ squared\nfeatures x\nstratify g ~ path nodes 0..3\n"
+            "stratify c ~ complete nodes [a, b]\nbasis {}\n")
+    assert problems(text.format(9)) == [
+        (5, 7, "basis 9 exceeds the K = 8 strata: at most 8 eigenvectors")]
+    assert compile_spec(text.format(8), check_files=False).basis == 8

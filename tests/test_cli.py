@@ -479,3 +479,16 @@ def test_every_command_has_a_description_and_an_example(command):
     parser = _parser()
     help_text = parser._subparsers._group_actions[0].choices[command].format_help()
     assert "examples:\n  stratlang " + command in help_text
+
+
+def test_check_reports_a_basis_larger_than_the_strata_of_the_data(project, capsys):
+    # issue 20 #13: check binds the data, so it knows K (2 sexes × 6 ages = 12) as fit does
+    write(project, "basis.strat", 'data "d.csv"\nresponse y ~ squared\nfeatures x1\n'
+          "stratify sex ~ complete\nstratify age ~ path\nbasis 50\n")
+    assert main(["check", str(project / "basis.strat")]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"{project / 'basis.strat'}:6:7: error: basis 50 exceeds the K = 12 strata: "
+                   "at most 12 eigenvectors\n    basis 50\n          ^^\n")
+    write(project, "basis.strat", 'data "d.csv"\nresponse y ~ squared\nfeatures x1\n'
+          "stratify sex ~ complete\nstratify age ~ path\nbasis 12\n")
+    assert main(["check", str(project / "basis.strat")]) == 0

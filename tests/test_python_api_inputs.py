@@ -197,3 +197,100 @@ def test_the_builder_takes_numpy_values_and_keeps_the_spec_directory(rng):
                 lambda: stratlang.Spec().stratify("t", "path", weight=None)):
         with pytest.raises(stratlang.StratlangError):
             bad()
+
+
+# ---- every builder argument validated (issue 20 #14) ----------------------------------
+NAME_RULE = "is a name (letters, digits, '_' and '.', not starting with a digit); got "
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda s: s.response("y", "squared\nweights w"), f"a loss {NAME_RULE}'squared\\nweights w'"),
+    (lambda s: s.response("y\nweights w", "squared"), f"a column {NAME_RULE}'y\\nweights w'"),
+    (lambda s: s.response("y", "huber", **{"M\nbasis": 2}), f"a parameter {NAME_RULE}'M\\nbasis'"),
+    (lambda s: s.regularize("l1\n", 0.1), f"a regularizer {NAME_RULE}'l1\\n'"),
+    (lambda s: s.stratify("g", "path\nbasis 3"), f"a graph {NAME_RULE}'path\\nbasis 3'"),
+    (lambda s: s.distance("g", "abs basis"), f"a distance {NAME_RULE}'abs basis'"),
+    (lambda s: s.weights("w\nbasis 3"), f"the weights column {NAME_RULE}'w\\nbasis 3'"),
+    (lambda s: s.missing("drop\n"), f"a missing-value policy {NAME_RULE}'drop\\n'"),
+    (lambda s: s.solver("cvxpy\nbasis 3"), f"a backend {NAME_RULE}'cvxpy\\nbasis 3'"),
+    (lambda s: s.solver("cvxpy", **{"x y": 1}), f"an option {NAME_RULE}'x y'"),
+    (lambda s: s.personalize(**{"rank\n": 1}), f"an option {NAME_RULE}'rank\\n'"),
+    (lambda s: s.regularize("l1", where={"g\nh": 1}), f"a where clause's column {NAME_RULE}'g\\nh'"),
+    (lambda s: s.features("x\nweights w"), "a feature term 'x\\nweights w' holds U+000A: spec text "
+                                           "stays on its statement's line, without control "
+                                           "characters"),
+    (lambda s: s.features("x\u2028y"), "a feature term 'x\\u2028y' holds U+2028: spec text stays "
+                                        "on its statement's line, without control characters"),
+    (lambda s: s.features("x # note"), "a feature term 'x # note' holds '#': a comment would "
+                                       "hide the rest of the statement"),
+    (lambda s: s.features("x \\"), "a feature term 'x \\\\' holds '\\\\': a '\\' would join the "
+                                   "statement to the next one"),
+    (lambda s: s.response("y", "squared", offset="x\nbasis 3"),
+     "an offset 'x\\nbasis 3' holds U+000A: spec text stays on its statement's line, without "
+     "control characters"),
+    (lambda s: s.regularize("l1", where="g == 1\rbasis 3"),
+     "a where clause 'g == 1\\rbasis 3' holds U+000D: spec text stays on its statement's line, "
+     "without control characters"),
+    (lambda s: s.stratify("g", "path", nodes=[None]), "a node label is a string or a finite "
+                                                      "number; got None"),
+    (lambda s: s.stratify("g", "path", nodes=[float("nan"), 1]),
+     "a node label is a string or a finite number; got nan"),
+    (lambda s: s.stratify("g", "path", nodes=[[1, 2]]),
+     "a node label is a string or a finite number; got [1, 2]"),
+    (lambda s: s.stratify("g", "path", nodes=[True, False]),
+     "a node label is a string or a finite number; got True"),
+    (lambda s: s.stratify(("g", "h"), "grid", nodes="ab"),
+     "nodes of 2 columns are a tuple of 2 ranges or lists; got 'ab'"),
+    (lambda s: s.regularize("l1", [[1, 2]]), "[1, 2] (list) has no spec form: give a number, "
+                                             "true/false or a string"),
+    (lambda s: s.regularize("l1", 1 + 2j), "(1+2j) (complex) has no spec form: give a number, "
+                                           "true/false or a string"),
+    (lambda s: s.regularize("l1", exclude=[None]),
+     "exclude takes parameter row names (strings); got [None]"),
+    (lambda s: s.basis(2.5), "basis takes a whole number of eigenvectors; got 2.5"),
+    (lambda s: s.data(None), "data is a file's path (a string or a Path); got None"),
+    (lambda s: s.data(["a.csv"]), "data is a file's path (a string or a Path); got ['a.csv']"),
+])
+def test_a_builder_argument_without_a_spec_form_is_refused(build, message):
+    spec = stratlang.Spec("m").response("y", "squared")
+    before = spec.source
+    with pytest.raises(stratlang.StratlangError) as info:
+        build(spec)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value) == message
+    assert spec.source == before  # nothing half-added
+
+
+def test_the_model_name_is_a_name():
+    with pytest.raises(ValueError) as info:
+        stratlang.Spec("m\nfeatures x")
+    assert str(info.value) == f"a model name {NAME_RULE}'m\\nfeatures x'"
+
+
+def test_quoted_text_in_builder_arguments_may_hold_anything():
+    spec = (stratlang.Spec("m").response("y", "squared").features("x", "log(u)")
+            .regularize("l1", 0.1, where='g == "a#b\\\\"', exclude=["log(u)"])
+            .stratify("g", "path", nodes=["a\nb", 1, 2.5]))
+    assert spec.source == ('model m\nresponse y ~ squared\nfeatures x, log(u)\n'
+                           'regularize 0.1 * l1 exclude ["log(u)"] where g == "a#b\\\\"\n'
+                           'stratify g ~ path weight 1 nodes ["a\\nb", 1, 2.5]\n')
+    [strat] = spec.model().ir.strata
+    assert strat.nodes == (("a\nb", 1, 2.5),)
+
+
+@pytest.mark.parametrize(("build", "message"), [  # found by the builder fuzzer
+    (lambda s: s.response(None, "squared"),
+     "columns are given by name: a string or a tuple of strings; got None"),
+    (lambda s: s.features(2.5), "feature terms are written as text, e.g. 'log(income)'; got "
+                                "(2.5,)"),
+    (lambda s: s.regularize("l1", exclude=1e300),
+     "exclude takes parameter row names (strings); got [1e+300]"),
+    (lambda s: s.stratify("g", "path", nodes={2, 1}),
+     "nodes are a range or a list of labels; got {1, 2}"),
+    (lambda s: s.stratify("g", "path", nodes=b"ab"),
+     "nodes are a range or a list of labels; got b'ab'"),
+])
+def test_builder_arguments_the_fuzzer_found(build, message):
+    with pytest.raises(ValueError) as info:
+        build(stratlang.Spec("m"))
+    assert str(info.value) == message

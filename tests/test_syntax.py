@@ -113,3 +113,100 @@ def test_all_syntax_errors_reported_in_one_pass():
 
 def test_grammar_is_lalr_and_packaged():
     assert "start:" in grammar_text()
+
+
+# ---- many statements: time in proportion to the text, a bounded message (issue 20 #9)
+class _CountingParser:
+    """The real parser, counting the characters each parse is given."""
+
+    def __init__(self, real):
+        self.real, self.terminals, self.parsed = real, real.terminals, []
+
+    def parse(self, text: str):
+        self.parsed.append(len(text))
+        return self.real.parse(text)
+
+
+def test_recovery_parses_again_only_the_statement_with_the_error(monkeypatch):
+    from stratlang.language import syntax
+
+    counting = _CountingParser(syntax._parser())
+    monkeypatch.setattr(syntax, "_parser", lambda: counting)
+    text = "model m\nresponse y ~ squared\n" + "features x )\n" * 2000
+    result = parse_recovering(text)
+    assert len(result.diagnostics) == 2000  # every error found, none given up on
+    assert result.diagnostics[-1].span.line == 2002
+    assert result.diagnostics[-1].message.startswith("unexpected ')'")
+    assert [type(s).__name__ for s in result.spec.statements] == ["ModelStmt", "ResponseStmt"]
+    assert sum(counting.parsed) <= 3 * len(text)  # was: the whole text again per error
+
+
+@pytest.mark.parametrize("text", [
+    FULL, FULL.replace("\n", "\r\n"),
+    "features a,\n\n  # between\n  b *\n c:\n d where g == 1 and\n h in {1,\n 2}\nmodel m\n",
+    "regularize 0.1 *\n sum_squares +\n l1\nstratify g ~ path \\\n  weight 2\n\n\nbasis 3",
+])
+def test_statement_by_statement_parse_equals_the_whole_parse(text):
+    from stratlang.language.errors import Collector
+    from stratlang.language.syntax import _Recovery
+
+    whole = parse(text)
+    again = _Recovery(text, whole.source, Collector(whole.source)).statements()
+    assert again == list(whole.statements)  # the same statements at the same places
+
+
+def test_many_errors_shown_up_to_a_cap_with_the_count():
+    from stratlang.language.errors import SHOWN_DIAGNOSTICS
+    from stratlang.spec import compile_spec
+
+    text = "model m\nresponse y ~ squared\n" + "features x\n" * 120
+    with pytest.raises(SpecError) as info:
+        compile_spec(text, "many.strat", check_files=False)
+    assert len(info.value.diagnostics) == 119  # all kept for a program
+    shown = info.value.format()
+    assert shown.count("error: duplicate 'features' statement") == SHOWN_DIAGNOSTICS == 50
+    assert shown.endswith("    ^^^^^^^^^^\n… and 69 more\n119 errors")
+
+
+# ---- digits are ASCII; no hidden line break in a comment (issue 20 #11, #12)
+@pytest.mark.parametrize(("value", "column", "message"), [
+    ("1٥", 27, "non-ASCII digit '٥' (U+0665 ARABIC-INDIC DIGIT FIVE) in '1٥'"),
+    ("١٠", 26, "non-ASCII digit '١' (U+0661 ARABIC-INDIC DIGIT ONE) in '١٠'"),
+    ("１０", 26, "non-ASCII digit '１' (U+FF11 FULLWIDTH DIGIT ONE) in '１０'"),
+    ("1e٥", 28, "non-ASCII digit '٥' (U+0665 ARABIC-INDIC DIGIT FIVE) in '1e٥'"),
+    ("x٣", 27, "non-ASCII digit '٣' (U+0663 ARABIC-INDIC DIGIT THREE)"),
+    ("٥", 26, "non-ASCII digit '٥' (U+0665 ARABIC-INDIC DIGIT FIVE)"),
+])
+def test_numbers_take_ascii_digits_only(value, column, message):
+    assert errors(f"stratify g ~ path weight {value}\n") == [
+        (1, column, message + ": numbers are written with the digits 0-9")]
+
+
+def test_a_node_range_of_non_ascii_digits_is_refused():
+    assert errors("stratify g ~ path nodes ٠..٤\n") == [
+        (1, 25, "non-ASCII digit '٠' (U+0660 ARABIC-INDIC DIGIT ZERO) in '٠..٤': numbers "
+                "are written with the digits 0-9")]
+
+
+def test_non_ascii_digits_in_a_string_are_text():
+    [stmt] = parse('stratify g ~ path nodes ["١", "１０"]\n').statements
+    assert [v.value for v in stmt.options[0].value.items] == ["١", "１０"]
+
+
+@pytest.mark.parametrize(("char", "name"), [
+    ("\u2028", "LINE SEPARATOR"), ("\u2029", "PARAGRAPH SEPARATOR"), ("\x85", "NEXT LINE"),
+    ("\x0b", "LINE TABULATION"), ("\x0c", "FORM FEED"), ("\x1c", "FILE SEPARATOR"),
+    ("\x1d", "GROUP SEPARATOR"), ("\x1e", "RECORD SEPARATOR"), ("\r", "CARRIAGE RETURN"),
+])
+def test_a_line_break_hidden_in_a_comment_is_refused(char, name):
+    text = f"model m\n# note{char}stratify g ~ path weight 5\nresponse y ~ squared\n"
+    assert len(text.splitlines()) == 4  # what an editor shows: the statement on its own line
+    assert errors(text) == [
+        (2, 7, f"U+{ord(char):04X} ({name}) in a comment: editors show a line break there, "
+               "but the comment runs on to the end of the line; end the comment with a real "
+               "line break")]
+
+
+def test_a_comment_may_end_a_crlf_line_and_hold_a_quote_or_hash():
+    spec = parse('model m # a "#" \\ comment\r\nresponse y ~ squared # ok\r\n')
+    assert [type(s).__name__ for s in spec.statements] == ["ModelStmt", "ResponseStmt"]

@@ -20,6 +20,7 @@ from ..data.design import Design
 from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.errors import Diagnostic, NumericalError, SpecError, warn
+from ..language.limits import basis_problem
 from ..language.params import Options, Param, count, iterations, positive
 from .base import Backend, StratifiedFit
 from .objective import selected_rows, stratified_objective
@@ -61,9 +62,8 @@ def laplacian_basis(design: Design, weights: dict[str, float]) -> tuple[np.ndarr
     model = design.model
     assert model.basis is not None  # only basis models get here
     k = design.strata.k
-    if model.basis > k:
-        raise SpecError([Diagnostic(f"basis {model.basis} exceeds the K = {k:,} strata: at "
-                                    f"most {k:,} eigenvectors", model.basis_span, model.source)])
+    if problem := basis_problem(model.basis, k):
+        raise SpecError([Diagnostic(problem, model.basis_span, model.source)])
     graphs = design.strata.graphs()
     values, vectors, _ = product_basis(graphs, design.strata.gammas(weights), model.basis)
     return values, vectors

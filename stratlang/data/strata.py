@@ -132,6 +132,9 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
         binder.out.error(f"the strata number K = {' × '.join(f'{n:,}' for n in strata.shape)} = "
                          f"{strata.k:,}; a model has at most {limits.MAX_STRATA:,} strata",
                          model.strata[0].span)
+    elif (fitted is None and model.basis is not None and len(factors) == len(model.strata)
+          and (problem := limits.basis_problem(model.basis, strata.k))):
+        binder.out.error(problem, model.basis_span)  # binding: check reports it, not fit only
     located = [p for p in per_factor if p is not None]
     if len(located) != len(per_factor) or binder.out.diagnostics:
         return strata, None, None

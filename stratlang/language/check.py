@@ -247,6 +247,14 @@ class Checker:
         if not strata:
             self.error("basis needs a graph: at least one `stratify` statement", stmt.span)
             return None
+        if all(s.nodes is not None for s in strata):  # K is known without the data
+            k = 1
+            for s in strata:
+                for spec in s.nodes or ():
+                    k *= len(spec.labels()) if isinstance(spec, ir.IntRange) else len(spec)
+            if problem := limits.basis_problem(count, k):
+                self.error(problem, value.span)
+                return None
         return count
 
     def model_name(self, stmt: ast.ModelStmt | None) -> str:

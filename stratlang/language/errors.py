@@ -7,15 +7,19 @@ sorted by position, and prints them with carets under the offending text.
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import re
 import sys
 import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from types import FrameType
 
+SHOWN_DIAGNOSTICS = 50  # a message shows this many diagnostics, then says how many more
 STDIN = "<stdin>"  # the name of a spec read from standard input (the command line's '-')
 
 
@@ -40,11 +44,29 @@ class Source:
         from Python (which may name files that exist only when it is fitted)."""
         return not self.filename.startswith("<") or self.filename == STDIN
 
+    @cached_property
+    def _line_starts(self) -> list[int]:
+        """The offset where each line starts, found once (every diagnostic asks for a line:
+        splitting the text each time made many diagnostics quadratic)."""
+        return [0, *(m.end() for m in re.finditer("\n", self.text))]
+
     def line(self, number: int) -> str:
         """Line ``number`` as the lexer counts lines: only '\\n' ends one (a form feed or
         U+2028 does not), and a '\\r' before it belongs to the break."""
-        lines = self.text.split("\n")
-        return lines[number - 1].removesuffix("\r") if 0 < number <= len(lines) else ""
+        starts = self._line_starts
+        if not 0 < number <= len(starts):
+            return ""
+        end = starts[number] - 1 if number < len(starts) else len(self.text)
+        return self.text[starts[number - 1]:end].removesuffix("\r")
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """(line, column) of an offset, both 1-based, lines counted at '\\n'."""
+        line = bisect.bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
+
+    def offset(self, line: int, column: int) -> int:
+        """The offset of a (line, column), both 1-based."""
+        return self._line_starts[line - 1] + column - 1
 
 
 @dataclass(frozen=True)
@@ -158,9 +180,12 @@ class SpecError(StratlangError, ValueError):
         return type(self), (self.diagnostics,)
 
     def format(self) -> str:
-        body = "\n".join(d.format() for d in self.diagnostics)
+        """The first :data:`SHOWN_DIAGNOSTICS` diagnostics, how many more, and the count."""
         n = len(self.diagnostics)
-        return body if n == 1 else f"{body}\n{n} errors"
+        body = "\n".join(d.format() for d in self.diagnostics[:SHOWN_DIAGNOSTICS])
+        if n > SHOWN_DIAGNOSTICS:
+            body += f"\n… and {n - SHOWN_DIAGNOSTICS:,} more"
+        return body if n == 1 else f"{body}\n{n:,} errors"
 
     def for_cli(self) -> str:
         return SpecError([d.for_cli() for d in self.diagnostics]).format()
@@ -172,6 +197,11 @@ class DataError(StratlangError, ValueError):
 
 class NumericalError(StratlangError):
     """A solver failed: infeasible, unbounded, diverged or did not converge."""
+
+
+class SpecArgumentError(StratlangError, ValueError):
+    """An argument given to the :class:`stratlang.Spec` builder that has no spec form (a
+    name that is not a name, a line break in text, a value of no spec type)."""
 
 
 class OptionError(StratlangError, ValueError):

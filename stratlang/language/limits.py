@@ -29,6 +29,13 @@ def factor_too_large(graph: str, sizes: list[int], edges: int | None) -> str | N
     return None
 
 
+def basis_problem(count: int, k: int) -> str | None:
+    """Why a ``basis`` of ``count`` eigenvectors does not fit K = ``k`` strata, or None."""
+    if count <= k:
+        return None
+    return f"basis {count} exceeds the K = {k:,} strata: at most {k:,} eigenvectors"
+
+
 def gigabytes(count: int, per: int) -> str:
     """``count`` things of ``per`` bytes, in words."""
     size = count * per

@@ -94,9 +94,40 @@ def where_text(where: ir.Where | None) -> str:
     return " where " + " and ".join(parts)
 
 
-def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
+WIDTH = 100  # a canonical line longer than this is broken (the parser's limit is 10,000)
+INDENT = "    "
+_BREAK_AFTER = re.compile(r'"(?:[^"\\\n]|\\.)*"|(, | \+ )')
+
+
+def wrap(line: str, width: int = WIDTH) -> str:
+    """A statement's line broken after ',' and '+' (where the grammar lets a statement go
+    on over the next line) so that no line is longer than ``width`` unless one item is:
+    thousands of terms or node labels would otherwise make a line the parser refuses."""
+    if len(line) <= width:
+        return line
+    head = line.lstrip().split(" ", 1)[0]
+    # a column tuple (``stratify (lat, lon) ~``) takes no break: start after its '~'
+    start = line.find(" ~ ") + 1 if head in ("response", "stratify", "distance") else 0
+    pieces, last = [], 0
+    for match in _BREAK_AFTER.finditer(line, start):
+        if match.group(1):
+            pieces.append(line[last:match.end()])
+            last = match.end()
+    pieces.append(line[last:])
+    out, length = pieces[0], len(pieces[0])
+    for piece in pieces[1:]:
+        if length + len(piece) > width:
+            out = out[:-1] + "\n" + INDENT + piece  # (the separator's trailing space dropped)
+            length = len(INDENT) + len(piece)
+        else:
+            out += piece
+            length += len(piece)
+    return out
+
+
+def to_text(model: ir.Model, vocabulary: Vocabulary, width: int = WIDTH) -> str:
     """The canonical text of a model; ``vocabulary`` gives the kinds' default parameters
-    (left out of the text)."""
+    (left out of the text); a statement longer than ``width`` goes on over more lines."""
     words = vocabulary
     lines = [f"model {model.name}"]
     if model.data is not None:
@@ -159,4 +190,4 @@ def to_text(model: ir.Model, vocabulary: Vocabulary) -> str:
         kinds = {p.name: p.type for p in backend.options}
         opts = [f"{k} {v if kinds[k] == 'name' else literal(v)}" for k, v in model.solver.options]
         lines.append(" ".join(["solver", model.solver.backend, *opts]))
-    return "\n".join(lines) + "\n"
+    return "\n".join(wrap(line, width) for line in lines) + "\n"

@@ -2,7 +2,8 @@
 
 The LALR parser stops at the first syntax error; to report every mistake in one run we
 record the error, blank out the offending line and parse again (statements are
-line-based, so this recovers cleanly).
+line-based, so this recovers cleanly). The parse again starts at the statement that held
+the error, not at the top, so that recovering costs time in proportion to the text.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .errors import Collector, Diagnostic, Source, Span, SpecError, did_you_mean
 
 STATEMENT_KEYWORDS = ("model", "data", "response", "features", "weights", "missing",
                       "regularize", "stratify", "basis", "personalize", "distance", "solver")
-_MAX_RECOVERIES = 50
+_MAX_RECOVERIES = 10  # parses of one statement with errors; then it is dropped
 
 _TERMINAL_WORDS = {
     "NAME": "a name", "SIGNED_NUMBER": "a number", "STRING": "a string in double quotes",
@@ -37,7 +38,7 @@ def _anonymous_words() -> dict[str, str]:
     return {t.name: "'" + t.pattern.value.replace("\\", "") + "'"
             for t in _parser().terminals if t.name.startswith("__ANON")}
 _NUMBERISH = re.compile(r"[+-]?\.?\d[\w.+-]*")
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]+)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 @lru_cache(maxsize=1)
@@ -69,7 +70,7 @@ def _unescape(text: str) -> str:
 
 def _number(tok: Token) -> ast.Number:
     text = str(tok)
-    is_int = re.fullmatch(r"[+-]?\d+", text) is not None
+    is_int = re.fullmatch(r"[+-]?[0-9]+", text) is not None
     return ast.Number(_tok_span(tok), int(text) if is_int else float(text), text)
 
 
@@ -211,23 +212,26 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     line = getattr(err, "line", None) or 1
     col = getattr(err, "column", None) or 1
     if isinstance(err, UnexpectedEOF) or line < 1:
-        lines = [x.removesuffix("\r") for x in text.split("\n")]
-        while len(lines) > 1 and not lines[-1]:
-            lines.pop()
-        line, col = len(lines), len(lines[-1]) + 1
+        line = text.count("\n") + 1
+        while line > 1 and not source.line(line):
+            line -= 1
+        col = len(source.line(line)) + 1
         return Diagnostic("unexpected end of file", Span(line, col, line, col + 1), source)
     pos = getattr(err, "pos_in_stream", None)
     if pos is None:
-        pos = sum(len(s) + 1 for s in text.split("\n")[: line - 1]) + col - 1
+        pos = source.offset(line, col)
     if text[pos:pos + 1] == "\n" and text[pos - 1:pos] == "\r":  # the break starts at '\r'
         pos, col = pos - 1, col - 1
     word = _word_at(text, pos)
     span = Span(line, col, line, col + max(1, len(word)))
     expected = set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
 
+    char = text[pos:pos + 1]
+    if isinstance(err, UnexpectedCharacters) and char.isdecimal() and not char.isascii():
+        return Diagnostic(_foreign_digit(char), Span(line, col, line, col + 1), source)
     if text[pos:pos + 1] == '"':
         return Diagnostic("unterminated string: add the closing '\"'",
-                          Span(line, col, line, col + len(text[pos:].split("\n")[0])), source)
+                          Span(line, col, line, col + _line_end(text, pos) - pos), source)
     if _NUMBERISH.fullmatch(word) and not _NUMBER.fullmatch(word):
         return Diagnostic(f"malformed number '{word}'", span, source)
     if isinstance(err, UnexpectedToken):
@@ -256,14 +260,25 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
     return Diagnostic(str(err).splitlines()[0], span, source)
 
 
+_CONTROL_NAMES = {"\t": "TAB", "\r": "CARRIAGE RETURN", "\x0b": "LINE TABULATION",
+                  "\x0c": "FORM FEED", "\x1c": "FILE SEPARATOR", "\x1d": "GROUP SEPARATOR",
+                  "\x1e": "RECORD SEPARATOR", "\x85": "NEXT LINE"}
+
+
 def _shown_character(char: str) -> str:
     """A character for a message: itself in quotes when printable, else its code point and
     name (a line separator or a NUL would otherwise vanish or break the message)."""
     if char.isprintable():
         return f"'{char}'"
-    name = unicodedata.name(char, "") or {"\t": "TAB", "\r": "CARRIAGE RETURN"}.get(
-        char, "a control character")
+    name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "a control character")
     return f"U+{ord(char):04X} ({name})"
+
+
+def _foreign_digit(char: str, word: str = "") -> str:
+    """The message for a digit other than 0-9 (which Python would read as a number)."""
+    return (f"non-ASCII digit '{char}' (U+{ord(char):04X} {unicodedata.name(char, 'DIGIT')})"
+            + (f" in '{word}'" if len(word) > 1 else "")
+            + ": numbers are written with the digits 0-9")
 
 
 def _start_of_word(text: str, pos: int) -> int:
@@ -272,11 +287,10 @@ def _start_of_word(text: str, pos: int) -> int:
     return pos
 
 
-def _blank_line(text: str, line: int) -> str:
-    lines = text.split("\n")
-    if 0 < line <= len(lines):
-        lines[line - 1] = " " * len(lines[line - 1])
-    return "\n".join(lines)
+def _line_end(text: str, pos: int) -> int:
+    """The offset of the '\\n' that ends the line holding ``pos`` (or of the end)."""
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
 
 
 @dataclass(frozen=True)
@@ -288,18 +302,12 @@ class ParseResult:
 _NUMBER_START = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|(?<![\w.])[+-]?\.?\d[\w.+-]*')
 
 
-def _position(text: str, offset: int) -> tuple[int, int]:
-    """(line, column) of an offset, lines counted as the lexer counts them (at '\\n')."""
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
 def _too_large(number: str) -> bool:
     digits = number.lstrip("+-")
     return len(digits) > 40 or abs(float(number)) > limits.MAX_NUMBER
 
 
-def _mask_malformed_numbers(text: str, collector: Collector) -> str:
+def _mask_malformed_numbers(text: str, source: Source, collector: Collector) -> str:
     """Reports words that start like a number but are not one (``1.2.3``, ``1e``), and
     numbers beyond the magnitude limit, and replaces them by a valid number of the same
     width, so parsing can go on."""
@@ -309,11 +317,20 @@ def _mask_malformed_numbers(text: str, collector: Collector) -> str:
         word = match.group(0)
         if word.startswith(('"', "#")):
             continue
+        foreign = next((i for i, c in enumerate(word) if c.isdecimal() and not c.isascii()),
+                       None)
+        if foreign is not None:
+            line, col = source.position(match.start() + foreign)
+            collector.error(_foreign_digit(word[foreign], word),
+                            Span(line, col, line, col + 1))
+            out.append(text[last:match.start()] + "0".ljust(len(word)))
+            last = match.end()
+            continue
         pieces = word.split("..")
         if not (all(_NUMBER.fullmatch(p) for p in pieces if p) and all(pieces[:-1] or [True])):
             # a trailing '+'/'-' belongs to a following sum, not to the number
             if not all(_NUMBER.fullmatch(p) for p in word.rstrip("+-").split("..")):
-                line, col = _position(text, match.start())
+                line, col = source.position(match.start())
                 collector.error(f"malformed number '{word}'",
                                 Span(line, col, line, col + len(word)))
                 out.append(text[last:match.start()] + "0".ljust(len(word)))
@@ -323,7 +340,7 @@ def _mask_malformed_numbers(text: str, collector: Collector) -> str:
         start, large = match.start(), False
         for piece in pieces:
             if piece and _too_large(piece):
-                line, col = _position(text, start)
+                line, col = source.position(start)
                 shown = piece if len(piece) <= 24 else piece[:20] + "…"
                 collector.error(f"number '{shown}' is too large: a spec's numbers lie within "
                                 f"±{limits.MAX_NUMBER:.0e}", Span(line, col, line, col + len(piece)))
@@ -338,15 +355,40 @@ def _mask_malformed_numbers(text: str, collector: Collector) -> str:
     return "".join(out)
 
 
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*')
+# what str.splitlines (and editors) take for a line break, besides '\n' and '\r\n'
+_HIDDEN_BREAK = re.compile("\r(?!$)|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _mask_breaks_in_comments(text: str, source: Source, collector: Collector) -> str:
+    """Reports a comment that holds a character editors show as a line break (U+2028,
+    U+0085, a vertical tab, …): what follows it would look like a statement but be part of
+    the comment. The characters are blanked, so parsing goes on."""
+    out, last = [], 0
+    for match in _STRING_OR_COMMENT.finditer(text):
+        comment = match.group(0)
+        if not comment.startswith("#") or not (hidden := _HIDDEN_BREAK.search(comment)):
+            continue
+        line, col = source.position(match.start() + hidden.start())
+        collector.error(f"{_shown_character(hidden.group(0))} in a comment: editors show a "
+                        "line break there, but the comment runs on to the end of the line; "
+                        "end the comment with a real line break", Span(line, col, line, col + 1))
+        out.append(text[last:match.start()] + _HIDDEN_BREAK.sub(" ", comment))
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
 _BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[(\[{]|[)\]}]')
 
 
-def _mask_beyond_limits(text: str, collector: Collector) -> str:
+def _mask_beyond_limits(source: Source, collector: Collector) -> str:
     """Blanks (after reporting) a spec beyond the size limit, each line beyond the length
     limit, and each line whose brackets nest deeper than the depth limit — before the
     parser, whose tree would follow the nesting down."""
+    text = source.text
     if len(text) > limits.MAX_SPEC_CHARACTERS:
-        line, col = _position(text, limits.MAX_SPEC_CHARACTERS)
+        line, col = source.position(limits.MAX_SPEC_CHARACTERS)
         collector.error(f"the spec is longer than {limits.MAX_SPEC_CHARACTERS:,} characters",
                         Span(line, col, line, col + 1))
         text = text[:limits.MAX_SPEC_CHARACTERS]
@@ -357,12 +399,11 @@ def _mask_beyond_limits(text: str, collector: Collector) -> str:
         token = match.group(0)
         if token[0] in "([{":
             depth += 1
-            line = text.count("\n", 0, match.start())
-            if depth > limits.MAX_DEPTH and deepest[line] <= limits.MAX_DEPTH:
-                _, col = _position(text, match.start())
+            line, col = source.position(match.start())
+            if depth > limits.MAX_DEPTH and deepest[line - 1] <= limits.MAX_DEPTH:
                 collector.error(f"brackets nest deeper than {limits.MAX_DEPTH} levels",
-                                Span(line + 1, col, line + 1, col + 1))
-            deepest[line] = max(deepest[line], depth)
+                                Span(line, col, line, col + 1))
+            deepest[line - 1] = max(deepest[line - 1], depth)
         elif token[0] in ")]}":
             depth = max(0, depth - 1)
     for number, written in enumerate(lines):
@@ -382,25 +423,118 @@ def parse_recovering(text: str, filename: str = "<spec>") -> ParseResult:
     order mark at the start is not part of the spec."""
     source = Source(text.removeprefix("\ufeff"), filename)
     collector = Collector(source)
-    work = _mask_beyond_limits(source.text, collector)
-    work = _mask_malformed_numbers(work, collector)
-    for _ in range(_MAX_RECOVERIES):
+    work = _mask_beyond_limits(source, collector)
+    work = _mask_malformed_numbers(work, source, collector)
+    work = _mask_breaks_in_comments(work, source, collector)
+    try:
+        statements = _ToAst().transform(_parser().parse(work))
+    except UnexpectedInput:
+        statements = _Recovery(work, source, collector).statements()
+    return ParseResult(ast.Spec(tuple(statements), source), tuple(collector.diagnostics))
+
+
+# a line break inside brackets, or after one of these, continues the statement
+_CONTINUED_AFTER = frozenset({",", "+", "*", ":", "and"})
+_STATEMENT_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#.*|[A-Za-z_][A-Za-z0-9_.]*'
+                              r"|\.?\d(?:[eE][+-]|[\w.])*|[^\s\w]")
+
+
+class _Recovery:
+    """Parses a spec that has syntax errors statement by statement: a statement with an
+    error is parsed again with the offending line blanked (as often as
+    :data:`_MAX_RECOVERIES` allows, then dropped), and the statements before it are not
+    parsed again."""
+
+    def __init__(self, work: str, source: Source, collector: Collector):
+        self.lines = work.split("\n")
+        self.source = source
+        self.collector = collector
+        self.reported = {(d.span.line, d.span.column) for d in collector.diagnostics if d.span}
+
+    def statements(self) -> list[ast.Statement]:
+        out: list[ast.Statement] = []
+        first = 0
+        while first < len(self.lines):
+            end = self._statement_end(first)
+            for _ in range(_MAX_RECOVERIES):
+                try:
+                    out.extend(self._parse(first, end))
+                    break
+                except UnexpectedInput as err:
+                    bad = self._record(err) - 1
+                    if not first <= bad < end or not self.lines[bad].strip():
+                        self._blank(first, end)  # nothing left to blank: dropped
+                        break
+                    self.lines[bad] = " " * len(self.lines[bad])
+                    end = self._statement_end(first)
+            else:
+                self._blank(first, end)
+            first = end
+        return out
+
+    def _blank(self, first: int, end: int) -> None:
+        for i in range(first, end):
+            self.lines[i] = " " * len(self.lines[i])
+
+    def _statement_end(self, first: int) -> int:
+        """The line after the statement that starts on line ``first`` (0-based): the first
+        line break outside brackets that follows neither a continuing token nor a '\\'.
+        (Wrong only on text with an error in it, which the parse of the statement finds.)"""
+        depth, last = 0, ""
+        for number in range(first, len(self.lines)):
+            line = self.lines[number]
+            continued = False
+            for match in _STATEMENT_TOKEN.finditer(line):
+                token = match.group(0)
+                if token[0] == "#":
+                    continue
+                if token == "\\" and not line[match.end():].strip():
+                    continued = True  # (the lexer ignores a '\\' before a line break)
+                else:
+                    depth += (token in "([{") - (token in ")]}")
+                    depth = max(depth, 0)
+                    last = token
+            if not (continued or depth or last in _CONTINUED_AFTER):
+                return number + 1
+        return len(self.lines)
+
+    def _parse(self, first: int, end: int) -> list[ast.Statement]:
+        """The statements on lines ``first`` … ``end`` − 1, positioned in the whole text."""
+        text = "\n".join(self.lines[first:end]) + ("\n" if end < len(self.lines) else "")
         try:
-            tree = _parser().parse(work)
-            statements = _ToAst().transform(tree)
-            return ParseResult(ast.Spec(tuple(statements), source), tuple(collector.diagnostics))
+            tree = _parser().parse(text)
         except UnexpectedInput as err:
-            diag = _diagnose(err, source)
-            if not any(d.span == diag.span or (d.span and diag.span and (
-                    d.span.line, d.span.column) == (diag.span.line, diag.span.column))
-                    for d in collector.diagnostics):  # not a stand-in's cascade
-                collector.diagnostics.append(diag)
-            bad_line = diag.span.line if diag.span else 1
-            blanked = _blank_line(work, bad_line)
-            if blanked == work:  # nothing left to remove: give up
-                break
-            work = blanked
-    return ParseResult(ast.Spec((), source), tuple(collector.diagnostics))
+            if isinstance(getattr(err, "line", None), int) and err.line >= 1:
+                err.line += first
+                if isinstance(err.pos_in_stream, int):
+                    err.pos_in_stream += self.source.offset(first + 1, 1)
+            raise
+        if first:
+            _shift_lines(tree, first)
+        return _ToAst().transform(tree)
+
+    def _record(self, err: UnexpectedInput) -> int:
+        """Reports the error (unless a stand-in's cascade); its line."""
+        diag = _diagnose(err, self.source)
+        assert diag.span is not None  # (a syntax error has a place)
+        at = (diag.span.line, diag.span.column)
+        if at not in self.reported:
+            self.reported.add(at)
+            self.collector.diagnostics.append(diag)
+        return diag.span.line
+
+
+def _shift_lines(tree: Tree, by: int) -> None:
+    """Moves the positions of a parse of some lines down by ``by`` lines."""
+    for subtree in tree.iter_subtrees():
+        if not subtree.meta.empty:
+            subtree.meta.line += by
+            subtree.meta.end_line += by
+        for child in subtree.children:
+            if isinstance(child, Token) and child.line is not None:
+                child.line += by
+                assert child.end_line is not None
+                child.end_line += by
 
 
 def parse(text: str, filename: str = "<spec>") -> ast.Spec:
