@@ -70,8 +70,10 @@ def test_graph_from_the_command_line(frame, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "m.strat:3:14: error: the graph of 's' is given from Python: pass graphs={'s': graph}" \
         in err and "--graph s=edges.csv on the command line" in err
-    assert main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--graph", "s"]) == 1
-    assert "--graph expects COLUMN=FILE, got 's'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # a malformed flag: a usage error
+        main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--graph", "s"])
+    assert usage.value.code == 2
+    assert "argument --graph: expects COLUMN=FILE, got 's'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("graphs", "message"), [

@@ -109,7 +109,9 @@ def test_cli_verify_and_tune(tmp_path, frame, capsys):
                  "--out", str(tmp_path / "best.json")]) == 0
     out = capsys.readouterr().out
     assert "best (anll): stratify.t=10" in out and (tmp_path / "best.json").is_file()
-    assert main(["tune", str(spec), "--data", str(tmp_path / "d.csv"), "--folds", "1"]) == 1
+    with pytest.raises(SystemExit) as usage:
+        main(["tune", str(spec), "--data", str(tmp_path / "d.csv"), "--folds", "1"])
+    assert usage.value.code == 2
 
 
 def test_tune_personalized_models_through_their_own_backend(rng):
