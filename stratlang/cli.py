@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit a spec to data")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
+    _rows_argument(p)
     p.add_argument("--backend", help="fitting backend: admm (the default when it applies), "
                    "cvxpy, dask, subgradient")
     p.add_argument("--solver", help="CVXPY solver for the cvxpy backend (clarabel, scs, ...)")
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="fit with the CVXPY reference and with ADMM; compare")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
+    _rows_argument(p)
     p.add_argument("--solver", help="CVXPY solver for the reference")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    type=_weight_item, help="fix a hyper-parameter (repeatable)")
@@ -76,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="cross-validate the spec's sweeps and refit the best")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
+    _rows_argument(p)
     p.add_argument("--folds", type=_folds, default=5, help="cross-validation folds (≥ 2, "
                    "default 5)")
     p.add_argument("--metric", help="metric to optimize (default: the loss's own)")
@@ -101,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("model", help="a fitted model written by `stratlang fit --out` (or "
                        "the directory of `--output`)")
         p.add_argument("--data", required=True, help="CSV file")
+        if name == "score":
+            _rows_argument(p)
         p.add_argument("--unseen", choices=UNSEEN_POLICIES, default="error",
                        help="a stratum value the fit has not seen: an error (default), the "
                             "model averaged over its factor's nodes, or its star's hub")
@@ -151,6 +156,25 @@ EXAMPLES = {
                 "stratlang predict fit.json --data new.csv --unseen common"],
     "score": ["stratlang score fit.json --data test.csv"],
 }
+
+
+def _rows_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rows", metavar="FILTER",
+                   help="use only the rows where FILTER holds, written like a where clause: "
+                        "'split == \"train\"', 'year != 2016 and state in {CA, NY}'")
+
+
+def _data(args: argparse.Namespace, model: Model) -> Any:
+    """--data (None: the spec's data statement), filtered by --rows when given."""
+    if getattr(args, "rows", None) is None:
+        return args.data
+    from .backends.dask import is_partitioned_path
+    from .data.row_filter import filter_rows
+
+    if args.data is not None and is_partitioned_path(args.data):
+        raise StratlangError("--rows filters a CSV file's rows; partitioned data stay on the "
+                             "workers: filter them before fitting")
+    return filter_rows(model.frame(args.data), args.rows)
 
 
 def _option_argument(p: argparse.ArgumentParser, what: str = "a backend option") -> None:
@@ -482,7 +506,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _check_places(args.out, args.output)
     model = _load(args)
     options = _cluster_options(args)
-    fitted = model.fit(args.data, backend=args.backend, solver=args.solver,
+    data = _data(args, model)
+    fitted = model.fit(data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None)
     as_json = _json(args)
     doc = {"ok": True, **_fit_document(fitted), "training": None, "output": args.output,
@@ -491,7 +516,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(fitted.summary())
     if args.data is None or not is_partitioned_path(args.data):  # scoring partitioned data
         # would bring every record to this machine
-        doc["training"] = fitted.score(args.data)
+        doc["training"] = fitted.score(data)
         if not as_json:
             print("  training " + ", ".join(f"{k} {v:.4g}" for k, v in doc["training"].items()))
     if args.output and not as_json:
@@ -506,7 +531,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    result = _load(args).verify(args.data, weights=_weights(args.weight) or None,
+    model = _load(args)
+    result = model.verify(_data(args, model), weights=_weights(args.weight) or None,
                                 solver=args.solver, options=dict(args.option) or None)
     if _json(args):
         _emit({"ok": True,
@@ -524,7 +550,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     _check_places(args.out)
-    result = _load(args).tune(args.data, folds=args.folds, metric=args.metric,
+    model = _load(args)
+    result = model.tune(_data(args, model), folds=args.folds, metric=args.metric,
                               backend=args.backend)
     saved, line = _saved(result.fitted, args.out) if args.out else (None, None)
     if _json(args):
@@ -604,10 +631,13 @@ def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from .data.row_filter import filter_rows
     from .persistence import load_fitted
 
     fitted = load_fitted(args.model)
-    metrics = fitted.score(args.data, **_unseen(fitted, args))
+    data = args.data if args.rows is None else filter_rows(fitted.model.frame(args.data),
+                                                            args.rows)
+    metrics = fitted.score(data, **_unseen(fitted, args))
     if _json(args):
         _emit({"ok": True, "metrics": metrics})
     else:

@@ -492,3 +492,27 @@ def test_check_reports_a_basis_larger_than_the_strata_of_the_data(project, capsy
     write(project, "basis.strat", 'data "d.csv"\nresponse y ~ squared\nfeatures x1\n'
           "stratify sex ~ complete\nstratify age ~ path\nbasis 12\n")
     assert main(["check", str(project / "basis.strat")]) == 0
+
+
+def test_rows_filter_fits_and_scores_the_rows_it_selects(project, capsys):
+    good, data = str(project / "good.strat"), str(project / "d.csv")
+    frame = pd.read_csv(data)
+    assert main(["fit", good, "--rows", 'age != 20 and sex in {F, M}', "--format", "json",
+                 "--out", str(project / "f")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["records"] == int((frame.age != 20).sum())
+    assert main(["score", str(project / "f.json"), "--data", data, "--rows",
+                 "age in {21, 22}", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"]
+
+
+@pytest.mark.parametrize(("rows", "said"), [
+    ('sx == "F"', "--rows:1:1: error: the data have no column 'sx'; did you mean 'sex'?\n"
+                  '    sx == "F"\n    ^^^^^^^^^\n'),
+    ('sex = "F"', "--rows:1:5: error: unexpected '='; expected '!=', '==', 'in'\n"
+                  '    sex = "F"\n        ^\n'),
+    ('sex == "X"', "--rows:1:1: error: no row of the 300 passes the filter\n"),
+])
+def test_a_bad_rows_filter_is_positioned_in_its_own_text(project, capsys, rows, said):
+    assert main(["fit", str(project / "good.strat"), "--rows", rows]) == 1
+    assert capsys.readouterr().err.startswith(said)
