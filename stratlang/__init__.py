@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .language.errors import (
     DataError,
+    DataSpecError,
     DataWarning,
     NumericalError,
     NumericalWarning,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from .model import Model, load
     from .persistence import load_fitted
 
-__all__ = ["DataError", "DataWarning", "FittedModel", "FittedPersonalized", "FittedStratified",
+__all__ = ["DataError", "DataSpecError", "DataWarning", "FittedModel", "FittedPersonalized", "FittedStratified",
            "Model", "NumericalError", "NumericalWarning", "OptionError", "Spec", "SpecError",
            "StratlangError", "StratlangEstimator", "TuneWarning", "load", "load_fitted"]
 __version__ = "0.1.0"

@@ -174,3 +174,18 @@ def test_bernoulli_takes_true_false_text_and_blames_only_the_bad_row(tmp_path):
     [diagnostic] = info.value.diagnostics
     assert diagnostic.message == ("response 'y' must hold 0/1 or true/false outcomes for loss "
                                   "'bernoulli'; value 'maybe' in row 3 (line 5 of b.csv)")
+
+
+@pytest.mark.parametrize(("spec", "frame", "said"), [
+    ("response y ~ squared\nfeatures x\n", {"x": ["a", "b"], "y": [1.0, 2.0]},
+     "must be numeric"),
+    ("response y ~ poisson\n", {"y": [-1, 2]}, "y"),
+    ("response y ~ squared\nfeatures z\n", {"x": [1.0, 2.0], "y": [1.0, 2.0]},
+     "column 'z' not found"),
+])
+def test_data_that_do_not_meet_the_spec_are_data_errors(spec, frame, said):
+    """A data problem is a DataError (and, positioned at the spec, a SpecError)."""
+    with pytest.raises(stratlang.DataError, match=said) as caught:
+        stratlang.load(spec).fit(pd.DataFrame(frame))
+    assert isinstance(caught.value, stratlang.SpecError) and caught.value.diagnostics
+    assert caught.value.diagnostics[0].span is not None

@@ -18,6 +18,7 @@ from ..language import ir
 from ..language.errors import (
     Collector,
     DataError,
+    DataSpecError,
     Diagnostic,
     Span,
     SpecError,
@@ -79,7 +80,7 @@ class Binder:
     def __init__(self, model: ir.Model, frame: pd.DataFrame):
         self.model = model
         self.frame = frame
-        self.out = Collector(model.source)
+        self.out = Collector(model.source, DataSpecError)
         where = frame.attrs.get("source")
         self.where = f" ({Path(where).name})" if where else ""
 

@@ -192,7 +192,8 @@ class SpecError(StratlangError, ValueError):
 
 
 class DataError(StratlangError, ValueError):
-    """Bad data that is not tied to a spec position (e.g. an unreadable file)."""
+    """Bad data: an unreadable file, or (as :class:`DataSpecError`) data that do not meet
+    the spec."""
 
 
 class NumericalError(StratlangError):
@@ -233,11 +234,19 @@ def warn(message: str, category: type[Warning] = NumericalWarning) -> None:
     warnings.warn(message, category, stacklevel=level)
 
 
-class Collector:
-    """Gathers diagnostics during a pass so that all of them are reported at once."""
+class DataSpecError(SpecError, DataError):
+    """Problems of data checked against a spec (a column that is not numeric, a value
+    that is no node, a count that is negative, ...): a :class:`DataError`, reported at
+    the spec's statements like a :class:`SpecError`."""
 
-    def __init__(self, source: Source | None):
+
+class Collector:
+    """Gathers diagnostics during a pass so that all of them are reported at once, as
+    ``error`` (a :class:`SpecError`, or its data kind)."""
+
+    def __init__(self, source: Source | None, error: type[SpecError] = SpecError):
         self.source = source
+        self.error_type = error
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, message: str, span: Span | None = None, hint: str | None = None,
@@ -246,7 +255,7 @@ class Collector:
 
     def raise_if_any(self) -> None:
         if self.diagnostics:
-            raise SpecError(self.diagnostics)
+            raise self.error_type(self.diagnostics)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
