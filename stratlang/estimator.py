@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .kinds.metrics import GREATER_IS_BETTER
 from .language import ir
-from .language.errors import OptionError, did_you_mean
+from .language.errors import DataError, OptionError, did_you_mean
 
 if TYPE_CHECKING:
     from sklearn.utils import Tags
@@ -277,7 +277,16 @@ class StratlangEstimator(BaseEstimator):
             from sklearn.metrics import accuracy_score, r2_score
 
             rule = accuracy_score if hasattr(self, "classes_") else r2_score
-            return float(rule(values, self.predict(X), sample_weight=sample_weight))
+            predicted = np.asarray(self.predict(X))
+            # rows predict leaves empty (a missing value the spec drops) are not scored, as
+            # the fitted model's own score does; without any row there is no score
+            kept = (~pd.isna(predicted) if predicted.ndim == 1
+                    else ~pd.isna(predicted).any(axis=1))
+            if not kept.any():
+                raise DataError("score: no row has a prediction (every row has a missing "
+                                "value the spec's `missing drop` leaves out)")
+            weight = None if sample_weight is None else np.asarray(sample_weight)[kept]
+            return float(rule(np.asarray(values)[kept], predicted[kept], sample_weight=weight))
         frame = self._table(self.model_.ir, X, reset=False)
         frame = frame.assign(**{c: (values if values.ndim == 1 else values[:, i])
                                 for i, c in enumerate(self.model_.ir.response.columns)})

@@ -3,11 +3,14 @@ cross-validation, grid search, array input, sample weights."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils.estimator_checks import check_estimator
 
@@ -130,3 +133,22 @@ def test_classifier_probabilities(rng):
     assert list(est.classes_) == ["neg", "pos"]
     assert est.score(frame, y) == pytest.approx(np.mean(est.predict(frame) == y))
     assert 0.75 < est.score(frame, y) <= 1
+
+
+def test_score_skips_the_rows_predict_leaves_empty(rng):
+    """With `missing drop`, rows with a missing value get no prediction: score (and so
+    cross_val_score) rates the others, as the fitted model's own score does."""
+    n = 200
+    X = pd.DataFrame({"g": rng.integers(0, 3, n), "x": rng.normal(size=n)})
+    y = 2 * X.x + X.g + 0.1 * rng.normal(size=n)
+    X.loc[::7, "x"] = np.nan
+    estimator = StratlangEstimator("response y ~ squared\nfeatures x, intercept\n"
+                                   "stratify g ~ path weight 1\nmissing drop\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = cross_val_score(estimator, X, y, cv=3)
+        fitted = estimator.fit(X, y)
+        kept = X.x.notna().to_numpy()
+        expected = r2_score(y[kept], fitted.predict(X)[kept])
+        assert fitted.score(X, y) == pytest.approx(expected)
+    assert np.isfinite(scores).all() and (scores > 0.9).all()
