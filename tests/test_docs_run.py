@@ -156,7 +156,7 @@ def check_fragment(unit: str) -> None:
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_document_runs_as_written(document, scratch):
-    namespace: dict = {"__name__": "__docs__"}
+    namespace: dict = {"__name__": "__main__"}  # blocks run as a script (its guards too)
     for block in blocks(document):
         where = f"{block} ({block.first_line[:60]!r})"
         if block.kind == "python":
