@@ -84,8 +84,9 @@ class FittedModel:
         table = self.coefficients()
         shown = table.head(_COEFFICIENT_ROWS)
         lines.append(f"  coefficients over the {self._over}:")
-        lines += ["    " + row for row in shown.rename_axis(None).to_string(
-            float_format=_number).split("\n")]
+        # unnamed levels: one for a single output, (parameter, output) pairs for several
+        unnamed = shown.rename_axis(index=[None] * shown.index.nlevels)
+        lines += ["    " + row for row in unnamed.to_string(float_format=_number).split("\n")]
         if len(table) > len(shown):
             lines.append(f"    … and {len(table) - len(shown)} more (fitted.coefficients())")
         return "\n".join(lines)
@@ -114,7 +115,7 @@ class FittedModel:
         theta = self.theta
         table = pd.DataFrame({"mean": theta.mean(), "std": theta.std(ddof=0),
                               "min": theta.min(), "max": theta.max()})
-        table.index.name = "parameter"
+        _name_parameters(table)
         return table
 
     def save(self, path: str | Path) -> Path:
@@ -161,6 +162,22 @@ class FittedModel:
 
 
 _COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
+
+
+def _plain(value: Any) -> bool:
+    """A value of the backend's report that JSON keeps as it is: a scalar, or a mapping of
+    scalars (the options, whose iteration limit a loaded model's summary reports)."""
+    scalar = str | int | float | bool | type(None)
+    return isinstance(value, scalar) or (
+        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, scalar)
+                                        for k, v in value.items()))
+
+
+def _name_parameters(table: pd.DataFrame) -> None:
+    """Names a coefficient table's index 'parameter' (its levels keep θ's column names,
+    (parameter, output), when there are several outputs)."""
+    if table.index.nlevels == 1:
+        table.index.name = "parameter"
 
 
 def _savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -278,7 +295,7 @@ class FittedStratified(FittedModel):
         table = pd.DataFrame({"mean": present.mean(), "std": present.std(ddof=0),
                               "min": present.min(), "max": present.max(),
                               "strata": (~absent).sum(axis=0)})
-        table.index.name = "parameter"
+        _name_parameters(table)
         return table
 
     # ---- prediction ------------------------------------------------------------------
@@ -407,8 +424,7 @@ class FittedStratified(FittedModel):
                             "shape": list(f.graph.shape), "text_labels": f.text_labels,
                             "hub": f.hub})
         meta = {**self._saved(), "factors": factors,
-                "info": {k: v for k, v in self.info.items()
-                         if isinstance(v, str | int | float | bool | type(None))}}
+                "info": {k: v for k, v in self.info.items() if _plain(v)}}
         return meta, arrays
 
 
