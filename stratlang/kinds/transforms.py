@@ -201,7 +201,9 @@ class Categorical(Transform):
 
     def state(self, summaries, p):
         levels = _sorted(list({v for part in summaries for v in part}))
-        reference = levels[0] if levels and p["reference"] is None else canon(p["reference"])
+        if not levels:
+            raise TransformError(f"{self.name} has no values to learn from")
+        reference = levels[0] if p["reference"] is None else canon(p["reference"])
         if reference not in levels:
             raise TransformError(f"categorical: the reference level {reference!r} is not among "
                                  "the values (" + ", ".join(repr(v) for v in levels[:8]) + ")")
