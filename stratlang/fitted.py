@@ -167,10 +167,12 @@ _COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
 def _plain(value: Any) -> bool:
     """A value of the backend's report that JSON keeps as it is: a scalar, or a mapping of
     scalars (the options, whose iteration limit a loaded model's summary reports)."""
-    scalar = str | int | float | bool | type(None)
-    return isinstance(value, scalar) or (
-        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, scalar)
+    return isinstance(value, _SCALARS) or (
+        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, _SCALARS)
                                         for k, v in value.items()))
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _name_parameters(table: pd.DataFrame) -> None:
