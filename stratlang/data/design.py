@@ -309,6 +309,25 @@ def check_overrides_disjoint(binder: Binder, strata: Strata) -> None:
         owner[selected] = i
 
 
+def check_zero_constraints(binder: Binder, loss: Loss, rows: tuple[str, ...]) -> None:
+    """A constraint that allows its rows no value but 0 (``nonzeros(k=0)``) is a valid,
+    trivial model, unless the loss cannot be finite with those rows at 0 (a Gaussian's
+    precision, an exponential rate): then no fit exists, and the term is refused."""
+    from ..kinds.regularizers import REGULARIZERS
+    from .features import selected_rows
+
+    model = binder.model
+    params = [model.response.loss.p, *(o.loss.p for o in model.response.overrides)]
+    for term in model.regularizers:
+        if not REGULARIZERS[term.kind.name].only_zero(term.kind.p):
+            continue
+        held = tuple(rows[i] for i in selected_rows(rows, (), term.exclude))
+        why = next((w for p in params if (w := loss.zero_refused(held, p))), None)
+        if why:
+            binder.out.error("this constraint holds every parameter it acts on at 0, which "
+                             f"loss '{loss.name}' does not allow: {why}", term.span)
+
+
 def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
          classes: tuple | None = None, features: FeatureState | None = None,
          graphs: dict[str, Any] | None = None, unseen: str = "error",
@@ -338,6 +357,9 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     report_dropped(dropped, len(frame))
     classes = encoded.classes if encoded is not None else classes
     rows = loss.row_names(bound.rows, model.response.columns)
+    if strata is None:  # training: no constraint may hold the loss outside its domain
+        check_zero_constraints(binder, loss, rows)
+        binder.out.raise_if_any()
     outputs = loss.output_names(model.response.columns, classes)
     return Design(model, loss, bound_strata, bound.x, encoded.values if encoded else None, z,
                   rows, outputs, classes, frame.index, bound.offset, weight, bound.state,
