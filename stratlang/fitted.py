@@ -30,14 +30,14 @@ from .data.personalized import bind_covariates
 from .data.strata import UNSEEN, Strata
 from .kinds.graphs import canon
 from .kinds.losses import LOSSES, Loss, Records
-from .language.errors import DataError, OptionError, did_you_mean
+from .language.errors import DataError, OptionError, StratlangError, did_you_mean
+from .saved_schema import FORMAT_VERSION
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from .model import Model
 
-FORMAT_VERSION = 1
 
 
 class FittedModel:
@@ -98,7 +98,7 @@ class FittedModel:
 
     def _fit_line(self) -> str:
         info = self.info
-        options = info.get("options", {})
+        options = info.get("options") or {}
         limit = options.get("max_iter") or options.get("max_iters")
         steps = info.get("iterations", info.get("epochs"))
         unit = "epochs" if "epochs" in info and "iterations" not in info else "iterations"
@@ -108,6 +108,15 @@ class FittedModel:
         took = f", {seconds:.3g} s" if isinstance(seconds, float) else ""
         return (f"backend {info.get('backend')} ({info.get('solver')}): status "
                 f"{info.get('status')}{done}{took}")
+
+    def _check_rows(self, rows: tuple[str, ...]) -> None:
+        """New data bound with the learned feature states give θ's rows (else the states
+        were changed since the fit: a saved model edited by hand)."""
+        if tuple(rows) != tuple(self.rows):
+            raise StratlangError(
+                f"the learned feature states of model '{self.model.name}' give the parameter "
+                f"rows {', '.join(rows)}; θ has {', '.join(self.rows)}: the saved model was "
+                "damaged or edited")
 
     def coefficients(self) -> pd.DataFrame:
         """Each parameter's mean, standard deviation, minimum and maximum over the strata
@@ -307,8 +316,10 @@ class FittedStratified(FittedModel):
                               + ", ".join(repr(u) for u in UNSEEN)
                               + (did_you_mean(unseen, UNSEEN) if isinstance(unseen, str)
                                  else ""))
-        return bind(self.model.ir, frame, strata=self.strata, classes=self.classes,
-                    features=self.features, unseen=unseen, with_response=with_response)
+        design = bind(self.model.ir, frame, strata=self.strata, classes=self.classes,
+                      features=self.features, unseen=unseen, with_response=with_response)
+        self._check_rows(design.rows)
+        return design
 
     def theta_of(self, design: Design) -> np.ndarray:
         """Each record's θ (N, rows, outputs): its stratum's; for a value the fit has not
@@ -486,6 +497,7 @@ class FittedPersonalized(FittedModel):
         weight = bind_weights(binder) if with_response else None
         binder.out.raise_if_any()
         assert bound is not None  # (None only with a problem recorded: raised just above)
+        self._check_rows(self.loss.row_names(bound.rows, self.model.ir.response.columns))
         theta = self.theta_array[self._neighbours(frame)].mean(axis=1)
         records = Records(bound.x, encoded.values if encoded else None,
                           np.zeros(len(frame), dtype=np.int64), bound.offset, weight)
