@@ -166,11 +166,20 @@ class FittedModel:
 
         return {"format": self.format, "version": FORMAT_VERSION, **saved_spec(self.model.ir),
                 "weights": self.weights, "objective": self.objective.as_dict(),
-                "classes": [canon(c) for c in self.classes] if self.classes is not None else None,
+                "classes": ([_class_label(c) for c in self.classes]
+                            if self.classes is not None else None),
                 "rows": list(self.rows), "features": self.features.to_json()}
 
 
 _COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
+
+
+def _class_label(value: Any) -> Any:
+    """A class as JSON keeps it: a float stays a float (-1.0 reads back as -1.0, so
+    predictions and their column names, ``probability_0.0``, are the fit's)."""
+    if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar
+        value = value.item()
+    return value if value is None or isinstance(value, str | int | float | bool) else canon(value)
 
 
 def _plain(value: Any) -> bool:

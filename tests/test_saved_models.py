@@ -136,3 +136,24 @@ def test_any_damage_gives_a_stratlang_error_or_a_working_model(damage):
     with tempfile.TemporaryDirectory() as directory:
         outcome = saved_outcome(damage, Path(directory))
     assert outcome.kind != "bug", outcome.message
+
+
+@pytest.mark.parametrize(("loss", "values"), [("logistic", [-1.0, 1.0]),
+                                               ("multinomial", [0.0, 1.0, 2.0]),
+                                               ("multinomial", ["a", "b", "c"])])
+def test_class_labels_keep_their_type_through_save_and_load(loss, values, rng, tmp_path):
+    # floats were saved as ints: -1.0 came back as -1, probability_0.0 as probability_0
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": rng.normal(size=90), "g": rng.integers(0, 3, 90)})
+    frame["y"] = np.array(values, dtype=object)[rng.integers(0, len(values), 90)]
+    if isinstance(values[0], float):
+        frame["y"] = frame.y.astype(float)
+    fitted = stratlang.load(f"response y ~ {loss}\nfeatures x\nstratify g ~ path weight 1\n"
+                            ).fit(frame)
+    again = stratlang.load_fitted(fitted.save(tmp_path / "m"))
+    assert again.classes == fitted.classes == tuple(values)
+    assert [type(c) for c in again.classes] == [type(v) for v in values]
+    expected, got = fitted.predict(frame), again.predict(frame)
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(got, expected)
