@@ -188,7 +188,10 @@ def _summary(frame: pd.DataFrame, columns: list[str], model: ir.Model):
     learned = summarize(binder, model)
     if binder.out.diagnostics:  # reported positioned when the partition is bound
         learned = {}
-    return (list(frame.columns), {c: kept[c].dropna().unique() for c in columns if c in kept},
+    # a stratum value all of whose rows `missing drop` leaves out is still a node
+    strata = {c for s in model.strata for c in s.columns}
+    return (list(frame.columns), {c: (frame if c in strata else kept)[c].dropna().unique()
+                                  for c in columns if c in kept},
             kept.head(1), learned)
 
 

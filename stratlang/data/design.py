@@ -106,12 +106,20 @@ def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
 def drop_missing(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
                  ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The frame without the rows :func:`missing_rows` finds, and its counts."""
+    kept, _left_out, counts = split_missing(model, frame, predicting)
+    return kept, counts
+
+
+def split_missing(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, int]]:
+    """The rows :func:`missing_rows` keeps, those it leaves out (None: none), and its
+    counts."""
     rows, counts = missing_rows(model, frame, predicting)
     if not rows.any():
-        return frame, {}
+        return frame, None, {}
     kept = frame.iloc[np.flatnonzero(~rows)]
     kept.attrs = {**frame.attrs, "rows_dropped": True}
-    return kept, counts
+    return kept, frame.iloc[np.flatnonzero(rows)], counts
 
 
 def report_dropped(counts: dict[str, int], kept: int | None = None) -> None:
@@ -337,7 +345,7 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     bind new data as the training data were; ``unseen``: what a stratum value that is no
     node of the fitted graph becomes (see :func:`bind_strata`); ``graphs``: graphs given
     from Python, by column."""
-    frame, dropped = drop_missing(model, frame, predicting=not with_response)
+    frame, left_out, dropped = split_missing(model, frame, predicting=not with_response)
     binder = Binder(model, frame)
     if with_response and len(frame) == 0:
         binder.out.error("the data have no records" + (
@@ -345,7 +353,8 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
             model.missing_span if dropped else None)
         binder.out.raise_if_any()
     loss = LOSSES[model.response.loss.name]
-    bound_strata, z, codes = bind_strata(binder, strata, unseen, graphs)
+    # (a stratum value whose every record `missing drop` left out is still a node)
+    bound_strata, z, codes = bind_strata(binder, strata, unseen, graphs, left_out)
     if strata is None and z is not None:  # training: the clauses' values meet the nodes
         check_clauses(binder, bound_strata)
     bound = bind_features(binder, features)
