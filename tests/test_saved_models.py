@@ -157,3 +157,32 @@ def test_class_labels_keep_their_type_through_save_and_load(loss, values, rng, t
     expected, got = fitted.predict(frame), again.predict(frame)
     assert list(got.columns) == list(expected.columns)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_damaged_theta_parts_of_a_cluster_fit_are_named(tmp_path):
+    # a Dask fit with an output directory: model.json, model.npz and θ as Parquet parts
+    import pandas as pd
+
+    from stratlang.backends.theta_parts import PARTS, column_names
+
+    from .fuzz_saved import base_frame
+
+    fitted = stratlang.load(BASE_SPECS["multinomial"]).fit(base_frame())
+    fitted.write_metadata(tmp_path)
+    (tmp_path / PARTS).mkdir()
+    part = tmp_path / PARTS / "part-0.parquet"
+    columns = column_names(fitted.rows, fitted.outputs)
+    whole = pd.DataFrame(fitted.theta_array.reshape(3, -1), columns=columns)
+    whole.insert(0, "stratum", np.arange(3))
+    whole.to_parquet(part)
+    np.testing.assert_array_equal(stratlang.load_fitted(tmp_path).theta_array,
+                                  fitted.theta_array)
+    whole.drop(columns=columns[0]).to_parquet(part)
+    with pytest.raises(stratlang.StratlangError, match=f"the θ part '{part}' cannot be read"):
+        stratlang.load_fitted(tmp_path).theta_array  # noqa: B018
+    part.write_bytes(b"PAR1 not really")
+    with pytest.raises(stratlang.StratlangError, match=f"the θ part '{part}' cannot be read"):
+        stratlang.load_fitted(tmp_path).predict(base_frame())
+    whole.assign(stratum=[0.5, 1, 2]).to_parquet(part)
+    with pytest.raises(stratlang.StratlangError, match="hold strata that are not whole numbers"):
+        stratlang.load_fitted(tmp_path).theta_array  # noqa: B018
