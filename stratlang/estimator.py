@@ -22,6 +22,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .data.frames import refuse_repeated_columns
 from .kinds.metrics import GREATER_IS_BETTER
 from .language import ir
 from .language.errors import DataError, OptionError, did_you_mean
@@ -152,6 +153,7 @@ class StratlangEstimator(BaseEstimator):
             raise TypeError("sparse input is not supported: pass a dense array or a DataFrame "
                             "(a spec's columns are read by name)")
         if isinstance(X, pd.DataFrame):
+            refuse_repeated_columns(X, "X has")  # (before scikit-learn reads their names)
             validate_data(self, X, reset=reset, skip_check_array=True)
             if X.shape[0] == 0:
                 raise ValueError("Found array with 0 sample(s) (X is an empty DataFrame)")

@@ -30,7 +30,8 @@ from .data.personalized import bind_covariates
 from .data.strata import UNSEEN, Strata
 from .kinds.graphs import canon
 from .kinds.losses import LOSSES, Loss, Records
-from .language.errors import DataError, OptionError, did_you_mean
+from .language.errors import DataError, OptionError, StratlangError, did_you_mean
+from .saved_schema import FORMAT_VERSION
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
     from .model import Model
 
-FORMAT_VERSION = 1
 
 
 class FittedModel:
@@ -85,8 +85,9 @@ class FittedModel:
         table = self.coefficients()
         shown = table.head(_COEFFICIENT_ROWS)
         lines.append(f"  coefficients over the {self._over}:")
-        lines += ["    " + row for row in shown.rename_axis(None).to_string(
-            float_format=_number).split("\n")]
+        # unnamed levels: one for a single output, (parameter, output) pairs for several
+        unnamed = shown.rename_axis(index=[None] * shown.index.nlevels)
+        lines += ["    " + row for row in unnamed.to_string(float_format=_number).split("\n")]
         if len(table) > len(shown):
             lines.append(f"    … and {len(table) - len(shown)} more (fitted.coefficients())")
         return "\n".join(lines)
@@ -98,7 +99,7 @@ class FittedModel:
 
     def _fit_line(self) -> str:
         info = self.info
-        options = info.get("options", {})
+        options = info.get("options") or {}
         limit = options.get("max_iter") or options.get("max_iters")
         steps = info.get("iterations", info.get("epochs"))
         unit = "epochs" if "epochs" in info and "iterations" not in info else "iterations"
@@ -109,13 +110,22 @@ class FittedModel:
         return (f"backend {info.get('backend')} ({info.get('solver')}): status "
                 f"{info.get('status')}{done}{took}")
 
+    def _check_rows(self, rows: tuple[str, ...]) -> None:
+        """New data bound with the learned feature states give θ's rows (else the states
+        were changed since the fit: a saved model edited by hand)."""
+        if tuple(rows) != tuple(self.rows):
+            raise StratlangError(
+                f"the learned feature states of model '{self.model.name}' give the parameter "
+                f"rows {', '.join(rows)}; θ has {', '.join(self.rows)}: the saved model was "
+                "damaged or edited")
+
     def coefficients(self) -> pd.DataFrame:
         """Each parameter's mean, standard deviation, minimum and maximum over the strata
         (or the training samples)."""
         theta = self.theta
         table = pd.DataFrame({"mean": theta.mean(), "std": theta.std(ddof=0),
                               "min": theta.min(), "max": theta.max()})
-        table.index.name = "parameter"
+        _name_parameters(table)
         return table
 
     def save(self, path: str | Path) -> Path:
@@ -160,11 +170,38 @@ class FittedModel:
 
         return {"format": self.format, "version": FORMAT_VERSION, **saved_spec(self.model.ir),
                 "weights": self.weights, "objective": self.objective.as_dict(),
-                "classes": [canon(c) for c in self.classes] if self.classes is not None else None,
+                "classes": ([_class_label(c) for c in self.classes]
+                            if self.classes is not None else None),
                 "rows": list(self.rows), "features": self.features.to_json()}
 
 
 _COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
+
+
+def _class_label(value: Any) -> Any:
+    """A class as JSON keeps it: a float stays a float (-1.0 reads back as -1.0, so
+    predictions and their column names, ``probability_0.0``, are the fit's)."""
+    if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar
+        value = value.item()
+    return value if value is None or isinstance(value, str | int | float | bool) else canon(value)
+
+
+def _plain(value: Any) -> bool:
+    """A value of the backend's report that JSON keeps as it is: a scalar, or a mapping of
+    scalars (the options, whose iteration limit a loaded model's summary reports)."""
+    return isinstance(value, _SCALARS) or (
+        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, _SCALARS)
+                                        for k, v in value.items()))
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _name_parameters(table: pd.DataFrame) -> None:
+    """Names a coefficient table's index 'parameter' (its levels keep θ's column names,
+    (parameter, output), when there are several outputs)."""
+    if table.index.nlevels == 1:
+        table.index.name = "parameter"
 
 
 def _savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -282,7 +319,7 @@ class FittedStratified(FittedModel):
         table = pd.DataFrame({"mean": present.mean(), "std": present.std(ddof=0),
                               "min": present.min(), "max": present.max(),
                               "strata": (~absent).sum(axis=0)})
-        table.index.name = "parameter"
+        _name_parameters(table)
         return table
 
     # ---- prediction ------------------------------------------------------------------
@@ -292,8 +329,10 @@ class FittedStratified(FittedModel):
                               + ", ".join(repr(u) for u in UNSEEN)
                               + (did_you_mean(unseen, UNSEEN) if isinstance(unseen, str)
                                  else ""))
-        return bind(self.model.ir, frame, strata=self.strata, classes=self.classes,
-                    features=self.features, unseen=unseen, with_response=with_response)
+        design = bind(self.model.ir, frame, strata=self.strata, classes=self.classes,
+                      features=self.features, unseen=unseen, with_response=with_response)
+        self._check_rows(design.rows)
+        return design
 
     def theta_of(self, design: Design) -> np.ndarray:
         """Each record's θ (N, rows, outputs): its stratum's; for a value the fit has not
@@ -415,8 +454,7 @@ class FittedStratified(FittedModel):
                             "shape": list(f.graph.shape), "text_labels": f.text_labels,
                             "hub": f.hub})
         meta = {**self._saved(), "factors": factors,
-                "info": {k: v for k, v in self.info.items()
-                         if isinstance(v, str | int | float | bool | type(None))}}
+                "info": {k: v for k, v in self.info.items() if _plain(v)}}
         return meta, arrays
 
 
@@ -476,6 +514,7 @@ class FittedPersonalized(FittedModel):
         weight = bind_weights(binder) if with_response else None
         binder.out.raise_if_any()
         assert bound is not None  # (None only with a problem recorded: raised just above)
+        self._check_rows(self.loss.row_names(bound.rows, self.model.ir.response.columns))
         theta = self.theta_array[self._neighbours(frame)].mean(axis=1)
         records = Records(bound.x, encoded.values if encoded else None,
                           np.zeros(len(frame), dtype=np.int64), bound.offset, weight)

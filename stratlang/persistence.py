@@ -19,6 +19,7 @@ from .fitted import FittedModel, FittedPersonalized, FittedStratified
 from .language.errors import StratlangError
 from .language.reading import unopenable
 from .model import Model
+from .saved_schema import Reader, check_header, read_checked
 from .solvers.graphs import Graph
 from .spec import compile_spec
 
@@ -41,22 +42,28 @@ def load_fitted(path: str | Path) -> FittedStratified | FittedPersonalized:
                   Callable[[Model, dict, Any, Path], FittedStratified | FittedPersonalized]] = {
         FittedStratified: _stratified, FittedPersonalized: _personalized}
     kinds: dict[Any, type[FittedModel]] = {cls.format: cls for cls in readers}  # by JSON value
-    cls = kinds.get(meta.get("format")) if isinstance(meta, dict) else None
+    kind = meta.get("format") if isinstance(meta, dict) else None
+    cls = kinds.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise StratlangError(f"'{path}' is not a stratlang fitted model")
     arrays_path = path.with_suffix(".npz")
     try:
-        arrays = np.load(arrays_path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        arrays_file = np.load(arrays_path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise StratlangError(f"the arrays of fitted model '{path}' cannot be read from "
                              f"'{arrays_path}': {getattr(err, 'strerror', None) or err}"
                              ) from None
-    if not isinstance(meta.get("spec"), str):
-        raise StratlangError(f"'{path}' is not a stratlang fitted model (it holds no spec)")
-    model = Model(compile_spec(meta["spec"], meta.get("spec_file") or "<spec>",
-                               check_files=False))
-    if model.ir.kind != cls.kind:
-        raise StratlangError(f"'{path}' holds a spec that is not {cls.kind}")
+    if not isinstance(arrays_file, np.lib.npyio.NpzFile):  # a lone .npy array, no names
+        raise StratlangError(f"the arrays of fitted model '{path}' cannot be read from "
+                             f"'{arrays_path}': it holds no named arrays")
+    with arrays_file:
+        check_header(Reader(path, arrays_file), meta)
+        model = Model(compile_spec(meta["spec"], meta.get("spec_file") or "<spec>",
+                                   check_files=False))
+        if model.ir.kind != cls.kind:
+            raise StratlangError(f"'{path}' holds a spec that is not {cls.kind}")
+        arrays = read_checked(path, meta, arrays_file, model.ir,
+                              personalized=cls is FittedPersonalized)
     return readers[cls](model, meta, arrays, path)
 
 
@@ -77,9 +84,7 @@ def _stratified(model: Model, meta: dict, arrays: Any, path: Path) -> FittedStra
         strat = strat_by_cols[tuple(f["columns"])]
         factors.append(Factor(strat.columns, tuple(tuple(v) for v in f["labels"]), graph,
                               strat.weight, strat.hyper_name, f["text_labels"], f.get("hub")))
-    info = dict(meta["info"])
-    if "history" in arrays:
-        info["history"] = [tuple(row) for row in arrays["history"]]
+    info = dict(meta["info"])  # (its history read from the arrays when checked)
     fit = StratifiedFit(None, Strata(tuple(factors)), _classes(meta), info,
                         Objective.of(**meta["objective"]), rows=_rows(meta),
                         features=FeatureState.from_json(meta.get("features")),
@@ -91,7 +96,7 @@ def _stratified(model: Model, meta: dict, arrays: Any, path: Path) -> FittedStra
 
 def _personalized(model: Model, meta: dict, arrays: Any, path: Path) -> FittedPersonalized:
     covariates = pd.DataFrame({c: arrays[f"cov_{c}"] for c in meta["covariates"]})
-    history = pd.DataFrame({name[len("history_"):]: arrays[name] for name in arrays.files
+    history = pd.DataFrame({name[len("history_"):]: arrays[name] for name in arrays
                             if name.startswith("history_")})
     fit = PersonalizedFit(arrays["theta"], arrays["z"], arrays["q"], arrays["phi"],
                           arrays["theta_pop"], covariates, _classes(meta), history,

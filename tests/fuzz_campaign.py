@@ -1,9 +1,10 @@
 """The long fuzz profile: ``make fuzz`` (or ``python -m tests.fuzz_campaign --inputs N``).
 
-Runs N inputs from tests/fuzzing.py — 60 % texts checked alone, 20 % texts beside the
-example data, 10 % spec files through the command line — and from tests/fuzz_files.py
-5 % odd data files and places through the command line, and 5 % calls of the Spec
-builder with hostile arguments — spread over the machine's cores,
+Runs N inputs from tests/fuzzing.py — 59 % texts checked alone, 20 % texts beside the
+example data, 10 % spec files through the command line — from tests/fuzz_files.py 5 %
+odd data files and places through the command line, 5 % calls of the Spec builder with
+hostile arguments, and 1 % damaged saved models (tests/fuzz_saved.py), spread over the
+machine's cores,
 and prints the count of each outcome class per entry point, the slowest input, and every
 input that broke a property (written to ``fuzz-failures/`` to be replayed). Exits 1 when
 any input broke a property.
@@ -22,8 +23,8 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-SHARES = {"text": 0.6, "text + data": 0.2, "command line": 0.1, "data files": 0.05,
-          "builder": 0.05}
+SHARES = {"text": 0.59, "text + data": 0.2, "command line": 0.1, "data files": 0.05,
+          "builder": 0.05, "saved model": 0.01}
 CLASSES = ["accepted", "spec error", "data error", "other error", "bug", "timeout"]
 
 
@@ -50,6 +51,8 @@ def run_share(mode: str, count: int, run_seed: int) -> dict:
     slowest = [0.0, ""]
     directory = Path(tempfile.mkdtemp(prefix="stratlang-fuzz-"))
     (directory / "data").symlink_to(EXAMPLE_DATA)  # the examples' files resolve
+    if mode == "saved model":
+        return run_saved(count, run_seed)
     strategy = {"text": spec_texts(),
                 "text + data": mutated(__import__("hypothesis").strategies.sampled_from(
                     list(EXAMPLE_SPECS.values()))),
@@ -88,6 +91,35 @@ def run_share(mode: str, count: int, run_seed: int) -> dict:
 
     one()
     return {"mode": mode, "counts": dict(counts), "slowest": tuple(slowest),
+            "failures": failures}
+
+
+def run_saved(count: int, run_seed: int) -> dict:
+    """Runs ``count`` damaged saved models (loaded, summarized, used to predict)."""
+    from .fuzz_saved import damaged_models, saved_outcome
+
+    counts: collections.Counter = collections.Counter()
+    failures: list[tuple[str, list[str]]] = []
+    slowest = [0.0, ""]
+    directory = Path(tempfile.mkdtemp(prefix="stratlang-fuzz-saved-"))
+
+    @seed(run_seed)
+    @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(damaged_models())
+    def one(damage):
+        result = saved_outcome(damage, directory)
+        kind = {"stratlang error": "other error"}.get(result.kind, result.kind)
+        counts[kind] += 1
+        what = f"{damage.base}: {damage.what}"
+        if result.seconds > slowest[0]:
+            slowest[:] = [result.seconds, what]
+        if result.kind == "bug":
+            counts["broke a property"] += 1
+            failures.append((what, [result.message]))
+
+    one()
+    return {"mode": "saved model", "counts": dict(counts), "slowest": tuple(slowest),
             "failures": failures}
 
 

@@ -128,6 +128,23 @@ def test_partitions_with_offsets_weights_features_and_missing_values(client, rng
     assert remote.info["dropped_rows"] == local.info["dropped_rows"] == {"age": 9}
 
 
+def test_a_stratum_left_out_by_missing_drop_is_a_node_on_the_workers_too(client, rng,
+                                                                         tmp_path):
+    frame = frame_for(rng, 400)
+    frame["y"] = frame.y.astype(float)
+    frame.loc[frame.g == 2, "y"] = np.nan
+    for i in range(2):
+        frame.iloc[i * 200:(i + 1) * 200].to_csv(tmp_path / f"part-{i}.csv", index=False)
+    spec = ("response y ~ logistic\nfeatures x, intercept\nmissing drop\n"
+            "stratify g ~ path weight 2\nstratify h ~ path\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stratlang.DataWarning)
+        local, remote = both(spec, frame, client, data=str(tmp_path / "*.csv"))
+    assert list(remote.strata.index()) == list(local.strata.index())
+    assert local.strata.shape == (4, 3)
+    np.testing.assert_allclose(remote.theta_array, local.theta_array, atol=1e-7)
+
+
 def test_a_worker_killed_mid_fit_restarts_and_gives_the_right_answer(client, rng):
     frame = frame_for(rng, 3000)
     spec = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * sum_squares\n"

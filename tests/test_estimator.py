@@ -15,6 +15,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils.estimator_checks import check_estimator
 
 import stratlang
+from stratlang import DataError
 from stratlang.estimator import StratlangEstimator
 
 SPEC = ("response y ~ squared\nfeatures x1, x2, intercept\nregularize 0.1 * sum_squares\n"
@@ -77,6 +78,21 @@ def test_unfitted_and_bad_specs_are_scikit_learn_errors(regression_frame):
         StratlangEstimator(SPEC).predict(regression_frame)
     with pytest.raises(ValueError, match="unknown loss 'sqared'; did you mean 'squared'"):
         StratlangEstimator("response y ~ sqared\n").fit(regression_frame, regression_frame.y)
+
+
+def test_repeated_column_names_are_a_clear_value_error(regression_frame):
+    # scikit-learn's feature-name check once raised narwhals' DuplicateError
+    X = regression_frame.drop(columns="y").rename(columns={"x2": "x1"})
+    with pytest.raises(DataError, match=r"^X has more than one column named 'x1' \(2 "
+                       r"columns\): give each column its own name$"):
+        StratlangEstimator(SPEC).fit(X, regression_frame.y)
+    fitted = StratlangEstimator(SPEC).fit(regression_frame.drop(columns="y"),
+                                          regression_frame.y)
+    with pytest.raises(ValueError, match=r"^X has more than one column named 'x1'"):
+        fitted.predict(X)
+    with pytest.raises(DataError, match=r"^the data have more than one column named 'x1' \(2 "
+                       r"columns\)"):
+        stratlang.load(SPEC).fit(regression_frame.rename(columns={"x2": "x1"}))
 
 
 def test_cross_val_and_grid_search(regression_frame):

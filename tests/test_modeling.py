@@ -281,6 +281,28 @@ def test_missing_values_are_an_error_unless_dropped_knowingly(rng):
     assert list(pred.index) == list(frame.index) and pred.prediction.isna().sum() == 3
 
 
+def test_a_stratum_whose_records_were_all_dropped_is_still_a_node(rng):
+    # predict on the training frame once failed: g = 2 was no node once its rows were
+    # dropped, and the path graph joined 1 to 3
+    frame = pd.DataFrame({"x": rng.normal(size=80), "g": rng.integers(0, 4, 80)})
+    frame["y"] = frame.x * (1 + frame.g) + 0.1 * rng.normal(size=80)
+    frame.loc[frame.g == 2, "y"] = np.nan
+    frame.loc[0, ["g", "y"]] = [np.nan, 1.0]  # a missing stratum value is no node
+    spec = "response y ~ squared\nfeatures x\nstratify g ~ path weight 1\nmissing drop\n"
+    with pytest.warns(stratlang.DataWarning):
+        fitted = stratlang.load(spec).fit(frame)
+    assert list(fitted.strata.index()) == [0, 1, 2, 3]
+    assert fitted.strata.factors[0].graph.edges.tolist() == [[0, 1], [1, 2], [2, 3]]
+    # node 2 has no record: its θ is the Laplacian's mean of its neighbours'
+    theta = fitted.theta_array[:, 0, 0]
+    assert theta[2] == pytest.approx((theta[1] + theta[3]) / 2, rel=1e-4)
+    with pytest.warns(stratlang.DataWarning):
+        predicted = fitted.predict(frame)
+    twos = frame.g == 2
+    assert predicted.prediction[twos].to_numpy() == pytest.approx(frame.x[twos] * theta[2])
+    assert predicted.prediction.isna().tolist() == [True] + [False] * 79
+
+
 def test_unknown_missing_policy():
     with pytest.raises(stratlang.SpecError, match=r"unknown missing-value policy 'skip'; expected "
                                                   r"one of 'drop', 'error'"):

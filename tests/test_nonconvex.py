@@ -156,6 +156,45 @@ def test_nonzeros_zero_keeps_only_what_it_excludes(rng):
     assert np.allclose(theta["intercept"], frame.groupby("g").y.mean(), atol=0.5)
 
 
+@pytest.mark.parametrize(("response", "term", "column", "why"), [
+    ("y ~ gaussian", "nonzeros(k=0)", 12, "loss 'gaussian' does not allow: its precision S "
+     "(rows y) must be positive definite"),
+    ("(y, y2) ~ gaussian", "box(-1, 1) + nonzeros(k=0) + elastic_net", 25, "loss 'gaussian' "
+     "does not allow: its precision S (rows y, y2) must be positive definite"),
+    ("y ~ gaussian", "box(0, 0)", 12, "loss 'gaussian' does not allow: its precision S (rows "
+     "y) must be positive definite"),
+    ("e ~ exponential", "nonzeros(k=0)", 12, "loss 'exponential' does not allow: its rate must "
+     "be positive (−log 0 is infinite)"),
+    ("c ~ poisson(eps=0.1)", "nonzeros(k=0)", 12, "loss 'poisson' does not allow: its rate is "
+     "at least eps = 0.1"),
+])
+def test_a_constraint_to_zero_the_loss_cannot_take_is_refused_at_its_place(
+        response, term, column, why, rng):
+    # the fit once crashed evaluating the Gaussian likelihood at S = 0 (LinAlgError)
+    frame = pd.DataFrame({"y": rng.normal(size=60), "y2": rng.normal(size=60),
+                          "e": rng.exponential(size=60), "c": rng.poisson(2, 60),
+                          "g": rng.integers(0, 3, 60)})
+    with pytest.raises(stratlang.SpecError) as info:
+        stratlang.load(f"response {response}\nregularize {term}\nstratify g ~ path weight 1\n"
+                       ).fit(frame)
+    assert [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics] == [
+        (2, column, "this constraint holds every parameter it acts on at 0, which " + why)]
+
+
+def test_the_gaussian_likelihood_is_infinite_where_the_precision_is_singular():
+    from stratlang.kinds.losses import Records
+
+    gaussian = LOSSES["gaussian"]
+    y = np.array([[0.5], [1.0]])
+    theta = np.array([[[0.0], [0.0]], [[2.0], [1.0]]])  # S = 0 (no density), then S = 2
+    records = Records(np.ones((2, 1)), y, np.zeros(2, dtype=np.int64))
+    each = gaussian.nll_stratified(theta, y)
+    assert each[0] == np.inf
+    assert each[1] == pytest.approx(0.5 * (-np.log(2) + 2 * 1.0 - 2 * 1.0 + 0.5)
+                                    + 0.5 * np.log(2 * np.pi))
+    assert gaussian.records_value(records, theta, {"eps": 0.0}) == np.inf
+
+
 # ---- mcp ----------------------------------------------------------------------------------
 def test_mcp_with_a_huge_a_is_the_lasso(rng):
     frame, _ = sparse_data(rng)

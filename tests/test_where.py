@@ -183,6 +183,28 @@ def test_where_values_are_checked_against_the_nodes(clause, expected, rng):
     assert [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics] == expected
 
 
+@pytest.mark.parametrize("term", ["a", "a:b", "a:b:a", "log1p(b):a"])
+def test_a_feature_where_no_node_is_named_gets_the_node_error(term, rng):
+    # a product's columns over no rows once failed to reshape (a ValueError)
+    frame = with_sex(data_for("squared", rng)[0], rng)
+    with pytest.raises(SpecError) as info:
+        stratlang.load(f"response y ~ squared\nfeatures {term} where g == 9\n" + STRATA
+                       ).fit(frame)
+    assert [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics] == [
+        (2, 22 + len(term), "where: 9 is no node of column 'g' (nodes 0, 1, 2)")]
+
+
+def test_a_learned_feature_over_no_rows_says_where_it_learns(rng):
+    frame = with_sex(data_for("squared", rng)[0], rng).assign(c=lambda f: f.s.str.lower())
+    with pytest.raises(SpecError) as info:
+        stratlang.load("response y ~ squared\nfeatures categorical(c):a where g == 9\n"
+                       + STRATA).fit(frame)
+    assert [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics] == [
+        (2, 10, "categorical(c): categorical has no values to learn from (in the rows where "
+                "g == 9)"),
+        (2, 38, "where: 9 is no node of column 'g' (nodes 0, 1, 2)")]
+
+
 def test_overlapping_overrides_are_refused(rng):
     frame = with_sex(data_for("quantile", rng)[0], rng)
     with pytest.raises(SpecError) as info:

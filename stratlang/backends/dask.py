@@ -10,8 +10,6 @@ there, so records never reach the client.
 from __future__ import annotations
 
 import glob
-import logging
-import os
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -40,7 +38,8 @@ from .admm import (
     require_finite,
     unsupported,
 )
-from .base import Backend, Objective, OptionValueError, StratifiedFit
+from .base import Backend, Objective, StratifiedFit
+from .cluster import Cluster, contained
 from .relaxation import nonconvex_parts
 from .theta_parts import ThetaWriter, column_names
 
@@ -189,7 +188,10 @@ def _summary(frame: pd.DataFrame, columns: list[str], model: ir.Model):
     learned = summarize(binder, model)
     if binder.out.diagnostics:  # reported positioned when the partition is bound
         learned = {}
-    return (list(frame.columns), {c: kept[c].dropna().unique() for c in columns if c in kept},
+    # a stratum value all of whose rows `missing drop` leaves out is still a node
+    strata = {c for s in model.strata for c in s.columns}
+    return (list(frame.columns), {c: (frame if c in strata else kept)[c].dropna().unique()
+                                  for c in columns if c in kept},
             kept.head(1), learned)
 
 
@@ -241,41 +243,6 @@ def _initial_row(loss, records: Records, shape, p) -> np.ndarray | None:
 
 
 # ---- the client side ------------------------------------------------------------------------
-class SchedulerUnreachable(OptionValueError):
-    def __init__(self, message: str):
-        super().__init__("scheduler", message)
-
-
-class _Cluster:
-    """A client on ``scheduler`` (an address or a Client), or on a new LocalCluster."""
-
-    def __init__(self, scheduler, workers: int):
-        from distributed import Client, LocalCluster
-
-        self.own: LocalCluster | Client | None = None
-        if scheduler is None:
-            # its workers' logs would show task tracebacks to a command-line user; every
-            # failure reaches the client as an exception instead
-            threads = max(1, (os.cpu_count() or 1) // workers)  # the machine's cores, shared
-            self.own = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                                    dashboard_address=None, silence_logs=logging.CRITICAL)
-            self.client = Client(self.own)
-        elif isinstance(scheduler, str):
-            try:
-                self.client = Client(scheduler, timeout="10s")
-            except (OSError, TimeoutError) as error:
-                raise SchedulerUnreachable(f"cannot reach the Dask scheduler at '{scheduler}': "
-                                           f"{error}") from None
-            self.own = self.client
-        else:
-            self.client = scheduler
-
-    def close(self) -> None:
-        if self.own is not None:
-            self.client.close()
-            self.own.close()
-
-
 class DaskBackend(Backend):
     name = "dask"
     doc = ("The ADMM backend run block by block on a Dask cluster: records and proxes stay on "
@@ -304,10 +271,9 @@ class DaskBackend(Backend):
             options: dict[str, Any], warm: Any = None) -> StratifiedFit:
         if options["output"] is not None:  # the workers' working directory may differ
             options = {**options, "output": str(Path(options["output"]).absolute())}
-        cluster = _Cluster(options["scheduler"], int(options["workers"]))
+        cluster = Cluster(options["scheduler"], int(options["workers"]))
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*Large object.*")
+            with contained():
                 return _fit(cluster.client, design, weights, options)
         finally:
             cluster.close()

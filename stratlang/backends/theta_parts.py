@@ -52,6 +52,16 @@ class ThetaWriter:
         frame.to_parquet(target / f"part-{b:05d}.parquet", index=False)
 
 
+def _read_part(path: Path, columns: list[str]) -> pd.DataFrame:
+    """One θ part, its problems (damaged, a column missing or not numeric) reported."""
+    try:
+        part = pd.read_parquet(path, columns=columns)
+        part[columns[1:]].to_numpy(dtype=float)
+    except (OSError, ValueError, KeyError, TypeError) as err:  # (pyarrow's are among them)
+        raise StratlangError(f"the θ part '{path}' cannot be read: {err}") from None
+    return part
+
+
 def read_theta(directory: str | Path, shape: tuple[int, int, int],
                columns: list[str]) -> np.ndarray:
     """θ written by :class:`ThetaWriter`, as a (K, n, m) array."""
@@ -59,8 +69,12 @@ def read_theta(directory: str | Path, shape: tuple[int, int, int],
     parts = sorted((Path(directory) / PARTS).glob("part-*.parquet"))
     if not parts:
         raise StratlangError(f"no θ parts (part-*.parquet) under '{Path(directory) / PARTS}'")
-    frame = pd.concat([pd.read_parquet(p, columns=["stratum", *columns]) for p in parts])
+    frame = pd.concat([_read_part(p, ["stratum", *columns]) for p in parts])
     strata = frame["stratum"].to_numpy()
+    if strata.dtype.kind not in "iu" or not np.all(np.isfinite(frame[columns].to_numpy(
+            dtype=float))):
+        raise StratlangError(f"the θ parts under '{directory}' hold strata that are not "
+                             "whole numbers, or values that are not finite numbers")
     if len(strata) != k or not np.array_equal(np.sort(strata), np.arange(k)):
         raise StratlangError(f"the θ parts under '{directory}' hold {len(np.unique(strata))} of "
                              f"the model's {k} strata; was the fit written there completely?")

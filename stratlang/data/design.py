@@ -91,12 +91,20 @@ def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
 def drop_missing(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
                  ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The frame without the rows :func:`missing_rows` finds, and its counts."""
+    kept, _left_out, counts = split_missing(model, frame, predicting)
+    return kept, counts
+
+
+def split_missing(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, int]]:
+    """The rows :func:`missing_rows` keeps, those it leaves out (None: none), and its
+    counts."""
     rows, counts = missing_rows(model, frame, predicting)
     if not rows.any():
-        return frame, {}
+        return frame, None, {}
     kept = frame.iloc[np.flatnonzero(~rows)]
     kept.attrs = {**frame.attrs, "rows_dropped": True}
-    return kept, counts
+    return kept, frame.iloc[np.flatnonzero(rows)], counts
 
 
 def report_dropped(counts: dict[str, int], kept: int | None = None) -> None:
@@ -294,6 +302,25 @@ def check_overrides_disjoint(binder: Binder, strata: Strata) -> None:
         owner[selected] = i
 
 
+def check_zero_constraints(binder: Binder, loss: Loss, rows: tuple[str, ...]) -> None:
+    """A constraint that allows its rows no value but 0 (``nonzeros(k=0)``) is a valid,
+    trivial model, unless the loss cannot be finite with those rows at 0 (a Gaussian's
+    precision, an exponential rate): then no fit exists, and the term is refused."""
+    from ..kinds.regularizers import REGULARIZERS
+    from .features import selected_rows
+
+    model = binder.model
+    params = [model.response.loss.p, *(o.loss.p for o in model.response.overrides)]
+    for term in model.regularizers:
+        if not REGULARIZERS[term.kind.name].only_zero(term.kind.p):
+            continue
+        held = tuple(rows[i] for i in selected_rows(rows, (), term.exclude))
+        why = next((w for p in params if (w := loss.zero_refused(held, p))), None)
+        if why:
+            binder.out.error("this constraint holds every parameter it acts on at 0, which "
+                             f"loss '{loss.name}' does not allow: {why}", term.span)
+
+
 def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
          classes: tuple | None = None, features: FeatureState | None = None,
          graphs: dict[str, Any] | None = None, unseen: str = "error",
@@ -303,7 +330,7 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     bind new data as the training data were; ``unseen``: what a stratum value that is no
     node of the fitted graph becomes (see :func:`bind_strata`); ``graphs``: graphs given
     from Python, by column."""
-    frame, dropped = drop_missing(model, frame, predicting=not with_response)
+    frame, left_out, dropped = split_missing(model, frame, predicting=not with_response)
     binder = Binder(model, frame)
     if with_response and len(frame) == 0:
         binder.out.error("the data have no records" + (
@@ -311,7 +338,8 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
             model.missing_span if dropped else None)
         binder.out.raise_if_any()
     loss = LOSSES[model.response.loss.name]
-    bound_strata, z, codes = bind_strata(binder, strata, unseen, graphs)
+    # (a stratum value whose every record `missing drop` left out is still a node)
+    bound_strata, z, codes = bind_strata(binder, strata, unseen, graphs, left_out)
     if strata is None and z is not None:  # training: the clauses' values meet the nodes
         check_clauses(binder, bound_strata)
     bound = bind_features(binder, features)
@@ -323,6 +351,9 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     report_dropped(dropped, len(frame))
     classes = encoded.classes if encoded is not None else classes
     rows = loss.row_names(bound.rows, model.response.columns)
+    if strata is None:  # training: no constraint may hold the loss outside its domain
+        check_zero_constraints(binder, loss, rows)
+        binder.out.raise_if_any()
     outputs = loss.output_names(model.response.columns, classes)
     return Design(model, loss, bound_strata, bound.x, encoded.values if encoded else None, z,
                   rows, outputs, classes, frame.index, bound.offset, weight, bound.state,

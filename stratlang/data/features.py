@@ -161,7 +161,9 @@ class Features:
     def _report(self, factor: ir.Transform, key: str, err: TransformError) -> None:
         column = factor.columns[0]
         if err.rows is None or not len(err.rows):
-            self.binder.out.error(f"{key}: {err}", factor.span)
+            # (a term with `where` learns from the rows in its strata only: say which)
+            scope = f" (in the rows{self.scope})" if self.scope else ""
+            self.binder.out.error(f"{key}: {err}{scope}", factor.span)
             return
         frame = self.binder.frame
         shown = (f"; {values_phrase(frame[column], err.rows)}" if column in frame.columns
@@ -182,7 +184,9 @@ class Features:
             return None
         columns, names = parts[0]
         for more, more_names in parts[1:]:
-            columns = (columns[:, :, None] * more[:, None, :]).reshape(self.n, -1)
+            # (the width spelled out: with no rows, as a `where` matching none, -1 is ambiguous)
+            columns = (columns[:, :, None] * more[:, None, :]).reshape(
+                self.n, columns.shape[1] * more.shape[1])
             names = [f"{a}:{b}" for a in names for b in more_names]
         return columns, names
 

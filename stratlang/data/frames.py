@@ -34,6 +34,7 @@ def read_frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
     """A DataFrame from a frame, a CSV path or a Parquet path (the path is remembered for
     messages: CSV rows are named by their line in the file). Raises FileProblem."""
     if isinstance(data, pd.DataFrame):
+        refuse_repeated_columns(data, "the data have")
         return data
     if not isinstance(data, str | Path):
         raise DataError(f"data are a pandas DataFrame or the path of a CSV or Parquet file; got "
@@ -46,6 +47,19 @@ def read_frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
     frame = read_csv(path, "data file", skipinitialspace=True)
     frame.attrs["source"] = frame.attrs["file"] = str(path)
     return frame
+
+
+def refuse_repeated_columns(frame: pd.DataFrame, subject: str) -> None:
+    """Raises DataError when ``frame`` has two columns of one name (``subject``: how the
+    message names it, "X has"): a spec reads a column by its name, and which of them it
+    would read is nobody's choice."""
+    names = pd.Index(frame.columns)
+    repeated = list(dict.fromkeys(names[names.duplicated()]))
+    if repeated:
+        counts = names.value_counts()
+        raise DataError(f"{subject} more than one column named "
+                        + ", ".join(f"{str(c)!r} ({counts[c]} columns)" for c in repeated)
+                        + ": give each column its own name")
 
 
 def rows_phrase(frame: pd.DataFrame, positions) -> str:

@@ -98,6 +98,19 @@ def _observed(binder: Binder, series: pd.Series, span) -> list | None:
         return sorted(values, key=str)
 
 
+def _with_left_out(observed: list, series: pd.Series) -> list:
+    """The nodes observed, with the present values of rows left out (those of the kind
+    of the others: a left-out row is not reported for mixing kinds)."""
+    text = bool(observed) and isinstance(observed[0], str)
+    more = {v for v in (canon(v) for v in pd.unique(series.dropna()))
+            if isinstance(v, str) == text or not observed}
+    values = list(dict.fromkeys([*observed, *more]))
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
 def _declared(spec: ir.NodeSpec) -> list:
     return spec.labels() if isinstance(spec, ir.IntRange) else [canon(v) for v in spec]
 
@@ -106,12 +119,14 @@ UNSEEN = UNSEEN_POLICIES  # what predict does with values that are no node
 
 
 def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "error",
-                graphs: dict[str, Any] | None = None
+                graphs: dict[str, Any] | None = None, left_out: pd.DataFrame | None = None
                 ) -> tuple[Strata, np.ndarray | None, np.ndarray | None]:
     """Node sets (declared, read from a graph file or given, or observed), each record's
     stratum z, and its node in each factor (N, F). With ``fitted`` strata, a value that is
     no node is an error (``unseen="error"``), its factor's hub (``"hub"``), or unknown
-    (``"common"``: node −1 and z −1, the model averaged over the factor's nodes)."""
+    (``"common"``: node −1 and z −1, the model averaged over the factor's nodes).
+    ``left_out``: rows ``missing drop`` left out, whose (present) values are nodes too:
+    the graph is the data's, and predicting for those rows finds their strata."""
     model, frame = binder.model, binder.frame
     factors: list[Factor] = []
     per_factor: list[np.ndarray | None] = []
@@ -120,7 +135,7 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
         series = [binder.column(c, s) for c, s in zip(strat.columns, spans, strict=True)]
         supplied = (graphs or {}).get(strat.columns[0]) if len(strat.columns) == 1 else None
         factor = (fitted.factors[i] if fitted is not None
-                  else _build_factor(binder, strat, series, supplied))
+                  else _build_factor(binder, strat, series, supplied, left_out))
         if factor is None:
             per_factor.append(None)
             continue
@@ -149,7 +164,7 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
 
 
 def _build_factor(binder: Binder, strat: ir.Stratification, series,
-                  supplied: Any = None) -> Factor | None:
+                  supplied: Any = None, left_out: pd.DataFrame | None = None) -> Factor | None:
     kind = GRAPHS[strat.graph.name]
     node_lists: list[list] | None = None
     if strat.nodes is not None:
@@ -163,6 +178,8 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series,
             observed = _observed(binder, s, span)
             if observed is None:
                 return None
+            if left_out is not None and s.name in left_out.columns:
+                observed = _with_left_out(observed, left_out[s.name])
             if kind.integer_lattice and all(isinstance(v, int) and not isinstance(v, bool)
                                             for v in observed):
                 if observed[-1] - observed[0] >= limits.MAX_NODES:  # before filling it in

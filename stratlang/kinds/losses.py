@@ -117,6 +117,11 @@ class Loss:
     def row_names(self, features: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:
         return features if features else (self.parameter,)
 
+    def zero_refused(self, rows: tuple[str, ...], p: dict[str, Any]) -> str | None:
+        """Why θ cannot be 0 in all of ``rows`` whatever the data (the loss is infinite
+        there, or its constraints exclude it), in words; None when it can."""
+        return None
+
     def output_names(self, columns: tuple[str, ...], classes: tuple | None) -> tuple[str, ...]:
         return columns
 
@@ -707,6 +712,11 @@ class _Distribution(Loss):
         """The maximum-likelihood parameter of all records together."""
         return total / count
 
+    def zero_refused(self, rows, p):
+        if self.parameter in rows and p["eps"] > 0:
+            return f"its {self.parameter} is at least eps = {p['eps']:g}"
+        return None
+
     def admm_prox(self, records, k, p):
         count, total = (v[:, None, None] for v in self.stats(records, k))
         solve = type(self).closed_form
@@ -818,6 +828,10 @@ class Exponential(_Distribution):
         expr = _entropy_terms(np.where(total > 0, count, 0.0), total, theta)
         return expr - count[bare] @ cp.log(theta[bare]) if len(bare) else expr
 
+    def zero_refused(self, rows, p):
+        return f"its {self.parameter} must be positive (−log 0 is infinite)" if (
+            self.parameter in rows) else None
+
     def constraints(self, theta, p):
         return [theta >= p["eps"]]
 
@@ -852,6 +866,11 @@ class Gaussian(Loss):
 
     def default_exclude(self, rows):
         return ("nu",)
+
+    def zero_refused(self, rows, p):
+        precision = [r for r in rows if r != "nu"]
+        return (f"its precision S (rows {', '.join(precision)}) must be positive definite"
+                if precision else None)
 
     @staticmethod
     def split(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -919,12 +938,16 @@ class Gaussian(Loss):
         return {"anll": metrics.mean(self.nll_stratified(theta_rec, records.y), records.weight)}
 
     def _twice_nll_core(self, theta_rec: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """+inf for a record whose S is not positive definite (outside the loss's domain)."""
         prec, nu = self.split(theta_rec)
         sign, logdet = np.linalg.slogdet(prec)
-        logdet = np.where(sign > 0, logdet, -np.inf)
+        inside = sign > 0
+        out = np.full(len(y), np.inf)
+        prec, nu, y = prec[inside], nu[inside], y[inside]
         quad = np.einsum("ni,nij,nj->n", y, prec, y)
         frac = np.einsum("ni,ni->n", nu, np.linalg.solve(prec, nu[..., None])[..., 0])
-        return -logdet + quad - 2 * np.einsum("ni,ni->n", y, nu) + frac
+        out[inside] = -logdet[inside] + quad - 2 * np.einsum("ni,ni->n", y, nu) + frac
+        return out
 
     def nll_stratified(self, theta_rec: np.ndarray, y: np.ndarray) -> np.ndarray:
         m = y.shape[1]

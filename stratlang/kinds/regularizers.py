@@ -73,6 +73,11 @@ class Regularizer:
     def admm_ready(self) -> bool:
         return type(self).prox is not Regularizer.prox
 
+    def only_zero(self, p: dict[str, Any]) -> bool:
+        """Whether the constraint allows its entries no value but 0 (they are then fixed
+        there, whatever the data)."""
+        return False
+
     def fixed_zeros(self, block: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
         """A non-convex constraint at a feasible point: the entries it holds at 0 there
         (a mask of the block), whose fixing leaves a convex problem; None when it has no
@@ -282,6 +287,9 @@ class Box(Regularizer):
     def prox(self, block, t, p):
         return np.clip(block, p["lower"], p["upper"])
 
+    def only_zero(self, p):
+        return p["lower"] == p["upper"] == 0
+
 
 # ---- non-convex ---------------------------------------------------------------------------
 @REGULARIZERS.entry
@@ -300,6 +308,9 @@ class Nonzeros(Regularizer):
 
     def prox(self, block, t, p):
         return px.keep_largest(block, p["k"])
+
+    def only_zero(self, p):
+        return p["k"] == 0  # (a valid, if trivial, fit: e.g. the intercept-only model)
 
     def fixed_zeros(self, block, p):
         return block == 0  # (the support kept: a projection's zeros are exact)

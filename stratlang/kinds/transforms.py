@@ -41,6 +41,12 @@ class Transform:
     params: ClassVar[tuple[Param, ...]] = ()
     categorical: ClassVar[bool] = False  # takes any values; gives indicator columns
     stateful: ClassVar[bool] = False
+    # a saved state's fields and their kinds (the saved model's schema checks them)
+    state_fields: ClassVar[dict[str, str]] = {}
+
+    def state_problem(self, state: dict[str, Any]) -> str | None:
+        """What is wrong with a saved state whose fields have the right kinds; None: nothing."""
+        return None
 
     def summary(self, values: np.ndarray, p: dict[str, Any]) -> Any:
         """What a piece of the training data says about the state (stateful kinds)."""
@@ -130,6 +136,7 @@ class _Moments(Transform):
     """Learns the mean (and standard deviation) of its input at fit time."""
 
     stateful = True
+    state_fields: ClassVar[dict[str, str]] = {"center": "number", "scale": "number"}
 
     def summary(self, values, p):
         # count, mean, and sum of squared deviations: they combine exactly (Chan et al.)
@@ -177,6 +184,9 @@ class Standardize(_Moments):
     def apply(self, values, p, state):
         return ((values - state["center"]) / state["scale"])[:, None]
 
+    def state_problem(self, state):
+        return None if state["scale"] > 0 else "the scale must be positive"
+
 
 def _sorted(levels: list) -> list:
     try:
@@ -195,13 +205,22 @@ class Categorical(Transform):
                     doc="the level whose indicator is left out (its effect is the intercept's)"),)
     categorical = True
     stateful = True
+    state_fields: ClassVar[dict[str, str]] = {"levels": "labels", "reference": "label"}
 
     def summary(self, values, p):
         return _sorted(list({canon(v) for v in values}))
 
+    def state_problem(self, state):
+        levels = state["levels"]
+        if len(levels) < 2 or len({canon(v) for v in levels}) != len(levels):
+            return "the levels must be two or more, each once"
+        return None if state["reference"] in levels else "the reference is not a level"
+
     def state(self, summaries, p):
         levels = _sorted(list({v for part in summaries for v in part}))
-        reference = levels[0] if levels and p["reference"] is None else canon(p["reference"])
+        if not levels:
+            raise TransformError(f"{self.name} has no values to learn from")
+        reference = levels[0] if p["reference"] is None else canon(p["reference"])
         if reference not in levels:
             raise TransformError(f"categorical: the reference level {reference!r} is not among "
                                  "the values (" + ", ".join(repr(v) for v in levels[:8]) + ")")
