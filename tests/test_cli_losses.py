@@ -57,7 +57,9 @@ def test_cli_fits_every_loss_and_writes_what_reads_back(loss, tmp_path, capsys):
                  "--out", str(tmp_path / "p.csv")]) == 0
     written = pd.read_csv(tmp_path / "p.csv", index_col=0)
     expected = direct.predict(frame)
-    assert list(written.columns) == list(expected.columns) and len(written) == len(frame)
+    # (the stratification column first: which stratum each row is)
+    assert list(written.columns) == ["g", *expected.columns] and len(written) == len(frame)
+    assert list(written["g"]) == list(frame["g"])
     for column in expected.columns:
         if expected[column].dtype.kind == "f":
             np.testing.assert_allclose(written[column], expected[column], rtol=1e-7)
