@@ -70,8 +70,8 @@ def loss_prox(design: Design) -> Any:
     ADMM backend has none)."""
     parts = design.loss_parts()
     k = design.strata.k
-    if len(parts) == 1:
-        return design.loss.admm_prox(design.records, k, design.loss_params)
+    if len(parts) == 1:  # (an override may select every stratum: its parameters then)
+        return design.loss.admm_prox(design.records, k, parts[0].params)
     from ..solvers.prox import GroupedProx
 
     return GroupedProx([(part.strata, design.loss.admm_prox(
@@ -84,7 +84,7 @@ def loss_initial(design: Design) -> np.ndarray | None:
     k, n, m = design.theta_shape
     parts = design.loss_parts()
     if len(parts) == 1:
-        return design.loss.admm_initial(design.records, (k, n, m), design.loss_params)
+        return design.loss.admm_initial(design.records, (k, n, m), parts[0].params)
     out = None
     for part in parts:
         assert part.strata is not None
@@ -240,7 +240,7 @@ def fit_direct(design: Design, weights: dict[str, float],
     from ..solvers.quadratic import solve_quadratic
 
     start = time.perf_counter()
-    prox = design.loss.admm_prox(design.records, design.strata.k, design.loss_params)
+    prox = loss_prox(design)
     assert isinstance(prox, QuadraticProx)  # (the prox of a quadratic loss)
     try:
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),

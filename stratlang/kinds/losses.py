@@ -88,6 +88,14 @@ def _weighted_sum(terms: cp.Expression, weight: np.ndarray | None) -> cp.Express
     return cp.sum(cp.multiply(w, terms))
 
 
+def strata_block(theta: cp.Expression, k: int, strata: np.ndarray | None) -> cp.Expression:
+    """The rows of θ (K·rows, outputs; stratum-major) that belong to ``strata`` (None: all)."""
+    if strata is None or len(strata) == k:
+        return theta
+    rows = theta.shape[0] // k
+    return theta[(np.asarray(strata)[:, None] * rows + np.arange(rows)[None, :]).reshape(-1), :]
+
+
 @dataclass(frozen=True)
 class Loss:
     """Base class; subclasses set the class attributes and override what differs."""
@@ -137,13 +145,17 @@ class Loss:
         return []
 
     def cvxpy_stratified(self, theta: cp.Expression, records: Records, record_matrix, k: int,
-                         p: dict[str, Any]) -> tuple[cp.Expression, list[cp.Constraint]]:
-        """The summed loss of all strata; θ is (K·rows, outputs), stratum-major, and
-        ``record_matrix()`` the N × (K·rows) matrix placing each record in its stratum."""
+                         p: dict[str, Any], strata: np.ndarray | None = None
+                         ) -> tuple[cp.Expression, list[cp.Constraint]]:
+        """The summed loss of ``records``, and the domain constraints (parameters ``p``) of
+        ``strata`` only (None: all; a loss part's parameters bind its own strata); θ is
+        (K·rows, outputs), stratum-major, and ``record_matrix()`` the N × (K·rows) matrix
+        placing each record in its stratum."""
         pred = record_matrix() @ theta
         if records.offset is not None:
             pred = pred + records.offset[:, None] * np.ones((1, theta.shape[1]))
-        return self.cvxpy(pred, records.observed_y, p, records.weight), self.constraints(theta, p)
+        return (self.cvxpy(pred, records.observed_y, p, records.weight),
+                self.constraints(strata_block(theta, k, strata), p))
 
     # ---- ADMM -------------------------------------------------------------------------
     def admm_prox(self, records: Records, k: int, p: dict[str, Any]) -> px_type | None:
@@ -690,9 +702,10 @@ class _Distribution(Loss):
     def stats(self, records: Records, k: int) -> tuple[np.ndarray, np.ndarray]:
         return records.per_stratum(k), records.per_stratum(k, records.observed_y[:, 0])
 
-    def cvxpy_stratified(self, theta, records, record_matrix, k, p):
+    def cvxpy_stratified(self, theta, records, record_matrix, k, p, strata=None):
         count, total = self.stats(records, k)
-        return self.cvxpy_aggregated(theta[:, 0], count, total), self.constraints(theta, p)
+        return (self.cvxpy_aggregated(theta[:, 0], count, total),
+                self.constraints(strata_block(theta, k, strata), p))
 
     def admm_initial(self, records, shape, p):
         everyone = replace(records, z=np.zeros(len(records), dtype=np.int64))
@@ -870,13 +883,13 @@ class Gaussian(Loss):
         np.add.at(scatter, z, w[:, None, None] * y[:, :, None] * y[:, None, :])
         return count, total, scatter
 
-    def cvxpy_stratified(self, theta, records, record_matrix, k, p):
+    def cvxpy_stratified(self, theta, records, record_matrix, k, p, strata=None):
         import cvxpy as cp
 
         m = records.y.shape[1]
         count, total, scatter = self.stratum_stats(records, k)
         terms, cons = [], []
-        for s in range(k):
+        for s in (range(k) if strata is None else strata):
             block = theta[s * (m + 1):(s + 1) * (m + 1), :]
             prec, nu = block[:m, :], block[m, :]
             cons += [prec == prec.T, prec >> p["eps"] * np.eye(m)]
