@@ -152,6 +152,7 @@ class Verification:
     relaxation: str | None = None
     bound: bool = False
     relaxed_at_fast: float | None = None  # CVXPY's value of the relaxation at the local fit
+    reference_accuracy: str = ""  # the reference's own accuracy, in words (its solver's)
 
     @property
     def relative_gap(self) -> float:
@@ -190,7 +191,8 @@ class Verification:
                     f" of the convex relaxation ({self.relaxation}): {standing}\n"
                     f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
                     f"{self.fast_iterations} iterations)" + at_point)
-        return (f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s)\n"
+        return (f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s"
+                + (f"; {self.reference_accuracy}" if self.reference_accuracy else "") + ")\n"
                 f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
                 f"{self.fast_iterations} iterations)\n"
                 f"relative gap {self.relative_gap:.2e}; {name} {self.pace}")
@@ -220,7 +222,22 @@ def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None =
     fitted = model.fit(frame, backend=backend, weights=weights, options=options)
     end = time.perf_counter()
     return Verification(backend, reference.objective.total, fitted.objective.total,
-                        middle - start, end - middle, int(fitted.info.get("iterations") or 0))
+                        middle - start, end - middle, int(fitted.info.get("iterations") or 0),
+                        reference_accuracy=reference_words(reference.info))
+
+
+def reference_words(info: dict[str, Any]) -> str:
+    """The reference fit's own accuracy: its solver, duality gap, largest constraint
+    violation, and whether θ was projected onto the constraints."""
+    accuracy = info.get("accuracy") or {}
+    words = [str(info.get("solver", "")), str(info.get("status", ""))]
+    if "duality_gap" in accuracy:
+        words.append(f"duality gap {accuracy['duality_gap']:.1e}")
+    if "constraint_violation" in accuracy:
+        words.append(f"constraint violation {accuracy['constraint_violation']:.1e}")
+    if accuracy.get("projected"):
+        words.append("θ projected onto the constraints")
+    return ", ".join(w for w in words if w)
 
 
 def _verify_local(model: Model, frame: Any, weights: dict[str, float] | None,

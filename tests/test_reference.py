@@ -237,3 +237,45 @@ def test_every_regularizer_fits(name, rng):
     fitted = model.fit(frame)
     assert np.isfinite(fitted.objective.total)
     _objective_agrees(model, frame)
+
+
+# ---- the reference's own accuracy ----------------------------------------------------------
+NONNEGATIVE = ("response y ~ squared\nfeatures x, intercept\nregularize nonnegative\n"
+               "stratify g ~ path weight 1\n")
+
+
+def _frame(rng) -> pd.DataFrame:
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 150), "x": rng.normal(size=150)})
+    frame["y"] = -2 * frame.x - frame.g + rng.normal(size=150)  # (x's weight held at 0)
+    return frame
+
+
+def test_the_default_reference_is_clarabel_at_tight_tolerances_and_says_how_accurate(rng):
+    frame = _frame(rng)  # a QP: CVXPY's own default would pick OSQP (a weak reference)
+    fitted = stratlang.load(NONNEGATIVE).fit(frame, backend="cvxpy")
+    assert fitted.info["solver"] == "CLARABEL"
+    assert fitted.info["attempts"] == ["CLARABEL at tight tolerances: optimal"]
+    accuracy = fitted.info["accuracy"]
+    assert accuracy["duality_gap"] < 1e-8 and accuracy["constraint_violation"] <= 1e-9
+    result = stratlang.load(NONNEGATIVE).verify(frame)
+    assert "; CLARABEL, optimal, duality gap " in str(result).splitlines()[0]
+    assert result.relative_gap < 1e-6
+
+
+def test_a_reference_point_slightly_outside_the_constraints_is_projected(rng, monkeypatch):
+    frame = _frame(rng)
+    solve = StratifiedProblem.solve
+
+    def off_by_a_little(self, *args, **kwargs):  # as a solver's tolerance leaves it
+        theta, info = solve(self, *args, **kwargs)
+        info["accuracy"]["constraint_violation"] = 3e-5
+        return theta - 3e-5, info
+
+    monkeypatch.setattr(StratifiedProblem, "solve", off_by_a_little)
+    fitted = stratlang.load(NONNEGATIVE).fit(frame, backend="cvxpy")
+    assert np.isfinite(fitted.objective.total) and fitted.theta["x"].min() == 0
+    assert fitted.info["note"] == ("the solver's point violated the constraints by up to "
+                                   "3e-05; θ is its projection onto them")
+    result = stratlang.load(NONNEGATIVE).verify(frame)
+    assert "θ projected onto the constraints" in str(result)
+    assert result.relative_gap < 1e-3  # a number, not nan
