@@ -115,11 +115,15 @@ def test_unsupported_models_fall_back_to_cvxpy_and_say_why(rng):
 def test_spec_solver_statement_selects_admm_options(rng):
     frame, _, features = data_for("huber", rng)
     model = stratlang.load(f"response y ~ huber\n{features}\nstratify g ~ path\n"
-                           "solver admm max_iter 2 adaptive false\n")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fitted = model.fit(frame)
-    assert fitted.info["iterations"] == 2 and caught
+                           "solver admm max_iter 15 adaptive false penalty 0.37\n")
+    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 15 iterations"):
+        fixed = model.fit(frame)
+    # every iteration ran at the spec's penalty: adaptive false held it there
+    assert fixed.info["iterations"] == 15
+    assert {lam for *_, lam in fixed.info["history"]} == {0.37}
+    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 15 iterations"):
+        adapted = model.fit(frame, options={"adaptive": True})
+    assert len({lam for *_, lam in adapted.info["history"]}) > 1  # (it does move here)
 
 
 def test_quadratic_problems_are_one_direct_solve(rng):
