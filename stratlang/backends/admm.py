@@ -372,8 +372,13 @@ def _second_start(design: Design, weights: dict[str, float], options: dict[str, 
             f"ADMM from the relaxation itself: {best:.6g})")
     if again <= value:
         return theta, info, state, said
-    info = {**info, "converged": True, "status": "optimal"}  # (the projection itself)
-    return projected, info, None, said + "; no ADMM step improved on it"
+    # the projection itself is kept: no iteration produced it, and none certified it
+    kept = {**info, "converged": False, "status": "projected_start", "iterations": 0,
+            "discarded_iterations": info["iterations"]}
+    for name in ("primal_residual", "dual_residual", "history"):
+        kept.pop(name, None)
+    return projected, kept, None, (said + f"; ADMM from it ({info['iterations']} "
+                                   "iterations) ended worse, so the projection is kept")
 
 
 def fit_local(design: Design, weights: dict[str, float], options: dict[str, Any],
@@ -405,8 +410,10 @@ def fit_local(design: Design, weights: dict[str, float], options: dict[str, Any]
                 nonconvex=", ".join(nonconvex_parts(model)),
                 note=("non-convex (" + ", ".join(nonconvex_parts(model)) + "): ADMM is a "
                       f"local method, started from {start}; "
-                      + ("converged" if info["converged"] else "not converged")
-                      + " to a point that need not be a global minimum"))
+                      + ("kept that start, a point" if info["status"] == "projected_start"
+                         else ("converged" if info["converged"] else "not converged")
+                         + " to a point")
+                      + " that need not be a global minimum"))
     return theta, info, state
 
 
