@@ -223,6 +223,19 @@ def test_a_star_around_a_stratum_of_the_data(rng):
     _objective_agrees(model, frame)
 
 
+def test_a_star_around_a_center_absent_from_the_data_adds_it_under_its_label(rng):
+    # as the graph's documentation says: the data-free hub takes the center's label, and
+    # is the common model (the mean of the other nodes' models, for a squared loss)
+    frame = graph_frame(rng, 200)
+    model = stratlang.load("response r ~ squared\nfeatures intercept\n"
+                           "stratify g ~ star(center=9) weight 3\n")
+    theta = model.fit(frame, backend="cvxpy").theta
+    assert list(theta.index) == [0, 1, 2, 3, 9]
+    assert "a center absent from the data is added so, under its own label" in (
+        GRAPHS["star"].doc)
+    np.testing.assert_allclose(theta.loc[9], theta.drop(index=9).mean(), atol=1e-6)
+
+
 @pytest.mark.parametrize("name", [n for n in REGULARIZERS.names() if REGULARIZERS[n].convex])
 def test_every_regularizer_fits(name, rng):
     reg, loss, target = (REGULARIZER_CASES[name].term, REGULARIZER_CASES[name].loss,
