@@ -279,13 +279,6 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     k, n, m = design.theta_shape
     prox = loss_prox(design)
     assert prox is not None  # (unsupported() turns away a loss without a prox)
-    on_residuals = None
-    if hasattr(prox, "tol"):  # an inexact inner solve: tightened as ADMM converges
-        rule = inner_tolerance(options)
-        prox.tol = rule(np.inf, np.inf, None)
-
-        def on_residuals(primal: float, dual: float) -> None:
-            prox.tol = rule(primal, dual, prox.tol)
     terms = regularizer_terms(design, weights) + (extra or [])
     gammas = design.strata.gammas(weights)
     solver = (GroupedSolver(design.row_groups(), gammas, (k, n, m))
@@ -296,7 +289,8 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                           lam=options["penalty"], eps_abs=options["eps_abs"],
                           eps_rel=options["eps_rel"], max_iter=options["max_iter"],
                           adaptive=options["adaptive"], relax=options["relax"], warm=warm,
-                          progress=options["progress"], on_residuals=on_residuals,
+                          progress=options["progress"],
+                          inner_tol=inner_tolerance(options),  # (for an inexact loss prox)
                           only_down=local,
                           initial=initial if initial is not None else loss_initial(design))
     except np.linalg.LinAlgError as err:  # a prox's Newton system of overflowed iterates
