@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -292,3 +294,45 @@ def test_a_reference_point_slightly_outside_the_constraints_is_projected(rng, mo
     result = stratlang.load(NONNEGATIVE).verify(frame)
     assert "θ projected onto the constraints" in str(result)
     assert result.relative_gap < 1e-3  # a number, not nan
+
+
+# ---- an objective unbounded below ----------------------------------------------------------
+def _unbounded_frame(rng) -> pd.DataFrame:
+    frame = pd.DataFrame({"g": rng.integers(0, 2, 40), "x": rng.normal(size=40), "u": 0.0})
+    frame["y"] = rng.exponential(1.0, 40)
+    frame.loc[3, ["u", "y"]] = [1.0, 0.0]  # u is nonzero only where y = 0
+    return frame
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "admm"])
+def test_an_unbounded_objective_is_said_to_be_unbounded(backend, rng):
+    frame = _unbounded_frame(rng)
+    model = stratlang.load("response y ~ exponential_regression\nfeatures x, u, intercept\n"
+                           "stratify g ~ path weight 1\n")
+    with pytest.raises(stratlang.NumericalError) as info:
+        model.fit(frame, backend=backend)
+    assert str(info.value) == (
+        f"backend '{backend}': the objective is unbounded below: moving u (in 2 of 2 strata) "
+        "lowers the loss of the records in row 3 without end, and nothing else in the model "
+        "resists (loss 'exponential_regression' falls without bound there); add a "
+        "regularizer on those parameters or drop the feature")
+    # a penalty on u bounds it: both fit, and agree
+    bounded = stratlang.load("response y ~ exponential_regression\nfeatures x, u, intercept\n"
+                             "regularize 0.5 * sum_squares\nstratify g ~ path weight 1\n")
+    assert bounded.fit(frame, backend=backend).objective.total == pytest.approx(
+        bounded.fit(frame, backend="cvxpy").objective.total, rel=1e-6)
+
+
+def test_a_stratum_of_zeros_alone_makes_an_exponential_rate_unbounded():
+    frame = pd.DataFrame({"g": [0, 0, 1, 1], "y": [1.0, 2.0, 0.0, 0.0]})
+    for weight, unbounded in ((0, True), (1, False)):  # (a graph weight ties it to g = 0)
+        model = stratlang.load(f"response y ~ exponential\nstratify g ~ path weight {weight}\n")
+        for backend in ("cvxpy", "admm"):
+            if unbounded:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")  # (no "did not converge" first)
+                    with pytest.raises(stratlang.NumericalError, match=r"unbounded below: "
+                                       r"moving rate .*rows 2, 3 without end"):
+                        model.fit(frame, backend=backend)
+            else:
+                assert np.isfinite(model.fit(frame, backend=backend).objective.total)

@@ -25,6 +25,7 @@ from .base import Backend, Objective, StratifiedFit
 from .memory import ADMM_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective, term_index, term_value
 from .relaxation import nonconvex_parts, relax, relaxation_bounds, relaxation_words
+from .unbounded import refuse_if_unbounded
 
 ADMM_OPTIONS = Options("backend 'admm'", (
     Param("max_iter", type="int", default=5000, check=iterations, doc="iteration limit"),
@@ -168,12 +169,18 @@ def divergence(result: Result, options: dict[str, Any]) -> NumericalError:
 
 
 def report(result: Result, solver: str, options: dict[str, Any],
-           finite: bool | None = None) -> dict[str, Any]:
-    """``info`` for a fitted model; raises NumericalError on non-finite iterates and warns
-    (with the final residuals) when the iteration limit was reached. ``finite``: whether θ
-    is finite, when θ is not at hand."""
+           finite: bool | None = None, design: Design | None = None,
+           weights: dict[str, float] | None = None) -> dict[str, Any]:
+    """``info`` for a fitted model; raises NumericalError on non-finite iterates (saying
+    so when the objective is unbounded below, given the ``design``) and warns (with the
+    final residuals) when the iteration limit was reached. ``finite``: whether θ is
+    finite, when θ is not at hand."""
     if result.diverged or not (np.all(np.isfinite(result.theta)) if finite is None else finite):
+        if design is not None:  # an unbounded objective, not the step, is then to blame
+            refuse_if_unbounded(design, weights or {}, "admm")
         raise divergence(result, options)
+    if not result.converged and design is not None:  # (iterates running off along an
+        refuse_if_unbounded(design, weights or {}, "admm")  # unbounded direction)
     if not result.converged:
         warn(f"ADMM did not converge in {result.iterations} iterations: primal residual "
              f"{result.primal_residual:.3g} (tolerance {result.eps_primal:.3g}), dual residual "
@@ -196,6 +203,7 @@ def refuse_if_blown_up(design: Design, weights: dict[str, float], objective: Obj
     k, n, m = design.theta_shape
     origin = stratified_objective(design, np.zeros((k, n, m)), weights).total
     if math.isfinite(origin) and objective.total > BLOWN_UP * max(abs(origin), 1.0):
+        refuse_if_unbounded(design, weights, "admm")
         relax, penalty = options["relax"], options["penalty"]
         said = (f"ADMM diverged: after {info['iterations']} iterations, unconverged, the "
                 f"objective is {objective.total:.3g}, against {origin:.6g} at θ = 0; likely "
@@ -294,12 +302,14 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                           only_down=local,
                           initial=initial if initial is not None else loss_initial(design))
     except np.linalg.LinAlgError as err:  # a prox's Newton system of overflowed iterates
+        refuse_if_unbounded(design, weights, "admm")
         said = (f"ADMM diverged: a prox's linear system became singular ({err}), as "
                 f"iterates that overflow make it; likely cause: the step ('penalty' "
                 f"{options['penalty']:g}, 'relax' {options['relax']:g}); ")
         raise NumericalError(said + "backend='cvxpy' fits without these settings",
                              cli=said + "--backend cvxpy fits without these settings") from None
-    info = report(result, f"ADMM ({type(solver).__name__})", options)
+    info = report(result, f"ADMM ({type(solver).__name__})", options, design=design,
+                  weights=weights)
     theta = make_feasible(result.theta, terms)
     absent = design.absent_mask()
     if absent is not None:  # (the loss copy there is 0 to the tolerance)

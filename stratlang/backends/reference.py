@@ -27,6 +27,7 @@ from .memory import CVXPY_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective
 from .reference_solvers import GOOD, INACCURATE, accuracy, solve_with_fallback
 from .relaxation import nonconvex_parts
+from .unbounded import refuse_if_unbounded
 
 
 def _installed(name: str) -> bool:
@@ -92,8 +93,14 @@ def fit_reference(design: Design, weights: dict[str, float], options: dict[str, 
     other weights)."""
     start = time.perf_counter()
     problem = problem or StratifiedProblem(design, weights)
-    theta, info = problem.solve(weights, options.get("method"), bool(options.get("verbose")),
-                                options.get("max_iters"))
+    try:
+        theta, info = problem.solve(weights, options.get("method"),
+                                    bool(options.get("verbose")), options.get("max_iters"))
+    except NumericalError:  # an unbounded objective is the better diagnosis
+        refuse_if_unbounded(design, weights, "cvxpy")
+        raise
+    # a solver may stop "optimal" far along a direction of an unbounded objective
+    refuse_if_unbounded(design, weights, "cvxpy")
     objective = stratified_objective(design, theta, weights)
     if not math.isfinite(objective.total):  # constraints missed by the solver's tolerance
         theta, objective = feasible_point(design, theta, weights, info)

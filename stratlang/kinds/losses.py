@@ -157,6 +157,12 @@ class Loss:
         return (self.cvxpy(pred, records.observed_y, p, records.weight),
                 self.constraints(strata_block(theta, k, strata), p))
 
+    def falls_without_bound(self, records: Records, p: dict[str, Any]) -> np.ndarray | None:
+        """Per record (one output): +1 where its loss falls without bound as the linear
+        predictor grows, −1 as it falls, 0 where the loss grows both ways (coercive); None
+        when every record's loss is bounded below (no model of it can be unbounded)."""
+        return None
+
     # ---- ADMM -------------------------------------------------------------------------
     def admm_prox(self, records: Records, k: int, p: dict[str, Any]) -> px_type | None:
         """The prox of the summed loss of every stratum, as ``prox(v, t)`` on (K, n, m)
@@ -653,6 +659,9 @@ class ExponentialRegression(Loss):
     def admm_prox(self, records, k, p):
         return _newton(px.exponential_regression, records, k)
 
+    def falls_without_bound(self, records, p):
+        return (records.y[:, 0] == 0).astype(float)  # −xᵀθ alone where y = 0
+
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
 
@@ -823,6 +832,9 @@ class Exponential(_Distribution):
 
     def pooled(self, count, total):
         return count / total if total > 0 else 1.0
+
+    def falls_without_bound(self, records, p):
+        return (records.y[:, 0] == 0).astype(float)  # −log θ alone where y = 0
 
     def cvxpy_aggregated(self, theta, count, total):
         import cvxpy as cp
