@@ -153,6 +153,7 @@ class Verification:
     bound: bool = False
     relaxed_at_fast: float | None = None  # CVXPY's value of the relaxation at the local fit
     reference_accuracy: str = ""  # the reference's own accuracy, in words (its solver's)
+    fast_spread: float | None = None  # ADMM: the objective's spread over its final copies
 
     @property
     def relative_gap(self) -> float:
@@ -194,7 +195,9 @@ class Verification:
         return (f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s"
                 + (f"; {self.reference_accuracy}" if self.reference_accuracy else "") + ")\n"
                 f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
-                f"{self.fast_iterations} iterations)\n"
+                f"{self.fast_iterations} iterations"
+                + (f"; its copies' objectives within {self.fast_spread:.1e}"
+                   if self.fast_spread is not None else "") + ")\n"
                 f"relative gap {self.relative_gap:.2e}; {name} {self.pace}")
 
 
@@ -223,7 +226,8 @@ def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None =
     end = time.perf_counter()
     return Verification(backend, reference.objective.total, fitted.objective.total,
                         middle - start, end - middle, int(fitted.info.get("iterations") or 0),
-                        reference_accuracy=reference_words(reference.info))
+                        reference_accuracy=reference_words(reference.info),
+                        fast_spread=fitted.info.get("objective_spread"))
 
 
 def reference_words(info: dict[str, Any]) -> str:

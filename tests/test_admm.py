@@ -276,3 +276,26 @@ def test_a_singular_prox_system_is_reported_as_divergence(rng, monkeypatch):
     with pytest.raises(NumericalError, match=r"ADMM diverged: a prox's linear system became "
                                              r"singular \(Singular matrix\)"):
         model.fit(frame, backend="admm")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_admm_answers_with_its_best_copy_and_says_how_far_its_copies_are(seed):
+    # large non-smooth penalties: the loss copy sat 1e-6 to 7e-6 (relative) above the
+    # optimum at the default tolerances; the l1 term's own copy (exact zeros) is there
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"g": rng.integers(0, 5, 300)})
+    for i in range(4):
+        frame[f"x{i}"] = rng.normal(size=300)
+    frame["y"] = 10 * (frame.x0 * frame.g - frame.x1 + rng.standard_t(3, 300))
+    frame["yb"] = (rng.random(300) < 1 / (1 + np.exp(-frame.x0))).astype(int)
+    loss, target = [("logistic", "yb"), ("huber", "y"), ("quantile", "y"), ("logistic", "yb")][seed]
+    model = stratlang.load(f"response {target} ~ {loss}\nfeatures x0, x1, x2, x3, intercept\n"
+                           f"regularize {[50, 50, 23, 99][seed]} * l1\n"
+                           "stratify g ~ path weight 5\n")
+    reference = model.fit(frame, backend="cvxpy")
+    fast = model.fit(frame, backend="admm")  # (default tolerances)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-8)
+    assert fast.info["copy"] in ("loss", "l1 term", "consensus")
+    assert 0 <= fast.info["objective_spread"] < 1e-3 * abs(reference.objective.total)
+    shown = str(model.verify(frame)).splitlines()[1]
+    assert shown.endswith(f"its copies' objectives within {fast.info['objective_spread']:.1e})")

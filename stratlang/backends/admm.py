@@ -310,13 +310,41 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                              cli=said + "--backend cvxpy fits without these settings") from None
     info = report(result, f"ADMM ({type(solver).__name__})", options, design=design,
                   weights=weights)
-    theta = make_feasible(result.theta, terms)
-    absent = design.absent_mask()
-    if absent is not None:  # (the loss copy there is 0 to the tolerance)
-        theta[absent] = 0.0
+    theta, info["copy"], info["objective_spread"] = best_copy(design, weights, result, terms)
     if note:
         info["note"] = note
     return theta, info, result.state
+
+
+def best_copy(design: Design, weights: dict[str, float], result: Result,
+              terms: list[RegularizerTerm]) -> tuple[np.ndarray, str, float]:
+    """ADMM ends with copies of θ that agree to the residual tolerance: the loss's, each
+    regularizer term's and the consensus θ̂. Each made feasible, the one with the lowest
+    objective is the answer (a non-smooth term's own copy is often better than the loss
+    copy by far more than the tolerance suggests: exact zeros of an l1 prox); the spread of
+    the objective over them says how accurate the objective is. Returns (θ, which copy,
+    spread)."""
+    assert result.state is not None and result.theta is not None  # (an in-memory run)
+    absent = design.absent_mask()
+    names = ["loss", *(f"{t.kind} term" for t in terms), "consensus"]
+    points = [result.theta, *result.state.copies[1:], result.state.theta_hat]
+    best, best_name, values = None, "loss", []
+    for name, point in zip(names, points, strict=True):
+        candidate = make_feasible(point.copy(), terms)
+        if absent is not None:  # (the loss copy there is 0 to the tolerance)
+            candidate[absent] = 0.0
+        value = stratified_objective(design, candidate, weights).total
+        if not math.isfinite(value):
+            continue
+        values.append(value)
+        if best is None or value < min(values[:-1], default=math.inf):
+            best, best_name = candidate, name
+    if best is None:  # (no copy has a finite objective: require_finite reports it)
+        best = make_feasible(result.theta, terms)
+        if absent is not None:
+            best[absent] = 0.0
+        return best, "loss", math.inf
+    return best, best_name, max(values) - min(values)
 
 
 def _polish(design: Design, weights: dict[str, float], options: dict[str, Any],
