@@ -299,3 +299,43 @@ def test_admm_answers_with_its_best_copy_and_says_how_far_its_copies_are(seed):
     assert 0 <= fast.info["objective_spread"] < 1e-3 * abs(reference.objective.total)
     shown = str(model.verify(frame)).splitlines()[1]
     assert shown.endswith(f"its copies' objectives within {fast.info['objective_spread']:.1e})")
+
+
+@pytest.mark.parametrize(("loss", "labels"), [("multinomial", ["a", "b", "c"]),
+                                              ("logistic", ["a", "b"])])
+def test_separable_records_without_a_penalty_are_said_to_have_no_minimizer(loss, labels, rng):
+    # the classes are separated by x: the loss falls toward 0 as θ grows, no θ attains it,
+    # and ADMM runs to its limit; the warning says why, not "raise max_iter"
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 120), "x": rng.normal(size=120)})
+    frame["k"] = np.where(frame.x > 0.5, labels[0], labels[1] if len(labels) == 2 else
+                          np.where(frame.x < -0.5, labels[1], labels[2]))
+    model = stratlang.load(f"response k ~ {loss}\nfeatures x, intercept\n"
+                           "stratify g ~ path weight 100\n")
+    with pytest.warns(stratlang.NumericalWarning) as caught:
+        model.fit(frame, backend="admm", options={"max_iter": 300})
+    said = [str(w.message) for w in caught if "did not converge" in str(w.message)]
+    assert said and said[0].startswith(
+        "ADMM did not converge in 300 iterations: the objective has no minimizer: moving "
+        "intercept, x (in 3 of 3 strata) lowers the loss of the records in rows 0, 1, 2, 3, "
+        "4 and 115 more toward the infimum of loss")
+    assert said[0].endswith("which no finite θ attains (the records are separable); add a "
+                            "regularizer on those parameters")
+    # with a penalty on x and the intercept there is a minimizer, and ADMM reaches CVXPY's
+    reference, fast = both(f"response k ~ {loss}\nfeatures x, intercept\n"
+                           "regularize 0.1 * sum_squares exclude []\n"
+                           "stratify g ~ path weight 100\n", frame)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
+
+
+def test_a_copy_outside_the_losss_own_bounds_is_never_the_answer(rng):
+    # the l1 term's copy sits just below poisson's eps (the loss copy is clipped there):
+    # its objective is lower, but it is no feasible point of the model
+    frame = pd.DataFrame({"g": rng.integers(0, 4, 200)})
+    frame["c"] = rng.poisson(np.where(frame.g == 0, 0.05, 2.0))
+    model = stratlang.load("response c ~ poisson(eps=0.3)\nregularize 5 * l1\n"
+                           "stratify g ~ path weight 0.5\n")
+    reference = model.fit(frame, backend="cvxpy")
+    fast = model.fit(frame, backend="admm")
+    assert fast.theta_array.min() >= 0.3
+    assert fast.objective.total >= reference.objective.total * (1 - 1e-9)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-8)

@@ -176,12 +176,18 @@ def report(result: Result, solver: str, options: dict[str, Any],
     final residuals) when the iteration limit was reached. ``finite``: whether θ is
     finite, when θ is not at hand."""
     if result.diverged or not (np.all(np.isfinite(result.theta)) if finite is None else finite):
+        why = None
         if design is not None:  # an unbounded objective, not the step, is then to blame
-            refuse_if_unbounded(design, weights or {}, "admm")
+            why = refuse_if_unbounded(design, weights or {}, "admm")
+        if why is not None:
+            raise NumericalError(f"ADMM diverged after {result.iterations} iterations: {why}")
         raise divergence(result, options)
-    if not result.converged and design is not None:  # (iterates running off along an
-        refuse_if_unbounded(design, weights or {}, "admm")  # unbounded direction)
-    if not result.converged:
+    why = None
+    if not result.converged and design is not None:  # iterates running off along an
+        why = refuse_if_unbounded(design, weights or {}, "admm")  # unbounded direction?
+    if why is not None:
+        warn(f"ADMM did not converge in {result.iterations} iterations: {why}")
+    elif not result.converged:
         warn(f"ADMM did not converge in {result.iterations} iterations: primal residual "
              f"{result.primal_residual:.3g} (tolerance {result.eps_primal:.3g}), dual residual "
              f"{result.dual_residual:.3g} (tolerance {result.eps_dual:.3g}); raise max_iter or "
@@ -203,7 +209,7 @@ def refuse_if_blown_up(design: Design, weights: dict[str, float], objective: Obj
     k, n, m = design.theta_shape
     origin = stratified_objective(design, np.zeros((k, n, m)), weights).total
     if math.isfinite(origin) and objective.total > BLOWN_UP * max(abs(origin), 1.0):
-        refuse_if_unbounded(design, weights, "admm")
+        refuse_if_unbounded(design, weights, "admm", only_unbounded=True)
         relax, penalty = options["relax"], options["penalty"]
         said = (f"ADMM diverged: after {info['iterations']} iterations, unconverged, the "
                 f"objective is {objective.total:.3g}, against {origin:.6g} at θ = 0; likely "
@@ -302,7 +308,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                           only_down=local,
                           initial=initial if initial is not None else loss_initial(design))
     except np.linalg.LinAlgError as err:  # a prox's Newton system of overflowed iterates
-        refuse_if_unbounded(design, weights, "admm")
+        refuse_if_unbounded(design, weights, "admm", only_unbounded=True)
         said = (f"ADMM diverged: a prox's linear system became singular ({err}), as "
                 f"iterates that overflow make it; likely cause: the step ('penalty' "
                 f"{options['penalty']:g}, 'relax' {options['relax']:g}); ")
@@ -328,7 +334,8 @@ def best_copy(design: Design, weights: dict[str, float], result: Result,
     absent = design.absent_mask()
     names = ["loss", *(f"{t.kind} term" for t in terms), "consensus"]
     points = [result.theta, *result.state.copies[1:], result.state.theta_hat]
-    best, best_name, values = None, "loss", []
+    best, best_name, best_value, values = None, "loss", math.inf, []
+    parts = design.loss_parts()
     for name, point in zip(names, points, strict=True):
         candidate = make_feasible(point.copy(), terms)
         if absent is not None:  # (the loss copy there is 0 to the tolerance)
@@ -336,9 +343,13 @@ def best_copy(design: Design, weights: dict[str, float], result: Result,
         value = stratified_objective(design, candidate, weights).total
         if not math.isfinite(value):
             continue
-        values.append(value)
-        if best is None or value < min(values[:-1], default=math.inf):
-            best, best_name = candidate, name
+        values.append(value)  # (the spread counts every copy: how far they still are)
+        if name != "loss" and not all(design.loss.in_domain(
+                candidate if part.strata is None else candidate[part.strata], part.params)
+                for part in parts):  # outside the loss's own constraints (eps): no answer
+            continue
+        if best is None or value < best_value:
+            best, best_name, best_value = candidate, name, value
     if best is None:  # (no copy has a finite objective: require_finite reports it)
         best = make_feasible(result.theta, terms)
         if absent is not None:

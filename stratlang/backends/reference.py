@@ -97,10 +97,10 @@ def fit_reference(design: Design, weights: dict[str, float], options: dict[str, 
         theta, info = problem.solve(weights, options.get("method"),
                                     bool(options.get("verbose")), options.get("max_iters"))
     except NumericalError:  # an unbounded objective is the better diagnosis
-        refuse_if_unbounded(design, weights, "cvxpy")
+        refuse_if_unbounded(design, weights, "cvxpy", only_unbounded=True)
         raise
     # a solver may stop "optimal" far along a direction of an unbounded objective
-    refuse_if_unbounded(design, weights, "cvxpy")
+    refuse_if_unbounded(design, weights, "cvxpy", only_unbounded=True)
     objective = stratified_objective(design, theta, weights)
     if not math.isfinite(objective.total):  # constraints missed by the solver's tolerance
         theta, objective = feasible_point(design, theta, weights, info)

@@ -18,34 +18,39 @@ from ..solvers.graphs import grouped_incidence
 from .objective import selected_rows
 
 
-def unbounded_direction(design: Design, weights: dict[str, float]) -> np.ndarray | None:
-    """A direction d (K, n, m) along which the objective falls without bound, or None
-    (none exists, or the loss is bounded below, or the model has a basis)."""
+def unbounded_direction(design: Design, weights: dict[str, float], only_unbounded: bool = False
+                        ) -> tuple[np.ndarray, bool] | None:
+    """A direction d (K, n, m) along which the objective keeps falling, and whether it
+    falls to −∞ (else toward an infimum no θ attains); None when there is none (or the
+    loss never falls so, or the model has a basis). ``only_unbounded``: look for a fall to
+    −∞ only (no linear program is solved for a loss that cannot fall so)."""
     import cvxpy as cp
 
-    if design.model.basis is not None or design.y is None:
-        return None
-    parts = design.loss_parts()
-    signs = np.zeros(len(design.z))
-    for part in parts:
-        records = part.of(design.records)
-        falls = design.loss.falls_without_bound(records, part.params)
-        if falls is None:
-            continue
-        signs[slice(None) if part.records is None else part.records] = falls
-    if not np.any(signs):
+    if (design.model.basis is not None or design.y is None
+            or not design.loss.may_fall_without_end):
         return None
     k, n, m = design.theta_shape
     d = cp.Variable((k * n, m))
     matrix = design.record_matrix()
-    active = np.flatnonzero(design.weight > 0) if design.weight is not None else None
-    keep = np.ones(len(signs), dtype=bool) if active is None else np.isin(
-        np.arange(len(signs)), active)
-    falling, steady = np.flatnonzero(keep & (signs != 0)), np.flatnonzero(keep & (signs == 0))
-    moved = cp.multiply(signs[falling][:, None], matrix[falling] @ d)
-    constraints = [moved >= 0, cp.sum(moved) == 1]
-    if len(steady):
-        constraints.append(matrix[steady] @ d == 0)
+    counted = np.ones(len(design.z), dtype=bool) if design.weight is None else design.weight > 0
+    constraints: list = []
+    margins, unbounded = [], True
+    for part in design.loss_parts():
+        rows = np.arange(len(design.z)) if part.records is None else part.records
+        rows = rows[counted[rows]]  # (a record of weight 0 counts for nothing)
+        if len(rows) == 0:
+            continue
+        found = design.loss.recession(design.records.subset(rows), matrix[rows] @ d,
+                                      part.params)
+        if found is None:  # this part's losses never fall without end: they stay put
+            constraints.append(matrix[rows] @ d == 0)
+            continue
+        constraints += found.constraints
+        margins.append(found.margin)
+        unbounded = unbounded and found.unbounded
+    if not margins or (only_unbounded and not unbounded):
+        return None
+    constraints.append(sum(margins) == 1)
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
         rows = selected_rows(design, term)
@@ -70,30 +75,46 @@ def unbounded_direction(design: Design, weights: dict[str, float]) -> np.ndarray
         return None
     if problem.status != "optimal" or d.value is None:
         return None
-    return d.value.reshape(k, n, m)
+    return d.value.reshape(k, n, m), unbounded
 
 
 def unbounded_error(design: Design, direction: np.ndarray, backend: str) -> NumericalError:
-    """The error for an unbounded objective, naming the rows whose losses fall along the
-    direction and the parameters that move."""
+    """The error for an objective unbounded below, naming the parameters that move and
+    the rows whose losses fall along the direction."""
+    return NumericalError(f"backend '{backend}': the objective is unbounded below: "
+                          + _along(design, direction) + " without end, and nothing else in "
+                          f"the model resists (loss '{design.loss.name}' falls without bound "
+                          "there); add a regularizer on those parameters or drop the feature")
+
+
+def no_minimizer_words(design: Design, direction: np.ndarray) -> str:
+    """Why no θ attains the infimum (separable records), in words."""
+    return ("the objective has no minimizer: " + _along(design, direction)
+            + f" toward the infimum of loss '{design.loss.name}', which no finite θ attains (the "
+            "records are separable); add a regularizer on those parameters")
+
+
+def _along(design: Design, direction: np.ndarray) -> str:
     k, n, m = direction.shape
-    matrix = design.record_matrix()
-    moved = matrix @ direction.reshape(k * n, m)
-    rows = np.flatnonzero(np.abs(moved).max(axis=1) > 1e-6 * np.abs(moved).max())
+    moved = design.record_matrix() @ direction.reshape(k * n, m)
+    size = np.abs(moved).max(axis=1)
+    rows = np.flatnonzero(size > 1e-6 * size.max())
     where = np.abs(direction).max(axis=2)
     strata, parameters = np.nonzero(where > 1e-6 * where.max())
     names = sorted({design.rows[j] for j in parameters})
-    said = (f"the objective is unbounded below: moving {', '.join(names)} (in "
-            f"{len(set(strata.tolist()))} of {k} strata) lowers the loss of the records in "
-            f"{describe_rows(list(design.index[rows]))} without end, and nothing else in the model resists "
-            f"(loss '{design.loss.name}' falls without bound there); add a regularizer on "
-            "those parameters or drop the feature")
-    return NumericalError(f"backend '{backend}': " + said)
+    return (f"moving {', '.join(names)} (in {len(set(strata.tolist()))} of {k} strata) "
+            f"lowers the loss of the records in {describe_rows(list(design.index[rows]))}")
 
 
-def refuse_if_unbounded(design: Design, weights: dict[str, float], backend: str) -> None:
-    """Raises the unbounded error when the objective is unbounded below."""
-    direction = unbounded_direction(design, weights)
-    if direction is not None:
+def refuse_if_unbounded(design: Design, weights: dict[str, float], backend: str,
+                        only_unbounded: bool = False) -> str | None:
+    """Raises the unbounded error when the objective is unbounded below; returns why there
+    is no minimizer when the infimum is not attained (None: neither, or not looked for:
+    ``only_unbounded``)."""
+    found = unbounded_direction(design, weights, only_unbounded)
+    if found is None:
+        return None
+    direction, unbounded = found
+    if unbounded:
         raise unbounded_error(design, direction, backend)
-
+    return no_minimizer_words(design, direction)

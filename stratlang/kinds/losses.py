@@ -97,6 +97,32 @@ def strata_block(theta: cp.Expression, k: int, strata: np.ndarray | None) -> cp.
 
 
 @dataclass(frozen=True)
+class Recession:
+    """Directions along which a loss falls without end: ``constraints`` keep every
+    record's loss from rising, ``margin`` (a CVXPY expression, ≥ 0 under them) is positive
+    when some record's keeps falling, and ``unbounded`` says whether it falls to −∞ (else
+    toward an infimum it never attains: no minimizer)."""
+
+    constraints: list
+    margin: Any
+    unbounded: bool
+
+
+def _falls_where_zero(y: np.ndarray, moved: cp.Expression) -> Recession | None:
+    """A loss −η (+ y·g(η), coercive where y > 0) alone where y = 0: unbounded along a
+    direction that raises η there and leaves every other record's η."""
+    zero = y[:, 0] == 0
+    if not zero.any():
+        return None
+    constraints = [moved[np.flatnonzero(zero), :] >= 0]
+    if (~zero).any():
+        constraints.append(moved[np.flatnonzero(~zero), :] == 0)
+    import cvxpy as cp
+
+    return Recession(constraints, cp.sum(moved[np.flatnonzero(zero), :]), unbounded=True)
+
+
+@dataclass(frozen=True)
 class Loss:
     """Base class; subclasses set the class attributes and override what differs."""
 
@@ -157,10 +183,23 @@ class Loss:
         return (self.cvxpy(pred, records.observed_y, p, records.weight),
                 self.constraints(strata_block(theta, k, strata), p))
 
-    def falls_without_bound(self, records: Records, p: dict[str, Any]) -> np.ndarray | None:
-        """Per record (one output): +1 where its loss falls without bound as the linear
-        predictor grows, −1 as it falls, 0 where the loss grows both ways (coercive); None
-        when every record's loss is bounded below (no model of it can be unbounded)."""
+    @property
+    def may_fall_without_end(self) -> bool:
+        """Whether some data can make this loss fall without end (see :meth:`recession`)."""
+        return type(self).recession is not Loss.recession
+
+    def in_domain(self, theta: np.ndarray, p: dict[str, Any]) -> bool:
+        """Does θ (K, rows, outputs: the strata of one parameter set) satisfy the loss's own
+        constraints (a distribution's θ ≥ eps)? ADMM's copies other than the loss's need
+        not."""
+        return True
+
+    def recession(self, records: Records, moved: cp.Expression, p: dict[str, Any]
+                  ) -> Recession | None:
+        """Along a direction of θ that changes the records' predictors by ``moved`` (N, m;
+        a CVXPY expression), when does the summed loss never rise and keep falling? None:
+        no direction makes it fall without end (every loss here is bounded below and
+        attains it, or grows both ways)."""
         return None
 
     # ---- ADMM -------------------------------------------------------------------------
@@ -432,6 +471,13 @@ class Logistic(_Binary):
 
         return cp.logistic(-cp.multiply(y, pred))
 
+    def recession(self, records, moved, p):
+        import cvxpy as cp
+
+        # separable records: every margin y·η can grow, the loss falls toward 0
+        margins = cp.multiply(records.y[:, :1], moved)
+        return Recession([margins >= 0], cp.sum(margins), unbounded=False)
+
     def admm_prox(self, records, k, p):
         return _newton(px.logistic, records, k)
 
@@ -560,6 +606,14 @@ class Multinomial(_Multiclass):
 
         return cp.log_sum_exp(pred, axis=1) - cp.sum(cp.multiply(y, pred), axis=1)
 
+    def recession(self, records, moved, p):
+        import cvxpy as cp
+
+        # separable records: each one's class can gain on every other, the loss falls to 0
+        own = cp.sum(cp.multiply(records.y, moved), axis=1, keepdims=True)
+        ahead = own @ np.ones((1, records.y.shape[1])) - moved
+        return Recession([ahead >= 0], cp.sum(ahead), unbounded=False)
+
     def admm_prox(self, records, k, p):
         return _newton(px.multinomial, records, k, outputs=records.y.shape[1])
 
@@ -659,8 +713,8 @@ class ExponentialRegression(Loss):
     def admm_prox(self, records, k, p):
         return _newton(px.exponential_regression, records, k)
 
-    def falls_without_bound(self, records, p):
-        return (records.y[:, 0] == 0).astype(float)  # −xᵀθ alone where y = 0
+    def recession(self, records, moved, p):
+        return _falls_where_zero(records.y, moved)  # −xᵀθ alone where y = 0
 
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
@@ -724,6 +778,10 @@ class _Distribution(Loss):
 
     def clip(self, value: float, eps: float) -> float:
         return max(value, eps)
+
+    def in_domain(self, theta, p):
+        clipped = np.vectorize(lambda v: self.clip(v, p["eps"]))(theta)
+        return bool(np.all(clipped == theta))
 
     def pooled(self, count: float, total: float) -> float:
         """The maximum-likelihood parameter of all records together."""
@@ -833,8 +891,8 @@ class Exponential(_Distribution):
     def pooled(self, count, total):
         return count / total if total > 0 else 1.0
 
-    def falls_without_bound(self, records, p):
-        return (records.y[:, 0] == 0).astype(float)  # −log θ alone where y = 0
+    def recession(self, records, moved, p):
+        return _falls_where_zero(records.y, moved)  # −log θ alone where y = 0
 
     def cvxpy_aggregated(self, theta, count, total):
         import cvxpy as cp
