@@ -336,3 +336,14 @@ def test_a_stratum_of_zeros_alone_makes_an_exponential_rate_unbounded():
                         model.fit(frame, backend=backend)
             else:
                 assert np.isfinite(model.fit(frame, backend=backend).objective.total)
+
+
+def test_the_reference_falls_back_when_its_first_solve_fails(rng, monkeypatch):
+    from stratlang.backends import reference_solvers
+
+    monkeypatch.setattr(reference_solvers, "TIGHT_CLARABEL", {"not_a_setting": 1})
+    fitted = stratlang.load(NONNEGATIVE).fit(_frame(rng), backend="cvxpy")
+    first, second = fitted.info["attempts"]
+    assert first.startswith("CLARABEL at tight tolerances: ") and "not_a_setting" in first
+    assert second == "CLARABEL at its default tolerances: optimal"
+    assert fitted.info["status"] == "optimal"
