@@ -413,7 +413,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                              "accuracy": result.reference_accuracy},
                "fast": {"backend": result.fast_backend, "objective": result.fast_objective,
                         "seconds": result.fast_seconds, "iterations": result.fast_iterations,
-                        "objective_spread": result.fast_spread},
+                        "objective_accuracy": result.fast_accuracy},
                "relative_gap": result.relative_gap, "speedup": result.speedup,
                "pace": result.pace, "relaxation": result.relaxation,
                "bound": result.bound, "relaxation_at_fast": result.relaxed_at_fast})

@@ -153,7 +153,7 @@ class Verification:
     bound: bool = False
     relaxed_at_fast: float | None = None  # CVXPY's value of the relaxation at the local fit
     reference_accuracy: str = ""  # the reference's own accuracy, in words (its solver's)
-    fast_spread: float | None = None  # ADMM: the objective's spread over its final copies
+    fast_accuracy: float | None = None  # ADMM: its estimate of the objective's accuracy
 
     @property
     def relative_gap(self) -> float:
@@ -196,8 +196,8 @@ class Verification:
                 + (f"; {self.reference_accuracy}" if self.reference_accuracy else "") + ")\n"
                 f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
                 f"{self.fast_iterations} iterations"
-                + (f"; its copies' objectives within {self.fast_spread:.1e}"
-                   if self.fast_spread is not None else "") + ")\n"
+                + (f"; objective accurate to ~{self.fast_accuracy:.1e}"
+                   if self.fast_accuracy is not None else "") + ")\n"
                 f"relative gap {self.relative_gap:.2e}; {name} {self.pace}")
 
 
@@ -227,7 +227,7 @@ def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None =
     return Verification(backend, reference.objective.total, fitted.objective.total,
                         middle - start, end - middle, int(fitted.info.get("iterations") or 0),
                         reference_accuracy=reference_words(reference.info),
-                        fast_spread=fitted.info.get("objective_spread"))
+                        fast_accuracy=fitted.info.get("objective_accuracy"))
 
 
 def reference_words(info: dict[str, Any]) -> str:

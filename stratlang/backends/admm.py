@@ -317,9 +317,21 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     info = report(result, f"ADMM ({type(solver).__name__})", options, design=design,
                   weights=weights)
     theta, info["copy"], info["objective_spread"] = best_copy(design, weights, result, terms)
+    info["objective_accuracy"] = info["objective_spread"] + suboptimality(result)
     if note:
         info["note"] = note
     return theta, info, result.state
+
+
+def suboptimality(result: Result) -> float:
+    """An estimate of how far the copies' objective may lie above the optimum at exit:
+    Boyd et al.'s bound (§3.3.1) −yᵀr + (x − x*)ᵀs with ‖y‖‖r‖ + ‖x‖‖s‖ for its terms
+    (y: the unscaled duals, x: the copies; ‖x − x*‖ is unknown, ‖x‖ stands for it)."""
+    assert result.state is not None
+    state = result.state
+    duals = math.sqrt(sum(float(np.sum(d * d)) for d in state.duals)) / state.lam
+    copies = math.sqrt(sum(float(np.sum(c * c)) for c in state.copies))
+    return duals * result.primal_residual + copies * result.dual_residual
 
 
 def best_copy(design: Design, weights: dict[str, float], result: Result,
