@@ -1,4 +1,5 @@
-"""ADMM against the CVXPY reference on random specs (issue 16 review): how often the
+"""ADMM against the CVXPY reference on random specs (issue 16 review; every kind, with
+save/load, basis, eps bounds and overrides: benchmarks/campaign.py): how often the
 in-memory ADMM, at its default options, fails to reach the reference's objective — with
 the penalty adapted every iteration (as before) and every 10th (now).
 

@@ -120,18 +120,78 @@ def adapt_penalty(lam: float, res: Residuals, mu: float, tau: float,
     return lam, 1.0
 
 
+InnerTolerance = Callable[[float, float, "float | None"], float]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What an iteration runs with, and the residuals of the one before it."""
+
+    lam: float
+    scale: float  # factor for the scaled duals (the penalty changed)
+    tol: float | None  # inner (Newton) tolerance
+    residuals: Residuals | None
+    stop: bool = False  # converged, or the residuals overflowed
+    iteration: int = 1  # the iteration that runs with it
+
+
+@dataclass(frozen=True)
+class AdmmRule:
+    """The stopping rule, penalty adaptation and inner tolerance of ADMM, one object for
+    :func:`admm` and for the distributed engine (whose client and every block apply it
+    alike: same sums, same order, same floats). ``inner_tol(primal ratio, dual ratio,
+    previous)``: the tolerance of inexact inner (Newton) solves; ``only_down``: a
+    non-convex problem's local method (see :func:`adapt_penalty`)."""
+
+    terms: int
+    size: int
+    eps_abs: float
+    eps_rel: float
+    adaptive: bool = True
+    mu: float = 5.0
+    tau: float = 2.0
+    inner_tol: InnerTolerance | None = None
+    adapt_every: int = ADAPT_EVERY
+    only_down: bool = False
+
+    def first(self, lam: float) -> Step:
+        tol = None if self.inner_tol is None else self.inner_tol(math.inf, math.inf, None)
+        return Step(lam, 1.0, tol, None)
+
+    def next(self, step: Step, sums: Sequence[tuple[float, ...]]) -> Step:
+        """The step after ``step`` from its residual sums (gap2, moved2, copies2, hat2,
+        duals2; one tuple per block of the iterate, added up here)."""
+        gap2, moved2, copies2, hat2, duals2 = (sums[0] if len(sums) == 1
+                                               else np.array(sums).sum(axis=0))
+        res = Residuals.from_sums(gap2, moved2, copies2, hat2, duals2, self.terms, self.size,
+                                  step.lam, self.eps_abs, self.eps_rel,
+                                  fixed_point=self.only_down)
+        if res.converged or not res.finite:  # (overflowed: no later iterate can recover)
+            return Step(step.lam, 1.0, step.tol, res, stop=True, iteration=step.iteration + 1)
+        tol = (step.tol if self.inner_tol is None
+               else self.inner_tol(res.primal / res.eps_primal, res.dual / res.eps_dual, step.tol))
+        lam, scale = step.lam, 1.0
+        if self.adaptive and step.iteration % self.adapt_every == 0:
+            lam, scale = adapt_penalty(lam, res, self.mu, self.tau, self.only_down)
+        if self.only_down and res.primal > res.eps_primal:  # and lowered steadily while the
+            # copies disagree, so that the iterates cannot cycle (not once they agree: a
+            # penalty grown without end makes round-off in θ̂'s moves a dual residual)
+            lam, scale = lam / LOCAL_GROWTH, scale / LOCAL_GROWTH
+        return Step(lam, scale, tol, res, iteration=step.iteration + 1)
+
+
 def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarray, float], np.ndarray],
          shape: tuple[int, ...], *, lam: float = 1.0, eps_abs: float = 1e-6, eps_rel: float = 1e-6,
          max_iter: int = 2000, adaptive: bool = True, mu: float = 5.0, tau: float = 2.0,
          relax: float = 1.0, warm: State | None = None, progress: bool | None = None,
          adapt_every: int = ADAPT_EVERY, only_down: bool = False,
-         on_residuals: Callable[[float, float], None] | None = None,
+         inner_tol: InnerTolerance | None = None,
          initial: np.ndarray | None = None) -> Result:
     """``solve(B, c)`` returns X with (L + cI) X = B for B of shape (K, d). ``initial``
     (default 0) starts every copy; a stratum the objective leaves undetermined (no data, no
     neighbours, no regularizer) keeps it.
-    ``on_residuals(r / eps_primal, s / eps_dual)`` is called after every iteration, e.g.
-    to tighten inexact inner solves as the iterates converge. ``only_down``: the adaptive
+    ``inner_tol``: the tolerance of an inexact loss prox (its ``tol``), tightened as the
+    iterates converge (see :class:`AdmmRule`). ``only_down``: the adaptive
     penalty only lowers λ (see :func:`adapt_penalty`), and λ falls by LOCAL_GROWTH each
     iteration while the primal residual is above its tolerance: a non-convex problem's
     iterates may cycle at a fixed penalty."""
@@ -147,12 +207,17 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
         copies = [hat.copy() for _ in range(terms)]
         duals = [np.zeros(shape) for _ in range(terms)]
     proxes = [loss_prox, *reg_proxes]
+    rule = AdmmRule(terms, hat.size, eps_abs, eps_rel, adaptive, mu, tau, inner_tol,
+                    adapt_every, only_down)
+    step = rule.first(lam)
     history: list[tuple[int, float, float, float, float, float]] = []
-    r = s = eps_p = eps_d = float("inf")
-    converged = False
+    res: Residuals | None = None
     it = 0
     with ProgressLine("admm", progress) as line:
         for it in range(1, max_iter + 1):
+            if step.tol is not None and hasattr(loss_prox, "tol"):
+                loss_prox.tol = step.tol
+            lam = step.lam
             for j, prox in enumerate(proxes):
                 copies[j] = prox(hat - duals[j], lam)
             old = hat
@@ -161,30 +226,23 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
             hat = solve(rhs.reshape(k, width), terms / lam).reshape(shape)
             for j in range(terms):
                 duals[j] += relaxed[j] - hat
-            res = Residuals.from_sums(
+            step = rule.next(step, [(
                 sum(float(np.sum((c - hat) ** 2)) for c in copies),
                 float(np.sum((hat - old) ** 2)), sum(float(np.sum(c * c)) for c in copies),
-                float(np.sum(hat * hat)), sum(float(np.sum(d * d)) for d in duals), terms,
-                hat.size, lam, eps_abs, eps_rel, fixed_point=only_down)
-            r, s, eps_p, eps_d = res.primal, res.dual, res.eps_primal, res.eps_dual
-            history.append((it, r, s, eps_p, eps_d, lam))
+                float(np.sum(hat * hat)), sum(float(np.sum(d * d)) for d in duals))])
+            res = step.residuals
+            assert res is not None  # (AdmmRule.next always gives them)
+            history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, lam))
             line.update(partial(progress_text, it, max_iter, res))
-            if res.converged:
-                converged = True
+            if step.stop:
                 break
-            if not res.finite:  # overflowed: no later iterate can recover
-                break
-            if on_residuals is not None:
-                on_residuals(r / eps_p, s / eps_d)
-            scale = 1.0
-            if adaptive and it % adapt_every == 0:
-                lam, scale = adapt_penalty(lam, res, mu, tau, only_down)
-            if only_down and res.primal > res.eps_primal:  # and lowered steadily while the
-                # copies disagree, so that the iterates cannot cycle (not once they agree: a
-                # penalty grown without end makes round-off in θ̂'s moves a dual residual)
-                lam, scale = lam / LOCAL_GROWTH, scale / LOCAL_GROWTH
-            if scale != 1.0:
-                duals = [d * scale for d in duals]
+            if step.scale != 1.0:
+                duals = [d * step.scale for d in duals]
+    lam = step.lam
     state = State(hat, copies, duals, lam)
+    inf = float("inf")
+    r, s, eps_p, eps_d = ((res.primal, res.dual, res.eps_primal, res.eps_dual) if res
+                          else (inf, inf, inf, inf))
+    converged = res is not None and res.converged
     return Result(copies[0], state, it, converged, r, s, eps_p, eps_d, lam,
                   time.perf_counter() - start, history)

@@ -19,10 +19,10 @@ duals. One iteration, with every task run on its block's worker:
 3. ``_unmix_dual``: transformed back, then the dual update and partial sums of the
    residual norms.
 
-The stopping rule and penalty adaptation of the in-memory :func:`solvers.admm.admm`
-(:class:`Rule`) are applied to those sums by every block at the start of the next
-iteration and by the client alike, so the next iteration is already queued while the
-client reads the sums. Only the sums (five floats per block) reach the client during the
+The stopping rule and penalty adaptation of the in-memory :func:`solvers.admm.admm`, one
+:class:`solvers.admm.AdmmRule` object, are applied to those sums by every block at the
+start of the next iteration and by the client alike, so the next iteration is already
+queued while the client reads the sums. Only the sums (five floats per block) reach the client during the
 iterations. The
 records are Dask data with lineage; the iterates are not (keeping them as task outputs
 cost a scheduler round trip per step and moved them between workers). If a worker is
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
-import math
 import os
 import sys
 import time
@@ -46,7 +45,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from .admm import ADAPT_EVERY, Residuals, Result, adapt_penalty
+from .admm import AdmmRule, Result, Step
 from .graphs import Graph
 from .laplacian import Axis, KroneckerSolver, is_sparse_axis, solve_along, split_grids
 
@@ -229,52 +228,7 @@ def _threads() -> int:
         return -1
 
 
-@dataclass(frozen=True)
-class Step:
-    """What an iteration runs with, and the residuals of the one before it."""
-
-    lam: float
-    scale: float  # factor for the scaled duals (the penalty changed)
-    tol: float | None  # inner (Newton) tolerance
-    residuals: Residuals | None
-    stop: bool = False  # converged, or the residuals overflowed
-    iteration: int = 1  # the iteration that runs with it
-
-
-@dataclass(frozen=True)
-class Rule:
-    """The stopping rule and penalty adaptation of :func:`solvers.admm.admm`, applied by
-    the client and by every block alike (same sums, same order, same floats), so a
-    block starts iteration t + 1 as soon as the residual sums of t exist, without waiting
-    for the client to hear of them."""
-
-    terms: int
-    size: int
-    eps_abs: float
-    eps_rel: float
-    adaptive: bool
-    mu: float
-    tau: float
-    inner_tol: Callable[[float, float, float | None], float] | None
-
-    def first(self, lam: float) -> Step:
-        tol = None if self.inner_tol is None else self.inner_tol(math.inf, math.inf, None)
-        return Step(lam, 1.0, tol, None)
-
-    def next(self, step: Step, stats: Sequence[tuple[float, ...]]) -> Step:
-        gap2, moved2, copies2, hat2, duals2 = np.array(stats).sum(axis=0)
-        res = Residuals.from_sums(gap2, moved2, copies2, hat2, duals2, self.terms, self.size,
-                                  step.lam, self.eps_abs, self.eps_rel)
-        if res.converged or not res.finite:
-            return Step(step.lam, 1.0, step.tol, res, stop=True, iteration=step.iteration + 1)
-        tol = (step.tol if self.inner_tol is None
-               else self.inner_tol(res.primal / res.eps_primal, res.dual / res.eps_dual, step.tol))
-        adapt = self.adaptive and step.iteration % ADAPT_EVERY == 0  # (as the in-memory one)
-        lam, scale = adapt_penalty(step.lam, res, self.mu, self.tau) if adapt else (step.lam, 1.0)
-        return Step(lam, scale, tol, res, iteration=step.iteration + 1)
-
-
-def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: Rule, lam, *previous
+def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: AdmmRule, lam, *previous
                   ) -> float | None:
     """Iteration ``it`` of block b up to the forward transform (kept on the worker for
     :func:`_send`); ``previous``: every block's residual sums of iteration it − 1.
@@ -524,7 +478,7 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
     spec = client.scatter(spectrum, broadcast=True, hash=False)
     shapes = [(hi - lo, *width) for lo, hi in (blocks.strata(b) for b in range(count))]
     size = sum(s[0] for s in shapes) * width[0] * width[1]
-    rule = Rule(terms, size, eps_abs, eps_rel, adaptive, mu, tau, inner_tol)
+    rule = AdmmRule(terms, size, eps_abs, eps_rel, adaptive, mu, tau, inner_tol)
     rounds = {0: [on(b, _start, key, b, records[b], factory, shapes[b], terms)
                   for b in range(count)]}
 
@@ -576,7 +530,7 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
                 submit(it + 1)  # runs while this client reads iteration it's sums
             following = rule.next(step, client.gather(rounds[it]))
             res = following.residuals
-            assert res is not None  # Rule.next always gives them
+            assert res is not None  # AdmmRule.next always gives them
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, step.lam))
             rounds.pop(it - 1)
             if following.stop:
@@ -595,7 +549,7 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
         rounds.clear()
         client.run(_forget, key, on_error="ignore")  # a lost worker forgot already
     theta = None if sink is not None else np.concatenate([part[0] for part in parts])
-    # the loop ran at least once (max_iter ≥ 1) and Rule.next gives residuals
+    # the loop ran at least once (max_iter ≥ 1) and AdmmRule.next gives residuals
     assert following is not None and following.residuals is not None
     res = following.residuals
     result = Result(theta, None, it, res.converged, res.primal, res.dual, res.eps_primal,

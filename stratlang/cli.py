@@ -537,9 +537,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if _json(args):
         _emit({"ok": True,
                "reference": {"backend": "cvxpy", "objective": result.cvxpy_objective,
-                             "seconds": result.cvxpy_seconds},
+                             "seconds": result.cvxpy_seconds,
+                             "accuracy": result.reference_accuracy},
                "fast": {"backend": result.fast_backend, "objective": result.fast_objective,
-                        "seconds": result.fast_seconds, "iterations": result.fast_iterations},
+                        "seconds": result.fast_seconds, "iterations": result.fast_iterations,
+                        "objective_accuracy": result.fast_accuracy},
                "relative_gap": result.relative_gap, "speedup": result.speedup,
                "pace": result.pace, "relaxation": result.relaxation,
                "bound": result.bound, "relaxation_at_fast": result.relaxed_at_fast})

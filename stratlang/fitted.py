@@ -364,7 +364,7 @@ class FittedStratified(FittedModel):
         theta = self.theta_of(design)
         parts = design.loss_parts()
         if len(parts) == 1:
-            out = self.loss.records_predict(design.records, theta, design.loss_params,
+            out = self.loss.records_predict(design.records, theta, parts[0].params,
                                             self.classes)
         else:  # each record predicted with its stratum's loss parameters
             out = {}

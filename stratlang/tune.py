@@ -196,6 +196,8 @@ class Verification:
     relaxation: str | None = None
     bound: bool = False
     relaxed_at_fast: float | None = None  # CVXPY's value of the relaxation at the local fit
+    reference_accuracy: str = ""  # the reference's own accuracy, in words (its solver's)
+    fast_accuracy: float | None = None  # ADMM: its estimate of the objective's accuracy
 
     @property
     def relative_gap(self) -> float:
@@ -234,9 +236,12 @@ class Verification:
                     f" of the convex relaxation ({self.relaxation}): {standing}\n"
                     f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
                     f"{self.fast_iterations} iterations)" + at_point)
-        return (f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s)\n"
+        return (f"cvxpy objective {self.cvxpy_objective:.12g}  ({self.cvxpy_seconds:.3f} s"
+                + (f"; {self.reference_accuracy}" if self.reference_accuracy else "") + ")\n"
                 f"{name:<5} objective {self.fast_objective:.12g}  ({self.fast_seconds:.3f} s, "
-                f"{self.fast_iterations} iterations)\n"
+                f"{self.fast_iterations} iterations"
+                + (f"; objective accurate to ~{self.fast_accuracy:.1e}"
+                   if self.fast_accuracy is not None else "") + ")\n"
                 f"relative gap {self.relative_gap:.2e}; {name} {self.pace}")
 
 
@@ -264,7 +269,23 @@ def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None =
     fitted = model.fit(frame, backend=backend, weights=weights, options=options)
     end = time.perf_counter()
     return Verification(backend, reference.objective.total, fitted.objective.total,
-                        middle - start, end - middle, int(fitted.info.get("iterations") or 0))
+                        middle - start, end - middle, int(fitted.info.get("iterations") or 0),
+                        reference_accuracy=reference_words(reference.info),
+                        fast_accuracy=fitted.info.get("objective_accuracy"))
+
+
+def reference_words(info: dict[str, Any]) -> str:
+    """The reference fit's own accuracy: its solver, duality gap, largest constraint
+    violation, and whether θ was projected onto the constraints."""
+    accuracy = info.get("accuracy") or {}
+    words = [str(info.get("solver", "")), str(info.get("status", ""))]
+    if "duality_gap" in accuracy:
+        words.append(f"duality gap {accuracy['duality_gap']:.1e}")
+    if "constraint_violation" in accuracy:
+        words.append(f"constraint violation {accuracy['constraint_violation']:.1e}")
+    if accuracy.get("projected"):
+        words.append("θ projected onto the constraints")
+    return ", ".join(w for w in words if w)
 
 
 def _verify_local(model: Model, frame: Any, weights: dict[str, float] | None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -115,11 +114,15 @@ def test_unsupported_models_fall_back_to_cvxpy_and_say_why(rng):
 def test_spec_solver_statement_selects_admm_options(rng):
     frame, _, features = data_for("huber", rng)
     model = stratlang.load(f"response y ~ huber\n{features}\nstratify g ~ path\n"
-                           "solver admm max_iter 2 adaptive false\n")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fitted = model.fit(frame)
-    assert fitted.info["iterations"] == 2 and caught
+                           "solver admm max_iter 15 adaptive false penalty 0.37\n")
+    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 15 iterations"):
+        fixed = model.fit(frame)
+    # every iteration ran at the spec's penalty: adaptive false held it there
+    assert fixed.info["iterations"] == 15
+    assert {lam for *_, lam in fixed.info["history"]} == {0.37}
+    with pytest.warns(stratlang.NumericalWarning, match="did not converge in 15 iterations"):
+        adapted = model.fit(frame, options={"adaptive": True})
+    assert len({lam for *_, lam in adapted.info["history"]}) > 1  # (it does move here)
 
 
 def test_quadratic_problems_are_one_direct_solve(rng):
@@ -273,3 +276,71 @@ def test_a_singular_prox_system_is_reported_as_divergence(rng, monkeypatch):
     with pytest.raises(NumericalError, match=r"ADMM diverged: a prox's linear system became "
                                              r"singular \(Singular matrix\)"):
         model.fit(frame, backend="admm")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_admm_answers_with_its_best_copy_and_says_how_far_its_copies_are(seed):
+    # large non-smooth penalties: the loss copy sat 1e-6 to 7e-6 (relative) above the
+    # optimum at the default tolerances; the l1 term's own copy (exact zeros) is there
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"g": rng.integers(0, 5, 300)})
+    for i in range(4):
+        frame[f"x{i}"] = rng.normal(size=300)
+    frame["y"] = 10 * (frame.x0 * frame.g - frame.x1 + rng.standard_t(3, 300))
+    frame["yb"] = (rng.random(300) < 1 / (1 + np.exp(-frame.x0))).astype(int)
+    loss, target = [("logistic", "yb"), ("huber", "y"), ("quantile", "y"), ("logistic", "yb")][seed]
+    model = stratlang.load(f"response {target} ~ {loss}\nfeatures x0, x1, x2, x3, intercept\n"
+                           f"regularize {[50, 50, 23, 99][seed]} * l1\n"
+                           "stratify g ~ path weight 5\n")
+    reference = model.fit(frame, backend="cvxpy")
+    fast = model.fit(frame, backend="admm")  # (default tolerances)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-8)
+    assert fast.info["copy"] in ("loss", "l1 term", "consensus")
+    assert 0 <= fast.info["objective_spread"] <= fast.info["objective_accuracy"]
+    assert fast.info["objective_accuracy"] < 1e-3 * abs(reference.objective.total)
+    shown = str(model.verify(frame)).splitlines()[1]
+    assert shown.endswith(f"objective accurate to ~{fast.info['objective_accuracy']:.1e})")
+    # at loose tolerances the stated accuracy still covers the gap
+    loose = model.fit(frame, backend="admm", options={"eps_abs": 1e-3, "eps_rel": 1e-3})
+    gap = loose.objective.total - reference.objective.total
+    assert 0 <= gap <= loose.info["objective_accuracy"]
+
+
+@pytest.mark.parametrize(("loss", "labels"), [("multinomial", ["a", "b", "c"]),
+                                              ("logistic", ["a", "b"])])
+def test_separable_records_without_a_penalty_are_said_to_have_no_minimizer(loss, labels, rng):
+    # the classes are separated by x: the loss falls toward 0 as θ grows, no θ attains it,
+    # and ADMM runs to its limit; the warning says why, not "raise max_iter"
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 120), "x": rng.normal(size=120)})
+    frame["k"] = np.where(frame.x > 0.5, labels[0], labels[1] if len(labels) == 2 else
+                          np.where(frame.x < -0.5, labels[1], labels[2]))
+    model = stratlang.load(f"response k ~ {loss}\nfeatures x, intercept\n"
+                           "stratify g ~ path weight 100\n")
+    with pytest.warns(stratlang.NumericalWarning) as caught:
+        model.fit(frame, backend="admm", options={"max_iter": 300})
+    said = [str(w.message) for w in caught if "did not converge" in str(w.message)]
+    assert said and said[0].startswith(
+        "ADMM did not converge in 300 iterations: the objective has no minimizer: moving "
+        "intercept, x (in 3 of 3 strata) lowers the loss of the records in rows 0, 1, 2, 3, "
+        "4 and 115 more toward the infimum of loss")
+    assert said[0].endswith("which no finite θ attains (the records are separable); add a "
+                            "regularizer on those parameters")
+    # with a penalty on x and the intercept there is a minimizer, and ADMM reaches CVXPY's
+    reference, fast = both(f"response k ~ {loss}\nfeatures x, intercept\n"
+                           "regularize 0.1 * sum_squares exclude []\n"
+                           "stratify g ~ path weight 100\n", frame)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
+
+
+def test_a_copy_outside_the_losss_own_bounds_is_never_the_answer(rng):
+    # the l1 term's copy sits just below poisson's eps (the loss copy is clipped there):
+    # its objective is lower, but it is no feasible point of the model
+    frame = pd.DataFrame({"g": rng.integers(0, 4, 200)})
+    frame["c"] = rng.poisson(np.where(frame.g == 0, 0.05, 2.0))
+    model = stratlang.load("response c ~ poisson(eps=0.3)\nregularize 5 * l1\n"
+                           "stratify g ~ path weight 0.5\n")
+    reference = model.fit(frame, backend="cvxpy")
+    fast = model.fit(frame, backend="admm")
+    assert fast.theta_array.min() >= 0.3
+    assert fast.objective.total >= reference.objective.total * (1 - 1e-9)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-8)

@@ -3,6 +3,8 @@ product graph, fitted by the eigen backend (L-BFGS) and by the CVXPY reference."
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -155,3 +157,32 @@ def test_save_load_and_show(rng, tmp_path):
     assert again.model.ir.basis == 2 and "basis 2" in again.model.text
     np.testing.assert_allclose(again.predict(frame).prediction, fitted.predict(frame).prediction)
     assert "backend eigen (L-BFGS on 2 eigenvectors)" in fitted.summary()
+
+
+# (seeds where L-BFGS-B's line search fails at once from the optimum, before the fix)
+@pytest.mark.parametrize(("seed", "loss", "target"), [(4, "squared", "y"), (11, "squared", "y"),
+                                                      (16, "poisson_regression", "c")])
+def test_a_warm_start_at_the_optimum_is_converged_not_a_warning(seed, loss, target):
+    """At the optimum the gradient is round-off: a tolerance relative to it (the start's)
+    cannot be met, and L-BFGS-B's line search fails at once; the tolerance is relative to
+    the gradient at β = 0, and a failed line search at a round-off gradient is the
+    minimum."""
+    from stratlang.backends.eigen import EIGEN_OPTIONS, fit_eigen
+    from stratlang.data.design import bind
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"g": rng.integers(0, 6, 300), "x": rng.normal(size=300)})
+    frame["y"] = frame.x * frame.g + rng.normal(size=300)
+    frame["c"] = rng.poisson(1.0, 300)
+    model = stratlang.load(f"response {target} ~ {loss}\nfeatures x, intercept\n"
+                           "regularize 0.1 * sum_squares\nstratify g ~ path weight 1\nbasis 3\n")
+    design, weights = bind(model.ir, frame), model.ir.weight_values()
+    options = EIGEN_OPTIONS.resolve({})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a tolerance past round-off, to reach the optimum)
+        theta, _, state = fit_eigen(design, weights, {**options, "tol": 1e-16})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again, info, _ = fit_eigen(design, weights, options, state)
+    assert info["converged"] and info["status"] == "optimal"
+    np.testing.assert_allclose(again, theta, rtol=1e-9, atol=1e-9)

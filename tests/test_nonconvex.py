@@ -368,3 +368,32 @@ def test_a_local_fit_is_never_worse_than_its_projected_start(k, rng):
         up = stratified_objective(design, theta + step, weights).total
         down = stratified_objective(design, theta - step, weights).total
         assert (up - down) / 2e-4 == pytest.approx(0, abs=1e-3 * max(abs(base), 1) ** 0.5)
+
+
+def test_a_kept_projected_start_is_labelled_as_what_it_is(rng, monkeypatch):
+    """When ADMM from the projected relaxation ends worse than the projection, the
+    projection is kept: its status says so, no iteration count or residual of the
+    discarded run is claimed for it, and it is not called converged."""
+    from stratlang.backends import admm as backend
+    from stratlang.backends.objective import stratified_objective
+    from stratlang.data.design import bind
+
+    frame, _ = sparse_data(rng, n=300)
+    model = stratlang.load("response y ~ squared\n" + FEATURES8 + "regularize nonzeros(k=2)\n"
+                           "stratify g ~ path weight 1\n")
+    design, weights = bind(model.ir, frame), model.ir.weight_values()
+    relaxed = stratlang.load("response y ~ squared\n" + FEATURES8 + "stratify g ~ path "
+                             "weight 1\n").fit(frame, backend="cvxpy").theta_array
+    worse = np.zeros_like(relaxed)  # θ = 0: worse than the projected relaxation
+    info = {"converged": True, "status": "optimal", "iterations": 777,
+            "primal_residual": 1e-9, "dual_residual": 1e-9, "history": []}
+    monkeypatch.setattr(backend, "fit_admm", lambda *args, **kwargs: (worse, dict(info), None))
+    theta, kept, state, start = backend._second_start(
+        design, weights, {}, relaxed, (worse, dict(info), None), "the relaxation")
+    assert stratified_objective(design, theta, weights).total < stratified_objective(
+        design, worse, weights).total
+    assert kept["status"] == "projected_start" and kept["converged"] is False
+    assert kept["iterations"] == 0 and kept["discarded_iterations"] == 777
+    assert "primal_residual" not in kept and state is None
+    assert start.endswith("; ADMM from it (777 iterations) ended worse, so the projection "
+                          "is kept")

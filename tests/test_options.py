@@ -158,3 +158,53 @@ def test_bad_arguments_are_errors_not_tracebacks(call, message, frame):
     with pytest.raises(stratlang.StratlangError) as info:
         call(stratlang.load(SPEC), frame)
     assert str(info.value) == message
+
+
+# ---- the reference's options, translated for each CVXPY solver -------------------------------
+# an LP at graph weight 0 (no quadratic term), which every installed CVXPY solver takes
+LP_SPEC = ("response y ~ absolute\nfeatures x, intercept\nregularize 0.3 * l1\n"
+           "stratify g ~ path weight 0\n")
+
+
+def _installed() -> list[str]:
+    import cvxpy as cp
+
+    return sorted(s.lower() for s in cp.installed_solvers())
+
+
+@pytest.mark.parametrize("method", [None, *_installed()])
+@pytest.mark.parametrize("option", [
+    name for name in BACKENDS["cvxpy"].options.names() if name != "method"])
+def test_every_cvxpy_option_works_with_every_installed_solver(frame, method, option):
+    value = {"max_iters": 100_000, "verbose": False}[option]
+    model = stratlang.load(LP_SPEC)
+    truth = model.fit(frame, backend="cvxpy")  # (Clarabel, tight)
+    given = {option: value, **({"method": method} if method else {})}
+    fitted = model.fit(frame, backend="cvxpy", options=given)
+    assert fitted.objective.total == pytest.approx(truth.objective.total, rel=1e-5)
+    if method:
+        assert fitted.info["solver"] == method.upper()
+
+
+def test_max_iters_reaches_the_solver_under_its_own_name(frame):
+    model = stratlang.load(SPEC + "solver cvxpy method clarabel max_iters 2\n")
+    with pytest.raises(stratlang.NumericalError) as info:
+        model.fit(frame)
+    assert str(info.value) == (
+        "CVXPY could not solve the reference problem (CLARABEL at tight tolerances: stopped "
+        "at its iteration limit (max_iters); CLARABEL at its default tolerances: stopped at "
+        "its iteration limit (max_iters))")
+    fitted = model.fit(frame, options={"max_iters": 200})
+    assert fitted.info["status"] == "optimal" and fitted.info["iterations"] <= 200
+
+
+def test_a_solver_without_a_known_iteration_limit_is_refused():
+    from stratlang.backends.base import OptionValueError
+    from stratlang.backends.reference_solvers import solver_settings
+
+    assert solver_settings("HIGHS", 7) == {"simplex_iteration_limit": 7,
+                                           "ipm_iteration_limit": 7}
+    assert solver_settings("SCIPY", 7) == {"scipy_options": {"maxiter": 7}}
+    with pytest.raises(OptionValueError, match="option 'max_iters': the CVXPY solver mosek "
+                                               "takes no iteration limit that stratlang"):
+        solver_settings("MOSEK", 7)

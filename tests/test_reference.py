@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -223,6 +225,19 @@ def test_a_star_around_a_stratum_of_the_data(rng):
     _objective_agrees(model, frame)
 
 
+def test_a_star_around_a_center_absent_from_the_data_adds_it_under_its_label(rng):
+    # as the graph's documentation says: the data-free hub takes the center's label, and
+    # is the common model (the mean of the other nodes' models, for a squared loss)
+    frame = graph_frame(rng, 200)
+    model = stratlang.load("response r ~ squared\nfeatures intercept\n"
+                           "stratify g ~ star(center=9) weight 3\n")
+    theta = model.fit(frame, backend="cvxpy").theta
+    assert list(theta.index) == [0, 1, 2, 3, 9]
+    assert "a center absent from the data is added so, under its own label" in (
+        GRAPHS["star"].doc)
+    np.testing.assert_allclose(theta.loc[9], theta.drop(index=9).mean(), atol=1e-6)
+
+
 @pytest.mark.parametrize("name", [n for n in REGULARIZERS.names() if REGULARIZERS[n].convex])
 def test_every_regularizer_fits(name, rng):
     reg, loss, target = (REGULARIZER_CASES[name].term, REGULARIZER_CASES[name].loss,
@@ -237,3 +252,98 @@ def test_every_regularizer_fits(name, rng):
     fitted = model.fit(frame)
     assert np.isfinite(fitted.objective.total)
     _objective_agrees(model, frame)
+
+
+# ---- the reference's own accuracy ----------------------------------------------------------
+NONNEGATIVE = ("response y ~ squared\nfeatures x, intercept\nregularize nonnegative\n"
+               "stratify g ~ path weight 1\n")
+
+
+def _frame(rng) -> pd.DataFrame:
+    frame = pd.DataFrame({"g": rng.integers(0, 3, 150), "x": rng.normal(size=150)})
+    frame["y"] = -2 * frame.x - frame.g + rng.normal(size=150)  # (x's weight held at 0)
+    return frame
+
+
+def test_the_default_reference_is_clarabel_at_tight_tolerances_and_says_how_accurate(rng):
+    frame = _frame(rng)  # a QP: CVXPY's own default would pick OSQP (a weak reference)
+    fitted = stratlang.load(NONNEGATIVE).fit(frame, backend="cvxpy")
+    assert fitted.info["solver"] == "CLARABEL"
+    assert fitted.info["attempts"] == ["CLARABEL at tight tolerances: optimal"]
+    accuracy = fitted.info["accuracy"]
+    assert accuracy["duality_gap"] < 1e-8 and accuracy["constraint_violation"] <= 1e-9
+    result = stratlang.load(NONNEGATIVE).verify(frame)
+    assert "; CLARABEL, optimal, duality gap " in str(result).splitlines()[0]
+    assert result.relative_gap < 1e-6
+
+
+def test_a_reference_point_slightly_outside_the_constraints_is_projected(rng, monkeypatch):
+    frame = _frame(rng)
+    solve = StratifiedProblem.solve
+
+    def off_by_a_little(self, *args, **kwargs):  # as a solver's tolerance leaves it
+        theta, info = solve(self, *args, **kwargs)
+        info["accuracy"]["constraint_violation"] = 3e-5
+        return theta - 3e-5, info
+
+    monkeypatch.setattr(StratifiedProblem, "solve", off_by_a_little)
+    fitted = stratlang.load(NONNEGATIVE).fit(frame, backend="cvxpy")
+    assert np.isfinite(fitted.objective.total) and fitted.theta["x"].min() == 0
+    assert fitted.info["note"] == ("the solver's point violated the constraints by up to "
+                                   "3e-05; θ is its projection onto them")
+    result = stratlang.load(NONNEGATIVE).verify(frame)
+    assert "θ projected onto the constraints" in str(result)
+    assert result.relative_gap < 1e-3  # a number, not nan
+
+
+# ---- an objective unbounded below ----------------------------------------------------------
+def _unbounded_frame(rng) -> pd.DataFrame:
+    frame = pd.DataFrame({"g": rng.integers(0, 2, 40), "x": rng.normal(size=40), "u": 0.0})
+    frame["y"] = rng.exponential(1.0, 40)
+    frame.loc[3, ["u", "y"]] = [1.0, 0.0]  # u is nonzero only where y = 0
+    return frame
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "admm"])
+def test_an_unbounded_objective_is_said_to_be_unbounded(backend, rng):
+    frame = _unbounded_frame(rng)
+    model = stratlang.load("response y ~ exponential_regression\nfeatures x, u, intercept\n"
+                           "stratify g ~ path weight 1\n")
+    with pytest.raises(stratlang.NumericalError) as info:
+        model.fit(frame, backend=backend)
+    assert str(info.value) == (
+        f"backend '{backend}': the objective is unbounded below: moving u (in 2 of 2 strata) "
+        "lowers the loss of the records in row 3 without end, and nothing else in the model "
+        "resists (loss 'exponential_regression' falls without bound there); add a "
+        "regularizer on those parameters or drop the feature")
+    # a penalty on u bounds it: both fit, and agree
+    bounded = stratlang.load("response y ~ exponential_regression\nfeatures x, u, intercept\n"
+                             "regularize 0.5 * sum_squares\nstratify g ~ path weight 1\n")
+    assert bounded.fit(frame, backend=backend).objective.total == pytest.approx(
+        bounded.fit(frame, backend="cvxpy").objective.total, rel=1e-6)
+
+
+def test_a_stratum_of_zeros_alone_makes_an_exponential_rate_unbounded():
+    frame = pd.DataFrame({"g": [0, 0, 1, 1], "y": [1.0, 2.0, 0.0, 0.0]})
+    for weight, unbounded in ((0, True), (1, False)):  # (a graph weight ties it to g = 0)
+        model = stratlang.load(f"response y ~ exponential\nstratify g ~ path weight {weight}\n")
+        for backend in ("cvxpy", "admm"):
+            if unbounded:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")  # (no "did not converge" first)
+                    with pytest.raises(stratlang.NumericalError, match=r"unbounded below: "
+                                       r"moving rate .*rows 2, 3 without end"):
+                        model.fit(frame, backend=backend)
+            else:
+                assert np.isfinite(model.fit(frame, backend=backend).objective.total)
+
+
+def test_the_reference_falls_back_when_its_first_solve_fails(rng, monkeypatch):
+    from stratlang.backends import reference_solvers
+
+    monkeypatch.setattr(reference_solvers, "TIGHT_CLARABEL", {"not_a_setting": 1})
+    fitted = stratlang.load(NONNEGATIVE).fit(_frame(rng), backend="cvxpy")
+    first, second = fitted.info["attempts"]
+    assert first.startswith("CLARABEL at tight tolerances: ") and "not_a_setting" in first
+    assert second == "CLARABEL at its default tolerances: optimal"
+    assert fitted.info["status"] == "optimal"

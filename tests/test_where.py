@@ -121,6 +121,43 @@ def test_every_loss_parameter_override_matches_cvxpy(loss, rng):
     assert fast.objective.loss == pytest.approx(hand, rel=1e-10)
 
 
+@pytest.mark.parametrize("loss", OVERRIDABLE)
+def test_an_override_selecting_every_stratum_sets_the_loss_of_all(loss, rng):
+    # one loss part, of every stratum, with the override's parameters: ADMM once fitted
+    # the main statement's parameters here and called it optimal
+    frame, target, features = data_for(loss, rng, 240)
+    name, value = _other_value(loss)
+    spec = (f"response {target} ~ {loss}\nresponse {target} ~ {loss}({name}={value}) "
+            f"where g in {{0, 1, 2}}\n{features}\nregularize 0.2 * sum_squares\n"
+            "stratify g ~ path weight 1\n")
+    reference, fast = both(spec, frame)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6, abs=1e-6)
+    alone = stratlang.load(spec.replace(f"response {target} ~ {loss}\n",
+                                        f"response {target} ~ {loss}({name}={value})\n", 1)
+                           .replace(" where g in {0, 1, 2}", "").replace(
+                               f"response {target} ~ {loss}({name}={value})\n", "", 1))
+    assert alone.ir.response.overrides == ()
+    written = alone.fit(frame, backend="cvxpy", solver="clarabel")
+    assert reference.objective.total == pytest.approx(written.objective.total, rel=1e-6)
+
+
+@pytest.mark.parametrize(("loss", "y", "expected"), [
+    # g = 0 (eps 0) keeps its maximum-likelihood value, below 0.4; g = 1 is held at eps 0.4
+    # (bernoulli: at 1 − eps) or free above it
+    ("exponential", [4, 5, 6, 1, 2, 3], [1 / 5, 1 / 2]),
+    ("poisson", [0, 0, 1, 1, 2, 3], [1 / 3, 2]),
+    ("bernoulli", [0, 0, 1, 1, 1, 0], [1 / 3, 0.6]),
+])
+def test_an_override_bounds_only_its_own_strata(loss, y, expected):
+    frame = pd.DataFrame({"g": [0, 0, 0, 1, 1, 1], "y": y})
+    spec = (f"response y ~ {loss}(eps=0)\nresponse y ~ {loss}(eps=0.4) where g == 1\n"
+            "stratify g ~ path weight 0\n")
+    reference, fast = both(spec, frame)
+    # (a duality gap of 1e-10 leaves a flat likelihood's rate accurate to ~1e-6 only)
+    np.testing.assert_allclose(reference.theta_array.ravel(), expected, rtol=1e-4)
+    np.testing.assert_allclose(fast.theta_array.ravel(), expected, rtol=1e-4)
+
+
 def test_quantile_overrides_move_the_intercepts_where_they_apply(rng):
     n = 4000
     frame = pd.DataFrame({"g": rng.integers(0, 3, n), "s": rng.choice(["F", "M"], n)})

@@ -25,6 +25,7 @@ from .base import Backend, Objective, StratifiedFit
 from .memory import ADMM_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective, term_index, term_value
 from .relaxation import nonconvex_parts, relax, relaxation_bounds, relaxation_words
+from .unbounded import refuse_if_unbounded
 
 ADMM_OPTIONS = Options("backend 'admm'", (
     Param("max_iter", type="int", default=5000, check=iterations, doc="iteration limit"),
@@ -70,8 +71,8 @@ def loss_prox(design: Design) -> Any:
     ADMM backend has none)."""
     parts = design.loss_parts()
     k = design.strata.k
-    if len(parts) == 1:
-        return design.loss.admm_prox(design.records, k, design.loss_params)
+    if len(parts) == 1:  # (an override may select every stratum: its parameters then)
+        return design.loss.admm_prox(design.records, k, parts[0].params)
     from ..solvers.prox import GroupedProx
 
     return GroupedProx([(part.strata, design.loss.admm_prox(
@@ -84,7 +85,7 @@ def loss_initial(design: Design) -> np.ndarray | None:
     k, n, m = design.theta_shape
     parts = design.loss_parts()
     if len(parts) == 1:
-        return design.loss.admm_initial(design.records, (k, n, m), design.loss_params)
+        return design.loss.admm_initial(design.records, (k, n, m), parts[0].params)
     out = None
     for part in parts:
         assert part.strata is not None
@@ -168,13 +169,25 @@ def divergence(result: Result, options: dict[str, Any]) -> NumericalError:
 
 
 def report(result: Result, solver: str, options: dict[str, Any],
-           finite: bool | None = None) -> dict[str, Any]:
-    """``info`` for a fitted model; raises NumericalError on non-finite iterates and warns
-    (with the final residuals) when the iteration limit was reached. ``finite``: whether θ
-    is finite, when θ is not at hand."""
+           finite: bool | None = None, design: Design | None = None,
+           weights: dict[str, float] | None = None) -> dict[str, Any]:
+    """``info`` for a fitted model; raises NumericalError on non-finite iterates (saying
+    so when the objective is unbounded below, given the ``design``) and warns (with the
+    final residuals) when the iteration limit was reached. ``finite``: whether θ is
+    finite, when θ is not at hand."""
     if result.diverged or not (np.all(np.isfinite(result.theta)) if finite is None else finite):
+        why = None
+        if design is not None:  # an unbounded objective, not the step, is then to blame
+            why = refuse_if_unbounded(design, weights or {}, "admm")
+        if why is not None:
+            raise NumericalError(f"ADMM diverged after {result.iterations} iterations: {why}")
         raise divergence(result, options)
-    if not result.converged:
+    why = None
+    if not result.converged and design is not None:  # iterates running off along an
+        why = refuse_if_unbounded(design, weights or {}, "admm")  # unbounded direction?
+    if why is not None:
+        warn(f"ADMM did not converge in {result.iterations} iterations: {why}")
+    elif not result.converged:
         warn(f"ADMM did not converge in {result.iterations} iterations: primal residual "
              f"{result.primal_residual:.3g} (tolerance {result.eps_primal:.3g}), dual residual "
              f"{result.dual_residual:.3g} (tolerance {result.eps_dual:.3g}); raise max_iter or "
@@ -196,6 +209,7 @@ def refuse_if_blown_up(design: Design, weights: dict[str, float], objective: Obj
     k, n, m = design.theta_shape
     origin = stratified_objective(design, np.zeros((k, n, m)), weights).total
     if math.isfinite(origin) and objective.total > BLOWN_UP * max(abs(origin), 1.0):
+        refuse_if_unbounded(design, weights, "admm", only_unbounded=True)
         relax, penalty = options["relax"], options["penalty"]
         said = (f"ADMM diverged: after {info['iterations']} iterations, unconverged, the "
                 f"objective is {objective.total:.3g}, against {origin:.6g} at θ = 0; likely "
@@ -240,7 +254,7 @@ def fit_direct(design: Design, weights: dict[str, float],
     from ..solvers.quadratic import solve_quadratic
 
     start = time.perf_counter()
-    prox = design.loss.admm_prox(design.records, design.strata.k, design.loss_params)
+    prox = loss_prox(design)
     assert isinstance(prox, QuadraticProx)  # (the prox of a quadratic loss)
     try:
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),
@@ -279,13 +293,6 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     k, n, m = design.theta_shape
     prox = loss_prox(design)
     assert prox is not None  # (unsupported() turns away a loss without a prox)
-    on_residuals = None
-    if hasattr(prox, "tol"):  # an inexact inner solve: tightened as ADMM converges
-        rule = inner_tolerance(options)
-        prox.tol = rule(np.inf, np.inf, None)
-
-        def on_residuals(primal: float, dual: float) -> None:
-            prox.tol = rule(primal, dual, prox.tol)
     terms = regularizer_terms(design, weights) + (extra or [])
     gammas = design.strata.gammas(weights)
     solver = (GroupedSolver(design.row_groups(), gammas, (k, n, m))
@@ -296,23 +303,71 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
                           lam=options["penalty"], eps_abs=options["eps_abs"],
                           eps_rel=options["eps_rel"], max_iter=options["max_iter"],
                           adaptive=options["adaptive"], relax=options["relax"], warm=warm,
-                          progress=options["progress"], on_residuals=on_residuals,
+                          progress=options["progress"],
+                          inner_tol=inner_tolerance(options),  # (for an inexact loss prox)
                           only_down=local,
                           initial=initial if initial is not None else loss_initial(design))
     except np.linalg.LinAlgError as err:  # a prox's Newton system of overflowed iterates
+        refuse_if_unbounded(design, weights, "admm", only_unbounded=True)
         said = (f"ADMM diverged: a prox's linear system became singular ({err}), as "
                 f"iterates that overflow make it; likely cause: the step ('penalty' "
                 f"{options['penalty']:g}, 'relax' {options['relax']:g}); ")
         raise NumericalError(said + "backend='cvxpy' fits without these settings",
                              cli=said + "--backend cvxpy fits without these settings") from None
-    info = report(result, f"ADMM ({type(solver).__name__})", options)
-    theta = make_feasible(result.theta, terms)
-    absent = design.absent_mask()
-    if absent is not None:  # (the loss copy there is 0 to the tolerance)
-        theta[absent] = 0.0
+    info = report(result, f"ADMM ({type(solver).__name__})", options, design=design,
+                  weights=weights)
+    theta, info["copy"], info["objective_spread"] = best_copy(design, weights, result, terms)
+    info["objective_accuracy"] = info["objective_spread"] + suboptimality(result)
     if note:
         info["note"] = note
     return theta, info, result.state
+
+
+def suboptimality(result: Result) -> float:
+    """An estimate of how far the copies' objective may lie above the optimum at exit:
+    Boyd et al.'s bound (§3.3.1) −yᵀr + (x − x*)ᵀs with ‖y‖‖r‖ + ‖x‖‖s‖ for its terms
+    (y: the unscaled duals, x: the copies; ‖x − x*‖ is unknown, ‖x‖ stands for it)."""
+    assert result.state is not None
+    state = result.state
+    duals = math.sqrt(sum(float(np.sum(d * d)) for d in state.duals)) / state.lam
+    copies = math.sqrt(sum(float(np.sum(c * c)) for c in state.copies))
+    return duals * result.primal_residual + copies * result.dual_residual
+
+
+def best_copy(design: Design, weights: dict[str, float], result: Result,
+              terms: list[RegularizerTerm]) -> tuple[np.ndarray, str, float]:
+    """ADMM ends with copies of θ that agree to the residual tolerance: the loss's, each
+    regularizer term's and the consensus θ̂. Each made feasible, the one with the lowest
+    objective is the answer (a non-smooth term's own copy is often better than the loss
+    copy by far more than the tolerance suggests: exact zeros of an l1 prox); the spread of
+    the objective over them says how accurate the objective is. Returns (θ, which copy,
+    spread)."""
+    assert result.state is not None and result.theta is not None  # (an in-memory run)
+    absent = design.absent_mask()
+    names = ["loss", *(f"{t.kind} term" for t in terms), "consensus"]
+    points = [result.theta, *result.state.copies[1:], result.state.theta_hat]
+    best, best_name, best_value, values = None, "loss", math.inf, []
+    parts = design.loss_parts()
+    for name, point in zip(names, points, strict=True):
+        candidate = make_feasible(point.copy(), terms)
+        if absent is not None:  # (the loss copy there is 0 to the tolerance)
+            candidate[absent] = 0.0
+        value = stratified_objective(design, candidate, weights).total
+        if not math.isfinite(value):
+            continue
+        values.append(value)  # (the spread counts every copy: how far they still are)
+        if name != "loss" and not all(design.loss.in_domain(
+                candidate if part.strata is None else candidate[part.strata], part.params)
+                for part in parts):  # outside the loss's own constraints (eps): no answer
+            continue
+        if best is None or value < best_value:
+            best, best_name, best_value = candidate, name, value
+    if best is None:  # (no copy has a finite objective: require_finite reports it)
+        best = make_feasible(result.theta, terms)
+        if absent is not None:
+            best[absent] = 0.0
+        return best, "loss", math.inf
+    return best, best_name, max(values) - min(values)
 
 
 def _polish(design: Design, weights: dict[str, float], options: dict[str, Any],
@@ -372,8 +427,13 @@ def _second_start(design: Design, weights: dict[str, float], options: dict[str, 
             f"ADMM from the relaxation itself: {best:.6g})")
     if again <= value:
         return theta, info, state, said
-    info = {**info, "converged": True, "status": "optimal"}  # (the projection itself)
-    return projected, info, None, said + "; no ADMM step improved on it"
+    # the projection itself is kept: no iteration produced it, and none certified it
+    kept = {**info, "converged": False, "status": "projected_start", "iterations": 0,
+            "discarded_iterations": info["iterations"]}
+    for name in ("primal_residual", "dual_residual", "history"):
+        kept.pop(name, None)
+    return projected, kept, None, (said + f"; ADMM from it ({info['iterations']} "
+                                   "iterations) ended worse, so the projection is kept")
 
 
 def fit_local(design: Design, weights: dict[str, float], options: dict[str, Any],
@@ -405,8 +465,10 @@ def fit_local(design: Design, weights: dict[str, float], options: dict[str, Any]
                 nonconvex=", ".join(nonconvex_parts(model)),
                 note=("non-convex (" + ", ".join(nonconvex_parts(model)) + "): ADMM is a "
                       f"local method, started from {start}; "
-                      + ("converged" if info["converged"] else "not converged")
-                      + " to a point that need not be a global minimum"))
+                      + ("kept that start, a point" if info["status"] == "projected_start"
+                         else ("converged" if info["converged"] else "not converged")
+                         + " to a point")
+                      + " that need not be a global minimum"))
     return theta, info, state
 
 

@@ -30,10 +30,13 @@ EIGEN_OPTIONS = Options("backend 'eigen'", (
           doc="L-BFGS iteration limit"),
     Param("tol", default=1e-10, check=positive,
           doc="stop when the objective's relative decrease, or the largest gradient entry "
-              "relative to the first one, falls below it"),
+              "relative to the one at β = 0, falls below it"),
     Param("memory", type="int", default=20, check=count(1000),
           doc="L-BFGS history: the curvature pairs kept"),
 ))
+
+
+ROUND_OFF_GRADIENT = 1e-6  # a largest gradient entry, relative to the one at β = 0
 
 
 def unsupported(design: Design) -> str | None:
@@ -135,7 +138,11 @@ def fit_eigen(design: Design, weights: dict[str, float], options: dict[str, Any]
     if not (np.isfinite(first_value) and np.all(np.isfinite(first_grad))):
         raise NumericalError(f"the eigen backend's objective is not finite at its start "
                              f"({first_value:.3g}); check the data's scale")
-    scale = max(1.0, float(np.max(np.abs(first_grad))))
+    # the gradient tolerance is relative to the gradient at β = 0, not at the start: a
+    # warm start at the optimum has a round-off gradient, against which no tolerance can
+    # be met (L-BFGS-B's line search then fails there, "ABNORMAL")
+    cold_grad = first_grad if not np.any(start_beta) else problem(np.zeros(start_beta.size))[1]
+    scale = max(1.0, float(np.max(np.abs(cold_grad))))
     result = minimize(problem, start_beta.reshape(-1), jac=True, method="L-BFGS-B",
                       options={"maxiter": options["max_iter"], "maxcor": options["memory"],
                                "ftol": options["tol"], "gtol": options["tol"] * scale})
@@ -145,7 +152,12 @@ def fit_eigen(design: Design, weights: dict[str, float], options: dict[str, Any]
         raise NumericalError(f"the eigen backend diverged: the objective is {final_value:.3g} "
                              f"after {result.nit} iterations; the cvxpy reference fits this "
                              "basis model too", cli=None)
-    converged = bool(result.success)
+    gradient_max = float(np.max(np.abs(final_grad)))
+    # a line search that cannot decrease f where the gradient is this small has found the
+    # minimum to the precision of f (a warm start at the optimum ends so at once)
+    at_round_off = ("ABNORMAL" in str(result.message)
+                    and gradient_max <= ROUND_OFF_GRADIENT * scale)
+    converged = bool(result.success) or at_round_off
     if not converged:
         warn(f"the eigen backend did not converge in {result.nit} iterations ({result.message})"
              f": largest gradient entry {np.max(np.abs(final_grad)):.3g} (tolerance "
@@ -155,8 +167,11 @@ def fit_eigen(design: Design, weights: dict[str, float], options: dict[str, Any]
             "iterations": int(result.nit), "evaluations": int(result.nfev),
             "basis": int(vectors.shape[1]), "basis_eigenvalues": [float(values[0]),
                                                                    float(values[-1])],
-            "gradient_max": float(np.max(np.abs(final_grad))),
+            "gradient_max": gradient_max,
             "solve_time": time.perf_counter() - start}
+    if at_round_off:
+        info["note"] = ("the line search could not decrease the objective further, at a "
+                        f"gradient of {gradient_max:.2g}: the minimum to round-off")
     return problem.theta(beta), info, (gammas, beta)
 
 

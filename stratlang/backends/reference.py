@@ -8,8 +8,8 @@ sweep re-solves the same compiled problem.
 
 from __future__ import annotations
 
+import math
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -22,13 +22,12 @@ from ..language import ir
 from ..language.errors import NumericalError, warn
 from ..language.params import Options, Param, Rule, iterations
 from ..solvers.graphs import grouped_incidence
-from .base import Backend, StratifiedFit
+from .base import Backend, Objective, StratifiedFit
 from .memory import CVXPY_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective
+from .reference_solvers import GOOD, INACCURATE, accuracy, solve_with_fallback
 from .relaxation import nonconvex_parts
-
-GOOD = ("optimal",)  # CVXPY's status strings (cvxpy is imported only to solve)
-INACCURATE = ("optimal_inaccurate",)
+from .unbounded import refuse_if_unbounded
 
 
 def _installed(name: str) -> bool:
@@ -54,10 +53,13 @@ class CvxpyBackend(Backend):
     options = Options("backend 'cvxpy'", (
         Param("method", type="name", default=None,
               check=Rule(_installed, _not_installed, "an installed CVXPY solver"),
-              doc="the CVXPY solver (clarabel, scs, osqp, ecos, ...); CVXPY chooses when absent"),
+              doc="the CVXPY solver (clarabel, scs, osqp, ...); by default Clarabel at tight "
+                  "tolerances, then Clarabel's defaults, then SCS, until one solves"),
         Param("verbose", type="bool", default=False, doc="print the solver's log"),
         Param("max_iters", type="int", default=None, check=iterations,
-              doc="iteration limit passed to the solver"),
+              doc="the solver's iteration limit, in its own setting's name (clarabel, osqp: "
+                  "max_iter; scs, ecos: max_iters; highs: simplex and ipm limits; scipy: "
+                  "maxiter)"),
     ))
 
     def wrong_family(self, model: ir.Model) -> str:
@@ -91,12 +93,42 @@ def fit_reference(design: Design, weights: dict[str, float], options: dict[str, 
     other weights)."""
     start = time.perf_counter()
     problem = problem or StratifiedProblem(design, weights)
-    theta, info = problem.solve(weights, options.get("method"), bool(options.get("verbose")),
-                                **({"max_iters": options["max_iters"]}
-                                   if options.get("max_iters") is not None else {}))
+    try:
+        theta, info = problem.solve(weights, options.get("method"),
+                                    bool(options.get("verbose")), options.get("max_iters"))
+    except NumericalError:  # an unbounded objective is the better diagnosis
+        refuse_if_unbounded(design, weights, "cvxpy", only_unbounded=True)
+        raise
+    # a solver may stop "optimal" far along a direction of an unbounded objective
+    refuse_if_unbounded(design, weights, "cvxpy", only_unbounded=True)
+    objective = stratified_objective(design, theta, weights)
+    if not math.isfinite(objective.total):  # constraints missed by the solver's tolerance
+        theta, objective = feasible_point(design, theta, weights, info)
     info["fit_seconds"] = time.perf_counter() - start
-    return StratifiedFit.of(design, theta, info, stratified_objective(design, theta, weights),
-                            warm=problem)
+    return StratifiedFit.of(design, theta, info, objective, warm=problem)
+
+
+def feasible_point(design: Design, theta: np.ndarray, weights: dict[str, float],
+                   info: dict[str, Any]) -> tuple[np.ndarray, Objective]:
+    """The solver's point violates a constraint beyond the objective's tolerance (its
+    value is +∞): the point projected onto every constraint's set, its objective stated
+    beside the violation; an error when the projection is no better."""
+    from .admm import make_feasible, regularizer_terms
+
+    projected = make_feasible(theta.copy(), regularizer_terms(design, weights))
+    absent = design.absent_mask()
+    if absent is not None:
+        projected[absent] = 0.0
+    objective = stratified_objective(design, projected, weights)
+    violation = info["accuracy"]["constraint_violation"]
+    if not math.isfinite(objective.total):
+        raise NumericalError(f"the CVXPY solver {info['solver']} ended at a point that "
+                             f"violates the constraints (by up to {violation:.3g}), and its "
+                             "projection onto them has no finite objective either")
+    info["accuracy"]["projected"] = True
+    info["note"] = (f"the solver's point violated the constraints by up to {violation:.3g}; "
+                    "θ is its projection onto them")
+    return projected, objective
 
 
 class StratifiedProblem:
@@ -137,7 +169,7 @@ class StratifiedProblem:
                 return whole() if rows is None else whole()[rows]
 
             value, more = loss.cvxpy_stratified(self.theta, part.of(design.records),
-                                                records_matrix, k, part.params)
+                                                records_matrix, k, part.params, part.strata)
             objective, constraints = objective + value, constraints + more
         for term in model.regularizers:
             entry = REGULARIZERS[term.kind.name]
@@ -191,32 +223,27 @@ class StratifiedProblem:
         return all(weights[name] == 0 for name in set(weights) - set(self.parameters))
 
     def solve(self, weights: dict[str, float], method: str | None = None,
-              verbose: bool = False, **options) -> tuple[np.ndarray, dict]:
-        """θ of shape (K, n, m) and solver information; raises NumericalError on failure."""
+              verbose: bool = False, max_iters: int | None = None) -> tuple[np.ndarray, dict]:
+        """θ of shape (K, n, m) and solver information, with the reference's own accuracy
+        (see :mod:`.reference_solvers`); raises NumericalError on failure."""
         import cvxpy as cp
 
         if not self.accepts(weights):
             raise ValueError("a weight compiled out at 0 is nonzero here; build a new problem")
         for name, param in self.parameters.items():
             param.value = float(weights[name])
-        solver = method.upper() if method else None
-        try:
-            with warnings.catch_warnings():  # an inaccurate result gets our own warning below
-                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                self.problem.solve(solver=solver, verbose=verbose, warm_start=True, **options)
-        except cp.error.SolverError as err:
-            raise NumericalError(f"CVXPY solver {solver or '(default)'} failed: {err}") from None
-        status = self.problem.status
+        status, tried = solve_with_fallback(self.problem, method, max_iters, verbose)
         info = {"status": status, "solver": self.problem.solver_stats.solver_name,
                 "solve_time": self.problem.solver_stats.solve_time,
                 "iterations": self.problem.solver_stats.num_iters,
-                "cvxpy_objective": self.problem.value}
+                "cvxpy_objective": self.problem.value, "attempts": tried}
         if status not in GOOD + INACCURATE or self.theta.value is None:
             raise NumericalError(f"the CVXPY problem is {status}: "
                                  + {cp.INFEASIBLE: "the constraints cannot all hold",
                                     cp.UNBOUNDED: "the objective is unbounded below; add a "
                                                   "regularizer or more data"}.get(status,
                                                   "the solver could not solve it"))
+        info["accuracy"] = accuracy(self.problem)
         if status in INACCURATE:
             warn(f"CVXPY solver {info['solver']} reports '{status}': the result is not "
                  "certified to full accuracy")

@@ -149,8 +149,9 @@ class Complete(GraphKind):
 @GRAPHS.entry
 class Star(GraphKind):
     name = "star"
-    doc = (f"Every node joined to a center; without a center (or with one absent from the "
-           f"data) a hub node '{COMMON_NODE}' with no data is added: the common model.")
+    doc = (f"Every node joined to a center; without a center a hub node '{COMMON_NODE}' with "
+           "no data is added: the common model (a center absent from the data is added so, "
+           "under its own label).")
     params = (Param("center", type="node", default=None, doc="the hub node's label"),)
 
     def edge_count(self, sizes):

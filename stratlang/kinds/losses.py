@@ -88,6 +88,40 @@ def _weighted_sum(terms: cp.Expression, weight: np.ndarray | None) -> cp.Express
     return cp.sum(cp.multiply(w, terms))
 
 
+def strata_block(theta: cp.Expression, k: int, strata: np.ndarray | None) -> cp.Expression:
+    """The rows of θ (K·rows, outputs; stratum-major) that belong to ``strata`` (None: all)."""
+    if strata is None or len(strata) == k:
+        return theta
+    rows = theta.shape[0] // k
+    return theta[(np.asarray(strata)[:, None] * rows + np.arange(rows)[None, :]).reshape(-1), :]
+
+
+@dataclass(frozen=True)
+class Recession:
+    """Directions along which a loss falls without end: ``constraints`` keep every
+    record's loss from rising, ``margin`` (a CVXPY expression, ≥ 0 under them) is positive
+    when some record's keeps falling, and ``unbounded`` says whether it falls to −∞ (else
+    toward an infimum it never attains: no minimizer)."""
+
+    constraints: list
+    margin: Any
+    unbounded: bool
+
+
+def _falls_where_zero(y: np.ndarray, moved: cp.Expression) -> Recession | None:
+    """A loss −η (+ y·g(η), coercive where y > 0) alone where y = 0: unbounded along a
+    direction that raises η there and leaves every other record's η."""
+    zero = y[:, 0] == 0
+    if not zero.any():
+        return None
+    constraints = [moved[np.flatnonzero(zero), :] >= 0]
+    if (~zero).any():
+        constraints.append(moved[np.flatnonzero(~zero), :] == 0)
+    import cvxpy as cp
+
+    return Recession(constraints, cp.sum(moved[np.flatnonzero(zero), :]), unbounded=True)
+
+
 @dataclass(frozen=True)
 class Loss:
     """Base class; subclasses set the class attributes and override what differs."""
@@ -142,13 +176,36 @@ class Loss:
         return []
 
     def cvxpy_stratified(self, theta: cp.Expression, records: Records, record_matrix, k: int,
-                         p: dict[str, Any]) -> tuple[cp.Expression, list[cp.Constraint]]:
-        """The summed loss of all strata; θ is (K·rows, outputs), stratum-major, and
-        ``record_matrix()`` the N × (K·rows) matrix placing each record in its stratum."""
+                         p: dict[str, Any], strata: np.ndarray | None = None
+                         ) -> tuple[cp.Expression, list[cp.Constraint]]:
+        """The summed loss of ``records``, and the domain constraints (parameters ``p``) of
+        ``strata`` only (None: all; a loss part's parameters bind its own strata); θ is
+        (K·rows, outputs), stratum-major, and ``record_matrix()`` the N × (K·rows) matrix
+        placing each record in its stratum."""
         pred = record_matrix() @ theta
         if records.offset is not None:
             pred = pred + records.offset[:, None] * np.ones((1, theta.shape[1]))
-        return self.cvxpy(pred, records.observed_y, p, records.weight), self.constraints(theta, p)
+        return (self.cvxpy(pred, records.observed_y, p, records.weight),
+                self.constraints(strata_block(theta, k, strata), p))
+
+    @property
+    def may_fall_without_end(self) -> bool:
+        """Whether some data can make this loss fall without end (see :meth:`recession`)."""
+        return type(self).recession is not Loss.recession
+
+    def in_domain(self, theta: np.ndarray, p: dict[str, Any]) -> bool:
+        """Does θ (K, rows, outputs: the strata of one parameter set) satisfy the loss's own
+        constraints (a distribution's θ ≥ eps)? ADMM's copies other than the loss's need
+        not."""
+        return True
+
+    def recession(self, records: Records, moved: cp.Expression, p: dict[str, Any]
+                  ) -> Recession | None:
+        """Along a direction of θ that changes the records' predictors by ``moved`` (N, m;
+        a CVXPY expression), when does the summed loss never rise and keep falling? None:
+        no direction makes it fall without end (every loss here is bounded below and
+        attains it, or grows both ways)."""
+        return None
 
     # ---- ADMM -------------------------------------------------------------------------
     def admm_prox(self, records: Records, k: int, p: dict[str, Any]) -> px_type | None:
@@ -419,6 +476,13 @@ class Logistic(_Binary):
 
         return cp.logistic(-cp.multiply(y, pred))
 
+    def recession(self, records, moved, p):
+        import cvxpy as cp
+
+        # separable records: every margin y·η can grow, the loss falls toward 0
+        margins = cp.multiply(records.y[:, :1], moved)
+        return Recession([margins >= 0], cp.sum(margins), unbounded=False)
+
     def admm_prox(self, records, k, p):
         return _newton(px.logistic, records, k)
 
@@ -547,6 +611,14 @@ class Multinomial(_Multiclass):
 
         return cp.log_sum_exp(pred, axis=1) - cp.sum(cp.multiply(y, pred), axis=1)
 
+    def recession(self, records, moved, p):
+        import cvxpy as cp
+
+        # separable records: each one's class can gain on every other, the loss falls to 0
+        own = cp.sum(cp.multiply(records.y, moved), axis=1, keepdims=True)
+        ahead = own @ np.ones((1, records.y.shape[1])) - moved
+        return Recession([ahead >= 0], cp.sum(ahead), unbounded=False)
+
     def admm_prox(self, records, k, p):
         return _newton(px.multinomial, records, k, outputs=records.y.shape[1])
 
@@ -646,6 +718,9 @@ class ExponentialRegression(Loss):
     def admm_prox(self, records, k, p):
         return _newton(px.exponential_regression, records, k)
 
+    def recession(self, records, moved, p):
+        return _falls_where_zero(records.y, moved)  # −xᵀθ alone where y = 0
+
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
 
@@ -695,9 +770,10 @@ class _Distribution(Loss):
     def stats(self, records: Records, k: int) -> tuple[np.ndarray, np.ndarray]:
         return records.per_stratum(k), records.per_stratum(k, records.observed_y[:, 0])
 
-    def cvxpy_stratified(self, theta, records, record_matrix, k, p):
+    def cvxpy_stratified(self, theta, records, record_matrix, k, p, strata=None):
         count, total = self.stats(records, k)
-        return self.cvxpy_aggregated(theta[:, 0], count, total), self.constraints(theta, p)
+        return (self.cvxpy_aggregated(theta[:, 0], count, total),
+                self.constraints(strata_block(theta, k, strata), p))
 
     def admm_initial(self, records, shape, p):
         everyone = replace(records, z=np.zeros(len(records), dtype=np.int64))
@@ -707,6 +783,10 @@ class _Distribution(Loss):
 
     def clip(self, value: float, eps: float) -> float:
         return max(value, eps)
+
+    def in_domain(self, theta, p):
+        clipped = np.vectorize(lambda v: self.clip(v, p["eps"]))(theta)
+        return bool(np.all(clipped == theta))
 
     def pooled(self, count: float, total: float) -> float:
         """The maximum-likelihood parameter of all records together."""
@@ -821,6 +901,9 @@ class Exponential(_Distribution):
     def pooled(self, count, total):
         return count / total if total > 0 else 1.0
 
+    def recession(self, records, moved, p):
+        return _falls_where_zero(records.y, moved)  # −log θ alone where y = 0
+
     def cvxpy_aggregated(self, theta, count, total):
         import cvxpy as cp
 
@@ -889,13 +972,13 @@ class Gaussian(Loss):
         np.add.at(scatter, z, w[:, None, None] * y[:, :, None] * y[:, None, :])
         return count, total, scatter
 
-    def cvxpy_stratified(self, theta, records, record_matrix, k, p):
+    def cvxpy_stratified(self, theta, records, record_matrix, k, p, strata=None):
         import cvxpy as cp
 
         m = records.y.shape[1]
         count, total, scatter = self.stratum_stats(records, k)
         terms, cons = [], []
-        for s in range(k):
+        for s in (range(k) if strata is None else strata):
             block = theta[s * (m + 1):(s + 1) * (m + 1), :]
             prec, nu = block[:m, :], block[m, :]
             cons += [prec == prec.T, prec >> p["eps"] * np.eye(m)]

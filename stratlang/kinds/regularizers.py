@@ -62,6 +62,12 @@ class Regularizer:
     def value(self, block: np.ndarray, p: dict[str, Any]) -> float:
         return 0.0
 
+    def recession(self, block: cp.Expression, p: dict[str, Any]) -> list[cp.Constraint]:
+        """The directions d along which the term stays bounded as θ + t·d, t → ∞ (a
+        constraint: its set's recession cone; a penalty with a positive weight: where it
+        is 0); the default, a norm or a bounded set: only d = 0."""
+        return [block == 0]
+
     def feasible(self, block: np.ndarray, p: dict[str, Any], tol: float = 1e-6) -> bool:
         return True
 
@@ -113,6 +119,9 @@ class Zero(Regularizer):
 
     def prox(self, block, t, p):
         return block
+
+    def recession(self, block, p):
+        return []
 
     def quadratic_weight(self, weight, p):
         return 0.0
@@ -261,6 +270,9 @@ class Nonnegative(Regularizer):
     def constraints(self, block, p):
         return [block >= 0]
 
+    def recession(self, block, p):
+        return [block >= 0]
+
     def feasible(self, block, p, tol=1e-6):
         return bool(np.all(block >= -tol))
 
@@ -326,6 +338,9 @@ class Mcp(Regularizer):
     params = (Param("a", required=True, check=positive,
                     doc="the magnitude from which a coefficient is no longer shrunk"),)
     convex = False
+
+    def recession(self, block, p):
+        return []  # (capped: constant beyond a·λ)
 
     def value(self, block, p):
         return float(np.sum(px.mcp_penalty(block, p["a"])))
