@@ -128,6 +128,9 @@ def fit_cases(draw) -> FitCase:
         else:
             frame["y"] = frame["y"].astype(object)
             frame.loc[row, "y"] = None
+    elif planted == "response outside its domain" and loss.domain == "categorical" \
+            and "missing drop" in spec:
+        planted = None  # any label is a class: the one bad value is a missing one, dropped
     elif planted == "response outside its domain":
         frame["y"] = frame["y"].astype(object)
         frame.loc[row, "y"] = _outside(loss, rng)
