@@ -500,12 +500,6 @@ class FittedPersonalized(FittedModel):
         return nearest(self.model.ir, encoded, self.phi_array, np.arange(n),
                        np.arange(n, n + len(new)), spec.neighbors)
 
-    def sample_models(self, data: pd.DataFrame | str | Path | None) -> np.ndarray:
-        """θ for new samples: the mean θ of their k_n nearest training samples."""
-        frame = self.model.frame(data)
-        theta: np.ndarray = self.theta_array[self._neighbours(frame)].mean(axis=1)
-        return theta
-
     def _records(self, frame: pd.DataFrame, with_response: bool) -> tuple[Records, np.ndarray]:
         """(the records of ``frame``, each one's θ as a (N, p, 1) array)."""
         binder = Binder(self.model.ir, frame)

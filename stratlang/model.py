@@ -89,11 +89,6 @@ class Model:
         return hash(self.ir)
 
     # ---- data ---------------------------------------------------------------------
-    def data_path(self) -> Path | None:
-        if self.ir.data is None:
-            return None
-        return self.ir.directory / self.ir.data
-
     def frame(self, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
         """``data`` as a frame, or the spec's data file when ``data`` is None."""
         return frame_for(self.ir, data)

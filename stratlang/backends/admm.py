@@ -412,16 +412,15 @@ def _second_start(design: Design, weights: dict[str, float], options: dict[str, 
                   relaxed_fit: np.ndarray, first: tuple, start: str) -> tuple:
     """ADMM from the relaxation can settle at a poor point (a support it drifted to);
     the relaxation's fit made feasible (each constraint's projection) is another start:
-    when it is already better, ADMM runs again from it with the penalty 100 times
-    stiffer (staying near it), and the best of the points is kept."""
+    when it is already better, ADMM runs again from it (as a local method, at the same
+    settings), and the better of that run and the projection itself is kept."""
     terms = regularizer_terms(design, weights)
     projected = make_feasible(relaxed_fit.copy(), terms)
     value = stratified_objective(design, projected, weights).total
     best = stratified_objective(design, first[0], weights).total
     if not value < best:
         return (*first, start)
-    stiff = options
-    theta, info, state = fit_admm(design, weights, stiff, None, projected, local=True)
+    theta, info, state = fit_admm(design, weights, options, None, projected, local=True)
     again = stratified_objective(design, theta, weights).total
     said = ("the convex relaxation's fit projected onto the constraint sets (better than "
             f"ADMM from the relaxation itself: {best:.6g})")
