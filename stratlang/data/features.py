@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..kinds.transforms import TRANSFORMS, TransformError
-from ..language import ir
+from ..language import codes, ir
 from ..language.printer import factor_text as _factor_text
 from ..language.printer import where_text
 from .frames import Binder, rows_phrase, values_phrase
@@ -161,13 +161,13 @@ class Features:
     def _report(self, factor: ir.Transform, key: str, err: TransformError) -> None:
         column = factor.columns[0]
         if err.rows is None or not len(err.rows):
-            self.binder.out.error(f"{key}: {err}", factor.span)
+            self.binder.out.error(f"{key}: {err}", factor.span, code=codes.TRANSFORM_FAILED)
             return
         frame = self.binder.frame
         shown = (f"; {values_phrase(frame[column], err.rows)}" if column in frame.columns
                  else "")
         self.binder.out.error(f"{key}: column '{column}' {err}{shown} in "
-                              + rows_phrase(frame, err.rows), factor.span)
+                              + rows_phrase(frame, err.rows), factor.span, code=codes.TRANSFORM_FAILED)
 
     # ---- terms ---------------------------------------------------------------------------
     def term(self, term: ir.Term) -> tuple[np.ndarray, list[str]] | None:
@@ -264,7 +264,7 @@ def learn_state(binder: Binder, model: ir.Model, summaries: list[dict[str, Any]]
         try:
             states[key] = entry.state(parts, factor.kind.p)
         except TransformError as err:
-            binder.out.error(f"{key}: {err}", factor.span)
+            binder.out.error(f"{key}: {err}", factor.span, code=codes.TRANSFORM_FAILED)
     return FeatureState(states)
 
 
@@ -285,7 +285,7 @@ def summarize(binder: Binder, model: ir.Model) -> dict[str, Any]:
     for factor in stateful_factors(model):
         if _learns_from_learned(factor):
             binder.out.error(f"{factor_text(factor)}: on partitioned data, a learned transform "
-                             "cannot take another learned transform's output", factor.span)
+                             "cannot take another learned transform's output", factor.span, code=codes.TRANSFORM_FAILED)
             continue
         out[factor_text(factor)] = features.summaries(factor)
     return out
