@@ -9,17 +9,22 @@ counts one, as in the checker). :func:`to_lsp` and :func:`from_lsp` convert.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from .language import ir
+from .language.codes import NO_COLUMN
 from .language.errors import Diagnostic, Source, Span, SpecError, StratlangError
 from .language.syntax import STATEMENT_KEYWORDS
 
+_TAKE_COLUMNS = ("response", "features", "weights", "regularize", "stratify", "distance")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
@@ -54,15 +59,58 @@ def path_of(uri: str) -> Path:
 
 
 def diagnostics(text: str, filename: str) -> list[Diagnostic]:
-    """The diagnostics ``stratlang check`` reports for the spec (without fitting)."""
+    """The diagnostics ``stratlang check`` reports for the spec, and, when its data file
+    exists, those of columns the data lack (found from the file's header alone)."""
     from .spec import compile_spec
 
     try:
-        compile_spec(text, filename)
+        model = compile_spec(text, filename)
     except SpecError as err:
         return list(err.diagnostics)
     except StratlangError as err:  # (a problem with no position, e.g. a file too large)
         return [Diagnostic(str(err), None, Source(text, filename), code="")]
+    return header_diagnostics(model)
+
+
+def read_header(path: Path) -> list[str] | None:
+    """The column names of a CSV (its first line, as the data reader takes it) or Parquet
+    file, without reading its rows; None when it cannot be read."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return [name.strip() for name in next(csv.reader(handle, skipinitialspace=True), [])]
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
+        return None
+
+
+def header_diagnostics(model: ir.Model) -> list[Diagnostic]:
+    """``check``'s 'column not found' diagnostics for the model's data file, found by
+    binding a frame with the file's header and one row of missing values (the binder's
+    own messages; the other problems of that row are not the file's, and with
+    ``missing error`` the row is kept, so that the columns are looked at)."""
+    from .backends.base import bind_family
+
+    if model.data is None:
+        return []
+    path = model.directory / model.data
+    header = read_header(path)
+    if header is None:
+        return []
+    import pandas as pd
+
+    frame = pd.DataFrame({name: [float("nan")] for name in header})
+    frame.attrs["source"] = frame.attrs["file"] = str(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bind_family(dataclasses.replace(model, missing="error"), frame)
+    except SpecError as err:
+        return [d for d in err.diagnostics if d.code == NO_COLUMN]
+    except Exception:  # an empty frame may trip a kind that needs rows: not the file's fault
+        return []
     return []
 
 
@@ -99,6 +147,20 @@ def _registry_for(line: str, index: int) -> tuple[str, Any] | None:
     return None
 
 
+def _statement_options(line: str) -> tuple[str, Any] | None:
+    """(owner, Options) of the options a ``solver BACKEND …`` or ``personalize …`` line
+    takes."""
+    from .backends import BACKENDS
+    from .language.personalize import PERSONALIZE_OPTIONS
+
+    words = line.split()
+    if words[:1] == ["personalize"]:
+        return "personalize", PERSONALIZE_OPTIONS
+    if words[:1] == ["solver"] and len(words) > 1 and words[1] in BACKENDS:
+        return f"backend `{words[1]}`", BACKENDS[words[1]].options
+    return None
+
+
 def _enclosing_call(line: str, index: int) -> str | None:
     """The name of the call whose parentheses hold ``index`` (``edges(|``), if any."""
     depth = 0
@@ -128,6 +190,9 @@ def hover(text: str, line_no: int, index: int) -> str | None:
                 param = next((p for p in registry[call].params if p.name == name), None)
                 if param is not None:
                     return f"**{name}**: parameter of {what} `{call}`\n\n{param.doc}"
+    options = _statement_options(line)
+    if options is not None and name in options[1] and line[:word.start()].strip():
+        return f"**{name}**: option of {options[0]}\n\n{options[1][name].doc}"
     if name in STATEMENT_KEYWORDS and not line[:word.start()].strip():
         from .language import syntax
 
@@ -169,11 +234,16 @@ def completions(text: str, filename: str, line_no: int, index: int) -> list[tupl
         for _, registry in _registries():
             if call in registry and registry[call].params:
                 return [(p.name, "parameter") for p in registry[call].params]
+    options = _statement_options(line)
+    if options is not None and len(before[:prefix_start].split()) >= (
+            1 if line.split()[0] == "personalize" else 2):
+        return [(p.name, "parameter") for p in options[1]]
     found = _registry_for(line, prefix_start)
     items: list[tuple[str, str]] = []
     if found is not None:
         items += [(n, "kind") for n in found[1].names()]
-    items += [(c, "column") for c in data_columns(text, filename)]
+    if line.split()[0] in _TAKE_COLUMNS:
+        items += [(c, "column") for c in data_columns(text, filename)]
     return items
 
 

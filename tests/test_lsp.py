@@ -119,6 +119,26 @@ def test_diagnostics_on_open_and_change(client, folder):
     assert client.diagnostics(uri) == []
 
 
+def test_the_data_header_is_checked_as_check_does(client, folder, capsys):
+    from stratlang.cli import main
+
+    text = ('data "d.csv"\nresponse y ~ squared\nfeatures incme, log(age)\n'
+            'stratify stat ~ path weight 1\nmissing drop\n')
+    spec = folder / "cols.strat"
+    spec.write_text(text)
+    uri = open_doc(client, spec, text)
+    got = client.diagnostics(uri)
+    assert main(["check", str(spec), "--format", "json"]) == 1
+    expected = json.loads(capsys.readouterr().out)["errors"]
+    assert [(d["code"], d["message"], d["range"]["start"]["line"] + 1,
+             d["range"]["start"]["character"] + 1, d["range"]["end"]["character"] + 1)
+            for d in got] == [(e["code"], e["message"], e["line"], e["column"], e["end_column"])
+                              for e in expected]
+    assert [d["message"] for d in got] == [
+        "column 'incme' not found in the data (d.csv); did you mean 'income'?",
+        "column 'stat' not found in the data (d.csv); did you mean 'state'?"]
+
+
 def test_hover(client, folder):
     text = ('response y ~ huber(M=2)\nregularize 1 * sum_squares\n'
             'stratify state ~ edges("borders.csv") weight 1\n')
@@ -143,8 +163,20 @@ def test_hover(client, folder):
     assert hover(0, 23) is None
 
 
+def test_hover_on_options(client, folder):
+    uri = open_doc(client, folder / "o.strat", "response y ~ squared\nsolver admm penalty 2\n")
+    client.diagnostics(uri)
+    result = client.request("textDocument/hover", {"textDocument": {"uri": uri},
+                                                   "position": {"line": 1, "character": 13}})
+    from stratlang.backends import BACKENDS
+
+    assert result["contents"]["value"] == (  # type: ignore[index]
+        f"**penalty**: option of backend `admm`\n\n{BACKENDS['admm'].options['penalty'].doc}")
+
+
 def test_completion(client, folder):
-    text = 'data "d.csv"\nresponse y ~ \nstratify state ~ edges(\nfeatures inc\n\n'
+    text = ('data "d.csv"\nresponse y ~ \nstratify state ~ edges(\nfeatures inc\n\n'
+            'solver admm \npersonalize \n')
     uri = open_doc(client, folder / "c.strat", text)
     client.diagnostics(uri)
 
@@ -160,6 +192,13 @@ def test_completion(client, folder):
     assert labels(1, 13)[:len(LOSSES)] == LOSSES.names()
     assert labels(2, 23) == [p.name for p in GRAPHS["edges"].params]
     assert labels(3, 12)[-4:] == ["y", "income", "age", "state"]
+    assert labels(1, 9) == ["y", "income", "age", "state"]  # the response: a column
+    from stratlang.backends import BACKENDS
+    from stratlang.language.personalize import PERSONALIZE_OPTIONS
+
+    assert labels(5, 12) == [p.name for p in BACKENDS["admm"].options]
+    assert labels(5, 7) == BACKENDS.names()
+    assert labels(6, 12) == [p.name for p in PERSONALIZE_OPTIONS]
 
 
 def test_formatting_keeps_comments(client, folder):
