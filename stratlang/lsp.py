@@ -9,8 +9,8 @@ counts one, as in the checker). :func:`to_lsp` and :func:`from_lsp` convert.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import csv
+import dataclasses
 import os
 import re
 import sys
