@@ -117,7 +117,8 @@ def header_diagnostics(model: ir.Model) -> list[Diagnostic]:
 def _kind_doc(entry: Any, what: str) -> str:
     from .doc_tables import signature
 
-    params = signature(entry.params) if getattr(entry, "params", None) else ""
+    declared = getattr(entry, "params", None) or getattr(entry, "options", None)  # (a backend's)
+    params = signature(declared) if declared else ""
     text = f"**{entry.name}** ({what})\n\n{entry.doc}"
     return text + (f"\n\nParameters: {params}" if params else "")
 

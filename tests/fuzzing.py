@@ -311,7 +311,7 @@ def caret_problems(text: str, diagnostic, formatted: str) -> list[str]:
     if span.end_line == span.line and span.end_column < span.column:
         return [f"span ends (column {span.end_column}) before it starts ({span.column})"]
     rows = formatted.split("\n")
-    header = f":{span.line}:{span.column}: {diagnostic.severity}: "
+    header = f":{span.line}:{span.column}: {diagnostic.label}: "
     at = next((i for i, r in enumerate(rows) if header in r
                and r.endswith(diagnostic.message.split("\n")[0])), None)
     if at is None or at + 2 >= len(rows) or not rows[at + 2].lstrip().startswith("^"):

@@ -470,12 +470,12 @@ def test_a_warning_is_told_once_per_command(project, capsys):
 
 
 @pytest.mark.parametrize("command", ["check", "show", "fit", "verify", "tune", "plot",
-                                     "predict", "score"])
+                                     "predict", "score", "fmt", "lsp"])
 def test_every_command_has_a_description_and_an_example(command):
     from stratlang.cli import COMMANDS, _parser
 
     assert set(COMMANDS) == {"check", "show", "fit", "verify", "tune", "plot", "predict",
-                             "score"}
+                             "score", "fmt", "lsp"}
     parser = _parser()
     help_text = parser._subparsers._group_actions[0].choices[command].format_help()
     assert "examples:\n  stratlang " + command in help_text

@@ -172,6 +172,10 @@ def test_hover_on_options(client, folder):
 
     assert result["contents"]["value"] == (  # type: ignore[index]
         f"**penalty**: option of backend `admm`\n\n{BACKENDS['admm'].options['penalty'].doc}")
+    result = client.request("textDocument/hover", {"textDocument": {"uri": uri},
+                                                   "position": {"line": 1, "character": 8}})
+    assert result["contents"]["value"].startswith(  # type: ignore[index]
+        f"**admm** (backend)\n\n{BACKENDS['admm'].doc}\n\nParameters: `max_iter` (default ")
 
 
 def test_completion(client, folder):

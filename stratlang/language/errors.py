@@ -97,7 +97,7 @@ class Diagnostic:
         return (self.span.line, self.span.column) if self.span else (10**9, 0)
 
     @property
-    def severity(self) -> str:
+    def label(self) -> str:
         """``error[S104]`` (``error`` for a diagnostic made without a code)."""
         return f"error[{self.code}]" if self.code else "error"
 
@@ -105,10 +105,10 @@ class Diagnostic:
         """``file:line:col: error[S104]: message`` then the line and a caret under the span."""
         if self.span is None or self.source is None:
             where = f"{self.source.filename}: " if self.source else ""
-            text = f"{where}{self.severity}: {self.message}"
+            text = f"{where}{self.label}: {self.message}"
         else:
             s = self.span
-            text = f"{self.source.filename}:{s.line}:{s.column}: {self.severity}: {self.message}"
+            text = f"{self.source.filename}:{s.line}:{s.column}: {self.label}: {self.message}"
             line = self.source.line(s.line)
             if line or s.column == 1:
                 end = s.end_column if s.end_line == s.line else len(line) + 1
