@@ -3,7 +3,7 @@ files, a thin layer over the checker, the registries and the canonical printer.
 
 Positions: the checker's spans are 1-based in code points; LSP positions are 0-based in
 UTF-16 code units (a character outside the Basic Multilingual Plane counts two; a tab
-counts one, as in the checker). :func:`to_lsp` and :func:`from_lsp` convert.
+counts one, as in the checker). :func:`to_lsp` and :func:`from_utf16` convert.
 """
 
 from __future__ import annotations
@@ -213,12 +213,7 @@ def data_columns(text: str, filename: str) -> list[str]:
     match = re.search(r'^\s*data\s+"((?:[^"\\\n]|\\.)*)"', text, re.M)
     if match is None:
         return []
-    path = Path(filename).resolve().parent / match.group(1)
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError):
-        return []
+    return read_header(Path(filename).resolve().parent / match.group(1)) or []
 
 
 def completions(text: str, filename: str, line_no: int, index: int) -> list[tuple[str, str]]:
