@@ -222,7 +222,8 @@ def completions(text: str, filename: str, line_no: int, index: int) -> list[tupl
     lines = text.split("\n")
     line = lines[line_no] if line_no < len(lines) else ""
     before = line[:index]
-    prefix_start = len(before) - len(re.search(r"[A-Za-z0-9_.]*$", before).group(0))  # type: ignore[union-attr]
+    prefix = re.search(r"[A-Za-z0-9_.]*$", before)
+    prefix_start = len(before) - (len(prefix.group(0)) if prefix else 0)
     if not before[:prefix_start].strip():
         return [(k, "keyword") for k in STATEMENT_KEYWORDS]
     call = _enclosing_call(line, prefix_start)

@@ -149,7 +149,8 @@ class Model:
                 raise
             # the value came from the spec's solver statement: point at it
             assert self.ir.solver is not None
-            raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source, code=codes.INVALID_VALUE)]
+            raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source,
+                                        code=codes.INVALID_VALUE)]
                             ) from None
         fit.info.setdefault("options", dict(choice.options))  # what the summary reports
         if (isinstance(fit, StratifiedFit) and fit.design is not None and fit.theta is not None

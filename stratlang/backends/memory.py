@@ -53,4 +53,5 @@ def refuse_if_too_large(backend: str, design, need: int | None,
         f"backend '{backend}' would need at least {limits.gigabytes(need, 1)} for K = "
         f"{shape} = {k:,} strata × {d:,} parameter{'s' if d > 1 else ''} each; this machine has "
         f"{limits.gigabytes(available, 1)}", span, model.source,
-        "fewer strata (coarser nodes), or backend 'dask' with workers on other machines", code=codes.TOO_LARGE)])
+        "fewer strata (coarser nodes), or backend 'dask' with workers on other machines",
+        code=codes.TOO_LARGE)])

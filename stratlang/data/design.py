@@ -45,7 +45,8 @@ def bind_weights(binder: Binder) -> np.ndarray | None:
     if len(bad):
         binder.out.error(f"weights column '{model.weights}' must be nonnegative; "
                          f"{values_phrase(binder.frame[model.weights], bad)} in "
-                         + rows_phrase(binder.frame, bad), model.weights_span, code=diagnostic_codes.BAD_WEIGHTS)
+                         + rows_phrase(binder.frame, bad), model.weights_span,
+                         code=diagnostic_codes.BAD_WEIGHTS)
         return None
     if len(values) and not np.any(values > 0):
         binder.out.error(f"weights column '{model.weights}' is zero in every row: no record "
@@ -290,7 +291,8 @@ def check_overrides_disjoint(binder: Binder, strata: Strata) -> None:
             count = f"{len(taken):,} {'stratum' if len(taken) == 1 else 'strata'}"
             binder.out.error(f"this override and the one {where} both select {count} "
                              f"(e.g. {label}): a stratum "
-                             "takes one loss", override.where.span, code=diagnostic_codes.OVERLAPPING_OVERRIDES)
+                             "takes one loss", override.where.span,
+                             code=diagnostic_codes.OVERLAPPING_OVERRIDES)
             return
         owner[selected] = i
 

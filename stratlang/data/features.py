@@ -167,7 +167,8 @@ class Features:
         shown = (f"; {values_phrase(frame[column], err.rows)}" if column in frame.columns
                  else "")
         self.binder.out.error(f"{key}: column '{column}' {err}{shown} in "
-                              + rows_phrase(frame, err.rows), factor.span, code=codes.TRANSFORM_FAILED)
+                              + rows_phrase(frame, err.rows), factor.span,
+                              code=codes.TRANSFORM_FAILED)
 
     # ---- terms ---------------------------------------------------------------------------
     def term(self, term: ir.Term) -> tuple[np.ndarray, list[str]] | None:
@@ -285,7 +286,8 @@ def summarize(binder: Binder, model: ir.Model) -> dict[str, Any]:
     for factor in stateful_factors(model):
         if _learns_from_learned(factor):
             binder.out.error(f"{factor_text(factor)}: on partitioned data, a learned transform "
-                             "cannot take another learned transform's output", factor.span, code=codes.TRANSFORM_FAILED)
+                             "cannot take another learned transform's output", factor.span,
+                             code=codes.TRANSFORM_FAILED)
             continue
         out[factor_text(factor)] = features.summaries(factor)
     return out

@@ -91,7 +91,8 @@ class Binder:
                                     + list(also))
             else:  # any file a spec names is read: echo nothing of one that is no data table
                 hint = "; the file's header names none of the model's columns"
-            self.out.error(f"column '{name}' not found in the data{self.where}" + hint, span, code=codes.NO_COLUMN)
+            self.out.error(f"column '{name}' not found in the data{self.where}" + hint, span,
+                           code=codes.NO_COLUMN)
             return None
         series = self.frame[name]
         missing = np.flatnonzero(series.isna().to_numpy())
@@ -120,7 +121,8 @@ class Binder:
         values = pd.to_numeric(series, errors="coerce")
         if values.dtype.kind == "c":  # (complex numbers in a column of Python objects)
             self.out.error(f"column '{name}' holds complex numbers, not real numbers: "
-                           "convert it yourself", span, _CONVERSIONS["complex numbers"], code=codes.NOT_NUMERIC)
+                           "convert it yourself", span, _CONVERSIONS["complex numbers"],
+                           code=codes.NOT_NUMERIC)
             return None
         if series.dtype == bool:
             values = series.astype(float)
@@ -202,4 +204,5 @@ def frame_for(model: ir.Model, data: pd.DataFrame | str | Path | None) -> pd.Dat
     try:
         return read_frame(model.directory / model.data)
     except FileProblem as problem:
-        raise SpecError([Diagnostic(str(problem), model.data_span, model.source, code=codes.DATA_FILE)]) from None
+        raise SpecError([Diagnostic(str(problem), model.data_span, model.source,
+                                    code=codes.DATA_FILE)]) from None

@@ -18,7 +18,8 @@ def filter_rows(frame: pd.DataFrame, text: str, name: str = ROWS_NAME) -> pd.Dat
     source = Source(text, name)
     columns = [str(c) for c in frame.columns]
     missing = [Diagnostic(f"the data have no column '{cond.column}'"
-                          + did_you_mean(cond.column, columns), cond.span, source, code=codes.NO_COLUMN)
+                          + did_you_mean(cond.column, columns), cond.span, source,
+                          code=codes.NO_COLUMN)
                for cond in where.conditions if cond.column not in frame.columns]
     if missing:
         raise SpecError(missing)

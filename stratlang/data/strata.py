@@ -91,7 +91,8 @@ def _observed(binder: Binder, series: pd.Series, span) -> list | None:
         fewer = np.flatnonzero(kinds if kinds.sum() <= len(kinds) / 2 else ~kinds)
         binder.out.error(f"column '{series.name}' mixes numbers and text: "
                          f"{values_phrase(series, fewer)} in {rows_phrase(binder.frame, fewer)} "
-                         "differ in kind from the others; give the column one type", span, code=diagnostic_codes.NOT_NUMERIC)
+                         "differ in kind from the others; give the column one type", span,
+                         code=diagnostic_codes.NOT_NUMERIC)
         return None
     try:
         return sorted(values)
@@ -135,7 +136,8 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
                          model.strata[0].span, code=diagnostic_codes.TOO_LARGE)
     elif (fitted is None and model.basis is not None and len(factors) == len(model.strata)
           and (problem := limits.basis_problem(model.basis, strata.k))):
-        binder.out.error(problem, model.basis_span, code=diagnostic_codes.TOO_LARGE)  # binding: check reports it, not fit only
+        binder.out.error(problem, model.basis_span,
+                         code=diagnostic_codes.TOO_LARGE)  # binding: check reports it, not fit only
     located = [p for p in per_factor if p is not None]
     if len(located) != len(per_factor) or binder.out.diagnostics:
         return strata, None, None
@@ -338,7 +340,8 @@ def check_where(binder: Binder, strata: Strata, where: ir.Where) -> None:
                 hint = did_you_mean(canon_text(value), list(texts))
                 binder.out.error(f"where: {literal(value)} is no node of column "
                                  f"'{cond.column}' (nodes {shown})"
-                                 + (hint if hint.startswith("; did you mean") else ""), span, code=diagnostic_codes.NOT_A_NODE)
+                                 + (hint if hint.startswith("; did you mean") else ""), span,
+                                 code=diagnostic_codes.NOT_A_NODE)
     if not binder.out.diagnostics and len(select_strata(strata, where)) == 0:
         binder.out.error("where selects no stratum", where.span, code=diagnostic_codes.NOT_A_NODE)
 

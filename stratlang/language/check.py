@@ -53,17 +53,20 @@ class Checker:
         """A weight: a nonnegative number, a set {…}, or logspace/linspace(lo, hi, n)."""
         if isinstance(value, ast.Number):
             if value.value < 0:
-                self.error(f"{what} must be nonnegative; got {value.text}", value.span, code=codes.NEGATIVE_WEIGHT)
+                self.error(f"{what} must be nonnegative; got {value.text}", value.span,
+                           code=codes.NEGATIVE_WEIGHT)
                 return None
             return ir.Hyper("value", (float(value.value),), value.span)
         if isinstance(value, ast.SetValue):
             numbers = []
             for item in value.items:
                 if not isinstance(item, ast.Number):
-                    self.error(f"{what}: a sweep set holds numbers only", item.span, code=codes.MALFORMED_SWEEP)
+                    self.error(f"{what}: a sweep set holds numbers only", item.span,
+                               code=codes.MALFORMED_SWEEP)
                     return None
                 if item.value < 0:
-                    self.error(f"{what} must be nonnegative; got {item.text}", item.span, code=codes.NEGATIVE_WEIGHT)
+                    self.error(f"{what} must be nonnegative; got {item.text}", item.span,
+                               code=codes.NEGATIVE_WEIGHT)
                     return None
                 numbers.append(float(item.value))
             return ir.Hyper("set", tuple(numbers), value.span)
@@ -71,11 +74,13 @@ class Checker:
             form = value.name.value
             args = [a.value for a in value.args if isinstance(a.value, ast.Number)]
             if len(value.args) != 3 or any(a.keyword for a in value.args) or len(args) != 3:
-                self.error(f"{form} takes three numbers: {form}(low, high, count)", value.span, code=codes.MALFORMED_SWEEP)
+                self.error(f"{form} takes three numbers: {form}(low, high, count)", value.span,
+                           code=codes.MALFORMED_SWEEP)
                 return None
             lo, hi, n = (a.value for a in args)
             if not float(n).is_integer() or n < 2:
-                self.error(f"{form}: count must be a whole number ≥ 2", args[2].span, code=codes.MALFORMED_SWEEP)
+                self.error(f"{form}: count must be a whole number ≥ 2", args[2].span,
+                           code=codes.MALFORMED_SWEEP)
                 return None
             if lo < 0 or hi < 0 or (form == "logspace" and (lo <= 0 or hi <= 0)):
                 self.error(f"{form}: bounds must be {'positive' if form == 'logspace' else 'nonnegative'}",
@@ -84,7 +89,8 @@ class Checker:
             return ir.Hyper(form, (float(lo), float(hi), float(int(n))), value.span)
         if isinstance(value, ast.Call):
             self.error(f"{what}: unknown sweep '{value.name.value}'"
-                       + did_you_mean(value.name.value, ("logspace", "linspace")), value.name.span, code=codes.UNKNOWN_SWEEP)
+                       + did_you_mean(value.name.value, ("logspace", "linspace")), value.name.span,
+                       code=codes.UNKNOWN_SWEEP)
             return None
         self.error(f"{what} must be a number, a sweep set {{…}} or logspace(low, high, count)",
                    value.span, code=codes.MALFORMED_SWEEP)
@@ -105,14 +111,16 @@ class Checker:
             start, stop = value.start.value, value.stop.value
             step = value.step.value if value.step else 1
             if not (isinstance(start, int) and isinstance(stop, int) and isinstance(step, int)):
-                self.error("a node range takes whole numbers: start..stop step k", value.span, code=codes.MALFORMED_NODES)
+                self.error("a node range takes whole numbers: start..stop step k", value.span,
+                           code=codes.MALFORMED_NODES)
                 return None
             if step == 0 or (stop - start) * step < 0:
                 self.error("empty node range", value.span, code=codes.MALFORMED_NODES)
                 return None
             if (stop - start) // step + 1 > limits.MAX_NODES:
                 self.error(f"a node range of {(stop - start) // step + 1:,} "
-                           f"nodes; a factor has at most {limits.MAX_NODES:,}", value.span, code=codes.TOO_LARGE)
+                           f"nodes; a factor has at most {limits.MAX_NODES:,}", value.span,
+                           code=codes.TOO_LARGE)
                 return None
             return ir.IntRange(start, stop, step)
         if isinstance(value, ast.ListValue):
@@ -121,13 +129,15 @@ class Checker:
                 try:
                     labels.append(literal(item))
                 except ValueError:
-                    self.error("node labels are numbers, names or strings", item.span, code=codes.MALFORMED_NODES)
+                    self.error("node labels are numbers, names or strings", item.span,
+                               code=codes.MALFORMED_NODES)
                     return None
             if len(set(labels)) != len(labels):
                 self.error("node list repeats a label", value.span, code=codes.MALFORMED_NODES)
                 return None
             return tuple(labels)
-        self.error("nodes takes a range (1976..2016 step 2) or a list [a, b, c]", value.span, code=codes.MALFORMED_NODES)
+        self.error("nodes takes a range (1976..2016 step 2) or a list [a, b, c]", value.span,
+                   code=codes.MALFORMED_NODES)
         return None
 
     def options(self, options: tuple[ast.Option, ...], allowed: tuple[str, ...],
@@ -195,7 +205,8 @@ class Checker:
         if response is None:
             self.error("missing 'response' statement: write e.g. `response y ~ squared`"
                        + (" (the ones with `where` change its parameters in some strata)"
-                          if overrides else ""), overrides[0].span if overrides else None, code=codes.MISSING_RESPONSE)
+                          if overrides else ""), overrides[0].span if overrides else None,
+                       code=codes.MISSING_RESPONSE)
             loss, resp = None, None
         else:
             loss, resp = self.response(response)
@@ -246,7 +257,8 @@ class Checker:
                        "has no graph", stmt.span, code=codes.MISPLACED_BASIS)
             return None
         if not strata:
-            self.error("basis needs a graph: at least one `stratify` statement", stmt.span, code=codes.MISPLACED_BASIS)
+            self.error("basis needs a graph: at least one `stratify` statement", stmt.span,
+                       code=codes.MISPLACED_BASIS)
             return None
         if all(s.nodes is not None for s in strata):  # K is known without the data
             k = 1
@@ -316,7 +328,8 @@ class Checker:
                 continue
             if stmt.options:
                 self.error("a response override takes no options (an offset is the main "
-                           "response statement's)", stmt.options[0].span, code=codes.MALFORMED_OVERRIDE)
+                           "response statement's)", stmt.options[0].span,
+                           code=codes.MALFORMED_OVERRIDE)
                 continue
             where = self.where(stmt.where)
             if where is not None:
@@ -378,7 +391,8 @@ class Checker:
             return None
         name = value.name.value
         if not value.args or value.args[0].keyword is not None:
-            self.error(f"transform '{name}' takes a column first: {name}(x)", value.span, code=codes.MALFORMED_FEATURE)
+            self.error(f"transform '{name}' takes a column first: {name}(x)", value.span,
+                       code=codes.MALFORMED_FEATURE)
             return None
         inner = self.factor(value.args[0].value)
         rest = ast.Call(value.span, value.name, value.args[1:])
@@ -387,7 +401,8 @@ class Checker:
             return None
         if self.categorical(inner):
             self.error(f"{factor_text(inner, transforms)} gives indicator columns: "
-                       f"it cannot be the input of '{name}'", value.args[0].value.span, code=codes.MALFORMED_FEATURE)
+                       f"it cannot be the input of '{name}'", value.args[0].value.span,
+                       code=codes.MALFORMED_FEATURE)
             return None
         return ir.Transform(ir.KindRef(name, params, value.span), inner, value.span)
 
@@ -424,7 +439,8 @@ class Checker:
                                     for f in term.factors)
                     if key in seen:
                         if size == len(products):  # as written (a '*' repeating an earlier
-                            self.error(f"duplicate feature '{text}'", written.span, code=codes.COLUMN_TWICE)  # term
+                            self.error(f"duplicate feature '{text}'", written.span,
+                                       code=codes.COLUMN_TWICE)  # term
                         continue  # of its own adds nothing)
                     seen[key] = text
                     terms.append(term)
@@ -441,7 +457,8 @@ class Checker:
         policy = stmt.policy.value
         if policy not in MISSING_POLICIES:
             self.error(f"unknown missing-value policy '{policy}'"
-                       + did_you_mean(policy, MISSING_POLICIES), stmt.policy.span, code=codes.UNKNOWN_MISSING_POLICY)
+                       + did_you_mean(policy, MISSING_POLICIES), stmt.policy.span,
+                       code=codes.UNKNOWN_MISSING_POLICY)
             return "error"
         return policy
 
@@ -476,7 +493,8 @@ class Checker:
                 for col in exclude:
                     if rows and not self.excludable(rows, features, col):
                         self.error(f"exclude: '{col}' is not a parameter row of this model"
-                                   + did_you_mean(col, rows), opts["exclude"].value.span, code=codes.NOT_A_PARAMETER_ROW)
+                                   + did_you_mean(col, rows), opts["exclude"].value.span,
+                                   code=codes.NOT_A_PARAMETER_ROW)
             else:
                 exclude = loss.default_exclude(rows) if loss else ()
             for term in stmt.terms:
@@ -514,7 +532,8 @@ class Checker:
                 continue
             if len(cols) > 1 and not entry.multi_column:
                 self.error(f"graph '{entry.name}' takes one column; write one stratify statement "
-                           "per column (their product is taken), or use 'grid'", stmt.target.span, code=codes.ONE_COLUMN_ONLY)
+                           "per column (their product is taken), or use 'grid'", stmt.target.span,
+                           code=codes.ONE_COLUMN_ONLY)
                 continue
             nodes = None
             if "nodes" in opts:
@@ -540,7 +559,8 @@ class Checker:
                        ) -> tuple[ir.NodeSpec, ...] | None:
         if n_columns == 1:
             if isinstance(value, ast.TupleValue):
-                self.error("one column takes one node list or range", value.span, code=codes.MALFORMED_NODES)
+                self.error("one column takes one node list or range", value.span,
+                           code=codes.MALFORMED_NODES)
                 return None
             spec = self.node_spec(value)
             return None if spec is None else (spec,)
@@ -563,7 +583,8 @@ class Checker:
                            "statement", d.span, code=codes.MIXED_MODEL)
             return None
         if strata:
-            self.error("a model is either stratified or personalized, not both", stmt.keyword, code=codes.MIXED_MODEL)
+            self.error("a model is either stratified or personalized, not both", stmt.keyword,
+                       code=codes.MIXED_MODEL)
         losses, regularizers = self.vocabulary.losses, self.vocabulary.regularizers
         if loss is not None and not loss.personalizable:
             allowed = [n for n in losses if losses[n].personalizable]
@@ -576,14 +597,16 @@ class Checker:
             if not regularizers[term.kind.name].personalizable:
                 allowed = [n for n in regularizers if regularizers[n].personalizable]
                 self.error(f"personalized models support the regularizers "
-                           f"{', '.join(allowed)}; got '{term.kind.name}'", term.kind.span, code=codes.MIXED_MODEL)
+                           f"{', '.join(allowed)}; got '{term.kind.name}'", term.kind.span,
+                           code=codes.MIXED_MODEL)
         opts = self.options(stmt.options, PERSONALIZE_OPTIONS.names(), "personalize")
         values: list[tuple[str, Any]] = []
         for param in PERSONALIZE_OPTIONS:
             key = param.name
             if key not in opts:
                 if param.required:
-                    self.error(f"personalize needs '{key}' ({param.doc})", stmt.keyword, code=codes.MISSING_ARGUMENT)
+                    self.error(f"personalize needs '{key}' ({param.doc})", stmt.keyword,
+                               code=codes.MISSING_ARGUMENT)
                     continue
                 value = ir.Hyper.of(param.default) if param.sweep else param.default
             elif param.sweep:
@@ -624,7 +647,8 @@ class Checker:
             return None
         kind = "personalized" if personalized else "stratified"
         if backend.family != kind:
-            self.error(f"backend '{backend.name}' cannot fit a {kind} model", stmt.backend.span, code=codes.BACKEND_CANNOT_FIT)
+            self.error(f"backend '{backend.name}' cannot fit a {kind} model", stmt.backend.span,
+                       code=codes.BACKEND_CANNOT_FIT)
         opts = self.options(stmt.options, backend.options.names(), f"backend '{backend.name}'")
         values = []
         for p in backend.options:

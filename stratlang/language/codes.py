@@ -66,7 +66,8 @@ OPTION_TWICE = _code("S203", "an option given twice")
 MISSING_ARGUMENT = _code("S204", "a required argument or option left out")
 INVALID_VALUE = _code("S205", "an argument or option value outside what its parameter allows")
 NEGATIVE_WEIGHT = _code("S206", "a negative regularization or graph weight")
-MALFORMED_SWEEP = _code("S207", "a sweep that is not a number set or logspace/linspace(low, high, count)")
+MALFORMED_SWEEP = _code("S207",
+                        "a sweep that is not a number set or logspace/linspace(low, high, count)")
 MALFORMED_NODES = _code("S208", "a node range or list (nodes, exclude) that is malformed")
 TOO_LARGE = _code("S209", "a model beyond the limits: nodes, strata, basis, edges or memory")
 NOT_A_LABEL = _code("S210", "a condition compares with something that is no node label")
@@ -77,11 +78,15 @@ MISSING_RESPONSE = _code("S302", "no response statement")
 COLUMN_TWICE = _code("S303", "a column or feature used twice where once is allowed")
 ONE_COLUMN_ONLY = _code("S304", "a loss, graph or distance that takes one column given several")
 MALFORMED_FEATURE = _code("S305", "a feature that is not a column, a transform of one or a product")
-NOT_ACCEPTED = _code("S306", "a loss or regularizer given what it does not take (features, offset, weight)")
-MALFORMED_OVERRIDE = _code("S307", "a response override (response ... where ...) that changes more than parameters")
-MISPLACED_WHERE = _code("S308", "a where clause in a model that has no strata, or in a basis model's feature")
+NOT_ACCEPTED = _code("S306",
+                     "a loss or regularizer given what it does not take (features, offset, weight)")
+MALFORMED_OVERRIDE = _code("S307",
+                           "a response override (response ... where) changing more than parameters")
+MISPLACED_WHERE = _code("S308",
+                        "a where clause in a model without strata, or on a basis model's feature")
 MISPLACED_BASIS = _code("S309", "a basis statement in a model without a graph")
-MIXED_MODEL = _code("S310", "stratified and personalized statements mixed, or a part a personalized model lacks")
+MIXED_MODEL = _code("S310",
+                    "stratified and personalized parts mixed, or a personalized model lacking one")
 BACKEND_CANNOT_FIT = _code("S311", "a backend chosen for a model it cannot fit")
 
 # ---- files -------------------------------------------------------------------------

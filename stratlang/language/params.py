@@ -253,7 +253,8 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
         if arg.keyword is None:
             if i >= len(params):
                 out.error(f"{what} takes at most {len(params)} argument"
-                          f"{'s' if len(params) != 1 else ''}", arg.span, code=codes.TOO_MANY_ARGUMENTS)
+                          f"{'s' if len(params) != 1 else ''}", arg.span,
+                          code=codes.TOO_MANY_ARGUMENTS)
                 ok = False
                 continue
             param = params[i]
@@ -261,7 +262,8 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
             named = by_name.get(arg.keyword.value)
             if named is None:
                 out.error(f"unknown argument '{arg.keyword.value}' for {what}"
-                          + did_you_mean(arg.keyword.value, by_name), arg.keyword.span, code=codes.UNKNOWN_ARGUMENT)
+                          + did_you_mean(arg.keyword.value, by_name), arg.keyword.span,
+                          code=codes.UNKNOWN_ARGUMENT)
                 ok = False
                 continue
             param = named
@@ -279,7 +281,8 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
     for p in params:
         if p.name not in given:
             if p.required:
-                out.error(f"{what} needs argument '{p.name}'", call.span, code=codes.MISSING_ARGUMENT)
+                out.error(f"{what} needs argument '{p.name}'", call.span,
+                          code=codes.MISSING_ARGUMENT)
                 ok = False
             else:
                 bound[p.name] = p.default

@@ -46,7 +46,8 @@ def parse_rows(text: str, name: str = ROWS_NAME) -> ir.Where:
                 values.append(literal(item))
             except ValueError:
                 problems.append(Diagnostic("a row filter compares with numbers, names or "
-                                           "strings", _shift(item.span), source, code=codes.NOT_A_LABEL))
+                                           "strings", _shift(item.span), source,
+                                           code=codes.NOT_A_LABEL))
         conditions.append(ir.Condition(cond.column.value, tuple(values), cond.negated,
                                        _shift(cond.span),
                                        tuple(_shift(v.span) for v in cond.values)))

@@ -216,7 +216,8 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
         while line > 1 and not source.line(line):
             line -= 1
         col = len(source.line(line)) + 1
-        return Diagnostic("unexpected end of file", Span(line, col, line, col + 1), source, code=codes.UNEXPECTED_END)
+        return Diagnostic("unexpected end of file", Span(line, col, line, col + 1), source,
+                          code=codes.UNEXPECTED_END)
     pos = getattr(err, "pos_in_stream", None)
     if pos is None:
         pos = source.offset(line, col)
@@ -228,10 +229,12 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
 
     char = text[pos:pos + 1]
     if isinstance(err, UnexpectedCharacters) and char.isdecimal() and not char.isascii():
-        return Diagnostic(_foreign_digit(char), Span(line, col, line, col + 1), source, code=codes.FOREIGN_DIGIT)
+        return Diagnostic(_foreign_digit(char), Span(line, col, line, col + 1), source,
+                          code=codes.FOREIGN_DIGIT)
     if text[pos:pos + 1] == '"':
         return Diagnostic("unterminated string: add the closing '\"'",
-                          Span(line, col, line, col + _line_end(text, pos) - pos), source, code=codes.UNTERMINATED_STRING)
+                          Span(line, col, line, col + _line_end(text, pos) - pos), source,
+                          code=codes.UNTERMINATED_STRING)
     if _NUMBERISH.fullmatch(word) and not _NUMBER.fullmatch(word):
         return Diagnostic(f"malformed number '{word}'", span, source, code=codes.MALFORMED_NUMBER)
     if isinstance(err, UnexpectedToken):
@@ -243,7 +246,8 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
             if not _NUMBER.fullmatch(whole):
                 c0 = col - (pos - start)
                 return Diagnostic(f"malformed number '{whole}'",
-                                  Span(line, c0, line, c0 + len(whole)), source, code=codes.MALFORMED_NUMBER)
+                                  Span(line, c0, line, c0 + len(whole)), source,
+                                  code=codes.MALFORMED_NUMBER)
         at_line_start = source.line(line)[: col - 1].strip() == ""
         if tok.type == "NAME" and at_line_start:
             msg = f"unknown statement '{tok}'" + did_you_mean(str(tok), STATEMENT_KEYWORDS)
@@ -343,7 +347,8 @@ def _mask_malformed_numbers(text: str, source: Source, collector: Collector) -> 
                 line, col = source.position(start)
                 shown = piece if len(piece) <= 24 else piece[:20] + "…"
                 collector.error(f"number '{shown}' is too large: a spec's numbers lie within "
-                                f"±{limits.MAX_NUMBER:.0e}", Span(line, col, line, col + len(piece)), code=codes.TEXT_TOO_LARGE)
+                                f"±{limits.MAX_NUMBER:.0e}",
+                                Span(line, col, line, col + len(piece)), code=codes.TEXT_TOO_LARGE)
                 large = True
             start += len(piece) + 2
         if large:  # the whole word masked, a range by a valid range: no error follows from it
@@ -372,7 +377,8 @@ def _mask_breaks_in_comments(text: str, source: Source, collector: Collector) ->
         line, col = source.position(match.start() + hidden.start())
         collector.error(f"{_shown_character(hidden.group(0))} in a comment: editors show a "
                         "line break there, but the comment runs on to the end of the line; "
-                        "end the comment with a real line break", Span(line, col, line, col + 1), code=codes.BREAK_IN_COMMENT)
+                        "end the comment with a real line break", Span(line, col, line, col + 1),
+                        code=codes.BREAK_IN_COMMENT)
         out.append(text[last:match.start()] + _HIDDEN_BREAK.sub(" ", comment))
         last = match.end()
     out.append(text[last:])
