@@ -300,6 +300,11 @@ def serve() -> None:
     def did_change(ls: LanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         publish(params.text_document.uri)
 
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+        server.text_document_publish_diagnostics(  # a closed file's problems leave the list
+            types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def on_hover(ls: LanguageServer, params: types.HoverParams) -> types.Hover | None:
         text, _ = document(params.text_document.uri)

@@ -117,6 +117,12 @@ def test_diagnostics_on_open_and_change(client, folder):
         "textDocument": {"uri": uri, "version": 3},
         "contentChanges": [{"text": 'data "d.csv"\nresponse y ~ squared\n'}]})
     assert client.diagnostics(uri) == []
+    client.notify("textDocument/didChange", {
+        "textDocument": {"uri": uri, "version": 4},
+        "contentChanges": [{"text": 'data "d.csv"\nresponse y ~ sqared\n'}]})
+    assert [d["code"] for d in client.diagnostics(uri)] == ["S104"]
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    assert client.diagnostics(uri) == []  # closed: its problems leave the editor's list
 
 
 def test_the_data_header_is_checked_as_check_does(client, folder, capsys):
