@@ -114,6 +114,14 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--id", action="append", default=[], metavar="COLUMN",
                            help="a column of the data to carry into the predictions, e.g. a "
                                 "record id (repeatable); the stratification columns always are")
+    p = sub.add_parser("fmt", help="rewrite a spec in the canonical layout, comments kept")
+    p.add_argument("spec", metavar="SPEC", help="a .strat file (rewritten in place), or - to "
+                   "read standard input and write the layout to standard output")
+    p.add_argument("--check", action="store_true", help="change nothing: exit 1 when the file "
+                   "is not in the canonical layout (for CI)")
+
+    p = sub.add_parser("lsp", help="run the language server for editors (on stdin/stdout)")
+
     for name, p in sub.choices.items():
         p.add_argument("--format", choices=("text", "json"), default="text",
                        help="json: one JSON document on standard output, errors included")
@@ -139,6 +147,10 @@ HELP = {
     "predict": "Predicts every row of a data file with a fitted model; the rows' "
                "stratification columns (and --id columns) come first.",
     "score": "Scores a fitted model on a data file: the loss's metrics.",
+    "fmt": "Rewrites a spec in the canonical layout (the one `show` prints) with its comments "
+           "kept; --check only says whether it would change (exit 1), for CI.",
+    "lsp": "Runs the language server (LSP, over standard input and output) that editors start: "
+           "diagnostics, hover, completion, formatting and go-to-file for .strat files.",
 }
 EXAMPLES = {
     "check": ["stratlang check model.strat", "stratlang check model.strat --data new.csv",
@@ -155,6 +167,9 @@ EXAMPLES = {
     "predict": ["stratlang predict fit.json --data new.csv --id record --out predictions.csv",
                 "stratlang predict fit.json --data new.csv --unseen common"],
     "score": ["stratlang score fit.json --data test.csv"],
+    "fmt": ["stratlang fmt model.strat", "stratlang fmt --check model.strat",
+            "stratlang fmt - < model.strat"],
+    "lsp": ["stratlang lsp   (started by the editor: see editors/vscode)"],
 }
 
 
@@ -648,8 +663,43 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from .spec import format_text, read_spec
+
+    if args.spec == "-":
+        text, filename = _read_stdin(), STDIN
+    else:
+        text, filename = read_spec(Path(args.spec))
+    layout = format_text(text, filename)
+    changed = layout != text
+    if args.spec == "-" and not args.check:
+        sys.stdout.write(layout)
+    elif args.check:
+        if _json(args):
+            _emit({"ok": not changed, "changed": changed})
+        elif changed:
+            print(f"{_spec_name(args)}: not in the canonical layout (run `stratlang fmt "
+                  f"{args.spec}`)", file=sys.stderr)
+        return 1 if changed else 0
+    elif changed:
+        Path(args.spec).write_text(layout, encoding="utf-8")
+    if _json(args) and args.spec != "-":
+        _emit({"ok": True, "changed": changed})
+    elif changed and args.spec != "-":
+        print(f"formatted {args.spec}")
+    return 0
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from .lsp import serve
+
+    serve()
+    return 0
+
+
 COMMANDS = {"check": cmd_check, "show": cmd_show, "fit": cmd_fit, "predict": cmd_predict,
-            "score": cmd_score, "verify": cmd_verify, "tune": cmd_tune, "plot": cmd_plot}
+            "score": cmd_score, "verify": cmd_verify, "tune": cmd_tune, "plot": cmd_plot,
+            "fmt": cmd_fmt, "lsp": cmd_lsp}
 
 
 _WARNED: set[str] = set()  # the warnings this command has printed: each is told once

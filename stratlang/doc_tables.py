@@ -17,6 +17,7 @@ from typing import Any
 from .backends import BACKENDS
 from .kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
 from .kinds.responses import DOMAIN_TEXT
+from .language.codes import codes_table
 from .language.params import Param
 from .language.personalize import PERSONALIZE_OPTIONS
 from .language.printer import literal
@@ -115,6 +116,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "distances": lambda: kinds_table(DISTANCES, "distance"),
     "personalize": lambda: options_table(PERSONALIZE_OPTIONS),
     "backends": backends_table,
+    "diagnostic_codes": codes_table,
 }
 
 

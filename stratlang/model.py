@@ -16,7 +16,7 @@ from .backends.islands import settle_islands
 from .data.design import Design, bind
 from .data.frames import frame_for
 from .fitted import FittedModel, fitted_model
-from .language import ir
+from .language import codes, ir
 from .language.errors import (
     DataWarning,
     Diagnostic,
@@ -144,7 +144,8 @@ class Model:
                 raise
             # the value came from the spec's solver statement: point at it
             assert self.ir.solver is not None
-            raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source)]
+            raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source,
+                                        code=codes.INVALID_VALUE)]
                             ) from None
         fit.info.setdefault("options", dict(choice.options))  # what the summary reports
         if (isinstance(fit, StratifiedFit) and fit.design is not None and fit.theta is not None

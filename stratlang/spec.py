@@ -73,6 +73,14 @@ def to_text(model: ir.Model) -> str:
     return print_model(model, vocabulary())
 
 
+def format_text(text: str, filename: str = "<spec>") -> str:
+    """A spec's text in the canonical layout, its comments kept (``stratlang fmt``); the
+    files it names are not read. Raises SpecError when the spec does not check."""
+    from .language.layout import formatted
+
+    return formatted(text, filename, lambda t, f: compile_spec(t, f, check_files=False), to_text)
+
+
 def saved_spec(model: ir.Model) -> dict[str, str]:
     """The spec a fitted model is saved with. The file's own text when it still compiles to
     the fitted model, so that a later error points at real lines of the file; otherwise

@@ -33,6 +33,7 @@ from stratlang.backends import BACKENDS
 from stratlang.backends.base import bind_family
 from stratlang.cli import main as cli_main
 from stratlang.kinds import DISTANCES, GRAPHS, LOSSES, REGULARIZERS, TRANSFORMS
+from stratlang.language.codes import CODES
 from stratlang.language.errors import SHOWN_DIAGNOSTICS, SpecError, StratlangError
 from stratlang.language.personalize import PERSONALIZE_OPTIONS
 from stratlang.language.syntax import STATEMENT_KEYWORDS
@@ -310,7 +311,7 @@ def caret_problems(text: str, diagnostic, formatted: str) -> list[str]:
     if span.end_line == span.line and span.end_column < span.column:
         return [f"span ends (column {span.end_column}) before it starts ({span.column})"]
     rows = formatted.split("\n")
-    header = f":{span.line}:{span.column}: error: "
+    header = f":{span.line}:{span.column}: {diagnostic.label}: "
     at = next((i for i, r in enumerate(rows) if header in r
                and r.endswith(diagnostic.message.split("\n")[0])), None)
     if at is None or at + 2 >= len(rows) or not rows[at + 2].lstrip().startswith("^"):
@@ -363,13 +364,15 @@ def problems(text: str, result: Outcome, with_data: bool = False) -> list[str]:
         return [f"{result.kind}: {result.message}"]
     if result.kind == "accepted" and (reason := must_refuse(text)):
         found.append(f"silently accepted {reason}")
-    shown = result.message.count(": error: ")
+    shown = len(re.findall(r": error(?:\[S\d{3}\])?: ", result.message))
     if shown > SHOWN_DIAGNOSTICS or (len(result.diagnostics) > SHOWN_DIAGNOSTICS and (
             f"… and {len(result.diagnostics) - SHOWN_DIAGNOSTICS:,} more" not in result.message)):
         found.append(f"{len(result.diagnostics)} errors, {shown} shown: not capped at "
                      f"{SHOWN_DIAGNOSTICS} with the count of the rest")
     for diagnostic in result.diagnostics[:SHOWN_DIAGNOSTICS]:
         found += caret_problems(text, diagnostic, result.message)
+    found += [f"diagnostic without a registered code: {d.message}" for d in result.diagnostics
+              if d.code not in CODES]
     again = outcome(text, with_data)
     if (again.kind, again.message, again.model) != (result.kind, result.message, result.model):
         found.append(f"not deterministic: {result.kind} then {again.kind}")

@@ -132,10 +132,10 @@ def test_three_mistakes_all_reported_sorted(tmp_path):
     with pytest.raises(SpecError) as info:
         compile_spec(path.read_text(), str(path))
     text = info.value.format()
-    assert text.count("error:") == 3 and text.endswith("3 errors")
-    assert f"{path}:2:14: error: unknown loss 'sqared'; did you mean 'squared'?" in text
-    assert f"{path}:3:13: error: duplicate feature 'a'" in text
-    assert f"{path}:4:26: error: graph weight must be nonnegative; got -1" in text
+    assert text.count(": error[") == 3 and text.endswith("3 errors")
+    assert f"{path}:2:14: error[S104]: unknown loss 'sqared'; did you mean 'squared'?" in text
+    assert f"{path}:3:13: error[S303]: duplicate feature 'a'" in text
+    assert f"{path}:4:26: error[S206]: graph weight must be nonnegative; got -1" in text
     assert "    stratify g ~ path weight -1\n                             ^^" in text
 
 

@@ -39,8 +39,8 @@ def test_check_reports_every_mistake_with_carets(project):
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     bad = project / "bad.strat"
-    assert f"{bad}:2:14: error: unknown loss 'sqared'; did you mean 'squared'?" in out.stderr
-    assert f"{bad}:4:28: error: graph weight must be nonnegative; got -3" in out.stderr
+    assert f"{bad}:2:14: error[S104]: unknown loss 'sqared'; did you mean 'squared'?" in out.stderr
+    assert f"{bad}:4:28: error[S206]: graph weight must be nonnegative; got -3" in out.stderr
     assert "                               ^^" in out.stderr
     assert out.stderr.strip().endswith("2 errors")
 
@@ -57,7 +57,7 @@ def test_data_errors_are_positioned(project, capsys):
     write(project, "cols.strat", "response y ~ squared\nfeatures x1, x9\n")
     assert main(["check", str(project / "cols.strat"), "--data", str(project / "d.csv")]) == 1
     err = capsys.readouterr().err
-    assert ("cols.strat:2:14: error: column 'x9' not found in the data (d.csv); expected one of "
+    assert ("cols.strat:2:14: error[S501]: column 'x9' not found in the data (d.csv); expected one of "
             "'age', 'intercept', 'sex', 'x1', 'x2', 'y'\n    features x1, x9\n"
             "                 ^^\n") in err
 
@@ -136,7 +136,7 @@ def test_prediction_covariate_errors_are_positioned(tmp_path, rng):
     frame.assign(region=["c", *list(frame.region[1:])]).to_csv(tmp_path / "new.csv", index=False)
     pred = run("predict", str(tmp_path / "p.json"), "--data", str(tmp_path / "new.csv"))
     assert pred.returncode == 1 and "internal error" not in pred.stderr
-    assert "p.strat:4:21: error: distance file" in pred.stderr and "has no entry for 'c'" in pred.stderr
+    assert "p.strat:4:21: error[S511]: distance file" in pred.stderr and "has no entry for 'c'" in pred.stderr
     assert 'distance region ~ matrix("regions.csv")\n' in pred.stderr  # the file's own line
 
 
@@ -166,12 +166,12 @@ def test_spec_from_stdin_names_stdin_and_reads_files_in_the_working_directory(pr
     assert ok.returncode == 0 and ok.stdout == "<stdin>: ok (stratified model 'demo')\n"
     bad = run("check", "-", stdin=(project / "bad.strat").read_text(), cwd=project)
     assert bad.returncode == 1
-    assert "<stdin>:2:14: error: unknown loss 'sqared'; did you mean 'squared'?" in bad.stderr
+    assert "<stdin>:2:14: error[S104]: unknown loss 'sqared'; did you mean 'squared'?" in bad.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     missing = run("check", "-", stdin=GOOD, cwd=elsewhere)  # checked where it runs
     assert missing.returncode == 1
-    assert missing.stderr.startswith(f"<stdin>:2:6: error: data file 'd.csv' not found (looked "
+    assert missing.stderr.startswith(f"<stdin>:2:6: error[S401]: data file 'd.csv' not found (looked "
                                      f"in {elsewhere})\n")
 
 
@@ -300,7 +300,7 @@ def test_json_errors(project, capsys):
         "ok": False, "errors": [{"message": f"data file '{project / 'none.csv'}' not found"}]}
     assert main(["show", str(project / "bad.strat"), "--format", "json"]) == 1
     errors = json.loads(capsys.readouterr().out)["errors"]
-    assert errors[0] == {"message": "unknown loss 'sqared'; did you mean 'squared'?",
+    assert errors[0] == {"code": "S104", "message": "unknown loss 'sqared'; did you mean 'squared'?",
                          "hint": None, "file": str(project / "bad.strat"), "line": 2,
                          "column": 14, "end_line": 2, "end_column": 20}
     assert main(["score", str(project / "missing.json"), "--data", "x.csv",
@@ -360,7 +360,7 @@ def test_unseen_strata_hint_names_the_unseen_flag(project, capsys):
     capsys.readouterr()
     assert main(["predict", str(project / "m.json"), "--data", str(project / "new.csv")]) == 1
     err = capsys.readouterr().err
-    assert "error: column 'age' has values that are not nodes of its graph: 99" in err
+    assert "error[S508]: column 'age' has values that are not nodes of its graph: 99" in err
     assert err.endswith("    hint: --unseen common uses the model averaged over the factor's "
                         "nodes\n")
     assert main(["score", str(project / "m.json"), "--data", str(project / "new.csv"),
@@ -409,7 +409,7 @@ def test_nonconvex_and_where_models_from_the_cli(tmp_path, rng, capsys):
     spec.write_text(spec.read_text().replace('s == "F"', 's == "f"'))
     assert main(["fit", str(spec)]) == 1
     assert capsys.readouterr().err == (
-        f"{spec}:3:27: error: where: \"f\" is no node of column 's' (nodes F, M); did you mean "
+        f"{spec}:3:27: error[S508]: where: \"f\" is no node of column 's' (nodes F, M); did you mean "
         "'F'?\n    features x, x2 where s == \"f\", intercept\n"
         "                              ^^^\n")
 
@@ -470,12 +470,12 @@ def test_a_warning_is_told_once_per_command(project, capsys):
 
 
 @pytest.mark.parametrize("command", ["check", "show", "fit", "verify", "tune", "plot",
-                                     "predict", "score"])
+                                     "predict", "score", "fmt", "lsp"])
 def test_every_command_has_a_description_and_an_example(command):
     from stratlang.cli import COMMANDS, _parser
 
     assert set(COMMANDS) == {"check", "show", "fit", "verify", "tune", "plot", "predict",
-                             "score"}
+                             "score", "fmt", "lsp"}
     parser = _parser()
     help_text = parser._subparsers._group_actions[0].choices[command].format_help()
     assert "examples:\n  stratlang " + command in help_text
@@ -487,7 +487,7 @@ def test_check_reports_a_basis_larger_than_the_strata_of_the_data(project, capsy
           "stratify sex ~ complete\nstratify age ~ path\nbasis 50\n")
     assert main(["check", str(project / "basis.strat")]) == 1
     err = capsys.readouterr().err
-    assert err == (f"{project / 'basis.strat'}:6:7: error: basis 50 exceeds the K = 12 strata: "
+    assert err == (f"{project / 'basis.strat'}:6:7: error[S209]: basis 50 exceeds the K = 12 strata: "
                    "at most 12 eigenvectors\n    basis 50\n          ^^\n")
     write(project, "basis.strat", 'data "d.csv"\nresponse y ~ squared\nfeatures x1\n'
           "stratify sex ~ complete\nstratify age ~ path\nbasis 12\n")
@@ -507,11 +507,11 @@ def test_rows_filter_fits_and_scores_the_rows_it_selects(project, capsys):
 
 
 @pytest.mark.parametrize(("rows", "said"), [
-    ('sx == "F"', "--rows:1:1: error: the data have no column 'sx'; did you mean 'sex'?\n"
+    ('sx == "F"', "--rows:1:1: error[S501]: the data have no column 'sx'; did you mean 'sex'?\n"
                   '    sx == "F"\n    ^^^^^^^^^\n'),
-    ('sex = "F"', "--rows:1:5: error: unexpected '='; expected '!=', '==', 'in'\n"
+    ('sex = "F"', "--rows:1:5: error[S001]: unexpected '='; expected '!=', '==', 'in'\n"
                   '    sex = "F"\n        ^\n'),
-    ('sex == "X"', "--rows:1:1: error: no row of the 300 passes the filter\n"),
+    ('sex == "X"', "--rows:1:1: error[S507]: no row of the 300 passes the filter\n"),
 ])
 def test_a_bad_rows_filter_is_positioned_in_its_own_text(project, capsys, rows, said):
     assert main(["fit", str(project / "good.strat"), "--rows", rows]) == 1

@@ -225,7 +225,7 @@ def test_bad_data_in_one_file_is_positioned_in_the_spec_and_the_file(client, rng
                  "--scheduler", client.scheduler.address])
     err = capsys.readouterr().err
     assert code == 1
-    assert err.startswith(f"{spec}:2:10: error: column 'x' must be numeric; value 'abc' in row 1 "
+    assert err.startswith(f"{spec}:2:10: error[S503]: column 'x' must be numeric; value 'abc' in row 1 "
                           "(line 3 of part-1.csv)\n    features x\n             ^")
     assert "Traceback" not in err
 
@@ -236,7 +236,7 @@ def test_an_unreachable_scheduler_in_the_spec_is_positioned(tmp_path):
     with pytest.raises(stratlang.SpecError) as caught:
         stratlang.load(str(spec)).fit(pd.DataFrame({"y": [1.0, 2.0], "g": [0, 1]}))
     assert str(caught.value).startswith(
-        f"{spec}:3:1: error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
+        f"{spec}:3:1: error[S205]: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
 
 
 def test_theta_written_by_the_workers_reads_back_for_prediction(client, rng, tmp_path):

@@ -45,7 +45,7 @@ NOT_RUN = {
                   "scheduler machine"): "needs a Dask cluster on several machines",
     ("README.md", "grammar/      the lark grammar (installed as stratlang.grammar)"):
         "the repository's layout",
-    ("docs/language.md", "m.strat:3:1: error: backend 'admm' would need at least 80.5 GiB for "
+    ("docs/language.md", "m.strat:3:1: error[S209]: backend 'admm' would need at least 80.5 GiB for "
                          "K = 30,000 × 30,000 = 900,000,000 strata × 1 parameter each; this "
                          "machine has 23.5 GiB"): "the machine's memory differs",
     ("docs/language.md", "Σ_k ℓ_k(θ_k) + Σ_terms λ r(θ_k) + Σ_factors (γ_a / 2) Σ_{edges (i,j) "

@@ -106,7 +106,7 @@ def test_control_characters_are_shown_and_named():
     text = "model m\u2028x\nresponse y ~ squared\n"
     result = outcome(text)
     assert result.message.splitlines() == [
-        "<fuzz>:1:8: error: unexpected character U+2028 (LINE SEPARATOR)",
+        "<fuzz>:1:8: error[S007]: unexpected character U+2028 (LINE SEPARATOR)",
         "    model m\ufffdx",
         "           ^"]
 

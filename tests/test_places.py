@@ -68,7 +68,7 @@ def test_devices_pipes_and_folders_are_named_for_what_they_are(project, capsys, 
         f"error: data file 'odd.csv' is {kind}, not a file\n")
     write(project, "odd.strat", SPEC.replace("d.csv", "odd.csv"))
     assert errors_of(capsys, "check", "odd.strat") == (
-        f"odd.strat:1:6: error: data file 'odd.csv' is {kind}, not a file (looked in "
+        f"odd.strat:1:6: error[S401]: data file 'odd.csv' is {kind}, not a file (looked in "
         f"{project})\n    data \"odd.csv\"\n         ^^^^^^^^^\n")
 
 

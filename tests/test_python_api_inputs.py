@@ -68,7 +68,7 @@ def test_graph_from_the_command_line(frame, tmp_path, capsys):
     assert "factor (s): 4 nodes, 4 edges, general" in capsys.readouterr().out
     assert main(["fit", str(spec), "--data", str(tmp_path / "d.csv")]) == 1
     err = capsys.readouterr().err
-    assert "m.strat:3:14: error: the graph of 's' is given from Python: pass graphs={'s': graph}" \
+    assert "m.strat:3:14: error[S511]: the graph of 's' is given from Python: pass graphs={'s': graph}" \
         in err and "--graph s=edges.csv on the command line" in err
     with pytest.raises(SystemExit) as usage:  # a malformed flag: a usage error
         main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--graph", "s"])

@@ -106,7 +106,7 @@ def test_all_syntax_errors_reported_in_one_pass():
     lines = [d.span.line for d in info.value.diagnostics]
     assert lines == [2, 3, 4]
     text_out = info.value.format()
-    assert "three.strat:2:1: error: unknown statement 'featurs'" in text_out
+    assert "three.strat:2:1: error[S003]: unknown statement 'featurs'" in text_out
     assert "    featurs a\n    ^^^^^^^" in text_out
     assert text_out.endswith("3 errors")
 
@@ -164,7 +164,7 @@ def test_many_errors_shown_up_to_a_cap_with_the_count():
         compile_spec(text, "many.strat", check_files=False)
     assert len(info.value.diagnostics) == 119  # all kept for a program
     shown = info.value.format()
-    assert shown.count("error: duplicate 'features' statement") == SHOWN_DIAGNOSTICS == 50
+    assert shown.count("error[S301]: duplicate 'features' statement") == SHOWN_DIAGNOSTICS == 50
     assert shown.endswith("    ^^^^^^^^^^\n… and 69 more\n119 errors")
 
 

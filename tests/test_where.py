@@ -492,7 +492,7 @@ def test_tune_checks_the_clauses_before_any_fold(rng):
     frame = pregnancies(rng, 300)
     model = stratlang.load('response y ~ squared\nfeatures age\n'
                            'regularize {0.1, 1} * l1 where s == "f"\n' + STRATA)
-    with pytest.raises(SpecError, match=r"3:37: error: where: \"f\" is no node of column 's' "
+    with pytest.raises(SpecError, match=r"3:37: error\[S508\]: where: \"f\" is no node of column 's' "
                                         r"\(nodes F, M\); did you mean 'F'\?"):
         model.tune(frame, folds=3)
     good = stratlang.load('response y ~ squared\nfeatures age, preg where s == "F"\n'

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.design import Design
 from ..kinds.regularizers import REGULARIZERS
-from ..language import ir
+from ..language import codes, ir
 from ..language.errors import Diagnostic, NumericalError, SpecError, warn
 from ..language.limits import basis_problem
 from ..language.params import Options, Param, count, iterations, positive
@@ -66,7 +66,7 @@ def laplacian_basis(design: Design, weights: dict[str, float]) -> tuple[np.ndarr
     assert model.basis is not None  # only basis models get here
     k = design.strata.k
     if problem := basis_problem(model.basis, k):
-        raise SpecError([Diagnostic(problem, model.basis_span, model.source)])
+        raise SpecError([Diagnostic(problem, model.basis_span, model.source, code=codes.TOO_LARGE)])
     graphs = design.strata.graphs()
     values, vectors, _ = product_basis(graphs, design.strata.gammas(weights), model.basis)
     return values, vectors

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 
-from ..language import limits
+from ..language import codes, limits
 from ..language.errors import Diagnostic, SpecError
 
 # bytes per parameter entry (K·d), per feature entry (N·n) and per Laplacian edge entry,
@@ -53,4 +53,5 @@ def refuse_if_too_large(backend: str, design, need: int | None,
         f"backend '{backend}' would need at least {limits.gigabytes(need, 1)} for K = "
         f"{shape} = {k:,} strata × {d:,} parameter{'s' if d > 1 else ''} each; this machine has "
         f"{limits.gigabytes(available, 1)}", span, model.source,
-        "fewer strata (coarser nodes), or backend 'dask' with workers on other machines")])
+        "fewer strata (coarser nodes), or backend 'dask' with workers on other machines",
+        code=codes.TOO_LARGE)])

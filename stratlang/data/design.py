@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..kinds import responses
 from ..kinds.losses import LOSSES, Loss, Records
+from ..language import codes as diagnostic_codes
 from ..language import ir
 from ..language.errors import DataWarning, warn
 from ..solvers.graphs import RowGroup, induced
@@ -44,11 +45,12 @@ def bind_weights(binder: Binder) -> np.ndarray | None:
     if len(bad):
         binder.out.error(f"weights column '{model.weights}' must be nonnegative; "
                          f"{values_phrase(binder.frame[model.weights], bad)} in "
-                         + rows_phrase(binder.frame, bad), model.weights_span)
+                         + rows_phrase(binder.frame, bad), model.weights_span,
+                         code=diagnostic_codes.BAD_WEIGHTS)
         return None
     if len(values) and not np.any(values > 0):
         binder.out.error(f"weights column '{model.weights}' is zero in every row: no record "
-                         "counts", model.weights_span)
+                         "counts", model.weights_span, code=diagnostic_codes.BAD_WEIGHTS)
         return None
     return values
 
@@ -134,7 +136,7 @@ def bind_response(binder: Binder, classes: tuple | None = None) -> responses.Enc
             where = (f"; {values_phrase(series[0], problem.rows)} in "
                      f"{rows_phrase(binder.frame, problem.rows)}")
         binder.out.error(f"response '{cols}' {problem.message} for loss '{loss.name}'{where}",
-                         spans[0])
+                         spans[0], code=diagnostic_codes.BAD_RESPONSE)
     return None if problems else encoded
 
 
@@ -297,7 +299,8 @@ def check_overrides_disjoint(binder: Binder, strata: Strata) -> None:
             count = f"{len(taken):,} {'stratum' if len(taken) == 1 else 'strata'}"
             binder.out.error(f"this override and the one {where} both select {count} "
                              f"(e.g. {label}): a stratum "
-                             "takes one loss", override.where.span)
+                             "takes one loss", override.where.span,
+                             code=diagnostic_codes.OVERLAPPING_OVERRIDES)
             return
         owner[selected] = i
 
@@ -318,7 +321,8 @@ def check_zero_constraints(binder: Binder, loss: Loss, rows: tuple[str, ...]) ->
         why = next((w for p in params if (w := loss.zero_refused(held, p))), None)
         if why:
             binder.out.error("this constraint holds every parameter it acts on at 0, which "
-                             f"loss '{loss.name}' does not allow: {why}", term.span)
+                             f"loss '{loss.name}' does not allow: {why}", term.span,
+                             code=diagnostic_codes.ZERO_REFUSED)
 
 
 def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
@@ -335,7 +339,7 @@ def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
     if with_response and len(frame) == 0:
         binder.out.error("the data have no records" + (
             " left: every one misses a value (missing drop)" if dropped else ""),
-            model.missing_span if dropped else None)
+            model.missing_span if dropped else None, code=diagnostic_codes.NO_RECORDS)
         binder.out.raise_if_any()
     loss = LOSSES[model.response.loss.name]
     # (a stratum value whose every record `missing drop` left out is still a node)

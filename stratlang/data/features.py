@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..kinds.transforms import TRANSFORMS, TransformError
-from ..language import ir
+from ..language import codes, ir
 from ..language.printer import factor_text as _factor_text
 from ..language.printer import where_text
 from .frames import Binder, rows_phrase, values_phrase
@@ -163,13 +163,15 @@ class Features:
         if err.rows is None or not len(err.rows):
             # (a term with `where` learns from the rows in its strata only: say which)
             scope = f" (in the rows{self.scope})" if self.scope else ""
-            self.binder.out.error(f"{key}: {err}{scope}", factor.span)
+            self.binder.out.error(f"{key}: {err}{scope}", factor.span,
+                                  code=codes.TRANSFORM_FAILED)
             return
         frame = self.binder.frame
         shown = (f"; {values_phrase(frame[column], err.rows)}" if column in frame.columns
                  else "")
         self.binder.out.error(f"{key}: column '{column}' {err}{shown} in "
-                              + rows_phrase(frame, err.rows), factor.span)
+                              + rows_phrase(frame, err.rows), factor.span,
+                              code=codes.TRANSFORM_FAILED)
 
     # ---- terms ---------------------------------------------------------------------------
     def term(self, term: ir.Term) -> tuple[np.ndarray, list[str]] | None:
@@ -268,7 +270,7 @@ def learn_state(binder: Binder, model: ir.Model, summaries: list[dict[str, Any]]
         try:
             states[key] = entry.state(parts, factor.kind.p)
         except TransformError as err:
-            binder.out.error(f"{key}: {err}", factor.span)
+            binder.out.error(f"{key}: {err}", factor.span, code=codes.TRANSFORM_FAILED)
     return FeatureState(states)
 
 
@@ -289,7 +291,8 @@ def summarize(binder: Binder, model: ir.Model) -> dict[str, Any]:
     for factor in stateful_factors(model):
         if _learns_from_learned(factor):
             binder.out.error(f"{factor_text(factor)}: on partitioned data, a learned transform "
-                             "cannot take another learned transform's output", factor.span)
+                             "cannot take another learned transform's output", factor.span,
+                             code=codes.TRANSFORM_FAILED)
             continue
         out[factor_text(factor)] = features.summaries(factor)
     return out

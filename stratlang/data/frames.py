@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..kinds.files import FileProblem, read_csv, read_parquet
 from ..kinds.graphs import canon
-from ..language import ir
+from ..language import codes, ir
 from ..language.errors import (
     Collector,
     DataError,
@@ -105,13 +105,14 @@ class Binder:
                                     + list(also))
             else:  # any file a spec names is read: echo nothing of one that is no data table
                 hint = "; the file's header names none of the model's columns"
-            self.out.error(f"column '{name}' not found in the data{self.where}" + hint, span)
+            self.out.error(f"column '{name}' not found in the data{self.where}" + hint, span,
+                           code=codes.NO_COLUMN)
             return None
         series = self.frame[name]
         missing = np.flatnonzero(series.isna().to_numpy())
         if len(missing):
             self.out.error(f"column '{name}' has missing values (empty or NaN) in "
-                           + rows_phrase(self.frame, missing), span)
+                           + rows_phrase(self.frame, missing), span, code=codes.MISSING_VALUES)
             return None
         return series
 
@@ -129,12 +130,13 @@ class Binder:
             return None
         if kind := _not_real(series):
             self.out.error(f"column '{name}' holds {kind} ({series.dtype}), not real numbers: "
-                           "convert it yourself", span, _CONVERSIONS[kind])
+                           "convert it yourself", span, _CONVERSIONS[kind], code=codes.NOT_NUMERIC)
             return None
         values = pd.to_numeric(series, errors="coerce")
         if values.dtype.kind == "c":  # (complex numbers in a column of Python objects)
             self.out.error(f"column '{name}' holds complex numbers, not real numbers: "
-                           "convert it yourself", span, _CONVERSIONS["complex numbers"])
+                           "convert it yourself", span, _CONVERSIONS["complex numbers"],
+                           code=codes.NOT_NUMERIC)
             return None
         if series.dtype == bool:
             values = series.astype(float)
@@ -142,18 +144,18 @@ class Binder:
         words = np.flatnonzero(np.isnan(numbers))  # (the column has no missing values)
         if len(words):
             self.out.error(f"column '{name}' must be numeric; {values_phrase(series, words)} in "
-                           + rows_phrase(self.frame, words), span, hint)
+                           + rows_phrase(self.frame, words), span, hint, code=codes.NOT_NUMERIC)
             return None
         infinite = np.flatnonzero(np.isinf(numbers))
         if len(infinite):
             self.out.error(f"column '{name}' must be finite; {values_phrase(numbers, infinite)} "
-                           f"in {rows_phrase(self.frame, infinite)}", span)
+                           f"in {rows_phrase(self.frame, infinite)}", span, code=codes.NOT_FINITE)
             return None
         huge = np.flatnonzero(np.abs(numbers) > MAX_MAGNITUDE)
         if len(huge):  # their squares would overflow in the solvers
             self.out.error(f"column '{name}' has values beyond ±{MAX_MAGNITUDE:.0e}: "
                            f"{values_phrase(numbers, huge)} in {rows_phrase(self.frame, huge)}; "
-                           "rescale the column", span)
+                           "rescale the column", span, code=codes.NOT_FINITE)
             return None
         return numbers
 
@@ -216,4 +218,5 @@ def frame_for(model: ir.Model, data: pd.DataFrame | str | Path | None) -> pd.Dat
     try:
         return read_frame(model.directory / model.data)
     except FileProblem as problem:
-        raise SpecError([Diagnostic(str(problem), model.data_span, model.source)]) from None
+        raise SpecError([Diagnostic(str(problem), model.data_span, model.source,
+                                    code=codes.DATA_FILE)]) from None

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..kinds.distances import DISTANCES, MetricError
-from ..language import ir
+from ..language import codes, ir
 from ..language.errors import StratlangError
 from .design import bind_features, bind_response, bind_weights, drop_missing, report_dropped
 from .features import FeatureState
@@ -69,7 +69,7 @@ def bind_covariates(binder: Binder, encode: pd.DataFrame | None = None) -> list:
             encoded.append(metric.encode(source[list(dist.columns)], dist.metric.p,
                                          model.directory))
         except MetricError as err:
-            binder.out.error(str(err), dist.metric.span)
+            binder.out.error(str(err), dist.metric.span, code=codes.GRAPH_FAILED)
     return encoded
 
 
@@ -83,7 +83,7 @@ def bind_personalized(model: ir.Model, frame: pd.DataFrame,
     if len(frame) == 0:
         binder.out.error("the data have no records" + (
             " left: every one misses a value (missing drop)" if dropped else ""),
-            model.missing_span if dropped else None)
+            model.missing_span if dropped else None, code=codes.NO_RECORDS)
         binder.out.raise_if_any()
     bound = bind_features(binder, features)
     encoded = bind_response(binder)

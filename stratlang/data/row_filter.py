@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..language import codes
 from ..language.errors import Diagnostic, Source, SpecError, did_you_mean
 from ..language.rows import ROWS_NAME, parse_rows
 from .strata import rows_where
@@ -17,12 +18,13 @@ def filter_rows(frame: pd.DataFrame, text: str, name: str = ROWS_NAME) -> pd.Dat
     source = Source(text, name)
     columns = [str(c) for c in frame.columns]
     missing = [Diagnostic(f"the data have no column '{cond.column}'"
-                          + did_you_mean(cond.column, columns), cond.span, source)
+                          + did_you_mean(cond.column, columns), cond.span, source,
+                          code=codes.NO_COLUMN)
                for cond in where.conditions if cond.column not in frame.columns]
     if missing:
         raise SpecError(missing)
     kept = rows_where(frame, where)
     if not kept.any():
         raise SpecError([Diagnostic(f"no row of the {len(frame):,} passes the filter",
-                                    where.span, source)])
+                                    where.span, source, code=codes.NO_RECORDS)])
     return frame[kept]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..kinds.graphs import GRAPHS, GraphError, canon, canon_text
+from ..language import codes as diagnostic_codes
 from ..language import ir, limits
 from ..language.errors import DataWarning, did_you_mean, warn
 from ..language.policies import UNSEEN_POLICIES
@@ -90,7 +91,8 @@ def _observed(binder: Binder, series: pd.Series, span) -> list | None:
         fewer = np.flatnonzero(kinds if kinds.sum() <= len(kinds) / 2 else ~kinds)
         binder.out.error(f"column '{series.name}' mixes numbers and text: "
                          f"{values_phrase(series, fewer)} in {rows_phrase(binder.frame, fewer)} "
-                         "differ in kind from the others; give the column one type", span)
+                         "differ in kind from the others; give the column one type", span,
+                         code=diagnostic_codes.NOT_NUMERIC)
         return None
     try:
         return sorted(values)
@@ -146,10 +148,11 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
     if fitted is None and strata.k > limits.MAX_STRATA:
         binder.out.error(f"the strata number K = {' × '.join(f'{n:,}' for n in strata.shape)} = "
                          f"{strata.k:,}; a model has at most {limits.MAX_STRATA:,} strata",
-                         model.strata[0].span)
+                         model.strata[0].span, code=diagnostic_codes.TOO_LARGE)
     elif (fitted is None and model.basis is not None and len(factors) == len(model.strata)
           and (problem := limits.basis_problem(model.basis, strata.k))):
-        binder.out.error(problem, model.basis_span)  # binding: check reports it, not fit only
+        binder.out.error(problem, model.basis_span,
+                         code=diagnostic_codes.TOO_LARGE)  # binding: check reports it, not fit only
     located = [p for p in per_factor if p is not None]
     if len(located) != len(per_factor) or binder.out.diagnostics:
         return strata, None, None
@@ -191,16 +194,16 @@ def _build_factor(binder: Binder, strat: ir.Stratification, series,
     if node_lists is not None:
         sizes = [len(n) for n in node_lists]
         if problem := limits.factor_too_large(kind.name, sizes, kind.edge_count(sizes)):
-            binder.out.error(problem, strat.graph.span)
+            binder.out.error(problem, strat.graph.span, code=diagnostic_codes.TOO_LARGE)
             return None
     try:
         built = kind.build(node_lists, strat.graph.p, binder.model.directory,
                            supplied=supplied, column=strat.columns[0])
     except GraphError as err:
-        binder.out.error(str(err), strat.graph.span)
+        binder.out.error(str(err), strat.graph.span, code=diagnostic_codes.GRAPH_FAILED)
         return None
     if problem := limits.factor_too_large(kind.name, [built.graph.n], built.graph.n_edges):
-        binder.out.error(problem, strat.graph.span)
+        binder.out.error(problem, strat.graph.span, code=diagnostic_codes.TOO_LARGE)
         return None
     column_labels = (tuple(tuple(n) for n in node_lists)
                      if node_lists is not None and len(node_lists) > 1 else (built.labels,))
@@ -280,7 +283,7 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
             hint, cli_hint = _unseen_hint(factor, unseen)
         binder.out.error(f"column '{where}' has values that are not nodes of its graph: "
                          + ", ".join(shown) + " in " + rows_phrase(binder.frame, bad), spans[0],
-                         hint, cli_hint)
+                         hint, cli_hint, code=diagnostic_codes.NOT_A_NODE)
         return None
     if len(idx_per_col) == 1:
         idx = idx_per_col[0]
@@ -354,9 +357,10 @@ def check_where(binder: Binder, strata: Strata, where: ir.Where) -> None:
                 hint = did_you_mean(canon_text(value), list(texts))
                 binder.out.error(f"where: {literal(value)} is no node of column "
                                  f"'{cond.column}' (nodes {shown})"
-                                 + (hint if hint.startswith("; did you mean") else ""), span)
+                                 + (hint if hint.startswith("; did you mean") else ""), span,
+                                 code=diagnostic_codes.NOT_A_NODE)
     if not binder.out.diagnostics and len(select_strata(strata, where)) == 0:
-        binder.out.error("where selects no stratum", where.span)
+        binder.out.error("where selects no stratum", where.span, code=diagnostic_codes.NOT_A_NODE)
 
 
 def rows_where(frame: pd.DataFrame, where: ir.Where) -> np.ndarray:

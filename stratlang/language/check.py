@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
-from . import ast, ir, limits
+from . import ast, codes, ir, limits
 from .errors import Collector, Diagnostic, Span, did_you_mean
 from .params import from_spec, literal, resolve_args
 from .personalize import PERSONALIZE_OPTIONS
@@ -44,25 +44,29 @@ class Checker:
         self.stratified: tuple[ir.Stratification, ...] = ()  # what a `where` may name
         self.personalized = False
 
-    def error(self, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.out.error(message, span, hint)
+    def error(self, message: str, span: Span | None, hint: str | None = None, *,
+              code: str) -> None:
+        self.out.error(message, span, hint, code=code)
 
     # ---- values -----------------------------------------------------------------
     def hyper(self, value: ast.Value, what: str) -> ir.Hyper | None:
         """A weight: a nonnegative number, a set {…}, or logspace/linspace(lo, hi, n)."""
         if isinstance(value, ast.Number):
             if value.value < 0:
-                self.error(f"{what} must be nonnegative; got {value.text}", value.span)
+                self.error(f"{what} must be nonnegative; got {value.text}", value.span,
+                           code=codes.NEGATIVE_WEIGHT)
                 return None
             return ir.Hyper("value", (float(value.value),), value.span)
         if isinstance(value, ast.SetValue):
             numbers = []
             for item in value.items:
                 if not isinstance(item, ast.Number):
-                    self.error(f"{what}: a sweep set holds numbers only", item.span)
+                    self.error(f"{what}: a sweep set holds numbers only", item.span,
+                               code=codes.MALFORMED_SWEEP)
                     return None
                 if item.value < 0:
-                    self.error(f"{what} must be nonnegative; got {item.text}", item.span)
+                    self.error(f"{what} must be nonnegative; got {item.text}", item.span,
+                               code=codes.NEGATIVE_WEIGHT)
                     return None
                 numbers.append(float(item.value))
             return ir.Hyper("set", tuple(numbers), value.span)
@@ -70,23 +74,26 @@ class Checker:
             form = value.name.value
             args = [a.value for a in value.args if isinstance(a.value, ast.Number)]
             if len(value.args) != 3 or any(a.keyword for a in value.args) or len(args) != 3:
-                self.error(f"{form} takes three numbers: {form}(low, high, count)", value.span)
+                self.error(f"{form} takes three numbers: {form}(low, high, count)", value.span,
+                           code=codes.MALFORMED_SWEEP)
                 return None
             lo, hi, n = (a.value for a in args)
             if not float(n).is_integer() or n < 2:
-                self.error(f"{form}: count must be a whole number ≥ 2", args[2].span)
+                self.error(f"{form}: count must be a whole number ≥ 2", args[2].span,
+                           code=codes.MALFORMED_SWEEP)
                 return None
             if lo < 0 or hi < 0 or (form == "logspace" and (lo <= 0 or hi <= 0)):
                 self.error(f"{form}: bounds must be {'positive' if form == 'logspace' else 'nonnegative'}",
-                           value.span)
+                           value.span, code=codes.MALFORMED_SWEEP)
                 return None
             return ir.Hyper(form, (float(lo), float(hi), float(int(n))), value.span)
         if isinstance(value, ast.Call):
             self.error(f"{what}: unknown sweep '{value.name.value}'"
-                       + did_you_mean(value.name.value, ("logspace", "linspace")), value.name.span)
+                       + did_you_mean(value.name.value, ("logspace", "linspace")), value.name.span,
+                       code=codes.UNKNOWN_SWEEP)
             return None
         self.error(f"{what} must be a number, a sweep set {{…}} or logspace(low, high, count)",
-                   value.span)
+                   value.span, code=codes.MALFORMED_SWEEP)
         return None
 
     def names(self, value: ast.Value, what: str) -> tuple[str, ...] | None:
@@ -96,7 +103,7 @@ class Checker:
             named = [i for i in value.items if isinstance(i, ast.Name | ast.String)]
             if len(named) == len(value.items):
                 return tuple(i.value for i in named)
-        self.error(f"{what} takes a name or a list [a, b]", value.span)
+        self.error(f"{what} takes a name or a list [a, b]", value.span, code=codes.MALFORMED_NODES)
         return None
 
     def node_spec(self, value: ast.Value) -> ir.NodeSpec | None:
@@ -104,14 +111,16 @@ class Checker:
             start, stop = value.start.value, value.stop.value
             step = value.step.value if value.step else 1
             if not (isinstance(start, int) and isinstance(stop, int) and isinstance(step, int)):
-                self.error("a node range takes whole numbers: start..stop step k", value.span)
+                self.error("a node range takes whole numbers: start..stop step k", value.span,
+                           code=codes.MALFORMED_NODES)
                 return None
             if step == 0 or (stop - start) * step < 0:
-                self.error("empty node range", value.span)
+                self.error("empty node range", value.span, code=codes.MALFORMED_NODES)
                 return None
             if (stop - start) // step + 1 > limits.MAX_NODES:
                 self.error(f"a node range of {(stop - start) // step + 1:,} "
-                           f"nodes; a factor has at most {limits.MAX_NODES:,}", value.span)
+                           f"nodes; a factor has at most {limits.MAX_NODES:,}", value.span,
+                           code=codes.TOO_LARGE)
                 return None
             return ir.IntRange(start, stop, step)
         if isinstance(value, ast.ListValue):
@@ -120,13 +129,15 @@ class Checker:
                 try:
                     labels.append(literal(item))
                 except ValueError:
-                    self.error("node labels are numbers, names or strings", item.span)
+                    self.error("node labels are numbers, names or strings", item.span,
+                               code=codes.MALFORMED_NODES)
                     return None
             if len(set(labels)) != len(labels):
-                self.error("node list repeats a label", value.span)
+                self.error("node list repeats a label", value.span, code=codes.MALFORMED_NODES)
                 return None
             return tuple(labels)
-        self.error("nodes takes a range (1976..2016 step 2) or a list [a, b, c]", value.span)
+        self.error("nodes takes a range (1976..2016 step 2) or a list [a, b, c]", value.span,
+                   code=codes.MALFORMED_NODES)
         return None
 
     def options(self, options: tuple[ast.Option, ...], allowed: tuple[str, ...],
@@ -136,9 +147,9 @@ class Checker:
             key = opt.name.value
             if key not in allowed:
                 self.error(f"unknown option '{key}' for {where}" + did_you_mean(key, allowed),
-                           opt.name.span)
+                           opt.name.span, code=codes.UNKNOWN_OPTION)
             elif key in seen:
-                self.error(f"option '{key}' given twice", opt.name.span)
+                self.error(f"option '{key}' given twice", opt.name.span, code=codes.OPTION_TWICE)
             else:
                 seen[key] = opt
         return seen
@@ -148,7 +159,7 @@ class Checker:
         for col in columns:
             if col.value in seen:
                 self.error(f"column '{col.value}' {problem} (first on line "
-                           f"{seen[col.value].line})", col.span)
+                           f"{seen[col.value].line})", col.span, code=codes.COLUMN_TWICE)
             else:
                 seen[col.value] = col.span
 
@@ -174,7 +185,7 @@ class Checker:
                 continue
             if key in SINGLE_STATEMENTS and key in first:
                 self.error(f"duplicate '{key}' statement (the first is on line "
-                           f"{first[key].span.line})", stmt.span)
+                           f"{first[key].span.line})", stmt.span, code=codes.DUPLICATE_STATEMENT)
                 continue
             first.setdefault(key, stmt)
             groups.setdefault(key, []).append(stmt)
@@ -185,7 +196,7 @@ class Checker:
         data_span = data_stmt.path.span if data_stmt is not None else None
         if data is not None and self.base is not None and (problem := unopenable(self.base / data)):
             self.error(f"data file '{shown(data)}' {problem} (looked in {shown(self.base)})",
-                       data_span)
+                       data_span, code=codes.DATA_FILE)
 
         strata = self.strata(groups.get("stratify", []))
         self.stratified = strata
@@ -194,7 +205,8 @@ class Checker:
         if response is None:
             self.error("missing 'response' statement: write e.g. `response y ~ squared`"
                        + (" (the ones with `where` change its parameters in some strata)"
-                          if overrides else ""), overrides[0].span if overrides else None)
+                          if overrides else ""), overrides[0].span if overrides else None,
+                       code=codes.MISSING_RESPONSE)
             loss, resp = None, None
         else:
             loss, resp = self.response(response)
@@ -214,7 +226,7 @@ class Checker:
             if basis is not None and term.where is not None:
                 self.error("a feature present in some strata only cannot be in a basis "
                            "model: θ = V β gives every row a value in every stratum",
-                           term.where.span)
+                           term.where.span, code=codes.MISPLACED_WHERE)
                 break
         solver = self.solver(_first(first, ast.SolverStmt), personalize is not None)
         weights = _first(first, ast.WeightsStmt)
@@ -238,14 +250,15 @@ class Checker:
         count = value.value if isinstance(value, ast.Number) else None
         if not isinstance(count, int) or not 1 <= count <= limits.MAX_BASIS:
             self.error(f"basis takes a whole number of eigenvectors in [1, "
-                       f"{limits.MAX_BASIS:,}]", value.span)
+                       f"{limits.MAX_BASIS:,}]", value.span, code=codes.TOO_LARGE)
             return None
         if personalized:
             self.error("basis expands a stratified model over its graph; a personalized model "
-                       "has no graph", stmt.span)
+                       "has no graph", stmt.span, code=codes.MISPLACED_BASIS)
             return None
         if not strata:
-            self.error("basis needs a graph: at least one `stratify` statement", stmt.span)
+            self.error("basis needs a graph: at least one `stratify` statement", stmt.span,
+                       code=codes.MISPLACED_BASIS)
             return None
         if all(s.nodes is not None for s in strata):  # K is known without the data
             k = 1
@@ -253,7 +266,7 @@ class Checker:
                 for spec in s.nodes or ():
                     k *= len(spec.labels()) if isinstance(spec, ir.IntRange) else len(spec)
             if problem := limits.basis_problem(count, k):
-                self.error(problem, value.span)
+                self.error(problem, value.span, code=codes.TOO_LARGE)
                 return None
         return count
 
@@ -268,10 +281,10 @@ class Checker:
         loss, ref = self.kind(self.vocabulary.losses, stmt.loss)
         columns = tuple(n.value for n in stmt.target.columns)
         if len(set(columns)) != len(columns):
-            self.error("response repeats a column", stmt.target.span)
+            self.error("response repeats a column", stmt.target.span, code=codes.COLUMN_TWICE)
         if loss is not None and len(columns) > 1 and not loss.multi_column:
             self.error(f"loss '{loss.name}' takes one response column; got {len(columns)}",
-                       stmt.target.span)
+                       stmt.target.span, code=codes.ONE_COLUMN_ONLY)
         offset = None
         opts = self.options(stmt.options, ("offset",), "response")
         if "offset" in opts:
@@ -279,10 +292,10 @@ class Checker:
             offset = self.factor(value)
             if loss is not None and loss.offset_problem is not None:
                 self.error(f"loss '{loss.name}' takes no offset: {loss.offset_problem}",
-                           opts["offset"].name.span)
+                           opts["offset"].name.span, code=codes.NOT_ACCEPTED)
             elif offset is not None and self.categorical(offset):
                 self.error("an offset is one number per record: it cannot be categorical",
-                           value.span)
+                           value.span, code=codes.NOT_ACCEPTED)
         if ref is None:
             return None, None
         return loss, ir.Response(columns, ref, stmt.span,
@@ -299,23 +312,24 @@ class Checker:
             if columns != response.columns:
                 self.error(f"a response override is for the response "
                            f"{target_text(response.columns)}; got {target_text(columns)}",
-                           stmt.target.span)
+                           stmt.target.span, code=codes.MALFORMED_OVERRIDE)
                 continue
             entry, ref = self.kind(self.vocabulary.losses, stmt.loss)
             if entry is None or ref is None:
                 continue
             if not entry.params:
                 self.error(f"loss '{entry.name}' has no parameters for an override to change",
-                           stmt.loss.span)
+                           stmt.loss.span, code=codes.MALFORMED_OVERRIDE)
                 continue
             if loss is not None and entry.name != loss.name:
                 self.error(f"a response override changes the parameters of loss "
                            f"'{loss.name}', not the loss: write {loss.name}(…) where …",
-                           stmt.loss.name.span)
+                           stmt.loss.name.span, code=codes.MALFORMED_OVERRIDE)
                 continue
             if stmt.options:
                 self.error("a response override takes no options (an offset is the main "
-                           "response statement's)", stmt.options[0].span)
+                           "response statement's)", stmt.options[0].span,
+                           code=codes.MALFORMED_OVERRIDE)
                 continue
             where = self.where(stmt.where)
             if where is not None:
@@ -330,11 +344,11 @@ class Checker:
         columns = [c for s in self.stratified for c in s.columns]
         if self.personalized:
             self.error("where selects strata of a stratified model; a personalized model has "
-                       "none (one model per sample)", where.span)
+                       "none (one model per sample)", where.span, code=codes.MISPLACED_WHERE)
             return None
         if not columns:
             self.error("where selects strata: the model needs a `stratify` statement",
-                       where.span)
+                       where.span, code=codes.MISPLACED_WHERE)
             return None
         conditions = []
         for cond in where.conditions:
@@ -342,7 +356,7 @@ class Checker:
             if column not in columns:
                 self.error(f"where: '{column}' is not a stratification column"
                            + did_you_mean(column, columns),
-                           cond.column.span)
+                           cond.column.span, code=codes.NOT_A_STRATUM_COLUMN)
                 continue
             values = []
             for item in cond.values:
@@ -350,7 +364,7 @@ class Checker:
                     values.append(literal(item))
                 except ValueError:
                     self.error("where compares with node labels: numbers, names or strings",
-                               item.span)
+                               item.span, code=codes.NOT_A_LABEL)
             if len(values) == len(cond.values):
                 conditions.append(ir.Condition(column, tuple(values), cond.negated, cond.span,
                                                tuple(v.span for v in cond.values)))
@@ -369,7 +383,7 @@ class Checker:
             return ir.Column(value.value, value.span)
         if not isinstance(value, ast.Call):
             self.error("a feature is a column, a transform of one such as log(x), or a product "
-                       "of them such as a:b", value.span)
+                       "of them such as a:b", value.span, code=codes.MALFORMED_FEATURE)
             return None
         transforms = self.vocabulary.transforms
         entry = transforms.lookup(value.name.value, value.name.span, self.out)
@@ -377,7 +391,8 @@ class Checker:
             return None
         name = value.name.value
         if not value.args or value.args[0].keyword is not None:
-            self.error(f"transform '{name}' takes a column first: {name}(x)", value.span)
+            self.error(f"transform '{name}' takes a column first: {name}(x)", value.span,
+                       code=codes.MALFORMED_FEATURE)
             return None
         inner = self.factor(value.args[0].value)
         rest = ast.Call(value.span, value.name, value.args[1:])
@@ -386,7 +401,8 @@ class Checker:
             return None
         if self.categorical(inner):
             self.error(f"{factor_text(inner, transforms)} gives indicator columns: "
-                       f"it cannot be the input of '{name}'", value.args[0].value.span)
+                       f"it cannot be the input of '{name}'", value.args[0].value.span,
+                       code=codes.MALFORMED_FEATURE)
             return None
         return ir.Transform(ir.KindRef(name, params, value.span), inner, value.span)
 
@@ -407,7 +423,7 @@ class Checker:
                 if len(factors) > 1 and any(isinstance(f, ir.Column) and f.name == "intercept"
                                             for f in factors):
                     self.error("intercept in a product is the product without it: leave it "
-                               "out", product.span)
+                               "out", product.span, code=codes.MALFORMED_FEATURE)
                     factors = (None,)
                 valid = tuple(f for f in factors if f is not None)
                 if len(valid) == len(factors):
@@ -423,7 +439,8 @@ class Checker:
                                     for f in term.factors)
                     if key in seen:
                         if size == len(products):  # as written (a '*' repeating an earlier
-                            self.error(f"duplicate feature '{text}'", written.span)  # term
+                            self.error(f"duplicate feature '{text}'", written.span,
+                                       code=codes.COLUMN_TWICE)  # term
                         continue  # of its own adds nothing)
                     seen[key] = text
                     terms.append(term)
@@ -431,7 +448,7 @@ class Checker:
             twin = loss.with_features
             hint = f"for a model with features use '{twin}'" if twin else None
             self.error(f"loss '{loss.name}' is a distribution estimate and takes no features",
-                       stmt.span, hint)
+                       stmt.span, hint, code=codes.NOT_ACCEPTED)
         return tuple(terms)
 
     def missing(self, stmt: ast.MissingStmt | None) -> str:
@@ -440,7 +457,8 @@ class Checker:
         policy = stmt.policy.value
         if policy not in MISSING_POLICIES:
             self.error(f"unknown missing-value policy '{policy}'"
-                       + did_you_mean(policy, MISSING_POLICIES), stmt.policy.span)
+                       + did_you_mean(policy, MISSING_POLICIES), stmt.policy.span,
+                       code=codes.UNKNOWN_MISSING_POLICY)
             return "error"
         return policy
 
@@ -475,7 +493,8 @@ class Checker:
                 for col in exclude:
                     if rows and not self.excludable(rows, features, col):
                         self.error(f"exclude: '{col}' is not a parameter row of this model"
-                                   + did_you_mean(col, rows), opts["exclude"].value.span)
+                                   + did_you_mean(col, rows), opts["exclude"].value.span,
+                                   code=codes.NOT_A_PARAMETER_ROW)
             else:
                 exclude = loss.default_exclude(rows) if loss else ()
             for term in stmt.terms:
@@ -486,16 +505,16 @@ class Checker:
                 if entry.is_constraint:
                     if term.weight is not None:
                         self.error(f"'{entry.name}' is a constraint and takes no weight",
-                                   term.weight.span)
+                                   term.weight.span, code=codes.NOT_ACCEPTED)
                 else:
                     weight = (self.hyper(term.weight, f"weight of '{entry.name}'")
                               if term.weight is not None else ir.Hyper.of(1.0))
                     if weight is None:
                         continue
                 if loss is not None and (problem := entry.unsupported_with(loss)):
-                    self.error(problem, term.call.span)
+                    self.error(problem, term.call.span, code=codes.INVALID_VALUE)
                 if problem := entry.invalid(ref.p):
-                    self.error(f"{entry.name}: {problem}", term.call.span)
+                    self.error(f"{entry.name}: {problem}", term.call.span, code=codes.INVALID_VALUE)
                 terms.append(ir.RegTerm(ref, weight, tuple(exclude), term.span, where=where))
         return tuple(terms)
 
@@ -513,7 +532,8 @@ class Checker:
                 continue
             if len(cols) > 1 and not entry.multi_column:
                 self.error(f"graph '{entry.name}' takes one column; write one stratify statement "
-                           "per column (their product is taken), or use 'grid'", stmt.target.span)
+                           "per column (their product is taken), or use 'grid'", stmt.target.span,
+                           code=codes.ONE_COLUMN_ONLY)
                 continue
             nodes = None
             if "nodes" in opts:
@@ -522,7 +542,7 @@ class Checker:
                     continue
                 sizes = [len(n.labels()) if isinstance(n, ir.IntRange) else len(n) for n in nodes]
                 if problem := limits.factor_too_large(entry.name, sizes, entry.edge_count(sizes)):
-                    self.error(problem, stmt.graph.span)
+                    self.error(problem, stmt.graph.span, code=codes.TOO_LARGE)
                     continue
             if self.base is not None:  # (None: files are not looked for)
                 for name in entry.files(ref.p):
@@ -530,7 +550,7 @@ class Checker:
                         self.error(f"graph file '{shown(name)}' {problem} "
                                    f"(looked in {shown(self.base)})",
                                    stmt.graph.args[0].value.span if stmt.graph.args
-                                   else stmt.graph.span)
+                                   else stmt.graph.span, code=codes.GRAPH_FILE)
             out.append(ir.Stratification(tuple(c.value for c in cols), ref, weight, nodes,
                                          stmt.span, tuple(c.span for c in cols)))
         return tuple(out)
@@ -539,13 +559,14 @@ class Checker:
                        ) -> tuple[ir.NodeSpec, ...] | None:
         if n_columns == 1:
             if isinstance(value, ast.TupleValue):
-                self.error("one column takes one node list or range", value.span)
+                self.error("one column takes one node list or range", value.span,
+                           code=codes.MALFORMED_NODES)
                 return None
             spec = self.node_spec(value)
             return None if spec is None else (spec,)
         if not isinstance(value, ast.TupleValue) or len(value.items) != n_columns:
             self.error(f"nodes of {n_columns} columns take a tuple of {n_columns} ranges or lists, "
-                       "e.g. (0..19, 0..19)", value.span)
+                       "e.g. (0..19, 0..19)", value.span, code=codes.MALFORMED_NODES)
             return None
         specs = tuple(self.node_spec(v) for v in value.items)
         valid = tuple(s for s in specs if s is not None)
@@ -559,30 +580,33 @@ class Checker:
         if stmt is None:
             for d in distance_stmts:
                 self.error("'distance' belongs to a personalized model: add a 'personalize' "
-                           "statement", d.span)
+                           "statement", d.span, code=codes.MIXED_MODEL)
             return None
         if strata:
-            self.error("a model is either stratified or personalized, not both", stmt.keyword)
+            self.error("a model is either stratified or personalized, not both", stmt.keyword,
+                       code=codes.MIXED_MODEL)
         losses, regularizers = self.vocabulary.losses, self.vocabulary.regularizers
         if loss is not None and not loss.personalizable:
             allowed = [n for n in losses if losses[n].personalizable]
             self.error(f"personalized models support the losses "
                        f"{', '.join(repr(x) for x in allowed)}; got '{loss.name}'",
-                       resp.loss.span if resp else None)
+                       resp.loss.span if resp else None, code=codes.MIXED_MODEL)
         if not features:
-            self.error("a personalized model needs features", stmt.keyword)
+            self.error("a personalized model needs features", stmt.keyword, code=codes.MIXED_MODEL)
         for term in regs:
             if not regularizers[term.kind.name].personalizable:
                 allowed = [n for n in regularizers if regularizers[n].personalizable]
                 self.error(f"personalized models support the regularizers "
-                           f"{', '.join(allowed)}; got '{term.kind.name}'", term.kind.span)
+                           f"{', '.join(allowed)}; got '{term.kind.name}'", term.kind.span,
+                           code=codes.MIXED_MODEL)
         opts = self.options(stmt.options, PERSONALIZE_OPTIONS.names(), "personalize")
         values: list[tuple[str, Any]] = []
         for param in PERSONALIZE_OPTIONS:
             key = param.name
             if key not in opts:
                 if param.required:
-                    self.error(f"personalize needs '{key}' ({param.doc})", stmt.keyword)
+                    self.error(f"personalize needs '{key}' ({param.doc})", stmt.keyword,
+                               code=codes.MISSING_ARGUMENT)
                     continue
                 value = ir.Hyper.of(param.default) if param.sweep else param.default
             elif param.sweep:
@@ -592,7 +616,7 @@ class Checker:
             else:
                 value, problem = from_spec(param, opts[key].value)
                 if problem:
-                    self.error(problem, opts[key].value.span)
+                    self.error(problem, opts[key].value.span, code=codes.INVALID_VALUE)
                     continue
             values.append((key, value))
         distances = []
@@ -606,13 +630,13 @@ class Checker:
                 continue
             if len(cols) > 1 and entry.arity == "one":
                 self.error(f"distance '{entry.name}' takes one column; use 'euclidean' for a group",
-                           d.target.span)
+                           d.target.span, code=codes.ONE_COLUMN_ONLY)
                 continue
             distances.append(ir.Distance(tuple(c.value for c in cols), ref, d.span,
                                          tuple(c.span for c in cols)))
         if not distance_stmts:
             self.error("personalize needs at least one 'distance COLUMN ~ METRIC' statement",
-                       stmt.keyword)
+                       stmt.keyword, code=codes.MIXED_MODEL)
         return ir.Personalize(tuple(values), tuple(distances), stmt.span)
 
     def solver(self, stmt: ast.SolverStmt | None, personalized: bool) -> ir.Solver | None:
@@ -623,14 +647,15 @@ class Checker:
             return None
         kind = "personalized" if personalized else "stratified"
         if backend.family != kind:
-            self.error(f"backend '{backend.name}' cannot fit a {kind} model", stmt.backend.span)
+            self.error(f"backend '{backend.name}' cannot fit a {kind} model", stmt.backend.span,
+                       code=codes.BACKEND_CANNOT_FIT)
         opts = self.options(stmt.options, backend.options.names(), f"backend '{backend.name}'")
         values = []
         for p in backend.options:
             if p.name in opts:
                 value, problem = from_spec(p, opts[p.name].value)
                 if problem:
-                    self.error(problem, opts[p.name].value.span)
+                    self.error(problem, opts[p.name].value.span, code=codes.INVALID_VALUE)
                     continue
                 values.append((p.name, value))
         return ir.Solver(backend.name, tuple(values), stmt.span)

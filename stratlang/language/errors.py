@@ -87,6 +87,7 @@ class Diagnostic:
     hint: str | None = None
     cli_hint: str | None = field(default=None, compare=False)  # the hint for the command
     # line, where it names a flag (--unseen hub) instead of a Python argument (unseen='hub')
+    code: str = ""  # its stable code (stratlang/language/codes.py), e.g. "S104"
 
     def for_cli(self) -> Diagnostic:
         """This diagnostic as the command line shows it (its ``cli_hint``, when it has one)."""
@@ -95,14 +96,19 @@ class Diagnostic:
     def sort_key(self) -> tuple[int, int]:
         return (self.span.line, self.span.column) if self.span else (10**9, 0)
 
+    @property
+    def label(self) -> str:
+        """``error[S104]`` (``error`` for a diagnostic made without a code)."""
+        return f"error[{self.code}]" if self.code else "error"
+
     def format(self) -> str:
-        """``file:line:col: error: message`` then the line and a caret under the span."""
+        """``file:line:col: error[S104]: message`` then the line and a caret under the span."""
         if self.span is None or self.source is None:
             where = f"{self.source.filename}: " if self.source else ""
-            text = f"{where}error: {self.message}"
+            text = f"{where}{self.label}: {self.message}"
         else:
             s = self.span
-            text = f"{self.source.filename}:{s.line}:{s.column}: error: {self.message}"
+            text = f"{self.source.filename}:{s.line}:{s.column}: {self.label}: {self.message}"
             line = self.source.line(s.line)
             if line or s.column == 1:
                 end = s.end_column if s.end_line == s.line else len(line) + 1
@@ -113,7 +119,7 @@ class Diagnostic:
         return text
 
     def to_dict(self) -> dict:
-        out: dict = {"message": self.message, "hint": self.hint}
+        out: dict = {"code": self.code, "message": self.message, "hint": self.hint}
         if self.source is not None:
             out["file"] = self.source.filename
         if self.span is not None:
@@ -250,8 +256,9 @@ class Collector:
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, message: str, span: Span | None = None, hint: str | None = None,
-              cli_hint: str | None = None) -> None:
-        self.diagnostics.append(Diagnostic(message, span, self.source, hint, cli_hint))
+              cli_hint: str | None = None, *, code: str) -> None:
+        self.diagnostics.append(Diagnostic(message, span, self.source, hint, cli_hint,
+                                           code=code))
 
     def raise_if_any(self) -> None:
         if self.diagnostics:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, SupportsInt, cast
 
-from . import ast
+from . import ast, codes
 from .errors import Collector, OptionError, did_you_mean
 
 
@@ -253,7 +253,8 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
         if arg.keyword is None:
             if i >= len(params):
                 out.error(f"{what} takes at most {len(params)} argument"
-                          f"{'s' if len(params) != 1 else ''}", arg.span)
+                          f"{'s' if len(params) != 1 else ''}", arg.span,
+                          code=codes.TOO_MANY_ARGUMENTS)
                 ok = False
                 continue
             param = params[i]
@@ -261,25 +262,27 @@ def resolve_args(params: tuple[Param, ...], call: ast.Call, what: str,
             named = by_name.get(arg.keyword.value)
             if named is None:
                 out.error(f"unknown argument '{arg.keyword.value}' for {what}"
-                          + did_you_mean(arg.keyword.value, by_name), arg.keyword.span)
+                          + did_you_mean(arg.keyword.value, by_name), arg.keyword.span,
+                          code=codes.UNKNOWN_ARGUMENT)
                 ok = False
                 continue
             param = named
         if param.name in given:
-            out.error(f"argument '{param.name}' given twice", arg.span)
+            out.error(f"argument '{param.name}' given twice", arg.span, code=codes.ARGUMENT_TWICE)
             ok = False
             continue
         given.add(param.name)
         value, problem = from_spec(param, arg.value)
         if problem:
-            out.error(f"{what}: {problem}", arg.value.span)
+            out.error(f"{what}: {problem}", arg.value.span, code=codes.INVALID_VALUE)
             ok = False
             continue
         bound[param.name] = value
     for p in params:
         if p.name not in given:
             if p.required:
-                out.error(f"{what} needs argument '{p.name}'", call.span)
+                out.error(f"{what} needs argument '{p.name}'", call.span,
+                          code=codes.MISSING_ARGUMENT)
                 ok = False
             else:
                 bound[p.name] = p.default

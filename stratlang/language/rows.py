@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import ast, ir
+from . import ast, codes, ir
 from .errors import Diagnostic, Source, Span, SpecError
 from .params import literal
 from .syntax import parse
@@ -26,10 +26,10 @@ def parse_rows(text: str, name: str = ROWS_NAME) -> ir.Where:
     if "\n" in text or "\r" in text:
         at = min(i for i in (text.find("\n"), text.find("\r")) if i >= 0)
         raise SpecError([Diagnostic("a row filter is one line", Span(1, at + 1, 1, at + 2),
-                                    source)])
+                                    source, code=codes.MALFORMED_ROW_FILTER)])
     if not text.strip():
         raise SpecError([Diagnostic("a row filter needs a condition, e.g. split == \"train\"",
-                                    Span(1, 1, 1, 2), source)])
+                                    Span(1, 1, 1, 2), source, code=codes.MALFORMED_ROW_FILTER)])
     try:
         spec = parse(_HOST + text + "\n", name)
     except SpecError as err:
@@ -46,7 +46,8 @@ def parse_rows(text: str, name: str = ROWS_NAME) -> ir.Where:
                 values.append(literal(item))
             except ValueError:
                 problems.append(Diagnostic("a row filter compares with numbers, names or "
-                                           "strings", _shift(item.span), source))
+                                           "strings", _shift(item.span), source,
+                                           code=codes.NOT_A_LABEL))
         conditions.append(ir.Condition(cond.column.value, tuple(values), cond.negated,
                                        _shift(cond.span),
                                        tuple(_shift(v.span) for v in cond.values)))

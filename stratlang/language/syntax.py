@@ -17,7 +17,7 @@ from importlib import resources
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import ast, limits
+from . import ast, codes, limits
 from .errors import Collector, Diagnostic, Source, Span, SpecError, did_you_mean
 
 STATEMENT_KEYWORDS = ("model", "data", "response", "features", "weights", "missing",
@@ -216,7 +216,8 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
         while line > 1 and not source.line(line):
             line -= 1
         col = len(source.line(line)) + 1
-        return Diagnostic("unexpected end of file", Span(line, col, line, col + 1), source)
+        return Diagnostic("unexpected end of file", Span(line, col, line, col + 1), source,
+                          code=codes.UNEXPECTED_END)
     pos = getattr(err, "pos_in_stream", None)
     if pos is None:
         pos = source.offset(line, col)
@@ -228,12 +229,14 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
 
     char = text[pos:pos + 1]
     if isinstance(err, UnexpectedCharacters) and char.isdecimal() and not char.isascii():
-        return Diagnostic(_foreign_digit(char), Span(line, col, line, col + 1), source)
+        return Diagnostic(_foreign_digit(char), Span(line, col, line, col + 1), source,
+                          code=codes.FOREIGN_DIGIT)
     if text[pos:pos + 1] == '"':
         return Diagnostic("unterminated string: add the closing '\"'",
-                          Span(line, col, line, col + _line_end(text, pos) - pos), source)
+                          Span(line, col, line, col + _line_end(text, pos) - pos), source,
+                          code=codes.UNTERMINATED_STRING)
     if _NUMBERISH.fullmatch(word) and not _NUMBER.fullmatch(word):
-        return Diagnostic(f"malformed number '{word}'", span, source)
+        return Diagnostic(f"malformed number '{word}'", span, source, code=codes.MALFORMED_NUMBER)
     if isinstance(err, UnexpectedToken):
         tok = err.token
         if tok.type == "SIGNED_NUMBER" and pos > 0 and _NUMBERISH.fullmatch(
@@ -243,21 +246,22 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
             if not _NUMBER.fullmatch(whole):
                 c0 = col - (pos - start)
                 return Diagnostic(f"malformed number '{whole}'",
-                                  Span(line, c0, line, c0 + len(whole)), source)
+                                  Span(line, c0, line, c0 + len(whole)), source,
+                                  code=codes.MALFORMED_NUMBER)
         at_line_start = source.line(line)[: col - 1].strip() == ""
         if tok.type == "NAME" and at_line_start:
             msg = f"unknown statement '{tok}'" + did_you_mean(str(tok), STATEMENT_KEYWORDS)
-            return Diagnostic(msg, span, source)
+            return Diagnostic(msg, span, source, code=codes.UNKNOWN_STATEMENT)
         if tok.type in ("_NL", "$END"):
             return Diagnostic(f"unexpected end of line; expected {_describe_expected(expected)}",
-                              Span(line, col, line, col + 1), source)
+                              Span(line, col, line, col + 1), source, code=codes.UNEXPECTED_END)
         shown = str(tok).strip() or tok.type
         return Diagnostic(f"unexpected '{shown}'; expected {_describe_expected(expected)}",
-                          span, source)
+                          span, source, code=codes.UNEXPECTED)
     if isinstance(err, UnexpectedCharacters):
         return Diagnostic(f"unexpected character {_shown_character(text[pos])}",
-                          Span(line, col, line, col + 1), source)
-    return Diagnostic(str(err).splitlines()[0], span, source)
+                          Span(line, col, line, col + 1), source, code=codes.UNEXPECTED_CHARACTER)
+    return Diagnostic(str(err).splitlines()[0], span, source, code=codes.UNEXPECTED)
 
 
 _CONTROL_NAMES = {"\t": "TAB", "\r": "CARRIAGE RETURN", "\x0b": "LINE TABULATION",
@@ -322,7 +326,7 @@ def _mask_malformed_numbers(text: str, source: Source, collector: Collector) -> 
         if foreign is not None:
             line, col = source.position(match.start() + foreign)
             collector.error(_foreign_digit(word[foreign], word),
-                            Span(line, col, line, col + 1))
+                            Span(line, col, line, col + 1), code=codes.FOREIGN_DIGIT)
             out.append(text[last:match.start()] + "0".ljust(len(word)))
             last = match.end()
             continue
@@ -332,7 +336,7 @@ def _mask_malformed_numbers(text: str, source: Source, collector: Collector) -> 
             if not all(_NUMBER.fullmatch(p) for p in word.rstrip("+-").split("..")):
                 line, col = source.position(match.start())
                 collector.error(f"malformed number '{word}'",
-                                Span(line, col, line, col + len(word)))
+                                Span(line, col, line, col + len(word)), code=codes.MALFORMED_NUMBER)
                 out.append(text[last:match.start()] + "0".ljust(len(word)))
                 last = match.end()
                 continue
@@ -343,7 +347,8 @@ def _mask_malformed_numbers(text: str, source: Source, collector: Collector) -> 
                 line, col = source.position(start)
                 shown = piece if len(piece) <= 24 else piece[:20] + "…"
                 collector.error(f"number '{shown}' is too large: a spec's numbers lie within "
-                                f"±{limits.MAX_NUMBER:.0e}", Span(line, col, line, col + len(piece)))
+                                f"±{limits.MAX_NUMBER:.0e}",
+                                Span(line, col, line, col + len(piece)), code=codes.TEXT_TOO_LARGE)
                 large = True
             start += len(piece) + 2
         if large:  # the whole word masked, a range by a valid range: no error follows from it
@@ -372,7 +377,8 @@ def _mask_breaks_in_comments(text: str, source: Source, collector: Collector) ->
         line, col = source.position(match.start() + hidden.start())
         collector.error(f"{_shown_character(hidden.group(0))} in a comment: editors show a "
                         "line break there, but the comment runs on to the end of the line; "
-                        "end the comment with a real line break", Span(line, col, line, col + 1))
+                        "end the comment with a real line break", Span(line, col, line, col + 1),
+                        code=codes.BREAK_IN_COMMENT)
         out.append(text[last:match.start()] + _HIDDEN_BREAK.sub(" ", comment))
         last = match.end()
     out.append(text[last:])
@@ -390,7 +396,7 @@ def _mask_beyond_limits(source: Source, collector: Collector) -> str:
     if len(text) > limits.MAX_SPEC_CHARACTERS:
         line, col = source.position(limits.MAX_SPEC_CHARACTERS)
         collector.error(f"the spec is longer than {limits.MAX_SPEC_CHARACTERS:,} characters",
-                        Span(line, col, line, col + 1))
+                        Span(line, col, line, col + 1), code=codes.TEXT_TOO_LARGE)
         text = text[:limits.MAX_SPEC_CHARACTERS]
     lines = text.split("\n")
     deepest = [0] * len(lines)
@@ -402,7 +408,7 @@ def _mask_beyond_limits(source: Source, collector: Collector) -> str:
             line, col = source.position(match.start())
             if depth > limits.MAX_DEPTH and deepest[line - 1] <= limits.MAX_DEPTH:
                 collector.error(f"brackets nest deeper than {limits.MAX_DEPTH} levels",
-                                Span(line, col, line, col + 1))
+                                Span(line, col, line, col + 1), code=codes.TEXT_TOO_LARGE)
             deepest[line - 1] = max(deepest[line - 1], depth)
         elif token[0] in ")]}":
             depth = max(0, depth - 1)
@@ -411,7 +417,7 @@ def _mask_beyond_limits(source: Source, collector: Collector) -> str:
             collector.error(f"line {number + 1} is longer than {limits.MAX_LINE_CHARACTERS:,} "
                             "characters: break it after a ',' (or with a trailing '\\')",
                             Span(number + 1, limits.MAX_LINE_CHARACTERS + 1, number + 1,
-                                 limits.MAX_LINE_CHARACTERS + 2))
+                                 limits.MAX_LINE_CHARACTERS + 2), code=codes.TEXT_TOO_LARGE)
             lines[number] = " " * len(written)  # offsets kept: positions stay true
         elif deepest[number] > limits.MAX_DEPTH:
             lines[number] = " " * len(written)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from .codes import UNKNOWN_KIND
 from .errors import Collector, Span, did_you_mean
 from .params import Options, Param
 
@@ -113,7 +114,8 @@ class Registry(Generic[T]):
     def lookup(self, name: str, span: Span | None, out: Collector) -> T | None:
         entry = self._entries.get(name)
         if entry is None:
-            out.error(f"unknown {self.what} '{name}'" + did_you_mean(name, self._entries), span)
+            out.error(f"unknown {self.what} '{name}'" + did_you_mean(name, self._entries), span,
+                      code=UNKNOWN_KIND[self.what])
         return entry
 
 
