@@ -28,6 +28,7 @@ from .data.features import FeatureState, term_text
 from .data.frames import Binder
 from .data.personalized import bind_covariates
 from .data.strata import UNSEEN, Strata
+from .display import Summary
 from .kinds.graphs import canon
 from .kinds.losses import LOSSES, Loss, Records
 from .language.errors import DataError, OptionError, StratlangError, did_you_mean
@@ -73,9 +74,10 @@ class FittedModel:
     def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
         raise NotImplementedError
 
-    def summary(self) -> str:
+    def summary(self) -> Summary:
         """N, the strata (or samples), the objective and its parts, how the fit went
-        (backend, status, iterations against the limit, time) and the coefficient table."""
+        (backend, status, iterations against the limit, time) and the coefficient table:
+        text (a ``str``) that a notebook shows as HTML tables."""
         lines = [f"model {self.model.name}: {self.model.ir.kind}, loss {self.loss.name}"]
         lines += [f"  {line}" for line in self._shape_lines()]
         lines.append(f"  objective {self.objective}")
@@ -90,7 +92,7 @@ class FittedModel:
         lines += ["    " + row for row in unnamed.to_string(float_format=_number).split("\n")]
         if len(table) > len(shown):
             lines.append(f"    … and {len(table) - len(shown)} more (fitted.coefficients())")
-        return "\n".join(lines)
+        return Summary("\n".join(lines), self._repr_html_())
 
     _over: ClassVar[str] = "strata"  # what θ varies over, in words
 
@@ -155,14 +157,20 @@ class FittedModel:
         parts = "".join(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{value:.6g}</td></tr>"
                         for name, value in [*self.objective.as_dict().items(),
                                             ("total", self.objective.total)])
-        shape = "".join(f"<li>{escape(line)}</li>" for line in self._shape_lines())
-        table = self.coefficients().head(_COEFFICIENT_ROWS).to_html(
-            float_format=_number, border=0)
+        notes = [*self._shape_lines(), self._fit_line()]
+        if self.info.get("local"):
+            notes.append(str(self.info["note"]))
+        shape = "".join(f"<li>{escape(line)}</li>" for line in notes)
+        coefficients = self.coefficients()
+        shown = coefficients.head(_COEFFICIENT_ROWS)
+        table = shown.to_html(float_format=_number, border=0)  # (it escapes the text)
+        more = (f"<p>… and {len(coefficients) - len(shown)} more (fitted.coefficients())</p>"
+                if len(coefficients) > len(shown) else "")
         return (f"<div class='stratlang-fit'><strong>{escape(type(self).__name__)} "
                 f"{escape(self.model.name)}</strong>: {escape(self.model.ir.kind)}, loss "
-                f"{escape(self.loss.name)}<ul>{shape}<li>{escape(self._fit_line())}</li></ul>"
+                f"{escape(self.loss.name)}<ul>{shape}</ul>"
                 f"<table><tr><th>objective</th><th></th></tr>{parts}</table>"
-                f"<p>coefficients over the {self._over}</p>{table}</div>")
+                f"<p>coefficients over the {escape(self._over)}</p>{table}{more}</div>")
 
     def _saved(self) -> dict[str, Any]:
         """The JSON fields every saved fit has."""

@@ -17,13 +17,14 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import backends
+from . import backends, display
 from .backends.reference import StratifiedProblem
 from .backends.relaxation import (
     nonconvex_parts,
@@ -76,6 +77,25 @@ class TuneResult:
         return (f"{self.table.to_string(index=False)}\n"
                 f"best ({self.metric}): " + ", ".join(f"{k}={v:g}" for k, v in self.best.items())
                 + edges)
+
+    def best_row(self) -> int:
+        """The table's row of the best setting."""
+        chosen = np.ones(len(self.table), dtype=bool)
+        for name, value in self.best.items():
+            chosen &= self.table[name].to_numpy() == value
+        return int(np.flatnonzero(chosen)[0])
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the table with the best setting marked, and any note that a
+        best value is an end of its grid."""
+        notes = "".join(f"<p>note: {escape(name)}={self.best[name]:g} is the {escape(side)} "
+                        "end of its grid (the optimum may lie beyond it)</p>"
+                        for name, side in self.at_edge.items())
+        best = ", ".join(f"{escape(k)}={v:g}" for k, v in self.best.items())
+        return (f"<div class='stratlang-tune'><strong>tune</strong>: "
+                f"{escape(self.metric)} over {len(self.table)} settings; best {best}"
+                f"{display.frame_table(self.table, marked=self.best_row(), mark='← best')}"
+                f"{notes}</div>")
 
 
 def settings(model: Model) -> list[dict[str, float]]:
@@ -243,6 +263,33 @@ class Verification:
                 + (f"; objective accurate to ~{self.fast_accuracy:.1e}"
                    if self.fast_accuracy is not None else "") + ")\n"
                 f"relative gap {self.relative_gap:.2e}; {name} {self.pace}")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: both objectives with their times, iterations and accuracy,
+        the gap and the pace (a non-convex model: what the reference fitted, and whether
+        it bounds the local fit)."""
+        name = self.fast_backend
+        reference = "cvxpy" + (" (convex relaxation)" if self.relaxation is not None else "")
+        rows: list[list[object]] = [
+            [reference, f"{self.cvxpy_objective:.12g}", f"{self.cvxpy_seconds:.3f}", "",
+             self.reference_accuracy],
+            [name, f"{self.fast_objective:.12g}", f"{self.fast_seconds:.3f}",
+             self.fast_iterations,
+             "" if self.fast_accuracy is None
+             else f"objective accurate to ~{self.fast_accuracy:.1e}"]]
+        notes = [f"relative gap {self.relative_gap:.2e}; {name} {self.pace}"]
+        if self.relaxation is not None:
+            notes.insert(0, f"non-convex model: {name} is a local method; the reference fitted "
+                            f"the convex relaxation ({self.relaxation}), "
+                            + ("a lower bound" if self.bound else "not a bound: a comparison only"))
+        if self.relaxed_at_fast is not None:
+            notes.append(f"cvxpy's value of the relaxation at the {name} point "
+                         f"{self.relaxed_at_fast:.12g}")
+        table = display.table(["backend", "objective", "seconds", "iterations", "accuracy"],
+                              rows)
+        return (f"<div class='stratlang-verify'><strong>verify</strong>: cvxpy against "
+                f"{escape(name)}{table}" + "".join(f"<p>{escape(n)}</p>" for n in notes)
+                + "</div>")
 
 
 def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None = None,
