@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                    "first row that is not the intercept")
     p.add_argument("--over", help="stratification column along the x axis")
     p.add_argument("--by", help="column for separate lines, heat-map rows, or the colour")
+    p.add_argument("--scale", choices=("link", "response"), default=None,
+                   help="link: θ itself (the default); response: the loss's prediction or "
+                   "probability at the intercept alone (e.g. exp(θ) for poisson_regression)")
     p.add_argument("--convergence", action="store_true", help="plot the iteration history")
     p.add_argument("--embedding", choices=("pca", "tsne"), default=None,
                    help="map of a personalized model's sample models (default: pca)")
@@ -590,7 +593,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if args.convergence:
         fitted.plot_convergence(args.out)
     else:  # each kind of fit takes the options that apply to it
-        view = {"param": args.param, "over": args.over, "by": args.by, "method": args.embedding}
+        view = {"param": args.param, "over": args.over, "by": args.by, "method": args.embedding,
+                "scale": args.scale}
         fitted.plot(out=args.out, **{k: v for k, v in view.items() if v is not None})
     if _json(args):
         _emit({"ok": True, "written": args.out})

@@ -409,15 +409,18 @@ class FittedStratified(FittedModel):
 
     def plot(self, *, out: str | Path | None = None, param: str | None = None,
              over: str | None = None, by: str | None = None, ax: Axes | None = None,
-             figsize: tuple[float, float] | None = None, **other: Any) -> Figure:
+             figsize: tuple[float, float] | None = None, scale: str = "link",
+             **other: Any) -> Figure:
         """A picture of one parameter over the strata (see :mod:`stratlang.plot`); on
         ``ax`` when given, else a new figure of ``figsize`` (matplotlib's backend and
-        pyplot's current figure are left alone)."""
+        pyplot's current figure are left alone). ``scale``: 'link' shows θ; 'response'
+        the loss's prediction (or probability) at the intercept (or a distribution's
+        parameter) alone, e.g. exp(θ) for poisson_regression, sigmoid(θ) for logistic."""
         from .plot import plot_strata, refuse_options
 
-        refuse_options(other, "a stratified model's picture takes param, over, by, ax and "
-                              "figsize")
-        return plot_strata(self, param, over, by, out, ax=ax, figsize=figsize)
+        refuse_options(other, "a stratified model's picture takes param, over, by, ax, "
+                              "figsize and scale")
+        return plot_strata(self, param, over, by, out, ax=ax, figsize=figsize, scale=scale)
 
     # ---- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

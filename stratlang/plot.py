@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .data.features import INTERCEPT
 from .language.errors import StratlangError, did_you_mean
 
 if TYPE_CHECKING:
@@ -81,14 +82,15 @@ class View:
     by_labels: list | None
     param: str
     averaged: list[str]
+    label: str  # the values, in words: θ[row] on the link scale, else what the loss predicts
 
 
-def _parameter(fitted, param: str | None) -> tuple[str, np.ndarray]:
-    """θ of one parameter for every stratum, and its display name."""
+def _parameter(fitted, param: str | None) -> tuple[str, str, int]:
+    """The display name of one parameter, its row of θ and its output."""
     rows, outputs = list(fitted.rows), list(fitted.outputs)
     m = fitted.theta_array.shape[2]
     if param is None:
-        row = next((r for r in rows if r != "intercept"), rows[0])
+        row = next((r for r in rows if r != INTERCEPT), rows[0])
         out = 0
     else:
         row, _, output = param.partition(":")
@@ -101,7 +103,43 @@ def _parameter(fitted, param: str | None) -> tuple[str, np.ndarray]:
                                      + did_you_mean(output, [str(o) for o in outputs]))
             out = [str(o) for o in outputs].index(output)
     name = row if m == 1 else f"{row}:{outputs[out]}"
-    return name, fitted.theta_array[:, rows.index(row), out]
+    return name, row, out
+
+
+SCALES = ("link", "response")
+
+
+def check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise StratlangError(f"unknown scale '{scale}'" + did_you_mean(str(scale), SCALES))
+
+
+def on_response_scale(fitted, row: str, out: int) -> tuple[str, np.ndarray]:
+    """(what it is, its value per stratum): the loss's prediction, or its probability when
+    it gives one, at a record whose only nonzero feature is ``row`` = 1 (and no offset).
+    That is the response of the parameter itself only for the intercept (a model without
+    features has an intercept alone) or a distribution's parameter; a slope's effect on the
+    response depends on the other features, so other rows are refused."""
+    loss = fitted.loss
+    alone = row == INTERCEPT if loss.features != "forbidden" else row == loss.parameter
+    if not alone:
+        why = ("a slope: its effect on the response depends on the other features"
+               if loss.features != "forbidden"
+               else f"one of the {loss.name} loss's parameters, not a response")
+        kept = INTERCEPT if loss.features != "forbidden" else loss.parameter
+        raise StratlangError(
+            f"scale='response' cannot show '{row}': the response scale is the prediction at "
+            f"a record whose only feature is the shown row = 1, the response of '{kept}' "
+            f"alone; '{row}' is {why}. Plot it with scale='link'")
+    rows = list(fitted.rows)
+    got = loss.predict(fitted.theta_array[:, rows.index(row), :],
+                       fitted.model.ir.response.loss.p, fitted.classes)
+    key = "probability" if "probability" in got else "prediction"
+    values = np.asarray(got[key])
+    if not np.issubdtype(values.dtype, np.number):
+        raise StratlangError(f"scale='response': loss '{loss.name}' predicts a class, not a "
+                             "number, and gives no probability; plot θ with scale='link'")
+    return key, np.asarray(values[:, out] if values.ndim == 2 else values, dtype=float)
 
 
 def _columns(fitted) -> list[tuple[str, list, Any]]:
@@ -124,7 +162,10 @@ def _fiedler_order(factor) -> np.ndarray:
 
 
 def choose_view(fitted, param: str | None = None, over: str | None = None,
-                by: str | None = None) -> View:
+                by: str | None = None, scale: str = "link") -> View:
+    """What to draw. ``scale``: 'link' shows θ; 'response' the loss's prediction at θ
+    (see :func:`on_response_scale`), averaged over the factors not shown on that scale."""
+    check_scale(scale)
     columns = _columns(fitted)
     if not columns:
         raise StratlangError("the model has one stratum: nothing to plot over")
@@ -146,7 +187,12 @@ def choose_view(fitted, param: str | None = None, over: str | None = None,
             by, over = factor_of[over].columns
     if by == over:
         raise StratlangError("--over and --by must be different columns")
-    name, theta = _parameter(fitted, param)
+    name, row, out = _parameter(fitted, param)
+    label = _value_label(fitted, name)
+    theta = fitted.theta_array[:, list(fitted.rows).index(row), out]
+    if scale == "response":
+        what, theta = on_response_scale(fitted, row, out)
+        label = f"{what} at {label}"
     grid = theta.reshape([len(labels) for _, labels, _ in columns])
     keep = [names.index(over)] + ([names.index(by)] if by else [])
     averaged = [c for c in names if c not in (over, by)]
@@ -171,7 +217,8 @@ def choose_view(fitted, param: str | None = None, over: str | None = None,
                 order = _fiedler_order(factor_of[by])
                 by_labels = [by_labels[i] for i in order]
                 reduced = reduced[order]
-    return View(kind, np.asarray(reduced), over, over_labels, by, by_labels, name, averaged)
+    return View(kind, np.asarray(reduced), over, over_labels, by, by_labels, name, averaged,
+                label)
 
 
 def _value_label(fitted, name: str) -> str:
@@ -183,9 +230,10 @@ def _value_label(fitted, name: str) -> str:
 
 def plot_strata(fitted, param: str | None = None, over: str | None = None,
                 by: str | None = None, out: str | Path | None = None, *,
-                ax: Axes | None = None, figsize: tuple[float, float] | None = None) -> Figure:
-    view = choose_view(fitted, param, over, by)
-    label = _value_label(fitted, view.param)
+                ax: Axes | None = None, figsize: tuple[float, float] | None = None,
+                scale: str = "link") -> Figure:
+    view = choose_view(fitted, param, over, by, scale)
+    label = view.label
     fig, ax = _figure(ax, figsize, (8, 4.5))
     x = np.arange(len(view.over_labels))
     if view.kind == "line":

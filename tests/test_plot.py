@@ -189,3 +189,79 @@ def test_cli_plot(elections, tmp_path, capsys):
     assert_real_png(tmp_path / "c.png")
     assert main(["plot", str(path), "--param", "rate", "--out", str(tmp_path / "x.png")]) == 1
     assert "unknown parameter 'rate'" in capsys.readouterr().err
+
+
+def _fit(rng, loss, response, features="x, intercept"):
+    n = 300
+    t = rng.integers(0, 6, n)
+    x = rng.normal(size=n)
+    eta = 0.3 * x + np.sin(t) / 2
+    y = {"poisson": rng.poisson(np.exp(eta)),
+         "binary": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int),
+         "classes": np.where(eta > 0.3, "hi", np.where(eta < -0.3, "lo", "mid")),
+         "positive": rng.exponential(np.exp(eta))}[response]
+    frame = pd.DataFrame({"t": t, "x": x, "y": y})
+    spec = (f"response y ~ {loss}\n" + (f"features {features}\n" if features else "")
+            + "regularize 0.1 * sum_squares\nstratify t ~ path weight 1\n")
+    return stratlang.load(spec).fit(frame)
+
+
+@pytest.mark.parametrize(("loss", "response", "param", "features", "link"), [
+    ("poisson_regression", "poisson", "intercept", "x, intercept", np.exp),
+    ("logistic", "binary", "intercept", "x, intercept", lambda v: 1 / (1 + np.exp(-v))),
+    ("poisson_regression", "poisson", "intercept", "", np.exp),  # no features: x = 1
+    ("exponential", "positive", "rate", "", lambda v: 1 / v),  # the mean, 1 / rate
+    ("bernoulli", "binary", "probability", "", lambda v: v),
+])
+def test_response_scale_maps_the_intercept_through_the_inverse_link(rng, loss, response, param,
+                                                                    features, link):
+    fitted = _fit(rng, loss, response, features)
+    theta = fitted.theta[param].to_numpy()
+    ax = fitted.plot(param=param, scale="response").axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), link(theta), rtol=1e-12)
+    assert ax.get_ylabel().startswith(("prediction at ", "probability at "))
+    link_ax = fitted.plot(param=param).axes[0]  # the default: θ itself
+    np.testing.assert_allclose(link_ax.lines[0].get_ydata(), theta, rtol=1e-12)
+
+
+def test_response_scale_of_a_multinomial_intercept_is_its_class_probability(rng):
+    fitted = _fit(rng, "multinomial", "classes")
+    theta = fitted.theta_array[:, list(fitted.rows).index("intercept"), :]
+    softmax = np.exp(theta) / np.exp(theta).sum(axis=1, keepdims=True)
+    ax = fitted.plot(param="intercept:mid", scale="response").axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), softmax[:, list(fitted.outputs).index(
+        "mid")], rtol=1e-12)
+    assert ax.get_ylabel() == "probability at θ[intercept:mid]"
+
+
+def test_response_scale_refuses_a_slope_a_class_and_a_bad_scale(rng):
+    fitted = _fit(rng, "poisson_regression", "poisson")
+    with pytest.raises(stratlang.StratlangError) as info:
+        fitted.plot(param="x", scale="response")
+    assert str(info.value) == (
+        "scale='response' cannot show 'x': the response scale is the prediction at a record "
+        "whose only feature is the shown row = 1, the response of 'intercept' alone; 'x' is a "
+        "slope: its effect on the response depends on the other features. Plot it with "
+        "scale='link'")
+    with pytest.raises(stratlang.StratlangError, match=r"^unknown scale 'respons'; did you mean "
+                                                       r"'response'\?$"):
+        fitted.plot(scale="respons")
+    hinge = _fit(rng, "hinge", "binary")
+    with pytest.raises(stratlang.StratlangError, match=r"^scale='response': loss 'hinge' "
+                                                       r"predicts a class, not a number"):
+        hinge.plot(param="intercept", scale="response")
+
+
+def test_cli_plot_scale(rng, tmp_path, capsys):
+    fitted = _fit(rng, "poisson_regression", "poisson")
+    path = fitted.save(tmp_path / "fit.json")
+    assert main(["plot", str(path), "--param", "intercept", "--scale", "response",
+                 "--out", str(tmp_path / "r.png")]) == 0
+    assert_real_png(tmp_path / "r.png")
+    assert main(["plot", str(path), "--scale", "response", "--out",
+                 str(tmp_path / "s.png")]) == 1
+    assert "scale='response' cannot show 'x'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plot", str(path), "--scale", "log", "--out", str(tmp_path / "t.png")])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'log'" in capsys.readouterr().err
