@@ -9,6 +9,14 @@ block (2X_kᵀX_k + D + deg_k I), to a relative residual of 1e-13 — on a 50 ×
 10 features this is 20× faster than a sparse LU — with a sparse LU (minimum-degree
 ordering) as the fallback when CG does not reach that residual. L is the weighted
 product Laplacian, D the diagonal of regularization weights.
+
+A singular system (the data and the graphs leave some directions of θ undetermined, e.g.
+more features than records and no regularization) has many minimizers; the one returned is
+then the minimum-norm one, so that θ depends on the problem only (weighted and repeated
+records give the same θ). Its null space is found cheaply: a null vector has no Laplacian
+energy, so it is constant on each connected set of coupled unknowns, and the blocks summed
+over such a set must be singular; with an orthonormal basis V of the null space, the
+definite system (A + VVᵀ) x = b (b ⊥ V) gives x = A⁺b.
 """
 
 from __future__ import annotations
@@ -18,33 +26,54 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.sparse import csgraph
 
 from .graphs import Graph, RowGroup, grouped_incidence, lifted_incidence
+
+# an eigenvalue below this fraction of the largest counts as zero: the direction is
+# undetermined (beyond a condition number of 1e12, a solve would have no correct digits)
+SINGULAR_RTOL = 1e-12
+PIECE_LIMIT = 1000  # the largest set of coupled rows whose null space is found densely
+FILL_LIMIT = 2_000_000  # the most nonzeros VVᵀ may add to the system
 
 
 def solve_quadratic(gram: np.ndarray, xty: np.ndarray, diagonal: np.ndarray,
                     factors: Sequence[Graph], gammas: Sequence[float],
                     groups: Sequence[RowGroup] | None = None,
-                    absent: np.ndarray | None = None) -> np.ndarray:
+                    absent: np.ndarray | None = None,
+                    details: dict[str, int] | None = None) -> np.ndarray:
     """θ of shape (K, n, m). ``gram`` is (K, n, n) = XᵀX per stratum, ``xty`` (K, n, m),
     ``diagonal`` the regularization weight of each parameter row, (n,), or of each
     stratum's rows, (K, n). ``groups``: rows present in some strata only, each compared
     over the graph its strata induce; ``absent`` (K, n) bool: the entries fixed at 0 (their
-    features are 0 there and nothing couples them)."""
+    features are 0 there and nothing couples them). A singular system gets its
+    minimum-norm solution, and ``details`` (when given) its ``rank`` and ``unknowns``;
+    RuntimeError when its null space is too large to find."""
     k, n, _ = gram.shape
     m = xty.shape[2]
     rows = np.repeat(np.arange(k * n).reshape(k, n), n, axis=1).reshape(-1)
     cols = np.tile(np.arange(k * n).reshape(k, n), (1, n)).reshape(-1)
     weights = np.broadcast_to(diagonal, (k, n)) + (0.0 if absent is None else absent.astype(float))
     blocks = 2.0 * gram + weights[:, :, None] * np.eye(n)
-    matrix = sp.csr_matrix((blocks.reshape(-1), (rows, cols)), shape=(k * n, k * n))
+    block_matrix = sp.csr_matrix((blocks.reshape(-1), (rows, cols)), shape=(k * n, k * n))
+    coupling = sp.csr_matrix((k * n, k * n))
     for axis, gamma in enumerate(gammas):
         if gamma == 0 or factors[axis].n_edges == 0:
             continue
         b = (grouped_incidence(groups, axis, k, n) if groups is not None
              else sp.kron(lifted_incidence(factors, axis), sp.identity(n), format="csr"))
-        matrix = matrix + gamma * (b.T @ b)
+        coupling = coupling + gamma * (b.T @ b)
+    matrix = block_matrix + coupling
     rhs = 2.0 * xty.reshape(k * n, m)
+    null = _null_space(block_matrix, coupling) if _some_block_singular(blocks) else None
+    if null is not None:
+        if details is not None:
+            details.update(rank=k * n - null.shape[1], unknowns=k * n)
+        rhs = rhs - null @ (null.T @ rhs)  # (zero but for rounding: b = 2Xᵀy ⊥ null)
+        outer = null @ null.T
+        if outer.nnz > FILL_LIMIT:
+            raise RuntimeError("singular system: its null space is too wide to project out")
+        matrix = (matrix + outer).tocsr()
     degree = matrix.diagonal().reshape(k, n) - np.einsum("kii->ki", blocks)
     try:
         inverse = np.linalg.inv(blocks + degree[:, :, None] * np.eye(n))
@@ -63,4 +92,45 @@ def solve_quadratic(gram: np.ndarray, xty: np.ndarray, diagonal: np.ndarray,
         if not done:
             x = spla.splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A").solve(rhs[:, j])
         solution[:, j] = x
+    if null is not None:
+        solution -= null @ (null.T @ solution)
     return solution.reshape(k, n, m)
+
+
+def _some_block_singular(blocks: np.ndarray) -> bool:
+    """Is some stratum's own block (2XᵀX + D) singular, to ``SINGULAR_RTOL``? If none
+    is, the whole system is definite (the Laplacian part is semidefinite)."""
+    values = np.linalg.eigvalsh(blocks)
+    return bool(np.any(values[:, 0] <= SINGULAR_RTOL * np.maximum(values[:, -1], 0.0)))
+
+
+def _null_space(block_matrix: sp.csr_matrix, coupling: sp.csr_matrix) -> sp.csr_matrix | None:
+    """An orthonormal basis (unknowns × d) of the system's null space; None when it has
+    none. A null vector v has vᵀ(coupling)v = 0, so it is constant on each connected set of
+    coupled unknowns: v = E c (E: unknown → set), and vᵀ(blocks)v = cᵀ(EᵀBE)c = 0."""
+    size = block_matrix.shape[0]
+    _, labels = csgraph.connected_components(abs(coupling) > 0, directed=False)
+    members = sp.csr_matrix((np.ones(size), (np.arange(size), labels)))
+    counts = np.asarray(members.sum(axis=0)).ravel()
+    reduced = (members.T @ block_matrix @ members).tocsr()
+    n_pieces, piece_of = csgraph.connected_components(abs(reduced) > 0, directed=False)
+    order = np.argsort(piece_of, kind="stable")
+    bounds = np.searchsorted(piece_of[order], np.arange(n_pieces + 1))
+    decomposed = []
+    for p in range(n_pieces):
+        sets = order[bounds[p]:bounds[p + 1]]
+        if len(sets) > PIECE_LIMIT:
+            raise RuntimeError(f"singular system: {len(sets)} coupled rows, too many to find "
+                               "its null space")
+        decomposed.append((sets, *np.linalg.eigh(reduced[sets][:, sets].toarray())))
+    scale = max((values[-1] for _, values, _ in decomposed), default=0.0)
+    columns = []
+    for sets, values, vectors in decomposed:
+        free = vectors[:, values <= SINGULAR_RTOL * scale]
+        if free.shape[1]:
+            root = np.sqrt(counts[sets])[:, None]
+            basis = np.linalg.qr(root * free)[0] / root  # orthonormal once spread by E
+            columns.append(members[:, sets] @ sp.csr_matrix(basis))
+    if not columns:
+        return None
+    return sp.hstack(columns).tocsr()

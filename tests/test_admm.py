@@ -138,16 +138,58 @@ def test_quadratic_problems_are_one_direct_solve(rng):
     assert l1.info["iterations"] > 0
 
 
-def test_singular_quadratic_problem_falls_back_to_admm(rng):
-    """Stratum 2 has no data and no coupling: its θ is any value; ADMM finds a minimizer."""
-    frame = pd.DataFrame({"g": [0, 0, 0, 1, 1], "x": [1.0, 2.0, 0.5, 3.0, 1.0],
-                          "y": [1.0, 2.0, 0.4, 2.0, 1.5]})
-    model = stratlang.load("response y ~ squared\nfeatures x, intercept\n"
-                           "stratify g ~ path weight 0 nodes 0..2\n")
-    fast = model.fit(frame)
-    assert fast.info["note"].startswith("quadratic system singular")
-    reference = model.fit(frame, backend="cvxpy")
+SINGULAR_FRAME = {"g": [0, 0, 0, 1, 1], "x": [1.0, 2.0, 0.5, 3.0, 1.0],
+                  "y": [1.0, 2.0, 0.4, 2.0, 1.5]}
+SINGULAR_SPEC = "response y ~ squared\nfeatures x, intercept\nstratify g ~ path weight 0 nodes 0..2\n"
+
+
+def test_singular_quadratic_problem_gets_the_minimum_norm_minimizer():
+    """Stratum 2 has no data and no coupling: its θ is any value (the fit then gives it
+    the record-weighted mean of the others, and says so); strata 0 and 1 by least
+    squares."""
+    frame = pd.DataFrame(SINGULAR_FRAME)
+    with pytest.warns(stratlang.DataWarning, match="any value is optimal there"):
+        fast = stratlang.load(SINGULAR_SPEC).fit(frame)
+    assert fast.info["solver"] == "minimum-norm solve (singular quadratic problem)"
+    assert fast.info["note"] == ("the data and graphs leave 2 of θ's 6 directions "
+                                 "undetermined: the minimum-norm minimizer")
+    for g in (0, 1):
+        rows = frame[frame.g == g]
+        design = np.column_stack([rows.x, np.ones(len(rows))])
+        expected = np.linalg.lstsq(design, rows.y, rcond=None)[0]
+        np.testing.assert_allclose(fast.theta.loc[g].to_numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(fast.theta.loc[2].to_numpy(),
+                               (3 * fast.theta.loc[0] + 2 * fast.theta.loc[1]).to_numpy() / 5)
+    reference = stratlang.load(SINGULAR_SPEC).fit(frame, backend="cvxpy")
     assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6, abs=1e-9)
+
+
+def test_a_singular_quadratic_problem_too_large_to_decompose_falls_back_to_admm(monkeypatch):
+    from stratlang.solvers import quadratic
+
+    monkeypatch.setattr(quadratic, "PIECE_LIMIT", 1)  # (2 coupled rows per stratum here)
+    frame = pd.DataFrame(SINGULAR_FRAME)
+    fast = stratlang.load(SINGULAR_SPEC).fit(frame)
+    assert fast.info["note"].startswith("quadratic system singular")
+    reference = stratlang.load(SINGULAR_SPEC).fit(frame, backend="cvxpy")
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6, abs=1e-9)
+
+
+def test_weighted_and_repeated_records_give_the_same_singular_fit(rng):
+    """More features than kept records, no regularization: weights and repeats make the
+    same singular system, and the same (minimum-norm) θ; θ is the pseudo-inverse's."""
+    x = rng.normal(size=(15, 10))
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(10)]).assign(y=rng.normal(size=15))
+    weight = np.zeros(15)
+    weight[:6] = rng.integers(1, 4, 6)
+    spec = "response y ~ squared\nfeatures " + ", ".join(f"x{i}" for i in range(10)) + "\n"
+    weighted = stratlang.load(spec + "weights w\n").fit(frame.assign(w=weight))
+    repeated = stratlang.load(spec).fit(frame.loc[np.repeat(np.arange(15), weight.astype(int))])
+    np.testing.assert_allclose(weighted.theta_array, repeated.theta_array, rtol=1e-10,
+                               atol=1e-12)
+    root = np.sqrt(weight)[:, None]
+    expected = np.linalg.pinv(root * x) @ (root[:, 0] * frame.y.to_numpy())
+    np.testing.assert_allclose(weighted.theta_array[0, :, 0], expected, rtol=1e-8)
 
 
 def test_undetermined_strata_keep_the_pooled_estimate(rng):
@@ -344,3 +386,30 @@ def test_a_copy_outside_the_losss_own_bounds_is_never_the_answer(rng):
     assert fast.theta_array.min() >= 0.3
     assert fast.objective.total >= reference.objective.total * (1 - 1e-9)
     assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-8)
+
+
+@pytest.mark.parametrize(("strata", "records", "gamma", "ridge"), [
+    (6, 1, 1.0, 0.0),  # coupled strata, 2 records per 3 features over the whole path
+    (6, 2, 0.0, 0.0),  # uncoupled: each stratum alone, 2 records for 3 features
+    (4, 1, 2.0, [0.0, 0.5, 0.0]),  # a ridge on one row only
+])
+def test_a_singular_system_gets_the_pseudo_inverse_solution(rng, strata, records, gamma, ridge):
+    from stratlang.solvers.graphs import path_graph, product_laplacian
+    from stratlang.solvers.quadratic import solve_quadratic
+
+    n = 3
+    x = rng.normal(size=(strata, records, n))
+    x[:, :, 2] = x[:, :, 0]  # a repeated column: undetermined whatever the graph
+    y = rng.normal(size=(strata, records, 1))
+    gram, xty = np.einsum("kri,krj->kij", x, x), np.einsum("kri,krm->kim", x, y)
+    diagonal = np.broadcast_to(np.asarray(ridge, dtype=float), (n,))
+    details: dict[str, int] = {}
+    theta = solve_quadratic(gram, xty, diagonal, [path_graph(strata)], [gamma], details=details)
+    dense = (np.kron(np.eye(strata), np.zeros((n, n))) + gamma * np.kron(
+        product_laplacian([path_graph(strata)], [1.0]).toarray(), np.eye(n)))
+    for s in range(strata):
+        dense[s * n:(s + 1) * n, s * n:(s + 1) * n] += 2 * gram[s] + np.diag(diagonal)
+    expected = np.linalg.pinv(dense, hermitian=True) @ (2 * xty.reshape(-1, 1))
+    np.testing.assert_allclose(theta.reshape(-1, 1), expected, rtol=1e-8, atol=1e-10)
+    assert details == {"rank": np.linalg.matrix_rank(dense, hermitian=True),
+                       "unknowns": strata * n}

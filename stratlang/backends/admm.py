@@ -256,16 +256,22 @@ def fit_direct(design: Design, weights: dict[str, float],
     start = time.perf_counter()
     prox = loss_prox(design)
     assert isinstance(prox, QuadraticProx)  # (the prox of a quadratic loss)
+    singular: dict[str, int] = {}
     try:
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),
                                 design.strata.gammas(weights),
                                 design.row_groups() if design.partial_rows else None,
-                                design.absent_mask())
+                                design.absent_mask(), details=singular)
     except RuntimeError:  # singular: some parameters are not determined by the data
         return None
-    info = {"solver": "direct sparse solve (quadratic problem)",
-            "status": "optimal", "iterations": 0, "converged": True,
-            "solve_time": time.perf_counter() - start}
+    info: dict[str, Any] = {"solver": "direct sparse solve (quadratic problem)",
+                            "status": "optimal", "iterations": 0, "converged": True,
+                            "solve_time": time.perf_counter() - start}
+    if singular:
+        info["solver"] = "minimum-norm solve (singular quadratic problem)"
+        info["note"] = (f"the data and graphs leave {singular['unknowns'] - singular['rank']} "
+                        f"of θ's {singular['unknowns']} directions undetermined: the "
+                        "minimum-norm minimizer")
     return theta, info
 
 
