@@ -20,6 +20,7 @@ import numpy as np
 
 from ..language.params import Param, in_open_unit, interval, nonnegative, positive
 from ..language.vocabulary import Registry
+from ..solvers import pointwise as pw
 from ..solvers import prox as px
 from . import metrics
 
@@ -180,16 +181,23 @@ class Loss:
         """Each record's loss (summed over outputs) at the linear predictor: (N,)."""
         raise NotImplementedError(f"loss '{self.name}' has no per-record value")
 
+    def pointwise(self, p: dict[str, Any]) -> pw.Pointwise | None:
+        """The loss as a smooth convex function of one record's linear predictor: value,
+        first and second derivative (solvers.pointwise), from which its gradient, its
+        Newton prox and the Newton backend derive; None when it is not smooth."""
+        return None
+
     def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
         """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m);
         None for a loss that is not differentiable (the eigen backend, which needs it,
         refuses those: see :attr:`smooth`)."""
-        return None
+        unit = self.pointwise(p)
+        return None if unit is None else unit.derivatives(pred, y)[1]
 
     @property
     def smooth(self) -> bool:
-        """Differentiable in the linear predictor (it has :meth:`gradient`)."""
-        return type(self).gradient is not Loss.gradient
+        """Differentiable in the linear predictor (it has a :meth:`pointwise` unit)."""
+        return type(self).pointwise is not Loss.pointwise
 
     def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any],
               weight: np.ndarray | None = None) -> float:
@@ -270,8 +278,8 @@ class Squared(Loss):
     def losses(self, pred, y, p):
         return np.sum((pred - y) ** 2, axis=1)
 
-    def gradient(self, pred, y, p):
-        return 2.0 * (pred - y)
+    def pointwise(self, p):
+        return pw.Squared()
 
     def personalized_loss(self):
         from ..solvers.personalized import SquaredLoss
@@ -317,15 +325,14 @@ class Huber(Loss):
 
     def admm_prox(self, records, k, p):  # separable over output columns
         return px.PerOutputProx([
-            _newton(px.huber(p["M"]), replace(records, y=records.y[:, j:j + 1]), k)
+            _newton(self.pointwise(p), replace(records, y=records.y[:, j:j + 1]), k)
             for j in range(records.y.shape[1])])
 
     def losses(self, pred, y, p):
         return np.sum(_huber(pred - y, p["M"]), axis=1)
 
-    def gradient(self, pred, y, p):
-        r = pred - y
-        return 2.0 * np.clip(r, -p["M"], p["M"])
+    def pointwise(self, p):
+        return pw.Huber(p["M"])
 
     def metrics(self, pred, y, p, classes, weight=None):
         return {**super().metrics(pred, y, p, classes, weight),
@@ -415,15 +422,13 @@ class Logistic(_Binary):
         return cp.logistic(-cp.multiply(y, pred))
 
     def admm_prox(self, records, k, p):
-        return _newton(px.logistic, records, k)
+        return _newton(self.pointwise(p), records, k)
 
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
 
-    def gradient(self, pred, y, p):
-        from scipy.special import expit
-
-        return -y * expit(-y * pred)
+    def pointwise(self, p):
+        return pw.Logistic()
 
     def nll(self, pred, y, p):
         from scipy.special import log_expit
@@ -480,14 +485,8 @@ class SquareClassification(_Binary):
     def losses(self, pred, y, p):
         return ((y * pred - 1) ** 2)[:, 0]
 
-    def gradient(self, pred, y, p):
-        return 2.0 * y * (y * pred - 1)
-
-
-def _squared_hinge(eta: np.ndarray, y: np.ndarray):
-    """(1 − yη)₊² pointwise: value, first and second derivatives in η (for Newton)."""
-    gap = np.maximum(1.0 - y * eta, 0.0)
-    return gap * gap, -2.0 * y * gap, 2.0 * (gap > 0)
+    def pointwise(self, p):
+        return pw.SquareClassification()
 
 
 @LOSSES.entry
@@ -501,13 +500,13 @@ class SquaredHinge(_Binary):
         return cp.square(cp.pos(1 - cp.multiply(y, pred)))
 
     def admm_prox(self, records, k, p):
-        return _newton(_squared_hinge, records, k)
+        return _newton(self.pointwise(p), records, k)
 
     def losses(self, pred, y, p):
         return (np.maximum(0.0, 1 - y * pred) ** 2)[:, 0]
 
-    def gradient(self, pred, y, p):
-        return -2.0 * y * np.maximum(0.0, 1 - y * pred)
+    def pointwise(self, p):
+        return pw.SquaredHinge()
 
 
 # ---- multi-class (y one-hot over M classes; θ has one column per class) ------------------
@@ -543,15 +542,13 @@ class Multinomial(_Multiclass):
         return cp.log_sum_exp(pred, axis=1) - cp.sum(cp.multiply(y, pred), axis=1)
 
     def admm_prox(self, records, k, p):
-        return _newton(px.multinomial, records, k, outputs=records.y.shape[1])
+        return _newton(self.pointwise(p), records, k, outputs=records.y.shape[1])
 
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
 
-    def gradient(self, pred, y, p):
-        from scipy.special import softmax
-
-        return softmax(pred, axis=1) - y
+    def pointwise(self, p):
+        return pw.Multinomial()
 
     def nll(self, pred, y, p):
         from scipy.special import logsumexp
@@ -609,13 +606,13 @@ class PoissonRegression(Loss):
         return cp.exp(pred) - cp.multiply(y, pred)
 
     def admm_prox(self, records, k, p):
-        return _newton(px.poisson_regression, records, k)
+        return _newton(self.pointwise(p), records, k)
 
     def losses(self, pred, y, p):
         return (np.exp(pred) - y * pred)[:, 0]
 
-    def gradient(self, pred, y, p):
-        return np.exp(pred) - y
+    def pointwise(self, p):
+        return pw.PoissonRegression()
 
     def nll(self, pred, y, p):
         from scipy.special import gammaln
@@ -639,13 +636,13 @@ class ExponentialRegression(Loss):
         return -pred + cp.multiply(y, cp.exp(pred))
 
     def admm_prox(self, records, k, p):
-        return _newton(px.exponential_regression, records, k)
+        return _newton(self.pointwise(p), records, k)
 
     def losses(self, pred, y, p):
         return self.nll(pred, y, p)
 
-    def gradient(self, pred, y, p):
-        return -1.0 + y * np.exp(pred)
+    def pointwise(self, p):
+        return pw.ExponentialRegression()
 
     def nll(self, pred, y, p):
         return (-pred + y * np.exp(pred))[:, 0]
