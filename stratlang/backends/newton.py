@@ -131,7 +131,10 @@ def fit_newton(design: Design, weights: dict[str, float], options: dict[str, Any
             "converged": result.converged, "iterations": result.iterations,
             "cg_iterations": result.cg_iterations, "decrement": result.decrement,
             "solve_time": result.seconds,
-            "history": [{"objective": v, "decrement": d, "cg": c} for v, d, c in result.history]}
+            "history": [[i, decrement, cg] for i, (_, decrement, cg)
+                        in enumerate(result.history, start=1)],
+            "history_columns": ("Newton step; ½ λ² (the decrease the step predicts); "
+                                "CG steps")}
     return result.theta, info
 
 
