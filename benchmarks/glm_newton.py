@@ -160,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--glum-limit", type=int, default=10_000,
                         help="largest K·n glum is run at (its dense Hessian: minutes at 9,100)")
     args = parser.parse_args(argv)
-    import stratlang.backends.admm  # noqa: F401  (imports are not part of any fit's time)
-    import stratlang.solvers.admm  # noqa: F401
+    # imports are not part of any fit's time
+    import stratlang.backends.admm
+    import stratlang.solvers.admm
     import stratlang.solvers.newton  # noqa: F401
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "(unset)")
     print(f"OPENBLAS_NUM_THREADS={threads}, OMP_NUM_THREADS="
