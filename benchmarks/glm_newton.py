@@ -146,6 +146,29 @@ def run_case(label: str, records: int, shape: tuple[int, int], admm_cap: float,
     return row(label, records, k, bind, results)
 
 
+def preconditioner_rows(records: int, weight: float, skewed: bool) -> list[str]:
+    """Each of newton's preconditioners on one case: Newton steps, CG steps, seconds."""
+    import stratlang
+
+    shape = (260, 7)
+    frame = poisson_frame(records, shape)
+    if skewed:  # stratum sizes ∝ 1/rank along the path: most records in a few strata
+        rng = np.random.default_rng(1)
+        ranks = np.arange(1, shape[0] + 1)
+        frame["a"] = rng.choice(shape[0], records, p=(1 / ranks) / np.sum(1 / ranks))
+    spec = POISSON_SPEC.format(last_a=shape[0] - 1, last_b=shape[1] - 1).replace(
+        "weight 10", f"weight {weight:g}")
+    model = stratlang.load(spec)
+    design = model.bind(frame)
+    out = []
+    for kind in ("block", "kronecker", "auto"):
+        seconds, fit = stratlang_fit(model, design, "newton", {"preconditioner": kind})
+        case = f"{'skewed' if skewed else 'uniform'} strata, graph weights {weight:g}"
+        out.append(f"| {case} | {records:,} | {kind} | {fit.info['iterations']} | "
+                   f"{fit.info['cg_iterations']} | {seconds:.2f} |")
+    return out
+
+
 HEADER = ("| case | N | K | bind s | newton | admm | glum |\n"
           "|---|---|---|---|---|---|---|")
 
@@ -155,8 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="20000,200000,2000000")
     parser.add_argument("--admm-cap", type=float, default=120.0,
                         help="seconds of ADMM iterations at most (0: no ADMM)")
+    parser.add_argument("--admm-max-records", type=int, default=200_000,
+                        help="no ADMM above this many records (its probe alone takes minutes)")
     parser.add_argument("--no-large", action="store_true", help="skip N = 10⁶ at K = 10⁴")
     parser.add_argument("--grid", action="store_true", help="also glum's range")
+    parser.add_argument("--preconditioners", action="store_true",
+                        help="only: newton's preconditioners compared")
     parser.add_argument("--glum-limit", type=int, default=10_000,
                         help="largest K·n glum is run at (its dense Hessian: minutes at 9,100)")
     args = parser.parse_args(argv)
@@ -167,10 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "(unset)")
     print(f"OPENBLAS_NUM_THREADS={threads}, OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', '(unset)')}, {os.cpu_count()} CPUs")
+    if args.preconditioners:
+        print("| case | N | preconditioner | Newton steps | CG steps | seconds |\n"
+              "|---|---|---|---|---|---|")
+        for weight, skewed in ((10, False), (10, True), (1000, False), (1000, True)):
+            print("\n".join(preconditioner_rows(200_000, weight, skewed)), flush=True)
+        return 0
     print(HEADER)
     for records in (int(s) for s in args.sizes.split(",") if s):
+        cap = args.admm_cap if records <= args.admm_max_records else 0.0
         print(run_case("poisson, path(260) × cycle(7), n = 5", records, (260, 7),
-                       args.admm_cap, args.glum_limit), flush=True)
+                       cap, args.glum_limit), flush=True)
     if not args.no_large:
         print(run_case("poisson, path(100) × cycle(100), n = 5", 1_000_000, (100, 100),
                        0.0, args.glum_limit), flush=True)
