@@ -11,8 +11,8 @@ below ``tol`` relative to |F|. The per-record work of a step is a few vectorized
 and the step count does not grow with the records per stratum.
 
 Outcomes are reported in :attr:`NewtonResult.status`, never silently: 'optimal',
-'max_iter', 'nonfinite_start' (F is not finite at the start), 'nonfinite' (a step's
-iterate or gradient is not finite), 'unbounded' (F falls linearly without end along a
+'max_iter', 'nonfinite_start' (F is not finite at the start), 'nonfinite' (an iterate,
+the gradient or the curvature is not finite), 'unbounded' (F falls linearly without end along a
 direction of no curvature) and 'line_search' (no step length decreases F while the
 decrement is still large).
 """
@@ -80,6 +80,19 @@ class SmoothProblem:
             total = float(np.sum(value))
         return total, d1, d2
 
+    def initial_predictor(self) -> np.ndarray | None:
+        """Each record's start η₀ by its loss's unit (None when some unit has none)."""
+        if self.coupled:
+            return None
+        out = np.empty_like(self.y, dtype=float)
+        for term in self.terms:
+            rows = slice(None) if term.records is None else term.records
+            start = term.unit.initial(self.y[rows])
+            if start is None:
+                return None
+            out[rows] = start
+        return out
+
     def penalty(self, flat: np.ndarray) -> tuple[float, np.ndarray]:
         """(½ Σ q θ² + ½ θ·Lθ, its gradient q θ + Lθ) for θ as (K, d)."""
         gradient = self.ridge * flat + self.laplacian.apply(flat)
@@ -102,13 +115,45 @@ class NewtonResult:
         return self.status == "optimal"
 
 
+def irls_start(problem: SmoothProblem, preconditioner: str, max_cg: int) -> np.ndarray | None:
+    """The classic IRLS start: θ minimizing the penalties plus the loss's quadratic model
+    around each record's own start η₀ (a weighted least-squares fit to the working
+    response η₀ − f'/f''). None when the loss offers no η₀."""
+    eta0 = problem.initial_predictor()
+    if eta0 is None:
+        return None
+    stats = problem.stats
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, d1, d2 = problem.loss(eta0)
+        offset = 0.0 if problem.offset is None else problem.offset[:, None]
+        gradient = stats.gradient(d1 + d2 * (offset - eta0))  # the model's, at θ = 0
+    if not (np.all(np.isfinite(gradient)) and np.all(np.isfinite(d2))):
+        return None
+    blocks = stats.blocks(d2)
+    delta = _shift(problem, blocks)
+    hessian = HessianOperator(blocks, problem.ridge + delta, problem.laplacian)
+    solved = pcg(hessian, hessian.preconditioner(preconditioner), -gradient, 1e-4, max_cg)
+    return solved.x.reshape(stats.k, stats.n, stats.m)
+
+
+def _shift(problem: SmoothProblem, blocks: np.ndarray) -> float:
+    """δ of H + δI, a hair above rounding: a direction the data and penalties leave
+    without curvature gets a long but finite step instead of a singular system."""
+    scale = float(np.mean(np.einsum("kaa->ka", blocks) + problem.ridge
+                          + problem.laplacian.diagonal[:, None]))
+    return 1e-9 * scale if scale > 0 else 1e-9
+
+
 def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float = 1e-10,
            max_iter: int = 100, preconditioner: str = "auto",
            max_cg: int = 500) -> NewtonResult:
-    """Minimizes F from ``start`` (default 0), θ of shape (K, n, m)."""
+    """Minimizes F from ``start`` (default: the IRLS start when it is better than θ = 0),
+    θ of shape (K, n, m)."""
     clock = time.perf_counter()
     stats = problem.stats
     shape = (stats.k, stats.n, stats.m)
+    if start is None:
+        start = _better_start(problem, irls_start(problem, preconditioner, max_cg))
     theta = np.zeros(shape) if start is None else np.array(start, dtype=float).reshape(shape)
     flat = theta.reshape(stats.k, stats.size)
     eta = problem.predictor(theta)
@@ -135,11 +180,9 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         if norm == 0:
             return result("optimal", iteration - 1, 0.0)
         blocks = stats.blocks(d2)
-        # H + δI, δ a hair above rounding: a direction the data and penalties leave
-        # without curvature gets a long but finite step instead of a singular system
-        scale = float(np.mean(np.einsum("kaa->ka", blocks) + problem.ridge
-                              + problem.laplacian.diagonal[:, None]))
-        delta = 1e-9 * scale if scale > 0 else 1e-9
+        if not np.all(np.isfinite(blocks)):  # features whose squares overflow
+            return result("nonfinite", iteration - 1, decrement)
+        delta = _shift(problem, blocks)
         hessian = HessianOperator(blocks, problem.ridge + delta, problem.laplacian)
         # the forcing term: loose far away, as tight as the gradient near the optimum
         rtol = min(0.1, max(norm / first_norm, 1e-12))
@@ -183,6 +226,19 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         if done:
             return result("optimal", iteration, decrement)
     return result("max_iter", max_iter, decrement)
+
+
+def _better_start(problem: SmoothProblem, candidate: np.ndarray | None) -> np.ndarray | None:
+    """``candidate`` when F is finite there and below F(0), else None (start at 0)."""
+    if candidate is None or not np.all(np.isfinite(candidate)):
+        return None
+    stats = problem.stats
+    zero = np.zeros_like(candidate)
+    values = []
+    for theta in (zero, candidate):
+        loss, _, _ = problem.loss(problem.predictor(theta))
+        values.append(loss + problem.penalty(theta.reshape(stats.k, stats.size))[0])
+    return candidate if np.isfinite(values[1]) and values[1] < values[0] else None
 
 
 def _unbounded(problem: SmoothProblem, flat: np.ndarray, eta: np.ndarray,

@@ -34,6 +34,12 @@ class Pointwise:
     def __call__(self, eta: np.ndarray, y: np.ndarray) -> Derivatives:
         return self.derivatives(eta, y)
 
+    def initial(self, y: np.ndarray) -> np.ndarray | None:
+        """A linear predictor near each record's own optimum, where IRLS starts (the
+        classic GLM start: the link of the response, nudged inside the domain); None:
+        start from θ = 0."""
+        return None
+
     def record_values(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Each record's loss (N,): a separable unit's entries summed over outputs."""
         value = self.derivatives(eta, y)[0]
@@ -47,6 +53,9 @@ class Squared(Pointwise):
     def derivatives(self, eta, y):
         r = eta - y
         return r * r, 2.0 * r, np.full_like(r, 2.0)
+
+    def initial(self, y):
+        return y
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,9 @@ class Huber(Pointwise):
         value = np.where(inner, r * r, 2.0 * self.M * a - self.M * self.M)
         return value, 2.0 * np.clip(r, -self.M, self.M), np.where(inner, 2.0, 0.0)
 
+    def initial(self, y):
+        return y
+
 
 @dataclass(frozen=True)
 class Logistic(Pointwise):
@@ -73,6 +85,9 @@ class Logistic(Pointwise):
         p = 0.5 * (1.0 + np.tanh(0.5 * m))  # σ(−yη), without overflow
         return value, -y * p, p * (1.0 - p)
 
+    def initial(self, y):
+        return y * np.log(3.0)  # logit of (y₀₁ + ½) / 2, as R's glm starts
+
 
 @dataclass(frozen=True)
 class SquareClassification(Pointwise):
@@ -81,6 +96,9 @@ class SquareClassification(Pointwise):
     def derivatives(self, eta, y):
         r = y * eta - 1.0
         return r * r, 2.0 * y * r, np.full_like(r, 2.0)
+
+    def initial(self, y):
+        return y
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,9 @@ class SquaredHinge(Pointwise):
         gap = np.maximum(1.0 - y * eta, 0.0)
         return gap * gap, -2.0 * y * gap, 2.0 * (gap > 0)
 
+    def initial(self, y):
+        return y
+
 
 @dataclass(frozen=True)
 class PoissonRegression(Pointwise):
@@ -100,6 +121,9 @@ class PoissonRegression(Pointwise):
         e = np.exp(eta)
         return e - np.where(y == 0, 0.0, y * eta), e - y, e  # 0, not 0 · ∞, where y = 0
 
+    def initial(self, y):
+        return np.log(y + 0.1)  # μ = y + 0.1, as R's glm starts
+
 
 @dataclass(frozen=True)
 class ExponentialRegression(Pointwise):
@@ -108,6 +132,9 @@ class ExponentialRegression(Pointwise):
     def derivatives(self, eta, y):
         ye = np.where(y == 0, 0.0, y * np.exp(eta))  # 0, not 0 · ∞, where y = 0
         return -eta + ye, ye - 1.0, ye
+
+    def initial(self, y):
+        return -np.log(y + 0.1 * max(float(np.mean(y)), 1e-12))  # rate 1 / (y + ε)
 
 
 @dataclass(frozen=True)

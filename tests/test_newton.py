@@ -198,15 +198,31 @@ def test_admm_can_still_be_named_and_agrees(rng):
     assert choose(model.ir, frame).backend.name == "newton"
 
 
-def test_overflowing_predictions_are_reported_not_returned(rng):
+def test_overflowing_predictions_at_every_start_are_reported_not_returned(rng):
     frame, target, features = data_for("poisson_regression", rng)
-    frame["o"] = 800.0  # exp(800) overflows at the start
+    # offsets ±800 in every stratum: exp(800) overflows at θ = 0 and at the IRLS start
+    frame["o"] = np.where(np.arange(len(frame)) % 2 == 0, 800.0, -800.0)
     model = stratlang.load(f"response {target} ~ poisson_regression offset o\n{features}\n"
                            "stratify g ~ path weight 1\n")
     with pytest.raises(stratlang.NumericalError,
-                       match=r"backend 'newton': the objective is not finite at the start "
-                             r"\(inf\): the predictions overflow"):
+                       match=r"^backend 'newton': the objective is not finite at the start "
+                             r"\(inf\): the predictions overflow \(check the scale of the "
+                             r"features and offsets\); backend='admm' or 'cvxpy'"):
         model.fit(frame)
+
+
+def test_a_large_offset_is_absorbed_by_the_irls_start(rng):
+    frame, target, features = data_for("poisson_regression", rng)
+    frame["o"] = 800.0  # exp(800) overflows at θ = 0, not at the IRLS start
+    model = stratlang.load(f"response {target} ~ poisson_regression offset o\n{features}\n"
+                           "regularize 0.1 * sum_squares\nstratify g ~ path weight 1\n")
+    fitted = model.fit(frame)
+    assert fitted.info["backend"] == "newton" and fitted.info["converged"]
+    shifted = model.fit(frame.assign(o=0.0))  # the offset moves the intercepts only
+    np.testing.assert_allclose(fitted.theta["intercept"] + 800, shifted.theta["intercept"],
+                               atol=1e-6)
+    np.testing.assert_allclose(fitted.theta_array[:, :2], shifted.theta_array[:, :2],
+                               atol=1e-6)
 
 
 def test_an_unbounded_problem_is_not_reported_optimal(rng):
@@ -306,5 +322,5 @@ def test_newton_steps_do_not_grow_with_the_records_per_stratum(rng):
 def test_newton_reports_a_nonfinite_start(rng):
     problem = poisson_problem(rng, 500)
     problem.offset = np.full(500, 1000.0)
-    result = newton(problem)
+    result = newton(problem, start=np.zeros((210, 5, 1)))
     assert result.status == "nonfinite_start" and not result.converged

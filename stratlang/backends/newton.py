@@ -99,8 +99,8 @@ def _failure(status: str, iterations: int, value: float) -> NumericalError:
                 "the data do not determine (e.g. a feature nonzero only where the loss is "
                 "linear in it); add a sum_squares regularizer or a graph weight")
     elif status == "nonfinite":
-        said = (f"Newton's iterates became non-finite after {iterations} steps (overflowing "
-                "predictions: the problem may be unbounded, or badly scaled)")
+        said = (f"the iterate, gradient or curvature became non-finite after {iterations} "
+                "Newton steps (overflowing predictions or features: check their scale)")
     else:
         said = (f"Newton's line search found no decrease after {iterations} steps, far from "
                 "the optimum (the problem may be badly scaled)")
