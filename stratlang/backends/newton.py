@@ -159,9 +159,11 @@ class NewtonBackend(Backend):
         k, n, m = design.theta_shape
         d = n * m
         records = design.n_records
-        # the blocks and their inverse (a few copies of K·d²), the features column-major,
-        # and a dozen per-record arrays (predictors, derivatives, the line search's)
-        return 8 * (6 * k * d * d + 12 * k * d + records * n + 12 * records * m)
+        # the blocks and their inverse (a few copies of K·d²), the features column-major
+        # and their pairwise products, a dozen per-record arrays (predictors, derivatives,
+        # the line search's)
+        return 8 * (6 * k * d * d + 12 * k * d + records * (n + n * (n + 1) // 2)
+                    + 12 * records * m)
 
     def fit(self, design: Design, weights: dict[str, float], options: dict[str, Any],
             warm: Any = None) -> StratifiedFit:
