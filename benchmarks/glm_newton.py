@@ -12,7 +12,8 @@ graph. Table 2 — N = 10⁶ records at K = 10⁴ (path(100) × cycle(100)), 5 r
 (``--grid``) — glum's range.
 
 Columns: seconds to bind the data (``Model.bind``: shared by every stratlang backend)
-and to fit; Newton / ADMM iterations; the objective's relative difference from the
+and to fit (the best of three runs for fits under 2 s, newton and glum alike); Newton /
+ADMM iterations; the objective's relative difference from the
 newton fit's (evaluated by stratlang's numpy objective at each solver's θ). ADMM runs
 with its default tolerances and stops at ``--admm-cap`` seconds' worth of iterations
 (estimated from a 5-iteration probe): a capped run is marked and not comparable in
@@ -100,6 +101,17 @@ def glum_fit(design, weights) -> tuple[float, np.ndarray, int] | None:
     return seconds, model.coef_.reshape(k, n, m), int(model.n_iter_)
 
 
+QUICK = 2.0  # fits faster than this (seconds) are timed as the best of three runs
+
+
+def best_of(run):
+    """(seconds, fit) of ``run``, the fastest of three when the first is quick."""
+    first = run()
+    if first[0] >= QUICK:
+        return first
+    return min((first, run(), run()), key=lambda pair: pair[0])
+
+
 def row(label: str, records: int, k: int, bind: float, results: dict) -> str:
     cells = [label, f"{records:,}", f"{k:,}", f"{bind:.2f}"]
     for name in ("newton", "admm", "glum"):
@@ -121,7 +133,7 @@ def run_case(label: str, records: int, shape: tuple[int, int], admm_cap: float,
     weights = model.ir.weight_values(None)
     k, n, _ = design.theta_shape
     results: dict[str, str] = {}
-    seconds, fit = stratlang_fit(model, design, "newton")
+    seconds, fit = best_of(lambda: stratlang_fit(model, design, "newton"))
     best = fit.objective.total
     results["newton"] = (f"{seconds:.2f} s, {fit.info['iterations']} steps "
                          f"({fit.info['cg_iterations']} CG)")
@@ -136,6 +148,10 @@ def run_case(label: str, records: int, shape: tuple[int, int], admm_cap: float,
     if k * n <= glum_limit:
         got = glum_fit(design, weights)
         if got is not None:
+            if got[0] < QUICK:
+                got = min((got, *(glum_fit(design, weights) for _ in range(2))),
+                          key=lambda run: run[0] if run is not None else np.inf)
+            assert got is not None
             seconds, theta, steps = got
             gap = (stratified_objective(design, theta, weights).total - best) / abs(best)
             results["glum"] = f"{seconds:.2f} s, {steps} it, Δ {gap:.1e}"

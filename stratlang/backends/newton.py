@@ -34,12 +34,13 @@ NEWTON_OPTIONS = Options("backend 'newton'", (
               "step predicts) falls below tol · max(1, |objective|)"),
     Param("max_cg", type="int", default=500, check=count(1_000_000),
           doc="conjugate-gradient steps per Newton step"),
-    Param("preconditioner", type="name", default="block",
+    Param("preconditioner", type="name", default="auto",
           check=lambda v: None if v in PRECONDITIONERS else
           f"must be one of {', '.join(PRECONDITIONERS)}",
           doc="of the conjugate gradients: 'block' (the stratum blocks with the Laplacian's "
-              "diagonal), 'kronecker' (the exact Kronecker-sum solve with the mean block), "
-              "'auto' (both, in a symmetric two-step product)"),
+              "diagonal: good when the data dominate), 'kronecker' (the exact Kronecker-sum "
+              "solve with the mean block: good when the graph dominates), 'auto' (both, in a "
+              "symmetric two-step product: never far from the better one)"),
 ))
 
 
