@@ -162,11 +162,11 @@ def run_case(label: str, records: int, shape: tuple[int, int], admm_cap: float,
     return row(label, records, k, bind, results)
 
 
-def preconditioner_rows(records: int, weight: float, skewed: bool) -> list[str]:
+def preconditioner_rows(records: int, weight: float, skewed: bool,
+                        shape: tuple[int, int] = (260, 7)) -> list[str]:
     """Each of newton's preconditioners on one case: Newton steps, CG steps, seconds."""
     import stratlang
 
-    shape = (260, 7)
     frame = poisson_frame(records, shape)
     if skewed:  # stratum sizes ∝ 1/rank along the path: most records in a few strata
         rng = np.random.default_rng(1)
@@ -179,7 +179,8 @@ def preconditioner_rows(records: int, weight: float, skewed: bool) -> list[str]:
     out = []
     for kind in ("block", "kronecker", "auto"):
         seconds, fit = stratlang_fit(model, design, "newton", {"preconditioner": kind})
-        case = f"{'skewed' if skewed else 'uniform'} strata, graph weights {weight:g}"
+        case = (f"K = {shape[0] * shape[1]:,}, {'skewed' if skewed else 'uniform'} strata, "
+                f"graph weights {weight:g}")
         out.append(f"| {case} | {records:,} | {kind} | {fit.info['iterations']} | "
                    f"{fit.info['cg_iterations']} | {seconds:.2f} |")
     return out
@@ -215,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
               "|---|---|---|---|---|---|")
         for weight, skewed in ((10, False), (10, True), (1000, False), (1000, True)):
             print("\n".join(preconditioner_rows(200_000, weight, skewed)), flush=True)
+        for weight in (10, 1000):  # about one record per stratum: the graph dominates
+            print("\n".join(preconditioner_rows(100_000, weight, False, (300, 300))),
+                  flush=True)
         return 0
     print(HEADER)
     for records in (int(s) for s in args.sizes.split(",") if s):
