@@ -89,17 +89,35 @@ def test_every_smooth_loss_with_unpenalized_intercepts_and_two_factors(loss, rng
         np.testing.assert_allclose(fitted.theta_array, theta, atol=1e-6)
 
 
-@pytest.mark.parametrize("loss", SMOOTH_WITH_FEATURES)
-def test_pointwise_derivatives_are_those_of_the_value(loss, rng):
+def encoded_case(loss: str, rng: np.random.Generator):
+    """(the loss entry, its unit at default parameters, encoded y, a linear predictor)."""
     frame, _target, _features = data_for(loss, rng, n=40)
     entry = LOSSES[loss]
-    unit = entry.pointwise({p.name: p.default for p in entry.params})
+    params = {p.name: p.default for p in entry.params}
     y = np.asarray(frame[["y", "y2"]] if entry.multi_column else frame[["y"]], dtype=float)
     if entry.domain == "binary":
         y = 2 * y - 1
     if entry.multiclass:
         y = np.eye(3)[frame["y"].to_numpy()]
-    eta = rng.normal(size=y.shape)
+    return entry, params, y, 2 * rng.normal(size=y.shape)
+
+
+@pytest.mark.parametrize("loss", SMOOTH_WITH_FEATURES)
+def test_pointwise_values_are_the_cvxpy_forms(loss, rng):
+    import cvxpy as cp
+
+    entry, params, y, eta = encoded_case(loss, rng)
+    terms = np.asarray(entry.terms(cp.Constant(eta), y, params).value)
+    expected = terms if terms.ndim == 1 else terms.sum(axis=1)
+    np.testing.assert_allclose(entry.pointwise(params).record_values(eta, y), expected,
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(entry.losses(eta, y, params), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", SMOOTH_WITH_FEATURES)
+def test_pointwise_derivatives_are_those_of_the_value(loss, rng):
+    entry, params, y, eta = encoded_case(loss, rng)
+    unit = entry.pointwise(params)
     h = 1e-6
 
     def gradient(at):

@@ -178,8 +178,12 @@ class Loss:
 
     # ---- numpy ----------------------------------------------------------------------
     def losses(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
-        """Each record's loss (summed over outputs) at the linear predictor: (N,)."""
-        raise NotImplementedError(f"loss '{self.name}' has no per-record value")
+        """Each record's loss (summed over outputs) at the linear predictor: (N,); by
+        default its pointwise unit's."""
+        unit = self.pointwise(p)
+        if unit is None:
+            raise NotImplementedError(f"loss '{self.name}' has no per-record value")
+        return unit.record_values(pred, y)
 
     def pointwise(self, p: dict[str, Any]) -> pw.Pointwise | None:
         """The loss as a smooth convex function of one record's linear predictor: value,
@@ -275,9 +279,6 @@ class Squared(Loss):
     def admm_prox(self, records, k, p):
         return px.QuadraticProx(records.x, records.shifted(), records.z, k, records.weight)
 
-    def losses(self, pred, y, p):
-        return np.sum((pred - y) ** 2, axis=1)
-
     def pointwise(self, p):
         return pw.Squared()
 
@@ -327,9 +328,6 @@ class Huber(Loss):
         return px.PerOutputProx([
             _newton(self.pointwise(p), replace(records, y=records.y[:, j:j + 1]), k)
             for j in range(records.y.shape[1])])
-
-    def losses(self, pred, y, p):
-        return np.sum(_huber(pred - y, p["M"]), axis=1)
 
     def pointwise(self, p):
         return pw.Huber(p["M"])
@@ -424,16 +422,11 @@ class Logistic(_Binary):
     def admm_prox(self, records, k, p):
         return _newton(self.pointwise(p), records, k)
 
-    def losses(self, pred, y, p):
-        return self.nll(pred, y, p)
-
     def pointwise(self, p):
         return pw.Logistic()
 
     def nll(self, pred, y, p):
-        from scipy.special import log_expit
-
-        return -log_expit(y[:, 0] * pred[:, 0])
+        return self.losses(pred, y, p)
 
     def predict(self, pred, p, classes):
         from scipy.special import expit
@@ -482,9 +475,6 @@ class SquareClassification(_Binary):
     def admm_prox(self, records, k, p):  # (y(η + o) − 1)² = (η − (y − o))² for y = ±1
         return px.QuadraticProx(records.x, records.shifted(), records.z, k, records.weight)
 
-    def losses(self, pred, y, p):
-        return ((y * pred - 1) ** 2)[:, 0]
-
     def pointwise(self, p):
         return pw.SquareClassification()
 
@@ -501,9 +491,6 @@ class SquaredHinge(_Binary):
 
     def admm_prox(self, records, k, p):
         return _newton(self.pointwise(p), records, k)
-
-    def losses(self, pred, y, p):
-        return (np.maximum(0.0, 1 - y * pred) ** 2)[:, 0]
 
     def pointwise(self, p):
         return pw.SquaredHinge()
@@ -544,16 +531,11 @@ class Multinomial(_Multiclass):
     def admm_prox(self, records, k, p):
         return _newton(self.pointwise(p), records, k, outputs=records.y.shape[1])
 
-    def losses(self, pred, y, p):
-        return self.nll(pred, y, p)
-
     def pointwise(self, p):
         return pw.Multinomial()
 
     def nll(self, pred, y, p):
-        from scipy.special import logsumexp
-
-        return logsumexp(pred, axis=1) - np.sum(y * pred, axis=1)
+        return self.losses(pred, y, p)
 
     def predict(self, pred, p, classes):
         from scipy.special import logsumexp
@@ -608,16 +590,13 @@ class PoissonRegression(Loss):
     def admm_prox(self, records, k, p):
         return _newton(self.pointwise(p), records, k)
 
-    def losses(self, pred, y, p):
-        return (np.exp(pred) - y * pred)[:, 0]
-
     def pointwise(self, p):
         return pw.PoissonRegression()
 
     def nll(self, pred, y, p):
         from scipy.special import gammaln
 
-        return (np.exp(pred) - y * pred + gammaln(y + 1))[:, 0]
+        return self.losses(pred, y, p) + gammaln(y[:, 0] + 1)
 
     def predict(self, pred, p, classes):
         return {"prediction": np.exp(pred[:, 0])}
@@ -638,14 +617,11 @@ class ExponentialRegression(Loss):
     def admm_prox(self, records, k, p):
         return _newton(self.pointwise(p), records, k)
 
-    def losses(self, pred, y, p):
-        return self.nll(pred, y, p)
-
     def pointwise(self, p):
         return pw.ExponentialRegression()
 
     def nll(self, pred, y, p):
-        return (-pred + y * np.exp(pred))[:, 0]
+        return self.losses(pred, y, p)
 
     def predict(self, pred, p, classes):
         return {"prediction": np.exp(-pred[:, 0])}  # the mean, 1 / rate
