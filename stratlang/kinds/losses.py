@@ -149,8 +149,17 @@ class Loss:
     # ---- ADMM -------------------------------------------------------------------------
     def admm_prox(self, records: Records, k: int, p: dict[str, Any]) -> px_type | None:
         """The prox of the summed loss of every stratum, as ``prox(v, t)`` on (K, n, m)
-        arrays; None when the ADMM backend has no prox for this loss yet."""
-        return None
+        arrays; None when the ADMM backend has no prox for this loss yet. By default, for a
+        smooth loss, Newton's method on its pointwise unit (per output column when the
+        unit is separable)."""
+        unit = self.pointwise(p)
+        if unit is None:
+            return None
+        outputs = records.observed_y.shape[1]
+        if unit.coupled or outputs == 1:
+            return _newton(unit, records, k, outputs=outputs if unit.coupled else 1)
+        return px.PerOutputProx([_newton(unit, replace(records, y=records.observed_y[:, [j]]), k)
+                                 for j in range(outputs)])
 
     def relaxation(self, p: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The convex loss (a name and its parameters) ADMM starts a fit from: a convex
@@ -164,7 +173,7 @@ class Loss:
 
     def admm_ready(self, p: dict[str, Any] | None = None) -> bool:
         """Does this loss have an ADMM prox (with these parameters)?"""
-        return type(self).admm_prox is not Loss.admm_prox
+        return type(self).admm_prox is not Loss.admm_prox or self.smooth
 
     # ---- personalized models ----------------------------------------------------------
     def personalized_loss(self) -> Any:
@@ -324,11 +333,6 @@ class Huber(Loss):
 
         return cp.huber(pred - y, p["M"])
 
-    def admm_prox(self, records, k, p):  # separable over output columns
-        return px.PerOutputProx([
-            _newton(self.pointwise(p), replace(records, y=records.y[:, j:j + 1]), k)
-            for j in range(records.y.shape[1])])
-
     def pointwise(self, p):
         return pw.Huber(p["M"])
 
@@ -419,9 +423,6 @@ class Logistic(_Binary):
 
         return cp.logistic(-cp.multiply(y, pred))
 
-    def admm_prox(self, records, k, p):
-        return _newton(self.pointwise(p), records, k)
-
     def pointwise(self, p):
         return pw.Logistic()
 
@@ -489,9 +490,6 @@ class SquaredHinge(_Binary):
 
         return cp.square(cp.pos(1 - cp.multiply(y, pred)))
 
-    def admm_prox(self, records, k, p):
-        return _newton(self.pointwise(p), records, k)
-
     def pointwise(self, p):
         return pw.SquaredHinge()
 
@@ -527,9 +525,6 @@ class Multinomial(_Multiclass):
         import cvxpy as cp
 
         return cp.log_sum_exp(pred, axis=1) - cp.sum(cp.multiply(y, pred), axis=1)
-
-    def admm_prox(self, records, k, p):
-        return _newton(self.pointwise(p), records, k, outputs=records.y.shape[1])
 
     def pointwise(self, p):
         return pw.Multinomial()
@@ -587,9 +582,6 @@ class PoissonRegression(Loss):
 
         return cp.exp(pred) - cp.multiply(y, pred)
 
-    def admm_prox(self, records, k, p):
-        return _newton(self.pointwise(p), records, k)
-
     def pointwise(self, p):
         return pw.PoissonRegression()
 
@@ -613,9 +605,6 @@ class ExponentialRegression(Loss):
         import cvxpy as cp
 
         return -pred + cp.multiply(y, cp.exp(pred))
-
-    def admm_prox(self, records, k, p):
-        return _newton(self.pointwise(p), records, k)
 
     def pointwise(self, p):
         return pw.ExponentialRegression()
