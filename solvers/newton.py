@@ -152,14 +152,22 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
     clock = time.perf_counter()
     stats = problem.stats
     shape = (stats.k, stats.n, stats.m)
+    starts = [np.zeros(shape)] if start is None else [
+        np.array(start, dtype=float).reshape(shape)]
     if start is None:
-        start = _better_start(problem, irls_start(problem, preconditioner, max_cg))
-    theta = np.zeros(shape) if start is None else np.array(start, dtype=float).reshape(shape)
+        candidate = irls_start(problem, preconditioner, max_cg)
+        if candidate is not None and np.all(np.isfinite(candidate)):
+            starts.append(candidate)
+    best = None  # the start with the lower objective (a non-finite one loses)
+    for theta in starts:
+        eta = problem.predictor(theta)
+        loss, d1, d2 = problem.loss(eta)
+        quad, quad_gradient = problem.penalty(theta.reshape(stats.k, stats.size))
+        if best is None or (np.isfinite(loss + quad) and not loss + quad >= best[0]):
+            best = (loss + quad, theta, eta, loss, d1, d2, quad, quad_gradient)
+    assert best is not None
+    value, theta, eta, loss, d1, d2, quad, quad_gradient = best
     flat = theta.reshape(stats.k, stats.size)
-    eta = problem.predictor(theta)
-    loss, d1, d2 = problem.loss(eta)
-    quad, quad_gradient = problem.penalty(flat)
-    value = loss + quad
     history: list[tuple[float, float, int]] = []
     cg_total = 0
 
@@ -226,19 +234,6 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         if done:
             return result("optimal", iteration, decrement)
     return result("max_iter", max_iter, decrement)
-
-
-def _better_start(problem: SmoothProblem, candidate: np.ndarray | None) -> np.ndarray | None:
-    """``candidate`` when F is finite there and below F(0), else None (start at 0)."""
-    if candidate is None or not np.all(np.isfinite(candidate)):
-        return None
-    stats = problem.stats
-    zero = np.zeros_like(candidate)
-    values = []
-    for theta in (zero, candidate):
-        loss, _, _ = problem.loss(problem.predictor(theta))
-        values.append(loss + problem.penalty(theta.reshape(stats.k, stats.size))[0])
-    return candidate if np.isfinite(values[1]) and values[1] < values[0] else None
 
 
 def _unbounded(problem: SmoothProblem, flat: np.ndarray, eta: np.ndarray,
