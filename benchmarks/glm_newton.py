@@ -101,6 +101,10 @@ def glum_fit(design, weights) -> tuple[float, np.ndarray, int] | None:
     return seconds, model.coef_.reshape(k, n, m), int(model.n_iter_)
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+
+
 QUICK = 2.0  # fits faster than this (seconds) are timed as the best of three runs
 
 
@@ -135,7 +139,7 @@ def run_case(label: str, records: int, shape: tuple[int, int], admm_cap: float,
     results: dict[str, str] = {}
     seconds, fit = best_of(lambda: stratlang_fit(model, design, "newton"))
     best = fit.objective.total
-    results["newton"] = (f"{seconds:.2f} s, {fit.info['iterations']} steps "
+    results["newton"] = (f"{_seconds(seconds)} s, {fit.info['iterations']} steps "
                          f"({fit.info['cg_iterations']} CG)")
     if admm_cap > 0:
         probe, _ = stratlang_fit(model, design, "admm", {"max_iter": 5, "progress": False})
@@ -144,7 +148,7 @@ def run_case(label: str, records: int, shape: tuple[int, int], admm_cap: float,
                                                              "progress": False})
         gap = (fit.objective.total - best) / abs(best)
         capped = "" if fit.info["converged"] else f", capped at {cap}: not converged"
-        results["admm"] = f"{seconds:.2f} s, {fit.info['iterations']} it{capped}, Δ {gap:.1e}"
+        results["admm"] = f"{_seconds(seconds)} s, {fit.info['iterations']} it{capped}, Δ {gap:.1e}"
     if k * n <= glum_limit:
         got = glum_fit(design, weights)
         if got is not None:
@@ -154,7 +158,7 @@ def run_case(label: str, records: int, shape: tuple[int, int], admm_cap: float,
             assert got is not None
             seconds, theta, steps = got
             gap = (stratified_objective(design, theta, weights).total - best) / abs(best)
-            results["glum"] = f"{seconds:.2f} s, {steps} it, Δ {gap:.1e}"
+            results["glum"] = f"{_seconds(seconds)} s, {steps} it, Δ {gap:.1e}"
         else:
             results["glum"] = "not installed"
     else:
