@@ -221,7 +221,7 @@ def test_json_fit_score_predict(project, capsys):
     assert main(["fit", str(project / "good.strat"), "--out", str(out), "--weight",
                  "stratify.age=5", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert (doc["ok"], doc["model"], doc["backend"], doc["status"]) == (True, "demo", "admm",
+    assert (doc["ok"], doc["model"], doc["backend"], doc["status"]) == (True, "demo", "newton",
                                                                         "optimal")
     assert isinstance(doc["iterations"], int) and doc["seconds"] > 0
     assert set(doc["objective"]) == {"total", "loss", "regularization", "laplacian"}
@@ -277,7 +277,7 @@ def test_json_verify_and_tune(project, capsys):
     spec = str(project / "sweep.strat")
     assert main(["verify", spec, "--weight", "stratify.age=5", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["reference"]["backend"] == "cvxpy" and doc["fast"]["backend"] == "admm"
+    assert doc["reference"]["backend"] == "cvxpy" and doc["fast"]["backend"] == "newton"
     assert doc["fast"]["objective"] == pytest.approx(doc["reference"]["objective"], rel=1e-6)
     assert doc["relative_gap"] < 1e-6 and doc["reference"]["seconds"] > 0
     assert re.fullmatch(r"\d+\.\dx (faster|slower)", doc["pace"])

@@ -34,7 +34,7 @@ def test_tune_picks_the_middle_setting_and_refits(frame):
     scores = result.table["mean_anll"].to_numpy()
     assert scores[1] < scores[0] and scores[1] < scores[2]  # smoothing helps; too much hurts
     assert result.best == {"stratify.t": 10}
-    assert result.fitted.weights["stratify.t"] == 10 and result.fitted.info["backend"] == "admm"
+    assert result.fitted.weights["stratify.t"] == 10 and result.fitted.info["backend"] == "newton"
 
 
 def test_tune_says_nothing_of_an_inner_best(frame, recwarn):
@@ -104,7 +104,7 @@ def test_cli_verify_and_tune(tmp_path, frame, capsys):
     assert main(["verify", str(spec), "--data", str(tmp_path / "d.csv"),
                  "--weight", "stratify.t=10"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("cvxpy objective") and "admm  objective" in out
+    assert out.startswith("cvxpy objective") and "newton objective" in out
     assert main(["tune", str(spec), "--data", str(tmp_path / "d.csv"), "--folds", "3",
                  "--out", str(tmp_path / "best.json")]) == 0
     out = capsys.readouterr().out
