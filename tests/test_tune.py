@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -130,3 +132,11 @@ def test_tune_personalized_models_through_their_own_backend(rng):
     assert result.fitted.weights["match"] == result.best["match"]
     with pytest.raises(stratlang.StratlangError, match=r"for a personalized model use model\.tune"):
         model.sweep(frame)
+
+
+def test_verify_says_which_fit_runs(frame, capsys):
+    stratlang.load(SPEC).verify(frame, weights={"stratify.t": 10}, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "verify: fitting with the cvxpy reference"
+    assert re.fullmatch(r"verify: fitting with newton \([0-9.]+ s for the reference\)",
+                        lines[1])
