@@ -45,8 +45,11 @@ def reference(model: stratlang.Model, frame: pd.DataFrame) -> tuple[np.ndarray, 
     solutions = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stratlang.NumericalWarning)  # 'optimal_inaccurate'
-        for solver, options in (("clarabel", CLARABEL_TIGHT), ("scs", SCS_TIGHT)):
-            theta, _ = problem.solve(weights, solver, **options)
+        for name, param in problem.parameters.items():
+            param.value = float(weights[name])
+        for solver, options in (("CLARABEL", CLARABEL_TIGHT), ("SCS", SCS_TIGHT)):
+            problem.problem.solve(solver=solver, **options)
+            theta = problem.theta.value.reshape(design.theta_shape)
             solutions.append((stratified_objective(design, theta, weights).total, theta))
     value, theta = min(solutions, key=lambda pair: pair[0])
     return theta, value
