@@ -288,11 +288,17 @@ class AlongSolver:
 SPARSE_LU_LIMIT = 500_000  # strata above which a general product uses CG instead of LU
 
 
+def exact_kronecker(factors: Sequence[Graph]) -> bool:
+    """Can every factor be diagonalized (a fast transform, or small enough for a dense
+    eigendecomposition), so that :class:`KroneckerSolver` solves exactly?"""
+    return all(g.n <= DENSE_LIMIT or g.structure in ("path", "grid") for g in factors)
+
+
 def laplacian_solver(factors: Sequence[Graph], gammas: Sequence[float]):
     """Exact Kronecker solves when every factor is small enough; with one large general
     factor among diagonalizable ones, CG along it per column of their eigenbasis;
     otherwise a sparse LU cached per penalty, or warm-started CG for very large products."""
-    if all(g.n <= DENSE_LIMIT or g.structure in ("path", "grid") for g in factors):
+    if exact_kronecker(factors):
         return KroneckerSolver(factors, gammas)
     axes = split_grids(factors, gammas)
     if len(axes) > 1 and sum(is_sparse_axis(g) for g, _ in axes) == 1:

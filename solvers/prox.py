@@ -222,7 +222,8 @@ def tukey_loss(r: np.ndarray, c: float) -> np.ndarray:
     return c * c / 3.0 * (1.0 - inside ** 3)
 
 
-# (value, first derivative, second derivative) of a loss of the linear predictor η
+# (value, first derivative, second derivative) of a loss of the linear predictor η: a
+# solvers.pointwise unit (each smooth loss's formulas are written there, once)
 Pointwise = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -320,49 +321,6 @@ class NewtonProx:
             self.newton_steps += 1
         self.theta = theta
         return theta.reshape(k, self.n, self.m)
-
-
-def multinomial(eta: np.ndarray, y: np.ndarray):
-    """log Σ_j exp η_j − η_y, with y one-hot: value, softmax − y, diag(p) − ppᵀ."""
-    top = eta.max(axis=1, keepdims=True)
-    e = np.exp(eta - top)
-    total = e.sum(axis=1, keepdims=True)
-    p = e / total
-    value = (np.log(total) + top)[:, 0] - np.sum(y * eta, axis=1)
-    return value, p - y, p[:, :, None] * (np.eye(eta.shape[1])[None] - p[:, None, :])
-
-
-def logistic(eta: np.ndarray, y: np.ndarray):
-    m = -y * eta
-    value = np.logaddexp(0.0, m)
-    p = 1.0 / (1.0 + np.exp(-m))  # σ(−yη)
-    return value, -y * p, p * (1.0 - p)
-
-
-def square_classification(eta: np.ndarray, y: np.ndarray):
-    r = y * eta - 1.0
-    return r * r, 2.0 * y * r, np.full_like(eta, 2.0)
-
-
-def poisson_regression(eta: np.ndarray, y: np.ndarray):
-    e = np.exp(eta)
-    return e - y * eta, e - y, e
-
-
-def exponential_regression(eta: np.ndarray, y: np.ndarray):
-    e = np.exp(eta)
-    return -eta + y * e, -1.0 + y * e, y * e
-
-
-def huber(m: float) -> Pointwise:
-    def f(eta: np.ndarray, y: np.ndarray):
-        r = eta - y
-        a = np.abs(r)
-        inner = a <= m
-        value = np.where(inner, r * r, 2.0 * m * a - m * m)
-        return value, np.where(inner, 2.0 * r, 2.0 * m * np.sign(r)), np.where(inner, 2.0, 0.0)
-
-    return f
 
 
 class PiecewiseLinearProx:

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .language.errors import STDIN, OptionError, SpecError, StratlangError
+from .language.errors import STDIN, DataError, OptionError, SpecError, StratlangError
 from .language.policies import UNSEEN_POLICIES
 
 if TYPE_CHECKING:  # imported when a command needs them: `stratlang --help` stays quick
@@ -189,7 +189,7 @@ def _data(args: argparse.Namespace, model: Model) -> Any:
     from .backends.dask import is_partitioned_path
     from .data.row_filter import filter_rows
 
-    if args.data is not None and is_partitioned_path(args.data):
+    if isinstance(args.data, str) and is_partitioned_path(args.data):
         raise StratlangError("--rows filters a CSV file's rows; partitioned data stay on the "
                              "workers: filter them before fitting")
     return filter_rows(model.frame(args.data), args.rows)
@@ -279,23 +279,45 @@ def _spec_name(args: argparse.Namespace) -> str:
     return STDIN if args.spec == "-" else args.spec
 
 
-def _read_stdin() -> str:
-    """Standard input's text, decoded as a spec file is (UTF-8, line ends kept)."""
+def _read_stdin(what: str = "the spec", limit: int | None = None) -> str:
+    """Standard input's text, decoded as a file is (UTF-8, line ends kept), at most
+    ``limit`` bytes (default: a spec's)."""
     from .language.limits import MAX_SPEC_BYTES, file_too_large
     from .language.reading import FileProblem, decode
 
+    limit = MAX_SPEC_BYTES if limit is None else limit
     if sys.stdin is None:  # closed (e.g. `<&-`)
-        raise StratlangError("no standard input to read the spec from ('-')")
+        raise StratlangError(f"no standard input to read {what} from ('-')")
     binary = getattr(sys.stdin, "buffer", None)
     if binary is None:  # a text stream only (e.g. one put in place by a test harness)
         return sys.stdin.read()
-    data = binary.read(MAX_SPEC_BYTES + 1)  # bounded: `< /dev/zero` never ends
-    if len(data) > MAX_SPEC_BYTES:
-        raise StratlangError(file_too_large("the spec on standard input", None, MAX_SPEC_BYTES))
+    data = binary.read(limit + 1)  # bounded: `< /dev/zero` never ends
+    if len(data) > limit:
+        raise StratlangError(file_too_large(f"{what} on standard input", None, limit))
     try:
-        return decode(data, "the spec on standard input")
+        return decode(data, f"{what} on standard input")
     except FileProblem as err:
         raise StratlangError(str(err)) from None
+
+
+def _stdin_data(args: argparse.Namespace) -> None:
+    """``--data -``: the CSV table on standard input, checked as a data file is, in place
+    of the path."""
+    if getattr(args, "data", None) != "-":
+        return
+    from .kinds.files import csv_table
+    from .language.limits import MAX_FILE_BYTES
+    from .language.reading import FileProblem
+
+    if getattr(args, "spec", None) == "-":
+        raise StratlangError("SPEC and --data cannot both be '-': standard input holds one")
+    name = "the data on standard input"
+    try:
+        frame = csv_table(_read_stdin("the data", MAX_FILE_BYTES), name, skipinitialspace=True)
+    except FileProblem as err:
+        raise DataError(str(err)) from None
+    frame.attrs["source"] = frame.attrs["file"] = STDIN
+    args.data = frame
 
 
 def _with_graphs(model: Model, graphs: dict[str, str]) -> Model:
@@ -356,7 +378,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .backends.base import bind_family
 
     model = _load(args)
-    if args.data or model.ir.data:
+    if args.data is not None or model.ir.data:
         bind_family(model.ir, args.data, model.graphs)
     if _json(args):
         _emit({"ok": True, "errors": []})
@@ -386,7 +408,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                            for o in ir.response.overrides],
         "nonconvex": list(nonconvex_parts(ir)),
         "warnings": []}
-    if args.data or ir.data:
+    if args.data is not None or ir.data:
         _show_data(model, args.data, doc)
     if _json(args):
         _emit(doc)
@@ -532,7 +554,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
            "saved": None}
     if not as_json:
         print(fitted.summary())
-    if args.data is None or not is_partitioned_path(args.data):  # scoring partitioned data
+    if not isinstance(args.data, str) or not is_partitioned_path(args.data):  # scoring partitioned data
         # would bring every record to this machine
         doc["training"] = fitted.score(data)
         if not as_json:
@@ -726,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warn
     _WARNED.clear()
     try:
+        _stdin_data(args)
         status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status

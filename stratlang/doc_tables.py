@@ -66,7 +66,7 @@ def losses_table() -> str:
                                                else "")
         rows.append([f"`{name}`", signature(loss.params), response,
                      "yes" if loss.smooth else "no", _convex(loss.convex), loss.doc])
-    return table(["loss", "parameters", "response", "differentiable (eigen backend)",
+    return table(["loss", "parameters", "response", "differentiable (newton, eigen)",
                   "convex", "definition"], rows)
 
 

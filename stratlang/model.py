@@ -171,13 +171,14 @@ class Model:
 
     def verify(self, data: Any = None, *, weights: dict[str, float] | None = None,
                solver: str | None = None, options: dict[str, Any] | None = None,
-               backend: str | None = None) -> Verification:
+               backend: str | None = None, progress: bool | None = None) -> Verification:
         """Fits with the CVXPY reference and with the fast backend; compares objectives
-        and times."""
+        and times. ``progress``: say on standard error which fit runs (None: on a
+        terminal)."""
         from .tune import verify
 
         return verify(self, data, weights=weights, solver=solver, options=options,
-                      backend=backend)
+                      backend=backend, progress=progress)
 
     def sweep(self, data: Any = None, validate: Any = None, *,
               solver: str | None = None) -> pd.DataFrame:

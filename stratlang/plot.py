@@ -347,6 +347,13 @@ def plot_convergence(fitted, out: str | Path | None = None, *, ax: Axes | None =
             twin.plot(frame["epoch"], frame["validation"], color="C1", label="validation loss")
             twin.set_ylabel("validation loss (per sample)")
             twin.legend(loc="upper center", fontsize=8)
+    elif fitted.info.get("history_columns"):
+        # a history that names its columns: the first is the step, the others positive
+        h = np.asarray(history, dtype=float)
+        step, *named = str(fitted.info["history_columns"]).split("; ")
+        for i, name in enumerate(named, start=1):
+            ax.semilogy(h[:, 0], h[:, i], "o-", label=name)
+        ax.set_xlabel(step)
     else:
         h = np.asarray(history, dtype=float)
         ax.semilogy(h[:, 0], h[:, 1], label="primal residual")

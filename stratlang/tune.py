@@ -292,12 +292,22 @@ class Verification:
                 + "</div>")
 
 
+def _announce(progress: bool | None, text: str) -> None:
+    """A line on standard error saying what runs now (``progress`` None: on a terminal),
+    so a long reference fit is not silence."""
+    import sys
+
+    if progress if progress is not None else sys.stderr.isatty():
+        print(f"verify: {text}", file=sys.stderr, flush=True)
+
+
 def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None = None,
            solver: str | None = None, options: dict[str, Any] | None = None,
-           backend: str | None = None) -> Verification:
+           backend: str | None = None, progress: bool | None = None) -> Verification:
     """Fits with the reference and with ``backend`` (default: the backend chosen when none
     is named, other than the reference). A non-convex model's reference is the CVXPY fit
-    of its convex relaxation."""
+    of its convex relaxation. ``progress``: say on standard error which fit runs (None:
+    on a terminal)."""
     frame = model.frame(data)
     truth = backends.reference()
     if nonconvex_parts(model.ir):
@@ -311,8 +321,10 @@ def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None =
                                  "nothing to verify")
         backend = fast[0]
     start = time.perf_counter()
+    _announce(progress, f"fitting with the {truth.name} reference")
     reference = model.fit(frame, backend=truth.name, solver=solver, weights=weights)
     middle = time.perf_counter()
+    _announce(progress, f"fitting with {backend} ({middle - start:.1f} s for the reference)")
     fitted = model.fit(frame, backend=backend, weights=weights, options=options)
     end = time.perf_counter()
     return Verification(backend, reference.objective.total, fitted.objective.total,

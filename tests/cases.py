@@ -203,6 +203,8 @@ STRATIFIED_SPEC = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1
                    "stratify g ~ path weight 3\nstratify h ~ cycle weight 0.5\n")
 EIGEN_SPEC = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * sum_squares\n"
               "stratify g ~ path weight 3\nstratify h ~ cycle weight 0.5\nbasis 6\n")
+NEWTON_SPEC = ("response y ~ logistic\nfeatures x, intercept\nregularize 0.1 * sum_squares\n"
+               "stratify g ~ path weight 3\nstratify h ~ cycle weight 0.5\n")
 PERSONALIZED_SPEC = ("response y ~ squared\nfeatures x1, x2\nregularize 0.01 * l1\n"
                      "personalize rank 2 radius 0.1 learning_rate 0.001 max_iter 30 decay 1 "
                      "max_neighbors 1000\n"
@@ -220,6 +222,7 @@ BACKEND_CASES = {
     "admm": BackendCase(STRATIFIED_SPEC, {"eps_abs": 1e-9, "eps_rel": 1e-9}),
     "dask": BackendCase(STRATIFIED_SPEC, {"eps_abs": 1e-9, "eps_rel": 1e-9, "workers": 1}),
     "eigen": BackendCase(EIGEN_SPEC, {"tol": 1e-13}),
+    "newton": BackendCase(NEWTON_SPEC, {"tol": 1e-14}),
     "subgradient": BackendCase(PERSONALIZED_SPEC, {"progress": False}),
 }
 

@@ -221,7 +221,7 @@ def test_json_fit_score_predict(project, capsys):
     assert main(["fit", str(project / "good.strat"), "--out", str(out), "--weight",
                  "stratify.age=5", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert (doc["ok"], doc["model"], doc["backend"], doc["status"]) == (True, "demo", "admm",
+    assert (doc["ok"], doc["model"], doc["backend"], doc["status"]) == (True, "demo", "newton",
                                                                         "optimal")
     assert isinstance(doc["iterations"], int) and doc["seconds"] > 0
     assert set(doc["objective"]) == {"total", "loss", "regularization", "laplacian"}
@@ -277,7 +277,7 @@ def test_json_verify_and_tune(project, capsys):
     spec = str(project / "sweep.strat")
     assert main(["verify", spec, "--weight", "stratify.age=5", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["reference"]["backend"] == "cvxpy" and doc["fast"]["backend"] == "admm"
+    assert doc["reference"]["backend"] == "cvxpy" and doc["fast"]["backend"] == "newton"
     assert doc["fast"]["objective"] == pytest.approx(doc["reference"]["objective"], rel=1e-6)
     assert doc["relative_gap"] < 1e-6 and doc["reference"]["seconds"] > 0
     assert re.fullmatch(r"\d+\.\dx (faster|slower)", doc["pace"])
@@ -516,3 +516,22 @@ def test_rows_filter_fits_and_scores_the_rows_it_selects(project, capsys):
 def test_a_bad_rows_filter_is_positioned_in_its_own_text(project, capsys, rows, said):
     assert main(["fit", str(project / "good.strat"), "--rows", rows]) == 1
     assert capsys.readouterr().err.startswith(said)
+
+
+def test_data_from_standard_input(project):
+    data = (project / "d.csv").read_text()
+    fit = run("fit", str(project / "good.strat"), "--data", "-", "--format", "json",
+              stdin=data)
+    assert fit.returncode == 0, fit.stderr
+    assert json.loads(fit.stdout)["records"] == 300
+    assert run("fit", str(project / "good.strat"), "--out", str(project / "m")).returncode == 0
+    predicted = run("predict", str(project / "m.json"), "--data", "-", stdin=data)
+    assert predicted.returncode == 0 and predicted.stdout.startswith(",sex,age,prediction\n")
+    ragged = run("check", str(project / "good.strat"), "--data", "-",
+                 stdin="sex,age,x1,x2,y\nF,20,1,2\n")
+    assert ragged.returncode == 1
+    assert ragged.stderr == ("error: the data on standard input line 2 has 4 fields where "
+                             "the header has 5\n")
+    both = run("fit", "-", "--data", "-", stdin=data)
+    assert both.returncode == 1
+    assert both.stderr == "error: SPEC and --data cannot both be '-': standard input holds one\n"

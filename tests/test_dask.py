@@ -312,7 +312,7 @@ def test_two_large_general_factors_are_refused_clearly(client, tmp_path, monkeyp
             f'stratify h ~ edges("{tmp_path / "g.csv"}")\n')
     frame = pd.DataFrame({"y": [1.0, 2.0, 3.0], "g": [0, 1, 2], "h": [1, 2, 3]})
     with pytest.raises(stratlang.StratlangError, match=r"at most one general graph factor above "
-                       r"2 nodes; \(g\) and \(h\) both are; use backend='admm'"):
+                       r"2 nodes; \(g\) and \(h\) both are; use backend='newton'"):
         stratlang.load(spec).fit(frame, backend="dask", options={"scheduler": client})
 
 

@@ -38,13 +38,13 @@ def frame(rng) -> pd.DataFrame:
 ])
 def test_api_options_are_validated(frame, options, message):
     with pytest.raises(stratlang.OptionError) as info:
-        stratlang.load(SPEC).fit(frame, options=options)
+        stratlang.load(SPEC).fit(frame, backend="admm", options=options)
     assert str(info.value) == message
 
 
 def test_every_problem_is_reported_at_once(frame):
     with pytest.raises(stratlang.OptionError) as info:
-        stratlang.load(SPEC).fit(frame, options={"relax": 3, "max_itr": 1})
+        stratlang.load(SPEC).fit(frame, backend="admm", options={"relax": 3, "max_itr": 1})
     assert str(info.value).splitlines() == [
         "backend 'admm': option 'relax' must lie in (0, 2); got 3",
         "unknown option 'max_itr' for backend 'admm'; did you mean 'max_iter'?"]
@@ -146,9 +146,11 @@ def test_solver_stops_at_the_first_non_finite_residual():
     (lambda m, f: m.fit(f, weights=[1]), "weights must be a dict of hyper-parameter values by "
                                          "name; got a list"),
     (lambda m, f: m.fit(f, options=[1]), "options are a dict of values by name; got a list"),
-    (lambda m, f: m.fit(f, options={1: 2}), "option names are text; got 1 (for backend 'admm')"),
+    (lambda m, f: m.fit(f, backend="admm", options={1: 2}),
+     "option names are text; got 1 (for backend 'admm')"),
+    (lambda m, f: m.fit(f, options={1: 2}), "option names are text; got 1 (for backend 'newton')"),
     (lambda m, f: m.fit(f, backend=3), "backend is a name (admm, cvxpy, dask, eigen, "
-                                       "subgradient); got 3"),
+                                       "newton, subgradient); got 3"),
     (lambda m, f: m.fit([1, 2, 3]), "data are a pandas DataFrame or the path of a CSV or "
                                     "Parquet file; got a list"),
     (lambda m, f: m.fit(f).predict(f, unseen=None),

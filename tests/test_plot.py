@@ -139,9 +139,20 @@ def test_convergence_plot_shows_the_residuals(elections, tmp_path):
     assert_real_png(tmp_path / "conv.png")
     history = np.asarray(elections.info["history"])
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), history[:, 1])
-    direct = stratlang.load(EXAMPLES / "diabetes.strat").fit()
+    direct = stratlang.load(EXAMPLES / "diabetes.strat").fit(backend="admm")
     with pytest.raises(stratlang.StratlangError, match="no iteration history"):
         direct.plot_convergence()
+
+
+def test_convergence_plot_of_newton_shows_each_steps_decrement(tmp_path):
+    fitted = stratlang.load(EXAMPLES / "insurance.strat").fit()
+    assert fitted.info["backend"] == "newton"
+    fig = fitted.plot_convergence(tmp_path / "newton.png")
+    assert_real_png(tmp_path / "newton.png")
+    history = np.asarray(fitted.info["history"])
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), history[:, 1])
+    assert fig.axes[0].get_xlabel() == "Newton step"
+    assert np.all(np.diff(history[-3:, 1]) < 0)  # the decrement falls, fast at the end
 
 
 def test_personalized_embedding_is_coloured_by_a_covariate(rng, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,7 +36,7 @@ def test_tune_picks_the_middle_setting_and_refits(frame):
     scores = result.table["mean_anll"].to_numpy()
     assert scores[1] < scores[0] and scores[1] < scores[2]  # smoothing helps; too much hurts
     assert result.best == {"stratify.t": 10}
-    assert result.fitted.weights["stratify.t"] == 10 and result.fitted.info["backend"] == "admm"
+    assert result.fitted.weights["stratify.t"] == 10 and result.fitted.info["backend"] == "newton"
 
 
 def test_tune_says_nothing_of_an_inner_best(frame, recwarn):
@@ -104,7 +106,7 @@ def test_cli_verify_and_tune(tmp_path, frame, capsys):
     assert main(["verify", str(spec), "--data", str(tmp_path / "d.csv"),
                  "--weight", "stratify.t=10"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("cvxpy objective") and "admm  objective" in out
+    assert out.startswith("cvxpy objective") and "newton objective" in out
     assert main(["tune", str(spec), "--data", str(tmp_path / "d.csv"), "--folds", "3",
                  "--out", str(tmp_path / "best.json")]) == 0
     out = capsys.readouterr().out
@@ -130,3 +132,11 @@ def test_tune_personalized_models_through_their_own_backend(rng):
     assert result.fitted.weights["match"] == result.best["match"]
     with pytest.raises(stratlang.StratlangError, match=r"for a personalized model use model\.tune"):
         model.sweep(frame)
+
+
+def test_verify_says_which_fit_runs(frame, capsys):
+    stratlang.load(SPEC).verify(frame, weights={"stratify.t": 10}, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "verify: fitting with the cvxpy reference"
+    assert re.fullmatch(r"verify: fitting with newton \([0-9.]+ s for the reference\)",
+                        lines[1])

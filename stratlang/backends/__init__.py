@@ -20,11 +20,12 @@ from .base import Backend, Fit, Objective, OptionValueError, PersonalizedFit, St
 from .dask import DaskBackend
 from .eigen import EigenBackend
 from .memory import refuse_if_too_large
+from .newton import NewtonBackend
 from .reference import CvxpyBackend
 from .subgradient import SubgradientBackend
 
 BACKENDS: Registry[Backend] = Registry("backend")
-for _entry in (AdmmBackend(), CvxpyBackend(), DaskBackend(), EigenBackend(),
+for _entry in (AdmmBackend(), CvxpyBackend(), DaskBackend(), EigenBackend(), NewtonBackend(),
                SubgradientBackend()):
     BACKENDS.register(_entry.name, _entry)
 
@@ -129,11 +130,12 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
             reason = entry.unsupported(design)
             if reason is None:
                 break
-            reasons.append(reason)
+            reasons.append((entry, reason))
         else:
             raise NumericalError(f"no backend can fit model '{model.name}': "
-                                 + "; ".join(reasons))
-        note = reasons[0] if reasons else None
+                                 + "; ".join(reason for _, reason in reasons))
+        # why a backend the user would expect was passed over (not a specialist's refusal)
+        note = next((reason for passed, reason in reasons if not passed.quiet), None)
     given: dict[str, Any] = {}
     from_spec: set[str] = set()
     if spec is not None and spec.backend == entry.name:

@@ -138,6 +138,7 @@ class Backend:
     automatic: ClassVar[int | None] = None  # rank when no backend is named; None: never
     chosen: ClassVar[str | None] = None  # when it is chosen, in words (default: from the rank)
     reference: ClassVar[bool] = False  # the ground truth other backends are verified against
+    quiet: ClassVar[bool] = False  # a specialist: an automatic choice passing it over says nothing
     verbose_option: ClassVar[str | None] = None  # what ``verbose=`` sets
     solver_option: ClassVar[str | None] = None  # what ``solver=`` sets (an external solver)
 

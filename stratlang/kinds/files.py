@@ -28,9 +28,14 @@ def read_csv(path: Path, what: str, *, need_rows: bool = True, **options: Any) -
     rows are counted before pandas builds the table: a row with more or fewer fields than
     the header, or a header that repeats a name, is refused in time linear in the file
     (a row of a million fields would otherwise become a million columns)."""
-    text = read_text(path, what)
+    return csv_table(read_text(path, what), f"{what} '{shown(path)}'", need_rows=need_rows,
+                     **options)
+
+
+def csv_table(text: str, name: str, *, need_rows: bool = True, **options: Any) -> pd.DataFrame:
+    """A CSV text as a frame, checked as :func:`read_csv` checks a file (``name``: how
+    messages call it, e.g. "data file 'd.csv'" or "the data on standard input")."""
     comment = options.get("comment")
-    name = f"{what} '{shown(path)}'"
     header, content, ragged = _scan(text, comment, bool(options.get("skipinitialspace")))
     if not content:
         raise FileProblem(f"{name} is empty")

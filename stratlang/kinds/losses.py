@@ -20,6 +20,7 @@ import numpy as np
 
 from ..language.params import Param, in_open_unit, interval, nonnegative, positive
 from ..language.vocabulary import Registry
+from ..solvers import pointwise as pw
 from ..solvers import prox as px
 from . import metrics
 
@@ -210,8 +211,17 @@ class Loss:
     # ---- ADMM -------------------------------------------------------------------------
     def admm_prox(self, records: Records, k: int, p: dict[str, Any]) -> px_type | None:
         """The prox of the summed loss of every stratum, as ``prox(v, t)`` on (K, n, m)
-        arrays; None when the ADMM backend has no prox for this loss yet."""
-        return None
+        arrays; None when the ADMM backend has no prox for this loss yet. By default, for a
+        smooth loss, Newton's method on its pointwise unit (per output column when the
+        unit is separable)."""
+        unit = self.pointwise(p)
+        if unit is None:
+            return None
+        outputs = records.observed_y.shape[1]
+        if unit.coupled or outputs == 1:
+            return _newton(unit, records, k, outputs=outputs if unit.coupled else 1)
+        return px.PerOutputProx([_newton(unit, replace(records, y=records.observed_y[:, [j]]), k)
+                                 for j in range(outputs)])
 
     def relaxation(self, p: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The convex loss (a name and its parameters) ADMM starts a fit from: a convex
@@ -225,7 +235,7 @@ class Loss:
 
     def admm_ready(self, p: dict[str, Any] | None = None) -> bool:
         """Does this loss have an ADMM prox (with these parameters)?"""
-        return type(self).admm_prox is not Loss.admm_prox
+        return type(self).admm_prox is not Loss.admm_prox or self.smooth
 
     # ---- personalized models ----------------------------------------------------------
     def personalized_loss(self) -> Any:
@@ -239,19 +249,30 @@ class Loss:
 
     # ---- numpy ----------------------------------------------------------------------
     def losses(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
-        """Each record's loss (summed over outputs) at the linear predictor: (N,)."""
-        raise NotImplementedError(f"loss '{self.name}' has no per-record value")
+        """Each record's loss (summed over outputs) at the linear predictor: (N,); by
+        default its pointwise unit's."""
+        unit = self.pointwise(p)
+        if unit is None:
+            raise NotImplementedError(f"loss '{self.name}' has no per-record value")
+        return unit.record_values(pred, y)
+
+    def pointwise(self, p: dict[str, Any]) -> pw.Pointwise | None:
+        """The loss as a smooth convex function of one record's linear predictor: value,
+        first and second derivative (solvers.pointwise), from which its gradient, its
+        Newton prox and the Newton backend derive; None when it is not smooth."""
+        return None
 
     def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
         """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m);
         None for a loss that is not differentiable (the eigen backend, which needs it,
         refuses those: see :attr:`smooth`)."""
-        return None
+        unit = self.pointwise(p)
+        return None if unit is None else unit.derivatives(pred, y)[1]
 
     @property
     def smooth(self) -> bool:
-        """Differentiable in the linear predictor (it has :meth:`gradient`)."""
-        return type(self).gradient is not Loss.gradient
+        """Differentiable in the linear predictor (it has a :meth:`pointwise` unit)."""
+        return type(self).pointwise is not Loss.pointwise
 
     def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any],
               weight: np.ndarray | None = None) -> float:
@@ -329,11 +350,8 @@ class Squared(Loss):
     def admm_prox(self, records, k, p):
         return px.QuadraticProx(records.x, records.shifted(), records.z, k, records.weight)
 
-    def losses(self, pred, y, p):
-        return np.sum((pred - y) ** 2, axis=1)
-
-    def gradient(self, pred, y, p):
-        return 2.0 * (pred - y)
+    def pointwise(self, p):
+        return pw.Squared()
 
     def personalized_loss(self):
         from ..solvers.personalized import SquaredLoss
@@ -377,17 +395,8 @@ class Huber(Loss):
 
         return cp.huber(pred - y, p["M"])
 
-    def admm_prox(self, records, k, p):  # separable over output columns
-        return px.PerOutputProx([
-            _newton(px.huber(p["M"]), replace(records, y=records.y[:, j:j + 1]), k)
-            for j in range(records.y.shape[1])])
-
-    def losses(self, pred, y, p):
-        return np.sum(_huber(pred - y, p["M"]), axis=1)
-
-    def gradient(self, pred, y, p):
-        r = pred - y
-        return 2.0 * np.clip(r, -p["M"], p["M"])
+    def pointwise(self, p):
+        return pw.Huber(p["M"])
 
     def metrics(self, pred, y, p, classes, weight=None):
         return {**super().metrics(pred, y, p, classes, weight),
@@ -483,21 +492,11 @@ class Logistic(_Binary):
         margins = cp.multiply(records.y[:, :1], moved)
         return Recession([margins >= 0], cp.sum(margins), unbounded=False)
 
-    def admm_prox(self, records, k, p):
-        return _newton(px.logistic, records, k)
-
-    def losses(self, pred, y, p):
-        return self.nll(pred, y, p)
-
-    def gradient(self, pred, y, p):
-        from scipy.special import expit
-
-        return -y * expit(-y * pred)
+    def pointwise(self, p):
+        return pw.Logistic()
 
     def nll(self, pred, y, p):
-        from scipy.special import log_expit
-
-        return -log_expit(y[:, 0] * pred[:, 0])
+        return self.losses(pred, y, p)
 
     def predict(self, pred, p, classes):
         from scipy.special import expit
@@ -546,17 +545,8 @@ class SquareClassification(_Binary):
     def admm_prox(self, records, k, p):  # (y(η + o) − 1)² = (η − (y − o))² for y = ±1
         return px.QuadraticProx(records.x, records.shifted(), records.z, k, records.weight)
 
-    def losses(self, pred, y, p):
-        return ((y * pred - 1) ** 2)[:, 0]
-
-    def gradient(self, pred, y, p):
-        return 2.0 * y * (y * pred - 1)
-
-
-def _squared_hinge(eta: np.ndarray, y: np.ndarray):
-    """(1 − yη)₊² pointwise: value, first and second derivatives in η (for Newton)."""
-    gap = np.maximum(1.0 - y * eta, 0.0)
-    return gap * gap, -2.0 * y * gap, 2.0 * (gap > 0)
+    def pointwise(self, p):
+        return pw.SquareClassification()
 
 
 @LOSSES.entry
@@ -569,14 +559,8 @@ class SquaredHinge(_Binary):
 
         return cp.square(cp.pos(1 - cp.multiply(y, pred)))
 
-    def admm_prox(self, records, k, p):
-        return _newton(_squared_hinge, records, k)
-
-    def losses(self, pred, y, p):
-        return (np.maximum(0.0, 1 - y * pred) ** 2)[:, 0]
-
-    def gradient(self, pred, y, p):
-        return -2.0 * y * np.maximum(0.0, 1 - y * pred)
+    def pointwise(self, p):
+        return pw.SquaredHinge()
 
 
 # ---- multi-class (y one-hot over M classes; θ has one column per class) ------------------
@@ -619,21 +603,11 @@ class Multinomial(_Multiclass):
         ahead = own @ np.ones((1, records.y.shape[1])) - moved
         return Recession([ahead >= 0], cp.sum(ahead), unbounded=False)
 
-    def admm_prox(self, records, k, p):
-        return _newton(px.multinomial, records, k, outputs=records.y.shape[1])
-
-    def losses(self, pred, y, p):
-        return self.nll(pred, y, p)
-
-    def gradient(self, pred, y, p):
-        from scipy.special import softmax
-
-        return softmax(pred, axis=1) - y
+    def pointwise(self, p):
+        return pw.Multinomial()
 
     def nll(self, pred, y, p):
-        from scipy.special import logsumexp
-
-        return logsumexp(pred, axis=1) - np.sum(y * pred, axis=1)
+        return self.losses(pred, y, p)
 
     def predict(self, pred, p, classes):
         from scipy.special import logsumexp
@@ -685,19 +659,13 @@ class PoissonRegression(Loss):
 
         return cp.exp(pred) - cp.multiply(y, pred)
 
-    def admm_prox(self, records, k, p):
-        return _newton(px.poisson_regression, records, k)
-
-    def losses(self, pred, y, p):
-        return (np.exp(pred) - y * pred)[:, 0]
-
-    def gradient(self, pred, y, p):
-        return np.exp(pred) - y
+    def pointwise(self, p):
+        return pw.PoissonRegression()
 
     def nll(self, pred, y, p):
         from scipy.special import gammaln
 
-        return (np.exp(pred) - y * pred + gammaln(y + 1))[:, 0]
+        return self.losses(pred, y, p) + gammaln(y[:, 0] + 1)
 
     def predict(self, pred, p, classes):
         return {"prediction": np.exp(pred[:, 0])}
@@ -715,20 +683,14 @@ class ExponentialRegression(Loss):
 
         return -pred + cp.multiply(y, cp.exp(pred))
 
-    def admm_prox(self, records, k, p):
-        return _newton(px.exponential_regression, records, k)
-
     def recession(self, records, moved, p):
         return _falls_where_zero(records.y, moved)  # −xᵀθ alone where y = 0
 
-    def losses(self, pred, y, p):
-        return self.nll(pred, y, p)
-
-    def gradient(self, pred, y, p):
-        return -1.0 + y * np.exp(pred)
+    def pointwise(self, p):
+        return pw.ExponentialRegression()
 
     def nll(self, pred, y, p):
-        return (-pred + y * np.exp(pred))[:, 0]
+        return self.losses(pred, y, p)
 
     def predict(self, pred, p, classes):
         return {"prediction": np.exp(-pred[:, 0])}  # the mean, 1 / rate
