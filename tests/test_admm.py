@@ -187,6 +187,9 @@ def test_weighted_and_repeated_records_give_the_same_singular_fit(rng):
     repeated = stratlang.load(spec).fit(frame.loc[np.repeat(np.arange(15), weight.astype(int))])
     np.testing.assert_allclose(weighted.theta_array, repeated.theta_array, rtol=1e-10,
                                atol=1e-12)
+    # (the automatic backend, newton, solves a quadratic problem as one linear system)
+    assert weighted.info["backend"] == "newton"
+    assert weighted.info["solver"] == "minimum-norm solve (singular quadratic problem)"
     root = np.sqrt(weight)[:, None]
     expected = np.linalg.pinv(root * x) @ (root[:, 0] * frame.y.to_numpy())
     np.testing.assert_allclose(weighted.theta_array[0, :, 0], expected, rtol=1e-8)

@@ -110,10 +110,25 @@ def _failure(status: str, iterations: int, value: float) -> NumericalError:
                                              "--backend cvxpy fits it another way")
 
 
+def _direct(design: Design, weights: dict[str, float]
+            ) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """A quadratic problem (a quadratic loss, quadratic penalties) is one linear system:
+    solved exactly, and to its minimum-norm minimizer when the data leave θ undetermined
+    (Newton's shifted steps would leave it wherever the start and the shift put it, so
+    weighted and repeated records would differ); None when it is not quadratic."""
+    from .admm import _quadratic_diagonal, fit_direct
+
+    diagonal = _quadratic_diagonal(design, weights)
+    return None if diagonal is None else fit_direct(design, weights, diagonal)
+
+
 def fit_newton(design: Design, weights: dict[str, float], options: dict[str, Any],
                warm: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
     from ..solvers.newton import newton
 
+    direct = _direct(design, weights)
+    if direct is not None:
+        return direct
     smooth = problem(design, weights)
     start = warm if isinstance(warm, np.ndarray) and warm.shape == design.theta_shape else None
     with np.errstate(over="ignore", invalid="ignore"):
