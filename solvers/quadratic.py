@@ -51,18 +51,7 @@ def solve_quadratic(gram: np.ndarray, xty: np.ndarray, diagonal: np.ndarray,
     RuntimeError when its null space is too large to find."""
     k, n, _ = gram.shape
     m = xty.shape[2]
-    rows = np.repeat(np.arange(k * n).reshape(k, n), n, axis=1).reshape(-1)
-    cols = np.tile(np.arange(k * n).reshape(k, n), (1, n)).reshape(-1)
-    weights = np.broadcast_to(diagonal, (k, n)) + (0.0 if absent is None else absent.astype(float))
-    blocks = 2.0 * gram + weights[:, :, None] * np.eye(n)
-    block_matrix = sp.csr_matrix((blocks.reshape(-1), (rows, cols)), shape=(k * n, k * n))
-    coupling = sp.csr_matrix((k * n, k * n))
-    for axis, gamma in enumerate(gammas):
-        if gamma == 0 or factors[axis].n_edges == 0:
-            continue
-        b = (grouped_incidence(groups, axis, k, n) if groups is not None
-             else sp.kron(lifted_incidence(factors, axis), sp.identity(n), format="csr"))
-        coupling = coupling + gamma * (b.T @ b)
+    blocks, block_matrix, coupling = _system(gram, diagonal, factors, gammas, groups, absent)
     matrix = block_matrix + coupling
     rhs = 2.0 * xty.reshape(k * n, m)
     null = _null_space(block_matrix, coupling) if _some_block_singular(blocks) else None
@@ -95,6 +84,47 @@ def solve_quadratic(gram: np.ndarray, xty: np.ndarray, diagonal: np.ndarray,
     if null is not None:
         solution -= null @ (null.T @ solution)
     return solution.reshape(k, n, m)
+
+
+def _system(gram: np.ndarray, diagonal: np.ndarray, factors: Sequence[Graph],
+            gammas: Sequence[float], groups: Sequence[RowGroup] | None,
+            absent: np.ndarray | None) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
+    """The stratum blocks 2XᵀX + D (K, n, n), them as one sparse matrix, and the
+    Laplacian coupling (K·n square)."""
+    k, n, _ = gram.shape
+    rows = np.repeat(np.arange(k * n).reshape(k, n), n, axis=1).reshape(-1)
+    cols = np.tile(np.arange(k * n).reshape(k, n), (1, n)).reshape(-1)
+    blocks = _blocks(gram, diagonal, absent)
+    block_matrix = sp.csr_matrix((blocks.reshape(-1), (rows, cols)), shape=(k * n, k * n))
+    coupling = sp.csr_matrix((k * n, k * n))
+    for axis, gamma in enumerate(gammas):
+        if gamma == 0 or factors[axis].n_edges == 0:
+            continue
+        b = (grouped_incidence(groups, axis, k, n) if groups is not None
+             else sp.kron(lifted_incidence(factors, axis), sp.identity(n), format="csr"))
+        coupling = coupling + gamma * (b.T @ b)
+    return blocks, block_matrix, coupling
+
+
+def quadratic_singular(gram: np.ndarray, diagonal: np.ndarray, factors: Sequence[Graph],
+                       gammas: Sequence[float], groups: Sequence[RowGroup] | None = None,
+                       absent: np.ndarray | None = None) -> bool:
+    """Does the system of :func:`solve_quadratic` leave some direction of θ undetermined
+    (False also when its null space is too large to find)?"""
+    if not _some_block_singular(_blocks(gram, diagonal, absent)):
+        return False  # (before building the sparse system: the common case)
+    _, block_matrix, coupling = _system(gram, diagonal, factors, gammas, groups, absent)
+    try:
+        return _null_space(block_matrix, coupling) is not None
+    except RuntimeError:
+        return False
+
+
+def _blocks(gram: np.ndarray, diagonal: np.ndarray, absent: np.ndarray | None) -> np.ndarray:
+    """Each stratum's own block, 2XᵀX + D (an absent entry: 1 on its diagonal)."""
+    k, n, _ = gram.shape
+    weights = np.broadcast_to(diagonal, (k, n)) + (0.0 if absent is None else absent.astype(float))
+    return 2.0 * gram + weights[:, :, None] * np.eye(n)
 
 
 def _some_block_singular(blocks: np.ndarray) -> bool:

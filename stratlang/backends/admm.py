@@ -247,15 +247,22 @@ def _quadratic_diagonal(design: Design, weights: dict[str, float]) -> np.ndarray
     return diagonal
 
 
-def fit_direct(design: Design, weights: dict[str, float],
-               diagonal: np.ndarray) -> tuple[np.ndarray, dict[str, Any]] | None:
-    """θ of a quadratic problem by one sparse solve; None when the system is singular."""
+def fit_direct(design: Design, weights: dict[str, float], diagonal: np.ndarray,
+               singular_only: bool = False) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """θ of a quadratic problem by one sparse solve (the minimum-norm minimizer when the
+    system is singular); None when the singular system is too large to solve so.
+    ``singular_only``: None too when the system is not singular (another method then
+    fits it)."""
     from ..solvers.prox import QuadraticProx
-    from ..solvers.quadratic import solve_quadratic
+    from ..solvers.quadratic import quadratic_singular, solve_quadratic
 
     start = time.perf_counter()
     prox = loss_prox(design)
     assert isinstance(prox, QuadraticProx)  # (the prox of a quadratic loss)
+    if singular_only and not quadratic_singular(
+            prox.gram, diagonal, design.strata.graphs(), design.strata.gammas(weights),
+            design.row_groups() if design.partial_rows else None, design.absent_mask()):
+        return None
     singular: dict[str, int] = {}
     try:
         theta = solve_quadratic(prox.gram, prox.xty, diagonal, design.strata.graphs(),

@@ -112,14 +112,15 @@ def _failure(status: str, iterations: int, value: float) -> NumericalError:
 
 def _direct(design: Design, weights: dict[str, float]
             ) -> tuple[np.ndarray, dict[str, Any]] | None:
-    """A quadratic problem (a quadratic loss, quadratic penalties) is one linear system:
-    solved exactly, and to its minimum-norm minimizer when the data leave θ undetermined
-    (Newton's shifted steps would leave it wherever the start and the shift put it, so
-    weighted and repeated records would differ); None when it is not quadratic."""
+    """A quadratic problem (a quadratic loss, quadratic penalties) that the data leave
+    undetermined: its minimum-norm minimizer by one linear solve (Newton's shifted steps
+    would leave θ wherever the start and the shift put it, so weighted and repeated
+    records would differ); None for any other problem (Newton fits it)."""
     from .admm import _quadratic_diagonal, fit_direct
 
     diagonal = _quadratic_diagonal(design, weights)
-    return None if diagonal is None else fit_direct(design, weights, diagonal)
+    return (None if diagonal is None
+            else fit_direct(design, weights, diagonal, singular_only=True))
 
 
 def fit_newton(design: Design, weights: dict[str, float], options: dict[str, Any],
