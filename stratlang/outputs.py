@@ -9,7 +9,7 @@ import os
 import stat
 from pathlib import Path
 
-from .language.reading import file_kind, shown
+from .language.reading import file_kind, name_problem, shown
 
 
 def saved_model_problem(out: str, flag: str = "--out") -> str | None:
@@ -17,6 +17,8 @@ def saved_model_problem(out: str, flag: str = "--out") -> str | None:
     it, as :meth:`FittedModel.save` writes them), or None."""
     from .fitted import json_path
 
+    if problem := name_problem(out):
+        return f"{flag} '{shown(out)}' {problem}"
     given = Path(out)
     model = json_path(given)
     for path in dict.fromkeys((given, model, model.with_suffix(".npz"))):
@@ -36,6 +38,8 @@ def saved_model_problem(out: str, flag: str = "--out") -> str | None:
 
 def output_folder_problem(out: str, flag: str = "--output") -> str | None:
     """Why the folder ``out`` (created when missing) cannot take a fit's parts, or None."""
+    if problem := name_problem(out):
+        return f"{flag} '{shown(out)}' {problem}"
     path = Path(out)
     try:
         mode = path.stat().st_mode

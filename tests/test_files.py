@@ -265,3 +265,18 @@ def test_a_file_too_large_is_refused_before_it_is_read(tmp_path):
         'data "d.csv"', 'data "e.csv"'), {"e.csv": DATA}) == [
         (5, 14, "graph file '<dir>/d.csv' is 1.0 GiB; stratlang reads files of at most 1.0 GiB")]
     assert time.perf_counter() - start < 5.0
+
+
+def test_a_nul_character_in_a_file_name_is_refused_at_its_place(tmp_path, capsys):
+    """The fuzz campaign's finding: os.stat raised ValueError (an internal error)."""
+    from stratlang.cli import main
+
+    spec = tmp_path / "m.strat"
+    spec.write_text('model m\ndata "data\0/x.csv"\nresponse y ~ squared\n')
+    assert main(["check", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}:2:6: error[S401]: data file 'data\\x00/x.csv' cannot be a "
+                          "file name: it holds a NUL character")
+    assert main(["fit", str(spec), "--out", "a\0b"]) == 1
+    assert capsys.readouterr().err == ("error: --out 'a\\x00b' cannot be a file name: it holds a "
+                                       "NUL character\n")

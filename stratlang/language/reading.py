@@ -40,10 +40,18 @@ def file_kind(mode: int) -> str:
                 if stat.S_ISREG(mode) else "not a regular file")
 
 
+def name_problem(path: Path | str) -> str | None:
+    """Why no file can have this name (the system refuses a NUL character in one), or
+    None."""
+    return "cannot be a file name: it holds a NUL character" if "\0" in str(path) else None
+
+
 def unopenable(path: Path) -> str | None:
     """Why ``path`` cannot be read as a file, in words ('not found', 'is a directory, not a
     file', 'is a named pipe (FIFO), not a file', 'cannot be opened: …'), or None. Devices
     and pipes are refused: reading one might never end."""
+    if problem := name_problem(path):
+        return problem
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -90,7 +98,7 @@ def size_problem(path: Path, what: str, limit: int = limits.MAX_FILE_BYTES) -> s
     """Why ``path`` is too large to read (more than ``limit`` bytes), or None."""
     try:
         size = path.stat().st_size
-    except OSError:
+    except (OSError, ValueError):  # (ValueError: a NUL in the name)
         return None  # (the reader says what is wrong with it)
     return limits.file_too_large(f"{what} '{shown(path)}'", size, limit) if size > limit else None
 
