@@ -49,8 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     _rows_argument(p)
-    p.add_argument("--backend", help="fitting backend: admm (the default when it applies), "
-                   "cvxpy, dask, subgradient")
+    p.add_argument("--backend", help=BACKEND_HELP)
     p.add_argument("--solver", help="CVXPY solver for the cvxpy backend (clarabel, scs, ...)")
     p.add_argument("--scheduler", help="dask backend: scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=int, help="dask backend: LocalCluster worker processes")
@@ -82,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=_folds, default=5, help="cross-validation folds (≥ 2, "
                    "default 5)")
     p.add_argument("--metric", help="metric to optimize (default: the loss's own)")
-    p.add_argument("--backend", help="fitting backend (default: admm when it applies)")
+    p.add_argument("--backend", help=BACKEND_HELP)
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
                    type=_graph_item, help=GRAPH_HELP)
     p.add_argument("--out", help="write the refitted best model here")
@@ -127,8 +126,31 @@ def _parser() -> argparse.ArgumentParser:
                        help="json: one JSON document on standard output, errors included")
         p.description = HELP[name]
         p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
-        p.formatter_class = argparse.RawDescriptionHelpFormatter
+        p.formatter_class = _HelpFormatter
     return parser
+
+
+BACKEND_HELP = "fitting backend: %(backends)s"
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills ``%(backends)s`` from the backend registry when help is printed (importing
+    the registry at every start would slow each command), so that the list cannot go
+    stale."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text is None or "%(backends)s" not in text:
+            return text
+        from .backends import BACKENDS, automatic
+
+        defaults = []
+        for family in dict.fromkeys(b.family for b in BACKENDS.entries()):
+            tried = [b.name for b in automatic(family)]
+            first = tried[0] if len(tried) == 1 else f"the first of {', '.join(tried)} that fits"
+            defaults.append(f"{first} for a {family} model")
+        return text.replace("%(backends)s", f"{', '.join(BACKENDS.names())} (default: "
+                                            f"{'; '.join(defaults)})")
 
 
 HELP = {

@@ -535,3 +535,21 @@ def test_data_from_standard_input(project):
     both = run("fit", "-", "--data", "-", stdin=data)
     assert both.returncode == 1
     assert both.stderr == "error: SPEC and --data cannot both be '-': standard input holds one\n"
+
+
+def _help(command: str) -> str:
+    from stratlang.cli import _parser
+
+    parser = _parser()
+    return " ".join(parser._subparsers._group_actions[0].choices[command].format_help().split())
+
+
+@pytest.mark.parametrize("command", ["fit", "tune"])
+def test_backend_help_lists_the_registered_backends_and_the_default_order(command):
+    from stratlang.backends import BACKENDS, automatic
+
+    said = _help(command)
+    assert f"--backend BACKEND fitting backend: {', '.join(BACKENDS.names())} (default: " in said
+    stratified = ", ".join(b.name for b in automatic("stratified"))
+    assert f"the first of {stratified} that fits for a stratified model" in said
+    assert "subgradient for a personalized model" in said
