@@ -217,7 +217,7 @@ def _data(args: argparse.Namespace, model: Model) -> Any:
 def _option_argument(p: argparse.ArgumentParser, what: str = "a backend option") -> None:
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    type=_option_item,
-                   help=f"{what}, e.g. max_iter=20000 or rho=0.5 (repeatable; validated by "
+                   help=f"{what}, e.g. max_iter=20000 or penalty=0.5 (repeatable; validated by "
                         "the backend; see docs/language.md for each backend's options)")
 
 

@@ -553,3 +553,14 @@ def test_backend_help_lists_the_registered_backends_and_the_default_order(comman
     stratified = ", ".join(b.name for b in automatic("stratified"))
     assert f"the first of {stratified} that fits for a stratified model" in said
     assert "subgradient for a personalized model" in said
+
+
+@pytest.mark.parametrize("command", ["fit", "verify"])
+def test_option_help_examples_are_options_a_backend_takes(command):
+    from stratlang.backends import BACKENDS
+
+    examples = re.search(r"--option NAME=VALUE .*?e\.g\. (\S+) or (\S+) ", _help(command))
+    assert examples is not None
+    for example in examples.groups():
+        name = example.partition("=")[0]
+        assert any(name in b.options for b in BACKENDS.entries()), example
