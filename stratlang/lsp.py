@@ -269,7 +269,11 @@ def serve() -> None:
     server = LanguageServer("stratlang", "0.1.0")
 
     def document(uri: str) -> tuple[str, str]:
-        return server.workspace.get_text_document(uri).source, str(path_of(uri))
+        try:
+            text = server.workspace.get_text_document(uri).source
+        except (OSError, UnicodeDecodeError):  # not open, and not a readable file either
+            text = ""
+        return text, str(path_of(uri))
 
     def position(text: str, pos: types.Position) -> int:
         lines = text.split("\n")

@@ -236,3 +236,10 @@ def test_definition_goes_to_the_file(client, folder):
     assert where(0, 8) == {"uri": (folder / "d.csv").as_uri(), "range": start}
     assert where(2, 28) == {"uri": (folder / "borders.csv").as_uri(), "range": start}
     assert where(1, 3) is None
+
+
+def test_a_request_on_a_file_neither_open_nor_on_disk_is_answered(client, folder):
+    uri = (folder / "never-written.strat").as_uri()
+    at = {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0}}
+    assert client.request("textDocument/hover", at) is None
+    assert client.request("textDocument/definition", at) is None
