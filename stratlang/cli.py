@@ -737,7 +737,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 def cmd_lsp(args: argparse.Namespace) -> int:
     from .lsp import serve
 
-    serve()
+    serve(debug=args.debug)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -259,13 +260,28 @@ def definition(text: str, filename: str, line_no: int, index: int) -> Path | Non
 
 
 # ---- the server --------------------------------------------------------------------
-def serve() -> None:
-    """Runs the server on standard input and output until the client says exit."""
+class _OneLineFormatter(logging.Formatter):
+    """A logged exception as one line after the message, not a traceback."""
+
+    def formatException(self, ei: Any) -> str:
+        return f"  ({ei[0].__name__}: {ei[1]})" if ei[0] is not None else ""
+
+
+def serve(debug: bool = False) -> None:
+    """Runs the server on standard input and output until the client says exit. What the
+    protocol library logs (e.g. a message that is not JSON) goes to standard error, an
+    exception as one line (with ``debug``, its traceback)."""
     from lsprotocol import types
     from pygls.lsp.server import LanguageServer
 
     from .spec import format_text
 
+    if not debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_OneLineFormatter("stratlang lsp: %(message)s"))
+        library_log = logging.getLogger("pygls")
+        library_log.addHandler(handler)
+        library_log.propagate = False
     server = LanguageServer("stratlang", "0.1.0")
 
     def document(uri: str) -> tuple[str, str]:
