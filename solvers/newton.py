@@ -136,12 +136,17 @@ def irls_start(problem: SmoothProblem, preconditioner: str, max_cg: int) -> np.n
     return solved.x.reshape(stats.k, stats.n, stats.m)
 
 
-def _shift(problem: SmoothProblem, blocks: np.ndarray) -> float:
-    """δ of H + δI, a hair above rounding: a direction the data and penalties leave
-    without curvature gets a long but finite step instead of a singular system."""
-    scale = float(np.mean(np.einsum("kaa->ka", blocks) + problem.ridge
-                          + problem.laplacian.diagonal[:, None]))
-    return 1e-9 * scale if scale > 0 else 1e-9
+def _shift(problem: SmoothProblem, blocks: np.ndarray) -> np.ndarray:
+    """δ of H + diag(δ), a hair above rounding: a direction the data and penalties leave
+    without curvature gets a long but finite step instead of a singular system. Each
+    coordinate's δ is relative to its own curvature (one mean over all coordinates let a
+    badly scaled feature's δ swamp every other coefficient, whose steps then all but
+    vanished); a coordinate without any curvature gets the mean's."""
+    diagonal = (np.einsum("kaa->ka", blocks) + problem.ridge
+                + problem.laplacian.diagonal[:, None])
+    scale = float(np.mean(diagonal))
+    floor = 1e-9 * scale if scale > 0 else 1e-9
+    return np.where(diagonal > 0, 1e-9 * diagonal, floor)
 
 
 def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float = 1e-10,
@@ -198,7 +203,7 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         cg_total += solved.iterations
         step = solved.x
         decrement = -0.5 * float(np.sum(gradient * step))
-        curvature = float(np.sum(step * hessian(step))) - delta * float(np.sum(step * step))
+        curvature = float(np.sum(step * hessian(step))) - float(np.sum(delta * step * step))
         if decrement > 0 and curvature < 1e-3 * decrement and _unbounded(
                 problem, flat, eta, step, value, gradient):
             # the step is (nearly) without curvature: F is linear along it, unbounded below
