@@ -285,13 +285,18 @@ def _load(args: argparse.Namespace) -> Model:
     """The model of the SPEC argument (a file, or '-': standard input), with the graphs
     of --graph."""
     from .model import Model
-    from .spec import compile_spec, read_spec
+    from .spec import compile_spec
+
+    return _with_graphs(Model(compile_spec(*_spec_text(args))), _graphs(args.graph))
+
+
+def _spec_text(args: argparse.Namespace) -> tuple[str, str]:
+    """(text, file name) of the SPEC argument: a file, or '-': standard input."""
+    from .spec import read_spec
 
     if args.spec == "-":
-        text, filename = _read_stdin(), STDIN
-    else:
-        text, filename = read_spec(Path(args.spec))
-    return _with_graphs(Model(compile_spec(text, filename)), _graphs(args.graph))
+        return _read_stdin(), STDIN
+    return read_spec(Path(args.spec))
 
 
 def _spec_name(args: argparse.Namespace) -> str:
@@ -708,12 +713,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from .spec import format_text, read_spec
+    from .spec import format_text
 
-    if args.spec == "-":
-        text, filename = _read_stdin(), STDIN
-    else:
-        text, filename = read_spec(Path(args.spec))
+    text, filename = _spec_text(args)
     layout = format_text(text, filename)
     changed = layout != text
     if args.spec == "-" and not args.check:
