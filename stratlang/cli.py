@@ -1,4 +1,5 @@
-"""``stratlang`` command line: check, show, fit, verify, tune, predict, score, plot.
+"""``stratlang`` command line: check, show, fit, verify, tune, predict, score, plot, fmt,
+lsp (the parser's description lists :data:`COMMANDS`).
 
 Exit status: 0 on success, 1 on a user error (bad spec, bad data, numerical failure),
 2 on a usage error. A user never sees a Python traceback (``--debug`` shows one).
@@ -28,7 +29,8 @@ if TYPE_CHECKING:  # imported when a command needs them: `stratlang --help` stay
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stratlang", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="stratlang", description="stratlang command line: "
+                                     + ", ".join(COMMANDS))
     parser.add_argument("--version", action="version", version=f"stratlang {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

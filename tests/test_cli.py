@@ -564,3 +564,11 @@ def test_option_help_examples_are_options_a_backend_takes(command):
     for example in examples.groups():
         name = example.partition("=")[0]
         assert any(name in b.options for b in BACKENDS.entries()), example
+
+
+def test_the_top_level_help_names_every_command():
+    from stratlang.cli import COMMANDS, _parser
+
+    said = " ".join(_parser().format_help().split())
+    assert f"stratlang command line: {', '.join(COMMANDS)}" in said
+    assert all(name in said for name in ("fmt", "lsp"))
