@@ -65,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                    type=_graph_item, help=GRAPH_HELP)
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
 
-    p = sub.add_parser("verify", help="fit with the CVXPY reference and with ADMM; compare")
+    p = sub.add_parser("verify", help="fit with the CVXPY reference and with the fast backend; "
+                       "compare")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     _rows_argument(p)
