@@ -261,10 +261,19 @@ def definition(text: str, filename: str, line_no: int, index: int) -> Path | Non
 
 # ---- the server --------------------------------------------------------------------
 class _OneLineFormatter(logging.Formatter):
-    """A logged exception as one line after the message, not a traceback."""
+    """A logged exception as one line after the message, not a traceback (pygls also
+    writes some tracebacks into the message text itself: those become their last line)."""
 
     def formatException(self, ei: Any) -> str:
         return f"  ({ei[0].__name__}: {ei[1]})" if ei[0] is not None else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        head, _, rest = text.partition("\n")
+        if "Traceback (most recent call last)" not in rest:
+            return text
+        lines = [line.strip(" |") for line in rest.splitlines() if line.strip(" |+-")]
+        return f"{head}\n  ({lines[-1]})"
 
 
 def serve(debug: bool = False) -> None:

@@ -249,14 +249,18 @@ def test_a_message_that_is_not_json_is_told_in_one_line_and_the_server_goes_on()
     def framed(body: bytes) -> bytes:
         return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
+    hover = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "textDocument/hover", "params": {
+        "textDocument": {"uri": "file:///a.strat"}, "position": {"line": -1, "character": 0}}})
     shutdown = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "shutdown"}).encode()
     exit_ = json.dumps({"jsonrpc": "2.0", "method": "exit"}).encode()
     done = subprocess.run([sys.executable, "-m", "stratlang", "lsp"],
-                          input=framed(b'{"a":') + framed(shutdown) + framed(exit_),
-                          capture_output=True, timeout=60)
+                          input=framed(b'{"a":') + framed(hover.encode()) + framed(shutdown)
+                          + framed(exit_), capture_output=True, timeout=60)
     assert done.returncode == 0
     assert b'"id": 1, "jsonrpc": "2.0", "result": null' in done.stdout
     err = done.stderr.decode()
     assert "Traceback" not in err
     assert ("stratlang lsp: Unable to handle message\n  (JSONDecodeError: Expecting value: "
             "line 1 column 6 (char 5))") in err
+    assert ("stratlang lsp: Unable to deserialize message\n  (ValueError: Position.line should "
+            "be in range [0:2147483647], but was -1.)") in err
