@@ -291,7 +291,9 @@ def serve(debug: bool = False) -> None:
         library_log = logging.getLogger("pygls")
         library_log.addHandler(handler)
         library_log.propagate = False
-    server = LanguageServer("stratlang", "0.1.0")
+    from . import __version__
+
+    server = LanguageServer("stratlang", __version__)
 
     def document(uri: str) -> tuple[str, str]:
         try:

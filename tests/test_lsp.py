@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import stratlang
 from stratlang.lsp import from_utf16, utf16_column
 
 
@@ -72,6 +73,8 @@ def client():
     result = client.request("initialize", {"processId": None, "rootUri": None,
                                            "capabilities": {}})
     capabilities = result["capabilities"]  # type: ignore[index]
+    assert result["serverInfo"] == {"name": "stratlang",  # type: ignore[index]
+                                    "version": stratlang.__version__}
     assert capabilities["hoverProvider"] and capabilities["definitionProvider"]
     assert capabilities["documentFormattingProvider"] and "completionProvider" in capabilities
     client.notify("initialized", {})
