@@ -136,12 +136,17 @@ def irls_start(problem: SmoothProblem, preconditioner: str, max_cg: int) -> np.n
     return solved.x.reshape(stats.k, stats.n, stats.m)
 
 
-def _shift(problem: SmoothProblem, blocks: np.ndarray) -> float:
-    """δ of H + δI, a hair above rounding: a direction the data and penalties leave
-    without curvature gets a long but finite step instead of a singular system."""
-    scale = float(np.mean(np.einsum("kaa->ka", blocks) + problem.ridge
-                          + problem.laplacian.diagonal[:, None]))
-    return 1e-9 * scale if scale > 0 else 1e-9
+def _shift(problem: SmoothProblem, blocks: np.ndarray) -> np.ndarray:
+    """δ of H + diag(δ), a hair above rounding: a direction the data and penalties leave
+    without curvature gets a long but finite step instead of a singular system. Each
+    coordinate's δ is relative to its own curvature (one mean over all coordinates let a
+    badly scaled feature's δ swamp every other coefficient, whose steps then all but
+    vanished); a coordinate without any curvature gets the mean's."""
+    diagonal = (np.einsum("kaa->ka", blocks) + problem.ridge
+                + problem.laplacian.diagonal[:, None])
+    scale = float(np.mean(diagonal))
+    floor = 1e-9 * scale if scale > 0 else 1e-9
+    return np.where(diagonal > 0, 1e-9 * diagonal, floor)
 
 
 def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float = 1e-10,
@@ -198,7 +203,7 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         cg_total += solved.iterations
         step = solved.x
         decrement = -0.5 * float(np.sum(gradient * step))
-        curvature = float(np.sum(step * hessian(step))) - delta * float(np.sum(step * step))
+        curvature = float(np.sum(step * hessian(step))) - float(np.sum(delta * step * step))
         if decrement > 0 and curvature < 1e-3 * decrement and _unbounded(
                 problem, flat, eta, step, value, gradient):
             # the step is (nearly) without curvature: F is linear along it, unbounded below
@@ -208,7 +213,11 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
             return result("optimal" if _small(norm, first_norm) else "line_search",
                           iteration - 1, max(decrement, 0.0))
         history.append((value, decrement, solved.iterations))
-        done = decrement <= tol * max(1.0, abs(value))
+        # a loose CG solve can stop once it has the gradient's largest part (e.g. one
+        # badly scaled feature's rounding) and miss the rest: each coordinate's own
+        # Newton decrement bounds the true one from below, and must be small too
+        left = max(decrement, _coordinate_decrement(gradient, hessian))
+        done = left <= tol * max(1.0, abs(value))
         # along the step: η(t) = η + t·η_Δ, the penalty a quadratic in t
         eta_step = stats.predictor(step.reshape(shape))
         slope_quad = float(np.sum(quad_gradient * step))
@@ -233,7 +242,7 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         value = loss + quad
         if done:
             return result("optimal", iteration, decrement)
-    return result("max_iter", max_iter, decrement)
+    return result("max_iter", max_iter, left)
 
 
 def _unbounded(problem: SmoothProblem, flat: np.ndarray, eta: np.ndarray,
@@ -252,6 +261,16 @@ def _unbounded(problem: SmoothProblem, flat: np.ndarray, eta: np.ndarray,
     quad, _ = problem.penalty(flat + far * unit)
     fall = loss + quad - value
     return bool(np.isfinite(fall) and abs(fall - far * slope) <= 1e-6 * abs(far * slope))
+
+
+def _coordinate_decrement(gradient: np.ndarray, hessian: HessianOperator) -> float:
+    """max_j g_j² / (2 H_jj): a lower bound on the Newton decrement ½ gᵀH⁻¹g (by
+    Cauchy–Schwarz), whatever the accuracy of a CG solve."""
+    diagonal = (np.einsum("kaa->ka", hessian.blocks) + hessian.diagonal
+                + hessian.laplacian.diagonal[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(diagonal > 0, gradient * gradient / (2.0 * diagonal), 0.0)
+    return float(np.max(ratios, initial=0.0))
 
 
 def _small(norm: float, first: float) -> bool:

@@ -1,4 +1,5 @@
-"""``stratlang`` command line: check, show, fit, verify, tune, predict, score, plot.
+"""``stratlang`` command line: check, show, fit, verify, tune, predict, score, plot, fmt,
+lsp (the parser's description lists :data:`COMMANDS`).
 
 Exit status: 0 on success, 1 on a user error (bad spec, bad data, numerical failure),
 2 on a usage error. A user never sees a Python traceback (``--debug`` shows one).
@@ -28,7 +29,8 @@ if TYPE_CHECKING:  # imported when a command needs them: `stratlang --help` stay
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stratlang", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="stratlang", description="stratlang command line: "
+                                     + ", ".join(COMMANDS))
     parser.add_argument("--version", action="version", version=f"stratlang {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,8 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     _rows_argument(p)
-    p.add_argument("--backend", help="fitting backend: admm (the default when it applies), "
-                   "cvxpy, dask, subgradient")
+    p.add_argument("--backend", help=BACKEND_HELP)
     p.add_argument("--solver", help="CVXPY solver for the cvxpy backend (clarabel, scs, ...)")
     p.add_argument("--scheduler", help="dask backend: scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=int, help="dask backend: LocalCluster worker processes")
@@ -64,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                    type=_graph_item, help=GRAPH_HELP)
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
 
-    p = sub.add_parser("verify", help="fit with the CVXPY reference and with ADMM; compare")
+    p = sub.add_parser("verify", help="fit with the CVXPY reference and with the fast backend; "
+                       "compare")
     _spec_argument(p)
     p.add_argument("--data", help="CSV file (default: the spec's data statement)")
     _rows_argument(p)
@@ -82,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=_folds, default=5, help="cross-validation folds (≥ 2, "
                    "default 5)")
     p.add_argument("--metric", help="metric to optimize (default: the loss's own)")
-    p.add_argument("--backend", help="fitting backend (default: admm when it applies)")
+    p.add_argument("--backend", help=BACKEND_HELP)
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
                    type=_graph_item, help=GRAPH_HELP)
     p.add_argument("--out", help="write the refitted best model here")
@@ -130,8 +132,31 @@ def _parser() -> argparse.ArgumentParser:
                        help="json: one JSON document on standard output, errors included")
         p.description = HELP[name]
         p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
-        p.formatter_class = argparse.RawDescriptionHelpFormatter
+        p.formatter_class = _HelpFormatter
     return parser
+
+
+BACKEND_HELP = "fitting backend: %(backends)s"
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills ``%(backends)s`` from the backend registry when help is printed (importing
+    the registry at every start would slow each command), so that the list cannot go
+    stale."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text is None or "%(backends)s" not in text:
+            return text
+        from .backends import BACKENDS, automatic
+
+        defaults = []
+        for family in dict.fromkeys(b.family for b in BACKENDS.entries()):
+            tried = [b.name for b in automatic(family)]
+            first = tried[0] if len(tried) == 1 else f"the first of {', '.join(tried)} that fits"
+            defaults.append(f"{first} for a {family} model")
+        return text.replace("%(backends)s", f"{', '.join(BACKENDS.names())} (default: "
+                                            f"{'; '.join(defaults)})")
 
 
 HELP = {
@@ -198,7 +223,7 @@ def _data(args: argparse.Namespace, model: Model) -> Any:
 def _option_argument(p: argparse.ArgumentParser, what: str = "a backend option") -> None:
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    type=_option_item,
-                   help=f"{what}, e.g. max_iter=20000 or rho=0.5 (repeatable; validated by "
+                   help=f"{what}, e.g. max_iter=20000 or penalty=0.5 (repeatable; validated by "
                         "the backend; see docs/language.md for each backend's options)")
 
 
@@ -266,13 +291,18 @@ def _load(args: argparse.Namespace) -> Model:
     """The model of the SPEC argument (a file, or '-': standard input), with the graphs
     of --graph."""
     from .model import Model
-    from .spec import compile_spec, read_spec
+    from .spec import compile_spec
+
+    return _with_graphs(Model(compile_spec(*_spec_text(args))), _graphs(args.graph))
+
+
+def _spec_text(args: argparse.Namespace) -> tuple[str, str]:
+    """(text, file name) of the SPEC argument: a file, or '-': standard input."""
+    from .spec import read_spec
 
     if args.spec == "-":
-        text, filename = _read_stdin(), STDIN
-    else:
-        text, filename = read_spec(Path(args.spec))
-    return _with_graphs(Model(compile_spec(text, filename)), _graphs(args.graph))
+        return _read_stdin(), STDIN
+    return read_spec(Path(args.spec))
 
 
 def _spec_name(args: argparse.Namespace) -> str:
@@ -690,12 +720,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from .spec import format_text, read_spec
+    from .spec import format_text
 
-    if args.spec == "-":
-        text, filename = _read_stdin(), STDIN
-    else:
-        text, filename = read_spec(Path(args.spec))
+    text, filename = _spec_text(args)
     layout = format_text(text, filename)
     changed = layout != text
     if args.spec == "-" and not args.check:
@@ -719,7 +746,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 def cmd_lsp(args: argparse.Namespace) -> int:
     from .lsp import serve
 
-    serve()
+    serve(debug=args.debug)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -259,17 +260,47 @@ def definition(text: str, filename: str, line_no: int, index: int) -> Path | Non
 
 
 # ---- the server --------------------------------------------------------------------
-def serve() -> None:
-    """Runs the server on standard input and output until the client says exit."""
+class _OneLineFormatter(logging.Formatter):
+    """A logged exception as one line after the message, not a traceback (pygls also
+    writes some tracebacks into the message text itself: those become their last line)."""
+
+    def formatException(self, ei: Any) -> str:
+        return f"  ({ei[0].__name__}: {ei[1]})" if ei[0] is not None else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        head, _, rest = text.partition("\n")
+        if "Traceback (most recent call last)" not in rest:
+            return text
+        lines = [line.strip(" |") for line in rest.splitlines() if line.strip(" |+-")]
+        return f"{head}\n  ({lines[-1]})"
+
+
+def serve(debug: bool = False) -> None:
+    """Runs the server on standard input and output until the client says exit. What the
+    protocol library logs (e.g. a message that is not JSON) goes to standard error, an
+    exception as one line (with ``debug``, its traceback)."""
     from lsprotocol import types
     from pygls.lsp.server import LanguageServer
 
     from .spec import format_text
 
-    server = LanguageServer("stratlang", "0.1.0")
+    if not debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_OneLineFormatter("stratlang lsp: %(message)s"))
+        library_log = logging.getLogger("pygls")
+        library_log.addHandler(handler)
+        library_log.propagate = False
+    from . import __version__
+
+    server = LanguageServer("stratlang", __version__)
 
     def document(uri: str) -> tuple[str, str]:
-        return server.workspace.get_text_document(uri).source, str(path_of(uri))
+        try:
+            text = server.workspace.get_text_document(uri).source
+        except (OSError, UnicodeDecodeError):  # not open, and not a readable file either
+            text = ""
+        return text, str(path_of(uri))
 
     def position(text: str, pos: types.Position) -> int:
         lines = text.split("\n")

@@ -535,3 +535,40 @@ def test_data_from_standard_input(project):
     both = run("fit", "-", "--data", "-", stdin=data)
     assert both.returncode == 1
     assert both.stderr == "error: SPEC and --data cannot both be '-': standard input holds one\n"
+
+
+def _help(command: str) -> str:
+    from stratlang.cli import _parser
+
+    parser = _parser()
+    return " ".join(parser._subparsers._group_actions[0].choices[command].format_help().split())
+
+
+@pytest.mark.parametrize("command", ["fit", "tune"])
+def test_backend_help_lists_the_registered_backends_and_the_default_order(command):
+    from stratlang.backends import BACKENDS, automatic
+
+    said = _help(command)
+    assert f"--backend BACKEND fitting backend: {', '.join(BACKENDS.names())} (default: " in said
+    stratified = ", ".join(b.name for b in automatic("stratified"))
+    assert f"the first of {stratified} that fits for a stratified model" in said
+    assert "subgradient for a personalized model" in said
+
+
+@pytest.mark.parametrize("command", ["fit", "verify"])
+def test_option_help_examples_are_options_a_backend_takes(command):
+    from stratlang.backends import BACKENDS
+
+    examples = re.search(r"--option NAME=VALUE .*?e\.g\. (\S+) or (\S+) ", _help(command))
+    assert examples is not None
+    for example in examples.groups():
+        name = example.partition("=")[0]
+        assert any(name in b.options for b in BACKENDS.entries()), example
+
+
+def test_the_top_level_help_names_every_command():
+    from stratlang.cli import COMMANDS, _parser
+
+    said = " ".join(_parser().format_help().split())
+    assert f"stratlang command line: {', '.join(COMMANDS)}" in said
+    assert all(name in said for name in ("fmt", "lsp"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import stratlang
 from stratlang.lsp import from_utf16, utf16_column
 
 
@@ -72,6 +73,8 @@ def client():
     result = client.request("initialize", {"processId": None, "rootUri": None,
                                            "capabilities": {}})
     capabilities = result["capabilities"]  # type: ignore[index]
+    assert result["serverInfo"] == {"name": "stratlang",  # type: ignore[index]
+                                    "version": stratlang.__version__}
     assert capabilities["hoverProvider"] and capabilities["definitionProvider"]
     assert capabilities["documentFormattingProvider"] and "completionProvider" in capabilities
     client.notify("initialized", {})
@@ -236,3 +239,31 @@ def test_definition_goes_to_the_file(client, folder):
     assert where(0, 8) == {"uri": (folder / "d.csv").as_uri(), "range": start}
     assert where(2, 28) == {"uri": (folder / "borders.csv").as_uri(), "range": start}
     assert where(1, 3) is None
+
+
+def test_a_request_on_a_file_neither_open_nor_on_disk_is_answered(client, folder):
+    uri = (folder / "never-written.strat").as_uri()
+    at = {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0}}
+    assert client.request("textDocument/hover", at) is None
+    assert client.request("textDocument/definition", at) is None
+
+
+def test_a_message_that_is_not_json_is_told_in_one_line_and_the_server_goes_on():
+    def framed(body: bytes) -> bytes:
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    hover = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "textDocument/hover", "params": {
+        "textDocument": {"uri": "file:///a.strat"}, "position": {"line": -1, "character": 0}}})
+    shutdown = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "shutdown"}).encode()
+    exit_ = json.dumps({"jsonrpc": "2.0", "method": "exit"}).encode()
+    done = subprocess.run([sys.executable, "-m", "stratlang", "lsp"],
+                          input=framed(b'{"a":') + framed(hover.encode()) + framed(shutdown)
+                          + framed(exit_), capture_output=True, timeout=60)
+    assert done.returncode == 0
+    assert b'"id": 1, "jsonrpc": "2.0", "result": null' in done.stdout
+    err = done.stderr.decode()
+    assert "Traceback" not in err
+    assert ("stratlang lsp: Unable to handle message\n  (JSONDecodeError: Expecting value: "
+            "line 1 column 6 (char 5))") in err
+    assert ("stratlang lsp: Unable to deserialize message\n  (ValueError: Position.line should "
+            "be in range [0:2147483647], but was -1.)") in err

@@ -246,6 +246,22 @@ def test_a_large_offset_is_absorbed_by_the_irls_start(rng):
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1e8, 1e20])
+def test_one_badly_scaled_record_leaves_the_other_coefficients_fitted(scale, rng):
+    # one record's feature 1e8 times the others': the ridge-like shift that keeps H
+    # definite was one number scaled by the mean curvature, which then swamped every
+    # other coefficient (100 steps, 23% above the optimum); at 1e20 the first loose CG
+    # solve took only that feature's rounding, its tiny decrement read as 'optimal'
+    frame = pd.DataFrame({"x": rng.normal(size=200), "g": rng.integers(0, 4, 200)})
+    frame["y"] = frame.x + frame.g + rng.normal(size=200)
+    frame.loc[3, "x"] = scale
+    spec = ("response y ~ squared\nfeatures x, intercept\nregularize 1 * sum_squares\n"
+            "stratify g ~ path weight 1\n")
+    fitted, theta, value = fit_both(spec, frame)
+    assert fitted.objective.total == pytest.approx(value, rel=1e-9)
+    np.testing.assert_allclose(fitted.theta_array[:, 1], theta[:, 1], atol=1e-6)
+
+
 def test_an_unbounded_problem_is_not_reported_optimal(rng):
     # a feature nonzero only in a record with y = 0: exponential regression's loss falls
     # without bound along it (−η), and nothing else holds it

@@ -97,6 +97,22 @@ def test_cli_options_are_validated(tmp_path, frame, capsys):
             in capsys.readouterr().err)
 
 
+def test_another_backends_option_names_that_backend(tmp_path, frame, capsys):
+    # huber is smooth: newton is chosen, and ADMM's 'penalty' is not one of its options
+    model = stratlang.load(SPEC)
+    with pytest.raises(stratlang.OptionError) as info:
+        model.fit(frame, options={"penalty": 0.5})
+    assert str(info.value) == ("option 'penalty' is not one of backend 'newton' (chosen "
+                               "automatically) but of backend 'admm': name it, "
+                               "backend='admm'")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    spec = write(tmp_path, "m.strat", SPEC)
+    assert main(["fit", str(spec), "--data", str(tmp_path / "d.csv"), "--option",
+                 "penalty=0.5"]) == 1
+    assert capsys.readouterr().err.endswith("backend 'admm': name it, --backend admm\n")
+    assert model.fit(frame, backend="admm", options={"penalty": 0.5}).info["converged"]
+
+
 @pytest.mark.parametrize("name", BACKENDS.names())
 def test_every_backend_declares_valid_defaults(name):
     options = BACKENDS[name].options

@@ -154,9 +154,26 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
     if verbose is not None and entry.verbose_option is not None:
         given[entry.verbose_option] = verbose
         from_spec.discard(entry.verbose_option)
+    if requested is None:
+        _refuse_another_backends_option(model, entry, options or {})
     resolved = entry.options.resolve(given)
     refuse_if_too_large(entry.name, design, entry.memory(design, resolved))
     return Choice(entry, design, resolved, note, frozenset(from_spec))
+
+
+def _refuse_another_backends_option(model: ir.Model, entry: Backend,
+                                    options: Mapping[str, Any]) -> None:
+    """An option the automatically chosen backend does not take but another of the
+    model's family does (e.g. ADMM's ``penalty`` where newton was chosen): the error
+    names the backend to ask for."""
+    for name in options:
+        owners = [b.name for b in BACKENDS.entries()
+                  if b.family == model.kind and name in b.options]
+        if name not in entry.options and owners:
+            said = (f"option '{name}' is not one of backend '{entry.name}' (chosen "
+                    f"automatically) but of backend '{owners[0]}'")
+            raise OptionError(f"{said}: name it, backend='{owners[0]}'",
+                              cli=f"{said}: name it, --backend {owners[0]}")
 
 
 def _solver_backends() -> str:
