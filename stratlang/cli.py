@@ -686,6 +686,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replace_file(path: Path, text: str) -> None:
+    """Writes ``text`` beside ``path`` and renames it over ``path``: a failed write (a full
+    disk) leaves the spec as it was, never cut short."""
+    import tempfile
+
+    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        os.chmod(scratch, path.stat().st_mode & 0o7777)
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+
+
 def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]) -> Any:
     """The predictions after the columns that say which record each is: the ``--id``
     columns and the stratification columns, read from the same rows."""
@@ -699,6 +715,10 @@ def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]
         if column not in frame.columns:
             raise DataError(f"--id {column}: the data have no column '{column}'"
                             + did_you_mean(column, [str(c) for c in frame.columns]))
+    for column in ids:
+        if column in predictions.columns:
+            raise DataError(f"--id {column}: the predictions have a column of that name; "
+                            "rename the data's column to carry it")
     taken = [c for c in keys if c in frame.columns and c not in predictions.columns]
     return pd.concat([frame.loc[predictions.index, taken], predictions], axis=1)
 
@@ -735,7 +755,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
                   f"{args.spec}`)", file=sys.stderr)
         return 1 if changed else 0
     elif changed:
-        Path(args.spec).write_text(layout, encoding="utf-8")
+        _replace_file(Path(args.spec), layout)
     if _json(args) and args.spec != "-":
         _emit({"ok": True, "changed": changed})
     elif changed and args.spec != "-":

@@ -572,3 +572,14 @@ def test_the_top_level_help_names_every_command():
     said = " ".join(_parser().format_help().split())
     assert f"stratlang command line: {', '.join(COMMANDS)}" in said
     assert all(name in said for name in ("fmt", "lsp"))
+
+
+def test_an_id_column_named_like_a_prediction_is_refused(project, capsys):
+    frame = pd.read_csv(project / "d.csv").assign(prediction=1.0)
+    frame.to_csv(project / "clash.csv", index=False)
+    assert main(["fit", str(project / "good.strat"), "--out", str(project / "m")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(project / "m.json"), "--data", str(project / "clash.csv"),
+                 "--id", "prediction"]) == 1
+    assert capsys.readouterr().err == ("error: --id prediction: the predictions have a column "
+                                       "of that name; rename the data's column to carry it\n")
