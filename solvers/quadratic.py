@@ -128,10 +128,36 @@ def _blocks(gram: np.ndarray, diagonal: np.ndarray, absent: np.ndarray | None) -
 
 
 def _some_block_singular(blocks: np.ndarray) -> bool:
-    """Is some stratum's own block (2XᵀX + D) singular, to ``SINGULAR_RTOL``? If none
-    is, the whole system is definite (the Laplacian part is semidefinite)."""
-    values = np.linalg.eigvalsh(blocks)
-    return bool(np.any(values[:, 0] <= SINGULAR_RTOL * np.maximum(values[:, -1], 0.0)))
+    """Is some stratum's own block (2XᵀX + D) singular? A zero on its diagonal is (the row
+    of a positive semidefinite matrix is then 0); otherwise the block is scaled to a unit
+    diagonal first, so that a feature on a scale of 10⁸ beside an intercept is not taken
+    for a missing direction, and judged to ``SINGULAR_RTOL``. If no block is singular, the
+    whole system is definite (the Laplacian part is semidefinite)."""
+    diagonal = np.einsum("kii->ki", blocks)
+    if np.any(diagonal <= 0.0):
+        return True
+    scale = 1.0 / np.sqrt(diagonal)
+    values = np.linalg.eigvalsh(scale[:, :, None] * blocks * scale[:, None, :])
+    return bool(np.any(values[:, 0] <= SINGULAR_RTOL * values[:, -1]))
+
+
+def _scaled_null_space(matrix: np.ndarray) -> np.ndarray:
+    """The null space (columns, not orthonormal) of a positive semidefinite ``matrix``:
+    the unit vectors of its zero diagonal entries, and the scaled null vectors of the
+    rest, judged on the unit-diagonal scaling (as :func:`_some_block_singular` judges)."""
+    diagonal = np.diag(matrix).copy()
+    zero = diagonal <= 0.0
+    columns = [np.eye(len(matrix))[:, zero]]
+    kept = np.flatnonzero(~zero)
+    if len(kept):
+        scale = 1.0 / np.sqrt(diagonal[kept])
+        values, vectors = np.linalg.eigh(scale[:, None] * matrix[np.ix_(kept, kept)]
+                                         * scale[None, :])
+        free = vectors[:, values <= SINGULAR_RTOL * max(values[-1], 0.0)]
+        spread = np.zeros((len(matrix), free.shape[1]))
+        spread[kept] = scale[:, None] * free  # B(Sw) = 0 when (SBS)w = 0
+        columns.append(spread)
+    return np.hstack(columns)
 
 
 def _null_space(block_matrix: sp.csr_matrix, coupling: sp.csr_matrix) -> sp.csr_matrix | None:
@@ -152,11 +178,9 @@ def _null_space(block_matrix: sp.csr_matrix, coupling: sp.csr_matrix) -> sp.csr_
         if len(sets) > PIECE_LIMIT:
             raise RuntimeError(f"singular system: {len(sets)} coupled rows, too many to find "
                                "its null space")
-        decomposed.append((sets, *np.linalg.eigh(reduced[sets][:, sets].toarray())))
-    scale = max((values[-1] for _, values, _ in decomposed), default=0.0)
+        decomposed.append((sets, _scaled_null_space(reduced[sets][:, sets].toarray())))
     columns = []
-    for sets, values, vectors in decomposed:
-        free = vectors[:, values <= SINGULAR_RTOL * scale]
+    for sets, free in decomposed:
         if free.shape[1]:
             root = np.sqrt(counts[sets])[:, None]
             basis = np.linalg.qr(root * free)[0] / root  # orthonormal once spread by E
