@@ -14,6 +14,7 @@ three parts by the record's weight.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,14 +23,14 @@ Derivatives = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
-class Pointwise:
+class Pointwise(abc.ABC):
     """Base class of the units; subclasses implement :meth:`derivatives`."""
 
     coupled = False  # curvature an m × m matrix per record (else elementwise)
 
+    @abc.abstractmethod
     def derivatives(self, eta: np.ndarray, y: np.ndarray) -> Derivatives:
         """(value, first derivative, second derivative) at η, as described above."""
-        raise NotImplementedError
 
     def __call__(self, eta: np.ndarray, y: np.ndarray) -> Derivatives:
         return self.derivatives(eta, y)
