@@ -121,3 +121,14 @@ def test_every_backend_reaches_the_reference(name, rng):
     reference = model.fit(frame, backend="cvxpy", solver="clarabel")
     assert fitted.info["backend"] == name
     assert fitted.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
+
+
+def test_a_loss_that_cannot_value_a_record_is_refused_when_defined():
+    import pytest
+
+    from stratlang.kinds.losses import Loss
+
+    with pytest.raises(TypeError, match="loss 'mute' defines none of pointwise"):
+        class Mute(Loss):
+            name = "mute"
+            doc = "values nothing"

@@ -127,6 +127,16 @@ def _falls_where_zero(y: np.ndarray, moved: cp.Expression) -> Recession | None:
 class Loss:
     """Base class; subclasses set the class attributes and override what differs."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A registry entry values each record: by its pointwise unit, or by its own
+        ``losses`` (refused when the class is defined, never found at fit time)."""
+        super().__init_subclass__(**kwargs)
+        named = "name" in cls.__dict__
+        if named and cls.pointwise is Loss.pointwise and cls.losses is Loss.losses \
+                and cls.records_value is Loss.records_value:
+            raise TypeError(f"loss '{cls.name}' defines none of pointwise(), losses() and "
+                            "records_value()")
+
     name: ClassVar[str]
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
@@ -252,8 +262,7 @@ class Loss:
         """Each record's loss (summed over outputs) at the linear predictor: (N,); by
         default its pointwise unit's."""
         unit = self.pointwise(p)
-        if unit is None:
-            raise NotImplementedError(f"loss '{self.name}' has no per-record value")
+        assert unit is not None  # (else the entry defines losses or records_value: see above)
         return unit.record_values(pred, y)
 
     def pointwise(self, p: dict[str, Any]) -> pw.Pointwise | None:
