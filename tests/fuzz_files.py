@@ -16,21 +16,16 @@ terminal.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hypothesis import strategies as st
 
-from stratlang.cli import main as cli_main
 from stratlang.language import limits
 
-from .fuzzing import TIME_LIMIT, Outcome, _Timeout, time_limit
+from .fuzzing import Outcome, run_cli
 
 HEADER = ["y", "x", "g", "c"]
 SPECS = {
@@ -216,19 +211,13 @@ def file_outcome(case: FileCase, directory: Path) -> Outcome:
     for name, content in case.files.items():
         _place(directory, name, content)
     (directory / "m.strat").write_text(case.spec)
-    out, err = io.StringIO(), io.StringIO()
-    start = time.perf_counter()
     try:
-        with time_limit(TIME_LIMIT), contextlib.redirect_stdout(out), \
-                contextlib.redirect_stderr(err), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            status = cli_main(["check", str(directory / "m.strat")])
-    except _Timeout:
-        return Outcome("timeout", time.perf_counter() - start)
+        run = run_cli(["check", str(directory / "m.strat")])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    seconds = time.perf_counter() - start
-    stderr = err.getvalue()
+    if run.status is None:
+        return Outcome("timeout", run.seconds)
+    status, seconds, stderr = run.status, run.seconds, run.stderr
     if status not in (0, 1) or "internal error" in stderr or "Traceback" in stderr:
         return Outcome("bug", seconds, f"exit {status}: {stderr[-2000:]}")
     return Outcome("accepted" if status == 0 else "data error", seconds, stderr)

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
-import io
 import sys
 import tempfile
 import time
@@ -36,10 +34,9 @@ import pandas as pd
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from stratlang.cli import main as cli_main
 from stratlang.kinds import LOSSES
 
-from .fuzzing import _Timeout, time_limit
+from .fuzzing import run_cli
 
 TIME_LIMIT = 60.0  # seconds one fit may take (the CVXPY reference on 80 records included)
 REGULARIZERS = ["", "regularize 0.1 * sum_squares\n", "regularize 0.5 * l1\n",
@@ -159,20 +156,13 @@ def fit_outcome(case: FitCase, directory: Path) -> FitOutcome:
     argv = ["fit", str(directory / "m.strat"), "--out", str(out)]
     if case.backend is not None:
         argv += ["--backend", case.backend]
-    stdout, stderr = io.StringIO(), io.StringIO()
-    start = time.perf_counter()
     try:
-        with time_limit(TIME_LIMIT), contextlib.redirect_stdout(stdout), \
-                contextlib.redirect_stderr(stderr), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            status = cli_main(argv)
-    except _Timeout:
-        return FitOutcome("timeout", time.perf_counter() - start)
+        run = run_cli(argv, TIME_LIMIT)
     except BaseException as error:
-        return FitOutcome("bug", time.perf_counter() - start,
-                          f"escaped main: {type(error).__name__}: {error}")
-    seconds = time.perf_counter() - start
-    said = stderr.getvalue()
+        return FitOutcome("bug", 0.0, f"escaped main: {type(error).__name__}: {error}")
+    if run.status is None:
+        return FitOutcome("timeout", run.seconds)
+    status, seconds, said = run.status, run.seconds, run.stderr
     if "internal error" in said or "Traceback" in said or status not in (0, 1, 2):
         return FitOutcome("bug", seconds, f"exit {status}: {said[-2000:]}")
     if status != 0:

@@ -264,21 +264,36 @@ def outcome(text: str, with_data: bool = False) -> Outcome:
     return Outcome("accepted", time.perf_counter() - start, model=model)
 
 
+@dataclass
+class CliRun:
+    status: int | None  # None: stopped at the time limit
+    stderr: str
+    seconds: float
+
+
+def run_cli(argv: list[str], limit: float = TIME_LIMIT) -> CliRun:
+    """The command line in this process, as a user runs it: its exit status and standard
+    error (standard output dropped, warnings silenced), stopped after ``limit`` seconds."""
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    try:
+        with time_limit(limit), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            status: int | None = cli_main(argv)
+    except _Timeout:
+        status = None
+    return CliRun(status, err.getvalue(), time.perf_counter() - start)
+
+
 def cli_outcome(data: bytes, directory: Path) -> Outcome:
     """``stratlang check FILE`` on a spec file's bytes, as a user runs it."""
     path = directory / "fuzzed.strat"
     path.write_bytes(data)
-    out, err = io.StringIO(), io.StringIO()
-    start = time.perf_counter()
-    try:
-        with time_limit(TIME_LIMIT), contextlib.redirect_stdout(out), \
-                contextlib.redirect_stderr(err), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            status = cli_main(["check", str(path)])
-    except _Timeout:
-        return Outcome("timeout", time.perf_counter() - start)
-    seconds = time.perf_counter() - start
-    stderr = err.getvalue()
+    run = run_cli(["check", str(path)])
+    if run.status is None:
+        return Outcome("timeout", run.seconds)
+    status, seconds, stderr = run.status, run.seconds, run.stderr
     if status not in (0, 1) or "internal error" in stderr or "Traceback" in stderr:
         return Outcome("bug", seconds, f"exit {status}: {stderr[-2000:]}")
     return Outcome("accepted" if status == 0 else "spec error", seconds, stderr)
