@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from .model import Model
+    from .uncertainty import Uncertainty
 
 
 
@@ -278,6 +279,9 @@ class FittedStratified(FittedModel):
         self._theta: np.ndarray | Callable[[], np.ndarray] | None = fit.theta
         self.outputs = self.loss.output_names(model.ir.response.columns, self.classes)
         self.warm = fit.warm
+        # the training design, kept for the uncertainty (computed on first use)
+        self._training = fit.design
+        self._uncertainty: Uncertainty | None = None
         if fit.output is not None:  # the workers wrote θ there: read on first use
             output = Path(fit.output)
             self._theta = self._reader(output)
@@ -330,6 +334,37 @@ class FittedStratified(FittedModel):
         _name_parameters(table)
         return table
 
+    # ---- uncertainty (stratlang.uncertainty) -------------------------------------------
+    @property
+    def uncertainty(self) -> Uncertainty:
+        """The posterior covariance's stratum blocks, dispersion, edf, deviance explained
+        and AIC (computed once, from the training data, at the fit)."""
+        if self._uncertainty is None:
+            from .uncertainty import NoUncertainty, compute
+
+            if self._training is None:
+                raise NoUncertainty(self.info.get("uncertainty_refused")
+                                    or "no standard errors: the fit's records are not at hand")
+            self._uncertainty = compute(self._training, self.theta_array, self.weights)
+            self.info.update(self._uncertainty.info())
+        return self._uncertainty
+
+    @property
+    def theta_se(self) -> pd.DataFrame:
+        """The standard error of every entry of :attr:`theta` (same shape and labels): the
+        square root of the posterior covariance's diagonal, φ·H⁻¹ (docs: Uncertainty)."""
+        se = self.uncertainty.se()
+        return pd.DataFrame(se, index=self.theta.index, columns=self.theta.columns)
+
+    def intervals(self, level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(lower, upper): θ ∓ z·se with z the normal quantile of ``level``, two frames
+        shaped like :attr:`theta`."""
+        from .uncertainty import normal_quantile
+
+        z = normal_quantile(level)
+        theta, se = self.theta, self.theta_se
+        return theta - z * se, theta + z * se
+
     # ---- prediction ------------------------------------------------------------------
     def _design(self, frame: pd.DataFrame, with_response: bool, unseen: str) -> Design:
         if not isinstance(unseen, str) or unseen not in UNSEEN:
@@ -362,11 +397,17 @@ class FittedStratified(FittedModel):
         return out
 
     def predict(self, data: pd.DataFrame | str | Path | None = None, *,
-                unseen: str = "error") -> pd.DataFrame:
+                unseen: str = "error", interval: float | None = None) -> pd.DataFrame:
         """Predictions for every row of ``data`` (rows ``missing drop`` leaves out get
         none). ``unseen``: for a stratum value the fit has not seen, 'error' (the
         default), 'hub' (the model of its factor's hub: a star graph's centre), or
-        'common' (the model averaged over the factor's nodes)."""
+        'common' (the model averaged over the factor's nodes). ``interval``: a level
+        (e.g. 0.95) adds ``<column>_lower`` and ``<column>_upper`` beside each numeric
+        prediction: the interval of the predicted mean on the response scale."""
+        if interval is not None:
+            from .uncertainty import normal_quantile
+
+            normal_quantile(interval)  # a bad level is refused before any work
         frame, kept = _predictable(self.model, data)
         design = self._design(frame.iloc[kept], False, unseen)
         theta = self.theta_of(design)
@@ -384,6 +425,12 @@ class FittedStratified(FittedModel):
                     if key not in out:
                         out[key] = np.empty((len(design.z), *values.shape[1:]), values.dtype)
                     out[key][part.records] = values
+        if interval is not None:
+            from .uncertainty import prediction_intervals
+
+            for key, (low, high) in prediction_intervals(self, design, theta,
+                                                         interval).items():
+                out[f"{key}_lower"], out[f"{key}_upper"] = low, high
         return _frame_columns(out, frame.index, self.outputs, kept)
 
     def score(self, data: pd.DataFrame | str | Path | None = None, *,

@@ -124,6 +124,15 @@ def _falls_where_zero(y: np.ndarray, moved: cp.Expression) -> Recession | None:
 
 
 @dataclass(frozen=True)
+class Likelihood:
+    """The loss read as a negative log-likelihood (so the weights are prior precisions
+    and H⁻¹ the posterior covariance): ``dispersion`` when the likelihood has a scale φ
+    to estimate (squared: the loss is Σ w r² = 2σ² · NLL up to constants, so φ = 2σ²)."""
+
+    dispersion: bool = False
+
+
+@dataclass(frozen=True)
 class Loss:
     """Base class; subclasses set the class attributes and override what differs."""
 
@@ -152,6 +161,8 @@ class Loss:
     classifies: ClassVar[bool] = False  # predicts a class (scikit-learn: a classifier)
     convex: ClassVar[bool] = True  # False: no CVXPY form; ADMM fits it as a local method
     multiclass: ClassVar[bool] = False  # of more than two classes
+    # the loss as a negative log-likelihood (None: it has no such reading)
+    likelihood: ClassVar[Likelihood | None] = None
 
     @property
     def nonnegative_response(self) -> bool:
@@ -283,6 +294,35 @@ class Loss:
         """Differentiable in the linear predictor (it has a :meth:`pointwise` unit)."""
         return type(self).pointwise is not Loss.pointwise
 
+    def curvature(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]
+                  ) -> np.ndarray | None:
+        """Each record's second derivative in its linear predictor (N, m), or an m × m
+        matrix per record (N, m, m) for a coupled loss: what the Hessian's stratum blocks
+        are made of (standard errors); None when the entry cannot give it."""
+        unit = self.pointwise(p)
+        return None if unit is None else unit.derivatives(pred, y)[2]
+
+    def saturated(self, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+        """Each record's loss at its own best predictor (the saturated model), (N,): the
+        zero of the deviance 2 · (loss − saturated)."""
+        return np.zeros(len(y))
+
+    def interval(self, pred: np.ndarray, cov: np.ndarray, z: float, p: dict[str, Any],
+                 classes: tuple | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(lower, upper) of each numeric prediction, from the linear predictor ``pred``
+        (N, m), its covariance ``cov`` (N, m, m) and the normal quantile ``z``: by default
+        the predictions at η ∓ z·sd, each output's η on its own (a prediction monotone in
+        its output's η: the identity, exp, the logistic function)."""
+        sd = np.sqrt(np.maximum(np.einsum("nii->ni", cov), 0.0))
+        low = self.predict(pred - z * sd, p, classes)
+        high = self.predict(pred + z * sd, p, classes)
+        out = {}
+        for key, a in low.items():
+            a, b = np.asarray(a), np.asarray(high[key])
+            if a.dtype.kind == "f":
+                out[key] = (np.minimum(a, b), np.maximum(a, b))
+        return out
+
     def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any],
               weight: np.ndarray | None = None) -> float:
         each = self.losses(pred, y, p)
@@ -342,6 +382,7 @@ class Squared(Loss):
     doc = "Σ (xᵀθ − y)²; least squares / ridge / lasso. Multi-column responses allowed."
     multi_column = True
     quadratic = True
+    likelihood = Likelihood(dispersion=True)  # y ~ N(η, σ²/w)
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -488,6 +529,7 @@ class Logistic(_Binary):
     name = "logistic"
     doc = "Σ log(1 + exp(−y xᵀθ)); y has two classes (the later one in sorted order is positive)."
     primary = "anll"
+    likelihood = Likelihood()
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -598,6 +640,7 @@ class Multinomial(_Multiclass):
     name = "multinomial"
     doc = "Σ log Σ_j exp((xᵀθ)_j) − (xᵀθ)_y; multinomial logistic regression."
     primary = "anll"
+    likelihood = Likelihood()
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -623,6 +666,24 @@ class Multinomial(_Multiclass):
 
         prob = np.exp(pred - logsumexp(pred, axis=1, keepdims=True))
         return {**super().predict(pred, p, classes), "probability": prob}
+
+    def interval(self, pred, cov, z, p, classes):
+        """Each class's probability through its logit, η_j − log Σ_{i≠j} exp η_i, whose
+        standard deviation is the delta method's (a probability depends on every η)."""
+        from scipy.special import expit, logsumexp
+
+        n_records, m = pred.shape
+        low, high = np.empty((n_records, m)), np.empty((n_records, m))
+        for j in range(m):
+            others = np.delete(np.arange(m), j)
+            rest = logsumexp(pred[:, others], axis=1)
+            gradient = np.zeros((n_records, m))
+            gradient[:, j] = 1.0
+            gradient[:, others] = -np.exp(pred[:, others] - rest[:, None])
+            sd = np.sqrt(np.maximum(np.einsum("ni,nij,nj->n", gradient, cov, gradient), 0.0))
+            logit = pred[:, j] - rest
+            low[:, j], high[:, j] = expit(logit - z * sd), expit(logit + z * sd)
+        return {"probability": (low, high)}
 
 
 @LOSSES.entry
@@ -662,6 +723,7 @@ class PoissonRegression(Loss):
            "`offset log(exposure)`, θ models the rate per unit of exposure.")
     domain = "count"
     primary = "anll"
+    likelihood = Likelihood()
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -670,6 +732,9 @@ class PoissonRegression(Loss):
 
     def pointwise(self, p):
         return pw.PoissonRegression()
+
+    def saturated(self, y, p):
+        return _poisson_saturated(y[:, 0])
 
     def nll(self, pred, y, p):
         from scipy.special import gammaln
@@ -692,11 +757,16 @@ class ExponentialRegression(Loss):
 
         return -pred + cp.multiply(y, cp.exp(pred))
 
+    likelihood = Likelihood()
+
     def recession(self, records, moved, p):
         return _falls_where_zero(records.y, moved)  # −xᵀθ alone where y = 0
 
     def pointwise(self, p):
         return pw.ExponentialRegression()
+
+    def saturated(self, y, p):
+        return _exponential_saturated(y[:, 0])
 
     def nll(self, pred, y, p):
         return self.losses(pred, y, p)
@@ -734,6 +804,8 @@ class _Distribution(Loss):
     offset_problem = _NO_PREDICTOR
     primary = "anll"
     params = (_EPS,)
+    likelihood = Likelihood()
+    upper: ClassVar[float] = np.inf  # the parameter's domain is [0, upper]
 
     # a solvers.prox function (v, t, count, total, eps)
     closed_form: ClassVar[Callable[..., np.ndarray] | None] = None
@@ -792,6 +864,21 @@ class _Distribution(Loss):
     def nll_constant(self, y):
         return 0.0
 
+    def interval(self, pred, cov, z, p, classes):
+        """θ ∓ z·sd (the parameter is its own prediction), kept inside [0, upper]."""
+        low, high = super().interval(pred, cov, z, p, classes)["prediction"]
+        return {"prediction": (np.clip(low, 0.0, self.upper), np.clip(high, 0.0, self.upper))}
+
+
+def _poisson_saturated(y: np.ndarray) -> np.ndarray:
+    """y − y log y (0 where y = 0): θ − y log θ at θ = y."""
+    return y - np.where(y > 0, y * _safe_log(np.where(y > 0, y, 1.0)), 0.0)
+
+
+def _exponential_saturated(y: np.ndarray) -> np.ndarray:
+    """1 + log y: −log θ + yθ at θ = 1/y (−∞ where y = 0: no deviance there)."""
+    return 1.0 + _safe_log(y)
+
 
 def _safe_log(x: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
@@ -806,6 +893,13 @@ class Bernoulli(_Distribution):
     domain = "zero_one"
     parameter = "probability"
     closed_form = staticmethod(px.bernoulli)
+    upper = 1.0
+
+    def curvature(self, pred, y, p):
+        return y / pred ** 2 + (1 - y) / (1 - pred) ** 2
+
+    def saturated(self, y, p):
+        return self.nll_core(np.clip(y, 0.0, 1.0), y)[:, 0]
 
     def clip(self, value, eps):
         return min(max(value, eps), 1.0 - eps)
@@ -840,6 +934,12 @@ class Poisson(_Distribution):
     parameter = "rate"
     closed_form = staticmethod(px.poisson)
 
+    def curvature(self, pred, y, p):
+        return y / pred ** 2
+
+    def saturated(self, y, p):
+        return _poisson_saturated(y[:, 0])
+
     def cvxpy_aggregated(self, theta, count, total):
         return _entropy_terms(total, count, theta)
 
@@ -868,6 +968,12 @@ class Exponential(_Distribution):
     domain = "nonnegative"
     parameter = "rate"
     closed_form = staticmethod(px.exponential)
+
+    def curvature(self, pred, y, p):
+        return 1.0 / pred ** 2 + 0.0 * y
+
+    def saturated(self, y, p):
+        return _exponential_saturated(y[:, 0])
 
     def pooled(self, count, total):
         return count / total if total > 0 else 1.0
@@ -912,6 +1018,7 @@ class Gaussian(Loss):
     multi_column = True
     primary = "anll"
     square_parameter = True
+    likelihood = Likelihood()  # (standard errors of S and ν: not yet, no curvature below)
     params = (Param("eps", default=0.0, check=nonnegative,
                     doc="lower bound on the eigenvalues of S"),)
 

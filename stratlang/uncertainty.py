@@ -1,0 +1,468 @@
+"""Uncertainty of a stratified fit whose loss is a negative log-likelihood.
+
+With quadratic penalties only, the objective F(θ) = ℓ(θ) + ½ θᵀPθ is a negative log
+posterior (a Gaussian Markov random field prior of precision P), so the posterior of θ is
+approximately normal with covariance φ·H⁻¹, H = ∇²ℓ(θ̂) + P (Laplace's approximation; exact
+for squared). φ is 1, except for a loss with a dispersion (squared: the loss Σ w r² is
+2σ² times the negative log-likelihood, so φ = 2σ̂², σ̂² = Σ w r² / (n − edf) as mgcv's
+Pearson estimate, n the records with a positive weight times the outputs).
+
+What is computed here (all at θ̂, from the training design):
+* the K stratum (d × d) blocks of φ·H⁻¹: standard errors (their diagonals), intervals,
+  and a prediction's link-scale covariance (x ⊗ I)ᵀ C_kk (x ⊗ I);
+* effective degrees of freedom: in all tr(H⁻¹∇²ℓ) = K·d − tr(H⁻¹P); per penalty term
+  a (a stratify factor's Laplacian, a quadratic regularizer) the SOP split (Rodríguez-
+  Álvarez et al. 2019) edf_a = w_a tr(P⁺P_a) − w_a tr(H⁻¹P_a), and the unpenalized
+  directions K·d − rank P: the parts add up to the total;
+* deviance explained 1 − (ℓ̂ − ℓ_sat)/(ℓ₀ − ℓ_sat) (ℓ₀: one common predictor for every
+  record) and AIC = −2 log L + 2·edf (+2 for an estimated dispersion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .language.errors import NumericalError, StratlangError
+
+if TYPE_CHECKING:
+    from .data.design import Design
+
+DENSE_LIMIT = 3000  # K·d up to which H is inverted densely (beyond: the engine's)
+
+
+class NoUncertainty(StratlangError):
+    """The fit has no posterior reading: standard errors and intervals are refused."""
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """One quadratic penalty term: its name (the weight's), a description, its weight
+    w_a, and its matrix P_a with the weight applied (dense, for small sizes)."""
+
+    name: str
+    label: str
+    weight: float
+
+
+@dataclass
+class Uncertainty:
+    """The posterior covariance's stratum blocks and what the summary reports."""
+
+    blocks: np.ndarray  # (K, d, d) φ·(H⁻¹)_kk
+    dispersion: float  # φ (1 without a dispersion)
+    method: str  # how H⁻¹'s blocks were computed: 'exact-dense', 'exact-cholesky', …
+    stderr: float  # the relative standard error of a Monte Carlo estimate (0: exact)
+    edf: dict[str, float]  # per penalty term, 'unpenalized', and 'total'
+    deviance_explained: float | None
+    aic: float | None
+    scale: float | None = None  # σ̂² for squared (φ/2)
+    solve: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+
+    def se(self) -> np.ndarray:
+        """(K, d) standard errors."""
+        return np.sqrt(np.maximum(np.einsum("kii->ki", self.blocks), 0.0))
+
+    def info(self) -> dict[str, Any]:
+        """What fitted.info reports (JSON scalars)."""
+        out: dict[str, Any] = {"uncertainty_method": self.method,
+                               "uncertainty_stderr": self.stderr,
+                               "dispersion": self.dispersion,
+                               "edf": self.edf["total"]}
+        if self.scale is not None:
+            out["scale"] = self.scale
+        if self.deviance_explained is not None:
+            out["deviance_explained"] = self.deviance_explained
+        if self.aic is not None:
+            out["aic"] = self.aic
+        return out
+
+
+def unsupported(design: Design) -> str | None:
+    """Why the fit of ``design`` has no standard errors, in words; None when it has."""
+    from .kinds.regularizers import REGULARIZERS
+
+    loss = design.loss
+    if design.model.kind != "stratified":
+        return "a personalized model is not a penalized likelihood"
+    if loss.likelihood is None:
+        return (f"loss '{loss.name}' is not a negative log-likelihood, so the fit has no "
+                "posterior to take standard errors from (a likelihood loss, e.g. squared, "
+                "logistic or poisson_regression, has one)")
+    if design.model.basis is not None:
+        return "θ is restricted to a basis (`basis`)"
+    for term in design.model.regularizers:
+        entry = REGULARIZERS[term.kind.name]
+        if entry.is_constraint:
+            return (f"the constraint '{entry.name}' bounds θ, and a normal approximation "
+                    "ignores bounds: drop it to get standard errors")
+        if entry.quadratic_weight(1.0, term.kind.p) is None:
+            return (f"regularizer '{entry.name}' is not quadratic, so the objective is not a "
+                    "Gaussian prior's (sum_squares is)")
+    if design.partial_rows:
+        return "a feature with `where` is present in some strata only"
+    for part in design.loss_parts():
+        records = part.of(design.records)
+        probe = loss.curvature(np.zeros((1, records.observed_y.shape[1])),
+                               records.observed_y[:1], part.params) if len(records) else 0
+        if probe is None:
+            return f"loss '{loss.name}' gives no curvature per record (not yet)"
+    return None
+
+
+# ---- the Hessian's pieces ----------------------------------------------------------
+@dataclass
+class Curvature:
+    """H = blocks + diag(ridge) + Kronecker sum, and the penalty parts."""
+
+    blocks: np.ndarray  # (K, d, d) ∇²ℓ per stratum
+    ridge: np.ndarray  # (K, d)
+    laplacian: Any  # solvers.hessian.KroneckerSum
+    penalties: list[Penalty]
+    laplacians: list[Any]  # the factor graphs, one per stratify penalty (first ones)
+    ridges: list[np.ndarray]  # (K, d) pattern of each ridge penalty (weight applied)
+    factor_sizes: tuple[int, ...]
+
+    @property
+    def k(self) -> int:
+        return self.blocks.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.blocks.shape[1]
+
+
+def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Curvature:
+    """∇²ℓ's stratum blocks at θ (K, n, m) and the penalty parts of ``design``."""
+    from .backends.newton import ridge as ridge_of
+    from .backends.objective import term_index
+    from .kinds.regularizers import REGULARIZERS
+    from .solvers.hessian import KroneckerSum, RecordStatistics
+
+    k, n, m = design.theta_shape
+    records = design.records
+    d2 = None
+    for part in design.loss_parts():
+        part_records = part.of(design.records)
+        pred = part_records.predictor(theta[part_records.z])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            each = design.loss.curvature(pred, part_records.observed_y, part.params)
+        assert each is not None  # unsupported() refused the others
+        each = np.asarray(each, dtype=float)
+        if d2 is None:
+            d2 = np.zeros((len(records), *each.shape[1:]))
+        rows = slice(None) if part.records is None else part.records
+        d2[rows] = each
+    assert d2 is not None
+    if records.weight is not None:
+        d2 = d2 * (records.weight[:, None] if d2.ndim == 2 else records.weight[:, None, None])
+    if not np.all(np.isfinite(d2)):
+        raise NumericalError("the loss's curvature is not finite at the fit (a prediction "
+                             "overflows, or a rate or probability sits at its bound): no "
+                             "standard errors")
+    blocks = RecordStatistics(records.x, records.z, k, m).blocks(d2)
+    graphs, gammas = design.strata.graphs(), design.strata.gammas(weights)
+    penalties, laplacians, ridges = [], [], []
+    for factor, graph, gamma in zip(design.strata.factors, graphs, gammas, strict=True):
+        if gamma != 0 and graph.n_edges:
+            penalties.append(Penalty(factor.hyper_name, f"stratify ({', '.join(factor.columns)})",
+                                     gamma))
+            laplacians.append(graph)
+    for term in design.model.regularizers:
+        entry = REGULARIZERS[term.kind.name]
+        q = entry.quadratic_weight(weights[term.hyper_name], term.kind.p)
+        if not q:
+            continue
+        pattern = np.zeros((k, n))
+        pattern[term_index(design, term)] = 1.0
+        penalties.append(Penalty(term.hyper_name, f"{entry.name}", q))
+        ridges.append(np.repeat(pattern, m, axis=1))
+    return Curvature(blocks, ridge_of(design, weights), KroneckerSum(graphs, gammas),
+                     penalties, laplacians, ridges,
+                     tuple(f.n for f in design.strata.factors))
+
+
+def factor_laplacian(sizes: tuple[int, ...], position: int, graph: Any) -> Any:
+    """The K × K Laplacian of one factor in the strata's (C-order) product: I ⊗ L ⊗ I."""
+    import scipy.sparse as sp
+
+    before = int(np.prod(sizes[:position], dtype=np.int64))
+    after = int(np.prod(sizes[position + 1:], dtype=np.int64))
+    return sp.kron(sp.kron(sp.identity(before), graph.laplacian()), sp.identity(after)).tocsr()
+
+
+def penalty_matrices(curv: Curvature, factor_positions: list[int]) -> list[Any]:
+    """Each penalty part P_a (weight applied) as a sparse K·d × K·d matrix."""
+    import scipy.sparse as sp
+
+    eye = sp.identity(curv.d)
+    out = []
+    for graph, position, penalty in zip(curv.laplacians, factor_positions, curv.penalties,
+                                        strict=False):
+        out.append(penalty.weight * sp.kron(factor_laplacian(curv.factor_sizes, position, graph),
+                                            eye).tocsr())
+    for pattern, penalty in zip(curv.ridges, curv.penalties[len(curv.laplacians):], strict=True):
+        out.append(sp.diags(penalty.weight * pattern.reshape(-1)).tocsr())
+    return out
+
+
+def hessian_matrix(curv: Curvature, parts: list[Any]) -> Any:
+    """H as a sparse K·d × K·d matrix (θ flattened stratum-major, (K, d))."""
+    import scipy.sparse as sp
+
+    h = sp.block_diag(list(curv.blocks), format="csr")
+    for part in parts:
+        h = h + part
+    return h.tocsr()
+
+
+@dataclass
+class Inverse:
+    """What the uncertainty needs of H⁻¹."""
+
+    blocks: np.ndarray  # (K, d, d)
+    traces: list[float]  # tr(H⁻¹P_a) per penalty part (weight applied)
+    data_trace: float  # tr(H⁻¹∇²ℓ)
+    plus_traces: list[float]  # tr(P⁺P_a) per part (weight applied)
+    penalized_rank: int
+    method: str
+    stderr: float
+    solve: Callable[[np.ndarray], np.ndarray]
+
+
+def dense_inverse(curv: Curvature, factor_positions: list[int]) -> Inverse:
+    """H⁻¹ formed densely (K·d ≤ DENSE_LIMIT): exact."""
+    size = curv.k * curv.d
+    parts = penalty_matrices(curv, factor_positions)
+    h = hessian_matrix(curv, parts).toarray()
+    try:
+        factor = np.linalg.cholesky(h)
+    except np.linalg.LinAlgError:
+        raise NumericalError(_singular()) from None
+    identity = np.eye(size)
+    inverse = np.linalg.solve(factor.T, np.linalg.solve(factor, identity))
+    inverse = 0.5 * (inverse + inverse.T)
+    k, d = curv.k, curv.d
+    blocks = np.stack([inverse[i * d:(i + 1) * d, i * d:(i + 1) * d] for i in range(k)])
+    traces = [float(np.sum(inverse * part.toarray())) for part in parts]
+    data_trace = float(np.einsum("kab,kba->", blocks, curv.blocks))
+    penalty = sum((part.toarray() for part in parts), np.zeros((size, size)))
+    values, vectors = np.linalg.eigh(penalty)
+    kept = values > 1e-9 * max(float(values.max(initial=0.0)), 1e-300)
+    pseudo = (vectors[:, kept] / values[kept]) @ vectors[:, kept].T
+    plus = [float(np.sum(pseudo * part.toarray())) for part in parts]
+
+    def solve(rhs: np.ndarray) -> np.ndarray:  # (K·d, columns)
+        out: np.ndarray = inverse @ rhs
+        return out
+
+    return Inverse(blocks, traces, data_trace, plus, int(kept.sum()), "exact-dense", 0.0, solve)
+
+
+def _singular() -> str:
+    return ("the Hessian H = ∇²loss + P is singular at the fit: some direction of θ is "
+            "determined neither by the data nor by a penalty (e.g. strata without data on "
+            "an island of the graph, or an unpenalized row no record informs), so its "
+            "standard error is infinite; add a sum_squares term or a graph weight")
+
+
+# ---- the whole computation --------------------------------------------------------------
+def compute(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Uncertainty:
+    """The uncertainty of the fit θ (K, n, m) of ``design`` at ``weights``."""
+    why = unsupported(design)
+    if why is not None:
+        raise NoUncertainty(f"no standard errors: {why}")
+    curv = curvature(design, theta, weights)
+    positions = [i for i, (graph, gamma) in enumerate(zip(
+        design.strata.graphs(), design.strata.gammas(weights), strict=True))
+        if gamma != 0 and graph.n_edges]
+    if curv.k * curv.d > DENSE_LIMIT:
+        raise NoUncertainty(f"no standard errors: K·d = {curv.k * curv.d:,} parameters is "
+                            f"beyond the exact dense limit ({DENSE_LIMIT:,}) (not yet)")
+    inverse = dense_inverse(curv, positions)
+    size = curv.k * curv.d
+    edf_total = inverse.data_trace
+    edf = {p.name: plus - trace for p, plus, trace in
+           zip(curv.penalties, inverse.plus_traces, inverse.traces, strict=True)}
+    edf["unpenalized"] = float(size - inverse.penalized_rank)
+    edf["total"] = edf_total
+    fit = _fit_statistics(design, theta)
+    dispersion, scale = 1.0, None
+    if design.loss.likelihood is not None and design.loss.likelihood.dispersion:
+        n = fit["n"]
+        if n <= edf_total:
+            raise NumericalError(f"the dispersion cannot be estimated: {n:g} observations "
+                                 f"for {edf_total:.4g} effective degrees of freedom")
+        scale = fit["loss"] / (n - edf_total)
+        dispersion = 2.0 * scale
+    aic = _aic(design, fit, edf_total)
+    return Uncertainty(dispersion * inverse.blocks, dispersion, inverse.method,
+                       inverse.stderr, edf, fit["explained"], aic, scale,
+                       _scaled(inverse.solve, dispersion))
+
+
+def _scaled(solve: Callable[[np.ndarray], np.ndarray], factor: float
+            ) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda rhs: factor * solve(rhs)
+
+
+def _fit_statistics(design: Design, theta: np.ndarray) -> dict[str, Any]:
+    """The summed loss at the fit, at the best common predictor and at the saturated
+    model; the log-likelihood; the number of observations."""
+    loss = design.loss
+    fitted_total = null_total = saturated_total = nll_total = 0.0
+    nll_known = True
+    n = 0.0
+    for part in design.loss_parts():
+        records = part.of(design.records)
+        y = records.observed_y
+        w = np.ones(len(records)) if records.weight is None else records.weight
+        pred = records.predictor(theta[records.z])
+        fitted_total += loss.value(pred, y, part.params, records.weight)
+        null_total += _null_value(loss, records, part.params)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            saturated_total += float(w @ loss.saturated(y, part.params))
+            nll = loss.nll(pred, y, part.params)
+        if nll is None:
+            nll_known = False
+        else:
+            nll_total += float(w @ nll)
+        n += float(np.sum(w > 0)) * y.shape[1]
+    explained = None
+    spread = null_total - saturated_total
+    if np.isfinite(spread) and spread > 0:
+        explained = 1.0 - (fitted_total - saturated_total) / spread
+    if loss.likelihood is not None and loss.likelihood.dispersion:
+        # y ~ N(η, σ²/w), σ² at its maximum-likelihood value Σ w r² / n
+        w_all = design.records.weight
+        log_w = 0.0 if w_all is None else float(np.sum(np.log(w_all[w_all > 0])))
+        outputs = design.records.observed_y.shape[1]
+        sigma2 = fitted_total / n
+        nll_total = 0.5 * (n * np.log(2 * np.pi * sigma2) + n - outputs * log_w)
+        nll_known = True
+    return {"loss": fitted_total, "explained": explained, "n": n,
+            "nll": nll_total if nll_known else None}
+
+
+def _null_value(loss: Any, records: Any, params: dict[str, Any]) -> float:
+    """The summed loss at the best single predictor shared by every record (the offset
+    kept): the null model of the deviance explained."""
+    from scipy.optimize import minimize
+
+    y = records.observed_y
+    m = y.shape[1]
+    offset = 0.0 if records.offset is None else records.offset[:, None]
+    pooled = getattr(loss, "pooled", None)
+    if pooled is not None:  # a distribution: the parameter is the prediction itself
+        w = np.ones(len(y)) if records.weight is None else records.weight
+        count, total = float(np.sum(w)), float(w @ y[:, 0])
+        value = loss.clip(pooled(count, total), params.get("eps", 0.0))
+        if hasattr(loss, "upper"):
+            value = min(value, loss.upper - params.get("eps", 0.0))
+        return float(loss.value(np.full((len(y), 1), value), y, params, records.weight))
+
+    def objective(c: np.ndarray) -> float:
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = loss.value(c[None, :] + offset, y, params, records.weight)
+        return v if np.isfinite(v) else 1e300
+
+    best = minimize(objective, np.zeros(m), method="BFGS", options={"gtol": 1e-10})
+    return float(best.fun)
+
+
+def _aic(design: Design, fit: dict[str, Any], edf: float) -> float | None:
+    if fit["nll"] is None:
+        return None
+    loss = design.loss
+    extra = 1.0 if loss.likelihood is not None and loss.likelihood.dispersion else 0.0
+    return 2.0 * fit["nll"] + 2.0 * (edf + extra)
+
+
+# ---- predictions -------------------------------------------------------------------------
+def normal_quantile(level: float) -> float:
+    """z with P(|Z| ≤ z) = level."""
+    from scipy.stats import norm
+
+    if not (isinstance(level, float | int) and 0 < level < 1):
+        raise StratlangError(f"level={level!r}: expected a probability strictly between 0 "
+                             "and 1 (e.g. 0.95)")
+    return float(norm.ppf(0.5 + level / 2))
+
+
+def predictor_covariance(x: np.ndarray, blocks: np.ndarray, m: int) -> np.ndarray:
+    """Each record's link-scale covariance (N, m, m) from its features x (N, n) and its
+    stratum's covariance block (N, n·m, n·m): (x ⊗ I)ᵀ C (x ⊗ I)."""
+    n_records, n = x.shape
+    c = blocks.reshape(n_records, n, m, n, m)
+    return np.einsum("ij,ijolp,il->iop", x, c, x)
+
+
+def mean_blocks(solve: Callable[[np.ndarray], np.ndarray], weights: np.ndarray, d: int
+                ) -> np.ndarray:
+    """The covariance block of Σ_k a_k θ_k for one averaging vector ``a`` (K,):
+    (a ⊗ I)ᵀ C (a ⊗ I), by d solves."""
+    rhs = np.kron(weights[:, None], np.eye(d))  # (K·d, d)
+    out: np.ndarray = rhs.T @ solve(rhs)
+    return 0.5 * (out + out.T)
+
+
+def frame_like(values: np.ndarray, like: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(values, index=like.index, columns=like.columns)
+
+
+def record_blocks(uncertainty: Uncertainty, design: Design, shape: tuple[int, ...]
+                  ) -> np.ndarray:
+    """Each record's covariance block (N, d, d): its stratum's; for a value the fit has not
+    seen (``unseen='common'``), the block of the mean over that factor's nodes (by solves
+    with H: exact, but only while the training design is at hand)."""
+    z = design.z
+    if design.codes is None or np.all(z >= 0):
+        each: np.ndarray = uncertainty.blocks[z]
+        return each
+    if uncertainty.solve is None:
+        raise StratlangError(
+            "an interval for a stratum the fit has not seen (unseen='common') needs the "
+            "covariance of the averaged model, which is computed from the training data: "
+            "a loaded model has only each stratum's own; refit, or use unseen='hub'")
+    d = uncertainty.blocks.shape[1]
+    out = np.empty((len(z), d, d))
+    known = z >= 0
+    out[known] = uncertainty.blocks[z[known]]
+    grid = np.arange(int(np.prod(shape))).reshape(shape)
+    codes = design.codes
+    for row in {tuple(c) for c in codes[~known]}:
+        weights = np.zeros(grid.size)
+        index = tuple(slice(None) if c < 0 else c for c in row)
+        chosen = grid[index].reshape(-1)
+        weights[chosen] = 1.0 / len(chosen)
+        block = mean_blocks(uncertainty.solve, weights, d)
+        out[~known & np.all(codes == np.array(row), axis=1)] = block
+    return out
+
+
+def prediction_intervals(fitted: Any, design: Design, theta: np.ndarray, level: float
+                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(lower, upper) of each numeric prediction of ``design``'s records (θ (N, n, m)
+    each record's), on the response scale: the link-scale interval η ± z·sd mapped
+    through the loss's prediction."""
+    z_level = normal_quantile(level)
+    uncertainty = fitted.uncertainty
+    blocks = record_blocks(uncertainty, design, fitted.strata.shape)
+    m = theta.shape[2]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for part in design.loss_parts():
+        rows = np.arange(len(design.z)) if part.records is None else part.records
+        records = design.records.subset(rows)
+        pred = records.predictor(theta[rows])
+        cov = predictor_covariance(records.x, blocks[rows], m)
+        got = design.loss.interval(pred, cov, z_level, part.params, fitted.classes)
+        for key, (low, high) in got.items():
+            if key not in out:
+                out[key] = (np.empty((len(design.z), *low.shape[1:])),
+                            np.empty((len(design.z), *high.shape[1:])))
+            out[key][0][rows], out[key][1][rows] = low, high
+    return out
