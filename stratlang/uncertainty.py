@@ -107,8 +107,9 @@ def unsupported(design: Design) -> str | None:
         return "a feature with `where` is present in some strata only"
     for part in design.loss_parts():
         records = part.of(design.records)
-        probe = loss.curvature(np.zeros((1, records.observed_y.shape[1])),
-                               records.observed_y[:1], part.params) if len(records) else 0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            probe = loss.curvature(np.full((1, records.observed_y.shape[1]), 0.5),
+                                   records.observed_y[:1], part.params) if len(records) else 0
         if probe is None:
             return f"loss '{loss.name}' gives no curvature per record (not yet)"
     return None
