@@ -282,6 +282,7 @@ class FittedStratified(FittedModel):
         # the training design, kept for the uncertainty (computed on first use)
         self._training = fit.design
         self._uncertainty: Uncertainty | None = None
+        self._refused: str | None = None  # why the fit has no uncertainty, once known
         if fit.output is not None:  # the workers wrote θ there: read on first use
             output = Path(fit.output)
             self._theta = self._reader(output)
@@ -342,12 +343,25 @@ class FittedStratified(FittedModel):
         if self._uncertainty is None:
             from .uncertainty import NoUncertainty, compute
 
+            if self._refused is not None:
+                raise NoUncertainty(self._refused)
             if self._training is None:
-                raise NoUncertainty(self.info.get("uncertainty_refused")
-                                    or "no standard errors: the fit's records are not at hand")
-            self._uncertainty = compute(self._training, self.theta_array, self.weights)
+                raise NoUncertainty("no standard errors: the fit's records stayed on the "
+                                    "cluster's workers")
+            try:
+                self._uncertainty = compute(self._training, self.theta_array, self.weights)
+            except StratlangError as error:  # (refused, or H singular: said once, kept)
+                self._refused = str(error)
+                raise
             self.info.update(self._uncertainty.info())
         return self._uncertainty
+
+    def _uncertainty_or_none(self) -> Uncertainty | None:
+        """The uncertainty when the fit has one (else None: why is in ``_refused``)."""
+        try:
+            return self.uncertainty
+        except StratlangError:
+            return None
 
     @property
     def theta_se(self) -> pd.DataFrame:
@@ -511,8 +525,13 @@ class FittedStratified(FittedModel):
                             "n": f.graph.n, "structure": f.graph.structure,
                             "shape": list(f.graph.shape), "text_labels": f.text_labels,
                             "hub": f.hub})
+        from .uncertainty import saved
+
+        uncertainty, kept = saved(self._uncertainty_or_none(), self._refused)
+        arrays.update(kept)
         meta = {**self._saved(), "factors": factors,
-                "info": {k: v for k, v in self.info.items() if _plain(v)}}
+                "info": {k: v for k, v in self.info.items() if _plain(v)},
+                "uncertainty": uncertainty}
         return meta, arrays
 
 

@@ -22,6 +22,7 @@ from .model import Model
 from .saved_schema import Reader, check_header, read_checked
 from .solvers.graphs import Graph
 from .spec import compile_spec
+from .uncertainty import from_saved
 
 
 def load_fitted(path: str | Path) -> FittedStratified | FittedPersonalized:
@@ -91,6 +92,11 @@ def _stratified(model: Model, meta: dict, arrays: Any, path: Path) -> FittedStra
                         absent=arrays.get("absent"))
     fitted = FittedStratified(model, fit, meta["weights"])
     fitted.theta_array = (fitted._reader(path.parent) if "theta" in meta else arrays["theta"])
+    uncertainty = meta.get("uncertainty")
+    if uncertainty is not None and "covariance" in arrays:
+        fitted._uncertainty = from_saved(uncertainty, arrays["covariance"])
+    elif uncertainty is not None:
+        fitted._refused = uncertainty["refused"]
     return fitted
 
 

@@ -467,3 +467,26 @@ def prediction_intervals(fitted: Any, design: Design, theta: np.ndarray, level: 
                             np.empty((len(design.z), *high.shape[1:])))
             out[key][0][rows], out[key][1][rows] = low, high
     return out
+
+
+# ---- persistence ----------------------------------------------------------------------------
+def saved(uncertainty: Uncertainty | None, refused: str | None
+          ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The JSON object and arrays a saved fit keeps of its uncertainty (or of why it has
+    none)."""
+    if uncertainty is None:
+        return {"refused": refused or "no standard errors"}, {}
+    doc: dict[str, Any] = {"method": uncertainty.method, "stderr": uncertainty.stderr,
+                           "dispersion": uncertainty.dispersion, "edf": dict(uncertainty.edf)}
+    for key in ("scale", "deviance_explained", "aic"):
+        value = getattr(uncertainty, key)
+        if value is not None and np.isfinite(value):
+            doc[key] = float(value)
+    return doc, {"covariance": uncertainty.blocks}
+
+
+def from_saved(doc: dict[str, Any], blocks: np.ndarray) -> Uncertainty:
+    """The uncertainty a saved fit kept (no solves: the training data are not at hand)."""
+    return Uncertainty(blocks, doc["dispersion"], doc["method"], doc["stderr"],
+                       dict(doc["edf"]), doc.get("deviance_explained"), doc.get("aic"),
+                       doc.get("scale"))

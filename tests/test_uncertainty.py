@@ -337,3 +337,48 @@ def test_unseen_policies():
                           interval=0.95, unseen="hub")
     assert both.prediction_lower[0] == both.prediction_lower[1]
     assert both.prediction_upper[0] == both.prediction_upper[1]
+
+
+def test_saved_and_loaded_with_the_fit(tmp_path):
+    frame = _frame()
+    fitted = stratlang.load(_spec("poisson_regression")).fit(frame)
+    new = _frame(seed=5, n=20)
+    path = fitted.save(tmp_path / "m")
+    loaded = stratlang.load_fitted(path)
+    pd.testing.assert_frame_equal(loaded.theta_se, fitted.theta_se)
+    pd.testing.assert_frame_equal(loaded.predict(new, interval=0.9),
+                                  fitted.predict(new, interval=0.9))
+    assert loaded.uncertainty.edf == fitted.uncertainty.edf
+    assert loaded.uncertainty.aic == fitted.uncertainty.aic
+    assert loaded.uncertainty.method == "exact-dense"
+    # the common model's uncertainty needs the training data
+    unseen = new.head(1).assign(g1=99)
+    with pytest.raises(StratlangError, match="a loaded model has only each stratum's own; "
+                                             "refit, or use unseen='hub'"):
+        loaded.predict(unseen, interval=0.9, unseen="common")
+
+
+def test_a_refusal_is_saved_with_the_fit(tmp_path):
+    fitted = stratlang.load("model t\nresponse real ~ huber\nstratify g1 ~ path\n").fit(_frame())
+    loaded = stratlang.load_fitted(fitted.save(tmp_path / "m"))
+    with pytest.raises(NoUncertainty, match="^no standard errors: loss 'huber' is not a "
+                                            "negative log-likelihood"):
+        loaded.theta_se
+
+
+def test_a_damaged_covariance_is_named(tmp_path):
+    import json
+
+    fitted = stratlang.load(_spec("squared")).fit(_frame())
+    path = fitted.save(tmp_path / "m")
+    arrays = dict(np.load(path.with_suffix(".npz")))
+    arrays["covariance"] = arrays["covariance"][:, :1]
+    np.savez(path.with_suffix(".npz"), **arrays)
+    with pytest.raises(StratlangError, match=r"array 'covariance' \(in m.npz\): expected shape "
+                                             r"24 × 2 × 2, got 24 × 1 × 2"):
+        stratlang.load_fitted(path)
+    meta = json.loads(path.read_text())
+    meta["uncertainty"]["dispersion"] = -1.0
+    path.write_text(json.dumps(meta))
+    with pytest.raises(StratlangError, match=r"uncertainty.dispersion: expected a positive"):
+        stratlang.load_fitted(path)
