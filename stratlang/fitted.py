@@ -85,6 +85,7 @@ class FittedModel:
         lines.append(f"  {self._fit_line()}")
         if self.info.get("local"):
             lines.append(f"  {self.info['note']}")
+        lines += [f"  {line}" for line in self._uncertainty_lines()]
         table = self.coefficients()
         shown = table.head(_COEFFICIENT_ROWS)
         lines.append(f"  coefficients over the {self._over}:")
@@ -96,6 +97,10 @@ class FittedModel:
         return Summary("\n".join(lines), self._repr_html_())
 
     _over: ClassVar[str] = "strata"  # what θ varies over, in words
+
+    def _uncertainty_lines(self) -> list[str]:
+        """What the summary says of the fit's uncertainty (nothing when it has none)."""
+        return []
 
     def _shape_lines(self) -> list[str]:
         raise NotImplementedError
@@ -161,6 +166,7 @@ class FittedModel:
         notes = [*self._shape_lines(), self._fit_line()]
         if self.info.get("local"):
             notes.append(str(self.info["note"]))
+        notes += self._uncertainty_lines()
         shape = "".join(f"<li>{escape(line)}</li>" for line in notes)
         coefficients = self.coefficients()
         shown = coefficients.head(_COEFFICIENT_ROWS)
@@ -355,6 +361,11 @@ class FittedStratified(FittedModel):
                 raise
             self.info.update(self._uncertainty.info())
         return self._uncertainty
+
+    def _uncertainty_lines(self) -> list[str]:
+        from .uncertainty import summary_lines
+
+        return summary_lines(self._uncertainty_or_none())
 
     def _uncertainty_or_none(self) -> Uncertainty | None:
         """The uncertainty when the fit has one (else None: why is in ``_refused``)."""

@@ -127,6 +127,7 @@ class Curvature:
     laplacians: list[Any]  # the factor graphs, one per stratify penalty (first ones)
     ridges: list[np.ndarray]  # (K, d) pattern of each ridge penalty (weight applied)
     factor_sizes: tuple[int, ...]
+    m: int = 1  # outputs
 
     @property
     def k(self) -> int:
@@ -184,7 +185,7 @@ def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> C
         ridges.append(np.repeat(pattern, m, axis=1))
     return Curvature(blocks, ridge_of(design, weights), KroneckerSum(graphs, gammas),
                      penalties, laplacians, ridges,
-                     tuple(f.n for f in design.strata.factors))
+                     tuple(f.n for f in design.strata.factors), m)
 
 
 def factor_laplacian(sizes: tuple[int, ...], position: int, graph: Any) -> Any:
@@ -235,6 +236,15 @@ class Inverse:
     solve: Callable[[np.ndarray], np.ndarray]
 
 
+def _engine() -> bool:
+    """Is the Laplace engine (solvers.curvature) installed? (Else: dense, small sizes.)"""
+    try:
+        from .solvers import curvature  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def dense_inverse(curv: Curvature, factor_positions: list[int]) -> Inverse:
     """H⁻¹ formed densely (K·d ≤ DENSE_LIMIT): exact."""
     size = curv.k * curv.d
@@ -264,6 +274,46 @@ def dense_inverse(curv: Curvature, factor_positions: list[int]) -> Inverse:
     return Inverse(blocks, traces, data_trace, plus, int(kept.sum()), "exact-dense", 0.0, solve)
 
 
+def engine_inverse(curv: Curvature, factors: list[Any], positions: list[int]) -> Inverse:
+    """H⁻¹'s blocks and traces by the Laplace engine (solvers.curvature): exact by sparse
+    Cholesky and selected inversion up to its EXACT_LIMIT coefficients, Monte Carlo with
+    a stated error beyond."""
+    from .solvers.cholesky import NotPositiveDefinite
+    from .solvers.curvature import LaplaceCurvature
+    from .solvers.penalty import LaplacianPart, QuadraticPenalty, RidgePart
+
+    parts: list[Any] = [LaplacianPart(position) for position in positions]
+    parts += [RidgePart(pattern) for pattern in curv.ridges]
+    n_rows = curv.d // curv.m
+    penalty = QuadraticPenalty(factors, parts, n_rows, curv.m)
+    weights = [p.weight for p in curv.penalties]
+    engine = LaplaceCurvature(curv.blocks, penalty, weights)
+    try:
+        blocks = engine.inverse_blocks()
+        traces = engine.traces()
+    except NotPositiveDefinite:
+        raise NumericalError(_singular()) from None
+    weighted = np.asarray(weights) * np.asarray(traces.value)[:-1]
+    if penalty.parts:
+        plus = penalty.pseudo_logdet(weights)
+        plus_traces, null = list(plus.gradient), plus.null_dim
+    else:
+        plus_traces, null = [], curv.k * curv.d
+    stderr = 0.0
+    if not blocks.exact:
+        variances = np.einsum("kii->ki", blocks.value)
+        errors = np.einsum("kii->ki", np.asarray(blocks.stderr))
+        stderr = float(np.sqrt(np.mean((errors / np.maximum(variances, 1e-300)) ** 2)))
+
+    def solve(rhs: np.ndarray) -> np.ndarray:  # (K·d, columns)
+        columns = [engine.solve(rhs[:, j].reshape(curv.k, curv.d)).reshape(-1)
+                   for j in range(rhs.shape[1])]
+        return np.column_stack(columns)
+
+    return Inverse(np.asarray(blocks.value), list(weighted), float(traces.value[-1]),
+                   plus_traces, curv.k * curv.d - null, blocks.method, stderr, solve)
+
+
 def _singular() -> str:
     return ("the Hessian H = ∇²loss + P is singular at the fit: some direction of θ is "
             "determined neither by the data nor by a penalty (e.g. strata without data on "
@@ -281,10 +331,13 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Unc
     positions = [i for i, (graph, gamma) in enumerate(zip(
         design.strata.graphs(), design.strata.gammas(weights), strict=True))
         if gamma != 0 and graph.n_edges]
-    if curv.k * curv.d > DENSE_LIMIT:
+    if _engine():
+        inverse = engine_inverse(curv, design.strata.graphs(), positions)
+    elif curv.k * curv.d <= DENSE_LIMIT:
+        inverse = dense_inverse(curv, positions)
+    else:
         raise NoUncertainty(f"no standard errors: K·d = {curv.k * curv.d:,} parameters is "
-                            f"beyond the exact dense limit ({DENSE_LIMIT:,}) (not yet)")
-    inverse = dense_inverse(curv, positions)
+                            f"beyond the exact dense limit ({DENSE_LIMIT:,})")
     size = curv.k * curv.d
     edf_total = inverse.data_trace
     edf = {p.name: plus - trace for p, plus, trace in
@@ -490,3 +543,34 @@ def from_saved(doc: dict[str, Any], blocks: np.ndarray) -> Uncertainty:
     return Uncertainty(blocks, doc["dispersion"], doc["method"], doc["stderr"],
                        dict(doc["edf"]), doc.get("deviance_explained"), doc.get("aic"),
                        doc.get("scale"))
+
+
+# ---- reporting ------------------------------------------------------------------------------
+def method_text(uncertainty: Uncertainty) -> str:
+    """How H⁻¹ was computed, in words."""
+    if uncertainty.stderr:
+        return f"{uncertainty.method} (relative error of the variances ≈ {uncertainty.stderr:.2g})"
+    return f"{uncertainty.method} (exact)" if uncertainty.method.startswith("exact") else \
+        uncertainty.method
+
+
+def summary_lines(uncertainty: Uncertainty | None) -> list[str]:
+    """The summary's lines on uncertainty: how it was computed, the dispersion, the
+    effective degrees of freedom per term, the deviance explained and AIC."""
+    if uncertainty is None:  # (why is said when standard errors are asked for)
+        return []
+    scale = (f", dispersion φ {uncertainty.dispersion:.4g} (σ² {uncertainty.scale:.4g})"
+             if uncertainty.scale is not None else "")
+    lines = [f"standard errors: {method_text(uncertainty)}{scale}"]
+    terms = ", ".join(f"{name} {value:.3g}" for name, value in uncertainty.edf.items()
+                      if name != "total")
+    lines.append(f"effective degrees of freedom {uncertainty.edf['total']:.4g}"
+                 + (f" ({terms})" if terms else ""))
+    fit = []
+    if uncertainty.deviance_explained is not None:
+        fit.append(f"deviance explained {100 * uncertainty.deviance_explained:.3g}%")
+    if uncertainty.aic is not None:
+        fit.append(f"AIC {uncertainty.aic:.6g}")
+    if fit:
+        lines.append(", ".join(fit))
+    return lines

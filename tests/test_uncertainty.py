@@ -382,3 +382,81 @@ def test_a_damaged_covariance_is_named(tmp_path):
     path.write_text(json.dumps(meta))
     with pytest.raises(StratlangError, match=r"uncertainty.dispersion: expected a positive"):
         stratlang.load_fitted(path)
+
+
+def test_edf_per_term_add_up_and_match_the_brute_force():
+    """edf_a = w_a tr(P⁺S_a) − w_a tr(H⁻¹S_a) per penalty, plus the unpenalized
+    directions, add up to tr(H⁻¹∇²ℓ)."""
+    frame = _frame()
+    fitted = stratlang.load(_spec("poisson_regression")).fit(frame)
+    _, cov, _ = _brute(fitted, frame, "poisson_regression", 0.3)
+    k, n, m = fitted.theta_array.shape
+    d = n * m
+    index = {key: i for i, key in enumerate(fitted.theta.index)}
+    parts = {"stratify.g1": np.zeros((k * d, k * d)), "stratify.g2": np.zeros((k * d, k * d)),
+             "reg0.sum_squares": np.zeros((k * d, k * d))}
+    for a in range(N1):
+        for b in range(N2):
+            pairs = [("stratify.g2", (a, (b + 1) % N2), 0.7)]
+            if a + 1 < N1:
+                pairs.append(("stratify.g1", (a + 1, b), 2.0))
+            for name, other, gamma in pairs:
+                e = np.zeros(k)
+                e[index[(a, b)]], e[index[other]] = 1, -1
+                parts[name] += gamma * np.kron(np.outer(e, e), np.eye(d))
+    parts["reg0.sum_squares"] = 0.3 * np.kron(np.eye(k), np.diag([1.0, 0.0]))
+    penalty = sum(parts.values())
+    pseudo = np.linalg.pinv(penalty, rcond=1e-10, hermitian=True)
+    edf = fitted.uncertainty.edf
+    for name, part in parts.items():
+        assert edf[name] == pytest.approx(np.sum(pseudo * part) - np.sum(cov * part), rel=1e-6)
+    assert edf["unpenalized"] == k * d - np.linalg.matrix_rank(penalty)
+    total = k * d - np.sum(cov * penalty)
+    assert edf["total"] == pytest.approx(total, rel=1e-8)
+    assert sum(v for key, v in edf.items() if key != "total") == pytest.approx(total, rel=1e-8)
+
+
+def test_aic_and_deviance_explained_of_unpenalized_least_squares():
+    """Without penalties the fit is ordinary least squares per stratum: edf = K·d, AIC
+    = n log(2π RSS/n) + n + 2(K·d + 1), deviance explained = 1 − RSS/TSS."""
+    frame = _frame()
+    fitted = stratlang.load("model t\nresponse real ~ squared\nfeatures x, intercept\n"
+                            "stratify g1 ~ path weight 0\n").fit(frame)
+    rss = float(np.sum((fitted.predict(frame).prediction - frame.real) ** 2))
+    tss = float(np.sum((frame.real - frame.real.mean()) ** 2))
+    n, p = len(frame), 2 * N1
+    u = fitted.uncertainty
+    assert u.edf["total"] == pytest.approx(p, rel=1e-9)
+    assert u.aic == pytest.approx(n * np.log(2 * np.pi * rss / n) + n + 2 * (p + 1), rel=1e-9)
+    assert u.deviance_explained == pytest.approx(1 - rss / tss, rel=1e-9)
+    assert u.scale == pytest.approx(rss / (n - p), rel=1e-9)
+
+
+def test_poisson_deviance_explained_against_its_definition():
+    frame = _frame()
+    fitted = stratlang.load(_spec("poisson_regression", weights=False)).fit(frame)
+    y, mu = frame["count"].to_numpy(), fitted.predict(frame).prediction.to_numpy()
+    mu0 = y.sum() / np.exp(frame.o).sum() * np.exp(frame.o)  # the null model keeps the offset
+
+    def deviance(mean):
+        return 2 * np.sum(np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / mean), 0) - (y - mean))
+
+    assert fitted.uncertainty.deviance_explained == pytest.approx(
+        1 - deviance(mu) / deviance(mu0), rel=1e-6)
+
+
+def test_summary_reports_uncertainty():
+    fitted = stratlang.load(_spec("squared")).fit(_frame())
+    u = fitted.uncertainty
+    text = str(fitted.summary())
+    assert (f"  standard errors: exact-dense (exact), dispersion φ {u.dispersion:.4g} "
+            f"(σ² {u.scale:.4g})\n") in text
+    assert (f"  effective degrees of freedom {u.edf['total']:.4g} (stratify.g1 "
+            f"{u.edf['stratify.g1']:.3g}, stratify.g2 {u.edf['stratify.g2']:.3g}, "
+            f"reg0.sum_squares {u.edf['reg0.sum_squares']:.3g}, unpenalized 1)\n") in text
+    assert (f"  deviance explained {100 * u.deviance_explained:.3g}%, AIC {u.aic:.6g}\n"
+            in text)
+    assert f"<li>deviance explained {100 * u.deviance_explained:.3g}%, AIC {u.aic:.6g}</li>" \
+        in fitted._repr_html_()
+    assert fitted.info["uncertainty_method"] == "exact-dense"
+    assert fitted.info["aic"] == u.aic
