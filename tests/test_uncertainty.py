@@ -460,3 +460,56 @@ def test_summary_reports_uncertainty():
         in fitted._repr_html_()
     assert fitted.info["uncertainty_method"] == "exact-dense"
     assert fitted.info["aic"] == u.aic
+
+
+def test_cli_fit_json_and_predict_interval(tmp_path, capsys):
+    import json
+
+    from stratlang.cli import main
+
+    frame = _frame()
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.strat").write_text('data "d.csv"\n' + _spec("poisson_regression"))
+    assert main(["fit", str(tmp_path / "m.strat"), "--out", str(tmp_path / "fit"),
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    fitted = stratlang.load_fitted(tmp_path / "fit.json")
+    u = fitted.uncertainty
+    assert doc["uncertainty"]["method"] == "exact-dense"
+    assert doc["uncertainty"]["edf"] == pytest.approx(u.edf)
+    assert doc["uncertainty"]["aic"] == pytest.approx(u.aic)
+    se = fitted.theta_se
+    assert doc["uncertainty"]["standard_errors"]["x"] == pytest.approx(
+        {"mean": se.x.mean(), "min": se.x.min(), "max": se.x.max()})
+    assert main(["fit", str(tmp_path / "m.strat")]) == 0
+    text = capsys.readouterr().out
+    assert f"  effective degrees of freedom {u.edf['total']:.4g} (" in text
+    new = _frame(seed=5, n=10)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", str(tmp_path / "fit.json"), "--data", str(tmp_path / "new.csv"),
+                 "--interval", "0.9", "--out", str(tmp_path / "p.csv")]) == 0
+    capsys.readouterr()
+    written = pd.read_csv(tmp_path / "p.csv")
+    expected = fitted.predict(new, interval=0.9)
+    np.testing.assert_allclose(written.prediction_lower, expected.prediction_lower, rtol=1e-12)
+    np.testing.assert_allclose(written.prediction_upper, expected.prediction_upper, rtol=1e-12)
+    with pytest.raises(SystemExit):
+        main(["predict", str(tmp_path / "fit.json"), "--data", str(tmp_path / "new.csv"),
+              "--interval", "95"])
+    assert ("argument --interval: '95': expected a probability strictly between 0 and 1, "
+            "e.g. 0.95") in capsys.readouterr().err
+
+
+def test_cli_refusal_is_one_line(tmp_path, capsys):
+    from stratlang.cli import main
+
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.strat").write_text('data "d.csv"\nresponse real ~ huber\n'
+                                      "stratify g1 ~ path\n")
+    assert main(["fit", str(tmp_path / "m.strat"), "--out", str(tmp_path / "fit")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "fit.json"), "--data", str(tmp_path / "d.csv"),
+                 "--interval", "0.95"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "no standard errors: loss 'huber' is not a negative log-likelihood" in err
