@@ -530,3 +530,46 @@ def test_gaussian_intervals_cover_the_truth():
     result = module.coverage("squared", reps=2, seed=1)
     assert 0.91 <= result["coverage"] <= 0.99
     assert 0.88 <= result["coverage_empty_strata"] <= 1.0
+
+
+def test_pictures_draw_the_intervals():
+    """A line over a path gets its 95 % band (the intervals of θ, or through the link on
+    the response scale); a heat map fades the cells with wide intervals; an average over
+    a factor not shown gets none (it would need the strata's covariances)."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.collections import PolyCollection
+
+    from stratlang.plot import choose_view
+
+    frame = _frame()
+    fitted = stratlang.load(_spec("poisson_regression")).fit(frame)
+    view = choose_view(fitted, "intercept", over="g1", by="g2")
+    lower, upper = fitted.intervals(0.95)
+    grid = lower["intercept"].to_numpy().reshape(N1, N2).T
+    np.testing.assert_allclose(view.lower, grid)
+    np.testing.assert_allclose(view.upper, upper["intercept"].to_numpy().reshape(N1, N2).T)
+    response = choose_view(fitted, "intercept", over="g1", by="g2", scale="response")
+    np.testing.assert_allclose(response.lower, np.exp(grid))
+    fig = fitted.plot(param="intercept", over="g1", by="g2")
+    bands = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+    assert len(bands) == N2
+    assert choose_view(fitted, "intercept", over="g1").lower is None  # averaged over g2
+    heat = fitted.plot(param="x", over="g2", by="g1")  # a cycle of 4 by 6 paths: lines
+    assert heat.axes[0].get_ylabel().endswith("(95% intervals shaded)")
+
+
+def test_heat_maps_fade_uncertain_cells():
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 14, 300), rng.integers(0, 14, 300)
+    keep = (a > 3) | (b > 3)  # a corner without records: faint
+    frame = pd.DataFrame({"a": a[keep], "b": b[keep]})
+    frame["y"] = np.sin(frame.a / 4) + rng.normal(scale=0.3, size=len(frame))
+    fitted = stratlang.load("model heat\nresponse y ~ squared\nstratify a ~ path nodes 0..13\n"
+                            "stratify b ~ path nodes 0..13\n").fit(frame)
+    fig = fitted.plot(over="a", by="b")
+    image = fig.axes[0].images[0]
+    alpha = np.asarray(image.get_alpha())
+    assert alpha.shape == (14, 14)
+    assert alpha[:4, :4].mean() < alpha[6:, 6:].mean()  # the empty corner is fainter
+    assert alpha.min() == pytest.approx(0.25)
