@@ -278,21 +278,22 @@ def plot_strata(fitted, param: str | None = None, over: str | None = None,
     label = view.label
     fig, ax = _figure(ax, figsize, (8, 4.5))
     x = np.arange(len(view.over_labels))
-    banded = view.lower is not None and view.upper is not None
+    lower, upper = view.lower, view.upper
+    banded = lower is not None and upper is not None
     if view.kind == "line":
         if view.by is None:
             ax.plot(x, view.values, marker="o", ms=3, label=label)
-            if banded:
-                ax.fill_between(x, view.lower, view.upper, alpha=0.25, color="C0", lw=0,
+            if lower is not None and upper is not None:
+                ax.fill_between(x, lower, upper, alpha=0.25, color="C0", lw=0,
                                 label=f"{LEVEL:.0%} interval")
         else:
             assert view.by_labels is not None  # (set with view.by)
             for i, (label_by, row) in enumerate(zip(view.by_labels, view.values, strict=True)):
                 ax.plot(x, row, marker="o", ms=3, color=f"C{i % 10}",
                         label=f"{view.by} = {label_by}")
-                if banded:
-                    ax.fill_between(x, view.lower[i], view.upper[i], alpha=0.15,
-                                    color=f"C{i % 10}", lw=0)
+                if lower is not None and upper is not None:
+                    ax.fill_between(x, lower[i], upper[i], alpha=0.15, color=f"C{i % 10}",
+                                    lw=0)
             ax.legend(fontsize=8, ncol=2)
         ax.set_ylabel(label + (f" ({LEVEL:.0%} intervals shaded)" if banded else ""))
     elif view.kind == "bar":  # signed: below zero in another colour, zero drawn

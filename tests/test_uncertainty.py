@@ -138,7 +138,7 @@ def _brute(fitted, frame: pd.DataFrame, loss: str, ridge: float, gammas=(2.0, 0.
         y = (y[:, None] == np.array(fitted.classes)[None, :]).astype(float)
     h = np.zeros((k * d, k * d))
     for i in range(len(frame)):
-        c = curvature(eta[i:i + 1], y[i:i + 1] if y.ndim == 1 else y[i:i + 1])
+        c = curvature(eta[i:i + 1], y[i:i + 1])
         c = np.diag(np.ravel(c)) if loss != "multinomial" else c[0]
         xi = np.kron(x[i][:, None], np.eye(m))  # (d, m): θ flattened row-major (row, output)
         s = strata[i] * d
@@ -194,7 +194,7 @@ def test_refused_likelihood_losses_say_why():
                           "g": np.arange(40) % 4})
     fitted = stratlang.load("model t\nresponse y ~ gaussian\nstratify g ~ path\n").fit(frame)
     with pytest.raises(NoUncertainty) as caught:
-        fitted.theta_se
+        _ = fitted.theta_se
     assert str(caught.value) == "no standard errors: " + REFUSED["gaussian"]
 
 
@@ -245,7 +245,7 @@ def test_strata_without_data_are_wider_than_their_neighbours():
 def _link_interval(fitted, frame, loss, level):
     """Brute-force link-scale (η, sd) of each row from the dense covariance."""
     _, cov, _ = _brute(fitted, _frame(), loss, 0.3)
-    k, n, m = fitted.theta_array.shape
+    _, n, m = fitted.theta_array.shape
     index = {key: i for i, key in enumerate(fitted.theta.index)}
     out = []
     for row in frame.itertuples():
@@ -361,9 +361,9 @@ def test_saved_and_loaded_with_the_fit(tmp_path):
 def test_a_refusal_is_saved_with_the_fit(tmp_path):
     fitted = stratlang.load("model t\nresponse real ~ huber\nstratify g1 ~ path\n").fit(_frame())
     loaded = stratlang.load_fitted(fitted.save(tmp_path / "m"))
-    with pytest.raises(NoUncertainty, match="^no standard errors: loss 'huber' is not a "
-                                            "negative log-likelihood"):
-        loaded.theta_se
+    with pytest.raises(NoUncertainty, match=r"^no standard errors: loss 'huber' is not a "
+                                            r"negative log-likelihood"):
+        _ = loaded.theta_se
 
 
 def test_a_damaged_covariance_is_named(tmp_path):
