@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
                    type=_graph_item, help=GRAPH_HELP)
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
+    p.add_argument("--standard-errors", action="store_true",
+                   help="compute the standard errors however large the fit (done unasked up "
+                        "to 3,000 parameters), to print and save them")
 
     p = sub.add_parser("verify", help="fit with the CVXPY reference and with the fast backend; "
                        "compare")
@@ -583,7 +586,7 @@ def uncertainty_document(fitted: Any) -> dict:
     from .uncertainty import saved
 
     uncertainty = fitted._uncertainty_or_none()
-    doc, _ = saved(uncertainty, fitted._refused)
+    doc, _ = saved(uncertainty, fitted._refused or fitted._unasked())
     if uncertainty is not None:
         se = fitted.theta_se
         doc["standard_errors"] = {_column_name(c): {"mean": float(se[c].mean()),
@@ -617,6 +620,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     data = _data(args, model)
     fitted = model.fit(data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None)
+    if args.standard_errors:
+        if fitted.kind != "stratified":
+            raise StratlangError("--standard-errors applies to stratified models")
+        _ = fitted.uncertainty  # (a fit without a posterior reading: its reason, exit 1)
     as_json = _json(args)
     doc = {"ok": True, **_fit_document(fitted), "training": None, "output": args.output,
            "saved": None}

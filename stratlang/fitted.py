@@ -365,14 +365,28 @@ class FittedStratified(FittedModel):
     def _uncertainty_lines(self) -> list[str]:
         from .uncertainty import summary_lines
 
-        return summary_lines(self._uncertainty_or_none())
+        return summary_lines(self._uncertainty_or_none(), self._unasked())
 
     def _uncertainty_or_none(self) -> Uncertainty | None:
-        """The uncertainty when the fit has one (else None: why is in ``_refused``)."""
+        """The uncertainty the summary, save, the command line and pictures show unasked:
+        when the fit has one and it is at hand or cheap (K·d ≤ AUTOMATIC); else None."""
+        from .uncertainty import AUTOMATIC
+
+        if self._uncertainty is None and self.theta_array.size > AUTOMATIC:
+            return None
         try:
             return self.uncertainty
         except StratlangError:
             return None
+
+    def _unasked(self) -> str | None:
+        """Why the fit shows no uncertainty unasked when it may have one (its size)."""
+        from .uncertainty import AUTOMATIC, not_computed
+
+        if self._uncertainty is None and self._refused is None and (
+                self.theta_array.size > AUTOMATIC):
+            return not_computed(self.theta_array.size)
+        return None
 
     @property
     def theta_se(self) -> pd.DataFrame:
@@ -538,7 +552,7 @@ class FittedStratified(FittedModel):
                             "hub": f.hub})
         from .uncertainty import saved
 
-        uncertainty, kept = saved(self._uncertainty_or_none(), self._refused)
+        uncertainty, kept = saved(self._uncertainty_or_none(), self._refused or self._unasked())
         arrays.update(kept)
         meta = {**self._saved(), "factors": factors,
                 "info": {k: v for k, v in self.info.items() if _plain(v)},

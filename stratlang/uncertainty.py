@@ -32,7 +32,15 @@ from .language.errors import NumericalError, StratlangError
 if TYPE_CHECKING:
     from .data.design import Design
 
-DENSE_LIMIT = 3000  # K·d up to which H is inverted densely (beyond: the engine's)
+
+AUTOMATIC = 3_000  # K·d up to which the summary, save and pictures compute it unasked
+
+
+def not_computed(size: int) -> str:
+    """Why a large fit shows no standard errors unasked."""
+    return (f"no standard errors: not computed unasked for K·d = {size:,} parameters "
+            f"(> {AUTOMATIC:,}); fitted.theta_se computes them (before save, to keep them; "
+            "`stratlang fit --standard-errors`)")
 
 
 class NoUncertainty(StratlangError):
@@ -41,8 +49,8 @@ class NoUncertainty(StratlangError):
 
 @dataclass(frozen=True)
 class Penalty:
-    """One quadratic penalty term: its name (the weight's), a description, its weight
-    w_a, and its matrix P_a with the weight applied (dense, for small sizes)."""
+    """One quadratic penalty term: its name (the weight's), a description, and its
+    weight w_a (P_a = w_a S_a)."""
 
     name: str
     label: str
@@ -55,7 +63,7 @@ class Uncertainty:
 
     blocks: np.ndarray  # (K, d, d) φ·(H⁻¹)_kk
     dispersion: float  # φ (1 without a dispersion)
-    method: str  # how H⁻¹'s blocks were computed: 'exact-dense', 'exact-cholesky', …
+    method: str  # how H⁻¹'s blocks were computed: 'exact-cholesky', 'monte-carlo', …
     stderr: float  # the relative standard error of a Monte Carlo estimate (0: exact)
     edf: dict[str, float]  # per penalty term, 'unpenalized', and 'total'
     deviance_explained: float | None
@@ -124,9 +132,9 @@ class Curvature:
     ridge: np.ndarray  # (K, d)
     laplacian: Any  # solvers.hessian.KroneckerSum
     penalties: list[Penalty]
-    laplacians: list[Any]  # the factor graphs, one per stratify penalty (first ones)
-    ridges: list[np.ndarray]  # (K, d) pattern of each ridge penalty (weight applied)
-    factor_sizes: tuple[int, ...]
+    factors: list[Any]  # every factor's graph (solvers.graphs.Graph)
+    positions: list[int]  # the factors with a Laplacian penalty (the first penalties)
+    ridges: list[np.ndarray]  # (K, d) 0/1 pattern of each ridge penalty (the others)
     m: int = 1  # outputs
 
     @property
@@ -168,12 +176,13 @@ def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> C
                              "standard errors")
     blocks = RecordStatistics(records.x, records.z, k, m).blocks(d2)
     graphs, gammas = design.strata.graphs(), design.strata.gammas(weights)
-    penalties, laplacians, ridges = [], [], []
-    for factor, graph, gamma in zip(design.strata.factors, graphs, gammas, strict=True):
+    penalties, positions, ridges = [], [], []
+    for i, (factor, graph, gamma) in enumerate(zip(design.strata.factors, graphs, gammas,
+                                                   strict=True)):
         if gamma != 0 and graph.n_edges:
             penalties.append(Penalty(factor.hyper_name, f"stratify ({', '.join(factor.columns)})",
                                      gamma))
-            laplacians.append(graph)
+            positions.append(i)
     for term in design.model.regularizers:
         entry = REGULARIZERS[term.kind.name]
         q = entry.quadratic_weight(weights[term.hyper_name], term.kind.p)
@@ -184,42 +193,7 @@ def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> C
         penalties.append(Penalty(term.hyper_name, f"{entry.name}", q))
         ridges.append(np.repeat(pattern, m, axis=1))
     return Curvature(blocks, ridge_of(design, weights), KroneckerSum(graphs, gammas),
-                     penalties, laplacians, ridges,
-                     tuple(f.n for f in design.strata.factors), m)
-
-
-def factor_laplacian(sizes: tuple[int, ...], position: int, graph: Any) -> Any:
-    """The K × K Laplacian of one factor in the strata's (C-order) product: I ⊗ L ⊗ I."""
-    import scipy.sparse as sp
-
-    before = int(np.prod(sizes[:position], dtype=np.int64))
-    after = int(np.prod(sizes[position + 1:], dtype=np.int64))
-    return sp.kron(sp.kron(sp.identity(before), graph.laplacian()), sp.identity(after)).tocsr()
-
-
-def penalty_matrices(curv: Curvature, factor_positions: list[int]) -> list[Any]:
-    """Each penalty part P_a (weight applied) as a sparse K·d × K·d matrix."""
-    import scipy.sparse as sp
-
-    eye = sp.identity(curv.d)
-    out = []
-    for graph, position, penalty in zip(curv.laplacians, factor_positions, curv.penalties,
-                                        strict=False):
-        out.append(penalty.weight * sp.kron(factor_laplacian(curv.factor_sizes, position, graph),
-                                            eye).tocsr())
-    for pattern, penalty in zip(curv.ridges, curv.penalties[len(curv.laplacians):], strict=True):
-        out.append(sp.diags(penalty.weight * pattern.reshape(-1)).tocsr())
-    return out
-
-
-def hessian_matrix(curv: Curvature, parts: list[Any]) -> Any:
-    """H as a sparse K·d × K·d matrix (θ flattened stratum-major, (K, d))."""
-    import scipy.sparse as sp
-
-    h = sp.block_diag(list(curv.blocks), format="csr")
-    for part in parts:
-        h = h + part
-    return h.tocsr()
+                     penalties, list(graphs), positions, ridges, m)
 
 
 @dataclass
@@ -236,45 +210,7 @@ class Inverse:
     solve: Callable[[np.ndarray], np.ndarray]
 
 
-def _engine() -> bool:
-    """Is the Laplace engine (solvers.curvature) installed? (Else: dense, small sizes.)"""
-    try:
-        from .solvers import curvature  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def dense_inverse(curv: Curvature, factor_positions: list[int]) -> Inverse:
-    """H⁻¹ formed densely (K·d ≤ DENSE_LIMIT): exact."""
-    size = curv.k * curv.d
-    parts = penalty_matrices(curv, factor_positions)
-    h = hessian_matrix(curv, parts).toarray()
-    try:
-        factor = np.linalg.cholesky(h)
-    except np.linalg.LinAlgError:
-        raise NumericalError(_singular()) from None
-    identity = np.eye(size)
-    inverse = np.linalg.solve(factor.T, np.linalg.solve(factor, identity))
-    inverse = 0.5 * (inverse + inverse.T)
-    k, d = curv.k, curv.d
-    blocks = np.stack([inverse[i * d:(i + 1) * d, i * d:(i + 1) * d] for i in range(k)])
-    traces = [float(np.sum(inverse * part.toarray())) for part in parts]
-    data_trace = float(np.einsum("kab,kba->", blocks, curv.blocks))
-    penalty = sum((part.toarray() for part in parts), np.zeros((size, size)))
-    values, vectors = np.linalg.eigh(penalty)
-    kept = values > 1e-9 * max(float(values.max(initial=0.0)), 1e-300)
-    pseudo = (vectors[:, kept] / values[kept]) @ vectors[:, kept].T
-    plus = [float(np.sum(pseudo * part.toarray())) for part in parts]
-
-    def solve(rhs: np.ndarray) -> np.ndarray:  # (K·d, columns)
-        out: np.ndarray = inverse @ rhs
-        return out
-
-    return Inverse(blocks, traces, data_trace, plus, int(kept.sum()), "exact-dense", 0.0, solve)
-
-
-def engine_inverse(curv: Curvature, factors: list[Any], positions: list[int]) -> Inverse:
+def engine_inverse(curv: Curvature) -> Inverse:
     """H⁻¹'s blocks and traces by the Laplace engine (solvers.curvature): exact by sparse
     Cholesky and selected inversion up to its EXACT_LIMIT coefficients, Monte Carlo with
     a stated error beyond."""
@@ -282,10 +218,9 @@ def engine_inverse(curv: Curvature, factors: list[Any], positions: list[int]) ->
     from .solvers.curvature import LaplaceCurvature
     from .solvers.penalty import LaplacianPart, QuadraticPenalty, RidgePart
 
-    parts: list[Any] = [LaplacianPart(position) for position in positions]
+    parts: list[Any] = [LaplacianPart(position) for position in curv.positions]
     parts += [RidgePart(pattern) for pattern in curv.ridges]
-    n_rows = curv.d // curv.m
-    penalty = QuadraticPenalty(factors, parts, n_rows, curv.m)
+    penalty = QuadraticPenalty(curv.factors, parts, curv.d // curv.m, curv.m)
     weights = [p.weight for p in curv.penalties]
     engine = LaplaceCurvature(curv.blocks, penalty, weights)
     try:
@@ -293,6 +228,10 @@ def engine_inverse(curv: Curvature, factors: list[Any], positions: list[int]) ->
         traces = engine.traces()
     except NotPositiveDefinite:
         raise NumericalError(_singular()) from None
+    except ImportError:  # (an engine without its stochastic estimators)
+        raise NoUncertainty(f"no standard errors: K·d = {curv.k * curv.d:,} parameters is "
+                            "beyond the exact factorization, and this installation has no "
+                            "Monte Carlo estimator") from None
     weighted = np.asarray(weights) * np.asarray(traces.value)[:-1]
     if penalty.parts:
         plus = penalty.pseudo_logdet(weights)
@@ -328,16 +267,7 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Unc
     if why is not None:
         raise NoUncertainty(f"no standard errors: {why}")
     curv = curvature(design, theta, weights)
-    positions = [i for i, (graph, gamma) in enumerate(zip(
-        design.strata.graphs(), design.strata.gammas(weights), strict=True))
-        if gamma != 0 and graph.n_edges]
-    if _engine():
-        inverse = engine_inverse(curv, design.strata.graphs(), positions)
-    elif curv.k * curv.d <= DENSE_LIMIT:
-        inverse = dense_inverse(curv, positions)
-    else:
-        raise NoUncertainty(f"no standard errors: K·d = {curv.k * curv.d:,} parameters is "
-                            f"beyond the exact dense limit ({DENSE_LIMIT:,})")
+    inverse = engine_inverse(curv)
     size = curv.k * curv.d
     edf_total = inverse.data_trace
     edf = {p.name: plus - trace for p, plus, trace in
@@ -554,11 +484,12 @@ def method_text(uncertainty: Uncertainty) -> str:
         uncertainty.method
 
 
-def summary_lines(uncertainty: Uncertainty | None) -> list[str]:
+def summary_lines(uncertainty: Uncertainty | None, unasked: str | None = None) -> list[str]:
     """The summary's lines on uncertainty: how it was computed, the dispersion, the
-    effective degrees of freedom per term, the deviance explained and AIC."""
-    if uncertainty is None:  # (why is said when standard errors are asked for)
-        return []
+    effective degrees of freedom per term, the deviance explained and AIC; for a large
+    fit not asked for them, that they were not computed."""
+    if uncertainty is None:  # (a refusal is said when standard errors are asked for)
+        return [unasked] if unasked else []
     scale = (f", dispersion φ {uncertainty.dispersion:.4g} (σ² {uncertainty.scale:.4g})"
              if uncertainty.scale is not None else "")
     lines = [f"standard errors: {method_text(uncertainty)}{scale}"]

@@ -9,6 +9,7 @@ standard errors must agree to 1e-6 relative at the same θ̂.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -186,7 +187,7 @@ def test_standard_errors_match_the_dense_brute_force(loss):
     assert list(got.index) == list(fitted.theta.index)
     np.testing.assert_allclose(got.to_numpy(), se, rtol=1e-6)
     assert fitted.uncertainty.dispersion == pytest.approx(phi, rel=1e-9)
-    assert fitted.info["uncertainty_method"] == "exact-dense"
+    assert fitted.info["uncertainty_method"] == "exact-cholesky"
 
 
 def test_refused_likelihood_losses_say_why():
@@ -350,7 +351,7 @@ def test_saved_and_loaded_with_the_fit(tmp_path):
                                   fitted.predict(new, interval=0.9))
     assert loaded.uncertainty.edf == fitted.uncertainty.edf
     assert loaded.uncertainty.aic == fitted.uncertainty.aic
-    assert loaded.uncertainty.method == "exact-dense"
+    assert loaded.uncertainty.method == "exact-cholesky"
     # the common model's uncertainty needs the training data
     unseen = new.head(1).assign(g1=99)
     with pytest.raises(StratlangError, match="a loaded model has only each stratum's own; "
@@ -449,7 +450,7 @@ def test_summary_reports_uncertainty():
     fitted = stratlang.load(_spec("squared")).fit(_frame())
     u = fitted.uncertainty
     text = str(fitted.summary())
-    assert (f"  standard errors: exact-dense (exact), dispersion φ {u.dispersion:.4g} "
+    assert (f"  standard errors: exact-cholesky (exact), dispersion φ {u.dispersion:.4g} "
             f"(σ² {u.scale:.4g})\n") in text
     assert (f"  effective degrees of freedom {u.edf['total']:.4g} (stratify.g1 "
             f"{u.edf['stratify.g1']:.3g}, stratify.g2 {u.edf['stratify.g2']:.3g}, "
@@ -458,7 +459,7 @@ def test_summary_reports_uncertainty():
             in text)
     assert f"<li>deviance explained {100 * u.deviance_explained:.3g}%, AIC {u.aic:.6g}</li>" \
         in fitted._repr_html_()
-    assert fitted.info["uncertainty_method"] == "exact-dense"
+    assert fitted.info["uncertainty_method"] == "exact-cholesky"
     assert fitted.info["aic"] == u.aic
 
 
@@ -475,7 +476,7 @@ def test_cli_fit_json_and_predict_interval(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     fitted = stratlang.load_fitted(tmp_path / "fit.json")
     u = fitted.uncertainty
-    assert doc["uncertainty"]["method"] == "exact-dense"
+    assert doc["uncertainty"]["method"] == "exact-cholesky"
     assert doc["uncertainty"]["edf"] == pytest.approx(u.edf)
     assert doc["uncertainty"]["aic"] == pytest.approx(u.aic)
     se = fitted.theta_se
@@ -573,3 +574,33 @@ def test_heat_maps_fade_uncertain_cells():
     assert alpha.shape == (14, 14)
     assert alpha[:4, :4].mean() < alpha[6:, 6:].mean()  # the empty corner is fainter
     assert alpha.min() == pytest.approx(0.25)
+
+
+def test_large_fits_compute_standard_errors_only_when_asked(tmp_path, monkeypatch, capsys):
+    """Above AUTOMATIC parameters the summary, save and the command line do not spend the
+    time unasked, and say so; theta_se (or --standard-errors) computes them."""
+    import stratlang.uncertainty as uncertainty
+
+    monkeypatch.setattr(uncertainty, "AUTOMATIC", 40)
+    frame = _frame()
+    fitted = stratlang.load(_spec("squared")).fit(frame)  # K·d = 48
+    message = uncertainty.not_computed(48)
+    assert message == ("no standard errors: not computed unasked for K·d = 48 parameters "
+                       "(> 40); fitted.theta_se computes them (before save, to keep them; "
+                       "`stratlang fit --standard-errors`)")
+    assert f"  {message}\n" in str(fitted.summary())
+    loaded = stratlang.load_fitted(fitted.save(tmp_path / "unasked"))
+    with pytest.raises(NoUncertainty, match=re.escape(message)):
+        _ = loaded.theta_se
+    se = fitted.theta_se  # asked: computed, then shown and saved
+    assert "  effective degrees of freedom " in str(fitted.summary())
+    pd.testing.assert_frame_equal(stratlang.load_fitted(fitted.save(tmp_path / "asked")).theta_se,
+                                  se)
+    from stratlang.cli import main
+
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.strat").write_text('data "d.csv"\n' + _spec("squared"))
+    assert main(["fit", str(tmp_path / "m.strat"), "--out", str(tmp_path / "cli"),
+                 "--standard-errors"]) == 0
+    assert "  effective degrees of freedom " in capsys.readouterr().out
+    pd.testing.assert_frame_equal(stratlang.load_fitted(tmp_path / "cli.json").theta_se, se)
