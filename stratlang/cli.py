@@ -613,6 +613,7 @@ def _check_places(out: str | None, output: str | None = None) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .backends.dask import is_partitioned_path
+    from .fitted import FittedStratified
 
     _check_places(args.out, args.output)
     model = _load(args)
@@ -621,7 +622,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     fitted = model.fit(data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None)
     if args.standard_errors:
-        if fitted.kind != "stratified":
+        if not isinstance(fitted, FittedStratified):
             raise StratlangError("--standard-errors applies to stratified models")
         _ = fitted.uncertainty  # (a fit without a posterior reading: its reason, exit 1)
     as_json = _json(args)
