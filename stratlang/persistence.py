@@ -97,6 +97,9 @@ def _stratified(model: Model, meta: dict, arrays: Any, path: Path) -> FittedStra
         fitted._uncertainty = from_saved(uncertainty, arrays["covariance"])
     elif uncertainty is not None:
         fitted._refused = uncertainty["refused"]
+    else:
+        fitted._refused = ("no standard errors: the model was saved without them (by a "
+                           "stratlang before they were kept); refit to get them")
     return fitted
 
 

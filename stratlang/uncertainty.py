@@ -253,11 +253,25 @@ def engine_inverse(curv: Curvature) -> Inverse:
                    plus_traces, curv.k * curv.d - null, blocks.method, stderr, solve)
 
 
+CONDITION_LIMIT = 1e12  # (H⁻¹)_ii H_ii beyond which rounding decides the variance
+
+
+def _check_determined(curv: Curvature, blocks: np.ndarray) -> None:
+    """Refuses a Hessian singular to rounding: (H⁻¹)_ii · H_ii ≥ 1 always, and beyond
+    CONDITION_LIMIT the factorization went through on a pivot rounding left positive."""
+    diagonal = (np.einsum("kii->ki", curv.blocks) + curv.ridge
+                + curv.laplacian.diagonal[:, None])
+    ratio = np.einsum("kii->ki", blocks) * diagonal
+    if not np.all(np.isfinite(ratio)) or np.max(ratio, initial=0.0) > CONDITION_LIMIT:
+        raise NumericalError(_singular())
+
+
 def _singular() -> str:
     return ("the Hessian H = ∇²loss + P is singular at the fit: some direction of θ is "
             "determined neither by the data nor by a penalty (e.g. strata without data on "
-            "an island of the graph, or an unpenalized row no record informs), so its "
-            "standard error is infinite; add a sum_squares term or a graph weight")
+            "an island of the graph, an unpenalized row no record informs, or multinomial's "
+            "shift of every class together), so its standard error is infinite; add a "
+            "sum_squares term (over that row) or a graph weight")
 
 
 # ---- the whole computation --------------------------------------------------------------
@@ -268,6 +282,7 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Unc
         raise NoUncertainty(f"no standard errors: {why}")
     curv = curvature(design, theta, weights)
     inverse = engine_inverse(curv)
+    _check_determined(curv, inverse.blocks)
     size = curv.k * curv.d
     edf_total = inverse.data_trace
     edf = {p.name: plus - trace for p, plus, trace in

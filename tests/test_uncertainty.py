@@ -604,3 +604,36 @@ def test_large_fits_compute_standard_errors_only_when_asked(tmp_path, monkeypatc
                  "--standard-errors"]) == 0
     assert "  effective degrees of freedom " in capsys.readouterr().out
     pd.testing.assert_frame_equal(stratlang.load_fitted(tmp_path / "cli.json").theta_se, se)
+
+
+def test_a_model_saved_before_uncertainty_says_so(tmp_path):
+    import json
+
+    fitted = stratlang.load(_spec("squared")).fit(_frame())
+    path = fitted.save(tmp_path / "m")
+    meta = json.loads(path.read_text())
+    del meta["uncertainty"]
+    path.write_text(json.dumps(meta))
+    arrays = dict(np.load(path.with_suffix(".npz")))
+    del arrays["covariance"]
+    np.savez(path.with_suffix(".npz"), **arrays)
+    loaded = stratlang.load_fitted(path)
+    with pytest.raises(NoUncertainty, match=r"^no standard errors: the model was saved "
+                                            r"without them \(by a stratlang before they were "
+                                            r"kept\); refit to get them$"):
+        _ = loaded.theta_se
+    assert "standard errors" not in str(loaded.summary())
+
+
+def test_a_singular_hessian_is_reported():
+    """Multinomial scores shifted together change nothing: without a ridge on the
+    intercept that direction has no curvature, and its standard error is infinite."""
+    from stratlang.language.errors import NumericalError
+
+    spec = _spec("multinomial").replace(" exclude []", "")
+    fitted = stratlang.load(spec).fit(_frame())
+    with pytest.raises(NumericalError, match=r"^the Hessian H = ∇²loss \+ P is singular at "
+                                             r"the fit: some direction of θ is determined "
+                                             r"neither by the data nor by a penalty"):
+        _ = fitted.theta_se
+    assert "standard errors" not in str(fitted.summary())  # (said when they are asked for)
