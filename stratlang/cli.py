@@ -716,8 +716,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     fitted = load_fitted(args.model)
     frame = fitted.model.frame(args.data)
     interval = {} if args.interval is None else {"interval": args.interval}
-    if interval and fitted.kind != "stratified":
-        raise StratlangError("--interval applies to stratified models")
     predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args),
                                                            **interval), args.id)
     if args.out:

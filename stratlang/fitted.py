@@ -72,6 +72,18 @@ class FittedModel:
     def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
         raise NotImplementedError
 
+    @property
+    def theta_se(self) -> pd.DataFrame:
+        """Standard errors shaped like :attr:`theta` (a stratified fit with a likelihood
+        reading: see :class:`FittedStratified`)."""
+        from .uncertainty import NoUncertainty
+
+        raise NoUncertainty(f"no standard errors: {_PERSONALIZED_REFUSAL}")
+
+    def intervals(self, level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(lower, upper) shaped like :attr:`theta` (see :attr:`theta_se`)."""
+        return self.theta_se, self.theta_se
+
     def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
         raise NotImplementedError
 
@@ -191,6 +203,8 @@ class FittedModel:
 
 
 _COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
+_PERSONALIZED_REFUSAL = ("a personalized model is not a penalized likelihood (its "
+                         "objective is non-convex), so it has no posterior to take them from")
 
 
 def _class_label(value: Any) -> Any:
@@ -616,7 +630,12 @@ class FittedPersonalized(FittedModel):
                           np.zeros(len(frame), dtype=np.int64), bound.offset, weight)
         return records, theta[:, :, None]
 
-    def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+    def predict(self, data: pd.DataFrame | str | Path | None = None, *,
+                interval: float | None = None) -> pd.DataFrame:
+        if interval is not None:
+            from .uncertainty import NoUncertainty
+
+            raise NoUncertainty(f"no prediction intervals: {_PERSONALIZED_REFUSAL}")
         frame, kept = _predictable(self.model, data)
         records, theta = self._records(frame.iloc[kept], False)
         out = self.loss.records_predict(records, theta, self.model.ir.response.loss.p,

@@ -637,3 +637,17 @@ def test_a_singular_hessian_is_reported():
                                              r"neither by the data nor by a penalty"):
         _ = fitted.theta_se
     assert "standard errors" not in str(fitted.summary())  # (said when they are asked for)
+
+
+def test_personalized_models_refuse_with_a_reason():
+    model = stratlang.load("examples/personalized.strat")
+    frame = model.frame(None).head(60)
+    fitted = model.fit(frame, options={"patience": 1})
+    reason = ("a personalized model is not a penalized likelihood (its objective is "
+              "non-convex), so it has no posterior to take them from")
+    with pytest.raises(NoUncertainty, match=re.escape(f"no standard errors: {reason}")):
+        _ = fitted.theta_se
+    with pytest.raises(NoUncertainty, match=re.escape(f"no standard errors: {reason}")):
+        fitted.intervals()
+    with pytest.raises(NoUncertainty, match=re.escape(f"no prediction intervals: {reason}")):
+        fitted.predict(frame, interval=0.95)
