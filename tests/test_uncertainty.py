@@ -267,7 +267,9 @@ def _link_interval(fitted, frame, loss, level):
 def test_prediction_intervals_through_the_link(loss, column, transform):
     frame = _frame()
     fitted = stratlang.load(_spec(loss)).fit(frame)
-    new = _frame(seed=5, n=30)
+    empty = pd.DataFrame({"g1": [a for a, _ in EMPTY], "g2": [b for _, b in EMPTY],
+                          "x": 0.3, "o": 0.1})  # strata without records
+    new = pd.concat([_frame(seed=5, n=30), empty], ignore_index=True)
     got = fitted.predict(new, interval=0.95)
     eta, sd = _link_interval(fitted, new, loss, 0.95).T
     z = 1.959963984540054
