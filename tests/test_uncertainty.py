@@ -653,3 +653,12 @@ def test_personalized_models_refuse_with_a_reason():
         fitted.intervals()
     with pytest.raises(NoUncertainty, match=re.escape(f"no prediction intervals: {reason}")):
         fitted.predict(frame, interval=0.95)
+
+
+def test_a_feature_in_some_strata_only_is_refused():
+    fitted = stratlang.load("model t\nresponse real ~ squared\n"
+                            "features x where g1 in {0, 1, 2}, intercept\n"
+                            "stratify g1 ~ path\n").fit(_frame())
+    with pytest.raises(NoUncertainty, match=r"^no standard errors: a feature with `where` is "
+                                            r"present in some strata only$"):
+        _ = fitted.theta_se
