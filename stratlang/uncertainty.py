@@ -98,9 +98,9 @@ def unsupported(design: Design) -> str | None:
     if design.model.kind != "stratified":
         return "a personalized model is not a penalized likelihood"
     if loss.likelihood is None:
-        return (f"loss '{loss.name}' is not a negative log-likelihood, so the fit has no "
-                "posterior to take standard errors from (a likelihood loss, e.g. squared, "
-                "logistic or poisson_regression, has one)")
+        return (f"loss '{loss.name}' is not read as a negative log-likelihood, so the fit "
+                "has no posterior to take standard errors from (a likelihood loss, e.g. "
+                "squared, logistic or poisson_regression, has one)")
     if design.model.basis is not None:
         return "θ is restricted to a basis (`basis`)"
     for term in design.model.regularizers:
@@ -114,12 +114,8 @@ def unsupported(design: Design) -> str | None:
     if design.partial_rows:
         return "a feature with `where` is present in some strata only"
     for part in design.loss_parts():
-        records = part.of(design.records)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            probe = loss.curvature(np.full((1, records.observed_y.shape[1]), 0.5),
-                                   records.observed_y[:1], part.params) if len(records) else 0
-        if probe is None:
-            return f"loss '{loss.name}' gives no curvature per record (not yet)"
+        if loss.likelihood_unit(part.params) is None:
+            return f"loss '{loss.name}' gives no curvature per record"
     return None
 
 
@@ -159,10 +155,10 @@ def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> C
     for part in design.loss_parts():
         part_records = part.of(design.records)
         pred = part_records.predictor(theta[part_records.z])
+        unit = design.loss.likelihood_unit(part.params)
+        assert unit is not None  # unsupported() refused the others
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            each = design.loss.curvature(pred, part_records.observed_y, part.params)
-        assert each is not None  # unsupported() refused the others
-        each = np.asarray(each, dtype=float)
+            each = np.asarray(unit.derivatives(pred, part_records.observed_y)[2], dtype=float)
         if d2 is None:
             d2 = np.zeros((len(records), *each.shape[1:]))
         rows = slice(None) if part.records is None else part.records

@@ -125,11 +125,14 @@ def _falls_where_zero(y: np.ndarray, moved: cp.Expression) -> Recession | None:
 
 @dataclass(frozen=True)
 class Likelihood:
-    """The loss read as a negative log-likelihood (so the weights are prior precisions
-    and H⁻¹ the posterior covariance): ``dispersion`` when the likelihood has a scale φ
-    to estimate (squared: the loss is Σ w r² = 2σ² · NLL up to constants, so φ = 2σ²)."""
+    """How a loss reads as a negative log-likelihood (NLL) of the response: the loss is
+    ``scale`` · NLL plus a constant, or, with ``dispersion``, φ · NLL for a scale φ that is
+    estimated with the weights (squared: (y − η)² = 2σ² · NLL). Under this reading the
+    quadratic penalties are a Gaussian prior and their weights can be chosen from the
+    data (weights written ``auto``: stratlang.backends.selection)."""
 
     dispersion: bool = False
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,7 @@ class Loss:
     classifies: ClassVar[bool] = False  # predicts a class (scikit-learn: a classifier)
     convex: ClassVar[bool] = True  # False: no CVXPY form; ADMM fits it as a local method
     multiclass: ClassVar[bool] = False  # of more than two classes
-    # the loss as a negative log-likelihood (None: it has no such reading)
-    likelihood: ClassVar[Likelihood | None] = None
+    likelihood: ClassVar[Likelihood | None] = None  # None: it reads as no likelihood
 
     @property
     def nonnegative_response(self) -> bool:
@@ -282,6 +284,12 @@ class Loss:
         Newton prox and the Newton backend derive; None when it is not smooth."""
         return None
 
+    def likelihood_unit(self, p: dict[str, Any]) -> pw.Pointwise | None:
+        """The loss of one record as a smooth function of its θ-linear predictor (the
+        parameter itself for a distribution), whose second derivative gives the curvature
+        the Laplace approximation of a likelihood needs; by default :meth:`pointwise`."""
+        return self.pointwise(p)
+
     def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
         """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m);
         None for a loss that is not differentiable (the eigen backend, which needs it,
@@ -293,14 +301,6 @@ class Loss:
     def smooth(self) -> bool:
         """Differentiable in the linear predictor (it has a :meth:`pointwise` unit)."""
         return type(self).pointwise is not Loss.pointwise
-
-    def curvature(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]
-                  ) -> np.ndarray | None:
-        """Each record's second derivative in its linear predictor (N, m), or an m × m
-        matrix per record (N, m, m) for a coupled loss: what the Hessian's stratum blocks
-        are made of (standard errors); None when the entry cannot give it."""
-        unit = self.pointwise(p)
-        return None if unit is None else unit.derivatives(pred, y)[2]
 
     def saturated(self, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
         """Each record's loss at its own best predictor (the saturated model), (N,): the
@@ -382,7 +382,7 @@ class Squared(Loss):
     doc = "Σ (xᵀθ − y)²; least squares / ridge / lasso. Multi-column responses allowed."
     multi_column = True
     quadratic = True
-    likelihood = Likelihood(dispersion=True)  # y ~ N(η, σ²/w)
+    likelihood = Likelihood(dispersion=True)  # Gaussian: (y − η)² = 2σ² · NLL + const
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -529,7 +529,7 @@ class Logistic(_Binary):
     name = "logistic"
     doc = "Σ log(1 + exp(−y xᵀθ)); y has two classes (the later one in sorted order is positive)."
     primary = "anll"
-    likelihood = Likelihood()
+    likelihood = Likelihood()  # Bernoulli with the logit link
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -640,7 +640,7 @@ class Multinomial(_Multiclass):
     name = "multinomial"
     doc = "Σ log Σ_j exp((xᵀθ)_j) − (xᵀθ)_y; multinomial logistic regression."
     primary = "anll"
-    likelihood = Likelihood()
+    likelihood = Likelihood()  # categorical with the softmax link
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -723,7 +723,7 @@ class PoissonRegression(Loss):
            "`offset log(exposure)`, θ models the rate per unit of exposure.")
     domain = "count"
     primary = "anll"
-    likelihood = Likelihood()
+    likelihood = Likelihood()  # Poisson with the log link (less log y!)
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -751,13 +751,12 @@ class ExponentialRegression(Loss):
     doc = "Σ −xᵀθ + y exp(xᵀθ); exponential regression, rate exp(xᵀθ) (y ≥ 0)."
     domain = "nonnegative"
     primary = "anll"
+    likelihood = Likelihood()  # exponential with rate exp(η)
 
     def terms(self, pred, y, p):
         import cvxpy as cp
 
         return -pred + cp.multiply(y, cp.exp(pred))
-
-    likelihood = Likelihood()
 
     def recession(self, records, moved, p):
         return _falls_where_zero(records.y, moved)  # −xᵀθ alone where y = 0
@@ -804,11 +803,15 @@ class _Distribution(Loss):
     offset_problem = _NO_PREDICTOR
     primary = "anll"
     params = (_EPS,)
-    likelihood = Likelihood()
-    upper: ClassVar[float] = np.inf  # the parameter's domain is [0, upper]
+    likelihood = Likelihood()  # the distribution's own, in its parameter
 
     # a solvers.prox function (v, t, count, total, eps)
     closed_form: ClassVar[Callable[..., np.ndarray] | None] = None
+    # the NLL of one record in the parameter itself (x = 1): the curvature's unit
+    mean_unit: ClassVar[pw.Pointwise]
+
+    def likelihood_unit(self, p):
+        return self.mean_unit
 
     def stats(self, records: Records, k: int) -> tuple[np.ndarray, np.ndarray]:
         return records.per_stratum(k), records.per_stratum(k, records.observed_y[:, 0])
@@ -864,6 +867,8 @@ class _Distribution(Loss):
     def nll_constant(self, y):
         return 0.0
 
+    upper: ClassVar[float] = np.inf  # the parameter's domain is [0, upper]
+
     def interval(self, pred, cov, z, p, classes):
         """θ ∓ z·sd (the parameter is its own prediction), kept inside [0, upper]."""
         low, high = super().interval(pred, cov, z, p, classes)["prediction"]
@@ -893,13 +898,7 @@ class Bernoulli(_Distribution):
     domain = "zero_one"
     parameter = "probability"
     closed_form = staticmethod(px.bernoulli)
-    upper = 1.0
-
-    def curvature(self, pred, y, p):
-        return y / pred ** 2 + (1 - y) / (1 - pred) ** 2
-
-    def saturated(self, y, p):
-        return self.nll_core(np.clip(y, 0.0, 1.0), y)[:, 0]
+    mean_unit = pw.BernoulliMean()
 
     def clip(self, value, eps):
         return min(max(value, eps), 1.0 - eps)
@@ -924,6 +923,11 @@ class Bernoulli(_Distribution):
                 **metrics.accuracy(y[:, 0] > 0.5, pred[:, 0] > 0.5, weight),
                 "auroc": metrics.auroc(y[:, 0] > 0.5, pred[:, 0], weight)}
 
+    upper = 1.0  # (a probability)
+
+    def saturated(self, y, p):
+        return self.nll_core(np.clip(y, 0.0, 1.0), y)[:, 0]
+
 
 @LOSSES.entry
 class Poisson(_Distribution):
@@ -933,12 +937,7 @@ class Poisson(_Distribution):
     domain = "count"
     parameter = "rate"
     closed_form = staticmethod(px.poisson)
-
-    def curvature(self, pred, y, p):
-        return y / pred ** 2
-
-    def saturated(self, y, p):
-        return _poisson_saturated(y[:, 0])
+    mean_unit = pw.PoissonMean()
 
     def cvxpy_aggregated(self, theta, count, total):
         return _entropy_terms(total, count, theta)
@@ -959,6 +958,9 @@ class Poisson(_Distribution):
         return {"anll": metrics.mean(self.nll(pred, y, p), weight),
                 **metrics.regression(y, pred, weight)}
 
+    def saturated(self, y, p):
+        return _poisson_saturated(y[:, 0])
+
 
 @LOSSES.entry
 class Exponential(_Distribution):
@@ -968,12 +970,7 @@ class Exponential(_Distribution):
     domain = "nonnegative"
     parameter = "rate"
     closed_form = staticmethod(px.exponential)
-
-    def curvature(self, pred, y, p):
-        return 1.0 / pred ** 2 + 0.0 * y
-
-    def saturated(self, y, p):
-        return _exponential_saturated(y[:, 0])
+    mean_unit = pw.ExponentialMean()
 
     def pooled(self, count, total):
         return count / total if total > 0 else 1.0
@@ -998,6 +995,9 @@ class Exponential(_Distribution):
     def nll_core(self, pred, y):
         return -_safe_log(pred) + y * pred
 
+    def saturated(self, y, p):
+        return _exponential_saturated(y[:, 0])
+
     def predict(self, pred, p, classes):
         return {"prediction": 1.0 / pred[:, 0]}
 
@@ -1018,7 +1018,6 @@ class Gaussian(Loss):
     multi_column = True
     primary = "anll"
     square_parameter = True
-    likelihood = Likelihood()  # (standard errors of S and ν: not yet, no curvature below)
     params = (Param("eps", default=0.0, check=nonnegative,
                     doc="lower bound on the eigenvalues of S"),)
 
