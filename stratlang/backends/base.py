@@ -18,7 +18,6 @@ from ..data.design import Design
 from ..data.encoding import Encoding
 from ..data.frames import frame_for
 from ..data.personalized import PersonalizedDesign, bind_personalized
-from ..data.strata import Strata
 from ..language import ir
 from ..language.errors import StratlangError
 from ..language.params import Options
@@ -75,11 +74,6 @@ class StratifiedFit:
             info["dropped_rows"] = dict(design.dropped)
         info.setdefault("records", design.n_records)
         return cls(theta, Encoding.of(design), info, objective, design, warm)
-
-    @property
-    def strata(self) -> Strata:
-        assert self.encoding.strata is not None  # (a stratified model's encoding)
-        return self.encoding.strata
 
 
 @dataclass
