@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # the document's 'format' of each family of fitted models
 FORMATS = {"stratified": "stratlang-fitted", "personalized": "stratlang-personalized"}
 
+
 # ---- writing ---------------------------------------------------------------------------------
 def save_fitted(fitted: FittedModel, path: str | Path) -> Path:
     """Writes ``path`` (a .json suffix added when missing) and the arrays beside it
@@ -59,7 +60,8 @@ def save_fitted(fitted: FittedModel, path: str | Path) -> Path:
 
 def write_metadata(fitted: FittedStratified, directory: str | Path) -> Path:
     """Writes ``directory/model.json`` and ``model.npz`` describing a fit whose θ the
-    workers wrote as Parquet parts under ``directory`` (see :func:`load_fitted`)."""
+    workers wrote as Parquet parts under ``directory`` (``stratlang.load_fitted(directory)``
+    reads it back)."""
     path = Path(directory) / "model.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     meta, arrays = _document(fitted)
