@@ -16,8 +16,13 @@ and φ (N records, M₀ = dim null P):
 (the bracketed terms for squared, φ profiled out: φ̂ = F/(N − M₀) for REML, F/N for ML,
 as mgcv). REML is mgcv's ``method="REML"`` (null space integrated with a flat prior);
 ML maximizes over the null space's coefficients instead (log|ZᵀHZ| = log|H| +
-log|NᵀH⁻¹N|, N an orthonormal null basis). A weight w corresponds to mgcv's λ = w/2
-(mgcv penalizes λ βᵀSβ beside ℓ; here ½ w θᵀSθ).
+log|NᵀH⁻¹N|, N an orthonormal null basis). mgcv penalizes its deviance by λ βᵀSβ: a
+weight w is λ = w/2 for squared (whose loss is the deviance) and λ = w for the others
+(whose loss is half the deviance); mgcv also rescales a given S by ``S.scale``
+(benchmarks/reml_mgcv.py matches it to 1e-8).
+
+The posterior covariance of θ is τ H⁻¹ (H is the Hessian of F = τ · the negative log
+posterior): :attr:`Selection.covariance_scale` is τ (2φ̂ for squared, else 1).
 
 The exact gradient in ρ = log w (envelope theorem for θ̂ and φ̂):
 
@@ -144,6 +149,11 @@ class Evaluation:
     scale: float  # φ̂ (1 without dispersion)
     method: str
 
+    @property
+    def covariance_scale(self) -> float:
+        """τ: the posterior covariance of θ is τ H⁻¹."""
+        return 2.0 * self.scale if self.fit.dispersion else 1.0
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -160,6 +170,11 @@ class Selection:
     method: str  # how log|H| and the traces were computed
     fit: InnerFit
     history: list[tuple[np.ndarray, float]] = field(default_factory=list)
+
+    @property
+    def covariance_scale(self) -> float:
+        """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, 1 otherwise)."""
+        return 2.0 * self.scale if self.fit.dispersion else 1.0
 
 
 class Criterion:
