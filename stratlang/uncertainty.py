@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 
 AUTOMATIC = 3_000  # K·d up to which the summary, save and pictures compute it unasked
+METHOD = "auto"  # the engine's: exact up to solvers.curvature.EXACT_LIMIT, stochastic beyond
 
 
 def not_computed(size: int) -> str:
@@ -218,7 +219,7 @@ def engine_inverse(curv: Curvature) -> Inverse:
     parts += [RidgePart(pattern) for pattern in curv.ridges]
     penalty = QuadraticPenalty(curv.factors, parts, curv.d // curv.m, curv.m)
     weights = [p.weight for p in curv.penalties]
-    engine = LaplaceCurvature(curv.blocks, penalty, weights)
+    engine = LaplaceCurvature(curv.blocks, penalty, weights, method=METHOD)
     try:
         blocks = engine.inverse_blocks()
         traces = engine.traces()

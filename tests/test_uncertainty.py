@@ -664,3 +664,23 @@ def test_a_feature_in_some_strata_only_is_refused():
     with pytest.raises(NoUncertainty, match=r"^no standard errors: a feature with `where` is "
                                             r"present in some strata only$"):
         _ = fitted.theta_se
+
+
+def test_monte_carlo_blocks_state_their_error(monkeypatch):
+    """Beyond the exact factorization the engine estimates H⁻¹'s blocks by Monte Carlo:
+    info and the summary say so, with the relative error of the variances, which bounds
+    the actual error (forced here on a small model to compare with the exact blocks)."""
+    import stratlang.uncertainty as uncertainty
+
+    frame = _frame()
+    exact = stratlang.load(_spec("poisson_regression")).fit(frame).theta_se.to_numpy()
+    monkeypatch.setattr(uncertainty, "METHOD", "stochastic")
+    fitted = stratlang.load(_spec("poisson_regression")).fit(frame)
+    estimated = fitted.theta_se.to_numpy()
+    stated = fitted.info["uncertainty_stderr"]
+    assert fitted.info["uncertainty_method"] == "monte-carlo"
+    assert 0 < stated < 0.5
+    actual = float(np.sqrt(np.mean((estimated ** 2 / exact ** 2 - 1) ** 2)))
+    assert actual < 3 * stated
+    assert (f"  standard errors: monte-carlo (relative error of the variances ≈ {stated:.2g})"
+            in str(fitted.summary()))
