@@ -263,6 +263,10 @@ class DaskBackend(Backend):
             return ("a `where` clause selects strata; the workers each fit a block of the "
                     "strata, and do not take such terms yet: the admm backend fits the model "
                     "on one machine")
+        if design.model.structured:
+            return ("parameter rows differ in their graph terms (`by`, `shared`, an own "
+                    "weight, `interact`), which the workers' block solves do not take yet: "
+                    "the admm backend fits the model on one machine")
         if isinstance(design, Partitioned):
             return None  # checked on the bound metadata, once a cluster is at hand
         return _unsupported(design)
