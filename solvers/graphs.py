@@ -107,11 +107,14 @@ def n_components(graph: Graph) -> int:
     return int(component_labels(graph).max(initial=-1)) + 1
 
 
-def product_components(factors: Sequence[Graph], weights: Sequence[float]) -> np.ndarray:
+def product_components(factors: Sequence[Graph], weights: Sequence[float],
+                       constant: Sequence[bool] = ()) -> np.ndarray:
     """(K,) the connected component of each node of the Kronecker-sum product graph (C
-    order): a factor of weight 0 joins nothing, so each of its nodes splits the product."""
-    labels = [component_labels(g) if w > 0 else np.arange(g.n, dtype=np.int64)
-              for g, w in zip(factors, weights, strict=True)]
+    order): a factor of weight 0 joins nothing, so each of its nodes splits the product;
+    a factor along which the values are held constant (``constant``) joins all its nodes."""
+    labels = [np.zeros(g.n, dtype=np.int64) if constant and constant[a]
+              else component_labels(g) if w > 0 else np.arange(g.n, dtype=np.int64)
+              for a, (g, w) in enumerate(zip(factors, weights, strict=True))]
     if not labels:
         return np.zeros(1, dtype=np.int64)
     sizes = tuple(int(lab.max(initial=-1)) + 1 for lab in labels)

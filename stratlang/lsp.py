@@ -177,6 +177,13 @@ def _enclosing_call(line: str, index: int) -> str | None:
     return None
 
 
+KEYWORD_DOCS = {
+    "by": "the graph factors a feature's coefficients vary over (`price by store`, "
+          "`price by (store weight 50, week)`); exactly constant along the others",
+    "shared": "one coefficient for every stratum: constant along every graph factor",
+}
+
+
 def hover(text: str, line_no: int, index: int) -> str | None:
     """Markdown for the word at (0-based line, code-point index): a statement keyword, a
     kind or a parameter."""
@@ -195,6 +202,8 @@ def hover(text: str, line_no: int, index: int) -> str | None:
     options = _statement_options(line)
     if options is not None and name in options[1] and line[:word.start()].strip():
         return f"**{name}**: option of {options[0]}\n\n{options[1][name].doc}"
+    if name in KEYWORD_DOCS and line[:word.start()].strip():
+        return f"**{name}**: {KEYWORD_DOCS[name]}"
     if name in STATEMENT_KEYWORDS and not line[:word.start()].strip():
         from .language import syntax
 

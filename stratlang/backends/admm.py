@@ -304,9 +304,9 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     ``local``: a non-convex model (the penalty is then only raised). Raises
     NumericalError on divergence and warns (with the final residuals) when the iteration
     limit is reached."""
+    from ..data.row_structure import interactions, weighted_groups
     from ..solvers.admm import admm
     from ..solvers.laplacian import GroupedSolver, laplacian_solver
-    from ..data.row_structure import interactions, weighted_groups
 
     diagonal = _quadratic_diagonal(design, weights)
     note = None

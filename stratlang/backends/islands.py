@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.design import Design
+from ..data.row_structure import weighted_groups
 from ..data.strata import where_strata
 from ..kinds.regularizers import REGULARIZERS
-from ..solvers.graphs import product_components
+from ..solvers.graphs import RowGroup, product_components
 from .objective import selected_rows, term_index
 
 SHOWN = 6  # strata named in a warning
@@ -41,28 +42,34 @@ def _pinned(design: Design, weights: dict[str, float]) -> np.ndarray:
 def unpinned_islands(design: Design, weights: dict[str, float]
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(strata, rows) of every component with no record, and the rows no term there pins;
-    rows absent in some strata (a feature with ``where``) are left alone."""
+    rows absent in some strata (a feature with ``where``) are left alone. Rows with a
+    structure of their own (``by``, ``shared``, own weights) have their own components: a
+    factor they are constant along joins all its nodes, a weight of 0 none."""
     strata = design.strata
     if not strata.factors:
         return []
-    label = product_components(strata.graphs(), strata.gammas(weights))
+    gammas = strata.gammas(weights)
+    n = design.theta_shape[1]
+    groups = (weighted_groups(design, weights) if design.grouped_rows
+              else [RowGroup(np.arange(n), None, tuple(strata.graphs()))])
     counted = design.z if design.weight is None else design.z[design.weight > 0]
-    with_data = np.zeros(int(label.max()) + 1, dtype=bool)
-    with_data[label[counted]] = True
-    empty = np.flatnonzero(~with_data[label])
-    if len(empty) == 0:
-        return []
     pinned = _pinned(design, weights)
-    partial = design.absent_mask()
     islands = []
-    order = np.argsort(label[empty], kind="stable")
-    groups = np.split(empty[order], np.flatnonzero(np.diff(label[empty][order])) + 1)
-    for members in groups:
-        free = ~pinned[members].any(axis=0)
-        if partial is not None:
-            free &= ~partial.any(axis=0)
-        if free.any():
-            islands.append((members, np.flatnonzero(free)))
+    for group in groups:
+        if group.strata is not None:  # (present in some strata only: left alone)
+            continue
+        label = product_components(strata.graphs(), group.weights(gammas), group.constant)
+        with_data = np.zeros(int(label.max()) + 1, dtype=bool)
+        with_data[label[counted]] = True
+        empty = np.flatnonzero(~with_data[label])
+        if len(empty) == 0:
+            continue
+        order = np.argsort(label[empty], kind="stable")
+        members_of = np.split(empty[order], np.flatnonzero(np.diff(label[empty][order])) + 1)
+        for members in members_of:
+            free = ~pinned[np.ix_(members, group.rows)].any(axis=0)
+            if free.any():
+                islands.append((members, group.rows[free]))
     return islands
 
 
@@ -82,7 +89,7 @@ def settle_islands(design: Design, theta: np.ndarray, weights: dict[str, float]
         settled[np.ix_(members, rows)] = mean[rows]
     kept = all(REGULARIZERS[t.kind.name].feasible(settled[term_index(design, t)], t.kind.p)
                for t in design.model.regularizers)
-    undecided = np.concatenate([m for m, _ in islands])
+    undecided = np.unique(np.concatenate([m for m, _ in islands]))
     names = sorted({design.rows[r] for _, free in islands for r in free})
     named = _strata_phrase(design, undecided)
     if not kept:

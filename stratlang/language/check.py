@@ -455,7 +455,7 @@ class Checker:
                 found[at] = name
         return list(found) if ok else None
 
-    def vary(self, written: ast.Variation | None) -> tuple[ir.VaryOver, ...] | None | bool:
+    def vary(self, written: ast.Variation | None) -> tuple[ir.VaryOver, ...] | bool | None:
         """``by …`` / ``shared``: the factors a term varies over; None: every factor (not
         written); False: refused (reported)."""
         if written is None:

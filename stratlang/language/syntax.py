@@ -23,6 +23,8 @@ from .errors import Collector, Diagnostic, Source, Span, SpecError, did_you_mean
 STATEMENT_KEYWORDS = ("model", "data", "response", "features", "weights", "missing",
                       "regularize", "stratify", "interact", "basis", "personalize", "distance",
                       "solver")
+# words the grammar reserves inside statements (the checker resolves every other name)
+INLINE_KEYWORDS = ("where", "and", "in", "step", "by", "shared", "weight")
 _MAX_RECOVERIES = 10  # parses of one statement with errors; then it is dropped
 
 _TERMINAL_WORDS = {
