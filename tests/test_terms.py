@@ -332,3 +332,33 @@ def test_show_states_variation_interactions_islands_and_data_free_nodes(tmp_path
     # store: 4 nodes in 2 components (rank 2), week: 8 nodes, connected (rank 7)
     assert "#   interact store * week: null space of dimension 18 over its factors' " \
            "nodes" in lines
+
+
+VARIES = [None, "shared", "by store", "by week", "by (store, week)",
+          "by (store weight 3, week weight 0.2)", "by (week weight 0)"]
+
+
+@settings(max_examples=12, deadline=None)
+@given(varies=st.lists(st.sampled_from(VARIES), min_size=3, max_size=3),
+       interact=st.sampled_from([None, 0.5, 50.0]), seed=st.integers(0, 10_000))
+def test_random_structures_match_cvxpy(varies, interact, seed):
+    rng = np.random.default_rng(seed)
+    n = 240
+    frame = pd.DataFrame({"store": rng.integers(0, 4, n), "week": rng.integers(0, 6, n),
+                          "a": rng.normal(size=n), "b": rng.normal(size=n)})
+    frame["y"] = frame.a * (1 + 0.3 * frame.store) - frame.b + np.cos(frame.week) \
+        + 0.3 * rng.normal(size=n)
+    terms = [f"{name} {vary}" if vary else name
+             for name, vary in zip(["a", "b", "intercept"], varies, strict=True)]
+    spec = ("response y ~ squared\nfeatures " + ", ".join(terms)
+            + "\nregularize 0.01 * sum_squares\n" + STRATA
+            + (f"interact store * week weight {interact}\n" if interact else ""))
+    reference, fast = both(spec, frame)
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
+    np.testing.assert_allclose(fast.theta_array, reference.theta_array, atol=1e-5)
+    theta = grid(fast)
+    for row, vary in enumerate(varies):
+        if vary in ("shared", "by store"):
+            assert np.all(theta[:, :, row] == theta[:, :1, row])
+        if vary in ("shared", "by week", "by (week weight 0)"):
+            assert np.all(theta[:, :, row] == theta[:1, :, row])
