@@ -390,3 +390,37 @@ def test_the_distributed_spectrum_solves_each_group_of_columns_exactly(kinds):
     solved, _ = spectrum.solve_columns(spectrum.to_columns(y), 0, spectrum.outer, 0.9, None)
     back = spectrum.rest.backward(spectrum.from_columns(solved, n * m), lead=1)
     np.testing.assert_allclose(np.real(back).reshape(k, n * m), expected, atol=1e-12)
+
+
+def test_an_island_shaped_by_an_interaction_is_shifted_not_flattened(rng):
+    """Store 3 has no record and no stratify edge (weight 0), but the interaction with week
+    gives its weekly shape; only its level is free: it gets the common level, the shape
+    and the objective stay."""
+    n = 600
+    frame = pd.DataFrame({"store": rng.integers(0, 3, n), "week": rng.integers(0, 6, n)})
+    frame["y"] = 1.0 + np.sin(frame.week) + 0.1 * rng.normal(size=n)
+    spec = ("response y ~ squared\nfeatures intercept\n"
+            "stratify store ~ path weight 0 nodes 0..3\nstratify week ~ path weight 0.1 "
+            "nodes 0..5\ninteract store * week weight 100\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast = stratlang.load(spec).fit(frame, backend="admm", options=TIGHT)
+        reference = stratlang.load(spec).fit(frame, backend="cvxpy", solver="clarabel")
+    said = {str(w.message) for w in caught if w.category is stratlang.DataWarning}
+    assert said == {
+        "6 strata ((3, 0), (3, 1), (3, 2), (3, 3), (3, 4), (3, 5)) have no records, no graph "
+        "edge to a stratum with records and no regularizer that determines intercept: the "
+        "`interact` term decides their shape, but any level is optimal there; they get the "
+        "record-weighted mean level of the other strata (the common model's choice); declare "
+        "their graph edges, or a regularizer on those rows, to decide it otherwise"}
+    for fitted in (fast, reference):
+        theta = grid_of(fitted, 4, 6)[..., 0]
+        shape = theta[3] - theta[3].mean()
+        np.testing.assert_allclose(shape, theta[0] - theta[0].mean(), atol=0.05)
+        assert np.ptp(theta[3]) > 1.0  # not flattened to a constant
+    assert fast.objective.total == pytest.approx(reference.objective.total, rel=1e-6)
+
+
+def grid_of(fitted, *shape: int) -> np.ndarray:
+    theta = fitted.theta_array[:, :, 0]
+    return theta.reshape(*shape, theta.shape[1])

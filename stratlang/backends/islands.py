@@ -86,7 +86,11 @@ def settle_islands(design: Design, theta: np.ndarray, weights: dict[str, float]
     mean = np.tensordot(counts / counts.sum(), theta, axes=(0, 0))  # (rows, outputs)
     settled = theta.copy()
     for members, rows in islands:
-        settled[np.ix_(members, rows)] = mean[rows]
+        # a shift by a constant, not an assignment: within a component the graph terms
+        # (an interaction's too) see no constant, so the objective is unchanged even where
+        # an interaction decided the island's shape and left only its level free
+        block = settled[np.ix_(members, rows)]
+        settled[np.ix_(members, rows)] = block + (mean[rows] - block.mean(axis=0))
     kept = all(REGULARIZERS[t.kind.name].feasible(settled[term_index(design, t)], t.kind.p)
                for t in design.model.regularizers)
     undecided = np.unique(np.concatenate([m for m, _ in islands]))
@@ -97,6 +101,13 @@ def settle_islands(design: Design, theta: np.ndarray, weights: dict[str, float]
                        f"no regularizer that determines {', '.join(names)}: any value is optimal "
                        "there, and a constraint rules out the mean of the others, so θ is "
                        "the solver's; declare their graph edges or drop them")
+    if design.model.interactions:  # (its null space holds every constant: a level)
+        return settled, (f"{named} no records, no graph edge to a stratum with records and "
+                         f"no regularizer that determines {', '.join(names)}: the `interact` "
+                         "term decides their shape, but any level is optimal there; they get "
+                         "the record-weighted mean level of the other strata (the common "
+                         "model's choice); declare their graph edges, or a regularizer on "
+                         "those rows, to decide it otherwise")
     return settled, (f"{named} no records, no graph edge to a stratum with records and "
                      f"no regularizer that determines {', '.join(names)}: any value is optimal "
                      f"there; {'it gets' if len(undecided) == 1 else 'they get'} the record-weighted mean of the other strata (the "
