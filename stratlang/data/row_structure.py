@@ -13,6 +13,7 @@ a factor they join).
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,10 +21,13 @@ from ..language import ir
 from ..solvers.graphs import Interaction, RowGroup
 from .features import term_text
 
+if TYPE_CHECKING:
+    from .design import Design
+
 Vary = tuple[ir.VaryOver, ...] | None
 
 
-def row_vary(design) -> tuple[Vary, ...]:
+def row_vary(design: Design) -> tuple[Vary, ...]:
     """Each parameter row's ``vary`` (None: every factor); rows the loss names itself
     (a distribution's parameters) vary over every factor."""
     by_text = {term_text(t): t.vary for t in design.model.features}
@@ -51,7 +55,7 @@ def group_weights(model: ir.Model, vary: Vary, weights: dict[str, float],
     return tuple(own.get(a, g) for a, g in enumerate(gammas))
 
 
-def weighted_groups(design, weights: dict[str, float]) -> list[RowGroup]:
+def weighted_groups(design: Design, weights: dict[str, float]) -> list[RowGroup]:
     """The design's row groups with each group's own weights filled in."""
     model = design.model
     gammas = tuple(design.strata.gammas(weights))
@@ -67,7 +71,7 @@ def interactions(model: ir.Model, weights: dict[str, float]) -> list[Interaction
             for i in model.interactions]
 
 
-def project_constant(design, theta: np.ndarray) -> np.ndarray:
+def project_constant(design: Design, theta: np.ndarray) -> np.ndarray:
     """θ with every row that is constant along a factor replaced by its mean along it
     (within the strata the row is present in): the exact projection on the model's
     constraint, for a solver's copy that satisfies it only to its tolerance."""
@@ -90,7 +94,7 @@ def project_constant(design, theta: np.ndarray) -> np.ndarray:
     return out
 
 
-def constant_where_declared(design, theta: np.ndarray, tol: float = 1e-6) -> bool:
+def constant_where_declared(design: Design, theta: np.ndarray, tol: float = 1e-6) -> bool:
     """Is every row declared constant along a factor so, to ``tol`` (relative to θ's
     size)? (The objective is +∞ elsewhere: such a θ is outside the model.)"""
     if not design.model.structured:
