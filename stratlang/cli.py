@@ -421,6 +421,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .backends.relaxation import nonconvex_parts
     from .data.features import factor_text
+    from .data.structure_notes import interaction_notes, variation_notes
     from .kinds.losses import LOSSES
     from .language.printer import call as call_text
     from .language.printer import where_text
@@ -438,6 +439,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "loss_overrides": [call_text(o.loss, LOSSES) + where_text(o.where)
                            for o in ir.response.overrides],
         "nonconvex": list(nonconvex_parts(ir)),
+        "variation": variation_notes(ir), "interactions": interaction_notes(ir),
         "warnings": []}
     if args.data is not None or ir.data:
         _show_data(model, args.data, doc)
@@ -452,6 +454,7 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
     """What the data add to ``show``: records, parameter rows, strata and factors."""
     from .backends.base import bind_family
     from .data.design import Design
+    from .data.structure_notes import factor_islands, interaction_null_dimensions
     from .kinds.losses import LOSSES
 
     ir = model.ir
@@ -472,8 +475,10 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
         "factors": [{"columns": list(f.columns), "structure": f.graph.structure, "nodes": f.n,
                      "edges": f.graph.n_edges, "weight": _hyper(f.weight),
                      "hyper_parameter": f.hyper_name,
-                     "hub": f.column_labels[0][f.hub] if f.hub is not None else None}
-                    for f in strata.factors]}
+                     "hub": f.column_labels[0][f.hub] if f.hub is not None else None,
+                     **factor_islands(f, design.codes, axis)}
+                    for axis, f in enumerate(strata.factors)],
+        "interaction_null_dimensions": interaction_null_dimensions(ir, strata.factors)}
 
 
 def _print_show(doc: dict, loss_doc: str) -> None:
@@ -488,6 +493,8 @@ def _print_show(doc: dict, loss_doc: str) -> None:
         print(f"# weights: column '{doc['weights_column']}' multiplies each record's loss")
     for override in doc["loss_overrides"]:
         print(f"# loss parameters in some strata: {override}")
+    for note in doc["variation"] + doc["interactions"]:
+        print(f"# {note}")
     if doc["nonconvex"]:
         print(f"# non-convex ({', '.join(doc['nonconvex'])}): fitted by ADMM as a local "
               "method, from its convex relaxation's fit")
@@ -505,6 +512,22 @@ def _print_show(doc: dict, loss_doc: str) -> None:
         print(f"#   factor ({', '.join(f['columns'])}): {f['structure']} graph, {f['nodes']} "
               f"nodes, {f['edges']} edges" + (f", hub {f['hub']!r}" if f["hub"] is not None
                                                 else ""))
+        _print_islands(f)
+    for note, dim in zip(doc["interactions"], strata["interaction_null_dimensions"],
+                         strict=True):
+        print(f"#   {note.split(' (', 1)[0]}: null space of dimension {dim} over its factors' "
+              "nodes")
+
+
+def _print_islands(factor: dict) -> None:
+    """A factor's islands (connected components, when more than one) and data-free nodes."""
+    if factor["components"] > 1:
+        print(f"#     {factor['components']} connected components (islands): "
+              + "; ".join("{" + ", ".join(map(str, i)) + "}" for i in factor["islands"]))
+    if factor["data_free_count"]:
+        more = factor["data_free_count"] - len(factor["data_free"])
+        print(f"#     {factor['data_free_count']} data-free node(s): "
+              + ", ".join(map(str, factor["data_free"])) + (f" … {more} more" if more else ""))
 
 
 def _cluster_options(args: argparse.Namespace) -> dict:
