@@ -177,6 +177,13 @@ def _enclosing_call(line: str, index: int) -> str | None:
     return None
 
 
+KEYWORD_DOCS = {
+    "by": "the graph factors a feature's coefficients vary over (`price by store`, "
+          "`price by (store weight 50, week)`); exactly constant along the others",
+    "shared": "one coefficient for every stratum: constant along every graph factor",
+}
+
+
 def hover(text: str, line_no: int, index: int) -> str | None:
     """Markdown for the word at (0-based line, code-point index): a statement keyword, a
     kind or a parameter."""
@@ -195,6 +202,8 @@ def hover(text: str, line_no: int, index: int) -> str | None:
     options = _statement_options(line)
     if options is not None and name in options[1] and line[:word.start()].strip():
         return f"**{name}**: option of {options[0]}\n\n{options[1][name].doc}"
+    if name in KEYWORD_DOCS and line[:word.start()].strip():
+        return f"**{name}**: {KEYWORD_DOCS[name]}"
     if name in STATEMENT_KEYWORDS and not line[:word.start()].strip():
         from .language import syntax
 
@@ -217,6 +226,14 @@ def data_columns(text: str, filename: str) -> list[str]:
     return read_header(Path(filename).resolve().parent / match.group(1)) or []
 
 
+def stratified_columns(text: str) -> list[str]:
+    """The columns the spec's `stratify` statements name (what `by` and `interact` take)."""
+    out: list[str] = []
+    for match in re.finditer(r"^\s*stratify\s+(\([^)]*\)|[A-Za-z_][A-Za-z0-9_.]*)", text, re.M):
+        out += [c.strip() for c in match.group(1).strip("()").split(",") if c.strip()]
+    return list(dict.fromkeys(out))
+
+
 def completions(text: str, filename: str, line_no: int, index: int) -> list[tuple[str, str]]:
     """(label, kind) items at (0-based line, code-point index); kind is 'keyword',
     'kind', 'parameter' or 'column'."""
@@ -236,6 +253,9 @@ def completions(text: str, filename: str, line_no: int, index: int) -> list[tupl
     if options is not None and len(before[:prefix_start].split()) >= (
             1 if line.split()[0] == "personalize" else 2):
         return [(p.name, "parameter") for p in options[1]]
+    after_by = re.search(r"\bby\s+$|\bby\s*\([^)]*$", before[:prefix_start])
+    if (after_by and line.split()[0] == "features") or line.split()[0] == "interact":
+        return [(c, "column") for c in stratified_columns(text)]  # the factors a term varies over
     found = _registry_for(line, prefix_start)
     items: list[tuple[str, str]] = []
     if found is not None:

@@ -97,11 +97,13 @@ class Model:
         """Same strata, no Laplacian coupling: one independent model per stratum (no
         ``basis``: without the graph it has no smooth eigenvectors)."""
         strata = tuple(dataclasses.replace(s, weight=ir.Hyper.of(0.0)) for s in self.ir.strata)
-        return self.replace(strata=strata, basis=None, name=f"{self.name}_separate")
+        return self.replace(strata=strata, basis=None, name=f"{self.name}_separate",
+                            **_unstructured(self.ir))
 
     def common(self) -> Model:
         """No stratification: one model for all records (a ``basis`` dropped: K = 1)."""
-        return self.replace(strata=(), basis=None, name=f"{self.name}_common")
+        return self.replace(strata=(), basis=None, name=f"{self.name}_common",
+                            **_unstructured(self.ir))
 
     # ---- fitting --------------------------------------------------------------------
     def fit(self, data: Any = None, *, backend: str | None = None, solver: str | None = None,
@@ -169,6 +171,13 @@ class Model:
                 row.update({f"valid_{k}": v for k, v in fitted.score(valid_frame).items()})
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _unstructured(model: ir.Model) -> dict[str, Any]:
+    """No feature varying over some factors only (``by``, ``shared``) and no interaction:
+    the baselines couple no stratum to another."""
+    return {"features": tuple(dataclasses.replace(t, vary=None) for t in model.features),
+            "interactions": ()}
 
 
 def load(path_or_text: str | Path, *, graphs: dict[str, Any] | None = None) -> Model:

@@ -114,6 +114,9 @@ def unsupported(design: Design) -> str | None:
                     "Gaussian prior's (sum_squares is)")
     if design.partial_rows:
         return "a feature with `where` is present in some strata only"
+    if design.model.structured:
+        return ("parameter rows differ in their graph terms (`by`, `shared`, an own weight, "
+                "`interact`): not yet")
     for part in design.loss_parts():
         if loss.likelihood_unit(part.params) is None:
             return f"loss '{loss.name}' gives no curvature per record"

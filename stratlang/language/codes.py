@@ -53,6 +53,7 @@ UNKNOWN_BACKEND = _code("S109", "unknown backend")
 UNKNOWN_MISSING_POLICY = _code("S110", "unknown missing-value policy")
 NOT_A_STRATUM_COLUMN = _code("S111", "a where condition on a column that is not stratified")
 NOT_A_PARAMETER_ROW = _code("S112", "exclude names a row that is not a parameter of the model")
+NOT_A_FACTOR = _code("S113", "a feature's `by` or an `interact` names a column that is not stratified")
 
 # one code per registry, by the registry's word for its entries (Registry.what)
 UNKNOWN_KIND = {"loss": UNKNOWN_LOSS, "regularizer": UNKNOWN_REGULARIZER,
@@ -88,6 +89,8 @@ MISPLACED_BASIS = _code("S309", "a basis statement in a model without a graph")
 MIXED_MODEL = _code("S310",
                     "stratified and personalized parts mixed, or a personalized model lacking one")
 BACKEND_CANNOT_FIT = _code("S311", "a backend chosen for a model it cannot fit")
+MISPLACED_VARIATION = _code("S312", "`by`, `shared` or `interact` in a model without strata, "
+                                    "personalized, or with a basis")
 
 # ---- files -------------------------------------------------------------------------
 DATA_FILE = _code("S401", "the data file is missing or cannot be read")

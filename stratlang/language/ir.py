@@ -142,13 +142,29 @@ class Where:
 
 
 @dataclass(frozen=True)
+class VaryOver:
+    """A graph factor a feature term's coefficients vary over (``by store``, named by one
+    of the factor's columns), with a weight of its own (``by (store weight 50)``) or the
+    factor's (None). ``hyper_name`` (``stratify.<columns>[<term>]``) is given by the checker."""
+
+    column: str
+    weight: Hyper | None = None
+    span: Span | None = NO_SPAN
+    hyper_name: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
 class Term:
     """One feature term: a factor, or the product of several (an interaction); with
-    ``where``, present only in those strata (its coefficient is fixed at 0 elsewhere)."""
+    ``where``, present only in those strata (its coefficient is fixed at 0 elsewhere);
+    ``vary``: the graph factors its coefficients vary over (None: every factor; ():
+    none, one coefficient shared by all strata) — exactly constant along the others."""
 
     factors: tuple[Factor, ...]
     span: Span | None = NO_SPAN
     where: Where | None = None
+    vary: tuple[VaryOver, ...] | None = None
+    vary_span: Span | None = field(default=None, compare=False, repr=False)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -210,6 +226,22 @@ class Stratification:
 
 
 @dataclass(frozen=True)
+class Interaction:
+    """``interact a * b weight w``: the Kronecker-product term (w/2) θᵀ(L_a ⊗ L_b ⊗ I)θ
+    on every parameter row, each factor named by one of its columns."""
+
+    columns: tuple[str, ...]
+    weight: Hyper
+    span: Span | None = NO_SPAN
+    column_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def hyper_name(self) -> str:
+        """The name of its weight: ``interact.<columns joined by _>``."""
+        return "interact." + "_".join(self.columns)
+
+
+@dataclass(frozen=True)
 class Distance:
     columns: tuple[str, ...]
     metric: KindRef
@@ -257,6 +289,7 @@ class Model:
     missing_span: Span | None = field(default=None, compare=False, repr=False)
     basis: int | None = None  # θ = V_M β: the M smoothest eigenvectors of the graph
     basis_span: Span | None = field(default=None, compare=False, repr=False)
+    interactions: tuple[Interaction, ...] = ()  # Kronecker-product interaction terms
 
     def __post_init__(self) -> None:
         # every regularizer term knows its weight's name (its place in this model)
@@ -274,6 +307,16 @@ class Model:
         """The spec's directory (relative file names start there); else the working one."""
         return self.source.directory if self.source is not None else Path.cwd()
 
+    def factor_of(self, column: str) -> int:
+        """The position among ``strata`` of the factor a column names (one of its columns)."""
+        return next(i for i, s in enumerate(self.strata) if column in s.columns)
+
+    @property
+    def structured(self) -> bool:
+        """Does a feature vary over some factors only, or with weights of its own, or is
+        there an interaction term (the Laplacian differs between parameter rows)?"""
+        return bool(self.interactions) or any(t.vary is not None for t in self.features)
+
     def wheres(self) -> tuple[Where, ...]:
         """Every ``where`` clause: loss overrides, regularizer terms, features."""
         return (tuple(o.where for o in self.response.overrides)
@@ -281,11 +324,15 @@ class Model:
                 + tuple(t.where for t in self.features if t.where is not None))
 
     def hypers(self) -> dict[str, Hyper]:
-        """Every weight by its name: ``reg<i>.<kind>``, ``stratify.<columns>``, and the
+        """Every weight by its name: ``reg<i>.<kind>``, ``stratify.<columns>``, a feature's
+        own weight on a factor ``stratify.<columns>[<term>]``, ``interact.<columns>``, the
         personalize options that are weights (``match``, ``metric_penalty``)."""
         out: dict[str, Hyper] = {t.hyper_name: t.weight for t in self.regularizers
                                  if t.weight is not None}
         out.update({s.hyper_name: s.weight for s in self.strata})
+        out.update({v.hyper_name: v.weight for t in self.features for v in t.vary or ()
+                    if v.weight is not None})
+        out.update({i.hyper_name: i.weight for i in self.interactions})
         if self.personalize is not None:
             out.update({k: v for k, v in self.personalize.options if isinstance(v, Hyper)})
         return out

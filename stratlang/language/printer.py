@@ -66,6 +66,18 @@ def term_text(term: ir.Term, transforms: Registry) -> str:
     return ":".join(factor_text(f, transforms) for f in term.factors)
 
 
+def vary_text(vary: tuple[ir.VaryOver, ...] | None) -> str:
+    """`` by store``, `` by (store weight 50, week)``, `` shared`` (empty for None: every
+    factor)."""
+    if vary is None:
+        return ""
+    if not vary:
+        return " shared"
+    each = [_name(v.column) + (f" weight {hyper(v.weight)}" if v.weight is not None else "")
+            for v in vary]
+    return " by " + (each[0] if len(each) == 1 else "(" + ", ".join(each) + ")")
+
+
 def _required(params, key: str) -> bool:
     return any(p.name == key and p.required for p in params)
 
@@ -141,7 +153,7 @@ def to_text(model: ir.Model, vocabulary: Vocabulary, width: int = WIDTH) -> str:
         lines.append(f"response {target(model.response.columns)} ~ "
                      f"{call(override.loss, words.losses)}{where_text(override.where)}")
     if model.features:
-        lines.append("features " + ", ".join(term_text(t, words.transforms)
+        lines.append("features " + ", ".join(term_text(t, words.transforms) + vary_text(t.vary)
                                              + where_text(t.where) for t in model.features))
     if model.weights is not None:
         lines.append(f"weights {model.weights}")
@@ -171,6 +183,9 @@ def to_text(model: ir.Model, vocabulary: Vocabulary, width: int = WIDTH) -> str:
             specs = [node_spec(n) for n in s.nodes]
             line += " nodes " + (specs[0] if len(specs) == 1 else "(" + ", ".join(specs) + ")")
         lines.append(line)
+    for i in model.interactions:
+        lines.append("interact " + " * ".join(_name(c) for c in i.columns)
+                     + f" weight {hyper(i.weight)}")
     if model.basis is not None:
         lines.append(f"basis {model.basis}")
     if model.personalize is not None:
