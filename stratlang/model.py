@@ -13,6 +13,7 @@ import pandas as pd
 from . import backends
 from .backends.base import StratifiedFit
 from .backends.islands import settle_islands
+from .backends.selection import SELECTION_KEY, choose_weights, method_for, unchosen
 from .data.design import Design, bind
 from .data.frames import frame_for
 from .fitted import FittedModel, fitted_model
@@ -116,27 +117,39 @@ class Model:
     def fit(self, data: Any = None, *, backend: str | None = None, solver: str | None = None,
             weights: dict[str, float] | None = None, verbose: bool | None = None,
             options: dict[str, Any] | None = None,
-            graphs: dict[str, Any] | None = None) -> FittedModel:
+            graphs: dict[str, Any] | None = None, select: str | None = None) -> FittedModel:
         """Fits the model. ``backend``: 'admm', 'cvxpy' (the reference; ``solver`` picks
         its CVXPY solver), 'dask', 'subgradient'; by default the spec's ``solver``
         statement, else the first backend that can fit the model. ``options``: the
         backend's options (validated; see docs/language.md); ``weights`` fixes
         hyper-parameters (required for sweeps); ``graphs`` gives graphs from Python (see
-        :class:`Model`)."""
+        :class:`Model`); ``select`` ('reml', 'ml' or 'gcv') how the weights written
+        ``auto`` are chosen (default: the spec's ``select``, else 'reml')."""
         if graphs:
             return self.with_graphs(graphs).fit(data, backend=backend, solver=solver,
                                                 weights=weights, verbose=verbose,
-                                                options=options)
+                                                options=options, select=select)
+        if select is not None:
+            method_for(self.ir, select)  # (refused before any binding when unknown)
+            if not self.ir.autos():
+                raise OptionError(f"select={select!r} chooses the weights written auto, and "
+                                  f"model '{self.name}' has none",
+                                  cli=f"--select {select} chooses the weights written auto, "
+                                      f"and model '{self.name}' has none")
         values = self.ir.weight_values(weights)
         choice = backends.choose(self.ir, data, backend=backend, solver=solver, verbose=verbose,
                                  options=options, graphs=self.graphs)
-        fitted = self._fit(choice, values)
+        fitted = self._fit(choice, values, select=select)
         if choice.note is not None:
             fitted.info["backend_note"] = choice.note
         return fitted
 
     def _fit(self, choice: backends.Choice, values: dict[str, float],
-             warm: Any = None) -> FittedModel:
+             warm: Any = None, select: str | None = None) -> FittedModel:
+        chosen = None
+        if unchosen(self.ir, values):  # weights written auto: chosen from the data first
+            chosen = choose_weights(choice, values, method_for(self.ir, select))
+            values, warm = chosen.weights, chosen.warm
         try:
             fit = choice.fit(values, warm)
         except backends.OptionValueError as error:
@@ -148,6 +161,8 @@ class Model:
                                         code=codes.INVALID_VALUE)]
                             ) from None
         fit.info.setdefault("options", dict(choice.options))  # what the summary reports
+        if chosen is not None:
+            fit.info[SELECTION_KEY] = chosen.report
         if (isinstance(fit, StratifiedFit) and fit.design is not None and fit.theta is not None
                 and self.ir.basis is None):
             fit.theta, note = settle_islands(fit.design, fit.theta, values)

@@ -95,6 +95,13 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
             continue
         autos.append(term.weight.span)
     autos += [s.weight.span for s in strata if s.weight.is_auto]
+    for term in regs if autos else ():
+        entry = regularizers[term.kind.name]
+        if entry.is_constraint or entry.quadratic_weight(1.0, term.kind.p) is None:
+            out.error(f"auto weights read the penalties as a Gaussian prior, so every "
+                      f"regularizer must be quadratic, and '{entry.name}' is not: drop it, or "
+                      f"write the auto weights as sweeps and choose them with `stratlang tune`",
+                      term.kind.span, code=codes.AUTO_NOT_QUADRATIC)
     if autos and loss is not None and loss.likelihood is None:
         readable = [n for n in losses if losses[n].likelihood is not None]
         example = ("weight {1, 10, 100}" if any(s.weight.is_auto for s in strata)
