@@ -12,7 +12,6 @@ import pytest
 
 import stratlang
 from stratlang.kinds import LOSSES
-from stratlang.language.errors import OptionError, StratlangError
 
 from .laplace_reference import DenseModel
 
