@@ -33,6 +33,7 @@ from .kinds.graphs import canon
 from .kinds.losses import LOSSES, Loss, Records
 from .language.errors import DataError, OptionError, StratlangError, did_you_mean
 from .saved_schema import FORMAT_VERSION
+from .selection_report import SELECTION_KEY, summary_lines
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -82,6 +83,7 @@ class FittedModel:
         lines += [f"  {line}" for line in self._shape_lines()]
         lines.append(f"  objective {self.objective}")
         lines.append(f"  {self._fit_line()}")
+        lines += [f"  {line}" for line in summary_lines(self.info)]
         if self.info.get("local"):
             lines.append(f"  {self.info['note']}")
         table = self.coefficients()
@@ -157,7 +159,7 @@ class FittedModel:
         parts = "".join(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{value:.6g}</td></tr>"
                         for name, value in [*self.objective.as_dict().items(),
                                             ("total", self.objective.total)])
-        notes = [*self._shape_lines(), self._fit_line()]
+        notes = [*self._shape_lines(), self._fit_line(), *summary_lines(self.info)]
         if self.info.get("local"):
             notes.append(str(self.info["note"]))
         shape = "".join(f"<li>{escape(line)}</li>" for line in notes)
@@ -465,7 +467,8 @@ class FittedStratified(FittedModel):
                             "shape": list(f.graph.shape), "text_labels": f.text_labels,
                             "hub": f.hub})
         meta = {**self._saved(), "factors": factors,
-                "info": {k: v for k, v in self.info.items() if _plain(v)}}
+                "info": {k: v for k, v in self.info.items()
+                         if _plain(v) or k == SELECTION_KEY}}
         return meta, arrays
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import stratlang
 from stratlang.kinds import LOSSES
+from stratlang.language.errors import OptionError, StratlangError
 
 from .laplace_reference import DenseModel
 
@@ -179,3 +180,160 @@ def test_reml_weights_match_the_dense_reference(name):
     if features:
         assert fitted.weights["stratify.t"] == 2.0  # a fixed weight stays fixed
         assert set(report["weights"]) == {"reg0.sum_squares", "stratify.s"}
+
+
+# ---- ML and GCV; an unpenalized intercept (P's null space) makes ML differ from REML ----
+def _gaussian(seed: int = 3, effect: float = 0.5) -> tuple[stratlang.Model, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, S_NODES, 160)
+    x = rng.normal(size=160)
+    walk = np.cumsum(rng.normal(scale=effect, size=S_NODES))
+    frame = pd.DataFrame({"y": walk[s] + 0.5 * x + rng.normal(size=160), "x": x, "s": s})
+    spec = ("model g\nresponse y ~ squared\nfeatures x, intercept\n"
+            f"stratify s ~ path weight auto nodes 0..{S_NODES - 1}\n")
+    return stratlang.load(spec), frame
+
+
+def _gaussian_reference(model, frame, theta) -> DenseModel:
+    design = model.bind(frame)
+    reference = DenseModel(design.x, design.z, design.records.observed_y,
+                           design.loss.likelihood_unit({}), design.strata.graphs(),
+                           [("laplacian", 0, None)], dispersion=True)
+    reference._cache["theta"] = theta.reshape(-1)
+    return reference
+
+
+@pytest.mark.parametrize("method", ["ml", "gcv"])
+def test_ml_and_gcv_match_the_dense_reference(method):
+    model, frame = _gaussian()
+    fitted = model.fit(frame, select=method)
+    reml = model.fit(frame).weights["stratify.s"]
+    reference = _gaussian_reference(model, frame, fitted.theta.to_numpy())
+    chosen = fitted.weights["stratify.s"]
+    rho = _minimized(reference, np.log([chosen]), method)
+    np.testing.assert_allclose(chosen, np.exp(rho[0]), rtol=1e-6)
+    assert abs(chosen / reml - 1) > 1e-2  # (the methods differ here)
+    report = fitted.info["selection"]
+    assert report["method"] == method
+    np.testing.assert_allclose(report["criterion"], reference.criterion(rho, method), rtol=1e-8)
+    if method == "gcv":  # (no likelihood: no standard error)
+        assert report["weights"]["stratify.s"]["log_se"] is None
+
+
+def test_the_spec_names_the_method_and_fit_overrides_it():
+    model, frame = _gaussian()
+    ml = stratlang.load(model.text + "solver newton select ml\n")
+    assert ml.fit(frame).info["selection"]["method"] == "ml"
+    assert ml.fit(frame, select="reml").info["selection"]["method"] == "reml"
+
+
+def test_a_weight_the_data_cannot_determine_is_reported_as_running_off():
+    rng = np.random.default_rng(1)  # no stratum effect, and the noise shows none: γ → ∞
+    s, x = rng.integers(0, S_NODES, 200), rng.normal(size=200)
+    frame = pd.DataFrame({"y": 0.5 * x + rng.normal(size=200), "x": x, "s": s})
+    fitted = _gaussian()[0].fit(frame)
+    chosen = fitted.info["selection"]["weights"]["stratify.s"]
+    assert chosen["limit"] == "infinite" and chosen["value"] > 1e6
+    assert "stratify.s  ran to ∞: the data cannot determine it (stopped at " in str(
+        fitted.summary())
+
+
+def test_summary_states_the_choice():
+    model, frame = _gaussian()
+    fitted = model.fit(frame)
+    report = fitted.info["selection"]
+    text = str(fitted.summary())
+    chosen = report["weights"]["stratify.s"]
+    assert (f"  weights chosen by REML (criterion {report['criterion']:.8g}, "
+            f"{report['iterations']} outer iterations in {report['seconds']:.3g} s, "
+            f"exact-cholesky estimates, scale φ {report['scale']:.4g}):\n"
+            f"    stratify.s  {chosen['value']:.4g} (log-scale SE {chosen['log_se']:.3g})\n"
+            ) in text
+    assert fitted.weights["stratify.s"] == chosen["value"]
+    assert "weights chosen by REML" in fitted._repr_html_()
+
+
+def test_fixing_an_auto_weight_fits_without_choosing():
+    model, frame = _gaussian()
+    fitted = model.fit(frame, weights={"stratify.s": 3.0})
+    assert fitted.weights == {"stratify.s": 3.0} and "selection" not in fitted.info
+
+
+def test_save_and_load_keep_the_choice(tmp_path):
+    model, frame = _gaussian()
+    fitted = model.fit(frame)
+    path = fitted.save(tmp_path / "fit")
+    loaded = stratlang.load_fitted(path)
+    assert loaded.weights == fitted.weights
+    assert loaded.info["selection"] == fitted.info["selection"]
+    assert str(loaded.summary()) == str(fitted.summary())
+    import json
+
+    meta = json.loads(path.read_text())
+    meta["info"]["selection"]["weights"]["stratify.s"]["value"] *= 2
+    path.write_text(json.dumps(meta))
+    with pytest.raises(StratlangError, match=r"info\.selection\.weights\.stratify\.s: the value "
+                                             r".* is not the weight the model was fitted with"):
+        stratlang.load_fitted(path)
+    meta["info"]["selection"]["weights"]["stratify.s"]["value"] /= 2
+    meta["info"]["selection"]["method"] = "aic"
+    path.write_text(json.dumps(meta))
+    with pytest.raises(StratlangError, match=r"info\.selection\.method: expected one of "
+                                             r"reml, ml, gcv"):
+        stratlang.load_fitted(path)
+
+
+def test_api_errors():
+    model, frame = _gaussian()
+    with pytest.raises(OptionError, match=r"select='rml': unknown method of choosing auto "
+                                          r"weights; did you mean 'reml'\?"):
+        model.fit(frame, select="rml")
+    fixed = stratlang.load("response y ~ squared\nfeatures x\nstratify s ~ path weight 1\n")
+    with pytest.raises(OptionError, match=r"select='reml' chooses the weights written auto, "
+                                          r"and model 'model' has none"):
+        fixed.fit(frame, select="reml")
+
+
+def test_an_undetermined_direction_is_a_clear_error():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"c": rng.integers(0, 3, 90), "x": rng.normal(size=90),
+                          "s": rng.integers(0, 3, 90)})
+    model = stratlang.load("response c ~ multinomial\nfeatures x, intercept\n"
+                           "stratify s ~ path weight auto\n")
+    with pytest.raises(StratlangError, match=r"choosing the auto weights of model 'model' by "
+                                             r"REML failed: the curvature matrix is not "
+                                             r"positive definite"):
+        model.fit(frame)
+
+
+def test_tune_chooses_the_auto_weights_in_every_fit():
+    model, frame = _gaussian()
+    swept = stratlang.load(model.text.replace("features x, intercept\n",
+                                              "features x, intercept\n"
+                                              "regularize {0.1, 10} * sum_squares\n"))
+    result = swept.tune(frame, folds=2)
+    assert set(result.best) == {"reg0.sum_squares"}
+    assert "selection" in result.fitted.info and result.fitted.weights["stratify.s"] > 0
+
+
+def test_cli_fit_select_and_json(tmp_path, capsys):
+    from stratlang.cli import main
+
+    model, frame = _gaussian()
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    spec = tmp_path / "g.strat"
+    spec.write_text(model.text.replace("model g\n", 'model g\ndata "d.csv"\n'))
+    assert main(["fit", str(spec), "--select", "ml"]) == 0
+    out = capsys.readouterr().out
+    assert "  weights chosen by ML (criterion " in out
+    assert main(["fit", str(spec), "--select", "gcv", "--format", "json"]) == 0
+    import json
+
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["selection"]["method"] == "gcv"
+    assert doc["weights"]["stratify.s"] == doc["selection"]["weights"]["stratify.s"]["value"]
+    assert doc["strata"]["factors"][0]["weight"] == doc["weights"]["stratify.s"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", str(spec), "--select", "aic"])
+    assert exit_info.value.code == 2
+    assert "argument --select: invalid choice: 'aic'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ part. The result is the weights by name and a report for ``fitted.info['selectio
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ from ..language.errors import NumericalError, OptionError, StratlangError, did_y
 from .objective import term_index
 
 SELECTION_KEY = "selection"  # where fitted.info reports the choice
+# a chosen weight more than _FAR_DECADES from its start, known to no better than a factor
+# e^_FLAT_LOG_SE (the criterion flat along it), ran off toward 0 or ∞
+_FAR_DECADES = 6.0
+_FLAT_LOG_SE = 10.0
 
 
 @dataclass
@@ -190,16 +195,19 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
     _k, n, m = design.theta_shape
     penalty = QuadraticPenalty(design.strata.graphs(), [p.part for p in parts], n, m)
     inner = _Inner(choice, design, parts, values)
+    start = time.perf_counter()
+    failed = f"choosing the auto weights of model '{model.name}' by {method.upper()} failed"
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             selection = select_weights(inner, penalty, criterion=method,
                                        start=[p.value for p in parts],
                                        free=[p.free for p in parts])
     except (ValueError, np.linalg.LinAlgError) as error:
-        raise NumericalError(f"choosing the auto weights of model '{model.name}' by "
-                             f"{method.upper()} failed: {error}") from None
+        raise NumericalError(f"{failed}: {error}") from None
     weights = inner.weights(selection.weights)
-    return Chosen(weights, _report(selection, parts, method, inner.fits), inner.warm)
+    report = _report(selection, parts, method, inner.fits)
+    report["seconds"] = time.perf_counter() - start
+    return Chosen(weights, report, inner.warm)
 
 
 def _report(selection: Any, parts: list[_Part], method: str, fits: int) -> dict[str, Any]:
@@ -209,10 +217,15 @@ def _report(selection: Any, parts: list[_Part], method: str, fits: int) -> dict[
     for i, part in enumerate(parts):
         if not part.free:
             continue
-        se = float(selection.log_se[i])
-        chosen[part.name] = {"value": float(selection.weights[i]),
-                             "log_se": se if math.isfinite(se) else None,
-                             "limit": selection.unbounded[i]}
+        se, value, limit = float(selection.log_se[i]), float(selection.weights[i]), \
+            selection.unbounded[i]
+        far = abs(math.log10(value / part.value)) > _FAR_DECADES
+        if limit is None and method != "gcv" and far and not se < _FLAT_LOG_SE:
+            # the criterion flattens out toward 0 or ∞ before the search's bound: the
+            # weight ran off, and the data cannot determine it
+            limit = "infinite" if value > part.value else "zero"
+        chosen[part.name] = {"value": value, "log_se": se if math.isfinite(se) else None,
+                             "limit": limit}
     report: dict[str, Any] = {"method": method, "criterion": float(selection.value),
                               "iterations": int(selection.iterations), "inner_fits": fits,
                               "converged": bool(selection.converged),
