@@ -162,6 +162,7 @@ class _Inner:
         theta = _polished(problem, np.asarray(fit.theta, dtype=float))
         k = self.design.theta_shape[0]
         likelihood = self.design.loss.likelihood
+        assert likelihood is not None  # (_refusal refused the others)
         return InnerFit.from_problem(problem, theta.reshape(k, -1),
                                      dispersion=likelihood.dispersion)
 
