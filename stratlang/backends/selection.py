@@ -106,21 +106,20 @@ def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[
     return out
 
 
-def _curvature_problem(design: Design, weights: dict[str, float]) -> Any:
+def _curvature_problem(design: Design, weights: dict[str, float], stats: Any) -> Any:
     """The fit as solvers.newton's smooth problem in the loss's likelihood units (for a
-    distribution: in its parameter itself), at ``weights``."""
-    from ..solvers.hessian import KroneckerSum, RecordStatistics
+    distribution: in its parameter itself), at ``weights``; ``stats`` the records'
+    RecordStatistics (built once: they keep the features' products)."""
+    from ..solvers.hessian import KroneckerSum
     from ..solvers.newton import LossTerm, SmoothProblem
     from .newton import ridge
 
-    k, _n, m = design.theta_shape
     records = design.records
     terms = [LossTerm(design.loss.likelihood_unit(part.params), part.records)
              for part in design.loss_parts()]
     laplacian = KroneckerSum(design.strata.graphs(), design.strata.gammas(weights))
-    return SmoothProblem(RecordStatistics(records.x, records.z, k, m), records.observed_y,
-                         terms, ridge(design, weights), laplacian, records.offset,
-                         records.weight)
+    return SmoothProblem(stats, records.observed_y, terms, ridge(design, weights), laplacian,
+                         records.offset, records.weight)
 
 
 def _polished(problem: Any, theta: np.ndarray) -> np.ndarray:
@@ -145,6 +144,10 @@ class _Inner:
                  values: dict[str, float]):
         self.choice, self.design, self.parts, self.values = choice, design, parts, values
         self.warm: Any = None
+        from ..solvers.hessian import RecordStatistics
+
+        k, _n, m = design.theta_shape
+        self.stats = RecordStatistics(design.records.x, design.records.z, k, m)
         self.fits = 0
 
     def weights(self, w: np.ndarray) -> dict[str, float]:
@@ -158,7 +161,7 @@ class _Inner:
         fit = self.choice.fit(weights, self.warm if warm_theta is not None else None)
         self.fits += 1
         self.warm = fit.warm
-        problem = _curvature_problem(self.design, weights)
+        problem = _curvature_problem(self.design, weights, self.stats)
         theta = _polished(problem, np.asarray(fit.theta, dtype=float))
         k = self.design.theta_shape[0]
         likelihood = self.design.loss.likelihood
