@@ -27,7 +27,7 @@ def problems(text: str) -> list[tuple[int, int, str, str]]:
 
 
 MIXED = ("model m\nresponse y ~ poisson_regression offset log_exposure\nfeatures x, intercept\n"
-         "regularize auto * sum_squares + {0.1, 1} * l1 exclude [intercept]\n"
+         "regularize auto * sum_squares + {0.1, 1} * sum_squares exclude [intercept]\n"
          "stratify s ~ path weight auto nodes 0..4\nstratify t ~ cycle weight 2\n"
          "solver admm select gcv\n")
 
@@ -35,11 +35,12 @@ MIXED = ("model m\nresponse y ~ poisson_regression offset log_exposure\nfeatures
 def test_auto_weights_mixed_with_fixed_weights_and_sweeps():
     model = compile_spec(MIXED)
     assert model.autos() == {"reg0.sum_squares": ir.Hyper.auto(), "stratify.s": ir.Hyper.auto()}
-    assert model.sweeps() == {"reg1.l1": ir.Hyper("set", (0.1, 1.0))}
+    assert model.sweeps() == {"reg1.sum_squares": ir.Hyper("set", (0.1, 1.0))}
     assert model.solver == ir.Solver("admm", (), select="gcv")
     # a fixed value for an auto weight is taken as given; auto ones not given are left out
-    assert model.weight_values({"reg1.l1": 1.0}) == {"reg1.l1": 1.0, "stratify.t": 2.0}
-    assert model.weight_values({"reg1.l1": 1.0, "stratify.s": 3.0})["stratify.s"] == 3.0
+    assert model.weight_values({"reg1.sum_squares": 1.0}) == {"reg1.sum_squares": 1.0,
+                                                              "stratify.t": 2.0}
+    assert model.weight_values({"reg1.sum_squares": 1.0, "stratify.s": 3.0})["stratify.s"] == 3.0
     with pytest.raises(ValueError, match="an auto weight has no single value"):
         _ = model.autos()["stratify.s"].value
 
@@ -47,7 +48,7 @@ def test_auto_weights_mixed_with_fixed_weights_and_sweeps():
 def test_auto_round_trips_through_the_canonical_text():
     model = compile_spec(MIXED)
     text = to_text(model)
-    assert "regularize auto * sum_squares + {0.1, 1} * l1" in text
+    assert "regularize auto * sum_squares + {0.1, 1} * sum_squares" in text
     assert "stratify s ~ path weight auto nodes 0..4" in text
     assert text.rstrip().endswith("solver admm select gcv")
     assert compile_spec(text) == model
@@ -68,6 +69,14 @@ def test_a_column_named_auto_is_still_a_column():
      [(3, 23, "S230", "auto chooses the weight of a quadratic penalty (sum_squares); 'zero' "
        "is not one: write a sweep, e.g. `{0.01, 0.1, 1} * zero`, and choose it by "
        "cross-validation with `stratlang tune`")]),
+    ("response y ~ squared\nfeatures x\nregularize 0.1 * l1 + nonnegative\n"
+     "stratify s ~ path weight auto\n",
+     [(3, 18, "S230", "auto weights read the penalties as a Gaussian prior, so every "
+       "regularizer must be quadratic, and 'l1' is not: drop it, or write the auto weights "
+       "as sweeps and choose them with `stratlang tune`"),
+      (3, 23, "S230", "auto weights read the penalties as a Gaussian prior, so every "
+       "regularizer must be quadratic, and 'nonnegative' is not: drop it, or write the auto "
+       "weights as sweeps and choose them with `stratlang tune`")]),
     ("response y ~ huber\nfeatures x\nstratify s ~ path weight auto\n",
      [(3, 26, "S330", "auto weights are chosen by the likelihood of the data, and loss "
        "'huber' has no likelihood reading (the losses with one: squared, logistic, "
@@ -148,3 +157,11 @@ def test_completions_offer_auto_and_the_methods():
     assert completions("solver admm select ", "t.strat", 0, 19) == [
         (m, "keyword") for m in SELECTION_METHODS]
     assert (SELECT_OPTION, "parameter") in completions("solver admm ", "t.strat", 0, 12)
+
+
+def test_the_docs_state_the_engines_exact_limit():
+    from stratlang.solvers.curvature import EXACT_LIMIT
+
+    for document in ("README.md", "docs/language.md"):
+        text = (ROOT / document).read_text(encoding="utf-8")
+        assert f"{EXACT_LIMIT:,}" in text and "auto" in text, document
