@@ -17,8 +17,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-DENSE_LIMIT = 3_000
-SPARSE_LIMIT = 60_000
+DENSE_LIMIT = 2_000
+SPARSE_LIMIT = 20_000
 
 
 class NotPositiveDefinite(ValueError):
@@ -110,43 +110,33 @@ class SparseCholesky:
 def _takahashi(lu) -> sp.csc_matrix:
     """Selected inversion: with the permuted A = L D Lᵀ (L unit lower), Z = A⁻¹ satisfies
     Z = D⁻¹L⁻¹ + (I − Lᵀ) Z; column j (descending) needs only Z on the pattern of L's
-    column j, which the pattern's closure keeps within the computed set."""
+    column j, which the pattern's closure keeps within the computed set. Z is stored
+    aligned with L's entries; each column's S × S lookups are one vectorized search over
+    the pattern's sorted (column, row) keys."""
     lower = sp.csc_matrix(lu.L)
     lower.sort_indices()
     n = lower.shape[0]
     diag = lu.U.diagonal()
-    indptr, indices, data = lower.indptr, lower.indices, lower.data
-    # Z stored column by column on L's pattern (rows ≥ column), as dense lookups per column
-    z_rows: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * n
-    z_vals: list[np.ndarray] = [np.empty(0)] * n
+    indptr, indices, data = lower.indptr, lower.indices.astype(np.int64), lower.data
+    columns = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    keys = columns * n + indices  # sorted: CSC order with sorted rows
+    z = np.zeros(len(data))
     for j in range(n - 1, -1, -1):
         start, stop = indptr[j], indptr[j + 1]
         rows = indices[start:stop]
-        vals = data[start:stop]
-        below = rows > j
-        s, l_s = rows[below], vals[below]
+        first = int(np.searchsorted(rows, j))  # the diagonal entry
+        s = rows[first + 1:]
+        l_s = data[start + first + 1:stop]
         if len(s):
-            block = np.empty((len(s), len(s)))
-            for t, k in enumerate(s):  # Z[s, k] from column min(i, k)
-                col_rows, col_vals = z_rows[k], z_vals[k]
-                after = s >= k
-                pos = np.searchsorted(col_rows, s[after])
-                block[after, t] = col_vals[pos]
-                block[t, after] = col_vals[pos]
+            hi = np.maximum(s[:, None], s[None, :])
+            lo = np.minimum(s[:, None], s[None, :])
+            block = z[np.searchsorted(keys, lo * n + hi)]
             z_sj = -block @ l_s
-            z_jj = 1.0 / diag[j] - float(l_s @ z_sj)
+            z[start + first + 1:stop] = z_sj
+            z[start + first] = 1.0 / diag[j] - float(l_s @ z_sj)
         else:
-            z_sj = np.empty(0)
-            z_jj = 1.0 / diag[j]
-        z_rows[j] = np.concatenate([[j], s]).astype(np.int64)
-        z_vals[j] = np.concatenate([[z_jj], z_sj])
-    counts = np.array([len(r) for r in z_rows])
-    col_idx = np.repeat(np.arange(n), counts)
-    row_idx = np.concatenate(z_rows)
-    values = np.concatenate(z_vals)
-    lower_z = sp.csc_matrix((values, (row_idx, col_idx)), shape=(n, n))
+            z[start + first] = 1.0 / diag[j]
+    lower_z = sp.csc_matrix((z, indices, indptr), shape=(n, n))
     full = (lower_z + sp.triu(lower_z.T, k=1)).tocsc()
-    perm = lu.perm_c  # permuted index i is original perm[i]... inverted below
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[perm] = np.arange(n)
-    return full[inverse][:, inverse].tocsc()
+    perm = lu.perm_c  # A[q][:, q] = L U with q = argsort(perm): A⁻¹ = Z[perm][:, perm]
+    return full[perm][:, perm].tocsc()

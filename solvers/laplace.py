@@ -27,8 +27,16 @@ The interface (each name is defined in the module in brackets):
 * ``select_weights(fit, penalty, criterion="reml"|"ml"|"gcv", start, free, ...)``
   [selection] → ``Selection`` (weights, criterion, value, iterations, log_se per weight,
   unbounded per weight: None / "zero" / "infinite", converged, scale φ̂, method, the
-  final InnerFit). ``Criterion(fit, penalty, criterion)(log w)`` → ``Evaluation`` (value,
-  exact gradient in log w, the InnerFit and the LaplaceCurvature at w).
+  final InnerFit, ``covariance_scale`` τ). ``Criterion(fit, penalty, criterion)(log w)``
+  → ``Evaluation`` (value, exact gradient in log w, the InnerFit and the
+  LaplaceCurvature at w). ``newton_fit(problem, penalty, dispersion)`` is a ready fit
+  callback by the Newton solver.
+
+Uncertainty: the posterior covariance of θ is τ H⁻¹, τ = 2φ̂ for squared (its loss is 2φ
+times the negative log-likelihood) and 1 for the other likelihood losses; a stratum's
+covariance is τ · ``inverse_blocks()[k]``, a prediction's link-scale variance
+τ x_iᵀ(H⁻¹)_kk x_i (verified against mgcv's ``predict(se.fit=TRUE)`` to 1e-8 in
+benchmarks/reml_mgcv.py).
 
 The criteria's definitions and conventions are in :mod:`solvers.selection`.
 """
@@ -37,8 +45,16 @@ from __future__ import annotations
 
 from .curvature import EXACT_LIMIT, Estimate, LaplaceCurvature
 from .penalty import LaplacianPart, LogDet, QuadraticPenalty, RidgePart
-from .selection import CRITERIA, Criterion, Evaluation, InnerFit, Selection, select_weights
+from .selection import (
+    CRITERIA,
+    Criterion,
+    Evaluation,
+    InnerFit,
+    Selection,
+    newton_fit,
+    select_weights,
+)
 
 __all__ = ["CRITERIA", "EXACT_LIMIT", "Criterion", "Estimate", "Evaluation", "InnerFit",
            "LaplaceCurvature", "LaplacianPart", "LogDet", "QuadraticPenalty", "RidgePart",
-           "Selection", "select_weights"]
+           "Selection", "newton_fit", "select_weights"]

@@ -16,8 +16,13 @@ and φ (N records, M₀ = dim null P):
 (the bracketed terms for squared, φ profiled out: φ̂ = F/(N − M₀) for REML, F/N for ML,
 as mgcv). REML is mgcv's ``method="REML"`` (null space integrated with a flat prior);
 ML maximizes over the null space's coefficients instead (log|ZᵀHZ| = log|H| +
-log|NᵀH⁻¹N|, N an orthonormal null basis). A weight w corresponds to mgcv's λ = w/2
-(mgcv penalizes λ βᵀSβ beside ℓ; here ½ w θᵀSθ).
+log|NᵀH⁻¹N|, N an orthonormal null basis). mgcv penalizes its deviance by λ βᵀSβ: a
+weight w is λ = w/2 for squared (whose loss is the deviance) and λ = w for the others
+(whose loss is half the deviance); mgcv also rescales a given S by ``S.scale``
+(benchmarks/reml_mgcv.py matches it to 1e-8).
+
+The posterior covariance of θ is τ H⁻¹ (H is the Hessian of F = τ · the negative log
+posterior): :attr:`Selection.covariance_scale` is τ (2φ̂ for squared, else 1).
 
 The exact gradient in ρ = log w (envelope theorem for θ̂ and φ̂):
 
@@ -46,11 +51,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .curvature import LaplaceCurvature
-from .hessian import RecordStatistics
-from .newton import SmoothProblem
-from .penalty import QuadraticPenalty
+from .hessian import KroneckerSum, RecordStatistics
+from .newton import SmoothProblem, newton
+from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
 
 CRITERIA = ("reml", "ml", "gcv")
+FELLNER_SCHALL_STEPS = 6
+SMALL_STEP = 1e-4  # a Newton step this small in log w is taken without a further iteration
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,40 @@ class InnerFit:
                         None if constant else change, deviance)
 
 
+def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bool = False,
+               tol: float = 1e-12) -> Callable[[np.ndarray, np.ndarray | None], InnerFit]:
+    """A fit callback for :func:`select_weights` by the Newton solver (solvers.newton): at
+    each w the problem's ridge and Kronecker sum are set from the penalty's parts (each
+    Laplacian part on every row, at most one per factor) and the fit is warm-started."""
+    gammas_index: dict[int, int] = {}
+    for a, part in enumerate(penalty.parts):
+        if isinstance(part, LaplacianPart):
+            if part.rows is not None and not np.all(part.rows):
+                raise ValueError("the Newton fit takes Laplacian parts on every row only")
+            if part.factor in gammas_index:
+                raise ValueError(f"two Laplacian parts on factor {part.factor}")
+            gammas_index[part.factor] = a
+
+    def fit(weights: np.ndarray, warm: np.ndarray | None) -> InnerFit:
+        gammas = [float(weights[gammas_index[f]]) if f in gammas_index else 0.0
+                  for f in range(len(penalty.factors))]
+        ridge = np.zeros((penalty.k, penalty.d))
+        for a, part in enumerate(penalty.parts):
+            if isinstance(part, RidgePart):
+                ridge += weights[a] * np.asarray(part.pattern, dtype=float)
+        problem.ridge = ridge
+        problem.laplacian = KroneckerSum(penalty.factors, gammas)
+        start = None if warm is None else warm.reshape(problem.stats.k, problem.stats.n,
+                                                       problem.stats.m)
+        result = newton(problem, start=start, tol=tol)
+        if not result.converged:
+            raise ArithmeticError(f"the inner Newton fit ended '{result.status}' at "
+                                  f"weights {np.asarray(weights).tolist()}")
+        return InnerFit.from_problem(problem, result.theta, dispersion)
+
+    return fit
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The criterion at one ρ = log w."""
@@ -107,6 +148,11 @@ class Evaluation:
     curvature: LaplaceCurvature
     scale: float  # φ̂ (1 without dispersion)
     method: str
+
+    @property
+    def covariance_scale(self) -> float:
+        """τ: the posterior covariance of θ is τ H⁻¹."""
+        return 2.0 * self.scale if self.fit.dispersion else 1.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +171,11 @@ class Selection:
     fit: InnerFit
     history: list[tuple[np.ndarray, float]] = field(default_factory=list)
 
+    @property
+    def covariance_scale(self) -> float:
+        """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, 1 otherwise)."""
+        return 2.0 * self.scale if self.fit.dispersion else 1.0
+
 
 class Criterion:
     """V(ρ) for one penalty, fit callback and criterion; evaluations warm-start the fit."""
@@ -132,9 +183,10 @@ class Criterion:
     def __init__(self, fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
                  penalty: QuadraticPenalty, criterion: str = "reml", method: str = "auto",
                  seed: int = 0, start: np.ndarray | None = None,
-                 free: np.ndarray | None = None):
+                 free: np.ndarray | None = None, options: dict[str, float] | None = None):
         """``start``/``free``: weights not free are taken from ``start`` exactly (not
-        through exp(log w))."""
+        through exp(log w)); ``options``: for the stochastic estimators (probes,
+        lanczos_steps, cg_rtol)."""
         if criterion not in CRITERIA:
             raise ValueError(f"criterion must be one of {CRITERIA}, not {criterion!r}")
         self.fit, self.penalty, self.criterion = fit, penalty, criterion
@@ -142,6 +194,7 @@ class Criterion:
         self.theta: np.ndarray | None = None
         self.fits = 0
         self.start, self.free = start, free
+        self.options = options or {}
 
     def weights(self, rho: np.ndarray) -> np.ndarray:
         weights = np.exp(rho)
@@ -156,7 +209,7 @@ class Criterion:
         self.fits += 1
         self.theta = inner.theta
         curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
-                                     seed=self.seed)
+                                     seed=self.seed, **self.options)
         if self.criterion == "gcv":
             return self._gcv(rho, weights, inner, curvature)
         return self._likelihood(rho, weights, inner, curvature, gradient)
@@ -255,13 +308,15 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
                    penalty: QuadraticPenalty, criterion: str = "reml",
                    start: Sequence[float] | None = None, free: Sequence[bool] | None = None,
                    tol: float = 1e-8, max_iter: int = 100, bound: float = 12.0,
-                   method: str = "auto", seed: int = 0) -> Selection:
+                   method: str = "auto", seed: int = 0,
+                   options: dict[str, float] | None = None) -> Selection:
     """Weights minimizing the criterion over the ``free`` ones (the others stay at
     ``start``). ``fit(weights, warm_theta)`` returns the :class:`InnerFit` at those weights,
     warm-started from ``warm_theta`` (None on the first call). ``tol``: on the relative
     change of ρ (and of the criterion, with its stochastic error) between iterations;
     ``bound``: decades either side of the start beyond which a weight is reported as
-    running to 0 or ∞."""
+    running to 0 or ∞; ``method``: "auto", "exact" or "stochastic" for log|H| and the
+    traces (see solvers.curvature), ``seed`` and ``options`` for the stochastic ones."""
     parts = len(penalty.parts)
     start_w = np.ones(parts) if start is None else np.asarray(start, dtype=float)
     if start_w.shape != (parts,) or np.any(start_w <= 0):
@@ -271,42 +326,53 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
     lower = rho0 - bound * math.log(10)
     upper = rho0 + bound * math.log(10)
     lower[~free_mask] = upper[~free_mask] = rho0[~free_mask]
-    target = Criterion(fit, penalty, criterion, method, seed, start_w, free_mask)
+    target = Criterion(fit, penalty, criterion, method, seed, start_w, free_mask, options)
     if criterion == "gcv":
         return _derivative_free(target, rho0, free_mask, lower, upper, tol, max_iter, penalty)
     history: list[tuple[np.ndarray, float]] = []
     current = target(rho0)
     history.append((current.rho, current.value))
-    # Fellner–Schall while it moves ρ by more than a little
-    for _ in range(max_iter):
+    # Fellner–Schall while it moves ρ by more than a little (a few cheap, safe steps)
+    for _ in range(min(max_iter, FELLNER_SCHALL_STEPS)):
         step = fellner_schall(current, penalty, free_mask)
-        if np.max(np.abs(step), initial=0.0) < 1e-2:
+        if np.max(np.abs(step), initial=0.0) < 0.1:
             break
         trial = target(np.clip(current.rho + step, lower, upper))
         history.append((trial.rho, trial.value))
-        if not trial.value < current.value + 3 * (trial.stderr + current.stderr):
+        if not trial.value < current.value:
             break
         current = trial
-    # Newton on ρ with the exact gradient and a finite-difference Hessian
+    # Newton on ρ: the exact gradient, a forward-difference Hessian. Probes are common
+    # random numbers, so a stochastic criterion is a smooth function of ρ and the line
+    # search is on it; the iteration stops when the predicted decrease is below the
+    # tolerance or below the estimator's own error.
     converged = False
     hessian = np.eye(parts)
     for _ in range(max_iter):
-        hessian = _hessian(target, current, free_mask)
+        hessian = _hessian(target, current, free_mask, central=False)
         g = np.where(free_mask, current.gradient, 0.0)
-        step = _newton_step(hessian, g, free_mask)
+        held = free_mask.copy()
         # an active bound with the gradient pointing out: hold that weight there
-        at_lower = (current.rho <= lower + 1e-12) & (g > 0)
-        at_upper = (current.rho >= upper - 1e-12) & (g < 0)
-        if np.any(at_lower | at_upper):
-            held = free_mask & ~(at_lower | at_upper)
-            step = _newton_step(hessian, np.where(held, g, 0.0), held)
+        held &= ~((current.rho <= lower + 1e-12) & (g > 0))
+        held &= ~((current.rho >= upper - 1e-12) & (g < 0))
+        step = _newton_step(hessian, np.where(held, g, 0.0), held)
+        decrement = -0.5 * float(g @ step)
+        small = float(np.max(np.abs(step), initial=0.0)) <= SMALL_STEP
+        if small or decrement <= max(1e-15 * max(1.0, abs(current.value)),
+                                     0.05 * current.stderr):
+            # within a tiny Newton step of the optimum (or of the estimator's noise):
+            # take it and stop
+            trial = target(np.clip(current.rho + step, lower, upper))
+            if trial.value <= current.value + 1e-12 * max(1.0, abs(current.value)):
+                current = trial
+                history.append((current.rho, current.value))
+            converged = True
+            break
         t = 1.0
         accepted = None
         for _ in range(30):
-            trial_rho = np.clip(current.rho + t * step, lower, upper)
-            trial = target(trial_rho)
-            if trial.value <= current.value + 1e-4 * t * float(g @ step) \
-                    + 3 * (trial.stderr + current.stderr) + 1e-13 * abs(current.value):
+            trial = target(np.clip(current.rho + t * step, lower, upper))
+            if trial.value <= current.value + 1e-4 * t * float(g @ step):
                 accepted = trial
                 break
             t *= 0.5
@@ -314,14 +380,13 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
             converged = True  # no decrease left to find along the Newton direction
             break
         moved = float(np.max(np.abs(accepted.rho - current.rho), initial=0.0))
-        change = abs(accepted.value - current.value)
         current = accepted
         history.append((current.rho, current.value))
-        if moved <= tol * max(1.0, float(np.max(np.abs(current.rho)))) and \
-                change <= max(tol * abs(current.value), 3 * current.stderr):
+        if moved <= tol:
             converged = True
             break
-    hessian = _hessian(target, current, free_mask)
+    # the standard errors from a central-difference Hessian at the answer
+    hessian = _hessian(target, current, free_mask, central=True)
     log_se = _standard_errors(hessian, free_mask)
     unbounded = tuple(
         "zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9 else None
@@ -345,9 +410,9 @@ def _newton_step(hessian: np.ndarray, gradient: np.ndarray, free: np.ndarray) ->
     return np.clip(step, -5.0, 5.0)
 
 
-def _hessian(target: Criterion, at: Evaluation, free: np.ndarray, h: float = 1e-4
-             ) -> np.ndarray:
-    """∂²V/∂ρ² by central differences of the exact gradient (symmetrized)."""
+def _hessian(target: Criterion, at: Evaluation, free: np.ndarray, central: bool = True,
+             h: float = 1e-4) -> np.ndarray:
+    """∂²V/∂ρ² by central (or forward) differences of the exact gradient, symmetrized."""
     parts = len(at.rho)
     out = np.zeros((parts, parts))
     theta = target.theta
@@ -356,9 +421,12 @@ def _hessian(target: Criterion, at: Evaluation, free: np.ndarray, h: float = 1e-
         shift[a] = h
         target.theta = theta
         up = target(at.rho + shift).gradient
-        target.theta = theta
-        down = target(at.rho - shift).gradient
-        out[:, a] = (up - down) / (2 * h)
+        if central:
+            target.theta = theta
+            down = target(at.rho - shift).gradient
+            out[:, a] = (up - down) / (2 * h)
+        else:
+            out[:, a] = (up - at.gradient) / h
     target.theta = at.fit.theta
     return 0.5 * (out + out.T)
 

@@ -231,3 +231,65 @@ def test_a_singular_hessian_is_reported():
     curvature = LaplaceCurvature(np.zeros((3, 1, 1)), penalty, [1.0])
     with pytest.raises(cholesky.NotPositiveDefinite):
         curvature.logdet()
+
+
+def _poisson_grid(shape=(6, 5), years=4, seed=5):
+    rng = np.random.default_rng(seed)
+    from stratlang.solvers.graphs import grid_graph
+
+    factors = [grid_graph(shape), path_graph(years)]
+    k = int(np.prod(shape)) * years
+    z = np.repeat(np.arange(k), 3)
+    truth = np.sin(np.arange(k) / 9.0) + 1.0
+    exposure = rng.uniform(0.5, 2.0, len(z))
+    y = rng.poisson(np.exp(truth[z]) * exposure)[:, None].astype(float)
+    stats = RecordStatistics(np.ones((len(z), 1)), z, k, 1)
+    problem = SmoothProblem(stats, y, [LossTerm(PoissonRegression())], np.zeros((k, 1)),
+                            KroneckerSum(factors, [1.0, 1.0]), np.log(exposure))
+    penalty = QuadraticPenalty(factors, [LaplacianPart(0), LaplacianPart(1),
+                                         RidgePart(np.full((k, 1), 1.0))], n=1)
+    return problem, penalty
+
+
+def test_stochastic_estimates_agree_with_exact_within_their_error():
+    """SLQ log|H|, control-variate Hutchinson traces and Monte Carlo inverse blocks (with
+    the Kronecker-sum reference) against the exact factorization: within 4 standard
+    errors, and the errors small."""
+    from stratlang.solvers.selection import newton_fit
+
+    problem, penalty = _poisson_grid()
+    w = np.array([3.0, 2.0, 0.1])
+    inner = newton_fit(problem, penalty)(w, None)
+    exact = LaplaceCurvature(inner.blocks, penalty, w, "exact")
+    stochastic = LaplaceCurvature(inner.blocks, penalty, w, "stochastic", seed=1)
+    logdet = stochastic.logdet()
+    assert logdet.method == "slq" and logdet.stderr < 0.3
+    assert abs(logdet.value - exact.logdet().value) < 4 * logdet.stderr
+    traces = stochastic.traces()
+    assert traces.method == "hutchinson-cv"
+    assert np.all(np.abs(traces.value - exact.traces().value) < 4 * traces.stderr)
+    assert np.all(traces.stderr < 0.02 * np.abs(traces.value))
+    blocks = stochastic.inverse_blocks()
+    assert blocks.method == "monte-carlo"
+    error = np.abs(blocks.value - exact.inverse_blocks().value) / blocks.stderr
+    assert np.mean(error < 2) > 0.9 and np.max(error) < 5
+    # the same seed, the same probes: the estimate is a smooth function of the weights
+    again = LaplaceCurvature(inner.blocks, penalty, w * 1.000001, "stochastic", seed=1)
+    assert again.logdet().value == pytest.approx(logdet.value, abs=1e-4)
+
+
+def test_stochastic_selection_is_near_the_exact_selection():
+    from stratlang.solvers.selection import newton_fit
+
+    problem, penalty = _poisson_grid()
+    fit = newton_fit(problem, penalty)
+    start = [1.0, 1.0, 0.1]
+    free = [True, True, False]
+    exact = select_weights(fit, penalty, "reml", start=start, free=free, method="exact")
+    stochastic = select_weights(fit, penalty, "reml", start=start, free=free,
+                                method="stochastic", options={"probes": 8})
+    assert exact.method == "exact-cholesky" and stochastic.method == "slq"
+    assert stochastic.converged
+    # the choices differ by much less than their own uncertainty
+    assert np.all(np.abs(np.log(stochastic.weights[:2] / exact.weights[:2]))
+                  < 0.1 * exact.log_se[:2])
