@@ -338,3 +338,13 @@ def test_cli_fit_select_and_json(tmp_path, capsys):
         main(["fit", str(spec), "--select", "aic"])
     assert exit_info.value.code == 2
     assert "argument --select: invalid choice: 'aic'" in capsys.readouterr().err
+
+
+def test_partitioned_data_is_refused_before_any_fit(tmp_path):
+    import dask.dataframe as dd
+    model, frame = _gaussian()
+    frame.to_parquet(tmp_path / "part-0.parquet")
+    with pytest.raises(StratlangError, match=r"auto weights are chosen with the records in "
+                                             r"memory; backend 'dask' leaves them on its "
+                                             r"workers"):
+        model.fit(dd.read_parquet(str(tmp_path / "*.parquet")), backend="dask")

@@ -161,6 +161,9 @@ class _Inner:
         fit = self.choice.fit(weights, self.warm if warm_theta is not None else None)
         self.fits += 1
         self.warm = fit.warm
+        if fit.theta is None:  # (written by a cluster's workers under `output`)
+            raise StratlangError("auto weights are chosen from θ in memory; this fit wrote θ "
+                                 "under its output folder: fit without `output`")
         problem = _curvature_problem(self.design, weights, self.stats)
         theta = _polished(problem, np.asarray(fit.theta, dtype=float))
         k = self.design.theta_shape[0]
@@ -186,7 +189,14 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
     from ..solvers.penalty import QuadraticPenalty
     from ..solvers.selection import select_weights
 
-    design: Design = choice.design
+    design = choice.design
+    if not isinstance(design, Design):  # (records left on a cluster's workers)
+        raise StratlangError(f"auto weights are chosen with the records in memory; backend "
+                             f"'{choice.backend.name}' leaves them on its workers: choose them "
+                             "with another backend, then fix them (weights={…})",
+                             cli=f"auto weights are chosen with the records in memory; "
+                                 f"--backend {choice.backend.name} leaves them on its workers: "
+                                 "choose them with another backend, then fix them (--weight)")
     model = design.model
     chosen = unchosen(model, values)
     if problem := _refusal(design):
