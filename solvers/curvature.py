@@ -72,8 +72,13 @@ class LaplaceCurvature:
 
     def matrix(self) -> sp.csr_matrix:
         """H as a sparse (K·d × K·d) matrix."""
-        return (sp.block_diag(list(self.blocks), format="csr")
-                + self.penalty.matrix(self.weights)).tocsr()
+        k, d = self.penalty.k, self.penalty.d
+        base = (np.arange(k) * d)[:, None, None]
+        rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
+        cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
+        blocks = sp.csr_matrix((self.blocks.reshape(-1), (rows, cols)),
+                               shape=(k * d, k * d))
+        return (blocks + self.penalty.matrix(self.weights)).tocsr()
 
     @property
     def factor(self) -> SparseCholesky:

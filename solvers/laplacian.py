@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -103,6 +104,21 @@ class KroneckerSolver:
         # all cycles in one real FFT; rfftn halves the last axis given: the longest
         self.fft_axes = sorted((i for i, a in enumerate(axes) if a.kind == "fft"),
                                key=lambda i: axes[i].n)
+        self._set_spectrum()
+        self.threads = -1  # for the FFTs: every core (a Dask worker sets its own count)
+
+    def with_gammas(self, factors: Sequence[Graph], gammas: Sequence[float]) -> KroneckerSolver:
+        """The same transforms for other factor weights, without diagonalizing again
+        (the weights only scale each axis's eigenvalues)."""
+        out = copy.copy(self)
+        out.axes = [copy.copy(axis) for axis in self.axes]
+        for axis, (_, gamma) in zip(out.axes, split_grids(factors, gammas), strict=True):
+            axis.gamma = gamma
+        out._set_spectrum()
+        return out
+
+    def _set_spectrum(self) -> None:
+        axes = self.axes
         total = np.zeros(1)
         spectral_shape = []
         for i, axis in enumerate(axes):
@@ -113,7 +129,6 @@ class KroneckerSolver:
             total = np.add.outer(total.reshape(total.shape), axis.gamma * values) if i else \
                 axis.gamma * values
         self.spectrum = np.asarray(total).reshape(spectral_shape or (1,))
-        self.threads = -1  # for the FFTs: every core (a Dask worker sets its own count)
 
     def forward(self, y: np.ndarray, lead: int = 0) -> np.ndarray:
         """Into the eigenbasis: y has ``lead`` leading axes, then the product's axes, then

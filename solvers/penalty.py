@@ -85,6 +85,7 @@ class QuadraticPenalty:
     _columns: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
     _spectra: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict,
                                                                init=False, repr=False)
+    _matrices: dict[int, sp.csr_matrix] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.factors = tuple(self.factors)
@@ -136,6 +137,27 @@ class QuadraticPenalty:
                 out += w * self.apply_part(a, x)
         return out
 
+    def apply_part_batch(self, a: int, x: np.ndarray) -> np.ndarray:
+        """S_a X for a batch X of shape (K, P, d) (P right-hand sides at once)."""
+        total = self._sums[a]
+        if total is None:
+            return self._columns[a][:, None, :] * x
+        columns = self._columns[a]
+        out = np.zeros_like(x)
+        if columns.any():
+            k, p, _ = x.shape
+            inner = np.ascontiguousarray(x[:, :, columns]).reshape(k, -1)
+            out[:, :, columns] = total.apply(inner).reshape(k, p, -1)
+        return out
+
+    def apply_batch(self, weights: Weights, x: np.ndarray) -> np.ndarray:
+        """P(w) X for X of shape (K, P, d)."""
+        out = np.zeros_like(x)
+        for a, w in enumerate(weights):
+            if w != 0:
+                out += w * self.apply_part_batch(a, x)
+        return out
+
     def quadratics(self, theta: np.ndarray) -> np.ndarray:
         """½ θᵀ S_a θ for every part (unweighted)."""
         return np.array([0.5 * float(np.sum(theta * self.apply_part(a, theta)))
@@ -143,6 +165,11 @@ class QuadraticPenalty:
 
     def part_matrix(self, a: int) -> sp.csr_matrix:
         """S_a as a sparse (K·d × K·d) matrix (for exact factorizations and tests)."""
+        if a not in self._matrices:
+            self._matrices[a] = self._part_matrix(a)
+        return self._matrices[a]
+
+    def _part_matrix(self, a: int) -> sp.csr_matrix:
         part = self.parts[a]
         if isinstance(part, RidgePart):
             return sp.diags(self._columns[a].reshape(-1)).tocsr()

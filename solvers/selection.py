@@ -52,6 +52,7 @@ import numpy as np
 
 from .curvature import LaplaceCurvature
 from .hessian import KroneckerSum, RecordStatistics
+from .laplacian import KroneckerSolver, exact_kronecker
 from .newton import SmoothProblem, newton
 from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
 
@@ -115,6 +116,7 @@ def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bo
             if part.factor in gammas_index:
                 raise ValueError(f"two Laplacian parts on factor {part.factor}")
             gammas_index[part.factor] = a
+    solvers: list[KroneckerSolver] = []
 
     def fit(weights: np.ndarray, warm: np.ndarray | None) -> InnerFit:
         gammas = [float(weights[gammas_index[f]]) if f in gammas_index else 0.0
@@ -124,7 +126,12 @@ def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bo
             if isinstance(part, RidgePart):
                 ridge += weights[a] * np.asarray(part.pattern, dtype=float)
         problem.ridge = ridge
-        problem.laplacian = KroneckerSum(penalty.factors, gammas)
+        laplacian = KroneckerSum(penalty.factors, gammas)
+        if exact_kronecker(penalty.factors):  # reuse the factors' eigenbases across weights
+            if not solvers:
+                solvers.append(KroneckerSolver(penalty.factors, [1.0] * len(gammas)))
+            laplacian._solver = solvers[0].with_gammas(penalty.factors, gammas)
+        problem.laplacian = laplacian
         start = None if warm is None else warm.reshape(problem.stats.k, problem.stats.n,
                                                        problem.stats.m)
         result = newton(problem, start=start, tol=tol)

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .hessian import pcg
 from .laplacian import KroneckerSolver, exact_kronecker
 from .penalty import LaplacianPart, RidgePart
 
@@ -60,7 +59,7 @@ class StochasticCurvature:
         self.lanczos_steps = int(lanczos_steps)
         self.cg_rtol = float(cg_rtol)
         rng = np.random.default_rng(seed)
-        self.z = rng.choice(np.array([-1.0, 1.0]), size=(self.probes, self.k, self.d))
+        self.z = rng.choice(np.array([-1.0, 1.0]), size=(self.k, self.probes, self.d))
         self.kron = exact_kronecker(self.penalty.factors)
         self._local = self.blocks + np.einsum("kc,cd->kcd", self.penalty.diagonal(self.weights),
                                               np.eye(self.d))
@@ -117,26 +116,34 @@ class StochasticCurvature:
         self.scale = np.sqrt(np.maximum(diag_h, 1e-300) / np.maximum(diag_k, 1e-300))
 
     def _spectral(self, x: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-        """Q (⊕ matrices) Qᵀ x for x (K, d)."""
+        """Q (⊕ matrices) Qᵀ X for X (K, P, d): every probe in one pass of transforms."""
         solver = self.solver
-        y = solver.forward(np.array(x, dtype=float).reshape(*solver.shape, self.d))
-        y = np.einsum("...ij,...j->...i", matrices, y)
-        return np.ascontiguousarray(solver.backward(y)).reshape(self.k, self.d)
+        k, p, d = x.shape
+        y = solver.forward(np.array(x, dtype=float).reshape(*solver.shape, p * d))
+        y = y.reshape(*y.shape[:-1], p, d)
+        y = np.einsum("...ij,...pj->...pi", matrices, y)
+        y = y.reshape(*y.shape[:-2], p * d)
+        return np.ascontiguousarray(solver.backward(y)).reshape(k, p, d)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """H X for X (K, P, d)."""
+        return (np.einsum("kab,kpb->kpa", self.blocks, x)
+                + self.penalty.apply_batch(self.weights, x))
 
     def k_solve(self, x: np.ndarray) -> np.ndarray:
         return self._spectral(x, self.k_inverse)
 
     def whiten(self, x: np.ndarray) -> np.ndarray:
-        """C⁻¹ x with M = C Cᵀ (Kronecker: K̃^{-1/2} S⁻¹ x; Jacobi: L_k⁻¹ x per block)."""
+        """C⁻¹ X with M = C Cᵀ (Kronecker: K̃^{-1/2} S⁻¹ X; Jacobi: L_k⁻¹ X per block)."""
         if self.kron:
-            return self._spectral(x / self.scale, self.k_inverse_half)
-        return np.einsum("kab,kb->ka", self._chol_inverse, x)
+            return self._spectral(x / self.scale[:, None, :], self.k_inverse_half)
+        return np.einsum("kab,kpb->kpa", self._chol_inverse, x)
 
     def whiten_t(self, x: np.ndarray) -> np.ndarray:
-        """C⁻ᵀ x."""
+        """C⁻ᵀ X."""
         if self.kron:
-            return self._spectral(x, self.k_inverse_half) / self.scale
-        return np.einsum("kba,kb->ka", self._chol_inverse, x)
+            return self._spectral(x, self.k_inverse_half) / self.scale[:, None, :]
+        return np.einsum("kba,kpb->kpa", self._chol_inverse, x)
 
     @property
     def _chol_inverse(self) -> np.ndarray:
@@ -154,27 +161,34 @@ class StochasticCurvature:
 
     # -- solves --------------------------------------------------------------------------
     def preconditioner(self, r: np.ndarray) -> np.ndarray:
-        block = np.einsum("kab,kb->ka", self.local_inverse, r)
+        """The symmetric two-step preconditioner: block Jacobi for the strata's
+        differences, the Kronecker reference for the graph's smooth modes."""
+        block = np.einsum("kab,kpb->kpa", self.local_inverse, r)
         if not self.kron:
             return block
-        apply = self.curvature.apply
-        second = block + self.k_solve(r - apply(block))
-        return second + np.einsum("kab,kb->ka", self.local_inverse, r - apply(second))
+        second = block + self.k_solve(r - self.apply(block))
+        return second + np.einsum("kab,kpb->kpa", self.local_inverse, r - self.apply(second))
 
-    def solve(self, b: np.ndarray) -> np.ndarray:
-        result = pcg(self.curvature.apply, self.preconditioner, b, self.cg_rtol, CG_MAX)
-        self.cg_iterations += result.iterations
-        if not result.converged:
+    def solve_batch(self, b: np.ndarray) -> np.ndarray:
+        """H⁻¹ B for B (K, P, d): conjugate gradients on every column at once."""
+        x, iterations, residual = _batch_pcg(self.apply, self.preconditioner, b, self.cg_rtol,
+                                             CG_MAX)
+        self.cg_iterations += iterations
+        if residual > self.cg_rtol:
             raise ArithmeticError(
                 f"conjugate gradients on the curvature matrix stopped at a relative residual "
-                f"of {result.residual:.2e} after {result.iterations} steps (asked "
-                f"{self.cg_rtol:.0e}): the matrix is singular or badly conditioned")
-        return result.x
+                f"of {residual:.2e} after {iterations} steps (asked {self.cg_rtol:.0e}): "
+                f"the matrix is singular or badly conditioned")
+        return x
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """H⁻¹ b for b (K, d)."""
+        return self.solve_batch(b[:, None, :])[:, 0, :]
 
     def solves(self) -> np.ndarray:
-        """H⁻¹ z for every probe (computed once)."""
+        """H⁻¹ z for every probe, (K, P, d) (computed once)."""
         if self._solves is None:
-            self._solves = np.array([self.solve(z) for z in self.z])
+            self._solves = self.solve_batch(self.z)
         return self._solves
 
     # -- the estimates ---------------------------------------------------------------
@@ -182,9 +196,9 @@ class StochasticCurvature:
         from .curvature import Estimate
 
         def g(x: np.ndarray) -> np.ndarray:
-            return self.whiten(self.curvature.apply(self.whiten_t(x)))
+            return self.whiten(self.apply(self.whiten_t(x)))
 
-        samples = np.array([_lanczos_logdet(g, z, self.lanczos_steps) for z in self.z])
+        samples = _batch_lanczos_logdet(g, self.z, self.lanczos_steps)
         value = self.logdet_reference() + float(samples.mean())
         stderr = float(samples.std(ddof=1) / math.sqrt(len(samples))) if len(samples) > 1 \
             else math.inf
@@ -196,15 +210,14 @@ class StochasticCurvature:
         penalty, w = self.penalty, self.weights
         solves = self.solves()
         parts = len(penalty.parts)
+        references = [self._reference_trace(a) if self.kron else False for a in range(parts)]
+        controlled = solves - self.k_solve(self.z) if self.kron else solves
         samples = np.zeros((self.probes, parts))
         exact = np.zeros(parts)
-        references = [self.kron and self._reference_trace(a) for a in range(parts)]
-        for j, (z, y) in enumerate(zip(self.z, solves, strict=True)):
-            diff = y - self.k_solve(z) if self.kron else y
-            for a in range(parts):
-                samples[j, a] = float(np.sum(penalty.apply_part(a, z)
-                                             * (diff if references[a] is not False else y)))
         for a in range(parts):
+            applied = penalty.apply_part_batch(a, self.z)
+            diff = controlled if references[a] is not False else solves
+            samples[:, a] = np.einsum("kpd,kpd->p", applied, diff)
             exact[a] = references[a] if references[a] is not False else 0.0
         value = exact + samples.mean(axis=0)
         stderr = samples.std(axis=0, ddof=1) / math.sqrt(self.probes)
@@ -213,6 +226,20 @@ class StochasticCurvature:
         edf_se = float(edf_samples.std(ddof=1) / math.sqrt(self.probes))
         method = "hutchinson-cv" if self.kron else "hutchinson-jacobi"
         return Estimate(np.append(value, edf), np.append(stderr, edf_se), method)
+
+    def inverse_blocks(self) -> Estimate:
+        from .curvature import Estimate
+
+        solves = self.solves()
+        reference = self._reference_blocks() if self.kron else None
+        diff = solves - self.k_solve(self.z) if reference is not None else solves
+        samples = np.einsum("kpa,kpb->pkab", diff, self.z)
+        samples = 0.5 * (samples + samples.transpose(0, 1, 3, 2))
+        mean = samples.mean(axis=0)
+        stderr = samples.std(axis=0, ddof=1) / math.sqrt(self.probes)
+        value = mean + (reference if reference is not None else 0.0)
+        return Estimate(value, stderr, "monte-carlo" if reference is not None
+                        else "monte-carlo-jacobi")
 
     def _reference_trace(self, a: int) -> float | bool:
         """tr(K̃⁻¹S_a), exact from the spectrum; False for a ridge that varies over strata."""
@@ -244,22 +271,6 @@ class StochasticCurvature:
             along[i] = len(count)
             out = out * count.reshape(along)
         return out
-
-    def inverse_blocks(self) -> Estimate:
-        from .curvature import Estimate
-
-        solves = self.solves()
-        reference = self._reference_blocks() if self.kron else None
-        samples = np.empty((self.probes, self.k, self.d, self.d))
-        for j, (z, y) in enumerate(zip(self.z, solves, strict=True)):
-            diff = y - self.k_solve(z) if reference is not None else y
-            samples[j] = diff[:, :, None] * z[:, None, :]
-        samples = 0.5 * (samples + samples.transpose(0, 1, 3, 2))
-        mean = samples.mean(axis=0)
-        stderr = samples.std(axis=0, ddof=1) / math.sqrt(self.probes)
-        value = mean + (reference if reference is not None else 0.0)
-        return Estimate(value, stderr, "monte-carlo" if reference is not None
-                        else "monte-carlo-jacobi")
 
     def _reference_blocks(self) -> np.ndarray | None:
         """The stratum blocks of K̃⁻¹ = Q (⊕ M_i⁻¹) Qᵀ: Σ_i Q_{ki}² M_i⁻¹, axis by axis;
@@ -296,33 +307,83 @@ class StochasticCurvature:
         return np.ascontiguousarray(out).reshape(self.k, self.d, self.d)
 
 
-def _lanczos_logdet(apply, z: np.ndarray, steps: int, tol: float = 1e-10) -> float:
-    """zᵀ log(G) z by Lanczos quadrature (G symmetric positive definite)."""
-    norm = float(np.linalg.norm(z))
-    q = z / norm
+def _batch_pcg(apply, precondition, b: np.ndarray, rtol: float, max_iter: int
+               ) -> tuple[np.ndarray, int, float]:
+    """Preconditioned CG on every right-hand side of B (K, P, d) at once (scalars per
+    column p); columns that have converged stop moving. (X, steps, worst relative
+    residual)."""
+    x = np.zeros_like(b)
+    r = b.copy()
+    norm_b = np.sqrt(np.einsum("kpd,kpd->p", b, b))
+    norm_b = np.where(norm_b > 0, norm_b, 1.0)
+    z = precondition(r)
+    p = z.copy()
+    rz = np.einsum("kpd,kpd->p", r, z)
+    residual = np.sqrt(np.einsum("kpd,kpd->p", r, r)) / norm_b
+    steps = 0
+    for steps in range(1, max_iter + 1):
+        active = residual > rtol
+        if not active.any():
+            steps -= 1
+            break
+        q = apply(p)
+        curvature = np.einsum("kpd,kpd->p", p, q)
+        alpha = np.where(active & (curvature > 0), rz / np.where(curvature > 0, curvature, 1.0),
+                         0.0)
+        x += alpha[None, :, None] * p
+        r -= alpha[None, :, None] * q
+        residual = np.sqrt(np.einsum("kpd,kpd->p", r, r)) / norm_b
+        z = precondition(r)
+        rz_new = np.einsum("kpd,kpd->p", r, z)
+        beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
+        p = z + beta[None, :, None] * p
+        rz = rz_new
+    return x, steps, float(residual.max(initial=0.0))
+
+
+def _batch_lanczos_logdet(apply, z: np.ndarray, steps: int, tol: float = 1e-10
+                          ) -> np.ndarray:
+    """z_pᵀ log(G) z_p for every probe column of Z (K, P, d), by Lanczos quadrature (G
+    symmetric positive definite), all probes advancing together."""
+    probes = z.shape[1]
+    norms = np.sqrt(np.einsum("kpd,kpd->p", z, z))
+    q = z / norms[None, :, None]
     q_prev = np.zeros_like(q)
-    alphas: list[float] = []
-    betas: list[float] = []
-    beta = 0.0
-    previous = None
+    alphas = np.zeros((steps, probes))
+    betas = np.zeros((steps, probes))
+    length = [steps] * probes  # the Krylov dimension each probe ends with
+    done = np.zeros(probes, dtype=bool)
+    previous = np.full(probes, np.nan)
+    beta = np.zeros(probes)
     for step in range(steps):
-        v = apply(q) - beta * q_prev
-        alpha = float(np.sum(q * v))
-        v -= alpha * q
-        alphas.append(alpha)
-        beta = float(np.linalg.norm(v))
-        if step % 5 == 4 or beta < 1e-14:
-            estimate = _quadrature(alphas, betas)
-            if beta < 1e-14 or (previous is not None
-                                and abs(estimate - previous) <= tol * max(1.0, abs(estimate))):
-                return norm * norm * estimate
-            previous = estimate
-        betas.append(beta)
-        q_prev, q = q, v / beta
-    return norm * norm * _quadrature(alphas, betas[: len(alphas) - 1])
+        v = apply(q) - beta[None, :, None] * q_prev
+        alpha = np.einsum("kpd,kpd->p", q, v)
+        v -= alpha[None, :, None] * q
+        alphas[step] = np.where(done, alphas[step], alpha)
+        beta = np.sqrt(np.einsum("kpd,kpd->p", v, v))
+        broke = ~done & (beta < 1e-14)
+        if step % 5 == 4 or broke.any():
+            for p in map(int, np.flatnonzero(~done)):
+                estimate = _quadrature(alphas[: step + 1, p], betas[:step, p])
+                if broke[p] or abs(estimate - previous[p]) <= tol * max(1.0, abs(estimate)):
+                    done[p] = True
+                    length[p] = step + 1
+                previous[p] = estimate
+            if done.all():
+                break
+        betas[step] = np.where(done, betas[step], beta)
+        safe = np.where(beta > 0, beta, 1.0)
+        q_prev, q = q, v / safe[None, :, None]
+    out = np.empty(probes)
+    for p in range(probes):
+        n = length[p]
+        out[p] = norms[p] ** 2 * _quadrature(alphas[:n, p], betas[: n - 1, p])
+    return out
 
 
-def _quadrature(alphas: list[float], betas: list[float]) -> float:
-    t = np.diag(alphas) + np.diag(betas[: len(alphas) - 1], 1) + np.diag(betas[: len(alphas) - 1], -1)
+def _quadrature(alphas: np.ndarray, betas: np.ndarray) -> float:
+    """e₁ᵀ log(T) e₁ for the tridiagonal T (diagonal ``alphas``, off-diagonal ``betas``)."""
+    t = np.diag(alphas) + np.diag(betas[: len(alphas) - 1], 1) \
+        + np.diag(betas[: len(alphas) - 1], -1)
     theta, vectors = np.linalg.eigh(t)
     return float(np.sum(vectors[0] ** 2 * np.log(np.maximum(theta, 1e-300))))

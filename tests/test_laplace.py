@@ -287,7 +287,7 @@ def test_stochastic_selection_is_near_the_exact_selection():
     free = [True, True, False]
     exact = select_weights(fit, penalty, "reml", start=start, free=free, method="exact")
     stochastic = select_weights(fit, penalty, "reml", start=start, free=free,
-                                method="stochastic", options={"probes": 8})
+                                method="stochastic")
     assert exact.method == "exact-cholesky" and stochastic.method == "slq"
     assert stochastic.converged
     # the choices differ by much less than their own uncertainty
