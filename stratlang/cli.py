@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .interrupts import INTERRUPTED_STATUS, run_supervised
 from .language.auto import SELECTION_METHODS
 from .language.errors import STDIN, DataError, OptionError, SpecError, StratlangError
 from .language.policies import UNSEEN_POLICIES
@@ -797,7 +798,19 @@ def main(argv: list[str] | None = None) -> int:
     the environment or the numbers (told in one message, never a traceback), 2 bad usage
     (argparse's), 130 interrupted. A closed pipe (``| head``) ends quietly with 0. Messages
     name the command line's flags where Python's arguments differ (``StratlangError.cli``)."""
-    args = _parser().parse_args(argv)
+    return _run(_parser().parse_args(argv))
+
+
+def entry() -> int:
+    """The installed ``stratlang`` program (and ``python -m stratlang``): :func:`main`,
+    with the command run in a supervised child so that Ctrl-C is answered within a second
+    even inside a long solver call (:mod:`stratlang.interrupts`)."""
+    args = _parser().parse_args()
+    return run_supervised(lambda: _run(args), lambda: _failed(args, "interrupted"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, every failure turned into its message and exit status."""
     warnings.showwarning = _warn
     _WARNED.clear()
     try:
@@ -813,7 +826,7 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(args, f"error: {err.for_cli()}")
     except KeyboardInterrupt:
         _failed(args, "interrupted")
-        return 130
+        return INTERRUPTED_STATUS
     except MemoryError:
         return _failed(args, "error: out of memory: the model or its data is too large for "
                              "this machine (fewer strata or backend 'dask' with workers "
@@ -867,4 +880,4 @@ def _version() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())
