@@ -679,7 +679,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args)),
                              args.id)
     if args.out:
-        predictions.to_csv(args.out)
+        from .outputs import replaced_whole
+
+        with replaced_whole(args.out) as scratch:
+            predictions.to_csv(scratch)
         if _json(args):
             _emit({"ok": True, "written": args.out, "rows": len(predictions)})
         else:
@@ -694,19 +697,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _replace_file(path: Path, text: str) -> None:
-    """Writes ``text`` beside ``path`` and renames it over ``path``: a failed write (a full
-    disk) leaves the spec as it was, never cut short."""
-    import tempfile
+    """Rewrites a spec whole: a failed write (a full disk) leaves it as it was."""
+    from .outputs import replaced_whole
 
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(scratch, path.stat().st_mode & 0o7777)
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+    with replaced_whole(path) as scratch:
+        scratch.write_text(text, encoding="utf-8", newline="")
 
 
 def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]) -> Any:

@@ -28,7 +28,7 @@ class _Interrupted(Exception):
     """Raised in the waiting parent by its SIGINT handler."""
 
 
-def run_supervised(command: Callable[[], int], report: Callable[[], None],
+def run_supervised(command: Callable[[], int], report: Callable[[], object],
                    grace: float = 0.5) -> int:
     """Runs ``command`` in a forked child and returns its exit status. On SIGINT the child
     gets ``grace`` seconds to end by itself; then it is killed. Unless the command had
@@ -92,7 +92,7 @@ def _run_child(command: Callable[[], int], returned: int) -> NoReturn:
     sys.exit(status)
 
 
-def _after_interrupt(child: int, report: Callable[[], None], grace: float,
+def _after_interrupt(child: int, report: Callable[[], object], grace: float,
                      returned: int) -> int:
     """The child's grace period, then its end; the status to exit with."""
     deadline = time.monotonic() + grace

@@ -67,8 +67,8 @@ def csv_table(text: str, name: str, *, need_rows: bool = True, **options: Any) -
     comment = options.get("comment")
     try:
         header, content, ragged = _scan(text, comment, bool(options.get("skipinitialspace")))
-    except _Unclosed as unclosed:
-        raise FileProblem(_unclosed_quote(name, unclosed.line)) from None
+    except _Unclosed as quote:
+        raise FileProblem(_unclosed_quote(name, quote.line)) from None
     if not content:
         raise FileProblem(f"{name} is empty")
     if ragged is not None:
