@@ -165,3 +165,11 @@ def test_the_docs_state_the_engines_exact_limit():
     for document in ("README.md", "docs/language.md"):
         text = (ROOT / document).read_text(encoding="utf-8")
         assert f"{EXACT_LIMIT:,}" in text and "auto" in text, document
+
+
+def test_the_builder_writes_auto_weights():
+    from stratlang import Spec
+
+    model = (Spec("b").response("y", "squared").features("x", "intercept")
+             .regularize("sum_squares", "auto").stratify("s", "path", weight="auto").model())
+    assert model.ir.autos() == {"reg0.sum_squares": ir.Hyper.auto(), "stratify.s": ir.Hyper.auto()}
