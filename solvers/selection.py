@@ -371,8 +371,10 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
     # tolerance or below the estimator's own error.
     converged = False
     hessian = np.eye(parts)
+    hessian_at = np.full(parts, np.inf)
     for _ in range(max_iter):
         hessian = _hessian(target, current, free_mask, central=False)
+        hessian_at = current.rho
         g = np.where(free_mask, current.gradient, 0.0)
         held = free_mask.copy()
         # an active bound with the gradient pointing out: hold that weight there
@@ -408,8 +410,10 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
         if moved <= tol:
             converged = True
             break
-    # the standard errors from a central-difference Hessian at the answer
-    hessian = _hessian(target, current, free_mask, central=True)
+    # the standard errors from the Hessian at the answer: the last one when the final
+    # step was tiny, else a fresh central-difference one
+    if float(np.max(np.abs(current.rho - hessian_at), initial=0.0)) > SMALL_STEP:
+        hessian = _hessian(target, current, free_mask, central=True)
     log_se = _standard_errors(hessian, free_mask)
     unbounded = tuple(
         "zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9 else None
