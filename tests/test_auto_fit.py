@@ -348,3 +348,13 @@ def test_partitioned_data_is_refused_before_any_fit(tmp_path):
                                              r"memory; backend 'dask' leaves them on its "
                                              r"workers"):
         model.fit(dd.read_parquet(str(tmp_path / "*.parquet")), backend="dask")
+
+
+def test_a_basis_model_is_refused_with_the_way_out():
+    model, frame = _gaussian()
+    basis = stratlang.load(model.text + "basis 2\n")
+    with pytest.raises(StratlangError, match=r"auto weights of model 'g' cannot be chosen: a "
+                                             r"basis model \(`basis`\) restricts θ to the "
+                                             r"graph's smoothest eigenvectors; fix them "
+                                             r"\(weights=\{…\}\) or write sweeps and use tune"):
+        basis.fit(frame)
