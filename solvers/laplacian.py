@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -116,6 +117,22 @@ class KroneckerSolver:
         # all cycles in one real FFT; rfftn halves the last axis given: the longest
         self.fft_axes = sorted((i for i, a in enumerate(axes) if a.kind == "fft"),
                                key=lambda i: axes[i].n)
+        self._factors, self._interactions = tuple(factors), tuple(interactions)
+        self._set_spectrum()
+        self.threads = -1  # for the FFTs: every core (a Dask worker sets its own count)
+
+    def with_gammas(self, factors: Sequence[Graph], gammas: Sequence[float]) -> KroneckerSolver:
+        """The same transforms for other factor weights, without diagonalizing again
+        (the weights only scale each axis's eigenvalues)."""
+        out = copy.copy(self)
+        out.axes = [copy.copy(axis) for axis in self.axes]
+        for axis, (_, gamma) in zip(out.axes, split_grids(factors, gammas), strict=True):
+            axis.gamma = gamma
+        out._set_spectrum()
+        return out
+
+    def _set_spectrum(self) -> None:
+        axes = self.axes
         total = np.zeros(1)
         spectral_shape = []
         for i, axis in enumerate(axes):
@@ -126,10 +143,9 @@ class KroneckerSolver:
             total = np.add.outer(total.reshape(total.shape), axis.gamma * values) if i else \
                 axis.gamma * values
         self.spectrum = np.asarray(total).reshape(spectral_shape or (1,))
-        if interactions:
+        if self._interactions:
             self.spectrum = self.spectrum + self._interaction_spectrum(
-                factors, interactions, spectral_shape)
-        self.threads = -1  # for the FFTs: every core (a Dask worker sets its own count)
+                self._factors, self._interactions, spectral_shape)
 
     def _interaction_spectrum(self, factors: Sequence[Graph],
                               interactions: Sequence[Interaction],
