@@ -18,6 +18,10 @@ from stratlang.spec import compile_spec, to_text
 
 from .conftest import ROOT
 
+_STRUCTURE = ("auto weights are not chosen yet in a model with `by`, `shared` or `interact` "
+              "terms: write its weights as sweeps, e.g. `weight {1, 10, 100}`, and choose them "
+              "by cross-validation with `stratlang tune`")
+
 
 def problems(text: str) -> list[tuple[int, int, str, str]]:
     with pytest.raises(SpecError) as info:
@@ -108,6 +112,15 @@ def test_a_column_named_auto_is_still_a_column():
       (4, 26, "S332", "match auto: auto weights are chosen for stratified models (the "
        "penalties are a Gaussian prior over the strata); a personalized model's match "
        "takes a number, or a sweep that `stratlang tune` chooses")]),
+    ("response y ~ squared\nfeatures x by s\nstratify s ~ path weight auto\n"
+     "stratify t ~ path weight 1\n",
+     [(3, 26, "S333", _STRUCTURE)]),
+    ("response y ~ squared\nstratify s ~ path weight 1\nstratify t ~ path weight 1\n"
+     "interact s * t weight auto\n",
+     [(4, 23, "S333", _STRUCTURE)]),
+    ("response y ~ squared\nfeatures x by (s weight auto)\nstratify s ~ path weight 1\n"
+     "stratify t ~ path weight 1\n",
+     [(2, 25, "S333", _STRUCTURE)]),
     ("response y ~ squared\nstratify s ~ path weight car\n",
      [(2, 26, "S207", "graph weight must be a number, a sweep set {…}, logspace(low, high, "
        "count) or auto")]),

@@ -62,7 +62,8 @@ def select_method(option: ast.Option, out: Collector) -> str | None:
 def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
                 regularizers: Registry[Any], regs: tuple[ir.RegTerm, ...],
                 strata: tuple[ir.Stratification, ...], personalize: ir.Personalize | None,
-                select: ast.Option | None) -> None:
+                select: ast.Option | None, features: tuple[ir.Term, ...] = (),
+                interactions: tuple[ir.Interaction, ...] = ()) -> None:
     """Reports every misuse of ``auto`` and ``select``: auto on a term that is not a
     quadratic penalty, with a loss that has no likelihood reading, or in a personalized
     model; select in a model without auto weights."""
@@ -110,8 +111,20 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
                   f"'{loss.name}' has no likelihood reading (the losses with one: "
                   f"{', '.join(readable)}): {_tune(example)}", autos[0],
                   code=codes.AUTO_NO_LIKELIHOOD)
+    structure_autos = [v.weight.span for t in features for v in t.vary or ()
+                       if v.weight is not None and v.weight.is_auto] + [
+        i.weight.span for i in interactions if i.weight.is_auto]
+    structure = [t.vary_span for t in features if t.vary is not None] + [
+        i.span for i in interactions]
+    if (autos or structure_autos) and structure:
+        # the selection's prior covers stratify factors and ridge terms on every row; a row
+        # held constant along a factor, or a Kronecker-product term, is not in it yet
+        out.error("auto weights are not chosen yet in a model with `by`, `shared` or "
+                  "`interact` terms: write its weights as sweeps, e.g. `weight {1, 10, 100}`, "
+                  "and choose them by cross-validation with `stratlang tune`",
+                  (structure_autos or autos)[0], code=codes.AUTO_WITH_STRUCTURE)
     has_auto = any(t.weight is not None and t.weight.is_auto for t in regs) or any(
-        s.weight.is_auto for s in strata)
+        s.weight.is_auto for s in strata) or bool(structure_autos)
     if select is not None and not has_auto:
         out.error("select chooses the weights written auto, and this model has none: write "
                   "e.g. `stratify COLUMN ~ path weight auto` or `regularize auto * sum_squares`",

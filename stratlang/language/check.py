@@ -250,7 +250,7 @@ class Checker:
         check_autos(self.out, loss, self.vocabulary.losses, self.vocabulary.regularizers, regs,
                     strata, personalize, next((o for o in solver_stmt.options
                                                if o.name.value == SELECT_OPTION), None)
-                    if solver_stmt is not None else None)
+                    if solver_stmt is not None else None, tuple(features), tuple(interactions))
         weights = _first(first, ast.WeightsStmt)
         missing_stmt = _first(first, ast.MissingStmt)
         missing = self.missing(missing_stmt)
