@@ -6,7 +6,7 @@
 Stratified Poisson regression (x and an intercept, ``1 * sum_squares``, both path
 weights 5) on a path(n) × path(n) product, 5 records per stratum: the newton fit, then
 ``fitted.theta_se`` (H's stratum blocks at the fit: exact Cholesky with selected inversion
-up to K·d = 60,000, Monte Carlo beyond), each timed once.
+up to solvers.curvature.EXACT_LIMIT coefficients K·d, Monte Carlo beyond), each timed once.
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ class KroneckerSolver:
         # all cycles in one real FFT; rfftn halves the last axis given: the longest
         self.fft_axes = sorted((i for i, a in enumerate(axes) if a.kind == "fft"),
                                key=lambda i: axes[i].n)
-        self.factors, self.interactions = tuple(factors), tuple(interactions)
+        self._factors, self._interactions = tuple(factors), tuple(interactions)
         self._set_spectrum()
         self.threads = -1  # for the FFTs: every core (a Dask worker sets its own count)
 
@@ -143,9 +143,9 @@ class KroneckerSolver:
             total = np.add.outer(total.reshape(total.shape), axis.gamma * values) if i else \
                 axis.gamma * values
         self.spectrum = np.asarray(total).reshape(spectral_shape or (1,))
-        if self.interactions:
+        if self._interactions:
             self.spectrum = self.spectrum + self._interaction_spectrum(
-                self.factors, self.interactions, spectral_shape)
+                self._factors, self._interactions, spectral_shape)
 
     def _interaction_spectrum(self, factors: Sequence[Graph],
                               interactions: Sequence[Interaction],

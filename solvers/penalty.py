@@ -143,9 +143,11 @@ class QuadraticPenalty:
         if total is None:
             return self._columns[a][:, None, :] * x
         columns = self._columns[a]
+        k, p, d = x.shape
+        if columns.all():
+            return total.apply(x.reshape(k, p * d)).reshape(k, p, d)
         out = np.zeros_like(x)
         if columns.any():
-            k, p, _ = x.shape
             inner = np.ascontiguousarray(x[:, :, columns]).reshape(k, -1)
             out[:, :, columns] = total.apply(inner).reshape(k, p, -1)
         return out

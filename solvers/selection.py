@@ -55,10 +55,12 @@ from .hessian import KroneckerSum, RecordStatistics
 from .laplacian import KroneckerSolver, exact_kronecker
 from .newton import SmoothProblem, newton
 from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
+from .stochastic import PILOT_PROBES, PROBES
 
 CRITERIA = ("reml", "ml", "gcv")
 FELLNER_SCHALL_STEPS = 6
 SMALL_STEP = 1e-4  # a Newton step this small in log w is taken without a further iteration
+PRECISE = 0.01  # standard error of V below which the pilot's probes suffice
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ class Criterion:
         self.theta: np.ndarray | None = None
         self.fits = 0
         self.start, self.free = start, free
-        self.options = options or {}
+        self.options = dict(options or {})
 
     def weights(self, rho: np.ndarray) -> np.ndarray:
         weights = np.exp(rho)
@@ -215,11 +217,25 @@ class Criterion:
         inner = self.fit(weights, self.theta)
         self.fits += 1
         self.theta = inner.theta
+        pilot = "probes" not in self.options
+        options = {"probes": PILOT_PROBES, **self.options}
         curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
-                                     seed=self.seed, **self.options)
+                                     seed=self.seed, **options)
         if self.criterion == "gcv":
             return self._gcv(rho, weights, inner, curvature)
-        return self._likelihood(rho, weights, inner, curvature, gradient)
+        evaluation = self._likelihood(rho, weights, inner, curvature, gradient)
+        if curvature.method == "stochastic" and pilot:
+            # the first evaluation fixes the probe count (common random numbers): a pilot
+            # of PILOT_PROBES, kept when its error is already negligible (an error of
+            # PRECISE in V moves no weight), else the full PROBES
+            if evaluation.stderr <= PRECISE:
+                self.options["probes"] = PILOT_PROBES
+            else:
+                self.options["probes"] = PROBES
+                curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
+                                             seed=self.seed, **self.options)
+                evaluation = self._likelihood(rho, weights, inner, curvature, gradient)
+        return evaluation
 
     def _likelihood(self, rho, weights, inner, curvature, want_gradient) -> Evaluation:
         penalty = self.penalty
@@ -355,8 +371,10 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
     # tolerance or below the estimator's own error.
     converged = False
     hessian = np.eye(parts)
+    hessian_at = np.full(parts, np.inf)
     for _ in range(max_iter):
         hessian = _hessian(target, current, free_mask, central=False)
+        hessian_at = current.rho
         g = np.where(free_mask, current.gradient, 0.0)
         held = free_mask.copy()
         # an active bound with the gradient pointing out: hold that weight there
@@ -392,8 +410,10 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
         if moved <= tol:
             converged = True
             break
-    # the standard errors from a central-difference Hessian at the answer
-    hessian = _hessian(target, current, free_mask, central=True)
+    # the standard errors from the Hessian at the answer: the last one when the final
+    # step was tiny, else a fresh central-difference one
+    if float(np.max(np.abs(current.rho - hessian_at), initial=0.0)) > SMALL_STEP:
+        hessian = _hessian(target, current, free_mask, central=True)
     log_se = _standard_errors(hessian, free_mask)
     unbounded = tuple(
         "zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9 else None

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .curvature import Estimate, LaplaceCurvature
 
 PROBES = 32
+PILOT_PROBES = 8  # REML's first try (solvers.selection), kept when already precise
 LANCZOS_STEPS = 80
 CG_RTOL = 1e-9
 CG_MAX = 2000

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .interrupts import INTERRUPTED_STATUS, run_supervised
+from .language.auto import SELECTION_METHODS
 from .language.errors import STDIN, DataError, OptionError, SpecError, StratlangError
 from .language.policies import UNSEEN_POLICIES
 
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    type=_weight_item,
                    help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
+    p.add_argument("--select", choices=SELECTION_METHODS,
+                   help="how the weights written auto are chosen (default: the spec's "
+                        "select, else reml)")
     _option_argument(p)
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
                    type=_graph_item, help=GRAPH_HELP)
@@ -569,6 +573,7 @@ def _fit_document(fitted: FittedModel) -> dict:
     """A fit as JSON: what its summary says (model, backend, status, iterations, time,
     objective parts, the weights) and, by kind, its strata or its personalized shape."""
     from .fitted import FittedPersonalized, FittedStratified
+    from .selection_report import SELECTION_KEY
 
     info = fitted.info
     options = info.get("options") or {}
@@ -580,7 +585,7 @@ def _fit_document(fitted: FittedModel) -> dict:
            "seconds": info.get("fit_seconds"), "note": info.get("backend_note"),
            "local": info.get("note") if info.get("local") else None,
            "objective": {"total": fitted.objective.total, **fitted.objective.as_dict()},
-           "weights": fitted.weights}
+           "weights": fitted.weights, "selection": info.get(SELECTION_KEY)}
     if isinstance(fitted, FittedStratified):
         doc["strata"] = {"K": fitted.strata.k, "rows": list(fitted.rows),
                          "outputs": [str(o) for o in fitted.outputs],
@@ -644,7 +649,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     options = _cluster_options(args)
     data = _data(args, model)
     fitted = model.fit(data, backend=args.backend, solver=args.solver,
-                       weights=_weights(args.weight) or None, options=options or None)
+                       weights=_weights(args.weight) or None, options=options or None,
+                       select=args.select)
     if args.standard_errors:
         if not isinstance(fitted, FittedStratified):
             raise StratlangError("--standard-errors applies to stratified models")

@@ -27,6 +27,7 @@ from .display import Summary
 from .kinds.losses import Loss, Records
 from .language import ir
 from .language.errors import StratlangError
+from .selection_report import summary_lines
 from .spec import to_text
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ class FittedModel:
         lines += [f"  {line}" for line in self._shape_lines()]
         lines.append(f"  objective {self.objective}")
         lines.append(f"  {self._fit_line()}")
+        lines += [f"  {line}" for line in summary_lines(self.info)]
         if self.info.get("local"):
             lines.append(f"  {self.info['note']}")
         lines += [f"  {line}" for line in self._uncertainty_lines()]
@@ -220,7 +222,7 @@ class FittedModel:
         parts = "".join(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{value:.6g}</td></tr>"
                         for name, value in [*self.objective.as_dict().items(),
                                             ("total", self.objective.total)])
-        notes = [*self._shape_lines(), self._fit_line()]
+        notes = [*self._shape_lines(), self._fit_line(), *summary_lines(self.info)]
         if self.info.get("local"):
             notes.append(str(self.info["note"]))
         notes += self._uncertainty_lines()
@@ -383,9 +385,9 @@ class FittedStratified(FittedModel):
         return self._uncertainty
 
     def _uncertainty_lines(self) -> list[str]:
-        from .uncertainty import summary_lines
+        from .uncertainty import summary_lines as uncertainty_lines
 
-        return summary_lines(self._uncertainty_or_none(), self._unasked())
+        return uncertainty_lines(self._uncertainty_or_none(), self._unasked())
 
     def _uncertainty_or_none(self) -> Uncertainty | None:
         """The uncertainty the summary, save, the command line and pictures show unasked:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from .language import ir
+from .language.auto import AUTO, SELECT_OPTION, SELECTION_METHODS
 from .language.codes import NO_COLUMN
 from .language.errors import Diagnostic, Source, Span, SpecError, StratlangError
 from .language.syntax import STATEMENT_KEYWORDS
@@ -249,16 +250,24 @@ def completions(text: str, filename: str, line_no: int, index: int) -> list[tupl
         for _, registry in _registries():
             if call in registry and registry[call].params:
                 return [(p.name, "parameter") for p in registry[call].params]
+    previous = before[:prefix_start].split()[-1:]
+    if previous == ["weight"]:
+        return [(AUTO, "keyword")]  # a weight chosen from the data (or a number)
+    if previous == [SELECT_OPTION] and line.split()[0] == "solver":
+        return [(m, "keyword") for m in SELECTION_METHODS]
     options = _statement_options(line)
     if options is not None and len(before[:prefix_start].split()) >= (
             1 if line.split()[0] == "personalize" else 2):
-        return [(p.name, "parameter") for p in options[1]]
+        return [(p.name, "parameter") for p in options[1]] + (
+            [(SELECT_OPTION, "parameter")] if line.split()[0] == "solver" else [])
     after_by = re.search(r"\bby\s+$|\bby\s*\([^)]*$", before[:prefix_start])
     if (after_by and line.split()[0] == "features") or line.split()[0] == "interact":
         return [(c, "column") for c in stratified_columns(text)]  # the factors a term varies over
     found = _registry_for(line, prefix_start)
     items: list[tuple[str, str]] = []
     if found is not None:
+        if found[0] == "regularizer":
+            items.append((AUTO, "keyword"))  # `auto * sum_squares`
         items += [(n, "kind") for n in found[1].names()]
     if line.split()[0] in _TAKE_COLUMNS:
         items += [(c, "column") for c in data_columns(text, filename)]

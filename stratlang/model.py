@@ -109,19 +109,20 @@ class Model:
     def fit(self, data: Any = None, *, backend: str | None = None, solver: str | None = None,
             weights: dict[str, float] | None = None, verbose: bool | None = None,
             options: dict[str, Any] | None = None,
-            graphs: dict[str, Any] | None = None) -> FittedModel:
+            graphs: dict[str, Any] | None = None, select: str | None = None) -> FittedModel:
         """Fits the model. ``backend``: 'admm', 'cvxpy' (the reference; ``solver`` picks
         its CVXPY solver), 'dask', 'subgradient'; by default the spec's ``solver``
         statement, else the first backend that can fit the model. ``options``: the
         backend's options (validated; see docs/language.md); ``weights`` fixes
         hyper-parameters (required for sweeps); ``graphs`` gives graphs from Python (see
-        :class:`Model`)."""
+        :class:`Model`); ``select`` ('reml', 'ml' or 'gcv') how the weights written
+        ``auto`` are chosen (default: the spec's ``select``, else 'reml')."""
         if graphs:
             return self.with_graphs(graphs).fit(data, backend=backend, solver=solver,
                                                 weights=weights, verbose=verbose,
-                                                options=options)
+                                                options=options, select=select)
         return fit(self.ir, data, backend=backend, solver=solver, weights=weights,
-                   verbose=verbose, options=options, graphs=self.graphs)
+                   verbose=verbose, options=options, graphs=self.graphs, select=select)
 
     def tune(self, data: Any = None, *, folds: int = 5, metric: str | None = None,
              seed: int = 0, backend: str | None = None,

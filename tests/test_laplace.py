@@ -293,3 +293,28 @@ def test_stochastic_selection_is_near_the_exact_selection():
     # the choices differ by much less than their own uncertainty
     assert np.all(np.abs(np.log(stochastic.weights[:2] / exact.weights[:2]))
                   < 0.1 * exact.log_se[:2])
+
+
+def test_the_probe_count_is_fixed_by_the_first_evaluation():
+    """A pilot of 8 probes is kept when the criterion's error is already negligible (a
+    Gaussian model whose curvature the Kronecker reference matches exactly), and 32 are
+    used otherwise; later evaluations reuse the count (common random numbers)."""
+    from stratlang.solvers import stochastic
+    from stratlang.solvers.selection import newton_fit
+
+    factors = [path_graph(12), cycle_graph(5)]
+    k = 60
+    rng = np.random.default_rng(0)
+    stats = RecordStatistics(np.ones((k, 1)), np.arange(k), k, 1)
+    gaussian = SmoothProblem(stats, rng.normal(size=(k, 1)), [LossTerm(Squared())],
+                             np.zeros((k, 1)), KroneckerSum(factors, [1.0, 1.0]))
+    penalty = QuadraticPenalty(factors, [LaplacianPart(0), LaplacianPart(1)], n=1)
+    precise = Criterion(newton_fit(gaussian, penalty, dispersion=True), penalty, "reml",
+                        method="stochastic")
+    first = precise(np.zeros(2))
+    assert precise.options["probes"] == stochastic.PILOT_PROBES and first.stderr < 1e-8
+    problem, penalty = _poisson_grid()
+    noisy = Criterion(newton_fit(problem, penalty), penalty, "reml", method="stochastic")
+    evaluation = noisy(np.log([1.0, 1.0, 0.1]))
+    assert noisy.options["probes"] == stochastic.PROBES
+    assert evaluation.curvature.stochastic.probes == stochastic.PROBES

@@ -209,7 +209,7 @@ def test_completion(client, folder):
     from stratlang.backends import BACKENDS
     from stratlang.language.personalize import PERSONALIZE_OPTIONS
 
-    assert labels(5, 12) == [p.name for p in BACKENDS["admm"].options]
+    assert labels(5, 12) == [*(p.name for p in BACKENDS["admm"].options), "select"]
     assert labels(5, 7) == BACKENDS.names()
     assert labels(6, 12) == [p.name for p in PERSONALIZE_OPTIONS]
 

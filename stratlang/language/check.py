@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
 from . import ast, codes, ir, limits
+from .auto import AUTO, SELECT_OPTION, check_autos, select_method, written_auto
 from .errors import Collector, Diagnostic, Span, did_you_mean
 from .params import from_spec, literal, resolve_args
 from .personalize import PERSONALIZE_OPTIONS
@@ -50,7 +51,14 @@ class Checker:
 
     # ---- values -----------------------------------------------------------------
     def hyper(self, value: ast.Value, what: str) -> ir.Hyper | None:
-        """A weight: a nonnegative number, a set {…}, or logspace/linspace(lo, hi, n)."""
+        """A weight: a nonnegative number, a set {…}, logspace/linspace(lo, hi, n), or
+        auto (chosen from the data: its uses are checked by :func:`check_autos`)."""
+        if written_auto(value):
+            return ir.Hyper.auto(value.span)
+        if isinstance(value, ast.Call) and value.name.value == AUTO:
+            self.error(f"{what}: auto takes no arguments", value.span,
+                       code=codes.MALFORMED_SWEEP)
+            return None
         if isinstance(value, ast.Number):
             if value.value < 0:
                 self.error(f"{what} must be nonnegative; got {value.text}", value.span,
@@ -92,7 +100,8 @@ class Checker:
                        + did_you_mean(value.name.value, ("logspace", "linspace")), value.name.span,
                        code=codes.UNKNOWN_SWEEP)
             return None
-        self.error(f"{what} must be a number, a sweep set {{…}} or logspace(low, high, count)",
+        self.error(f"{what} must be a number, a sweep set {{…}}, logspace(low, high, count) "
+                   "or auto",
                    value.span, code=codes.MALFORMED_SWEEP)
         return None
 
@@ -236,7 +245,12 @@ class Checker:
                            "eigenvectors of the product graph: rows varying over some factors "
                            "only, or an interaction term, need the full model (leave out "
                            "`basis`)", span, code=codes.MISPLACED_VARIATION)
-        solver = self.solver(_first(first, ast.SolverStmt), personalize is not None)
+        solver_stmt = _first(first, ast.SolverStmt)
+        solver = self.solver(solver_stmt, personalize is not None)
+        check_autos(self.out, loss, self.vocabulary.losses, self.vocabulary.regularizers, regs,
+                    strata, personalize, next((o for o in solver_stmt.options
+                                               if o.name.value == SELECT_OPTION), None)
+                    if solver_stmt is not None else None, tuple(features), tuple(interactions))
         weights = _first(first, ast.WeightsStmt)
         missing_stmt = _first(first, ast.MissingStmt)
         missing = self.missing(missing_stmt)
@@ -756,7 +770,16 @@ class Checker:
         if backend.family != kind:
             self.error(f"backend '{backend.name}' cannot fit a {kind} model", stmt.backend.span,
                        code=codes.BACKEND_CANNOT_FIT)
-        opts = self.options(stmt.options, backend.options.names(), f"backend '{backend.name}'")
+        select = None
+        own = tuple(o for o in stmt.options if o.name.value != SELECT_OPTION)
+        if len(own) < len(stmt.options) - 1:
+            twice = [o for o in stmt.options if o.name.value == SELECT_OPTION][1]
+            self.error(f"option '{SELECT_OPTION}' given twice", twice.name.span,
+                       code=codes.OPTION_TWICE)
+        elif len(own) < len(stmt.options):
+            select = select_method(next(o for o in stmt.options
+                                        if o.name.value == SELECT_OPTION), self.out)
+        opts = self.options(own, backend.options.names(), f"backend '{backend.name}'")
         values = []
         for p in backend.options:
             if p.name in opts:
@@ -765,7 +788,7 @@ class Checker:
                     self.error(problem, opts[p.name].value.span, code=codes.INVALID_VALUE)
                     continue
                 values.append((p.name, value))
-        return ir.Solver(backend.name, tuple(values), stmt.span)
+        return ir.Solver(backend.name, tuple(values), stmt.span, select)
 
 
 def check(spec: ast.Spec, vocabulary: Vocabulary, base: Path | None = None,

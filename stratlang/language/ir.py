@@ -26,8 +26,9 @@ NO_SPAN = field(default=None, compare=False, repr=False)
 class Hyper:
     """A hyper-parameter: one value, or a sweep of values.
 
-    ``form`` is 'value' (args = (v,)), 'set' (args = the values), or 'logspace' /
-    'linspace' (args = (low, high, count)).
+    ``form`` is 'value' (args = (v,)), 'set' (args = the values), 'logspace' /
+    'linspace' (args = (low, high, count)), or 'auto' (args = (): chosen from the data
+    when the model is fitted, by REML, ML or GCV).
     """
 
     form: str
@@ -46,17 +47,26 @@ class Hyper:
 
     @property
     def is_sweep(self) -> bool:
-        return self.form != "value"
+        return self.form not in ("value", "auto")
+
+    @property
+    def is_auto(self) -> bool:
+        return self.form == "auto"
 
     @property
     def value(self) -> float:
-        if self.is_sweep:
-            raise ValueError("a sweep has no single value")
+        if self.form != "value":
+            raise ValueError(f"a{'n auto weight' if self.is_auto else ' sweep'} has no "
+                             "single value")
         return self.args[0]
 
     @staticmethod
     def of(value: float) -> Hyper:
         return Hyper("value", (float(value),))
+
+    @staticmethod
+    def auto(span: Span | None = None) -> Hyper:
+        return Hyper("auto", (), span)
 
 
 @dataclass(frozen=True)
@@ -269,6 +279,7 @@ class Solver:
     backend: str
     options: tuple[tuple[str, Any], ...] = ()
     span: Span | None = NO_SPAN
+    select: str | None = None  # how `auto` weights are chosen: 'reml', 'ml' or 'gcv'
 
 
 @dataclass(frozen=True)
@@ -340,9 +351,14 @@ class Model:
     def sweeps(self) -> dict[str, Hyper]:
         return {k: h for k, h in self.hypers().items() if h.is_sweep}
 
+    def autos(self) -> dict[str, Hyper]:
+        """The weights written ``auto``: chosen from the data when the model is fitted."""
+        return {k: h for k, h in self.hypers().items() if h.is_auto}
+
     def weight_values(self, overrides: dict[str, float] | None = None) -> dict[str, float]:
         """Every weight's value; a sweep must be given one in ``overrides`` (each a finite
-        number ≥ 0, like a weight written in the spec)."""
+        number ≥ 0, like a weight written in the spec); an ``auto`` weight not given one is
+        left out (the fit chooses it: stratlang.backends.selection)."""
         if overrides is not None and not isinstance(overrides, Mapping):
             raise OptionError(f"weights must be a dict of hyper-parameter values by name; got "
                               f"a {type(overrides).__name__}")
@@ -363,7 +379,7 @@ class Model:
         if unset:
             raise unset_sweeps(unset)
         return {name: float(overrides[name]) if name in overrides else h.value
-                for name, h in hypers.items()}
+                for name, h in hypers.items() if name in overrides or not h.is_auto}
 
 
 def unset_sweeps(sweeps: dict[str, Hyper]) -> StratlangError:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from . import ir
+from .auto import AUTO, SELECT_OPTION
 from .personalize import PERSONALIZE_OPTIONS
 from .vocabulary import Registry, Vocabulary
 
@@ -35,6 +36,8 @@ def hyper(h: ir.Hyper) -> str:
         return number(h.args[0])
     if h.form == "set":
         return "{" + ", ".join(number(a) for a in h.args) + "}"
+    if h.is_auto:
+        return AUTO
     lo, hi, n = h.args
     return f"{h.form}({number(lo)}, {number(hi)}, {int(n)})"
 
@@ -204,5 +207,7 @@ def to_text(model: ir.Model, vocabulary: Vocabulary, width: int = WIDTH) -> str:
         backend = words.backends[model.solver.backend]
         kinds = {p.name: p.type for p in backend.options}
         opts = [f"{k} {v if kinds[k] == 'name' else literal(v)}" for k, v in model.solver.options]
+        if model.solver.select is not None:
+            opts.append(f"{SELECT_OPTION} {model.solver.select}")
         lines.append(" ".join(["solver", model.solver.backend, *opts]))
     return "\n".join(wrap(line, width) for line in lines) + "\n"
