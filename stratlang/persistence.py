@@ -34,7 +34,7 @@ from .kinds.losses import LOSSES
 from .language import ir
 from .language.errors import StratlangError
 from .language.reading import unopenable
-from .outputs import replaced_whole
+from .outputs import json_path, replaced_whole
 from .saved_schema import FORMAT_VERSION, Reader, check_header, read_checked
 from .selection_report import SELECTION_KEY
 from .solvers.graphs import Graph
@@ -130,14 +130,6 @@ def encoding_document(encoding: Encoding) -> tuple[dict[str, Any], dict[str, np.
             kinds[c] = "number" if numeric else "text"
         doc["covariates"] = kinds
     return doc, arrays
-
-
-def json_path(path: str | Path) -> Path:
-    """``path`` with a .json suffix (added to, not replacing, any other suffix)."""
-    path = Path(path)
-    if path.suffix == ".json":
-        return path
-    return path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
 
 
 def _class_label(value: Any) -> Any:
