@@ -208,7 +208,8 @@ def read_saved(path: str | Path) -> Saved:
     arrays_path = path.with_suffix(".npz")
     try:
         arrays_file = np.load(arrays_path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as err:
+        # (NotImplementedError: zipfile on a damaged "version needed to extract")
         raise StratlangError(f"the arrays of fitted model '{path}' cannot be read from "
                              f"'{arrays_path}': {getattr(err, 'strerror', None) or err}"
                              ) from None

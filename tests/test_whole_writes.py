@@ -88,3 +88,18 @@ def test_predictions_cut_short_leave_the_old_file(fitted, tmp_path, monkeypatch,
     assert capsys.readouterr().err == "interrupted\n"
     assert out.read_text() == "the old predictions\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "m.json", "m.npz", "p.csv"]
+
+
+def test_an_archive_needing_an_unknown_zip_version_is_a_damaged_model(fitted, tmp_path):
+    """Found by the damaged-model fuzzer: one flipped byte in the archive's directory (the
+    zip version needed to extract) made zipfile raise NotImplementedError."""
+    fit, _ = fitted
+    path = fit.save(tmp_path / "m")
+    arrays = path.with_suffix(".npz")
+    data = bytearray(arrays.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 6] = 210  # version 21.0
+    arrays.write_bytes(bytes(data))
+    with pytest.raises(stratlang.StratlangError, match=r"cannot be read from .*zip file "
+                                                       r"version 21\.0"):
+        stratlang.load_fitted(path)
