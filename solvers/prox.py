@@ -75,28 +75,59 @@ def nuclear(v: np.ndarray, t: float) -> np.ndarray:
 # ---- distributions: closed forms from per-stratum counts n and sums s ---------------------
 
 
+class Scratch:
+    """Work arrays kept between calls, one per (slot, shape): a prox called every ADMM
+    iteration on arrays of one shape then allocates nothing but its result."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+
+    def get(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
+        array = self._arrays.get((slot, shape))
+        if array is None:
+            array = self._arrays[(slot, shape)] = np.empty(shape)
+        return array
+
+
+def _positive_root(v: np.ndarray, t: float, linear: np.ndarray, constant: np.ndarray,
+                   eps: float, scratch: Scratch | None) -> np.ndarray:
+    """max(eps, (b + √(b² + 4t·constant)) / 2) with b = v − t·linear: the positive root of
+    θ² − bθ − t·constant = 0, in place in the result and two scratch arrays (at millions
+    of strata, fresh temporaries cost more than the arithmetic)."""
+    out = np.multiply(linear, -t)
+    out += v  # b
+    if out.shape != np.shape(constant):  # (broadcast: the plain formula)
+        return np.maximum(0.5 * (out + np.sqrt(out * out + 4.0 * t * constant)), eps)
+    scratch = scratch or Scratch()
+    work, square = scratch.get(0, out.shape), scratch.get(1, out.shape)
+    np.multiply(constant, 4.0 * t, out=work)
+    np.multiply(out, out, out=square)
+    work += square
+    np.sqrt(work, out=work)
+    out += work
+    out *= 0.5
+    return np.maximum(out, eps, out=out)
+
+
 def poisson(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray,
-            eps: float) -> np.ndarray:
+            eps: float, scratch: Scratch | None = None) -> np.ndarray:
     """argmin nθ − s log θ + (θ − v)²/(2t) over θ ≥ eps: a quadratic's positive root."""
-    b = v - t * count
-    root = 0.5 * (b + np.sqrt(b * b + 4.0 * t * total))
-    return np.maximum(root, eps)
+    return _positive_root(v, t, count, total, eps, scratch)
 
 
 def exponential(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray,
-                eps: float) -> np.ndarray:
+                eps: float, scratch: Scratch | None = None) -> np.ndarray:
     """argmin −n log θ + sθ + (θ − v)²/(2t) over θ ≥ eps."""
-    b = v - t * total
-    root = 0.5 * (b + np.sqrt(b * b + 4.0 * t * count))
-    return np.maximum(root, eps)
+    return _positive_root(v, t, total, count, eps, scratch)
 
 
 def bernoulli(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray, eps: float,
-              iterations: int = 60) -> np.ndarray:
+              scratch: Scratch | None = None, iterations: int = 60) -> np.ndarray:
     """argmin −s log θ − (n − s) log(1 − θ) + (θ − v)²/(2t) over [eps, 1 − eps].
 
     The derivative is increasing on (0, 1): safeguarded Newton inside a shrinking bracket,
-    then projection onto [eps, 1 − eps] (exact for a 1-D convex problem)."""
+    then projection onto [eps, 1 − eps] (exact for a 1-D convex problem). (``scratch``:
+    unused, the closed forms' signature.)"""
     s, f = total, count - total
     lo, hi = np.zeros_like(v), np.ones_like(v)
     theta: np.ndarray | float = (np.clip(v, 0.05, 0.95) if np.ndim(v)

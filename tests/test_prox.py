@@ -172,3 +172,53 @@ def test_gaussian_prox_matches_cvxpy(rng):
             prec.value, nu.value = got[s, :m], got[s, m]  # ours, in the same expression
             assert objective.value <= problem.value + 1e-9 * (1 + abs(problem.value))
             np.testing.assert_allclose(got[s, :m], got[s, :m].T)
+
+
+@pytest.mark.parametrize("name", ["poisson", "exponential"])
+def test_rate_proxes_are_the_positive_root_and_match_cvxpy(name, rng):
+    """The closed forms computed in place: the quadratic's positive root (as written before
+    the in-place version) to rounding, the CVXPY prox, and a scratch reused across calls
+    with different t changes nothing."""
+    k = 6
+    count = rng.integers(0, 5, k).astype(float)[:, None, None]
+    total = rng.poisson(3.0, k).astype(float)[:, None, None] * (count > 0)
+    v = rng.normal(size=(k, 1, 1)) * 3
+    solve = getattr(px, name)
+    linear, constant = (count, total) if name == "poisson" else (total, count)
+    scratch = px.Scratch()
+    for t in (0.3, 2.0, 0.3):
+        b = v - t * linear
+        want = np.maximum(0.5 * (b + np.sqrt(b * b + 4.0 * t * constant)), 1e-9)
+        got = solve(v, t, count, total, 1e-9, scratch)
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
+        np.testing.assert_array_equal(got, solve(v, t, count, total, 1e-9))
+    for s in range(k):  # against CVXPY at the last t
+        theta = cp.Variable()
+        n, total_s = float(count[s, 0, 0]), float(total[s, 0, 0])
+        loss = (n * theta - total_s * cp.log(theta) if name == "poisson"
+                else total_s * theta - n * cp.log(theta))
+        objective = loss + cp.square(theta - v[s, 0, 0]) / (2 * 0.3)
+        best = cp.Problem(cp.Minimize(objective), [theta >= 1e-9]).solve(solver="CLARABEL")
+        theirs = float(theta.value)
+        theta.value = float(got[s, 0, 0])  # ours, in the same expression
+        assert objective.value <= best + 1e-9 * (1 + abs(best))
+        assert abs(got[s, 0, 0] - theirs) <= 1e-4
+
+
+def test_rate_prox_allocates_only_its_result():
+    """Per ADMM iteration at the crime scale the Poisson prox took a third of the time in
+    nine fresh temporaries of θ's size; now its result is the only new array."""
+    import tracemalloc
+
+    k = 200_000
+    count, total = np.ones((k, 1, 1)), np.full((k, 1, 1), 2.0)
+    v = np.linspace(-3, 3, k).reshape(k, 1, 1)
+    scratch = px.Scratch()
+    px.poisson(v, 0.5, count, total, 1e-9, scratch)  # (the scratch arrays, once)
+    tracemalloc.start()
+    try:
+        result = px.poisson(v, 0.7, count, total, 1e-9, scratch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.2 * result.nbytes

@@ -771,7 +771,8 @@ class _Distribution(Loss):
     def admm_prox(self, records, k, p):
         count, total = (v[:, None, None] for v in self.stats(records, k))
         solve = type(self).closed_form
-        return lambda v, t: solve(v, t, count, total, p["eps"])
+        scratch = px.Scratch()  # (reused by every call of one fit)
+        return lambda v, t: solve(v, t, count, total, p["eps"], scratch)
 
     @abstractmethod
     def cvxpy_aggregated(self, theta: cp.Expression, count: np.ndarray,
