@@ -109,6 +109,7 @@ def progress_text(iteration: int, max_iter: int, res: Residuals) -> str:
 # a penalty that was plainly too high (crime scale: 45 → 75 iterations)
 ADAPT_EVERY = 10
 PERSIST = 3  # … and to undo the last change, an imbalance seen so many iterations in a row
+GO_ON_AFTER = 5  # a change the same way as the last (it cannot flip back): 5 iterations on
 LOCAL_GROWTH = 1.01  # ρ's growth per iteration on non-convex problems: ×145 in 500
 
 
@@ -197,9 +198,11 @@ class AdmmRule:
         streak = step.streak + lean if lean and lean * step.streak > 0 else lean
         # undoing the last change takes an imbalance that persists (one iteration's may be
         # the oscillation that made the penalty flip back and forth); going on does not
-        needed = self.persist if lean * step.last_lean < 0 else 1
+        reverse = lean * step.last_lean < 0
+        needed, wait = ((self.persist, self.adapt_every) if reverse
+                        else (1, min(self.adapt_every, GO_ON_AFTER)))
         if (self.adaptive and lean and abs(streak) >= needed
-                and step.iteration - step.changed >= self.adapt_every):
+                and step.iteration - step.changed >= wait):
             lam, scale = adapt_penalty(lam, lean, self.tau)
             changed, streak, last_lean = step.iteration, 0, lean
         else:

@@ -104,3 +104,14 @@ def test_undoing_the_last_change_takes_a_lasting_imbalance():
         step = after(step, primal=1.0, dual=1.0)
     step = after(step, primal=1.0, dual=100.0)  # on the same way: at once
     assert step.lam == 2.0
+
+
+def test_going_on_the_same_way_waits_five_iterations():
+    """A second change the same way cannot flip the penalty back: it may come 5
+    iterations after the first (crime scale: 48 → 44 iterations), not 10."""
+    step = after(RULE.first(1.0), primal=100.0, dual=1.0)  # lowered at iteration 1
+    for _ in range(4):  # iterations 2–5: too soon
+        step = after(step, primal=100.0, dual=1.0)
+        assert step.lam == 0.5
+    step = after(step, primal=100.0, dual=1.0)  # iteration 6
+    assert (step.lam, step.changed) == (0.25, 6)
