@@ -222,3 +222,23 @@ def test_rate_prox_allocates_only_its_result():
     finally:
         tracemalloc.stop()
     assert peak < 1.2 * result.nbytes
+
+
+@pytest.mark.parametrize(("name", "inside", "outside"), [
+    ("poisson", [1e-9, 0.5, 30.0], [0.5, 1e-12]),
+    ("exponential", [2.0, 1e-9], [-1.0, 2.0]),
+    ("bernoulli", [1e-9, 0.5, 1 - 1e-9], [0.5, 1.0]),
+])
+def test_distribution_domain_check_is_one_array_operation(name, inside, outside, monkeypatch):
+    """``in_domain`` (run on every ADMM copy at the end of a fit) asks ``clip`` once for the
+    whole array; it called it on each stratum through np.vectorize (3.7 s at 3.5 million
+    strata)."""
+    loss = LOSSES[name]
+    calls = []
+    clip = type(loss).clip
+    monkeypatch.setattr(type(loss), "clip", lambda self, v, eps: calls.append(1) or clip(self, v, eps))
+    p = {"eps": 1e-9}
+    assert loss.in_domain(np.array(inside).reshape(-1, 1, 1), p)
+    assert not loss.in_domain(np.array(outside).reshape(-1, 1, 1), p)
+    assert len(calls) == 2
+    assert float(loss.clip(-3.0, 1e-9)) == 1e-9  # (and a single number still works)
