@@ -19,6 +19,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .interrupts import INTERRUPTED_STATUS, run_supervised
+from .language.auto import SELECTION_METHODS
 from .language.errors import STDIN, DataError, OptionError, SpecError, StratlangError
 from .language.policies import UNSEEN_POLICIES
 
@@ -60,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    type=_weight_item,
                    help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
+    p.add_argument("--select", choices=SELECTION_METHODS,
+                   help="how the weights written auto are chosen (default: the spec's "
+                        "select, else reml)")
     _option_argument(p)
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
                    type=_graph_item, help=GRAPH_HELP)
@@ -420,6 +425,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .backends.relaxation import nonconvex_parts
     from .data.features import factor_text
+    from .data.structure_notes import interaction_notes, variation_notes
     from .kinds.losses import LOSSES
     from .language.printer import call as call_text
     from .language.printer import where_text
@@ -437,6 +443,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "loss_overrides": [call_text(o.loss, LOSSES) + where_text(o.where)
                            for o in ir.response.overrides],
         "nonconvex": list(nonconvex_parts(ir)),
+        "variation": variation_notes(ir), "interactions": interaction_notes(ir),
         "warnings": []}
     if args.data is not None or ir.data:
         _show_data(model, args.data, doc)
@@ -451,6 +458,7 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
     """What the data add to ``show``: records, parameter rows, strata and factors."""
     from .backends.base import bind_family
     from .data.design import Design
+    from .data.structure_notes import factor_islands, interaction_null_dimensions
     from .kinds.losses import LOSSES
 
     ir = model.ir
@@ -471,8 +479,10 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
         "factors": [{"columns": list(f.columns), "structure": f.graph.structure, "nodes": f.n,
                      "edges": f.graph.n_edges, "weight": _hyper(f.weight),
                      "hyper_parameter": f.hyper_name,
-                     "hub": f.column_labels[0][f.hub] if f.hub is not None else None}
-                    for f in strata.factors]}
+                     "hub": f.column_labels[0][f.hub] if f.hub is not None else None,
+                     **factor_islands(f, design.codes, axis)}
+                    for axis, f in enumerate(strata.factors)],
+        "interaction_null_dimensions": interaction_null_dimensions(ir, strata.factors)}
 
 
 def _print_show(doc: dict, loss_doc: str) -> None:
@@ -487,6 +497,8 @@ def _print_show(doc: dict, loss_doc: str) -> None:
         print(f"# weights: column '{doc['weights_column']}' multiplies each record's loss")
     for override in doc["loss_overrides"]:
         print(f"# loss parameters in some strata: {override}")
+    for note in doc["variation"] + doc["interactions"]:
+        print(f"# {note}")
     if doc["nonconvex"]:
         print(f"# non-convex ({', '.join(doc['nonconvex'])}): fitted by ADMM as a local "
               "method, from its convex relaxation's fit")
@@ -504,6 +516,22 @@ def _print_show(doc: dict, loss_doc: str) -> None:
         print(f"#   factor ({', '.join(f['columns'])}): {f['structure']} graph, {f['nodes']} "
               f"nodes, {f['edges']} edges" + (f", hub {f['hub']!r}" if f["hub"] is not None
                                                 else ""))
+        _print_islands(f)
+    for note, dim in zip(doc["interactions"], strata["interaction_null_dimensions"],
+                         strict=True):
+        print(f"#   {note.split(' (', 1)[0]}: null space of dimension {dim} over its factors' "
+              "nodes")
+
+
+def _print_islands(factor: dict) -> None:
+    """A factor's islands (connected components, when more than one) and data-free nodes."""
+    if factor["components"] > 1:
+        print(f"#     {factor['components']} connected components (islands): "
+              + "; ".join("{" + ", ".join(map(str, i)) + "}" for i in factor["islands"]))
+    if factor["data_free_count"]:
+        more = factor["data_free_count"] - len(factor["data_free"])
+        print(f"#     {factor['data_free_count']} data-free node(s): "
+              + ", ".join(map(str, factor["data_free"])) + (f" … {more} more" if more else ""))
 
 
 def _cluster_options(args: argparse.Namespace) -> dict:
@@ -527,10 +555,11 @@ def _fit_document(fitted: FittedModel) -> dict:
     """A fit as JSON: what its summary says (model, backend, status, iterations, time,
     objective parts, the weights) and, by kind, its strata or its personalized shape."""
     from .fitted import FittedPersonalized, FittedStratified
+    from .selection_report import SELECTION_KEY
 
     info = fitted.info
     options = info.get("options") or {}
-    doc = {"model": fitted.model.name, "kind": fitted.kind, "loss": fitted.loss.name,
+    doc = {"model": fitted.name, "kind": fitted.kind, "loss": fitted.loss.name,
            "records": info.get("records"), "backend": info.get("backend"),
            "solver": info.get("solver"), "status": info.get("status"),
            "iterations": info.get("iterations", info.get("epochs")),
@@ -538,7 +567,7 @@ def _fit_document(fitted: FittedModel) -> dict:
            "seconds": info.get("fit_seconds"), "note": info.get("backend_note"),
            "local": info.get("note") if info.get("local") else None,
            "objective": {"total": fitted.objective.total, **fitted.objective.as_dict()},
-           "weights": fitted.weights}
+           "weights": fitted.weights, "selection": info.get(SELECTION_KEY)}
     if isinstance(fitted, FittedStratified):
         doc["strata"] = {"K": fitted.strata.k, "rows": list(fitted.rows),
                          "outputs": [str(o) for o in fitted.outputs],
@@ -549,7 +578,7 @@ def _fit_document(fitted: FittedModel) -> dict:
                                      for f in fitted.strata.factors]}
     else:
         assert isinstance(fitted, FittedPersonalized)  # (the other kind of fit)
-        spec = fitted.model.ir.personalize
+        spec = fitted.ir.personalize
         assert spec is not None  # (the model of a personalized fit)
         doc["iteration_limit"] = doc["iteration_limit"] or getattr(spec, "max_iter", None)
         doc["personalized"] = {"rank": spec.rank,
@@ -578,7 +607,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     options = _cluster_options(args)
     data = _data(args, model)
     fitted = model.fit(data, backend=args.backend, solver=args.solver,
-                       weights=_weights(args.weight) or None, options=options or None)
+                       weights=_weights(args.weight) or None, options=options or None,
+                       select=args.select)
     as_json = _json(args)
     doc = {"ok": True, **_fit_document(fitted), "training": None, "output": args.output,
            "saved": None}
@@ -639,7 +669,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .persistence import load_fitted
+    from .fitted import load_fitted
 
     fitted = load_fitted(args.model)
     if args.convergence:
@@ -665,14 +695,17 @@ def _unseen(fitted: FittedModel, args: argparse.Namespace) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .persistence import load_fitted
+    from .fitted import load_fitted
 
     fitted = load_fitted(args.model)
-    frame = fitted.model.frame(args.data)
+    frame = fitted.frame(args.data)
     predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args)),
                              args.id)
     if args.out:
-        predictions.to_csv(args.out)
+        from .outputs import replaced_whole
+
+        with replaced_whole(args.out) as scratch:
+            predictions.to_csv(scratch)
         if _json(args):
             _emit({"ok": True, "written": args.out, "rows": len(predictions)})
         else:
@@ -687,19 +720,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _replace_file(path: Path, text: str) -> None:
-    """Writes ``text`` beside ``path`` and renames it over ``path``: a failed write (a full
-    disk) leaves the spec as it was, never cut short."""
-    import tempfile
+    """Rewrites a spec whole: a failed write (a full disk) leaves it as it was."""
+    from .outputs import replaced_whole
 
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(scratch, path.stat().st_mode & 0o7777)
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+    with replaced_whole(path) as scratch:
+        scratch.write_text(text, encoding="utf-8", newline="")
 
 
 def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]) -> Any:
@@ -709,7 +734,7 @@ def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]
 
     from .language.errors import DataError, did_you_mean
 
-    strata = [c for s in fitted.model.ir.strata for c in s.columns]
+    strata = [c for s in fitted.ir.strata for c in s.columns]
     keys = list(dict.fromkeys([*ids, *strata]))
     for column in ids:
         if column not in frame.columns:
@@ -725,10 +750,10 @@ def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .data.row_filter import filter_rows
-    from .persistence import load_fitted
+    from .fitted import load_fitted
 
     fitted = load_fitted(args.model)
-    data = args.data if args.rows is None else filter_rows(fitted.model.frame(args.data),
+    data = args.data if args.rows is None else filter_rows(fitted.frame(args.data),
                                                             args.rows)
     metrics = fitted.score(data, **_unseen(fitted, args))
     if _json(args):
@@ -791,7 +816,19 @@ def main(argv: list[str] | None = None) -> int:
     the environment or the numbers (told in one message, never a traceback), 2 bad usage
     (argparse's), 130 interrupted. A closed pipe (``| head``) ends quietly with 0. Messages
     name the command line's flags where Python's arguments differ (``StratlangError.cli``)."""
-    args = _parser().parse_args(argv)
+    return _run(_parser().parse_args(argv))
+
+
+def entry() -> int:
+    """The installed ``stratlang`` program (and ``python -m stratlang``): :func:`main`,
+    with the command run in a supervised child so that Ctrl-C is answered within a second
+    even inside a long solver call (:mod:`stratlang.interrupts`)."""
+    args = _parser().parse_args()
+    return run_supervised(lambda: _run(args), lambda: _failed(args, "interrupted"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, every failure turned into its message and exit status."""
     warnings.showwarning = _warn
     _WARNED.clear()
     try:
@@ -807,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(args, f"error: {err.for_cli()}")
     except KeyboardInterrupt:
         _failed(args, "interrupted")
-        return 130
+        return INTERRUPTED_STATUS
     except MemoryError:
         return _failed(args, "error: out of memory: the model or its data is too large for "
                              "this machine (fewer strata or backend 'dask' with workers "
@@ -861,4 +898,4 @@ def _version() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

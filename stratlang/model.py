@@ -11,21 +11,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from . import backends
-from .backends.base import StratifiedFit
-from .backends.islands import settle_islands
 from .data.design import Design, bind
 from .data.frames import frame_for
-from .fitted import FittedModel, fitted_model
-from .language import codes, ir
-from .language.errors import (
-    DataWarning,
-    Diagnostic,
-    OptionError,
-    SpecError,
-    StratlangError,
-    did_you_mean,
-    warn,
-)
+from .fitted import FittedModel
+from .fitting import fit, fit_choice
+from .language import ir
+from .language.errors import OptionError, StratlangError, did_you_mean
 from .spec import compile_spec, read_spec, to_text
 
 if TYPE_CHECKING:
@@ -106,55 +97,32 @@ class Model:
         """Same strata, no Laplacian coupling: one independent model per stratum (no
         ``basis``: without the graph it has no smooth eigenvectors)."""
         strata = tuple(dataclasses.replace(s, weight=ir.Hyper.of(0.0)) for s in self.ir.strata)
-        return self.replace(strata=strata, basis=None, name=f"{self.name}_separate")
+        return self.replace(strata=strata, basis=None, name=f"{self.name}_separate",
+                            **_unstructured(self.ir))
 
     def common(self) -> Model:
         """No stratification: one model for all records (a ``basis`` dropped: K = 1)."""
-        return self.replace(strata=(), basis=None, name=f"{self.name}_common")
+        return self.replace(strata=(), basis=None, name=f"{self.name}_common",
+                            **_unstructured(self.ir))
 
     # ---- fitting --------------------------------------------------------------------
     def fit(self, data: Any = None, *, backend: str | None = None, solver: str | None = None,
             weights: dict[str, float] | None = None, verbose: bool | None = None,
             options: dict[str, Any] | None = None,
-            graphs: dict[str, Any] | None = None) -> FittedModel:
+            graphs: dict[str, Any] | None = None, select: str | None = None) -> FittedModel:
         """Fits the model. ``backend``: 'admm', 'cvxpy' (the reference; ``solver`` picks
         its CVXPY solver), 'dask', 'subgradient'; by default the spec's ``solver``
         statement, else the first backend that can fit the model. ``options``: the
         backend's options (validated; see docs/language.md); ``weights`` fixes
         hyper-parameters (required for sweeps); ``graphs`` gives graphs from Python (see
-        :class:`Model`)."""
+        :class:`Model`); ``select`` ('reml', 'ml' or 'gcv') how the weights written
+        ``auto`` are chosen (default: the spec's ``select``, else 'reml')."""
         if graphs:
             return self.with_graphs(graphs).fit(data, backend=backend, solver=solver,
                                                 weights=weights, verbose=verbose,
-                                                options=options)
-        values = self.ir.weight_values(weights)
-        choice = backends.choose(self.ir, data, backend=backend, solver=solver, verbose=verbose,
-                                 options=options, graphs=self.graphs)
-        fitted = self._fit(choice, values)
-        if choice.note is not None:
-            fitted.info["backend_note"] = choice.note
-        return fitted
-
-    def _fit(self, choice: backends.Choice, values: dict[str, float],
-             warm: Any = None) -> FittedModel:
-        try:
-            fit = choice.fit(values, warm)
-        except backends.OptionValueError as error:
-            if error.option not in choice.from_spec:
-                raise
-            # the value came from the spec's solver statement: point at it
-            assert self.ir.solver is not None
-            raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source,
-                                        code=codes.INVALID_VALUE)]
-                            ) from None
-        fit.info.setdefault("options", dict(choice.options))  # what the summary reports
-        if (isinstance(fit, StratifiedFit) and fit.design is not None and fit.theta is not None
-                and self.ir.basis is None):
-            fit.theta, note = settle_islands(fit.design, fit.theta, values)
-            if note is not None:
-                fit.info["islands"] = note
-                warn(note, DataWarning)
-        return fitted_model(self, fit, values)
+                                                options=options, select=select)
+        return fit(self.ir, data, backend=backend, solver=solver, weights=weights,
+                   verbose=verbose, options=options, graphs=self.graphs, select=select)
 
     def tune(self, data: Any = None, *, folds: int = 5, metric: str | None = None,
              seed: int = 0, backend: str | None = None,
@@ -166,8 +134,8 @@ class Model:
         standard error (None: on a terminal)."""
         from .tune import tune
 
-        return tune(self, data, folds=folds, metric=metric, seed=seed, backend=backend,
-                    progress=progress)
+        return tune(self.ir, data, graphs=self.graphs, folds=folds, metric=metric, seed=seed,
+                    backend=backend, progress=progress)
 
     def verify(self, data: Any = None, *, weights: dict[str, float] | None = None,
                solver: str | None = None, options: dict[str, Any] | None = None,
@@ -177,8 +145,8 @@ class Model:
         terminal)."""
         from .tune import verify
 
-        return verify(self, data, weights=weights, solver=solver, options=options,
-                      backend=backend, progress=progress)
+        return verify(self.ir, data, graphs=self.graphs, weights=weights, solver=solver,
+                      options=options, backend=backend, progress=progress)
 
     def sweep(self, data: Any = None, validate: Any = None, *,
               solver: str | None = None) -> pd.DataFrame:
@@ -196,7 +164,7 @@ class Model:
         for combo in grid:
             chosen = dict(zip(sweeps, combo, strict=True))
             start = time.perf_counter()
-            fitted = self._fit(choice, self.ir.weight_values(chosen), problem)
+            fitted = fit_choice(self.ir, choice, self.ir.weight_values(chosen), problem)
             fitted.info["fit_seconds"] = time.perf_counter() - start
             problem = fitted.warm  # the compiled problem, re-solved at the next weights
             row = {**chosen, "objective": fitted.objective.total}
@@ -204,6 +172,13 @@ class Model:
                 row.update({f"valid_{k}": v for k, v in fitted.score(valid_frame).items()})
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _unstructured(model: ir.Model) -> dict[str, Any]:
+    """No feature varying over some factors only (``by``, ``shared``) and no interaction:
+    the baselines couple no stratum to another."""
+    return {"features": tuple(dataclasses.replace(t, vary=None) for t in model.features),
+            "interactions": ()}
 
 
 def load(path_or_text: str | Path, *, graphs: dict[str, Any] | None = None) -> Model:

@@ -213,7 +213,11 @@ def test_json_show(project, capsys):
     assert doc["strata"]["K"] == 12 and doc["strata"]["parameters_per_output"] == 36
     assert doc["strata"]["factors"][1] == {"columns": ["age"], "structure": "path", "nodes": 6,
                                            "edges": 5, "weight": 10.0,
-                                           "hyper_parameter": "stratify.age", "hub": None}
+                                           "hyper_parameter": "stratify.age", "hub": None,
+                                           "components": 1, "islands": [], "data_free": [],
+                                           "data_free_count": 0}
+    assert doc["variation"] == doc["interactions"] == []
+    assert doc["strata"]["interaction_null_dimensions"] == []
 
 
 def test_json_fit_score_predict(project, capsys):
@@ -530,8 +534,12 @@ def test_data_from_standard_input(project):
     ragged = run("check", str(project / "good.strat"), "--data", "-",
                  stdin="sex,age,x1,x2,y\nF,20,1,2\n")
     assert ragged.returncode == 1
-    assert ragged.stderr == ("error: the data on standard input line 2 has 4 fields where "
+    assert ragged.stderr == ("error: line 2 of the data on standard input has 4 fields where "
                              "the header has 5\n")
+    unclosed = run("check", str(project / "good.strat"), "--data", "-",
+                   stdin='sex,age,x1,x2,y\nF,20,1,2,3\nM,"30,1,2,3\n')
+    assert unclosed.stderr == ("error: line 3 of the data on standard input opens a quoted field "
+                               "that is never closed (a '\"' without its partner)\n")
     both = run("fit", "-", "--data", "-", stdin=data)
     assert both.returncode == 1
     assert both.stderr == "error: SPEC and --data cannot both be '-': standard input holds one\n"

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.design import Design, bind, drop_missing, report_dropped
+from ..data.encoding import Encoding
 from ..data.features import learn_state, summarize
 from ..data.frames import Binder, frame_for, read_frame
-from ..data.strata import Strata
+from ..data.row_structure import project_constant
 from ..kinds.files import FileProblem
 from ..kinds.losses import LOSSES, Records
 from ..language import ir
@@ -40,6 +41,7 @@ from .admm import (
 )
 from .base import Backend, Objective, StratifiedFit
 from .cluster import Cluster, contained
+from .objective import stratified_objective
 from .relaxation import nonconvex_parts
 from .theta_parts import ThetaWriter, column_names
 
@@ -195,20 +197,20 @@ def _summary(frame: pd.DataFrame, columns: list[str], model: ir.Model):
             kept.head(1), learned)
 
 
-def _bind_partition(model: ir.Model, frame: pd.DataFrame, name: str, strata: Strata, classes,
-                    features, blocks: Blocks) -> dict:
+def _bind_partition(encoding: Encoding, frame: pd.DataFrame, name: str, blocks: Blocks) -> dict:
     """The partition's records by block (and, under "dropped", the rows ``missing drop``
-    left out, by column)."""
+    left out, by column), bound with the encoding learned from every partition."""
     try:
         with warnings.catch_warnings():  # dropped rows are reported by the client
             warnings.simplefilter("ignore", DataWarning)
-            design = bind(model, frame, strata=strata, classes=classes, features=features)
+            design = encoding.bind(frame)
     except SpecError as error:
         if "file" in frame.attrs:  # rows are already named in their file
             raise
         raise SpecError([replace(d, hint=_in_file(d.hint, name),
                                  cli_hint=d.cli_hint and _in_file(d.cli_hint, name))
                          for d in error.diagnostics]) from None
+    assert isinstance(design, Design)  # (a stratified model's encoding)
     return {**_split_records(design.records, blocks), "dropped": design.dropped}
 
 
@@ -296,7 +298,26 @@ def _unsupported(design: Design) -> str | None:
         names = " and ".join("(" + ", ".join(f.columns) + ")" for f in large[:2])
         return (f"it solves along at most one general graph factor above "
                 f"{laplacian.DENSE_LIMIT} nodes; {names} both are")
+    if design.model.structured:
+        return _structure_unsupported(design)
     return None
+
+
+def _structure_unsupported(design: Design) -> str | None:
+    """Rows that differ in their graph terms (`by`, `shared`, own weights, `interact`):
+    the workers solve them per group of columns in the same eigenbases, unless …"""
+    from ..data.row_structure import interactions, weighted_groups
+    from ..solvers.distributed import ProductSpectrum
+
+    weights = {name: 1.0 for name in design.model.hypers()}  # (the structure, not values)
+    graphs = design.strata.graphs()
+    spectrum = ProductSpectrum(graphs, design.strata.gammas(weights))
+    why = spectrum.structure_unsupported(graphs, weighted_groups(design, weights),
+                                         interactions(design.model, weights))
+    if why is None:
+        return None
+    return (f"parameter rows differ in their graph terms (`by`, `shared`, an own weight, "
+            f"`interact`) and {why}: the admm backend fits the model on one machine")
 
 
 def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
@@ -324,6 +345,16 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
     k, n, m = design.theta_shape
     graphs = design.strata.graphs()
     spectrum = ProductSpectrum(graphs, design.strata.gammas(weights))
+    if design.model.structured:  # rows with their own graph terms: per group of columns
+        from ..data.row_structure import interactions, weighted_groups
+
+        if opts["output"] is not None:
+            raise NumericalError("backend 'dask' writes θ from the workers (output) only for "
+                                 "models whose rows share their graph terms; leave out "
+                                 "`output` for a model with `by`, `shared` or `interact`")
+        spectrum.set_structure(graphs, design.strata.gammas(weights),
+                               weighted_groups(design, weights),
+                               interactions(design.model, weights), (n, m))
     found = client.scheduler_info()["workers"].values()
     workers = max(1, len(found))
     threads = max(1, sum(w.get("nthreads", 1) for w in found))  # one block per thread
@@ -372,9 +403,14 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
         info["dropped_rows"] = dropped
     objective = require_finite(Objective.of(loss=totals.loss, regularization=totals.regularization,
                                             laplacian=totals.laplacian), DaskBackend.name)
-    return StratifiedFit(result.theta, design.strata, design.classes, info, objective,
-                         None if parts is not None else design, output=opts["output"],
-                         rows=design.rows, features=design.features)
+    if design.model.structured and result.theta is not None:
+        # rows constant along factors: exactly so (the workers' copy is, to the tolerance)
+        result.theta = project_constant(design, result.theta.reshape(k, n, m))
+        if parts is None:  # (the records are here: the objective at the projected θ)
+            objective = require_finite(stratified_objective(design, result.theta, weights),
+                                       DaskBackend.name)
+    return StratifiedFit(result.theta, Encoding.of(design), info, objective,
+                         None if parts is not None else design, output=opts["output"])
 
 
 def _metadata_design(client, ir_model: ir.Model, frames, graphs=None) -> Design:
@@ -400,14 +436,16 @@ def _metadata_design(client, ir_model: ir.Model, frames, graphs=None) -> Design:
     binder = Binder(ir_model, meta)
     state = learn_state(binder, ir_model, [learned for _, _, _, learned in summaries])
     binder.out.raise_if_any()
-    return bind(ir_model, meta, features=state, graphs=graphs)  # a missing column: reported
+    _, design = Encoding.learn(ir_model, meta, features=state, graphs=graphs)  # a missing
+    assert isinstance(design, Design)  # column: reported (a stratified model's design)
+    return design
 
 
 def _records_from_partitions(client, parts: Partitioned, frames, design: Design,
                              blocks: Blocks, owners: list[str]):
     _, n, m = design.theta_shape
-    bound = [client.submit(_bind_partition, parts.model, frame, name, design.strata,
-                           design.classes, design.features, blocks, pure=False)
+    encoding = Encoding.of(design)
+    bound = [client.submit(_bind_partition, encoding, frame, name, blocks, pure=False)
              for (name, _), frame in zip(parts.parts, frames, strict=True)]
     flags = parts.model.response.offset is not None, parts.model.weights is not None
     records = [client.submit(_block_of_partitions, b, blocks, n, m, *flags, *bound,
