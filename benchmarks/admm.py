@@ -117,6 +117,10 @@ def case_svm_grid() -> list[dict]:
     return _grid_case("hinge", ("clarabel", "scs"))
 
 
+def case_absolute_grid() -> list[dict]:
+    return _grid_case("absolute", ("clarabel", "scs"))
+
+
 def _distribution_case(shape, kinds, weight, slice_shape=None) -> list[dict]:
     start = time.perf_counter()
     frame = distribution_frame(shape)
@@ -191,6 +195,7 @@ def case_scaling() -> list[dict]:
 
 CASES = {"logistic_grid": case_logistic_grid, "ridge_grid": case_ridge_grid,
          "quantile_grid": case_quantile_grid, "svm_grid": case_svm_grid,
+         "absolute_grid": case_absolute_grid,
          "poisson_873k": case_poisson_873k, "crime_3_5m": case_crime_3_5m,
          "general_1m": case_general_1m, "scaling": case_scaling}
 

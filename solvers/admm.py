@@ -101,21 +101,39 @@ def progress_text(iteration: int, max_iter: int, res: Residuals) -> str:
             f"  dual {against(res.dual, res.eps_dual)}")
 
 
-# residual balancing every 10th iteration, not every one: adapted each iteration the
-# penalty can flip back and forth (1 → 0.5 → 1 …), and with over-relaxation that stalls
-# or diverges; on 64 random specs (benchmarks/RESULTS.md) 19 failed so, none now
+# residual balancing at most once in 10 iterations: adapted each iteration the penalty can
+# flip back and forth (1 → 0.5 → 1 …), and with over-relaxation that stalls or diverges (19
+# of 379 random specs failed so, benchmarks/RESULTS.md). Whenever the residuals call for it
+# once 10 iterations have passed since the last change, not only on every 10th iteration:
+# that rule judged one iteration's (oscillating) residuals out of ten and was late to lower
+# a penalty that was plainly too high (crime scale: 45 → 75 iterations)
 ADAPT_EVERY = 10
+PERSIST = 3  # … and to undo the last change, an imbalance seen so many iterations in a row
+GO_ON_AFTER = 5  # a change the same way as the last (it cannot flip back): 5 iterations on
 LOCAL_GROWTH = 1.01  # ρ's growth per iteration on non-convex problems: ×145 in 500
 
 
-def adapt_penalty(lam: float, res: Residuals, mu: float, tau: float,
-                  only_down: bool = False) -> tuple[float, float]:
-    """(new λ, factor for the scaled duals): residual balancing; ``only_down``: λ is only
-    ever lowered (ρ = 1/λ raised), which forces the copies together — how a non-convex
-    problem's ADMM is made to settle."""
-    if res.primal > mu * res.dual:
+def imbalance(res: Residuals, mu: float, only_down: bool = False) -> int:
+    """+1 when the primal residual exceeds μ times the dual one, −1 the other way round
+    (never with ``only_down``), else 0; each residual relative to its tolerance, so that
+    the balance sought is the one the stopping rule needs."""
+    primal, dual = res.primal, res.dual
+    if res.eps_primal > 0 and res.eps_dual > 0:  # (zero tolerances: the raw residuals)
+        primal, dual = primal / res.eps_primal, dual / res.eps_dual
+    if primal > mu * dual:
+        return 1
+    if dual > mu * primal and not only_down:
+        return -1
+    return 0
+
+
+def adapt_penalty(lam: float, lean: int, tau: float) -> tuple[float, float]:
+    """(new λ, factor for the scaled duals): residual balancing for an :func:`imbalance`;
+    a primal-heavy one lowers λ (ρ = 1/λ raised), which forces the copies together — with
+    ``only_down``, how a non-convex problem's ADMM is made to settle."""
+    if lean > 0:
         return lam / tau, 1.0 / tau
-    if res.dual > mu * res.primal and not only_down:
+    if lean < 0:
         return lam * tau, tau
     return lam, 1.0
 
@@ -133,6 +151,9 @@ class Step:
     residuals: Residuals | None
     stop: bool = False  # converged, or the residuals overflowed
     iteration: int = 1  # the iteration that runs with it
+    changed: int = -(10 ** 9)  # the last iteration whose residuals changed the penalty
+    streak: int = 0  # iterations in a row out of balance the same way (signed: imbalance)
+    last_lean: int = 0  # the imbalance that made the last change
 
 
 @dataclass(frozen=True)
@@ -153,6 +174,7 @@ class AdmmRule:
     inner_tol: InnerTolerance | None = None
     adapt_every: int = ADAPT_EVERY
     only_down: bool = False
+    persist: int = PERSIST
 
     def first(self, lam: float) -> Step:
         tol = None if self.inner_tol is None else self.inner_tol(math.inf, math.inf, None)
@@ -167,17 +189,30 @@ class AdmmRule:
                                   step.lam, self.eps_abs, self.eps_rel,
                                   fixed_point=self.only_down)
         if res.converged or not res.finite:  # (overflowed: no later iterate can recover)
-            return Step(step.lam, 1.0, step.tol, res, stop=True, iteration=step.iteration + 1)
+            return Step(step.lam, 1.0, step.tol, res, stop=True, iteration=step.iteration + 1,
+                        changed=step.changed, streak=step.streak, last_lean=step.last_lean)
         tol = (step.tol if self.inner_tol is None
                else self.inner_tol(res.primal / res.eps_primal, res.dual / res.eps_dual, step.tol))
-        lam, scale = step.lam, 1.0
-        if self.adaptive and step.iteration % self.adapt_every == 0:
-            lam, scale = adapt_penalty(lam, res, self.mu, self.tau, self.only_down)
+        lam, scale, changed = step.lam, 1.0, step.changed
+        lean = imbalance(res, self.mu, self.only_down)
+        streak = step.streak + lean if lean and lean * step.streak > 0 else lean
+        # undoing the last change takes an imbalance that persists (one iteration's may be
+        # the oscillation that made the penalty flip back and forth); going on does not
+        reverse = lean * step.last_lean < 0
+        needed, wait = ((self.persist, self.adapt_every) if reverse
+                        else (1, min(self.adapt_every, GO_ON_AFTER)))
+        if (self.adaptive and lean and abs(streak) >= needed
+                and step.iteration - step.changed >= wait):
+            lam, scale = adapt_penalty(lam, lean, self.tau)
+            changed, streak, last_lean = step.iteration, 0, lean
+        else:
+            last_lean = step.last_lean
         if self.only_down and res.primal > res.eps_primal:  # and lowered steadily while the
             # copies disagree, so that the iterates cannot cycle (not once they agree: a
             # penalty grown without end makes round-off in θ̂'s moves a dual residual)
             lam, scale = lam / LOCAL_GROWTH, scale / LOCAL_GROWTH
-        return Step(lam, scale, tol, res, iteration=step.iteration + 1)
+        return Step(lam, scale, tol, res, iteration=step.iteration + 1, changed=changed,
+                    streak=streak, last_lean=last_lean)
 
 
 def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarray, float], np.ndarray],
@@ -213,23 +248,43 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
     history: list[tuple[int, float, float, float, float, float]] = []
     res: Residuals | None = None
     it = 0
+    # work arrays reused by every iteration: at millions of strata, fresh temporaries (and
+    # their page faults) cost more than the arithmetic. Same operations in the same order
+    # as the plain expressions, so the same floats.
+    point, spare = np.empty(shape), np.empty(shape)
+    blends = [np.empty(shape) for _ in range(terms)] if relax != 1.0 else None
+
+    def sum_squares(a: np.ndarray, b: np.ndarray | None = None) -> float:
+        """Σ (a − b)² (Σ a² without b), through ``spare``."""
+        diff = a if b is None else np.subtract(a, b, out=spare)
+        return float(np.sum(np.square(diff, out=spare)))
+
     with ProgressLine("admm", progress) as line:
         for it in range(1, max_iter + 1):
             if step.tol is not None and hasattr(loss_prox, "tol"):
                 loss_prox.tol = step.tol
             lam = step.lam
             for j, prox in enumerate(proxes):
-                copies[j] = prox(hat - duals[j], lam)
+                copy = prox(np.subtract(hat, duals[j], out=point), lam)
+                copies[j] = copy.copy() if np.may_share_memory(copy, point) else copy
             old = hat
-            relaxed = [relax * c + (1.0 - relax) * old for c in copies] if relax != 1.0 else copies
-            rhs = sum(c + d for c, d in zip(relaxed, duals, strict=True)) / lam
+            relaxed = copies
+            if blends is not None:  # relax·c + (1 − relax)·θ̂_old
+                relaxed = blends
+                for c, blend in zip(copies, blends, strict=True):
+                    np.multiply(c, relax, out=blend)
+                    blend += np.multiply(old, 1.0 - relax, out=spare)
+            rhs = np.add(relaxed[0], duals[0])  # (fresh: the solve may return it as θ̂)
+            for c, d in zip(relaxed[1:], duals[1:], strict=True):
+                rhs += np.add(c, d, out=spare)
+            rhs /= lam
             hat = solve(rhs.reshape(k, width), terms / lam).reshape(shape)
             for j in range(terms):
-                duals[j] += relaxed[j] - hat
+                duals[j] += np.subtract(relaxed[j], hat, out=spare)
             step = rule.next(step, [(
-                sum(float(np.sum((c - hat) ** 2)) for c in copies),
-                float(np.sum((hat - old) ** 2)), sum(float(np.sum(c * c)) for c in copies),
-                float(np.sum(hat * hat)), sum(float(np.sum(d * d)) for d in duals))])
+                sum(sum_squares(c, hat) for c in copies), sum_squares(hat, old),
+                sum(sum_squares(c) for c in copies), sum_squares(hat),
+                sum(sum_squares(d) for d in duals))])
             res = step.residuals
             assert res is not None  # (AdmmRule.next always gives them)
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, lam))
@@ -237,7 +292,8 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
             if step.stop:
                 break
             if step.scale != 1.0:
-                duals = [d * step.scale for d in duals]
+                for d in duals:
+                    d *= step.scale
     lam = step.lam
     state = State(hat, copies, duals, lam)
     inf = float("inf")

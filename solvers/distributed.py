@@ -55,6 +55,7 @@ from .laplacian import (
     solve_along,
     split_grids,
 )
+from .threads import eigh
 
 
 class ProductSpectrum:
@@ -88,7 +89,7 @@ class ProductSpectrum:
                 self.mix = scipy.fft.dct(np.eye(first.n), type=2, norm="ortho", axis=0)
                 values = axis.eigenvalues
             else:  # dense (a cycle's FFT basis is complex: use its real eigenbasis here)
-                values, vectors = np.linalg.eigh(first.laplacian().toarray())
+                values, vectors = eigh(first.laplacian().toarray())
                 self.mix = vectors.T
                 values = np.clip(values, 0.0, None)
             self.first = gamma * values

@@ -20,6 +20,7 @@ import scipy.sparse.linalg as spla
 
 from .graphs import Graph, cycle_graph, grid_graph, path_graph
 from .laplacian import DENSE_LIMIT, split_grids
+from .threads import eigh
 
 SPARSE_SHARE = 0.1  # eigsh is used for at most this share of a large graph's spectrum
 DENSE_FALLBACK_LIMIT = 10_000  # above DENSE_LIMIT, still diagonalized densely if must be
@@ -252,7 +253,7 @@ def _star(n: int, center: int, count: int) -> tuple[np.ndarray, np.ndarray]:
 def _dense(graph: Graph, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The full decomposition, sliced: a subset solver would pick a different basis of a
     degenerate eigenvalue for each count, and bases for growing counts would not nest."""
-    values, vectors = np.linalg.eigh(graph.laplacian().toarray())
+    values, vectors = eigh(graph.laplacian().toarray())
     return values[:count], vectors[:, :count]
 
 
@@ -265,5 +266,5 @@ def _sparse(graph: Graph, count: int) -> tuple[np.ndarray, np.ndarray]:
     start = np.random.default_rng(0).standard_normal(graph.n)
     _, vectors = spla.eigsh(laplacian, k=count, sigma=sigma, which="LM", v0=start)
     basis, _ = np.linalg.qr(vectors)
-    values, rotation = np.linalg.eigh(basis.T @ (laplacian @ basis))
+    values, rotation = eigh(basis.T @ (laplacian @ basis))
     return values, basis @ rotation

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .graphs import Graph, Interaction, RowGroup, path_graph, product_laplacian
+from .threads import eigh
 
 DENSE_LIMIT = 3000  # largest factor diagonalized densely
 
@@ -55,7 +56,7 @@ class Axis:
             self.eigenvalues = 2.0 - 2.0 * np.cos(2 * np.pi * np.arange(self.n) / self.n)
         else:
             self.kind = "dense"
-            values, vectors = np.linalg.eigh(graph.laplacian().toarray())
+            values, vectors = eigh(graph.laplacian().toarray())
             self.eigenvalues = np.clip(values, 0.0, None)
             self.basis = vectors
 

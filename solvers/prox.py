@@ -75,28 +75,59 @@ def nuclear(v: np.ndarray, t: float) -> np.ndarray:
 # ---- distributions: closed forms from per-stratum counts n and sums s ---------------------
 
 
+class Scratch:
+    """Work arrays kept between calls, one per (slot, shape): a prox called every ADMM
+    iteration on arrays of one shape then allocates nothing but its result."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+
+    def get(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
+        array = self._arrays.get((slot, shape))
+        if array is None:
+            array = self._arrays[(slot, shape)] = np.empty(shape)
+        return array
+
+
+def _positive_root(v: np.ndarray, t: float, linear: np.ndarray, constant: np.ndarray,
+                   eps: float, scratch: Scratch | None) -> np.ndarray:
+    """max(eps, (b + √(b² + 4t·constant)) / 2) with b = v − t·linear: the positive root of
+    θ² − bθ − t·constant = 0, in place in the result and two scratch arrays (at millions
+    of strata, fresh temporaries cost more than the arithmetic)."""
+    out = np.multiply(linear, -t)
+    out += v  # b
+    if out.shape != np.shape(constant):  # (broadcast: the plain formula)
+        return np.maximum(0.5 * (out + np.sqrt(out * out + 4.0 * t * constant)), eps)
+    scratch = scratch or Scratch()
+    work, square = scratch.get(0, out.shape), scratch.get(1, out.shape)
+    np.multiply(constant, 4.0 * t, out=work)
+    np.multiply(out, out, out=square)
+    work += square
+    np.sqrt(work, out=work)
+    out += work
+    out *= 0.5
+    return np.maximum(out, eps, out=out)
+
+
 def poisson(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray,
-            eps: float) -> np.ndarray:
+            eps: float, scratch: Scratch | None = None) -> np.ndarray:
     """argmin nθ − s log θ + (θ − v)²/(2t) over θ ≥ eps: a quadratic's positive root."""
-    b = v - t * count
-    root = 0.5 * (b + np.sqrt(b * b + 4.0 * t * total))
-    return np.maximum(root, eps)
+    return _positive_root(v, t, count, total, eps, scratch)
 
 
 def exponential(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray,
-                eps: float) -> np.ndarray:
+                eps: float, scratch: Scratch | None = None) -> np.ndarray:
     """argmin −n log θ + sθ + (θ − v)²/(2t) over θ ≥ eps."""
-    b = v - t * total
-    root = 0.5 * (b + np.sqrt(b * b + 4.0 * t * count))
-    return np.maximum(root, eps)
+    return _positive_root(v, t, total, count, eps, scratch)
 
 
 def bernoulli(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray, eps: float,
-              iterations: int = 60) -> np.ndarray:
+              scratch: Scratch | None = None, iterations: int = 60) -> np.ndarray:
     """argmin −s log θ − (n − s) log(1 − θ) + (θ − v)²/(2t) over [eps, 1 − eps].
 
     The derivative is increasing on (0, 1): safeguarded Newton inside a shrinking bracket,
-    then projection onto [eps, 1 − eps] (exact for a 1-D convex problem)."""
+    then projection onto [eps, 1 − eps] (exact for a 1-D convex problem). (``scratch``:
+    unused, the closed forms' signature.)"""
     s, f = total, count - total
     lo, hi = np.zeros_like(v), np.ones_like(v)
     theta: np.ndarray | float = (np.clip(v, 0.05, 0.95) if np.ndim(v)
@@ -323,18 +354,34 @@ class NewtonProx:
         return theta.reshape(k, self.n, self.m)
 
 
+def pseudo_inverse(gram: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
+    """Batched Moore–Penrose inverse of symmetric positive semi-definite matrices (as
+    ``np.linalg.pinv(gram, rcond, hermitian=True)``, without its sorting and copies)."""
+    lam, vec = np.linalg.eigh(gram)
+    cutoff = rcond * np.max(np.abs(lam), axis=-1, keepdims=True)
+    inverse_lam = np.divide(1.0, lam, out=np.zeros_like(lam), where=np.abs(lam) > cutoff)
+    return (vec * inverse_lam[..., None, :]) @ np.swapaxes(vec, -1, -2)
+
+
 class PiecewiseLinearProx:
     """prox of Σ_t max_{u ∈ [lo_t, hi_t]} u·(⟨A_t, θ⟩ − b_t) per stratum, A_t = x_{i(t)} c_tᵀ:
     absolute, quantile, hinge and multi-class hinge losses are sums of such terms.
 
-    Exact, in two steps. (1) Newton's method on the smoothed problem, each term replaced by
-    max_u u·r − δu²/2 (a Huber-like piecewise quadratic; the Hessian needs only the terms
-    whose u is strictly inside its box). (2) A polish: the terms inside the box are those
-    with r = 0 at the optimum, so θ is the projection of v − t Σ_{outside} u_t A_t onto
-    {θ : ⟨A_t, θ⟩ = b_t, t inside}; the result is accepted, per stratum, when every dual
-    lies in its box and every outside term keeps its sign (then the KKT conditions hold to
-    rounding). Strata not accepted go round again with δ a thousand times smaller. All
-    strata are handled at once: no Python loop over strata or over records."""
+    Exact. Per stratum the dual is a small box-constrained QP in the terms' u, with
+    θ = v − t Σ_t u_t A_t. The terms inside their box are those with r_t = ⟨A_t, θ⟩ − b_t = 0
+    at the optimum, so once the inside set is known θ is a projection (:meth:`_polish`),
+    accepted per stratum when every dual lies in its box and every outside term keeps its
+    sign (the KKT conditions, to rounding). The sets come from, in turn: the last call's
+    (inside ADMM they rarely change), a few primal-dual active-set steps, dual coordinate
+    ascent (exact one-term maximizations, all strata at once: the j-th term of every
+    stratum in one vectorized step), each round on the strata still open; and, should those
+    fail, Newton's method on a smoothed problem (each term max_u u·r − δu²/2) with δ
+    shrinking. No Python loop over strata or over records."""
+
+    # dual coordinate sweeps per round, each round on the strata its predecessor left open
+    SWEEPS = (4, 8, 16, 32, 64, 128)
+    # rounds of two active-set steps in a row, while each settles a quarter of its strata
+    ACTIVE_ROUNDS = 4
 
     def __init__(self, direction: np.ndarray, stratum: np.ndarray, offset: np.ndarray,
                  lo: np.ndarray, hi: np.ndarray, k: int, n: int, outputs: int,
@@ -347,9 +394,18 @@ class PiecewiseLinearProx:
         self.norm2 = np.sum(direction ** 2, axis=1)
         self.theta = np.zeros((k, self.size))
         self.tol, self.max_newton = tol, max_newton
-        self.newton_steps = 0
+        self.newton_steps = 0  # smoothed Newton steps (the last resort) …
+        self.fallback_strata = 0  # … and the strata they were taken on, over all calls
+        self.sweeps = 0  # dual coordinate sweeps, counted on the strata they ran on
         self.unpolished = 0  # strata returned with the smoothed solution (none, normally)
         self._sets: tuple[np.ndarray, np.ndarray] | None = None
+        # the inside set of the last polish, and its (basis, target, pseudo-inverse)
+        self._projector: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last_duals = np.clip(np.zeros(len(stratum)), lo, hi)  # the last call's u
+        # the j-th term of every stratum, for j = 0, 1, …: one vectorized coordinate step
+        rank = np.arange(len(stratum)) - np.searchsorted(stratum, stratum)
+        self._by_rank = np.argsort(rank, kind="stable")
+        self._rank_starts = np.concatenate([[0], np.cumsum(np.bincount(rank))]).astype(int)
 
     @classmethod
     def from_records(cls, x: np.ndarray, z: np.ndarray, k: int, outputs: int,
@@ -363,6 +419,92 @@ class PiecewiseLinearProx:
         keep = keep[np.argsort(z[record[keep]], kind="stable")]
         return cls(direction[keep], z[record[keep]], offset[keep], lo[keep], hi[keep], k, n,
                    outputs)
+
+    def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
+        v2 = v.reshape(self.k, -1)
+        result = v2.copy()
+        duals = self._last_duals.copy()
+        pending = np.ones(self.k, dtype=bool)
+        sets = self._sets
+        if sets is not None:
+            # inside ADMM the sets rarely change between calls: one step from the last ones
+            sets = self._active_set(v2, t, *sets, pending, result, duals, steps=1)
+        if pending.any():
+            which = np.flatnonzero(pending)
+            terms = self._terms_of(which)
+            sub = self if len(which) == self.k else self._subset(which, terms)
+            start = None if sets is None else (sets[0][terms], sets[1][terms])
+            result[which], duals[terms] = sub._solve(v2[which], t, duals[terms], start)
+            if sub is not self:
+                self._count(sub)
+        self.theta = result.copy()  # the smoothed Newton's warm start
+        self._last_duals = duals
+        self._sets = self._sets_at(result)
+        return result.reshape(self.k, self.n, self.m)
+
+    def _solve(self, v: np.ndarray, t: float, duals: np.ndarray,
+               sets: tuple[np.ndarray, np.ndarray] | None, sweep_round: int = 0,
+               active_round: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(θ, u) for every stratum of this prox: without ``sets``, dual coordinate sweeps
+        from ``duals`` first, and the sets they suggest (the terms strictly inside their
+        box); then active-set steps. The strata left open go on, on a subset: with more
+        active-set steps while those make progress, else with more sweeps (each round
+        twice the last's), and after the last round by the smoothed Newton."""
+        result, duals = v.copy(), duals.copy()
+        pending = np.ones(self.k, dtype=bool)
+        if sets is None:
+            u = np.clip(duals, self.lo, self.hi)
+            theta = v - t * (self.indicator @ (u[:, None] * self.direction))
+            self._sweep(theta, u, t, self.SWEEPS[sweep_round])
+            sets, duals = (u.copy(), (u > self.lo) & (u < self.hi)), u
+            sweep_round, active_round = sweep_round + 1, 0
+        u_set, inside = self._active_set(v, t, *sets, pending, result, duals, steps=2)
+        if not pending.any():
+            return result, duals
+        which = np.flatnonzero(pending)
+        terms = self._terms_of(which)
+        sub = self._subset(which, terms)
+        if 4 * len(which) <= 3 * self.k and active_round < self.ACTIVE_ROUNDS:  # progress
+            result[which], duals[terms] = sub._solve(v[which], t, duals[terms],
+                                                     (u_set[terms], inside[terms]),
+                                                     sweep_round, active_round + 1)
+        elif sweep_round < len(self.SWEEPS):
+            result[which], duals[terms] = sub._solve(v[which], t, duals[terms], None,
+                                                     sweep_round)
+        else:  # the last resort
+            result[which], duals[terms] = sub._smoothed_then_polish(v[which], t)
+            self.fallback_strata += len(which)
+        self._count(sub)
+        return result, duals
+
+    def _count(self, sub: PiecewiseLinearProx) -> None:
+        """Add a subset's statistics to this prox's."""
+        self.newton_steps += sub.newton_steps
+        self.fallback_strata += sub.fallback_strata
+        self.sweeps += sub.sweeps
+        self.unpolished += sub.unpolished
+
+    def _sweep(self, theta: np.ndarray, u: np.ndarray, t: float, count: int) -> None:
+        """``count`` sweeps of dual coordinate ascent, in place: each term's u maximizes the
+        dual with the others fixed, u_t ← clip(u_t + r_t / (t‖A_t‖²)), and θ follows. The
+        j-th terms of all strata are independent (one per stratum) and move together."""
+        for _ in range(count):
+            for j in range(len(self._rank_starts) - 1):
+                terms = self._by_rank[self._rank_starts[j]:self._rank_starts[j + 1]]
+                strata = self.stratum[terms]
+                direction = self.direction[terms]
+                r = np.einsum("td,td->t", direction, theta[strata]) - self.offset[terms]
+                old = u[terms]
+                new = np.clip(old + r / (t * self.norm2[terms]), self.lo[terms], self.hi[terms])
+                theta[strata] -= (t * (new - old))[:, None] * direction
+                u[terms] = new
+        self.sweeps += count * self.k
+
+    def _terms_of(self, strata: np.ndarray) -> np.ndarray:
+        """The terms of some strata (sorted indices), in order."""
+        mask = np.zeros(self.k, dtype=bool)
+        mask[strata] = True
+        return np.flatnonzero(mask[self.stratum])
 
     def _duals(self, theta: np.ndarray, delta: np.ndarray):
         """Residuals r, smoothed duals u = clip(r/δ) and the inside mask, per term."""
@@ -404,26 +546,17 @@ class PiecewiseLinearProx:
         return theta, u, inside
 
     def _polish(self, v, t, u, inside):
-        """(θ, u, r, wrong) with θ the exact prox for strata whose inside set is right;
+        """(θ, u, wrong) with θ the exact prox for strata whose inside set is right;
         ``wrong`` marks the terms that violate the KKT conditions."""
         fixed = np.where(inside, 0.0, u)
         w = v - t * (self.indicator @ (fixed[:, None] * self.direction))
-        rows = np.flatnonzero(inside)
-        strata = self.stratum[rows]
-        counts = np.bincount(strata, minlength=self.k)
-        width = int(counts.max(initial=0))
-        theta, u = w.copy(), u.copy()
-        if width:
-            rank = np.arange(len(rows)) - np.searchsorted(strata, strata)  # terms are stratum-sorted
-            basis = np.zeros((self.k, width, self.size))
-            basis[strata, rank] = self.direction[rows]
-            target = np.zeros((self.k, width))
-            target[strata, rank] = self.offset[rows]
-            gram = basis @ np.transpose(basis, (0, 2, 1))
-            gram[:, np.arange(width), np.arange(width)] += np.arange(width)[None, :] >= counts[:, None]
+        theta, u = w, u.copy()
+        projection = self._projection(inside)
+        if projection is not None:
+            basis, target, inverse, rows, strata, rank = projection
             rhs = np.einsum("kjd,kd->kj", basis, w) - target
-            y = np.einsum("kij,kj->ki", np.linalg.pinv(gram, rcond=1e-12, hermitian=True), rhs)
-            theta -= np.einsum("kjd,kj->kd", basis, y)
+            y = np.einsum("kij,kj->ki", inverse, rhs)
+            theta = w - np.einsum("kjd,kj->kd", basis, y)
             u[rows] = y[strata, rank] / t
         r = np.einsum("td,td->t", self.direction, theta[self.stratum]) - self.offset
         slack = 1e-9 * (1.0 + np.abs(self.offset) + np.sqrt(self.norm2) * np.max(np.abs(theta)))
@@ -433,70 +566,101 @@ class PiecewiseLinearProx:
                          ((u >= self.hi) & (r < -slack)) | ((u <= self.lo) & (r > slack)))
         return theta, u, wrong
 
+    def _projection(self, inside: np.ndarray):
+        """(basis, target, inverse, rows, strata, rank) for an inside set, or None when it is
+        empty: basis[k, j] is the direction of the j-th inside term of stratum k (zero
+        padding), target[k, j] its offset, inverse[k] the pseudo-inverse of stratum k's Gram
+        matrix (padding: identity); rows the inside terms, each in (strata, rank). Depends
+        on the set alone (not on v or t), so a stratum whose set is the one of the last call
+        (most, inside ADMM) keeps its pseudo-inverse: only the changed ones are factored."""
+        rows = np.flatnonzero(inside)
+        strata = self.stratum[rows]
+        counts = np.bincount(strata, minlength=self.k)
+        width = int(counts.max(initial=0))
+        if not width:
+            return None
+        rank = np.arange(len(rows)) - np.searchsorted(strata, strata)  # terms are stratum-sorted
+        cache = self._projector
+        if cache is None or cache[3].shape[1] < width:
+            basis = np.zeros((self.k, width, self.size))
+            target = np.zeros((self.k, width))
+            inverse = np.zeros((self.k, width, width))
+            changed = np.ones(self.k, dtype=bool)
+        else:
+            old_inside, basis, target, inverse = cache
+            width = inverse.shape[1]
+            changed = np.bincount(self.stratum[inside != old_inside], minlength=self.k) > 0
+        which = np.flatnonzero(changed)
+        if len(which):
+            basis[which], target[which] = 0.0, 0.0
+            mine = changed[strata]
+            basis[strata[mine], rank[mine]] = self.direction[rows[mine]]
+            target[strata[mine], rank[mine]] = self.offset[rows[mine]]
+            part = basis[which]
+            gram = part @ np.transpose(part, (0, 2, 1))
+            gram[:, np.arange(width), np.arange(width)] += (np.arange(width)[None, :]
+                                                            >= counts[which, None])
+            inverse[which] = pseudo_inverse(gram)
+        self._projector = (inside.copy(), basis, target, inverse)
+        return basis, target, inverse, rows, strata, rank
+
     def _accepted(self, wrong: np.ndarray) -> np.ndarray:
         return np.bincount(self.stratum[wrong], minlength=self.k) == 0
 
-    def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
-        v2 = v.reshape(self.k, -1)
-        result = v2.copy()
-        pending = np.ones(self.k, dtype=bool)
-        if self._sets is not None:
-            # inside ADMM the sets rarely change between calls: start from the last ones
-            self._active_set(v2, t, *self._sets, pending, result)
-        if pending.any():
-            # Newton only on the strata whose sets changed too much (usually a few)
-            which = np.flatnonzero(pending)
-            sub = self._subset(which)
-            result[which] = sub._smoothed_then_polish(v2[which], t)
-            self.unpolished += sub.unpolished
-        self.theta = result.copy()  # the next Newton's warm start
-        self._sets = self._sets_at(result)
-        return result.reshape(self.k, self.n, self.m)
-
-    def _active_set(self, v, t, u, inside, pending, result, steps: int = 4) -> None:
+    def _active_set(self, v, t, u, inside, pending, result, duals, steps: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """Primal-dual active-set steps from (u, inside): polish, move the terms that break
-        the KKT conditions, repeat. Fills ``result`` and clears ``pending`` for the strata
-        that come out exact."""
+        the KKT conditions, repeat. Fills ``result`` and ``duals`` and clears ``pending``
+        for the strata that come out exact; returns the sets after the last step."""
         for _ in range(steps):
             polished, u_new, wrong = self._polish(v, t, u, inside)
             done = pending & self._accepted(wrong)
             result[done] = polished[done]
+            exact = done[self.stratum]
+            duals[exact] = u_new[exact]
             pending &= ~done
             if not pending.any():
-                return
+                break
             r = np.einsum("td,td->t", self.direction, polished[self.stratum]) - self.offset
             leave, enter = inside & wrong, ~inside & wrong
             u = np.where(leave, np.clip(u_new, self.lo, self.hi), u)
             inside = (inside & ~leave) | enter
             u = np.where(~inside & (r > 0), self.hi, np.where(~inside & (r < 0), self.lo, u))
+        return u, inside
 
-    def _subset(self, strata: np.ndarray) -> PiecewiseLinearProx:
-        """The same prox restricted to some strata (sorted indices)."""
-        terms = np.flatnonzero(np.isin(self.stratum, strata))
+    def _subset(self, strata: np.ndarray, terms: np.ndarray) -> PiecewiseLinearProx:
+        """The same prox restricted to some strata (sorted indices) and their terms."""
         sub = PiecewiseLinearProx(self.direction[terms], np.searchsorted(strata, self.stratum[terms]),
                                   self.offset[terms], self.lo[terms], self.hi[terms], len(strata),
                                   self.n, self.m, self.tol, self.max_newton)
         sub.theta = self.theta[strata]
+        if self._projector is not None:  # (so its polish factors only what changes)
+            inside, basis, target, inverse = self._projector
+            sub._projector = (inside[terms], basis[strata], target[strata], inverse[strata])
         return sub
 
-    def _smoothed_then_polish(self, v: np.ndarray, t: float) -> np.ndarray:
-        """Newton on the smoothed problem, then the polish; δ shrinks for the strata whose
-        polish is not accepted."""
+    def _smoothed_then_polish(self, v: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(θ, u) by Newton on the smoothed problem, then the polish; δ shrinks for the
+        strata whose polish is not accepted."""
         result = v.copy()
+        duals = np.clip(np.zeros(len(self.stratum)), self.lo, self.hi)
         pending = np.ones(self.k, dtype=bool)
         scale = 1e-3 * t * (float(np.mean(self.norm2)) if len(self.norm2) else 1.0)
         delta = np.full(self.k, scale)
         theta = self.theta
+        u = duals
         for _ in range(6):
             theta, u, inside = self._newton(theta, v, t, delta)
-            self._active_set(v, t, u, inside, pending, result)
+            self._active_set(v, t, u, inside, pending, result, duals, steps=4)
             if not pending.any():
                 break
             delta = np.where(pending, delta * 1e-3, delta)
         result[pending] = theta[pending]
+        open_terms = pending[self.stratum]
+        duals[open_terms] = u[open_terms]
         self.unpolished += int(pending.sum())
         self.theta = theta
-        return result
+        return result, duals
 
     def _sets_at(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The dual u and inside set of the exact prox θ: terms with r = 0 are inside."""

@@ -29,6 +29,7 @@ import scipy.sparse.linalg as spla
 from scipy.sparse import csgraph
 
 from .graphs import Graph, RowGroup, grouped_incidence, lifted_incidence
+from .threads import eigh
 
 # an eigenvalue below this fraction of the largest counts as zero: the direction is
 # undetermined (beyond a condition number of 1e12, a solve would have no correct digits)
@@ -151,8 +152,7 @@ def _scaled_null_space(matrix: np.ndarray) -> np.ndarray:
     kept = np.flatnonzero(~zero)
     if len(kept):
         scale = 1.0 / np.sqrt(diagonal[kept])
-        values, vectors = np.linalg.eigh(scale[:, None] * matrix[np.ix_(kept, kept)]
-                                         * scale[None, :])
+        values, vectors = eigh(scale[:, None] * matrix[np.ix_(kept, kept)] * scale[None, :])
         free = vectors[:, values <= SINGULAR_RTOL * max(values[-1], 0.0)]
         spread = np.zeros((len(matrix), free.shape[1]))
         spread[kept] = scale[:, None] * free  # B(Sw) = 0 when (SBS)w = 0

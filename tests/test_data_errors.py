@@ -189,3 +189,44 @@ def test_data_that_do_not_meet_the_spec_are_data_errors(spec, frame, said):
         stratlang.load(spec).fit(pd.DataFrame(frame))
     assert isinstance(caught.value, stratlang.SpecError) and caught.value.diagnostics
     assert caught.value.diagnostics[0].span is not None
+
+
+def _numeric_one_at_a_time(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The response conversion as it was written before it was vectorized: float() of each
+    value, a value it refuses blamed, then NaN and ±inf (and |y| > 1e150) blamed."""
+    out = np.full(raw.shape, np.nan)
+    bad = np.zeros(len(raw), bool)
+    for j in range(raw.shape[1]):
+        for i, v in enumerate(raw[:, j]):
+            try:
+                out[i, j] = float(v)
+            except (TypeError, ValueError, OverflowError):
+                bad[i] = True
+    with np.errstate(invalid="ignore"):
+        bad |= ~(np.abs(out) <= 1e150).all(axis=1)
+    return out, np.flatnonzero(bad)
+
+
+@pytest.mark.parametrize("column", [
+    [1, 2.5, True, np.int64(3), np.float32(0.1), " 1.5 ", "1_000", "1e3"],  # all convert
+    [1, "abc", None, "nan", "-inf", 1e200, "", 2, 10 ** 400, b"2.5", pd.NA, "٣"],
+])
+def test_response_conversion_is_the_per_value_conversion(column):
+    """The vectorized cast gives the arrays and blamed rows of float() value by value."""
+    from stratlang.kinds import responses
+
+    raw = np.empty((len(column), 2), dtype=object)
+    raw[:, 0] = column
+    raw[:, 1] = list(range(len(column)))
+    problems: list = []
+    got = responses.real(raw, None, problems).values
+    want, bad = _numeric_one_at_a_time(raw)
+    np.testing.assert_array_equal(got, want)  # (NaN where NaN)
+    assert [list(p.rows) for p in problems] == ([list(bad)] if len(bad) else [])
+
+
+def test_a_count_too_large_for_a_float_is_a_data_error_naming_its_row():
+    frame = pd.DataFrame({"y": np.array([1, 10 ** 400, 3], dtype=object)})
+    assert data_problems("response y ~ poisson\n", frame) == [
+        (1, 10, "response 'y' must hold finite numbers (of magnitude at most 1e+150) for loss "
+                f"'poisson'; value {10 ** 400} in row 1")]

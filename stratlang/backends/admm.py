@@ -36,7 +36,8 @@ ADMM_OPTIONS = Options("backend 'admm'", (
     Param("relax", default=1.6, check=interval(0, 2, closed="()"),
           doc="over-relaxation α (1: none)"),
     Param("adaptive", type="bool", default=True,
-          doc="adapt the penalty every 10th iteration (μ = 5, τ = 2)"),
+          doc="balance the residuals, each against its tolerance (μ = 5, τ = 2), at most "
+              "once in 10 iterations"),
     Param("progress", type="bool", default=None,
           doc="show a progress line (default: on a terminal)"),
 ))

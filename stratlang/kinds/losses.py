@@ -827,12 +827,13 @@ class _Distribution(Loss):
         pooled = self.pooled(count, total) if count > 0 else 0.5
         return np.full(shape, self.clip(pooled, p["eps"]))
 
-    def clip(self, value: float, eps: float) -> float:
-        return max(value, eps)
+    def clip(self, value, eps):
+        """The parameter(s) moved into the domain: a number or an array, elementwise."""
+        return np.maximum(value, eps)
 
     def in_domain(self, theta, p):
-        clipped = np.vectorize(lambda v: self.clip(v, p["eps"]))(theta)
-        return bool(np.all(clipped == theta))
+        # (one array operation: np.vectorize called clip on each of 3.5 million strata, 3.7 s)
+        return bool(np.all(self.clip(theta, p["eps"]) == theta))
 
     def pooled(self, count: float, total: float) -> float:
         """The maximum-likelihood parameter of all records together."""
@@ -846,7 +847,8 @@ class _Distribution(Loss):
     def admm_prox(self, records, k, p):
         count, total = (v[:, None, None] for v in self.stats(records, k))
         solve = type(self).closed_form
-        return lambda v, t: solve(v, t, count, total, p["eps"])
+        scratch = px.Scratch()  # (reused by every call of one fit)
+        return lambda v, t: solve(v, t, count, total, p["eps"], scratch)
 
     @abstractmethod
     def cvxpy_aggregated(self, theta: cp.Expression, count: np.ndarray,
@@ -901,7 +903,7 @@ class Bernoulli(_Distribution):
     mean_unit = pw.BernoulliMean()
 
     def clip(self, value, eps):
-        return min(max(value, eps), 1.0 - eps)
+        return np.minimum(np.maximum(value, eps), 1.0 - eps)
 
     def cvxpy_aggregated(self, theta, count, total):
         # −s log θ − (n − s) log(1 − θ) = [−s log θ + nθ] + [−(n − s) log(1 − θ) + n(1 − θ)] − n

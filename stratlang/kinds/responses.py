@@ -28,10 +28,15 @@ def _numeric(raw: np.ndarray, problems: list[Problem]) -> np.ndarray:
     out = np.full(raw.shape, np.nan)
     bad = np.zeros(len(raw), bool)
     for j in range(raw.shape[1]):
+        try:  # one vectorized cast (float() of each value; None gives NaN, blamed below)
+            out[:, j] = raw[:, j].astype(float)
+            continue
+        except (TypeError, ValueError, OverflowError):
+            pass  # some value is no number: find which, one at a time
         for i, v in enumerate(raw[:, j]):
             try:
                 out[i, j] = float(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # (an int past 1e308)
                 bad[i] = True
     with np.errstate(invalid="ignore"):
         bad |= ~(np.abs(out) <= 1e150).all(axis=1)  # NaN, ±inf, or squares that overflow
