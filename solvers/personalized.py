@@ -7,6 +7,8 @@
 The gradients here are those of this objective: both endpoints of every pair, the
 1/‖Z_i − Z_j‖ factor, φ learned (projected on φ ≥ 0), no hidden ridge or clipping.
 Covariate distances d_l are computed only for neighbour pairs (from a KD-tree on Z).
+The loss ℓ is any separable smooth loss of the linear predictor x_iᵀθ_i: its value and
+derivatives come from its :mod:`solvers.pointwise` unit, written once for every engine.
 """
 
 from __future__ import annotations
@@ -20,47 +22,12 @@ from typing import cast
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.special import expit, log_expit
 
+from .pointwise import Derivatives, Pointwise
 from .progress import ProgressLine
 
 PairDistances = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (i, j) → (pairs, L)
 
-
-class SquaredLoss:
-    """ℓ(η, y) = (η − y)²: one Newton step is exact."""
-
-    curvature_bound = 2.0  # sup ℓ''
-    exact_newton = True
-
-    def losses(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return (eta - y) ** 2
-
-    def gradient(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return 2.0 * (eta - y)
-
-    def curvature(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.full_like(eta, 2.0)
-
-
-class LogisticLoss:
-    """ℓ(η, y) = log(1 + exp(−yη)) for y = ±1."""
-
-    curvature_bound = 0.25
-    exact_newton = False
-
-    def losses(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return -log_expit(y * eta)
-
-    def gradient(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return -y * expit(-y * eta)
-
-    def curvature(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        prob = expit(-y * eta)
-        return prob * (1 - prob)
-
-
-GlmLoss = SquaredLoss | LogisticLoss
 
 # the default of l1, ridge and group_mask: None, which __post_init__ replaces by zeros of
 # the right size (p, from x), so that once built they are arrays
@@ -70,8 +37,8 @@ _ZEROS_OF_SIZE_P = cast(np.ndarray, None)
 @dataclass
 class Problem:
     x: np.ndarray  # (N, p)
-    y: np.ndarray  # (N,): real (squared) or ±1 (logistic)
-    loss: GlmLoss
+    y: np.ndarray  # (N,): the response as the loss's unit takes it (±1 for classifiers)
+    loss: Pointwise  # a separable unit: one linear predictor per sample
     distances: PairDistances
     n_metrics: int
     gamma: float
@@ -84,6 +51,9 @@ class Problem:
     weight: np.ndarray | None = None  # (N,) ≥ 0, multiplies each sample's loss
 
     def __post_init__(self) -> None:
+        if self.loss.coupled:
+            raise ValueError("the personalized engine holds one linear predictor per sample; "
+                             "a coupled loss needs one per output")
         p = self.x.shape[1]
         self.l1 = np.zeros(p) if self.l1 is None else self.l1
         self.ridge = np.zeros(p) if self.ridge is None else self.ridge
@@ -99,15 +69,22 @@ def _weighted(problem: Problem, values: np.ndarray, rows=slice(None)) -> np.ndar
     return values if problem.weight is None else values * problem.weight[rows]
 
 
+def loss_derivatives(problem: Problem, eta: np.ndarray, rows=slice(None)) -> Derivatives:
+    """w_i ℓ(η_i + o_i, y_i) and its first and second derivative in η_i, for the samples
+    ``rows`` (η shaped like them: (N,), or (chunk, k) for neighbour sets)."""
+    value, first, second = problem.loss.derivatives(_shifted(problem, eta, rows), problem.y[rows])
+    return (_weighted(problem, value, rows), _weighted(problem, first, rows),
+            _weighted(problem, second, rows))
+
+
 def loss_value(problem: Problem, eta: np.ndarray) -> float:
     """Σ w_i ℓ(η_i + o_i, y_i)."""
-    each = problem.loss.losses(_shifted(problem, eta), problem.y)
-    return float(np.sum(_weighted(problem, each)))
+    return float(np.sum(loss_derivatives(problem, eta)[0]))
 
 
 def loss_gradient(problem: Problem, eta: np.ndarray) -> np.ndarray:
     """d/dη of each sample's weighted loss."""
-    return _weighted(problem, problem.loss.gradient(_shifted(problem, eta), problem.y))
+    return loss_derivatives(problem, eta)[1]
 
 
 def penalty_value(problem: Problem, theta: np.ndarray) -> float:
@@ -205,10 +182,17 @@ def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarr
     return g_fit, g_match, g_q, g_phi
 
 
-def smoothness(problem: Problem, q: np.ndarray) -> np.ndarray:
+def smoothness(problem: Problem, z: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Per sample, a Lipschitz constant of the Z-gradient of its loss and smooth penalty:
-    ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic)."""
-    curvature = _weighted(problem, np.full(len(problem.x), problem.loss.curvature_bound))
+    ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic). A
+    loss whose ℓ'' has no bound (exp(η)) uses ℓ'' where the sample stands: a local
+    constant."""
+    bound = problem.loss.curvature_bound
+    if bound is None:
+        eta = np.einsum("ip,ip->i", problem.x, z @ q)
+        curvature = loss_derivatives(problem, eta)[2]
+    else:
+        curvature = _weighted(problem, np.full(len(problem.x), bound))
     qx = problem.x @ q.T
     ridge = float(np.linalg.eigvalsh(q @ (problem.ridge[:, None] * q.T))[-1]) if len(q) else 0.0
     return np.maximum(curvature * np.einsum("iq,iq->i", qx, qx) + ridge, 1e-12)
@@ -323,24 +307,43 @@ def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
                 shrink: float = 1e-2, newton_steps: int = 8, chunk: int = 256) -> np.ndarray:
     """θ_i = argmin_θ Σ_{j ∈ N(i)} ℓ(x_j, y_j, θ) + (shrink·k/2)‖θ − θ_pop‖² for every i,
     N(i) its k covariate neighbours: a local (kernel) regression, shrunk toward the
-    population model. Newton steps (one is exact for the squared loss), each a batch of
+    population model. Newton steps (one is exact for a quadratic loss), each a batch of
     p × p systems, or k × k ones (Woodbury) when p > k; samples in chunks, so memory is
-    chunk · k · p."""
+    chunk · k · p. For any other loss each sample's step is halved until its objective
+    does not rise: a full step overshoots where ℓ'' jumps (huber, squared_hinge) or grows
+    without bound (exp(η))."""
     n, p = problem.x.shape
     k = neighbours.shape[1]
     ridge = shrink * k
-    steps = 1 if problem.loss.exact_newton else newton_steps
+    steps = 1 if problem.loss.quadratic else newton_steps
     out = np.empty((n, p))
     for lo in range(0, n, chunk):
         idx = neighbours[lo:lo + chunk]
-        x, y = problem.x[idx], problem.y[idx]  # (c, k, p), (c, k)
+        x = problem.x[idx]  # (c, k, p)
         theta = np.broadcast_to(theta_pop, (len(idx), p)).copy()
+
+        def local(theta: np.ndarray) -> Derivatives:
+            return loss_derivatives(problem, (x @ theta[..., None])[..., 0], idx)  # noqa: B023
+
+        def local_value(theta: np.ndarray, fit: np.ndarray) -> np.ndarray:
+            return np.sum(fit, axis=1) + 0.5 * ridge * np.sum((theta - theta_pop) ** 2, axis=1)
+
         for _ in range(steps):
-            eta = _shifted(problem, (x @ theta[..., None])[..., 0], idx)
-            weight = _weighted(problem, problem.loss.curvature(eta, y), idx)
-            grad = _weighted(problem, problem.loss.gradient(eta, y), idx)
+            fit, grad, weight = local(theta)
             g = (grad[:, None, :] @ x)[:, 0] + ridge * (theta - theta_pop)
-            theta = theta - _ridge_solve(x, weight, ridge, g)
+            step = _ridge_solve(x, weight, ridge, g)
+            if problem.loss.quadratic:
+                theta = theta - step
+                continue
+            now = local_value(theta, fit)
+            scale = np.ones(len(idx))
+            for _halving in range(40):
+                trial = theta - scale[:, None] * step
+                rose = ~(local_value(trial, local(trial)[0]) <= now)  # NaN rose too
+                if not rose.any():
+                    break
+                scale[rose] /= 2.0
+            theta = theta - scale[:, None] * step
         out[lo:lo + chunk] = theta
     return out
 
@@ -415,7 +418,8 @@ def fit(problem: Problem, settings: Settings,
                 pairs = pairs_for(problem, z, radius, settings.max_neighbors)
             g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
             travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
-            rate = np.minimum(alpha / np.maximum(travelled, floor), 1.0 / smoothness(problem, q))
+            rate = np.minimum(alpha / np.maximum(travelled, floor),
+                              1.0 / smoothness(problem, z, q))
             z = z - alpha * g_match - rate[:, None] * g_fit
             if settings.fixed_q is None:
                 q = q - (alpha / n) * g_q

@@ -160,7 +160,7 @@ def models(draw):
     used = set(response) | {c for t in features for c in t.columns}
     personalize = None
     strata: tuple = ()
-    if loss.personalizable and features and draw(st.booleans()):
+    if loss.personalizable and features and len(response) == 1 and draw(st.booleans()):
         regs = [r for r in regs if REGULARIZERS[r.kind.name].personalizable]
         options = [(p.name, draw(hypers) if p.sweep else draw(values_of(p)))
                    for p in PERSONALIZE_OPTIONS]

@@ -80,7 +80,8 @@ def to_problem(design: PersonalizedDesign, weights: dict[str, float] | None = No
             if group and not np.array_equal(group_mask, mask):
                 raise StratlangError("personalized models take one l2 group (one exclusion set)")
             group, group_mask = group + parts[2], mask
-    loss = LOSSES[model.response.loss.name].personalized_loss()
+    loss = LOSSES[model.response.loss.name].pointwise(model.response.loss.p)
+    assert loss is not None  # (the checker admits only losses with a pointwise unit)
     assert model.personalize is not None  # (the design of a personalized model)
     return Problem(design.x, design.y[:, 0], loss, design.covariate_distances,
                    len(model.personalize.distances), weights["match"], weights["metric_penalty"],

@@ -248,14 +248,26 @@ class Loss:
         return type(self).admm_prox is not Loss.admm_prox or self.smooth
 
     # ---- personalized models ----------------------------------------------------------
-    def personalized_loss(self) -> Any:
-        """The loss as the personalized solver takes it (value, gradient, curvature of
-        ℓ(η, y)), or None when personalized models cannot use it."""
+    @property
+    def personalized_refusal(self) -> str | None:
+        """Why personalized models cannot take this loss, in words (None: they can). Their
+        engine follows the gradient of each sample's loss in its one linear predictor,
+        from the loss's pointwise unit."""
+        if self.features == "forbidden":
+            instead = f" (use '{self.with_features}')" if self.with_features else ""
+            return ("a distribution estimate has no features, so no linear predictor to "
+                    "personalize" + instead)
+        if not self.convex:
+            return "it is not convex (the engine starts from the convex population model)"
+        if not self.smooth:
+            return "it is not differentiable (the engine follows the loss's gradient)"
+        if self.multiclass:
+            return "it scores every class, and the engine holds one linear predictor per sample"
         return None
 
     @property
     def personalizable(self) -> bool:
-        return type(self).personalized_loss is not Loss.personalized_loss
+        return self.personalized_refusal is None
 
     # ---- numpy ----------------------------------------------------------------------
     def losses(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
@@ -361,11 +373,6 @@ class Squared(Loss):
 
     def pointwise(self, p):
         return pw.Squared()
-
-    def personalized_loss(self):
-        from ..solvers.personalized import SquaredLoss
-
-        return SquaredLoss()
 
 
 @LOSSES.entry
@@ -511,11 +518,6 @@ class Logistic(_Binary):
         from scipy.special import expit
 
         return {**super().predict(pred, p, classes), "probability": expit(pred[:, 0])}
-
-    def personalized_loss(self):
-        from ..solvers.personalized import LogisticLoss
-
-        return LogisticLoss()
 
 
 @LOSSES.entry

@@ -586,11 +586,17 @@ class Checker:
             self.error("a model is either stratified or personalized, not both", stmt.keyword,
                        code=codes.MIXED_MODEL)
         losses, regularizers = self.vocabulary.losses, self.vocabulary.regularizers
-        if loss is not None and not loss.personalizable:
+        refusal = None if loss is None else loss.personalized_refusal
+        if loss is not None and refusal is not None:
             allowed = [n for n in losses if losses[n].personalizable]
-            self.error(f"personalized models support the losses "
-                       f"{', '.join(repr(x) for x in allowed)}; got '{loss.name}'",
+            self.error(f"personalized models cannot take the loss '{loss.name}': {refusal}; "
+                       f"they take {', '.join(repr(x) for x in allowed)}",
                        resp.loss.span if resp else None, code=codes.MIXED_MODEL)
+        if resp is not None and len(resp.columns) > 1:  # θ_i gives one linear predictor
+            self.error(f"a personalized model has one response column (each sample's θ gives "
+                       f"one linear predictor); got {len(resp.columns)}",
+                       resp.column_spans[1] if resp.column_spans else resp.span,
+                       code=codes.MIXED_MODEL)
         if not features:
             self.error("a personalized model needs features", stmt.keyword, code=codes.MIXED_MODEL)
         for term in regs:
