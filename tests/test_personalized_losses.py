@@ -21,8 +21,7 @@ from stratlang.solvers import personalized as S
 PERSONALIZABLE = [name for name in LOSSES.names() if LOSSES[name].personalizable]
 REFUSED = [name for name in LOSSES.names() if not LOSSES[name].personalizable]
 
-TAKEN = ("they take 'squared', 'huber', 'logistic', 'square_classification', 'squared_hinge', "
-         "'poisson_regression', 'exponential_regression'")
+TAKEN = "they take " + ", ".join(f"'{name}'" for name in PERSONALIZABLE)
 NOT_DIFFERENTIABLE = "it is not differentiable (the engine follows the loss's gradient)"
 NO_FEATURES = ("a distribution estimate has no features, so no linear predictor to "
                "personalize (use '{}')")

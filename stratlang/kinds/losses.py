@@ -394,11 +394,6 @@ class Absolute(Loss):
         return np.sum(np.abs(pred - y), axis=1)
 
 
-def _huber(r: np.ndarray, m: float) -> np.ndarray:
-    a = np.abs(r)
-    return np.where(a <= m, r ** 2, 2 * m * a - m ** 2)
-
-
 @LOSSES.entry
 class Huber(Loss):
     name = "huber"
@@ -416,7 +411,7 @@ class Huber(Loss):
 
     def metrics(self, pred, y, p, classes, weight=None):
         return {**super().metrics(pred, y, p, classes, weight),
-                "huber": metrics.mean(_huber(pred - y, p["M"]), weight)}
+                "huber": metrics.mean(self.pointwise(p).derivatives(pred, y)[0], weight)}
 
 
 def _pinball(r: np.ndarray, tau: float) -> np.ndarray:
