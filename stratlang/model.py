@@ -117,8 +117,9 @@ class Model:
             weights: dict[str, float] | None = None, verbose: bool | None = None,
             options: dict[str, Any] | None = None,
             graphs: dict[str, Any] | None = None) -> FittedModel:
-        """Fits the model. ``backend``: 'admm', 'cvxpy' (the reference; ``solver`` picks
-        its CVXPY solver), 'dask', 'subgradient'; by default the spec's ``solver``
+        """Fits the model. ``backend``: a registered backend's name (``stratlang.backends.
+        BACKENDS``: 'cvxpy', the reference, whose CVXPY solver ``solver`` picks; 'admm',
+        'newton', 'eigen', 'dask', 'subgradient'); by default the spec's ``solver``
         statement, else the first backend that can fit the model. ``options``: the
         backend's options (validated; see docs/language.md); ``weights`` fixes
         hyper-parameters (required for sweeps); ``graphs`` gives graphs from Python (see

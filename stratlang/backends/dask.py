@@ -31,8 +31,10 @@ from ..language.params import Param, count
 from .admm import (
     ADMM_OPTIONS,
     RegularizerTerm,
+    copy_names,
     inner_tolerance,
     make_feasible,
+    refuse_if_blown_up,
     regularizer_terms,
     report,
     require_finite,
@@ -114,6 +116,9 @@ class BlockProxes:
 
     def regularization(self, theta: np.ndarray) -> float:
         return sum((t.value(theta) for t in self.terms), 0.0)
+
+    def in_domain(self, theta: np.ndarray) -> bool:
+        return LOSSES[self.loss].in_domain(theta, self.params)
 
 
 @dataclass(frozen=True)
@@ -363,15 +368,24 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
         raise NumericalError("the Dask fit stopped: workers were lost during every attempt "
                              "(the fit restarts when a worker holding blocks is lost); no "
                              "result was produced") from None
+    # the unbounded-problem checks need every record: at hand unless the data were
+    # partitioned (then they stay on the workers, and a divergence is reported as such)
+    held = design if parts is None else None
     info = report(result, f"distributed ADMM ({len(blocks)} blocks on {workers} "
-                  f"worker{'s' * (workers > 1)})", opts, finite=totals.finite)
+                  f"worker{'s' * (workers > 1)})", opts, finite=totals.finite, design=held,
+                  weights=weights, backend=DaskBackend.name)
     info["backend"] = DaskBackend.name
     info["fit_seconds"] = time.perf_counter() - start
     info["restarts"] = result.restarts
+    info["copy"] = copy_names(terms)[totals.copy]
+    info["objective_spread"] = totals.spread
+    info["objective_accuracy"] = totals.spread + totals.suboptimality
     if dropped:
         info["dropped_rows"] = dropped
     objective = require_finite(Objective.of(loss=totals.loss, regularization=totals.regularization,
                                             laplacian=totals.laplacian), DaskBackend.name)
+    if held is not None and not info["converged"]:
+        refuse_if_blown_up(held, weights, objective, info, opts, backend=DaskBackend.name)
     return StratifiedFit(result.theta, design.strata, design.classes, info, objective,
                          None if parts is not None else design, output=opts["output"],
                          rows=design.rows, features=design.features)
