@@ -23,7 +23,7 @@ VIEWS = {"elections": [{"over": "state", "by": "year"}],
 def write_figures(fitted, folder: Path = FIGURES) -> list[Path]:
     """The example's pictures: the default view, its extra views, and convergence."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = fitted.model.name
+    name = fitted.name
     paths = [folder / f"{name}.png"]
     fitted.plot(out=paths[0])
     for i, view in enumerate(VIEWS.get(name, []), start=1):

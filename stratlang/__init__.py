@@ -24,16 +24,15 @@ from .language.errors import (
 if TYPE_CHECKING:
     from .builder import Spec
     from .estimator import StratlangEstimator
-    from .fitted import FittedModel, FittedPersonalized, FittedStratified
+    from .fitted import FittedModel, FittedPersonalized, FittedStratified, load_fitted
     from .model import Model, load
-    from .persistence import load_fitted
 
 __all__ = ["DataError", "DataSpecError", "DataWarning", "FittedModel", "FittedPersonalized", "FittedStratified",
            "Model", "NumericalError", "NumericalWarning", "OptionError", "Spec", "SpecError",
            "StratlangError", "StratlangEstimator", "TuneWarning", "load", "load_fitted"]
 __version__ = "0.1.0"
 
-_LAZY = {"Model": "model", "load": "model", "load_fitted": "persistence", "Spec": "builder",
+_LAZY = {"Model": "model", "load": "model", "load_fitted": "fitted", "Spec": "builder",
          "FittedModel": "fitted", "FittedStratified": "fitted", "FittedPersonalized": "fitted", "StratlangEstimator": "estimator"}
 
 

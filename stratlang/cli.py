@@ -530,7 +530,7 @@ def _fit_document(fitted: FittedModel) -> dict:
 
     info = fitted.info
     options = info.get("options") or {}
-    doc = {"model": fitted.model.name, "kind": fitted.kind, "loss": fitted.loss.name,
+    doc = {"model": fitted.name, "kind": fitted.kind, "loss": fitted.loss.name,
            "records": info.get("records"), "backend": info.get("backend"),
            "solver": info.get("solver"), "status": info.get("status"),
            "iterations": info.get("iterations", info.get("epochs")),
@@ -549,7 +549,7 @@ def _fit_document(fitted: FittedModel) -> dict:
                                      for f in fitted.strata.factors]}
     else:
         assert isinstance(fitted, FittedPersonalized)  # (the other kind of fit)
-        spec = fitted.model.ir.personalize
+        spec = fitted.ir.personalize
         assert spec is not None  # (the model of a personalized fit)
         doc["iteration_limit"] = doc["iteration_limit"] or getattr(spec, "max_iter", None)
         doc["personalized"] = {"rank": spec.rank,
@@ -639,7 +639,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .persistence import load_fitted
+    from .fitted import load_fitted
 
     fitted = load_fitted(args.model)
     if args.convergence:
@@ -665,10 +665,10 @@ def _unseen(fitted: FittedModel, args: argparse.Namespace) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .persistence import load_fitted
+    from .fitted import load_fitted
 
     fitted = load_fitted(args.model)
-    frame = fitted.model.frame(args.data)
+    frame = fitted.frame(args.data)
     predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args)),
                              args.id)
     if args.out:
@@ -709,7 +709,7 @@ def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]
 
     from .language.errors import DataError, did_you_mean
 
-    strata = [c for s in fitted.model.ir.strata for c in s.columns]
+    strata = [c for s in fitted.ir.strata for c in s.columns]
     keys = list(dict.fromkeys([*ids, *strata]))
     for column in ids:
         if column not in frame.columns:
@@ -725,10 +725,10 @@ def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .data.row_filter import filter_rows
-    from .persistence import load_fitted
+    from .fitted import load_fitted
 
     fitted = load_fitted(args.model)
-    data = args.data if args.rows is None else filter_rows(fitted.model.frame(args.data),
+    data = args.data if args.rows is None else filter_rows(fitted.frame(args.data),
                                                             args.rows)
     metrics = fitted.score(data, **_unseen(fitted, args))
     if _json(args):

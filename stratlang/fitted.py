@@ -1,12 +1,14 @@
-"""Fitted models: one base (:class:`FittedModel`) with what every fit has — the model,
-the weights it was fitted at, the backend's report, the objective — and predict, score,
+"""Fitted models: one base (:class:`FittedModel`) with what every fit has — the checked
+model (its IR), the :class:`~stratlang.data.encoding.Encoding` training learned, the
+weights it was fitted at, the backend's report, the objective — and predict, score,
 summary, save, plot; :class:`FittedStratified` holds θ per stratum,
-:class:`FittedPersonalized` θ per training sample."""
+:class:`FittedPersonalized` θ per training sample. A fitted model knows nothing of the API
+:class:`~stratlang.model.Model` it came from: new data are bound through its encoding."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,55 +16,102 @@ import numpy as np
 import pandas as pd
 
 from .backends.base import Objective, PersonalizedFit, StratifiedFit
-from .backends.theta_parts import PARTS, column_names, read_theta
-from .data.design import (
-    Design,
-    bind,
-    bind_features,
-    bind_response,
-    bind_weights,
-    drop_missing,
-    report_dropped,
-)
-from .data.features import FeatureState, term_text
-from .data.frames import Binder
-from .data.personalized import bind_covariates
-from .data.strata import UNSEEN, Strata
+from .backends.theta_parts import column_names, read_theta
+from .data.design import Design, missing_rows, report_dropped
+from .data.encoding import Encoding
+from .data.features import FeatureState
+from .data.frames import frame_for
+from .data.personalized import PersonalizedDesign
+from .data.strata import Strata
 from .display import Summary
-from .kinds.graphs import canon
-from .kinds.losses import LOSSES, Loss, Records
-from .language.errors import DataError, OptionError, StratlangError, did_you_mean
-from .saved_schema import FORMAT_VERSION
+from .kinds.losses import Loss, Records
+from .language import ir
+from .spec import to_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .model import Model
 
+class FittedSpec:
+    """What the deprecated ``fitted.model`` gives: the fitted spec's IR, name, text and
+    data reading (no fitting: ``stratlang.Model(fitted.ir)`` fits again)."""
+
+    def __init__(self, model: ir.Model):
+        self.ir = model
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    @property
+    def text(self) -> str:
+        return to_text(self.ir)
+
+    def frame(self, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
+        return frame_for(self.ir, data)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(f"fitted.model.{name}: a fitted model no longer keeps the API "
+                             f"Model it came from; use stratlang.Model(fitted.ir).{name}")
 
 
 class FittedModel:
     """What every fit has. ``objective`` is an :class:`Objective` (its parts and
     ``total``); ``info`` is the backend's report (status, iterations, times, …)."""
 
-    kind: ClassVar[str]
-    format: ClassVar[str]  # the 'format' of its saved JSON
+    kind: ClassVar[str]  # the family: 'stratified' or 'personalized'
     warm: Any  # what warm-starts the next fit along a path (None: nothing)
 
-    def __init__(self, model: Model, weights: dict[str, float], info: dict[str, Any],
-                 objective: Objective, classes: tuple | None, rows: tuple[str, ...],
-                 features: FeatureState):
-        self.model = model
+    def __init__(self, model: ir.Model, encoding: Encoding, weights: dict[str, float],
+                 info: dict[str, Any], objective: Objective):
+        self.ir = model
+        self.encoding = encoding  # what training learned: new data are bound with it
         self.weights = weights
         self.info = info
         self.objective = objective
-        self.classes = classes
-        self.loss: Loss = LOSSES[model.ir.response.loss.name]
-        # what training learned: θ's rows, and the features' state new data are bound with
-        self.rows = rows or self.loss.row_names(
-            tuple(term_text(t) for t in model.ir.features), model.ir.response.columns)
-        self.features = features
+        self.loss: Loss = encoding.loss
+
+    # ---- the model and what training learned ------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    @property
+    def text(self) -> str:
+        """The canonical text of the fitted spec."""
+        return to_text(self.ir)
+
+    @property
+    def classes(self) -> tuple | None:
+        return self.encoding.classes
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        """θ's parameter rows."""
+        return self.encoding.rows
+
+    @property
+    def features(self) -> FeatureState:
+        """What the stateful feature terms learned (centres, scales, levels, …)."""
+        return self.encoding.features
+
+    @property
+    def model(self) -> FittedSpec:
+        """Deprecated (a fitted model no longer points back to the API ``Model``): what
+        ``fitted.model`` gave that a fit keeps — ``ir``, ``name``, ``text``, ``frame`` —
+        now read from the fitted model itself; ``stratlang.Model(fitted.ir)`` makes a model
+        to fit again."""
+        warnings.warn("fitted.model is deprecated: use fitted.ir, fitted.name, fitted.text "
+                      "or fitted.frame(data); stratlang.Model(fitted.ir) makes a model to fit "
+                      "again", DeprecationWarning, stacklevel=2)
+        return FittedSpec(self.ir)
+
+    def frame(self, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
+        """``data`` as a frame, or the spec's data file when ``data`` is None."""
+        return frame_for(self.ir, data)
 
     @property
     def theta(self) -> pd.DataFrame:
@@ -78,7 +127,7 @@ class FittedModel:
         """N, the strata (or samples), the objective and its parts, how the fit went
         (backend, status, iterations against the limit, time) and the coefficient table:
         text (a ``str``) that a notebook shows as HTML tables."""
-        lines = [f"model {self.model.name}: {self.model.ir.kind}, loss {self.loss.name}"]
+        lines = [f"model {self.name}: {self.ir.kind}, loss {self.loss.name}"]
         lines += [f"  {line}" for line in self._shape_lines()]
         lines.append(f"  objective {self.objective}")
         lines.append(f"  {self._fit_line()}")
@@ -112,15 +161,6 @@ class FittedModel:
         return (f"backend {info.get('backend')} ({info.get('solver')}): status "
                 f"{info.get('status')}{done}{took}")
 
-    def _check_rows(self, rows: tuple[str, ...]) -> None:
-        """New data bound with the learned feature states give θ's rows (else the states
-        were changed since the fit: a saved model edited by hand)."""
-        if tuple(rows) != tuple(self.rows):
-            raise StratlangError(
-                f"the learned feature states of model '{self.model.name}' give the parameter "
-                f"rows {', '.join(rows)}; θ has {', '.join(self.rows)}: the saved model was "
-                "damaged or edited")
-
     def coefficients(self) -> pd.DataFrame:
         """Each parameter's mean, standard deviation, minimum and maximum over the strata
         (or the training samples)."""
@@ -131,7 +171,11 @@ class FittedModel:
         return table
 
     def save(self, path: str | Path) -> Path:
-        raise NotImplementedError
+        """Writes ``path`` (JSON: the spec, the encoding, weights, …; a .json suffix added
+        when missing) and ``path.npz`` beside it (arrays): see :mod:`stratlang.persistence`."""
+        from .persistence import save_fitted
+
+        return save_fitted(self, path)
 
     def plot(self, *, out: str | Path | None = None, **view: Any) -> Figure:
         raise NotImplementedError
@@ -145,7 +189,7 @@ class FittedModel:
         return plot_convergence(self, out, ax=ax, figsize=figsize)
 
     def __repr__(self) -> str:
-        return (f"<stratlang.{type(self).__name__} {self.model.name!r}: objective "
+        return (f"<stratlang.{type(self).__name__} {self.name!r}: objective "
                 f"{self.objective.total:.6g}, backend {self.info.get('backend')}, status "
                 f"{self.info.get('status')}>")
 
@@ -167,42 +211,13 @@ class FittedModel:
         more = (f"<p>… and {len(coefficients) - len(shown)} more (fitted.coefficients())</p>"
                 if len(coefficients) > len(shown) else "")
         return (f"<div class='stratlang-fit'><strong>{escape(type(self).__name__)} "
-                f"{escape(self.model.name)}</strong>: {escape(self.model.ir.kind)}, loss "
+                f"{escape(self.name)}</strong>: {escape(self.ir.kind)}, loss "
                 f"{escape(self.loss.name)}<ul>{shape}</ul>"
                 f"<table><tr><th>objective</th><th></th></tr>{parts}</table>"
                 f"<p>coefficients over the {escape(self._over)}</p>{table}{more}</div>")
 
-    def _saved(self) -> dict[str, Any]:
-        """The JSON fields every saved fit has."""
-        from .spec import saved_spec
-
-        return {"format": self.format, "version": FORMAT_VERSION, **saved_spec(self.model.ir),
-                "weights": self.weights, "objective": self.objective.as_dict(),
-                "classes": ([_class_label(c) for c in self.classes]
-                            if self.classes is not None else None),
-                "rows": list(self.rows), "features": self.features.to_json()}
-
 
 _COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
-
-
-def _class_label(value: Any) -> Any:
-    """A class as JSON keeps it: a float stays a float (-1.0 reads back as -1.0, so
-    predictions and their column names, ``probability_0.0``, are the fit's)."""
-    if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar
-        value = value.item()
-    return value if value is None or isinstance(value, str | int | float | bool) else canon(value)
-
-
-def _plain(value: Any) -> bool:
-    """A value of the backend's report that JSON keeps as it is: a scalar, or a mapping of
-    scalars (the options, whose iteration limit a loaded model's summary reports)."""
-    return isinstance(value, _SCALARS) or (
-        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, _SCALARS)
-                                        for k, v in value.items()))
-
-
-_SCALARS = (str, int, float, bool, type(None))
 
 
 def _name_parameters(table: pd.DataFrame) -> None:
@@ -212,23 +227,8 @@ def _name_parameters(table: pd.DataFrame) -> None:
         table.index.name = "parameter"
 
 
-def _savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` of named arrays (as Any: numpy's stub would match a name
-    against its ``allow_pickle`` keyword)."""
-    named: dict[str, Any] = dict(arrays)
-    np.savez_compressed(path, **named)
-
-
 def _number(value: float) -> str:
     return f"{value:.4g}"
-
-
-def json_path(path: str | Path) -> Path:
-    """``path`` with a .json suffix (added to, not replacing, any other suffix)."""
-    path = Path(path)
-    if path.suffix == ".json":
-        return path
-    return path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
 
 
 def _frame_columns(out: dict[str, np.ndarray], index: pd.Index, names: tuple,
@@ -253,13 +253,11 @@ def _frame_columns(out: dict[str, np.ndarray], index: pd.Index, names: tuple,
     return pd.DataFrame(columns, index=index)
 
 
-def _predictable(model: Model, data: pd.DataFrame | str | Path | None
+def _predictable(model: ir.Model, data: pd.DataFrame | str | Path | None
                  ) -> tuple[pd.DataFrame, np.ndarray]:
     """The frame to predict for, and the positions ``missing drop`` lets predict."""
-    from .data.design import missing_rows
-
-    frame = model.frame(data)
-    rows, counts = missing_rows(model.ir, frame, predicting=True)
+    frame = frame_for(model, data)
+    rows, counts = missing_rows(model, frame, predicting=True)
     report_dropped(counts)
     return frame, np.flatnonzero(~rows)
 
@@ -268,20 +266,27 @@ class FittedStratified(FittedModel):
     """θ for every stratum, with what is needed to predict, score and save."""
 
     kind = "stratified"
-    format = "stratlang-fitted"
 
-    def __init__(self, model: Model, fit: StratifiedFit, weights: dict[str, float]):
-        super().__init__(model, weights, fit.info, fit.objective, fit.classes, fit.rows,
-                         fit.features)
-        self.strata: Strata = fit.strata
-        self.absent = fit.absent  # (K, rows) parameters a feature's `where` leaves out
+    def __init__(self, model: ir.Model, fit: StratifiedFit, weights: dict[str, float]):
+        super().__init__(model, fit.encoding, weights, fit.info, fit.objective)
         self._theta: np.ndarray | Callable[[], np.ndarray] | None = fit.theta
-        self.outputs = self.loss.output_names(model.ir.response.columns, self.classes)
+        self.outputs = self.encoding.outputs
         self.warm = fit.warm
         if fit.output is not None:  # the workers wrote θ there: read on first use
+            # (saved beside it, so that load_fitted(output) reads the fit back)
             output = Path(fit.output)
             self._theta = self._reader(output)
             self.write_metadata(output)
+
+    @property
+    def strata(self) -> Strata:
+        assert self.encoding.strata is not None  # (a stratified model's encoding)
+        return self.encoding.strata
+
+    @property
+    def absent(self) -> np.ndarray | None:
+        """(K, rows): True where a feature's `where` leaves a parameter out."""
+        return self.encoding.absent
 
     # ---- parameters ----------------------------------------------------------------
     @property
@@ -332,14 +337,8 @@ class FittedStratified(FittedModel):
 
     # ---- prediction ------------------------------------------------------------------
     def _design(self, frame: pd.DataFrame, with_response: bool, unseen: str) -> Design:
-        if not isinstance(unseen, str) or unseen not in UNSEEN:
-            raise OptionError(f"unseen={unseen!r}: expected one of "
-                              + ", ".join(repr(u) for u in UNSEEN)
-                              + (did_you_mean(unseen, UNSEEN) if isinstance(unseen, str)
-                                 else ""))
-        design = bind(self.model.ir, frame, strata=self.strata, classes=self.classes,
-                      features=self.features, unseen=unseen, with_response=with_response)
-        self._check_rows(design.rows)
+        design = self.encoding.bind(frame, unseen=unseen, with_response=with_response)
+        assert isinstance(design, Design)  # (a stratified model's encoding)
         return design
 
     def theta_of(self, design: Design) -> np.ndarray:
@@ -367,7 +366,7 @@ class FittedStratified(FittedModel):
         none). ``unseen``: for a stratum value the fit has not seen, 'error' (the
         default), 'hub' (the model of its factor's hub: a star graph's centre), or
         'common' (the model averaged over the factor's nodes)."""
-        frame, kept = _predictable(self.model, data)
+        frame, kept = _predictable(self.ir, data)
         design = self._design(frame.iloc[kept], False, unseen)
         theta = self.theta_of(design)
         parts = design.loss_parts()
@@ -390,7 +389,7 @@ class FittedStratified(FittedModel):
               unseen: str = "error") -> dict[str, float]:
         """The loss's natural metrics on ``data`` (RMSE, ANLL, accuracy, AUROC, …),
         weighted by the record weights when the model has them."""
-        design = self._design(self.model.frame(data), True, unseen)
+        design = self._design(self.frame(data), True, unseen)
         return self.loss.records_metrics(design.records, self.theta_of(design),
                                          design.loss_params, self.classes)
 
@@ -422,66 +421,38 @@ class FittedStratified(FittedModel):
                               "figsize and scale")
         return plot_strata(self, param, over, by, out, ax=ax, figsize=figsize, scale=scale)
 
-    # ---- persistence --------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Writes ``path`` (JSON: spec, strata, weights) and ``path.npz`` beside it (arrays)."""
-        path = json_path(path)
-        meta, arrays = self._metadata()
-        path.write_text(json.dumps(meta, indent=1))
-        _savez(path.with_suffix(".npz"), {"theta": self.theta_array, **arrays})
-        return path
-
     def write_metadata(self, directory: str | Path) -> Path:
         """Writes ``directory/model.json`` and ``model.npz`` describing a fit whose θ the
-        workers wrote as Parquet parts under ``directory`` (see :func:`load_fitted`)."""
-        path = Path(directory) / "model.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta, arrays = self._metadata()
-        meta["theta"] = {"parquet": PARTS,
-                         "shape": [self.strata.k, len(self.rows), len(self.outputs)]}
-        path.write_text(json.dumps(meta, indent=1))
-        _savez(path.with_suffix(".npz"), arrays)
-        return path
+        workers wrote as Parquet parts under ``directory`` (see
+        :func:`stratlang.persistence.write_metadata`)."""
+        from .persistence import write_metadata
+
+        return write_metadata(self, directory)
 
     def _reader(self, directory: Path) -> Callable[[], np.ndarray]:
+        """Reads θ from the Parquet parts a cluster's workers wrote under ``directory``."""
         shape = (self.strata.k, len(self.rows), len(self.outputs))
         columns = column_names(self.rows, self.outputs)
         return lambda: read_theta(directory, shape, columns)
-
-    def _metadata(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The JSON metadata and the arrays (θ aside) of a saved model."""
-        arrays: dict[str, np.ndarray] = {}
-        if self.info.get("history"):
-            arrays["history"] = np.asarray(self.info["history"], dtype=float)
-        if self.absent is not None:
-            arrays["absent"] = self.absent
-        factors = []
-        for i, f in enumerate(self.strata.factors):
-            arrays[f"edges_{i}"] = f.graph.edges
-            arrays[f"weights_{i}"] = f.graph.weights
-            factors.append({"columns": list(f.columns),
-                            "labels": [[canon(v) for v in labels] for labels in f.column_labels],
-                            "n": f.graph.n, "structure": f.graph.structure,
-                            "shape": list(f.graph.shape), "text_labels": f.text_labels,
-                            "hub": f.hub})
-        meta = {**self._saved(), "factors": factors,
-                "info": {k: v for k, v in self.info.items() if _plain(v)}}
-        return meta, arrays
 
 
 class FittedPersonalized(FittedModel):
     """One model per training sample (θ = Z Q), the learned φ, and k_n-NN prediction."""
 
     kind = "personalized"
-    format = "stratlang-personalized"
 
-    def __init__(self, model: Model, fit: PersonalizedFit, weights: dict[str, float]):
-        super().__init__(model, weights, fit.info, fit.objective, fit.classes, fit.rows,
-                         fit.features)
+    def __init__(self, model: ir.Model, fit: PersonalizedFit, weights: dict[str, float]):
+        super().__init__(model, fit.encoding, weights, fit.info, fit.objective)
         self.theta_array, self.z, self.q, self.phi_array = fit.theta, fit.z, fit.q, fit.phi
-        self.theta_pop, self.covariates = fit.theta_pop, fit.covariates
+        self.theta_pop = fit.theta_pop
         self.history, self.index = fit.history, fit.index
         self.warm = None
+
+    @property
+    def covariates(self) -> pd.DataFrame:
+        """The training samples' covariate columns (new samples are encoded beside them)."""
+        assert self.encoding.covariates is not None  # (a personalized model's encoding)
+        return self.encoding.covariates
 
     @property
     def theta(self) -> pd.DataFrame:
@@ -490,62 +461,49 @@ class FittedPersonalized(FittedModel):
     @property
     def phi(self) -> pd.Series:
         """The learned weight of each covariate distance: which covariates matter."""
-        spec = self.model.ir.personalize
+        spec = self.ir.personalize
         assert spec is not None  # (the model of a personalized fit)
         labels = [d.columns[0] if len(d.columns) == 1 else "(" + ", ".join(d.columns) + ")"
                   for d in spec.distances]
         return pd.Series(self.phi_array, index=labels, name="phi")
 
     def _neighbours(self, frame: pd.DataFrame) -> np.ndarray:
+        """The training samples nearest each row of ``frame`` under the learned φ."""
         from .backends.subgradient import nearest
 
-        spec = self.model.ir.personalize
+        spec = self.ir.personalize
         assert spec is not None  # (the model of a personalized fit)
-        binder = Binder(self.model.ir, frame)
-        columns = list(self.covariates.columns)
-        new = frame.reindex(columns=columns).reset_index(drop=True)  # absent: reported below
-        combined = pd.concat([self.covariates, new], ignore_index=True)
-        encoded = bind_covariates(binder, encode=combined)
-        binder.out.raise_if_any()
+        encoded = self.encoding.encode_covariates(frame)
         n = len(self.covariates)
-        return nearest(self.model.ir, encoded, self.phi_array, np.arange(n),
-                       np.arange(n, n + len(new)), spec.neighbors)
+        return nearest(self.ir, encoded, self.phi_array, np.arange(n),
+                       np.arange(n, n + len(frame)), spec.neighbors)
 
     def _records(self, frame: pd.DataFrame, with_response: bool) -> tuple[Records, np.ndarray]:
-        """(the records of ``frame``, each one's θ as a (N, p, 1) array)."""
-        binder = Binder(self.model.ir, frame)
-        bound = bind_features(binder, self.features)
-        encoded = bind_response(binder, self.classes) if with_response else None
-        weight = bind_weights(binder) if with_response else None
-        binder.out.raise_if_any()
-        assert bound is not None  # (None only with a problem recorded: raised just above)
-        self._check_rows(self.loss.row_names(bound.rows, self.model.ir.response.columns))
-        theta = self.theta_array[self._neighbours(frame)].mean(axis=1)
-        records = Records(bound.x, encoded.values if encoded else None,
-                          np.zeros(len(frame), dtype=np.int64), bound.offset, weight)
+        """(the records of ``frame`` that are bound, each one's θ as a (N, p, 1) array)."""
+        design = self.encoding.bind(frame, with_response=with_response)
+        assert isinstance(design, PersonalizedDesign)  # (a personalized model's encoding)
+        # (the covariates of the rows bound: ``missing drop`` may leave some out)
+        theta = self.theta_array[self._neighbours(design.covariate_frame)].mean(axis=1)
+        records = Records(design.x, design.y, np.zeros(design.n, dtype=np.int64),
+                          design.offset, design.weight)
         return records, theta[:, :, None]
 
     def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
-        frame, kept = _predictable(self.model, data)
+        frame, kept = _predictable(self.ir, data)
         records, theta = self._records(frame.iloc[kept], False)
-        out = self.loss.records_predict(records, theta, self.model.ir.response.loss.p,
+        out = self.loss.records_predict(records, theta, self.ir.response.loss.p,
                                         self.classes)
-        outputs = self.loss.output_names(self.model.ir.response.columns, self.classes)
-        return _frame_columns(out, frame.index, outputs, kept)
+        return _frame_columns(out, frame.index, self.encoding.outputs, kept)
 
     def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
-        kept, dropped = drop_missing(self.model.ir, self.model.frame(data))
-        report_dropped(dropped, len(kept))
-        if len(kept) == 0:
-            raise DataError("no records to score")
-        records, theta = self._records(kept, True)
-        return self.loss.records_metrics(records, theta, self.model.ir.response.loss.p,
+        records, theta = self._records(self.frame(data), True)
+        return self.loss.records_metrics(records, theta, self.ir.response.loss.p,
                                          self.classes)
 
     _over = "training samples"
 
     def _shape_lines(self) -> list[str]:
-        spec = self.model.ir.personalize
+        spec = self.ir.personalize
         assert spec is not None  # (the model of a personalized fit)
         n, p = self.theta_array.shape
         return [f"samples N = {n:,}, rank {spec.rank}, {p} parameters per sample; best epoch "
@@ -563,30 +521,26 @@ class FittedPersonalized(FittedModel):
                               "figsize")
         return plot_embedding(self, by, out, method, ax=ax, figsize=figsize)
 
-    def save(self, path: str | Path) -> Path:
-        path = json_path(path)
-        arrays = {"theta": self.theta_array, "z": self.z, "q": self.q, "phi": self.phi_array,
-                  "theta_pop": self.theta_pop}
-        for column in self.history.columns:
-            arrays[f"history_{column}"] = self.history[column].to_numpy(dtype=float)
-        kinds = {}
-        for c in self.covariates.columns:
-            column = self.covariates[c]
-            numeric = pd.api.types.is_numeric_dtype(column)
-            arrays[f"cov_{c}"] = column.to_numpy(dtype=float if numeric else str)
-            kinds[c] = "number" if numeric else "text"
-        meta = {**self._saved(), "covariates": kinds, "info": self.info,
-                "index": [str(i) for i in self.index]}
-        path.write_text(json.dumps(meta, indent=1, default=lambda o: o.item()))
-        _savez(path.with_suffix(".npz"), arrays)
-        return path
 
-
-FITTED_FOR: dict[type, Callable[[Model, Any, dict[str, float]], FittedModel]] = {
+FITTED_FOR: dict[type, Callable[[ir.Model, Any, dict[str, float]], FittedModel]] = {
     StratifiedFit: FittedStratified, PersonalizedFit: FittedPersonalized}
 
 
-def fitted_model(model: Model, fit: StratifiedFit | PersonalizedFit,
+def fitted_model(model: ir.Model, fit: StratifiedFit | PersonalizedFit,
                  weights: dict[str, float]) -> FittedModel:
     """The fitted model a backend's fit makes."""
     return FITTED_FOR[type(fit)](model, fit, weights)
+
+
+def load_fitted(path: str | Path) -> FittedStratified | FittedPersonalized:
+    """Reads a model written by :meth:`FittedModel.save`, or the directory a Dask fit with
+    an ``output`` wrote (the file format: :mod:`stratlang.persistence`)."""
+    from .persistence import read_saved
+
+    saved = read_saved(path)
+    if isinstance(saved.fit, PersonalizedFit):
+        return FittedPersonalized(saved.model, saved.fit, saved.weights)
+    fitted = FittedStratified(saved.model, saved.fit, saved.weights)
+    if saved.parts is not None:  # θ as the Parquet parts a cluster's workers wrote
+        fitted.theta_array = fitted._reader(saved.parts)
+    return fitted

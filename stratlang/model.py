@@ -11,21 +11,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from . import backends
-from .backends.base import StratifiedFit
-from .backends.islands import settle_islands
 from .data.design import Design, bind
 from .data.frames import frame_for
-from .fitted import FittedModel, fitted_model
-from .language import codes, ir
-from .language.errors import (
-    DataWarning,
-    Diagnostic,
-    OptionError,
-    SpecError,
-    StratlangError,
-    did_you_mean,
-    warn,
-)
+from .fitted import FittedModel
+from .fitting import fit, fit_choice
+from .language import ir
+from .language.errors import OptionError, StratlangError, did_you_mean
 from .spec import compile_spec, read_spec, to_text
 
 if TYPE_CHECKING:
@@ -128,34 +119,8 @@ class Model:
             return self.with_graphs(graphs).fit(data, backend=backend, solver=solver,
                                                 weights=weights, verbose=verbose,
                                                 options=options)
-        values = self.ir.weight_values(weights)
-        choice = backends.choose(self.ir, data, backend=backend, solver=solver, verbose=verbose,
-                                 options=options, graphs=self.graphs)
-        fitted = self._fit(choice, values)
-        if choice.note is not None:
-            fitted.info["backend_note"] = choice.note
-        return fitted
-
-    def _fit(self, choice: backends.Choice, values: dict[str, float],
-             warm: Any = None) -> FittedModel:
-        try:
-            fit = choice.fit(values, warm)
-        except backends.OptionValueError as error:
-            if error.option not in choice.from_spec:
-                raise
-            # the value came from the spec's solver statement: point at it
-            assert self.ir.solver is not None
-            raise SpecError([Diagnostic(str(error), self.ir.solver.span, self.ir.source,
-                                        code=codes.INVALID_VALUE)]
-                            ) from None
-        fit.info.setdefault("options", dict(choice.options))  # what the summary reports
-        if (isinstance(fit, StratifiedFit) and fit.design is not None and fit.theta is not None
-                and self.ir.basis is None):
-            fit.theta, note = settle_islands(fit.design, fit.theta, values)
-            if note is not None:
-                fit.info["islands"] = note
-                warn(note, DataWarning)
-        return fitted_model(self, fit, values)
+        return fit(self.ir, data, backend=backend, solver=solver, weights=weights,
+                   verbose=verbose, options=options, graphs=self.graphs)
 
     def tune(self, data: Any = None, *, folds: int = 5, metric: str | None = None,
              seed: int = 0, backend: str | None = None,
@@ -167,8 +132,8 @@ class Model:
         standard error (None: on a terminal)."""
         from .tune import tune
 
-        return tune(self, data, folds=folds, metric=metric, seed=seed, backend=backend,
-                    progress=progress)
+        return tune(self.ir, data, graphs=self.graphs, folds=folds, metric=metric, seed=seed,
+                    backend=backend, progress=progress)
 
     def verify(self, data: Any = None, *, weights: dict[str, float] | None = None,
                solver: str | None = None, options: dict[str, Any] | None = None,
@@ -178,8 +143,8 @@ class Model:
         terminal)."""
         from .tune import verify
 
-        return verify(self, data, weights=weights, solver=solver, options=options,
-                      backend=backend, progress=progress)
+        return verify(self.ir, data, graphs=self.graphs, weights=weights, solver=solver,
+                      options=options, backend=backend, progress=progress)
 
     def sweep(self, data: Any = None, validate: Any = None, *,
               solver: str | None = None) -> pd.DataFrame:
@@ -197,7 +162,7 @@ class Model:
         for combo in grid:
             chosen = dict(zip(sweeps, combo, strict=True))
             start = time.perf_counter()
-            fitted = self._fit(choice, self.ir.weight_values(chosen), problem)
+            fitted = fit_choice(self.ir, choice, self.ir.weight_values(chosen), problem)
             fitted.info["fit_seconds"] = time.perf_counter() - start
             problem = fitted.warm  # the compiled problem, re-solved at the next weights
             row = {**chosen, "objective": fitted.objective.total}

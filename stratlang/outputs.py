@@ -15,7 +15,7 @@ from .language.reading import file_kind, name_problem, shown
 def saved_model_problem(out: str, flag: str = "--out") -> str | None:
     """Why a fitted model cannot be saved at ``out`` (``out.json`` and ``out.npz`` beside
     it, as :meth:`FittedModel.save` writes them), or None."""
-    from .fitted import json_path
+    from .persistence import json_path
 
     if problem := name_problem(out):
         return f"{flag} '{shown(out)}' {problem}"

@@ -133,7 +133,7 @@ def on_response_scale(fitted, row: str, out: int) -> tuple[str, np.ndarray]:
             f"alone; '{row}' is {why}. Plot it with scale='link'")
     rows = list(fitted.rows)
     got = loss.predict(fitted.theta_array[:, rows.index(row), :],
-                       fitted.model.ir.response.loss.p, fitted.classes)
+                       fitted.ir.response.loss.p, fitted.classes)
     key = "probability" if "probability" in got else "prediction"
     values = np.asarray(got[key])
     if not np.issubdtype(values.dtype, np.number):
@@ -257,7 +257,7 @@ def plot_strata(fitted, param: str | None = None, over: str | None = None,
         fig.colorbar(image, ax=ax, label=label)
     _label_axis(ax.xaxis, view.over_labels, fig.get_figwidth() * 0.75)
     ax.set_xlabel(view.over)
-    title = f"{fitted.model.name}: {label} by {view.over}" + (f" and {view.by}" if view.by else "")
+    title = f"{fitted.name}: {label} by {view.over}" + (f" and {view.by}" if view.by else "")
     if view.averaged:
         title += f"\n(averaged over {', '.join(view.averaged)})"
     ax.set_title(title, fontsize=10)
@@ -325,7 +325,7 @@ def plot_embedding(fitted, by: str | None = None, out: str | Path | None = None,
     axis = "principal component" if method == "pca" else "t-SNE axis"
     ax.set_xlabel(f"{axis} 1 of θ")
     ax.set_ylabel(f"{axis} 2 of θ")
-    ax.set_title(f"{fitted.model.name}: sample models coloured by {by}", fontsize=10)
+    ax.set_title(f"{fitted.name}: sample models coloured by {by}", fontsize=10)
     return _finish(fig, out)
 
 
@@ -363,7 +363,7 @@ def plot_convergence(fitted, out: str | Path | None = None, *, ax: Axes | None =
         ax.set_xlabel("ADMM iteration")
         ax.set_ylabel("residual")
     ax.legend(fontsize=8)
-    ax.set_title(f"{fitted.model.name}: convergence", fontsize=10)
+    ax.set_title(f"{fitted.name}: convergence", fontsize=10)
     return _finish(fig, out)
 
 

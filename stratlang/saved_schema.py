@@ -20,7 +20,11 @@ from .language import ir
 from .language.errors import StratlangError
 from .language.printer import where_text
 
-FORMAT_VERSION = 1  # the version this stratlang writes and reads
+FORMAT_VERSION = 2  # the version this stratlang writes
+# version 1 kept the encoding's parts (classes, rows, features, factors or covariates) at
+# the top of the document; version 2 keeps them in one "encoding" object. Both are read.
+READS = (1, 2)
+ENCODING_KEYS = ("classes", "rows", "features", "factors", "covariates")  # (version 1)
 
 
 class DamagedModel(StratlangError):
@@ -138,17 +142,24 @@ KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 def check_header(reader: Reader, meta: dict[str, Any]) -> None:
     """The version, and the spec's text (before the spec is compiled)."""
     version = reader.value(meta, "version", "", "count")
-    if version != FORMAT_VERSION:
-        newer = ", written by a newer stratlang" if version > FORMAT_VERSION else ""
-        raise DamagedModel(f"fitted model '{reader.path}' is of format version {version}"
-                           f"{newer}; this stratlang reads version {FORMAT_VERSION}")
+    readable = f"this stratlang reads versions {', '.join(map(str, READS))}"
+    if version > FORMAT_VERSION:
+        raise DamagedModel(f"fitted model '{reader.path}' is of format version {version}, "
+                           f"written by a newer stratlang; {readable}")
+    if version not in READS:
+        raise DamagedModel(f"fitted model '{reader.path}' is of format version {version}, "
+                           f"saved by an older stratlang; {readable}: fit the model again "
+                           "and save it")
+    if version == 1:  # the encoding's parts at the top: gathered into one object
+        meta["encoding"] = {key: meta.pop(key) for key in ENCODING_KEYS if key in meta}
     reader.value(meta, "spec", "", "text")
     reader.value(meta, "spec_file", "", "text", optional=True)
 
 
 def check_common(reader: Reader, meta: dict[str, Any], model: ir.Model
                  ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Weights, objective, classes, rows, features and info; returns (rows, outputs)."""
+    """Weights, objective, the encoding's classes, rows and features, and info; returns
+    (rows, outputs)."""
     weights = reader.value(meta, "weights", "", "numbers")
     for name in model.hypers():
         if name not in weights:
@@ -157,17 +168,18 @@ def check_common(reader: Reader, meta: dict[str, Any], model: ir.Model
     if not objective:
         reader.fail("objective", "no parts")
     loss = LOSSES[model.response.loss.name]
-    classes = reader.value(meta, "classes", "", "labels", optional=True)
+    encoding = reader.value(meta, "encoding", "", "object")
+    classes = reader.value(encoding, "classes", "encoding", "labels", optional=True)
     if loss.classifies and (classes is None or len(classes) < 2):
-        reader.fail("classes", f"loss '{loss.name}' needs at least two classes")
+        reader.fail("encoding.classes", f"loss '{loss.name}' needs at least two classes")
     if classes is not None and len(set(map(repr, classes))) != len(classes):
-        reader.fail("classes", "a class is listed twice")
+        reader.fail("encoding.classes", "a class is listed twice")
     derived = loss.row_names(tuple(term_text(t) for t in model.features),
                              model.response.columns)
-    rows = tuple(reader.value(meta, "rows", "", "texts", optional=True) or derived)
+    rows = tuple(reader.value(encoding, "rows", "encoding", "texts", optional=True) or derived)
     if not rows:
-        reader.fail("rows", "no parameter rows")
-    features = reader.value(meta, "features", "", "objects", optional=True) or {}
+        reader.fail("encoding.rows", "no parameter rows")
+    features = reader.value(encoding, "features", "encoding", "objects", optional=True) or {}
     check_feature_states(reader, features, model)
     info = reader.value(meta, "info", "", "object")
     options = reader.value(info, "options", "info", "scalars", optional=True) or {}
@@ -202,15 +214,15 @@ def check_feature_states(reader: Reader, states: dict[str, Any], model: ir.Model
     expected = _state_keys(model)
     for key in states:
         if key not in expected:
-            reader.fail(f"features.{key}", "no transform of the spec learns this")
+            reader.fail(f"encoding.features.{key}", "no transform of the spec learns this")
     for key, factor in expected.items():
         if key not in states:
-            reader.fail("features", f"the learned state of '{key}' is missing")
+            reader.fail("encoding.features", f"the learned state of '{key}' is missing")
         for field, kind in TRANSFORMS[factor.kind.name].state_fields.items():
-            reader.value(states[key], field, f"features.{key}", kind)
+            reader.value(states[key], field, f"encoding.features.{key}", kind)
         problem = TRANSFORMS[factor.kind.name].state_problem(states[key])
         if problem:
-            reader.fail(f"features.{key}", problem)
+            reader.fail(f"encoding.features.{key}", problem)
 
 
 def check_history(reader: Reader, info: dict[str, Any]) -> None:
@@ -224,18 +236,19 @@ def check_history(reader: Reader, info: dict[str, Any]) -> None:
 # ---- stratified fits ---------------------------------------------------------------------
 def check_stratified(reader: Reader, meta: dict[str, Any], model: ir.Model) -> None:
     rows, outputs = check_common(reader, meta, model)
-    if "factors" not in meta:
-        reader.fail("factors", "missing")
-    factors = meta["factors"]
+    encoding = meta["encoding"]  # (an object: checked by check_common)
+    if "factors" not in encoding:
+        reader.fail("encoding.factors", "missing")
+    factors = encoding["factors"]
     if not isinstance(factors, list):
-        reader.fail("factors", f"expected a list, got {_shown(factors)}")
+        reader.fail("encoding.factors", f"expected a list, got {_shown(factors)}")
     if len(factors) != len(model.strata):
-        reader.fail("factors", f"{len(factors)} factors; the spec stratifies by "
-                               f"{len(model.strata)}")
+        reader.fail("encoding.factors", f"{len(factors)} factors; the spec stratifies by "
+                                        f"{len(model.strata)}")
     by_columns = {s.columns: s for s in model.strata}
     k = 1
     for i, factor in enumerate(factors):
-        at = f"factors[{i}]"
+        at = f"encoding.factors[{i}]"
         if not isinstance(factor, dict):
             reader.fail(at, f"expected an object, got {_shown(factor)}")
         columns = tuple(reader.value(factor, "columns", at, "texts"))
@@ -257,7 +270,8 @@ def check_stratified(reader: Reader, meta: dict[str, Any], model: ir.Model) -> N
         edges = reader.array(f"edges_{i}", (None, 2), "index")
         assert edges is not None  # (not optional)
         if len(edges) and (edges.min() < 0 or edges.max() >= n):
-            reader.fail(f"array 'edges_{i}'", f"a node outside 0..{n - 1} (factors[{i}].n)")
+            reader.fail(f"array 'edges_{i}'",
+                        f"a node outside 0..{n - 1} (encoding.factors[{i}].n)")
         weights = reader.array(f"weights_{i}", (len(edges),))
         assert weights is not None  # (not optional)
         if np.any(weights < 0):
@@ -280,11 +294,11 @@ def check_personalized(reader: Reader, meta: dict[str, Any], model: ir.Model) ->
     spec = model.personalize
     assert spec is not None  # (the model of a personalized file)
     index = reader.value(meta, "index", "", "texts")
-    covariates = reader.value(meta, "covariates", "", "column kinds")
+    covariates = reader.value(meta["encoding"], "covariates", "encoding", "column kinds")
     wanted = list(dict.fromkeys(c for d in spec.distances for c in d.columns))
     if sorted(covariates) != sorted(wanted):
-        reader.fail("covariates", f"{sorted(covariates)}; the spec's distances read "
-                                  f"{sorted(wanted)}")
+        reader.fail("encoding.covariates", f"{sorted(covariates)}; the spec's distances read "
+                                           f"{sorted(wanted)}")
     n, p = len(index), len(rows)
     theta = reader.array("theta", (n, p))
     z = reader.array("z", (n, None))

@@ -1,8 +1,8 @@
 """Hyper-parameter selection and backend verification.
 
-``tune``: k-fold cross-validation over every combination of the spec's sweeps. For a
-stratified model, strata and classes come from the whole data, so every fold shares one
-node set; within a fold the settings are fitted in order, each fit warm-started from the
+``tune``: k-fold cross-validation over every combination of the spec's sweeps. The
+encoding is learned from the whole data (a stratified model's strata, the classes, the
+feature states) and every fold is bound through it, so every fold shares one node set; within a fold the settings are fitted in order, each fit warm-started from the
 previous one when the backend can (ADMM: iterates and duals; CVXPY: the compiled
 problem) — a regularization path. The best setting is refitted on all data.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -32,27 +31,26 @@ from .backends.relaxation import (
     relaxation_bounds,
     relaxation_words,
 )
-from .data.design import (
-    bind,
-    bind_features,
-    bind_response,
-    check_clauses,
-    drop_missing,
-)
-from .data.frames import Binder
-from .data.personalized import bind_personalized
-from .data.strata import bind_strata
+from .data.encoding import Encoding
+from .data.frames import frame_for
 from .fitted import FittedModel, FittedStratified
+from .fitting import fit, fit_choice
 from .kinds.metrics import GREATER_IS_BETTER
-from .language.errors import OptionError, StratlangError, TuneWarning, did_you_mean, warn
+from .language import ir
+from .language.errors import (
+    DataWarning,
+    OptionError,
+    StratlangError,
+    TuneWarning,
+    did_you_mean,
+    warn,
+)
 from .language.ir import Hyper
 from .solvers.progress import ProgressLine
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from .model import Model
 
 
 @dataclass
@@ -98,8 +96,8 @@ class TuneResult:
                 f"{notes}</div>")
 
 
-def settings(model: Model) -> list[dict[str, float]]:
-    sweeps = model.ir.sweeps()
+def settings(model: ir.Model) -> list[dict[str, float]]:
+    sweeps = model.sweeps()
     if not sweeps:
         raise StratlangError(f"model '{model.name}' declares no sweep: write e.g. "
                              "'weight {1, 10, 100}' or 'logspace(0.1, 100, 5) * l1'")
@@ -107,26 +105,15 @@ def settings(model: Model) -> list[dict[str, float]]:
             for combo in itertools.product(*(h.values for h in sweeps.values()))]
 
 
-def _fold_binder(model: Model, frame: pd.DataFrame) -> Callable[[pd.DataFrame], Any]:
-    """Binds a fold's training records with the encodings of the whole data (a stratified
-    model's strata, the classes, the features' levels, centres and scales), so every fold
-    and its validation records share them (a level seen only in one fold is no error)."""
-    kept, _ = drop_missing(model.ir, frame)
-    binder = Binder(model.ir, kept)
-    features = bind_features(binder)
-    if model.ir.kind != "stratified":
-        binder.out.raise_if_any()
-        assert features is not None  # (None only with a problem recorded: raised just above)
-        return lambda train: bind_personalized(model.ir, train, features=features.state)
-    strata, z, _ = bind_strata(binder, graphs=model.graphs)
-    if z is not None:  # the clauses' values meet the nodes before any fold is fitted
-        check_clauses(binder, strata)
-    encoded = bind_response(binder)
-    binder.out.raise_if_any()
-    assert features is not None  # (None only with a problem recorded: raised just above)
-    classes = encoded.classes if encoded is not None else None
-    return lambda train: bind(model.ir, train, strata=strata, classes=classes,
-                              features=features.state)
+def _fold_encoding(model: ir.Model, frame: pd.DataFrame,
+                   graphs: dict[str, Any] | None) -> Encoding:
+    """The encoding learned from the whole data (a stratified model's strata, the classes,
+    the features' levels, centres and scales): every fold's training and validation
+    records are bound through it (a level seen only in one fold is no error)."""
+    with warnings.catch_warnings():  # (rows `missing drop` leaves out: the refit says so)
+        warnings.simplefilter("ignore", DataWarning)
+        encoding, _ = Encoding.learn(model, frame, graphs=graphs)
+    return encoding
 
 
 def grid_edges(sweeps: dict[str, Hyper], best: dict[str, float]) -> dict[str, str]:
@@ -155,17 +142,18 @@ def _warn_at_edges(edges: dict[str, str], best: dict[str, float]) -> None:
              f"logspace({beyond[0]:g}, {beyond[1]:g}, 3)", TuneWarning)
 
 
-def primary_metric(model: Model) -> str:
+def primary_metric(model: ir.Model) -> str:
     from .kinds.losses import LOSSES
 
-    return LOSSES[model.ir.response.loss.name].primary
+    return LOSSES[model.response.loss.name].primary
 
 
-def tune(model: Model, data: Any = None, *, folds: int = 5, metric: str | None = None,
-         seed: int = 0, backend: str | None = None, progress: bool | None = None) -> TuneResult:
-    """``progress``: a line on standard error with the fits done of all and the elapsed
-    time (None: on a terminal)."""
-    frame = model.frame(data)
+def tune(model: ir.Model, data: Any = None, *, graphs: dict[str, Any] | None = None,
+         folds: int = 5, metric: str | None = None, seed: int = 0,
+         backend: str | None = None, progress: bool | None = None) -> TuneResult:
+    """``graphs``: graphs given from Python, by column; ``progress``: a line on standard
+    error with the fits done of all and the elapsed time (None: on a terminal)."""
+    frame = frame_for(model, data)
     grid = settings(model)
     metric = metric or primary_metric(model)
     if metric not in GREATER_IS_BETTER:
@@ -173,7 +161,7 @@ def tune(model: Model, data: Any = None, *, folds: int = 5, metric: str | None =
     if not 2 <= folds <= len(frame):
         bounds = f"must lie between 2 and the number of records ({len(frame)}); got {folds}"
         raise OptionError(f"folds {bounds}", cli=f"--folds {bounds}")
-    fold_design = _fold_binder(model, frame)
+    encoding = _fold_encoding(model, frame, graphs)
     order = np.random.default_rng(seed).permutation(len(frame))
     scores = np.full((len(grid), folds), np.nan)
     total = len(grid) * folds
@@ -182,11 +170,11 @@ def tune(model: Model, data: Any = None, *, folds: int = 5, metric: str | None =
         for f, valid_rows in enumerate(np.array_split(order, folds)):
             train = frame.iloc[np.setdiff1d(order, valid_rows)]
             valid = frame.iloc[valid_rows]
-            choice = backends.choose(model.ir, backend=backend, verbose=False,
-                                     design=fold_design(train))
+            choice = backends.choose(model, backend=backend, verbose=False,
+                                     design=encoding.bind(train))
             warm = None
             for s, chosen in enumerate(grid):
-                fitted = model._fit(choice, model.ir.weight_values(chosen), warm)
+                fitted = fit_choice(model, choice, model.weight_values(chosen), warm)
                 warm = fitted.warm
                 scores[s, f] = fitted.score(valid)[metric]
                 done = f * len(grid) + s + 1
@@ -197,10 +185,10 @@ def tune(model: Model, data: Any = None, *, folds: int = 5, metric: str | None =
     table[f"std_{metric}"] = np.nanstd(scores, axis=1)
     pick = np.nanargmax if GREATER_IS_BETTER[metric] else np.nanargmin
     best = grid[int(pick(table[f"mean_{metric}"].to_numpy()))]
-    edges = grid_edges(model.ir.sweeps(), best)
+    edges = grid_edges(model.sweeps(), best)
     _warn_at_edges(edges, best)
-    return TuneResult(table, metric, best, model.fit(frame, weights=best, backend=backend),
-                      edges)
+    return TuneResult(table, metric, best,
+                      fit(model, frame, weights=best, backend=backend, graphs=graphs), edges)
 
 
 @dataclass
@@ -301,20 +289,21 @@ def _announce(progress: bool | None, text: str) -> None:
         print(f"verify: {text}", file=sys.stderr, flush=True)
 
 
-def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None = None,
-           solver: str | None = None, options: dict[str, Any] | None = None,
-           backend: str | None = None, progress: bool | None = None) -> Verification:
+def verify(model: ir.Model, data: Any = None, *, graphs: dict[str, Any] | None = None,
+           weights: dict[str, float] | None = None, solver: str | None = None,
+           options: dict[str, Any] | None = None, backend: str | None = None,
+           progress: bool | None = None) -> Verification:
     """Fits with the reference and with ``backend`` (default: the backend chosen when none
     is named, other than the reference). A non-convex model's reference is the CVXPY fit
     of its convex relaxation. ``progress``: say on standard error which fit runs (None:
-    on a terminal)."""
-    frame = model.frame(data)
+    on a terminal); ``graphs``: graphs given from Python, by column."""
+    frame = frame_for(model, data)
     truth = backends.reference()
-    if nonconvex_parts(model.ir):
-        return _verify_local(model, frame, weights, solver, options, backend)
+    if nonconvex_parts(model):
+        return _verify_local(model, frame, graphs, weights, solver, options, backend)
     if backend is None:
-        design = backends.choose(model.ir, frame, graphs=model.graphs).design
-        fast = [b.name for b in backends.automatic(model.ir.kind)
+        design = backends.choose(model, frame, graphs=graphs).design
+        fast = [b.name for b in backends.automatic(model.kind)
                 if not b.reference and b.unsupported(design) is None]
         if not fast:
             raise StratlangError(f"no backend but the reference fits model '{model.name}': "
@@ -322,10 +311,11 @@ def verify(model: Model, data: Any = None, *, weights: dict[str, float] | None =
         backend = fast[0]
     start = time.perf_counter()
     _announce(progress, f"fitting with the {truth.name} reference")
-    reference = model.fit(frame, backend=truth.name, solver=solver, weights=weights)
+    reference = fit(model, frame, backend=truth.name, solver=solver, weights=weights,
+                    graphs=graphs)
     middle = time.perf_counter()
     _announce(progress, f"fitting with {backend} ({middle - start:.1f} s for the reference)")
-    fitted = model.fit(frame, backend=backend, weights=weights, options=options)
+    fitted = fit(model, frame, backend=backend, weights=weights, options=options, graphs=graphs)
     end = time.perf_counter()
     return Verification(backend, reference.objective.total, fitted.objective.total,
                         middle - start, end - middle, int(fitted.info.get("iterations") or 0),
@@ -347,16 +337,16 @@ def reference_words(info: dict[str, Any]) -> str:
     return ", ".join(w for w in words if w)
 
 
-def _verify_local(model: Model, frame: Any, weights: dict[str, float] | None,
-                  solver: str | None, options: dict[str, Any] | None,
-                  backend: str | None) -> Verification:
+def _verify_local(model: ir.Model, frame: Any, graphs: dict[str, Any] | None,
+                  weights: dict[str, float] | None, solver: str | None,
+                  options: dict[str, Any] | None, backend: str | None) -> Verification:
     """A non-convex model: the local fit against the CVXPY optimum of the relaxation."""
     start = time.perf_counter()
-    fitted = model.fit(frame, backend=backend, weights=weights, options=options)
+    fitted = fit(model, frame, backend=backend, weights=weights, options=options, graphs=graphs)
     middle = time.perf_counter()
     truth = backends.reference()
-    values = model.ir.weight_values(weights)
-    choice = backends.choose(model.ir, frame, backend=backend, graphs=model.graphs)
+    values = model.weight_values(weights)
+    choice = backends.choose(model, frame, backend=backend, graphs=graphs)
     relaxed, relaxed_values = relax(choice.design, values)
     given = {} if solver is None or truth.solver_option is None else {truth.solver_option: solver}
     reference = truth.fit(relaxed, relaxed_values, truth.options.resolve(given))
@@ -370,5 +360,5 @@ def _verify_local(model: Model, frame: Any, weights: dict[str, float] | None,
     return Verification(fitted.info["backend"], reference.objective.total,
                         fitted.objective.total, end - middle, middle - start,
                         int(fitted.info.get("iterations") or 0),
-                        relaxation=relaxation_words(model.ir),
-                        bound=relaxation_bounds(model.ir), relaxed_at_fast=at_fast)
+                        relaxation=relaxation_words(model),
+                        bound=relaxation_bounds(model), relaxed_at_fast=at_fast)

@@ -39,7 +39,7 @@ def test_cli_fits_every_loss_and_writes_what_reads_back(loss, tmp_path, capsys):
                            + f"\n  saved {out} and {out.with_suffix('.npz')}\n")
     assert fitted.loss.name == loss and fitted.strata.k == 3
     assert fitted.info["status"] in ("optimal", "converged", "max_iter")
-    outputs = fitted.loss.output_names(fitted.model.ir.response.columns, fitted.classes)
+    outputs = fitted.loss.output_names(fitted.ir.response.columns, fitted.classes)
     assert fitted.theta_array.shape == (3, len(fitted.rows), len(outputs))
     assert np.all(np.isfinite(fitted.theta_array))
     # the same fit as JSON: its objective is the saved one

@@ -154,7 +154,7 @@ def test_save_load_and_show(rng, tmp_path):
     fitted = stratlang.load(spec).fit(frame)
     path = fitted.save(tmp_path / "fit")
     again = stratlang.load_fitted(path)
-    assert again.model.ir.basis == 2 and "basis 2" in again.model.text
+    assert again.ir.basis == 2 and "basis 2" in again.text
     np.testing.assert_allclose(again.predict(frame).prediction, fitted.predict(frame).prediction)
     assert "backend eigen (L-BFGS on 2 eigenvectors)" in fitted.summary()
 

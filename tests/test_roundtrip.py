@@ -79,5 +79,5 @@ def test_a_fit_whose_statement_is_longer_than_a_line_is_saved_and_loaded(tmp_pat
     frame["y"] = frame.x + 0.1 * rng.normal(size=60)
     fitted = model.fit(frame)
     again = stratlang.load_fitted(fitted.save(tmp_path / "fit"))  # its saved text re-parsed
-    assert again.model.ir == model.ir
+    assert again.ir == model.ir
     pd.testing.assert_frame_equal(again.predict(frame), fitted.predict(frame))

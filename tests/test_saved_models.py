@@ -40,6 +40,12 @@ def _set(key, value):
     return edit
 
 
+def _set_encoding(key, value):
+    def edit(doc, arrays):
+        doc["encoding"][key] = value
+    return edit
+
+
 def _cut(name):
     def edit(doc, arrays):
         arrays[name] = arrays[name][:-1]
@@ -47,15 +53,15 @@ def _cut(name):
 
 
 def _labels_cut(doc, arrays):
-    doc["factors"][0]["labels"][0].pop()
+    doc["encoding"]["factors"][0]["labels"][0].pop()
 
 
 def _state_text(doc, arrays):
-    doc["features"]["standardize(u)"]["scale"] = "a"
+    doc["encoding"]["features"]["standardize(u)"]["scale"] = "a"
 
 
 def _unknown_column(doc, arrays):
-    doc["factors"][0]["columns"] = ["z"]
+    doc["encoding"]["factors"][0]["columns"] = ["z"]
 
 
 def _edge_outside(doc, arrays):
@@ -69,26 +75,29 @@ DAMAGE = "is damaged or was edited: "
     # what an independent campaign found: KeyError 'info', TypeError on None, IndexError,
     # and arrays of the wrong length used as they were
     (_without("info"), DAMAGE + "info: missing"),
-    (_set("factors", None), DAMAGE + "factors: expected a list, got None"),
-    (_set("rows", None), None),  # (absent rows: derived from the spec, as in old files)
-    (_set("rows", ["x"]), DAMAGE + "array 'theta' (in model.npz): expected shape 3 × 1 × 3, "
+    (_set_encoding("factors", None), DAMAGE + "encoding.factors: expected a list, got None"),
+    (_set_encoding("rows", None), None),  # (absent rows: derived from the spec, as in old files)
+    (_set_encoding("rows", ["x"]), DAMAGE + "array 'theta' (in model.npz): expected shape 3 × 1 × 3, "
                                    "got 3 × 3 × 3"),
-    (_labels_cut, DAMAGE + "factors[0].labels: 2 labels for 1 column(s) and 3 nodes"),
+    (_labels_cut, DAMAGE + "encoding.factors[0].labels: 2 labels for 1 column(s) and 3 nodes"),
     (_cut("theta"), DAMAGE + "array 'theta' (in model.npz): expected shape 3 × 3 × 3, got "
                              "2 × 3 × 3"),
     (_cut("weights_0"), DAMAGE + "array 'weights_0' (in model.npz): expected shape 2, got 1"),
     (_without("weights"), DAMAGE + "weights: missing"),
     (_set("weights", {}), DAMAGE + "weights: no weight for 'stratify.g'"),
-    (_set("classes", [0, 1]), DAMAGE + "array 'theta' (in model.npz): expected shape 3 × 3 × "
+    (_set_encoding("classes", [0, 1]), DAMAGE + "array 'theta' (in model.npz): expected shape 3 × 3 × "
                                        "2, got 3 × 3 × 3"),
-    (_set("classes", None), DAMAGE + "classes: loss 'multinomial' needs at least two classes"),
-    (_state_text, DAMAGE + "features.standardize(u).scale: expected a finite number, got 'a'"),
-    (_set("features", {}), DAMAGE + "features: the learned state of 'standardize(u)' is "
+    (_set_encoding("classes", None), DAMAGE + "encoding.classes: loss 'multinomial' needs at least two classes"),
+    (_state_text, DAMAGE + "encoding.features.standardize(u).scale: expected a finite number, got 'a'"),
+    (_set_encoding("features", {}), DAMAGE + "encoding.features: the learned state of 'standardize(u)' is "
                                     "missing"),
-    (_unknown_column, DAMAGE + "factors[0].columns: ['z'] is no stratification of the spec"),
-    (_edge_outside, DAMAGE + "array 'edges_0': a node outside 0..2 (factors[0].n)"),
-    (_set("version", 2), "is of format version 2, written by a newer stratlang; this "
-                         "stratlang reads version 1"),
+    (_unknown_column, DAMAGE + "encoding.factors[0].columns: ['z'] is no stratification of the spec"),
+    (_edge_outside, DAMAGE + "array 'edges_0': a node outside 0..2 (encoding.factors[0].n)"),
+    (_without("encoding"), DAMAGE + "encoding: missing"),
+    (_set("version", 3), "is of format version 3, written by a newer stratlang; this "
+                         "stratlang reads versions 1, 2"),
+    (_set("version", 0), "is of format version 0, saved by an older stratlang; this "
+                         "stratlang reads versions 1, 2: fit the model again and save it"),
     (_set("version", "1"), DAMAGE + "version: expected a whole number ≥ 0, got '1'"),
 ])
 def test_a_damaged_model_is_named_with_its_key(edit, message, tmp_path):
@@ -105,8 +114,8 @@ def test_a_damaged_model_is_named_with_its_key(edit, message, tmp_path):
 
 def test_edited_feature_states_that_change_the_rows_are_refused_at_predict(tmp_path):
     doc, arrays = copy.deepcopy(saved_models()["where"][0]), saved_models()["where"][1]
-    (key,) = doc["features"]
-    doc["features"][key]["levels"].append("s")  # one more indicator column than θ has
+    (key,) = doc["encoding"]["features"]
+    doc["encoding"]["features"][key]["levels"].append("s")  # one more indicator column than θ has
     fitted = load(tmp_path, doc, arrays)
     from .fuzz_saved import base_frame
 

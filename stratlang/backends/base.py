@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.design import Design
-from ..data.features import FeatureState
+from ..data.encoding import Encoding
 from ..data.frames import frame_for
 from ..data.personalized import PersonalizedDesign, bind_personalized
-from ..data.strata import Strata
 from ..language import ir
 from ..language.errors import StratlangError
 from ..language.params import Options
@@ -58,19 +57,15 @@ class Objective:
 @dataclass
 class StratifiedFit:
     """θ for every stratum (None when a cluster's workers wrote it under ``output``), and
-    the encodings new data must be bound with: strata, classes, feature state."""
+    the encoding new data must be bound with (strata, classes, feature states, rows)."""
 
     theta: np.ndarray | None
-    strata: Strata
-    classes: tuple | None
+    encoding: Encoding
     info: dict[str, Any]
     objective: Objective
     design: Design | None = None  # None when the records stayed on a cluster's workers
     warm: Any = None  # what warm-starts the next fit along a path (None: nothing)
     output: str | None = None  # the directory a cluster wrote θ to
-    rows: tuple[str, ...] = ()  # θ's parameter rows
-    features: FeatureState = field(default_factory=FeatureState)
-    absent: np.ndarray | None = None  # (K, rows) where a feature with `where` has no θ
 
     @classmethod
     def of(cls, design: Design, theta: np.ndarray, info: dict[str, Any], objective: Objective,
@@ -78,27 +73,25 @@ class StratifiedFit:
         if design.dropped:
             info["dropped_rows"] = dict(design.dropped)
         info.setdefault("records", design.n_records)
-        return cls(theta, design.strata, design.classes, info, objective, design, warm,
-                   rows=design.rows, features=design.features, absent=design.absent_mask())
+        return cls(theta, Encoding.of(design), info, objective, design, warm)
 
 
 @dataclass
 class PersonalizedFit:
-    """θ for every training sample, its factors Z and Q, the covariate weights φ."""
+    """θ for every training sample, its factors Z and Q, the covariate weights φ, and the
+    encoding new samples are bound with (classes, feature states, rows, the training
+    samples' covariates)."""
 
     theta: np.ndarray
     z: np.ndarray
     q: np.ndarray
     phi: np.ndarray
     theta_pop: np.ndarray
-    covariates: pd.DataFrame
-    classes: tuple | None
+    encoding: Encoding
     history: pd.DataFrame
     info: dict[str, Any]
     objective: Objective
     index: pd.Index
-    rows: tuple[str, ...] = ()  # the name of each entry of θ_i
-    features: FeatureState = field(default_factory=FeatureState)
     warm: Any = field(default=None, repr=False)
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.design import Design, bind, drop_missing, report_dropped
+from ..data.encoding import Encoding
 from ..data.features import learn_state, summarize
 from ..data.frames import Binder, frame_for, read_frame
-from ..data.strata import Strata
 from ..kinds.files import FileProblem
 from ..kinds.losses import LOSSES, Records
 from ..language import ir
@@ -200,20 +200,20 @@ def _summary(frame: pd.DataFrame, columns: list[str], model: ir.Model):
             kept.head(1), learned)
 
 
-def _bind_partition(model: ir.Model, frame: pd.DataFrame, name: str, strata: Strata, classes,
-                    features, blocks: Blocks) -> dict:
+def _bind_partition(encoding: Encoding, frame: pd.DataFrame, name: str, blocks: Blocks) -> dict:
     """The partition's records by block (and, under "dropped", the rows ``missing drop``
-    left out, by column)."""
+    left out, by column), bound with the encoding learned from every partition."""
     try:
         with warnings.catch_warnings():  # dropped rows are reported by the client
             warnings.simplefilter("ignore", DataWarning)
-            design = bind(model, frame, strata=strata, classes=classes, features=features)
+            design = encoding.bind(frame)
     except SpecError as error:
         if "file" in frame.attrs:  # rows are already named in their file
             raise
         raise SpecError([replace(d, hint=_in_file(d.hint, name),
                                  cli_hint=d.cli_hint and _in_file(d.cli_hint, name))
                          for d in error.diagnostics]) from None
+    assert isinstance(design, Design)  # (a stratified model's encoding)
     return {**_split_records(design.records, blocks), "dropped": design.dropped}
 
 
@@ -386,9 +386,8 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
                                             laplacian=totals.laplacian), DaskBackend.name)
     if held is not None and not info["converged"]:
         refuse_if_blown_up(held, weights, objective, info, opts, backend=DaskBackend.name)
-    return StratifiedFit(result.theta, design.strata, design.classes, info, objective,
-                         None if parts is not None else design, output=opts["output"],
-                         rows=design.rows, features=design.features)
+    return StratifiedFit(result.theta, Encoding.of(design), info, objective,
+                         None if parts is not None else design, output=opts["output"])
 
 
 def _metadata_design(client, ir_model: ir.Model, frames, graphs=None) -> Design:
@@ -414,14 +413,16 @@ def _metadata_design(client, ir_model: ir.Model, frames, graphs=None) -> Design:
     binder = Binder(ir_model, meta)
     state = learn_state(binder, ir_model, [learned for _, _, _, learned in summaries])
     binder.out.raise_if_any()
-    return bind(ir_model, meta, features=state, graphs=graphs)  # a missing column: reported
+    _, design = Encoding.learn(ir_model, meta, features=state, graphs=graphs)  # a missing
+    assert isinstance(design, Design)  # column: reported (a stratified model's design)
+    return design
 
 
 def _records_from_partitions(client, parts: Partitioned, frames, design: Design,
                              blocks: Blocks, owners: list[str]):
     _, n, m = design.theta_shape
-    bound = [client.submit(_bind_partition, parts.model, frame, name, design.strata,
-                           design.classes, design.features, blocks, pure=False)
+    encoding = Encoding.of(design)
+    bound = [client.submit(_bind_partition, encoding, frame, name, blocks, pure=False)
              for (name, _), frame in zip(parts.parts, frames, strict=True)]
     flags = parts.model.response.offset is not None, parts.model.weights is not None
     records = [client.submit(_block_of_partitions, b, blocks, n, m, *flags, *bound,

@@ -44,6 +44,7 @@ def _regularization(design: PersonalizedDesign, theta: cp.Expression,
 def _loss(design: PersonalizedDesign, pred: cp.Expression) -> cp.Expression:
     """Σ w_i ℓ(x_iᵀθ_i + o_i, y_i) for the linear predictors ``pred`` (N,)."""
     model, y = design.model, design.y
+    assert y is not None  # (a training design: its response is bound)
     loss = LOSSES[model.response.loss.name]
     if design.offset is not None:
         pred = pred + design.offset

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.encoding import Encoding
 from ..data.features import selected_rows
 from ..data.personalized import PersonalizedDesign
 from ..kinds.distances import DISTANCES
@@ -83,6 +84,7 @@ def to_problem(design: PersonalizedDesign, weights: dict[str, float] | None = No
     loss = LOSSES[model.response.loss.name].pointwise(model.response.loss.p)
     assert loss is not None  # (the checker admits only losses with a pointwise unit)
     assert model.personalize is not None  # (the design of a personalized model)
+    assert design.y is not None  # (a training design: its response is bound)
     return Problem(design.x, design.y[:, 0], loss, design.covariate_distances,
                    len(model.personalize.distances), weights["match"], weights["metric_penalty"],
                    l1, ridge, group, group_mask, design.offset, design.weight)
@@ -159,9 +161,9 @@ def fit_personalized(design: PersonalizedDesign, weights: dict[str, float],
     if design.dropped:
         info["dropped_rows"] = dict(design.dropped)
     info.setdefault("records", len(design.index))
-    return PersonalizedFit(theta, z, result.q, result.phi, result.theta_pop, design.covariate_frame,
-                           design.classes, pd.DataFrame(result.history), info, objective,
-                           design.index, design.rows, design.features)
+    return PersonalizedFit(theta, z, result.q, result.phi, result.theta_pop,
+                           Encoding.of(design), pd.DataFrame(result.history), info, objective,
+                           design.index)
 
 
 class SubgradientBackend(Backend):

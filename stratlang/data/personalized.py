@@ -20,7 +20,7 @@ from .frames import Binder
 class PersonalizedDesign:
     model: ir.Model
     x: np.ndarray  # (N, p)
-    y: np.ndarray  # (N, 1) encoded (±1 for logistic)
+    y: np.ndarray | None  # (N, 1) encoded (±1 for logistic); None when predicting
     covariates: list  # one encoded array per distance
     classes: tuple | None
     index: pd.Index  # the frame's row labels
@@ -74,26 +74,29 @@ def bind_covariates(binder: Binder, encode: pd.DataFrame | None = None) -> list:
 
 
 def bind_personalized(model: ir.Model, frame: pd.DataFrame,
-                      features: FeatureState | None = None) -> PersonalizedDesign:
-    """Binds a frame (``features``: a state learned before, else learned here)."""
+                      features: FeatureState | None = None, classes: tuple | None = None,
+                      with_response: bool = True) -> PersonalizedDesign:
+    """Binds a frame (``features`` and ``classes``: learned before, else learned here;
+    ``with_response=False``: to predict, no response or weights read)."""
     if model.personalize is None:
         raise StratlangError(f"model '{model.name}' is not personalized")
-    frame, dropped = drop_missing(model, frame)
+    frame, dropped = drop_missing(model, frame, predicting=not with_response)
     binder = Binder(model, frame)
-    if len(frame) == 0:
+    if with_response and len(frame) == 0:
         binder.out.error("the data have no records" + (
             " left: every one misses a value (missing drop)" if dropped else ""),
             model.missing_span if dropped else None, code=codes.NO_RECORDS)
         binder.out.raise_if_any()
     bound = bind_features(binder, features)
-    encoded = bind_response(binder)
-    weight = bind_weights(binder)
+    encoded = bind_response(binder, classes) if with_response else None
+    weight = bind_weights(binder) if with_response else None
     covariates = bind_covariates(binder)
     binder.out.raise_if_any()
     # each binding step that gives None recorded a problem, raised just above
-    assert bound is not None and encoded is not None
+    assert bound is not None and (encoded is not None or not with_response)
     report_dropped(dropped, len(frame))
     columns = [c for d in model.personalize.distances for c in d.columns]
-    return PersonalizedDesign(model, bound.x, encoded.values, covariates, encoded.classes,
-                              frame.index, frame[columns].reset_index(drop=True), bound.rows,
+    return PersonalizedDesign(model, bound.x, encoded.values if encoded else None, covariates,
+                              encoded.classes if encoded else classes, frame.index,
+                              frame[columns].reset_index(drop=True), bound.rows,
                               bound.row_terms, bound.offset, weight, bound.state, dropped)
