@@ -7,6 +7,7 @@ summary, save, plot; :class:`FittedStratified` holds θ per stratum,
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +59,7 @@ class FittedSpec:
                              f"Model it came from; use stratlang.Model(fitted.ir).{name}")
 
 
-class FittedModel:
+class FittedModel(abc.ABC):
     """What every fit has. ``objective`` is an :class:`Objective` (its parts and
     ``total``); ``info`` is the backend's report (status, iterations, times, …)."""
 
@@ -114,14 +115,17 @@ class FittedModel:
         return frame_for(self.ir, data)
 
     @property
+    @abc.abstractmethod
     def theta(self) -> pd.DataFrame:
-        raise NotImplementedError
+        """The parameters: one row per stratum (or training sample)."""
 
+    @abc.abstractmethod
     def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
-        raise NotImplementedError
+        """Predictions for the records of ``data`` (the spec's data file when None)."""
 
+    @abc.abstractmethod
     def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
-        raise NotImplementedError
+        """The loss's metrics on the records of ``data``."""
 
     def summary(self) -> Summary:
         """N, the strata (or samples), the objective and its parts, how the fit went
@@ -145,8 +149,9 @@ class FittedModel:
 
     _over: ClassVar[str] = "strata"  # what θ varies over, in words
 
+    @abc.abstractmethod
     def _shape_lines(self) -> list[str]:
-        raise NotImplementedError
+        """The summary's lines on the fit's shape (strata or samples, parameters)."""
 
     def _fit_line(self) -> str:
         info = self.info
@@ -177,8 +182,9 @@ class FittedModel:
 
         return save_fitted(self, path)
 
+    @abc.abstractmethod
     def plot(self, *, out: str | Path | None = None, **view: Any) -> Figure:
-        raise NotImplementedError
+        """The fitted parameters drawn (see the subclasses)."""
 
     def plot_convergence(self, out: str | Path | None = None, *, ax: Axes | None = None,
                          figsize: tuple[float, float] | None = None) -> Figure:

@@ -8,6 +8,7 @@ In the spirit of CVXPY's reductions (``accepts`` / ``apply``): the API, ``tune``
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -120,9 +121,9 @@ def bind_family(model: ir.Model, data: Any, graphs: dict[str, Any] | None = None
     return bind(model, frame, graphs=graphs)
 
 
-class Backend:
+class Backend(abc.ABC):
     """Base class of backend entries: subclasses declare the class attributes and
-    implement ``unsupported`` and ``fit``."""
+    implement ``fit`` (and ``unsupported`` when some bound models are beyond them)."""
 
     name: ClassVar[str]
     doc: ClassVar[str]
@@ -158,9 +159,11 @@ class Backend:
         the memory is another machine's)."""
         return None
 
+    @abc.abstractmethod
     def fit(self, design: Any, weights: dict[str, float], options: dict[str, Any],
             warm: Any = None) -> Fit:
-        raise NotImplementedError
+        """Fits the bound ``design`` at hyper-parameters ``weights``, with ``options``
+        resolved; ``warm``: the previous fit's state along a path."""
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"

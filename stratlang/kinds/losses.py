@@ -11,7 +11,7 @@ distribution's parameter itself (a probability or a rate), kept inside its domai
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -124,7 +124,7 @@ def _falls_where_zero(y: np.ndarray, moved: cp.Expression) -> Recession | None:
 
 
 @dataclass(frozen=True)
-class Loss:
+class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
     """Base class; subclasses set the class attributes and override what differs."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
