@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .interrupts import INTERRUPTED_STATUS, run_supervised
 from .language.errors import STDIN, DataError, OptionError, SpecError, StratlangError
 from .language.policies import UNSEEN_POLICIES
 
@@ -672,7 +673,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args)),
                              args.id)
     if args.out:
-        predictions.to_csv(args.out)
+        from .outputs import replaced_whole
+
+        with replaced_whole(args.out) as scratch:
+            predictions.to_csv(scratch)
         if _json(args):
             _emit({"ok": True, "written": args.out, "rows": len(predictions)})
         else:
@@ -687,19 +691,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _replace_file(path: Path, text: str) -> None:
-    """Writes ``text`` beside ``path`` and renames it over ``path``: a failed write (a full
-    disk) leaves the spec as it was, never cut short."""
-    import tempfile
+    """Rewrites a spec whole: a failed write (a full disk) leaves it as it was."""
+    from .outputs import replaced_whole
 
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(scratch, path.stat().st_mode & 0o7777)
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+    with replaced_whole(path) as scratch:
+        scratch.write_text(text, encoding="utf-8", newline="")
 
 
 def _with_keys(fitted: FittedModel, frame: Any, predictions: Any, ids: list[str]) -> Any:
@@ -791,7 +787,19 @@ def main(argv: list[str] | None = None) -> int:
     the environment or the numbers (told in one message, never a traceback), 2 bad usage
     (argparse's), 130 interrupted. A closed pipe (``| head``) ends quietly with 0. Messages
     name the command line's flags where Python's arguments differ (``StratlangError.cli``)."""
-    args = _parser().parse_args(argv)
+    return _run(_parser().parse_args(argv))
+
+
+def entry() -> int:
+    """The installed ``stratlang`` program (and ``python -m stratlang``): :func:`main`,
+    with the command run in a supervised child so that Ctrl-C is answered within a second
+    even inside a long solver call (:mod:`stratlang.interrupts`)."""
+    args = _parser().parse_args()
+    return run_supervised(lambda: _run(args), lambda: _failed(args, "interrupted"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, every failure turned into its message and exit status."""
     warnings.showwarning = _warn
     _WARNED.clear()
     try:
@@ -807,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(args, f"error: {err.for_cli()}")
     except KeyboardInterrupt:
         _failed(args, "interrupted")
-        return 130
+        return INTERRUPTED_STATUS
     except MemoryError:
         return _failed(args, "error: out of memory: the model or its data is too large for "
                              "this machine (fewer strata or backend 'dask' with workers "
@@ -861,4 +869,4 @@ def _version() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

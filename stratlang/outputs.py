@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .language.reading import file_kind, name_problem, shown
@@ -58,3 +61,32 @@ def _folder_problem(folder: Path, flag: str, out: str) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"{flag} '{shown(out)}': the folder '{shown(folder)}' is not writable"
     return None
+
+
+@contextmanager
+def replaced_whole(path: str | Path) -> Iterator[Path]:
+    """A scratch file beside ``path`` (same suffix) to write, renamed over ``path`` when the
+    block ends: an interrupted or failed write (Ctrl-C, a full disk) leaves the old file, or
+    none, never one cut short. A path that exists and is not a regular file (a FIFO,
+    ``/dev/stdout``) is written directly."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        yield path
+        return
+    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix,
+                                       dir=path.resolve().parent)
+    os.close(handle)
+    try:
+        yield Path(scratch)
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(scratch, mode)
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -34,6 +34,7 @@ from .kinds.losses import LOSSES
 from .language import ir
 from .language.errors import StratlangError
 from .language.reading import unopenable
+from .outputs import replaced_whole
 from .saved_schema import FORMAT_VERSION, Reader, check_header, read_checked
 from .solvers.graphs import Graph
 from .spec import compile_spec, saved_spec
@@ -53,8 +54,7 @@ def save_fitted(fitted: FittedModel, path: str | Path) -> Path:
     meta, arrays = _document(fitted)
     if fitted.kind == "stratified":
         arrays["theta"] = cast("FittedStratified", fitted).theta_array
-    path.write_text(json.dumps(meta, indent=1, default=_json_scalar))
-    _savez(path.with_suffix(".npz"), arrays)
+    _write_pair(path, json.dumps(meta, indent=1, default=_json_scalar), arrays)
     return path
 
 
@@ -67,8 +67,7 @@ def write_metadata(fitted: FittedStratified, directory: str | Path) -> Path:
     meta, arrays = _document(fitted)
     meta["theta"] = {"parquet": PARTS,
                      "shape": [fitted.strata.k, len(fitted.rows), len(fitted.outputs)]}
-    path.write_text(json.dumps(meta, indent=1))
-    _savez(path.with_suffix(".npz"), arrays)
+    _write_pair(path, json.dumps(meta, indent=1), arrays)
     return path
 
 
@@ -154,6 +153,15 @@ _SCALARS = (str, int, float, bool, type(None))
 
 def _json_scalar(value: Any) -> Any:
     return value.item()  # a numpy scalar in a personalized fit's report
+
+
+def _write_pair(path: Path, meta: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """The arrays, then the JSON document that names them, each written whole (an
+    interrupted save never leaves a file cut short)."""
+    with replaced_whole(path.with_suffix(".npz")) as scratch:
+        _savez(scratch, arrays)
+    with replaced_whole(path) as scratch:
+        scratch.write_text(meta)
 
 
 def _savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:

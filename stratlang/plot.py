@@ -18,6 +18,7 @@ import numpy as np
 
 from .data.features import INTERCEPT
 from .language.errors import StratlangError, did_you_mean
+from .outputs import replaced_whole
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -67,7 +68,8 @@ def _finish(fig: Figure, out: str | Path | None) -> Figure:
         out = Path(out)
         if out.suffix.lower() not in (".png", ".svg", ".pdf"):
             raise StratlangError(f"cannot write '{out}': use a .png, .svg or .pdf file name")
-        fig.savefig(out, dpi=120, bbox_inches="tight")
+        with replaced_whole(out) as scratch:
+            fig.savefig(scratch, dpi=120, bbox_inches="tight")
     return fig
 
 

@@ -530,8 +530,12 @@ def test_data_from_standard_input(project):
     ragged = run("check", str(project / "good.strat"), "--data", "-",
                  stdin="sex,age,x1,x2,y\nF,20,1,2\n")
     assert ragged.returncode == 1
-    assert ragged.stderr == ("error: the data on standard input line 2 has 4 fields where "
+    assert ragged.stderr == ("error: line 2 of the data on standard input has 4 fields where "
                              "the header has 5\n")
+    unclosed = run("check", str(project / "good.strat"), "--data", "-",
+                   stdin='sex,age,x1,x2,y\nF,20,1,2,3\nM,"30,1,2,3\n')
+    assert unclosed.stderr == ("error: line 3 of the data on standard input opens a quoted field "
+                               "that is never closed (a '\"' without its partner)\n")
     both = run("fit", "-", "--data", "-", stdin=data)
     assert both.returncode == 1
     assert both.stderr == "error: SPEC and --data cannot both be '-': standard input holds one\n"

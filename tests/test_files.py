@@ -118,6 +118,11 @@ def test_graph_file_problems(tmp_path, kind, content, message):
     (",a,b,c\n", "distance file '<dir>/m.csv' has a header but no rows"),
     (",a,b,c\na,0,1,2,5\nb,1,0,1\nc,2,1,0\n",
      "distance file '<dir>/m.csv' line 2 has 5 fields where the header has 4"),
+    (",a,b,c\na,0\nb,1,0,1\nc,2,1,0\n",
+     "distance file '<dir>/m.csv' line 2 has 2 fields where the header has 4"),
+    (',a,b,c\na,0,1,2\nb,"1,0,1\nc,2,1,0\n',
+     "distance file '<dir>/m.csv' line 3 opens a quoted field that is never closed (a '\"' "
+     "without its partner)"),
     (b",a,b,c\na,0,1,2\nb,\xff,0,1\nc,2,1,0\n",
      "distance file '<dir>/m.csv' is not UTF-8 text: byte 0xff on line 3"),
     (",a,b,c\na,0,x,2\nb,1,0,1\nc,2,1,0\n",

@@ -52,14 +52,34 @@ def test_comments_are_kept_at_their_statements():
 def test_a_hash_in_a_string_is_no_comment():
     text = 'data "a#b.csv"  # the file\nresponse y ~ squared\n'
     assert comments(text) == [(1, "# the file", True)]
-    assert format_text(text, "m.strat") == ('model m\ndata "a#b.csv"  # the file\n'
+    assert format_text(text, "m.strat") == ('data "a#b.csv"  # the file\n'
                                             "response y ~ squared\n")
 
 
 def test_comments_inside_a_statement_over_lines_go_before_it():
     text = "response y ~ squared\nfeatures a,  # first\n  b  # second\n"
-    assert format_text(text, "m.strat") == ("model m\nresponse y ~ squared\n# first\n"
+    assert format_text(text, "m.strat") == ("response y ~ squared\n# first\n"
                                             "# second\nfeatures a, b\n")
+
+
+def test_blank_lines_between_statements_are_kept_one_for_a_run():
+    text = ('data "d.csv"\n\n\n# the response\nresponse y ~ squared\nfeatures x,  intercept\n'
+            "\n\n\nstratify g ~ path weight 1  # smooth\n")
+    expected = ('data "d.csv"\n\n# the response\nresponse y ~ squared\nfeatures x, intercept\n'
+                "\nstratify g ~ path weight 1  # smooth\n")
+    assert format_text(text, "m.strat") == expected
+    assert format_text(expected, "m.strat") == expected
+
+
+def test_a_blank_line_travels_with_the_statement_below_it():
+    text = "response y ~ squared\nstratify g ~ path weight 1\n\nfeatures x\n"
+    assert format_text(text, "m.strat") == ("response y ~ squared\n\nfeatures x\n"
+                                            "stratify g ~ path weight 1\n")
+
+
+def test_fmt_adds_no_model_name_the_writer_did_not_write():
+    assert format_text("response y ~ squared\n", "<stdin>") == "response y ~ squared\n"
+    assert format_text("response y ~ squared\n", "sales.strat") == "response y ~ squared\n"
 
 
 comment_text = st.text(alphabet="abcxyz 019_-#\"'", max_size=12).map(lambda t: "# " + t)
@@ -87,6 +107,7 @@ def test_fmt_is_idempotent_and_keeps_every_comment(model, data):
     lines = _statements_reordered(to_text(model), data)
     out = []
     for line in lines:
+        out += [""] * data.draw(st.sampled_from([0, 0, 0, 1, 2]))
         if data.draw(st.booleans()):
             out.append(data.draw(comment_text))
         out.append(line + ("  " + data.draw(comment_text) if data.draw(st.booleans()) else ""))
@@ -97,9 +118,13 @@ def test_fmt_is_idempotent_and_keeps_every_comment(model, data):
     assert format_text(once, "<fmt>") == once
     assert sorted(c for _, c, _ in comments(once)) == sorted(c for _, c, _ in comments(text))
     assert compile_spec(once, "<fmt>", check_files=False) == model
+    assert "\n\n\n" not in once and not once.startswith("\n")  # one blank line for a run
     without = "\n".join(re.sub(r"\s*#.*", "", x) for x in once.split("\n")
-                        if not x.lstrip().startswith("#"))
-    assert without == to_text(model)  # the layout is the printer's
+                        if x.strip() and not x.lstrip().startswith("#"))
+    printed = [x for x in to_text(model).split("\n") if x]
+    if not any(x.startswith("model ") for x in lines):  # no name is added
+        printed = [x for x in printed if not x.startswith("model ")]
+    assert without == "\n".join(printed)  # the layout is the printer's
 
 
 def test_fmt_rewrites_in_place_and_check_says_whether_it_would(tmp_path, capsys):
@@ -120,7 +145,7 @@ def test_fmt_rewrites_in_place_and_check_says_whether_it_would(tmp_path, capsys)
 def test_fmt_reads_stdin_and_writes_stdout(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO(MESSY.replace("model m   # its name\n", "")))
     assert main(["fmt", "-"]) == 0
-    assert capsys.readouterr().out.startswith("# elections: a header comment\n\nmodel model\n")
+    assert capsys.readouterr().out.startswith("# elections: a header comment\n\nresponse y ~ squared\n")
 
 
 def test_fmt_refuses_a_spec_with_errors(tmp_path, capsys):

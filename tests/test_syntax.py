@@ -83,6 +83,14 @@ def test_malformed_numbers():
         (1, 26, "malformed number '1.2.3'"), (2, 26, "malformed number '1e'")]
 
 
+def test_a_range_outside_nodes_says_where_ranges_go():
+    assert errors("response y ~ squared\nregularize 1 * l1 where x in 0..1\n") == [
+        (2, 30, "a range ('0..1') is written only in `nodes`; here list the values, e.g. "
+                "`in {0, 1}`")]
+    assert errors("stratify g ~ path weight 1 nodes 0..x\n") == [
+        (1, 34, "malformed number '0..x'")]
+
+
 def test_unterminated_string():
     assert errors('data "x.csv\n') == [(1, 6, "unterminated string: add the closing '\"'")]
 

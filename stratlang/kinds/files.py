@@ -21,6 +21,35 @@ __all__ = ["FileProblem", "line_numbers", "path_problem", "read_csv", "read_parq
 
 
 _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_UNCLOSED = re.compile(r"EOF inside string starting at row (\d+)")
+_PANDAS_PREFIX = re.compile(r"^(Error tokenizing data\. )?(C error: )?")
+
+
+def at_line(name: str, line: int) -> str:
+    """Where a message points: "data file 'd.csv' line 4", "line 4 of the data on standard
+    input" (a name that is a phrase reads wrong with the line number after it)."""
+    return f"line {line} of {name}" if name.startswith("the ") else f"{name} line {line}"
+
+
+def _fields_differ(name: str, line: int, saw: int, header: int) -> str:
+    return (f"{at_line(name, line)} has {saw} field{'s' if saw != 1 else ''} where the "
+            f"header has {header}")
+
+
+class _Unclosed(Exception):
+    def __init__(self, line: int):
+        self.line = line
+
+
+def _unclosed_quote(name: str, line: int) -> str:
+    return (f"{at_line(name, line)} opens a quoted field that is never closed (a '\"' without "
+            "its partner)")
+
+
+def _pandas_reason(err: Exception) -> str:
+    """pandas's message less the parser's internal wording."""
+    reason = _PANDAS_PREFIX.sub("", str(err)).strip()
+    return reason[:1].lower() + reason[1:] if reason else type(err).__name__
 
 
 def read_csv(path: Path, what: str, *, need_rows: bool = True, **options: Any) -> pd.DataFrame:
@@ -36,13 +65,15 @@ def csv_table(text: str, name: str, *, need_rows: bool = True, **options: Any) -
     """A CSV text as a frame, checked as :func:`read_csv` checks a file (``name``: how
     messages call it, e.g. "data file 'd.csv'" or "the data on standard input")."""
     comment = options.get("comment")
-    header, content, ragged = _scan(text, comment, bool(options.get("skipinitialspace")))
+    try:
+        header, content, ragged = _scan(text, comment, bool(options.get("skipinitialspace")))
+    except _Unclosed as quote:
+        raise FileProblem(_unclosed_quote(name, quote.line)) from None
     if not content:
         raise FileProblem(f"{name} is empty")
     if ragged is not None:
         line, saw = ragged
-        raise FileProblem(f"{name} line {line} has {saw} fields where the header has "
-                          f"{len(header or ())}")
+        raise FileProblem(_fields_differ(name, line, saw, len(header or ())))
     if header is not None:
         _refuse_repeated_names(header, name, content[0])
     try:
@@ -57,11 +88,14 @@ def csv_table(text: str, name: str, *, need_rows: bool = True, **options: Any) -
         found = _FIELDS.search(str(err))
         if found:
             header_fields, row, fields = found.groups()  # (text: numbers as pandas wrote them)
-            raise FileProblem(f"{name} line {row} has {fields} fields where the header has "
-                              f"{header_fields}") from None
-        raise FileProblem(f"{name} is not a CSV table: {err}") from None
+            raise FileProblem(_fields_differ(name, int(row), int(fields),
+                                             int(header_fields))) from None
+        unclosed = _UNCLOSED.search(str(err))
+        if unclosed and int(unclosed.group(1)) < len(content):
+            raise FileProblem(_unclosed_quote(name, content[int(unclosed.group(1))])) from None
+        raise FileProblem(f"{name} is not a CSV table: {_pandas_reason(err)}") from None
     except (pd.errors.EmptyDataError, ValueError) as err:
-        raise FileProblem(f"{name} is not a CSV table: {err}") from None
+        raise FileProblem(f"{name} is not a CSV table: {_pandas_reason(err)}") from None
     if need_rows and frame.empty:
         raise FileProblem(f"{name} has a header but no rows")
     if len(content) == len(frame) + 1:  # (not so when a quoted field spans lines)
@@ -113,6 +147,8 @@ def _scan_quoted(text: str, comment: str | None, skip_space: bool
             if header is None:
                 header = [_name(field, skip_space) for field in row]
             elif len(row) != len(header):
+                if "\n" in row[-1] and next(rows, None) is None:
+                    raise _Unclosed(first)  # the row's quote ran to the end of the text
                 return header, content, (first, len(row))
     except csv.Error:  # e.g. a quoted field over the csv module's size limit
         return None, content or [1], None
@@ -129,7 +165,7 @@ def _refuse_repeated_names(header: list[str], name: str, line: int) -> None:
     seen: dict[str, int] = {}
     for position, column in enumerate(header, start=1):
         if column.strip() and column in seen:
-            raise FileProblem(f"{name} line {line}: the header names column "
+            raise FileProblem(f"{at_line(name, line)}: the header names column "
                               f"'{printable(column)}' twice (fields {seen[column]} and "
                               f"{position})")
         seen.setdefault(column, position)

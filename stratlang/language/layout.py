@@ -5,7 +5,8 @@ The canonical printer works on the checked model, which has no comments; this mo
 finds each comment's statement in the source, prints the model, finds each statement
 again in the printed text and puts the comments back: a comment on its own line before
 the statement it precedes, a comment after code at the end of its statement's last line.
-A statement the printer leaves out (``missing error``) or merges (two ``regularize``
+Blank lines the writer put between statements (to group them) are kept, one for a run, and
+travel with the statement below them. A statement the printer leaves out (``missing error``) or merges (two ``regularize``
 lines with the same options) hands its comments on, so that no comment is ever lost.
 """
 
@@ -26,6 +27,7 @@ _STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*')
 class _Comments:
     leading: list[str] = field(default_factory=list)  # own lines before the statement
     trailing: list[str] = field(default_factory=list)  # after code on its lines
+    blank_before: bool = False  # a blank line (or more) separated it from what came before
 
 
 def comments(text: str) -> list[tuple[int, str, bool]]:
@@ -63,12 +65,15 @@ def with_comments(source_text: str, source: tuple[ast.Statement, ...], printed: 
     """``printed`` (the canonical text of ``source``'s model) with ``source_text``'s
     comments put back at the statements they belong to."""
     found = comments(source_text)
-    if not found:
-        return printed
+    lines_of = source_text.split("\n")
     attached = [_Comments() for _ in source]
+    for i, stmt in enumerate(source[1:], 1):  # (above the first: the header's business)
+        gap = lines_of[source[i - 1].span.end_line:stmt.span.line - 1]
+        attached[i].blank_before = any(not line.strip() for line in gap)
+    if not found and not any(held.blank_before for held in attached):
+        return printed
     header: list[str] = []  # comments above the first statement, a blank line between
     footer: list[str] = []
-    lines_of = source_text.split("\n")
     first = source[0].span.line if source else len(lines_of) + 1
     for line, text, after_code in found:
         if line < first and any(not lines_of[i - 1].strip() for i in range(line + 1, first)):
@@ -94,6 +99,7 @@ def with_comments(source_text: str, source: tuple[ast.Statement, ...], printed: 
                 continue
         by_target[at].leading += pending.leading + held.leading
         by_target[at].trailing += held.trailing
+        by_target[at].blank_before |= held.blank_before and at == targets.get((key, rank))
         pending = _Comments()
     footer = pending.leading + footer
     lines = printed.split("\n")[:-1]  # (the printed text ends in a line break)
@@ -106,6 +112,8 @@ def with_comments(source_text: str, source: tuple[ast.Statement, ...], printed: 
         # one trailing comment stays on the statement's last line; several (from the
         # lines of a statement written over more lines) go before it, in order
         before = held.leading + (held.trailing if len(held.trailing) > 1 else [])
+        if held.blank_before and out and out[-1].strip():
+            out.append("")
         out += [indent + c for c in before]
         if len(held.trailing) == 1:
             body[-1] += "  " + held.trailing[0]
@@ -121,4 +129,20 @@ def formatted(text: str, filename: str, compile_text: Callable[[str, str], ir.Mo
     """The canonical layout of a spec's text with its comments; raises SpecError when the
     spec does not check (a layout is only defined for a model)."""
     model = compile_text(text, filename)
-    return with_comments(text, parse(text, filename).statements, print_model(model))
+    source = parse(text, filename).statements
+    printed = print_model(model)
+    if not any(isinstance(stmt, ast.ModelStmt) for stmt in source):
+        printed = _without_name(printed)
+    return with_comments(text, source, printed)
+
+
+def _without_name(printed: str) -> str:
+    """The printed text less its ``model NAME`` line: the checker names an unnamed model
+    after its file, but the layout adds nothing the writer did not write (a name taken from
+    the file would go stale when the file is renamed, or be "model" from standard input)."""
+    lines = printed.split("\n")
+    for stmt in parse(printed).statements:
+        if isinstance(stmt, ast.ModelStmt):
+            del lines[stmt.span.line - 1:stmt.span.end_line]
+            break
+    return "\n".join(lines)

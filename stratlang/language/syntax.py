@@ -236,6 +236,10 @@ def _diagnose(err: UnexpectedInput, source: Source) -> Diagnostic:
                           Span(line, col, line, col + _line_end(text, pos) - pos), source,
                           code=codes.UNTERMINATED_STRING)
     if _NUMBERISH.fullmatch(word) and not _NUMBER.fullmatch(word):
+        if _is_range(word):  # well formed, but a range goes only in `nodes`
+            return Diagnostic(f"a range ('{word}') is written only in `nodes`; here list the "
+                              "values, e.g. `in {" + ", ".join(word.split("..")) + "}`",
+                              span, source, code=codes.UNEXPECTED)
         return Diagnostic(f"malformed number '{word}'", span, source, code=codes.MALFORMED_NUMBER)
     if isinstance(err, UnexpectedToken):
         tok = err.token
@@ -276,6 +280,11 @@ def _shown_character(char: str) -> str:
         return f"'{char}'"
     name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "a control character")
     return f"U+{ord(char):04X} ({name})"
+
+
+def _is_range(word: str) -> bool:
+    pieces = word.split("..")
+    return len(pieces) == 2 and all(_NUMBER.fullmatch(p) for p in pieces)
 
 
 def _foreign_digit(char: str, word: str = "") -> str:
