@@ -38,7 +38,7 @@ class FittedSpec:
     """What the deprecated ``fitted.model`` gives: the fitted spec's IR, name, text and
     data reading (no fitting: ``stratlang.Model(fitted.ir)`` fits again)."""
 
-    def __init__(self, model: ir.Model):
+    def __init__(self, model: ir.CheckedModel):
         self.ir = model
 
     @property
@@ -66,7 +66,7 @@ class FittedModel(abc.ABC):
     kind: ClassVar[str]  # the family: 'stratified' or 'personalized'
     warm: Any  # what warm-starts the next fit along a path (None: nothing)
 
-    def __init__(self, model: ir.Model, encoding: Encoding, weights: dict[str, float],
+    def __init__(self, model: ir.CheckedModel, encoding: Encoding, weights: dict[str, float],
                  info: dict[str, Any], objective: Objective):
         self.ir = model
         self.encoding = encoding  # what training learned: new data are bound with it
@@ -259,7 +259,7 @@ def _frame_columns(out: dict[str, np.ndarray], index: pd.Index, names: tuple,
     return pd.DataFrame(columns, index=index)
 
 
-def _predictable(model: ir.Model, data: pd.DataFrame | str | Path | None
+def _predictable(model: ir.CheckedModel, data: pd.DataFrame | str | Path | None
                  ) -> tuple[pd.DataFrame, np.ndarray]:
     """The frame to predict for, and the positions ``missing drop`` lets predict."""
     frame = frame_for(model, data)
@@ -273,7 +273,7 @@ class FittedStratified(FittedModel):
 
     kind = "stratified"
 
-    def __init__(self, model: ir.Model, fit: StratifiedFit, weights: dict[str, float]):
+    def __init__(self, model: ir.CheckedModel, fit: StratifiedFit, weights: dict[str, float]):
         super().__init__(model, fit.encoding, weights, fit.info, fit.objective)
         self._theta: np.ndarray | Callable[[], np.ndarray] | None = fit.theta
         self.outputs = self.encoding.outputs
@@ -447,7 +447,7 @@ class FittedPersonalized(FittedModel):
 
     kind = "personalized"
 
-    def __init__(self, model: ir.Model, fit: PersonalizedFit, weights: dict[str, float]):
+    def __init__(self, model: ir.CheckedModel, fit: PersonalizedFit, weights: dict[str, float]):
         super().__init__(model, fit.encoding, weights, fit.info, fit.objective)
         self.theta_array, self.z, self.q, self.phi_array = fit.theta, fit.z, fit.q, fit.phi
         self.theta_pop = fit.theta_pop
@@ -528,11 +528,11 @@ class FittedPersonalized(FittedModel):
         return plot_embedding(self, by, out, method, ax=ax, figsize=figsize)
 
 
-FITTED_FOR: dict[type, Callable[[ir.Model, Any, dict[str, float]], FittedModel]] = {
+FITTED_FOR: dict[type, Callable[[ir.CheckedModel, Any, dict[str, float]], FittedModel]] = {
     StratifiedFit: FittedStratified, PersonalizedFit: FittedPersonalized}
 
 
-def fitted_model(model: ir.Model, fit: StratifiedFit | PersonalizedFit,
+def fitted_model(model: ir.CheckedModel, fit: StratifiedFit | PersonalizedFit,
                  weights: dict[str, float]) -> FittedModel:
     """The fitted model a backend's fit makes."""
     return FITTED_FOR[type(fit)](model, fit, weights)

@@ -28,7 +28,7 @@ class Model:
     the spec declares ``given`` (by column: a networkx graph, ``(adjacency, labels)``, an
     edge-list DataFrame or an edge-list CSV path)."""
 
-    def __init__(self, model: ir.Model, graphs: dict[str, Any] | None = None):
+    def __init__(self, model: ir.CheckedModel, graphs: dict[str, Any] | None = None):
         self.ir = model
         self.graphs = self._checked_graphs(graphs or {})
 

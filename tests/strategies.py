@@ -198,7 +198,7 @@ def models(draw):
                           for _ in range(draw(st.integers(0, 2) if loss.params
                                               else st.just(0))))
     has_feature_where = any(t.where is not None for t in features)
-    return ir.Model(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name)),
+    return ir.CheckedModel(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name)),
                                              offset=offset, overrides=overrides), features,
                     tuple(regs), strata, personalize, solver, data,
                     weights=draw(st.one_of(st.none(), names)),

@@ -492,7 +492,7 @@ class AdmmBackend(Backend):
     verbose_option = "progress"
     options = ADMM_OPTIONS
 
-    def applies(self, model: ir.Model) -> bool:
+    def applies(self, model: ir.CheckedModel) -> bool:
         return model.basis is None  # a basis model is the eigen backend's
 
     def unsupported(self, design: Design) -> str | None:

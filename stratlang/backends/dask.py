@@ -125,12 +125,12 @@ class BlockProxes:
 class Partitioned:
     """Partitioned input: one (name, loader) per partition, run on a worker."""
 
-    model: ir.Model
+    model: ir.CheckedModel
     parts: tuple[tuple[str, Any], ...]  # loader: a Dask delayed giving a pandas frame
     graphs: dict[str, Any] | None = None  # graphs given from Python, by column
 
 
-def partitioned(model: ir.Model, data, graphs: dict[str, Any] | None = None
+def partitioned(model: ir.CheckedModel, data, graphs: dict[str, Any] | None = None
                 ) -> Partitioned | None:
     """A glob or directory of .parquet / .csv files, or a Dask DataFrame, as partitions;
     None for anything else (a frame or a single file)."""
@@ -184,7 +184,7 @@ def _split_records(records: Records, blocks: Blocks) -> dict[int, BlockRecords]:
     return out
 
 
-def _summary(frame: pd.DataFrame, columns: list[str], model: ir.Model):
+def _summary(frame: pd.DataFrame, columns: list[str], model: ir.CheckedModel):
     """What the client needs to fix the encodings: the partition's columns, the distinct
     values of the encoded columns, its first row, and the stateful feature transforms'
     summaries of it."""
@@ -256,7 +256,7 @@ class DaskBackend(Backend):
     verbose_option = "progress"
     options = DASK_OPTIONS
 
-    def prepare(self, model: ir.Model, data: Any, graphs: dict[str, Any] | None = None
+    def prepare(self, model: ir.CheckedModel, data: Any, graphs: dict[str, Any] | None = None
                 ) -> Design | Partitioned:
         """Partitioned data stays as partitions (bound on the workers); anything else is
         bound here."""
@@ -390,7 +390,7 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
                          None if parts is not None else design, output=opts["output"])
 
 
-def _metadata_design(client, ir_model: ir.Model, frames, graphs=None) -> Design:
+def _metadata_design(client, ir_model: ir.CheckedModel, frames, graphs=None) -> Design:
     """A design bound on a small frame holding every observed value of each column the
     strata and the response encode, with the feature transforms' state learned from every
     partition (so the encodings match those of the partitions)."""

@@ -185,7 +185,7 @@ class EigenBackend(Backend):
     chosen = "automatically for `basis` models (first choice)"
     options = EIGEN_OPTIONS
 
-    def applies(self, model: ir.Model) -> bool:
+    def applies(self, model: ir.CheckedModel) -> bool:
         return model.basis is not None
 
     def unsupported(self, design: Design) -> str | None:

@@ -28,7 +28,7 @@ from ..language.params import Options, Param, count, interval
 from .base import Backend, Objective, PersonalizedFit
 
 
-def nearest(model: ir.Model, encoded: list, phi: np.ndarray, train: np.ndarray,
+def nearest(model: ir.CheckedModel, encoded: list, phi: np.ndarray, train: np.ndarray,
             query: np.ndarray, k: int) -> np.ndarray:
     """(len(query), k) positions into ``train`` of each query's k nearest under ρ_φ."""
     from ..solvers import personalized as S

@@ -174,7 +174,7 @@ class Checker:
         return entry, ir.KindRef(call.name.value, params, call.span)
 
     # ---- statements -----------------------------------------------------------------
-    def run(self) -> ir.Model | None:
+    def run(self) -> ir.CheckedModel | None:
         first: dict[str, ast.Statement] = {}
         groups: dict[str, list] = {}
         overrides: list[ast.ResponseStmt] = []
@@ -234,7 +234,7 @@ class Checker:
         missing = self.missing(missing_stmt)
         if resp is None or self.out.diagnostics:
             return None
-        return ir.Model(name, resp, features, regs, strata, personalize, solver, data,
+        return ir.CheckedModel(name, resp, features, regs, strata, personalize, solver, data,
                         self.spec.source, data_span,
                         weights.column.value if weights else None,
                         weights.column.span if weights else None,
@@ -668,7 +668,7 @@ class Checker:
 
 
 def check(spec: ast.Spec, vocabulary: Vocabulary, base: Path | None = None,
-          prior: tuple[Diagnostic, ...] = ()) -> ir.Model:
+          prior: tuple[Diagnostic, ...] = ()) -> ir.CheckedModel:
     """Checks a parsed spec against a vocabulary of kinds; raises :class:`SpecError`
     listing every problem, sorted. ``base``: where the spec's files are looked for (None:
     they are not checked); ``prior``: the parser's diagnostics."""
