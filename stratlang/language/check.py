@@ -36,7 +36,7 @@ def _first(first: dict[str, ast.Statement], kind: type[S]) -> S | None:
 
 
 class Checker:
-    def __init__(self, spec: ast.Spec, base: Path | None, vocabulary: Vocabulary):
+    def __init__(self, spec: ast.SpecTree, base: Path | None, vocabulary: Vocabulary):
         self.spec = spec
         self.out = Collector(spec.source)
         self.base = base
@@ -667,7 +667,7 @@ class Checker:
         return ir.Solver(backend.name, tuple(values), stmt.span)
 
 
-def check(spec: ast.Spec, vocabulary: Vocabulary, base: Path | None = None,
+def check(spec: ast.SpecTree, vocabulary: Vocabulary, base: Path | None = None,
           prior: tuple[Diagnostic, ...] = ()) -> ir.CheckedModel:
     """Checks a parsed spec against a vocabulary of kinds; raises :class:`SpecError`
     listing every problem, sorted. ``base``: where the spec's files are looked for (None:
