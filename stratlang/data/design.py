@@ -125,7 +125,7 @@ def bind_response(binder: Binder, classes: tuple | None = None) -> responses.Enc
     if len(series) != len(found):
         return None
     raw = np.column_stack([s.to_numpy(dtype=object) for s in series])
-    problems: list[responses.Problem] = []
+    problems: list[responses.ResponseProblem] = []
     encoded = responses.DOMAINS[loss.domain](raw, classes, problems)
     for problem in problems:
         cols = "', '".join(model.response.columns)
