@@ -35,7 +35,7 @@ _ZEROS_OF_SIZE_P = cast(np.ndarray, None)
 
 
 @dataclass
-class Problem:
+class PersonalizedProblem:
     x: np.ndarray  # (N, p)
     y: np.ndarray  # (N,): the response as the loss's unit takes it (±1 for classifiers)
     loss: Pointwise  # a separable unit: one linear predictor per sample
@@ -61,15 +61,16 @@ class Problem:
 
 
 # ---- pieces of the objective ---------------------------------------------------------------
-def _shifted(problem: Problem, eta: np.ndarray, rows=slice(None)) -> np.ndarray:
+def _shifted(problem: PersonalizedProblem, eta: np.ndarray, rows=slice(None)) -> np.ndarray:
     return eta if problem.offset is None else eta + problem.offset[rows]
 
 
-def _weighted(problem: Problem, values: np.ndarray, rows=slice(None)) -> np.ndarray:
+def _weighted(problem: PersonalizedProblem, values: np.ndarray, rows=slice(None)) -> np.ndarray:
     return values if problem.weight is None else values * problem.weight[rows]
 
 
-def loss_derivatives(problem: Problem, eta: np.ndarray, rows=slice(None)) -> Derivatives:
+def loss_derivatives(problem: PersonalizedProblem, eta: np.ndarray,
+                     rows=slice(None)) -> Derivatives:
     """w_i ℓ(η_i + o_i, y_i) and its first and second derivative in η_i, for the samples
     ``rows`` (η shaped like them: (N,), or (chunk, k) for neighbour sets)."""
     value, first, second = problem.loss.derivatives(_shifted(problem, eta, rows), problem.y[rows])
@@ -77,24 +78,24 @@ def loss_derivatives(problem: Problem, eta: np.ndarray, rows=slice(None)) -> Der
             _weighted(problem, second, rows))
 
 
-def loss_value(problem: Problem, eta: np.ndarray) -> float:
+def loss_value(problem: PersonalizedProblem, eta: np.ndarray) -> float:
     """Σ w_i ℓ(η_i + o_i, y_i)."""
     return float(np.sum(loss_derivatives(problem, eta)[0]))
 
 
-def loss_gradient(problem: Problem, eta: np.ndarray) -> np.ndarray:
+def loss_gradient(problem: PersonalizedProblem, eta: np.ndarray) -> np.ndarray:
     """d/dη of each sample's weighted loss."""
     return loss_derivatives(problem, eta)[1]
 
 
-def penalty_value(problem: Problem, theta: np.ndarray) -> float:
+def penalty_value(problem: PersonalizedProblem, theta: np.ndarray) -> float:
     value = float(np.sum(np.abs(theta) @ problem.l1) + 0.5 * np.sum(theta ** 2 @ problem.ridge))
     if problem.group:
         value += problem.group * float(np.sum(np.linalg.norm(theta[:, problem.group_mask], axis=1)))
     return value
 
 
-def penalty_subgradient(problem: Problem, theta: np.ndarray) -> np.ndarray:
+def penalty_subgradient(problem: PersonalizedProblem, theta: np.ndarray) -> np.ndarray:
     grad = np.sign(theta) * problem.l1 + theta * problem.ridge
     if problem.group:
         part = theta[:, problem.group_mask]
@@ -131,14 +132,14 @@ class Pairs:
     d: np.ndarray  # (pairs, L) covariate distances, computed once per pair set
 
 
-def pairs_for(problem: Problem, z: np.ndarray, radius: float,
+def pairs_for(problem: PersonalizedProblem, z: np.ndarray, radius: float,
               max_neighbors: int | None = None) -> Pairs:
     i, j = neighbour_pairs(z, radius, max_neighbors)
     d = problem.distances(i, j) if len(i) else np.zeros((0, problem.n_metrics))
     return Pairs(i, j, d)
 
 
-def objective(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+def objective(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
               radius: float, pairs: Pairs | None = None) -> dict[str, float]:
     pairs = pairs or pairs_for(problem, z, radius)
     theta = z @ q
@@ -151,14 +152,14 @@ def objective(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
     return parts
 
 
-def gradients(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+def gradients(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
               pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(∂L/∂Z, ∂L/∂Q, ∂L/∂φ) with the neighbour sets held fixed."""
     g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
     return g_fit + g_match, g_q, g_phi
 
 
-def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+def gradient_parts(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
                    pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """∂L/∂Z split into its loss + ψ part and its distance-matching part (Algorithm 1
     applies the personalized rate to the first only), then ∂L/∂Q and ∂L/∂φ."""
@@ -182,7 +183,7 @@ def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarr
     return g_fit, g_match, g_q, g_phi
 
 
-def smoothness(problem: Problem, z: np.ndarray, q: np.ndarray) -> np.ndarray:
+def smoothness(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Per sample, a Lipschitz constant of the Z-gradient of its loss and smooth penalty:
     ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic). A
     loss whose ℓ'' has no bound (exp(η)) uses ℓ'' where the sample stands: a local
@@ -199,7 +200,8 @@ def smoothness(problem: Problem, z: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 # ---- the population model ---------------------------------------------------------------------
-def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np.ndarray:
+def population(problem: PersonalizedProblem, max_iter: int = 5000,
+               tol: float = 1e-10) -> np.ndarray:
     """θ_pop = argmin Σ ℓ(x_i, y_i, θ) + ψ(θ) by FISTA with backtracking (ψ's l1 and ridge
     parts; the group part by its prox)."""
     p = problem.x.shape[1]
@@ -277,7 +279,7 @@ class Fit:
         return self.z @ self.q
 
 
-def initialize(problem: Problem, theta_pop: np.ndarray, settings: Settings,
+def initialize(problem: PersonalizedProblem, theta_pop: np.ndarray, settings: Settings,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Ω = θ_pop + ε noise per sample (the paper's start), or, with
     ``settings.start_neighbors``, each θ_i fitted to its neighbours' records
@@ -303,7 +305,7 @@ def initialize(problem: Problem, theta_pop: np.ndarray, settings: Settings,
     return z, qmat
 
 
-def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
+def local_start(problem: PersonalizedProblem, theta_pop: np.ndarray, neighbours: np.ndarray,
                 shrink: float = 1e-2, newton_steps: int = 8, chunk: int = 256) -> np.ndarray:
     """θ_i = argmin_θ Σ_{j ∈ N(i)} ℓ(x_j, y_j, θ) + (shrink·k/2)‖θ − θ_pop‖² for every i,
     N(i) its k covariate neighbours: a local (kernel) regression, shrunk toward the
@@ -378,7 +380,7 @@ def progress_text(record: dict, previous: float, max_iter: int,
     return text + f"  objective {record['total']:.4g} (change {change:+.1e})"
 
 
-def fit(problem: Problem, settings: Settings,
+def fit(problem: PersonalizedProblem, settings: Settings,
         validate: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None,
         patience: int = 20) -> Fit:
     """Algorithm 1: population model, PCA initialization, subgradient epochs on Z, Q, φ.
