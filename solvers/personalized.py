@@ -186,17 +186,31 @@ def gradient_parts(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray, p
 def smoothness(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Per sample, a Lipschitz constant of the Z-gradient of its loss and smooth penalty:
     ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic). A
-    loss whose ℓ'' has no bound (exp(η)) uses ℓ'' where the sample stands: a local
-    constant."""
+    loss whose ℓ'' has no bound (exp(η)) uses e · ℓ'' where the sample stands: its bound
+    over the steps :func:`predictor_limit` allows."""
     bound = problem.loss.curvature_bound
     if bound is None:
         eta = np.einsum("ip,ip->i", problem.x, z @ q)
-        curvature = loss_derivatives(problem, eta)[2]
+        curvature = math.e * loss_derivatives(problem, eta)[2]
     else:
         curvature = _weighted(problem, np.full(len(problem.x), bound))
     qx = problem.x @ q.T
     ridge = float(np.linalg.eigvalsh(q @ (problem.ridge[:, None] * q.T))[-1]) if len(q) else 0.0
     return np.maximum(curvature * np.einsum("iq,iq->i", qx, qx) + ridge, 1e-12)
+
+
+# a loss whose ℓ'' has no bound: no step moves a sample's x_iᵀθ_i by more than this, so
+# that ℓ'' (as exp(η)) grows at most e-fold along it
+PREDICTOR_STEP = 1.0
+
+
+def predictor_limit(problem: PersonalizedProblem, moved: np.ndarray) -> np.ndarray:
+    """Factors (≤ 1) for steps that change the samples' θ by ``moved`` (N, p), so that no
+    x_iᵀθ_i moves by more than PREDICTOR_STEP; ones for a loss with bounded ℓ''."""
+    if problem.loss.curvature_bound is not None:
+        return np.ones(len(moved))
+    change = np.abs(np.einsum("ip,ip->i", problem.x, moved))
+    return np.minimum(1.0, PREDICTOR_STEP / np.maximum(change, 1e-300))
 
 
 # ---- the population model ---------------------------------------------------------------------
@@ -422,9 +436,11 @@ def fit(problem: PersonalizedProblem, settings: Settings,
             travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
             rate = np.minimum(alpha / np.maximum(travelled, floor),
                               1.0 / smoothness(problem, z, q))
+            rate *= predictor_limit(problem, rate[:, None] * (g_fit @ q))
             z = z - alpha * g_match - rate[:, None] * g_fit
             if settings.fixed_q is None:
-                q = q - (alpha / n) * g_q
+                step_q = (alpha / n) * g_q
+                q = q - float(np.min(predictor_limit(problem, z @ step_q), initial=1.0)) * step_q
             phi = np.maximum(phi - (alpha / n) * g_phi, 0.0)
             if not (np.all(np.isfinite(z)) and np.all(np.isfinite(q))):
                 raise FloatingPointError(f"the subgradient iterates diverged at epoch {epoch}; "

@@ -212,3 +212,29 @@ def test_a_personalized_model_refuses_several_response_columns():
     assert [(d.span.line, d.span.column, d.message) for d in info.value.diagnostics] == [
         (1, 14, "a personalized model has one response column (each sample's θ gives one "
                 "linear predictor); got 2")]
+
+
+UNBOUNDED_CURVATURE = [name for name in PERSONALIZABLE if LOSSES[name].pointwise(
+    {p.name: p.default for p in LOSSES[name].params}).curvature_bound is None]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("loss", UNBOUNDED_CURVATURE)
+def test_a_loss_with_unbounded_curvature_does_not_diverge_on_large_features(loss, seed):
+    """exp(η)'s ℓ'' has no bound: a step sized by ℓ'' where a sample stands, or a Q step,
+    moved x_iᵀθ_i far enough for exp to overflow (poisson_regression "diverged at epoch
+    1" on every seed);
+    no step now moves a predictor by more than 1."""
+    assert set(UNBOUNDED_CURVATURE) == {"poisson_regression", "exponential_regression"}
+    rng = np.random.default_rng(seed)
+    n = 200
+    frame = pd.DataFrame({"a": 3 * rng.normal(size=n), "u": rng.uniform(size=n)})
+    eta = np.clip(frame.a * np.where(frame.u > 0.5, 1.0, -1.0), -5, 5).to_numpy()
+    frame["y"] = _response(LOSSES[loss].domain, eta, rng)
+    model = stratlang.load(f"response y ~ {loss}\nfeatures a, intercept\n"
+                           "regularize 0.5 * sum_squares\npersonalize rank 2 match 0.1\n"
+                           "  distance u ~ abs\n")
+    fitted = model.fit(frame, options={"progress": False})
+    start = fitted.history["total"].iloc[0]
+    assert np.isfinite(fitted.objective.total) and fitted.objective.total < start
+    assert np.all(np.isfinite(fitted.predict(frame)["prediction"].astype(float)))
