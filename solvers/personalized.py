@@ -199,8 +199,8 @@ def smoothness(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray) -> np
     return np.maximum(curvature * np.einsum("iq,iq->i", qx, qx) + ridge, 1e-12)
 
 
-# a loss whose ℓ'' has no bound: no step moves a sample's x_iᵀθ_i by more than this, so
-# that ℓ'' (as exp(η)) grows at most e-fold along it
+# a loss whose ℓ'' has no bound: no step (of Z, of Q) moves a sample's x_iᵀθ_i by more
+# than this, so that ℓ'' (as exp(η)) grows at most e-fold along it
 PREDICTOR_STEP = 1.0
 
 
@@ -257,7 +257,14 @@ def population(problem: PersonalizedProblem, max_iter: int = 5000,
 
 
 # ---- the fit ---------------------------------------------------------------------------------
-DIVERGED = 1e6  # an objective this many times the starting one: the steps diverged
+DIVERGED = 1e6  # an objective risen this many times the starting one's size: diverged
+
+
+def diverged(start: float, total: float) -> bool:
+    """Has the objective risen from ``start`` to ``total`` so far that the steps diverged?
+    Measured by the rise against the start's size (at least 1): an objective may be
+    negative (poisson_regression's), and any positive value is not a divergence then."""
+    return total - start > DIVERGED * max(abs(start), 1.0)
 
 
 @dataclass
@@ -436,8 +443,8 @@ def fit(problem: PersonalizedProblem, settings: Settings,
             travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
             rate = np.minimum(alpha / np.maximum(travelled, floor),
                               1.0 / smoothness(problem, z, q))
-            rate *= predictor_limit(problem, rate[:, None] * (g_fit @ q))
-            z = z - alpha * g_match - rate[:, None] * g_fit
+            step_z = alpha * g_match + rate[:, None] * g_fit
+            z = z - predictor_limit(problem, step_z @ q)[:, None] * step_z
             if settings.fixed_q is None:
                 step_q = (alpha / n) * g_q
                 q = q - float(np.min(predictor_limit(problem, z @ step_q), initial=1.0)) * step_q
@@ -447,7 +454,7 @@ def fit(problem: PersonalizedProblem, settings: Settings,
                                          "lower the learning rate")
             record = {"epoch": epoch, "alpha": alpha, "radius": radius, "pairs": len(pairs.i),
                       **objective(problem, z, q, phi, radius, pairs)}
-            if record["total"] > DIVERGED * max(start_total, 1e-12):  # numerical trouble, not
+            if diverged(start_total, record["total"]):  # numerical trouble, not
                 raise FloatingPointError(  # overfitting: no earlier epoch is returned instead
                     f"the subgradient iterates diverged at epoch {epoch} (objective "
                     f"{record['total']:.3g} against {start_total:.3g} at the start); lower the "

@@ -238,3 +238,13 @@ def test_a_loss_with_unbounded_curvature_does_not_diverge_on_large_features(loss
     start = fitted.history["total"].iloc[0]
     assert np.isfinite(fitted.objective.total) and fitted.objective.total < start
     assert np.all(np.isfinite(fitted.predict(frame)["prediction"].astype(float)))
+
+
+def test_divergence_is_a_rise_against_the_starts_size():
+    """A poisson_regression objective starts negative: rising from −1.07e4 to 1.44e3 in an
+    epoch (a fit that went on to −1.9e4) was called a divergence, any positive value being
+    "1e6 times" a negative start."""
+    assert not S.diverged(-1.07e4, 1.44e3)
+    assert S.diverged(-1.07e4, 2e10)
+    assert not S.diverged(596.0, 265.0) and not S.diverged(0.0, 9e5)
+    assert S.diverged(596.0, 6e8) and S.diverged(0.0, 2e6)
