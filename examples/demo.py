@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import stratlang
+from stratlang.selection_report import summary_lines
 
 HERE = Path(__file__).parent
 FIGURES = HERE / "figures"
@@ -89,10 +90,35 @@ def personalized(spec: Path) -> None:
     print(f"  figures: {', '.join(str(p.relative_to(HERE)) for p in paths)}")
 
 
+def auto_weights(spec: Path, tuned: Path) -> None:
+    """One model whose weights are written `auto`: chosen by REML in one fit, each with its
+    standard error on the log scale, against the weights a grid search chose; with the
+    uncertainty API, the intervals of a few strata too."""
+    model = stratlang.load(spec)
+    frame = model.frame(None)
+    train, test = frame[frame.split == "train"], frame[frame.split == "test"]
+    start = time.perf_counter()
+    fitted = model.fit(train)
+    seconds = time.perf_counter() - start
+    grid = stratlang.load(tuned).fit(train)
+    print(f"\n{model.name}: weights written auto, chosen by REML in {seconds:.2f} s")
+    for line in summary_lines(fitted.info):  # the summary's lines on the chosen weights
+        print(f"  {line}")
+    print(f"  test anll {fitted.score(test)['anll']:.4f} (the tuned grid's weights in "
+          f"{tuned.name}: {grid.score(test)['anll']:.4f})")
+    if hasattr(fitted, "intervals"):  # the uncertainty API, where it is installed
+        lower, upper = fitted.intervals(level=0.95)
+        shown = fitted.theta.head(4)
+        for label in shown.index:
+            print(f"  θ{label}: {shown.loc[label].iloc[0]:.3f} (95% interval "
+                  f"{lower.loc[label].iloc[0]:.3f} to {upper.loc[label].iloc[0]:.3f})")
+
+
 def main() -> int:
     print("stratlang demo: separate vs stratified vs common models (held-out scores)")
     for name, metric in EXAMPLES:
         compare(HERE / name, metric)
+    auto_weights(HERE / "insurance_auto.strat", HERE / "insurance.strat")
     personalized(HERE / "personalized.strat")
     return 0
 

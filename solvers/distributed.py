@@ -47,8 +47,15 @@ import numpy as np
 import scipy.fft
 
 from .admm import AdmmRule, Result, Step, best_copy_index, suboptimality_bound
-from .graphs import Graph
-from .laplacian import Axis, KroneckerSolver, is_sparse_axis, solve_along, split_grids
+from .graphs import Graph, Interaction, RowGroup, n_components
+from .laplacian import (
+    Axis,
+    KroneckerSolver,
+    factor_axes,
+    is_sparse_axis,
+    solve_along,
+    split_grids,
+)
 
 
 class ProductSpectrum:
@@ -72,6 +79,7 @@ class ProductSpectrum:
         (first, gamma), rest = axes[0], axes[1:]
         self.mix = None  # the first axis's orthonormal eigenbasis (rows), when it has one
         self.first_laplacian = None  # γL of a sparse first axis
+        self.first_values = np.zeros(first.n)  # its eigenvalues at weight 1
         if sparse == [0]:
             self.first = np.zeros(first.n)
             self.first_laplacian = (gamma * first.laplacian()).tocsr()
@@ -85,6 +93,7 @@ class ProductSpectrum:
                 self.mix = vectors.T
                 values = np.clip(values, 0.0, None)
             self.first = gamma * values
+            self.first_values = values
         self.rest = (KroneckerSolver([g for g, _ in rest], [w for _, w in rest], sparse=True)
                      if rest else None)
         self.rest_shape = self.rest.shape if self.rest else ()
@@ -98,9 +107,75 @@ class ProductSpectrum:
         self.n0 = first.n
         self.stride = int(np.prod(self.rest_shape, dtype=np.int64))  # strata per first-axis index
 
+        self.structure: list[ColumnGroup] | None = None  # per-column spectra (set_structure)
+
     @property
     def outer(self) -> int:
         return len(self.outer_spectrum)
+
+    def structure_unsupported(self, factors: Sequence[Graph], groups: Sequence[RowGroup],
+                              interactions: Sequence[Interaction]) -> str | None:
+        """Why :meth:`set_structure` cannot take these rows, or None."""
+        if self.first_laplacian is not None or self.sparse_rest is not None:
+            return "a large general factor is solved by conjugate gradients"
+        if factors[0].structure == "grid" and len(factors[0].shape) > 1:
+            return "the first factor is a grid (its axes lie in and outside the blocks)"
+        if any(g.strata is not None for g in groups):
+            return "a feature with `where` is present in some strata only"
+        for group in groups:
+            for a, graph in enumerate(factors):
+                if group.is_constant(a) and n_components(graph) > 1:
+                    return ("a row constant along a factor whose graph is not connected "
+                            "(its constant mode is not one eigenvector)")
+        return None
+
+    def set_structure(self, factors: Sequence[Graph], gammas: Sequence[float],
+                      groups: Sequence[RowGroup], interactions: Sequence[Interaction],
+                      width: tuple[int, int]) -> None:
+        """Rows with their own weights, rows constant along factors, interaction terms:
+        each group of rows alike gets its spectrum, Σ_a γ_a λ_a + Σ w Π λ, as (first axis
+        part, outer part) pairs whose outer products add up, and a mask keeping only the
+        constant mode (index 0 of a connected factor's eigenbasis) along the factors its
+        rows are constant on. Sizes n0 + O per group, never K."""
+        first = self.first_values
+        rest_axes = factor_axes(factors)
+        shape = self.rest.spectrum.shape if self.rest else (1,)
+        outer_values, outer_zero = [], []
+        for a in range(1, len(factors)):
+            values = np.zeros(shape)
+            zero = np.ones(shape, dtype=bool)
+            for i in (j - 1 for j in rest_axes[a]):  # (positions among the rest's axes)
+                assert self.rest is not None
+                there = [1] * len(shape)
+                there[i] = shape[i]
+                values = values + self.rest.axes[i].eigenvalues[: shape[i]].reshape(there)
+                zero = zero & (np.arange(shape[i]) == 0).reshape(there)
+            outer_values.append(values.reshape(-1))
+            outer_zero.append(zero.reshape(-1))
+        m = width[1]
+        self.structure = []
+        for group in groups:
+            weights = group.weights(gammas)
+            terms = [(weights[0] * first, np.ones(self.outer))] if weights[0] else []
+            outer = sum((w * v for w, v in zip(weights[1:], outer_values, strict=True)),
+                        np.zeros(self.outer))
+            terms.append((np.ones(self.n0), outer))
+            for joined, w in interactions:
+                if w == 0 or any(group.is_constant(a) for a in joined):
+                    continue
+                part = np.full(self.outer, float(w))
+                for a in joined:
+                    if a > 0:
+                        part = part * outer_values[a - 1]
+                terms.append((first if 0 in joined else np.ones(self.n0), part))
+            first_keep = (np.arange(self.n0) == 0) if group.is_constant(0) else None
+            outer_keep = None
+            for a in range(1, len(factors)):
+                if group.is_constant(a):
+                    outer_keep = outer_zero[a - 1] if outer_keep is None else \
+                        outer_keep & outer_zero[a - 1]
+            columns = (group.rows[:, None] * m + np.arange(m)[None, :]).reshape(-1)
+            self.structure.append(ColumnGroup(columns, terms, first_keep, outer_keep))
 
     def to_columns(self, y: np.ndarray) -> np.ndarray:
         """(rows, *rest spectral shape, d) → (rows, O, G)."""
@@ -136,11 +211,45 @@ class ProductSpectrum:
             y, columns = solve_along(self.sparse_rest[1].laplacian, y, 2,
                                      eigenvalues[..., None], c, start)
             x = y.reshape(x.shape)
+        elif self.structure is not None:  # each group of columns its own spectrum
+            out = np.zeros_like(x)
+            for group in self.structure:
+                values = group.eigenvalues(lo, hi)[..., None]
+                block = x[..., group.columns]
+                block = block * values if c is None else block / (values + c)
+                keep = group.keep(lo, hi)
+                out[..., group.columns] = block if keep is None else block * keep[..., None]
+            x = out
         else:
             x = x * eigenvalues if c is None else x / (eigenvalues + c)
         if self.mix is not None:
             x = np.tensordot(self.mix.T, x, axes=([1], [0]))
         return x, columns
+
+
+@dataclass(frozen=True)
+class ColumnGroup:
+    """Columns of θ (rows × outputs) alike: their spectrum as a sum of outer products
+    first ⊗ outer, and which modes they keep (None: all) along the first axis and the
+    outer coordinates."""
+
+    columns: np.ndarray
+    terms: list[tuple[np.ndarray, np.ndarray]]
+    first_keep: np.ndarray | None
+    outer_keep: np.ndarray | None
+
+    def eigenvalues(self, lo: int, hi: int) -> np.ndarray:
+        return sum((np.multiply.outer(f, o[lo:hi]) for f, o in self.terms),
+                   np.zeros((len(self.terms[0][0]), hi - lo)))
+
+    def keep(self, lo: int, hi: int) -> np.ndarray | None:
+        if self.first_keep is None and self.outer_keep is None:
+            return None
+        first = np.ones(len(self.terms[0][0]), dtype=bool) if self.first_keep is None \
+            else self.first_keep
+        outer = np.ones(hi - lo, dtype=bool) if self.outer_keep is None \
+            else self.outer_keep[lo:hi]
+        return np.multiply.outer(first, outer).astype(float)
 
 
 @dataclass(frozen=True)

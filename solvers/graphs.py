@@ -8,7 +8,7 @@ incidence of factor ``a`` acts on the C-ordered product index (first factor slow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,11 +107,14 @@ def n_components(graph: Graph) -> int:
     return int(component_labels(graph).max(initial=-1)) + 1
 
 
-def product_components(factors: Sequence[Graph], weights: Sequence[float]) -> np.ndarray:
+def product_components(factors: Sequence[Graph], weights: Sequence[float],
+                       constant: Sequence[bool] = ()) -> np.ndarray:
     """(K,) the connected component of each node of the Kronecker-sum product graph (C
-    order): a factor of weight 0 joins nothing, so each of its nodes splits the product."""
-    labels = [component_labels(g) if w > 0 else np.arange(g.n, dtype=np.int64)
-              for g, w in zip(factors, weights, strict=True)]
+    order): a factor of weight 0 joins nothing, so each of its nodes splits the product;
+    a factor along which the values are held constant (``constant``) joins all its nodes."""
+    labels = [np.zeros(g.n, dtype=np.int64) if constant and constant[a]
+              else component_labels(g) if w > 0 else np.arange(g.n, dtype=np.int64)
+              for a, (g, w) in enumerate(zip(factors, weights, strict=True))]
     if not labels:
         return np.zeros(1, dtype=np.int64)
     sizes = tuple(int(lab.max(initial=-1)) + 1 for lab in labels)
@@ -152,9 +155,24 @@ def product_laplacian(factors: Sequence[Graph], weights: Sequence[float]) -> sp.
     return total.tocsr()
 
 
+# a Kronecker-product interaction term: the factors it joins (positions) and its weight,
+# penalty (w/2) θᵀ (⊗_{a joined} L_a ⊗ I elsewhere) θ
+Interaction = tuple[tuple[int, ...], float]
+
+
+def _differences(grid: np.ndarray, factor: Graph, axis: int) -> np.ndarray:
+    """√w_e (x_i − x_j) along ``axis`` for every edge e = (i, j) of ``factor``."""
+    a = np.take(grid, factor.edges[:, 0], axis=axis)
+    b = np.take(grid, factor.edges[:, 1], axis=axis)
+    ew = np.sqrt(factor.weights).reshape([-1 if i == axis else 1 for i in range(grid.ndim)])
+    return ew * (a - b)
+
+
 def laplacian_quadratic(factors: Sequence[Graph], weights: Sequence[float],
-                        theta: np.ndarray) -> float:
-    """½ Σ_edges w ‖θ_i − θ_j‖² for θ of shape (K, ...), without forming the product."""
+                        theta: np.ndarray, interactions: Sequence[Interaction] = ()) -> float:
+    """½ Σ_edges w ‖θ_i − θ_j‖² for θ of shape (K, ...), without forming the product;
+    plus each interaction's (w/2) θᵀ(L_a ⊗ L_b …)θ: the squared differences along every
+    factor it joins, in turn."""
     shape = [f.n for f in factors]
     flat = theta.reshape(len(theta), -1)
     grid = flat.reshape(*shape, flat.shape[1])
@@ -162,10 +180,14 @@ def laplacian_quadratic(factors: Sequence[Graph], weights: Sequence[float],
     for axis, (factor, w) in enumerate(zip(factors, weights, strict=True)):
         if w == 0 or factor.n_edges == 0:
             continue
-        a = np.take(grid, factor.edges[:, 0], axis=axis)
-        b = np.take(grid, factor.edges[:, 1], axis=axis)
-        ew = factor.weights.reshape([-1 if i == axis else 1 for i in range(len(shape) + 1)])
-        total += 0.5 * w * float(np.sum(ew * (a - b) ** 2))
+        total += 0.5 * w * float(np.sum(_differences(grid, factor, axis) ** 2))
+    for axes, w in interactions:
+        if w == 0 or any(factors[a].n_edges == 0 for a in axes):
+            continue
+        diff = grid
+        for a in axes:
+            diff = _differences(diff, factors[a], a)
+        total += 0.5 * w * float(np.sum(diff ** 2))
     return total
 
 
@@ -178,6 +200,18 @@ class RowGroup:
     rows: np.ndarray
     strata: np.ndarray | None
     factors: tuple[Graph, ...]
+    # the group's own weight per factor (None: the model's), and the factors along which
+    # its rows are constant (an exact constraint, not a weight: ``()`` none)
+    gammas: tuple[float, ...] | None = None
+    constant: tuple[bool, ...] = ()
+
+    def weights(self, model: Sequence[float]) -> tuple[float, ...]:
+        """The weight of each factor for these rows (0 along a factor they are constant on)."""
+        own = tuple(model) if self.gammas is None else self.gammas
+        return tuple(0.0 if self.is_constant(a) else w for a, w in enumerate(own))
+
+    def is_constant(self, axis: int) -> bool:
+        return bool(self.constant) and self.constant[axis]
 
     def block(self, theta: np.ndarray) -> np.ndarray:
         return theta[:, self.rows] if self.strata is None else theta[np.ix_(self.strata,
@@ -185,9 +219,48 @@ class RowGroup:
 
 
 def grouped_laplacian_quadratic(groups: Sequence[RowGroup], weights: Sequence[float],
-                                theta: np.ndarray) -> float:
-    """½ Σ_edges w ‖θ_i − θ_j‖², each row group over the edges between its strata."""
-    return sum((laplacian_quadratic(g.factors, weights, g.block(theta)) for g in groups), 0.0)
+                                theta: np.ndarray, interactions: Sequence[Interaction] = ()
+                                ) -> float:
+    """½ Σ_edges w ‖θ_i − θ_j‖², each row group over the edges between its strata, with
+    its own weights (a row constant along a factor has none there)."""
+    return sum((laplacian_quadratic(g.factors, g.weights(weights), g.block(theta),
+                                    interactions) for g in groups), 0.0)
+
+
+def interaction_incidence(factors: Sequence[Graph], axes: Sequence[int]) -> sp.csr_matrix:
+    """⊗ over the factors of B_a where a is joined by the interaction, I elsewhere: its
+    Gram matrix is the interaction's L_a ⊗ L_b ⊗ I."""
+    out = sp.identity(1, format="csr")
+    for a, factor in enumerate(factors):
+        part = factor.incidence() if a in axes else sp.identity(factor.n, format="csr")
+        out = sp.kron(out, part, format="csr")
+    return out
+
+
+def constancy_incidence(factors: Sequence[Graph], axis: int) -> sp.csr_matrix:
+    """Differences of consecutive nodes of factor ``axis``, lifted to the product: zero
+    exactly when x is constant along that factor."""
+    return lifted_incidence([*factors[:axis], path_graph(factors[axis].n), *factors[axis + 1:]],
+                            axis)
+
+
+def grouped_lift(groups: Sequence[RowGroup], k: int, n: int,
+                 matrix_of: Callable[[RowGroup], sp.csr_matrix | None]) -> sp.csr_matrix:
+    """A matrix on each row group's strata (``matrix_of``; None: nothing) lifted onto θ
+    stacked stratum-major (K·n entries), on the group's own rows."""
+    blocks = []
+    for group in groups:
+        lifted = matrix_of(group)
+        if lifted is None or lifted.shape[0] == 0:
+            continue
+        if group.strata is not None:  # onto the group's strata among all K
+            lifted = lifted @ sp.csr_matrix((np.ones(len(group.strata)),
+                                             (np.arange(len(group.strata)), group.strata)),
+                                            shape=(len(group.strata), k))
+        pick = sp.csr_matrix((np.ones(len(group.rows)),
+                              (np.arange(len(group.rows)), group.rows)), shape=(len(group.rows), n))
+        blocks.append(sp.kron(lifted, pick, format="csr"))
+    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, k * n))
 
 
 def grouped_incidence(groups: Sequence[RowGroup], axis: int, k: int, n: int) -> sp.csr_matrix:

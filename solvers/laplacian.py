@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ import scipy.fft
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .graphs import Graph, RowGroup, path_graph, product_laplacian
+from .graphs import Graph, Interaction, RowGroup, path_graph, product_laplacian
 
 DENSE_LIMIT = 3000  # largest factor diagonalized densely
 
@@ -90,10 +91,23 @@ def split_grids(factors: Sequence[Graph], gammas: Sequence[float]) -> list[tuple
     return out
 
 
+def factor_axes(factors: Sequence[Graph]) -> list[list[int]]:
+    """The axes of :func:`split_grids` that each factor became (a grid: one per dimension)."""
+    out, at = [], 0
+    for graph in factors:
+        count = len(graph.shape) if graph.structure == "grid" and len(graph.shape) > 1 else 1
+        out.append(list(range(at, at + count)))
+        at += count
+    return out
+
+
 class KroneckerSolver:
-    def __init__(self, factors: Sequence[Graph], gammas: Sequence[float], sparse: bool = False):
+    def __init__(self, factors: Sequence[Graph], gammas: Sequence[float], sparse: bool = False,
+                 interactions: Sequence[Interaction] = ()):
         """``sparse``: large general axes are left untransformed (see :class:`Axis`); the
-        transforms then diagonalize every other axis, and :meth:`solve` does not apply."""
+        transforms then diagonalize every other axis, and :meth:`solve` does not apply.
+        ``interactions``: Kronecker-product terms w (L_a ⊗ L_b ⊗ …), diagonal in the same
+        eigenbasis (eigenvalues w μ_i ν_j …), added to the spectrum."""
         axes = [Axis(g, w, sparse) for g, w in split_grids(factors, gammas)]
         self.axes = axes
         self.shape = tuple(a.n for a in axes) or (1,)
@@ -103,6 +117,22 @@ class KroneckerSolver:
         # all cycles in one real FFT; rfftn halves the last axis given: the longest
         self.fft_axes = sorted((i for i, a in enumerate(axes) if a.kind == "fft"),
                                key=lambda i: axes[i].n)
+        self._factors, self._interactions = tuple(factors), tuple(interactions)
+        self._set_spectrum()
+        self.threads = -1  # for the FFTs: every core (a Dask worker sets its own count)
+
+    def with_gammas(self, factors: Sequence[Graph], gammas: Sequence[float]) -> KroneckerSolver:
+        """The same transforms for other factor weights, without diagonalizing again
+        (the weights only scale each axis's eigenvalues)."""
+        out = copy.copy(self)
+        out.axes = [copy.copy(axis) for axis in self.axes]
+        for axis, (_, gamma) in zip(out.axes, split_grids(factors, gammas), strict=True):
+            axis.gamma = gamma
+        out._set_spectrum()
+        return out
+
+    def _set_spectrum(self) -> None:
+        axes = self.axes
         total = np.zeros(1)
         spectral_shape = []
         for i, axis in enumerate(axes):
@@ -113,7 +143,32 @@ class KroneckerSolver:
             total = np.add.outer(total.reshape(total.shape), axis.gamma * values) if i else \
                 axis.gamma * values
         self.spectrum = np.asarray(total).reshape(spectral_shape or (1,))
-        self.threads = -1  # for the FFTs: every core (a Dask worker sets its own count)
+        if self._interactions:
+            self.spectrum = self.spectrum + self._interaction_spectrum(
+                self._factors, self._interactions, spectral_shape)
+
+    def _interaction_spectrum(self, factors: Sequence[Graph],
+                              interactions: Sequence[Interaction],
+                              spectral_shape: list[int]) -> np.ndarray:
+        """Σ w Π_{a joined} (eigenvalues of L_a), broadcast over the spectral grid."""
+        if any(a.kind == "sparse" for a in self.axes):
+            raise ValueError("an interaction term needs every factor diagonalized")
+        ndim = len(spectral_shape)
+        per_factor = []
+        for axes in factor_axes(factors):
+            values = np.zeros([1] * ndim)
+            for i in axes:  # a grid's Laplacian is the sum of its path axes'
+                shape = [1] * ndim
+                shape[i] = spectral_shape[i]
+                values = values + self.axes[i].eigenvalues[: spectral_shape[i]].reshape(shape)
+            per_factor.append(values)
+        out = np.zeros(spectral_shape)
+        for joined, weight in interactions:
+            term = np.ones([1] * ndim)
+            for a in joined:
+                term = term * per_factor[a]
+            out = out + weight * term
+        return out
 
     def forward(self, y: np.ndarray, lead: int = 0) -> np.ndarray:
         """Into the eigenbasis: y has ``lead`` leading axes, then the product's axes, then
@@ -294,12 +349,17 @@ def exact_kronecker(factors: Sequence[Graph]) -> bool:
     return all(g.n <= DENSE_LIMIT or g.structure in ("path", "grid") for g in factors)
 
 
-def laplacian_solver(factors: Sequence[Graph], gammas: Sequence[float]):
+def laplacian_solver(factors: Sequence[Graph], gammas: Sequence[float],
+                     interactions: Sequence[Interaction] = ()):
     """Exact Kronecker solves when every factor is small enough; with one large general
     factor among diagonalizable ones, CG along it per column of their eigenbasis;
-    otherwise a sparse LU cached per penalty, or warm-started CG for very large products."""
+    otherwise a sparse LU cached per penalty, or warm-started CG for very large products.
+    Interaction terms need the exact Kronecker solve (ValueError otherwise)."""
     if exact_kronecker(factors):
-        return KroneckerSolver(factors, gammas)
+        return KroneckerSolver(factors, gammas, interactions=interactions)
+    if interactions:
+        raise ValueError("an interaction term needs every factor it joins diagonalized: "
+                         f"at most {DENSE_LIMIT} nodes, or a path or grid")
     axes = split_grids(factors, gammas)
     if len(axes) > 1 and sum(is_sparse_axis(g) for g, _ in axes) == 1:
         return AlongSolver(factors, gammas)
@@ -308,16 +368,63 @@ def laplacian_solver(factors: Sequence[Graph], gammas: Sequence[float]):
     return SparseSolver(factors, gammas)
 
 
+class ConstantAlongSolver:
+    """(L + cI) X = B on the subspace of X constant along some factors (an exact
+    constraint): as the Laplacian of a Kronecker sum commutes with the mean along a
+    factor, the solution is the solve on the other factors of B's mean along those — in
+    their eigenbasis, only the zero-eigenvalue mode of those factors is kept. An
+    interaction term joining such a factor vanishes on the subspace."""
+
+    def __init__(self, factors: Sequence[Graph], gammas: Sequence[float],
+                 constant: Sequence[bool], interactions: Sequence[Interaction] = ()):
+        self.shape = tuple(f.n for f in factors)
+        self.constant = tuple(a for a, c in enumerate(constant) if c)
+        keep = [a for a in range(len(factors)) if a not in self.constant]
+        self.kept_shape = tuple(self.shape[a] for a in keep)
+        kept = [(tuple(keep.index(a) for a in joined), w) for joined, w in interactions
+                if all(a in keep for a in joined)]
+        self.inner = laplacian_solver([factors[a] for a in keep], [gammas[a] for a in keep],
+                                      kept)
+        self.k = int(np.prod(self.shape, dtype=np.int64))
+
+    def _mean(self, b: np.ndarray) -> np.ndarray:
+        d = b.shape[1]
+        grid = b.reshape(*self.shape, d).mean(axis=self.constant)
+        return grid.reshape(-1, d)
+
+    def _spread(self, x: np.ndarray) -> np.ndarray:
+        d = x.shape[1]
+        grid = x.reshape(*self.kept_shape, d)
+        grid = np.expand_dims(grid, self.constant)
+        return np.ascontiguousarray(np.broadcast_to(grid, (*self.shape, d))).reshape(self.k, d)
+
+    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
+        if not self.constant:
+            return self.inner.solve(b, c)
+        return self._spread(self.inner.solve(self._mean(b), c))
+
+
+def group_solver(group: RowGroup, gammas: Sequence[float],
+                 interactions: Sequence[Interaction] = ()):
+    """The Laplacian solver of one row group: its own weights, its constant factors."""
+    weights = group.weights(gammas)
+    if not any(group.constant):
+        return laplacian_solver(group.factors, weights, interactions)
+    return ConstantAlongSolver(group.factors, weights, group.constant, interactions)
+
+
 class GroupedSolver:
     """(L + cI) X = B where parameter rows present in some strata only see the graph
-    those strata induce (``groups``: solvers.graphs.RowGroup each with its solver); an
-    entry outside its row's strata is absent: X = 0 there (the exact solve on the
-    subspace where absent entries are 0, which keeps ADMM's consensus iterate in it)."""
+    those strata induce, rows may carry their own weight per factor, and rows may be
+    constant along some factors (``groups``: solvers.graphs.RowGroup each with its
+    solver); an entry outside its row's strata is absent: X = 0 there (the exact solve on
+    the subspace where absent entries are 0 and shared rows constant, which keeps ADMM's
+    consensus iterate in it)."""
 
     def __init__(self, groups: Sequence[RowGroup], gammas: Sequence[float],
-                 shape: tuple[int, int, int]):
+                 shape: tuple[int, int, int], interactions: Sequence[Interaction] = ()):
         self.shape = shape
-        self.parts = [(g, laplacian_solver(g.factors, gammas)) for g in groups]
+        self.parts = [(g, group_solver(g, gammas, interactions)) for g in groups]
 
     def solve(self, b: np.ndarray, c: float) -> np.ndarray:
         k, n, m = self.shape

@@ -170,3 +170,37 @@ class Multinomial(Pointwise):
         value = (np.log(total) + top)[:, 0] - np.sum(y * eta, axis=1)
         curvature = p[:, :, None] * (np.eye(eta.shape[1])[None] - p[:, None, :])
         return value, p - y, curvature
+
+
+# ---- distributions in their own parameter (η = θ itself: a probability or a rate) -------
+# Not used to fit (the parameter is kept in its domain by a constraint there): their
+# curvature is the Laplace approximation's for a distribution estimate.
+@dataclass(frozen=True)
+class BernoulliMean(Pointwise):
+    """−y log η − (1 − y) log(1 − η), η the probability of y = 1."""
+
+    def derivatives(self, eta, y):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = -(np.where(y > 0, y * np.log(eta), 0.0)
+                      + np.where(y < 1, (1 - y) * np.log1p(-eta), 0.0))
+            return (value, -y / eta + (1 - y) / (1 - eta),
+                    y / (eta * eta) + (1 - y) / ((1 - eta) * (1 - eta)))
+
+
+@dataclass(frozen=True)
+class PoissonMean(Pointwise):
+    """η − y log η, η the rate."""
+
+    def derivatives(self, eta, y):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = eta - np.where(y > 0, y * np.log(eta), 0.0)
+            return value, 1.0 - y / eta, y / (eta * eta)
+
+
+@dataclass(frozen=True)
+class ExponentialMean(Pointwise):
+    """−log η + yη, η the rate."""
+
+    def derivatives(self, eta, y):
+        with np.errstate(divide="ignore"):
+            return -np.log(eta) + y * eta, y - 1.0 / eta, 1.0 / (eta * eta)

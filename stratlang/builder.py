@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .language import ast, ir
+from .language.auto import AUTO
 from .language.errors import Source, Span, SpecArgumentError
 from .language.printer import literal, target, wrap
 from .language.syntax import parse
@@ -101,6 +102,11 @@ def _value(value: Any) -> str:
         items = sorted(value) if isinstance(value, set | frozenset) else list(value)
         return "{" + ", ".join(_scalar(v) for v in items) + "}"
     return _scalar(value)
+
+
+def _weight(value: Any) -> str:
+    """A weight as spec text: "auto" is the word auto (chosen from the data), not a string."""
+    return AUTO if isinstance(value, str) and value == AUTO else _value(value)
 
 
 def _scalar(value: Any) -> str:
@@ -292,11 +298,11 @@ class Spec:
                    exclude: Iterable[str] | None = None, where: Where = None,
                    **params: Any) -> Spec:
         """Adds ``regularize [WEIGHT *] KIND(args) [exclude [...]] [where …]``; ``weight``
-        may be a number or a list of numbers (a sweep); ``where`` (text, or a dict of
-        column → value(s)) limits it to those strata."""
+        may be a number, a list of numbers (a sweep) or "auto" (chosen from the data);
+        ``where`` (text, or a dict of column → value(s)) limits it to those strata."""
         term = _call(kind, args, params, "a regularizer")
         if weight is not None:
-            term = f"{_value(weight)} * {term}"
+            term = f"{_weight(weight)} * {term}"
         line = (f"regularize {term}" + (f" exclude {_names(exclude)}" if exclude is not None
                                         else "") + _where(where))
         self._set(("regularize", self._terms), line)
@@ -310,10 +316,11 @@ class Spec:
 
     def stratify(self, columns: Columns, graph: str, *args: Any, weight: Any = 1,
                  nodes: Any = None, **params: Any) -> Spec:
-        """Sets the factor over ``columns`` (replacing one over the same columns)."""
+        """Sets the factor over ``columns`` (replacing one over the same columns);
+        ``weight`` as :meth:`regularize`'s."""
         cols = _columns(columns)
         line = (f"stratify {target(cols)} ~ {_call(graph, args, params, 'a graph')} "
-                f"weight {_value(weight)}")
+                f"weight {_weight(weight)}")
         if nodes is not None:
             if len(cols) > 1 and (not isinstance(nodes, list | tuple) or len(nodes) != len(cols)):
                 raise SpecArgumentError(f"nodes of {len(cols)} columns are a tuple of "

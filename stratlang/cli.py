@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .interrupts import INTERRUPTED_STATUS, run_supervised
+from .language.auto import SELECTION_METHODS
 from .language.errors import STDIN, DataError, OptionError, SpecError, StratlangError
 from .language.policies import UNSEEN_POLICIES
 
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    type=_weight_item,
                    help="fix a hyper-parameter, e.g. stratify.age=100 (repeatable)")
+    p.add_argument("--select", choices=SELECTION_METHODS,
+                   help="how the weights written auto are chosen (default: the spec's "
+                        "select, else reml)")
     _option_argument(p)
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
                    type=_graph_item, help=GRAPH_HELP)
@@ -421,6 +425,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .backends.relaxation import nonconvex_parts
     from .data.features import factor_text
+    from .data.structure_notes import interaction_notes, variation_notes
     from .kinds.losses import LOSSES
     from .language.printer import call as call_text
     from .language.printer import where_text
@@ -438,6 +443,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "loss_overrides": [call_text(o.loss, LOSSES) + where_text(o.where)
                            for o in ir.response.overrides],
         "nonconvex": list(nonconvex_parts(ir)),
+        "variation": variation_notes(ir), "interactions": interaction_notes(ir),
         "warnings": []}
     if args.data is not None or ir.data:
         _show_data(model, args.data, doc)
@@ -452,6 +458,7 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
     """What the data add to ``show``: records, parameter rows, strata and factors."""
     from .backends.base import bind_family
     from .data.design import Design
+    from .data.structure_notes import factor_islands, interaction_null_dimensions
     from .kinds.losses import LOSSES
 
     ir = model.ir
@@ -472,8 +479,10 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
         "factors": [{"columns": list(f.columns), "structure": f.graph.structure, "nodes": f.n,
                      "edges": f.graph.n_edges, "weight": _hyper(f.weight),
                      "hyper_parameter": f.hyper_name,
-                     "hub": f.column_labels[0][f.hub] if f.hub is not None else None}
-                    for f in strata.factors]}
+                     "hub": f.column_labels[0][f.hub] if f.hub is not None else None,
+                     **factor_islands(f, design.codes, axis)}
+                    for axis, f in enumerate(strata.factors)],
+        "interaction_null_dimensions": interaction_null_dimensions(ir, strata.factors)}
 
 
 def _print_show(doc: dict, loss_doc: str) -> None:
@@ -488,6 +497,8 @@ def _print_show(doc: dict, loss_doc: str) -> None:
         print(f"# weights: column '{doc['weights_column']}' multiplies each record's loss")
     for override in doc["loss_overrides"]:
         print(f"# loss parameters in some strata: {override}")
+    for note in doc["variation"] + doc["interactions"]:
+        print(f"# {note}")
     if doc["nonconvex"]:
         print(f"# non-convex ({', '.join(doc['nonconvex'])}): fitted by ADMM as a local "
               "method, from its convex relaxation's fit")
@@ -505,6 +516,22 @@ def _print_show(doc: dict, loss_doc: str) -> None:
         print(f"#   factor ({', '.join(f['columns'])}): {f['structure']} graph, {f['nodes']} "
               f"nodes, {f['edges']} edges" + (f", hub {f['hub']!r}" if f["hub"] is not None
                                                 else ""))
+        _print_islands(f)
+    for note, dim in zip(doc["interactions"], strata["interaction_null_dimensions"],
+                         strict=True):
+        print(f"#   {note.split(' (', 1)[0]}: null space of dimension {dim} over its factors' "
+              "nodes")
+
+
+def _print_islands(factor: dict) -> None:
+    """A factor's islands (connected components, when more than one) and data-free nodes."""
+    if factor["components"] > 1:
+        print(f"#     {factor['components']} connected components (islands): "
+              + "; ".join("{" + ", ".join(map(str, i)) + "}" for i in factor["islands"]))
+    if factor["data_free_count"]:
+        more = factor["data_free_count"] - len(factor["data_free"])
+        print(f"#     {factor['data_free_count']} data-free node(s): "
+              + ", ".join(map(str, factor["data_free"])) + (f" … {more} more" if more else ""))
 
 
 def _cluster_options(args: argparse.Namespace) -> dict:
@@ -528,6 +555,7 @@ def _fit_document(fitted: FittedModel) -> dict:
     """A fit as JSON: what its summary says (model, backend, status, iterations, time,
     objective parts, the weights) and, by kind, its strata or its personalized shape."""
     from .fitted import FittedPersonalized, FittedStratified
+    from .selection_report import SELECTION_KEY
 
     info = fitted.info
     options = info.get("options") or {}
@@ -539,7 +567,7 @@ def _fit_document(fitted: FittedModel) -> dict:
            "seconds": info.get("fit_seconds"), "note": info.get("backend_note"),
            "local": info.get("note") if info.get("local") else None,
            "objective": {"total": fitted.objective.total, **fitted.objective.as_dict()},
-           "weights": fitted.weights}
+           "weights": fitted.weights, "selection": info.get(SELECTION_KEY)}
     if isinstance(fitted, FittedStratified):
         doc["strata"] = {"K": fitted.strata.k, "rows": list(fitted.rows),
                          "outputs": [str(o) for o in fitted.outputs],
@@ -579,7 +607,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     options = _cluster_options(args)
     data = _data(args, model)
     fitted = model.fit(data, backend=args.backend, solver=args.solver,
-                       weights=_weights(args.weight) or None, options=options or None)
+                       weights=_weights(args.weight) or None, options=options or None,
+                       select=args.select)
     as_json = _json(args)
     doc = {"ok": True, **_fit_document(fitted), "training": None, "output": args.output,
            "saved": None}

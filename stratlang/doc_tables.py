@@ -65,9 +65,16 @@ def losses_table() -> str:
         response = DOMAIN_TEXT[loss.domain] + ("; one or more columns" if loss.multi_column
                                                else "")
         rows.append([f"`{name}`", signature(loss.params), response,
-                     "yes" if loss.smooth else "no", _convex(loss.convex), loss.doc])
+                     "yes" if loss.smooth else "no", _convex(loss.convex),
+                     _likelihood(loss.likelihood), loss.doc])
     return table(["loss", "parameters", "response", "differentiable (newton, eigen)",
-                  "convex", "definition"], rows)
+                  "convex", "likelihood (`auto` weights)", "definition"], rows)
+
+
+def _likelihood(reading: Any) -> str:
+    if reading is None:
+        return "no"
+    return "yes, with a scale estimated" if reading.dispersion else "yes"
 
 
 def _convex(convex: bool) -> str:

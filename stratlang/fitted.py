@@ -27,6 +27,7 @@ from .data.strata import Strata
 from .display import Summary
 from .kinds.losses import Loss, Records
 from .language import ir
+from .selection_report import summary_lines
 from .spec import to_text
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ class FittedModel(abc.ABC):
         lines += [f"  {line}" for line in self._shape_lines()]
         lines.append(f"  objective {self.objective}")
         lines.append(f"  {self._fit_line()}")
+        lines += [f"  {line}" for line in summary_lines(self.info)]
         if self.info.get("local"):
             lines.append(f"  {self.info['note']}")
         table = self.coefficients()
@@ -207,7 +209,7 @@ class FittedModel(abc.ABC):
         parts = "".join(f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{value:.6g}</td></tr>"
                         for name, value in [*self.objective.as_dict().items(),
                                             ("total", self.objective.total)])
-        notes = [*self._shape_lines(), self._fit_line()]
+        notes = [*self._shape_lines(), self._fit_line(), *summary_lines(self.info)]
         if self.info.get("local"):
             notes.append(str(self.info["note"]))
         shape = "".join(f"<li>{escape(line)}</li>" for line in notes)

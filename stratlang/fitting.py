@@ -9,30 +9,45 @@ from typing import Any
 from . import backends
 from .backends.base import StratifiedFit
 from .backends.islands import settle_islands
+from .backends.selection import SELECTION_KEY, choose_weights, method_for, unchosen
 from .fitted import FittedModel, fitted_model
 from .language import codes, ir
-from .language.errors import DataWarning, Diagnostic, SpecError, warn
+from .language.errors import DataWarning, Diagnostic, OptionError, SpecError, warn
 
 
 def fit(model: ir.CheckedModel, data: Any = None, *, backend: str | None = None,
         solver: str | None = None, weights: dict[str, float] | None = None,
         verbose: bool | None = None, options: dict[str, Any] | None = None,
-        graphs: dict[str, Any] | None = None) -> FittedModel:
+        graphs: dict[str, Any] | None = None, select: str | None = None) -> FittedModel:
     """Chooses the backend (see :func:`stratlang.backends.choose`), binds ``data`` and
-    fits at ``weights`` (the spec's values where not given)."""
+    fits at ``weights`` (the spec's values where not given; the weights written ``auto``
+    that ``weights`` leaves unset are chosen by ``select``, see :func:`fit_choice`)."""
+    if select is not None:
+        method_for(model, select)  # (refused before any binding when unknown)
+        if not model.autos():
+            raise OptionError(f"select={select!r} chooses the weights written auto, and "
+                              f"model '{model.name}' has none",
+                              cli=f"--select {select} chooses the weights written auto, "
+                                  f"and model '{model.name}' has none")
     values = model.weight_values(weights)
     choice = backends.choose(model, data, backend=backend, solver=solver, verbose=verbose,
                              options=options, graphs=graphs)
-    fitted = fit_choice(model, choice, values)
+    fitted = fit_choice(model, choice, values, select=select)
     if choice.note is not None:
         fitted.info["backend_note"] = choice.note
     return fitted
 
 
 def fit_choice(model: ir.CheckedModel, choice: backends.Choice, values: dict[str, float],
-               warm: Any = None) -> FittedModel:
+               warm: Any = None, select: str | None = None) -> FittedModel:
     """Fits a chosen backend's design at the weights ``values`` (``warm``: what the
-    previous fit along a path left to start from)."""
+    previous fit along a path left to start from). Weights written ``auto`` that
+    ``values`` leaves unset are chosen first, by ``select`` (None: the spec's method,
+    else REML): stratlang.backends.selection."""
+    chosen = None
+    if unchosen(model, values):
+        chosen = choose_weights(choice, values, method_for(model, select))
+        values, warm = chosen.weights, chosen.warm
     try:
         result = choice.fit(values, warm)
     except backends.OptionValueError as error:
@@ -43,6 +58,8 @@ def fit_choice(model: ir.CheckedModel, choice: backends.Choice, values: dict[str
         raise SpecError([Diagnostic(str(error), model.solver.span, model.source,
                                     code=codes.INVALID_VALUE)]) from None
     result.info.setdefault("options", dict(choice.options))  # what the summary reports
+    if chosen is not None:
+        result.info[SELECTION_KEY] = chosen.report
     if (isinstance(result, StratifiedFit) and result.design is not None
             and result.theta is not None and model.basis is None):
         result.theta, note = settle_islands(result.design, result.theta, values)

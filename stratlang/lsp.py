@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from .language import ir
+from .language.auto import AUTO, SELECT_OPTION, SELECTION_METHODS
 from .language.codes import NO_COLUMN
 from .language.errors import Diagnostic, Source, Span, SpecError, StratlangError
 from .language.syntax import STATEMENT_KEYWORDS
@@ -177,6 +178,13 @@ def _enclosing_call(line: str, index: int) -> str | None:
     return None
 
 
+KEYWORD_DOCS = {
+    "by": "the graph factors a feature's coefficients vary over (`price by store`, "
+          "`price by (store weight 50, week)`); exactly constant along the others",
+    "shared": "one coefficient for every stratum: constant along every graph factor",
+}
+
+
 def hover(text: str, line_no: int, index: int) -> str | None:
     """Markdown for the word at (0-based line, code-point index): a statement keyword, a
     kind or a parameter."""
@@ -195,6 +203,8 @@ def hover(text: str, line_no: int, index: int) -> str | None:
     options = _statement_options(line)
     if options is not None and name in options[1] and line[:word.start()].strip():
         return f"**{name}**: option of {options[0]}\n\n{options[1][name].doc}"
+    if name in KEYWORD_DOCS and line[:word.start()].strip():
+        return f"**{name}**: {KEYWORD_DOCS[name]}"
     if name in STATEMENT_KEYWORDS and not line[:word.start()].strip():
         from .language import syntax
 
@@ -217,6 +227,14 @@ def data_columns(text: str, filename: str) -> list[str]:
     return read_header(Path(filename).resolve().parent / match.group(1)) or []
 
 
+def stratified_columns(text: str) -> list[str]:
+    """The columns the spec's `stratify` statements name (what `by` and `interact` take)."""
+    out: list[str] = []
+    for match in re.finditer(r"^\s*stratify\s+(\([^)]*\)|[A-Za-z_][A-Za-z0-9_.]*)", text, re.M):
+        out += [c.strip() for c in match.group(1).strip("()").split(",") if c.strip()]
+    return list(dict.fromkeys(out))
+
+
 def completions(text: str, filename: str, line_no: int, index: int) -> list[tuple[str, str]]:
     """(label, kind) items at (0-based line, code-point index); kind is 'keyword',
     'kind', 'parameter' or 'column'."""
@@ -232,13 +250,24 @@ def completions(text: str, filename: str, line_no: int, index: int) -> list[tupl
         for _, registry in _registries():
             if call in registry and registry[call].params:
                 return [(p.name, "parameter") for p in registry[call].params]
+    previous = before[:prefix_start].split()[-1:]
+    if previous == ["weight"]:
+        return [(AUTO, "keyword")]  # a weight chosen from the data (or a number)
+    if previous == [SELECT_OPTION] and line.split()[0] == "solver":
+        return [(m, "keyword") for m in SELECTION_METHODS]
     options = _statement_options(line)
     if options is not None and len(before[:prefix_start].split()) >= (
             1 if line.split()[0] == "personalize" else 2):
-        return [(p.name, "parameter") for p in options[1]]
+        return [(p.name, "parameter") for p in options[1]] + (
+            [(SELECT_OPTION, "parameter")] if line.split()[0] == "solver" else [])
+    after_by = re.search(r"\bby\s+$|\bby\s*\([^)]*$", before[:prefix_start])
+    if (after_by and line.split()[0] == "features") or line.split()[0] == "interact":
+        return [(c, "column") for c in stratified_columns(text)]  # the factors a term varies over
     found = _registry_for(line, prefix_start)
     items: list[tuple[str, str]] = []
     if found is not None:
+        if found[0] == "regularizer":
+            items.append((AUTO, "keyword"))  # `auto * sum_squares`
         items += [(n, "kind") for n in found[1].names()]
     if line.split()[0] in _TAKE_COLUMNS:
         items += [(c, "column") for c in data_columns(text, filename)]

@@ -97,30 +97,33 @@ class Model:
         """Same strata, no Laplacian coupling: one independent model per stratum (no
         ``basis``: without the graph it has no smooth eigenvectors)."""
         strata = tuple(dataclasses.replace(s, weight=ir.Hyper.of(0.0)) for s in self.ir.strata)
-        return self.replace(strata=strata, basis=None, name=f"{self.name}_separate")
+        return self.replace(strata=strata, basis=None, name=f"{self.name}_separate",
+                            **_unstructured(self.ir))
 
     def common(self) -> Model:
         """No stratification: one model for all records (a ``basis`` dropped: K = 1)."""
-        return self.replace(strata=(), basis=None, name=f"{self.name}_common")
+        return self.replace(strata=(), basis=None, name=f"{self.name}_common",
+                            **_unstructured(self.ir))
 
     # ---- fitting --------------------------------------------------------------------
     def fit(self, data: Any = None, *, backend: str | None = None, solver: str | None = None,
             weights: dict[str, float] | None = None, verbose: bool | None = None,
             options: dict[str, Any] | None = None,
-            graphs: dict[str, Any] | None = None) -> FittedModel:
+            graphs: dict[str, Any] | None = None, select: str | None = None) -> FittedModel:
         """Fits the model. ``backend``: a registered backend's name (``stratlang.backends.
         BACKENDS``: 'cvxpy', the reference, whose CVXPY solver ``solver`` picks; 'admm',
         'newton', 'eigen', 'dask', 'subgradient'); by default the spec's ``solver``
         statement, else the first backend that can fit the model. ``options``: the
         backend's options (validated; see docs/language.md); ``weights`` fixes
         hyper-parameters (required for sweeps); ``graphs`` gives graphs from Python (see
-        :class:`Model`)."""
+        :class:`Model`); ``select`` ('reml', 'ml' or 'gcv') how the weights written
+        ``auto`` are chosen (default: the spec's ``select``, else 'reml')."""
         if graphs:
             return self.with_graphs(graphs).fit(data, backend=backend, solver=solver,
                                                 weights=weights, verbose=verbose,
-                                                options=options)
+                                                options=options, select=select)
         return fit(self.ir, data, backend=backend, solver=solver, weights=weights,
-                   verbose=verbose, options=options, graphs=self.graphs)
+                   verbose=verbose, options=options, graphs=self.graphs, select=select)
 
     def tune(self, data: Any = None, *, folds: int = 5, metric: str | None = None,
              seed: int = 0, backend: str | None = None,
@@ -170,6 +173,13 @@ class Model:
                 row.update({f"valid_{k}": v for k, v in fitted.score(valid_frame).items()})
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _unstructured(model: ir.CheckedModel) -> dict[str, Any]:
+    """No feature varying over some factors only (``by``, ``shared``) and no interaction:
+    the baselines couple no stratum to another."""
+    return {"features": tuple(dataclasses.replace(t, vary=None) for t in model.features),
+            "interactions": ()}
 
 
 def load(path_or_text: str | Path, *, graphs: dict[str, Any] | None = None) -> Model:

@@ -36,6 +36,7 @@ from .language.errors import StratlangError
 from .language.reading import unopenable
 from .outputs import replaced_whole
 from .saved_schema import FORMAT_VERSION, Reader, check_header, read_checked
+from .selection_report import SELECTION_KEY
 from .solvers.graphs import Graph
 from .spec import compile_spec, saved_spec
 
@@ -88,7 +89,8 @@ def _document(fitted: FittedModel) -> tuple[dict[str, Any], dict[str, np.ndarray
     else:
         if fitted.info.get("history"):
             arrays["history"] = np.asarray(fitted.info["history"], dtype=float)
-        meta["info"] = {k: v for k, v in fitted.info.items() if _plain(v)}
+        meta["info"] = {k: v for k, v in fitted.info.items()
+                        if _plain(v) or k == SELECTION_KEY}  # (the chosen weights' report)
     return meta, arrays
 
 

@@ -19,6 +19,7 @@ from .kinds.transforms import TRANSFORMS
 from .language import ir
 from .language.errors import StratlangError
 from .language.printer import where_text
+from .selection_report import check_saved as check_selection
 
 FORMAT_VERSION = 2  # the version this stratlang writes
 # version 1 kept the encoding's parts (classes, rows, features, factors or covariates) at
@@ -182,6 +183,7 @@ def check_common(reader: Reader, meta: dict[str, Any], model: ir.CheckedModel
     features = reader.value(encoding, "features", "encoding", "objects", optional=True) or {}
     check_feature_states(reader, features, model)
     info = reader.value(meta, "info", "", "object")
+    check_selection(reader, info, model, weights)  # weights written auto, as chosen
     options = reader.value(info, "options", "info", "scalars", optional=True) or {}
     for limit in ("max_iter", "max_iters"):  # (the summary reports it)
         reader.value(options, limit, "info.options", "count", optional=True)

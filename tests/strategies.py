@@ -198,13 +198,36 @@ def models(draw):
                           for _ in range(draw(st.integers(0, 2) if loss.params
                                               else st.just(0))))
     has_feature_where = any(t.where is not None for t in features)
+    basis = (draw(st.one_of(st.none(), st.integers(1, _most_eigenvectors(strata))))
+             if strata and not has_feature_where else None)
+    interactions: tuple[ir.Interaction, ...] = ()
+    if strata and basis is None:  # (a basis model has neither)
+        features = tuple(dataclasses.replace(t, vary=draw(variations(strata, term_text(t))))
+                         for t in features)
+        if len(strata) > 1 and draw(st.booleans()):
+            joined = draw(st.lists(st.sampled_from(strata), min_size=2, max_size=len(strata),
+                                   unique_by=lambda s: s.columns))
+            interactions = (ir.Interaction(tuple(draw(st.sampled_from(s.columns))
+                                                 for s in joined), draw(hypers)),)
     return ir.CheckedModel(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name)),
                                              offset=offset, overrides=overrides), features,
                     tuple(regs), strata, personalize, solver, data,
                     weights=draw(st.one_of(st.none(), names)),
-                    missing=draw(st.sampled_from(MISSING_POLICIES)),
-                    basis=(draw(st.one_of(st.none(), st.integers(1, _most_eigenvectors(strata))))
-                           if strata and not has_feature_where else None))
+                    missing=draw(st.sampled_from(MISSING_POLICIES)), basis=basis,
+                    interactions=interactions)
+
+
+@st.composite
+def variations(draw, strata: tuple[ir.Stratification, ...], text: str):
+    """None (every factor), () (shared), or some factors, each with or without its own
+    weight (named as the checker names it)."""
+    if draw(st.booleans()):
+        return None
+    chosen = draw(st.lists(st.sampled_from(strata), max_size=len(strata),
+                           unique_by=lambda s: s.columns))
+    return tuple(ir.VaryOver(draw(st.sampled_from(s.columns)),
+                             draw(st.one_of(st.none(), hypers)),
+                             hyper_name=f"{s.hyper_name}[{text}]") for s in chosen)
 
 
 def _most_eigenvectors(strata: tuple[ir.Stratification, ...]) -> int:

@@ -213,7 +213,11 @@ def test_json_show(project, capsys):
     assert doc["strata"]["K"] == 12 and doc["strata"]["parameters_per_output"] == 36
     assert doc["strata"]["factors"][1] == {"columns": ["age"], "structure": "path", "nodes": 6,
                                            "edges": 5, "weight": 10.0,
-                                           "hyper_parameter": "stratify.age", "hub": None}
+                                           "hyper_parameter": "stratify.age", "hub": None,
+                                           "components": 1, "islands": [], "data_free": [],
+                                           "data_free_count": 0}
+    assert doc["variation"] == doc["interactions"] == []
+    assert doc["strata"]["interaction_null_dimensions"] == []
 
 
 def test_json_fit_score_predict(project, capsys):

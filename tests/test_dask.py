@@ -384,6 +384,37 @@ def test_workers_lost_in_every_attempt_end_in_a_clear_error(client, rng, monkeyp
     assert len(attempts) == 3  # the first and two restarts
 
 
+def test_rows_with_their_own_graph_terms_match_the_in_memory_admm(client, rng):
+    """`by`, `shared`, an own weight and an interaction, solved by the workers per group
+    of columns in the same eigenbases: the in-memory answer, shared rows exactly equal."""
+    frame = frame_for(rng).assign(z=rng.normal(size=300))
+    spec = ("response y ~ logistic\nfeatures x by (g weight 2), z shared, intercept by h\n"
+            "regularize 0.1 * sum_squares\nstratify g ~ cycle weight 1 nodes 0..3\n"
+            "stratify h ~ path weight 0.5 nodes 0..2\ninteract g * h weight 3\n")
+    local, remote = both(spec, frame, client)
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-7)
+    np.testing.assert_allclose(remote.theta_array, local.theta_array, atol=1e-6)
+    theta = remote.theta_array[:, :, 0].reshape(4, 3, 3)
+    assert np.all(theta[..., 0] == theta[:, :1, 0])  # x: by g only
+    assert np.all(theta[..., 1] == theta[0, 0, 1])  # z: shared
+    assert np.all(theta[..., 2] == theta[:1, :, 2])  # intercept: by h only
+
+
+def test_rows_constant_along_a_disconnected_factor_are_left_to_admm(client, rng, tmp_path):
+    (tmp_path / "g.csv").write_text("source,target\n0,1\n2,3\n")
+    spec = tmp_path / "m.strat"
+    spec.write_text("response y ~ logistic\nfeatures x by h, intercept\n"
+                    'stratify g ~ edges("g.csv") nodes 0..3\nstratify h ~ path nodes 0..2\n')
+    with pytest.raises(stratlang.NumericalError) as err:
+        stratlang.load(spec).fit(frame_for(rng), backend="dask",
+                                 options={"scheduler": client})
+    assert str(err.value) == (
+        "backend 'dask' cannot fit model 'm': parameter rows differ in their graph terms "
+        "(`by`, `shared`, an own weight, `interact`) and a row constant along a factor whose "
+        "graph is not connected (its constant mode is not one eigenvector): the admm backend "
+        "fits the model on one machine; use backend='admm'")
+
+
 def test_dask_answers_with_admms_best_copy_and_states_its_accuracy(client):
     """Large non-smooth penalties: the loss copy sits 5e-6 (relative) above the optimum at
     the default tolerances, where the l1 term's own copy (exact zeros) is; Dask answered

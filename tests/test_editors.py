@@ -48,3 +48,11 @@ def test_comments_brackets_and_files():
     assert package["contributes"]["configuration"]["properties"]["stratlang.command"][
         "default"] == ["stratlang", "lsp"]
     assert re.fullmatch(GRAMMAR["repository"]["comment"]["match"].rstrip("$"), "# a note")
+
+
+def test_inline_keywords_are_the_grammars_and_highlighted():
+    from stratlang.language.syntax import INLINE_KEYWORDS, grammar_text
+
+    quoted = set(re.findall(r'"([a-z]+)"', grammar_text())) - set(STATEMENT_KEYWORDS)
+    assert quoted == set(INLINE_KEYWORDS)
+    assert set(INLINE_KEYWORDS) <= set(_alternatives(GRAMMAR["repository"]["word"]["match"]))

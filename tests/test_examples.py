@@ -100,3 +100,31 @@ def test_every_example_writes_its_figures(spec, tmp_path):
     fitted = model.fit(frame[frame.split == "train"])
     paths = demo.write_figures(fitted, tmp_path)
     assert paths and all(p.is_file() and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_sales_per_term_model_beats_all_vary_and_fixed_effects_glm():
+    """Issue 24: price elasticity by store, promotion shared, a nearly additive intercept
+    (interact) — against today's all-vary model at its validation-chosen weights
+    (benchmarks/sales.py) and a GLM with store and week fixed effects."""
+    import warnings
+
+    per_term = stratlang.load(EXAMPLES / "sales.strat")
+    frame = per_term.frame(None)
+    train, test = frame[frame.split == "train"], frame[frame.split == "test"]
+    text = per_term.text
+    all_vary = stratlang.load(
+        text.replace("log(price) by store, promo shared, intercept",
+                     "log(price), promo, intercept")
+        .replace("interact store * week weight 1000\n", "")
+        .replace("cycle weight 10", "cycle weight 100"))
+    glm = stratlang.load(
+        "model glm\nresponse units ~ poisson_regression\nfeatures categorical(store), "
+        "categorical(week), log(price), promo, intercept\nregularize 0.001 * sum_squares\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = {name: model.fit(train).score(test)["anll"]
+                  for name, model in (("per_term", per_term), ("all_vary", all_vary),
+                                      ("glm", glm))}
+    assert scores["per_term"] < scores["all_vary"] - 0.03
+    assert scores["per_term"] < scores["glm"] - 0.05
+    assert scores["per_term"] == pytest.approx(2.0285, abs=1e-3)

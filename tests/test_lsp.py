@@ -209,7 +209,7 @@ def test_completion(client, folder):
     from stratlang.backends import BACKENDS
     from stratlang.language.personalize import PERSONALIZE_OPTIONS
 
-    assert labels(5, 12) == [p.name for p in BACKENDS["admm"].options]
+    assert labels(5, 12) == [*(p.name for p in BACKENDS["admm"].options), "select"]
     assert labels(5, 7) == BACKENDS.names()
     assert labels(6, 12) == [p.name for p in PERSONALIZE_OPTIONS]
 
@@ -267,3 +267,17 @@ def test_a_message_that_is_not_json_is_told_in_one_line_and_the_server_goes_on()
             "line 1 column 6 (char 5))") in err
     assert ("stratlang lsp: Unable to deserialize message\n  (ValueError: Position.line should "
             "be in range [0:2147483647], but was -1.)") in err
+
+
+def test_by_and_interact_complete_the_stratification_columns():
+    from stratlang.lsp import completions
+
+    text = ("data \"d.csv\"\nstratify (lat, lon) ~ grid\nstratify store ~ path\n"
+            "features price by \nfeatures price by (store weight 2, l\ninteract store * \n"
+            "features price by store, \n")
+    factors = [("lat", "column"), ("lon", "column"), ("store", "column")]
+    assert completions(text, "x.strat", 3, 18) == factors
+    assert completions(text, "x.strat", 4, 36) == factors
+    assert completions(text, "x.strat", 5, 17) == factors
+    # a next term: the transforms (and the data's columns, none here: no file)
+    assert ("store", "column") not in completions(text, "x.strat", 6, 25)

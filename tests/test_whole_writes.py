@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def test_predictions_cut_short_leave_the_old_file(fitted, tmp_path, monkeypatch,
     out.write_text("the old predictions\n")
 
     def cut_short(self, path, *args, **kwargs):
-        open(path, "w").write("half")
+        Path(path).write_text("half")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", cut_short)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..data.design import Design, LossPart
+from ..data.row_structure import project_constant
 from ..kinds.losses import Records
 from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
@@ -56,6 +57,17 @@ def unsupported(design: Design) -> str | None:
         entry = REGULARIZERS[term.kind.name]
         if not entry.admm_ready():
             return f"the ADMM backend has no prox for regularizer '{entry.name}'"
+    return interactions_unsupported(design)
+
+
+def interactions_unsupported(design: Design) -> str | None:
+    """An interaction term is solved exactly in the factors' eigenbases: each factor must
+    be diagonalizable (a path or grid, or at most DENSE_LIMIT nodes)."""
+    from ..solvers.laplacian import exact_kronecker
+
+    if design.model.interactions and not exact_kronecker(design.strata.graphs()):
+        return ("an `interact` term is solved in the factors' eigenbases, and a factor is "
+                "too large a general graph to diagonalize")
     return None
 
 
@@ -235,7 +247,8 @@ def _quadratic_diagonal(design: Design, weights: dict[str, float]) -> np.ndarray
     """The regularization weight of each stratum's parameter rows, (K, n), when the
     problem is quadratic and unconstrained (so one linear system solves it); else None."""
     k, n, _ = design.theta_shape
-    if not design.loss.quadratic or k * n > DIRECT_LIMIT or len(design.loss_parts()) > 1:
+    if (not design.loss.quadratic or k * n > DIRECT_LIMIT or len(design.loss_parts()) > 1
+            or design.model.structured):  # (rows constant along factors: ADMM's exact step)
         return None
     diagonal = np.zeros((k, n))
     for term in design.model.regularizers:
@@ -292,6 +305,7 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     ``local``: a non-convex model (the penalty is then only raised). Raises
     NumericalError on divergence and warns (with the final residuals) when the iteration
     limit is reached."""
+    from ..data.row_structure import interactions, weighted_groups
     from ..solvers.admm import admm
     from ..solvers.laplacian import GroupedSolver, laplacian_solver
 
@@ -309,8 +323,9 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
     assert prox is not None  # (unsupported() turns away a loss without a prox)
     terms = regularizer_terms(design, weights) + (extra or [])
     gammas = design.strata.gammas(weights)
-    solver = (GroupedSolver(design.row_groups(), gammas, (k, n, m))
-              if design.partial_rows else laplacian_solver(design.strata.graphs(), gammas))
+    solver = (GroupedSolver(weighted_groups(design, weights), gammas, (k, n, m),
+                            interactions(design.model, weights))
+              if design.grouped_rows else laplacian_solver(design.strata.graphs(), gammas))
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             result = admm(prox, [t.prox for t in terms], solver.solve, (k, n, m),
@@ -367,7 +382,7 @@ def best_copy(design: Design, weights: dict[str, float], result: Result,
     candidates, values, eligible = [], [], []
     parts = design.loss_parts()
     for name, point in zip(names, points, strict=True):
-        candidate = make_feasible(point.copy(), terms)
+        candidate = make_feasible(project_constant(design, point.copy()), terms)
         if absent is not None:  # (the loss copy there is 0 to the tolerance)
             candidate[absent] = 0.0
         candidates.append(candidate)

@@ -23,6 +23,7 @@ from ..data.design import Design, bind, drop_missing, report_dropped
 from ..data.encoding import Encoding
 from ..data.features import learn_state, summarize
 from ..data.frames import Binder, frame_for, read_frame
+from ..data.row_structure import project_constant
 from ..kinds.files import FileProblem
 from ..kinds.losses import LOSSES, Records
 from ..language import ir
@@ -42,6 +43,7 @@ from .admm import (
 )
 from .base import Backend, Objective, StratifiedFit
 from .cluster import Cluster, contained
+from .objective import stratified_objective
 from .relaxation import nonconvex_parts
 from .theta_parts import ThetaWriter, column_names
 
@@ -301,7 +303,26 @@ def _unsupported(design: Design) -> str | None:
         names = " and ".join("(" + ", ".join(f.columns) + ")" for f in large[:2])
         return (f"it solves along at most one general graph factor above "
                 f"{laplacian.DENSE_LIMIT} nodes; {names} both are")
+    if design.model.structured:
+        return _structure_unsupported(design)
     return None
+
+
+def _structure_unsupported(design: Design) -> str | None:
+    """Rows that differ in their graph terms (`by`, `shared`, own weights, `interact`):
+    the workers solve them per group of columns in the same eigenbases, unless …"""
+    from ..data.row_structure import interactions, weighted_groups
+    from ..solvers.distributed import ProductSpectrum
+
+    weights = {name: 1.0 for name in design.model.hypers()}  # (the structure, not values)
+    graphs = design.strata.graphs()
+    spectrum = ProductSpectrum(graphs, design.strata.gammas(weights))
+    why = spectrum.structure_unsupported(graphs, weighted_groups(design, weights),
+                                         interactions(design.model, weights))
+    if why is None:
+        return None
+    return (f"parameter rows differ in their graph terms (`by`, `shared`, an own weight, "
+            f"`interact`) and {why}: the admm backend fits the model on one machine")
 
 
 def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
@@ -329,6 +350,16 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
     k, n, m = design.theta_shape
     graphs = design.strata.graphs()
     spectrum = ProductSpectrum(graphs, design.strata.gammas(weights))
+    if design.model.structured:  # rows with their own graph terms: per group of columns
+        from ..data.row_structure import interactions, weighted_groups
+
+        if opts["output"] is not None:
+            raise NumericalError("backend 'dask' writes θ from the workers (output) only for "
+                                 "models whose rows share their graph terms; leave out "
+                                 "`output` for a model with `by`, `shared` or `interact`")
+        spectrum.set_structure(graphs, design.strata.gammas(weights),
+                               weighted_groups(design, weights),
+                               interactions(design.model, weights), (n, m))
     found = client.scheduler_info()["workers"].values()
     workers = max(1, len(found))
     threads = max(1, sum(w.get("nthreads", 1) for w in found))  # one block per thread
@@ -384,6 +415,12 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
         info["dropped_rows"] = dropped
     objective = require_finite(Objective.of(loss=totals.loss, regularization=totals.regularization,
                                             laplacian=totals.laplacian), DaskBackend.name)
+    if design.model.structured and result.theta is not None:
+        # rows constant along factors: exactly so (the workers' copy is, to the tolerance)
+        result.theta = project_constant(design, result.theta.reshape(k, n, m))
+        if parts is None:  # (the records are here: the objective at the projected θ)
+            objective = require_finite(stratified_objective(design, result.theta, weights),
+                                       DaskBackend.name)
     if held is not None and not info["converged"]:
         refuse_if_blown_up(held, weights, objective, info, opts, backend=DaskBackend.name)
     return StratifiedFit(result.theta, Encoding.of(design), info, objective,

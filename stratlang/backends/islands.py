@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.design import Design
+from ..data.row_structure import weighted_groups
 from ..data.strata import where_strata
 from ..kinds.regularizers import REGULARIZERS
-from ..solvers.graphs import product_components
+from ..solvers.graphs import RowGroup, product_components
 from .objective import selected_rows, term_index
 
 SHOWN = 6  # strata named in a warning
@@ -41,28 +42,34 @@ def _pinned(design: Design, weights: dict[str, float]) -> np.ndarray:
 def unpinned_islands(design: Design, weights: dict[str, float]
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(strata, rows) of every component with no record, and the rows no term there pins;
-    rows absent in some strata (a feature with ``where``) are left alone."""
+    rows absent in some strata (a feature with ``where``) are left alone. Rows with a
+    structure of their own (``by``, ``shared``, own weights) have their own components: a
+    factor they are constant along joins all its nodes, a weight of 0 none."""
     strata = design.strata
     if not strata.factors:
         return []
-    label = product_components(strata.graphs(), strata.gammas(weights))
+    gammas = strata.gammas(weights)
+    n = design.theta_shape[1]
+    groups = (weighted_groups(design, weights) if design.grouped_rows
+              else [RowGroup(np.arange(n), None, tuple(strata.graphs()))])
     counted = design.z if design.weight is None else design.z[design.weight > 0]
-    with_data = np.zeros(int(label.max()) + 1, dtype=bool)
-    with_data[label[counted]] = True
-    empty = np.flatnonzero(~with_data[label])
-    if len(empty) == 0:
-        return []
     pinned = _pinned(design, weights)
-    partial = design.absent_mask()
     islands = []
-    order = np.argsort(label[empty], kind="stable")
-    groups = np.split(empty[order], np.flatnonzero(np.diff(label[empty][order])) + 1)
-    for members in groups:
-        free = ~pinned[members].any(axis=0)
-        if partial is not None:
-            free &= ~partial.any(axis=0)
-        if free.any():
-            islands.append((members, np.flatnonzero(free)))
+    for group in groups:
+        if group.strata is not None:  # (present in some strata only: left alone)
+            continue
+        label = product_components(strata.graphs(), group.weights(gammas), group.constant)
+        with_data = np.zeros(int(label.max()) + 1, dtype=bool)
+        with_data[label[counted]] = True
+        empty = np.flatnonzero(~with_data[label])
+        if len(empty) == 0:
+            continue
+        order = np.argsort(label[empty], kind="stable")
+        members_of = np.split(empty[order], np.flatnonzero(np.diff(label[empty][order])) + 1)
+        for members in members_of:
+            free = ~pinned[np.ix_(members, group.rows)].any(axis=0)
+            if free.any():
+                islands.append((members, group.rows[free]))
     return islands
 
 
@@ -79,10 +86,14 @@ def settle_islands(design: Design, theta: np.ndarray, weights: dict[str, float]
     mean = np.tensordot(counts / counts.sum(), theta, axes=(0, 0))  # (rows, outputs)
     settled = theta.copy()
     for members, rows in islands:
-        settled[np.ix_(members, rows)] = mean[rows]
+        # a shift by a constant, not an assignment: within a component the graph terms
+        # (an interaction's too) see no constant, so the objective is unchanged even where
+        # an interaction decided the island's shape and left only its level free
+        block = settled[np.ix_(members, rows)]
+        settled[np.ix_(members, rows)] = block + (mean[rows] - block.mean(axis=0))
     kept = all(REGULARIZERS[t.kind.name].feasible(settled[term_index(design, t)], t.kind.p)
                for t in design.model.regularizers)
-    undecided = np.concatenate([m for m, _ in islands])
+    undecided = np.unique(np.concatenate([m for m, _ in islands]))
     names = sorted({design.rows[r] for _, free in islands for r in free})
     named = _strata_phrase(design, undecided)
     if not kept:
@@ -90,6 +101,13 @@ def settle_islands(design: Design, theta: np.ndarray, weights: dict[str, float]
                        f"no regularizer that determines {', '.join(names)}: any value is optimal "
                        "there, and a constraint rules out the mean of the others, so θ is "
                        "the solver's; declare their graph edges or drop them")
+    if design.model.interactions:  # (its null space holds every constant: a level)
+        return settled, (f"{named} no records, no graph edge to a stratum with records and "
+                         f"no regularizer that determines {', '.join(names)}: the `interact` "
+                         "term decides their shape, but any level is optimal there; they get "
+                         "the record-weighted mean level of the other strata (the common "
+                         "model's choice); declare their graph edges, or a regularizer on "
+                         "those rows, to decide it otherwise")
     return settled, (f"{named} no records, no graph edge to a stratum with records and "
                      f"no regularizer that determines {', '.join(names)}: any value is optimal "
                      f"there; {'it gets' if len(undecided) == 1 else 'they get'} the record-weighted mean of the other strata (the "

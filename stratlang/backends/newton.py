@@ -58,6 +58,9 @@ def unsupported(design: Design) -> str | None:
             return f"regularizer '{entry.name}' is not quadratic (newton takes zero and sum_squares)"
     if design.partial_rows:
         return "a feature with `where` is present in some strata only"
+    if design.model.structured:
+        return ("parameter rows differ in their graph terms (`by`, `shared`, an own weight, "
+                "`interact`); its Hessian takes one Laplacian for every row")
     return None
 
 

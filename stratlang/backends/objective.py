@@ -10,6 +10,7 @@ import numpy as np
 
 from ..data.design import Design
 from ..data.features import selected_rows as rows_acted_on
+from ..data.row_structure import constant_where_declared, interactions, weighted_groups
 from ..data.strata import where_strata
 from ..kinds.regularizers import REGULARIZERS, Regularizer
 from ..language import ir
@@ -67,8 +68,11 @@ def penalties(design: Design, theta: np.ndarray, weights: dict[str, float],
     gammas = design.strata.gammas(weights)
     if not gammas:
         lap = 0.0
-    elif design.partial_rows:  # rows present in some strata only
-        lap = grouped_laplacian_quadratic(design.row_groups(), gammas, theta)
+    elif design.grouped_rows:  # rows present in some strata only, or their own structure
+        lap = grouped_laplacian_quadratic(weighted_groups(design, weights), gammas, theta,
+                                          interactions(design.model, weights))
+        if not constant_where_declared(design, theta, tol):
+            lap = float("inf")  # (outside the model: a shared row that differs)
     else:
         lap = laplacian_quadratic(design.strata.graphs(), gammas, theta)
     return reg, lap

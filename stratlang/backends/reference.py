@@ -16,12 +16,19 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data.design import Design
+from ..data.row_structure import project_constant
 from ..data.strata import where_strata
 from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.errors import NumericalError, warn
 from ..language.params import Options, Param, Rule, iterations
-from ..solvers.graphs import grouped_incidence
+from ..solvers.graphs import (
+    constancy_incidence,
+    grouped_incidence,
+    grouped_lift,
+    interaction_incidence,
+    lifted_incidence,
+)
 from .base import Backend, Objective, StratifiedFit
 from .memory import CVXPY_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective
@@ -96,6 +103,7 @@ def fit_reference(design: Design, weights: dict[str, float], options: dict[str, 
     try:
         theta, info = problem.solve(weights, options.get("method"),
                                     bool(options.get("verbose")), options.get("max_iters"))
+        theta = project_constant(design, theta)  # (shared rows equal to the solver's accuracy)
     except NumericalError:  # an unbounded objective is the better diagnosis
         refuse_if_unbounded(design, weights, "cvxpy", only_unbounded=True)
         raise
@@ -186,19 +194,67 @@ class StratifiedProblem:
                 weight = self.parameters[term.hyper_name]
                 objective = objective + weight * entry.cvxpy(block, len(strata), len(rows),
                                                              term.kind.p)
-        groups = design.row_groups()
-        for axis, factor in enumerate(design.strata.factors):
-            if factor.hyper_name not in self.parameters:
-                continue
-            lifted = grouped_incidence(groups, axis, k, n)
-            if lifted.shape[0] == 0:
-                continue
-            gamma = self.parameters[factor.hyper_name]
-            objective = objective + gamma * (0.5 * cp.sum_squares(lifted @ self.theta))
+        if model.structured:
+            value, more = self.structured_laplacian(design)
+            objective, constraints = objective + value, constraints + more
+        else:
+            groups = design.row_groups()
+            for axis, factor in enumerate(design.strata.factors):
+                if factor.hyper_name not in self.parameters:
+                    continue
+                lifted = grouped_incidence(groups, axis, k, n)
+                if lifted.shape[0] == 0:
+                    continue
+                gamma = self.parameters[factor.hyper_name]
+                objective = objective + gamma * (0.5 * cp.sum_squares(lifted @ self.theta))
         for strata, rows in design.absent():  # a feature absent from these strata
             index = (strata[:, None] * n + rows[None, :]).reshape(-1)
             constraints.append(self.theta[index, :] == 0)
         self.problem = cp.Problem(cp.Minimize(objective), constraints)
+
+    def structured_laplacian(self, design: Design) -> tuple[Any, list[Any]]:
+        """The Laplacian terms of a model whose rows differ (``by``, ``shared``, an own
+        weight, ``interact``): per row group, each factor's term with the group's weight
+        parameter, each interaction's; rows constant along a factor as equality
+        constraints (θ's differences along it are 0)."""
+        import cvxpy as cp
+
+        from ..data.row_structure import row_vary
+
+        model = design.model
+        k, n, _ = design.theta_shape
+        vary = row_vary(design)
+        value: Any = 0
+        constraints: list[Any] = []
+        for group in design.row_groups():
+            own = {model.factor_of(v.column): v.hyper_name
+                   for v in vary[int(group.rows[0])] or () if v.weight is not None}
+            for axis, factor in enumerate(design.strata.factors):
+                if group.is_constant(axis):
+                    lifted = grouped_lift([group], k, n,
+                                          lambda g, a=axis: constancy_incidence(g.factors, a))
+                    if lifted.shape[0]:
+                        constraints.append(lifted @ self.theta == 0)
+                    continue
+                name = own.get(axis, factor.hyper_name)
+                if name not in self.parameters:
+                    continue
+                lifted = grouped_lift([group], k, n,
+                                      lambda g, a=axis: lifted_incidence(g.factors, a))
+                if lifted.shape[0]:
+                    value = value + self.parameters[name] * (
+                        0.5 * cp.sum_squares(lifted @ self.theta))
+            for term in model.interactions:
+                joined = [model.factor_of(c) for c in term.columns]
+                if term.hyper_name not in self.parameters or any(
+                        group.is_constant(a) for a in joined):
+                    continue  # (vanishes on rows constant along a factor it joins)
+                lifted = grouped_lift([group], k, n,
+                                      lambda g, j=joined: interaction_incidence(g.factors, j))
+                if lifted.shape[0]:
+                    value = value + self.parameters[term.hyper_name] * (
+                        0.5 * cp.sum_squares(lifted @ self.theta))
+        return value, constraints
 
     def value_at(self, theta: np.ndarray) -> float:
         """CVXPY's value of the objective (at the weights last solved) at another point θ

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.design import Design
+from ..data.row_structure import interactions, weighted_groups
 from ..data.strata import where_strata
 from ..kinds.regularizers import REGULARIZERS
 from ..language.errors import NumericalError, describe_rows
-from ..solvers.graphs import grouped_incidence
+from ..solvers.graphs import grouped_incidence, grouped_lift, interaction_incidence
 from .objective import selected_rows
 
 
@@ -60,12 +61,19 @@ def unbounded_direction(design: Design, weights: dict[str, float], only_unbounde
         strata = np.arange(k) if strata is None else strata
         index = (strata[:, None] * n + rows[None, :]).reshape(-1)
         constraints += entry.recession(d[index, :], term.kind.p)
-    groups = design.row_groups()
-    for axis, factor in enumerate(design.strata.factors):
-        if weights[factor.hyper_name] > 0:
-            lifted = grouped_incidence(groups, axis, k, n)
-            if lifted.shape[0]:
-                constraints.append(lifted @ d == 0)
+    groups = weighted_groups(design, weights)
+    gammas = design.strata.gammas(weights)
+    for axis in range(len(design.strata.factors)):
+        # a direction along which the objective falls without end keeps every graph term
+        # (and every row's constancy) at 0
+        held = [g for g in groups if g.weights(gammas)[axis] > 0 or g.is_constant(axis)]
+        lifted = grouped_incidence(held, axis, k, n)
+        if lifted.shape[0]:
+            constraints.append(lifted @ d == 0)
+    for joined, weight in interactions(design.model, weights):
+        lifted = grouped_lift(groups, k, n, lambda g, j=joined: interaction_incidence(g.factors, j))
+        if weight > 0 and lifted.shape[0]:
+            constraints.append(lifted @ d == 0)
     for strata, rows in design.absent():
         constraints.append(d[(strata[:, None] * n + rows[None, :]).reshape(-1), :] == 0)
     problem = cp.Problem(cp.Minimize(0), constraints)

@@ -187,26 +187,41 @@ class Design:
         """Is some parameter row present in some strata only (a feature with `where`)?"""
         return any(w is not None for w in self.row_wheres)
 
+    @property
+    def grouped_rows(self) -> bool:
+        """Do parameter rows differ in their Laplacian (a feature with `where`, or varying
+        over some factors only, or an interaction term): is it solved group by group?"""
+        return self.partial_rows or self.model.structured
+
     def row_groups(self) -> list[RowGroup]:
         return self._once("row_groups", self._row_groups)
 
     def _row_groups(self) -> list[RowGroup]:
         """The parameter rows by the strata they are present in: all rows in all strata,
         unless a feature has ``where`` (then one group per clause, with the graph its
-        strata induce)."""
+        strata induce); and by the factors they are constant along (``by``/``shared``)."""
+        from .row_structure import constant_factors, row_vary
+
         graphs = tuple(self.strata.graphs())
         n = len(self.rows)
         wheres = self.row_wheres if len(self.row_wheres) == n else (None,) * n
+        varies = row_vary(self)
+        # (a row's own weights are its own hyper-parameters: their names part of the key)
+        keys = [(w, v, tuple(o.hyper_name for o in v or ())) for w, v in zip(wheres, varies,
+                                                                            strict=True)]
         groups = []
-        for where in dict.fromkeys(wheres):
-            rows = np.array([i for i, w in enumerate(wheres) if w == where], dtype=np.int64)
+        for where, vary, names in dict.fromkeys(keys):
+            rows = np.array([i for i, key in enumerate(keys) if key == (where, vary, names)],
+                            dtype=np.int64)
+            constant = constant_factors(self.model, vary)
             if where is None:
-                groups.append(RowGroup(rows, None, graphs))
+                groups.append(RowGroup(rows, None, graphs, constant=constant))
                 continue
             masks = factor_masks(self.strata, where)
             groups.append(RowGroup(rows, select_strata(self.strata, where),
                                    tuple(induced(g, m) for g, m in zip(graphs, masks,
-                                                                       strict=True))))
+                                                                       strict=True)),
+                                   constant=constant))
         return groups
 
     def absent_mask(self) -> np.ndarray | None:

@@ -124,6 +124,18 @@ def _falls_where_zero(y: np.ndarray, moved: cp.Expression) -> Recession | None:
 
 
 @dataclass(frozen=True)
+class Likelihood:
+    """How a loss reads as a negative log-likelihood (NLL) of the response: the loss is
+    ``scale`` · NLL plus a constant, or, with ``dispersion``, φ · NLL for a scale φ that is
+    estimated with the weights (squared: (y − η)² = 2σ² · NLL). Under this reading the
+    quadratic penalties are a Gaussian prior and their weights can be chosen from the
+    data (weights written ``auto``: stratlang.backends.selection)."""
+
+    dispersion: bool = False
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
     """Base class; subclasses set the class attributes and override what differs."""
 
@@ -152,6 +164,7 @@ class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
     classifies: ClassVar[bool] = False  # predicts a class (scikit-learn: a classifier)
     convex: ClassVar[bool] = True  # False: no CVXPY form; ADMM fits it as a local method
     multiclass: ClassVar[bool] = False  # of more than two classes
+    likelihood: ClassVar[Likelihood | None] = None  # None: it reads as no likelihood
 
     @property
     def nonnegative_response(self) -> bool:
@@ -283,6 +296,12 @@ class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
         Newton prox and the Newton backend derive; None when it is not smooth."""
         return None
 
+    def likelihood_unit(self, p: dict[str, Any]) -> pw.Pointwise | None:
+        """The loss of one record as a smooth function of its θ-linear predictor (the
+        parameter itself for a distribution), whose second derivative gives the curvature
+        the Laplace approximation of a likelihood needs; by default :meth:`pointwise`."""
+        return self.pointwise(p)
+
     def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
         """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m);
         None for a loss that is not differentiable (the eigen backend, which needs it,
@@ -354,6 +373,7 @@ class Squared(Loss):
     doc = "Σ (xᵀθ − y)²; least squares / ridge / lasso. Multi-column responses allowed."
     multi_column = True
     quadratic = True
+    likelihood = Likelihood(dispersion=True)  # Gaussian: (y − η)² = 2σ² · NLL + const
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -490,6 +510,7 @@ class Logistic(_Binary):
     name = "logistic"
     doc = "Σ log(1 + exp(−y xᵀθ)); y has two classes (the later one in sorted order is positive)."
     primary = "anll"
+    likelihood = Likelihood()  # Bernoulli with the logit link
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -595,6 +616,7 @@ class Multinomial(_Multiclass):
     name = "multinomial"
     doc = "Σ log Σ_j exp((xᵀθ)_j) − (xᵀθ)_y; multinomial logistic regression."
     primary = "anll"
+    likelihood = Likelihood()  # categorical with the softmax link
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -659,6 +681,7 @@ class PoissonRegression(Loss):
            "`offset log(exposure)`, θ models the rate per unit of exposure.")
     domain = "count"
     primary = "anll"
+    likelihood = Likelihood()  # Poisson with the log link (less log y!)
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -683,6 +706,7 @@ class ExponentialRegression(Loss):
     doc = "Σ −xᵀθ + y exp(xᵀθ); exponential regression, rate exp(xᵀθ) (y ≥ 0)."
     domain = "nonnegative"
     primary = "anll"
+    likelihood = Likelihood()  # exponential with rate exp(η)
 
     def terms(self, pred, y, p):
         import cvxpy as cp
@@ -731,9 +755,15 @@ class _Distribution(Loss):
     offset_problem = _NO_PREDICTOR
     primary = "anll"
     params = (_EPS,)
+    likelihood = Likelihood()  # the distribution's own, in its parameter
 
     # a solvers.prox function (v, t, count, total, eps)
     closed_form: ClassVar[Callable[..., np.ndarray] | None] = None
+    # the NLL of one record in the parameter itself (x = 1): the curvature's unit
+    mean_unit: ClassVar[pw.Pointwise]
+
+    def likelihood_unit(self, p):
+        return self.mean_unit
 
     def stats(self, records: Records, k: int) -> tuple[np.ndarray, np.ndarray]:
         return records.per_stratum(k), records.per_stratum(k, records.observed_y[:, 0])
@@ -803,6 +833,7 @@ class Bernoulli(_Distribution):
     domain = "zero_one"
     parameter = "probability"
     closed_form = staticmethod(px.bernoulli)
+    mean_unit = pw.BernoulliMean()
 
     def clip(self, value, eps):
         return min(max(value, eps), 1.0 - eps)
@@ -836,6 +867,7 @@ class Poisson(_Distribution):
     domain = "count"
     parameter = "rate"
     closed_form = staticmethod(px.poisson)
+    mean_unit = pw.PoissonMean()
 
     def cvxpy_aggregated(self, theta, count, total):
         return _entropy_terms(total, count, theta)
@@ -865,6 +897,7 @@ class Exponential(_Distribution):
     domain = "nonnegative"
     parameter = "rate"
     closed_form = staticmethod(px.exponential)
+    mean_unit = pw.ExponentialMean()
 
     def pooled(self, count, total):
         return count / total if total > 0 else 1.0

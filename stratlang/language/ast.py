@@ -134,6 +134,7 @@ class FeatureTerm(Node):
 
     products: tuple[Product, ...]
     where: Where | None = None  # present only in these strata
+    vary: Variation | None = None  # `by …` / `shared` (None: every factor)
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,29 @@ class RegularizeStmt(Node):
     terms: tuple[RegTerm, ...]
     options: tuple[Option, ...]
     where: Where | None = None  # the terms act in these strata only
+
+
+@dataclass(frozen=True)
+class VaryFactor(Node):
+    """One factor of a ``by``: a stratification column, with a weight of its own or not."""
+
+    column: Name
+    weight: Value | None = None
+
+
+@dataclass(frozen=True)
+class Variation(Node):
+    """``by store`` / ``by (store weight 50, week)``; ``shared``: no factors."""
+
+    factors: tuple[VaryFactor, ...]
+
+
+@dataclass(frozen=True)
+class InteractStmt(Node):
+    """``interact state * year weight 5``: a Kronecker-product interaction term."""
+
+    columns: tuple[Name, ...]
+    options: tuple[Option, ...]
 
 
 @dataclass(frozen=True)
@@ -196,7 +220,7 @@ class SolverStmt(Node):
 
 
 Statement = (ModelStmt | DataStmt | ResponseStmt | FeaturesStmt | WeightsStmt | MissingStmt
-             | RegularizeStmt | StratifyStmt | BasisStmt | PersonalizeStmt | DistanceStmt
+             | RegularizeStmt | StratifyStmt | InteractStmt | BasisStmt | PersonalizeStmt | DistanceStmt
              | SolverStmt)
 
 

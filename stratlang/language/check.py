@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
 from . import ast, codes, ir, limits
+from .auto import AUTO, SELECT_OPTION, check_autos, select_method, written_auto
 from .errors import Collector, Diagnostic, Span, did_you_mean
 from .params import from_spec, literal, resolve_args
 from .personalize import PERSONALIZE_OPTIONS
@@ -50,7 +51,14 @@ class Checker:
 
     # ---- values -----------------------------------------------------------------
     def hyper(self, value: ast.Value, what: str) -> ir.Hyper | None:
-        """A weight: a nonnegative number, a set {…}, or logspace/linspace(lo, hi, n)."""
+        """A weight: a nonnegative number, a set {…}, logspace/linspace(lo, hi, n), or
+        auto (chosen from the data: its uses are checked by :func:`check_autos`)."""
+        if written_auto(value):
+            return ir.Hyper.auto(value.span)
+        if isinstance(value, ast.Call) and value.name.value == AUTO:
+            self.error(f"{what}: auto takes no arguments", value.span,
+                       code=codes.MALFORMED_SWEEP)
+            return None
         if isinstance(value, ast.Number):
             if value.value < 0:
                 self.error(f"{what} must be nonnegative; got {value.text}", value.span,
@@ -92,7 +100,8 @@ class Checker:
                        + did_you_mean(value.name.value, ("logspace", "linspace")), value.name.span,
                        code=codes.UNKNOWN_SWEEP)
             return None
-        self.error(f"{what} must be a number, a sweep set {{…}} or logspace(low, high, count)",
+        self.error(f"{what} must be a number, a sweep set {{…}}, logspace(low, high, count) "
+                   "or auto",
                    value.span, code=codes.MALFORMED_SWEEP)
         return None
 
@@ -220,6 +229,7 @@ class Checker:
         personalize = self.personalize(_first(first, ast.PersonalizeStmt),
                                        groups.get("distance", []), strata, loss, resp, features,
                                        regs)
+        interactions = self.interactions(groups.get("interact", []))
         basis_stmt = _first(first, ast.BasisStmt)
         basis = self.basis(basis_stmt, strata, personalize is not None)
         for term in features:
@@ -228,7 +238,19 @@ class Checker:
                            "model: θ = V β gives every row a value in every stratum",
                            term.where.span, code=codes.MISPLACED_WHERE)
                 break
-        solver = self.solver(_first(first, ast.SolverStmt), personalize is not None)
+        for span in [t.vary_span for t in features if t.vary is not None][:1] + [
+                i.span for i in interactions][:1]:
+            if basis is not None:
+                self.error("a basis model expands every parameter row over the same "
+                           "eigenvectors of the product graph: rows varying over some factors "
+                           "only, or an interaction term, need the full model (leave out "
+                           "`basis`)", span, code=codes.MISPLACED_VARIATION)
+        solver_stmt = _first(first, ast.SolverStmt)
+        solver = self.solver(solver_stmt, personalize is not None)
+        check_autos(self.out, loss, self.vocabulary.losses, self.vocabulary.regularizers, regs,
+                    strata, personalize, next((o for o in solver_stmt.options
+                                               if o.name.value == SELECT_OPTION), None)
+                    if solver_stmt is not None else None, tuple(features), tuple(interactions))
         weights = _first(first, ast.WeightsStmt)
         missing_stmt = _first(first, ast.MissingStmt)
         missing = self.missing(missing_stmt)
@@ -239,7 +261,8 @@ class Checker:
                         weights.column.value if weights else None,
                         weights.column.span if weights else None,
                         missing, missing_stmt.policy.span if missing_stmt is not None else None,
-                        basis, basis_stmt.count.span if basis_stmt is not None else None)
+                        basis, basis_stmt.count.span if basis_stmt is not None else None,
+                        interactions)
 
     def basis(self, stmt: ast.BasisStmt | None, strata: tuple[ir.Stratification, ...],
               personalized: bool) -> int | None:
@@ -406,6 +429,98 @@ class Checker:
             return None
         return ir.Transform(ir.KindRef(name, params, value.span), inner, value.span)
 
+    def stratified_place(self, what: str, span: Span) -> bool:
+        """Can ``what`` (a `by`, `shared`, an `interact`) apply here (a stratified model)?
+        Reports why not."""
+        if self.personalized:
+            self.error(f"{what} chooses graph factors of a stratified model; a personalized "
+                       "model has none", span, code=codes.MISPLACED_VARIATION)
+            return False
+        if not self.stratified:
+            self.error(f"{what} chooses graph factors: the model needs `stratify` statements",
+                       span, code=codes.MISPLACED_VARIATION)
+            return False
+        return True
+
+    def factor_column(self, name: ast.Name, what: str) -> int | None:
+        """The position of the factor a column names (one of its columns), or None
+        (reported)."""
+        columns = [c for s in self.stratified for c in s.columns]
+        if name.value not in columns:
+            self.error(f"{what}: '{name.value}' is not a stratification column"
+                       + did_you_mean(name.value, columns), name.span, code=codes.NOT_A_FACTOR)
+            return None
+        return next(i for i, s in enumerate(self.stratified) if name.value in s.columns)
+
+    def factors_named(self, names: tuple[ast.Name, ...], what: str) -> list[int] | None:
+        """The factors a list of columns names, each once; None when one is not (reported)."""
+        found: dict[int, ast.Name] = {}
+        ok = True
+        for name in names:
+            at = self.factor_column(name, what)
+            if at is None:
+                ok = False
+            elif at in found:
+                self.error(f"{what}: '{name.value}' names factor "
+                           f"{target_text(self.stratified[at].columns)} again (first as "
+                           f"'{found[at].value}')", name.span, code=codes.COLUMN_TWICE)
+                ok = False
+            else:
+                found[at] = name
+        return list(found) if ok else None
+
+    def vary(self, written: ast.Variation | None) -> tuple[ir.VaryOver, ...] | bool | None:
+        """``by …`` / ``shared``: the factors a term varies over; None: every factor (not
+        written); False: refused (reported)."""
+        if written is None:
+            return None
+        what = "shared" if not written.factors else "by"
+        if not self.stratified_place(f"`{what}`", written.span):
+            return False
+        if self.factors_named(tuple(f.column for f in written.factors), "by") is None:
+            return False
+        out = []
+        for factor in written.factors:
+            weight = None
+            if factor.weight is not None:
+                weight = self.hyper(factor.weight, "a feature's graph weight")
+                if weight is None:
+                    return False
+            out.append(ir.VaryOver(factor.column.value, weight, factor.span))
+        return tuple(out)
+
+    def named_vary(self, vary: tuple[ir.VaryOver, ...] | None, text: str
+                   ) -> tuple[ir.VaryOver, ...] | None:
+        """Each own weight named ``stratify.<columns>[<term>]``."""
+        if vary is None:
+            return None
+        return tuple(dataclasses.replace(v, hyper_name=self.stratified[
+            next(i for i, s in enumerate(self.stratified) if v.column in s.columns)
+        ].hyper_name + f"[{text}]") for v in vary)
+
+    def interactions(self, stmts: list[ast.InteractStmt]) -> tuple[ir.Interaction, ...]:
+        """``interact a * b weight w``: distinct factors, a weight (default 1)."""
+        out: list[ir.Interaction] = []
+        seen: dict[frozenset[int], Span] = {}
+        for stmt in stmts:
+            if not self.stratified_place("`interact`", stmt.span):
+                continue
+            opts = self.options(stmt.options, ("weight",), "interact")
+            weight = (self.hyper(opts["weight"].value, "interaction weight") if "weight" in opts
+                      else ir.Hyper.of(1.0))
+            factors = self.factors_named(stmt.columns, "interact")
+            if factors is None or weight is None:
+                continue
+            key = frozenset(factors)
+            if key in seen:
+                self.error(f"this interaction of the same factors is already declared on line "
+                           f"{seen[key].line}", stmt.span, code=codes.DUPLICATE_STATEMENT)
+                continue
+            seen[key] = stmt.span
+            out.append(ir.Interaction(tuple(c.value for c in stmt.columns), weight, stmt.span,
+                                      tuple(c.span for c in stmt.columns)))
+        return tuple(out)
+
     def features(self, stmt: ast.FeaturesStmt | None,
                  loss: LossEntry | None) -> tuple[ir.Term, ...]:
         """The terms, '*' expanded (``a * b`` is ``a, b, a:b``)."""
@@ -416,6 +531,9 @@ class Checker:
         for written in stmt.terms:
             # (a clause refused leaves the term as if without it: no cascade of errors)
             where = self.where(written.where)
+            vary = self.vary(written.vary)
+            vary = None if vary is False else vary
+            vary_span = written.vary.span if written.vary is not None else None
             products: list[tuple[ir.Factor, ...]] = []
             for product in written.products:
                 factors: tuple[ir.Factor | None, ...] = tuple(self.factor(v)
@@ -435,6 +553,9 @@ class Checker:
                     term = ir.Term(tuple(f for factors in chosen for f in factors), written.span,
                                    where)
                     text = term_text(term, self.vocabulary.transforms)
+                    if isinstance(vary, tuple):
+                        term = dataclasses.replace(term, vary=self.named_vary(vary, text),
+                                                   vary_span=vary_span)
                     key = frozenset(factor_text(f, self.vocabulary.transforms)
                                     for f in term.factors)
                     if key in seen:
@@ -655,7 +776,16 @@ class Checker:
         if backend.family != kind:
             self.error(f"backend '{backend.name}' cannot fit a {kind} model", stmt.backend.span,
                        code=codes.BACKEND_CANNOT_FIT)
-        opts = self.options(stmt.options, backend.options.names(), f"backend '{backend.name}'")
+        select = None
+        own = tuple(o for o in stmt.options if o.name.value != SELECT_OPTION)
+        if len(own) < len(stmt.options) - 1:
+            twice = [o for o in stmt.options if o.name.value == SELECT_OPTION][1]
+            self.error(f"option '{SELECT_OPTION}' given twice", twice.name.span,
+                       code=codes.OPTION_TWICE)
+        elif len(own) < len(stmt.options):
+            select = select_method(next(o for o in stmt.options
+                                        if o.name.value == SELECT_OPTION), self.out)
+        opts = self.options(own, backend.options.names(), f"backend '{backend.name}'")
         values = []
         for p in backend.options:
             if p.name in opts:
@@ -664,7 +794,7 @@ class Checker:
                     self.error(problem, opts[p.name].value.span, code=codes.INVALID_VALUE)
                     continue
                 values.append((p.name, value))
-        return ir.Solver(backend.name, tuple(values), stmt.span)
+        return ir.Solver(backend.name, tuple(values), stmt.span, select)
 
 
 def check(spec: ast.SpecTree, vocabulary: Vocabulary, base: Path | None = None,

@@ -53,6 +53,8 @@ UNKNOWN_BACKEND = _code("S109", "unknown backend")
 UNKNOWN_MISSING_POLICY = _code("S110", "unknown missing-value policy")
 NOT_A_STRATUM_COLUMN = _code("S111", "a where condition on a column that is not stratified")
 NOT_A_PARAMETER_ROW = _code("S112", "exclude names a row that is not a parameter of the model")
+NOT_A_FACTOR = _code("S113", "a feature's `by` or an `interact` names a column that is not stratified")
+UNKNOWN_SELECTION = _code("S130", "unknown method of choosing auto weights (select reml, ml, gcv)")
 
 # one code per registry, by the registry's word for its entries (Registry.what)
 UNKNOWN_KIND = {"loss": UNKNOWN_LOSS, "regularizer": UNKNOWN_REGULARIZER,
@@ -71,6 +73,7 @@ MALFORMED_SWEEP = _code("S207",
 MALFORMED_NODES = _code("S208", "a node range or list (nodes, exclude) that is malformed")
 TOO_LARGE = _code("S209", "a model beyond the limits: nodes, strata, basis, edges or memory")
 NOT_A_LABEL = _code("S210", "a condition compares with something that is no node label")
+AUTO_NOT_QUADRATIC = _code("S230", "an auto weight on a term that is not a quadratic penalty")
 
 # ---- statements --------------------------------------------------------------------
 DUPLICATE_STATEMENT = _code("S301", "a statement that may appear once appears twice")
@@ -88,6 +91,12 @@ MISPLACED_BASIS = _code("S309", "a basis statement in a model without a graph")
 MIXED_MODEL = _code("S310",
                     "stratified and personalized parts mixed, or a personalized model lacking one")
 BACKEND_CANNOT_FIT = _code("S311", "a backend chosen for a model it cannot fit")
+MISPLACED_VARIATION = _code("S312", "`by`, `shared` or `interact` in a model without strata, "
+                                    "personalized, or with a basis")
+AUTO_NO_LIKELIHOOD = _code("S330", "auto weights with a loss that has no likelihood reading")
+SELECT_WITHOUT_AUTO = _code("S331", "select (how auto weights are chosen) in a model with none")
+AUTO_PERSONALIZED = _code("S332", "an auto weight in a personalized model")
+AUTO_WITH_STRUCTURE = _code("S333", "an auto weight in a model with by, shared or interact terms")
 
 # ---- files -------------------------------------------------------------------------
 DATA_FILE = _code("S401", "the data file is missing or cannot be read")

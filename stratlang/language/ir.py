@@ -26,8 +26,9 @@ NO_SPAN = field(default=None, compare=False, repr=False)
 class Hyper:
     """A hyper-parameter: one value, or a sweep of values.
 
-    ``form`` is 'value' (args = (v,)), 'set' (args = the values), or 'logspace' /
-    'linspace' (args = (low, high, count)).
+    ``form`` is 'value' (args = (v,)), 'set' (args = the values), 'logspace' /
+    'linspace' (args = (low, high, count)), or 'auto' (args = (): chosen from the data
+    when the model is fitted, by REML, ML or GCV).
     """
 
     form: str
@@ -46,17 +47,26 @@ class Hyper:
 
     @property
     def is_sweep(self) -> bool:
-        return self.form != "value"
+        return self.form not in ("value", "auto")
+
+    @property
+    def is_auto(self) -> bool:
+        return self.form == "auto"
 
     @property
     def value(self) -> float:
-        if self.is_sweep:
-            raise ValueError("a sweep has no single value")
+        if self.form != "value":
+            raise ValueError(f"a{'n auto weight' if self.is_auto else ' sweep'} has no "
+                             "single value")
         return self.args[0]
 
     @staticmethod
     def of(value: float) -> Hyper:
         return Hyper("value", (float(value),))
+
+    @staticmethod
+    def auto(span: Span | None = None) -> Hyper:
+        return Hyper("auto", (), span)
 
 
 @dataclass(frozen=True)
@@ -142,13 +152,29 @@ class Where:
 
 
 @dataclass(frozen=True)
+class VaryOver:
+    """A graph factor a feature term's coefficients vary over (``by store``, named by one
+    of the factor's columns), with a weight of its own (``by (store weight 50)``) or the
+    factor's (None). ``hyper_name`` (``stratify.<columns>[<term>]``) is given by the checker."""
+
+    column: str
+    weight: Hyper | None = None
+    span: Span | None = NO_SPAN
+    hyper_name: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
 class Term:
     """One feature term: a factor, or the product of several (an interaction); with
-    ``where``, present only in those strata (its coefficient is fixed at 0 elsewhere)."""
+    ``where``, present only in those strata (its coefficient is fixed at 0 elsewhere);
+    ``vary``: the graph factors its coefficients vary over (None: every factor; ():
+    none, one coefficient shared by all strata) — exactly constant along the others."""
 
     factors: tuple[Factor, ...]
     span: Span | None = NO_SPAN
     where: Where | None = None
+    vary: tuple[VaryOver, ...] | None = None
+    vary_span: Span | None = field(default=None, compare=False, repr=False)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -210,6 +236,22 @@ class Stratification:
 
 
 @dataclass(frozen=True)
+class Interaction:
+    """``interact a * b weight w``: the Kronecker-product term (w/2) θᵀ(L_a ⊗ L_b ⊗ I)θ
+    on every parameter row, each factor named by one of its columns."""
+
+    columns: tuple[str, ...]
+    weight: Hyper
+    span: Span | None = NO_SPAN
+    column_spans: tuple[Span, ...] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def hyper_name(self) -> str:
+        """The name of its weight: ``interact.<columns joined by _>``."""
+        return "interact." + "_".join(self.columns)
+
+
+@dataclass(frozen=True)
 class Distance:
     columns: tuple[str, ...]
     metric: KindRef
@@ -237,6 +279,7 @@ class Solver:
     backend: str
     options: tuple[tuple[str, Any], ...] = ()
     span: Span | None = NO_SPAN
+    select: str | None = None  # how `auto` weights are chosen: 'reml', 'ml' or 'gcv'
 
 
 @dataclass(frozen=True)
@@ -260,6 +303,7 @@ class CheckedModel:
     missing_span: Span | None = field(default=None, compare=False, repr=False)
     basis: int | None = None  # θ = V_M β: the M smoothest eigenvectors of the graph
     basis_span: Span | None = field(default=None, compare=False, repr=False)
+    interactions: tuple[Interaction, ...] = ()  # Kronecker-product interaction terms
 
     def __post_init__(self) -> None:
         # every regularizer term knows its weight's name (its place in this model)
@@ -277,6 +321,16 @@ class CheckedModel:
         """The spec's directory (relative file names start there); else the working one."""
         return self.source.directory if self.source is not None else Path.cwd()
 
+    def factor_of(self, column: str) -> int:
+        """The position among ``strata`` of the factor a column names (one of its columns)."""
+        return next(i for i, s in enumerate(self.strata) if column in s.columns)
+
+    @property
+    def structured(self) -> bool:
+        """Does a feature vary over some factors only, or with weights of its own, or is
+        there an interaction term (the Laplacian differs between parameter rows)?"""
+        return bool(self.interactions) or any(t.vary is not None for t in self.features)
+
     def wheres(self) -> tuple[Where, ...]:
         """Every ``where`` clause: loss overrides, regularizer terms, features."""
         return (tuple(o.where for o in self.response.overrides)
@@ -284,11 +338,15 @@ class CheckedModel:
                 + tuple(t.where for t in self.features if t.where is not None))
 
     def hypers(self) -> dict[str, Hyper]:
-        """Every weight by its name: ``reg<i>.<kind>``, ``stratify.<columns>``, and the
+        """Every weight by its name: ``reg<i>.<kind>``, ``stratify.<columns>``, a feature's
+        own weight on a factor ``stratify.<columns>[<term>]``, ``interact.<columns>``, the
         personalize options that are weights (``match``, ``metric_penalty``)."""
         out: dict[str, Hyper] = {t.hyper_name: t.weight for t in self.regularizers
                                  if t.weight is not None}
         out.update({s.hyper_name: s.weight for s in self.strata})
+        out.update({v.hyper_name: v.weight for t in self.features for v in t.vary or ()
+                    if v.weight is not None})
+        out.update({i.hyper_name: i.weight for i in self.interactions})
         if self.personalize is not None:
             out.update({k: v for k, v in self.personalize.options if isinstance(v, Hyper)})
         return out
@@ -296,9 +354,14 @@ class CheckedModel:
     def sweeps(self) -> dict[str, Hyper]:
         return {k: h for k, h in self.hypers().items() if h.is_sweep}
 
+    def autos(self) -> dict[str, Hyper]:
+        """The weights written ``auto``: chosen from the data when the model is fitted."""
+        return {k: h for k, h in self.hypers().items() if h.is_auto}
+
     def weight_values(self, overrides: dict[str, float] | None = None) -> dict[str, float]:
         """Every weight's value; a sweep must be given one in ``overrides`` (each a finite
-        number ≥ 0, like a weight written in the spec)."""
+        number ≥ 0, like a weight written in the spec); an ``auto`` weight not given one is
+        left out (the fit chooses it: stratlang.backends.selection)."""
         if overrides is not None and not isinstance(overrides, Mapping):
             raise OptionError(f"weights must be a dict of hyper-parameter values by name; got "
                               f"a {type(overrides).__name__}")
@@ -319,7 +382,7 @@ class CheckedModel:
         if unset:
             raise unset_sweeps(unset)
         return {name: float(overrides[name]) if name in overrides else h.value
-                for name, h in hypers.items()}
+                for name, h in hypers.items() if name in overrides or not h.is_auto}
 
 
 def unset_sweeps(sweeps: dict[str, Hyper]) -> StratlangError:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from . import ir
+from .auto import AUTO, SELECT_OPTION
 from .personalize import PERSONALIZE_OPTIONS
 from .vocabulary import Registry, Vocabulary
 
@@ -35,6 +36,8 @@ def hyper(h: ir.Hyper) -> str:
         return number(h.args[0])
     if h.form == "set":
         return "{" + ", ".join(number(a) for a in h.args) + "}"
+    if h.is_auto:
+        return AUTO
     lo, hi, n = h.args
     return f"{h.form}({number(lo)}, {number(hi)}, {int(n)})"
 
@@ -64,6 +67,18 @@ def factor_text(factor: ir.Factor, transforms: Registry) -> str:
 
 def term_text(term: ir.Term, transforms: Registry) -> str:
     return ":".join(factor_text(f, transforms) for f in term.factors)
+
+
+def vary_text(vary: tuple[ir.VaryOver, ...] | None) -> str:
+    """`` by store``, `` by (store weight 50, week)``, `` shared`` (empty for None: every
+    factor)."""
+    if vary is None:
+        return ""
+    if not vary:
+        return " shared"
+    each = [_name(v.column) + (f" weight {hyper(v.weight)}" if v.weight is not None else "")
+            for v in vary]
+    return " by " + (each[0] if len(each) == 1 else "(" + ", ".join(each) + ")")
 
 
 def _required(params, key: str) -> bool:
@@ -141,7 +156,7 @@ def to_text(model: ir.CheckedModel, vocabulary: Vocabulary, width: int = WIDTH) 
         lines.append(f"response {target(model.response.columns)} ~ "
                      f"{call(override.loss, words.losses)}{where_text(override.where)}")
     if model.features:
-        lines.append("features " + ", ".join(term_text(t, words.transforms)
+        lines.append("features " + ", ".join(term_text(t, words.transforms) + vary_text(t.vary)
                                              + where_text(t.where) for t in model.features))
     if model.weights is not None:
         lines.append(f"weights {model.weights}")
@@ -171,6 +186,9 @@ def to_text(model: ir.CheckedModel, vocabulary: Vocabulary, width: int = WIDTH) 
             specs = [node_spec(n) for n in s.nodes]
             line += " nodes " + (specs[0] if len(specs) == 1 else "(" + ", ".join(specs) + ")")
         lines.append(line)
+    for i in model.interactions:
+        lines.append("interact " + " * ".join(_name(c) for c in i.columns)
+                     + f" weight {hyper(i.weight)}")
     if model.basis is not None:
         lines.append(f"basis {model.basis}")
     if model.personalize is not None:
@@ -189,5 +207,7 @@ def to_text(model: ir.CheckedModel, vocabulary: Vocabulary, width: int = WIDTH) 
         backend = words.backends[model.solver.backend]
         kinds = {p.name: p.type for p in backend.options}
         opts = [f"{k} {v if kinds[k] == 'name' else literal(v)}" for k, v in model.solver.options]
+        if model.solver.select is not None:
+            opts.append(f"{SELECT_OPTION} {model.solver.select}")
         lines.append(" ".join(["solver", model.solver.backend, *opts]))
     return "\n".join(wrap(line, width) for line in lines) + "\n"

@@ -21,7 +21,10 @@ from . import ast, codes, limits
 from .errors import Collector, Diagnostic, Source, Span, SpecError, did_you_mean
 
 STATEMENT_KEYWORDS = ("model", "data", "response", "features", "weights", "missing",
-                      "regularize", "stratify", "basis", "personalize", "distance", "solver")
+                      "regularize", "stratify", "interact", "basis", "personalize", "distance",
+                      "solver")
+# words the grammar reserves inside statements (the checker resolves every other name)
+INLINE_KEYWORDS = ("where", "and", "in", "step", "by", "shared", "weight")
 _MAX_RECOVERIES = 10  # parses of one statement with errors; then it is dropped
 
 _TERMINAL_WORDS = {
@@ -152,7 +155,22 @@ class _ToAst(Transformer):
 
     def feature(self, meta, c):
         return ast.FeatureTerm(_span(meta), tuple(x for x in c if isinstance(x, ast.Product)),
-                               next((x for x in c if isinstance(x, ast.Where)), None))
+                               next((x for x in c if isinstance(x, ast.Where)), None),
+                               next((x for x in c if isinstance(x, ast.Variation)), None))
+
+    def vary_factor(self, meta, c):
+        return ast.VaryFactor(_span(meta), self._name(c[0]), c[1] if len(c) > 1 else None)
+
+    def vary_by(self, meta, c):
+        return ast.Variation(_span(meta), tuple(x for x in c if isinstance(x, ast.VaryFactor)))
+
+    def vary_shared(self, meta, c):
+        return ast.Variation(_span(meta), ())
+
+    def interact_stmt(self, meta, c):
+        names = tuple(self._name(t) for t in c if isinstance(t, Token))
+        return ast.InteractStmt(_span(meta), names,
+                                tuple(x for x in c if isinstance(x, ast.Option)))
 
     def features_stmt(self, meta, c):
         return ast.FeaturesStmt(_span(meta), tuple(c))

@@ -29,6 +29,7 @@ class LossEntry(Entry, Protocol):
     offset_problem: str | None  # why the loss takes no offset (None: it takes one)
     multi_column: bool
     square_parameter: bool  # θ's leading rows form a square matrix (a precision matrix)
+    likelihood: Any  # how it reads as a negative log-likelihood (None: it does not)
 
     @property
     def personalizable(self) -> bool: ...

@@ -1,0 +1,130 @@
+"""The curvature of the Laplace approximation, H(w) = blockdiag_k(B_k) + P(w), and the
+quantities REML and the uncertainty need from it:
+
+* :meth:`LaplaceCurvature.logdet` — log|H|;
+* :meth:`LaplaceCurvature.traces` — tr(H⁻¹S_a) for every penalty part (unweighted S_a),
+  and tr(H⁻¹B) (the effective degrees of freedom, = K·d − Σ_a w_a tr(H⁻¹S_a));
+* :meth:`LaplaceCurvature.inverse_blocks` — the K stratum (d × d) blocks of H⁻¹: the
+  posterior covariance of each stratum's θ, and x_iᵀ(H⁻¹)_kk x_i a prediction's variance
+  on the link scale;
+* :meth:`LaplaceCurvature.block_trace` — Σ_k tr((H⁻¹)_kk M_k) for given (K, d, d) blocks
+  (the third-derivative term of the REML gradient).
+
+Each returns an :class:`Estimate` with ``value``, ``stderr`` (0 when exact) and
+``method``. ``method="auto"`` is exact ("exact-cholesky": a dense or sparse Cholesky
+factorization with selected inversion, :mod:`solvers.cholesky`) up to
+:data:`EXACT_LIMIT` coefficients K·d, and stochastic beyond (:mod:`solvers.stochastic`:
+"slq" for log|H|, "hutch++" for traces, "monte-carlo" for the blocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .cholesky import SPARSE_LIMIT, SparseCholesky
+from .penalty import QuadraticPenalty, Weights
+
+EXACT_LIMIT = SPARSE_LIMIT  # K·d up to which log|H|, traces and blocks are exact
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A computed quantity, its standard error (0 for an exact value) and how it was got."""
+
+    value: float | np.ndarray
+    stderr: float | np.ndarray
+    method: str
+
+    @property
+    def exact(self) -> bool:
+        return self.method.startswith("exact")
+
+
+class LaplaceCurvature:
+    """H = blockdiag(blocks) + P(w); ``blocks`` (K, d, d) the loss's Hessian per stratum."""
+
+    def __init__(self, blocks: np.ndarray, penalty: QuadraticPenalty, weights: Weights,
+                 method: str = "auto", seed: int = 0, **options: float):
+        self.blocks = np.asarray(blocks, dtype=float)
+        self.penalty = penalty
+        self.weights = np.asarray(weights, dtype=float)
+        k, d = penalty.k, penalty.d
+        if self.blocks.shape != (k, d, d):
+            raise ValueError(f"blocks of shape {self.blocks.shape}, not (K, d, d) = "
+                             f"({k}, {d}, {d})")
+        if method == "auto":
+            method = "exact" if penalty.size <= EXACT_LIMIT else "stochastic"
+        if method not in ("exact", "stochastic"):
+            raise ValueError(f"method must be 'auto', 'exact' or 'stochastic', not {method!r}")
+        self.method = method
+        self.seed = seed
+        self.options = options
+        self._factor: SparseCholesky | None = None
+        self._stochastic = None
+
+    # -- the matrix ------------------------------------------------------------------
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """H X for X of shape (K, d)."""
+        return np.einsum("kab,kb->ka", self.blocks, x) + self.penalty.apply(self.weights, x)
+
+    def matrix(self) -> sp.csr_matrix:
+        """H as a sparse (K·d × K·d) matrix."""
+        k, d = self.penalty.k, self.penalty.d
+        base = (np.arange(k) * d)[:, None, None]
+        rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
+        cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
+        blocks = sp.csr_matrix((self.blocks.reshape(-1), (rows, cols)),
+                               shape=(k * d, k * d))
+        return (blocks + self.penalty.matrix(self.weights)).tocsr()
+
+    @property
+    def factor(self) -> SparseCholesky:
+        if self._factor is None:
+            self._factor = SparseCholesky(self.matrix())
+        return self._factor
+
+    @property
+    def stochastic(self):
+        if self._stochastic is None:
+            from .stochastic import StochasticCurvature
+
+            self._stochastic = StochasticCurvature(self, seed=self.seed, **self.options)
+        return self._stochastic
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """H⁻¹ B for B of shape (K, d) (exact factor, or preconditioned CG)."""
+        if self.method == "exact":
+            return self.factor.solve(b.reshape(-1)).reshape(b.shape)
+        return self.stochastic.solve(b)
+
+    # -- the quantities --------------------------------------------------------------
+    def logdet(self) -> Estimate:
+        if self.method == "exact":
+            return Estimate(self.factor.logdet(), 0.0, "exact-cholesky")
+        return self.stochastic.logdet()
+
+    def traces(self) -> Estimate:
+        """value (A + 1,): tr(H⁻¹S_a) for each part a, then tr(H⁻¹B) = K·d − Σ w_a tr(H⁻¹S_a)."""
+        if self.method == "exact":
+            parts = np.array([self.factor.trace_inverse_times(self.penalty.part_matrix(a))
+                              for a in range(len(self.penalty.parts))])
+            edf = self.penalty.size - float(self.weights @ parts)
+            return Estimate(np.append(parts, edf), np.zeros(len(parts) + 1), "exact-cholesky")
+        return self.stochastic.traces()
+
+    def inverse_blocks(self) -> Estimate:
+        """value (K, d, d): the diagonal blocks of H⁻¹."""
+        if self.method == "exact":
+            blocks = self.factor.inverse_blocks(self.penalty.d)
+            return Estimate(blocks, np.zeros_like(blocks), "exact-cholesky")
+        return self.stochastic.inverse_blocks()
+
+    def block_trace(self, blocks: np.ndarray) -> Estimate:
+        """Σ_k tr((H⁻¹)_kk M_k) for M (K, d, d)."""
+        inverse = self.inverse_blocks()
+        value = float(np.einsum("kab,kba->", inverse.value, blocks))
+        stderr = float(np.sqrt(np.sum((np.asarray(inverse.stderr) * blocks) ** 2)))
+        return Estimate(value, stderr, inverse.method)

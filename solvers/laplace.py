@@ -1,0 +1,60 @@
+"""The Laplace-approximation engine: weights from the data (REML / ML / GCV) and the
+posterior uncertainty of a stratified fit. Arrays and graphs in, arrays out; nothing
+here knows the language. θ is (K, d), d = n·m (n parameter rows, m outputs), K = Π
+factor sizes; the fit minimizes F(θ; w) = ℓ(θ) + ½ θᵀP(w)θ.
+
+The interface (each name is defined in the module in brackets):
+
+* ``QuadraticPenalty(factors, parts, n, m)`` [penalty] — P(w) = Σ_a w_a S_a with parts
+  ``LaplacianPart(factor, rows=None)`` (a factor Laplacian on the parameter rows a mask
+  marks) and ``RidgePart(pattern)`` (a (K, d) diagonal ≥ 0). ``apply(w, X)``,
+  ``apply_part(a, X)``, ``quadratics(θ)`` (½ θᵀS_aθ per part), ``matrix(w)``,
+  ``null_basis(w)``, ``null_dim(w)``, ``pseudo_logdet(w)`` → ``LogDet`` (value, gradient
+  in log w, null_dim, method): exact from the factors' eigenvalues when the ridges are
+  the same on every stratum, by an anchored sparse Cholesky otherwise.
+* ``LaplaceCurvature(blocks, penalty, w, method="auto")`` [curvature] — H = blockdiag
+  (blocks (K, d, d), the loss's Hessian per stratum) + P(w): ``logdet()``, ``traces()``
+  (tr(H⁻¹S_a) per part, then tr(H⁻¹B) = the effective degrees of freedom),
+  ``inverse_blocks()`` ((K, d, d) diagonal blocks of H⁻¹), ``block_trace(M)``,
+  ``solve(B)``. Each returns an ``Estimate(value, stderr, method)``: method
+  "exact-cholesky" (stderr 0) up to ``EXACT_LIMIT`` coefficients, "slq" / "hutch++" /
+  "monte-carlo" beyond.
+* ``InnerFit`` [selection] — what a fit at weights w returns: θ̂, ℓ(θ̂), the blocks, the
+  number of records, whether φ is estimated (squared), the blocks' change along a
+  direction (for the exact REML gradient), the deviance (GCV).
+  ``InnerFit.from_problem(problem, θ̂, dispersion)`` builds it from a Newton
+  ``SmoothProblem``.
+* ``select_weights(fit, penalty, criterion="reml"|"ml"|"gcv", start, free, ...)``
+  [selection] → ``Selection`` (weights, criterion, value, iterations, log_se per weight,
+  unbounded per weight: None / "zero" / "infinite", converged, scale φ̂, method, the
+  final InnerFit, ``covariance_scale`` τ). ``Criterion(fit, penalty, criterion)(log w)``
+  → ``Evaluation`` (value, exact gradient in log w, the InnerFit and the
+  LaplaceCurvature at w). ``newton_fit(problem, penalty, dispersion)`` is a ready fit
+  callback by the Newton solver.
+
+Uncertainty: the posterior covariance of θ is τ H⁻¹, τ = 2φ̂ for squared (its loss is 2φ
+times the negative log-likelihood) and 1 for the other likelihood losses; a stratum's
+covariance is τ · ``inverse_blocks()[k]``, a prediction's link-scale variance
+τ x_iᵀ(H⁻¹)_kk x_i (verified against mgcv's ``predict(se.fit=TRUE)`` to 1e-8 in
+benchmarks/reml_mgcv.py).
+
+The criteria's definitions and conventions are in :mod:`solvers.selection`.
+"""
+
+from __future__ import annotations
+
+from .curvature import EXACT_LIMIT, Estimate, LaplaceCurvature
+from .penalty import LaplacianPart, LogDet, QuadraticPenalty, RidgePart
+from .selection import (
+    CRITERIA,
+    Criterion,
+    Evaluation,
+    InnerFit,
+    Selection,
+    newton_fit,
+    select_weights,
+)
+
+__all__ = ["CRITERIA", "EXACT_LIMIT", "Criterion", "Estimate", "Evaluation", "InnerFit",
+           "LaplaceCurvature", "LaplacianPart", "LogDet", "QuadraticPenalty", "RidgePart",
+           "Selection", "newton_fit", "select_weights"]

@@ -1,0 +1,505 @@
+"""Penalty weights chosen from the data: REML, ML (Laplace approximate marginal
+likelihood) and GCV, for an objective F(θ; w) = ℓ(θ) + ½ θᵀP(w)θ whose loss is a
+negative log-likelihood.
+
+The reading. The loss is ℓ = τ · (−log p(y | θ)) up to constants: τ = 1 for every loss
+with a likelihood reading but squared, whose ℓ = Σ w_i (η_i − y_i)² is 2φ times the
+Gaussian negative log-likelihood (τ = 2φ, φ the dispersion, estimated). The prior of θ
+is N(0, (P(w)/τ)⁻), improper on P's null space. With θ̂(w) the fit and
+H = ∇²ℓ(θ̂) + P(w), the Laplace approximation gives, up to constants independent of w
+and φ (N records, M₀ = dim null P):
+
+    REML  V = F(θ̂)/τ + ½ log|H| − ½ log|P|₊ [+ (N − M₀)/2 · log(2πφ)]
+    ML    V = F(θ̂)/τ + ½ log|ZᵀHZ| − ½ log|P|₊ [+ N/2 · log(2πφ)],  Z a basis of range P
+    GCV   V = N · D / (N − edf)²,  edf = tr(H⁻¹ ∇²ℓ), D the deviance (squared: ℓ itself)
+
+(the bracketed terms for squared, φ profiled out: φ̂ = F/(N − M₀) for REML, F/N for ML,
+as mgcv). REML is mgcv's ``method="REML"`` (null space integrated with a flat prior);
+ML maximizes over the null space's coefficients instead (log|ZᵀHZ| = log|H| +
+log|NᵀH⁻¹N|, N an orthonormal null basis). mgcv penalizes its deviance by λ βᵀSβ: a
+weight w is λ = w/2 for squared (whose loss is the deviance) and λ = w for the others
+(whose loss is half the deviance); mgcv also rescales a given S by ``S.scale``
+(benchmarks/reml_mgcv.py matches it to 1e-8).
+
+The posterior covariance of θ is τ H⁻¹ (H is the Hessian of F = τ · the negative log
+posterior): :attr:`Selection.covariance_scale` is τ (2φ̂ for squared, else 1).
+
+The exact gradient in ρ = log w (envelope theorem for θ̂ and φ̂):
+
+    ∂V/∂ρ_a = w_a θ̂ᵀS_aθ̂ / (2τ) + ½ w_a tr(H⁻¹S_a) + ½ Σ_k tr((H⁻¹)_kk ∂B_k/∂ρ_a)
+              − ½ w_a tr(P⁺S_a)
+
+with ∂θ̂/∂ρ_a = −H⁻¹ w_a S_a θ̂ and ∂B/∂ρ_a the change of the loss's curvature blocks
+along it (zero for squared; :attr:`InnerFit.block_change` supplies it, a central
+difference of the records' curvature for the Newton problems).
+
+The search: Fellner–Schall fixed-point steps w_a ← w_a (tr(P⁺S_a) − tr(H⁻¹S_a)) /
+(θ̂ᵀS_aθ̂/τ) (Wood & Fasiolo 2017) from the start until they settle, then Newton steps on
+ρ with the exact gradient and a finite-difference Hessian, each inner fit warm-started
+from the last θ̂. The criterion's Hessian in ρ gives each weight's approximate standard
+error on the log scale. A weight whose criterion keeps falling toward 0 or ∞ (the data
+cannot determine it) stops at ``bound`` decades from the start and is flagged, never
+silently clipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .curvature import LaplaceCurvature
+from .hessian import KroneckerSum, RecordStatistics
+from .laplacian import KroneckerSolver, exact_kronecker
+from .newton import SmoothProblem, newton
+from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
+from .stochastic import PILOT_PROBES, PROBES
+
+CRITERIA = ("reml", "ml", "gcv")
+FELLNER_SCHALL_STEPS = 6
+SMALL_STEP = 1e-4  # a Newton step this small in log w is taken without a further iteration
+PRECISE = 0.01  # standard error of V below which the pilot's probes suffice
+
+
+@dataclass(frozen=True)
+class InnerFit:
+    """What the caller's fit at weights w returns."""
+
+    theta: np.ndarray  # (K, d) the minimizer θ̂(w)
+    loss: float  # ℓ(θ̂), the data term of the objective
+    blocks: np.ndarray  # (K, d, d) ∇²ℓ(θ̂) per stratum
+    observations: int  # N, the number of records
+    dispersion: bool = False  # squared: φ estimated (τ = 2φ)
+    # δθ (K, d) ↦ d/dt ∇²ℓ(θ̂ + tδθ) at t = 0, as (K, d, d); None: constant curvature
+    block_change: Callable[[np.ndarray], np.ndarray] | None = None
+    deviance: float | None = None  # for GCV (default: the loss)
+
+    @staticmethod
+    def from_problem(problem: SmoothProblem, theta: np.ndarray, dispersion: bool = False,
+                     deviance: float | None = None) -> InnerFit:
+        """The fit of a Newton problem (solvers.newton) at its minimizer θ̂: the blocks
+        from the records' curvature, their change by a central difference."""
+        stats: RecordStatistics = problem.stats
+        flat = np.asarray(theta, dtype=float).reshape(stats.k, stats.size)
+        shaped = flat.reshape(stats.k, stats.n, stats.m)
+        eta = problem.predictor(shaped)
+        loss, _, d2 = problem.loss(eta)
+        blocks = stats.blocks(d2)
+
+        def change(direction: np.ndarray) -> np.ndarray:
+            along = stats.predictor(direction.reshape(stats.k, stats.n, stats.m))
+            scale = float(np.max(np.abs(along), initial=0.0))
+            if scale == 0:
+                return np.zeros_like(blocks)
+            step = 1e-4 / scale
+            up = problem.loss(eta + step * along)[2]
+            down = problem.loss(eta - step * along)[2]
+            return stats.blocks((up - down) / (2 * step))
+
+        # constant curvature (squared): the same blocks a step away, so no change term
+        shifted = problem.loss(eta + 0.5)[2]
+        constant = bool(np.array_equal(shifted, d2))
+        return InnerFit(flat, loss, blocks, len(problem.y), dispersion,
+                        None if constant else change, deviance)
+
+
+def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bool = False,
+               tol: float = 1e-12) -> Callable[[np.ndarray, np.ndarray | None], InnerFit]:
+    """A fit callback for :func:`select_weights` by the Newton solver (solvers.newton): at
+    each w the problem's ridge and Kronecker sum are set from the penalty's parts (each
+    Laplacian part on every row, at most one per factor) and the fit is warm-started."""
+    gammas_index: dict[int, int] = {}
+    for a, part in enumerate(penalty.parts):
+        if isinstance(part, LaplacianPart):
+            if part.rows is not None and not np.all(part.rows):
+                raise ValueError("the Newton fit takes Laplacian parts on every row only")
+            if part.factor in gammas_index:
+                raise ValueError(f"two Laplacian parts on factor {part.factor}")
+            gammas_index[part.factor] = a
+    solvers: list[KroneckerSolver] = []
+
+    def fit(weights: np.ndarray, warm: np.ndarray | None) -> InnerFit:
+        gammas = [float(weights[gammas_index[f]]) if f in gammas_index else 0.0
+                  for f in range(len(penalty.factors))]
+        ridge = np.zeros((penalty.k, penalty.d))
+        for a, part in enumerate(penalty.parts):
+            if isinstance(part, RidgePart):
+                ridge += weights[a] * np.asarray(part.pattern, dtype=float)
+        problem.ridge = ridge
+        laplacian = KroneckerSum(penalty.factors, gammas)
+        if exact_kronecker(penalty.factors):  # reuse the factors' eigenbases across weights
+            if not solvers:
+                solvers.append(KroneckerSolver(penalty.factors, [1.0] * len(gammas)))
+            laplacian._solver = solvers[0].with_gammas(penalty.factors, gammas)
+        problem.laplacian = laplacian
+        start = None if warm is None else warm.reshape(problem.stats.k, problem.stats.n,
+                                                       problem.stats.m)
+        result = newton(problem, start=start, tol=tol)
+        if not result.converged:
+            raise ArithmeticError(f"the inner Newton fit ended '{result.status}' at "
+                                  f"weights {np.asarray(weights).tolist()}")
+        return InnerFit.from_problem(problem, result.theta, dispersion)
+
+    return fit
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The criterion at one ρ = log w."""
+
+    rho: np.ndarray
+    value: float
+    gradient: np.ndarray
+    stderr: float  # of the value (0 when exact)
+    fit: InnerFit
+    curvature: LaplaceCurvature
+    scale: float  # φ̂ (1 without dispersion)
+    method: str
+
+    @property
+    def covariance_scale(self) -> float:
+        """τ: the posterior covariance of θ is τ H⁻¹."""
+        return 2.0 * self.scale if self.fit.dispersion else 1.0
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen weights and how sure the choice is."""
+
+    weights: np.ndarray
+    criterion: str
+    value: float
+    iterations: int  # outer iterations (inner fits done)
+    log_se: np.ndarray  # approximate standard error of log w per weight (nan: not free)
+    unbounded: tuple[str | None, ...]  # per weight: None, "zero" or "infinite"
+    converged: bool
+    scale: float  # φ̂ (1 without dispersion)
+    method: str  # how log|H| and the traces were computed
+    fit: InnerFit
+    history: list[tuple[np.ndarray, float]] = field(default_factory=list)
+
+    @property
+    def covariance_scale(self) -> float:
+        """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, 1 otherwise)."""
+        return 2.0 * self.scale if self.fit.dispersion else 1.0
+
+
+class Criterion:
+    """V(ρ) for one penalty, fit callback and criterion; evaluations warm-start the fit."""
+
+    def __init__(self, fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
+                 penalty: QuadraticPenalty, criterion: str = "reml", method: str = "auto",
+                 seed: int = 0, start: np.ndarray | None = None,
+                 free: np.ndarray | None = None, options: dict[str, float] | None = None):
+        """``start``/``free``: weights not free are taken from ``start`` exactly (not
+        through exp(log w)); ``options``: for the stochastic estimators (probes,
+        lanczos_steps, cg_rtol)."""
+        if criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}, not {criterion!r}")
+        self.fit, self.penalty, self.criterion = fit, penalty, criterion
+        self.method, self.seed = method, seed
+        self.theta: np.ndarray | None = None
+        self.fits = 0
+        self.start, self.free = start, free
+        self.options = dict(options or {})
+
+    def weights(self, rho: np.ndarray) -> np.ndarray:
+        weights = np.exp(rho)
+        if self.start is not None and self.free is not None:
+            weights = np.where(self.free, weights, self.start)
+        return weights
+
+    def __call__(self, rho: np.ndarray, gradient: bool = True) -> Evaluation:
+        rho = np.asarray(rho, dtype=float)
+        weights = self.weights(rho)
+        inner = self.fit(weights, self.theta)
+        self.fits += 1
+        self.theta = inner.theta
+        pilot = "probes" not in self.options
+        options = {"probes": PILOT_PROBES, **self.options}
+        curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
+                                     seed=self.seed, **options)
+        if self.criterion == "gcv":
+            return self._gcv(rho, weights, inner, curvature)
+        evaluation = self._likelihood(rho, weights, inner, curvature, gradient)
+        if curvature.method == "stochastic" and pilot:
+            # the first evaluation fixes the probe count (common random numbers): a pilot
+            # of PILOT_PROBES, kept when its error is already negligible (an error of
+            # PRECISE in V moves no weight), else the full PROBES
+            if evaluation.stderr <= PRECISE:
+                self.options["probes"] = PILOT_PROBES
+            else:
+                self.options["probes"] = PROBES
+                curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
+                                             seed=self.seed, **self.options)
+                evaluation = self._likelihood(rho, weights, inner, curvature, gradient)
+        return evaluation
+
+    def _likelihood(self, rho, weights, inner, curvature, want_gradient) -> Evaluation:
+        penalty = self.penalty
+        theta = inner.theta
+        quadratics = penalty.quadratics(theta)  # ½ θᵀS_aθ
+        objective = inner.loss + float(weights @ quadratics)
+        pdet = penalty.pseudo_logdet(weights)
+        null = pdet.null_dim
+        n = inner.observations
+        logdet = curvature.logdet()
+        value_h = float(logdet.value)
+        stderr = float(logdet.stderr) ** 2
+        reml = self.criterion == "reml"
+        if inner.dispersion:
+            dof = n - null if reml else n
+            if dof <= 0:
+                raise ValueError(f"{n} records leave no degrees of freedom for the scale "
+                                 f"beside {null} unpenalized coefficients")
+            phi = objective / dof
+            tau = 2.0 * phi
+            value = 0.5 * dof + 0.5 * dof * math.log(2 * math.pi * phi)
+        else:
+            phi, tau = 1.0, 1.0
+            value = objective
+        null_basis = None
+        if not reml and null:
+            null_basis = penalty.null_basis(weights).toarray().T.reshape(null, penalty.k,
+                                                                         penalty.d)
+            solved = np.array([curvature.solve(v) for v in null_basis])
+            inner_matrix = np.einsum("akd,bkd->ab", null_basis, solved)
+            _, extra = np.linalg.slogdet(inner_matrix)
+            value_h += extra
+        value += 0.5 * value_h - 0.5 * pdet.value
+        gradient = np.full(len(rho), np.nan)
+        if want_gradient:
+            traces = curvature.traces()
+            stderr += float(np.sum(np.asarray(traces.stderr)[:-1] ** 2))
+            part_traces = np.asarray(traces.value)[:-1]
+            gradient = weights * quadratics / tau + 0.5 * weights * part_traces \
+                - 0.5 * pdet.gradient
+            changes = []
+            if inner.block_change is not None or null_basis is not None:
+                for a in range(len(rho)):
+                    direction = -curvature.solve(weights[a] * penalty.apply_part(a, theta))
+                    change = (inner.block_change(direction) if inner.block_change is not None
+                              else None)
+                    changes.append(change)
+                    if change is not None:
+                        term = curvature.block_trace(change)
+                        gradient[a] += 0.5 * float(term.value)
+                        stderr += float(term.stderr) ** 2
+            if null_basis is not None:
+                # ∂ log|NᵀH⁻¹N| = −tr(C⁻¹ Uᵀ ∂H U), U = H⁻¹N, C = NᵀU
+                c_inv = np.linalg.inv(inner_matrix)
+                for a in range(len(rho)):
+                    d_h = np.array([weights[a] * penalty.apply_part(a, u) for u in solved])
+                    change = changes[a] if changes else None
+                    if change is not None:
+                        d_h = d_h + np.einsum("kab,ikb->ika", change, solved)
+                    m = np.einsum("ikd,jkd->ij", solved, d_h)
+                    gradient[a] -= 0.5 * float(np.sum(c_inv * m))
+        return Evaluation(rho, value, gradient, math.sqrt(stderr), inner, curvature, phi,
+                          logdet.method)
+
+    def _gcv(self, rho, weights, inner, curvature) -> Evaluation:
+        traces = curvature.traces()
+        edf = float(np.asarray(traces.value)[-1])
+        n = inner.observations
+        deviance = inner.loss if inner.deviance is None else inner.deviance
+        value = math.inf if n - edf <= 0 else n * deviance / (n - edf) ** 2
+        stderr = 2 * n * deviance / abs(n - edf) ** 3 * float(np.asarray(traces.stderr)[-1])
+        return Evaluation(rho, value, np.full(len(rho), np.nan), stderr, inner, curvature,
+                          deviance / max(n - edf, 1e-300), traces.method)
+
+
+def fellner_schall(evaluation: Evaluation, penalty: QuadraticPenalty,
+                   free: np.ndarray) -> np.ndarray:
+    """One Fellner–Schall step in ρ (0 for weights not free)."""
+    weights = np.exp(evaluation.rho)
+    theta = evaluation.fit.theta
+    tau = 2.0 * evaluation.scale if evaluation.fit.dispersion else 1.0
+    pdet = penalty.pseudo_logdet(weights)
+    traces = np.asarray(evaluation.curvature.traces().value)[:-1]
+    numerator = pdet.gradient - weights * traces  # w_a (tr(P⁺S_a) − tr(H⁻¹S_a))
+    denominator = 2.0 * weights * penalty.quadratics(theta) / tau
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.log(np.maximum(numerator, 1e-300) / np.maximum(denominator, 1e-300))
+    step = np.clip(np.nan_to_num(step, nan=0.0), -5.0, 5.0)
+    return np.where(free, step, 0.0)
+
+
+def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
+                   penalty: QuadraticPenalty, criterion: str = "reml",
+                   start: Sequence[float] | None = None, free: Sequence[bool] | None = None,
+                   tol: float = 1e-8, max_iter: int = 100, bound: float = 12.0,
+                   method: str = "auto", seed: int = 0,
+                   options: dict[str, float] | None = None) -> Selection:
+    """Weights minimizing the criterion over the ``free`` ones (the others stay at
+    ``start``). ``fit(weights, warm_theta)`` returns the :class:`InnerFit` at those weights,
+    warm-started from ``warm_theta`` (None on the first call). ``tol``: on the relative
+    change of ρ (and of the criterion, with its stochastic error) between iterations;
+    ``bound``: decades either side of the start beyond which a weight is reported as
+    running to 0 or ∞; ``method``: "auto", "exact" or "stochastic" for log|H| and the
+    traces (see solvers.curvature), ``seed`` and ``options`` for the stochastic ones."""
+    parts = len(penalty.parts)
+    start_w = np.ones(parts) if start is None else np.asarray(start, dtype=float)
+    if start_w.shape != (parts,) or np.any(start_w <= 0):
+        raise ValueError(f"start needs {parts} positive weights, not {start}")
+    free_mask = np.ones(parts, dtype=bool) if free is None else np.asarray(free, dtype=bool)
+    rho0 = np.log(start_w)
+    lower = rho0 - bound * math.log(10)
+    upper = rho0 + bound * math.log(10)
+    lower[~free_mask] = upper[~free_mask] = rho0[~free_mask]
+    target = Criterion(fit, penalty, criterion, method, seed, start_w, free_mask, options)
+    if criterion == "gcv":
+        return _derivative_free(target, rho0, free_mask, lower, upper, tol, max_iter, penalty)
+    history: list[tuple[np.ndarray, float]] = []
+    current = target(rho0)
+    history.append((current.rho, current.value))
+    # Fellner–Schall while it moves ρ by more than a little (a few cheap, safe steps)
+    for _ in range(min(max_iter, FELLNER_SCHALL_STEPS)):
+        step = fellner_schall(current, penalty, free_mask)
+        if np.max(np.abs(step), initial=0.0) < 0.1:
+            break
+        trial = target(np.clip(current.rho + step, lower, upper))
+        history.append((trial.rho, trial.value))
+        if not trial.value < current.value:
+            break
+        current = trial
+    # Newton on ρ: the exact gradient, a forward-difference Hessian. Probes are common
+    # random numbers, so a stochastic criterion is a smooth function of ρ and the line
+    # search is on it; the iteration stops when the predicted decrease is below the
+    # tolerance or below the estimator's own error.
+    converged = False
+    hessian = np.eye(parts)
+    hessian_at = np.full(parts, np.inf)
+    for _ in range(max_iter):
+        hessian = _hessian(target, current, free_mask, central=False)
+        hessian_at = current.rho
+        g = np.where(free_mask, current.gradient, 0.0)
+        held = free_mask.copy()
+        # an active bound with the gradient pointing out: hold that weight there
+        held &= ~((current.rho <= lower + 1e-12) & (g > 0))
+        held &= ~((current.rho >= upper - 1e-12) & (g < 0))
+        step = _newton_step(hessian, np.where(held, g, 0.0), held)
+        decrement = -0.5 * float(g @ step)
+        small = float(np.max(np.abs(step), initial=0.0)) <= SMALL_STEP
+        if small or decrement <= max(1e-15 * max(1.0, abs(current.value)),
+                                     0.05 * current.stderr):
+            # within a tiny Newton step of the optimum (or of the estimator's noise):
+            # take it and stop
+            trial = target(np.clip(current.rho + step, lower, upper))
+            if trial.value <= current.value + 1e-12 * max(1.0, abs(current.value)):
+                current = trial
+                history.append((current.rho, current.value))
+            converged = True
+            break
+        t = 1.0
+        accepted = None
+        for _ in range(30):
+            trial = target(np.clip(current.rho + t * step, lower, upper))
+            if trial.value <= current.value + 1e-4 * t * float(g @ step):
+                accepted = trial
+                break
+            t *= 0.5
+        if accepted is None:
+            converged = True  # no decrease left to find along the Newton direction
+            break
+        moved = float(np.max(np.abs(accepted.rho - current.rho), initial=0.0))
+        current = accepted
+        history.append((current.rho, current.value))
+        if moved <= tol:
+            converged = True
+            break
+    # the standard errors from the Hessian at the answer: the last one when the final
+    # step was tiny, else a fresh central-difference one
+    if float(np.max(np.abs(current.rho - hessian_at), initial=0.0)) > SMALL_STEP:
+        hessian = _hessian(target, current, free_mask, central=True)
+    log_se = _standard_errors(hessian, free_mask)
+    unbounded = tuple(
+        "zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9 else None
+        for f, r, lo, hi in zip(free_mask, current.rho, lower, upper, strict=True))
+    return Selection(target.weights(current.rho), criterion, current.value, target.fits, log_se,
+                     unbounded, converged, current.scale, current.method, current.fit,
+                     history)
+
+
+def _newton_step(hessian: np.ndarray, gradient: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """−H⁻¹g on the free coordinates, H made positive definite (eigenvalues floored)."""
+    step = np.zeros(len(gradient))
+    idx = np.flatnonzero(free)
+    if not len(idx):
+        return step
+    sub = hessian[np.ix_(idx, idx)]
+    values, vectors = np.linalg.eigh(0.5 * (sub + sub.T))
+    floor = max(1e-8 * float(np.max(np.abs(values), initial=1.0)), 1e-10)
+    values = np.maximum(np.abs(values), floor)
+    step[idx] = -(vectors @ ((vectors.T @ gradient[idx]) / values))
+    return np.clip(step, -5.0, 5.0)
+
+
+def _hessian(target: Criterion, at: Evaluation, free: np.ndarray, central: bool = True,
+             h: float = 1e-4) -> np.ndarray:
+    """∂²V/∂ρ² by central (or forward) differences of the exact gradient, symmetrized."""
+    parts = len(at.rho)
+    out = np.zeros((parts, parts))
+    theta = target.theta
+    for a in np.flatnonzero(free):
+        shift = np.zeros(parts)
+        shift[a] = h
+        target.theta = theta
+        up = target(at.rho + shift).gradient
+        if central:
+            target.theta = theta
+            down = target(at.rho - shift).gradient
+            out[:, a] = (up - down) / (2 * h)
+        else:
+            out[:, a] = (up - at.gradient) / h
+    target.theta = at.fit.theta
+    return 0.5 * (out + out.T)
+
+
+def _standard_errors(hessian: np.ndarray, free: np.ndarray) -> np.ndarray:
+    out = np.full(len(free), np.nan)
+    idx = np.flatnonzero(free)
+    if not len(idx):
+        return out
+    sub = hessian[np.ix_(idx, idx)]
+    try:
+        cov = np.linalg.inv(sub)
+        diag = np.diag(cov)
+        out[idx] = np.where(diag > 0, np.sqrt(np.abs(diag)), np.inf)
+    except np.linalg.LinAlgError:
+        out[idx] = np.inf
+    return out
+
+
+def _derivative_free(target: Criterion, rho0: np.ndarray, free: np.ndarray,
+                     lower: np.ndarray, upper: np.ndarray, tol: float, max_iter: int,
+                     penalty: QuadraticPenalty) -> Selection:
+    """GCV: its gradient needs ∂edf/∂ρ (second derivatives of θ̂): minimized by
+    Nelder–Mead on the free ρ instead."""
+    import scipy.optimize
+
+    idx = np.flatnonzero(free)
+    best: dict[str, Evaluation] = {}
+
+    def value(x: np.ndarray) -> float:
+        rho = rho0.copy()
+        rho[idx] = np.clip(x, lower[idx], upper[idx])
+        evaluation = target(rho, gradient=False)
+        if "e" not in best or evaluation.value < best["e"].value:
+            best["e"] = evaluation
+        return evaluation.value
+
+    if len(idx):
+        scipy.optimize.minimize(value, rho0[idx], method="Nelder-Mead",
+                                options={"xatol": tol, "fatol": 1e-14, "maxiter": 200 * max_iter})
+    else:
+        value(rho0[idx])
+    current = best["e"]
+    unbounded = tuple(
+        "zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9 else None
+        for f, r, lo, hi in zip(free, current.rho, lower, upper, strict=True))
+    return Selection(target.weights(current.rho), "gcv", current.value, target.fits,
+                     np.full(len(free), np.nan), unbounded, True, current.scale,
+                     current.method, current.fit)

@@ -1,0 +1,250 @@
+"""Weights written ``auto``, chosen from the data (REML, ML or GCV) around a backend.
+
+The model's quadratic penalties read as a Gaussian prior whose precisions are the
+weights (docs/language.md, "Weights chosen from the data"). This module builds that
+prior's :class:`~stratlang.solvers.penalty.QuadraticPenalty` from the model and its bound
+design — one part per ``stratify`` factor (its Laplacian) and per quadratic regularizer
+term (its ridge pattern: the rows it acts on, in the strata its ``where`` selects) — and
+hands :func:`stratlang.solvers.selection.select_weights` a callback that fits the model
+with the chosen backend (``newton`` for smooth losses, ADMM otherwise) at any weights,
+warm-started from the fit before. Fixed weights stay fixed; a fixed weight of 0 adds no
+part. The result is the weights by name and a report for ``fitted.info['selection']``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data.design import Design
+from ..kinds.regularizers import REGULARIZERS
+from ..language import ir
+from ..language.auto import DEFAULT_METHOD, SELECTION_METHODS
+from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
+from .objective import term_index
+
+SELECTION_KEY = "selection"  # where fitted.info reports the choice
+# a chosen weight more than _FAR_DECADES from its start, known to no better than a factor
+# e^_FLAT_LOG_SE (the criterion flat along it), ran off toward 0 or ∞
+_FAR_DECADES = 6.0
+_FLAT_LOG_SE = 10.0
+
+
+@dataclass
+class _Part:
+    name: str  # the weight's name (stratify.<columns>, reg<i>.<kind>)
+    part: Any  # a solvers.penalty LaplacianPart or RidgePart
+    free: bool  # chosen (auto), else fixed at its value
+    value: float  # the fixed value, or where the search starts
+
+
+def method_for(model: ir.CheckedModel, select: str | None) -> str:
+    """The method: ``select`` (from Python or the command line), else the spec's, else
+    REML. An unknown name is an error naming the methods."""
+    if select is None:
+        return (model.solver.select if model.solver is not None and model.solver.select
+                else DEFAULT_METHOD)
+    if not isinstance(select, str) or select not in SELECTION_METHODS:
+        said = f"select={select!r}"
+        hint = did_you_mean(select, SELECTION_METHODS) if isinstance(select, str) else (
+            "; expected one of " + ", ".join(f"'{m}'" for m in SELECTION_METHODS))
+        raise OptionError(f"{said}: unknown method of choosing auto weights{hint}",
+                          cli=f"--select {select}: unknown method of choosing auto weights"
+                              f"{hint}")
+    return select
+
+
+def unchosen(model: ir.CheckedModel, values: dict[str, float]) -> list[str]:
+    """The auto weights that ``values`` does not fix: the ones to choose."""
+    return [name for name in model.autos() if name not in values]
+
+
+def _refusal(design: Design) -> str | None:
+    """Why the weights of this model cannot be chosen by the likelihood, or None."""
+    model = design.model
+    if model.basis is not None:
+        return "a basis model (`basis`) restricts θ to the graph's smoothest eigenvectors"
+    if design.partial_rows:
+        return "a feature with `where` is present in some strata only"
+    if design.loss.likelihood is None:
+        return f"loss '{design.loss.name}' has no likelihood reading"
+    for part in design.loss_parts():
+        if design.loss.likelihood_unit(part.params) is None:
+            return f"loss '{design.loss.name}' has no curvature for the Laplace approximation"
+    for term in model.regularizers:
+        entry = REGULARIZERS[term.kind.name]
+        if entry.is_constraint or entry.quadratic_weight(1.0, term.kind.p) is None:
+            return (f"regularizer '{entry.name}' is not a quadratic penalty: the penalties "
+                    "read as a Gaussian prior only when every one is")
+    return None
+
+
+def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[_Part]:
+    from ..solvers.penalty import LaplacianPart, RidgePart
+
+    k, n, m = design.theta_shape
+    out = []
+    for i, factor in enumerate(design.strata.factors):
+        name = factor.hyper_name
+        free = name in chosen
+        if free or values[name] > 0:
+            out.append(_Part(name, LaplacianPart(i), free, 1.0 if free else values[name]))
+    for term in design.model.regularizers:
+        name = term.hyper_name
+        unit = REGULARIZERS[term.kind.name].quadratic_weight(1.0, term.kind.p)
+        free = name in chosen
+        if not unit or not (free or values[name] > 0):
+            continue  # `zero`, or a fixed weight of 0: no penalty
+        pattern = np.zeros((k, n))
+        pattern[term_index(design, term)] = unit
+        out.append(_Part(name, RidgePart(np.repeat(pattern, m, axis=1)), free,
+                         1.0 if free else values[name]))
+    return out
+
+
+def _curvature_problem(design: Design, weights: dict[str, float], stats: Any) -> Any:
+    """The fit as solvers.newton's smooth problem in the loss's likelihood units (for a
+    distribution: in its parameter itself), at ``weights``; ``stats`` the records'
+    RecordStatistics (built once: they keep the features' products)."""
+    from ..solvers.hessian import KroneckerSum
+    from ..solvers.newton import LossTerm, SmoothProblem
+    from .newton import ridge
+
+    records = design.records
+    terms = [LossTerm(design.loss.likelihood_unit(part.params), part.records)
+             for part in design.loss_parts()]
+    laplacian = KroneckerSum(design.strata.graphs(), design.strata.gammas(weights))
+    return SmoothProblem(stats, records.observed_y, terms, ridge(design, weights), laplacian,
+                         records.offset, records.weight)
+
+
+def _polished(problem: Any, theta: np.ndarray) -> np.ndarray:
+    """θ refined by Newton's method on the likelihood units, from the backend's fit, to
+    the precision of the arithmetic: log|H| moves with θ̂ to first order, so a fit good
+    enough for predictions (a relative decrement of 1e-10, or ADMM's residuals) would
+    blur the criterion's small differences between nearby weights. The backend's θ when
+    Newton ends in trouble (a parameter held at its domain's edge)."""
+    from ..solvers.newton import newton
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        result = newton(problem, theta, tol=1e-24, max_iter=30)
+    if result.status in ("optimal", "max_iter") and np.all(np.isfinite(result.theta)):
+        return np.asarray(result.theta)
+    return theta
+
+
+class _Inner:
+    """The callback: the model fitted at weights w, as the engine's InnerFit."""
+
+    def __init__(self, choice: Any, design: Design, parts: list[_Part],
+                 values: dict[str, float]):
+        self.choice, self.design, self.parts, self.values = choice, design, parts, values
+        self.warm: Any = None
+        from ..solvers.hessian import RecordStatistics
+
+        k, _n, m = design.theta_shape
+        self.stats = RecordStatistics(design.records.x, design.records.z, k, m)
+        self.fits = 0
+
+    def weights(self, w: np.ndarray) -> dict[str, float]:
+        given = {**self.values, **{p.name: float(v) for p, v in zip(self.parts, w, strict=True)}}
+        return {name: given[name] for name in self.design.model.hypers()}  # the model's order
+
+    def __call__(self, w: np.ndarray, warm_theta: np.ndarray | None) -> Any:
+        from ..solvers.selection import InnerFit
+
+        weights = self.weights(w)
+        fit = self.choice.fit(weights, self.warm if warm_theta is not None else None)
+        self.fits += 1
+        self.warm = fit.warm
+        if fit.theta is None:  # (written by a cluster's workers under `output`)
+            raise StratlangError("auto weights are chosen from θ in memory; this fit wrote θ "
+                                 "under its output folder: fit without `output`")
+        problem = _curvature_problem(self.design, weights, self.stats)
+        theta = _polished(problem, np.asarray(fit.theta, dtype=float))
+        k = self.design.theta_shape[0]
+        likelihood = self.design.loss.likelihood
+        assert likelihood is not None  # (_refusal refused the others)
+        return InnerFit.from_problem(problem, theta.reshape(k, -1),
+                                     dispersion=likelihood.dispersion)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Every weight's value (the chosen ones and the fixed), the report, and what
+    warm-starts the fit at those weights."""
+
+    weights: dict[str, float]
+    report: dict[str, Any]
+    warm: Any = None
+
+
+def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen:
+    """Chooses the auto weights that ``values`` leaves unset, by ``method``, fitting with
+    ``choice`` (a :class:`stratlang.backends.Choice`) at every trial."""
+    from ..solvers.penalty import QuadraticPenalty
+    from ..solvers.selection import select_weights
+
+    design = choice.design
+    if not isinstance(design, Design):  # (records left on a cluster's workers)
+        raise StratlangError(f"auto weights are chosen with the records in memory; backend "
+                             f"'{choice.backend.name}' leaves them on its workers: choose them "
+                             "with another backend, then fix them (weights={…})",
+                             cli=f"auto weights are chosen with the records in memory; "
+                                 f"--backend {choice.backend.name} leaves them on its workers: "
+                                 "choose them with another backend, then fix them (--weight)")
+    model = design.model
+    chosen = unchosen(model, values)
+    if problem := _refusal(design):
+        raise StratlangError(f"auto weights of model '{model.name}' cannot be chosen: "
+                             f"{problem}; fix them (weights={{…}}) or write sweeps and use "
+                             "tune", cli=f"auto weights of model '{model.name}' cannot be "
+                             f"chosen: {problem}; fix them (--weight NAME=VALUE) or write "
+                             "sweeps and use `stratlang tune`")
+    parts = _parts(design, values, chosen)
+    _k, n, m = design.theta_shape
+    penalty = QuadraticPenalty(design.strata.graphs(), [p.part for p in parts], n, m)
+    inner = _Inner(choice, design, parts, values)
+    start = time.perf_counter()
+    failed = f"choosing the auto weights of model '{model.name}' by {method.upper()} failed"
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            selection = select_weights(inner, penalty, criterion=method,
+                                       start=[p.value for p in parts],
+                                       free=[p.free for p in parts])
+    except (ValueError, np.linalg.LinAlgError) as error:
+        raise NumericalError(f"{failed}: {error}") from None
+    weights = inner.weights(selection.weights)
+    report = _report(selection, parts, method, inner.fits)
+    report["seconds"] = time.perf_counter() - start
+    return Chosen(weights, report, inner.warm)
+
+
+def _report(selection: Any, parts: list[_Part], method: str, fits: int) -> dict[str, Any]:
+    """What the fit reports: the method, the criterion, the iterations and, per chosen
+    weight, its value, its standard error on the log scale and whether it ran to 0 or ∞."""
+    chosen = {}
+    for i, part in enumerate(parts):
+        if not part.free:
+            continue
+        se, value, limit = float(selection.log_se[i]), float(selection.weights[i]), \
+            selection.unbounded[i]
+        far = abs(math.log10(value / part.value)) > _FAR_DECADES
+        if limit is None and method != "gcv" and far and not se < _FLAT_LOG_SE:
+            # the criterion flattens out toward 0 or ∞ before the search's bound: the
+            # weight ran off, and the data cannot determine it
+            limit = "infinite" if value > part.value else "zero"
+        chosen[part.name] = {"value": value, "log_se": se if math.isfinite(se) else None,
+                             "limit": limit}
+    report: dict[str, Any] = {"method": method, "criterion": float(selection.value),
+                              "iterations": int(selection.iterations), "inner_fits": fits,
+                              "converged": bool(selection.converged),
+                              "estimates": str(selection.method), "weights": chosen}
+    scale = float(selection.scale)
+    if selection.fit.dispersion:
+        report["scale"] = scale
+    return report

@@ -1,0 +1,320 @@
+"""The Laplace-approximation engine (solvers.penalty, solvers.cholesky, solvers.curvature,
+solvers.selection) against the dense brute-force reference (tests.laplace_reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stratlang.solvers import cholesky
+from stratlang.solvers.curvature import LaplaceCurvature
+from stratlang.solvers.graphs import complete_graph, cycle_graph, edge_list_graph, path_graph
+from stratlang.solvers.hessian import KroneckerSum, RecordStatistics
+from stratlang.solvers.newton import LossTerm, SmoothProblem
+from stratlang.solvers.penalty import LaplacianPart, QuadraticPenalty, RidgePart
+from stratlang.solvers.pointwise import (
+    ExponentialRegression,
+    Logistic,
+    Multinomial,
+    PoissonRegression,
+    Squared,
+)
+from stratlang.solvers.selection import Criterion, InnerFit, select_weights
+
+from .laplace_reference import DenseModel
+
+
+def _engine(model: DenseModel) -> tuple[QuadraticPenalty, object]:
+    """The engine's penalty and a fit callback (the reference's dense Newton fit)."""
+    parts = [LaplacianPart(p[1], p[2]) if p[0] == "laplacian" else RidgePart(p[1])
+             for p in model.parts]
+    penalty = QuadraticPenalty(model.factors, parts, model.n, model.m)
+    stats = RecordStatistics(model.x, model.z, model.k, model.m)
+    problem = SmoothProblem(stats, model.y, [LossTerm(model.unit)], np.zeros((model.k, model.d)),
+                            KroneckerSum(model.factors, [0.0] * len(model.factors)),
+                            model.offset, model.weight)
+
+    def fit(weights, warm):
+        theta = model.fit(weights, None if warm is None else warm.reshape(-1))
+        return InnerFit.from_problem(problem, theta.reshape(model.k, model.d),
+                                     dispersion=model.dispersion)
+
+    return penalty, fit
+
+
+def _model(loss: str, seed: int = 0) -> tuple[DenseModel, np.ndarray]:
+    """A 4 × 3 (path × cycle) model with an intercept and a slope, the Laplacian of the
+    cycle on the intercept only and a ridge on the slope; offsets and record weights."""
+    rng = np.random.default_rng(seed)
+    factors = [path_graph(4), cycle_graph(3)]
+    k, n_records = 12, 90
+    x = np.column_stack([np.ones(n_records), rng.normal(size=n_records)])
+    z = rng.integers(0, k, n_records)
+    truth = np.column_stack([0.5 * np.sin(np.arange(k) / 2), 0.3 * np.ones(k)])
+    eta = np.sum(x * truth[z], axis=1)
+    offset = weight = None
+    m, dispersion = 1, False
+    if loss == "squared":
+        unit, y, dispersion = Squared(), (eta + 0.4 * rng.normal(size=n_records))[:, None], True
+        weight = rng.uniform(0.5, 2.0, n_records)
+    elif loss == "poisson":
+        offset = rng.uniform(0.0, 1.0, n_records)
+        unit = PoissonRegression()
+        y = rng.poisson(np.exp(eta + offset))[:, None].astype(float)
+        weight = rng.uniform(0.5, 2.0, n_records)
+    elif loss == "logistic":
+        unit = Logistic()
+        y = np.where(rng.uniform(size=n_records) < 1 / (1 + np.exp(-2 * eta)), 1.0, -1.0)[:, None]
+    elif loss == "exponential":
+        unit = ExponentialRegression()
+        y = rng.exponential(np.exp(-eta))[:, None]
+    else:
+        unit, m = Multinomial(), 3
+        labels = rng.integers(0, 3, n_records)
+        y = np.eye(3)[labels]
+    rows = np.array([True, False])
+    # multinomial's shift of every class at once has no curvature: the ridge covers it
+    ridged = np.ones(2, dtype=bool) if loss == "multinomial" else ~rows
+    parts = [("laplacian", 0, None), ("laplacian", 1, rows),
+             ("ridge", np.tile(np.repeat(ridged, m).astype(float), (k, 1)))]
+    model = DenseModel(x, z, y, unit, factors, parts, m, offset, weight, dispersion)
+    return model, np.array([2.0, 3.0, 1.5])
+
+
+LOSSES = ["squared", "poisson", "logistic", "exponential", "multinomial"]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("kind", ["reml", "ml"])
+def test_criterion_and_gradient_match_brute_force(loss, kind):
+    model, w = _model(loss)
+    penalty, fit = _engine(model)
+    rho = np.log(w)
+    evaluation = Criterion(fit, penalty, kind)(rho)
+    assert evaluation.value == pytest.approx(model.criterion(rho, kind), rel=1e-11)
+    np.testing.assert_allclose(evaluation.gradient, model.gradient(rho, kind), rtol=1e-6,
+                               atol=1e-8)
+    cov = model.covariance(w)
+    d = model.d
+    expected = np.array([cov[i * d:(i + 1) * d, i * d:(i + 1) * d] for i in range(model.k)])
+    blocks = evaluation.curvature.inverse_blocks()
+    assert blocks.method == "exact-cholesky" and np.all(blocks.stderr == 0)
+    np.testing.assert_allclose(blocks.value, expected, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("loss", ["squared", "poisson", "logistic"])
+def test_selected_weights_and_standard_errors_match_brute_force(loss):
+    model, w = _model(loss, seed=1)
+    penalty, fit = _engine(model)
+    selection = select_weights(fit, penalty, "reml", start=w)
+    best = model.select(np.log(selection.weights))  # polished from the engine's answer
+    assert selection.converged and selection.unbounded == (None, None, None)
+    np.testing.assert_allclose(selection.weights, np.exp(best), rtol=1e-6)
+    se = np.sqrt(np.diag(np.linalg.inv(model.hessian(best))))
+    np.testing.assert_allclose(selection.log_se, se, rtol=1e-3)
+    assert selection.value == pytest.approx(model.criterion(best), rel=1e-12)
+    # the brute force started elsewhere agrees too (the engine did not stop early)
+    assert np.allclose(model.select(np.log(w)), best, atol=1e-5)
+
+
+def test_fixed_weights_stay_and_free_ones_move():
+    model, w = _model("squared", seed=2)
+    penalty, fit = _engine(model)
+    selection = select_weights(fit, penalty, "reml", start=w, free=[True, False, True])
+    assert selection.weights[1] == w[1]
+    assert np.isnan(selection.log_se[1])
+    gradient = model.gradient(np.log(selection.weights))
+    assert abs(gradient[0]) < 1e-5 and abs(gradient[2]) < 1e-5
+
+
+def test_a_weight_the_data_cannot_determine_is_flagged():
+    """Data with no trend along the path: its weight runs to ∞, reported, not clipped."""
+    rng = np.random.default_rng(3)
+    factors = [path_graph(5), cycle_graph(3)]
+    k, n_records = 15, 200
+    z = rng.integers(0, k, n_records)
+    cycle_effect = np.tile([-1.0, 0.0, 1.0], 5)  # constant along the path
+    y = (cycle_effect[z] + 0.3 * rng.normal(size=n_records))[:, None]
+    model = DenseModel(np.ones((n_records, 1)), z, y, Squared(), factors,
+                       [("laplacian", 0, None), ("laplacian", 1, None)], dispersion=True)
+    penalty, fit = _engine(model)
+    selection = select_weights(fit, penalty, "reml", start=[1.0, 1.0], bound=6.0)
+    assert selection.unbounded == ("infinite", None)
+    assert selection.weights[0] == pytest.approx(1e6)
+
+
+def test_gcv_minimizes_the_brute_force_gcv():
+    model, w = _model("squared", seed=4)
+    penalty, fit = _engine(model)
+    selection = select_weights(fit, penalty, "gcv", start=w, free=[True, False, False])
+    rho = np.log(selection.weights)
+    assert selection.value == pytest.approx(model.criterion(rho, "gcv"), rel=1e-10)
+    for a in (0,):
+        for step in (-1e-2, 1e-2):
+            moved = rho.copy()
+            moved[a] += step
+            assert model.criterion(moved, "gcv") >= selection.value
+
+
+def test_pseudo_logdet_counts_islands_and_components_exactly():
+    """A graph with two components and an island, beside a complete factor: the null
+    space is one constant per component (3 here × 1), never a threshold's guess."""
+    islands = edge_list_graph(6, np.array([[0, 1], [1, 2], [3, 4]]))
+    factors = [islands, complete_graph(3)]
+    penalty = QuadraticPenalty(factors, [LaplacianPart(0), LaplacianPart(1)], n=1)
+    w = np.array([0.7, 2.5])
+    result = penalty.pseudo_logdet(w)
+    values = np.linalg.eigvalsh(penalty.matrix(w).toarray())
+    assert result.null_dim == 3 == penalty.null_dim(w)
+    assert result.value == pytest.approx(float(np.sum(np.log(values[3:]))), rel=1e-12)
+    h = 1e-6
+    for a in range(2):
+        e = np.zeros(2)
+        e[a] = h
+        up = penalty.pseudo_logdet(w * np.exp(e)).value
+        down = penalty.pseudo_logdet(w * np.exp(-e)).value
+        assert result.gradient[a] == pytest.approx((up - down) / (2 * h), rel=1e-7)
+
+
+def test_pseudo_logdet_on_a_big_path_is_not_fooled_by_tiny_eigenvalues():
+    """A 20,000-node path: its smallest nonzero eigenvalue (2.5e-8) is below any relative
+    threshold, yet the null space is one vector (the closed-form spectrum's log-sum)."""
+    n = 20_000
+    penalty = QuadraticPenalty([path_graph(n)], [LaplacianPart(0)], n=1)
+    result = penalty.pseudo_logdet([1.0])
+    assert result.null_dim == 1
+    # pdet of the path Laplacian is n (matrix-tree theorem: one spanning tree, n nodes)
+    assert result.value == pytest.approx(np.log(n), abs=1e-7)
+
+
+def test_pseudo_logdet_with_a_ridge_on_some_strata_uses_the_anchored_factorization():
+    factors = [path_graph(5), cycle_graph(4)]
+    pattern = np.zeros((20, 2))
+    pattern[:4, 1] = 1.0  # the slope's ridge on the first path node only (a `where`)
+    penalty = QuadraticPenalty(factors, [LaplacianPart(0), LaplacianPart(1, np.array([1, 0])),
+                                         RidgePart(pattern)], n=2)
+    w = np.array([1.3, 0.4, 2.0])
+    result = penalty.pseudo_logdet(w)
+    assert result.method == "exact-cholesky"
+    values = np.linalg.eigvalsh(penalty.matrix(w).toarray())
+    # intercept: one constant; slope: the path component touched by the ridge is gone,
+    # the cycle does not act on the slope: 4 cycle positions, each a path touching it
+    assert result.null_dim == 1
+    assert result.value == pytest.approx(float(np.sum(np.log(values[1:]))), rel=1e-11)
+    h = 1e-6
+    for a in range(3):
+        e = np.zeros(3)
+        e[a] = h
+        fd = (penalty.pseudo_logdet(w * np.exp(e)).value
+              - penalty.pseudo_logdet(w * np.exp(-e)).value) / (2 * h)
+        assert result.gradient[a] == pytest.approx(fd, rel=1e-6)
+
+
+def test_sparse_factorization_and_selected_inversion_match_dense(monkeypatch):
+    """The sparse path (SuperLU without pivoting + Takahashi recursion), forced on a small
+    matrix: log|H|, the traces and the inverse blocks equal the dense answers."""
+    model, w = _model("poisson")
+    penalty, fit = _engine(model)
+    inner = fit(w, None)
+    dense = LaplaceCurvature(inner.blocks, penalty, w)
+    monkeypatch.setattr(cholesky, "DENSE_LIMIT", 0)
+    sparse = LaplaceCurvature(inner.blocks, penalty, w)
+    assert not sparse.factor.dense
+    assert sparse.logdet().value == pytest.approx(dense.logdet().value, rel=1e-12)
+    np.testing.assert_allclose(sparse.traces().value, dense.traces().value, rtol=1e-10)
+    np.testing.assert_allclose(sparse.inverse_blocks().value, dense.inverse_blocks().value,
+                               rtol=1e-9, atol=1e-14)
+
+
+def test_a_singular_hessian_is_reported():
+    penalty = QuadraticPenalty([path_graph(3)], [LaplacianPart(0)], n=1)
+    curvature = LaplaceCurvature(np.zeros((3, 1, 1)), penalty, [1.0])
+    with pytest.raises(cholesky.NotPositiveDefinite):
+        curvature.logdet()
+
+
+def _poisson_grid(shape=(6, 5), years=4, seed=5):
+    rng = np.random.default_rng(seed)
+    from stratlang.solvers.graphs import grid_graph
+
+    factors = [grid_graph(shape), path_graph(years)]
+    k = int(np.prod(shape)) * years
+    z = np.repeat(np.arange(k), 3)
+    truth = np.sin(np.arange(k) / 9.0) + 1.0
+    exposure = rng.uniform(0.5, 2.0, len(z))
+    y = rng.poisson(np.exp(truth[z]) * exposure)[:, None].astype(float)
+    stats = RecordStatistics(np.ones((len(z), 1)), z, k, 1)
+    problem = SmoothProblem(stats, y, [LossTerm(PoissonRegression())], np.zeros((k, 1)),
+                            KroneckerSum(factors, [1.0, 1.0]), np.log(exposure))
+    penalty = QuadraticPenalty(factors, [LaplacianPart(0), LaplacianPart(1),
+                                         RidgePart(np.full((k, 1), 1.0))], n=1)
+    return problem, penalty
+
+
+def test_stochastic_estimates_agree_with_exact_within_their_error():
+    """SLQ log|H|, control-variate Hutchinson traces and Monte Carlo inverse blocks (with
+    the Kronecker-sum reference) against the exact factorization: within 4 standard
+    errors, and the errors small."""
+    from stratlang.solvers.selection import newton_fit
+
+    problem, penalty = _poisson_grid()
+    w = np.array([3.0, 2.0, 0.1])
+    inner = newton_fit(problem, penalty)(w, None)
+    exact = LaplaceCurvature(inner.blocks, penalty, w, "exact")
+    stochastic = LaplaceCurvature(inner.blocks, penalty, w, "stochastic", seed=1)
+    logdet = stochastic.logdet()
+    assert logdet.method == "slq" and logdet.stderr < 0.3
+    assert abs(logdet.value - exact.logdet().value) < 4 * logdet.stderr
+    traces = stochastic.traces()
+    assert traces.method == "hutchinson-cv"
+    assert np.all(np.abs(traces.value - exact.traces().value) < 4 * traces.stderr)
+    assert np.all(traces.stderr < 0.02 * np.abs(traces.value))
+    blocks = stochastic.inverse_blocks()
+    assert blocks.method == "monte-carlo"
+    error = np.abs(blocks.value - exact.inverse_blocks().value) / blocks.stderr
+    assert np.mean(error < 2) > 0.9 and np.max(error) < 5
+    # the same seed, the same probes: the estimate is a smooth function of the weights
+    again = LaplaceCurvature(inner.blocks, penalty, w * 1.000001, "stochastic", seed=1)
+    assert again.logdet().value == pytest.approx(logdet.value, abs=1e-4)
+
+
+def test_stochastic_selection_is_near_the_exact_selection():
+    from stratlang.solvers.selection import newton_fit
+
+    problem, penalty = _poisson_grid()
+    fit = newton_fit(problem, penalty)
+    start = [1.0, 1.0, 0.1]
+    free = [True, True, False]
+    exact = select_weights(fit, penalty, "reml", start=start, free=free, method="exact")
+    stochastic = select_weights(fit, penalty, "reml", start=start, free=free,
+                                method="stochastic")
+    assert exact.method == "exact-cholesky" and stochastic.method == "slq"
+    assert stochastic.converged
+    # the choices differ by much less than their own uncertainty
+    assert np.all(np.abs(np.log(stochastic.weights[:2] / exact.weights[:2]))
+                  < 0.1 * exact.log_se[:2])
+
+
+def test_the_probe_count_is_fixed_by_the_first_evaluation():
+    """A pilot of 8 probes is kept when the criterion's error is already negligible (a
+    Gaussian model whose curvature the Kronecker reference matches exactly), and 32 are
+    used otherwise; later evaluations reuse the count (common random numbers)."""
+    from stratlang.solvers import stochastic
+    from stratlang.solvers.selection import newton_fit
+
+    factors = [path_graph(12), cycle_graph(5)]
+    k = 60
+    rng = np.random.default_rng(0)
+    stats = RecordStatistics(np.ones((k, 1)), np.arange(k), k, 1)
+    gaussian = SmoothProblem(stats, rng.normal(size=(k, 1)), [LossTerm(Squared())],
+                             np.zeros((k, 1)), KroneckerSum(factors, [1.0, 1.0]))
+    penalty = QuadraticPenalty(factors, [LaplacianPart(0), LaplacianPart(1)], n=1)
+    precise = Criterion(newton_fit(gaussian, penalty, dispersion=True), penalty, "reml",
+                        method="stochastic")
+    first = precise(np.zeros(2))
+    assert precise.options["probes"] == stochastic.PILOT_PROBES and first.stderr < 1e-8
+    problem, penalty = _poisson_grid()
+    noisy = Criterion(newton_fit(problem, penalty), penalty, "reml", method="stochastic")
+    evaluation = noisy(np.log([1.0, 1.0, 0.1]))
+    assert noisy.options["probes"] == stochastic.PROBES
+    assert evaluation.curvature.stochastic.probes == stochastic.PROBES
