@@ -1,14 +1,15 @@
 """Coverage of the 95 % intervals on data simulated from the model (issue 22).
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/reml_coverage.py --reps 40
+    OPENBLAS_NUM_THREADS=1 python benchmarks/reml_coverage.py --reps 40 --path 100 --records 4
 
-Each replicate draws θ from the model's prior — an intrinsic GMRF on a path(30) × cycle(8)
-product (K = 240), precision P(w)/τ with known weights, plus a constant — then records
-(2 per stratum, a few strata left without data) from the family: Gaussian (noise sd 0.5,
+Each replicate draws θ from the model's prior — an intrinsic GMRF on a path(P) × cycle(8)
+product (K = 8P), precision P(w)/τ with known weights, plus a constant — then records
+(``--records`` per stratum, a tenth of the strata left without data) from the family: Gaussian (noise sd 0.5,
 τ = 2φ), Poisson (log link, exposure offset) or logistic. stratlang's engine selects the
 two weights by REML and reports θ̂ ± 1.96 sqrt(τ (H⁻¹)_kk) for every stratum; the table
 gives the share of (stratum, replicate) pairs whose interval covers the true θ_k, and the
-same for the strata without data. Bayesian intervals of a penalized fit cover at the
+same for the strata without data, and with the chosen weights' own uncertainty added
+(``Selection.weight_uncertainty``, mgcv's ``unconditional=TRUE``). Bayesian intervals of a penalized fit cover at the
 nominal rate on average over the strata (Wahba 1983; Nychka 1988), not stratum by stratum.
 """
 
@@ -28,6 +29,7 @@ from stratlang.solvers.pointwise import Logistic, PoissonRegression, Squared
 from stratlang.solvers.selection import newton_fit, select_weights
 
 FACTORS = [path_graph(30), cycle_graph(8)]
+RECORDS = 2  # per stratum (a tenth of the strata get none)
 TRUE_WEIGHTS = {"gaussian": (20.0, 5.0), "poisson": (40.0, 10.0), "logistic": (10.0, 3.0)}
 
 
@@ -47,7 +49,7 @@ def replicate(family: str, rng) -> tuple[np.ndarray, np.ndarray]:
     theta = draw_prior(penalty, TRUE_WEIGHTS[family], tau, rng)
     theta += {"gaussian": 0.0, "poisson": 1.0, "logistic": 0.0}[family]
     empty = rng.choice(k, size=k // 10, replace=False)
-    per = np.full(k, 2)
+    per = np.full(k, RECORDS)
     per[empty] = 0
     z = np.repeat(np.arange(k), per)
     offset = None
@@ -66,32 +68,44 @@ def replicate(family: str, rng) -> tuple[np.ndarray, np.ndarray]:
     selection = select_weights(newton_fit(problem, penalty, dispersion=family == "gaussian"),
                                penalty, "reml", start=[1.0, 1.0])
     curvature = LaplaceCurvature(selection.fit.blocks, penalty, selection.weights)
-    se = np.sqrt(selection.covariance_scale * curvature.inverse_blocks().value[:, 0, 0])
-    covered = np.abs(selection.fit.theta[:, 0] - theta) <= 1.959964 * se
+    variance = selection.covariance_scale * curvature.inverse_blocks().value[:, 0, 0]
+    error = np.abs(selection.fit.theta[:, 0] - theta)
+    covered = error <= 1.959964 * np.sqrt(variance)
+    corrected = variance + selection.weight_uncertainty(curvature)[:, 0, 0]
+    covered_u = error <= 1.959964 * np.sqrt(corrected)
     without = np.zeros(k, dtype=bool)
     without[empty] = True
-    return covered, without
+    return covered, covered_u, without
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=40)
     parser.add_argument("--families", default="gaussian,poisson,logistic")
+    parser.add_argument("--path", type=int, default=30, help="length of the path factor")
+    parser.add_argument("--records", type=int, default=2, help="records per stratum")
     args = parser.parse_args()
-    print("| family | replicates | coverage (all strata) | strata without data | seconds |")
-    print("|---|---|---|---|---|")
+    global FACTORS, RECORDS
+    FACTORS = [path_graph(args.path), cycle_graph(8)]
+    RECORDS = args.records
+    print("| family | replicates | coverage (all strata) | strata without data | "
+          "with the weights' uncertainty | seconds |")
+    print("|---|---|---|---|---|---|")
     for family in args.families.split(","):
         rng = np.random.default_rng(7)
         clock = time.perf_counter()
-        hits, empty_hits = [], []
+        hits, empty_hits, hits_u = [], [], []
         for _ in range(args.reps):
-            covered, without = replicate(family, rng)
+            covered, covered_u, without = replicate(family, rng)
             hits.append(covered.mean())
             empty_hits.append(covered[without].mean())
-        hits_arr = np.array(hits)
+            hits_u.append(covered_u.mean())
+        hits_arr, hits_u_arr = np.array(hits), np.array(hits_u)
+        spread = np.sqrt(args.reps)
         print(f"| {family} | {args.reps} | {hits_arr.mean():.3f} "
-              f"(± {hits_arr.std(ddof=1) / np.sqrt(args.reps):.3f}) | "
-              f"{np.mean(empty_hits):.3f} | {time.perf_counter() - clock:.0f} |", flush=True)
+              f"(± {hits_arr.std(ddof=1) / spread:.3f}) | {np.mean(empty_hits):.3f} | "
+              f"{hits_u_arr.mean():.3f} (± {hits_u_arr.std(ddof=1) / spread:.3f}) | "
+              f"{time.perf_counter() - clock:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

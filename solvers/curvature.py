@@ -19,28 +19,15 @@ factorization with selected inversion, :mod:`solvers.cholesky`) up to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 
 from .cholesky import SPARSE_LIMIT, SparseCholesky
+from .estimate import Estimate
 from .penalty import QuadraticPenalty, Weights
+from .stochastic import StochasticCurvature
 
 EXACT_LIMIT = SPARSE_LIMIT  # K·d up to which log|H|, traces and blocks are exact
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A computed quantity, its standard error (0 for an exact value) and how it was got."""
-
-    value: float | np.ndarray
-    stderr: float | np.ndarray
-    method: str
-
-    @property
-    def exact(self) -> bool:
-        return self.method.startswith("exact")
 
 
 class LaplaceCurvature:
@@ -63,7 +50,7 @@ class LaplaceCurvature:
         self.seed = seed
         self.options = options
         self._factor: SparseCholesky | None = None
-        self._stochastic = None
+        self._stochastic: StochasticCurvature | None = None
 
     # -- the matrix ------------------------------------------------------------------
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -87,11 +74,10 @@ class LaplaceCurvature:
         return self._factor
 
     @property
-    def stochastic(self):
+    def stochastic(self) -> StochasticCurvature:
         if self._stochastic is None:
-            from .stochastic import StochasticCurvature
-
-            self._stochastic = StochasticCurvature(self, seed=self.seed, **self.options)
+            self._stochastic = StochasticCurvature(self.blocks, self.penalty, self.weights,
+                                                   seed=self.seed, **self.options)
         return self._stochastic
 
     def solve(self, b: np.ndarray) -> np.ndarray:

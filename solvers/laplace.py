@@ -43,7 +43,8 @@ The criteria's definitions and conventions are in :mod:`solvers.selection`.
 
 from __future__ import annotations
 
-from .curvature import EXACT_LIMIT, Estimate, LaplaceCurvature
+from .curvature import EXACT_LIMIT, LaplaceCurvature
+from .estimate import Estimate
 from .penalty import LaplacianPart, LogDet, QuadraticPenalty, RidgePart
 from .selection import (
     CRITERIA,

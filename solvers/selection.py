@@ -179,11 +179,35 @@ class Selection:
     method: str  # how log|H| and the traces were computed
     fit: InnerFit
     history: list[tuple[np.ndarray, float]] = field(default_factory=list)
+    # the approximate covariance of log w (free weights; zero rows/columns for the others)
+    log_covariance: np.ndarray | None = None
 
     @property
     def covariance_scale(self) -> float:
         """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, 1 otherwise)."""
         return 2.0 * self.scale if self.fit.dispersion else 1.0
+
+    def weight_uncertainty(self, curvature: LaplaceCurvature) -> np.ndarray:
+        """The stratum blocks (K, d, d) to add to τ (H⁻¹)_kk for the uncertainty of the
+        chosen weights themselves (mgcv's ``unconditional=TRUE``, Wood, Pya & Säfken
+        2016): Σ_ab J_a J_bᵀ Cov(ρ)_ab per stratum, J_a = ∂θ̂/∂ρ_a = −H⁻¹ w_a S_a θ̂.
+        ``curvature``: H at the chosen weights (LaplaceCurvature(fit.blocks, penalty,
+        weights)). Zero for a weight not free or not determined (flagged)."""
+        penalty = curvature.penalty
+        theta = self.fit.theta
+        cov = (np.zeros((len(self.weights),) * 2) if self.log_covariance is None
+               else np.nan_to_num(self.log_covariance, nan=0.0, posinf=0.0))
+        active = [a for a in range(len(self.weights))
+                  if cov[a, a] > 0 and self.unbounded[a] is None]
+        out = np.zeros((penalty.k, penalty.d, penalty.d))
+        if not active:
+            return out
+        directions = {a: -curvature.solve(self.weights[a] * penalty.apply_part(a, theta))
+                      for a in active}
+        for a in active:
+            for b in active:
+                out += cov[a, b] * directions[a][:, :, None] * directions[b][:, None, :]
+        return out
 
 
 class Criterion:
@@ -414,13 +438,13 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
     # step was tiny, else a fresh central-difference one
     if float(np.max(np.abs(current.rho - hessian_at), initial=0.0)) > SMALL_STEP:
         hessian = _hessian(target, current, free_mask, central=True)
-    log_se = _standard_errors(hessian, free_mask)
+    log_se, log_covariance = _standard_errors(hessian, free_mask)
     unbounded = tuple(
         "zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9 else None
         for f, r, lo, hi in zip(free_mask, current.rho, lower, upper, strict=True))
     return Selection(target.weights(current.rho), criterion, current.value, target.fits, log_se,
                      unbounded, converged, current.scale, current.method, current.fit,
-                     history)
+                     history, log_covariance)
 
 
 def _newton_step(hessian: np.ndarray, gradient: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -458,19 +482,24 @@ def _hessian(target: Criterion, at: Evaluation, free: np.ndarray, central: bool 
     return 0.5 * (out + out.T)
 
 
-def _standard_errors(hessian: np.ndarray, free: np.ndarray) -> np.ndarray:
+def _standard_errors(hessian: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(SE of each log w, the covariance of log w): the inverse Hessian on the free
+    weights (inf where it is not positive definite: a weight the data cannot pin down)."""
     out = np.full(len(free), np.nan)
+    full = np.zeros((len(free), len(free)))
     idx = np.flatnonzero(free)
     if not len(idx):
-        return out
+        return out, full
     sub = hessian[np.ix_(idx, idx)]
     try:
         cov = np.linalg.inv(sub)
         diag = np.diag(cov)
         out[idx] = np.where(diag > 0, np.sqrt(np.abs(diag)), np.inf)
+        if np.all(diag > 0):
+            full[np.ix_(idx, idx)] = cov
     except np.linalg.LinAlgError:
         out[idx] = np.inf
-    return out
+    return out, full
 
 
 def _derivative_free(target: Criterion, rho0: np.ndarray, free: np.ndarray,

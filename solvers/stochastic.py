@@ -31,15 +31,12 @@ control variate; the methods then carry the suffix "-jacobi".
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .estimate import Estimate
 from .laplacian import KroneckerSolver, exact_kronecker
-from .penalty import LaplacianPart, RidgePart
-
-if TYPE_CHECKING:
-    from .curvature import Estimate, LaplaceCurvature
+from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
 
 PROBES = 32
 PILOT_PROBES = 8  # REML's first try (solvers.selection), kept when already precise
@@ -49,12 +46,12 @@ CG_MAX = 2000
 
 
 class StochasticCurvature:
-    def __init__(self, curvature: LaplaceCurvature, seed: int = 0, probes: float = PROBES,
+    def __init__(self, blocks: np.ndarray, penalty: QuadraticPenalty, weights: np.ndarray,
+                 seed: int = 0, probes: float = PROBES,
                  lanczos_steps: float = LANCZOS_STEPS, cg_rtol: float = CG_RTOL):
-        self.curvature = curvature
-        self.penalty = curvature.penalty
-        self.weights = curvature.weights
-        self.blocks = curvature.blocks
+        self.penalty = penalty
+        self.weights = np.asarray(weights, dtype=float)
+        self.blocks = np.asarray(blocks, dtype=float)
         self.k, self.d = self.penalty.k, self.penalty.d
         self.probes = int(probes)
         self.lanczos_steps = int(lanczos_steps)
@@ -194,8 +191,6 @@ class StochasticCurvature:
 
     # -- the estimates ---------------------------------------------------------------
     def logdet(self) -> Estimate:
-        from .curvature import Estimate
-
         def g(x: np.ndarray) -> np.ndarray:
             return self.whiten(self.apply(self.whiten_t(x)))
 
@@ -206,8 +201,6 @@ class StochasticCurvature:
         return Estimate(value, stderr, "slq" if self.kron else "slq-jacobi")
 
     def traces(self) -> Estimate:
-        from .curvature import Estimate
-
         penalty, w = self.penalty, self.weights
         solves = self.solves()
         parts = len(penalty.parts)
@@ -229,8 +222,6 @@ class StochasticCurvature:
         return Estimate(np.append(value, edf), np.append(stderr, edf_se), method)
 
     def inverse_blocks(self) -> Estimate:
-        from .curvature import Estimate
-
         solves = self.solves()
         reference = self._reference_blocks() if self.kron else None
         diff = solves - self.k_solve(self.z) if reference is not None else solves

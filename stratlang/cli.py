@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--graph", action="append", default=[], metavar="COLUMN=FILE",
                    type=_graph_item, help=GRAPH_HELP)
     p.add_argument("--out", help="write the fitted model here (JSON + .npz beside it)")
+    p.add_argument("--standard-errors", action="store_true",
+                   help="compute the standard errors however large the fit (done unasked up "
+                        "to 3,000 parameters), to print and save them")
 
     p = sub.add_parser("verify", help="fit with the CVXPY reference and with the fast backend; "
                        "compare")
@@ -121,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
                             "model averaged over its factor's nodes, or its star's hub")
         if name == "predict":
             p.add_argument("--out", help="CSV file for the predictions (default: stdout)")
+            p.add_argument("--interval", type=_level, default=None, metavar="LEVEL",
+                           help="add each numeric prediction's interval at LEVEL (e.g. "
+                                "0.95) as <column>_lower and <column>_upper columns (a "
+                                "fit whose loss is a likelihood, quadratic penalties)")
             p.add_argument("--id", action="append", default=[], metavar="COLUMN",
                            help="a column of the data to carry into the predictions, e.g. a "
                                 "record id (repeatable); the stratification columns always are")
@@ -246,6 +253,17 @@ def _pair(item: str, what: str) -> tuple[str, str]:
     if not sep or not name.strip() or not value.strip():
         raise argparse.ArgumentTypeError(f"expects {what}, got '{item}'")
     return name.strip(), value.strip()
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a probability strictly between "
+                                         "0 and 1, e.g. 0.95")
+    return value
 
 
 def _folds(text: str) -> int:
@@ -576,6 +594,7 @@ def _fit_document(fitted: FittedModel) -> dict:
                                       "nodes": f.n, "edges": f.graph.n_edges,
                                       "weight": fitted.weights[f.hyper_name]}
                                      for f in fitted.strata.factors]}
+        doc["uncertainty"] = uncertainty_document(fitted)
     else:
         assert isinstance(fitted, FittedPersonalized)  # (the other kind of fit)
         spec = fitted.ir.personalize
@@ -587,6 +606,28 @@ def _fit_document(fitted: FittedModel) -> dict:
                                "epochs": info.get("epochs"), "best_epoch": info.get("best_epoch"),
                                "phi": fitted.phi.to_dict()}
     return doc
+
+
+def uncertainty_document(fitted: Any) -> dict:
+    """The fit's uncertainty as JSON: method, dispersion, edf per term, deviance
+    explained, AIC, and each parameter's standard error over the strata (mean, min, max);
+    or why it has none."""
+    from .uncertainty import saved
+
+    uncertainty = fitted._uncertainty_or_none()
+    doc, _ = saved(uncertainty, fitted._refused or fitted._unasked())
+    if uncertainty is not None:
+        se = fitted.theta_se
+        doc["standard_errors"] = {_column_name(c): {"mean": float(se[c].mean()),
+                                                    "min": float(se[c].min()),
+                                                    "max": float(se[c].max())}
+                                  for c in se.columns}
+    return doc
+
+
+def _column_name(column: Any) -> str:
+    """θ's column as text: 'x', or 'x:output' when there are several outputs."""
+    return ":".join(map(str, column)) if isinstance(column, tuple) else str(column)
 
 
 def _check_places(out: str | None, output: str | None = None) -> None:
@@ -601,6 +642,7 @@ def _check_places(out: str | None, output: str | None = None) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from .backends.dask import is_partitioned_path
+    from .fitted import FittedStratified
 
     _check_places(args.out, args.output)
     model = _load(args)
@@ -609,6 +651,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     fitted = model.fit(data, backend=args.backend, solver=args.solver,
                        weights=_weights(args.weight) or None, options=options or None,
                        select=args.select)
+    if args.standard_errors:
+        if not isinstance(fitted, FittedStratified):
+            raise StratlangError("--standard-errors applies to stratified models")
+        _ = fitted.uncertainty  # (a fit without a posterior reading: its reason, exit 1)
     as_json = _json(args)
     doc = {"ok": True, **_fit_document(fitted), "training": None, "output": args.output,
            "saved": None}
@@ -699,8 +745,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     fitted = load_fitted(args.model)
     frame = fitted.frame(args.data)
-    predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args)),
-                             args.id)
+    interval = {} if args.interval is None else {"interval": args.interval}
+    predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args),
+                                                           **interval), args.id)
     if args.out:
         from .outputs import replaced_whole
 

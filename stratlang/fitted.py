@@ -27,6 +27,7 @@ from .data.strata import Strata
 from .display import Summary
 from .kinds.losses import Loss, Records
 from .language import ir
+from .language.errors import StratlangError
 from .selection_report import summary_lines
 from .spec import to_text
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from .uncertainty import Uncertainty
 
 class FittedSpec:
     """What the deprecated ``fitted.model`` gives: the fitted spec's IR, name, text and
@@ -124,6 +126,18 @@ class FittedModel(abc.ABC):
     def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
         """Predictions for the records of ``data`` (the spec's data file when None)."""
 
+    @property
+    def theta_se(self) -> pd.DataFrame:
+        """Standard errors shaped like :attr:`theta` (a stratified fit with a likelihood
+        reading: see :class:`FittedStratified`)."""
+        from .uncertainty import NoUncertainty
+
+        raise NoUncertainty(f"no standard errors: {_PERSONALIZED_REFUSAL}")
+
+    def intervals(self, level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(lower, upper) shaped like :attr:`theta` (see :attr:`theta_se`)."""
+        return self.theta_se, self.theta_se
+
     @abc.abstractmethod
     def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
         """The loss's metrics on the records of ``data``."""
@@ -139,6 +153,7 @@ class FittedModel(abc.ABC):
         lines += [f"  {line}" for line in summary_lines(self.info)]
         if self.info.get("local"):
             lines.append(f"  {self.info['note']}")
+        lines += [f"  {line}" for line in self._uncertainty_lines()]
         table = self.coefficients()
         shown = table.head(_COEFFICIENT_ROWS)
         lines.append(f"  coefficients over the {self._over}:")
@@ -150,6 +165,10 @@ class FittedModel(abc.ABC):
         return Summary("\n".join(lines), self._repr_html_())
 
     _over: ClassVar[str] = "strata"  # what θ varies over, in words
+
+    def _uncertainty_lines(self) -> list[str]:
+        """What the summary says of the fit's uncertainty (nothing when it has none)."""
+        return []
 
     @abc.abstractmethod
     def _shape_lines(self) -> list[str]:
@@ -212,6 +231,7 @@ class FittedModel(abc.ABC):
         notes = [*self._shape_lines(), self._fit_line(), *summary_lines(self.info)]
         if self.info.get("local"):
             notes.append(str(self.info["note"]))
+        notes += self._uncertainty_lines()
         shape = "".join(f"<li>{escape(line)}</li>" for line in notes)
         coefficients = self.coefficients()
         shown = coefficients.head(_COEFFICIENT_ROWS)
@@ -226,6 +246,8 @@ class FittedModel(abc.ABC):
 
 
 _COEFFICIENT_ROWS = 20  # rows of the coefficient table a summary shows
+_PERSONALIZED_REFUSAL = ("a personalized model is not a penalized likelihood (its "
+                         "objective is non-convex), so it has no posterior to take them from")
 
 
 def _name_parameters(table: pd.DataFrame) -> None:
@@ -280,6 +302,10 @@ class FittedStratified(FittedModel):
         self._theta: np.ndarray | Callable[[], np.ndarray] | None = fit.theta
         self.outputs = self.encoding.outputs
         self.warm = fit.warm
+        # the training design, kept for the uncertainty (computed on first use)
+        self._training = fit.design
+        self._uncertainty: Uncertainty | None = None
+        self._refused: str | None = None  # why the fit has no uncertainty, once known
         if fit.output is not None:  # the workers wrote θ there: read on first use
             # (saved beside it, so that load_fitted(output) reads the fit back)
             output = Path(fit.output)
@@ -343,6 +369,82 @@ class FittedStratified(FittedModel):
         _name_parameters(table)
         return table
 
+    # ---- uncertainty (stratlang.uncertainty) -------------------------------------------
+    @property
+    def uncertainty(self) -> Uncertainty:
+        """The posterior covariance's stratum blocks, dispersion, edf, deviance explained
+        and AIC (computed once, from the training data, at the fit)."""
+        if self._uncertainty is None:
+            from .uncertainty import NoUncertainty, compute
+
+            if self._refused is not None:
+                raise NoUncertainty(self._refused)
+            if self._training is None:
+                raise NoUncertainty("no standard errors: the fit's records stayed on the "
+                                    "cluster's workers")
+            try:
+                self._uncertainty = compute(self._training, self.theta_array, self.weights)
+            except StratlangError as error:  # (refused, or H singular: said once, kept)
+                self._refused = str(error)
+                raise
+            self.info.update(self._uncertainty.info())
+        return self._uncertainty
+
+    def _uncertainty_lines(self) -> list[str]:
+        from .uncertainty import summary_lines as uncertainty_lines
+
+        return uncertainty_lines(self._uncertainty_or_none(), self._unasked())
+
+    def _uncertainty_or_none(self) -> Uncertainty | None:
+        """The uncertainty the summary, save, the command line and pictures show unasked:
+        when the fit has one and it is at hand or cheap (K·d ≤ AUTOMATIC); else None."""
+        from .uncertainty import AUTOMATIC
+
+        if self._uncertainty is None and self.theta_array.size > AUTOMATIC:
+            return None
+        try:
+            return self.uncertainty
+        except StratlangError:
+            return None
+
+    def _load_uncertainty(self, doc: dict[str, Any] | None, blocks: np.ndarray | None
+                          ) -> None:
+        """The uncertainty a saved fit kept, or why it has none."""
+        from .uncertainty import from_saved
+
+        if doc is not None and blocks is not None:
+            self._uncertainty = from_saved(doc, blocks)
+        elif doc is not None:
+            self._refused = doc["refused"]
+        else:
+            self._refused = ("no standard errors: the model was saved without them (by a "
+                             "stratlang before they were kept); refit to get them")
+
+    def _unasked(self) -> str | None:
+        """Why the fit shows no uncertainty unasked when it may have one (its size)."""
+        from .uncertainty import AUTOMATIC, not_computed
+
+        if self._uncertainty is None and self._refused is None and (
+                self.theta_array.size > AUTOMATIC):
+            return not_computed(self.theta_array.size)
+        return None
+
+    @property
+    def theta_se(self) -> pd.DataFrame:
+        """The standard error of every entry of :attr:`theta` (same shape and labels): the
+        square root of the posterior covariance's diagonal, φ·H⁻¹ (docs: Uncertainty)."""
+        se = self.uncertainty.se()
+        return pd.DataFrame(se, index=self.theta.index, columns=self.theta.columns)
+
+    def intervals(self, level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(lower, upper): θ ∓ z·se with z the normal quantile of ``level``, two frames
+        shaped like :attr:`theta`."""
+        from .uncertainty import normal_quantile
+
+        z = normal_quantile(level)
+        theta, se = self.theta, self.theta_se
+        return theta - z * se, theta + z * se
+
     # ---- prediction ------------------------------------------------------------------
     def _design(self, frame: pd.DataFrame, with_response: bool, unseen: str) -> Design:
         design = self.encoding.bind(frame, unseen=unseen, with_response=with_response)
@@ -369,11 +471,17 @@ class FittedStratified(FittedModel):
         return out
 
     def predict(self, data: pd.DataFrame | str | Path | None = None, *,
-                unseen: str = "error") -> pd.DataFrame:
+                unseen: str = "error", interval: float | None = None) -> pd.DataFrame:
         """Predictions for every row of ``data`` (rows ``missing drop`` leaves out get
         none). ``unseen``: for a stratum value the fit has not seen, 'error' (the
         default), 'hub' (the model of its factor's hub: a star graph's centre), or
-        'common' (the model averaged over the factor's nodes)."""
+        'common' (the model averaged over the factor's nodes). ``interval``: a level
+        (e.g. 0.95) adds ``<column>_lower`` and ``<column>_upper`` beside each numeric
+        prediction: the interval of the predicted mean on the response scale."""
+        if interval is not None:
+            from .uncertainty import normal_quantile
+
+            normal_quantile(interval)  # a bad level is refused before any work
         frame, kept = _predictable(self.ir, data)
         design = self._design(frame.iloc[kept], False, unseen)
         theta = self.theta_of(design)
@@ -391,6 +499,12 @@ class FittedStratified(FittedModel):
                     if key not in out:
                         out[key] = np.empty((len(design.z), *values.shape[1:]), values.dtype)
                     out[key][part.records] = values
+        if interval is not None:
+            from .uncertainty import prediction_intervals
+
+            for key, (low, high) in prediction_intervals(self, design, theta,
+                                                         interval).items():
+                out[f"{key}_lower"], out[f"{key}_upper"] = low, high
         return _frame_columns(out, frame.index, self.outputs, kept)
 
     def score(self, data: pd.DataFrame | str | Path | None = None, *,
@@ -496,7 +610,12 @@ class FittedPersonalized(FittedModel):
                           design.offset, design.weight)
         return records, theta[:, :, None]
 
-    def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+    def predict(self, data: pd.DataFrame | str | Path | None = None, *,
+                interval: float | None = None) -> pd.DataFrame:
+        if interval is not None:
+            from .uncertainty import NoUncertainty
+
+            raise NoUncertainty(f"no prediction intervals: {_PERSONALIZED_REFUSAL}")
         frame, kept = _predictable(self.ir, data)
         records, theta = self._records(frame.iloc[kept], False)
         out = self.loss.records_predict(records, theta, self.ir.response.loss.p,
@@ -551,4 +670,5 @@ def load_fitted(path: str | Path) -> FittedStratified | FittedPersonalized:
     fitted = FittedStratified(saved.model, saved.fit, saved.weights)
     if saved.parts is not None:  # θ as the Parquet parts a cluster's workers wrote
         fitted.theta_array = fitted._reader(saved.parts)
+    fitted._load_uncertainty(saved.uncertainty, saved.covariance)
     return fitted

@@ -15,11 +15,18 @@ from pathlib import Path
 from .language.reading import file_kind, name_problem, shown
 
 
+def json_path(path: str | Path) -> Path:
+    """Where a fitted model saved at ``path`` has its document: ``path`` with a .json
+    suffix (added to, not replacing, any other suffix)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return path
+    return path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
+
+
 def saved_model_problem(out: str, flag: str = "--out") -> str | None:
     """Why a fitted model cannot be saved at ``out`` (``out.json`` and ``out.npz`` beside
     it, as :meth:`FittedModel.save` writes them), or None."""
-    from .persistence import json_path
-
     if problem := name_problem(out):
         return f"{flag} '{shown(out)}' {problem}"
     given = Path(out)

@@ -34,11 +34,12 @@ from .kinds.losses import LOSSES
 from .language import ir
 from .language.errors import StratlangError
 from .language.reading import unopenable
-from .outputs import replaced_whole
+from .outputs import json_path, replaced_whole
 from .saved_schema import FORMAT_VERSION, Reader, check_header, read_checked
 from .selection_report import SELECTION_KEY
 from .solvers.graphs import Graph
 from .spec import compile_spec, saved_spec
+from .uncertainty import saved as saved_uncertainty
 
 if TYPE_CHECKING:
     from .fitted import FittedModel, FittedPersonalized, FittedStratified
@@ -89,6 +90,11 @@ def _document(fitted: FittedModel) -> tuple[dict[str, Any], dict[str, np.ndarray
     else:
         if fitted.info.get("history"):
             arrays["history"] = np.asarray(fitted.info["history"], dtype=float)
+        strata = cast("FittedStratified", fitted)
+        uncertainty, kept = saved_uncertainty(strata._uncertainty_or_none(),
+                                              strata._refused or strata._unasked())
+        meta["uncertainty"] = uncertainty
+        arrays.update(kept)
         meta["info"] = {k: v for k, v in fitted.info.items()
                         if _plain(v) or k == SELECTION_KEY}  # (the chosen weights' report)
     return meta, arrays
@@ -124,14 +130,6 @@ def encoding_document(encoding: Encoding) -> tuple[dict[str, Any], dict[str, np.
             kinds[c] = "number" if numeric else "text"
         doc["covariates"] = kinds
     return doc, arrays
-
-
-def json_path(path: str | Path) -> Path:
-    """``path`` with a .json suffix (added to, not replacing, any other suffix)."""
-    path = Path(path)
-    if path.suffix == ".json":
-        return path
-    return path.with_suffix(path.suffix + ".json") if path.suffix else path.with_suffix(".json")
 
 
 def _class_label(value: Any) -> Any:
@@ -183,6 +181,9 @@ class Saved:
     fit: StratifiedFit | PersonalizedFit
     weights: dict[str, float]
     parts: Path | None = None
+    # a stratified fit's uncertainty: the document, and the covariance blocks (None: none)
+    uncertainty: dict[str, Any] | None = None
+    covariance: np.ndarray | None = None
 
 
 def read_saved(path: str | Path) -> Saved:
@@ -234,7 +235,8 @@ def read_saved(path: str | Path) -> Saved:
     info = dict(meta["info"])  # (its history read from the arrays when checked)
     parts = path.parent if "theta" in meta else None  # θ as a cluster's Parquet parts
     return Saved(model, StratifiedFit(None if parts else arrays["theta"], encoding, info,
-                                      objective), meta["weights"], parts)
+                                      objective), meta["weights"], parts,
+                 meta.get("uncertainty"), arrays.get("covariance"))
 
 
 def read_encoding(model: ir.CheckedModel, doc: dict[str, Any], arrays: Mapping[str, np.ndarray]

@@ -85,6 +85,10 @@ class View:
     param: str
     averaged: list[str]
     label: str  # the values, in words: θ[row] on the link scale, else what the loss predicts
+    # the pointwise 95 % interval (shaped like values) when the fit has standard errors and
+    # each value is one stratum's (an average over strata would need their covariances)
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
 
 
 def _parameter(fitted, param: str | None) -> tuple[str, str, int]:
@@ -195,18 +199,28 @@ def choose_view(fitted, param: str | None = None, over: str | None = None,
     if scale == "response":
         what, theta = on_response_scale(fitted, row, out)
         label = f"{what} at {label}"
-    grid = theta.reshape([len(labels) for _, labels, _ in columns])
     keep = [names.index(over)] + ([names.index(by)] if by else [])
     averaged = [c for c in names if c not in (over, by)]
-    reduced = grid.mean(axis=tuple(i for i in range(len(names)) if i not in keep))
-    if by is not None and names.index(over) < names.index(by):
-        reduced = reduced.T  # rows: the `by` column, columns: the `over` column
     over_labels = list(columns[names.index(over)][1])
     by_labels = list(columns[names.index(by)][1]) if by else None
-    if structure[over] == "general":  # neighbours together: order by the Fiedler vector
-        order = _fiedler_order(factor_of[over])
-        over_labels = [over_labels[i] for i in order]
-        reduced = reduced[..., order] if by else reduced[order]
+    over_order = (_fiedler_order(factor_of[over]) if structure[over] == "general" else None)
+    if over_order is not None:  # neighbours together: order by the Fiedler vector
+        over_labels = [over_labels[i] for i in over_order]
+
+    def arrange(per_stratum: np.ndarray) -> np.ndarray:
+        """Values per stratum as drawn: averaged over the factors not shown, rows the
+        `by` column, columns the `over` column (in the order drawn)."""
+        grid = per_stratum.reshape([len(labels) for _, labels, _ in columns])
+        reduced = grid.mean(axis=tuple(i for i in range(len(names)) if i not in keep))
+        if by is not None and names.index(over) < names.index(by):
+            reduced = reduced.T
+        if over_order is not None:
+            reduced = reduced[..., over_order] if by else reduced[over_order]
+        return reduced
+
+    reduced = arrange(theta)
+    bands = None if averaged else _interval(fitted, row, out, scale)
+    lower, upper = (None, None) if bands is None else (arrange(bands[0]), arrange(bands[1]))
     if by is None:
         kind = "line" if structure[over] in ("path", "cycle", "grid") else "bar"
     else:
@@ -219,8 +233,36 @@ def choose_view(fitted, param: str | None = None, over: str | None = None,
                 order = _fiedler_order(factor_of[by])
                 by_labels = [by_labels[i] for i in order]
                 reduced = reduced[order]
+                if lower is not None and upper is not None:
+                    lower, upper = lower[order], upper[order]
     return View(kind, np.asarray(reduced), over, over_labels, by, by_labels, name, averaged,
-                label)
+                label, lower, upper)
+
+
+LEVEL = 0.95  # the intervals a picture draws
+
+
+def _interval(fitted, row: str, out: int, scale: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each stratum's 95 % interval of the shown value (θ, or the response through the
+    link), or None when the fit has no standard errors."""
+    from .uncertainty import normal_quantile
+
+    uncertainty = getattr(fitted, "_uncertainty_or_none", lambda: None)()
+    if uncertainty is None:
+        return None
+    z = normal_quantile(LEVEL)
+    m = fitted.theta_array.shape[2]
+    j = list(fitted.rows).index(row)
+    columns = slice(j * m, (j + 1) * m)
+    theta = fitted.theta_array[:, j, :]
+    cov = uncertainty.blocks[:, columns, columns]
+    if scale == "link":
+        sd = np.sqrt(np.maximum(cov[:, out, out], 0.0))
+        return theta[:, out] - z * sd, theta[:, out] + z * sd
+    got = fitted.loss.interval(theta, cov, z, fitted.ir.response.loss.p, fitted.classes)
+    key = "probability" if "probability" in got else "prediction"
+    low, high = (np.asarray(v, dtype=float) for v in got[key])
+    return ((low[:, out], high[:, out]) if low.ndim == 2 else (low, high))
 
 
 def _value_label(fitted, name: str) -> str:
@@ -238,25 +280,44 @@ def plot_strata(fitted, param: str | None = None, over: str | None = None,
     label = view.label
     fig, ax = _figure(ax, figsize, (8, 4.5))
     x = np.arange(len(view.over_labels))
+    lower, upper = view.lower, view.upper
+    banded = lower is not None and upper is not None
     if view.kind == "line":
         if view.by is None:
             ax.plot(x, view.values, marker="o", ms=3, label=label)
+            if lower is not None and upper is not None:
+                ax.fill_between(x, lower, upper, alpha=0.25, color="C0", lw=0,
+                                label=f"{LEVEL:.0%} interval")
         else:
             assert view.by_labels is not None  # (set with view.by)
-            for label_by, row in zip(view.by_labels, view.values, strict=True):
-                ax.plot(x, row, marker="o", ms=3, label=f"{view.by} = {label_by}")
+            for i, (label_by, row) in enumerate(zip(view.by_labels, view.values, strict=True)):
+                ax.plot(x, row, marker="o", ms=3, color=f"C{i % 10}",
+                        label=f"{view.by} = {label_by}")
+                if lower is not None and upper is not None:
+                    ax.fill_between(x, lower[i], upper[i], alpha=0.15, color=f"C{i % 10}",
+                                    lw=0)
             ax.legend(fontsize=8, ncol=2)
-        ax.set_ylabel(label)
+        ax.set_ylabel(label + (f" ({LEVEL:.0%} intervals shaded)" if banded else ""))
     elif view.kind == "bar":  # signed: below zero in another colour, zero drawn
-        ax.bar(x, view.values, color=np.where(view.values < 0, "C3", "C0"))
+        errors = (None if not banded else
+                  np.vstack([view.values - np.asarray(view.lower),
+                             np.asarray(view.upper) - view.values]))
+        ax.bar(x, view.values, color=np.where(view.values < 0, "C3", "C0"), yerr=errors,
+               capsize=2 if banded else 0)
         ax.axhline(0.0, color="black", lw=0.8)
         ax.set_ylabel(label)
     else:
         assert view.by is not None and view.by_labels is not None  # (a heatmap has `by`)
-        image = ax.imshow(view.values, aspect="auto", origin="lower", cmap="viridis")
+        alpha = None
+        if banded:  # the wider a cell's interval, the fainter the cell
+            width = np.asarray(view.upper) - np.asarray(view.lower)
+            alpha = 1.0 - 0.75 * width / max(float(width.max()), 1e-300)
+        image = ax.imshow(view.values, aspect="auto", origin="lower", cmap="viridis",
+                          alpha=alpha)
         _label_axis(ax.yaxis, view.by_labels, fig.get_figheight() * 0.75)
         ax.set_ylabel(view.by)
-        fig.colorbar(image, ax=ax, label=label)
+        fig.colorbar(image, ax=ax, label=label + (
+            f"\n(fainter: wider {LEVEL:.0%} interval)" if banded else ""))
     _label_axis(ax.xaxis, view.over_labels, fig.get_figwidth() * 0.75)
     ax.set_xlabel(view.over)
     title = f"{fitted.name}: {label} by {view.over}" + (f" and {view.by}" if view.by else "")

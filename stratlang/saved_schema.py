@@ -288,6 +288,36 @@ def check_stratified(reader: Reader, meta: dict[str, Any], model: ir.CheckedMode
         reader.array("theta", shape3)
     reader.array("absent", (k, len(rows)), "flag", optional=True)
     check_history(reader, meta["info"])
+    check_uncertainty(reader, meta, (k, len(rows) * len(outputs)))
+
+
+def check_uncertainty(reader: Reader, meta: dict[str, Any], shape: tuple[int, int]) -> None:
+    """The posterior covariance's stratum blocks and their summary, or why there are none
+    (files saved before uncertainty was kept have neither)."""
+    doc = reader.value(meta, "uncertainty", "", "object", optional=True)
+    k, d = shape
+    if doc is None:
+        if "covariance" in reader.arrays_file.files:
+            reader.fail("uncertainty", "missing beside the array 'covariance'")
+        return
+    if "refused" in doc:
+        reader.value(doc, "refused", "uncertainty", "text")
+        if "covariance" in reader.arrays_file.files:
+            reader.fail("uncertainty.refused", "given beside the array 'covariance'")
+        return
+    reader.value(doc, "method", "uncertainty", "text")
+    reader.value(doc, "stderr", "uncertainty", "number")
+    if not reader.value(doc, "dispersion", "uncertainty", "number") > 0:
+        reader.fail("uncertainty.dispersion", "expected a positive number")
+    edf = reader.value(doc, "edf", "uncertainty", "numbers")
+    if "total" not in edf:
+        reader.fail("uncertainty.edf", "no 'total'")
+    for key in ("scale", "deviance_explained", "aic"):
+        reader.value(doc, key, "uncertainty", "number", optional=True)
+    blocks = reader.array("covariance", (k, d, d))
+    assert blocks is not None  # (not optional)
+    if np.any(np.einsum("kii->ki", blocks) < 0):
+        reader.fail("array 'covariance'", "a negative variance")
 
 
 # ---- personalized fits ----------------------------------------------------------------------

@@ -68,13 +68,17 @@ def test_summary_repr_and_notebook_view(regression_frame):
     iterations = fitted.info["iterations"]
     assert lines[5].startswith("  backend admm (") and lines[5].endswith(" s")
     assert f"status optimal, {iterations:,} iterations (limit 5,000), " in lines[5]
-    assert lines[6] == "  coefficients over the strata:"
+    # a likelihood loss with quadratic penalties: how sure the fit is (stratlang.uncertainty)
+    assert lines[6].startswith("  standard errors: exact-")
+    assert lines[7].startswith("  effective degrees of freedom ")
+    assert lines[8].startswith("  deviance explained ")
+    assert lines[9] == "  coefficients over the strata:"
     table = fitted.coefficients()
     assert list(table.index) == ["x1", "x2", "intercept"]
     assert list(table.columns) == ["mean", "std", "min", "max"]
     np.testing.assert_allclose(table["mean"], fitted.theta.mean().to_numpy())
     np.testing.assert_allclose(table["max"], fitted.theta.max().to_numpy())
-    assert lines[8].split()[0] == "x1" and float(lines[8].split()[1]) == pytest.approx(
+    assert lines[11].split()[0] == "x1" and float(lines[11].split()[1]) == pytest.approx(
         table.loc["x1", "mean"], rel=1e-3)
     assert repr(fitted) == (f"<stratlang.FittedStratified 'demo': objective "
                             f"{fitted.objective.total:.6g}, backend admm, status optimal>")

@@ -318,3 +318,25 @@ def test_the_probe_count_is_fixed_by_the_first_evaluation():
     evaluation = noisy(np.log([1.0, 1.0, 0.1]))
     assert noisy.options["probes"] == stochastic.PROBES
     assert evaluation.curvature.stochastic.probes == stochastic.PROBES
+
+
+def test_weight_uncertainty_propagates_the_covariance_of_log_w():
+    """The correction for the weights' own uncertainty: Σ_ab J_a J_bᵀ Cov(ρ)_ab with J the
+    derivative of θ̂ in log w, against central differences of the brute-force fit."""
+    model, w = _model("poisson", seed=1)
+    penalty, fit = _engine(model)
+    selection = select_weights(fit, penalty, "reml", start=w)
+    curvature = LaplaceCurvature(selection.fit.blocks, penalty, selection.weights)
+    blocks = selection.weight_uncertainty(curvature)
+    rho, h = np.log(selection.weights), 1e-5
+    jacobian = []
+    for a in range(3):
+        e = np.zeros(3)
+        e[a] = h
+        up = model.fit(np.exp(rho + e), selection.fit.theta.reshape(-1))
+        down = model.fit(np.exp(rho - e), selection.fit.theta.reshape(-1))
+        jacobian.append(((up - down) / (2 * h)).reshape(model.k, model.d))
+    jacobian = np.array(jacobian)
+    expected = np.einsum("akc,ab,bke->kce", jacobian, selection.log_covariance, jacobian)
+    np.testing.assert_allclose(blocks, expected, rtol=1e-5, atol=1e-12)
+    assert np.allclose(np.sqrt(np.diag(selection.log_covariance)), selection.log_se)

@@ -51,7 +51,9 @@ def test_heatmap_of_two_factors_in_fiedler_order(elections, tmp_path):
     np.testing.assert_allclose(np.asarray(shown), expected)
     assert sorted(view.over_labels) == sorted(table.columns)
     assert view.over_labels != sorted(view.over_labels)  # reordered by the Fiedler vector
-    assert fig.axes[1].get_ylabel() == "probability (bernoulli)"  # the colour bar
+    # the colour bar (a likelihood fit: cells fade with the width of their interval)
+    assert fig.axes[1].get_ylabel() == ("probability (bernoulli)\n"
+                                        "(fainter: wider 95% interval)")
 
 
 def test_grid_map_and_bars_over_a_complete_factor(rng, tmp_path):
@@ -242,6 +244,8 @@ def test_response_scale_of_a_multinomial_intercept_is_its_class_probability(rng)
     ax = fitted.plot(param="intercept:mid", scale="response").axes[0]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), softmax[:, list(fitted.outputs).index(
         "mid")], rtol=1e-12)
+    # (no interval: the classes' common shift of the intercept is unpenalized, so H is
+    # singular and the fit has no standard errors)
     assert ax.get_ylabel() == "probability at θ[intercept:mid]"
 
 

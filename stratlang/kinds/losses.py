@@ -314,6 +314,27 @@ class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
         """Differentiable in the linear predictor (it has a :meth:`pointwise` unit)."""
         return type(self).pointwise is not Loss.pointwise
 
+    def saturated(self, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+        """Each record's loss at its own best predictor (the saturated model), (N,): the
+        zero of the deviance 2 · (loss − saturated)."""
+        return np.zeros(len(y))
+
+    def interval(self, pred: np.ndarray, cov: np.ndarray, z: float, p: dict[str, Any],
+                 classes: tuple | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(lower, upper) of each numeric prediction, from the linear predictor ``pred``
+        (N, m), its covariance ``cov`` (N, m, m) and the normal quantile ``z``: by default
+        the predictions at η ∓ z·sd, each output's η on its own (a prediction monotone in
+        its output's η: the identity, exp, the logistic function)."""
+        sd = np.sqrt(np.maximum(np.einsum("nii->ni", cov), 0.0))
+        low = self.predict(pred - z * sd, p, classes)
+        high = self.predict(pred + z * sd, p, classes)
+        out = {}
+        for key, a in low.items():
+            a, b = np.asarray(a), np.asarray(high[key])
+            if a.dtype.kind == "f":
+                out[key] = (np.minimum(a, b), np.maximum(a, b))
+        return out
+
     def value(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any],
               weight: np.ndarray | None = None) -> float:
         each = self.losses(pred, y, p)
@@ -643,6 +664,24 @@ class Multinomial(_Multiclass):
         prob = np.exp(pred - logsumexp(pred, axis=1, keepdims=True))
         return {**super().predict(pred, p, classes), "probability": prob}
 
+    def interval(self, pred, cov, z, p, classes):
+        """Each class's probability through its logit, η_j − log Σ_{i≠j} exp η_i, whose
+        standard deviation is the delta method's (a probability depends on every η)."""
+        from scipy.special import expit, logsumexp
+
+        n_records, m = pred.shape
+        low, high = np.empty((n_records, m)), np.empty((n_records, m))
+        for j in range(m):
+            others = np.delete(np.arange(m), j)
+            rest = logsumexp(pred[:, others], axis=1)
+            gradient = np.zeros((n_records, m))
+            gradient[:, j] = 1.0
+            gradient[:, others] = -np.exp(pred[:, others] - rest[:, None])
+            sd = np.sqrt(np.maximum(np.einsum("ni,nij,nj->n", gradient, cov, gradient), 0.0))
+            logit = pred[:, j] - rest
+            low[:, j], high[:, j] = expit(logit - z * sd), expit(logit + z * sd)
+        return {"probability": (low, high)}
+
 
 @LOSSES.entry
 class MulticlassHinge(_Multiclass):
@@ -691,6 +730,9 @@ class PoissonRegression(Loss):
     def pointwise(self, p):
         return pw.PoissonRegression()
 
+    def saturated(self, y, p):
+        return _poisson_saturated(y[:, 0])
+
     def nll(self, pred, y, p):
         from scipy.special import gammaln
 
@@ -718,6 +760,9 @@ class ExponentialRegression(Loss):
 
     def pointwise(self, p):
         return pw.ExponentialRegression()
+
+    def saturated(self, y, p):
+        return _exponential_saturated(y[:, 0])
 
     def nll(self, pred, y, p):
         return self.losses(pred, y, p)
@@ -819,6 +864,23 @@ class _Distribution(Loss):
     def nll_constant(self, y):
         return 0.0
 
+    upper: ClassVar[float] = np.inf  # the parameter's domain is [0, upper]
+
+    def interval(self, pred, cov, z, p, classes):
+        """θ ∓ z·sd (the parameter is its own prediction), kept inside [0, upper]."""
+        low, high = super().interval(pred, cov, z, p, classes)["prediction"]
+        return {"prediction": (np.clip(low, 0.0, self.upper), np.clip(high, 0.0, self.upper))}
+
+
+def _poisson_saturated(y: np.ndarray) -> np.ndarray:
+    """y − y log y (0 where y = 0): θ − y log θ at θ = y."""
+    return y - np.where(y > 0, y * _safe_log(np.where(y > 0, y, 1.0)), 0.0)
+
+
+def _exponential_saturated(y: np.ndarray) -> np.ndarray:
+    """1 + log y: −log θ + yθ at θ = 1/y (−∞ where y = 0: no deviance there)."""
+    return 1.0 + _safe_log(y)
+
 
 def _safe_log(x: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
@@ -858,6 +920,11 @@ class Bernoulli(_Distribution):
                 **metrics.accuracy(y[:, 0] > 0.5, pred[:, 0] > 0.5, weight),
                 "auroc": metrics.auroc(y[:, 0] > 0.5, pred[:, 0], weight)}
 
+    upper = 1.0  # (a probability)
+
+    def saturated(self, y, p):
+        return self.nll_core(np.clip(y, 0.0, 1.0), y)[:, 0]
+
 
 @LOSSES.entry
 class Poisson(_Distribution):
@@ -887,6 +954,9 @@ class Poisson(_Distribution):
     def metrics(self, pred, y, p, classes, weight=None):
         return {"anll": metrics.mean(self.nll(pred, y, p), weight),
                 **metrics.regression(y, pred, weight)}
+
+    def saturated(self, y, p):
+        return _poisson_saturated(y[:, 0])
 
 
 @LOSSES.entry
@@ -921,6 +991,9 @@ class Exponential(_Distribution):
 
     def nll_core(self, pred, y):
         return -_safe_log(pred) + y * pred
+
+    def saturated(self, y, p):
+        return _exponential_saturated(y[:, 0])
 
     def predict(self, pred, p, classes):
         return {"prediction": 1.0 / pred[:, 0]}
