@@ -56,6 +56,29 @@ class Result:
                                                    self.eps_primal, self.eps_dual))
 
 
+def best_copy_index(values: Sequence[float], eligible: Sequence[bool]) -> tuple[int | None, float]:
+    """ADMM ends with copies of θ that agree to the residual tolerance: the loss's, each
+    regularizer term's and the consensus θ̂. Given each copy's objective (made feasible)
+    and whether it may answer (e.g. inside the loss's own constraints), the index of the
+    lowest finite one that may (None: none), and the spread of the finite objectives
+    (how far the copies still are; inf when none is finite). The in-memory and the
+    distributed ADMM both answer with it."""
+    best: int | None = None
+    for at, (value, may) in enumerate(zip(values, eligible, strict=True)):
+        if math.isfinite(value) and may and (best is None or value < values[best]):
+            best = at
+    finite = [value for value in values if math.isfinite(value)]
+    return best, (max(finite) - min(finite) if finite else math.inf)
+
+
+def suboptimality_bound(duals_norm: float, copies_norm: float, primal: float,
+                        dual: float) -> float:
+    """How far the copies' objective may lie above the optimum at exit: Boyd et al.'s
+    bound (§3.3.1) −yᵀr + (x − x*)ᵀs with ‖y‖‖r‖ + ‖x‖‖s‖ for its terms (y: the unscaled
+    duals, x: the copies; ‖x − x*‖ is unknown, ‖x‖ stands for it)."""
+    return duals_norm * primal + copies_norm * dual
+
+
 @dataclass(frozen=True)
 class Residuals:
     """Primal and dual residuals with their tolerances (Boyd et al. §3.3, scaled by iterate

@@ -34,18 +34,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import math
 import os
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import scipy.fft
 
-from .admm import AdmmRule, Result, Step
+from .admm import AdmmRule, Result, Step, best_copy_index, suboptimality_bound
 from .graphs import Graph, Interaction, RowGroup, n_components
 from .laplacian import (
     Axis,
@@ -305,6 +306,7 @@ class _Block:
     step: Step | None = None  # the step of its latest prox
     local: np.ndarray | None = None  # its transformed slab, in the column layout
     mixed: np.ndarray | None = None  # its share of the Laplacian step
+    candidates: list[np.ndarray] | None = None  # at the end: each copy, made feasible
 
 
 _BLOCKS: dict[tuple[str, int], _Block] = {}  # worker-side: (fit key, block) → its state
@@ -472,40 +474,80 @@ def _unmix_dual(key, b, it, spectrum: ProductSpectrum, *inputs) -> tuple[float, 
 
 @dataclass(frozen=True)
 class Totals:
-    """The objective's parts at the final θ, added up over blocks, and whether every
-    block's θ is finite."""
+    """The objective's parts at the answer θ, added up over blocks; whether every block's
+    θ is finite; which copy answers (0: the loss's, then each regularizer term's, then the
+    consensus θ̂: :func:`solvers.admm.best_copy_index`), the spread of the copies'
+    objectives and the bound on the objective's distance from the optimum."""
 
     loss: float
     regularization: float
     laplacian: float
     finite: bool
+    copy: int = 0
+    spread: float = 0.0
+    suboptimality: float = 0.0
 
 
-def _finish(key: str, b: int, it: int, records, factory, sink, _after) -> tuple:
-    """The block's θ (the loss copy, made feasible; None when ``sink`` wrote it), its
-    loss and regularization there, and whether it is finite."""
+def _finish(key: str, b: int, it: int, records, factory, _after) -> list[tuple]:
+    """Each copy of the block's θ (the loss's, each regularizer term's, the consensus θ̂),
+    made feasible and kept on the worker until one is chosen: its loss and regularization,
+    whether it is finite, and whether it is inside the loss's own domain."""
     block = _block(key, b, it, it)
-    theta = factory.finalize(block.copies[0].copy())
-    block.hat = theta  # kept for the Laplacian term
-    finite = bool(np.all(np.isfinite(theta)))
-    if sink is not None:
-        sink(b, theta)
-    return (None if sink is not None else theta, factory.loss_value(records, theta),
-            factory.regularization(theta), finite)
+    block.candidates = [factory.finalize(c.copy()) for c in (*block.copies, block.hat)]
+    return [(factory.loss_value(records, theta), factory.regularization(theta),
+             bool(np.all(np.isfinite(theta))), factory.in_domain(theta))
+            for theta in block.candidates]
+
+
+def _side_by_side(block: _Block) -> np.ndarray:
+    """Every candidate's θ as the columns of one array: one Laplacian application."""
+    assert block.candidates is not None  # (set by _finish)
+    return np.concatenate(block.candidates, axis=-1)
 
 
 def _forward_final(key: str, b: int, it: int, spectrum: ProductSpectrum, _after) -> float:
     block = _block(key, b, it, it)
-    block.local = _forward(spectrum, block.hat.copy())  # the transforms overwrite
+    block.local = _forward(spectrum, _side_by_side(block))  # (a new array: overwritten)
     return 1.0  # a λ for the pieces (unused: the Laplacian is applied, not solved)
 
 
-def _quadratic(key: str, b: int, it: int, spectrum: ProductSpectrum, *inputs) -> float:
-    """The block's share of ½ θᵀ L θ."""
-    theta = _block(key, b, it, it).hat
+def _quadratic(key: str, b: int, it: int, spectrum: ProductSpectrum, *inputs) -> list[float]:
+    """The block's share of ½ θᵀ L θ, for each candidate."""
+    block = _block(key, b, it, it)
+    theta = _side_by_side(block)
     pieces = _pieces(key, inputs, "mixed")
     assert pieces is not None  # each comes with the λ of _forward_final, never None
-    return 0.5 * float(np.sum(theta * _unmix(spectrum, [p[0] for p in pieces], theta.shape)))
+    product = theta * _unmix(spectrum, [p[0] for p in pieces], theta.shape)
+    per = product.reshape(*theta.shape[:-1], len(block.candidates or ()), -1)
+    return [0.5 * float(v) for v in np.moveaxis(per, -2, 0).reshape(per.shape[-2], -1).sum(1)]
+
+
+def _emit(key: str, b: int, it: int, choice: int, sink) -> np.ndarray | None:
+    """The block's chosen θ (None when ``sink`` wrote it on the worker)."""
+    block = _block(key, b, it, it)
+    assert block.candidates is not None  # (set by _finish)
+    theta = block.candidates[choice]
+    if sink is not None:
+        sink(b, theta)
+        return None
+    return theta
+
+
+def _choose(parts: list[list[tuple]], halves: list[list[float]]) -> tuple[int, Totals]:
+    """The answering copy from every block's figures (:func:`_finish`, :func:`_quadratic`)
+    and the totals there."""
+    count = len(parts[0])
+    loss = [sum(part[c][0] for part in parts) for c in range(count)]
+    regularization = [sum(part[c][1] for part in parts) for c in range(count)]
+    laplacian = [sum(half[c] for half in halves) for c in range(count)]
+    finite = [all(part[c][2] for part in parts) for c in range(count)]
+    values = [loss[c] + regularization[c] + laplacian[c] if finite[c] else float("inf")
+              for c in range(count)]
+    eligible = [c == 0 or all(part[c][3] for part in parts) for c in range(count)]
+    at, spread = best_copy_index(values, eligible)
+    c = 0 if at is None else at
+    return c, Totals(float(loss[c]), float(regularization[c]), float(laplacian[c]), finite[c],
+                     c, spread)
 
 
 def _forget(key: str) -> None:
@@ -631,6 +673,7 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
         rounds[it] = [on(b, _unmix_dual, key, b, it, spec, *rows[b]) for b in range(count)]
 
     step, following = rule.first(lam), None
+    last: list = []  # the residual sums of the latest iteration
     history = []
     it = 0
     try:
@@ -638,7 +681,8 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
         for it in range(1, max_iter + 1):
             if it < max_iter:
                 submit(it + 1)  # runs while this client reads iteration it's sums
-            following = rule.next(step, client.gather(rounds[it]))
+            last = client.gather(rounds[it])
+            following = rule.next(step, last)
             res = following.residuals
             assert res is not None  # AdmmRule.next always gives them
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, step.lam))
@@ -647,23 +691,26 @@ def _iterate(client, records, factory, spectrum, blocks, width, terms, lam, eps_
                 break
             step = following
         done = rounds[it]
-        done = [on(b, _finish, key, b, it, records[b], factory, sink, done[b])
-                for b in range(count)]
+        done = [on(b, _finish, key, b, it, records[b], factory, done[b]) for b in range(count)]
         rows = laplacian([on(b, _forward_final, key, b, it, spec, done[b])
                           for b in range(count)], solve=False)
         quadratic = [on(b, _quadratic, key, b, it, spec, *rows[b]) for b in range(count)]
-        parts, halves = client.gather([done, quadratic])
+        choice, totals = _choose(*client.gather([done, quadratic]))
+        thetas = client.gather([on(b, _emit, key, b, it, choice, sink) for b in range(count)])
     finally:  # after a lost block or convergence, tasks of this attempt may still be queued:
         # released, they never run (Client.cancel would walk their dependents, and the
         # scheduler trips over the ones this client has released already)
         rounds.clear()
         client.run(_forget, key, on_error="ignore")  # a lost worker forgot already
-    theta = None if sink is not None else np.concatenate([part[0] for part in parts])
+    theta = None if sink is not None else np.concatenate(thetas)
     # the loop ran at least once (max_iter ≥ 1) and AdmmRule.next gives residuals
     assert following is not None and following.residuals is not None
     res = following.residuals
     result = Result(theta, None, it, res.converged, res.primal, res.dual, res.eps_primal,
                     res.eps_dual, following.lam, 0.0, history)
-    return result, Totals(float(sum(part[1] for part in parts)),
-                          float(sum(part[2] for part in parts)), float(sum(halves)),
-                          all(part[3] for part in parts))
+    # the in-memory ADMM's figures at exit: its duals are rescaled unless it stopped
+    copies2, duals2 = (sum(s[i] for s in last) for i in (2, 4))
+    scale = 1.0 if following.stop else following.scale
+    bound = suboptimality_bound(math.sqrt(duals2) * scale / following.lam,
+                                math.sqrt(copies2), res.primal, res.dual)
+    return result, replace(totals, suboptimality=bound)

@@ -7,6 +7,8 @@
 The gradients here are those of this objective: both endpoints of every pair, the
 1/‖Z_i − Z_j‖ factor, φ learned (projected on φ ≥ 0), no hidden ridge or clipping.
 Covariate distances d_l are computed only for neighbour pairs (from a KD-tree on Z).
+The loss ℓ is any separable smooth loss of the linear predictor x_iᵀθ_i: its value and
+derivatives come from its :mod:`solvers.pointwise` unit, written once for every engine.
 """
 
 from __future__ import annotations
@@ -20,47 +22,12 @@ from typing import cast
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.special import expit, log_expit
 
+from .pointwise import Derivatives, Pointwise
 from .progress import ProgressLine
 
 PairDistances = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (i, j) → (pairs, L)
 
-
-class SquaredLoss:
-    """ℓ(η, y) = (η − y)²: one Newton step is exact."""
-
-    curvature_bound = 2.0  # sup ℓ''
-    exact_newton = True
-
-    def losses(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return (eta - y) ** 2
-
-    def gradient(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return 2.0 * (eta - y)
-
-    def curvature(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.full_like(eta, 2.0)
-
-
-class LogisticLoss:
-    """ℓ(η, y) = log(1 + exp(−yη)) for y = ±1."""
-
-    curvature_bound = 0.25
-    exact_newton = False
-
-    def losses(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return -log_expit(y * eta)
-
-    def gradient(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return -y * expit(-y * eta)
-
-    def curvature(self, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
-        prob = expit(-y * eta)
-        return prob * (1 - prob)
-
-
-GlmLoss = SquaredLoss | LogisticLoss
 
 # the default of l1, ridge and group_mask: None, which __post_init__ replaces by zeros of
 # the right size (p, from x), so that once built they are arrays
@@ -68,10 +35,10 @@ _ZEROS_OF_SIZE_P = cast(np.ndarray, None)
 
 
 @dataclass
-class Problem:
+class PersonalizedProblem:
     x: np.ndarray  # (N, p)
-    y: np.ndarray  # (N,): real (squared) or ±1 (logistic)
-    loss: GlmLoss
+    y: np.ndarray  # (N,): the response as the loss's unit takes it (±1 for classifiers)
+    loss: Pointwise  # a separable unit: one linear predictor per sample
     distances: PairDistances
     n_metrics: int
     gamma: float
@@ -84,6 +51,9 @@ class Problem:
     weight: np.ndarray | None = None  # (N,) ≥ 0, multiplies each sample's loss
 
     def __post_init__(self) -> None:
+        if self.loss.coupled:
+            raise ValueError("the personalized engine holds one linear predictor per sample; "
+                             "a coupled loss needs one per output")
         p = self.x.shape[1]
         self.l1 = np.zeros(p) if self.l1 is None else self.l1
         self.ridge = np.zeros(p) if self.ridge is None else self.ridge
@@ -91,33 +61,41 @@ class Problem:
 
 
 # ---- pieces of the objective ---------------------------------------------------------------
-def _shifted(problem: Problem, eta: np.ndarray, rows=slice(None)) -> np.ndarray:
+def _shifted(problem: PersonalizedProblem, eta: np.ndarray, rows=slice(None)) -> np.ndarray:
     return eta if problem.offset is None else eta + problem.offset[rows]
 
 
-def _weighted(problem: Problem, values: np.ndarray, rows=slice(None)) -> np.ndarray:
+def _weighted(problem: PersonalizedProblem, values: np.ndarray, rows=slice(None)) -> np.ndarray:
     return values if problem.weight is None else values * problem.weight[rows]
 
 
-def loss_value(problem: Problem, eta: np.ndarray) -> float:
+def loss_derivatives(problem: PersonalizedProblem, eta: np.ndarray,
+                     rows=slice(None)) -> Derivatives:
+    """w_i ℓ(η_i + o_i, y_i) and its first and second derivative in η_i, for the samples
+    ``rows`` (η shaped like them: (N,), or (chunk, k) for neighbour sets)."""
+    value, first, second = problem.loss.derivatives(_shifted(problem, eta, rows), problem.y[rows])
+    return (_weighted(problem, value, rows), _weighted(problem, first, rows),
+            _weighted(problem, second, rows))
+
+
+def loss_value(problem: PersonalizedProblem, eta: np.ndarray) -> float:
     """Σ w_i ℓ(η_i + o_i, y_i)."""
-    each = problem.loss.losses(_shifted(problem, eta), problem.y)
-    return float(np.sum(_weighted(problem, each)))
+    return float(np.sum(loss_derivatives(problem, eta)[0]))
 
 
-def loss_gradient(problem: Problem, eta: np.ndarray) -> np.ndarray:
+def loss_gradient(problem: PersonalizedProblem, eta: np.ndarray) -> np.ndarray:
     """d/dη of each sample's weighted loss."""
-    return _weighted(problem, problem.loss.gradient(_shifted(problem, eta), problem.y))
+    return loss_derivatives(problem, eta)[1]
 
 
-def penalty_value(problem: Problem, theta: np.ndarray) -> float:
+def penalty_value(problem: PersonalizedProblem, theta: np.ndarray) -> float:
     value = float(np.sum(np.abs(theta) @ problem.l1) + 0.5 * np.sum(theta ** 2 @ problem.ridge))
     if problem.group:
         value += problem.group * float(np.sum(np.linalg.norm(theta[:, problem.group_mask], axis=1)))
     return value
 
 
-def penalty_subgradient(problem: Problem, theta: np.ndarray) -> np.ndarray:
+def penalty_subgradient(problem: PersonalizedProblem, theta: np.ndarray) -> np.ndarray:
     grad = np.sign(theta) * problem.l1 + theta * problem.ridge
     if problem.group:
         part = theta[:, problem.group_mask]
@@ -154,14 +132,14 @@ class Pairs:
     d: np.ndarray  # (pairs, L) covariate distances, computed once per pair set
 
 
-def pairs_for(problem: Problem, z: np.ndarray, radius: float,
+def pairs_for(problem: PersonalizedProblem, z: np.ndarray, radius: float,
               max_neighbors: int | None = None) -> Pairs:
     i, j = neighbour_pairs(z, radius, max_neighbors)
     d = problem.distances(i, j) if len(i) else np.zeros((0, problem.n_metrics))
     return Pairs(i, j, d)
 
 
-def objective(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+def objective(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
               radius: float, pairs: Pairs | None = None) -> dict[str, float]:
     pairs = pairs or pairs_for(problem, z, radius)
     theta = z @ q
@@ -174,14 +152,14 @@ def objective(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
     return parts
 
 
-def gradients(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+def gradients(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
               pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(∂L/∂Z, ∂L/∂Q, ∂L/∂φ) with the neighbour sets held fixed."""
     g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
     return g_fit + g_match, g_q, g_phi
 
 
-def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
+def gradient_parts(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray, phi: np.ndarray,
                    pairs: Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """∂L/∂Z split into its loss + ψ part and its distance-matching part (Algorithm 1
     applies the personalized rate to the first only), then ∂L/∂Q and ∂L/∂φ."""
@@ -205,17 +183,39 @@ def gradient_parts(problem: Problem, z: np.ndarray, q: np.ndarray, phi: np.ndarr
     return g_fit, g_match, g_q, g_phi
 
 
-def smoothness(problem: Problem, q: np.ndarray) -> np.ndarray:
+def smoothness(problem: PersonalizedProblem, z: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Per sample, a Lipschitz constant of the Z-gradient of its loss and smooth penalty:
-    ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic)."""
-    curvature = _weighted(problem, np.full(len(problem.x), problem.loss.curvature_bound))
+    ℓ''_max ‖Q x_i‖² + ‖Q diag(ridge) Qᵀ‖₂ (ℓ'' ≤ 2 for squared, ≤ 1/4 for logistic). A
+    loss whose ℓ'' has no bound (exp(η)) uses e · ℓ'' where the sample stands: its bound
+    over the steps :func:`predictor_limit` allows."""
+    bound = problem.loss.curvature_bound
+    if bound is None:
+        eta = np.einsum("ip,ip->i", problem.x, z @ q)
+        curvature = math.e * loss_derivatives(problem, eta)[2]
+    else:
+        curvature = _weighted(problem, np.full(len(problem.x), bound))
     qx = problem.x @ q.T
     ridge = float(np.linalg.eigvalsh(q @ (problem.ridge[:, None] * q.T))[-1]) if len(q) else 0.0
     return np.maximum(curvature * np.einsum("iq,iq->i", qx, qx) + ridge, 1e-12)
 
 
+# a loss whose ℓ'' has no bound: no step (of Z, of Q) moves a sample's x_iᵀθ_i by more
+# than this, so that ℓ'' (as exp(η)) grows at most e-fold along it
+PREDICTOR_STEP = 1.0
+
+
+def predictor_limit(problem: PersonalizedProblem, moved: np.ndarray) -> np.ndarray:
+    """Factors (≤ 1) for steps that change the samples' θ by ``moved`` (N, p), so that no
+    x_iᵀθ_i moves by more than PREDICTOR_STEP; ones for a loss with bounded ℓ''."""
+    if problem.loss.curvature_bound is not None:
+        return np.ones(len(moved))
+    change = np.abs(np.einsum("ip,ip->i", problem.x, moved))
+    return np.minimum(1.0, PREDICTOR_STEP / np.maximum(change, 1e-300))
+
+
 # ---- the population model ---------------------------------------------------------------------
-def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np.ndarray:
+def population(problem: PersonalizedProblem, max_iter: int = 5000,
+               tol: float = 1e-10) -> np.ndarray:
     """θ_pop = argmin Σ ℓ(x_i, y_i, θ) + ψ(θ) by FISTA with backtracking (ψ's l1 and ridge
     parts; the group part by its prox)."""
     p = problem.x.shape[1]
@@ -257,7 +257,14 @@ def population(problem: Problem, max_iter: int = 5000, tol: float = 1e-10) -> np
 
 
 # ---- the fit ---------------------------------------------------------------------------------
-DIVERGED = 1e6  # an objective this many times the starting one: the steps diverged
+DIVERGED = 1e6  # an objective risen this many times the starting one's size: diverged
+
+
+def diverged(start: float, total: float) -> bool:
+    """Has the objective risen from ``start`` to ``total`` so far that the steps diverged?
+    Measured by the rise against the start's size (at least 1): an objective may be
+    negative (poisson_regression's), and any positive value is not a divergence then."""
+    return total - start > DIVERGED * max(abs(start), 1.0)
 
 
 @dataclass
@@ -293,7 +300,7 @@ class Fit:
         return self.z @ self.q
 
 
-def initialize(problem: Problem, theta_pop: np.ndarray, settings: Settings,
+def initialize(problem: PersonalizedProblem, theta_pop: np.ndarray, settings: Settings,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Ω = θ_pop + ε noise per sample (the paper's start), or, with
     ``settings.start_neighbors``, each θ_i fitted to its neighbours' records
@@ -319,28 +326,47 @@ def initialize(problem: Problem, theta_pop: np.ndarray, settings: Settings,
     return z, qmat
 
 
-def local_start(problem: Problem, theta_pop: np.ndarray, neighbours: np.ndarray,
+def local_start(problem: PersonalizedProblem, theta_pop: np.ndarray, neighbours: np.ndarray,
                 shrink: float = 1e-2, newton_steps: int = 8, chunk: int = 256) -> np.ndarray:
     """θ_i = argmin_θ Σ_{j ∈ N(i)} ℓ(x_j, y_j, θ) + (shrink·k/2)‖θ − θ_pop‖² for every i,
     N(i) its k covariate neighbours: a local (kernel) regression, shrunk toward the
-    population model. Newton steps (one is exact for the squared loss), each a batch of
+    population model. Newton steps (one is exact for a quadratic loss), each a batch of
     p × p systems, or k × k ones (Woodbury) when p > k; samples in chunks, so memory is
-    chunk · k · p."""
+    chunk · k · p. For any other loss each sample's step is halved until its objective
+    does not rise: a full step overshoots where ℓ'' jumps (huber, squared_hinge) or grows
+    without bound (exp(η))."""
     n, p = problem.x.shape
     k = neighbours.shape[1]
     ridge = shrink * k
-    steps = 1 if problem.loss.exact_newton else newton_steps
+    steps = 1 if problem.loss.quadratic else newton_steps
     out = np.empty((n, p))
     for lo in range(0, n, chunk):
         idx = neighbours[lo:lo + chunk]
-        x, y = problem.x[idx], problem.y[idx]  # (c, k, p), (c, k)
+        x = problem.x[idx]  # (c, k, p)
         theta = np.broadcast_to(theta_pop, (len(idx), p)).copy()
+
+        def local(theta: np.ndarray) -> Derivatives:
+            return loss_derivatives(problem, (x @ theta[..., None])[..., 0], idx)  # noqa: B023
+
+        def local_value(theta: np.ndarray, fit: np.ndarray) -> np.ndarray:
+            return np.sum(fit, axis=1) + 0.5 * ridge * np.sum((theta - theta_pop) ** 2, axis=1)
+
         for _ in range(steps):
-            eta = _shifted(problem, (x @ theta[..., None])[..., 0], idx)
-            weight = _weighted(problem, problem.loss.curvature(eta, y), idx)
-            grad = _weighted(problem, problem.loss.gradient(eta, y), idx)
+            fit, grad, weight = local(theta)
             g = (grad[:, None, :] @ x)[:, 0] + ridge * (theta - theta_pop)
-            theta = theta - _ridge_solve(x, weight, ridge, g)
+            step = _ridge_solve(x, weight, ridge, g)
+            if problem.loss.quadratic:
+                theta = theta - step
+                continue
+            now = local_value(theta, fit)
+            scale = np.ones(len(idx))
+            for _halving in range(40):
+                trial = theta - scale[:, None] * step
+                rose = ~(local_value(trial, local(trial)[0]) <= now)  # NaN rose too
+                if not rose.any():
+                    break
+                scale[rose] /= 2.0
+            theta = theta - scale[:, None] * step
         out[lo:lo + chunk] = theta
     return out
 
@@ -375,7 +401,7 @@ def progress_text(record: dict, previous: float, max_iter: int,
     return text + f"  objective {record['total']:.4g} (change {change:+.1e})"
 
 
-def fit(problem: Problem, settings: Settings,
+def fit(problem: PersonalizedProblem, settings: Settings,
         validate: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None,
         patience: int = 20) -> Fit:
     """Algorithm 1: population model, PCA initialization, subgradient epochs on Z, Q, φ.
@@ -415,17 +441,20 @@ def fit(problem: Problem, settings: Settings,
                 pairs = pairs_for(problem, z, radius, settings.max_neighbors)
             g_fit, g_match, g_q, g_phi = gradient_parts(problem, z, q, phi, pairs)
             travelled = np.sum(np.abs(z @ q - theta_pop), axis=1)
-            rate = np.minimum(alpha / np.maximum(travelled, floor), 1.0 / smoothness(problem, q))
-            z = z - alpha * g_match - rate[:, None] * g_fit
+            rate = np.minimum(alpha / np.maximum(travelled, floor),
+                              1.0 / smoothness(problem, z, q))
+            step_z = alpha * g_match + rate[:, None] * g_fit
+            z = z - predictor_limit(problem, step_z @ q)[:, None] * step_z
             if settings.fixed_q is None:
-                q = q - (alpha / n) * g_q
+                step_q = (alpha / n) * g_q
+                q = q - float(np.min(predictor_limit(problem, z @ step_q), initial=1.0)) * step_q
             phi = np.maximum(phi - (alpha / n) * g_phi, 0.0)
             if not (np.all(np.isfinite(z)) and np.all(np.isfinite(q))):
                 raise FloatingPointError(f"the subgradient iterates diverged at epoch {epoch}; "
                                          "lower the learning rate")
             record = {"epoch": epoch, "alpha": alpha, "radius": radius, "pairs": len(pairs.i),
                       **objective(problem, z, q, phi, radius, pairs)}
-            if record["total"] > DIVERGED * max(start_total, 1e-12):  # numerical trouble, not
+            if diverged(start_total, record["total"]):  # numerical trouble, not
                 raise FloatingPointError(  # overfitting: no earlier epoch is returned instead
                     f"the subgradient iterates diverged at epoch {epoch} (objective "
                     f"{record['total']:.3g} against {start_total:.3g} at the start); lower the "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -26,7 +27,11 @@ Derivatives = tuple[np.ndarray, np.ndarray, np.ndarray]
 class Pointwise(abc.ABC):
     """Base class of the units; subclasses implement :meth:`derivatives`."""
 
-    coupled = False  # curvature an m × m matrix per record (else elementwise)
+    coupled: ClassVar[bool] = False  # curvature an m × m matrix per record (else elementwise)
+    # sup of f'' over every η and y (None: unbounded, as exp(η)); a step no longer than
+    # 1 / (bound · ‖x‖²) cannot overshoot
+    curvature_bound: ClassVar[float | None] = None
+    quadratic: ClassVar[bool] = False  # f'' constant: one Newton step is exact
 
     @abc.abstractmethod
     def derivatives(self, eta: np.ndarray, y: np.ndarray) -> Derivatives:
@@ -51,6 +56,9 @@ class Pointwise(abc.ABC):
 class Squared(Pointwise):
     """(η − y)²."""
 
+    curvature_bound = 2.0
+    quadratic = True
+
     def derivatives(self, eta, y):
         r = eta - y
         return r * r, 2.0 * r, np.full_like(r, 2.0)
@@ -62,6 +70,8 @@ class Squared(Pointwise):
 @dataclass(frozen=True)
 class Huber(Pointwise):
     """r² for |r| ≤ M, 2M|r| − M² beyond (r = η − y): CVXPY's huber."""
+
+    curvature_bound = 2.0
 
     M: float = 1.0
 
@@ -80,6 +90,8 @@ class Huber(Pointwise):
 class Logistic(Pointwise):
     """log(1 + exp(−yη)), y = ±1."""
 
+    curvature_bound = 0.25
+
     def derivatives(self, eta, y):
         m = -y * eta
         value = np.logaddexp(0.0, m)
@@ -94,6 +106,9 @@ class Logistic(Pointwise):
 class SquareClassification(Pointwise):
     """(yη − 1)², y = ±1."""
 
+    curvature_bound = 2.0
+    quadratic = True
+
     def derivatives(self, eta, y):
         r = y * eta - 1.0
         return r * r, 2.0 * y * r, np.full_like(r, 2.0)
@@ -105,6 +120,8 @@ class SquareClassification(Pointwise):
 @dataclass(frozen=True)
 class SquaredHinge(Pointwise):
     """(1 − yη)₊², y = ±1 (f'' jumps at the hinge: Newton is then semismooth)."""
+
+    curvature_bound = 2.0
 
     def derivatives(self, eta, y):
         gap = np.maximum(1.0 - y * eta, 0.0)
@@ -143,6 +160,7 @@ class Multinomial(Pointwise):
     """log Σ_j exp η_j − η_y, y one-hot: gradient softmax − y, curvature diag(p) − ppᵀ."""
 
     coupled = True
+    curvature_bound = 0.5  # the largest eigenvalue of diag(p) − ppᵀ
 
     def derivatives(self, eta, y):
         top = eta.max(axis=1, keepdims=True)

@@ -219,7 +219,7 @@ class Spec:
 
     # ---- from a model ---------------------------------------------------------------
     @classmethod
-    def from_model(cls, model: Model | ir.Model) -> Spec:
+    def from_model(cls, model: Model | ir.CheckedModel) -> Spec:
         """The statements of a model's canonical text, ready to edit."""
         text = model.text if isinstance(model, Model) else Model(model).text
         source = (model.ir if isinstance(model, Model) else model).source

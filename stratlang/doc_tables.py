@@ -110,8 +110,15 @@ def personalized_kinds() -> str:
     losses = ", ".join(f"`{n}`" for n in LOSSES.names() if LOSSES[n].personalizable)
     regularizers = ", ".join(f"`{n}`" for n in REGULARIZERS.names()
                              if REGULARIZERS[n].personalizable)
-    return (f"Personalized models take the losses {losses} and the regularizers "
-            f"{regularizers} (ψ).\n")
+    refused: dict[str, list[str]] = {}
+    for name in LOSSES.names():
+        reason = LOSSES[name].personalized_refusal
+        if reason is not None:
+            refused.setdefault(reason, []).append(f"`{name}`")
+    why = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in refused.items())
+    return (f"Personalized models take the losses {losses} (every loss with a smooth "
+            f"pointwise unit and features) and the regularizers {regularizers} (ψ). The "
+            f"other losses are refused, each with its reason — {why}.\n")
 
 
 TABLES: dict[str, Callable[[], str]] = {

@@ -38,7 +38,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 @lru_cache(maxsize=64)
-def _compiled(text: str, filename: str) -> ir.Model:
+def _compiled(text: str, filename: str) -> ir.CheckedModel:
     """A spec compiled once per text (the IR is immutable; an estimator refits often)."""
     from .spec import compile_spec
 
@@ -79,7 +79,7 @@ class StratlangEstimator(BaseEstimator):
         self.metric = metric
 
     # ---- what the spec says ---------------------------------------------------------
-    def _spec_model(self) -> ir.Model:
+    def _spec_model(self) -> ir.CheckedModel:
         from .spec import read_spec
 
         if not isinstance(self.spec, str) or not self.spec.strip():
@@ -123,7 +123,7 @@ class StratlangEstimator(BaseEstimator):
         return tags
 
     # ---- X and y as the frame the spec reads ----------------------------------------
-    def _spec_columns(self, model: ir.Model) -> list[str]:
+    def _spec_columns(self, model: ir.CheckedModel) -> list[str]:
         from .data.design import used_columns
         from .data.features import INTERCEPT
 
@@ -131,7 +131,7 @@ class StratlangEstimator(BaseEstimator):
         return [c for c in used_columns(model, predicting=True)
                 if c not in (model.weights, INTERCEPT)]
 
-    def _array_names(self, model: ir.Model, width: int) -> list[str]:
+    def _array_names(self, model: ir.CheckedModel, width: int) -> list[str]:
         if self.columns is not None:
             names = [str(c) for c in self.columns]
             if len(names) != width:
@@ -147,7 +147,7 @@ class StratlangEstimator(BaseEstimator):
                          f"({', '.join(spec_columns) or 'none'}): pass a DataFrame with these "
                          "columns, columns=[...] naming X's columns, or features='rest'")
 
-    def _table(self, model: ir.Model, X: Any, reset: bool) -> pd.DataFrame:
+    def _table(self, model: ir.CheckedModel, X: Any, reset: bool) -> pd.DataFrame:
         """X as a frame (validated as scikit-learn expects, the spec's checks to follow)."""
         if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
             raise TypeError("sparse input is not supported: pass a dense array or a DataFrame "
@@ -167,7 +167,7 @@ class StratlangEstimator(BaseEstimator):
             _check_scalars(X)
         return pd.DataFrame(X, columns=self._array_names(model, X.shape[1]))
 
-    def _response(self, model: ir.Model, y: Any) -> np.ndarray:
+    def _response(self, model: ir.CheckedModel, y: Any) -> np.ndarray:
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
                              "y is None")
@@ -195,7 +195,7 @@ class StratlangEstimator(BaseEstimator):
                                  "multiclass_hinge")
         return values
 
-    def _model_for(self, model: ir.Model, frame: pd.DataFrame, weighted: bool) -> Model:
+    def _model_for(self, model: ir.CheckedModel, frame: pd.DataFrame, weighted: bool) -> Model:
         """The Model to fit: the spec, with the 'rest' features and sample weights."""
         from .builder import Spec
         from .model import Model

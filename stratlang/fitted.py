@@ -7,6 +7,7 @@ summary, save, plot; :class:`FittedStratified` holds θ per stratum,
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,7 @@ class FittedSpec:
     """What the deprecated ``fitted.model`` gives: the fitted spec's IR, name, text and
     data reading (no fitting: ``stratlang.Model(fitted.ir)`` fits again)."""
 
-    def __init__(self, model: ir.Model):
+    def __init__(self, model: ir.CheckedModel):
         self.ir = model
 
     @property
@@ -61,14 +62,14 @@ class FittedSpec:
                              f"Model it came from; use stratlang.Model(fitted.ir).{name}")
 
 
-class FittedModel:
+class FittedModel(abc.ABC):
     """What every fit has. ``objective`` is an :class:`Objective` (its parts and
     ``total``); ``info`` is the backend's report (status, iterations, times, …)."""
 
     kind: ClassVar[str]  # the family: 'stratified' or 'personalized'
     warm: Any  # what warm-starts the next fit along a path (None: nothing)
 
-    def __init__(self, model: ir.Model, encoding: Encoding, weights: dict[str, float],
+    def __init__(self, model: ir.CheckedModel, encoding: Encoding, weights: dict[str, float],
                  info: dict[str, Any], objective: Objective):
         self.ir = model
         self.encoding = encoding  # what training learned: new data are bound with it
@@ -117,11 +118,13 @@ class FittedModel:
         return frame_for(self.ir, data)
 
     @property
+    @abc.abstractmethod
     def theta(self) -> pd.DataFrame:
-        raise NotImplementedError
+        """The parameters: one row per stratum (or training sample)."""
 
+    @abc.abstractmethod
     def predict(self, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
-        raise NotImplementedError
+        """Predictions for the records of ``data`` (the spec's data file when None)."""
 
     @property
     def theta_se(self) -> pd.DataFrame:
@@ -135,8 +138,9 @@ class FittedModel:
         """(lower, upper) shaped like :attr:`theta` (see :attr:`theta_se`)."""
         return self.theta_se, self.theta_se
 
+    @abc.abstractmethod
     def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
-        raise NotImplementedError
+        """The loss's metrics on the records of ``data``."""
 
     def summary(self) -> Summary:
         """N, the strata (or samples), the objective and its parts, how the fit went
@@ -166,8 +170,9 @@ class FittedModel:
         """What the summary says of the fit's uncertainty (nothing when it has none)."""
         return []
 
+    @abc.abstractmethod
     def _shape_lines(self) -> list[str]:
-        raise NotImplementedError
+        """The summary's lines on the fit's shape (strata or samples, parameters)."""
 
     def _fit_line(self) -> str:
         info = self.info
@@ -198,8 +203,9 @@ class FittedModel:
 
         return save_fitted(self, path)
 
+    @abc.abstractmethod
     def plot(self, *, out: str | Path | None = None, **view: Any) -> Figure:
-        raise NotImplementedError
+        """The fitted parameters drawn (see the subclasses)."""
 
     def plot_convergence(self, out: str | Path | None = None, *, ax: Axes | None = None,
                          figsize: tuple[float, float] | None = None) -> Figure:
@@ -277,7 +283,7 @@ def _frame_columns(out: dict[str, np.ndarray], index: pd.Index, names: tuple,
     return pd.DataFrame(columns, index=index)
 
 
-def _predictable(model: ir.Model, data: pd.DataFrame | str | Path | None
+def _predictable(model: ir.CheckedModel, data: pd.DataFrame | str | Path | None
                  ) -> tuple[pd.DataFrame, np.ndarray]:
     """The frame to predict for, and the positions ``missing drop`` lets predict."""
     frame = frame_for(model, data)
@@ -291,7 +297,7 @@ class FittedStratified(FittedModel):
 
     kind = "stratified"
 
-    def __init__(self, model: ir.Model, fit: StratifiedFit, weights: dict[str, float]):
+    def __init__(self, model: ir.CheckedModel, fit: StratifiedFit, weights: dict[str, float]):
         super().__init__(model, fit.encoding, weights, fit.info, fit.objective)
         self._theta: np.ndarray | Callable[[], np.ndarray] | None = fit.theta
         self.outputs = self.encoding.outputs
@@ -557,7 +563,7 @@ class FittedPersonalized(FittedModel):
 
     kind = "personalized"
 
-    def __init__(self, model: ir.Model, fit: PersonalizedFit, weights: dict[str, float]):
+    def __init__(self, model: ir.CheckedModel, fit: PersonalizedFit, weights: dict[str, float]):
         super().__init__(model, fit.encoding, weights, fit.info, fit.objective)
         self.theta_array, self.z, self.q, self.phi_array = fit.theta, fit.z, fit.q, fit.phi
         self.theta_pop = fit.theta_pop
@@ -643,11 +649,11 @@ class FittedPersonalized(FittedModel):
         return plot_embedding(self, by, out, method, ax=ax, figsize=figsize)
 
 
-FITTED_FOR: dict[type, Callable[[ir.Model, Any, dict[str, float]], FittedModel]] = {
+FITTED_FOR: dict[type, Callable[[ir.CheckedModel, Any, dict[str, float]], FittedModel]] = {
     StratifiedFit: FittedStratified, PersonalizedFit: FittedPersonalized}
 
 
-def fitted_model(model: ir.Model, fit: StratifiedFit | PersonalizedFit,
+def fitted_model(model: ir.CheckedModel, fit: StratifiedFit | PersonalizedFit,
                  weights: dict[str, float]) -> FittedModel:
     """The fitted model a backend's fit makes."""
     return FITTED_FOR[type(fit)](model, fit, weights)

@@ -15,7 +15,7 @@ from .language import codes, ir
 from .language.errors import DataWarning, Diagnostic, OptionError, SpecError, warn
 
 
-def fit(model: ir.Model, data: Any = None, *, backend: str | None = None,
+def fit(model: ir.CheckedModel, data: Any = None, *, backend: str | None = None,
         solver: str | None = None, weights: dict[str, float] | None = None,
         verbose: bool | None = None, options: dict[str, Any] | None = None,
         graphs: dict[str, Any] | None = None, select: str | None = None) -> FittedModel:
@@ -38,7 +38,7 @@ def fit(model: ir.Model, data: Any = None, *, backend: str | None = None,
     return fitted
 
 
-def fit_choice(model: ir.Model, choice: backends.Choice, values: dict[str, float],
+def fit_choice(model: ir.CheckedModel, choice: backends.Choice, values: dict[str, float],
                warm: Any = None, select: str | None = None) -> FittedModel:
     """Fits a chosen backend's design at the weights ``values`` (``warm``: what the
     previous fit along a path left to start from). Weights written ``auto`` that

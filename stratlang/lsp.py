@@ -88,7 +88,7 @@ def read_header(path: Path) -> list[str] | None:
         return None
 
 
-def header_diagnostics(model: ir.Model) -> list[Diagnostic]:
+def header_diagnostics(model: ir.CheckedModel) -> list[Diagnostic]:
     """``check``'s 'column not found' diagnostics for the model's data file, found by
     binding a frame with the file's header and one row of missing values (the binder's
     own messages; the other problems of that row are not the file's, and with

@@ -28,7 +28,7 @@ class Model:
     the spec declares ``given`` (by column: a networkx graph, ``(adjacency, labels)``, an
     edge-list DataFrame or an edge-list CSV path)."""
 
-    def __init__(self, model: ir.Model, graphs: dict[str, Any] | None = None):
+    def __init__(self, model: ir.CheckedModel, graphs: dict[str, Any] | None = None):
         self.ir = model
         self.graphs = self._checked_graphs(graphs or {})
 
@@ -110,8 +110,9 @@ class Model:
             weights: dict[str, float] | None = None, verbose: bool | None = None,
             options: dict[str, Any] | None = None,
             graphs: dict[str, Any] | None = None, select: str | None = None) -> FittedModel:
-        """Fits the model. ``backend``: 'admm', 'cvxpy' (the reference; ``solver`` picks
-        its CVXPY solver), 'dask', 'subgradient'; by default the spec's ``solver``
+        """Fits the model. ``backend``: a registered backend's name (``stratlang.backends.
+        BACKENDS``: 'cvxpy', the reference, whose CVXPY solver ``solver`` picks; 'admm',
+        'newton', 'eigen', 'dask', 'subgradient'); by default the spec's ``solver``
         statement, else the first backend that can fit the model. ``options``: the
         backend's options (validated; see docs/language.md); ``weights`` fixes
         hyper-parameters (required for sweeps); ``graphs`` gives graphs from Python (see
@@ -174,7 +175,7 @@ class Model:
         return pd.DataFrame(rows)
 
 
-def _unstructured(model: ir.Model) -> dict[str, Any]:
+def _unstructured(model: ir.CheckedModel) -> dict[str, Any]:
     """No feature varying over some factors only (``by``, ``shared``) and no interaction:
     the baselines couple no stratum to another."""
     return {"features": tuple(dataclasses.replace(t, vary=None) for t in model.features),

@@ -177,7 +177,7 @@ class Saved:
     """A saved model, read and checked: its checked spec, its fit (θ None when a cluster's
     workers wrote it as Parquet parts, under ``parts``) and the weights it was fitted at."""
 
-    model: ir.Model
+    model: ir.CheckedModel
     fit: StratifiedFit | PersonalizedFit
     weights: dict[str, float]
     parts: Path | None = None
@@ -240,7 +240,7 @@ def read_saved(path: str | Path) -> Saved:
                  meta.get("uncertainty"), arrays.get("covariance"))
 
 
-def read_encoding(model: ir.Model, doc: dict[str, Any], arrays: Mapping[str, np.ndarray]
+def read_encoding(model: ir.CheckedModel, doc: dict[str, Any], arrays: Mapping[str, np.ndarray]
                   ) -> Encoding:
     """The encoding :func:`encoding_document` wrote, for the checked ``model`` (its
     document and arrays checked already)."""

@@ -157,7 +157,7 @@ def check_header(reader: Reader, meta: dict[str, Any]) -> None:
     reader.value(meta, "spec_file", "", "text", optional=True)
 
 
-def check_common(reader: Reader, meta: dict[str, Any], model: ir.Model
+def check_common(reader: Reader, meta: dict[str, Any], model: ir.CheckedModel
                  ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Weights, objective, the encoding's classes, rows and features, and info; returns
     (rows, outputs)."""
@@ -192,7 +192,7 @@ def check_common(reader: Reader, meta: dict[str, Any], model: ir.Model
     return rows, tuple(outputs)
 
 
-def _state_keys(model: ir.Model) -> dict[str, ir.Transform]:
+def _state_keys(model: ir.CheckedModel) -> dict[str, ir.Transform]:
     """The key of every state training learns, with its transform (a term with `where`
     learns its own, keyed with its clause)."""
     keys: dict[str, ir.Transform] = {}
@@ -211,7 +211,7 @@ def _state_keys(model: ir.Model) -> dict[str, ir.Transform]:
     return keys
 
 
-def check_feature_states(reader: Reader, states: dict[str, Any], model: ir.Model) -> None:
+def check_feature_states(reader: Reader, states: dict[str, Any], model: ir.CheckedModel) -> None:
     """Every state the spec's transforms learned is there, in the form its kind keeps."""
     expected = _state_keys(model)
     for key in states:
@@ -236,7 +236,7 @@ def check_history(reader: Reader, info: dict[str, Any]) -> None:
 
 
 # ---- stratified fits ---------------------------------------------------------------------
-def check_stratified(reader: Reader, meta: dict[str, Any], model: ir.Model) -> None:
+def check_stratified(reader: Reader, meta: dict[str, Any], model: ir.CheckedModel) -> None:
     rows, outputs = check_common(reader, meta, model)
     encoding = meta["encoding"]  # (an object: checked by check_common)
     if "factors" not in encoding:
@@ -321,7 +321,7 @@ def check_uncertainty(reader: Reader, meta: dict[str, Any], shape: tuple[int, in
 
 
 # ---- personalized fits ----------------------------------------------------------------------
-def check_personalized(reader: Reader, meta: dict[str, Any], model: ir.Model) -> None:
+def check_personalized(reader: Reader, meta: dict[str, Any], model: ir.CheckedModel) -> None:
     rows, _ = check_common(reader, meta, model)
     spec = model.personalize
     assert spec is not None  # (the model of a personalized file)
@@ -349,7 +349,7 @@ def check_personalized(reader: Reader, meta: dict[str, Any], model: ir.Model) ->
     reader.value(meta["info"], "best_epoch", "info", "count")  # (the summary reports it)
 
 
-def read_checked(path: Path, meta: dict[str, Any], arrays: Any, model: ir.Model,
+def read_checked(path: Path, meta: dict[str, Any], arrays: Any, model: ir.CheckedModel,
                  personalized: bool) -> dict[str, np.ndarray]:
     """Checks a saved model against its schema and its spec; returns its arrays, read."""
     reader = Reader(path, arrays)

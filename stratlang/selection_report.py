@@ -48,7 +48,7 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-def check_saved(reader: Any, info: dict[str, Any], model: ir.Model,
+def check_saved(reader: Any, info: dict[str, Any], model: ir.CheckedModel,
                 weights: dict[str, float]) -> None:
     """A saved model's report: every field of its kind, every chosen weight an auto weight
     of the model at the value the model was fitted with (``reader`` a saved_schema

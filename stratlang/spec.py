@@ -56,7 +56,7 @@ def _nearby(path: Path) -> str:
     return did_you_mean(str(path), siblings) if siblings else ""
 
 
-def compile_spec(text: str, filename: str = "<spec>", check_files: bool = True) -> ir.Model:
+def compile_spec(text: str, filename: str = "<spec>", check_files: bool = True) -> ir.CheckedModel:
     """Parses and checks a spec; raises SpecError with every problem found. When
     ``check_files``, the files the spec names are checked, in its source's directory, for
     a spec file or standard input (``STDIN``: the working directory); spec text given
@@ -68,7 +68,7 @@ def compile_spec(text: str, filename: str = "<spec>", check_files: bool = True) 
                  result.diagnostics)
 
 
-def to_text(model: ir.Model) -> str:
+def to_text(model: ir.CheckedModel) -> str:
     """The canonical spec text of a model (``compile_spec(to_text(m)) == m``)."""
     return print_model(model, vocabulary())
 
@@ -81,7 +81,7 @@ def format_text(text: str, filename: str = "<spec>") -> str:
     return formatted(text, filename, lambda t, f: compile_spec(t, f, check_files=False), to_text)
 
 
-def saved_spec(model: ir.Model) -> dict[str, str]:
+def saved_spec(model: ir.CheckedModel) -> dict[str, str]:
     """The spec a fitted model is saved with. The file's own text when it still compiles to
     the fitted model, so that a later error points at real lines of the file; otherwise
     (a model changed in Python, e.g. ``separate()``) the canonical text, under a name that

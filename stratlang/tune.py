@@ -96,7 +96,7 @@ class TuneResult:
                 f"{notes}</div>")
 
 
-def settings(model: ir.Model) -> list[dict[str, float]]:
+def settings(model: ir.CheckedModel) -> list[dict[str, float]]:
     sweeps = model.sweeps()
     if not sweeps:
         raise StratlangError(f"model '{model.name}' declares no sweep: write e.g. "
@@ -105,7 +105,7 @@ def settings(model: ir.Model) -> list[dict[str, float]]:
             for combo in itertools.product(*(h.values for h in sweeps.values()))]
 
 
-def _fold_encoding(model: ir.Model, frame: pd.DataFrame,
+def _fold_encoding(model: ir.CheckedModel, frame: pd.DataFrame,
                    graphs: dict[str, Any] | None) -> Encoding:
     """The encoding learned from the whole data (a stratified model's strata, the classes,
     the features' levels, centres and scales): every fold's training and validation
@@ -142,13 +142,13 @@ def _warn_at_edges(edges: dict[str, str], best: dict[str, float]) -> None:
              f"logspace({beyond[0]:g}, {beyond[1]:g}, 3)", TuneWarning)
 
 
-def primary_metric(model: ir.Model) -> str:
+def primary_metric(model: ir.CheckedModel) -> str:
     from .kinds.losses import LOSSES
 
     return LOSSES[model.response.loss.name].primary
 
 
-def tune(model: ir.Model, data: Any = None, *, graphs: dict[str, Any] | None = None,
+def tune(model: ir.CheckedModel, data: Any = None, *, graphs: dict[str, Any] | None = None,
          folds: int = 5, metric: str | None = None, seed: int = 0,
          backend: str | None = None, progress: bool | None = None) -> TuneResult:
     """``graphs``: graphs given from Python, by column; ``progress``: a line on standard
@@ -289,7 +289,7 @@ def _announce(progress: bool | None, text: str) -> None:
         print(f"verify: {text}", file=sys.stderr, flush=True)
 
 
-def verify(model: ir.Model, data: Any = None, *, graphs: dict[str, Any] | None = None,
+def verify(model: ir.CheckedModel, data: Any = None, *, graphs: dict[str, Any] | None = None,
            weights: dict[str, float] | None = None, solver: str | None = None,
            options: dict[str, Any] | None = None, backend: str | None = None,
            progress: bool | None = None) -> Verification:
@@ -337,7 +337,7 @@ def reference_words(info: dict[str, Any]) -> str:
     return ", ".join(w for w in words if w)
 
 
-def _verify_local(model: ir.Model, frame: Any, graphs: dict[str, Any] | None,
+def _verify_local(model: ir.CheckedModel, frame: Any, graphs: dict[str, Any] | None,
                   weights: dict[str, float] | None, solver: str | None,
                   options: dict[str, Any] | None, backend: str | None) -> Verification:
     """A non-convex model: the local fit against the CVXPY optimum of the relaxation."""

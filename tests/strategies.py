@@ -160,7 +160,7 @@ def models(draw):
     used = set(response) | {c for t in features for c in t.columns}
     personalize = None
     strata: tuple = ()
-    if loss.personalizable and features and draw(st.booleans()):
+    if loss.personalizable and features and len(response) == 1 and draw(st.booleans()):
         regs = [r for r in regs if REGULARIZERS[r.kind.name].personalizable]
         options = [(p.name, draw(hypers) if p.sweep else draw(values_of(p)))
                    for p in PERSONALIZE_OPTIONS]
@@ -209,7 +209,7 @@ def models(draw):
                                    unique_by=lambda s: s.columns))
             interactions = (ir.Interaction(tuple(draw(st.sampled_from(s.columns))
                                                  for s in joined), draw(hypers)),)
-    return ir.Model(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name)),
+    return ir.CheckedModel(draw(names), ir.Response(response, draw(kind(LOSSES, loss_name)),
                                              offset=offset, overrides=overrides), features,
                     tuple(regs), strata, personalize, solver, data,
                     weights=draw(st.one_of(st.none(), names)),

@@ -167,3 +167,11 @@ def test_saved_spec_points_at_the_file_or_claims_none(tmp_path, regression_frame
     assert changed["spec_file"] == "<fitted model>" and "weight 0" in changed["spec"]
     again = stratlang.load_fitted(model.separate().fit(regression_frame).save(tmp_path / "s"))
     assert all(s.weight.value == 0 for s in again.ir.strata)
+
+
+def test_the_fit_docstring_names_every_backend():
+    """It named 4 of the 6 backends once: the list is checked against the registry."""
+    from stratlang.backends import BACKENDS
+
+    for name in BACKENDS.names():
+        assert f"'{name}'" in stratlang.Model.fit.__doc__, name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stratlang import SpecError
+from stratlang.kinds.losses import LOSSES
 from stratlang.language import ir
 from stratlang.spec import compile_spec
 
@@ -95,10 +96,14 @@ def test_missing_response_is_reported_without_position():
 
 
 def test_personalize_errors():
-    text = ("response y ~ huber\nfeatures a\nregularize nuclear\n"
+    taken = [n for n in LOSSES.names() if LOSSES[n].personalizable]
+    assert {"squared", "huber", "logistic", "poisson_regression"} <= set(taken)
+    personalizable = ", ".join(f"'{n}'" for n in taken)
+    text = ("response y ~ hinge\nfeatures a\nregularize nuclear\n"
             "personalize rank 0 radus 1\n  distance u ~ manhattan\n  distance (u, v) ~ abs\n")
     assert problems(text) == [
-        (1, 14, "personalized models support the losses 'squared', 'logistic'; got 'huber'"),
+        (1, 14, "personalized models cannot take the loss 'hinge': it is not differentiable (the "
+                "engine follows the loss's gradient); they take " + personalizable),
         (3, 12, "personalized models support the regularizers zero, sum_squares, l1, l2, elastic_net; got 'nuclear'"),
         (4, 18, "'rank' must lie in [1, 1,000]"),
         (4, 20, "unknown option 'radus' for personalize; did you mean 'radius'?"),

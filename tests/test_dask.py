@@ -413,3 +413,40 @@ def test_rows_constant_along_a_disconnected_factor_are_left_to_admm(client, rng,
         "(`by`, `shared`, an own weight, `interact`) and a row constant along a factor whose "
         "graph is not connected (its constant mode is not one eigenvector): the admm backend "
         "fits the model on one machine; use backend='admm'")
+
+
+def test_dask_answers_with_admms_best_copy_and_states_its_accuracy(client):
+    """Large non-smooth penalties: the loss copy sits 5e-6 (relative) above the optimum at
+    the default tolerances, where the l1 term's own copy (exact zeros) is; Dask answered
+    with the loss copy, ADMM with the best (one shared rule now chooses for both)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"g": rng.integers(0, 5, 300)})
+    for i in range(4):
+        frame[f"x{i}"] = rng.normal(size=300)
+    frame["yb"] = (rng.random(300) < 1 / (1 + np.exp(-frame.x0))).astype(int)
+    model = stratlang.load("response yb ~ logistic\nfeatures x0, x1, x2, x3, intercept\n"
+                           "regularize 50 * l1\nstratify g ~ path weight 5\n")
+    reference = model.fit(frame, backend="cvxpy")
+    local = model.fit(frame, backend="admm")
+    remote = model.fit(frame, backend="dask", options={"scheduler": client})
+    assert remote.info["copy"] == local.info["copy"] == "l1 term"
+    assert remote.objective.total == pytest.approx(local.objective.total, rel=1e-10)
+    assert remote.objective.total == pytest.approx(reference.objective.total, rel=1e-9)
+    for key in ("objective_spread", "objective_accuracy"):
+        assert remote.info[key] == pytest.approx(local.info[key], rel=1e-6), key
+    assert 0 < remote.info["objective_spread"] <= remote.info["objective_accuracy"]
+
+
+def test_an_unbounded_objective_is_said_to_be_unbounded_on_dask(client, rng):
+    frame = pd.DataFrame({"g": rng.integers(0, 2, 40), "x": rng.normal(size=40), "u": 0.0})
+    frame["y"] = rng.exponential(1.0, 40)
+    frame.loc[3, ["u", "y"]] = [1.0, 0.0]  # u is nonzero only where y = 0
+    model = stratlang.load("response y ~ exponential_regression\nfeatures x, u, intercept\n"
+                           "stratify g ~ path weight 1\n")
+    with pytest.raises(stratlang.NumericalError) as info:
+        model.fit(frame, backend="dask", options={"scheduler": client, "max_iter": 100})
+    assert str(info.value) == (
+        "backend 'dask': the objective is unbounded below: moving u (in 2 of 2 strata) "
+        "lowers the loss of the records in row 3 without end, and nothing else in the model "
+        "resists (loss 'exponential_regression' falls without bound there); add a "
+        "regularizer on those parameters or drop the feature")

@@ -432,3 +432,15 @@ def test_intercept_in_a_product_is_refused():
     [d] = info.value.diagnostics
     assert (d.span.line, d.span.column, d.message) == (
         2, 13, "intercept in a product is the product without it: leave it out")
+
+
+def test_the_huber_metric_is_cvxpys_huber_averaged_over_records_and_outputs(rng):
+    """The metric comes from the loss's pointwise unit (its one written formula)."""
+    import cvxpy as cp
+
+    pred, y = 3 * rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    weight = rng.choice([0.0, 1.0, 2.0], 40)
+    expected = cp.huber(cp.Constant(pred - y), 1.5).value
+    out = LOSSES["huber"].metrics(pred, y, {"M": 1.5}, None, weight)
+    assert out["huber"] == pytest.approx(float(np.sum(weight[:, None] * expected)
+                                               / (2 * np.sum(weight))), rel=1e-12)

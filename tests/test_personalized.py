@@ -281,14 +281,15 @@ def test_local_start_is_the_shrunk_local_fit(loss, p, rng):
     import cvxpy as cp
 
     from stratlang.solvers import personalized as S
+    from stratlang.solvers import pointwise as pw
 
     n, k = 30, 8
     x = rng.normal(size=(n, p))
     y = x @ rng.normal(size=p) + 0.1 * rng.normal(size=n)
     if loss == "logistic":
         y = np.where(y > 0, 1.0, -1.0)
-    glm = S.SquaredLoss() if loss == "squared" else S.LogisticLoss()
-    problem = S.Problem(x, y, glm, lambda i, j: np.zeros((len(i), 1)), 1, 0.0, 0.0)
+    glm = pw.Squared() if loss == "squared" else pw.Logistic()
+    problem = S.PersonalizedProblem(x, y, glm, lambda i, j: np.zeros((len(i), 1)), 1, 0.0, 0.0)
     theta_pop = rng.normal(size=p) * 0.1
     neighbours = np.array([rng.choice(n, k, replace=False) for _ in range(n)])
     start = S.local_start(problem, theta_pop, neighbours, shrink=0.05, newton_steps=30)

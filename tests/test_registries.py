@@ -132,3 +132,27 @@ def test_a_loss_that_cannot_value_a_record_is_refused_when_defined():
         class Mute(Loss):
             name = "mute"
             doc = "values nothing"
+
+
+def _abstract_bases():
+    from stratlang.backends.base import Backend
+    from stratlang.fitted import FittedModel
+    from stratlang.kinds.distances import Metric
+    from stratlang.kinds.graphs import GraphKind, _EdgeList
+    from stratlang.kinds.losses import _Distribution
+    from stratlang.kinds.transforms import Transform, _Elementwise
+    from stratlang.solvers.pointwise import Pointwise
+
+    return [(Backend, "fit"), (Metric, "pairs"), (GraphKind, "build"), (_EdgeList, "edge_list"),
+            (Transform, "apply"), (_Elementwise, "function"), (FittedModel, "theta"),
+            (_Distribution, "cvxpy_aggregated"), (Pointwise, "derivatives")]
+
+
+@pytest.mark.parametrize(("base", "method"), _abstract_bases(),
+                         ids=lambda v: v if isinstance(v, str) else v.__name__)
+def test_an_abstract_base_refuses_a_subclass_that_lacks_its_method(base, method):
+    """The bases meant to be subclassed are abc.ABCs: a subclass (a registry entry) that
+    lacks a method is refused when it is made, not by a NotImplementedError at fit time."""
+    bare = type("Bare", (base,), {})
+    with pytest.raises(TypeError, match=rf"abstract method.*\b{method}\b"):
+        bare()

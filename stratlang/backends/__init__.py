@@ -69,7 +69,7 @@ class Choice:
         return self.backend.fit(self.design, weights, self.options, warm)
 
 
-def _refusal(model: ir.Model, entry: Backend, reason: str, design: Any) -> StratlangError:
+def _refusal(model: ir.CheckedModel, entry: Backend, reason: str, design: Any) -> StratlangError:
     able = [b.name for b in automatic(entry.family)
             if b is not entry and _quietly_unsupported(b, design) is None]
     said = f"backend '{entry.name}' cannot fit model '{model.name}': {reason}"
@@ -86,7 +86,7 @@ def _quietly_unsupported(entry: Backend, design: Any) -> str | None:
         return "cannot tell"
 
 
-def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
+def choose(model: ir.CheckedModel, data: Any = None, *, backend: str | None = None,
            solver: str | None = None, verbose: bool | None = None,
            options: dict[str, Any] | None = None, design: Any = None,
            graphs: dict[str, Any] | None = None) -> Choice:
@@ -161,7 +161,7 @@ def choose(model: ir.Model, data: Any = None, *, backend: str | None = None,
     return Choice(entry, design, resolved, note, frozenset(from_spec))
 
 
-def _refuse_another_backends_option(model: ir.Model, entry: Backend,
+def _refuse_another_backends_option(model: ir.CheckedModel, entry: Backend,
                                     options: Mapping[str, Any]) -> None:
     """An option the automatically chosen backend does not take but another of the
     model's family does (e.g. ADMM's ``penalty`` where newton was chosen): the error

@@ -21,7 +21,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.errors import NumericalError, NumericalWarning, warn
 from ..language.params import Options, Param, interval, iterations, nonnegative, positive
-from ..solvers.admm import Result, State
+from ..solvers.admm import Result, State, best_copy_index, suboptimality_bound
 from .base import Backend, Objective, StratifiedFit
 from .memory import ADMM_BYTES, stratified_need
 from .objective import selected_rows, stratified_objective, term_index, term_value
@@ -183,21 +183,21 @@ def divergence(result: Result, options: dict[str, Any]) -> NumericalError:
 
 def report(result: Result, solver: str, options: dict[str, Any],
            finite: bool | None = None, design: Design | None = None,
-           weights: dict[str, float] | None = None) -> dict[str, Any]:
+           weights: dict[str, float] | None = None, backend: str = "admm") -> dict[str, Any]:
     """``info`` for a fitted model; raises NumericalError on non-finite iterates (saying
-    so when the objective is unbounded below, given the ``design``) and warns (with the
-    final residuals) when the iteration limit was reached. ``finite``: whether θ is
-    finite, when θ is not at hand."""
+    so when the objective is unbounded below, given the ``design`` with its records) and
+    warns (with the final residuals) when the iteration limit was reached. ``finite``:
+    whether θ is finite, when θ is not at hand."""
     if result.diverged or not (np.all(np.isfinite(result.theta)) if finite is None else finite):
         why = None
         if design is not None:  # an unbounded objective, not the step, is then to blame
-            why = refuse_if_unbounded(design, weights or {}, "admm")
+            why = refuse_if_unbounded(design, weights or {}, backend)
         if why is not None:
             raise NumericalError(f"ADMM diverged after {result.iterations} iterations: {why}")
         raise divergence(result, options)
     why = None
     if not result.converged and design is not None:  # iterates running off along an
-        why = refuse_if_unbounded(design, weights or {}, "admm")  # unbounded direction?
+        why = refuse_if_unbounded(design, weights or {}, backend)  # unbounded direction?
     if why is not None:
         warn(f"ADMM did not converge in {result.iterations} iterations: {why}")
     elif not result.converged:
@@ -216,13 +216,14 @@ BLOWN_UP = 1e6  # an unconverged objective this many times the start's: divergen
 
 
 def refuse_if_blown_up(design: Design, weights: dict[str, float], objective: Objective,
-                       info: dict[str, Any], options: dict[str, Any]) -> None:
+                       info: dict[str, Any], options: dict[str, Any],
+                       backend: str = "admm") -> None:
     """An unconverged fit whose objective is far above the objective at θ = 0 went the
     wrong way (finite, but diverging): an error, not a result with a warning."""
     k, n, m = design.theta_shape
     origin = stratified_objective(design, np.zeros((k, n, m)), weights).total
     if math.isfinite(origin) and objective.total > BLOWN_UP * max(abs(origin), 1.0):
-        refuse_if_unbounded(design, weights, "admm", only_unbounded=True)
+        refuse_if_unbounded(design, weights, backend, only_unbounded=True)
         relax, penalty = options["relax"], options["penalty"]
         said = (f"ADMM diverged: after {info['iterations']} iterations, unconverged, the "
                 f"objective is {objective.total:.3g}, against {origin:.6g} at θ = 0; likely "
@@ -353,14 +354,18 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
 
 
 def suboptimality(result: Result) -> float:
-    """An estimate of how far the copies' objective may lie above the optimum at exit:
-    Boyd et al.'s bound (§3.3.1) −yᵀr + (x − x*)ᵀs with ‖y‖‖r‖ + ‖x‖‖s‖ for its terms
-    (y: the unscaled duals, x: the copies; ‖x − x*‖ is unknown, ‖x‖ stands for it)."""
+    """An estimate of how far the copies' objective may lie above the optimum at exit
+    (:func:`solvers.admm.suboptimality_bound`)."""
     assert result.state is not None
     state = result.state
     duals = math.sqrt(sum(float(np.sum(d * d)) for d in state.duals)) / state.lam
     copies = math.sqrt(sum(float(np.sum(c * c)) for c in state.copies))
-    return duals * result.primal_residual + copies * result.dual_residual
+    return suboptimality_bound(duals, copies, result.primal_residual, result.dual_residual)
+
+
+def copy_names(terms: list[RegularizerTerm]) -> list[str]:
+    """The names of ADMM's copies of θ, in the solver's order."""
+    return ["loss", *(f"{t.kind} term" for t in terms), "consensus"]
 
 
 def best_copy(design: Design, weights: dict[str, float], result: Result,
@@ -370,33 +375,26 @@ def best_copy(design: Design, weights: dict[str, float], result: Result,
     objective is the answer (a non-smooth term's own copy is often better than the loss
     copy by far more than the tolerance suggests: exact zeros of an l1 prox); the spread of
     the objective over them says how accurate the objective is. Returns (θ, which copy,
-    spread)."""
+    spread); the choice is :func:`solvers.admm.best_copy_index`'s, as on a cluster."""
     assert result.state is not None and result.theta is not None  # (an in-memory run)
     absent = design.absent_mask()
-    names = ["loss", *(f"{t.kind} term" for t in terms), "consensus"]
+    names = copy_names(terms)
     points = [result.theta, *result.state.copies[1:], result.state.theta_hat]
-    best, best_name, best_value, values = None, "loss", math.inf, []
+    candidates, values, eligible = [], [], []
     parts = design.loss_parts()
     for name, point in zip(names, points, strict=True):
         candidate = make_feasible(project_constant(design, point.copy()), terms)
         if absent is not None:  # (the loss copy there is 0 to the tolerance)
             candidate[absent] = 0.0
-        value = stratified_objective(design, candidate, weights).total
-        if not math.isfinite(value):
-            continue
-        values.append(value)  # (the spread counts every copy: how far they still are)
-        if name != "loss" and not all(design.loss.in_domain(
-                candidate if part.strata is None else candidate[part.strata], part.params)
-                for part in parts):  # outside the loss's own constraints (eps): no answer
-            continue
-        if best is None or value < best_value:
-            best, best_name, best_value = candidate, name, value
-    if best is None:  # (no copy has a finite objective: require_finite reports it)
-        best = make_feasible(project_constant(design, result.theta), terms)
-        if absent is not None:
-            best[absent] = 0.0
-        return best, "loss", math.inf
-    return best, best_name, max(values) - min(values)
+        candidates.append(candidate)
+        values.append(stratified_objective(design, candidate, weights).total)
+        eligible.append(name == "loss" or all(design.loss.in_domain(  # (outside the loss's
+            candidate if part.strata is None else candidate[part.strata], part.params)  # own
+            for part in parts))  # constraints, eps: no answer)
+    at, spread = best_copy_index(values, eligible)
+    if at is None:  # (no copy has a finite objective: require_finite reports it)
+        return candidates[0], "loss", math.inf
+    return candidates[at], names[at], spread
 
 
 def _polish(design: Design, weights: dict[str, float], options: dict[str, Any],
@@ -510,7 +508,7 @@ class AdmmBackend(Backend):
     verbose_option = "progress"
     options = ADMM_OPTIONS
 
-    def applies(self, model: ir.Model) -> bool:
+    def applies(self, model: ir.CheckedModel) -> bool:
         return model.basis is None  # a basis model is the eigen backend's
 
     def unsupported(self, design: Design) -> str | None:

@@ -8,6 +8,7 @@ In the spirit of CVXPY's reductions (``accepts`` / ``apply``): the API, ``tune``
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -108,7 +109,7 @@ class OptionValueError(StratlangError):
         self.option = option
 
 
-def bind_family(model: ir.Model, data: Any, graphs: dict[str, Any] | None = None
+def bind_family(model: ir.CheckedModel, data: Any, graphs: dict[str, Any] | None = None
                 ) -> Design | PersonalizedDesign:
     """The design of a model's family bound to data (a frame, a file, or None for the
     spec's data statement); ``graphs``: the graphs given from Python, by column."""
@@ -120,9 +121,9 @@ def bind_family(model: ir.Model, data: Any, graphs: dict[str, Any] | None = None
     return bind(model, frame, graphs=graphs)
 
 
-class Backend:
+class Backend(abc.ABC):
     """Base class of backend entries: subclasses declare the class attributes and
-    implement ``unsupported`` and ``fit``."""
+    implement ``fit`` (and ``unsupported`` when some bound models are beyond them)."""
 
     name: ClassVar[str]
     doc: ClassVar[str]
@@ -135,16 +136,16 @@ class Backend:
     verbose_option: ClassVar[str | None] = None  # what ``verbose=`` sets
     solver_option: ClassVar[str | None] = None  # what ``solver=`` sets (an external solver)
 
-    def wrong_family(self, model: ir.Model) -> str:
+    def wrong_family(self, model: ir.CheckedModel) -> str:
         """Why this backend does not fit a model of another family."""
         return (f"model '{model.name}' is {model.kind}: backend '{self.name}' cannot fit it "
                 f"(it fits {self.family} models)")
 
-    def prepare(self, model: ir.Model, data: Any, graphs: dict[str, Any] | None = None) -> Any:
+    def prepare(self, model: ir.CheckedModel, data: Any, graphs: dict[str, Any] | None = None) -> Any:
         """The design this backend fits: by default the family's, bound in memory."""
         return bind_family(model, data, graphs)
 
-    def applies(self, model: ir.Model) -> bool:
+    def applies(self, model: ir.CheckedModel) -> bool:
         """Is the model of the kind this backend fits (checked before binding, so that an
         automatic choice passes over backends made for other models without a word)?"""
         return True
@@ -158,9 +159,11 @@ class Backend:
         the memory is another machine's)."""
         return None
 
+    @abc.abstractmethod
     def fit(self, design: Any, weights: dict[str, float], options: dict[str, Any],
             warm: Any = None) -> Fit:
-        raise NotImplementedError
+        """Fits the bound ``design`` at hyper-parameters ``weights``, with ``options``
+        resolved; ``warm``: the previous fit's state along a path."""
 
     def __repr__(self) -> str:
         return f"<backend {self.name}>"

@@ -32,8 +32,10 @@ from ..language.params import Param, count
 from .admm import (
     ADMM_OPTIONS,
     RegularizerTerm,
+    copy_names,
     inner_tolerance,
     make_feasible,
+    refuse_if_blown_up,
     regularizer_terms,
     report,
     require_finite,
@@ -117,17 +119,20 @@ class BlockProxes:
     def regularization(self, theta: np.ndarray) -> float:
         return sum((t.value(theta) for t in self.terms), 0.0)
 
+    def in_domain(self, theta: np.ndarray) -> bool:
+        return LOSSES[self.loss].in_domain(theta, self.params)
+
 
 @dataclass(frozen=True)
 class Partitioned:
     """Partitioned input: one (name, loader) per partition, run on a worker."""
 
-    model: ir.Model
+    model: ir.CheckedModel
     parts: tuple[tuple[str, Any], ...]  # loader: a Dask delayed giving a pandas frame
     graphs: dict[str, Any] | None = None  # graphs given from Python, by column
 
 
-def partitioned(model: ir.Model, data, graphs: dict[str, Any] | None = None
+def partitioned(model: ir.CheckedModel, data, graphs: dict[str, Any] | None = None
                 ) -> Partitioned | None:
     """A glob or directory of .parquet / .csv files, or a Dask DataFrame, as partitions;
     None for anything else (a frame or a single file)."""
@@ -181,7 +186,7 @@ def _split_records(records: Records, blocks: Blocks) -> dict[int, BlockRecords]:
     return out
 
 
-def _summary(frame: pd.DataFrame, columns: list[str], model: ir.Model):
+def _summary(frame: pd.DataFrame, columns: list[str], model: ir.CheckedModel):
     """What the client needs to fix the encodings: the partition's columns, the distinct
     values of the encoded columns, its first row, and the stateful feature transforms'
     summaries of it."""
@@ -253,7 +258,7 @@ class DaskBackend(Backend):
     verbose_option = "progress"
     options = DASK_OPTIONS
 
-    def prepare(self, model: ir.Model, data: Any, graphs: dict[str, Any] | None = None
+    def prepare(self, model: ir.CheckedModel, data: Any, graphs: dict[str, Any] | None = None
                 ) -> Design | Partitioned:
         """Partitioned data stays as partitions (bound on the workers); anything else is
         bound here."""
@@ -394,11 +399,18 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
         raise NumericalError("the Dask fit stopped: workers were lost during every attempt "
                              "(the fit restarts when a worker holding blocks is lost); no "
                              "result was produced") from None
+    # the unbounded-problem checks need every record: at hand unless the data were
+    # partitioned (then they stay on the workers, and a divergence is reported as such)
+    held = design if parts is None else None
     info = report(result, f"distributed ADMM ({len(blocks)} blocks on {workers} "
-                  f"worker{'s' * (workers > 1)})", opts, finite=totals.finite)
+                  f"worker{'s' * (workers > 1)})", opts, finite=totals.finite, design=held,
+                  weights=weights, backend=DaskBackend.name)
     info["backend"] = DaskBackend.name
     info["fit_seconds"] = time.perf_counter() - start
     info["restarts"] = result.restarts
+    info["copy"] = copy_names(terms)[totals.copy]
+    info["objective_spread"] = totals.spread
+    info["objective_accuracy"] = totals.spread + totals.suboptimality
     if dropped:
         info["dropped_rows"] = dropped
     objective = require_finite(Objective.of(loss=totals.loss, regularization=totals.regularization,
@@ -409,11 +421,13 @@ def _fit(client, data: Design | Partitioned, weights, opts) -> StratifiedFit:
         if parts is None:  # (the records are here: the objective at the projected θ)
             objective = require_finite(stratified_objective(design, result.theta, weights),
                                        DaskBackend.name)
+    if held is not None and not info["converged"]:
+        refuse_if_blown_up(held, weights, objective, info, opts, backend=DaskBackend.name)
     return StratifiedFit(result.theta, Encoding.of(design), info, objective,
                          None if parts is not None else design, output=opts["output"])
 
 
-def _metadata_design(client, ir_model: ir.Model, frames, graphs=None) -> Design:
+def _metadata_design(client, ir_model: ir.CheckedModel, frames, graphs=None) -> Design:
     """A design bound on a small frame holding every observed value of each column the
     strata and the response encode, with the feature transforms' state learned from every
     partition (so the encodings match those of the partitions)."""

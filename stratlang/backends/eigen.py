@@ -72,7 +72,7 @@ def laplacian_basis(design: Design, weights: dict[str, float]) -> tuple[np.ndarr
     return values, vectors
 
 
-class Problem:
+class EigenProblem:
     """The smooth objective in β (M, n, m) with its gradient, evaluated through θ = Vβ:
     each evaluation costs O(K·M·n·m + N·n·m), never N × M."""
 
@@ -130,7 +130,7 @@ def fit_eigen(design: Design, weights: dict[str, float], options: dict[str, Any]
 
     start = time.perf_counter()
     values, vectors = laplacian_basis(design, weights)
-    problem = Problem(design, weights, values, vectors)
+    problem = EigenProblem(design, weights, values, vectors)
     gammas = tuple(design.strata.gammas(weights))
     start_beta = (warm[1] if isinstance(warm, tuple) and warm[0] == gammas
                   and warm[1].shape == problem.shape else np.zeros(problem.shape))
@@ -185,7 +185,7 @@ class EigenBackend(Backend):
     chosen = "automatically for `basis` models (first choice)"
     options = EIGEN_OPTIONS
 
-    def applies(self, model: ir.Model) -> bool:
+    def applies(self, model: ir.CheckedModel) -> bool:
         return model.basis is not None
 
     def unsupported(self, design: Design) -> str | None:

@@ -169,7 +169,7 @@ class NewtonBackend(Backend):
     quiet = True
     options = NEWTON_OPTIONS
 
-    def applies(self, model: ir.Model) -> bool:
+    def applies(self, model: ir.CheckedModel) -> bool:
         return model.basis is None
 
     def unsupported(self, design: Design) -> str | None:

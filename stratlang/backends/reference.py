@@ -69,7 +69,7 @@ class CvxpyBackend(Backend):
                   "maxiter)"),
     ))
 
-    def wrong_family(self, model: ir.Model) -> str:
+    def wrong_family(self, model: ir.CheckedModel) -> str:
         return (super().wrong_family(model) + "; the model is non-convex: the CVXPY reference "
                 "evaluates its objective and solves its convex pieces (see "
                 "stratlang.backends.personalized_reference)")

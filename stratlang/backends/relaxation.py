@@ -17,7 +17,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 
 
-def nonconvex_parts(model: ir.Model) -> tuple[str, ...]:
+def nonconvex_parts(model: ir.CheckedModel) -> tuple[str, ...]:
     """What is not convex in a model, in words (empty for a convex model)."""
     parts = []
     if not LOSSES[model.response.loss.name].convex:
@@ -27,13 +27,13 @@ def nonconvex_parts(model: ir.Model) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parts))
 
 
-def relaxation_bounds(model: ir.Model) -> bool:
+def relaxation_bounds(model: ir.CheckedModel) -> bool:
     """Is the relaxation's optimum a lower bound on the model's (only regularizers were
     relaxed: each dropped term is ≥ 0, each dropped constraint only widens the set)?"""
     return LOSSES[model.response.loss.name].convex
 
 
-def relaxation_words(model: ir.Model) -> str:
+def relaxation_words(model: ir.CheckedModel) -> str:
     """How the model is relaxed, e.g. "loss tukey(c=4.685) → huber(M=4.685); nonzeros
     dropped" (a loss override's parameters relaxed in turn)."""
     said = []

@@ -42,7 +42,7 @@ class _Part:
     value: float  # the fixed value, or where the search starts
 
 
-def method_for(model: ir.Model, select: str | None) -> str:
+def method_for(model: ir.CheckedModel, select: str | None) -> str:
     """The method: ``select`` (from Python or the command line), else the spec's, else
     REML. An unknown name is an error naming the methods."""
     if select is None:
@@ -58,7 +58,7 @@ def method_for(model: ir.Model, select: str | None) -> str:
     return select
 
 
-def unchosen(model: ir.Model, values: dict[str, float]) -> list[str]:
+def unchosen(model: ir.CheckedModel, values: dict[str, float]) -> list[str]:
     """The auto weights that ``values`` does not fix: the ones to choose."""
     return [name for name in model.autos() if name not in values]
 

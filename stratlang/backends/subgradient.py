@@ -28,7 +28,7 @@ from ..language.params import Options, Param, count, interval
 from .base import Backend, Objective, PersonalizedFit
 
 
-def nearest(model: ir.Model, encoded: list, phi: np.ndarray, train: np.ndarray,
+def nearest(model: ir.CheckedModel, encoded: list, phi: np.ndarray, train: np.ndarray,
             query: np.ndarray, k: int) -> np.ndarray:
     """(len(query), k) positions into ``train`` of each query's k nearest under ρ_φ."""
     from ..solvers import personalized as S
@@ -61,7 +61,7 @@ def nearest(model: ir.Model, encoded: list, phi: np.ndarray, train: np.ndarray,
 def to_problem(design: PersonalizedDesign, weights: dict[str, float] | None = None):
     """The solver's array problem for a bound personalized model (ψ from the regularize
     statements, with their exclusions) at ``weights`` (default: the spec's)."""
-    from ..solvers.personalized import Problem
+    from ..solvers.personalized import PersonalizedProblem
 
     model = design.model
     weights = model.weight_values(weights)
@@ -81,22 +81,23 @@ def to_problem(design: PersonalizedDesign, weights: dict[str, float] | None = No
             if group and not np.array_equal(group_mask, mask):
                 raise StratlangError("personalized models take one l2 group (one exclusion set)")
             group, group_mask = group + parts[2], mask
-    loss = LOSSES[model.response.loss.name].personalized_loss()
+    loss = LOSSES[model.response.loss.name].pointwise(model.response.loss.p)
+    assert loss is not None  # (the checker admits only losses with a pointwise unit)
     assert model.personalize is not None  # (the design of a personalized model)
     assert design.y is not None  # (a training design: its response is bound)
-    return Problem(design.x, design.y[:, 0], loss, design.covariate_distances,
+    return PersonalizedProblem(design.x, design.y[:, 0], loss, design.covariate_distances,
                    len(model.personalize.distances), weights["match"], weights["metric_penalty"],
                    l1, ridge, group, group_mask, design.offset, design.weight)
 
 
 def _subproblem(problem, rows: np.ndarray):
     """The problem restricted to some samples (covariate distances re-indexed)."""
-    from ..solvers.personalized import Problem
+    from ..solvers.personalized import PersonalizedProblem
 
     def pick(a):
         return None if a is None else a[rows]
 
-    return Problem(problem.x[rows], problem.y[rows], problem.loss,
+    return PersonalizedProblem(problem.x[rows], problem.y[rows], problem.loss,
                    lambda i, j: problem.distances(rows[i], rows[j]), problem.n_metrics,
                    problem.gamma, problem.nu, problem.l1, problem.ridge, problem.group,
                    problem.group_mask, pick(problem.offset), pick(problem.weight))

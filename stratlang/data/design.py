@@ -55,7 +55,7 @@ def bind_weights(binder: Binder) -> np.ndarray | None:
     return values
 
 
-def rows_needing(model: ir.Model, frame: pd.DataFrame, predicting: bool
+def rows_needing(model: ir.CheckedModel, frame: pd.DataFrame, predicting: bool
                  ) -> dict[str, np.ndarray]:
     """The columns only features with ``where`` read, each with the rows it is read in
     (its features' strata's rows)."""
@@ -72,7 +72,7 @@ def rows_needing(model: ir.Model, frame: pd.DataFrame, predicting: bool
     return out
 
 
-def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
+def missing_rows(model: ir.CheckedModel, frame: pd.DataFrame, predicting: bool = False
                  ) -> tuple[np.ndarray, dict[str, int]]:
     """With ``missing drop``: which rows miss a value the model reads (to fit, or to
     predict), and how many each column's missing values account for; otherwise none."""
@@ -90,14 +90,14 @@ def missing_rows(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
     return missing.any(axis=1).to_numpy(), counts
 
 
-def drop_missing(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
+def drop_missing(model: ir.CheckedModel, frame: pd.DataFrame, predicting: bool = False
                  ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The frame without the rows :func:`missing_rows` finds, and its counts."""
     kept, _left_out, counts = split_missing(model, frame, predicting)
     return kept, counts
 
 
-def split_missing(model: ir.Model, frame: pd.DataFrame, predicting: bool = False
+def split_missing(model: ir.CheckedModel, frame: pd.DataFrame, predicting: bool = False
                   ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, int]]:
     """The rows :func:`missing_rows` keeps, those it leaves out (None: none), and its
     counts."""
@@ -125,7 +125,7 @@ def bind_response(binder: Binder, classes: tuple | None = None) -> responses.Enc
     if len(series) != len(found):
         return None
     raw = np.column_stack([s.to_numpy(dtype=object) for s in series])
-    problems: list[responses.Problem] = []
+    problems: list[responses.ResponseProblem] = []
     encoded = responses.DOMAINS[loss.domain](raw, classes, problems)
     for problem in problems:
         cols = "', '".join(model.response.columns)
@@ -157,7 +157,7 @@ class LossPart:
 class Design:
     """Arrays a backend needs; θ has shape (K, rows, outputs)."""
 
-    model: ir.Model
+    model: ir.CheckedModel
     loss: Loss
     strata: Strata
     x: np.ndarray  # (N, n)
@@ -340,7 +340,7 @@ def check_zero_constraints(binder: Binder, loss: Loss, rows: tuple[str, ...]) ->
                              code=diagnostic_codes.ZERO_REFUSED)
 
 
-def bind(model: ir.Model, frame: pd.DataFrame, *, strata: Strata | None = None,
+def bind(model: ir.CheckedModel, frame: pd.DataFrame, *, strata: Strata | None = None,
          classes: tuple | None = None, features: FeatureState | None = None,
          graphs: dict[str, Any] | None = None, unseen: str = "error",
          with_response: bool = True) -> Design:

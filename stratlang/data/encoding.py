@@ -37,7 +37,7 @@ class Encoding:
     ``strata`` and ``absent`` belong to a stratified model, ``covariates`` (the training
     samples' covariate columns, as given) to a personalized one; the others to both."""
 
-    model: ir.Model
+    model: ir.CheckedModel
     classes: tuple | None
     features: FeatureState
     rows: tuple[str, ...]  # θ's parameter rows
@@ -47,7 +47,7 @@ class Encoding:
 
     # ---- learning ----------------------------------------------------------------------------
     @classmethod
-    def learn(cls, model: ir.Model, frame: pd.DataFrame, *,
+    def learn(cls, model: ir.CheckedModel, frame: pd.DataFrame, *,
               graphs: dict[str, Any] | None = None,
               features: FeatureState | None = None) -> tuple[Encoding, Bound]:
         """Binds a training frame, learning everything from it (``features``: feature
@@ -78,7 +78,7 @@ class Encoding:
         """θ's outputs (one per response column, or per class)."""
         return tuple(self.loss.output_names(self.model.response.columns, self.classes))
 
-    def with_model(self, model: ir.Model) -> Encoding:
+    def with_model(self, model: ir.CheckedModel) -> Encoding:
         """The same learned state for an equal model (e.g. one compiled again from its
         saved text)."""
         return dataclasses.replace(self, model=model)

@@ -54,7 +54,7 @@ class FeatureState:
         return cls(dict(data or {}))
 
 
-def stateful_factors(model: ir.Model) -> list[ir.Transform]:
+def stateful_factors(model: ir.CheckedModel) -> list[ir.Transform]:
     """Every stateful transform of the features and the offset, inner ones first."""
     found: dict[str, ir.Transform] = {}
 
@@ -211,7 +211,7 @@ class Features:
         full[inside] = columns
         return full, names
 
-    def bind(self, model: ir.Model) -> Bound | None:
+    def bind(self, model: ir.CheckedModel) -> Bound | None:
         """The design matrix of ``model.features`` (x = 1, one row named by the loss, when
         there are none) and the offset."""
         blocks, rows, row_terms, row_wheres = [], [], [], []
@@ -259,7 +259,7 @@ def selected_rows(rows: tuple[str, ...], row_terms: tuple[str, ...],
     return np.flatnonzero(out)
 
 
-def learn_state(binder: Binder, model: ir.Model, summaries: list[dict[str, Any]]) -> FeatureState:
+def learn_state(binder: Binder, model: ir.CheckedModel, summaries: list[dict[str, Any]]) -> FeatureState:
     """The state of every stateful factor from summaries of several frames (partitions),
     problems recorded in ``binder`` at the factor."""
     states = {}
@@ -283,7 +283,7 @@ def _learns_from_learned(factor: ir.Transform) -> bool:
     return False
 
 
-def summarize(binder: Binder, model: ir.Model) -> dict[str, Any]:
+def summarize(binder: Binder, model: ir.CheckedModel) -> dict[str, Any]:
     """Each stateful factor's summary of the binder's frame (a partition). A stateful
     factor's input must not itself be learned (it would need the whole data first)."""
     features = Features(binder)

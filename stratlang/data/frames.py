@@ -91,7 +91,7 @@ def values_phrase(values: pd.Series | np.ndarray, positions) -> str:
 class Binder:
     """Checks columns of a frame against a model, collecting positioned errors."""
 
-    def __init__(self, model: ir.Model, frame: pd.DataFrame):
+    def __init__(self, model: ir.CheckedModel, frame: pd.DataFrame):
         self.model = model
         self.frame = frame
         self.out = Collector(model.source, DataSpecError)
@@ -162,7 +162,7 @@ class Binder:
 
 
 
-def used_columns(model: ir.Model, predicting: bool = False) -> list[str]:
+def used_columns(model: ir.CheckedModel, predicting: bool = False) -> list[str]:
     """Every data column a model reads (to predict: all but the response and the record
     weights), in the order it names them."""
     columns = [] if predicting else list(model.response.columns)
@@ -201,7 +201,7 @@ def _not_real(series: pd.Series) -> str | None:
     return None
 
 
-def frame_for(model: ir.Model, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
+def frame_for(model: ir.CheckedModel, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
     """The frame a model is bound to: ``data`` (a frame, a CSV or Parquet path), or the
     file of the spec's ``data`` statement (relative to the spec; a problem with it is
     positioned at the statement)."""

@@ -18,7 +18,7 @@ from .frames import Binder
 
 @dataclass
 class PersonalizedDesign:
-    model: ir.Model
+    model: ir.CheckedModel
     x: np.ndarray  # (N, p)
     y: np.ndarray | None  # (N, 1) encoded (±1 for logistic); None when predicting
     covariates: list  # one encoded array per distance
@@ -73,7 +73,7 @@ def bind_covariates(binder: Binder, encode: pd.DataFrame | None = None) -> list:
     return encoded
 
 
-def bind_personalized(model: ir.Model, frame: pd.DataFrame,
+def bind_personalized(model: ir.CheckedModel, frame: pd.DataFrame,
                       features: FeatureState | None = None, classes: tuple | None = None,
                       with_response: bool = True) -> PersonalizedDesign:
     """Binds a frame (``features`` and ``classes``: learned before, else learned here;

@@ -36,7 +36,7 @@ def row_vary(design: Design) -> tuple[Vary, ...]:
     return tuple(by_text.get(text) for text in design.row_terms)
 
 
-def constant_factors(model: ir.Model, vary: Vary) -> tuple[bool, ...]:
+def constant_factors(model: ir.CheckedModel, vary: Vary) -> tuple[bool, ...]:
     """For each factor: are rows of this ``vary`` constant along it? (() when none is.)"""
     if vary is None:
         return ()
@@ -44,7 +44,7 @@ def constant_factors(model: ir.Model, vary: Vary) -> tuple[bool, ...]:
     return tuple(a not in over for a in range(len(model.strata)))
 
 
-def group_weights(model: ir.Model, vary: Vary, weights: dict[str, float],
+def group_weights(model: ir.CheckedModel, vary: Vary, weights: dict[str, float],
                   gammas: tuple[float, ...]) -> tuple[float, ...] | None:
     """A row group's weight per factor: a ``by (f weight w)`` overrides the factor's;
     None when no row's weight differs from the model's."""
@@ -65,7 +65,7 @@ def weighted_groups(design: Design, weights: dict[str, float]) -> list[RowGroup]
             if len(g.rows) else g for g in design.row_groups()]
 
 
-def interactions(model: ir.Model, weights: dict[str, float]) -> list[Interaction]:
+def interactions(model: ir.CheckedModel, weights: dict[str, float]) -> list[Interaction]:
     """The interaction terms as the solvers take them: (factor positions, weight)."""
     return [(tuple(model.factor_of(c) for c in i.columns), weights[i.hyper_name])
             for i in model.interactions]

@@ -17,12 +17,12 @@ from .strata import Factor
 SHOWN = 8  # node labels listed per island or data-free set
 
 
-def _factor_name(model: ir.Model, column: str) -> str:
+def _factor_name(model: ir.CheckedModel, column: str) -> str:
     columns = model.strata[model.factor_of(column)].columns
     return columns[0] if len(columns) == 1 else "(" + ", ".join(columns) + ")"
 
 
-def variation_notes(model: ir.Model) -> list[str]:
+def variation_notes(model: ir.CheckedModel) -> list[str]:
     """One line per feature term written with ``by`` or ``shared``."""
     out = []
     for term in model.features:
@@ -44,7 +44,7 @@ def variation_notes(model: ir.Model) -> list[str]:
     return out
 
 
-def interaction_notes(model: ir.Model) -> list[str]:
+def interaction_notes(model: ir.CheckedModel) -> list[str]:
     """One line per interaction term: its penalty and its null space."""
     out = []
     for term in model.interactions:
@@ -59,7 +59,7 @@ def interaction_notes(model: ir.Model) -> list[str]:
     return out
 
 
-def interaction_null_dimensions(model: ir.Model, factors: tuple[Factor, ...]) -> list[int]:
+def interaction_null_dimensions(model: ir.CheckedModel, factors: tuple[Factor, ...]) -> list[int]:
     """The dimension of each interaction's null space over the joined factors' nodes:
     Π n_a − Π (n_a − c_a), c_a factor a's number of connected components."""
     dims = []

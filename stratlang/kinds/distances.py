@@ -3,6 +3,7 @@ personalized models, ρ_φ(u, v) = Σ_l φ_l d_l(u_l, v_l)."""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -61,7 +62,7 @@ def read_matrix(path: Path) -> pd.DataFrame:
     return table
 
 @dataclass(frozen=True)
-class Metric:
+class Metric(abc.ABC):
     name: ClassVar[str]
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
@@ -71,8 +72,9 @@ class Metric:
     def encode(self, values: pd.DataFrame, p: dict[str, Any], base: Path) -> Any:
         return values.to_numpy(dtype=float)
 
+    @abc.abstractmethod
     def pairs(self, encoded: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """d(u_i, u_j) for each pair of encoded samples."""
 
     def coordinates(self, encoded: Any, weight: float) -> tuple[np.ndarray, str] | None:
         """Coordinates c and a norm ('l1' or 'l2') with weight · d(u, v) = ‖c(u) − c(v)‖,

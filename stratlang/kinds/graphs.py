@@ -8,6 +8,7 @@ nodes then fix the order and must cover the file's.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import itertools
 import math
@@ -55,7 +56,7 @@ class Built:
 
 
 @dataclass(frozen=True)
-class GraphKind:
+class GraphKind(abc.ABC):
     name: ClassVar[str]
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
@@ -78,12 +79,12 @@ class GraphKind:
         it is built; None when the kind cannot tell (its edges come with it)."""
         return None
 
+    @abc.abstractmethod
     def build(self, nodes: list[list] | None, p: dict[str, Any], base: Path, *,
               supplied: Any = None, column: str = "") -> Built:
         """The graph on ``nodes`` (one label list per column: declared, or observed in the
         data); for a kind that reads its nodes (a file, a graph given from Python), the
         declared nodes or None. ``supplied``: the graph given from Python for ``column``."""
-        raise NotImplementedError
 
 
 @GRAPHS.entry
@@ -309,10 +310,10 @@ class _EdgeList(GraphKind):
 
     from_file = True
 
+    @abc.abstractmethod
     def edge_list(self, p: dict[str, Any], base: Path, supplied: Any,
                   column: str) -> tuple[list, np.ndarray, np.ndarray, str]:
         """(labels, (E, 2) index pairs, weights, where they come from, for messages)."""
-        raise NotImplementedError
 
     def build(self, nodes, p, base, *, supplied=None, column=""):
         labels, pairs, weights, where = self.edge_list(p, base, supplied, column)

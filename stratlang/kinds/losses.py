@@ -11,7 +11,7 @@ distribution's parameter itself (a probability or a rate), kept inside its domai
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -136,7 +136,7 @@ class Likelihood:
 
 
 @dataclass(frozen=True)
-class Loss:
+class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
     """Base class; subclasses set the class attributes and override what differs."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -261,14 +261,26 @@ class Loss:
         return type(self).admm_prox is not Loss.admm_prox or self.smooth
 
     # ---- personalized models ----------------------------------------------------------
-    def personalized_loss(self) -> Any:
-        """The loss as the personalized solver takes it (value, gradient, curvature of
-        ℓ(η, y)), or None when personalized models cannot use it."""
+    @property
+    def personalized_refusal(self) -> str | None:
+        """Why personalized models cannot take this loss, in words (None: they can). Their
+        engine follows the gradient of each sample's loss in its one linear predictor,
+        from the loss's pointwise unit."""
+        if self.features == "forbidden":
+            instead = f" (use '{self.with_features}')" if self.with_features else ""
+            return ("a distribution estimate has no features, so no linear predictor to "
+                    "personalize" + instead)
+        if not self.convex:
+            return "it is not convex (the engine starts from the convex population model)"
+        if not self.smooth:
+            return "it is not differentiable (the engine follows the loss's gradient)"
+        if self.multiclass:
+            return "it scores every class, and the engine holds one linear predictor per sample"
         return None
 
     @property
     def personalizable(self) -> bool:
-        return type(self).personalized_loss is not Loss.personalized_loss
+        return self.personalized_refusal is None
 
     # ---- numpy ----------------------------------------------------------------------
     def losses(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
@@ -403,11 +415,6 @@ class Squared(Loss):
     def pointwise(self, p):
         return pw.Squared()
 
-    def personalized_loss(self):
-        from ..solvers.personalized import SquaredLoss
-
-        return SquaredLoss()
-
 
 @LOSSES.entry
 class Absolute(Loss):
@@ -428,11 +435,6 @@ class Absolute(Loss):
         return np.sum(np.abs(pred - y), axis=1)
 
 
-def _huber(r: np.ndarray, m: float) -> np.ndarray:
-    a = np.abs(r)
-    return np.where(a <= m, r ** 2, 2 * m * a - m ** 2)
-
-
 @LOSSES.entry
 class Huber(Loss):
     name = "huber"
@@ -450,7 +452,7 @@ class Huber(Loss):
 
     def metrics(self, pred, y, p, classes, weight=None):
         return {**super().metrics(pred, y, p, classes, weight),
-                "huber": metrics.mean(_huber(pred - y, p["M"]), weight)}
+                "huber": metrics.mean(self.pointwise(p).derivatives(pred, y)[0], weight)}
 
 
 def _pinball(r: np.ndarray, tau: float) -> np.ndarray:
@@ -553,11 +555,6 @@ class Logistic(_Binary):
         from scipy.special import expit
 
         return {**super().predict(pred, p, classes), "probability": expit(pred[:, 0])}
-
-    def personalized_loss(self):
-        from ..solvers.personalized import LogisticLoss
-
-        return LogisticLoss()
 
 
 @LOSSES.entry

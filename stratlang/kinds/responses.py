@@ -13,7 +13,9 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Problem:
+class ResponseProblem:
+    """What is wrong with a response column's values: a message and the rows concerned."""
+
     message: str
     rows: np.ndarray  # positions into the frame
 
@@ -24,7 +26,7 @@ class Encoded:
     classes: tuple | None
 
 
-def _numeric(raw: np.ndarray, problems: list[Problem]) -> np.ndarray:
+def _numeric(raw: np.ndarray, problems: list[ResponseProblem]) -> np.ndarray:
     out = np.full(raw.shape, np.nan)
     bad = np.zeros(len(raw), bool)
     for j in range(raw.shape[1]):
@@ -41,7 +43,7 @@ def _numeric(raw: np.ndarray, problems: list[Problem]) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         bad |= ~(np.abs(out) <= 1e150).all(axis=1)  # NaN, ±inf, or squares that overflow
     if bad.any():
-        problems.append(Problem("must hold finite numbers (of magnitude at most 1e+150)",
+        problems.append(ResponseProblem("must hold finite numbers (of magnitude at most 1e+150)",
                                 np.flatnonzero(bad)))
     return out
 
@@ -58,7 +60,7 @@ def nonnegative(raw, classes, problems):
     y = _numeric(raw, problems)
     bad = np.flatnonzero(np.nan_to_num(y, nan=0.0).min(axis=1) < 0)
     if len(bad):
-        problems.append(Problem("must be nonnegative", bad))
+        problems.append(ResponseProblem("must be nonnegative", bad))
     return Encoded(y, None)
 
 
@@ -67,7 +69,7 @@ def count(raw, classes, problems):
     z = np.nan_to_num(y, nan=0.0)
     bad = np.flatnonzero(((z < 0) | (z != np.round(z))).any(axis=1))
     if len(bad):
-        problems.append(Problem("must hold nonnegative integers (counts)", bad))
+        problems.append(ResponseProblem("must hold nonnegative integers (counts)", bad))
     return Encoded(y, None)
 
 
@@ -92,7 +94,7 @@ def zero_one(raw, classes, problems):
         else:
             bad.append(i)
     if bad:
-        problems.append(Problem("must hold 0/1 or true/false outcomes", np.array(bad)))
+        problems.append(ResponseProblem("must hold 0/1 or true/false outcomes", np.array(bad)))
     return Encoded(y, None)
 
 
@@ -110,7 +112,8 @@ def _class_index(labels, classes, problems) -> np.ndarray:
     bad = np.flatnonzero(idx < 0)
     if len(bad):
         known = ", ".join(repr(c) for c in classes)
-        problems.append(Problem(f"holds classes not seen in training (known: {known})", bad))
+        problems.append(ResponseProblem(f"holds classes not seen in training (known: {known})",
+                                        bad))
     return idx
 
 
@@ -121,7 +124,7 @@ def binary(raw, classes, problems):
         classes = _sorted_classes(labels)
         if len(classes) != 2:
             shown = ", ".join(repr(c) for c in classes[:6])
-            problems.append(Problem(f"must have exactly two classes; found {len(classes)} "
+            problems.append(ResponseProblem(f"must have exactly two classes; found {len(classes)} "
                                     f"class{'' if len(classes) == 1 else 'es'}: {shown}",
                                     np.arange(len(labels)) if len(classes) < 2 else
                                     np.array([i for i, v in enumerate(labels)
@@ -138,7 +141,7 @@ def categorical(raw, classes, problems):
         classes = _sorted_classes(labels)
         if len(classes) < 2:
             shown = ", ".join(repr(c) for c in classes)
-            problems.append(Problem(f"must have at least two classes; found {len(classes)} "
+            problems.append(ResponseProblem(f"must have at least two classes; found {len(classes)} "
                                     f"class{'' if len(classes) == 1 else 'es'}: {shown}",
                                     np.arange(len(labels))))
     idx = _class_index(labels, classes, problems)

@@ -10,6 +10,7 @@ is saved with the fitted model (JSON) and reused on new data.
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -33,7 +34,7 @@ class TransformError(Exception):
 
 
 @dataclass(frozen=True)
-class Transform:
+class Transform(abc.ABC):
     """Base class: subclasses set the class attributes and override what differs."""
 
     name: ClassVar[str]
@@ -56,10 +57,10 @@ class Transform:
         """The state learned from the summaries of all pieces; raises TransformError."""
         return None
 
+    @abc.abstractmethod
     def apply(self, values: np.ndarray, p: dict[str, Any], state: dict[str, Any] | None
               ) -> np.ndarray:
         """The output columns (N, c); raises TransformError naming the rows it cannot take."""
-        raise NotImplementedError
 
     def names(self, inner: str, text: str, p: dict[str, Any],
               state: dict[str, Any] | None) -> list[str]:
@@ -77,8 +78,9 @@ def _outside(values: np.ndarray, ok: np.ndarray, what: str) -> None:
 class _Elementwise(Transform):
     """A function of each value, defined on part of the real line."""
 
+    @abc.abstractmethod
     def function(self, values: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The function at each value (inside the domain)."""
 
     def domain(self, values: np.ndarray) -> np.ndarray:
         return np.ones(len(values), bool)

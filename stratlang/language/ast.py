@@ -225,6 +225,9 @@ Statement = (ModelStmt | DataStmt | ResponseStmt | FeaturesStmt | WeightsStmt | 
 
 
 @dataclass(frozen=True)
-class Spec:
+class SpecTree:
+    """A parsed spec: its statements with their spans (not yet checked; the builder's
+    :class:`stratlang.Spec` is another thing, a spec written from Python)."""
+
     statements: tuple[Statement, ...]
     source: Source

@@ -37,7 +37,7 @@ def _first(first: dict[str, ast.Statement], kind: type[S]) -> S | None:
 
 
 class Checker:
-    def __init__(self, spec: ast.Spec, base: Path | None, vocabulary: Vocabulary):
+    def __init__(self, spec: ast.SpecTree, base: Path | None, vocabulary: Vocabulary):
         self.spec = spec
         self.out = Collector(spec.source)
         self.base = base
@@ -183,7 +183,7 @@ class Checker:
         return entry, ir.KindRef(call.name.value, params, call.span)
 
     # ---- statements -----------------------------------------------------------------
-    def run(self) -> ir.Model | None:
+    def run(self) -> ir.CheckedModel | None:
         first: dict[str, ast.Statement] = {}
         groups: dict[str, list] = {}
         overrides: list[ast.ResponseStmt] = []
@@ -256,7 +256,7 @@ class Checker:
         missing = self.missing(missing_stmt)
         if resp is None or self.out.diagnostics:
             return None
-        return ir.Model(name, resp, features, regs, strata, personalize, solver, data,
+        return ir.CheckedModel(name, resp, features, regs, strata, personalize, solver, data,
                         self.spec.source, data_span,
                         weights.column.value if weights else None,
                         weights.column.span if weights else None,
@@ -707,11 +707,17 @@ class Checker:
             self.error("a model is either stratified or personalized, not both", stmt.keyword,
                        code=codes.MIXED_MODEL)
         losses, regularizers = self.vocabulary.losses, self.vocabulary.regularizers
-        if loss is not None and not loss.personalizable:
+        refusal = None if loss is None else loss.personalized_refusal
+        if loss is not None and refusal is not None:
             allowed = [n for n in losses if losses[n].personalizable]
-            self.error(f"personalized models support the losses "
-                       f"{', '.join(repr(x) for x in allowed)}; got '{loss.name}'",
+            self.error(f"personalized models cannot take the loss '{loss.name}': {refusal}; "
+                       f"they take {', '.join(repr(x) for x in allowed)}",
                        resp.loss.span if resp else None, code=codes.MIXED_MODEL)
+        if resp is not None and len(resp.columns) > 1:  # θ_i gives one linear predictor
+            self.error(f"a personalized model has one response column (each sample's θ gives "
+                       f"one linear predictor); got {len(resp.columns)}",
+                       resp.column_spans[1] if resp.column_spans else resp.span,
+                       code=codes.MIXED_MODEL)
         if not features:
             self.error("a personalized model needs features", stmt.keyword, code=codes.MIXED_MODEL)
         for term in regs:
@@ -791,8 +797,8 @@ class Checker:
         return ir.Solver(backend.name, tuple(values), stmt.span, select)
 
 
-def check(spec: ast.Spec, vocabulary: Vocabulary, base: Path | None = None,
-          prior: tuple[Diagnostic, ...] = ()) -> ir.Model:
+def check(spec: ast.SpecTree, vocabulary: Vocabulary, base: Path | None = None,
+          prior: tuple[Diagnostic, ...] = ()) -> ir.CheckedModel:
     """Checks a parsed spec against a vocabulary of kinds; raises :class:`SpecError`
     listing every problem, sorted. ``base``: where the spec's files are looked for (None:
     they are not checked); ``prior``: the parser's diagnostics."""

@@ -208,7 +208,7 @@ class Response:
 @dataclass(frozen=True)
 class RegTerm:
     """One regularizer term. ``hyper_name`` (``reg<i>.<kind>``, i its place among the
-    model's terms) is given by the :class:`Model` that holds the term."""
+    model's terms) is given by the :class:`CheckedModel` that holds the term."""
 
     kind: KindRef
     weight: Hyper | None  # None for constraints
@@ -283,7 +283,10 @@ class Solver:
 
 
 @dataclass(frozen=True)
-class Model:
+class CheckedModel:
+    """A spec checked against the registries and the data's needs: the typed IR that
+    every later layer takes (the API's :class:`stratlang.Model` wraps one)."""
+
     name: str
     response: Response
     features: tuple[Term, ...] = ()

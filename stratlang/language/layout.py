@@ -124,8 +124,8 @@ def with_comments(source_text: str, source: tuple[ast.Statement, ...], printed: 
     return "\n".join(out) + "\n"
 
 
-def formatted(text: str, filename: str, compile_text: Callable[[str, str], ir.Model],
-              print_model: Callable[[ir.Model], str]) -> str:
+def formatted(text: str, filename: str, compile_text: Callable[[str, str], ir.CheckedModel],
+              print_model: Callable[[ir.CheckedModel], str]) -> str:
     """The canonical layout of a spec's text with its comments; raises SpecError when the
     spec does not check (a layout is only defined for a model)."""
     model = compile_text(text, filename)

@@ -140,7 +140,7 @@ def wrap(line: str, width: int = WIDTH) -> str:
     return out
 
 
-def to_text(model: ir.Model, vocabulary: Vocabulary, width: int = WIDTH) -> str:
+def to_text(model: ir.CheckedModel, vocabulary: Vocabulary, width: int = WIDTH) -> str:
     """The canonical text of a model; ``vocabulary`` gives the kinds' default parameters
     (left out of the text); a statement longer than ``width`` goes on over more lines."""
     words = vocabulary

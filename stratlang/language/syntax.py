@@ -326,7 +326,7 @@ def _line_end(text: str, pos: int) -> int:
 
 @dataclass(frozen=True)
 class ParseResult:
-    spec: ast.Spec
+    spec: ast.SpecTree
     diagnostics: tuple[Diagnostic, ...]
 
 
@@ -463,7 +463,7 @@ def parse_recovering(text: str, filename: str = "<spec>") -> ParseResult:
         statements = _ToAst().transform(_parser().parse(work))
     except UnexpectedInput:
         statements = _Recovery(work, source, collector).statements()
-    return ParseResult(ast.Spec(tuple(statements), source), tuple(collector.diagnostics))
+    return ParseResult(ast.SpecTree(tuple(statements), source), tuple(collector.diagnostics))
 
 
 # a line break inside brackets, or after one of these, continues the statement
@@ -570,7 +570,7 @@ def _shift_lines(tree: Tree, by: int) -> None:
                 child.end_line += by
 
 
-def parse(text: str, filename: str = "<spec>") -> ast.Spec:
+def parse(text: str, filename: str = "<spec>") -> ast.SpecTree:
     """Parses a spec, raising :class:`SpecError` with every syntax error found."""
     result = parse_recovering(text, filename)
     if result.diagnostics:
