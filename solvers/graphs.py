@@ -253,14 +253,20 @@ def grouped_lift(groups: Sequence[RowGroup], k: int, n: int,
         lifted = matrix_of(group)
         if lifted is None or lifted.shape[0] == 0:
             continue
-        if group.strata is not None:  # onto the group's strata among all K
-            lifted = lifted @ sp.csr_matrix((np.ones(len(group.strata)),
-                                             (np.arange(len(group.strata)), group.strata)),
-                                            shape=(len(group.strata), k))
-        pick = sp.csr_matrix((np.ones(len(group.rows)),
-                              (np.arange(len(group.rows)), group.rows)), shape=(len(group.rows), n))
-        blocks.append(sp.kron(lifted, pick, format="csr"))
+        blocks.append(_on_group(lifted, group, k, n))
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, k * n))
+
+
+def _on_group(lifted: sp.spmatrix, group: RowGroup, k: int, n: int) -> sp.csr_matrix:
+    """An operator on a group's strata (all K when it names none), lifted onto θ stacked
+    stratum-major (K·n entries) and restricted to the group's own rows."""
+    if group.strata is not None:  # onto the group's strata among all K
+        lifted = lifted @ sp.csr_matrix((np.ones(len(group.strata)),
+                                         (np.arange(len(group.strata)), group.strata)),
+                                        shape=(len(group.strata), k))
+    pick = sp.csr_matrix((np.ones(len(group.rows)),
+                          (np.arange(len(group.rows)), group.rows)), shape=(len(group.rows), n))
+    return sp.kron(lifted, pick, format="csr")
 
 
 def grouped_incidence(groups: Sequence[RowGroup], axis: int, k: int, n: int) -> sp.csr_matrix:
@@ -272,11 +278,5 @@ def grouped_incidence(groups: Sequence[RowGroup], axis: int, k: int, n: int) -> 
         lifted = lifted_incidence(group.factors, axis)
         if lifted.shape[0] == 0:
             continue
-        if group.strata is not None:  # onto the group's strata among all K
-            lifted = lifted @ sp.csr_matrix((np.ones(len(group.strata)),
-                                             (np.arange(len(group.strata)), group.strata)),
-                                            shape=(len(group.strata), k))
-        pick = sp.csr_matrix((np.ones(len(group.rows)),
-                              (np.arange(len(group.rows)), group.rows)), shape=(len(group.rows), n))
-        blocks.append(sp.kron(lifted, pick, format="csr"))
+        blocks.append(_on_group(lifted, group, k, n))
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, k * n))

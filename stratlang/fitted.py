@@ -29,7 +29,7 @@ from .kinds.losses import Loss, Records
 from .language import ir
 from .language.errors import StratlangError
 from .selection_report import summary_lines
-from .spec import to_text
+from .spec import NamedSpec
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -37,20 +37,12 @@ if TYPE_CHECKING:
 
     from .uncertainty import Uncertainty
 
-class FittedSpec:
+class FittedSpec(NamedSpec):
     """What the deprecated ``fitted.model`` gives: the fitted spec's IR, name, text and
     data reading (no fitting: ``stratlang.Model(fitted.ir)`` fits again)."""
 
     def __init__(self, model: ir.CheckedModel):
         self.ir = model
-
-    @property
-    def name(self) -> str:
-        return self.ir.name
-
-    @property
-    def text(self) -> str:
-        return to_text(self.ir)
 
     def frame(self, data: pd.DataFrame | str | Path | None) -> pd.DataFrame:
         return frame_for(self.ir, data)
@@ -62,7 +54,7 @@ class FittedSpec:
                              f"Model it came from; use stratlang.Model(fitted.ir).{name}")
 
 
-class FittedModel(abc.ABC):
+class FittedModel(NamedSpec, abc.ABC):
     """What every fit has. ``objective`` is an :class:`Objective` (its parts and
     ``total``); ``info`` is the backend's report (status, iterations, times, …)."""
 
@@ -79,15 +71,6 @@ class FittedModel(abc.ABC):
         self.loss: Loss = encoding.loss
 
     # ---- the model and what training learned ------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.ir.name
-
-    @property
-    def text(self) -> str:
-        """The canonical text of the fitted spec."""
-        return to_text(self.ir)
-
     @property
     def classes(self) -> tuple | None:
         return self.encoding.classes

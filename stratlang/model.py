@@ -17,13 +17,13 @@ from .fitted import FittedModel
 from .fitting import fit, fit_choice
 from .language import ir
 from .language.errors import OptionError, StratlangError, did_you_mean
-from .spec import compile_spec, read_spec, to_text
+from .spec import NamedSpec, compile_spec, read_spec
 
 if TYPE_CHECKING:
     from .tune import TuneResult, Verification
 
 
-class Model:
+class Model(NamedSpec):
     """A checked spec, ready to fit; ``graphs``: graphs given from Python for the factors
     the spec declares ``given`` (by column: a networkx graph, ``(adjacency, labels)``, an
     edge-list DataFrame or an edge-list CSV path)."""
@@ -52,15 +52,6 @@ class Model:
     def with_graphs(self, graphs: dict[str, Any]) -> Model:
         """The same model with these graphs given (added to, or replacing, its own)."""
         return Model(self.ir, {**self.graphs, **graphs})
-
-    @property
-    def name(self) -> str:
-        return self.ir.name
-
-    @property
-    def text(self) -> str:
-        """The canonical spec text."""
-        return to_text(self.ir)
 
     def __repr__(self) -> str:
         return f"<stratlang.Model {self.name!r}: {self.ir.kind}, loss {self.ir.response.loss.name}>"

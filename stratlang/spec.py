@@ -94,3 +94,19 @@ def saved_spec(model: ir.CheckedModel) -> dict[str, str]:
         except StratlangError:
             pass
     return {"spec": to_text(model), "spec_file": "<fitted model>"}
+
+
+class NamedSpec:
+    """The name and canonical text of the checked model a class holds as ``ir`` (the API
+    model, a fitted model)."""
+
+    ir: ir.CheckedModel
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    @property
+    def text(self) -> str:
+        """The canonical text of the spec."""
+        return to_text(self.ir)
