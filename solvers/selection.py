@@ -187,27 +187,29 @@ class Selection:
         """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, 1 otherwise)."""
         return 2.0 * self.scale if self.fit.dispersion else 1.0
 
-    def weight_uncertainty(self, curvature: LaplaceCurvature) -> np.ndarray:
-        """The stratum blocks (K, d, d) to add to τ (H⁻¹)_kk for the uncertainty of the
-        chosen weights themselves (mgcv's ``unconditional=TRUE``, Wood, Pya & Säfken
-        2016): Σ_ab J_a J_bᵀ Cov(ρ)_ab per stratum, J_a = ∂θ̂/∂ρ_a = −H⁻¹ w_a S_a θ̂.
-        ``curvature``: H at the chosen weights (LaplaceCurvature(fit.blocks, penalty,
-        weights)). Zero for a weight not free or not determined (flagged)."""
+    def weight_directions(self, curvature: LaplaceCurvature
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """(J (A, K, d), Cov(ρ) (A, A)) over the A weights that are free, determined (not
+        flagged) and have a covariance: J_a = ∂θ̂/∂ρ_a = −H⁻¹ w_a S_a θ̂. ``curvature``: H at
+        the chosen weights (LaplaceCurvature(fit.blocks, penalty, weights))."""
         penalty = curvature.penalty
         theta = self.fit.theta
         cov = (np.zeros((len(self.weights),) * 2) if self.log_covariance is None
                else np.nan_to_num(self.log_covariance, nan=0.0, posinf=0.0))
         active = [a for a in range(len(self.weights))
                   if cov[a, a] > 0 and self.unbounded[a] is None]
-        out = np.zeros((penalty.k, penalty.d, penalty.d))
-        if not active:
-            return out
-        directions = {a: -curvature.solve(self.weights[a] * penalty.apply_part(a, theta))
-                      for a in active}
-        for a in active:
-            for b in active:
-                out += cov[a, b] * directions[a][:, :, None] * directions[b][:, None, :]
-        return out
+        directions = np.array([-curvature.solve(self.weights[a] * penalty.apply_part(a, theta))
+                               for a in active]).reshape(len(active), penalty.k, penalty.d)
+        return directions, cov[np.ix_(active, active)]
+
+    def weight_uncertainty(self, curvature: LaplaceCurvature) -> np.ndarray:
+        """The stratum blocks (K, d, d) to add to τ (H⁻¹)_kk for the uncertainty of the
+        chosen weights themselves (mgcv's ``unconditional=TRUE``, Wood, Pya & Säfken
+        2016): Σ_ab J_a J_bᵀ Cov(ρ)_ab per stratum, J_a = ∂θ̂/∂ρ_a = −H⁻¹ w_a S_a θ̂.
+        ``curvature``: H at the chosen weights (LaplaceCurvature(fit.blocks, penalty,
+        weights)). Zero for a weight not free or not determined (flagged)."""
+        directions, cov = self.weight_directions(curvature)
+        return np.einsum("akc,ab,bke->kce", directions, cov, directions)
 
 
 class Criterion:

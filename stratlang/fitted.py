@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from .uncertainty import Uncertainty
+    from .weight_spread import WeightSpread
 
 class FittedSpec(NamedSpec):
     """What the deprecated ``fitted.model`` gives: the fitted spec's IR, name, text and
@@ -117,9 +118,16 @@ class FittedModel(NamedSpec, abc.ABC):
 
         raise NoUncertainty(f"no standard errors: {_PERSONALIZED_REFUSAL}")
 
-    def intervals(self, level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def standard_errors(self, conditional: bool = False) -> pd.DataFrame:
+        """:attr:`theta_se`; ``conditional=True``: as if weights chosen by ``auto`` had
+        been fixed (see :class:`FittedStratified`)."""
+        return self.theta_se
+
+    def intervals(self, level: float = 0.95, conditional: bool = False
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(lower, upper) shaped like :attr:`theta` (see :attr:`theta_se`)."""
-        return self.theta_se, self.theta_se
+        se = self.standard_errors(conditional)
+        return se, se
 
     @abc.abstractmethod
     def score(self, data: pd.DataFrame | str | Path | None = None) -> dict[str, float]:
@@ -289,6 +297,7 @@ class FittedStratified(FittedModel):
         self._training = fit.design
         self._uncertainty: Uncertainty | None = None
         self._refused: str | None = None  # why the fit has no uncertainty, once known
+        self._weight_spread = fit.weight_spread  # auto weights: their own uncertainty
         if fit.output is not None:  # the workers wrote θ there: read on first use
             # (saved beside it, so that load_fitted(output) reads the fit back)
             output = Path(fit.output)
@@ -366,7 +375,8 @@ class FittedStratified(FittedModel):
                 raise NoUncertainty("no standard errors: the fit's records stayed on the "
                                     "cluster's workers")
             try:
-                self._uncertainty = compute(self._training, self.theta_array, self.weights)
+                self._uncertainty = compute(self._training, self.theta_array, self.weights,
+                                            self._weight_spread)
             except StratlangError as error:  # (refused, or H singular: said once, kept)
                 self._refused = str(error)
                 raise
@@ -390,13 +400,13 @@ class FittedStratified(FittedModel):
         except StratlangError:
             return None
 
-    def _load_uncertainty(self, doc: dict[str, Any] | None, blocks: np.ndarray | None
-                          ) -> None:
+    def _load_uncertainty(self, doc: dict[str, Any] | None, blocks: np.ndarray | None,
+                          spread: WeightSpread | None = None) -> None:
         """The uncertainty a saved fit kept, or why it has none."""
         from .uncertainty import from_saved
 
         if doc is not None and blocks is not None:
-            self._uncertainty = from_saved(doc, blocks)
+            self._uncertainty = from_saved(doc, blocks, spread)
         elif doc is not None:
             self._refused = doc["refused"]
         else:
@@ -415,17 +425,24 @@ class FittedStratified(FittedModel):
     @property
     def theta_se(self) -> pd.DataFrame:
         """The standard error of every entry of :attr:`theta` (same shape and labels): the
-        square root of the posterior covariance's diagonal, φ·H⁻¹ (docs: Uncertainty)."""
-        se = self.uncertainty.se()
+        square root of the posterior covariance's diagonal, φ·H⁻¹, plus the uncertainty
+        of weights chosen by ``auto`` (docs: Uncertainty); see :meth:`standard_errors`."""
+        return self.standard_errors()
+
+    def standard_errors(self, conditional: bool = False) -> pd.DataFrame:
+        """:attr:`theta_se`; ``conditional=True`` leaves out the uncertainty of weights
+        chosen by ``auto`` (as if they had been fixed at their chosen values)."""
+        se = self.uncertainty.se(conditional)
         return pd.DataFrame(se, index=self.theta.index, columns=self.theta.columns)
 
-    def intervals(self, level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def intervals(self, level: float = 0.95, conditional: bool = False
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(lower, upper): θ ∓ z·se with z the normal quantile of ``level``, two frames
-        shaped like :attr:`theta`."""
+        shaped like :attr:`theta` (``conditional``: see :meth:`standard_errors`)."""
         from .uncertainty import normal_quantile
 
         z = normal_quantile(level)
-        theta, se = self.theta, self.theta_se
+        theta, se = self.theta, self.standard_errors(conditional)
         return theta - z * se, theta + z * se
 
     # ---- prediction ------------------------------------------------------------------
@@ -454,13 +471,15 @@ class FittedStratified(FittedModel):
         return out
 
     def predict(self, data: pd.DataFrame | str | Path | None = None, *,
-                unseen: str = "error", interval: float | None = None) -> pd.DataFrame:
+                unseen: str = "error", interval: float | None = None,
+                conditional: bool = False) -> pd.DataFrame:
         """Predictions for every row of ``data`` (rows ``missing drop`` leaves out get
         none). ``unseen``: for a stratum value the fit has not seen, 'error' (the
         default), 'hub' (the model of its factor's hub: a star graph's centre), or
         'common' (the model averaged over the factor's nodes). ``interval``: a level
         (e.g. 0.95) adds ``<column>_lower`` and ``<column>_upper`` beside each numeric
-        prediction: the interval of the predicted mean on the response scale."""
+        prediction: the interval of the predicted mean on the response scale, including
+        the uncertainty of weights chosen by ``auto`` unless ``conditional``."""
         if interval is not None:
             from .uncertainty import normal_quantile
 
@@ -485,8 +504,8 @@ class FittedStratified(FittedModel):
         if interval is not None:
             from .uncertainty import prediction_intervals
 
-            for key, (low, high) in prediction_intervals(self, design, theta,
-                                                         interval).items():
+            for key, (low, high) in prediction_intervals(self, design, theta, interval,
+                                                         conditional).items():
                 out[f"{key}_lower"], out[f"{key}_upper"] = low, high
         return _frame_columns(out, frame.index, self.outputs, kept)
 
@@ -594,7 +613,7 @@ class FittedPersonalized(FittedModel):
         return records, theta[:, :, None]
 
     def predict(self, data: pd.DataFrame | str | Path | None = None, *,
-                interval: float | None = None) -> pd.DataFrame:
+                interval: float | None = None, conditional: bool = False) -> pd.DataFrame:
         if interval is not None:
             from .uncertainty import NoUncertainty
 
@@ -653,5 +672,5 @@ def load_fitted(path: str | Path) -> FittedStratified | FittedPersonalized:
     fitted = FittedStratified(saved.model, saved.fit, saved.weights)
     if saved.parts is not None:  # θ as the Parquet parts a cluster's workers wrote
         fitted.theta_array = fitted._reader(saved.parts)
-    fitted._load_uncertainty(saved.uncertainty, saved.covariance)
+    fitted._load_uncertainty(saved.uncertainty, saved.covariance, saved.weight_spread)
     return fitted

@@ -60,6 +60,8 @@ def fit_choice(model: ir.CheckedModel, choice: backends.Choice, values: dict[str
     result.info.setdefault("options", dict(choice.options))  # what the summary reports
     if chosen is not None:
         result.info[SELECTION_KEY] = chosen.report
+        if isinstance(result, StratifiedFit):
+            result.weight_spread = chosen.spread
     if (isinstance(result, StratifiedFit) and result.design is not None
             and result.theta is not None and model.basis is None):
         result.theta, note = settle_islands(result.design, result.theta, values)

@@ -40,6 +40,7 @@ from .selection_report import SELECTION_KEY
 from .solvers.graphs import Graph
 from .spec import compile_spec, saved_spec
 from .uncertainty import saved as saved_uncertainty
+from .weight_spread import WeightSpread
 
 if TYPE_CHECKING:
     from .fitted import FittedModel, FittedPersonalized, FittedStratified
@@ -184,6 +185,7 @@ class Saved:
     # a stratified fit's uncertainty: the document, and the covariance blocks (None: none)
     uncertainty: dict[str, Any] | None = None
     covariance: np.ndarray | None = None
+    weight_spread: WeightSpread | None = None  # auto weights: their uncertainty
 
 
 def read_saved(path: str | Path) -> Saved:
@@ -237,7 +239,14 @@ def read_saved(path: str | Path) -> Saved:
     parts = path.parent if "theta" in meta else None  # θ as a cluster's Parquet parts
     return Saved(model, StratifiedFit(None if parts else arrays["theta"], encoding, info,
                                       objective), meta["weights"], parts,
-                 meta.get("uncertainty"), arrays.get("covariance"))
+                 meta.get("uncertainty"), arrays.get("covariance"), _spread(arrays))
+
+
+def _spread(arrays: Mapping[str, np.ndarray]) -> WeightSpread | None:
+    """The chosen weights' uncertainty a saved fit kept (None: fixed weights only)."""
+    if "weight_directions" not in arrays:
+        return None
+    return WeightSpread(arrays["weight_directions"], arrays["weight_covariance"])
 
 
 def read_encoding(model: ir.CheckedModel, doc: dict[str, Any], arrays: Mapping[str, np.ndarray]

@@ -318,6 +318,29 @@ def check_uncertainty(reader: Reader, meta: dict[str, Any], shape: tuple[int, in
     assert blocks is not None  # (not optional)
     if np.any(np.einsum("kii->ki", blocks) < 0):
         reader.fail("array 'covariance'", "a negative variance")
+    check_weight_spread(reader, shape)
+
+
+def check_weight_spread(reader: Reader, shape: tuple[int, int]) -> None:
+    """The uncertainty of weights chosen by auto: ∂θ̂/∂log w (A, K, d) and Cov(log w)
+    (A, A), both or neither."""
+    k, d = shape
+    directions = reader.array("weight_directions", (None, k, d), optional=True)
+    covariance = reader.array("weight_covariance", (None, None), optional=True)
+    if (directions is None) != (covariance is None):
+        given = "weight_directions" if covariance is None else "weight_covariance"
+        missing = "weight_covariance" if covariance is None else "weight_directions"
+        reader.fail(f"array '{given}'", f"given without the array '{missing}'")
+    if directions is None or covariance is None:
+        return
+    a = directions.shape[0]
+    if covariance.shape != (a, a):
+        reader.fail("array 'weight_covariance'",
+                    f"expected shape ({a}, {a}) (one row per weight of 'weight_directions'), "
+                    f"not {covariance.shape}")
+    if np.any(np.diag(covariance) < 0) or not np.allclose(covariance, covariance.T):
+        reader.fail("array 'weight_covariance'", "not a covariance (symmetric, "
+                                                 "nonnegative variances)")
 
 
 # ---- personalized fits ----------------------------------------------------------------------

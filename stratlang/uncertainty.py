@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .language.errors import NumericalError, StratlangError
+from .weight_spread import INCLUDED, WeightSpread
 
 if TYPE_CHECKING:
     from .data.design import Design
@@ -71,17 +72,28 @@ class Uncertainty:
     aic: float | None
     scale: float | None = None  # σ̂² for squared (φ/2)
     solve: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    # auto weights: their own uncertainty, added unless asked for the conditional one
+    spread: WeightSpread | None = None
 
-    def se(self) -> np.ndarray:
-        """(K, d) standard errors."""
-        return np.sqrt(np.maximum(np.einsum("kii->ki", self.blocks), 0.0))
+    def covariance(self, conditional: bool = False) -> np.ndarray:
+        """(K, d, d) stratum blocks: φ·(H⁻¹)_kk, plus the chosen weights' uncertainty
+        unless ``conditional`` (on the weights, as if they were fixed)."""
+        if conditional or self.spread is None:
+            return self.blocks
+        return self.blocks + self.spread.blocks()
+
+    def se(self, conditional: bool = False) -> np.ndarray:
+        """(K, d) standard errors (see :meth:`covariance`)."""
+        blocks = self.covariance(conditional)
+        return np.sqrt(np.maximum(np.einsum("kii->ki", blocks), 0.0))
 
     def info(self) -> dict[str, Any]:
         """What fitted.info reports (JSON scalars)."""
         out: dict[str, Any] = {"uncertainty_method": self.method,
                                "uncertainty_stderr": self.stderr,
                                "dispersion": self.dispersion,
-                               "edf": self.edf["total"]}
+                               "edf": self.edf["total"],
+                               "weights_uncertainty_included": self.spread is not None}
         if self.scale is not None:
             out["scale"] = self.scale
         if self.deviance_explained is not None:
@@ -275,8 +287,10 @@ def _singular() -> str:
 
 
 # ---- the whole computation --------------------------------------------------------------
-def compute(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Uncertainty:
-    """The uncertainty of the fit θ (K, n, m) of ``design`` at ``weights``."""
+def compute(design: Design, theta: np.ndarray, weights: dict[str, float],
+            spread: WeightSpread | None = None) -> Uncertainty:
+    """The uncertainty of the fit θ (K, n, m) of ``design`` at ``weights`` (``spread``:
+    the uncertainty of the weights chosen from the data, None when all were fixed)."""
     why = unsupported(design)
     if why is not None:
         raise NoUncertainty(f"no standard errors: {why}")
@@ -301,7 +315,7 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Unc
     aic = _aic(design, fit, edf_total)
     return Uncertainty(dispersion * inverse.blocks, dispersion, inverse.method,
                        inverse.stderr, edf, fit["explained"], aic, scale,
-                       _scaled(inverse.solve, dispersion))
+                       _scaled(inverse.solve, dispersion), spread)
 
 
 def _scaled(solve: Callable[[np.ndarray], np.ndarray], factor: float
@@ -413,14 +427,15 @@ def frame_like(values: np.ndarray, like: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(values, index=like.index, columns=like.columns)
 
 
-def record_blocks(uncertainty: Uncertainty, design: Design, shape: tuple[int, ...]
-                  ) -> np.ndarray:
+def record_blocks(uncertainty: Uncertainty, design: Design, shape: tuple[int, ...],
+                  conditional: bool = False) -> np.ndarray:
     """Each record's covariance block (N, d, d): its stratum's; for a value the fit has not
     seen (``unseen='common'``), the block of the mean over that factor's nodes (by solves
     with H: exact, but only while the training design is at hand)."""
     z = design.z
+    stratum_blocks = uncertainty.covariance(conditional)
     if design.codes is None or np.all(z >= 0):
-        each: np.ndarray = uncertainty.blocks[z]
+        each: np.ndarray = stratum_blocks[z]
         return each
     if uncertainty.solve is None:
         raise StratlangError(
@@ -430,7 +445,7 @@ def record_blocks(uncertainty: Uncertainty, design: Design, shape: tuple[int, ..
     d = uncertainty.blocks.shape[1]
     out = np.empty((len(z), d, d))
     known = z >= 0
-    out[known] = uncertainty.blocks[z[known]]
+    out[known] = stratum_blocks[z[known]]
     grid = np.arange(int(np.prod(shape))).reshape(shape)
     codes = design.codes
     for row in {tuple(c) for c in codes[~known]}:
@@ -439,18 +454,21 @@ def record_blocks(uncertainty: Uncertainty, design: Design, shape: tuple[int, ..
         chosen = grid[index].reshape(-1)
         weights[chosen] = 1.0 / len(chosen)
         block = mean_blocks(uncertainty.solve, weights, d)
+        if not conditional and uncertainty.spread is not None:
+            block = block + uncertainty.spread.mean_block(weights)
         out[~known & np.all(codes == np.array(row), axis=1)] = block
     return out
 
 
-def prediction_intervals(fitted: Any, design: Design, theta: np.ndarray, level: float
+def prediction_intervals(fitted: Any, design: Design, theta: np.ndarray, level: float,
+                         conditional: bool = False
                          ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(lower, upper) of each numeric prediction of ``design``'s records (θ (N, n, m)
     each record's), on the response scale: the link-scale interval η ± z·sd mapped
     through the loss's prediction."""
     z_level = normal_quantile(level)
     uncertainty = fitted.uncertainty
-    blocks = record_blocks(uncertainty, design, fitted.strata.shape)
+    blocks = record_blocks(uncertainty, design, fitted.strata.shape, conditional)
     m = theta.shape[2]
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for part in design.loss_parts():
@@ -480,14 +498,19 @@ def saved(uncertainty: Uncertainty | None, refused: str | None
         value = getattr(uncertainty, key)
         if value is not None and np.isfinite(value):
             doc[key] = float(value)
-    return doc, {"covariance": uncertainty.blocks}
+    arrays = {"covariance": uncertainty.blocks}
+    if uncertainty.spread is not None:
+        arrays["weight_directions"] = uncertainty.spread.directions
+        arrays["weight_covariance"] = uncertainty.spread.covariance
+    return doc, arrays
 
 
-def from_saved(doc: dict[str, Any], blocks: np.ndarray) -> Uncertainty:
+def from_saved(doc: dict[str, Any], blocks: np.ndarray,
+               spread: WeightSpread | None = None) -> Uncertainty:
     """The uncertainty a saved fit kept (no solves: the training data are not at hand)."""
     return Uncertainty(blocks, doc["dispersion"], doc["method"], doc["stderr"],
                        dict(doc["edf"]), doc.get("deviance_explained"), doc.get("aic"),
-                       doc.get("scale"))
+                       doc.get("scale"), spread=spread)
 
 
 # ---- reporting ------------------------------------------------------------------------------
@@ -507,7 +530,8 @@ def summary_lines(uncertainty: Uncertainty | None, unasked: str | None = None) -
         return [unasked] if unasked else []
     scale = (f", dispersion φ {uncertainty.dispersion:.4g} (σ² {uncertainty.scale:.4g})"
              if uncertainty.scale is not None else "")
-    lines = [f"standard errors: {method_text(uncertainty)}{scale}"]
+    included = f", {INCLUDED}" if uncertainty.spread is not None else ""
+    lines = [f"standard errors: {method_text(uncertainty)}{scale}{included}"]
     terms = ", ".join(f"{name} {value:.3g}" for name, value in uncertainty.edf.items()
                       if name != "total")
     lines.append(f"effective degrees of freedom {uncertainty.edf['total']:.4g}"

@@ -67,6 +67,7 @@ class StratifiedFit:
     design: Design | None = None  # None when the records stayed on a cluster's workers
     warm: Any = None  # what warm-starts the next fit along a path (None: nothing)
     output: str | None = None  # the directory a cluster wrote θ to
+    weight_spread: Any = None  # auto weights: their uncertainty (weight_spread.WeightSpread)
 
     @classmethod
     def of(cls, design: Design, theta: np.ndarray, info: dict[str, Any], objective: Objective,

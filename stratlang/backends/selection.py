@@ -25,6 +25,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.auto import DEFAULT_METHOD, SELECTION_METHODS
 from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
+from ..weight_spread import spread_of
 from .objective import term_index
 
 SELECTION_KEY = "selection"  # where fitted.info reports the choice
@@ -181,6 +182,7 @@ class Chosen:
     weights: dict[str, float]
     report: dict[str, Any]
     warm: Any = None
+    spread: Any = None  # stratlang.weight_spread.WeightSpread: the weights' uncertainty
 
 
 def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen:
@@ -221,7 +223,7 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
     weights = inner.weights(selection.weights)
     report = _report(selection, parts, method, inner.fits)
     report["seconds"] = time.perf_counter() - start
-    return Chosen(weights, report, inner.warm)
+    return Chosen(weights, report, inner.warm, spread_of(selection, penalty))
 
 
 def _report(selection: Any, parts: list[_Part], method: str, fits: int) -> dict[str, Any]:
