@@ -38,8 +38,12 @@ The search: Fellner–Schall fixed-point steps w_a ← w_a (tr(P⁺S_a) − tr(H
 ρ with the exact gradient and a finite-difference Hessian, each inner fit warm-started
 from the last θ̂. The criterion's Hessian in ρ gives each weight's approximate standard
 error on the log scale. A weight whose criterion keeps falling toward 0 or ∞ (the data
-cannot determine it) stops at ``bound`` decades from the start and is flagged, never
-silently clipped.
+cannot determine it) is flagged, never silently clipped: as soon as it has moved
+monotonically toward 0 or ∞ over its last DRIFT_STEPS accepted steps, at least
+DRIFT_DECADES from its start, and the criterion is flat along it — its predicted change
+over one more decade, |∂V/∂ρ_a| ln 10 + ½ |∂²V/∂ρ_a²| (ln 10)², is below FLAT_CHANGE (or
+below twice the criterion's stochastic error) — it is held where it is and flagged; and
+in any case at ``bound`` decades from the start.
 """
 
 from __future__ import annotations
@@ -61,6 +65,13 @@ CRITERIA = ("reml", "ml", "gcv")
 FELLNER_SCHALL_STEPS = 6
 SMALL_STEP = 1e-4  # a Newton step this small in log w is taken without a further iteration
 PRECISE = 0.01  # standard error of V below which the pilot's probes suffice
+# A weight the data cannot determine (see the module's doc): moved monotonically over its
+# last DRIFT_STEPS steps, DRIFT_DECADES from its start, with the criterion changing less
+# over a decade than a quadratic of log-scale standard error FLAT_LOG_SE would (0.0265)
+DRIFT_STEPS = 3
+DRIFT_DECADES = 2.0
+FLAT_LOG_SE = 10.0
+FLAT_CHANGE = 0.5 * (math.log(10) / FLAT_LOG_SE) ** 2
 
 
 @dataclass(frozen=True)
@@ -398,11 +409,17 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
     converged = False
     hessian = np.eye(parts)
     hessian_at = np.full(parts, np.inf)
+    path = [current.rho]  # the accepted ρ, for the drift rule
+    drifted: list[str | None] = [None] * parts
     for _ in range(max_iter):
         hessian = _hessian(target, current, free_mask, central=False)
         hessian_at = current.rho
+        for a, limit in enumerate(drift(path, rho0, current, hessian)):
+            if free_mask[a] and drifted[a] is None:
+                drifted[a] = limit
         g = np.where(free_mask, current.gradient, 0.0)
-        held = free_mask.copy()
+        # a weight flagged as drifting is held where it is
+        held = free_mask & np.array([limit is None for limit in drifted])
         # an active bound with the gradient pointing out: hold that weight there
         held &= ~((current.rho <= lower + 1e-12) & (g > 0))
         held &= ~((current.rho >= upper - 1e-12) & (g < 0))
@@ -433,6 +450,7 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
         moved = float(np.max(np.abs(accepted.rho - current.rho), initial=0.0))
         current = accepted
         history.append((current.rho, current.value))
+        path.append(current.rho)
         if moved <= tol:
             converged = True
             break
@@ -442,11 +460,35 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
         hessian = _hessian(target, current, free_mask, central=True)
     log_se, log_covariance = _standard_errors(hessian, free_mask)
     unbounded = tuple(
-        "zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9 else None
-        for f, r, lo, hi in zip(free_mask, current.rho, lower, upper, strict=True))
+        limit or ("zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9
+                  else None)
+        for limit, f, r, lo, hi in zip(drifted, free_mask, current.rho, lower, upper,
+                                       strict=True))
     return Selection(target.weights(current.rho), criterion, current.value, target.fits, log_se,
                      unbounded, converged, current.scale, current.method, current.fit,
                      history, log_covariance)
+
+
+def drift(path: list[np.ndarray], rho0: np.ndarray, current: Evaluation,
+          hessian: np.ndarray) -> list[str | None]:
+    """Per weight: "zero" or "infinite" for one the data cannot determine (the module's
+    doc: a monotone run toward 0 or ∞ along which the criterion is flat), else None.
+    ``path``: the accepted ρ, the last being ``current``'s; ``hessian``: ∂²V/∂ρ² there."""
+    out: list[str | None] = [None] * len(rho0)
+    if len(path) <= DRIFT_STEPS:
+        return out
+    steps = np.diff(np.array(path[-(DRIFT_STEPS + 1):]), axis=0)  # (DRIFT_STEPS, parts)
+    decade = math.log(10)
+    flat = max(FLAT_CHANGE, 2.0 * current.stderr)
+    for a in range(len(rho0)):
+        moved = float(current.rho[a] - rho0[a])
+        if abs(moved) < DRIFT_DECADES * decade or not np.all(steps[:, a] * moved > 0):
+            continue
+        change = (abs(float(current.gradient[a])) * decade
+                  + 0.5 * abs(float(hessian[a, a])) * decade ** 2)
+        if change < flat:
+            out[a] = "infinite" if moved > 0 else "zero"
+    return out
 
 
 def _newton_step(hessian: np.ndarray, gradient: np.ndarray, free: np.ndarray) -> np.ndarray:

@@ -358,3 +358,25 @@ def test_a_basis_model_is_refused_with_the_way_out():
                                              r"graph's smoothest eigenvectors; fix them "
                                              r"\(weights=\{…\}\) or write sweeps and use tune"):
         basis.fit(frame)
+
+
+def test_a_ridge_weight_on_a_null_slope_is_flagged_by_the_engine_before_the_bound():
+    """The slope is well determined by the data but ~0: its sum_squares weight drifts to ∞
+    along a flat criterion. The engine flags it a few decades out (not at the 12-decade
+    bound, not by a report-side guess), the search converges, the path's weight (which
+    the data determine) is not flagged, and the flagged weight adds no interval width."""
+    rng = np.random.default_rng(1)
+    s, x = rng.integers(0, S_NODES, 300), rng.normal(size=300)
+    frame = pd.DataFrame({"y": 0.3 * s + rng.normal(size=300), "x": x, "s": s})
+    spec = ("model g\nresponse y ~ squared\nfeatures x, intercept\n"
+            "regularize auto * sum_squares\n"
+            f"stratify s ~ path weight auto nodes 0..{S_NODES - 1}\n")
+    fitted = stratlang.load(spec).fit(frame)
+    report = fitted.info["selection"]
+    assert report["converged"] and report["iterations"] < 60
+    ridge, path = report["weights"]["reg0.sum_squares"], report["weights"]["stratify.s"]
+    assert ridge["limit"] == "infinite" and 1e2 <= ridge["value"] < 1e6
+    assert path["limit"] is None and path["log_se"] < 2
+    assert "reg0.sum_squares  ran to ∞: the data cannot determine it (stopped at " in str(
+        fitted.summary())
+    assert fitted._weight_spread.covariance.shape == (1, 1)  # the path's weight only

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.optimize
 
 from stratlang.solvers import cholesky
 from stratlang.solvers.curvature import LaplaceCurvature
@@ -19,7 +20,7 @@ from stratlang.solvers.pointwise import (
     PoissonRegression,
     Squared,
 )
-from stratlang.solvers.selection import Criterion, InnerFit, select_weights
+from stratlang.solvers.selection import FLAT_CHANGE, Criterion, InnerFit, select_weights
 
 from .laplace_reference import DenseModel
 
@@ -140,7 +141,40 @@ def test_a_weight_the_data_cannot_determine_is_flagged():
     penalty, fit = _engine(model)
     selection = select_weights(fit, penalty, "reml", start=[1.0, 1.0], bound=6.0)
     assert selection.unbounded == ("infinite", None)
-    assert selection.weights[0] == pytest.approx(1e6)
+    # held where the criterion went flat (the drift rule), before the bound at 1e6
+    assert 1e2 <= selection.weights[0] < 1e6
+    rho = np.log(selection.weights)
+    further = rho + np.array([np.log(10), 0.0])  # one more decade: the criterion barely moves
+    assert 0 <= model.criterion(rho) - model.criterion(further) < FLAT_CHANGE
+    assert selection.converged
+
+
+def test_a_ridge_weight_the_data_cannot_determine_drifts_and_is_flagged_early():
+    """A sum_squares on a slope the data determine well but which is ~0: its weight
+    drifts to ∞ along a flat criterion; flagged at a few decades, not at the bound, while
+    the determined Laplacian weight beside it is not."""
+    rng = np.random.default_rng(5)
+    factors = [path_graph(6)]
+    n_records = 300
+    z = rng.integers(0, 6, n_records)
+    x = np.column_stack([rng.normal(size=n_records), np.ones(n_records)])
+    y = (0.4 * np.arange(6)[z] + rng.normal(size=n_records))[:, None]
+    pattern = np.zeros((6, 2))
+    pattern[:, 0] = 1.0  # the slope's row only
+    model = DenseModel(x, z, y, Squared(), factors, [("laplacian", 0, None),
+                                                     ("ridge", pattern)], dispersion=True)
+    penalty, fit = _engine(model)
+    selection = select_weights(fit, penalty, "reml", start=[1.0, 1.0])
+    assert selection.unbounded == (None, "infinite")
+    assert 1e2 <= selection.weights[1] < 1e6  # (the bound: 1e12)
+    assert selection.converged
+    rho = np.log(selection.weights)
+    further = rho + np.array([0.0, np.log(10)])
+    assert 0 <= model.criterion(rho) - model.criterion(further) < FLAT_CHANGE
+    # the determined weight: the reference's minimizer given the flagged one
+    best = scipy.optimize.minimize_scalar(lambda r: model.criterion([r, rho[1]]),
+                                          bracket=(rho[0] - 1, rho[0] + 1), tol=1e-10)
+    np.testing.assert_allclose(rho[0], best.x, atol=1e-4)
 
 
 def test_gcv_minimizes_the_brute_force_gcv():

@@ -29,10 +29,6 @@ from ..weight_spread import spread_of
 from .objective import term_index
 
 SELECTION_KEY = "selection"  # where fitted.info reports the choice
-# a chosen weight more than _FAR_DECADES from its start, known to no better than a factor
-# e^_FLAT_LOG_SE (the criterion flat along it), ran off toward 0 or ∞
-_FAR_DECADES = 6.0
-_FLAT_LOG_SE = 10.0
 
 
 @dataclass
@@ -233,13 +229,9 @@ def _report(selection: Any, parts: list[_Part], method: str, fits: int) -> dict[
     for i, part in enumerate(parts):
         if not part.free:
             continue
+        # (the engine's flag: at the search's bound, or drifting along a flat criterion)
         se, value, limit = float(selection.log_se[i]), float(selection.weights[i]), \
             selection.unbounded[i]
-        far = abs(math.log10(value / part.value)) > _FAR_DECADES
-        if limit is None and method != "gcv" and far and not se < _FLAT_LOG_SE:
-            # the criterion flattens out toward 0 or ∞ before the search's bound: the
-            # weight ran off, and the data cannot determine it
-            limit = "infinite" if value > part.value else "zero"
         chosen[part.name] = {"value": value, "log_se": se if math.isfinite(se) else None,
                              "limit": limit}
     report: dict[str, Any] = {"method": method, "criterion": float(selection.value),
