@@ -459,6 +459,11 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
     if float(np.max(np.abs(current.rho - hessian_at), initial=0.0)) > SMALL_STEP:
         hessian = _hessian(target, current, free_mask, central=True)
     log_se, log_covariance = _standard_errors(hessian, free_mask)
+    if any(limit is not None for limit in drifted):
+        # the covariance of the others given the flagged ones, held where they stopped (a
+        # flat direction would leave the joint inverse without a positive diagonal)
+        determined = free_mask & np.array([limit is None for limit in drifted])
+        log_covariance = _standard_errors(hessian, determined)[1]
     unbounded = tuple(
         limit or ("zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9
                   else None)

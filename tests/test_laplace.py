@@ -147,6 +147,8 @@ def test_a_weight_the_data_cannot_determine_is_flagged():
     further = rho + np.array([np.log(10), 0.0])  # one more decade: the criterion barely moves
     assert 0 <= model.criterion(rho) - model.criterion(further) < FLAT_CHANGE
     assert selection.converged
+    # the determined weight's covariance is taken given the flagged one, held
+    assert np.all(selection.log_covariance[0] == 0) and selection.log_covariance[1, 1] > 0
 
 
 def test_a_ridge_weight_the_data_cannot_determine_drifts_and_is_flagged_early():

@@ -128,3 +128,14 @@ def test_saved_and_loaded_keep_the_weights_uncertainty(tmp_path):
                                              r"array 'weight_covariance'"):
         stratlang.load_fitted(path)
     json.loads(path.read_text())  # (the document itself untouched)
+
+
+def test_gcv_weights_add_nothing():
+    """GCV has no likelihood, hence no covariance of log w: its intervals are the
+    conditional ones, and the summary does not claim otherwise."""
+    model, frame = _gaussian()
+    fitted = model.fit(frame, select="gcv")
+    np.testing.assert_array_equal(fitted.theta_se.to_numpy(),
+                                  fitted.standard_errors(conditional=True).to_numpy())
+    assert fitted.info["weights_uncertainty_included"] is False
+    assert "including the uncertainty" not in str(fitted.summary())
