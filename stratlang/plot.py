@@ -255,7 +255,7 @@ def _interval(fitted, row: str, out: int, scale: str) -> tuple[np.ndarray, np.nd
     j = list(fitted.rows).index(row)
     columns = slice(j * m, (j + 1) * m)
     theta = fitted.theta_array[:, j, :]
-    cov = uncertainty.blocks[:, columns, columns]
+    cov = uncertainty.covariance()[:, columns, columns]  # (as fitted.intervals: unconditional)
     if scale == "link":
         sd = np.sqrt(np.maximum(cov[:, out, out], 0.0))
         return theta[:, out] - z * sd, theta[:, out] + z * sd

@@ -139,3 +139,14 @@ def test_gcv_weights_add_nothing():
                                   fitted.standard_errors(conditional=True).to_numpy())
     assert fitted.info["weights_uncertainty_included"] is False
     assert "including the uncertainty" not in str(fitted.summary())
+
+
+def test_pictures_draw_the_same_intervals():
+    from stratlang.plot import _interval
+
+    model, frame = _gaussian()
+    fitted = model.fit(frame)
+    low, high = _interval(fitted, "x", 0, "link")
+    lower, upper = fitted.intervals(0.95)
+    np.testing.assert_allclose(low, lower["x"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(high, upper["x"].to_numpy(), rtol=1e-12)
