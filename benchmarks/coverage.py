@@ -13,6 +13,10 @@ precision is P / 2σ²; poisson_regression and logistic: θ's prior precision is
 how often ``fitted.intervals(0.95)`` holds the true θ, over every stratum and row (and
 separately for the strata without records). The dispersion of squared is estimated
 from the data, as in any fit.
+
+``--auto``: the three weights written ``auto`` and chosen by REML in every fit; the table
+then gives the coverage of the default intervals, which include the chosen weights'
+uncertainty, and of the conditional ones (``conditional=True``, the weights as if known).
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ SIGMA = 0.5
 RECORDS = 1500
 
 
-def spec(loss: str) -> str:
+def spec(loss: str, auto: bool = False) -> str:
+    ridge, path, cycle = ("auto",) * 3 if auto else (RIDGE, GAMMA_PATH, GAMMA_CYCLE)
     return (f"model coverage\nresponse y ~ {loss}\nfeatures x, intercept\n"
-            f"regularize {RIDGE} * sum_squares\n"
-            f"stratify a ~ path weight {GAMMA_PATH} nodes 0..{N_PATH - 1}\n"
-            f"stratify b ~ cycle weight {GAMMA_CYCLE} nodes 0..{N_CYCLE - 1}\n")
+            f"regularize {ridge} * sum_squares\n"
+            f"stratify a ~ path weight {path} nodes 0..{N_PATH - 1}\n"
+            f"stratify b ~ cycle weight {cycle} nodes 0..{N_CYCLE - 1}\n")
 
 
 def precision() -> np.ndarray:
@@ -72,15 +77,18 @@ def draw(loss: str, rng: np.random.Generator, values: np.ndarray, vectors: np.nd
     return theta, frame, empty
 
 
-def coverage(loss: str, reps: int, seed: int = 0, level: float = 0.95) -> dict[str, float]:
-    """The share of true parameters inside their intervals, over ``reps`` replications."""
+def coverage(loss: str, reps: int, seed: int = 0, level: float = 0.95, auto: bool = False
+             ) -> dict[str, float]:
+    """The share of true parameters inside their intervals, over ``reps`` replications
+    (``auto``: the weights chosen by REML; also the conditional intervals' share)."""
     import stratlang
 
-    model = stratlang.load(spec(loss))
+    model = stratlang.load(spec(loss, auto))
     values, vectors = np.linalg.eigh(precision())
     rng = np.random.default_rng(seed)
     inside = total = inside_empty = total_empty = 0
     width = 0.0
+    inside_conditional = 0
     start = time.perf_counter()
     for _ in range(reps):
         theta, frame, empty = draw(loss, rng, values, vectors)
@@ -93,7 +101,11 @@ def coverage(loss: str, reps: int, seed: int = 0, level: float = 0.95) -> dict[s
         inside_empty += int(hit[rows].sum())
         total_empty += hit[rows].size
         width += float(np.mean(upper - lower))
+        if auto:
+            low_c, up_c = (part.to_numpy() for part in fitted.intervals(level, conditional=True))
+            inside_conditional += int(((low_c <= theta) & (theta <= up_c)).sum())
     return {"loss": loss, "replications": reps, "coverage": inside / total,
+            "coverage_conditional": inside_conditional / total if auto else None,
             "coverage_empty_strata": inside_empty / total_empty,
             "mean_width": width / reps, "seconds": time.perf_counter() - start}
 
@@ -103,15 +115,20 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--losses", default="squared,poisson_regression,logistic")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--auto", action="store_true",
+                        help="choose the weights by REML in every fit (written auto)")
     args = parser.parse_args()
-    rows = [coverage(loss, args.reps, args.seed) for loss in args.losses.split(",")]
+    rows = [coverage(loss, args.reps, args.seed, auto=args.auto)
+            for loss in args.losses.split(",")]
+    extra = " | conditional on the weights" if args.auto else ""
     print("| loss | replications | coverage (all θ) | coverage (strata without records) "
-          "| mean width | seconds |")
-    print("|---|---|---|---|---|---|")
+          f"| mean width | seconds{extra} |")
+    print("|---|---|---|---|---|---|" + ("---|" if args.auto else ""))
     for row in rows:
+        conditional = (f" | {100 * row['coverage_conditional']:.1f} %" if args.auto else "")
         print(f"| {row['loss']} | {row['replications']} | {100 * row['coverage']:.1f} % | "
               f"{100 * row['coverage_empty_strata']:.1f} % | {row['mean_width']:.3g} | "
-              f"{row['seconds']:.1f} |")
+              f"{row['seconds']:.1f}{conditional} |")
 
 
 if __name__ == "__main__":
