@@ -358,3 +358,43 @@ def test_a_basis_model_is_refused_with_the_way_out():
                                              r"graph's smoothest eigenvectors; fix them "
                                              r"\(weights=\{…\}\) or write sweeps and use tune"):
         basis.fit(frame)
+
+
+# ---- an interaction term's weight, chosen beside the factors' ----
+def _interacting(seed: int = 1) -> tuple[stratlang.Model, pd.DataFrame]:
+    """Main effects along each factor and their product: every weight is determined."""
+    rng = np.random.default_rng(seed)
+    n_records = 240
+    s, t = rng.integers(0, S_NODES, n_records), rng.integers(0, T_NODES, n_records)
+    x = rng.normal(size=n_records)
+    path, cycle = np.cumsum(rng.normal(size=S_NODES)), rng.normal(size=T_NODES)
+    product = np.outer(path - path.mean(), cycle - cycle.mean())
+    eta = path[s] + cycle[t] + product[s, t] + 0.5 * x
+    frame = pd.DataFrame({"y": eta + 0.7 * rng.normal(size=n_records), "x": x, "s": s, "t": t})
+    spec = ("model m\nresponse y ~ squared\nfeatures x, intercept\n"
+            f"stratify s ~ path weight auto nodes 0..{S_NODES - 1}\n"
+            f"stratify t ~ cycle weight auto nodes 0..{T_NODES - 1}\n"
+            "interact s * t weight auto\n")
+    return stratlang.load(spec), frame
+
+
+@pytest.mark.parametrize("method", ["reml", "ml"])
+def test_an_interaction_weight_matches_the_dense_reference(method):
+    model, frame = _interacting()
+    fitted = model.fit(frame, select=method)
+    names = ["stratify.s", "stratify.t", "interact.s_t"]
+    chosen = np.array([fitted.weights[n] for n in names])
+    design = model.bind(frame)
+    reference = _WithFixed(design.x, design.z, design.records.observed_y,
+                           design.loss.likelihood_unit({}), design.strata.graphs(),
+                           [("laplacian", 0, None), ("laplacian", 1, None),
+                            ("interaction", (0, 1))], dispersion=True)
+    reference._cache["theta"] = fitted.theta.to_numpy().reshape(-1)
+    rho = _minimized(reference, np.log(chosen), method)
+    np.testing.assert_allclose(chosen, np.exp(rho), rtol=1e-6)
+    report = fitted.info["selection"]
+    assert report["converged"] and set(report["weights"]) == set(names)
+    np.testing.assert_allclose(report["criterion"], reference.criterion(rho, method), rtol=1e-8)
+    # θ̂ is the fit at the chosen weights, interaction included
+    np.testing.assert_allclose(fitted.theta.to_numpy().reshape(-1),
+                               reference.fit(chosen), atol=1e-4)  # (ADMM's tolerance)

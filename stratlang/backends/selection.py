@@ -3,8 +3,8 @@
 The model's quadratic penalties read as a Gaussian prior whose precisions are the
 weights (docs/language.md, "Weights chosen from the data"). This module builds that
 prior's :class:`~stratlang.solvers.penalty.QuadraticPenalty` from the model and its bound
-design — one part per ``stratify`` factor (its Laplacian) and per quadratic regularizer
-term (its ridge pattern: the rows it acts on, in the strata its ``where`` selects) — and
+design — one part per ``stratify`` factor (its Laplacian), per ``interact`` term (the
+Kronecker product of its factors' Laplacians) and per quadratic regularizer term (its ridge pattern: the rows it acts on, in the strata its ``where`` selects) — and
 hands :func:`stratlang.solvers.selection.select_weights` a callback that fits the model
 with the chosen backend (``newton`` for smooth losses, ADMM otherwise) at any weights,
 warm-started from the fit before. Fixed weights stay fixed; a fixed weight of 0 adds no
@@ -36,8 +36,8 @@ _FLAT_LOG_SE = 10.0
 
 @dataclass
 class _Part:
-    name: str  # the weight's name (stratify.<columns>, reg<i>.<kind>)
-    part: Any  # a solvers.penalty LaplacianPart or RidgePart
+    name: str  # the weight's name (stratify.<columns>, interact.<columns>, reg<i>.<kind>)
+    part: Any  # a solvers.penalty LaplacianPart, InteractionPart or RidgePart
     free: bool  # chosen (auto), else fixed at its value
     value: float  # the fixed value, or where the search starts
 
@@ -84,7 +84,7 @@ def _refusal(design: Design) -> str | None:
 
 
 def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[_Part]:
-    from ..solvers.penalty import LaplacianPart, RidgePart
+    from ..solvers.penalty import InteractionPart, LaplacianPart, RidgePart
 
     k, n, m = design.theta_shape
     out = []
@@ -93,6 +93,12 @@ def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[
         free = name in chosen
         if free or values[name] > 0:
             out.append(_Part(name, LaplacianPart(i), free, 1.0 if free else values[name]))
+    for interaction in design.model.interactions:
+        name = interaction.hyper_name
+        free = name in chosen
+        if free or values[name] > 0:
+            joined = tuple(design.model.factor_of(c) for c in interaction.columns)
+            out.append(_Part(name, InteractionPart(joined), free, 1.0 if free else values[name]))
     for term in design.model.regularizers:
         name = term.hyper_name
         unit = REGULARIZERS[term.kind.name].quadratic_weight(1.0, term.kind.p)
@@ -110,6 +116,7 @@ def _curvature_problem(design: Design, weights: dict[str, float], stats: Any) ->
     """The fit as solvers.newton's smooth problem in the loss's likelihood units (for a
     distribution: in its parameter itself), at ``weights``; ``stats`` the records'
     RecordStatistics (built once: they keep the features' products)."""
+    from ..data.row_structure import interactions
     from ..solvers.hessian import KroneckerSum
     from ..solvers.newton import LossTerm, SmoothProblem
     from .newton import ridge
@@ -117,7 +124,8 @@ def _curvature_problem(design: Design, weights: dict[str, float], stats: Any) ->
     records = design.records
     terms = [LossTerm(design.loss.likelihood_unit(part.params), part.records)
              for part in design.loss_parts()]
-    laplacian = KroneckerSum(design.strata.graphs(), design.strata.gammas(weights))
+    laplacian = KroneckerSum(design.strata.graphs(), design.strata.gammas(weights),
+                             interactions(design.model, weights))
     return SmoothProblem(stats, records.observed_y, terms, ridge(design, weights), laplacian,
                          records.offset, records.weight)
 

@@ -96,6 +96,7 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
             continue
         autos.append(term.weight.span)
     autos += [s.weight.span for s in strata if s.weight.is_auto]
+    autos += [i.weight.span for i in interactions if i.weight.is_auto]
     for term in regs if autos else ():
         entry = regularizers[term.kind.name]
         if entry.is_constraint or entry.quadratic_weight(1.0, term.kind.p) is None:
@@ -112,19 +113,19 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
                   f"{', '.join(readable)}): {_tune(example)}", autos[0],
                   code=codes.AUTO_NO_LIKELIHOOD)
     structure_autos = [v.weight.span for t in features for v in t.vary or ()
-                       if v.weight is not None and v.weight.is_auto] + [
-        i.weight.span for i in interactions if i.weight.is_auto]
-    structure = [t.vary_span for t in features if t.vary is not None] + [
-        i.span for i in interactions]
+                       if v.weight is not None and v.weight.is_auto]
+    structure = [t.vary_span for t in features if t.vary is not None]
     if (autos or structure_autos) and structure:
-        # the selection's prior covers stratify factors and ridge terms on every row; a row
-        # held constant along a factor, or a Kronecker-product term, is not in it yet
-        out.error("auto weights are not chosen yet in a model with `by`, `shared` or "
-                  "`interact` terms: write its weights as sweeps, e.g. `weight {1, 10, 100}`, "
-                  "and choose them by cross-validation with `stratlang tune`",
+        # the selection's prior covers stratify factors, interactions and ridge terms on
+        # every row; a row with a structure of its own (held constant along a factor, or
+        # its own weight) is not in it yet
+        out.error("auto weights are not chosen yet in a model with `by` or `shared` terms: "
+                  "write its weights as sweeps, e.g. `weight {1, 10, 100}`, and choose them "
+                  "by cross-validation with `stratlang tune`",
                   (structure_autos or autos)[0], code=codes.AUTO_WITH_STRUCTURE)
     has_auto = any(t.weight is not None and t.weight.is_auto for t in regs) or any(
-        s.weight.is_auto for s in strata) or bool(structure_autos)
+        s.weight.is_auto for s in strata) or any(i.weight.is_auto for i in interactions) or bool(
+        structure_autos)
     if select is not None and not has_auto:
         out.error("select chooses the weights written auto, and this model has none: write "
                   "e.g. `stratify COLUMN ~ path weight auto` or `regularize auto * sum_squares`",
