@@ -456,3 +456,29 @@ def _factor_spectrum(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     zero[: n_components(graph)] = True  # sorted ascending: the first ones are the null space
     values = np.where(zero, 0.0, np.clip(values, 0.0, None))
     return values, zero
+
+
+class PenaltyLaplacian(KroneckerSum):
+    """The graph parts of P(w) (Laplacian parts on some rows, interactions) as the Newton
+    solver's Laplacian, for rows whose weights differ (``by (f weight w)``), where one
+    Kronecker sum for every row does not apply. No exact solve (the preconditioner is
+    block Jacobi), and ``diagonal`` (one value per stratum for every column) is the
+    smallest over the columns: a preconditioner's and a stopping bound's approximation
+    that errs on the side of more steps."""
+
+    def __init__(self, penalty: QuadraticPenalty, weights: Weights):
+        self.factors = tuple(penalty.factors)
+        self.gammas = ()
+        self.interactions = ()
+        self.penalty = penalty
+        self.weights = np.array([w if not isinstance(p, RidgePart) else 0.0
+                                 for p, w in zip(penalty.parts, weights, strict=True)])
+        self.k = penalty.k
+        self.shape = (penalty.k,)
+        self.diagonal = penalty.diagonal(self.weights).min(axis=1, initial=np.inf) \
+            if penalty.d else np.zeros(penalty.k)
+        self._exact = False
+        self._solver = None
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return self.penalty.apply(self.weights, x)

@@ -398,3 +398,39 @@ def test_an_interaction_weight_matches_the_dense_reference(method):
     # θ̂ is the fit at the chosen weights, interaction included
     np.testing.assert_allclose(fitted.theta.to_numpy().reshape(-1),
                                reference.fit(chosen), atol=1e-4)  # (ADMM's tolerance)
+
+
+# ---- a term's own weight on a factor (`by (s weight auto, t)`), beside the factor's ----
+def test_a_row_weight_of_its_own_matches_the_dense_reference():
+    """The slope x varies over both factors, with its own weight along the path: the
+    path's Laplacian is two parts (the intercept's at stratify.s, the slope's at
+    stratify.s[x]), each chosen."""
+    rng = np.random.default_rng(1)
+    n_records = 240
+    s, t = rng.integers(0, S_NODES, n_records), rng.integers(0, T_NODES, n_records)
+    x = rng.normal(size=n_records)
+    path, cycle = np.cumsum(rng.normal(size=S_NODES)), rng.normal(size=T_NODES)
+    slope = 0.5 + 0.1 * np.cumsum(rng.normal(size=S_NODES))
+    eta = path[s] + cycle[t] + slope[s] * x
+    frame = pd.DataFrame({"y": eta + 0.7 * rng.normal(size=n_records), "x": x, "s": s, "t": t})
+    model = stratlang.load("model m\nresponse y ~ squared\n"
+                           "features x by (s weight auto, t), intercept\n"
+                           f"stratify s ~ path weight auto nodes 0..{S_NODES - 1}\n"
+                           f"stratify t ~ cycle weight auto nodes 0..{T_NODES - 1}\n")
+    fitted = model.fit(frame)
+    names = ["stratify.s", "stratify.s[x]", "stratify.t"]
+    chosen = np.array([fitted.weights[n] for n in names])
+    design = model.bind(frame)
+    assert design.rows == ("x", "intercept")
+    reference = _WithFixed(design.x, design.z, design.records.observed_y,
+                           design.loss.likelihood_unit({}), design.strata.graphs(),
+                           [("laplacian", 0, np.array([False, True])),
+                            ("laplacian", 0, np.array([True, False])),
+                            ("laplacian", 1, None)], dispersion=True)
+    reference._cache["theta"] = fitted.theta.to_numpy().reshape(-1)
+    rho = _minimized(reference, np.log(chosen))
+    np.testing.assert_allclose(chosen, np.exp(rho), rtol=1e-6)
+    report = fitted.info["selection"]
+    assert report["converged"] and set(report["weights"]) == set(names)
+    np.testing.assert_allclose(report["criterion"], reference.criterion(rho), rtol=1e-8)
+    assert chosen[1] > 5 * chosen[0]  # (the slope is smoother along the path: its own weight)

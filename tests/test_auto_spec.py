@@ -18,9 +18,11 @@ from stratlang.spec import compile_spec, to_text
 
 from .conftest import ROOT
 
-_STRUCTURE = ("auto weights are not chosen yet in a model with `by` or `shared` "
-              "terms: write its weights as sweeps, e.g. `weight {1, 10, 100}`, and choose them "
-              "by cross-validation with `stratlang tune`")
+_STRUCTURE = ("auto weights are not chosen yet in a model with a term held constant along a "
+              "factor (`by` some factors, or `shared`): write its weights as sweeps, e.g. "
+              "`weight {1, 10, 100}`, and choose them by cross-validation with `stratlang "
+              "tune`, or let the term vary over every factor, e.g. `by (store weight auto, "
+              "week)`")
 
 
 def problems(text: str) -> list[tuple[int, int, str, str]]:
@@ -200,3 +202,10 @@ def test_an_interaction_weight_may_be_auto():
                            "stratify t ~ cycle weight 1\ninteract s * t weight auto\n"
                            "solver admm select ml\n", "t.strat", check_files=False)
     assert set(checked.autos()) == {"stratify.s", "interact.s_t"}
+
+
+def test_a_row_weight_may_be_auto_when_the_term_varies_over_every_factor():
+    checked = compile_spec("response y ~ squared\nfeatures x by (s weight auto, t), intercept\n"
+                           "stratify s ~ path weight auto\nstratify t ~ cycle weight 1\n",
+                           "t.strat", check_files=False)
+    assert set(checked.autos()) == {"stratify.s", "stratify.s[x]"}

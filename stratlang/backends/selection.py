@@ -83,16 +83,42 @@ def _refusal(design: Design) -> str | None:
     return None
 
 
+def _laplacian_rows(design: Design) -> list[tuple[int, tuple[str, np.ndarray]]]:
+    """Per factor, each weight on its Laplacian and the parameter rows it acts on: the
+    factor's own weight on the rows without one of their own, and each ``by (f weight
+    w)``'s on its term's rows (the checker refuses auto with rows constant along a
+    factor, so every row is on some Laplacian part of every factor)."""
+    from ..data.row_structure import row_vary
+
+    model = design.model
+    vary = row_vary(design)
+    n = len(vary)
+    out = []
+    for i, factor in enumerate(design.strata.factors):
+        own: dict[str, np.ndarray] = {}
+        for j, over in enumerate(vary):
+            for v in over or ():
+                if v.weight is not None and model.factor_of(v.column) == i:
+                    own.setdefault(v.hyper_name, np.zeros(n, dtype=bool))[j] = True
+        taken = np.zeros(n, dtype=bool)
+        for rows in own.values():
+            taken |= rows
+        if not taken.all():
+            out.append((i, (factor.hyper_name, ~taken)))
+        out += [(i, item) for item in own.items()]
+    return out
+
+
 def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[_Part]:
     from ..solvers.penalty import InteractionPart, LaplacianPart, RidgePart
 
     k, n, m = design.theta_shape
     out = []
-    for i, factor in enumerate(design.strata.factors):
-        name = factor.hyper_name
+    for i, (name, rows) in _laplacian_rows(design):
         free = name in chosen
         if free or values[name] > 0:
-            out.append(_Part(name, LaplacianPart(i), free, 1.0 if free else values[name]))
+            mask = None if rows.all() else rows
+            out.append(_Part(name, LaplacianPart(i, mask), free, 1.0 if free else values[name]))
     for interaction in design.model.interactions:
         name = interaction.hyper_name
         free = name in chosen
@@ -112,7 +138,8 @@ def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[
     return out
 
 
-def _curvature_problem(design: Design, weights: dict[str, float], stats: Any) -> Any:
+def _curvature_problem(design: Design, weights: dict[str, float], stats: Any,
+                       laplacian: Any = None) -> Any:
     """The fit as solvers.newton's smooth problem in the loss's likelihood units (for a
     distribution: in its parameter itself), at ``weights``; ``stats`` the records'
     RecordStatistics (built once: they keep the features' products)."""
@@ -124,8 +151,9 @@ def _curvature_problem(design: Design, weights: dict[str, float], stats: Any) ->
     records = design.records
     terms = [LossTerm(design.loss.likelihood_unit(part.params), part.records)
              for part in design.loss_parts()]
-    laplacian = KroneckerSum(design.strata.graphs(), design.strata.gammas(weights),
-                             interactions(design.model, weights))
+    if laplacian is None:  # (rows with weights of their own pass the penalty's graph parts)
+        laplacian = KroneckerSum(design.strata.graphs(), design.strata.gammas(weights),
+                                 interactions(design.model, weights))
     return SmoothProblem(stats, records.observed_y, terms, ridge(design, weights), laplacian,
                          records.offset, records.weight)
 
@@ -149,8 +177,10 @@ class _Inner:
     """The callback: the model fitted at weights w, as the engine's InnerFit."""
 
     def __init__(self, choice: Any, design: Design, parts: list[_Part],
-                 values: dict[str, float]):
+                 values: dict[str, float], penalty: Any):
         self.choice, self.design, self.parts, self.values = choice, design, parts, values
+        self.penalty = penalty
+        self.own_rows = any(getattr(p.part, "rows", None) is not None for p in parts)
         self.warm: Any = None
         from ..solvers.hessian import RecordStatistics
 
@@ -172,7 +202,12 @@ class _Inner:
         if fit.theta is None:  # (written by a cluster's workers under `output`)
             raise StratlangError("auto weights are chosen from θ in memory; this fit wrote θ "
                                  "under its output folder: fit without `output`")
-        problem = _curvature_problem(self.design, weights, self.stats)
+        laplacian = None
+        if self.own_rows:
+            from ..solvers.penalty import PenaltyLaplacian
+
+            laplacian = PenaltyLaplacian(self.penalty, w)
+        problem = _curvature_problem(self.design, weights, self.stats, laplacian)
         theta = _polished(problem, np.asarray(fit.theta, dtype=float))
         k = self.design.theta_shape[0]
         likelihood = self.design.loss.likelihood
@@ -216,7 +251,7 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
     parts = _parts(design, values, chosen)
     _k, n, m = design.theta_shape
     penalty = QuadraticPenalty(design.strata.graphs(), [p.part for p in parts], n, m)
-    inner = _Inner(choice, design, parts, values)
+    inner = _Inner(choice, design, parts, values, penalty)
     start = time.perf_counter()
     failed = f"choosing the auto weights of model '{model.name}' by {method.upper()} failed"
     try:
