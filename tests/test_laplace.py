@@ -240,7 +240,7 @@ def test_a_singular_hessian_is_reported():
         curvature.logdet()
 
 
-def _poisson_grid(shape=(6, 5), years=4, seed=5):
+def _poisson_grid(shape=(6, 5), years=4, seed=5, interaction=False):
     rng = np.random.default_rng(seed)
     from stratlang.solvers.graphs import grid_graph
 
@@ -253,19 +253,21 @@ def _poisson_grid(shape=(6, 5), years=4, seed=5):
     stats = RecordStatistics(np.ones((len(z), 1)), z, k, 1)
     problem = SmoothProblem(stats, y, [LossTerm(PoissonRegression())], np.zeros((k, 1)),
                             KroneckerSum(factors, [1.0, 1.0]), np.log(exposure))
-    penalty = QuadraticPenalty(factors, [LaplacianPart(0), LaplacianPart(1),
-                                         RidgePart(np.full((k, 1), 1.0))], n=1)
-    return problem, penalty
+    parts = [LaplacianPart(0), LaplacianPart(1), RidgePart(np.full((k, 1), 1.0))]
+    if interaction:  # (the grid's Laplacian ⊗ the path's)
+        parts.append(InteractionPart((0, 1)))
+    return problem, QuadraticPenalty(factors, parts, n=1)
 
 
-def test_stochastic_estimates_agree_with_exact_within_their_error():
+@pytest.mark.parametrize("interaction", [False, True])
+def test_stochastic_estimates_agree_with_exact_within_their_error(interaction):
     """SLQ log|H|, control-variate Hutchinson traces and Monte Carlo inverse blocks (with
-    the Kronecker-sum reference) against the exact factorization: within 4 standard
-    errors, and the errors small."""
+    the Kronecker-sum reference, an interaction's eigenvalues in it) against the exact
+    factorization: within 4 standard errors, and the errors small."""
     from stratlang.solvers.selection import newton_fit
 
-    problem, penalty = _poisson_grid()
-    w = np.array([3.0, 2.0, 0.1])
+    problem, penalty = _poisson_grid(interaction=interaction)
+    w = np.array([3.0, 2.0, 0.1, 1.5][: len(penalty.parts)])
     inner = newton_fit(problem, penalty)(w, None)
     exact = LaplaceCurvature(inner.blocks, penalty, w, "exact")
     stochastic = LaplaceCurvature(inner.blocks, penalty, w, "stochastic", seed=1)
