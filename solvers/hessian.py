@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
-from .graphs import Graph
-from .laplacian import KroneckerSolver, exact_kronecker, split_grids
+from .graphs import Graph, Interaction
+from .laplacian import KroneckerSolver, exact_kronecker, factor_axes, split_grids
 
 Operator = Callable[[np.ndarray], np.ndarray]
 
@@ -106,10 +107,13 @@ class RecordStatistics:
 
 class KroneckerSum:
     """Σ_a γ_a (I ⊗ … ⊗ L_a ⊗ … ⊗ I) acting on (K, d) arrays, factor by factor (grid
-    factors split into their path axes)."""
+    factors split into their path axes), plus any ``interactions``: Kronecker-product
+    terms w (L_a ⊗ L_b ⊗ …) over the factors they join (``interact``)."""
 
-    def __init__(self, factors: Sequence[Graph], gammas: Sequence[float]):
+    def __init__(self, factors: Sequence[Graph], gammas: Sequence[float],
+                 interactions: Sequence[Interaction] = ()):
         self.factors, self.gammas = tuple(factors), tuple(float(g) for g in gammas)
+        self.interactions = tuple((tuple(j), float(w)) for j, w in interactions if w != 0)
         axes = split_grids(self.factors, self.gammas)
         self.shape = tuple(g.n for g, _ in axes) or (1,)
         self.k = int(np.prod(self.shape, dtype=np.int64))
@@ -122,18 +126,46 @@ class KroneckerSum:
             along = [1] * len(self.shape)
             along[i] = self.shape[i]
             diagonal = diagonal + matrix.diagonal().reshape(along)
-        self.diagonal = diagonal.reshape(self.k)
+        # each factor's axes with their unit Laplacians (for the interaction terms)
+        self._factor_axes = [
+            [(i, graph.laplacian().tocsr()) for i, (graph, _) in
+             zip(axes_of, split_grids([g], [1.0]), strict=True)]
+            for g, axes_of in zip(self.factors, factor_axes(self.factors), strict=True)]
+        for joined, weight in self.interactions:
+            term = np.ones([1] * len(self.shape))
+            for f in joined:  # diag(L_a ⊗ L_b) = diag(L_a) ⊗ diag(L_b)
+                term = term * self._factor_diagonal(f)
+            diagonal = diagonal + weight * term
+        self.diagonal = np.broadcast_to(diagonal, self.shape).reshape(self.k)
         self._exact = exact_kronecker(self.factors)
         self._solver: KroneckerSolver | None = None
+
+    def _factor_diagonal(self, f: int) -> np.ndarray:
+        out = np.zeros([1] * len(self.shape))
+        for i, matrix in self._factor_axes[f]:
+            along = [1] * len(self.shape)
+            along[i] = self.shape[i]
+            out = out + matrix.diagonal().reshape(along)
+        return out
+
+    @staticmethod
+    def _along(grid: np.ndarray, i: int, matrix: sp.csr_matrix) -> np.ndarray:
+        moved = np.moveaxis(grid, i, 0)
+        product = (matrix @ moved.reshape(grid.shape[i], -1)).reshape(moved.shape)
+        return np.moveaxis(product, 0, i)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         d = x.shape[1]
         grid = x.reshape(*self.shape, d)
         out = np.zeros_like(grid)
         for i, matrix in zip(self._positions, self._axes, strict=True):
-            moved = np.moveaxis(grid, i, 0)
-            product = (matrix @ moved.reshape(self.shape[i], -1)).reshape(moved.shape)
-            out += np.moveaxis(product, 0, i)
+            out += self._along(grid, i, matrix)
+        for joined, weight in self.interactions:
+            term = grid
+            for f in joined:  # L_a ⊗ L_b = (L_a ⊗ I)(I ⊗ L_b); a grid's L sums its axes'
+                term = sum((self._along(term, i, matrix) for i, matrix in self._factor_axes[f]),
+                           np.zeros_like(grid))
+            out += weight * term
         return out.reshape(self.k, d)
 
     def quadratic(self, x: np.ndarray) -> float:
@@ -144,7 +176,8 @@ class KroneckerSum:
     def exact(self) -> KroneckerSolver | None:
         """The factors' eigenbases (None when some axis is too large to diagonalize)."""
         if self._exact and self._solver is None:
-            self._solver = KroneckerSolver(self.factors, self.gammas)
+            self._solver = KroneckerSolver(self.factors, self.gammas,
+                                           interactions=self.interactions)
         return self._solver
 
 

@@ -7,7 +7,8 @@ The interface (each name is defined in the module in brackets):
 
 * ``QuadraticPenalty(factors, parts, n, m)`` [penalty] — P(w) = Σ_a w_a S_a with parts
   ``LaplacianPart(factor, rows=None)`` (a factor Laplacian on the parameter rows a mask
-  marks) and ``RidgePart(pattern)`` (a (K, d) diagonal ≥ 0). ``apply(w, X)``,
+  marks), ``RidgePart(pattern)`` (a (K, d) diagonal ≥ 0) and ``InteractionPart(factors)``
+  (L_a ⊗ L_b ⊗ … on every row). ``apply(w, X)``,
   ``apply_part(a, X)``, ``quadratics(θ)`` (½ θᵀS_aθ per part), ``matrix(w)``,
   ``null_basis(w)``, ``null_dim(w)``, ``pseudo_logdet(w)`` → ``LogDet`` (value, gradient
   in log w, null_dim, method): exact from the factors' eigenvalues when the ridges are
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 from .curvature import EXACT_LIMIT, LaplaceCurvature
 from .estimate import Estimate
-from .penalty import LaplacianPart, LogDet, QuadraticPenalty, RidgePart
+from .penalty import InteractionPart, LaplacianPart, LogDet, QuadraticPenalty, RidgePart
 from .selection import (
     CRITERIA,
     Criterion,
@@ -57,5 +58,5 @@ from .selection import (
 )
 
 __all__ = ["CRITERIA", "EXACT_LIMIT", "Criterion", "Estimate", "Evaluation", "InnerFit",
-           "LaplaceCurvature", "LaplacianPart", "LogDet", "QuadraticPenalty", "RidgePart",
-           "Selection", "newton_fit", "select_weights"]
+           "InteractionPart", "LaplaceCurvature", "LaplacianPart", "LogDet", "QuadraticPenalty",
+           "RidgePart", "Selection", "newton_fit", "select_weights"]

@@ -9,6 +9,8 @@ with parts of two sorts:
   (a row mask of length n is spread over the m outputs);
 * :class:`RidgePart` — a nonnegative diagonal pattern (K, d): a ``sum_squares`` term over
   some rows, possibly on some strata only.
+* :class:`InteractionPart` — the Kronecker product of some factors' Laplacians
+  (L_a ⊗ L_b ⊗ …, identity on the others) on every row: an ``interact`` term.
 
 Conventions are the objective's: the fit minimizes ℓ(θ) + ½ θᵀP(w)θ, so a ``stratify``
 weight γ is the weight of its Laplacian part and a ``sum_squares`` weight λ that of its
@@ -17,11 +19,13 @@ ridge part.
 :meth:`QuadraticPenalty.pseudo_logdet` gives log|P(w)|₊ and its gradient in log w. When
 every ridge pattern is the same on every stratum, P is diagonal in (factors' eigenbases)
 ⊗ I, with eigenvalue Σ_a w_a Λ_a(i) mask_a[c] + Σ_r w_r pattern_r[c] for product index i
-and column c, so both come exactly from the factors' eigenvalues at any K. The null space
+and column c (an interaction part adds w Π_{a joined} λ_a(i)), so both come exactly
+from the factors' eigenvalues at any K. The null space
 is never found by a threshold on eigenvalues (wrong on big graphs, whose smallest nonzero
 eigenvalues fall below any fixed tolerance): a factor's zero eigenvalues are its
 connected components (islands included), and an entry (i, c) is null when every active
-part leaves it null. Otherwise (ridge patterns that vary over strata) the null space is
+part leaves it null — for an interaction part, when some factor it joins has a zero
+eigenvalue at i (the null space of L_a ⊗ L_b is far larger than a Kronecker sum's). Otherwise (ridge patterns that vary over strata) the null space is
 still known from the structure (:meth:`QuadraticPenalty.null_basis`), and log|P|₊ is
 computed exactly as log det of P with one anchor coordinate per null vector removed, plus
 Σ log(component size) (the matrix-tree identity pdet(A) = det(A_{S̄S̄}) / det(N_S)² for an
@@ -42,6 +46,7 @@ from .hessian import KroneckerSum
 
 FALLBACK_LIMIT = 2_000_000  # K·d above which a stratum-varying ridge's log|P|₊ is refused
 EIGVALS_DENSE_LIMIT = 12_000  # a general factor's full spectrum by a dense eigvalsh
+DENSE_NULL_LIMIT = 4_000  # K·d up to which an interaction's null basis is found densely
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,18 @@ class RidgePart:
     pattern: np.ndarray
 
 
-Part = LaplacianPart | RidgePart
+@dataclass(frozen=True)
+class InteractionPart:
+    """The Kronecker product of the Laplacians of ``factors`` (two or more), on every row."""
+
+    factors: tuple[int, ...]
+
+
+Part = LaplacianPart | RidgePart | InteractionPart
+
+
+class SpectralNullSpace(ValueError):
+    """The null space is not spanned by component indicators (an interaction alone)."""
 Weights = Sequence[float] | np.ndarray  # one weight per part
 
 
@@ -104,6 +120,14 @@ class QuadraticPenalty:
                 gammas = [1.0 if i == part.factor else 0.0 for i in range(len(self.factors))]
                 self._sums.append(KroneckerSum(self.factors, gammas))
                 self._columns.append(np.repeat(rows, self.m))
+            elif isinstance(part, InteractionPart):
+                if len(set(part.factors)) < 2 or not all(
+                        0 <= f < len(self.factors) for f in part.factors):
+                    raise ValueError(f"an interaction joins two or more of the "
+                                     f"{len(self.factors)} factors, not {part.factors}")
+                self._sums.append(KroneckerSum(self.factors, [0.0] * len(self.factors),
+                                               [(tuple(part.factors), 1.0)]))
+                self._columns.append(np.ones(self.d, dtype=bool))
             else:
                 pattern = np.asarray(part.pattern, dtype=float)
                 if pattern.shape != (self.k, self.d) or np.any(pattern < 0):
@@ -175,6 +199,12 @@ class QuadraticPenalty:
         part = self.parts[a]
         if isinstance(part, RidgePart):
             return sp.diags(self._columns[a].reshape(-1)).tocsr()
+        if isinstance(part, InteractionPart):
+            lifted = sp.identity(1, format="csr")
+            for f, graph in enumerate(self.factors):
+                lifted = sp.kron(lifted, graph.laplacian() if f in part.factors
+                                 else sp.identity(graph.n), format="csr")
+            return sp.kron(lifted, sp.identity(self.d), format="csr")
         gammas = [1.0 if i == part.factor else 0.0 for i in range(len(self.factors))]
         lifted = product_laplacian(self.factors, gammas)
         return sp.kron(lifted, sp.diags(self._columns[a].astype(float)), format="csr")
@@ -219,8 +249,19 @@ class QuadraticPenalty:
                 if isinstance(part, LaplacianPart):
                     if self._columns[a][c]:
                         active[part.factor] = 1.0
-                else:
+                elif isinstance(part, RidgePart):
                     ridged |= self._columns[a][:, c] > 0
+            for a, w in enumerate(weights):
+                part = self.parts[a]
+                # a Laplacian on one joined factor already confines θ to that factor's
+                # components, inside L_a ⊗ L_b's null space; alone, that null space is
+                # not spanned by component indicators
+                if (w > 0 and isinstance(part, InteractionPart)
+                        and not any(active[f] for f in part.factors)):
+                    raise SpectralNullSpace(
+                        "the null space of an interaction term without a Laplacian on any "
+                        "factor it joins is only known spectrally: the ridges must be the "
+                        "same on every stratum")
             labels = _product_labels(self.factors, active)
             dead = np.unique(labels[ridged])
             labels = np.where(np.isin(labels, dead), -1, labels)
@@ -231,10 +272,21 @@ class QuadraticPenalty:
 
     def null_basis(self, weights: Weights) -> sp.csr_matrix:
         """An orthonormal basis of P(w)'s null space (K·d × M₀), sparse: normalized
-        component indicators per column."""
+        component indicators per column; for an interaction without a Laplacian on any
+        factor it joins, P's eigenvectors of its M₀ smallest eigenvalues, M₀ counted
+        exactly from the spectrum (up to :data:`DENSE_NULL_LIMIT` coefficients)."""
+        try:
+            components = self.null_components(weights)
+        except SpectralNullSpace as error:
+            if self.size > DENSE_NULL_LIMIT or not self.uniform_ridges():
+                raise ValueError(f"{error}, and the penalty has at most {DENSE_NULL_LIMIT} "
+                                 f"coefficients (it has {self.size})") from None
+            null = self.pseudo_logdet(weights).null_dim
+            vectors = np.linalg.eigh(self.matrix(weights).toarray())[1][:, :null]
+            return sp.csr_matrix(vectors)
         rows, cols, vals = [], [], []
         count = 0
-        for c, labels in enumerate(self.null_components(weights)):
+        for c, labels in enumerate(components):
             keep = labels >= 0
             if not keep.any():
                 continue
@@ -251,6 +303,8 @@ class QuadraticPenalty:
                              shape=(self.size, count))
 
     def null_dim(self, weights: Weights) -> int:
+        if self.uniform_ridges():
+            return self.pseudo_logdet(weights).null_dim
         return int(sum(int(labels.max(initial=-1)) + 1
                        for labels in self.null_components(weights)))
 
@@ -298,6 +352,18 @@ class QuadraticPenalty:
                     term = lifted(part.factor, w * values)
                     total = total + term
                     nullmask = nullmask & lifted(part.factor, zero)
+                    terms.append((a, term))
+                elif isinstance(part, InteractionPart):
+                    if w == 0:
+                        continue
+                    term = np.full((1,) * len(shape), w)
+                    joined_zero = np.zeros((1,) * len(shape), dtype=bool)
+                    for f in part.factors:
+                        values, zero = spectra[f]
+                        term = term * lifted(f, values)
+                        joined_zero = joined_zero | lifted(f, zero)
+                    total = total + term
+                    nullmask = nullmask & joined_zero
                     terms.append((a, term))
                 else:
                     level = float(self._columns[a][0, c])
@@ -390,3 +456,29 @@ def _factor_spectrum(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     zero[: n_components(graph)] = True  # sorted ascending: the first ones are the null space
     values = np.where(zero, 0.0, np.clip(values, 0.0, None))
     return values, zero
+
+
+class PenaltyLaplacian(KroneckerSum):
+    """The graph parts of P(w) (Laplacian parts on some rows, interactions) as the Newton
+    solver's Laplacian, for rows whose weights differ (``by (f weight w)``), where one
+    Kronecker sum for every row does not apply. No exact solve (the preconditioner is
+    block Jacobi), and ``diagonal`` (one value per stratum for every column) is the
+    smallest over the columns: a preconditioner's and a stopping bound's approximation
+    that errs on the side of more steps."""
+
+    def __init__(self, penalty: QuadraticPenalty, weights: Weights):
+        self.factors = tuple(penalty.factors)
+        self.gammas = ()
+        self.interactions = ()
+        self.penalty = penalty
+        self.weights = np.array([w if not isinstance(p, RidgePart) else 0.0
+                                 for p, w in zip(penalty.parts, weights, strict=True)])
+        self.k = penalty.k
+        self.shape = (penalty.k,)
+        self.diagonal = penalty.diagonal(self.weights).min(axis=1, initial=np.inf) \
+            if penalty.d else np.zeros(penalty.k)
+        self._exact = False
+        self._solver = None
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return self.penalty.apply(self.weights, x)

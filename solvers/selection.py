@@ -58,7 +58,7 @@ from .curvature import LaplaceCurvature
 from .hessian import KroneckerSum, RecordStatistics
 from .laplacian import KroneckerSolver, exact_kronecker
 from .newton import SmoothProblem, newton
-from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
+from .penalty import InteractionPart, LaplacianPart, QuadraticPenalty, RidgePart
 from .stochastic import PILOT_PROBES, PROBES
 
 CRITERIA = ("reml", "ml", "gcv")
@@ -122,6 +122,8 @@ def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bo
     each w the problem's ridge and Kronecker sum are set from the penalty's parts (each
     Laplacian part on every row, at most one per factor) and the fit is warm-started."""
     gammas_index: dict[int, int] = {}
+    joined = {a: part.factors for a, part in enumerate(penalty.parts)
+              if isinstance(part, InteractionPart)}
     for a, part in enumerate(penalty.parts):
         if isinstance(part, LaplacianPart):
             if part.rows is not None and not np.all(part.rows):
@@ -139,8 +141,9 @@ def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bo
             if isinstance(part, RidgePart):
                 ridge += weights[a] * np.asarray(part.pattern, dtype=float)
         problem.ridge = ridge
-        laplacian = KroneckerSum(penalty.factors, gammas)
-        if exact_kronecker(penalty.factors):  # reuse the factors' eigenbases across weights
+        laplacian = KroneckerSum(penalty.factors, gammas,
+                                 [(factors, float(weights[a])) for a, factors in joined.items()])
+        if exact_kronecker(penalty.factors) and not joined:  # reuse the factors' eigenbases across weights
             if not solvers:
                 solvers.append(KroneckerSolver(penalty.factors, [1.0] * len(gammas)))
             laplacian._solver = solvers[0].with_gammas(penalty.factors, gammas)

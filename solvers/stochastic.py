@@ -36,7 +36,7 @@ import numpy as np
 
 from .estimate import Estimate
 from .laplacian import KroneckerSolver, exact_kronecker
-from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
+from .penalty import InteractionPart, LaplacianPart, QuadraticPenalty, RidgePart
 
 PROBES = 32
 PILOT_PROBES = 8  # REML's first try (solvers.selection), kept when already precise
@@ -85,6 +85,8 @@ class StochasticCurvature:
         for a, part in enumerate(penalty.parts):
             if isinstance(part, LaplacianPart):
                 eig += w[a] * unit[part.factor][..., None] * penalty._columns[a][None, :]
+            elif isinstance(part, InteractionPart):
+                eig += w[a] * _product(unit, part.factors)[..., None]
         matrices = np.einsum("...c,cd->...cd", eig, np.eye(self.d)) + mean_block + np.diag(ridge)
         values, vectors = np.linalg.eigh(matrices)
         floor = 1e-300
@@ -102,6 +104,13 @@ class StochasticCurvature:
                 along = [1] * len(shape)
                 along[part.factor] = shape[part.factor]
                 full += w[a] * values_f.reshape(*along, 1) * penalty._columns[a]
+            elif isinstance(part, InteractionPart):
+                term = np.ones([1] * (len(shape) + 1))
+                for f in part.factors:
+                    along = [1] * (len(shape) + 1)
+                    along[f] = shape[f]
+                    term = term * penalty.factor_spectrum(f)[0].reshape(along)
+                full += w[a] * term
         full_matrices = (np.einsum("...c,cd->...cd", full, np.eye(self.d)) + mean_block
                          + np.diag(ridge))
         _, logdets = np.linalg.slogdet(full_matrices.reshape(-1, self.d, self.d))
@@ -242,6 +251,10 @@ class StochasticCurvature:
             columns = self.penalty._columns[a]
             return float(np.sum(multiplicity[..., None] * self.unit_spectra[part.factor][..., None]
                                 * spectral_diag * columns))
+        if isinstance(part, InteractionPart):
+            return float(np.sum(multiplicity[..., None]
+                                * _product(self.unit_spectra, part.factors)[..., None]
+                                * spectral_diag))
         pattern = np.asarray(part.pattern, dtype=float)
         if not np.all(pattern == pattern[:1]):
             return False
@@ -379,3 +392,11 @@ def _quadrature(alphas: np.ndarray, betas: np.ndarray) -> float:
         + np.diag(betas[: len(alphas) - 1], -1)
     theta, vectors = np.linalg.eigh(t)
     return float(np.sum(vectors[0] ** 2 * np.log(np.maximum(theta, 1e-300))))
+
+
+def _product(spectra: list[np.ndarray], factors: tuple[int, ...]) -> np.ndarray:
+    """Π over the joined factors of their unit spectra: an interaction's eigenvalues."""
+    out = np.ones_like(spectra[factors[0]])
+    for f in factors:
+        out = out * spectra[f]
+    return out

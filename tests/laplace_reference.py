@@ -23,17 +23,19 @@ from stratlang.solvers.graphs import Graph
 from stratlang.solvers.pointwise import Pointwise
 
 
-def _kron_lift(factors: list[Graph], f: int) -> np.ndarray:
+def _kron_lift(factors: list[Graph], *joined: int) -> np.ndarray:
+    """L_f lifted to the product (one factor), or L_a ⊗ L_b ⊗ … (an interaction)."""
     out = np.ones((1, 1))
     for i, g in enumerate(factors):
-        out = np.kron(out, g.laplacian().toarray() if i == f else np.eye(g.n))
+        out = np.kron(out, g.laplacian().toarray() if i in joined else np.eye(g.n))
     return out
 
 
 @dataclass
 class DenseModel:
     """Records x (N, n), strata z (N,), responses y (N, m); penalty parts: ('laplacian',
-    factor, row mask (n,) or None) or ('ridge', pattern (K, d))."""
+    factor, row mask (n,) or None), ('ridge', pattern (K, d)) or ('interaction', factors)
+    (the Kronecker product of their Laplacians, every row)."""
 
     x: np.ndarray
     z: np.ndarray
@@ -64,6 +66,9 @@ class DenseModel:
                 rows = np.ones(self.n, bool) if part[2] is None else np.asarray(part[2], bool)
                 mask = np.repeat(rows, self.m).astype(float)
                 self.matrices.append(np.kron(_kron_lift(self.factors, part[1]), np.diag(mask)))
+            elif part[0] == "interaction":
+                self.matrices.append(np.kron(_kron_lift(self.factors, *part[1]),
+                                             np.eye(self.d)))
             else:
                 self.matrices.append(np.diag(np.asarray(part[1], float).reshape(-1)))
 

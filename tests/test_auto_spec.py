@@ -18,9 +18,11 @@ from stratlang.spec import compile_spec, to_text
 
 from .conftest import ROOT
 
-_STRUCTURE = ("auto weights are not chosen yet in a model with `by`, `shared` or `interact` "
-              "terms: write its weights as sweeps, e.g. `weight {1, 10, 100}`, and choose them "
-              "by cross-validation with `stratlang tune`")
+_STRUCTURE = ("auto weights are not chosen yet in a model with a term held constant along a "
+              "factor (`by` some factors, or `shared`): write its weights as sweeps, e.g. "
+              "`weight {1, 10, 100}`, and choose them by cross-validation with `stratlang "
+              "tune`, or let the term vary over every factor, e.g. `by (store weight auto, "
+              "week)`")
 
 
 def problems(text: str) -> list[tuple[int, int, str, str]]:
@@ -115,9 +117,16 @@ def test_a_column_named_auto_is_still_a_column():
     ("response y ~ squared\nfeatures x by s\nstratify s ~ path weight auto\n"
      "stratify t ~ path weight 1\n",
      [(3, 26, "S333", _STRUCTURE)]),
-    ("response y ~ squared\nstratify s ~ path weight 1\nstratify t ~ path weight 1\n"
+    ("response y ~ squared\nfeatures x by s\nstratify s ~ path weight 1\n"
+     "stratify t ~ path weight 1\ninteract s * t weight auto\n",
+     [(5, 23, "S333", _STRUCTURE)]),
+    ("response y ~ hinge\nstratify s ~ path weight 1\nstratify t ~ path weight 1\n"
      "interact s * t weight auto\n",
-     [(4, 23, "S333", _STRUCTURE)]),
+     [(4, 23, "S330", "auto weights are chosen by the likelihood of the data, and loss "
+       "'hinge' has no likelihood reading (the losses with one: "
+       + ", ".join(n for n in LOSSES if LOSSES[n].likelihood is not None)
+       + "): write a sweep, e.g. `{0.01, 0.1, 1} * sum_squares`, and choose it by "
+       "cross-validation with `stratlang tune`")]),
     ("response y ~ squared\nfeatures x by (s weight auto)\nstratify s ~ path weight 1\n"
      "stratify t ~ path weight 1\n",
      [(2, 25, "S333", _STRUCTURE)]),
@@ -186,3 +195,17 @@ def test_the_builder_writes_auto_weights():
     model = (Spec("b").response("y", "squared").features("x", "intercept")
              .regularize("sum_squares", "auto").stratify("s", "path", weight="auto").model())
     assert model.ir.autos() == {"reg0.sum_squares": ir.Hyper.auto(), "stratify.s": ir.Hyper.auto()}
+
+
+def test_an_interaction_weight_may_be_auto():
+    checked = compile_spec("response y ~ squared\nstratify s ~ path weight auto\n"
+                           "stratify t ~ cycle weight 1\ninteract s * t weight auto\n"
+                           "solver admm select ml\n", "t.strat", check_files=False)
+    assert set(checked.autos()) == {"stratify.s", "interact.s_t"}
+
+
+def test_a_row_weight_may_be_auto_when_the_term_varies_over_every_factor():
+    checked = compile_spec("response y ~ squared\nfeatures x by (s weight auto, t), intercept\n"
+                           "stratify s ~ path weight auto\nstratify t ~ cycle weight 1\n",
+                           "t.strat", check_files=False)
+    assert set(checked.autos()) == {"stratify.s", "stratify.s[x]"}

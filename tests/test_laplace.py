@@ -12,7 +12,12 @@ from stratlang.solvers.curvature import LaplaceCurvature
 from stratlang.solvers.graphs import complete_graph, cycle_graph, edge_list_graph, path_graph
 from stratlang.solvers.hessian import KroneckerSum, RecordStatistics
 from stratlang.solvers.newton import LossTerm, SmoothProblem
-from stratlang.solvers.penalty import LaplacianPart, QuadraticPenalty, RidgePart
+from stratlang.solvers.penalty import (
+    InteractionPart,
+    LaplacianPart,
+    QuadraticPenalty,
+    RidgePart,
+)
 from stratlang.solvers.pointwise import (
     ExponentialRegression,
     Logistic,
@@ -27,8 +32,10 @@ from .laplace_reference import DenseModel
 
 def _engine(model: DenseModel) -> tuple[QuadraticPenalty, object]:
     """The engine's penalty and a fit callback (the reference's dense Newton fit)."""
-    parts = [LaplacianPart(p[1], p[2]) if p[0] == "laplacian" else RidgePart(p[1])
-             for p in model.parts]
+    kinds = {"laplacian": lambda p: LaplacianPart(p[1], p[2]),
+             "interaction": lambda p: InteractionPart(tuple(p[1])),
+             "ridge": lambda p: RidgePart(p[1])}
+    parts = [kinds[p[0]](p) for p in model.parts]
     penalty = QuadraticPenalty(model.factors, parts, model.n, model.m)
     stats = RecordStatistics(model.x, model.z, model.k, model.m)
     problem = SmoothProblem(stats, model.y, [LossTerm(model.unit)], np.zeros((model.k, model.d)),
@@ -269,7 +276,7 @@ def test_a_singular_hessian_is_reported():
         curvature.logdet()
 
 
-def _poisson_grid(shape=(6, 5), years=4, seed=5):
+def _poisson_grid(shape=(6, 5), years=4, seed=5, interaction=False):
     rng = np.random.default_rng(seed)
     from stratlang.solvers.graphs import grid_graph
 
@@ -282,19 +289,21 @@ def _poisson_grid(shape=(6, 5), years=4, seed=5):
     stats = RecordStatistics(np.ones((len(z), 1)), z, k, 1)
     problem = SmoothProblem(stats, y, [LossTerm(PoissonRegression())], np.zeros((k, 1)),
                             KroneckerSum(factors, [1.0, 1.0]), np.log(exposure))
-    penalty = QuadraticPenalty(factors, [LaplacianPart(0), LaplacianPart(1),
-                                         RidgePart(np.full((k, 1), 1.0))], n=1)
-    return problem, penalty
+    parts = [LaplacianPart(0), LaplacianPart(1), RidgePart(np.full((k, 1), 1.0))]
+    if interaction:  # (the grid's Laplacian ⊗ the path's)
+        parts.append(InteractionPart((0, 1)))
+    return problem, QuadraticPenalty(factors, parts, n=1)
 
 
-def test_stochastic_estimates_agree_with_exact_within_their_error():
+@pytest.mark.parametrize("interaction", [False, True])
+def test_stochastic_estimates_agree_with_exact_within_their_error(interaction):
     """SLQ log|H|, control-variate Hutchinson traces and Monte Carlo inverse blocks (with
-    the Kronecker-sum reference) against the exact factorization: within 4 standard
-    errors, and the errors small."""
+    the Kronecker-sum reference, an interaction's eigenvalues in it) against the exact
+    factorization: within 4 standard errors, and the errors small."""
     from stratlang.solvers.selection import newton_fit
 
-    problem, penalty = _poisson_grid()
-    w = np.array([3.0, 2.0, 0.1])
+    problem, penalty = _poisson_grid(interaction=interaction)
+    w = np.array([3.0, 2.0, 0.1, 1.5][: len(penalty.parts)])
     inner = newton_fit(problem, penalty)(w, None)
     exact = LaplaceCurvature(inner.blocks, penalty, w, "exact")
     stochastic = LaplaceCurvature(inner.blocks, penalty, w, "stochastic", seed=1)
@@ -376,3 +385,88 @@ def test_weight_uncertainty_propagates_the_covariance_of_log_w():
     expected = np.einsum("akc,ab,bke->kce", jacobian, selection.log_covariance, jacobian)
     np.testing.assert_allclose(blocks, expected, rtol=1e-5, atol=1e-12)
     assert np.allclose(np.sqrt(np.diag(selection.log_covariance)), selection.log_se)
+
+
+# ---- interaction parts: w (L_a ⊗ L_b) on every row (`interact a * b weight auto`) ----
+def _interaction_model(seed: int, laplacians: bool = True) -> DenseModel:
+    """A 4 × 3 (path × cycle) Gaussian model, intercept and slope, with the interaction of
+    the two factors, and (``laplacians``) each factor's own Laplacian beside it."""
+    rng = np.random.default_rng(seed)
+    factors = [path_graph(4), cycle_graph(3)]
+    k, n_records = 12, 150
+    x = np.column_stack([np.ones(n_records), rng.normal(size=n_records)])
+    z = rng.integers(0, k, n_records)
+    # smooth main effects along each factor and a product of two smooth profiles: a
+    # structure each part of the prior sees
+    path, cycle = np.cumsum(rng.normal(size=4)), rng.normal(size=3)
+    intercept = (path[:, None] + cycle[None, :] + np.outer(path - path.mean(),
+                                                           cycle - cycle.mean())).reshape(k)
+    truth = np.column_stack([intercept, 0.3 + 0.2 * rng.normal(size=k)])
+    y = (np.sum(x * truth[z], axis=1) + 0.5 * rng.normal(size=n_records))[:, None]
+    parts = [("interaction", (0, 1))]
+    if laplacians:
+        parts += [("laplacian", 0, None), ("laplacian", 1, None)]
+    return DenseModel(x, z, y, Squared(), factors, parts, dispersion=True)
+
+
+def test_an_interactions_pseudo_logdet_counts_its_larger_null_space_exactly():
+    """L_a ⊗ L_b is null wherever either factor's eigenvalue is 0: (4 + 3 − 1) vectors per
+    row here, where the Kronecker sum L_a ⊕ L_b has one; with a general graph with an
+    island the count comes from the components too."""
+    islands = edge_list_graph(4, np.array([[0, 1], [1, 2]]))  # a path of 3 and an island
+    for factors, null in [([path_graph(4), cycle_graph(3)], 2 * (4 + 3 - 1)),
+                          ([islands, cycle_graph(3)], 2 * (2 * 3 + 4 - 2))]:
+        penalty = QuadraticPenalty(factors, [InteractionPart((0, 1))], n=2)
+        w = np.array([1.7])
+        result = penalty.pseudo_logdet(w)
+        values = np.linalg.eigvalsh(penalty.matrix(w).toarray())
+        assert result.null_dim == null
+        assert np.all(np.abs(values[:null]) < 1e-12) and values[null] > 1e-3
+        assert result.value == pytest.approx(float(np.sum(np.log(values[null:]))), rel=1e-12)
+        assert result.gradient[0] == pytest.approx(2 * 12 - null, rel=1e-12)  # ∂/∂log w
+
+
+def test_interaction_parts_apply_and_diagonal_match_the_dense_matrix():
+    factors = [path_graph(3), cycle_graph(4), complete_graph(2)]
+    penalty = QuadraticPenalty(factors, [InteractionPart((0, 2)), LaplacianPart(1),
+                                         InteractionPart((0, 1, 2))], n=2)
+    w = np.array([0.8, 1.5, 0.3])
+    dense = penalty.matrix(w).toarray()
+    expected = 0.8 * np.kron(np.kron(np.kron(factors[0].laplacian().toarray(), np.eye(4)),
+                                     factors[2].laplacian().toarray()), np.eye(2))
+    np.testing.assert_allclose(penalty.part_matrix(0).toarray() * 0.8, expected, atol=1e-14)
+    theta = np.random.default_rng(0).normal(size=(24, 2))
+    np.testing.assert_allclose(penalty.apply(w, theta).reshape(-1), dense @ theta.reshape(-1),
+                               atol=1e-12)
+    np.testing.assert_allclose(penalty.diagonal(w).reshape(-1), np.diag(dense), atol=1e-14)
+    np.testing.assert_allclose(penalty.quadratics(theta)[2],
+                               0.5 * theta.reshape(-1) @ penalty.part_matrix(2)
+                               @ theta.reshape(-1), rtol=1e-12)
+    values = np.linalg.eigvalsh(dense)
+    result = penalty.pseudo_logdet(w)
+    null = result.null_dim
+    assert np.all(np.abs(values[:null]) < 1e-10) and values[null] > 1e-3
+    assert result.value == pytest.approx(float(np.sum(np.log(values[null:]))), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["reml", "ml"])
+@pytest.mark.parametrize("laplacians", [True, False])
+def test_criterion_and_gradient_with_an_interaction_match_brute_force(kind, laplacians):
+    model = _interaction_model(5, laplacians)
+    penalty, fit = _engine(model)
+    rho = np.log([2.0, 1.5, 0.7][: len(model.parts)])
+    evaluation = Criterion(fit, penalty, kind)(rho)
+    assert evaluation.value == pytest.approx(model.criterion(rho, kind), rel=1e-11)
+    np.testing.assert_allclose(evaluation.gradient, model.gradient(rho, kind), rtol=1e-6,
+                               atol=1e-8)
+
+
+def test_selected_interaction_weights_match_brute_force():
+    model = _interaction_model(10)
+    penalty, fit = _engine(model)
+    start = np.array([1.0, 1.0, 1.0])
+    selection = select_weights(fit, penalty, "reml", start=start)
+    best = model.select(np.log(selection.weights))
+    assert selection.converged and selection.unbounded == (None, None, None)
+    np.testing.assert_allclose(selection.weights, np.exp(best), rtol=1e-6)
+    assert selection.value == pytest.approx(model.criterion(best), rel=1e-12)

@@ -3,8 +3,8 @@
 The model's quadratic penalties read as a Gaussian prior whose precisions are the
 weights (docs/language.md, "Weights chosen from the data"). This module builds that
 prior's :class:`~stratlang.solvers.penalty.QuadraticPenalty` from the model and its bound
-design — one part per ``stratify`` factor (its Laplacian) and per quadratic regularizer
-term (its ridge pattern: the rows it acts on, in the strata its ``where`` selects) — and
+design — one part per ``stratify`` factor (its Laplacian), per ``interact`` term (the
+Kronecker product of its factors' Laplacians) and per quadratic regularizer term (its ridge pattern: the rows it acts on, in the strata its ``where`` selects) — and
 hands :func:`stratlang.solvers.selection.select_weights` a callback that fits the model
 with the chosen backend (``newton`` for smooth losses, ADMM otherwise) at any weights,
 warm-started from the fit before. Fixed weights stay fixed; a fixed weight of 0 adds no
@@ -33,8 +33,8 @@ SELECTION_KEY = "selection"  # where fitted.info reports the choice
 
 @dataclass
 class _Part:
-    name: str  # the weight's name (stratify.<columns>, reg<i>.<kind>)
-    part: Any  # a solvers.penalty LaplacianPart or RidgePart
+    name: str  # the weight's name (stratify.<columns>, interact.<columns>, reg<i>.<kind>)
+    part: Any  # a solvers.penalty LaplacianPart, InteractionPart or RidgePart
     free: bool  # chosen (auto), else fixed at its value
     value: float  # the fixed value, or where the search starts
 
@@ -80,16 +80,48 @@ def _refusal(design: Design) -> str | None:
     return None
 
 
+def _laplacian_rows(design: Design) -> list[tuple[int, tuple[str, np.ndarray]]]:
+    """Per factor, each weight on its Laplacian and the parameter rows it acts on: the
+    factor's own weight on the rows without one of their own, and each ``by (f weight
+    w)``'s on its term's rows (the checker refuses auto with rows constant along a
+    factor, so every row is on some Laplacian part of every factor)."""
+    from ..data.row_structure import row_vary
+
+    model = design.model
+    vary = row_vary(design)
+    n = len(vary)
+    out = []
+    for i, factor in enumerate(design.strata.factors):
+        own: dict[str, np.ndarray] = {}
+        for j, over in enumerate(vary):
+            for v in over or ():
+                if v.weight is not None and model.factor_of(v.column) == i:
+                    own.setdefault(v.hyper_name, np.zeros(n, dtype=bool))[j] = True
+        taken = np.zeros(n, dtype=bool)
+        for rows in own.values():
+            taken |= rows
+        if not taken.all():
+            out.append((i, (factor.hyper_name, ~taken)))
+        out += [(i, item) for item in own.items()]
+    return out
+
+
 def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[_Part]:
-    from ..solvers.penalty import LaplacianPart, RidgePart
+    from ..solvers.penalty import InteractionPart, LaplacianPart, RidgePart
 
     k, n, m = design.theta_shape
     out = []
-    for i, factor in enumerate(design.strata.factors):
-        name = factor.hyper_name
+    for i, (name, rows) in _laplacian_rows(design):
         free = name in chosen
         if free or values[name] > 0:
-            out.append(_Part(name, LaplacianPart(i), free, 1.0 if free else values[name]))
+            mask = None if rows.all() else rows
+            out.append(_Part(name, LaplacianPart(i, mask), free, 1.0 if free else values[name]))
+    for interaction in design.model.interactions:
+        name = interaction.hyper_name
+        free = name in chosen
+        if free or values[name] > 0:
+            joined = tuple(design.model.factor_of(c) for c in interaction.columns)
+            out.append(_Part(name, InteractionPart(joined), free, 1.0 if free else values[name]))
     for term in design.model.regularizers:
         name = term.hyper_name
         unit = REGULARIZERS[term.kind.name].quadratic_weight(1.0, term.kind.p)
@@ -103,10 +135,12 @@ def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[
     return out
 
 
-def _curvature_problem(design: Design, weights: dict[str, float], stats: Any) -> Any:
+def _curvature_problem(design: Design, weights: dict[str, float], stats: Any,
+                       laplacian: Any = None) -> Any:
     """The fit as solvers.newton's smooth problem in the loss's likelihood units (for a
     distribution: in its parameter itself), at ``weights``; ``stats`` the records'
     RecordStatistics (built once: they keep the features' products)."""
+    from ..data.row_structure import interactions
     from ..solvers.hessian import KroneckerSum
     from ..solvers.newton import LossTerm, SmoothProblem
     from .newton import ridge
@@ -114,7 +148,9 @@ def _curvature_problem(design: Design, weights: dict[str, float], stats: Any) ->
     records = design.records
     terms = [LossTerm(design.loss.likelihood_unit(part.params), part.records)
              for part in design.loss_parts()]
-    laplacian = KroneckerSum(design.strata.graphs(), design.strata.gammas(weights))
+    if laplacian is None:  # (rows with weights of their own pass the penalty's graph parts)
+        laplacian = KroneckerSum(design.strata.graphs(), design.strata.gammas(weights),
+                                 interactions(design.model, weights))
     return SmoothProblem(stats, records.observed_y, terms, ridge(design, weights), laplacian,
                          records.offset, records.weight)
 
@@ -138,8 +174,10 @@ class _Inner:
     """The callback: the model fitted at weights w, as the engine's InnerFit."""
 
     def __init__(self, choice: Any, design: Design, parts: list[_Part],
-                 values: dict[str, float]):
+                 values: dict[str, float], penalty: Any):
         self.choice, self.design, self.parts, self.values = choice, design, parts, values
+        self.penalty = penalty
+        self.own_rows = any(getattr(p.part, "rows", None) is not None for p in parts)
         self.warm: Any = None
         from ..solvers.hessian import RecordStatistics
 
@@ -161,7 +199,12 @@ class _Inner:
         if fit.theta is None:  # (written by a cluster's workers under `output`)
             raise StratlangError("auto weights are chosen from θ in memory; this fit wrote θ "
                                  "under its output folder: fit without `output`")
-        problem = _curvature_problem(self.design, weights, self.stats)
+        laplacian = None
+        if self.own_rows:
+            from ..solvers.penalty import PenaltyLaplacian
+
+            laplacian = PenaltyLaplacian(self.penalty, w)
+        problem = _curvature_problem(self.design, weights, self.stats, laplacian)
         theta = _polished(problem, np.asarray(fit.theta, dtype=float))
         k = self.design.theta_shape[0]
         likelihood = self.design.loss.likelihood
@@ -206,7 +249,7 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
     parts = _parts(design, values, chosen)
     _k, n, m = design.theta_shape
     penalty = QuadraticPenalty(design.strata.graphs(), [p.part for p in parts], n, m)
-    inner = _Inner(choice, design, parts, values)
+    inner = _Inner(choice, design, parts, values, penalty)
     start = time.perf_counter()
     failed = f"choosing the auto weights of model '{model.name}' by {method.upper()} failed"
     try:
