@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from .backends.weight_spread import WeightSpread
     from .uncertainty import Uncertainty
-    from .weight_spread import WeightSpread
 
 class FittedSpec(NamedSpec):
     """What the deprecated ``fitted.model`` gives: the fitted spec's IR, name, text and

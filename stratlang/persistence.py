@@ -26,6 +26,7 @@ import pandas as pd
 
 from .backends.base import Objective, PersonalizedFit, StratifiedFit
 from .backends.theta_parts import PARTS
+from .backends.weight_spread import WeightSpread
 from .data.encoding import Encoding
 from .data.features import FeatureState, term_text
 from .data.strata import Factor, Strata
@@ -40,7 +41,6 @@ from .selection_report import SELECTION_KEY
 from .solvers.graphs import Graph
 from .spec import compile_spec, saved_spec
 from .uncertainty import saved as saved_uncertainty
-from .weight_spread import WeightSpread
 
 if TYPE_CHECKING:
     from .fitted import FittedModel, FittedPersonalized, FittedStratified

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .backends.weight_spread import INCLUDED, WeightSpread
 from .language.errors import NumericalError, StratlangError
-from .weight_spread import INCLUDED, WeightSpread
 
 if TYPE_CHECKING:
     from .data.design import Design

@@ -25,8 +25,8 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.auto import DEFAULT_METHOD, SELECTION_METHODS
 from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
-from ..weight_spread import spread_of
 from .objective import term_index
+from .weight_spread import spread_of
 
 SELECTION_KEY = "selection"  # where fitted.info reports the choice
 
@@ -221,7 +221,7 @@ class Chosen:
     weights: dict[str, float]
     report: dict[str, Any]
     warm: Any = None
-    spread: Any = None  # stratlang.weight_spread.WeightSpread: the weights' uncertainty
+    spread: Any = None  # backends.weight_spread.WeightSpread: the weights' uncertainty
 
 
 def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen:

@@ -41,7 +41,7 @@ class WeightSpread:
 def spread_of(selection: Any, penalty: Any) -> WeightSpread | None:
     """The spread of a solvers.selection Selection's weights (None: no weight with a
     covariance), at H of its fit."""
-    from .solvers.curvature import LaplaceCurvature
+    from ..solvers.curvature import LaplaceCurvature
 
     curvature = LaplaceCurvature(selection.fit.blocks, penalty, selection.weights)
     directions, covariance = selection.weight_directions(curvature)
