@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="add each numeric prediction's interval at LEVEL (e.g. "
                                 "0.95) as <column>_lower and <column>_upper columns (a "
                                 "fit whose loss is a likelihood, quadratic penalties)")
+            p.add_argument("--conditional", action="store_true",
+                           help="with --interval: leave out the uncertainty of weights chosen "
+                                "by auto (as if they had been fixed at their chosen values)")
             p.add_argument("--id", action="append", default=[], metavar="COLUMN",
                            help="a column of the data to carry into the predictions, e.g. a "
                                 "record id (repeatable); the stratification columns always are")
@@ -745,7 +748,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     fitted = load_fitted(args.model)
     frame = fitted.frame(args.data)
-    interval = {} if args.interval is None else {"interval": args.interval}
+    interval = {} if args.interval is None else {"interval": args.interval,
+                                                 "conditional": args.conditional}
     predictions = _with_keys(fitted, frame, fitted.predict(frame, **_unseen(fitted, args),
                                                            **interval), args.id)
     if args.out:
@@ -863,15 +867,25 @@ def main(argv: list[str] | None = None) -> int:
     the environment or the numbers (told in one message, never a traceback), 2 bad usage
     (argparse's), 130 interrupted. A closed pipe (``| head``) ends quietly with 0. Messages
     name the command line's flags where Python's arguments differ (``StratlangError.cli``)."""
-    return _run(_parser().parse_args(argv))
+    return _run(_parsed(argv))
 
 
 def entry() -> int:
     """The installed ``stratlang`` program (and ``python -m stratlang``): :func:`main`,
     with the command run in a supervised child so that Ctrl-C is answered within a second
     even inside a long solver call (:mod:`stratlang.interrupts`)."""
-    args = _parser().parse_args()
+    args = _parsed(None)
     return run_supervised(lambda: _run(args), lambda: _failed(args, "interrupted"))
+
+
+def _parsed(argv: list[str] | None) -> argparse.Namespace:
+    """The command line's arguments; flags that only go with another are a usage error
+    (exit 2) without it."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "conditional", False) and args.interval is None:
+        parser.error("--conditional goes with --interval LEVEL (the intervals it changes)")
+    return args
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import stratlang
@@ -150,3 +151,27 @@ def test_pictures_draw_the_same_intervals():
     lower, upper = fitted.intervals(0.95)
     np.testing.assert_allclose(low, lower["x"].to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(high, upper["x"].to_numpy(), rtol=1e-12)
+
+
+def test_the_command_line_predicts_either_interval(tmp_path, capsys):
+    from stratlang.cli import main
+
+    model, frame = _gaussian()
+    path = model.fit(frame).save(tmp_path / "m")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    fitted = stratlang.load_fitted(path)
+    lower = {}
+    for flags, conditional in (([], False), (["--conditional"], True)):
+        out = tmp_path / f"p{len(flags)}.csv"
+        assert main(["predict", str(path), "--data", str(tmp_path / "d.csv"), "--interval",
+                     "0.9", "--out", str(out), *flags]) == 0
+        lower[conditional] = pd.read_csv(out)["prediction_lower"].to_numpy()
+        expected = fitted.predict(frame, interval=0.9, conditional=conditional)
+        np.testing.assert_allclose(lower[conditional], expected["prediction_lower"], rtol=1e-9)
+    assert np.all(lower[False] <= lower[True]) and np.any(lower[False] < lower[True] - 1e-9)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as usage:
+        main(["predict", str(path), "--data", str(tmp_path / "d.csv"), "--conditional"])
+    assert usage.value.code == 2
+    assert capsys.readouterr().err.endswith("error: --conditional goes with --interval LEVEL "
+                                            "(the intervals it changes)\n")
