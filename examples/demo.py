@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import stratlang
@@ -114,7 +115,14 @@ def auto_weights(spec: Path, tuned: Path) -> None:
                   f"{lower.loc[label].iloc[0]:.3f} to {upper.loc[label].iloc[0]:.3f})")
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one indented line of the report (e.g. the separate baseline's strata
+    without records), not Python's file:line form."""
+    print(f"  note ({category.__name__}): {message}")
+
+
 def main() -> int:
+    warnings.showwarning = _note
     print("stratlang demo: separate vs stratified vs common models (held-out scores)")
     for name, metric in EXAMPLES:
         compare(HERE / name, metric)
