@@ -38,14 +38,26 @@ def write_figures(fitted, folder: Path = FIGURES) -> list[Path]:
 
     plt.close("all")
     return paths
+def _split(spec: Path):
+    """The example's model and its bundled data's training and test rows."""
+    model = stratlang.load(spec)
+    frame = model.frame(None)
+    return model, frame[frame.split == "train"], frame[frame.split == "test"]
+
+
+def _timed_fit(model, train):
+    """The fit and its seconds."""
+    start = time.perf_counter()
+    fitted = model.fit(train)
+    return fitted, time.perf_counter() - start
+
+
 EXAMPLES = [("elections.strat", "anll"), ("diabetes.strat", "rmse"), ("houses.strat", "rmse"),
             ("mpls_stops.strat", "anll"), ("insurance.strat", "anll")]
 
 
 def compare(spec: Path, metric: str) -> None:
-    model = stratlang.load(spec)
-    frame = model.frame(None)
-    train, test = frame[frame.split == "train"], frame[frame.split == "test"]
+    model, train, test = _split(spec)
     print(f"\n{model.name}: {model.ir.response.loss.name} loss"
           + (" with an offset" if model.ir.response.offset is not None else "") + ", "
           f"{len(train)} training / {len(test)} test records")
@@ -53,11 +65,9 @@ def compare(spec: Path, metric: str) -> None:
           f"{'seconds':>10}  backend")
     for label, variant in (("separate", model.separate()), ("stratified", model),
                            ("common", model.common())):
-        start = time.perf_counter()
-        fitted = variant.fit(train)
+        fitted, seconds = _timed_fit(variant, train)
         if label == "stratified":
             stratified = fitted
-        seconds = time.perf_counter() - start
         print(f"  {label:<12}{fitted.strata.k:>8}{fitted.score(train)[metric]:>14.4f}"
               f"{fitted.score(test)[metric]:>14.4f}{seconds:>10.2f}  {fitted.info['backend']}")
     paths = write_figures(stratified)
@@ -72,12 +82,8 @@ def personalized(spec: Path) -> None:
     """One model per sample; test MSE against the population model and the oracle."""
     import numpy as np
 
-    model = stratlang.load(spec)
-    frame = model.frame(None)
-    train, test = frame[frame.split == "train"], frame[frame.split == "test"]
-    start = time.perf_counter()
-    fitted = model.fit(train)
-    seconds = time.perf_counter() - start
+    model, train, test = _split(spec)
+    fitted, seconds = _timed_fit(model, train)
     x = test[["x1", "x2"]].to_numpy()
     oracle = np.mean((test.y - np.sum(x * test[["theta1", "theta2"]].to_numpy(), axis=1)) ** 2)
     population = np.mean((test.y - x @ fitted.theta_pop) ** 2)
@@ -95,12 +101,8 @@ def auto_weights(spec: Path, tuned: Path) -> None:
     """One model whose weights are written `auto`: chosen by REML in one fit, each with its
     standard error on the log scale, against the weights a grid search chose; with the
     uncertainty API, the intervals of a few strata too."""
-    model = stratlang.load(spec)
-    frame = model.frame(None)
-    train, test = frame[frame.split == "train"], frame[frame.split == "test"]
-    start = time.perf_counter()
-    fitted = model.fit(train)
-    seconds = time.perf_counter() - start
+    model, train, test = _split(spec)
+    fitted, seconds = _timed_fit(model, train)
     grid = stratlang.load(tuned).fit(train)
     print(f"\n{model.name}: weights written auto, chosen by REML in {seconds:.2f} s")
     for line in summary_lines(fitted.info):  # the summary's lines on the chosen weights

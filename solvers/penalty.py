@@ -35,7 +35,7 @@ up to :data:`FALLBACK_LIMIT` coordinates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,11 +155,7 @@ class QuadraticPenalty:
 
     def apply(self, weights: Weights, x: np.ndarray) -> np.ndarray:
         """P(w) X."""
-        out = np.zeros_like(x)
-        for a, w in enumerate(weights):
-            if w != 0:
-                out += w * self.apply_part(a, x)
-        return out
+        return _weighted_sum(weights, x, self.apply_part)
 
     def apply_part_batch(self, a: int, x: np.ndarray) -> np.ndarray:
         """S_a X for a batch X of shape (K, P, d) (P right-hand sides at once)."""
@@ -178,11 +174,7 @@ class QuadraticPenalty:
 
     def apply_batch(self, weights: Weights, x: np.ndarray) -> np.ndarray:
         """P(w) X for X of shape (K, P, d)."""
-        out = np.zeros_like(x)
-        for a, w in enumerate(weights):
-            if w != 0:
-                out += w * self.apply_part_batch(a, x)
-        return out
+        return _weighted_sum(weights, x, self.apply_part_batch)
 
     def quadratics(self, theta: np.ndarray) -> np.ndarray:
         """½ θᵀ S_a θ for every part (unweighted)."""
@@ -482,3 +474,13 @@ class PenaltyLaplacian(KroneckerSum):
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         return self.penalty.apply(self.weights, x)
+
+
+def _weighted_sum(weights: Weights, x: np.ndarray,
+                  apply_part: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Σ_a w_a S_a X, skipping the parts whose weight is 0."""
+    out = np.zeros_like(x)
+    for a, w in enumerate(weights):
+        if w != 0:
+            out += w * apply_part(a, x)
+    return out

@@ -423,10 +423,9 @@ def test_an_interaction_weight_matches_the_dense_reference(method):
 
 
 # ---- a term's own weight on a factor (`by (s weight auto, t)`), beside the factor's ----
-def test_a_row_weight_of_its_own_matches_the_dense_reference():
-    """The slope x varies over both factors, with its own weight along the path: the
-    path's Laplacian is two parts (the intercept's at stratify.s, the slope's at
-    stratify.s[x]), each chosen."""
+def _slope_frame(interaction: bool) -> pd.DataFrame:
+    """Records over a path s × cycle t with a slope smooth along the path (and, with
+    ``interaction``, a product term of the two factors)."""
     rng = np.random.default_rng(1)
     n_records = 240
     s, t = rng.integers(0, S_NODES, n_records), rng.integers(0, T_NODES, n_records)
@@ -434,7 +433,16 @@ def test_a_row_weight_of_its_own_matches_the_dense_reference():
     path, cycle = np.cumsum(rng.normal(size=S_NODES)), rng.normal(size=T_NODES)
     slope = 0.5 + 0.1 * np.cumsum(rng.normal(size=S_NODES))
     eta = path[s] + cycle[t] + slope[s] * x
-    frame = pd.DataFrame({"y": eta + 0.7 * rng.normal(size=n_records), "x": x, "s": s, "t": t})
+    if interaction:
+        eta = eta + np.outer(path - path.mean(), cycle - cycle.mean())[s, t]
+    return pd.DataFrame({"y": eta + 0.7 * rng.normal(size=n_records), "x": x, "s": s, "t": t})
+
+
+def test_a_row_weight_of_its_own_matches_the_dense_reference():
+    """The slope x varies over both factors, with its own weight along the path: the
+    path's Laplacian is two parts (the intercept's at stratify.s, the slope's at
+    stratify.s[x]), each chosen."""
+    frame = _slope_frame(interaction=False)
     model = stratlang.load("model m\nresponse y ~ squared\n"
                            "features x by (s weight auto, t), intercept\n"
                            f"stratify s ~ path weight auto nodes 0..{S_NODES - 1}\n"
@@ -459,15 +467,7 @@ def test_a_row_weight_of_its_own_matches_the_dense_reference():
 
 
 def test_row_weights_an_interaction_and_a_fixed_weight_together():
-    rng = np.random.default_rng(1)
-    n_records = 240
-    s, t = rng.integers(0, S_NODES, n_records), rng.integers(0, T_NODES, n_records)
-    x = rng.normal(size=n_records)
-    path, cycle = np.cumsum(rng.normal(size=S_NODES)), rng.normal(size=T_NODES)
-    slope = 0.5 + 0.1 * np.cumsum(rng.normal(size=S_NODES))
-    product = np.outer(path - path.mean(), cycle - cycle.mean())
-    eta = path[s] + cycle[t] + slope[s] * x + product[s, t]
-    frame = pd.DataFrame({"y": eta + 0.7 * rng.normal(size=n_records), "x": x, "s": s, "t": t})
+    frame = _slope_frame(interaction=True)
     model = stratlang.load("model m\nresponse y ~ squared\n"
                            "features x by (s weight auto, t), intercept\n"
                            f"stratify s ~ path weight auto nodes 0..{S_NODES - 1}\n"
