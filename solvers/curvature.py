@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from .cholesky import SPARSE_LIMIT, SparseCholesky
 from .estimate import Estimate
-from .penalty import QuadraticPenalty, Weights
+from .penalty import LogDet, QuadraticPenalty, Weights
 from .spectral import KroneckerReference, uniform_curvature
 from .stochastic import StochasticCurvature
 
@@ -64,6 +64,7 @@ class LaplaceCurvature:
         self._factor: SparseCholesky | None = None
         self._stochastic: StochasticCurvature | None = None
         self._spectral: KroneckerReference | None = None
+        self._cache: dict[str, object] = {}
 
     # -- the matrix ------------------------------------------------------------------
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -102,6 +103,32 @@ class LaplaceCurvature:
             self._spectral = reference
         return self._spectral
 
+    def spectral_theta(self, theta: np.ndarray, coordinates: np.ndarray | None = None
+                       ) -> np.ndarray:
+        """θ in the eigenbasis (method "spectral"), kept for the θ last asked (or given
+        with its ``coordinates``, when the caller has them already)."""
+        if self._cache.get("theta") is not theta:
+            self._cache["theta"] = theta
+            self._cache["coordinates"] = (self.spectral.forward(theta) if coordinates is None
+                                          else coordinates)
+        return self._cache["coordinates"]  # type: ignore[return-value]
+
+    def quadratics(self, theta: np.ndarray) -> np.ndarray:
+        """½ θᵀS_aθ for every part (with the spectral method, in the eigenbasis: no
+        Laplacian products)."""
+        if self.method != "spectral":
+            return self.penalty.quadratics(theta)
+        reference, coordinates = self.spectral, self.spectral_theta(theta)
+        applied = np.stack([reference.part_times(a, coordinates)
+                            for a in range(len(self.penalty.parts))])
+        return 0.5 * reference.gram(applied, coordinates[None])[:, 0]
+
+    def penalty_logdet(self) -> LogDet:
+        """log|P(w)|₊ at these weights (computed once)."""
+        if "pdet" not in self._cache:
+            self._cache["pdet"] = self.penalty.pseudo_logdet(self.weights)
+        return self._cache["pdet"]  # type: ignore[return-value]
+
     def solve(self, b: np.ndarray) -> np.ndarray:
         """H⁻¹ B for B of shape (K, d) (exact factor or spectral solve, or preconditioned
         CG)."""
@@ -128,7 +155,13 @@ class LaplaceCurvature:
         return self.stochastic.logdet()
 
     def traces(self) -> Estimate:
-        """value (A + 1,): tr(H⁻¹S_a) for each part a, then tr(H⁻¹B) = K·d − Σ w_a tr(H⁻¹S_a)."""
+        """value (A + 1,): tr(H⁻¹S_a) for each part a, then tr(H⁻¹B) = K·d − Σ w_a tr(H⁻¹S_a)
+        (computed once)."""
+        if "traces" not in self._cache:
+            self._cache["traces"] = self._traces()
+        return self._cache["traces"]  # type: ignore[return-value]
+
+    def _traces(self) -> Estimate:
         if self.method == "exact":
             parts = np.array([self.factor.trace_inverse_times(self.penalty.part_matrix(a))
                               for a in range(len(self.penalty.parts))])

@@ -104,6 +104,8 @@ class QuadraticPenalty:
     _spectra: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict,
                                                                init=False, repr=False)
     _matrices: dict[int, sp.csr_matrix] = field(default_factory=dict, init=False, repr=False)
+    # what does not change with the weights, for solvers.spectral (its transforms, spectra)
+    _spectral: dict[str, object] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.factors = tuple(self.factors)

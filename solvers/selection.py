@@ -240,8 +240,9 @@ class QuadraticLoss:
     the two agree.)"""
 
     anchor: InnerFit
-    gradient: np.ndarray  # g₀ (K, d)
-    target: np.ndarray  # b (K, d)
+    theta: np.ndarray  # θ₀, g₀ and b in the factors' eigenbasis (solvers.spectral)
+    gradient: np.ndarray
+    target: np.ndarray
 
     @property
     def blocks(self) -> np.ndarray:
@@ -249,18 +250,23 @@ class QuadraticLoss:
 
     @staticmethod
     def at(inner: InnerFit, curvature: LaplaceCurvature) -> QuadraticLoss:
-        theta = inner.theta
-        penalty_term = curvature.penalty.apply(curvature.weights, theta)
-        data_term = theta @ inner.blocks[0].T
-        return QuadraticLoss(inner, -penalty_term, data_term + penalty_term)
+        """From the fit at ``curvature``'s weights (an exact-spectral H(w₀))."""
+        reference = curvature.spectral
+        theta = curvature.spectral_theta(inner.theta)
+        target = reference.times(theta, reference.matrices)  # H(w₀)θ₀
+        gradient = reference.times(theta, inner.blocks[0][None]) - target  # Bθ₀ − b
+        return QuadraticLoss(inner, theta, gradient, target)
 
     def fit(self, curvature: LaplaceCurvature) -> InnerFit:
-        """The InnerFit at ``curvature``'s weights (an exact-spectral H(w))."""
-        anchor = self.anchor
-        theta = curvature.solve(self.target)
-        step = theta - anchor.theta
-        loss = (anchor.loss + float(np.sum(self.gradient * step))
-                + 0.5 * float(np.sum(step * (step @ anchor.blocks[0].T))))
+        """The InnerFit at ``curvature``'s weights (an exact-spectral H(w)): all in the
+        factors' eigenbasis, one transform back for θ̂."""
+        anchor, reference = self.anchor, curvature.spectral
+        coordinates = reference.times(self.target, reference.inverse)
+        step = coordinates - self.theta
+        loss = (anchor.loss + reference.inner(self.gradient, step)
+                + 0.5 * reference.inner(step, reference.times(step, anchor.blocks[0][None])))
+        theta = reference.backward(coordinates)
+        curvature.spectral_theta(theta, coordinates)
         return InnerFit(theta, loss, anchor.blocks, anchor.observations, anchor.dispersion)
 
 
@@ -340,9 +346,9 @@ class Criterion:
     def _likelihood(self, rho, weights, inner, curvature, want_gradient) -> Evaluation:
         penalty = self.penalty
         theta = inner.theta
-        quadratics = penalty.quadratics(theta)  # ½ θᵀS_aθ
+        quadratics = curvature.quadratics(theta)  # ½ θᵀS_aθ
         objective = inner.loss + float(weights @ quadratics)
-        pdet = penalty.pseudo_logdet(weights)
+        pdet = curvature.penalty_logdet()
         null = pdet.null_dim
         n = inner.observations
         logdet = curvature.logdet()
@@ -432,9 +438,11 @@ def _exact_hessian(penalty: QuadraticPenalty, weights: np.ndarray, inner: InnerF
     pairs = curvature.trace_pairs()
     if pairs is None or pdet.hessian is None:
         return None
-    theta = inner.theta
-    applied = np.stack([penalty.apply_part(a, theta) for a in range(len(weights))], axis=1)
-    cross = np.einsum("kad,kbd->ab", applied, curvature.solve_batch(applied))
+    reference = curvature.spectral
+    coordinates = curvature.spectral_theta(inner.theta)
+    applied = np.stack([reference.part_times(a, coordinates) for a in range(len(weights))])
+    cross = reference.gram(applied, np.stack([reference.times(x, reference.inverse)
+                                              for x in applied]))
     outer = np.outer(weights, weights)
     first = weights * quadratics
     tau = 2.0 * phi if inner.dispersion else 1.0
@@ -450,12 +458,12 @@ def fellner_schall(evaluation: Evaluation, penalty: QuadraticPenalty,
                    free: np.ndarray) -> np.ndarray:
     """One Fellner–Schall step in ρ (0 for weights not free)."""
     weights = np.exp(evaluation.rho)
-    theta = evaluation.fit.theta
+    curvature = evaluation.curvature
     tau = 2.0 * evaluation.scale if evaluation.fit.dispersion else 1.0
-    pdet = penalty.pseudo_logdet(weights)
-    traces = np.asarray(evaluation.curvature.traces().value)[:-1]
+    pdet = curvature.penalty_logdet()
+    traces = np.asarray(curvature.traces().value)[:-1]
     numerator = pdet.gradient - weights * traces  # w_a (tr(P⁺S_a) − tr(H⁻¹S_a))
-    denominator = 2.0 * weights * penalty.quadratics(theta) / tau
+    denominator = 2.0 * weights * curvature.quadratics(evaluation.fit.theta) / tau
     with np.errstate(divide="ignore", invalid="ignore"):
         step = np.log(np.maximum(numerator, 1e-300) / np.maximum(denominator, 1e-300))
     step = np.clip(np.nan_to_num(step, nan=0.0), -5.0, 5.0)

@@ -49,12 +49,11 @@ class KroneckerReference:
         self.penalty = penalty
         self.weights = w = np.asarray(weights, dtype=float)
         self.k, self.d = penalty.k, penalty.d
-        factors = penalty.factors
-        count = len(factors)
-        self.solver = KroneckerSolver(factors, [1.0] * count)
-        self.unit_spectra = [
-            KroneckerSolver(factors, [1.0 if i == f else 0.0 for i in range(count)]).spectrum
-            for f in range(count)]
+        fixed = _fixed(penalty)
+        self.solver: KroneckerSolver = fixed["solver"]  # type: ignore[assignment]
+        self.unit_spectra: list[np.ndarray] = fixed["unit"]  # type: ignore[assignment]
+        self._full_spectra: list[np.ndarray] = fixed["full"]  # type: ignore[assignment]
+        self._fixed = fixed
         self.ridge = np.zeros(self.d)
         for a, part in enumerate(penalty.parts):
             if not isinstance(part, (LaplacianPart, InteractionPart)):
@@ -67,13 +66,21 @@ class KroneckerReference:
                 scalar, columns = self._graph_part(a, self.unit_spectra)
                 eig += w[a] * scalar[..., None] * columns
         self.matrices = np.einsum("...c,cd->...cd", eig, np.eye(self.d)) + constant
-        values, vectors = np.linalg.eigh(self.matrices)
+        if self.d == 1:  # (no eigendecomposition of a million 1 × 1 matrices)
+            values = self.matrices[..., 0]
+            vectors = np.ones_like(self.matrices)
+        else:
+            values, vectors = np.linalg.eigh(self.matrices)
         self.smallest = float(values.min(initial=np.inf))
         self.largest = float(values.max(initial=0.0))
         values = np.maximum(values, 1e-300)
-        self.inverse = np.einsum("...ij,...j,...kj->...ik", vectors, 1.0 / values, vectors)
-        self.inverse_half = np.einsum("...ij,...j,...kj->...ik", vectors, values ** -0.5,
-                                      vectors)
+        if self.d == 1:
+            self.inverse = (1.0 / values)[..., None]
+            self.inverse_half = (values ** -0.5)[..., None]
+        else:
+            self.inverse = np.einsum("...ij,...j,...kj->...ik", vectors, 1.0 / values, vectors)
+            self.inverse_half = np.einsum("...ij,...j,...kj->...ik", vectors, values ** -0.5,
+                                          vectors)
         self.logdet = self._full_logdet(constant)
 
     def _graph_part(self, a: int, spectra: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -89,15 +96,10 @@ class KroneckerReference:
         cycle's conjugate pairs; here each counts)."""
         penalty, w = self.penalty, self.weights
         shape = tuple(g.n for g in penalty.factors) or (1,)
-        spectra = []
-        for f in range(len(penalty.factors)):
-            along = [1] * len(shape)
-            along[f] = shape[f]
-            spectra.append(penalty.factor_spectrum(f)[0].reshape(along))
         full = np.zeros((*shape, self.d))
         for a, part in enumerate(penalty.parts):
             if isinstance(part, (LaplacianPart, InteractionPart)):
-                scalar, columns = self._graph_part(a, spectra)
+                scalar, columns = self._graph_part(a, self._full_spectra)
                 full = full + w[a] * scalar[..., None] * columns
         if self.d == 1:
             return float(np.sum(np.log(np.maximum(full.reshape(-1) + constant[0, 0], 1e-300))))
@@ -125,6 +127,54 @@ class KroneckerReference:
     def solve(self, x: np.ndarray) -> np.ndarray:
         """K̃⁻¹ X for X (K, P, d)."""
         return self.spectral(x, self.inverse)
+
+    # -- in the eigenbasis: (K, d) arrays as (transforms' grid, d) -----------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Qᵀ X for X (K, d)."""
+        return self.solver.forward(np.array(x, dtype=float).reshape(*self.solver.shape, self.d))
+
+    def backward(self, y: np.ndarray) -> np.ndarray:
+        """Q Y back to (K, d); Y is left as it was (the path axes' inverse DCT would
+        overwrite it)."""
+        return np.ascontiguousarray(self.solver.backward(y.copy())).reshape(self.k, self.d)
+
+    def times(self, y: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+        """(⊕ matrices) Y in the eigenbasis (``self.matrices`` or ``self.inverse``)."""
+        if self.d == 1:
+            return y * matrices[..., 0]
+        return np.einsum("...ij,...j->...i", matrices, y)
+
+    def part_times(self, a: int, y: np.ndarray) -> np.ndarray:
+        """S_a Y in the eigenbasis (every ridge uniform)."""
+        spectrum = self.part_spectrum(a)
+        if spectrum is None:
+            raise ValueError("a ridge that varies over strata is not diagonal in the eigenbasis")
+        scalar, columns = spectrum
+        return scalar[..., None] * columns * y
+
+    def inner(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Σ_k x_k · y_k of the arrays whose eigenbasis coordinates are X, Y (Parseval:
+        the real FFT's halved axis counts its conjugate pairs twice, and its forward
+        transform is unnormalized)."""
+        return float(self.gram(x[None], y[None])[0, 0])
+
+    def gram(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """(Σ_k x_k · y_k) for every X of ``xs`` and Y of ``ys`` (stacked coordinates,
+        (A, grid…, d) and (B, grid…, d)): one matrix product."""
+        if self.solver.fft_axes:
+            xs = xs * self._parseval()[..., None]
+        left, right = xs.reshape(len(xs), -1), ys.reshape(len(ys), -1)
+        if np.iscomplexobj(left) or np.iscomplexobj(right):
+            left, right = np.asarray(left, dtype=complex), np.asarray(right, dtype=complex)
+            return left.real @ right.real.T + left.imag @ right.imag.T
+        return left @ right.T
+
+    def _parseval(self) -> np.ndarray:
+        """Each spectral entry's weight in an inner product: multiplicity / FFT size."""
+        if "parseval" not in self._fixed:
+            size = np.prod([self.solver.shape[i] for i in self.solver.fft_axes])
+            self._fixed["parseval"] = self.multiplicity() / float(size)
+        return self._fixed["parseval"]  # type: ignore[return-value]
 
     # -- exact traces and blocks ---------------------------------------------------------
     def part_spectrum(self, a: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -155,6 +205,12 @@ class KroneckerReference:
             raise ValueError("trace_pairs needs every ridge the same on every stratum")
         squared = self.inverse ** 2  # (M⁻¹)_ce², M⁻¹ symmetric
         multiplicity = self.multiplicity()
+        if self.d == 1:  # one matrix product over the stacked part spectra
+            grid = squared.shape[:-2]
+            stacked = np.stack([np.broadcast_to(scalar * columns[0], grid)
+                                for scalar, columns in spectra]).reshape(parts, -1)  # type: ignore[misc]
+            weights = (multiplicity * squared[..., 0, 0]).reshape(-1)
+            return (stacked * weights) @ stacked.T
         out = np.zeros((parts, parts))
         for a in range(parts):
             scalar_a, columns_a = spectra[a]  # type: ignore[misc]
@@ -204,6 +260,27 @@ class KroneckerReference:
         for i, weight in enumerate(weights):
             out = np.moveaxis(np.tensordot(weight, out, axes=([1], [i])), 0, i)
         return np.ascontiguousarray(out).reshape(self.k, self.d, self.d)
+
+
+def _fixed(penalty: QuadraticPenalty) -> dict[str, object]:
+    """The transforms and the unit spectra of ``penalty``'s factors (on the transforms'
+    grid and in full), built once per penalty: they do not change with the weights."""
+    cache = penalty._spectral
+    if "solver" not in cache:
+        factors = penalty.factors
+        count = len(factors)
+        cache["solver"] = KroneckerSolver(factors, [1.0] * count)
+        cache["unit"] = [
+            KroneckerSolver(factors, [1.0 if i == f else 0.0 for i in range(count)]).spectrum
+            for f in range(count)]
+        shape = tuple(g.n for g in factors) or (1,)
+        full = []
+        for f in range(count):
+            along = [1] * len(shape)
+            along[f] = shape[f]
+            full.append(penalty.factor_spectrum(f)[0].reshape(along))
+        cache["full"] = full
+    return cache
 
 
 def _pair_counts(n: int) -> np.ndarray:

@@ -9,7 +9,13 @@ import scipy.optimize
 
 from stratlang.solvers import cholesky
 from stratlang.solvers.curvature import LaplaceCurvature
-from stratlang.solvers.graphs import complete_graph, cycle_graph, edge_list_graph, path_graph
+from stratlang.solvers.graphs import (
+    complete_graph,
+    cycle_graph,
+    edge_list_graph,
+    grid_graph,
+    path_graph,
+)
 from stratlang.solvers.hessian import KroneckerSum, RecordStatistics
 from stratlang.solvers.newton import LossTerm, SmoothProblem
 from stratlang.solvers.penalty import (
@@ -473,13 +479,14 @@ def test_selected_interaction_weights_match_brute_force():
 
 
 # ---- the exact spectral path: the same curvature block on every stratum ----
-def _uniform_model(seed: int = 0, extra_record: bool = False) -> DenseModel:
+def _uniform_model(seed: int = 0, extra_record: bool = False, grid: bool = False) -> DenseModel:
     """path(4) × cycle(5), intercept and slope, three Gaussian records per stratum at the
     same three x (so every stratum's block X_kᵀX_k is the same); Laplacians on both factors
     (the cycle's on the intercept only) and a uniform ridge on the slope.
-    ``extra_record``: one more record in stratum 7 (its block differs)."""
+    ``extra_record``: one more record in stratum 7 (its block differs); ``grid``: a 2 × 2
+    grid × path(5) instead (every axis a DCT)."""
     rng = np.random.default_rng(seed)
-    factors = [path_graph(4), cycle_graph(5)]
+    factors = [grid_graph((2, 2)), path_graph(5)] if grid else [path_graph(4), cycle_graph(5)]
     k = 20
     z = np.repeat(np.arange(k), 3)
     x = np.tile(np.array([[1.0, -0.5], [1.0, 0.2], [1.0, 0.8]]), (k, 1))
@@ -494,11 +501,12 @@ def _uniform_model(seed: int = 0, extra_record: bool = False) -> DenseModel:
                        ("ridge", pattern)], dispersion=True)
 
 
-@pytest.mark.parametrize("kind", ["reml", "ml"])
-def test_the_exact_spectral_path_matches_the_dense_reference(kind):
+@pytest.mark.parametrize(("kind", "grid"), [("reml", False), ("ml", False), ("reml", True)])
+def test_the_exact_spectral_path_matches_the_dense_reference(kind, grid):
     """H = I ⊗ B + Kronecker sum: log|H|, the traces, the blocks of H⁻¹, the criterion, its
-    gradient and its exact Hessian in log w from the spectrum, against dense matrices."""
-    model = _uniform_model()
+    gradient and its exact Hessian in log w from the spectrum, against dense matrices
+    (real FFT and DCT axes; a grid factor)."""
+    model = _uniform_model(grid=grid)
     penalty, fit = _engine(model)
     w = np.array([2.0, 0.7, 1.3])
     rho = np.log(w)
