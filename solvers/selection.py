@@ -523,11 +523,14 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
         target.quadratic, target.spectral_fits = None, False
         current = refitted
     # the standard errors from the Hessian at the answer: the exact one, or the last one
-    # when the final step was tiny, else a fresh central-difference one
+    # when the final step was tiny, else a fresh one by differences (central for an
+    # exact criterion; forward for a stochastic one, whose evaluations cost more and
+    # whose Hessian needs no more than a few digits)
     if current.hessian is not None:
         hessian = current.hessian
     elif float(np.max(np.abs(current.rho - hessian_at), initial=0.0)) > SMALL_STEP:
-        hessian = _hessian(target, current, free_mask, central=True)
+        hessian = _hessian(target, current, free_mask,
+                           central=current.method.startswith("exact"))
     log_se, log_covariance = _standard_errors(hessian, free_mask)
     if any(limit is not None for limit in drifted):
         # the covariance of the others given the flagged ones, held where they stopped (a
@@ -560,10 +563,20 @@ def _newton(target: Criterion, current: Evaluation, free_mask: np.ndarray, lower
     hessian_at = np.full(parts, np.inf)
     path = [current.rho]  # the accepted ρ, for the drift rule
     drifted: list[str | None] = [None] * parts
+    previous: Evaluation | None = None  # the last accepted point, for a secant update
     for _ in range(max_iter):
-        hessian = (current.hessian if current.hessian is not None
-                   else _hessian(target, current, free_mask, central=False))
-        hessian_at = current.rho
+        if current.hessian is not None:
+            hessian, hessian_at = current.hessian, current.rho
+        elif previous is not None and not current.method.startswith("exact"):
+            # a stochastic criterion (each evaluation costs many probes' solves): the
+            # differences' Hessian once, then BFGS updates from the accepted steps; the
+            # standard errors still take a differences' Hessian at the answer
+            hessian = _bfgs(hessian, current.rho - previous.rho,
+                            np.where(free_mask, current.gradient - previous.gradient, 0.0))
+            hessian_at = np.full(parts, np.inf)
+        else:
+            hessian = _hessian(target, current, free_mask, central=False)
+            hessian_at = current.rho
         for a, limit in enumerate(drift(path, rho0, current, hessian)):
             if free_mask[a] and drifted[a] is None:
                 drifted[a] = limit
@@ -598,13 +611,25 @@ def _newton(target: Criterion, current: Evaluation, free_mask: np.ndarray, lower
             converged = True  # no decrease left to find along the Newton direction
             break
         moved = float(np.max(np.abs(accepted.rho - current.rho), initial=0.0))
-        current = accepted
+        previous, current = current, accepted
         history.append((current.rho, current.value))
         path.append(current.rho)
         if moved <= tol:
             converged = True
             break
     return current, converged, hessian, hessian_at, drifted
+
+
+def _bfgs(hessian: np.ndarray, step: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """The BFGS update of a Hessian approximation by a step in ρ and the gradient's
+    change along it (kept as it is when the pair shows no positive curvature)."""
+    curvature = float(change @ step)
+    along = hessian @ step
+    bend = float(step @ along)
+    if not curvature > 1e-12 * max(1.0, float(np.linalg.norm(change) * np.linalg.norm(step))) \
+            or not bend > 0:
+        return hessian
+    return hessian - np.outer(along, along) / bend + np.outer(change, change) / curvature
 
 
 def _same_fit(refitted: Evaluation, solved: Evaluation) -> bool:

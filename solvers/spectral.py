@@ -200,24 +200,27 @@ class KroneckerReference:
     def trace_pairs(self) -> np.ndarray:
         """tr(K̃⁻¹S_aK̃⁻¹S_b) for every pair of parts (A, A); every ridge uniform."""
         parts = len(self.penalty.parts)
-        spectra = [self.part_spectrum(a) for a in range(parts)]
-        if any(s is None for s in spectra):
-            raise ValueError("trace_pairs needs every ridge the same on every stratum")
+        spectra = []
+        for a in range(parts):
+            spectrum = self.part_spectrum(a)
+            if spectrum is None:
+                raise ValueError("trace_pairs needs every ridge the same on every stratum")
+            spectra.append(spectrum)
         squared = self.inverse ** 2  # (M⁻¹)_ce², M⁻¹ symmetric
         multiplicity = self.multiplicity()
         if self.d == 1:  # one matrix product over the stacked part spectra
             grid = squared.shape[:-2]
             stacked = np.stack([np.broadcast_to(scalar * columns[0], grid)
-                                for scalar, columns in spectra]).reshape(parts, -1)  # type: ignore[misc]
+                                for scalar, columns in spectra]).reshape(parts, -1)
             weights = (multiplicity * squared[..., 0, 0]).reshape(-1)
             return (stacked * weights) @ stacked.T
         out = np.zeros((parts, parts))
         for a in range(parts):
-            scalar_a, columns_a = spectra[a]  # type: ignore[misc]
+            scalar_a, columns_a = spectra[a]
             weighted = np.einsum("...ce,c->...e", squared, columns_a) \
                 * (multiplicity * scalar_a)[..., None]
             for b in range(a, parts):
-                scalar_b, columns_b = spectra[b]  # type: ignore[misc]
+                scalar_b, columns_b = spectra[b]
                 out[a, b] = out[b, a] = float(np.sum(weighted * scalar_b[..., None]
                                                      * columns_b))
         return out
