@@ -146,7 +146,7 @@ def run(name: str, grid_values: int) -> None:
                                                          strict=True))
     line = (f"| {name} | {k:,} | {select_s:.1f} | {se_s:.1f} | {selection.iterations} | "
             f"{selection.method} | {blocks.method} (median rel. SE {se_rel:.1e}) | {weights} | "
-            f"{one_fit_s:.2f} | {select_s / one_fit_s:.1f}×")
+            f"{one_fit_s:.3g} | {select_s / one_fit_s:.1f}×")
     if grid_values:
         rng = np.random.default_rng(1)
         order = rng.permutation(len(z))

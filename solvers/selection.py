@@ -35,8 +35,12 @@ difference of the records' curvature for the Newton problems).
 
 The search: Fellner–Schall fixed-point steps w_a ← w_a (tr(P⁺S_a) − tr(H⁻¹S_a)) /
 (θ̂ᵀS_aθ̂/τ) (Wood & Fasiolo 2017) from the start until they settle, then Newton steps on
-ρ with the exact gradient and a finite-difference Hessian, each inner fit warm-started
-from the last θ̂. The criterion's Hessian in ρ gives each weight's approximate standard
+ρ with the exact gradient and a Hessian that is exact where H is exact-spectral and the
+curvature constant (:func:`_exact_hessian`), by forward differences of the gradient
+otherwise (for a stochastic criterion: once, then BFGS updates from the accepted steps),
+each inner fit warm-started from the last θ̂. A loss of constant curvature with an
+exact-spectral H needs one fit only: θ̂(w) is then one spectral solve
+(:class:`QuadraticLoss`), and the answer is refitted by the callback to confirm. The criterion's Hessian in ρ gives each weight's approximate standard
 error on the log scale. A weight whose criterion keeps falling toward 0 or ∞ (the data
 cannot determine it) is flagged, never silently clipped: as soon as it has moved
 monotonically toward 0 or ∞ over its last DRIFT_STEPS accepted steps, at least

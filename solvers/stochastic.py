@@ -1,8 +1,9 @@
 """Stochastic estimates of log|H|, tr(H⁻¹S_a) and the stratum blocks of H⁻¹ at any K,
 H = blockdiag(B_k) + P(w), with the exact Kronecker-sum solve as the preconditioner.
 
-The reference matrix. K̃ = Σ_a w_a (L_a ⊗ D_a) + I ⊗ (A₀ + R̄) (A₀ the strata's mean
-block, R̄ the ridges' mean over strata) is block diagonal in (factors' eigenbases) ⊗ I:
+The reference matrix (solvers.spectral.KroneckerReference). K̃ = Σ_a w_a (L_a ⊗ D_a) +
+I ⊗ (A₀ + R̄) (A₀ the strata's mean block, R̄ the ridges' mean over strata) is block
+diagonal in (factors' eigenbases) ⊗ I:
 one d × d matrix per product eigenvalue index, so K̃^{±1/2}, K̃⁻¹, log|K̃|, tr(K̃⁻¹S_a) and
 the stratum blocks of K̃⁻¹ are exact (transforms: solvers.laplacian.KroneckerSolver). A
 diagonal scaling S matches the diagonal: M = S K̃ S ≈ H.
