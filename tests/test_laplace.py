@@ -275,9 +275,10 @@ def test_sparse_factorization_and_selected_inversion_match_dense(monkeypatch):
                                rtol=1e-9, atol=1e-14)
 
 
-def test_a_singular_hessian_is_reported():
+@pytest.mark.parametrize("method", ["exact", "spectral"])
+def test_a_singular_hessian_is_reported(method):
     penalty = QuadraticPenalty([path_graph(3)], [LaplacianPart(0)], n=1)
-    curvature = LaplaceCurvature(np.zeros((3, 1, 1)), penalty, [1.0])
+    curvature = LaplaceCurvature(np.zeros((3, 1, 1)), penalty, [1.0], method)
     with pytest.raises(cholesky.NotPositiveDefinite):
         curvature.logdet()
 
@@ -535,6 +536,12 @@ def test_the_exact_spectral_path_matches_the_dense_reference(kind, grid):
                                rtol=1e-10)
     assert evaluation.value == pytest.approx(model.criterion(rho, kind), rel=1e-11)
     np.testing.assert_allclose(evaluation.gradient, model.gradient(rho, kind), rtol=1e-6)
+    # the exact gradient against the exact Cholesky path's (the reference's is by
+    # differences): to rounding
+    cholesky_path = Criterion(fit, penalty, kind, method="exact")(rho)
+    assert cholesky_path.curvature.method == "exact"
+    np.testing.assert_allclose(evaluation.gradient, cholesky_path.gradient, rtol=1e-10)
+    assert evaluation.value == pytest.approx(cholesky_path.value, rel=1e-13)
     if kind == "reml":
         # the exact Hessian: against the reference's differences, and against central
         # differences of the engine's exact gradient (error ~h²)
