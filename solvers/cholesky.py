@@ -94,7 +94,22 @@ class SparseCholesky:
         if self.dense:
             return self._dense_inverse()[rows, cols]
         z = self.selected_inverse()
-        return np.asarray(z[rows, cols]).reshape(-1)
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        values = np.asarray(z[rows, cols]).reshape(-1)
+        # an entry off the factor's pattern (e.g. within the block of a stratum without
+        # records, which no elimination fills) is not zero in A⁻¹: solved for, by column
+        keys = np.sort(np.repeat(np.arange(z.shape[1], dtype=np.int64), np.diff(z.indptr))
+                       * self.size + z.indices)
+        wanted = cols * self.size + rows
+        found = np.searchsorted(keys, wanted)
+        off = (found >= len(keys)) | (keys[np.minimum(found, len(keys) - 1)] != wanted)
+        if off.any():
+            columns, position = np.unique(cols[off], return_inverse=True)
+            unit = np.zeros((self.size, len(columns)))
+            unit[columns, np.arange(len(columns))] = 1.0
+            solved = self._lu.solve(unit)
+            values[off] = solved[rows[off], position.reshape(-1)]
+        return values
 
     def trace_inverse_times(self, b: sp.spmatrix) -> float:
         """tr(A⁻¹ B) for a symmetric B whose pattern lies within A's."""

@@ -71,23 +71,26 @@ class LaplaceCurvature:
         return np.einsum("kab,kb->ka", self.blocks, x) + self.penalty.apply(self.weights, x)
 
     def matrix(self) -> sp.csr_matrix:
-        """H as a sparse (K·d × K·d) matrix (TᵀHT, p × p, with a reparametrization; every
-        stratum's block in its pattern, zeros included)."""
+        """H as a sparse (K·d × K·d) matrix (TᵀHT, p × p, with a reparametrization), every
+        stratum's (d × d) block stored, zeros included (entries of H⁻¹ off the factor's
+        pattern are solved for: SparseCholesky.inverse_entries)."""
         t = self.reparametrization
         if t is not None:
             rows, cols, values = t.block_triplets(self.blocks)
             penalty = sp.coo_matrix(self.penalty.free_matrix(self.weights))
             size = t.size
-            return sp.csr_matrix((np.concatenate([values, penalty.data]),
-                                  (np.concatenate([rows, penalty.row]),
-                                   np.concatenate([cols, penalty.col]))), shape=(size, size))
-        k, d = self.penalty.k, self.penalty.d
-        base = (np.arange(k) * d)[:, None, None]
-        rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
-        cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
-        blocks = sp.csr_matrix((self.blocks.reshape(-1), (rows, cols)),
-                               shape=(k * d, k * d))
-        return (blocks + self.penalty.matrix(self.weights)).tocsr()
+        else:
+            k, d = self.penalty.k, self.penalty.d
+            base = (np.arange(k) * d)[:, None, None]
+            rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
+            cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
+            values = self.blocks.reshape(-1)
+            penalty = sp.coo_matrix(self.penalty.matrix(self.weights))
+            size = k * d
+        # (duplicates are summed, explicit zeros kept)
+        return sp.csr_matrix((np.concatenate([values, penalty.data]),
+                              (np.concatenate([rows, penalty.row]),
+                               np.concatenate([cols, penalty.col]))), shape=(size, size))
 
     @property
     def factor(self) -> SparseCholesky:

@@ -169,3 +169,28 @@ def test_beyond_the_exact_limit_is_refused_with_the_limit(monkeypatch):
                                          r"coefficients; this model has 17$"):
         LaplaceCurvature(fit(w, None).blocks, penalty, w)
     assert EXACT_LIMIT == 20_000
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_the_sparse_path_reads_the_blocks_of_strata_without_records(monkeypatch, constrained):
+    """Forced onto the sparse factorization (selected inversion on the factor's pattern),
+    a stratum without records keeps its off-diagonal block entries of H⁻¹ (they were
+    read as 0 when a sum of sparse matrices pruned the stratum's zero block)."""
+    from stratlang.solvers import cholesky
+
+    from . import test_laplace
+
+    model, w = _model("poisson") if constrained else test_laplace._model("poisson")
+    penalty, fit = _engine(model) if constrained else test_laplace._engine(model)
+    blocks = fit(w, None).blocks.copy()
+    blocks[5] = 0.0  # no records in stratum 5
+    dense = LaplaceCurvature(blocks, penalty, w)
+    expected = (dense.inverse_blocks().value, dense.traces().value, dense.logdet().value)
+    assert dense.factor.dense and abs(expected[0][5, 0, 1]) > 1e-4
+    monkeypatch.setattr(cholesky, "DENSE_LIMIT", 0)
+    sparse = LaplaceCurvature(blocks, penalty, w)
+    np.testing.assert_allclose(sparse.inverse_blocks().value, expected[0], rtol=1e-9,
+                               atol=1e-14)
+    assert not sparse.factor.dense
+    np.testing.assert_allclose(sparse.traces().value, expected[1], rtol=1e-10)
+    assert sparse.logdet().value == pytest.approx(expected[2], rel=1e-12)
