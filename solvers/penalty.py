@@ -41,7 +41,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .graphs import Graph, component_labels, n_components, path_graph, product_laplacian
+from .graphs import (
+    Graph,
+    component_labels,
+    induced,
+    n_components,
+    path_graph,
+    product_laplacian,
+)
 from .hessian import KroneckerSum
 from .reparametrize import Reparametrization
 
@@ -106,6 +113,11 @@ class QuadraticPenalty:
     _spectra: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict,
                                                                init=False, repr=False)
     _matrices: dict[int, sp.csr_matrix] = field(default_factory=dict, init=False, repr=False)
+    # columns present in some strata only: their graphs are the factors' induced subgraphs
+    _column_sums: dict[tuple[int, int], KroneckerSum | None] = field(
+        default_factory=dict, init=False, repr=False)
+    _induced: dict[tuple[int, bytes], tuple[Graph, tuple[np.ndarray, np.ndarray]]] = field(
+        default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.factors = tuple(self.factors)
@@ -116,6 +128,9 @@ class QuadraticPenalty:
         if t is not None and (t.k, t.d) != (self.k, self.d):
             raise ValueError(f"a reparametrization of θ ({t.k}, {t.d}), not (K, d) = "
                              f"({self.k}, {self.d})")
+        self._partial = np.array([t is not None and t.partial(c) is not None
+                                  for c in range(self.d)], dtype=bool).reshape(self.d)
+        self._partial_columns = [int(c) for c in np.flatnonzero(self._partial)]
         for part in self.parts:
             if isinstance(part, LaplacianPart):
                 if not 0 <= part.factor < len(self.factors):
@@ -155,6 +170,51 @@ class QuadraticPenalty:
         t = self.reparametrization
         return self.size if t is None else t.size
 
+    def column_graphs(self, c: int) -> tuple[Graph, ...]:
+        """Every factor's graph on column ``c``: the subgraph induced by the nodes it is
+        present on (the factor itself for a column present everywhere)."""
+        t = self.reparametrization
+        masks = None if t is None else t.partial(c)
+        if masks is None:
+            return tuple(self.factors)
+        return tuple(self._induced_graph(f, mask)[0] for f, mask in enumerate(masks))
+
+    def _induced_graph(self, f: int, mask: np.ndarray
+                       ) -> tuple[Graph, tuple[np.ndarray, np.ndarray]]:
+        key = (f, np.packbits(mask).tobytes() + bytes([len(mask) % 8]))
+        if key not in self._induced:
+            graph = induced(self.factors[f], mask)
+            self._induced[key] = (graph, _factor_spectrum(graph))
+        return self._induced[key]
+
+    def column_spectrum(self, c: int, f: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`factor_spectrum` of factor ``f``'s graph on column ``c``."""
+        t = self.reparametrization
+        masks = None if t is None else t.partial(c)
+        if masks is None:
+            return self.factor_spectrum(f)
+        return self._induced_graph(f, masks[f])[1]
+
+    def _present(self, c: int) -> np.ndarray:
+        t = self.reparametrization
+        return np.ones(self.k, dtype=bool) if t is None else t.present(c)
+
+    def _column_sum(self, a: int, c: int) -> KroneckerSum | None:
+        """Graph part ``a`` on a column present in some strata only, over its induced
+        graphs (None: the part does not act on the column)."""
+        key = (a, c)
+        if key not in self._column_sums:
+            part = self.parts[a]
+            graphs = self.column_graphs(c)
+            total = None
+            if isinstance(part, LaplacianPart) and self._columns[a][c]:
+                total = KroneckerSum(graphs, [1.0 if i == part.factor else 0.0
+                                              for i in range(len(graphs))])
+            elif isinstance(part, InteractionPart):
+                total = KroneckerSum(graphs, [0.0] * len(graphs), [(tuple(part.factors), 1.0)])
+            self._column_sums[key] = total
+        return self._column_sums[key]
+
     def column_axes(self, c: int) -> tuple[tuple[int, ...], np.ndarray]:
         """(the factors column ``c`` varies over, each stratum's position among that
         column's free coordinates (K,))."""
@@ -174,10 +234,15 @@ class QuadraticPenalty:
         total = self._sums[a]
         if total is None:
             return self._columns[a] * x
-        columns = self._columns[a]
+        columns = self._columns[a] & ~self._partial
         out = np.zeros_like(x)
         if columns.any():
             out[:, columns] = total.apply(np.ascontiguousarray(x[:, columns]))
+        for c in self._partial_columns:
+            inner = self._column_sum(a, c)
+            if inner is not None:
+                strata = np.flatnonzero(self._present(c))
+                out[strata, c] = inner.apply(np.ascontiguousarray(x[strata, c])[:, None])[:, 0]
         return out
 
     def apply(self, weights: Weights, x: np.ndarray) -> np.ndarray:
@@ -189,6 +254,9 @@ class QuadraticPenalty:
         total = self._sums[a]
         if total is None:
             return self._columns[a][:, None, :] * x
+        if self._partial.any():
+            return np.stack([self.apply_part(a, x[:, i, :]) for i in range(x.shape[1])],
+                            axis=1)
         columns = self._columns[a]
         k, p, d = x.shape
         if columns.all():
@@ -223,10 +291,24 @@ class QuadraticPenalty:
             for f, graph in enumerate(self.factors):
                 lifted = sp.kron(lifted, graph.laplacian() if f in part.factors
                                  else sp.identity(graph.n), format="csr")
-            return sp.kron(lifted, sp.identity(self.d), format="csr")
-        gammas = [1.0 if i == part.factor else 0.0 for i in range(len(self.factors))]
-        lifted = product_laplacian(self.factors, gammas)
-        return sp.kron(lifted, sp.diags(self._columns[a].astype(float)), format="csr")
+            full = np.ones(self.d, dtype=bool)
+        else:
+            gammas = [1.0 if i == part.factor else 0.0 for i in range(len(self.factors))]
+            lifted = product_laplacian(self.factors, gammas)
+            full = self._columns[a].astype(bool)
+        total = sp.kron(lifted, sp.diags((full & ~self._partial).astype(float)), format="csr")
+        for c in self._partial_columns:
+            inner = self._column_sum(a, c)
+            if inner is None:
+                continue
+            strata = np.flatnonzero(self._present(c))
+            embed = sp.csr_matrix((np.ones(len(strata)), (strata, np.arange(len(strata)))),
+                                  shape=(self.k, len(strata)))
+            unit = np.zeros(self.d)
+            unit[c] = 1.0
+            total = total + sp.kron(embed @ _sum_matrix(inner) @ embed.T, sp.diags(unit),
+                                    format="csr")
+        return total.tocsr()
 
     def matrix(self, weights: Weights) -> sp.csr_matrix:
         """P(w) as a sparse matrix."""
@@ -261,14 +343,20 @@ class QuadraticPenalty:
             total = self._sums[a]
             if total is None:
                 out += w * self._columns[a]
-            else:
-                out += w * total.diagonal[:, None] * self._columns[a][None, :]
+                continue
+            out += w * total.diagonal[:, None] * (self._columns[a] & ~self._partial)[None, :]
+            for c in self._partial_columns:
+                inner = self._column_sum(a, c)
+                if inner is not None:
+                    out[self._present(c), c] += w * inner.diagonal
         return out
 
     # -- structure -------------------------------------------------------------------
     def uniform_ridges(self) -> bool:
         """Is every ridge pattern the same on every stratum?"""
-        return all(total is not None or bool(np.all(cols == cols[:1]))
+        present = [self._present(c) for c in range(self.d)]
+        return all(total is not None or all(bool(np.all(cols[live, c] == cols[live, c][:1]))
+                                            for c, live in enumerate(present))
                    for total, cols in zip(self._sums, self._columns, strict=True))
 
     def null_components(self, weights: Weights) -> list[np.ndarray]:
@@ -280,7 +368,9 @@ class QuadraticPenalty:
         out = []
         for c in range(self.d):
             axes, local = self.column_axes(c)
-            size = int(np.prod([self.factors[f].n for f in axes], dtype=np.int64))
+            graphs = self.column_graphs(c)
+            size = int(np.prod([graphs[f].n for f in axes], dtype=np.int64))
+            present = self._present(c)
             active = [0.0] * len(self.factors)
             ridged = np.zeros(size, dtype=bool)
             for a, w in enumerate(weights):
@@ -291,7 +381,7 @@ class QuadraticPenalty:
                     if self._columns[a][c] and part.factor in axes:
                         active[part.factor] = 1.0
                 elif isinstance(part, RidgePart):
-                    ridged |= np.bincount(local, weights=self._columns[a][:, c],
+                    ridged |= np.bincount(local, weights=self._columns[a][:, c] * present,
                                           minlength=size) > 0
             for a, w in enumerate(weights):
                 part = self.parts[a]
@@ -306,8 +396,7 @@ class QuadraticPenalty:
                         "the null space of an interaction term without a Laplacian on any "
                         "factor it joins is only known spectrally: the ridges must be the "
                         "same on every stratum")
-            labels = _product_labels([self.factors[f] for f in axes],
-                                     [active[f] for f in axes])
+            labels = _product_labels([graphs[f] for f in axes], [active[f] for f in axes])
             dead = np.unique(labels[ridged])
             labels = np.where(np.isin(labels, dead), -1, labels)
             _, compact = np.unique(labels, return_inverse=True)
@@ -386,7 +475,8 @@ class QuadraticPenalty:
         null = 0
         for c in range(self.d):
             axes = self.column_axes(c)[0]
-            shape = tuple(self.factors[f].n for f in axes) or (1,)
+            graphs = self.column_graphs(c)
+            shape = tuple(graphs[f].n for f in axes) or (1,)
             position = {f: i for i, f in enumerate(axes)}
 
             def lifted(f: int, values: np.ndarray, shape=shape, position=position
@@ -404,7 +494,7 @@ class QuadraticPenalty:
                 if isinstance(part, LaplacianPart):
                     if not self._columns[a][c] or w == 0 or part.factor not in position:
                         continue
-                    values, zero = self.factor_spectrum(part.factor)
+                    values, zero = self.column_spectrum(c, part.factor)
                     term = lifted(part.factor, w * values)
                     total = total + term
                     nullmask = nullmask & lifted(part.factor, zero)
@@ -415,14 +505,14 @@ class QuadraticPenalty:
                     term = np.full((1,) * len(shape), w)
                     joined_zero = np.zeros((1,) * len(shape), dtype=bool)
                     for f in part.factors:
-                        values, zero = self.factor_spectrum(f)
+                        values, zero = self.column_spectrum(c, f)
                         term = term * lifted(f, values)
                         joined_zero = joined_zero | lifted(f, zero)
                     total = total + term
                     nullmask = nullmask & joined_zero
                     terms.append((a, term))
                 else:
-                    level = float(self._columns[a][0, c])
+                    level = float(self._columns[a][np.argmax(self._present(c)), c])
                     if level > 0 and w > 0:
                         ridge += w * level
                         terms.append((a, np.full((1,) * len(shape), w * level)))
@@ -463,6 +553,18 @@ class QuadraticPenalty:
             w * factor.trace_inverse_times(self.free_part_matrix(a)[keep][:, keep])
             if w > 0 else 0.0 for a, w in enumerate(weights)])
         return LogDet(factor.logdet() + log_sizes, gradient, len(anchors), "exact-cholesky")
+
+
+def _sum_matrix(total: KroneckerSum) -> sp.csr_matrix:
+    """A Kronecker sum's matrix (its factors' Laplacians lifted, and its interactions')."""
+    out = product_laplacian(total.factors, total.gammas)
+    for joined, weight in total.interactions:
+        lifted = sp.identity(1, format="csr")
+        for f, graph in enumerate(total.factors):
+            lifted = sp.kron(lifted, graph.laplacian() if f in joined
+                             else sp.identity(graph.n), format="csr")
+        out = out + weight * lifted
+    return sp.csr_matrix(out)
 
 
 def _product_labels(factors: Sequence[Graph], active: Sequence[float]) -> np.ndarray:

@@ -124,8 +124,6 @@ def unsupported(design: Design) -> str | None:
         if entry.quadratic_weight(1.0, term.kind.p) is None:
             return (f"regularizer '{entry.name}' is not quadratic, so the objective is not a "
                     "Gaussian prior's (sum_squares is)")
-    if design.partial_rows:
-        return "a feature with `where` is present in some strata only"
     for part in design.loss_parts():
         if loss.likelihood_unit(part.params) is None:
             return f"loss '{loss.name}' gives no curvature per record"

@@ -46,7 +46,14 @@ CASES = {
                   (("laplacian", 0, np.array([True, False, False])), "stratify.s[x]"),
                   (("laplacian", 1, None), "stratify.t"),
                   (("interaction", (0, 1)), "interact.s_t")]),
+    # the slope z present on s in {1, 2, 3} only, varying over both factors there (its
+    # graph terms: the induced subgraphs)
+    "where": ("x by s, z where s in {1, 2, 3}, intercept", "interact s * t weight auto\n",
+              [[False, True], [False, False], [False, False]],
+              [(("laplacian", 0, None), "stratify.s"), (("laplacian", 1, None), "stratify.t"),
+               (("interaction", (0, 1)), "interact.s_t")]),
 }
+WHERE = {"where": {1: (np.array([False, True, True, True, False]), np.ones(T_NODES, bool))}}
 
 
 def _model(case: str, loss: str = "squared") -> stratlang.Model:
@@ -61,11 +68,16 @@ def _reference(model: stratlang.Model, frame: pd.DataFrame, case: str,
     design = model.bind(frame)
     constant = np.array(CASES[case][2])
     parts = [p for p, _ in CASES[case][3]]
-    lift = constant_lift((S_NODES, T_NODES), constant)
+    partial = WHERE.get(case, {})
+    present = [None if c not in partial else
+               {(a, b) for a in range(S_NODES) for b in range(T_NODES)
+                if partial[c][0][a] and partial[c][1][b]} for c in range(len(constant))]
+    lift = constant_lift((S_NODES, T_NODES), constant, present)
     reference = ConstrainedModel(design.x, design.z, design.records.observed_y,
                                  design.loss.likelihood_unit({}), design.strata.graphs(), parts,
                                  offset=design.offset, weight=design.weight,
-                                 dispersion=design.loss.likelihood.dispersion, lift=lift)
+                                 dispersion=design.loss.likelihood.dispersion, lift=lift,
+                                 partial=partial)
     reference._cache["theta"] = lift.T @ fitted_theta.reshape(-1)
     return reference, [name for _, name in CASES[case][3]]
 
@@ -103,7 +115,9 @@ def _minimized(reference, rho, kind="reml"):
 
 @pytest.mark.parametrize(("case", "loss"), [("by", "squared"), ("shared", "squared"),
                                             ("interact", "squared"),
-                                            ("by", "poisson_regression")])
+                                            ("by", "poisson_regression"),
+                                            ("where", "squared"),
+                                            ("where", "poisson_regression")])
 def test_selected_weights_match_the_dense_optimum_in_phi(case, loss):
     frame = _frame()
     model = _model(case, loss)
@@ -123,6 +137,8 @@ def test_selected_weights_match_the_dense_optimum_in_phi(case, loss):
     for row, along in enumerate(CASES[case][2]):
         for axis in np.flatnonzero(along):
             assert np.max(np.ptp(theta[:, :, row], axis=axis)) < 1e-9
+    for row, (s_nodes, t_nodes) in WHERE.get(case, {}).items():  # absent: exactly 0
+        assert np.all(theta[:, :, row][~np.logical_and.outer(s_nodes, t_nodes)] == 0)
     np.testing.assert_allclose(fitted.theta.to_numpy().reshape(-1),
                                reference.theta(reference.fit(chosen)), atol=1e-4)
 

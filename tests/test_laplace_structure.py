@@ -194,3 +194,80 @@ def test_the_sparse_path_reads_the_blocks_of_strata_without_records(monkeypatch,
     assert not sparse.factor.dense
     np.testing.assert_allclose(sparse.traces().value, expected[1], rtol=1e-10)
     assert sparse.logdet().value == pytest.approx(expected[2], rel=1e-12)
+
+
+# ---- a column present in some strata only (`where`): T drops its absent entries, and
+# its graph terms are those of the factors' induced subgraphs ----
+MASKS = (np.array([False, True, True, True]), np.array([True, True, False]))
+
+
+def _partial(loss: str, constant_x2: bool, seed: int = 0):
+    model, w = _model(loss, seed=seed, ridge_where=False)
+    constant = CONSTANT.copy()
+    constant[2] = [False, constant_x2]
+    masks = [None, None, MASKS]
+    present = [None, None, {(a, b) for a in range(4) for b in range(3)
+                            if MASKS[0][a] and MASKS[1][b]}]
+    x = model.x.copy()
+    s, t = np.unravel_index(model.z, SHAPE)
+    x[~(MASKS[0][s] & MASKS[1][t]), 2] = 0.0  # (the feature is absent there)
+    reference = ConstrainedModel(x, model.z, model.y, model.unit, model.factors, model.parts,
+                                 offset=model.offset, weight=model.weight,
+                                 dispersion=model.dispersion,
+                                 lift=constant_lift(SHAPE, constant, present),
+                                 partial={2: MASKS})
+    t_engine = Reparametrization.constant_along(SHAPE, constant, masks)
+    return reference, w, t_engine
+
+
+def _partial_engine(model, t):
+    kinds = {"laplacian": lambda p: LaplacianPart(p[1], p[2]),
+             "interaction": lambda p: InteractionPart(tuple(p[1])),
+             "ridge": lambda p: RidgePart(p[1])}
+    penalty = QuadraticPenalty(model.factors, [kinds[p[0]](p) for p in model.parts], model.n,
+                               model.m, reparametrization=t)
+    stats = RecordStatistics(model.x, model.z, model.k, model.m)
+    problem = SmoothProblem(stats, model.y, [LossTerm(model.unit)], np.zeros((model.k, model.d)),
+                            KroneckerSum(model.factors, [0.0, 0.0]), model.offset, model.weight)
+
+    def fit(weights, warm):
+        phi = model.fit(weights, None if warm is None else t.restrict(warm))
+        return InnerFit.from_problem(problem, model.theta(phi).reshape(model.k, model.d),
+                                     dispersion=model.dispersion)
+
+    return penalty, fit
+
+
+@pytest.mark.parametrize("constant_x2", [False, True])
+def test_a_partial_column_penalty_and_lift_match_the_dense_reference(constant_x2):
+    model, w, t = _partial("squared", constant_x2)
+    penalty, _ = _partial_engine(model, t)
+    np.testing.assert_allclose((t.matrix @ t.matrix.T).toarray(), model.lift @ model.lift.T,
+                               atol=1e-15)
+    for a in range(len(w)):  # θ's penalty parts: the induced graphs embedded
+        np.testing.assert_allclose(penalty.part_matrix(a).toarray(), model.matrices[a],
+                                   atol=1e-14)
+        x = np.random.default_rng(a).normal(size=(model.k, model.d))
+        np.testing.assert_allclose(penalty.apply_part(a, x).reshape(-1),
+                                   model.matrices[a] @ x.reshape(-1), atol=1e-13)
+        np.testing.assert_allclose(penalty.diagonal(np.eye(len(w))[a]).reshape(-1),
+                                   np.diag(model.matrices[a]), atol=1e-14)
+    got = penalty.pseudo_logdet(w)
+    value, null = model.pdet(w)
+    assert got.null_dim == null and got.value == pytest.approx(value, rel=1e-11)
+
+
+@pytest.mark.parametrize("loss", ["squared", "poisson"])
+@pytest.mark.parametrize("constant_x2", [False, True])
+def test_criterion_and_covariance_with_a_partial_column_match_brute_force(loss, constant_x2):
+    model, w, t = _partial(loss, constant_x2)
+    penalty, fit = _partial_engine(model, t)
+    rho = np.log(w)
+    evaluation = Criterion(fit, penalty, "reml")(rho)
+    assert evaluation.value == pytest.approx(model.criterion(rho), rel=1e-10)
+    np.testing.assert_allclose(evaluation.gradient, model.gradient(rho), rtol=1e-6, atol=1e-8)
+    cov = model.theta_covariance(w)
+    d = model.d
+    expected = np.array([cov[i * d:(i + 1) * d, i * d:(i + 1) * d] for i in range(model.k)])
+    np.testing.assert_allclose(evaluation.curvature.inverse_blocks().value, expected,
+                               rtol=1e-9, atol=1e-13)

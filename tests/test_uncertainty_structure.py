@@ -73,6 +73,43 @@ CASES = {
                  [(2.0, ALONG["g1"], [True, True]), (0.7, ALONG["g2"], [False, True]),
                   (3.0, np.kron(PATH, CYCLE), [True, True])]),
 }
+
+
+def _induced(laplacian: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The Laplacian of the subgraph on the nodes ``keep`` marks, from the adjacency."""
+    adjacency = np.diag(np.diag(laplacian)) - laplacian
+    sub = adjacency[keep][:, keep]
+    return np.diag(sub.sum(axis=1)) - sub
+
+
+def _on_x(g1_nodes: np.ndarray, g2_nodes: np.ndarray, along: str) -> np.ndarray:
+    """(K·2 × K·2) the graph term along ``along`` of the slope x present on the strata
+    g1_nodes × g2_nodes only: the factors' induced subgraphs, embedded."""
+    keep = np.logical_and.outer(g1_nodes, g2_nodes).reshape(-1)
+    pieces = (_induced(PATH, g1_nodes) if along == "g1" else np.eye(int(g1_nodes.sum())),
+              _induced(CYCLE, g2_nodes) if along == "g2" else np.eye(int(g2_nodes.sum())))
+    embed = np.eye(K)[:, keep]
+    return np.kron(embed @ np.kron(*pieces) @ embed.T, _row_mask([True, False]))
+
+
+G1_SOME = np.array([False, True, True, True, False])  # g1 in {1, 2, 3}
+G2_SOME = np.array([True, True, True, False])  # g2 in {0, 1, 2}
+ALL1, ALL2 = np.ones(N1, dtype=bool), np.ones(N2, dtype=bool)
+# `where` cases: the slope's parts as θ-space matrices, its strata (g1 nodes, g2 nodes)
+WHERE = {
+    "where": ("features x where g1 in {1, 2, 3}, intercept", "",
+              [[False, False], [False, False]],
+              [(2.0, ALONG["g1"], [False, True]), (2.0, _on_x(G1_SOME, ALL2, "g1"), None),
+               (0.7, ALONG["g2"], [False, True]), (0.7, _on_x(G1_SOME, ALL2, "g2"), None)],
+              (G1_SOME, ALL2)),
+    "where by": ("features x by g1 where g2 in {0, 1, 2}, intercept",
+                 "interact g1 * g2 weight 3\n", [[False, True], [False, False]],
+                 [(2.0, ALONG["g1"], [False, True]), (2.0, _on_x(ALL1, G2_SOME, "g1"), None),
+                  (0.7, ALONG["g2"], [False, True]),
+                  (3.0, np.kron(PATH, CYCLE), [False, True])],
+                 (ALL1, G2_SOME)),
+}
+CASES.update({name: case[:4] for name, case in WHERE.items()})
 LOSSES = {"squared": ("real ~ squared offset o", lambda eta: np.full_like(eta, 2.0)),
           "poisson_regression": ("count ~ poisson_regression offset o", np.exp)}
 
@@ -99,8 +136,13 @@ def _brute(fitted, frame: pd.DataFrame, case: str, loss: str):
     for i in range(len(frame)):
         s = strata[i] * d
         data[s:s + d, s:s + d] += curvature[i] * np.outer(x[i], x[i])
-    penalty = sum(w * np.kron(graph, _row_mask(rows)) for w, graph, rows in parts)
-    lift = constant_lift((N1, N2), np.array(constant))
+    penalty = sum(w * (graph if rows is None else np.kron(graph, _row_mask(rows)))
+                  for w, graph, rows in parts)
+    present = None
+    if case in WHERE:
+        g1_nodes, g2_nodes = WHERE[case][4]
+        present = [{(a, b) for a, b in STRATA if g1_nodes[a] and g2_nodes[b]}, None]
+    lift = constant_lift((N1, N2), np.array(constant), present)
     h_phi = lift.T @ (data + penalty) @ lift
     inverse = np.linalg.inv(h_phi)
     phi = 1.0
@@ -124,10 +166,15 @@ def test_standard_errors_match_the_dense_brute_force_in_phi(case, loss):
     assert fitted.info["uncertainty_method"] == "exact-cholesky"
     constant = np.array(CASES[case][2])
     se = got.to_numpy().reshape(N1, N2, 2)
+    present = (ALL1, ALL2), (ALL1, ALL2)
+    if case in WHERE:  # the slope is absent (fixed at 0) elsewhere: no standard error
+        present = WHERE[case][4], (ALL1, ALL2)
+        absent = ~np.logical_and.outer(*WHERE[case][4])
+        assert np.all(se[:, :, 0][absent] == 0) and np.all(se[:, :, 0][~absent] > 0)
     for row in range(2):  # a row constant along a factor has one standard error along it
+        block = se[:, :, row][np.ix_(*present[row])]
         for axis in np.flatnonzero(constant[row]):
-            spread = np.ptp(se[:, :, row], axis=axis)
-            assert np.max(spread) <= 1e-12 * np.max(se[:, :, row])
+            assert np.max(np.ptp(block, axis=axis)) <= 1e-12 * np.max(block)
 
 
 def test_a_shared_slope_has_one_standard_error_and_interval_everywhere():

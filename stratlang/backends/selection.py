@@ -65,8 +65,6 @@ def _refusal(design: Design) -> str | None:
     model = design.model
     if model.basis is not None:
         return "a basis model (`basis`) restricts θ to the graph's smoothest eigenvectors"
-    if design.partial_rows:
-        return "a feature with `where` is present in some strata only"
     if design.loss.likelihood is None:
         return f"loss '{design.loss.name}' has no likelihood reading"
     for part in design.loss_parts():

@@ -116,9 +116,18 @@ def constant_columns(design: Design) -> np.ndarray:
 
 def reparametrization(design: Design) -> Reparametrization | None:
     """θ = Tφ with the rows declared constant along factors (``by`` a subset, ``shared``)
-    as free coordinates over the other factors only: None when no row is."""
+    as free coordinates over the other factors only, and the rows present in some strata
+    only (``where``) without their absent entries (fixed at 0): None when no row is
+    either."""
+    from .strata import factor_masks
+
     constant = constant_columns(design)
-    if not constant.any():
+    _k, n, m = design.theta_shape
+    wheres = design.row_wheres if len(design.row_wheres) == n else (None,) * n
+    row_masks = [None if where is None else tuple(factor_masks(design.strata, where))
+                 for where in wheres]
+    if not constant.any() and all(masks is None for masks in row_masks):
         return None
     return Reparametrization.constant_along(tuple(g.n for g in design.strata.graphs()),
-                                            constant)
+                                            constant,
+                                            [masks for masks in row_masks for _ in range(m)])
