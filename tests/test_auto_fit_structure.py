@@ -184,3 +184,19 @@ def test_standard_errors_after_choosing_include_the_weights_uncertainty():
     assert np.all(full >= conditional - 1e-15) and np.any(full > conditional * (1 + 1e-6))
     se = full.reshape(S_NODES, T_NODES, 2)
     assert np.max(np.ptp(se[:, :, 0], axis=1)) <= 1e-12 * np.max(se[:, :, 0])
+
+
+@pytest.mark.parametrize("method", ["ml", "gcv"])
+def test_ml_and_gcv_beside_rows_held_constant_match_the_dense_reference(method):
+    """ML integrates over the free coefficients, not over P's null space in θ (a shared
+    row's copies are one coordinate of φ); GCV's edf is tr(H_φ⁻¹Tᵀ∇²ℓT)."""
+    frame = _frame()
+    model = _model("by")
+    fitted = model.fit(frame, select=method)
+    reference, names = _reference(model, frame, "by", fitted.theta.to_numpy())
+    chosen = np.array([fitted.weights[n] for n in names])
+    rho, _ = _minimized(reference, np.log(chosen), method)
+    np.testing.assert_allclose(chosen, np.exp(rho), rtol=1e-6)
+    report = fitted.info["selection"]
+    assert report["method"] == method
+    np.testing.assert_allclose(report["criterion"], reference.criterion(rho, method), rtol=1e-8)
