@@ -16,6 +16,10 @@ What is computed here (all at θ̂, from the training design):
   directions K·d − rank P: the parts add up to the total;
 * deviance explained 1 − (ℓ̂ − ℓ_sat)/(ℓ₀ − ℓ_sat) (ℓ₀: one common predictor for every
   record) and AIC = −2 log L + 2·edf (+2 for an estimated dispersion).
+
+The penalty is the one the auto weights are chosen under (backends.selection.prior): with
+rows held constant along factors or present in some strata only, H, P and the edf are
+those of the free coefficients θ = Tφ, and θ's covariance φ·T H_φ⁻¹ Tᵀ (exact only).
 """
 
 from __future__ import annotations

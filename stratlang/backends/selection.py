@@ -9,6 +9,12 @@ hands :func:`stratlang.solvers.selection.select_weights` a callback that fits th
 with the chosen backend (``newton`` for smooth losses, ADMM otherwise) at any weights,
 warm-started from the fit before. Fixed weights stay fixed; a fixed weight of 0 adds no
 part. The result is the weights by name and a report for ``fitted.info['selection']``.
+
+Rows held constant along factors (``by`` some factors, ``shared``) and features present
+in some strata only (``where``) are taken over the model's free coefficients θ = Tφ
+(:func:`stratlang.data.row_structure.reparametrization`): the penalty carries T, and each
+inner fit is polished by Newton steps in φ. :func:`prior` is the one builder of this
+penalty; the uncertainty (stratlang.uncertainty) takes it too, every weight fixed.
 """
 
 from __future__ import annotations
