@@ -3,9 +3,13 @@
 With quadratic penalties only, the objective F(θ) = ℓ(θ) + ½ θᵀPθ is a negative log
 posterior (a Gaussian Markov random field prior of precision P), so the posterior of θ is
 approximately normal with covariance φ·H⁻¹, H = ∇²ℓ(θ̂) + P (Laplace's approximation; exact
-for squared). φ is 1, except for a loss with a dispersion (squared: the loss Σ w r² is
-2σ² times the negative log-likelihood, so φ = 2σ̂², σ̂² = Σ w r² / (n − edf) as mgcv's
-Pearson estimate, n the records with a positive weight times the outputs).
+for squared). φ is the loss's known scale τ (the loss is τ times the negative
+log-likelihood: 1, or 2 for gaussian), except for a loss with a dispersion (squared: the
+loss Σ w r² is 2σ² times the negative log-likelihood, so φ = 2σ̂², σ̂² = Σ w r² / (n − edf)
+as mgcv's Pearson estimate, n the records with a positive weight times the outputs). A
+loss of each stratum's θ whole (gaussian's (S, ν), S symmetric) is approximated over θ's
+free coordinates, and the covariance mapped back to the stored entries
+(backends.free_coordinates).
 
 What is computed here (all at θ̂, from the training design):
 * the K stratum (d × d) blocks of φ·H⁻¹: standard errors (their diagonals), intervals,
@@ -27,6 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .backends.free_coordinates import (
+    stored_blocks,
+    stored_solve,
+    strata_likelihood,
+)
 from .backends.weight_spread import INCLUDED, WeightSpread
 from .language.errors import NumericalError, StratlangError
 
@@ -64,7 +73,7 @@ class Uncertainty:
     """The posterior covariance's stratum blocks and what the summary reports."""
 
     blocks: np.ndarray  # (K, d, d) φ·(H⁻¹)_kk
-    dispersion: float  # φ (1 without a dispersion)
+    dispersion: float  # φ (the loss's known scale without a dispersion)
     method: str  # how H⁻¹'s blocks were computed: 'exact-cholesky', 'monte-carlo', …
     stderr: float  # the relative standard error of a Monte Carlo estimate (0: exact)
     edf: dict[str, float]  # per penalty term, 'unpenalized', and 'total'
@@ -129,8 +138,11 @@ def unsupported(design: Design) -> str | None:
     if design.model.structured:
         return ("parameter rows differ in their graph terms (`by`, `shared`, an own weight, "
                 "`interact`): not yet")
+    whole = strata_likelihood(design) is not None
     for part in design.loss_parts():
-        if loss.likelihood_unit(part.params) is None:
+        if why := loss.likelihood_refusal(part.params):
+            return why
+        if not whole and loss.likelihood_unit(part.params) is None:
             return f"loss '{loss.name}' gives no curvature per record"
     return None
 
@@ -148,6 +160,8 @@ class Curvature:
     positions: list[int]  # the factors with a Laplacian penalty (the first penalties)
     ridges: list[np.ndarray]  # (K, d) 0/1 pattern of each ridge penalty (the others)
     m: int = 1  # outputs
+    # a loss of θ whole: Q (stored d × free f); the rest is then over θ's free coordinates
+    basis: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -159,13 +173,50 @@ class Curvature:
 
 
 def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Curvature:
-    """∇²ℓ's stratum blocks at θ (K, n, m) and the penalty parts of ``design``."""
+    """∇²ℓ's stratum blocks at θ (K, n, m) and the penalty parts of ``design`` (over θ's
+    free coordinates for a loss of θ whole: backends.free_coordinates)."""
     from .backends.newton import ridge as ridge_of
     from .backends.objective import term_index
     from .kinds.regularizers import REGULARIZERS
-    from .solvers.hessian import KroneckerSum, RecordStatistics
+    from .solvers.hessian import KroneckerSum
 
     k, n, m = design.theta_shape
+    strata = strata_likelihood(design)
+    blocks = _record_blocks(design, theta) if strata is None else None
+    graphs, gammas = design.strata.graphs(), design.strata.gammas(weights)
+    penalties, positions, ridges = [], [], []
+    for i, (factor, graph, gamma) in enumerate(zip(design.strata.factors, graphs, gammas,
+                                                   strict=True)):
+        if gamma != 0 and graph.n_edges:
+            penalties.append(Penalty(factor.hyper_name, f"stratify ({', '.join(factor.columns)})",
+                                     gamma))
+            positions.append(i)
+    for term in design.model.regularizers:
+        entry = REGULARIZERS[term.kind.name]
+        q = entry.quadratic_weight(weights[term.hyper_name], term.kind.p)
+        if not q:
+            continue
+        pattern = np.zeros((k, n))
+        pattern[term_index(design, term)] = 1.0
+        penalties.append(Penalty(term.hyper_name, f"{entry.name}", q))
+        ridges.append(np.repeat(pattern, m, axis=1))
+    ridge = ridge_of(design, weights)
+    laplacian = KroneckerSum(graphs, gammas)
+    if strata is None:
+        assert blocks is not None
+        return Curvature(blocks, ridge, laplacian, penalties, list(graphs), positions, ridges,
+                         m)
+    share = strata.basis ** 2  # a diagonal pattern p over ψ: Qᵀ diag(p) Q
+    return Curvature(strata.derivatives(strata.to_free(theta))[2], ridge @ share, laplacian,
+                     penalties, list(graphs), positions, [r @ share for r in ridges], 1,
+                     strata.basis)
+
+
+def _record_blocks(design: Design, theta: np.ndarray) -> np.ndarray:
+    """∇²ℓ's stratum blocks from each record's curvature in its linear predictor."""
+    from .solvers.hessian import RecordStatistics
+
+    k, _n, m = design.theta_shape
     records = design.records
     d2 = None
     for part in design.loss_parts():
@@ -186,26 +237,8 @@ def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> C
         raise NumericalError("the loss's curvature is not finite at the fit (a prediction "
                              "overflows, or a rate or probability sits at its bound): no "
                              "standard errors")
-    blocks = RecordStatistics(records.x, records.z, k, m).blocks(d2)
-    graphs, gammas = design.strata.graphs(), design.strata.gammas(weights)
-    penalties, positions, ridges = [], [], []
-    for i, (factor, graph, gamma) in enumerate(zip(design.strata.factors, graphs, gammas,
-                                                   strict=True)):
-        if gamma != 0 and graph.n_edges:
-            penalties.append(Penalty(factor.hyper_name, f"stratify ({', '.join(factor.columns)})",
-                                     gamma))
-            positions.append(i)
-    for term in design.model.regularizers:
-        entry = REGULARIZERS[term.kind.name]
-        q = entry.quadratic_weight(weights[term.hyper_name], term.kind.p)
-        if not q:
-            continue
-        pattern = np.zeros((k, n))
-        pattern[term_index(design, term)] = 1.0
-        penalties.append(Penalty(term.hyper_name, f"{entry.name}", q))
-        ridges.append(np.repeat(pattern, m, axis=1))
-    return Curvature(blocks, ridge_of(design, weights), KroneckerSum(graphs, gammas),
-                     penalties, list(graphs), positions, ridges, m)
+    out: np.ndarray = RecordStatistics(records.x, records.z, k, m).blocks(d2)
+    return out
 
 
 @dataclass
@@ -297,6 +330,9 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float],
     curv = curvature(design, theta, weights)
     inverse = engine_inverse(curv)
     _check_determined(curv, inverse.blocks)
+    if curv.basis is not None:  # ψ's covariance as the stored entries'
+        inverse.blocks = stored_blocks(inverse.blocks, curv.basis)
+        inverse.solve = stored_solve(inverse.solve, curv.basis, curv.k)
     size = curv.k * curv.d
     edf_total = inverse.data_trace
     edf = {p.name: plus - trace for p, plus, trace in
@@ -305,6 +341,8 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float],
     edf["total"] = edf_total
     fit = _fit_statistics(design, theta)
     dispersion, scale = 1.0, None
+    if design.loss.likelihood is not None:  # (the loss is τ times the NLL: τ H⁻¹)
+        dispersion = design.loss.likelihood.scale
     if design.loss.likelihood is not None and design.loss.likelihood.dispersion:
         n = fit["n"]
         if n <= edf_total:
@@ -334,12 +372,12 @@ def _fit_statistics(design: Design, theta: np.ndarray) -> dict[str, Any]:
         records = part.of(design.records)
         y = records.observed_y
         w = np.ones(len(records)) if records.weight is None else records.weight
-        pred = records.predictor(theta[records.z])
-        fitted_total += loss.value(pred, y, part.params, records.weight)
-        null_total += _null_value(loss, records, part.params)
+        fitted_total += loss.records_value(records, theta[records.z], part.params)
         with np.errstate(divide="ignore", invalid="ignore"):
             saturated_total += float(w @ loss.saturated(y, part.params))
-            nll = loss.nll(pred, y, part.params)
+            nll = loss.records_nll(records, theta[records.z], part.params)
+        if np.isfinite(saturated_total):  # (else no deviance: no null model needed)
+            null_total += _null_value(loss, records, part.params)
         if nll is None:
             nll_known = False
         else:
@@ -406,14 +444,6 @@ def normal_quantile(level: float) -> float:
     return float(norm.ppf(0.5 + level / 2))
 
 
-def predictor_covariance(x: np.ndarray, blocks: np.ndarray, m: int) -> np.ndarray:
-    """Each record's link-scale covariance (N, m, m) from its features x (N, n) and its
-    stratum's covariance block (N, n·m, n·m): (x ⊗ I)ᵀ C (x ⊗ I)."""
-    n_records, n = x.shape
-    c = blocks.reshape(n_records, n, m, n, m)
-    return np.einsum("ij,ijolp,il->iop", x, c, x)
-
-
 def mean_blocks(solve: Callable[[np.ndarray], np.ndarray], weights: np.ndarray, d: int
                 ) -> np.ndarray:
     """The covariance block of Σ_k a_k θ_k for one averaging vector ``a`` (K,):
@@ -469,14 +499,12 @@ def prediction_intervals(fitted: Any, design: Design, theta: np.ndarray, level: 
     z_level = normal_quantile(level)
     uncertainty = fitted.uncertainty
     blocks = record_blocks(uncertainty, design, fitted.strata.shape, conditional)
-    m = theta.shape[2]
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for part in design.loss_parts():
         rows = np.arange(len(design.z)) if part.records is None else part.records
         records = design.records.subset(rows)
-        pred = records.predictor(theta[rows])
-        cov = predictor_covariance(records.x, blocks[rows], m)
-        got = design.loss.interval(pred, cov, z_level, part.params, fitted.classes)
+        got = design.loss.records_interval(records, theta[rows], blocks[rows], z_level,
+                                           part.params, fitted.classes)
         for key, (low, high) in got.items():
             if key not in out:
                 out[key] = (np.empty((len(design.z), *low.shape[1:])),
