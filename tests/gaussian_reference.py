@@ -174,11 +174,12 @@ class DenseGaussian:
         """The posterior covariance of the stored entries at φ: J (2 H⁻¹) Jᵀ."""
         return self.jacobian @ (2.0 * np.linalg.inv(self.hessian(phi, w))) @ self.jacobian.T
 
-    def mean_covariance(self, phi: np.ndarray, w, k: int) -> np.ndarray:
-        """The covariance of stratum k's mean μ = S⁻¹ν by the delta method, the Jacobian
-        of μ(φ) by the complex step."""
+    def mean_covariance(self, phi: np.ndarray, w, k: int | None) -> np.ndarray:
+        """The covariance of stratum k's mean μ = S⁻¹ν (k None: of the model averaged over
+        every stratum) by the delta method, the Jacobian of μ(φ) by the complex step."""
         def mean(at: np.ndarray) -> np.ndarray:
-            theta = self.stored(at)[k]
+            stored = self.stored(at)
+            theta = stored.mean(axis=0) if k is None else stored[k]
             return np.linalg.solve(theta[:self.m], theta[self.m])
 
         jac = np.zeros((self.m, len(phi)))

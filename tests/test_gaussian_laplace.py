@@ -169,6 +169,14 @@ def test_mean_intervals_by_the_delta_method_match_the_dense_reference():
             dtype=float), mean - z * sd, rtol=1e-6)
         np.testing.assert_allclose(got.loc[k, ["mean_upper_a", "mean_upper_b"]].to_numpy(
             dtype=float), mean + z * sd, rtol=1e-6)
+    # a value the fit has not seen, as the model averaged over the factor's nodes
+    common = fitted.predict(pd.DataFrame({"s": [K + 1]}), unseen="common", interval=0.9)
+    sd = np.sqrt(np.diag(reference.mean_covariance(phi, [3.0], None)))
+    mean = common.loc[0, ["mean_a", "mean_b"]].to_numpy(dtype=float)
+    average = fitted.theta_array.mean(axis=0)
+    np.testing.assert_allclose(mean, np.linalg.solve(average[:2], average[2]), rtol=1e-9)
+    np.testing.assert_allclose(common.loc[0, ["mean_upper_a", "mean_upper_b"]].to_numpy(
+        dtype=float), mean + z * sd, rtol=1e-6)
 
 
 def test_reml_weight_and_criterion_match_the_dense_reference():
