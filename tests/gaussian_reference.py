@@ -144,20 +144,27 @@ class DenseGaussian:
         values = np.linalg.eigvalsh(self.jacobian.T @ self.penalty(w) @ self.jacobian)
         return float(np.sum(np.log(values[values > 1e-9 * values.max()])))
 
-    def criterion(self, rho, start: np.ndarray) -> float:
-        """REML's V at weights exp(ρ), fitted from φ ``start``."""
+    def criterion(self, rho, start: np.ndarray, kind: str = "reml") -> float:
+        """REML's (or ML's) V at weights exp(ρ), fitted from φ ``start``; ML's log|H| is
+        over the range of P (log|ZᵀHZ|, Z an orthonormal basis of it)."""
         w = np.exp(np.atleast_1d(np.asarray(rho, float)))
         phi = self.fit(w, start)
-        logdet_h = np.linalg.slogdet(self.hessian(phi, w))[1]
+        hessian = self.hessian(phi, w)
+        if kind == "ml":
+            values, vectors = np.linalg.eigh(self.jacobian.T @ self.penalty(w) @ self.jacobian)
+            z = vectors[:, values > 1e-9 * values.max()]
+            hessian = z.T @ hessian @ z
+        logdet_h = np.linalg.slogdet(hessian)[1]
         return 0.5 * self.objective(phi, w) + 0.5 * logdet_h - 0.5 * self.pseudo_logdet(w)
 
-    def select(self, start: np.ndarray, bracket: tuple[float, float]) -> float:
+    def select(self, start: np.ndarray, bracket: tuple[float, float], kind: str = "reml"
+               ) -> float:
         """The REML weight (one weight) by scipy's minimize_scalar on V(log w), then a few
         Newton steps on central differences of V to get below its rounding."""
         phi = {"at": np.array(start, float)}
 
         def value(rho: float) -> float:
-            out = self.criterion(rho, phi["at"])
+            out = self.criterion(rho, phi["at"], kind)
             assert self.theta is not None
             phi["at"] = self.theta
             return out

@@ -179,20 +179,22 @@ def test_mean_intervals_by_the_delta_method_match_the_dense_reference():
         dtype=float), mean + z * sd, rtol=1e-6)
 
 
-def test_reml_weight_and_criterion_match_the_dense_reference():
+@pytest.mark.parametrize("method", ["reml", "ml"])
+def test_chosen_weight_and_criterion_match_the_dense_reference(method):
     """The criterion over the isometric free coordinates (the engine's) to 1e-8, the
     chosen weight against scipy's minimize_scalar on the dense criterion to 1e-6, the
     standard errors at the chosen weight (conditional on it) to 1e-6."""
     frame = _frame()
-    fitted = stratlang.load(_spec("auto")).fit(frame)
+    fitted = stratlang.load(_spec("auto")).fit(frame, select=method)
     report = fitted.info["selection"]
+    assert report["method"] == method
     chosen = fitted.weights["stratify.s"]
     assert report["converged"] and report["weights"]["stratify.s"]["limit"] is None
     reference = _reference(frame, False, "isometric")
     start = reference.free(fitted.theta_array)
-    value = reference.criterion(np.log(chosen), start)
+    value = reference.criterion(np.log(chosen), start, method)
     assert report["criterion"] == pytest.approx(value, rel=1e-8)
-    best = reference.select(start, (np.log(chosen) - 1, np.log(chosen) + 1))
+    best = reference.select(start, (np.log(chosen) - 1, np.log(chosen) + 1), method)
     assert chosen == pytest.approx(best, rel=1e-6)
     phi = reference.free(fitted.theta_array)
     se = np.sqrt(np.diag(reference.covariance(phi, [chosen])))
