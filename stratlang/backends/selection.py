@@ -7,8 +7,9 @@ design — one part per ``stratify`` factor (its Laplacian), per ``interact`` te
 Kronecker product of its factors' Laplacians) and per quadratic regularizer term (its ridge pattern: the rows it acts on, in the strata its ``where`` selects) — and
 hands :func:`stratlang.solvers.selection.select_weights` a callback that fits the model
 with the chosen backend (``newton`` for smooth losses, ADMM otherwise) at any weights,
-warm-started from the fit before. Fixed weights stay fixed; a fixed weight of 0 adds no
-part. The result is the weights by name and a report for ``fitted.info['selection']``.
+warm-started from the fit before. A loss that sees each stratum's θ whole (gaussian's
+symmetric precision) is read over θ's free coordinates (backends.free_coordinates).
+Fixed weights stay fixed; a fixed weight of 0 adds no part. The result is the weights by name and a report for ``fitted.info['selection']``.
 """
 
 from __future__ import annotations
