@@ -55,6 +55,15 @@ def free_parts(parts: list[Any], basis: np.ndarray, m: int) -> list[Any]:
     return out
 
 
+def free_penalty(penalty: Any, basis: np.ndarray) -> Any:
+    """A solvers.penalty QuadraticPenalty on the stored entries (n rows of m outputs) as
+    one on ψ (f rows of one output)."""
+    from ..solvers.penalty import QuadraticPenalty
+
+    return QuadraticPenalty(penalty.factors, free_parts(list(penalty.parts), basis, penalty.m),
+                            basis.shape[1])
+
+
 def stored_blocks(blocks: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """Covariance blocks (K, f, f) of ψ as blocks (K, d, d) of the stored entries."""
     out: np.ndarray = np.einsum("da,kab,eb->kde", basis, blocks, basis)

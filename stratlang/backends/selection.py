@@ -26,7 +26,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.auto import DEFAULT_METHOD, SELECTION_METHODS
 from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
-from .free_coordinates import free_parts, polished_fit, stored_spread, strata_likelihood
+from .free_coordinates import free_penalty, polished_fit, stored_spread, strata_likelihood
 from .objective import term_index
 from .weight_spread import spread_of
 
@@ -263,12 +263,9 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
                              "sweeps and use `stratlang tune`")
     parts = _parts(design, values, chosen)
     _k, n, m = design.theta_shape
-    if strata is None:
-        penalty = QuadraticPenalty(design.strata.graphs(), [p.part for p in parts], n, m)
-    else:  # over θ's free coordinates
-        penalty = QuadraticPenalty(design.strata.graphs(),
-                                   free_parts([p.part for p in parts], strata.basis, m),
-                                   strata.size)
+    penalty = QuadraticPenalty(design.strata.graphs(), [p.part for p in parts], n, m)
+    if strata is not None:  # over θ's free coordinates
+        penalty = free_penalty(penalty, strata.basis)
     inner = _Inner(choice, design, parts, values, penalty, strata)
     start = time.perf_counter()
     failed = f"choosing the auto weights of model '{model.name}' by {method.upper()} failed"
