@@ -190,3 +190,51 @@ class DenseModel:
         theta = self.fit(w)
         _, _, hess = self.loss(theta)
         return np.linalg.inv(hess + self.penalty(w))
+
+
+def constant_lift(shape: tuple[int, ...], constant: np.ndarray) -> np.ndarray:
+    """T (K·d × p) dense, by loops: column c of θ constant along the factors
+    ``constant[c]`` marks is one free coordinate per node of the other factors' product,
+    copied along the marked ones; T's columns normalized (TᵀT = I)."""
+    import itertools
+
+    d = len(constant)
+    k = int(np.prod(shape))
+    nodes = list(itertools.product(*[range(s) for s in shape]))  # C order
+    columns = []
+    for c in range(d):
+        keys = {}
+        for i, node in enumerate(nodes):
+            key = tuple(v for f, v in enumerate(node) if not constant[c][f])
+            keys.setdefault(key, []).append(i)
+        for members in keys.values():
+            column = np.zeros(k * d)
+            column[np.array(members) * d + c] = 1.0 / math.sqrt(len(members))
+            columns.append(column)
+    return np.column_stack(columns)
+
+
+@dataclass
+class ConstrainedModel(DenseModel):
+    """The reference over φ for θ = Tφ (``lift`` T dense, K·d × p): the loss, its
+    derivatives and the penalty taken through T, so the fit, the criterion, log|TᵀPT|₊
+    and the covariance are φ's; ``theta(φ)`` and ``theta_covariance(w)`` give θ's."""
+
+    lift: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.p = self.lift.shape[1]
+
+    def penalty(self, w):
+        return self.lift.T @ super().penalty(w) @ self.lift
+
+    def loss(self, phi):
+        value, grad, hess = super().loss(self.lift @ phi)
+        return value, self.lift.T @ grad, self.lift.T @ hess @ self.lift
+
+    def theta(self, phi):
+        return self.lift @ phi
+
+    def theta_covariance(self, w):
+        return self.lift @ self.covariance(w) @ self.lift.T

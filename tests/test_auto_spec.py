@@ -19,10 +19,10 @@ from stratlang.spec import compile_spec, to_text
 from .conftest import ROOT
 
 _STRUCTURE = ("auto weights are not chosen yet in a model with a term held constant along a "
-              "factor (`by` some factors, or `shared`): write its weights as sweeps, e.g. "
-              "`weight {1, 10, 100}`, and choose them by cross-validation with `stratlang "
-              "tune`, or let the term vary over every factor, e.g. `by (store weight auto, "
-              "week)`")
+              "factor (`by` some factors, or `shared`) beside a feature with `where`: write "
+              "the weights as sweeps, e.g. `weight {1, 10, 100}`, and choose them by "
+              "cross-validation with `stratlang tune`, or let that term vary over every "
+              "factor")
 
 
 def problems(text: str) -> list[tuple[int, int, str, str]]:
@@ -114,10 +114,10 @@ def test_a_column_named_auto_is_still_a_column():
       (4, 26, "S332", "match auto: auto weights are chosen for stratified models (the "
        "penalties are a Gaussian prior over the strata); a personalized model's match "
        "takes a number, or a sweep that `stratlang tune` chooses")]),
-    ("response y ~ squared\nfeatures x by s\nstratify s ~ path weight auto\n"
-     "stratify t ~ path weight 1\n",
+    ("response y ~ squared\nfeatures x by s, z where s in {1, 2}\n"
+     "stratify s ~ path weight auto\nstratify t ~ path weight 1\n",
      [(3, 26, "S333", _STRUCTURE)]),
-    ("response y ~ squared\nfeatures x by s\nstratify s ~ path weight 1\n"
+    ("response y ~ squared\nfeatures x by s, z where t in {1}\nstratify s ~ path weight 1\n"
      "stratify t ~ path weight 1\ninteract s * t weight auto\n",
      [(5, 23, "S333", _STRUCTURE)]),
     ("response y ~ hinge\nstratify s ~ path weight 1\nstratify t ~ path weight 1\n"
@@ -127,8 +127,8 @@ def test_a_column_named_auto_is_still_a_column():
        + ", ".join(n for n in LOSSES if LOSSES[n].likelihood is not None)
        + "): write a sweep, e.g. `{0.01, 0.1, 1} * sum_squares`, and choose it by "
        "cross-validation with `stratlang tune`")]),
-    ("response y ~ squared\nfeatures x by (s weight auto)\nstratify s ~ path weight 1\n"
-     "stratify t ~ path weight 1\n",
+    ("response y ~ squared\nfeatures x by (s weight auto), z shared where t in {1}\n"
+     "stratify s ~ path weight 1\nstratify t ~ path weight 1\n",
      [(2, 25, "S333", _STRUCTURE)]),
     ("response y ~ squared\nstratify s ~ path weight car\n",
      [(2, 26, "S207", "graph weight must be a number, a sweep set {…}, logspace(low, high, "
@@ -136,6 +136,17 @@ def test_a_column_named_auto_is_still_a_column():
 ])
 def test_every_misuse_is_a_positioned_error(text, expected):
     assert problems(text) == expected
+
+
+@pytest.mark.parametrize("features", ["x by s, intercept", "x shared, intercept",
+                                      "x by (s weight auto), intercept shared",
+                                      "x by s, z shared, intercept"])
+def test_auto_beside_rows_held_constant_along_a_factor_is_accepted(features):
+    """Rows constant along a factor are chosen over their free coordinates (θ = Tφ)."""
+    model = compile_spec(f"model m\nresponse y ~ squared\nfeatures {features}\n"
+                         "stratify s ~ path weight auto\nstratify t ~ cycle weight auto\n"
+                         "interact s * t weight auto\n")
+    assert {"stratify.s", "stratify.t", "interact.s_t"} <= set(model.autos())
 
 
 def test_check_prints_the_caret(tmp_path, capsys):

@@ -685,12 +685,3 @@ def test_monte_carlo_blocks_state_their_error(monkeypatch):
     assert actual < 3 * stated
     assert (f"  standard errors: monte-carlo (relative error of the variances ≈ {stated:.2g})"
             in str(fitted.summary()))
-
-
-def test_rows_with_their_own_graph_terms_are_refused():
-    fitted = stratlang.load("model t\nresponse real ~ squared\nfeatures x shared, intercept\n"
-                            "stratify g1 ~ path\n").fit(_frame())
-    with pytest.raises(NoUncertainty, match=r"^no standard errors: parameter rows differ in "
-                                            r"their graph terms \(`by`, `shared`, an own "
-                                            r"weight, `interact`\): not yet$"):
-        _ = fitted.theta_se

@@ -116,15 +116,15 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
                        if v.weight is not None and v.weight.is_auto]
     constant = [t.vary_span for t in features if t.vary is not None
                 and not _varies_over_all(t.vary, strata)]
-    if (autos or structure_autos) and constant:
-        # the selection's prior covers each factor's Laplacian on the rows of each weight,
-        # interactions and ridge terms; a row held exactly constant along a factor needs
-        # θ reparametrized onto that constraint, not done yet
+    partial = [t for t in features if t.where is not None]
+    if (autos or structure_autos) and constant and partial:
+        # rows held constant along a factor are chosen over their free coordinates
+        # (θ = Tφ); a row present in some strata only (`where`) is not reparametrized yet
         out.error("auto weights are not chosen yet in a model with a term held constant "
-                  "along a factor (`by` some factors, or `shared`): write its weights as "
-                  "sweeps, e.g. `weight {1, 10, 100}`, and choose them by cross-validation "
-                  "with `stratlang tune`, or let the term vary over every factor, e.g. "
-                  "`by (store weight auto, week)`",
+                  "along a factor (`by` some factors, or `shared`) beside a feature with "
+                  "`where`: write the weights as sweeps, e.g. `weight {1, 10, 100}`, and "
+                  "choose them by cross-validation with `stratlang tune`, or let that term "
+                  "vary over every factor",
                   (structure_autos or autos)[0], code=codes.AUTO_WITH_STRUCTURE)
     has_auto = any(t.weight is not None and t.weight.is_auto for t in regs) or any(
         s.weight.is_auto for s in strata) or any(i.weight.is_auto for i in interactions) or bool(
