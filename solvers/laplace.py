@@ -28,7 +28,8 @@ The interface (each name is defined in the module in brackets):
   only, refused beyond ``EXACT_LIMIT`` free coefficients), in θ's coordinates: the blocks
   of T H_φ⁻¹ Tᵀ, ``solve`` B ↦ T H_φ⁻¹ TᵀB.
 * ``InnerFit`` [selection] — what a fit at weights w returns: θ̂, ℓ(θ̂), the blocks, the
-  number of records, whether φ is estimated (squared), the blocks' change along a
+  number of records, whether φ is estimated (squared), the loss's known scale τ
+  otherwise (the loss is τ times the NLL), the blocks' change along a
   direction (for the exact REML gradient), the deviance (GCV).
   ``InnerFit.from_problem(problem, θ̂, dispersion)`` builds it from a Newton
   ``SmoothProblem``.
@@ -42,7 +43,8 @@ The interface (each name is defined in the module in brackets):
   a solver's θ̂ in φ for a reparametrized penalty.
 
 Uncertainty: the posterior covariance of θ is τ H⁻¹, τ = 2φ̂ for squared (its loss is 2φ
-times the negative log-likelihood) and 1 for the other likelihood losses; a stratum's
+times the negative log-likelihood) and the loss's known scale ``InnerFit.scale`` for the
+others (1, or 2 for a loss that is twice the NLL); a stratum's
 covariance is τ · ``inverse_blocks()[k]``, a prediction's link-scale variance
 τ x_iᵀ(H⁻¹)_kk x_i (verified against mgcv's ``predict(se.fit=TRUE)`` to 1e-8 in
 benchmarks/reml_mgcv.py).

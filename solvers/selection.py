@@ -2,9 +2,10 @@
 likelihood) and GCV, for an objective F(θ; w) = ℓ(θ) + ½ θᵀP(w)θ whose loss is a
 negative log-likelihood.
 
-The reading. The loss is ℓ = τ · (−log p(y | θ)) up to constants: τ = 1 for every loss
-with a likelihood reading but squared, whose ℓ = Σ w_i (η_i − y_i)² is 2φ times the
-Gaussian negative log-likelihood (τ = 2φ, φ the dispersion, estimated). The prior of θ
+The reading. The loss is ℓ = τ · (−log p(y | θ)) up to constants: τ is the known
+:attr:`InnerFit.scale` (1 for most losses, 2 for gaussian's twice the NLL), except for
+squared, whose ℓ = Σ w_i (η_i − y_i)² is 2φ times the Gaussian negative log-likelihood
+(τ = 2φ, φ the dispersion, estimated). The prior of θ
 is N(0, (P(w)/τ)⁻), improper on P's null space. With θ̂(w) the fit and
 H = ∇²ℓ(θ̂) + P(w), the Laplace approximation gives, up to constants independent of w
 and φ (N records, M₀ = dim null P):
@@ -22,7 +23,7 @@ weight w is λ = w/2 for squared (whose loss is the deviance) and λ = w for the
 (benchmarks/reml_mgcv.py matches it to 1e-8).
 
 The posterior covariance of θ is τ H⁻¹ (H is the Hessian of F = τ · the negative log
-posterior): :attr:`Selection.covariance_scale` is τ (2φ̂ for squared, else 1).
+posterior): :attr:`Selection.covariance_scale` is τ (2φ̂ for squared, else the scale).
 
 The exact gradient in ρ = log w (envelope theorem for θ̂ and φ̂):
 
@@ -87,6 +88,7 @@ class InnerFit:
     # δθ (K, d) ↦ d/dt ∇²ℓ(θ̂ + tδθ) at t = 0, as (K, d, d); None: constant curvature
     block_change: Callable[[np.ndarray], np.ndarray] | None = None
     deviance: float | None = None  # for GCV (default: the loss)
+    scale: float = 1.0  # τ without a dispersion: the loss is τ times the NLL
 
     @staticmethod
     def from_problem(problem: SmoothProblem, theta: np.ndarray, dispersion: bool = False,
@@ -241,7 +243,7 @@ class Evaluation:
     @property
     def covariance_scale(self) -> float:
         """τ: the posterior covariance of θ is τ H⁻¹."""
-        return 2.0 * self.scale if self.fit.dispersion else 1.0
+        return 2.0 * self.scale if self.fit.dispersion else self.fit.scale
 
 
 @dataclass(frozen=True)
@@ -264,8 +266,9 @@ class Selection:
 
     @property
     def covariance_scale(self) -> float:
-        """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, 1 otherwise)."""
-        return 2.0 * self.scale if self.fit.dispersion else 1.0
+        """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, else the fit's
+        known scale)."""
+        return 2.0 * self.scale if self.fit.dispersion else self.fit.scale
 
     def weight_directions(self, curvature: LaplaceCurvature
                           ) -> tuple[np.ndarray, np.ndarray]:
@@ -364,8 +367,8 @@ class Criterion:
             tau = 2.0 * phi
             value = 0.5 * dof + 0.5 * dof * math.log(2 * math.pi * phi)
         else:
-            phi, tau = 1.0, 1.0
-            value = objective
+            phi, tau = 1.0, inner.scale
+            value = objective / tau
         null_basis = None
         if not reml and null:
             null_basis = penalty.null_basis(weights).toarray().T.reshape(null, penalty.k,
@@ -422,7 +425,7 @@ def fellner_schall(evaluation: Evaluation, penalty: QuadraticPenalty,
     """One Fellner–Schall step in ρ (0 for weights not free)."""
     weights = np.exp(evaluation.rho)
     theta = evaluation.fit.theta
-    tau = 2.0 * evaluation.scale if evaluation.fit.dispersion else 1.0
+    tau = evaluation.covariance_scale
     pdet = penalty.pseudo_logdet(weights)
     traces = np.asarray(evaluation.curvature.traces().value)[:-1]
     numerator = pdet.gradient - weights * traces  # w_a (tr(P⁺S_a) − tr(H⁻¹S_a))

@@ -82,13 +82,13 @@ def test_a_column_named_auto_is_still_a_column():
      [(3, 26, "S330", "auto weights are chosen by the likelihood of the data, and loss "
        "'huber' has no likelihood reading (the losses with one: squared, logistic, "
        "multinomial, poisson_regression, exponential_regression, bernoulli, poisson, "
-       "exponential): write a sweep, e.g. `weight {1, 10, 100}`, and choose it by "
+       "exponential, gaussian): write a sweep, e.g. `weight {1, 10, 100}`, and choose it by "
        "cross-validation with `stratlang tune`")]),
     ("response y ~ hinge\nfeatures x\nregularize auto * sum_squares\n",
      [(3, 12, "S330", "auto weights are chosen by the likelihood of the data, and loss "
        "'hinge' has no likelihood reading (the losses with one: squared, logistic, "
        "multinomial, poisson_regression, exponential_regression, bernoulli, poisson, "
-       "exponential): write a sweep, e.g. `{0.01, 0.1, 1} * sum_squares`, and choose it "
+       "exponential, gaussian): write a sweep, e.g. `{0.01, 0.1, 1} * sum_squares`, and choose it "
        "by cross-validation with `stratlang tune`")]),
     ("response y ~ squared\nfeatures x\nstratify s ~ path weight 1\nsolver newton select reml\n",
      [(4, 15, "S331", "select chooses the weights written auto, and this model has none: "
@@ -153,12 +153,14 @@ def test_check_prints_the_caret(tmp_path, capsys):
 def test_every_loss_declares_its_likelihood_reading():
     readable = {n for n in LOSSES.names() if LOSSES[n].likelihood is not None}
     assert readable == {"squared", "logistic", "multinomial", "poisson_regression",
-                        "exponential_regression", "bernoulli", "poisson", "exponential"}
+                        "exponential_regression", "bernoulli", "poisson", "exponential",
+                        "gaussian"}
     assert [n for n in readable if LOSSES[n].likelihood.dispersion] == ["squared"]
-    # each has the unit whose curvature the Laplace approximation needs
+    # each has the unit whose curvature the Laplace approximation needs, or its curvature
+    # over θ's free coordinates when it sees each stratum's θ whole
     for name in readable:
         p = {q.name: q.default for q in LOSSES[name].params}
-        assert LOSSES[name].likelihood_unit(p) is not None, name
+        assert (LOSSES[name].likelihood_unit(p) is not None) != LOSSES[name].sees_stratum_whole
 
 
 def test_quadratic_penalties_are_the_regularizer_entries_answer():

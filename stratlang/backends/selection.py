@@ -15,6 +15,9 @@ in some strata only (``where``) are taken over the model's free coefficients θ 
 (:func:`stratlang.data.row_structure.reparametrization`): the penalty carries T, and each
 inner fit is polished by Newton steps in φ. :func:`prior` is the one builder of this
 penalty; the uncertainty (stratlang.uncertainty) takes it too, every weight fixed.
+
+A loss that sees each stratum's θ whole (gaussian's symmetric precision) is read over
+θ's free coordinates (backends.free_coordinates).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.auto import DEFAULT_METHOD, SELECTION_METHODS
 from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
+from .free_coordinates import free_penalty, polished_fit, stored_spread, strata_likelihood
 from .objective import term_index
 from .weight_spread import spread_of
 
@@ -66,15 +70,22 @@ def unchosen(model: ir.CheckedModel, values: dict[str, float]) -> list[str]:
     return [name for name in model.autos() if name not in values]
 
 
-def _refusal(design: Design) -> str | None:
-    """Why the weights of this model cannot be chosen by the likelihood, or None."""
+def _refusal(design: Design, method: str, whole: bool) -> str | None:
+    """Why the weights of this model cannot be chosen by the likelihood (``whole``: the
+    loss sees each stratum's θ whole), or None."""
     model = design.model
     if model.basis is not None:
         return "a basis model (`basis`) restricts θ to the graph's smoothest eigenvectors"
-    if design.loss.likelihood is None:
+    likelihood = design.loss.likelihood
+    if likelihood is None:
         return f"loss '{design.loss.name}' has no likelihood reading"
+    if method == "gcv" and not likelihood.deviance:
+        return (f"GCV scores a deviance, and loss '{design.loss.name}' has none (no finite "
+                "saturated model): choose them by reml or ml")
     for part in design.loss_parts():
-        if design.loss.likelihood_unit(part.params) is None:
+        if why := design.loss.likelihood_refusal(part.params):
+            return why
+        if not whole and design.loss.likelihood_unit(part.params) is None:
             return f"loss '{design.loss.name}' has no curvature for the Laplace approximation"
     for term in model.regularizers:
         entry = REGULARIZERS[term.kind.name]
@@ -230,15 +241,17 @@ class _Inner:
     """The callback: the model fitted at weights w, as the engine's InnerFit."""
 
     def __init__(self, choice: Any, design: Design, parts: list[_Part],
-                 values: dict[str, float], penalty: Any):
+                 values: dict[str, float], penalty: Any, strata: Any = None):
         self.choice, self.design, self.parts, self.values = choice, design, parts, values
         self.penalty = penalty
+        self.strata = strata  # the loss over θ's free coordinates, or None
         self.own_rows = any(getattr(p.part, "rows", None) is not None for p in parts)
         self.warm: Any = None
         from ..solvers.hessian import RecordStatistics
 
         k, _n, m = design.theta_shape
-        self.stats = RecordStatistics(design.records.x, design.records.z, k, m)
+        self.stats = (RecordStatistics(design.records.x, design.records.z, k, m)
+                      if strata is None else None)
         self.fits = 0
 
     def weights(self, w: np.ndarray) -> dict[str, float]:
@@ -255,6 +268,11 @@ class _Inner:
         if fit.theta is None:  # (written by a cluster's workers under `output`)
             raise StratlangError("auto weights are chosen from θ in memory; this fit wrote θ "
                                  "under its output folder: fit without `output`")
+        likelihood = self.design.loss.likelihood
+        assert likelihood is not None  # (_refusal refused the others)
+        if self.strata is not None:
+            return polished_fit(self.strata, self.penalty, w, np.asarray(fit.theta, float),
+                                likelihood.scale, len(self.design.records))
         laplacian = None
         if self.own_rows:
             from ..solvers.penalty import PenaltyLaplacian
@@ -272,8 +290,6 @@ class _Inner:
                 theta = polished
         else:
             theta = _polished(problem, theta)
-        likelihood = self.design.loss.likelihood
-        assert likelihood is not None  # (_refusal refused the others)
         return InnerFit.from_problem(problem, theta.reshape(k, -1),
                                      dispersion=likelihood.dispersion)
 
@@ -304,7 +320,8 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
                                  "choose them with another backend, then fix them (--weight)")
     model = design.model
     chosen = unchosen(model, values)
-    if problem := _refusal(design):
+    strata = strata_likelihood(design)
+    if problem := _refusal(design, method, strata is not None):
         raise StratlangError(f"auto weights of model '{model.name}' cannot be chosen: "
                              f"{problem}; fix them (weights={{…}}) or write sweeps and use "
                              "tune", cli=f"auto weights of model '{model.name}' cannot be "
@@ -312,7 +329,9 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
                              "sweeps and use `stratlang tune`")
     built = prior(design, values, chosen)
     parts, penalty = built.parts, built.penalty
-    inner = _Inner(choice, design, parts, values, penalty)
+    if strata is not None:  # over θ's free coordinates
+        penalty = free_penalty(penalty, strata.basis)
+    inner = _Inner(choice, design, parts, values, penalty, strata)
     start = time.perf_counter()
     failed = f"choosing the auto weights of model '{model.name}' by {method.upper()} failed"
     try:
@@ -325,7 +344,10 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
     weights = inner.weights(selection.weights)
     report = _report(selection, parts, method, inner.fits)
     report["seconds"] = time.perf_counter() - start
-    return Chosen(weights, report, inner.warm, spread_of(selection, penalty))
+    spread = spread_of(selection, penalty)
+    if strata is not None:
+        spread = stored_spread(spread, strata.basis)
+    return Chosen(weights, report, inner.warm, spread)
 
 
 def _report(selection: Any, parts: list[_Part], method: str, fits: int) -> dict[str, Any]:
