@@ -184,8 +184,10 @@ def run_case(label: str, records: int, shape: tuple[int, int], admm_cap: float,
 
 def preconditioner_rows(records: int, weight: float, skewed: bool,
                         shape: tuple[int, int] = (260, 7)) -> list[str]:
-    """Each of newton's preconditioners on one case: Newton steps, CG steps, seconds."""
+    """Each of newton's preconditioners on one case: Newton steps, CG steps, seconds
+    ('direct': the Hessian's banded Cholesky factor, one CG step per Newton step)."""
     import stratlang
+    from stratlang.solvers.banded import DIRECT_LIMIT
 
     frame = poisson_frame(records, shape)
     if skewed:  # stratum sizes ∝ 1/rank along the path: most records in a few strata
@@ -197,7 +199,11 @@ def preconditioner_rows(records: int, weight: float, skewed: bool,
     model = stratlang.load(spec)
     design = model.bind(frame)
     out = []
-    for kind in ("block", "kronecker", "auto"):
+    k, n, _ = design.theta_shape
+    # 'direct' only where it applies (else it is 'auto'); 'auto' is 'direct' where cheap
+    kinds = ("block", "kronecker", "direct", "auto") if k * n <= DIRECT_LIMIT else (
+        "block", "kronecker", "auto")
+    for kind in kinds:
         seconds, fit = stratlang_fit(model, design, "newton", {"preconditioner": kind})
         case = (f"K = {shape[0] * shape[1]:,}, {'skewed' if skewed else 'uniform'} strata, "
                 f"graph weights {weight:g}")
