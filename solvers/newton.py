@@ -134,7 +134,11 @@ def irls_start(problem: SmoothProblem, preconditioner: str, max_cg: int) -> np.n
     blocks = stats.blocks(d2)
     delta = _shift(problem, blocks)
     hessian = HessianOperator(blocks, problem.ridge + delta, problem.laplacian)
-    solved = pcg(hessian, hessian.preconditioner(preconditioner), -gradient, 1e-4, max_cg)
+    # a quadratic loss's model is exact: solved tightly, the start is the minimizer and
+    # Newton's first step only confirms it (loosely, each of up to 3 steps re-solved it)
+    exact = all(term.unit.quadratic for term in problem.terms)
+    solved = pcg(hessian, hessian.preconditioner(preconditioner), -gradient,
+                 1e-12 if exact else 1e-4, max_cg)
     return solved.x.reshape(stats.k, stats.n, stats.m)
 
 

@@ -296,6 +296,17 @@ def test_options_are_validated(rng):
         assert fitted.info["converged"]
 
 
+@pytest.mark.parametrize("preconditioner", ["auto", "block"])
+def test_a_quadratic_loss_takes_one_newton_step(preconditioner, rng):
+    """The IRLS start of a quadratic loss is its exact minimizer when solved tightly: one
+    Newton step confirms it (a loose start took 3, each re-solving the same system)."""
+    frame, target, features = data_for("squared", rng)
+    model = stratlang.load(f"response {target} ~ squared\n{features}\n"
+                           "regularize 0.3 * sum_squares exclude []\nstratify g ~ path\n")
+    fitted = model.fit(frame, options={"preconditioner": preconditioner})
+    assert fitted.info["backend"] == "newton" and fitted.info["iterations"] == 1
+
+
 def test_a_small_model_is_solved_by_the_banded_factor(rng):
     """'auto' takes the direct solve on a small problem: one CG step per Newton step, and
     the same fit as the CG preconditioners give."""
