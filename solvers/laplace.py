@@ -13,13 +13,20 @@ The interface (each name is defined in the module in brackets):
   ``null_basis(w)``, ``null_dim(w)``, ``pseudo_logdet(w)`` → ``LogDet`` (value, gradient
   in log w, null_dim, method): exact from the factors' eigenvalues when the ridges are
   the same on every stratum, by an anchored sparse Cholesky otherwise.
+  ``QuadraticPenalty(..., reparametrization=T)``: coefficients held constant along
+  factors or absent from some strata (fixed at 0) as θ = Tφ (``Reparametrization.
+  constant_along(shape, constant, masks)`` [reparametrize], T orthonormal): log|TᵀPT|₊,
+  its null space and ``free_matrix``/``free_part_matrix`` are φ's (a partial column's
+  graph terms are its factors' induced subgraphs'), products stay θ's.
 * ``LaplaceCurvature(blocks, penalty, w, method="auto")`` [curvature] — H = blockdiag
   (blocks (K, d, d), the loss's Hessian per stratum) + P(w): ``logdet()``, ``traces()``
   (tr(H⁻¹S_a) per part, then tr(H⁻¹B) = the effective degrees of freedom),
   ``inverse_blocks()`` ((K, d, d) diagonal blocks of H⁻¹), ``block_trace(M)``,
   ``solve(B)``. Each returns an ``Estimate(value, stderr, method)``: method
   "exact-cholesky" (stderr 0) up to ``EXACT_LIMIT`` coefficients, "slq" / "hutch++" /
-  "monte-carlo" beyond.
+  "monte-carlo" beyond. With a reparametrization everything is φ's (H_φ = TᵀHT; exact
+  only, refused beyond ``EXACT_LIMIT`` free coefficients), in θ's coordinates: the blocks
+  of T H_φ⁻¹ Tᵀ, ``solve`` B ↦ T H_φ⁻¹ TᵀB.
 * ``InnerFit`` [selection] — what a fit at weights w returns: θ̂, ℓ(θ̂), the blocks, the
   number of records, whether φ is estimated (squared), the blocks' change along a
   direction (for the exact REML gradient), the deviance (GCV).
@@ -31,7 +38,8 @@ The interface (each name is defined in the module in brackets):
   final InnerFit, ``covariance_scale`` τ). ``Criterion(fit, penalty, criterion)(log w)``
   → ``Evaluation`` (value, exact gradient in log w, the InnerFit and the
   LaplaceCurvature at w). ``newton_fit(problem, penalty, dispersion)`` is a ready fit
-  callback by the Newton solver.
+  callback by the Newton solver; ``constrained_newton(problem, penalty, w, θ)`` polishes
+  a solver's θ̂ in φ for a reparametrized penalty.
 
 Uncertainty: the posterior covariance of θ is τ H⁻¹, τ = 2φ̂ for squared (its loss is 2φ
 times the negative log-likelihood) and 1 for the other likelihood losses; a stratum's
@@ -47,16 +55,19 @@ from __future__ import annotations
 from .curvature import EXACT_LIMIT, LaplaceCurvature
 from .estimate import Estimate
 from .penalty import InteractionPart, LaplacianPart, LogDet, QuadraticPenalty, RidgePart
+from .reparametrize import Reparametrization
 from .selection import (
     CRITERIA,
     Criterion,
     Evaluation,
     InnerFit,
     Selection,
+    constrained_newton,
     newton_fit,
     select_weights,
 )
 
 __all__ = ["CRITERIA", "EXACT_LIMIT", "Criterion", "Estimate", "Evaluation", "InnerFit",
            "InteractionPart", "LaplaceCurvature", "LaplacianPart", "LogDet", "QuadraticPenalty",
-           "RidgePart", "Selection", "newton_fit", "select_weights"]
+           "Reparametrization", "RidgePart", "Selection", "constrained_newton", "newton_fit",
+           "select_weights"]

@@ -72,6 +72,7 @@ DRIFT_STEPS = 3
 DRIFT_DECADES = 2.0
 FLAT_LOG_SE = 10.0
 FLAT_CHANGE = 0.5 * (math.log(10) / FLAT_LOG_SE) ** 2
+REFACTOR = 1e-3  # a chord step shrinking the decrement less than this refactorizes
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,71 @@ def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bo
         return InnerFit.from_problem(problem, result.theta, dispersion)
 
     return fit
+
+
+def constrained_newton(problem: SmoothProblem, penalty: QuadraticPenalty, weights: np.ndarray,
+                       theta: np.ndarray, max_iter: int = 30, tol: float = 1e-24
+                       ) -> np.ndarray | None:
+    """θ̂ (K, d) minimizing ℓ(θ) + ½ θᵀP(w)θ over θ = Tφ (the penalty's
+    reparametrization), by Newton steps in φ from ``theta`` projected on the constraint,
+    with exact solves (TᵀHT factorized) and a backtracking line search, to a relative
+    decrement ``tol``: the inner fit's precision that the criterion's small differences
+    need (a solver's fit satisfies the constraint and the optimality only to its
+    tolerance). Near the optimum the curvature barely changes, so a factorization is
+    kept while each step shrinks the decrement by ``REFACTOR`` or more (a chord step: one
+    factorization per fit from a good start). The problem's own ridge and Laplacian are
+    not used: the penalty is. None when an iterate, the gradient or the curvature is not
+    finite."""
+    t = penalty.reparametrization
+    if t is None:
+        raise ValueError("a constrained Newton fit needs a penalty with a reparametrization")
+    stats = problem.stats
+    shape = (stats.k, stats.n, stats.m)
+
+    def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        loss, d1, d2 = problem.loss(problem.predictor(flat.reshape(shape)))
+        return loss + 0.5 * float(np.sum(flat * penalty.apply(weights, flat))), d1, d2
+
+    current = t.project(np.asarray(theta, dtype=float).reshape(stats.k, stats.size))
+    curvature: LaplaceCurvature | None = None
+    fresh = False  # is the curvature the current iterate's?
+    last = math.inf
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        value, d1, d2 = evaluate(current)
+        for _ in range(max_iter):
+            gradient = stats.gradient(d1) + penalty.apply(weights, current)
+            if not (np.isfinite(value) and np.all(np.isfinite(gradient))
+                    and np.all(np.isfinite(d2))):
+                return None
+            if curvature is None:
+                curvature, fresh = LaplaceCurvature(stats.blocks(d2), penalty, weights,
+                                                    "exact"), True
+            step = -curvature.solve(gradient)
+            decrement = -float(np.sum(gradient * step))
+            if decrement > REFACTOR * last and not fresh:  # stale: a Newton step instead
+                curvature, fresh = LaplaceCurvature(stats.blocks(d2), penalty, weights,
+                                                    "exact"), True
+                step = -curvature.solve(gradient)
+                decrement = -float(np.sum(gradient * step))
+            # done: below the tolerance, or a Newton step no longer halves the decrement
+            # (rounding's floor, which for a large |F| lies above the tolerance)
+            if decrement <= tol * max(1.0, abs(value)) or decrement > 0.5 * last:
+                break
+            last = decrement
+            size = 1.0
+            for _ in range(40):
+                trial = current + size * step
+                trial_value, trial_d1, trial_d2 = evaluate(trial)
+                if trial_value <= value - 1e-4 * size * decrement:
+                    break
+                size *= 0.5
+            else:
+                break  # rounding hides any decrease: as good as it gets
+            # far from the optimum (a damped step) the curvature is refreshed
+            curvature = None if size < 1.0 else curvature
+            fresh = False
+            current, value, d1, d2 = trial, trial_value, trial_d1, trial_d2
+    return current if np.all(np.isfinite(current)) else None
 
 
 @dataclass(frozen=True)

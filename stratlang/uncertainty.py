@@ -16,6 +16,10 @@ What is computed here (all at θ̂, from the training design):
   directions K·d − rank P: the parts add up to the total;
 * deviance explained 1 − (ℓ̂ − ℓ_sat)/(ℓ₀ − ℓ_sat) (ℓ₀: one common predictor for every
   record) and AIC = −2 log L + 2·edf (+2 for an estimated dispersion).
+
+The penalty is the one the auto weights are chosen under (backends.selection.prior): with
+rows held constant along factors or present in some strata only, H, P and the edf are
+those of the free coefficients θ = Tφ, and θ's covariance φ·T H_φ⁻¹ Tᵀ (exact only).
 """
 
 from __future__ import annotations
@@ -124,11 +128,6 @@ def unsupported(design: Design) -> str | None:
         if entry.quadratic_weight(1.0, term.kind.p) is None:
             return (f"regularizer '{entry.name}' is not quadratic, so the objective is not a "
                     "Gaussian prior's (sum_squares is)")
-    if design.partial_rows:
-        return "a feature with `where` is present in some strata only"
-    if design.model.structured:
-        return ("parameter rows differ in their graph terms (`by`, `shared`, an own weight, "
-                "`interact`): not yet")
     for part in design.loss_parts():
         if loss.likelihood_unit(part.params) is None:
             return f"loss '{loss.name}' gives no curvature per record"
@@ -138,16 +137,12 @@ def unsupported(design: Design) -> str | None:
 # ---- the Hessian's pieces ----------------------------------------------------------
 @dataclass
 class Curvature:
-    """H = blocks + diag(ridge) + Kronecker sum, and the penalty parts."""
+    """H = blocks + P, and the penalty's parts (P = Σ_a w_a S_a; with rows held constant
+    along factors, taken over their free coordinates θ = Tφ)."""
 
     blocks: np.ndarray  # (K, d, d) ∇²ℓ per stratum
-    ridge: np.ndarray  # (K, d)
-    laplacian: Any  # solvers.hessian.KroneckerSum
+    penalty: Any  # solvers.penalty.QuadraticPenalty
     penalties: list[Penalty]
-    factors: list[Any]  # every factor's graph (solvers.graphs.Graph)
-    positions: list[int]  # the factors with a Laplacian penalty (the first penalties)
-    ridges: list[np.ndarray]  # (K, d) 0/1 pattern of each ridge penalty (the others)
-    m: int = 1  # outputs
 
     @property
     def k(self) -> int:
@@ -157,15 +152,18 @@ class Curvature:
     def d(self) -> int:
         return self.blocks.shape[1]
 
+    @property
+    def weights(self) -> list[float]:
+        return [p.weight for p in self.penalties]
+
 
 def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Curvature:
-    """∇²ℓ's stratum blocks at θ (K, n, m) and the penalty parts of ``design``."""
-    from .backends.newton import ridge as ridge_of
-    from .backends.objective import term_index
-    from .kinds.regularizers import REGULARIZERS
-    from .solvers.hessian import KroneckerSum, RecordStatistics
+    """∇²ℓ's stratum blocks at θ (K, n, m) and the penalty parts of ``design``: the prior
+    the weights are chosen under (backends.selection), every weight fixed."""
+    from .backends.selection import prior
+    from .solvers.hessian import RecordStatistics
 
-    k, n, m = design.theta_shape
+    k, _n, m = design.theta_shape
     records = design.records
     d2 = None
     for part in design.loss_parts():
@@ -187,25 +185,9 @@ def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> C
                              "overflows, or a rate or probability sits at its bound): no "
                              "standard errors")
     blocks = RecordStatistics(records.x, records.z, k, m).blocks(d2)
-    graphs, gammas = design.strata.graphs(), design.strata.gammas(weights)
-    penalties, positions, ridges = [], [], []
-    for i, (factor, graph, gamma) in enumerate(zip(design.strata.factors, graphs, gammas,
-                                                   strict=True)):
-        if gamma != 0 and graph.n_edges:
-            penalties.append(Penalty(factor.hyper_name, f"stratify ({', '.join(factor.columns)})",
-                                     gamma))
-            positions.append(i)
-    for term in design.model.regularizers:
-        entry = REGULARIZERS[term.kind.name]
-        q = entry.quadratic_weight(weights[term.hyper_name], term.kind.p)
-        if not q:
-            continue
-        pattern = np.zeros((k, n))
-        pattern[term_index(design, term)] = 1.0
-        penalties.append(Penalty(term.hyper_name, f"{entry.name}", q))
-        ridges.append(np.repeat(pattern, m, axis=1))
-    return Curvature(blocks, ridge_of(design, weights), KroneckerSum(graphs, gammas),
-                     penalties, list(graphs), positions, ridges, m)
+    built = prior(design, weights)
+    penalties = [Penalty(p.name, p.name, p.value) for p in built.parts]
+    return Curvature(blocks, built.penalty, penalties)
 
 
 @dataclass
@@ -220,21 +202,22 @@ class Inverse:
     method: str
     stderr: float
     solve: Callable[[np.ndarray], np.ndarray]
+    size: int  # the free coefficients: K·d, less those rows held constant along factors
 
 
 def engine_inverse(curv: Curvature) -> Inverse:
     """H⁻¹'s blocks and traces by the Laplace engine (solvers.curvature): exact by sparse
     Cholesky and selected inversion up to its EXACT_LIMIT coefficients, Monte Carlo with
-    a stated error beyond."""
+    a stated error beyond (rows held constant along factors: exact only)."""
     from .solvers.cholesky import NotPositiveDefinite
     from .solvers.curvature import LaplaceCurvature
-    from .solvers.penalty import LaplacianPart, QuadraticPenalty, RidgePart
 
-    parts: list[Any] = [LaplacianPart(position) for position in curv.positions]
-    parts += [RidgePart(pattern) for pattern in curv.ridges]
-    penalty = QuadraticPenalty(curv.factors, parts, curv.d // curv.m, curv.m)
-    weights = [p.weight for p in curv.penalties]
-    engine = LaplaceCurvature(curv.blocks, penalty, weights, method=METHOD)
+    penalty = curv.penalty
+    weights = curv.weights
+    try:
+        engine = LaplaceCurvature(curv.blocks, penalty, weights, method=METHOD)
+    except ValueError as error:  # (beyond the exact limit with rows held constant)
+        raise NoUncertainty(f"no standard errors: {error}") from None
     try:
         blocks = engine.inverse_blocks()
         traces = engine.traces()
@@ -245,11 +228,12 @@ def engine_inverse(curv: Curvature) -> Inverse:
                             "beyond the exact factorization, and this installation has no "
                             "Monte Carlo estimator") from None
     weighted = np.asarray(weights) * np.asarray(traces.value)[:-1]
+    size = penalty.free_size
     if penalty.parts:
         plus = penalty.pseudo_logdet(weights)
         plus_traces, null = list(plus.gradient), plus.null_dim
     else:
-        plus_traces, null = [], curv.k * curv.d
+        plus_traces, null = [], size
     stderr = 0.0
     if not blocks.exact:
         variances = np.einsum("kii->ki", blocks.value)
@@ -262,7 +246,7 @@ def engine_inverse(curv: Curvature) -> Inverse:
         return np.column_stack(columns)
 
     return Inverse(np.asarray(blocks.value), list(weighted), float(traces.value[-1]),
-                   plus_traces, curv.k * curv.d - null, blocks.method, stderr, solve)
+                   plus_traces, size - null, blocks.method, stderr, solve, size)
 
 
 CONDITION_LIMIT = 1e12  # (H⁻¹)_ii H_ii beyond which rounding decides the variance
@@ -271,8 +255,7 @@ CONDITION_LIMIT = 1e12  # (H⁻¹)_ii H_ii beyond which rounding decides the var
 def _check_determined(curv: Curvature, blocks: np.ndarray) -> None:
     """Refuses a Hessian singular to rounding: (H⁻¹)_ii · H_ii ≥ 1 always, and beyond
     CONDITION_LIMIT the factorization went through on a pivot rounding left positive."""
-    diagonal = (np.einsum("kii->ki", curv.blocks) + curv.ridge
-                + curv.laplacian.diagonal[:, None])
+    diagonal = np.einsum("kii->ki", curv.blocks) + curv.penalty.diagonal(curv.weights)
     ratio = np.einsum("kii->ki", blocks) * diagonal
     if not np.all(np.isfinite(ratio)) or np.max(ratio, initial=0.0) > CONDITION_LIMIT:
         raise NumericalError(_singular())
@@ -297,7 +280,7 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float],
     curv = curvature(design, theta, weights)
     inverse = engine_inverse(curv)
     _check_determined(curv, inverse.blocks)
-    size = curv.k * curv.d
+    size = inverse.size
     edf_total = inverse.data_trace
     edf = {p.name: plus - trace for p, plus, trace in
            zip(curv.penalties, inverse.plus_traces, inverse.traces, strict=True)}

@@ -657,15 +657,6 @@ def test_personalized_models_refuse_with_a_reason():
         fitted.predict(frame, interval=0.95)
 
 
-def test_a_feature_in_some_strata_only_is_refused():
-    fitted = stratlang.load("model t\nresponse real ~ squared\n"
-                            "features x where g1 in {0, 1, 2}, intercept\n"
-                            "stratify g1 ~ path\n").fit(_frame())
-    with pytest.raises(NoUncertainty, match=r"^no standard errors: a feature with `where` is "
-                                            r"present in some strata only$"):
-        _ = fitted.theta_se
-
-
 def test_monte_carlo_blocks_state_their_error(monkeypatch):
     """Beyond the exact factorization the engine estimates H⁻¹'s blocks by Monte Carlo:
     info and the summary say so, with the relative error of the variances, which bounds
@@ -684,12 +675,3 @@ def test_monte_carlo_blocks_state_their_error(monkeypatch):
     assert actual < 3 * stated
     assert (f"  standard errors: monte-carlo (relative error of the variances ≈ {stated:.2g})"
             in str(fitted.summary()))
-
-
-def test_rows_with_their_own_graph_terms_are_refused():
-    fitted = stratlang.load("model t\nresponse real ~ squared\nfeatures x shared, intercept\n"
-                            "stratify g1 ~ path\n").fit(_frame())
-    with pytest.raises(NoUncertainty, match=r"^no standard errors: parameter rows differ in "
-                                            r"their graph terms \(`by`, `shared`, an own "
-                                            r"weight, `interact`\): not yet$"):
-        _ = fitted.theta_se
