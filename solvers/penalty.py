@@ -641,6 +641,10 @@ class PenaltyLaplacian(KroneckerSum):
     def apply(self, x: np.ndarray) -> np.ndarray:
         return self.penalty.apply(self.weights, x)
 
+    def band(self, d: int) -> None:
+        """No banded direct solve: its band layout assumes one L ⊗ I for every column."""
+        return None
+
 
 def _weighted_sum(weights: Weights, x: np.ndarray,
                   apply_part: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
