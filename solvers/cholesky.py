@@ -17,6 +17,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .threads import LIMITED_FROM, dense_kernel
+
 DENSE_LIMIT = 2_000
 SPARSE_LIMIT = 20_000
 
@@ -39,7 +41,8 @@ class SparseCholesky:
         if self.dense:
             a = sp.csr_matrix(matrix).toarray() if sp.issparse(matrix) else np.asarray(matrix, float)
             try:
-                self._factor = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
+                with _threads(self.size):
+                    self._factor = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
             except np.linalg.LinAlgError as error:
                 raise NotPositiveDefinite(str(error)) from None
             self._diag = np.diag(self._factor[0]) ** 2
@@ -67,13 +70,15 @@ class SparseCholesky:
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         if self.dense:
-            return scipy.linalg.cho_solve(self._factor, b, check_finite=False)
+            with _threads(self.size):
+                return scipy.linalg.cho_solve(self._factor, b, check_finite=False)
         return self._lu.solve(np.asarray(b, dtype=float))
 
     def _dense_inverse(self) -> np.ndarray:
         if self._inverse is None:
-            self._inverse = scipy.linalg.cho_solve(self._factor, np.eye(self.size),
-                                                   check_finite=False)
+            with _threads(self.size):
+                self._inverse = scipy.linalg.cho_solve(self._factor, np.eye(self.size),
+                                                       check_finite=False)
         return self._inverse
 
     def selected_inverse(self) -> sp.csc_matrix:
@@ -89,7 +94,22 @@ class SparseCholesky:
         if self.dense:
             return self._dense_inverse()[rows, cols]
         z = self.selected_inverse()
-        return np.asarray(z[rows, cols]).reshape(-1)
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        values = np.asarray(z[rows, cols]).reshape(-1)
+        # an entry off the factor's pattern (e.g. within the block of a stratum without
+        # records, which no elimination fills) is not zero in A⁻¹: solved for, by column
+        keys = np.sort(np.repeat(np.arange(z.shape[1], dtype=np.int64), np.diff(z.indptr))
+                       * self.size + z.indices)
+        wanted = cols * self.size + rows
+        found = np.searchsorted(keys, wanted)
+        off = (found >= len(keys)) | (keys[np.minimum(found, len(keys) - 1)] != wanted)
+        if off.any():
+            columns, position = np.unique(cols[off], return_inverse=True)
+            unit = np.zeros((self.size, len(columns)))
+            unit[columns, np.arange(len(columns))] = 1.0
+            solved = self._lu.solve(unit)
+            values[off] = solved[rows[off], position.reshape(-1)]
+        return values
 
     def trace_inverse_times(self, b: sp.spmatrix) -> float:
         """tr(A⁻¹ B) for a symmetric B whose pattern lies within A's."""
@@ -105,6 +125,15 @@ class SparseCholesky:
         rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
         cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
         return self.inverse_entries(rows, cols).reshape(k, d, d)
+
+
+def _threads(size: int):
+    """The dense kernels' BLAS thread limit (solvers.threads: threads that wait on each
+    other on a loaded machine made a 1,600-row factorization 15–40× slower) for a matrix
+    of ``size`` rows; none below the size BLAS threads."""
+    import contextlib
+
+    return dense_kernel() if size >= LIMITED_FROM else contextlib.nullcontext()
 
 
 def _takahashi(lu) -> sp.csc_matrix:

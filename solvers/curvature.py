@@ -19,6 +19,13 @@ factorization with selected inversion, :mod:`solvers.cholesky`) up to
 :func:`~solvers.spectral.uniform_curvature`), and stochastic otherwise
 (:mod:`solvers.stochastic`: "slq" for log|H|, "hutchinson-cv" for traces, "monte-carlo"
 for the blocks). ``method`` may also be "exact", "spectral" or "stochastic" outright.
+
+With a reparametrization θ = Tφ on the penalty (T orthonormal, :mod:`solvers.reparametrize`:
+coefficients held constant along factors), everything is taken in φ: H_φ = TᵀHT, log|H_φ|,
+tr(H_φ⁻¹TᵀS_aT), tr(H_φ⁻¹Tᵀ∇²ℓT) = p − Σ w_a tr(H_φ⁻¹TᵀS_aT), and in θ's coordinates
+the blocks of T H_φ⁻¹ Tᵀ (θ's posterior covariance, up to τ) and ``solve`` B ↦ T H_φ⁻¹
+TᵀB, so that callers keep working with (K, d) arrays. Exact only, up to
+:data:`EXACT_LIMIT` free coordinates p.
 """
 
 from __future__ import annotations
@@ -48,12 +55,18 @@ class LaplaceCurvature:
             raise ValueError(f"blocks of shape {self.blocks.shape}, not (K, d, d) = "
                              f"({k}, {d}, {d})")
         if method == "auto":
-            method = ("exact" if penalty.size <= EXACT_LIMIT
+            method = ("exact" if penalty.free_size <= EXACT_LIMIT
                       else "spectral" if uniform_curvature(self.blocks, penalty)
                       else "stochastic")
         if method not in ("exact", "spectral", "stochastic"):
             raise ValueError(f"method must be 'auto', 'exact', 'spectral' or 'stochastic', "
                              f"not {method!r}")
+        self.reparametrization = penalty.reparametrization
+        if self.reparametrization is not None and method != "exact":
+            raise ValueError(
+                f"coefficients held constant along a factor are handled by an exact "
+                f"factorization, up to {EXACT_LIMIT:,} free coefficients; this model has "
+                f"{penalty.free_size:,}")
         if method == "spectral" and not uniform_curvature(self.blocks, penalty):
             raise ValueError("the 'spectral' method needs the same curvature block on every "
                              "stratum, every ridge the same on every stratum and every factor "
@@ -72,14 +85,26 @@ class LaplaceCurvature:
         return np.einsum("kab,kb->ka", self.blocks, x) + self.penalty.apply(self.weights, x)
 
     def matrix(self) -> sp.csr_matrix:
-        """H as a sparse (K·d × K·d) matrix."""
-        k, d = self.penalty.k, self.penalty.d
-        base = (np.arange(k) * d)[:, None, None]
-        rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
-        cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
-        blocks = sp.csr_matrix((self.blocks.reshape(-1), (rows, cols)),
-                               shape=(k * d, k * d))
-        return (blocks + self.penalty.matrix(self.weights)).tocsr()
+        """H as a sparse (K·d × K·d) matrix (TᵀHT, p × p, with a reparametrization), every
+        stratum's (d × d) block stored, zeros included (entries of H⁻¹ off the factor's
+        pattern are solved for: SparseCholesky.inverse_entries)."""
+        t = self.reparametrization
+        if t is not None:
+            rows, cols, values = t.block_triplets(self.blocks)
+            penalty = sp.coo_matrix(self.penalty.free_matrix(self.weights))
+            size = t.size
+        else:
+            k, d = self.penalty.k, self.penalty.d
+            base = (np.arange(k) * d)[:, None, None]
+            rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
+            cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
+            values = self.blocks.reshape(-1)
+            penalty = sp.coo_matrix(self.penalty.matrix(self.weights))
+            size = k * d
+        # (duplicates are summed, explicit zeros kept)
+        return sp.csr_matrix((np.concatenate([values, penalty.data]),
+                              (np.concatenate([rows, penalty.row]),
+                               np.concatenate([cols, penalty.col]))), shape=(size, size))
 
     @property
     def factor(self) -> SparseCholesky:
@@ -132,6 +157,9 @@ class LaplaceCurvature:
     def solve(self, b: np.ndarray) -> np.ndarray:
         """H⁻¹ B for B of shape (K, d) (exact factor or spectral solve, or preconditioned
         CG)."""
+        t = self.reparametrization
+        if t is not None:
+            return t.lift(self.factor.solve(t.restrict(b)))
         if self.method == "exact":
             return self.factor.solve(b.reshape(-1)).reshape(b.shape)
         if self.method == "spectral":
@@ -163,9 +191,9 @@ class LaplaceCurvature:
 
     def _traces(self) -> Estimate:
         if self.method == "exact":
-            parts = np.array([self.factor.trace_inverse_times(self.penalty.part_matrix(a))
+            parts = np.array([self.factor.trace_inverse_times(self.penalty.free_part_matrix(a))
                               for a in range(len(self.penalty.parts))])
-            edf = self.penalty.size - float(self.weights @ parts)
+            edf = self.penalty.free_size - float(self.weights @ parts)
             return Estimate(np.append(parts, edf), np.zeros(len(parts) + 1), "exact-cholesky")
         if self.method == "spectral":
             parts = np.array([self.spectral.trace(a) for a in range(len(self.penalty.parts))],
@@ -184,6 +212,9 @@ class LaplaceCurvature:
 
     def inverse_blocks(self) -> Estimate:
         """value (K, d, d): the diagonal blocks of H⁻¹."""
+        if self.reparametrization is not None:
+            blocks = self.reparametrization.inverse_blocks(self.factor.inverse_entries)
+            return Estimate(blocks, np.zeros_like(blocks), "exact-cholesky")
         if self.method == "exact":
             blocks = self.factor.inverse_blocks(self.penalty.d)
             return Estimate(blocks, np.zeros_like(blocks), "exact-cholesky")

@@ -41,8 +41,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .graphs import Graph, component_labels, n_components, path_graph, product_laplacian
+from .graphs import (
+    Graph,
+    component_labels,
+    induced,
+    n_components,
+    path_graph,
+    product_laplacian,
+)
 from .hessian import KroneckerSum
+from .reparametrize import Reparametrization
 
 FALLBACK_LIMIT = 2_000_000  # K·d above which a stratum-varying ridge's log|P|₊ is refused
 EIGVALS_DENSE_LIMIT = 12_000  # a general factor's full spectrum by a dense eigvalsh
@@ -99,6 +107,9 @@ class QuadraticPenalty:
     parts: Sequence[Part]
     n: int
     m: int = 1
+    # θ = Tφ with some columns constant along some factors (None: θ itself is free); the
+    # log-determinant, null space and ``free_*`` matrices are then those of TᵀPT
+    reparametrization: Reparametrization | None = None
     _sums: list[KroneckerSum | None] = field(default_factory=list, init=False, repr=False)
     _columns: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
     _spectra: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict,
@@ -106,12 +117,24 @@ class QuadraticPenalty:
     _matrices: dict[int, sp.csr_matrix] = field(default_factory=dict, init=False, repr=False)
     # what does not change with the weights, for solvers.spectral (its transforms, spectra)
     _spectral: dict[str, object] = field(default_factory=dict, init=False, repr=False)
+    # columns present in some strata only: their graphs are the factors' induced subgraphs
+    _column_sums: dict[tuple[int, int], KroneckerSum | None] = field(
+        default_factory=dict, init=False, repr=False)
+    _induced: dict[tuple[int, bytes], tuple[Graph, tuple[np.ndarray, np.ndarray]]] = field(
+        default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.factors = tuple(self.factors)
         self.parts = tuple(self.parts)
         self.k = int(np.prod([g.n for g in self.factors], dtype=np.int64))
         self.d = self.n * self.m
+        t = self.reparametrization
+        if t is not None and (t.k, t.d) != (self.k, self.d):
+            raise ValueError(f"a reparametrization of θ ({t.k}, {t.d}), not (K, d) = "
+                             f"({self.k}, {self.d})")
+        self._partial = np.array([t is not None and t.partial(c) is not None
+                                  for c in range(self.d)], dtype=bool).reshape(self.d)
+        self._partial_columns = [int(c) for c in np.flatnonzero(self._partial)]
         for part in self.parts:
             if isinstance(part, LaplacianPart):
                 if not 0 <= part.factor < len(self.factors):
@@ -145,16 +168,85 @@ class QuadraticPenalty:
         """K·d, the number of coefficients."""
         return self.k * self.d
 
+    @property
+    def free_size(self) -> int:
+        """p, the number of free coordinates (K·d without a reparametrization)."""
+        t = self.reparametrization
+        return self.size if t is None else t.size
+
+    def column_graphs(self, c: int) -> tuple[Graph, ...]:
+        """Every factor's graph on column ``c``: the subgraph induced by the nodes it is
+        present on (the factor itself for a column present everywhere)."""
+        t = self.reparametrization
+        masks = None if t is None else t.partial(c)
+        if masks is None:
+            return tuple(self.factors)
+        return tuple(self._induced_graph(f, mask)[0] for f, mask in enumerate(masks))
+
+    def _induced_graph(self, f: int, mask: np.ndarray
+                       ) -> tuple[Graph, tuple[np.ndarray, np.ndarray]]:
+        key = (f, np.packbits(mask).tobytes() + bytes([len(mask) % 8]))
+        if key not in self._induced:
+            graph = induced(self.factors[f], mask)
+            self._induced[key] = (graph, _factor_spectrum(graph))
+        return self._induced[key]
+
+    def column_spectrum(self, c: int, f: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`factor_spectrum` of factor ``f``'s graph on column ``c``."""
+        t = self.reparametrization
+        masks = None if t is None else t.partial(c)
+        if masks is None:
+            return self.factor_spectrum(f)
+        return self._induced_graph(f, masks[f])[1]
+
+    def _present(self, c: int) -> np.ndarray:
+        t = self.reparametrization
+        return np.ones(self.k, dtype=bool) if t is None else t.present(c)
+
+    def _column_sum(self, a: int, c: int) -> KroneckerSum | None:
+        """Graph part ``a`` on a column present in some strata only, over its induced
+        graphs (None: the part does not act on the column)."""
+        key = (a, c)
+        if key not in self._column_sums:
+            part = self.parts[a]
+            graphs = self.column_graphs(c)
+            total = None
+            if isinstance(part, LaplacianPart) and self._columns[a][c]:
+                total = KroneckerSum(graphs, [1.0 if i == part.factor else 0.0
+                                              for i in range(len(graphs))])
+            elif isinstance(part, InteractionPart):
+                total = KroneckerSum(graphs, [0.0] * len(graphs), [(tuple(part.factors), 1.0)])
+            self._column_sums[key] = total
+        return self._column_sums[key]
+
+    def column_axes(self, c: int) -> tuple[tuple[int, ...], np.ndarray]:
+        """(the factors column ``c`` varies over, each stratum's position among that
+        column's free coordinates (K,))."""
+        t = self.reparametrization
+        if t is None:
+            return tuple(range(len(self.factors))), np.arange(self.k, dtype=np.int64)
+        return t.kept(c), t.column.reshape(self.k, self.d)[:, c] - t.offsets[c]
+
+    def _coordinate(self, c: int, local: np.ndarray) -> np.ndarray:
+        """The free coordinates of column ``c``'s entries ``local``."""
+        t = self.reparametrization
+        return local * self.d + c if t is None else t.offsets[c] + local
+
     # -- products --------------------------------------------------------------------
     def apply_part(self, a: int, x: np.ndarray) -> np.ndarray:
         """S_a X for X of shape (K, d)."""
         total = self._sums[a]
         if total is None:
             return self._columns[a] * x
-        columns = self._columns[a]
+        columns = self._columns[a] & ~self._partial
         out = np.zeros_like(x)
         if columns.any():
             out[:, columns] = total.apply(np.ascontiguousarray(x[:, columns]))
+        for c in self._partial_columns:
+            inner = self._column_sum(a, c)
+            if inner is not None:
+                strata = np.flatnonzero(self._present(c))
+                out[strata, c] = inner.apply(np.ascontiguousarray(x[strata, c])[:, None])[:, 0]
         return out
 
     def apply(self, weights: Weights, x: np.ndarray) -> np.ndarray:
@@ -166,6 +258,9 @@ class QuadraticPenalty:
         total = self._sums[a]
         if total is None:
             return self._columns[a][:, None, :] * x
+        if self._partial.any():
+            return np.stack([self.apply_part(a, x[:, i, :]) for i in range(x.shape[1])],
+                            axis=1)
         columns = self._columns[a]
         k, p, d = x.shape
         if columns.all():
@@ -200,10 +295,24 @@ class QuadraticPenalty:
             for f, graph in enumerate(self.factors):
                 lifted = sp.kron(lifted, graph.laplacian() if f in part.factors
                                  else sp.identity(graph.n), format="csr")
-            return sp.kron(lifted, sp.identity(self.d), format="csr")
-        gammas = [1.0 if i == part.factor else 0.0 for i in range(len(self.factors))]
-        lifted = product_laplacian(self.factors, gammas)
-        return sp.kron(lifted, sp.diags(self._columns[a].astype(float)), format="csr")
+            full = np.ones(self.d, dtype=bool)
+        else:
+            gammas = [1.0 if i == part.factor else 0.0 for i in range(len(self.factors))]
+            lifted = product_laplacian(self.factors, gammas)
+            full = self._columns[a].astype(bool)
+        total = sp.kron(lifted, sp.diags((full & ~self._partial).astype(float)), format="csr")
+        for c in self._partial_columns:
+            inner = self._column_sum(a, c)
+            if inner is None:
+                continue
+            strata = np.flatnonzero(self._present(c))
+            embed = sp.csr_matrix((np.ones(len(strata)), (strata, np.arange(len(strata)))),
+                                  shape=(self.k, len(strata)))
+            unit = np.zeros(self.d)
+            unit[c] = 1.0
+            total = total + sp.kron(embed @ _sum_matrix(inner) @ embed.T, sp.diags(unit),
+                                    format="csr")
+        return total.tocsr()
 
     def matrix(self, weights: Weights) -> sp.csr_matrix:
         """P(w) as a sparse matrix."""
@@ -213,6 +322,24 @@ class QuadraticPenalty:
                 total = total + w * self.part_matrix(a)
         return total.tocsr()
 
+    def free_part_matrix(self, a: int) -> sp.csr_matrix:
+        """TᵀS_aT (S_a without a reparametrization)."""
+        t = self.reparametrization
+        if t is None:
+            return self.part_matrix(a)
+        key = -1 - a
+        if key not in self._matrices:
+            self._matrices[key] = t.sandwich(self.part_matrix(a))
+        return self._matrices[key]
+
+    def free_matrix(self, weights: Weights) -> sp.csr_matrix:
+        """TᵀP(w)T as a sparse matrix."""
+        total = sp.csr_matrix((self.free_size, self.free_size))
+        for a, w in enumerate(weights):
+            if w != 0:
+                total = total + w * self.free_part_matrix(a)
+        return total.tocsr()
+
     def diagonal(self, weights: Weights) -> np.ndarray:
         """diag P(w) as (K, d)."""
         out = np.zeros((self.k, self.d))
@@ -220,45 +347,60 @@ class QuadraticPenalty:
             total = self._sums[a]
             if total is None:
                 out += w * self._columns[a]
-            else:
-                out += w * total.diagonal[:, None] * self._columns[a][None, :]
+                continue
+            out += w * total.diagonal[:, None] * (self._columns[a] & ~self._partial)[None, :]
+            for c in self._partial_columns:
+                inner = self._column_sum(a, c)
+                if inner is not None:
+                    out[self._present(c), c] += w * inner.diagonal
         return out
 
     # -- structure -------------------------------------------------------------------
     def uniform_ridges(self) -> bool:
         """Is every ridge pattern the same on every stratum?"""
-        return all(total is not None or bool(np.all(cols == cols[:1]))
+        present = [self._present(c) for c in range(self.d)]
+        return all(total is not None or all(bool(np.all(cols[live, c] == cols[live, c][:1]))
+                                            for c, live in enumerate(present))
                    for total, cols in zip(self._sums, self._columns, strict=True))
 
     def null_components(self, weights: Weights) -> list[np.ndarray]:
-        """Per column c, (K,) labels: the components of the product graph of the active
-        Laplacian parts on c, with −1 for strata a ridge on c touches (those components
-        leave the null space). Each label ≥ 0 is one null vector (its indicator)."""
+        """Per column c, labels of its free coordinates (K without a reparametrization):
+        the components of the product graph of the active Laplacian parts on c (over the
+        factors c varies over), with −1 for coordinates a ridge on c touches (those
+        components leave the null space). Each label ≥ 0 is one null vector (its
+        indicator)."""
         out = []
         for c in range(self.d):
+            axes, local = self.column_axes(c)
+            graphs = self.column_graphs(c)
+            size = int(np.prod([graphs[f].n for f in axes], dtype=np.int64))
+            present = self._present(c)
             active = [0.0] * len(self.factors)
-            ridged = np.zeros(self.k, dtype=bool)
+            ridged = np.zeros(size, dtype=bool)
             for a, w in enumerate(weights):
                 if w <= 0:
                     continue
                 part = self.parts[a]
                 if isinstance(part, LaplacianPart):
-                    if self._columns[a][c]:
+                    if self._columns[a][c] and part.factor in axes:
                         active[part.factor] = 1.0
                 elif isinstance(part, RidgePart):
-                    ridged |= self._columns[a][:, c] > 0
+                    ridged |= np.bincount(local, weights=self._columns[a][:, c] * present,
+                                          minlength=size) > 0
             for a, w in enumerate(weights):
                 part = self.parts[a]
                 # a Laplacian on one joined factor already confines θ to that factor's
                 # components, inside L_a ⊗ L_b's null space; alone, that null space is
-                # not spanned by component indicators
+                # not spanned by component indicators (an interaction joining a factor
+                # the column is constant along vanishes on it)
                 if (w > 0 and isinstance(part, InteractionPart)
+                        and all(f in axes for f in part.factors)
                         and not any(active[f] for f in part.factors)):
                     raise SpectralNullSpace(
                         "the null space of an interaction term without a Laplacian on any "
                         "factor it joins is only known spectrally: the ridges must be the "
                         "same on every stratum")
-            labels = _product_labels(self.factors, active)
+            labels = _product_labels([graphs[f] for f in axes], [active[f] for f in axes])
             dead = np.unique(labels[ridged])
             labels = np.where(np.isin(labels, dead), -1, labels)
             _, compact = np.unique(labels, return_inverse=True)
@@ -270,16 +412,19 @@ class QuadraticPenalty:
         """An orthonormal basis of P(w)'s null space (K·d × M₀), sparse: normalized
         component indicators per column; for an interaction without a Laplacian on any
         factor it joins, P's eigenvectors of its M₀ smallest eigenvalues, M₀ counted
-        exactly from the spectrum (up to :data:`DENSE_NULL_LIMIT` coefficients)."""
+        exactly from the spectrum (up to :data:`DENSE_NULL_LIMIT` coefficients). With a
+        reparametrization θ = Tφ: TN for N an orthonormal null basis of TᵀPT."""
+        t = self.reparametrization
         try:
             components = self.null_components(weights)
         except SpectralNullSpace as error:
-            if self.size > DENSE_NULL_LIMIT or not self.uniform_ridges():
+            if self.free_size > DENSE_NULL_LIMIT or not self.uniform_ridges():
                 raise ValueError(f"{error}, and the penalty has at most {DENSE_NULL_LIMIT} "
-                                 f"coefficients (it has {self.size})") from None
+                                 f"coefficients (it has {self.free_size})") from None
             null = self.pseudo_logdet(weights).null_dim
-            vectors = np.linalg.eigh(self.matrix(weights).toarray())[1][:, :null]
-            return sp.csr_matrix(vectors)
+            vectors = np.linalg.eigh(self.free_matrix(weights).toarray())[1][:, :null]
+            basis = sp.csr_matrix(vectors)
+            return basis if t is None else (t.matrix @ basis).tocsr()
         rows, cols, vals = [], [], []
         count = 0
         for c, labels in enumerate(components):
@@ -287,16 +432,17 @@ class QuadraticPenalty:
             if not keep.any():
                 continue
             sizes = np.bincount(labels[keep])
-            strata = np.flatnonzero(keep)
-            rows.append(strata * self.d + c)
+            local = np.flatnonzero(keep)
+            rows.append(self._coordinate(c, local))
             cols.append(count + labels[keep])
             vals.append(1.0 / np.sqrt(sizes[labels[keep]]))
             count += len(sizes)
         if not rows:
             return sp.csr_matrix((self.size, 0))
-        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
-                                                     np.concatenate(cols))),
-                             shape=(self.size, count))
+        basis = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                                      np.concatenate(cols))),
+                              shape=(self.free_size, count))
+        return basis if t is None else (t.matrix @ basis).tocsr()
 
     def null_dim(self, weights: Weights) -> int:
         if self.uniform_ridges():
@@ -306,7 +452,8 @@ class QuadraticPenalty:
 
     # -- log pseudo-determinant ------------------------------------------------------
     def pseudo_logdet(self, weights: Weights) -> LogDet:
-        """log|P(w)|₊ and ∂/∂ log w_a, exact (see the module docstring)."""
+        """log|P(w)|₊ (of TᵀPT with a reparametrization) and ∂/∂ log w_a, exact (see the
+        module docstring)."""
         values = np.asarray(weights, dtype=float)
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ValueError(f"penalty weights must be finite and ≥ 0, not {values}")
@@ -323,19 +470,26 @@ class QuadraticPenalty:
         return self._spectra[f]
 
     def _spectral_logdet(self, weights: np.ndarray) -> LogDet:
-        shape = tuple(g.n for g in self.factors) or (1,)
-        spectra = [self.factor_spectrum(f) for f in range(len(self.factors))]
-
-        def lifted(f: int, values: np.ndarray) -> np.ndarray:
-            along = [1] * len(shape)
-            along[f] = shape[f]
-            return values.reshape(along)
-
+        """Column by column over the product of the factors it varies over (every factor
+        without a reparametrization): a Laplacian part on a factor the column is constant
+        along, or an interaction joining one, vanishes there (T's columns are normalized,
+        so the others keep their eigenvalues)."""
         value = 0.0
         gradient = np.zeros(len(weights))
         hessian = np.zeros((len(weights), len(weights)))
         null = 0
         for c in range(self.d):
+            axes = self.column_axes(c)[0]
+            graphs = self.column_graphs(c)
+            shape = tuple(graphs[f].n for f in axes) or (1,)
+            position = {f: i for i, f in enumerate(axes)}
+
+            def lifted(f: int, values: np.ndarray, shape=shape, position=position
+                       ) -> np.ndarray:
+                along = [1] * len(shape)
+                along[position[f]] = shape[position[f]]
+                return values.reshape(along)
+
             total = np.zeros(shape)
             nullmask = np.ones(shape, dtype=bool)
             ridge = 0.0
@@ -343,27 +497,27 @@ class QuadraticPenalty:
             for a, w in enumerate(weights):
                 part = self.parts[a]
                 if isinstance(part, LaplacianPart):
-                    if not self._columns[a][c] or w == 0:
+                    if not self._columns[a][c] or w == 0 or part.factor not in position:
                         continue
-                    values, zero = spectra[part.factor]
+                    values, zero = self.column_spectrum(c, part.factor)
                     term = lifted(part.factor, w * values)
                     total = total + term
                     nullmask = nullmask & lifted(part.factor, zero)
                     terms.append((a, term))
                 elif isinstance(part, InteractionPart):
-                    if w == 0:
+                    if w == 0 or not all(f in position for f in part.factors):
                         continue
                     term = np.full((1,) * len(shape), w)
                     joined_zero = np.zeros((1,) * len(shape), dtype=bool)
                     for f in part.factors:
-                        values, zero = spectra[f]
+                        values, zero = self.column_spectrum(c, f)
                         term = term * lifted(f, values)
                         joined_zero = joined_zero | lifted(f, zero)
                     total = total + term
                     nullmask = nullmask & joined_zero
                     terms.append((a, term))
                 else:
-                    level = float(self._columns[a][0, c])
+                    level = float(self._columns[a][np.argmax(self._present(c)), c])
                     if level > 0 and w > 0:
                         ridge += w * level
                         terms.append((a, np.full((1,) * len(shape), w * level)))
@@ -387,29 +541,41 @@ class QuadraticPenalty:
     def _anchored_logdet(self, weights: np.ndarray) -> LogDet:
         from .cholesky import SparseCholesky
 
-        if self.size > FALLBACK_LIMIT:
+        if self.free_size > FALLBACK_LIMIT:
             raise ValueError(
                 f"log|P|₊ for a ridge that differs between strata is computed by a sparse "
                 f"factorization up to {FALLBACK_LIMIT} coefficients; this penalty has "
-                f"{self.size}")
+                f"{self.free_size}")
         anchors: list[int] = []
         log_sizes = 0.0
         for c, labels in enumerate(self.null_components(weights)):
             keep = labels >= 0
             if not keep.any():
                 continue
-            strata = np.flatnonzero(keep)
+            local = np.flatnonzero(keep)
             first = np.unique(labels[keep], return_index=True)[1]
-            anchors.extend((strata[first] * self.d + c).tolist())
+            anchors.extend(self._coordinate(c, local[first]).tolist())
             log_sizes += float(np.sum(np.log(np.bincount(labels[keep]))))
-        keep = np.ones(self.size, dtype=bool)
+        keep = np.ones(self.free_size, dtype=bool)
         keep[anchors] = False
-        matrix = self.matrix(weights)[keep][:, keep]
+        matrix = self.free_matrix(weights)[keep][:, keep]
         factor = SparseCholesky(matrix)
         gradient = np.array([
-            w * factor.trace_inverse_times(self.part_matrix(a)[keep][:, keep]) if w > 0 else 0.0
-            for a, w in enumerate(weights)])
+            w * factor.trace_inverse_times(self.free_part_matrix(a)[keep][:, keep])
+            if w > 0 else 0.0 for a, w in enumerate(weights)])
         return LogDet(factor.logdet() + log_sizes, gradient, len(anchors), "exact-cholesky")
+
+
+def _sum_matrix(total: KroneckerSum) -> sp.csr_matrix:
+    """A Kronecker sum's matrix (its factors' Laplacians lifted, and its interactions')."""
+    out = product_laplacian(total.factors, total.gammas)
+    for joined, weight in total.interactions:
+        lifted = sp.identity(1, format="csr")
+        for f, graph in enumerate(total.factors):
+            lifted = sp.kron(lifted, graph.laplacian() if f in joined
+                             else sp.identity(graph.n), format="csr")
+        out = out + weight * lifted
+    return sp.csr_matrix(out)
 
 
 def _product_labels(factors: Sequence[Graph], active: Sequence[float]) -> np.ndarray:
@@ -485,6 +651,10 @@ class PenaltyLaplacian(KroneckerSum):
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         return self.penalty.apply(self.weights, x)
+
+    def band(self, d: int) -> None:
+        """No banded direct solve: its band layout assumes one L ⊗ I for every column."""
+        return None
 
 
 def _weighted_sum(weights: Weights, x: np.ndarray,

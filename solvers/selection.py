@@ -2,9 +2,10 @@
 likelihood) and GCV, for an objective F(θ; w) = ℓ(θ) + ½ θᵀP(w)θ whose loss is a
 negative log-likelihood.
 
-The reading. The loss is ℓ = τ · (−log p(y | θ)) up to constants: τ = 1 for every loss
-with a likelihood reading but squared, whose ℓ = Σ w_i (η_i − y_i)² is 2φ times the
-Gaussian negative log-likelihood (τ = 2φ, φ the dispersion, estimated). The prior of θ
+The reading. The loss is ℓ = τ · (−log p(y | θ)) up to constants: τ is the known
+:attr:`InnerFit.scale` (1 for most losses, 2 for gaussian's twice the NLL), except for
+squared, whose ℓ = Σ w_i (η_i − y_i)² is 2φ times the Gaussian negative log-likelihood
+(τ = 2φ, φ the dispersion, estimated). The prior of θ
 is N(0, (P(w)/τ)⁻), improper on P's null space. With θ̂(w) the fit and
 H = ∇²ℓ(θ̂) + P(w), the Laplace approximation gives, up to constants independent of w
 and φ (N records, M₀ = dim null P):
@@ -22,7 +23,7 @@ weight w is λ = w/2 for squared (whose loss is the deviance) and λ = w for the
 (benchmarks/reml_mgcv.py matches it to 1e-8).
 
 The posterior covariance of θ is τ H⁻¹ (H is the Hessian of F = τ · the negative log
-posterior): :attr:`Selection.covariance_scale` is τ (2φ̂ for squared, else 1).
+posterior): :attr:`Selection.covariance_scale` is τ (2φ̂ for squared, else the scale).
 
 The exact gradient in ρ = log w (envelope theorem for θ̂ and φ̂):
 
@@ -77,6 +78,7 @@ DRIFT_STEPS = 3
 DRIFT_DECADES = 2.0
 FLAT_LOG_SE = 10.0
 FLAT_CHANGE = 0.5 * (math.log(10) / FLAT_LOG_SE) ** 2
+REFACTOR = 1e-3  # a chord step shrinking the decrement less than this refactorizes
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class InnerFit:
     # δθ (K, d) ↦ d/dt ∇²ℓ(θ̂ + tδθ) at t = 0, as (K, d, d); None: constant curvature
     block_change: Callable[[np.ndarray], np.ndarray] | None = None
     deviance: float | None = None  # for GCV (default: the loss)
+    scale: float = 1.0  # τ without a dispersion: the loss is τ times the NLL
 
     @staticmethod
     def from_problem(problem: SmoothProblem, theta: np.ndarray, dispersion: bool = False,
@@ -164,6 +167,71 @@ def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bo
     return fit
 
 
+def constrained_newton(problem: SmoothProblem, penalty: QuadraticPenalty, weights: np.ndarray,
+                       theta: np.ndarray, max_iter: int = 30, tol: float = 1e-24
+                       ) -> np.ndarray | None:
+    """θ̂ (K, d) minimizing ℓ(θ) + ½ θᵀP(w)θ over θ = Tφ (the penalty's
+    reparametrization), by Newton steps in φ from ``theta`` projected on the constraint,
+    with exact solves (TᵀHT factorized) and a backtracking line search, to a relative
+    decrement ``tol``: the inner fit's precision that the criterion's small differences
+    need (a solver's fit satisfies the constraint and the optimality only to its
+    tolerance). Near the optimum the curvature barely changes, so a factorization is
+    kept while each step shrinks the decrement by ``REFACTOR`` or more (a chord step: one
+    factorization per fit from a good start). The problem's own ridge and Laplacian are
+    not used: the penalty is. None when an iterate, the gradient or the curvature is not
+    finite."""
+    t = penalty.reparametrization
+    if t is None:
+        raise ValueError("a constrained Newton fit needs a penalty with a reparametrization")
+    stats = problem.stats
+    shape = (stats.k, stats.n, stats.m)
+
+    def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        loss, d1, d2 = problem.loss(problem.predictor(flat.reshape(shape)))
+        return loss + 0.5 * float(np.sum(flat * penalty.apply(weights, flat))), d1, d2
+
+    current = t.project(np.asarray(theta, dtype=float).reshape(stats.k, stats.size))
+    curvature: LaplaceCurvature | None = None
+    fresh = False  # is the curvature the current iterate's?
+    last = math.inf
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        value, d1, d2 = evaluate(current)
+        for _ in range(max_iter):
+            gradient = stats.gradient(d1) + penalty.apply(weights, current)
+            if not (np.isfinite(value) and np.all(np.isfinite(gradient))
+                    and np.all(np.isfinite(d2))):
+                return None
+            if curvature is None:
+                curvature, fresh = LaplaceCurvature(stats.blocks(d2), penalty, weights,
+                                                    "exact"), True
+            step = -curvature.solve(gradient)
+            decrement = -float(np.sum(gradient * step))
+            if decrement > REFACTOR * last and not fresh:  # stale: a Newton step instead
+                curvature, fresh = LaplaceCurvature(stats.blocks(d2), penalty, weights,
+                                                    "exact"), True
+                step = -curvature.solve(gradient)
+                decrement = -float(np.sum(gradient * step))
+            # done: below the tolerance, or a Newton step no longer halves the decrement
+            # (rounding's floor, which for a large |F| lies above the tolerance)
+            if decrement <= tol * max(1.0, abs(value)) or decrement > 0.5 * last:
+                break
+            last = decrement
+            size = 1.0
+            for _ in range(40):
+                trial = current + size * step
+                trial_value, trial_d1, trial_d2 = evaluate(trial)
+                if trial_value <= value - 1e-4 * size * decrement:
+                    break
+                size *= 0.5
+            else:
+                break  # rounding hides any decrease: as good as it gets
+            # far from the optimum (a damped step) the curvature is refreshed
+            curvature = None if size < 1.0 else curvature
+            fresh = False
+            current, value, d1, d2 = trial, trial_value, trial_d1, trial_d2
+    return current if np.all(np.isfinite(current)) else None
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The criterion at one ρ = log w."""
@@ -183,7 +251,7 @@ class Evaluation:
     @property
     def covariance_scale(self) -> float:
         """τ: the posterior covariance of θ is τ H⁻¹."""
-        return 2.0 * self.scale if self.fit.dispersion else 1.0
+        return 2.0 * self.scale if self.fit.dispersion else self.fit.scale
 
 
 @dataclass(frozen=True)
@@ -206,8 +274,9 @@ class Selection:
 
     @property
     def covariance_scale(self) -> float:
-        """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, 1 otherwise)."""
-        return 2.0 * self.scale if self.fit.dispersion else 1.0
+        """τ: the posterior covariance of θ is τ H⁻¹ (2φ̂ for squared, else the fit's
+        known scale)."""
+        return 2.0 * self.scale if self.fit.dispersion else self.fit.scale
 
     def weight_directions(self, curvature: LaplaceCurvature
                           ) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +340,8 @@ class QuadraticLoss:
                 + 0.5 * reference.inner(step, reference.times(step, anchor.blocks[0][None])))
         theta = reference.backward(coordinates)
         curvature.spectral_theta(theta, coordinates)
-        return InnerFit(theta, loss, anchor.blocks, anchor.observations, anchor.dispersion)
+        return InnerFit(theta, loss, anchor.blocks, anchor.observations, anchor.dispersion,
+                        scale=anchor.scale)
 
 
 class Criterion:
@@ -368,8 +438,8 @@ class Criterion:
             tau = 2.0 * phi
             value = 0.5 * dof + 0.5 * dof * math.log(2 * math.pi * phi)
         else:
-            phi, tau = 1.0, 1.0
-            value = objective
+            phi, tau = 1.0, inner.scale
+            value = objective / tau
         null_basis = None
         if not reml and null:
             null_basis = penalty.null_basis(weights).toarray().T.reshape(null, penalty.k,
@@ -449,7 +519,7 @@ def _exact_hessian(penalty: QuadraticPenalty, weights: np.ndarray, inner: InnerF
                                               for x in applied]))
     outer = np.outer(weights, weights)
     first = weights * quadratics
-    tau = 2.0 * phi if inner.dispersion else 1.0
+    tau = 2.0 * phi if inner.dispersion else inner.scale
     hessian = (np.diag(first) - outer * cross) / tau
     if inner.dispersion:
         hessian -= np.outer(first, first) / (2.0 * phi ** 2 * dof)
@@ -463,7 +533,7 @@ def fellner_schall(evaluation: Evaluation, penalty: QuadraticPenalty,
     """One Fellner–Schall step in ρ (0 for weights not free)."""
     weights = np.exp(evaluation.rho)
     curvature = evaluation.curvature
-    tau = 2.0 * evaluation.scale if evaluation.fit.dispersion else 1.0
+    tau = evaluation.covariance_scale
     pdet = curvature.penalty_logdet()
     traces = np.asarray(curvature.traces().value)[:-1]
     numerator = pdet.gradient - weights * traces  # w_a (tr(P⁺S_a) − tr(H⁻¹S_a))

@@ -34,10 +34,12 @@ DCT_BLOCKS_LIMIT = 4000  # a path axis up to which the blocks of K̃⁻¹ use it
 
 def uniform_curvature(blocks: np.ndarray, penalty: QuadraticPenalty) -> bool:
     """Is H = blockdiag(blocks) + P(w) itself a :class:`KroneckerReference`? Decided
-    exactly, never by a tolerance: every stratum's block bitwise equal to the first, every
-    ridge pattern the same on every stratum, every factor diagonalizable."""
+    exactly, never by a tolerance: no reparametrization (θ itself free), every stratum's
+    block bitwise equal to the first, every ridge pattern the same on every stratum, every
+    factor diagonalizable."""
     blocks = np.asarray(blocks)
-    return (len(blocks) > 0 and exact_kronecker(penalty.factors) and penalty.uniform_ridges()
+    return (len(blocks) > 0 and penalty.reparametrization is None
+            and exact_kronecker(penalty.factors) and penalty.uniform_ridges()
             and bool(np.all(blocks == blocks[:1])))
 
 

@@ -3,9 +3,13 @@
 With quadratic penalties only, the objective F(θ) = ℓ(θ) + ½ θᵀPθ is a negative log
 posterior (a Gaussian Markov random field prior of precision P), so the posterior of θ is
 approximately normal with covariance φ·H⁻¹, H = ∇²ℓ(θ̂) + P (Laplace's approximation; exact
-for squared). φ is 1, except for a loss with a dispersion (squared: the loss Σ w r² is
-2σ² times the negative log-likelihood, so φ = 2σ̂², σ̂² = Σ w r² / (n − edf) as mgcv's
-Pearson estimate, n the records with a positive weight times the outputs).
+for squared). φ is the loss's known scale τ (the loss is τ times the negative
+log-likelihood: 1, or 2 for gaussian), except for a loss with a dispersion (squared: the
+loss Σ w r² is 2σ² times the negative log-likelihood, so φ = 2σ̂², σ̂² = Σ w r² / (n − edf)
+as mgcv's Pearson estimate, n the records with a positive weight times the outputs). A
+loss of each stratum's θ whole (gaussian's (S, ν), S symmetric) is approximated over θ's
+free coordinates, and the covariance mapped back to the stored entries
+(backends.free_coordinates).
 
 What is computed here (all at θ̂, from the training design):
 * the K stratum (d × d) blocks of φ·H⁻¹: standard errors (their diagonals), intervals,
@@ -16,6 +20,10 @@ What is computed here (all at θ̂, from the training design):
   directions K·d − rank P: the parts add up to the total;
 * deviance explained 1 − (ℓ̂ − ℓ_sat)/(ℓ₀ − ℓ_sat) (ℓ₀: one common predictor for every
   record) and AIC = −2 log L + 2·edf (+2 for an estimated dispersion).
+
+The penalty is the one the auto weights are chosen under (backends.selection.prior): with
+rows held constant along factors or present in some strata only, H, P and the edf are
+those of the free coefficients θ = Tφ, and θ's covariance φ·T H_φ⁻¹ Tᵀ (exact only).
 """
 
 from __future__ import annotations
@@ -27,6 +35,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .backends.free_coordinates import (
+    free_penalty,
+    stored_blocks,
+    stored_solve,
+    strata_likelihood,
+)
 from .backends.weight_spread import INCLUDED, WeightSpread
 from .language.errors import NumericalError, StratlangError
 
@@ -64,7 +78,7 @@ class Uncertainty:
     """The posterior covariance's stratum blocks and what the summary reports."""
 
     blocks: np.ndarray  # (K, d, d) φ·(H⁻¹)_kk
-    dispersion: float  # φ (1 without a dispersion)
+    dispersion: float  # φ (the loss's known scale without a dispersion)
     method: str  # how H⁻¹'s blocks were computed: 'exact-cholesky', 'monte-carlo', …
     stderr: float  # the relative standard error of a Monte Carlo estimate (0: exact)
     edf: dict[str, float]  # per penalty term, 'unpenalized', and 'total'
@@ -124,13 +138,11 @@ def unsupported(design: Design) -> str | None:
         if entry.quadratic_weight(1.0, term.kind.p) is None:
             return (f"regularizer '{entry.name}' is not quadratic, so the objective is not a "
                     "Gaussian prior's (sum_squares is)")
-    if design.partial_rows:
-        return "a feature with `where` is present in some strata only"
-    if design.model.structured:
-        return ("parameter rows differ in their graph terms (`by`, `shared`, an own weight, "
-                "`interact`): not yet")
+    whole = strata_likelihood(design) is not None
     for part in design.loss_parts():
-        if loss.likelihood_unit(part.params) is None:
+        if why := loss.likelihood_refusal(part.params):
+            return why
+        if not whole and loss.likelihood_unit(part.params) is None:
             return f"loss '{loss.name}' gives no curvature per record"
     return None
 
@@ -138,16 +150,14 @@ def unsupported(design: Design) -> str | None:
 # ---- the Hessian's pieces ----------------------------------------------------------
 @dataclass
 class Curvature:
-    """H = blocks + diag(ridge) + Kronecker sum, and the penalty parts."""
+    """H = blocks + P, and the penalty's parts (P = Σ_a w_a S_a; with rows held constant
+    along factors, taken over their free coordinates θ = Tφ)."""
 
     blocks: np.ndarray  # (K, d, d) ∇²ℓ per stratum
-    ridge: np.ndarray  # (K, d)
-    laplacian: Any  # solvers.hessian.KroneckerSum
+    penalty: Any  # solvers.penalty.QuadraticPenalty
     penalties: list[Penalty]
-    factors: list[Any]  # every factor's graph (solvers.graphs.Graph)
-    positions: list[int]  # the factors with a Laplacian penalty (the first penalties)
-    ridges: list[np.ndarray]  # (K, d) 0/1 pattern of each ridge penalty (the others)
-    m: int = 1  # outputs
+    # a loss of θ whole: Q (stored d × free f); the rest is then over θ's free coordinates
+    basis: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -157,15 +167,31 @@ class Curvature:
     def d(self) -> int:
         return self.blocks.shape[1]
 
+    @property
+    def weights(self) -> list[float]:
+        return [p.weight for p in self.penalties]
+
 
 def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> Curvature:
-    """∇²ℓ's stratum blocks at θ (K, n, m) and the penalty parts of ``design``."""
-    from .backends.newton import ridge as ridge_of
-    from .backends.objective import term_index
-    from .kinds.regularizers import REGULARIZERS
-    from .solvers.hessian import KroneckerSum, RecordStatistics
+    """∇²ℓ's stratum blocks at θ (K, n, m) and the penalty parts of ``design``: the prior
+    the weights are chosen under (backends.selection), every weight fixed; over θ's free
+    coordinates for a loss of θ whole (backends.free_coordinates)."""
+    from .backends.selection import prior
 
-    k, n, m = design.theta_shape
+    built = prior(design, weights)
+    penalties = [Penalty(p.name, p.name, p.value) for p in built.parts]
+    strata = strata_likelihood(design)
+    if strata is None:
+        return Curvature(_record_blocks(design, theta), built.penalty, penalties)
+    return Curvature(strata.derivatives(strata.to_free(theta))[2],
+                     free_penalty(built.penalty, strata.basis), penalties, strata.basis)
+
+
+def _record_blocks(design: Design, theta: np.ndarray) -> np.ndarray:
+    """∇²ℓ's stratum blocks from each record's curvature in its linear predictor."""
+    from .solvers.hessian import RecordStatistics
+
+    k, _n, m = design.theta_shape
     records = design.records
     d2 = None
     for part in design.loss_parts():
@@ -186,26 +212,8 @@ def curvature(design: Design, theta: np.ndarray, weights: dict[str, float]) -> C
         raise NumericalError("the loss's curvature is not finite at the fit (a prediction "
                              "overflows, or a rate or probability sits at its bound): no "
                              "standard errors")
-    blocks = RecordStatistics(records.x, records.z, k, m).blocks(d2)
-    graphs, gammas = design.strata.graphs(), design.strata.gammas(weights)
-    penalties, positions, ridges = [], [], []
-    for i, (factor, graph, gamma) in enumerate(zip(design.strata.factors, graphs, gammas,
-                                                   strict=True)):
-        if gamma != 0 and graph.n_edges:
-            penalties.append(Penalty(factor.hyper_name, f"stratify ({', '.join(factor.columns)})",
-                                     gamma))
-            positions.append(i)
-    for term in design.model.regularizers:
-        entry = REGULARIZERS[term.kind.name]
-        q = entry.quadratic_weight(weights[term.hyper_name], term.kind.p)
-        if not q:
-            continue
-        pattern = np.zeros((k, n))
-        pattern[term_index(design, term)] = 1.0
-        penalties.append(Penalty(term.hyper_name, f"{entry.name}", q))
-        ridges.append(np.repeat(pattern, m, axis=1))
-    return Curvature(blocks, ridge_of(design, weights), KroneckerSum(graphs, gammas),
-                     penalties, list(graphs), positions, ridges, m)
+    out: np.ndarray = RecordStatistics(records.x, records.z, k, m).blocks(d2)
+    return out
 
 
 @dataclass
@@ -220,21 +228,22 @@ class Inverse:
     method: str
     stderr: float
     solve: Callable[[np.ndarray], np.ndarray]
+    size: int  # the free coefficients: K·d, less those rows held constant along factors
 
 
 def engine_inverse(curv: Curvature) -> Inverse:
     """H⁻¹'s blocks and traces by the Laplace engine (solvers.curvature): exact by sparse
     Cholesky and selected inversion up to its EXACT_LIMIT coefficients, Monte Carlo with
-    a stated error beyond."""
+    a stated error beyond (rows held constant along factors: exact only)."""
     from .solvers.cholesky import NotPositiveDefinite
     from .solvers.curvature import LaplaceCurvature
-    from .solvers.penalty import LaplacianPart, QuadraticPenalty, RidgePart
 
-    parts: list[Any] = [LaplacianPart(position) for position in curv.positions]
-    parts += [RidgePart(pattern) for pattern in curv.ridges]
-    penalty = QuadraticPenalty(curv.factors, parts, curv.d // curv.m, curv.m)
-    weights = [p.weight for p in curv.penalties]
-    engine = LaplaceCurvature(curv.blocks, penalty, weights, method=METHOD)
+    penalty = curv.penalty
+    weights = curv.weights
+    try:
+        engine = LaplaceCurvature(curv.blocks, penalty, weights, method=METHOD)
+    except ValueError as error:  # (beyond the exact limit with rows held constant)
+        raise NoUncertainty(f"no standard errors: {error}") from None
     try:
         blocks = engine.inverse_blocks()
         traces = engine.traces()
@@ -245,11 +254,12 @@ def engine_inverse(curv: Curvature) -> Inverse:
                             "beyond the exact factorization, and this installation has no "
                             "Monte Carlo estimator") from None
     weighted = np.asarray(weights) * np.asarray(traces.value)[:-1]
+    size = penalty.free_size
     if penalty.parts:
         plus = penalty.pseudo_logdet(weights)
         plus_traces, null = list(plus.gradient), plus.null_dim
     else:
-        plus_traces, null = [], curv.k * curv.d
+        plus_traces, null = [], size
     stderr = 0.0
     if not blocks.exact:
         variances = np.einsum("kii->ki", blocks.value)
@@ -262,7 +272,7 @@ def engine_inverse(curv: Curvature) -> Inverse:
         return np.column_stack(columns)
 
     return Inverse(np.asarray(blocks.value), list(weighted), float(traces.value[-1]),
-                   plus_traces, curv.k * curv.d - null, blocks.method, stderr, solve)
+                   plus_traces, size - null, blocks.method, stderr, solve, size)
 
 
 CONDITION_LIMIT = 1e12  # (H⁻¹)_ii H_ii beyond which rounding decides the variance
@@ -271,8 +281,7 @@ CONDITION_LIMIT = 1e12  # (H⁻¹)_ii H_ii beyond which rounding decides the var
 def _check_determined(curv: Curvature, blocks: np.ndarray) -> None:
     """Refuses a Hessian singular to rounding: (H⁻¹)_ii · H_ii ≥ 1 always, and beyond
     CONDITION_LIMIT the factorization went through on a pivot rounding left positive."""
-    diagonal = (np.einsum("kii->ki", curv.blocks) + curv.ridge
-                + curv.laplacian.diagonal[:, None])
+    diagonal = np.einsum("kii->ki", curv.blocks) + curv.penalty.diagonal(curv.weights)
     ratio = np.einsum("kii->ki", blocks) * diagonal
     if not np.all(np.isfinite(ratio)) or np.max(ratio, initial=0.0) > CONDITION_LIMIT:
         raise NumericalError(_singular())
@@ -297,7 +306,10 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float],
     curv = curvature(design, theta, weights)
     inverse = engine_inverse(curv)
     _check_determined(curv, inverse.blocks)
-    size = curv.k * curv.d
+    if curv.basis is not None:  # ψ's covariance as the stored entries'
+        inverse.blocks = stored_blocks(inverse.blocks, curv.basis)
+        inverse.solve = stored_solve(inverse.solve, curv.basis, curv.k)
+    size = inverse.size
     edf_total = inverse.data_trace
     edf = {p.name: plus - trace for p, plus, trace in
            zip(curv.penalties, inverse.plus_traces, inverse.traces, strict=True)}
@@ -305,6 +317,8 @@ def compute(design: Design, theta: np.ndarray, weights: dict[str, float],
     edf["total"] = edf_total
     fit = _fit_statistics(design, theta)
     dispersion, scale = 1.0, None
+    if design.loss.likelihood is not None:  # (the loss is τ times the NLL: τ H⁻¹)
+        dispersion = design.loss.likelihood.scale
     if design.loss.likelihood is not None and design.loss.likelihood.dispersion:
         n = fit["n"]
         if n <= edf_total:
@@ -334,12 +348,12 @@ def _fit_statistics(design: Design, theta: np.ndarray) -> dict[str, Any]:
         records = part.of(design.records)
         y = records.observed_y
         w = np.ones(len(records)) if records.weight is None else records.weight
-        pred = records.predictor(theta[records.z])
-        fitted_total += loss.value(pred, y, part.params, records.weight)
-        null_total += _null_value(loss, records, part.params)
+        fitted_total += loss.records_value(records, theta[records.z], part.params)
         with np.errstate(divide="ignore", invalid="ignore"):
             saturated_total += float(w @ loss.saturated(y, part.params))
-            nll = loss.nll(pred, y, part.params)
+            nll = loss.records_nll(records, theta[records.z], part.params)
+        if np.isfinite(saturated_total):  # (else no deviance: no null model needed)
+            null_total += _null_value(loss, records, part.params)
         if nll is None:
             nll_known = False
         else:
@@ -406,14 +420,6 @@ def normal_quantile(level: float) -> float:
     return float(norm.ppf(0.5 + level / 2))
 
 
-def predictor_covariance(x: np.ndarray, blocks: np.ndarray, m: int) -> np.ndarray:
-    """Each record's link-scale covariance (N, m, m) from its features x (N, n) and its
-    stratum's covariance block (N, n·m, n·m): (x ⊗ I)ᵀ C (x ⊗ I)."""
-    n_records, n = x.shape
-    c = blocks.reshape(n_records, n, m, n, m)
-    return np.einsum("ij,ijolp,il->iop", x, c, x)
-
-
 def mean_blocks(solve: Callable[[np.ndarray], np.ndarray], weights: np.ndarray, d: int
                 ) -> np.ndarray:
     """The covariance block of Σ_k a_k θ_k for one averaging vector ``a`` (K,):
@@ -469,14 +475,12 @@ def prediction_intervals(fitted: Any, design: Design, theta: np.ndarray, level: 
     z_level = normal_quantile(level)
     uncertainty = fitted.uncertainty
     blocks = record_blocks(uncertainty, design, fitted.strata.shape, conditional)
-    m = theta.shape[2]
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for part in design.loss_parts():
         rows = np.arange(len(design.z)) if part.records is None else part.records
         records = design.records.subset(rows)
-        pred = records.predictor(theta[rows])
-        cov = predictor_covariance(records.x, blocks[rows], m)
-        got = design.loss.interval(pred, cov, z_level, part.params, fitted.classes)
+        got = design.loss.records_interval(records, theta[rows], blocks[rows], z_level,
+                                           part.params, fitted.classes)
         for key, (low, high) in got.items():
             if key not in out:
                 out[key] = (np.empty((len(design.z), *low.shape[1:])),

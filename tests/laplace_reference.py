@@ -190,3 +190,82 @@ class DenseModel:
         theta = self.fit(w)
         _, _, hess = self.loss(theta)
         return np.linalg.inv(hess + self.penalty(w))
+
+
+def constant_lift(shape: tuple[int, ...], constant: np.ndarray, present=None) -> np.ndarray:
+    """T (K·d × p) dense, by loops: column c of θ constant along the factors
+    ``constant[c]`` marks is one free coordinate per node of the other factors' product,
+    copied along the marked ones; T's columns normalized (TᵀT = I). ``present``: per
+    column None or a set of the strata (node tuples) it is present in (the others'
+    rows of T are zero)."""
+    import itertools
+
+    d = len(constant)
+    k = int(np.prod(shape))
+    nodes = list(itertools.product(*[range(s) for s in shape]))  # C order
+    columns = []
+    for c in range(d):
+        keys = {}
+        for i, node in enumerate(nodes):
+            if present is not None and present[c] is not None and node not in present[c]:
+                continue
+            key = tuple(v for f, v in enumerate(node) if not constant[c][f])
+            keys.setdefault(key, []).append(i)
+        for members in keys.values():
+            column = np.zeros(k * d)
+            column[np.array(members) * d + c] = 1.0 / math.sqrt(len(members))
+            columns.append(column)
+    return np.column_stack(columns)
+
+
+@dataclass
+class ConstrainedModel(DenseModel):
+    """The reference over φ for θ = Tφ (``lift`` T dense, K·d × p): the loss, its
+    derivatives and the penalty taken through T, so the fit, the criterion, log|TᵀPT|₊
+    and the covariance are φ's; ``theta(φ)`` and ``theta_covariance(w)`` give θ's."""
+
+    lift: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # column → the node masks per factor it is present on: its graph parts are those of
+    # the factors' induced subgraphs (rebuilt here from the dense adjacency)
+    partial: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.p = self.lift.shape[1]
+        for c, masks in self.partial.items():
+            keep = np.ones(1, bool)
+            for mask in masks:
+                keep = np.logical_and.outer(keep, mask).reshape(-1)
+            embed = np.eye(self.k)[:, keep]
+            unit = np.zeros((self.d, self.d))
+            unit[c, c] = 1.0
+            for part, matrix in zip(self.parts, self.matrices, strict=True):
+                if part[0] == "ridge":
+                    continue
+                grid = np.arange(self.k * self.d).reshape(self.k, self.d)[:, c]
+                on_c = bool(matrix[grid][:, grid].any()) or part[0] == "interaction"
+                matrix[grid, :] = 0.0
+                matrix[:, grid] = 0.0
+                if not on_c:
+                    continue
+                joined = part[1] if part[0] == "interaction" else (part[1],)
+                lifted = np.ones((1, 1))
+                for f, (g, mask) in enumerate(zip(self.factors, masks, strict=True)):
+                    adjacency = np.diag(np.diag(g.laplacian().toarray())) - g.laplacian().toarray()
+                    sub = adjacency[mask][:, mask]
+                    inner = np.diag(sub.sum(axis=1)) - sub
+                    lifted = np.kron(lifted, inner if f in joined else np.eye(int(mask.sum())))
+                matrix += np.kron(embed @ lifted @ embed.T, unit)
+
+    def penalty(self, w):
+        return self.lift.T @ super().penalty(w) @ self.lift
+
+    def loss(self, phi):
+        value, grad, hess = super().loss(self.lift @ phi)
+        return value, self.lift.T @ grad, self.lift.T @ hess @ self.lift
+
+    def theta(self, phi):
+        return self.lift @ phi
+
+    def theta_covariance(self, w):
+        return self.lift @ self.covariance(w) @ self.lift.T

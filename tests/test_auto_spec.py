@@ -13,16 +13,11 @@ from stratlang import SpecError
 from stratlang.kinds import LOSSES, REGULARIZERS
 from stratlang.language import ir
 from stratlang.language.auto import AUTO, SELECT_OPTION, SELECTION_METHODS, quadratic
+from stratlang.language.codes import CODES
 from stratlang.lsp import completions
 from stratlang.spec import compile_spec, to_text
 
 from .conftest import ROOT
-
-_STRUCTURE = ("auto weights are not chosen yet in a model with a term held constant along a "
-              "factor (`by` some factors, or `shared`): write its weights as sweeps, e.g. "
-              "`weight {1, 10, 100}`, and choose them by cross-validation with `stratlang "
-              "tune`, or let the term vary over every factor, e.g. `by (store weight auto, "
-              "week)`")
 
 
 def problems(text: str) -> list[tuple[int, int, str, str]]:
@@ -87,13 +82,13 @@ def test_a_column_named_auto_is_still_a_column():
      [(3, 26, "S330", "auto weights are chosen by the likelihood of the data, and loss "
        "'huber' has no likelihood reading (the losses with one: squared, logistic, "
        "multinomial, poisson_regression, exponential_regression, bernoulli, poisson, "
-       "exponential): write a sweep, e.g. `weight {1, 10, 100}`, and choose it by "
+       "exponential, gaussian): write a sweep, e.g. `weight {1, 10, 100}`, and choose it by "
        "cross-validation with `stratlang tune`")]),
     ("response y ~ hinge\nfeatures x\nregularize auto * sum_squares\n",
      [(3, 12, "S330", "auto weights are chosen by the likelihood of the data, and loss "
        "'hinge' has no likelihood reading (the losses with one: squared, logistic, "
        "multinomial, poisson_regression, exponential_regression, bernoulli, poisson, "
-       "exponential): write a sweep, e.g. `{0.01, 0.1, 1} * sum_squares`, and choose it "
+       "exponential, gaussian): write a sweep, e.g. `{0.01, 0.1, 1} * sum_squares`, and choose it "
        "by cross-validation with `stratlang tune`")]),
     ("response y ~ squared\nfeatures x\nstratify s ~ path weight 1\nsolver newton select reml\n",
      [(4, 15, "S331", "select chooses the weights written auto, and this model has none: "
@@ -114,12 +109,6 @@ def test_a_column_named_auto_is_still_a_column():
       (4, 26, "S332", "match auto: auto weights are chosen for stratified models (the "
        "penalties are a Gaussian prior over the strata); a personalized model's match "
        "takes a number, or a sweep that `stratlang tune` chooses")]),
-    ("response y ~ squared\nfeatures x by s\nstratify s ~ path weight auto\n"
-     "stratify t ~ path weight 1\n",
-     [(3, 26, "S333", _STRUCTURE)]),
-    ("response y ~ squared\nfeatures x by s\nstratify s ~ path weight 1\n"
-     "stratify t ~ path weight 1\ninteract s * t weight auto\n",
-     [(5, 23, "S333", _STRUCTURE)]),
     ("response y ~ hinge\nstratify s ~ path weight 1\nstratify t ~ path weight 1\n"
      "interact s * t weight auto\n",
      [(4, 23, "S330", "auto weights are chosen by the likelihood of the data, and loss "
@@ -127,15 +116,27 @@ def test_a_column_named_auto_is_still_a_column():
        + ", ".join(n for n in LOSSES if LOSSES[n].likelihood is not None)
        + "): write a sweep, e.g. `{0.01, 0.1, 1} * sum_squares`, and choose it by "
        "cross-validation with `stratlang tune`")]),
-    ("response y ~ squared\nfeatures x by (s weight auto)\nstratify s ~ path weight 1\n"
-     "stratify t ~ path weight 1\n",
-     [(2, 25, "S333", _STRUCTURE)]),
     ("response y ~ squared\nstratify s ~ path weight car\n",
      [(2, 26, "S207", "graph weight must be a number, a sweep set {…}, logspace(low, high, "
        "count) or auto")]),
 ])
 def test_every_misuse_is_a_positioned_error(text, expected):
     assert problems(text) == expected
+
+
+@pytest.mark.parametrize("features", ["x by s, intercept", "x shared, intercept",
+                                      "x by (s weight auto), intercept shared",
+                                      "x by s, z shared, intercept",
+                                      "x by s, z where s in {1, 2}, intercept",
+                                      "x by (s weight auto), z shared where t in {1}"])
+def test_auto_beside_rows_held_constant_along_a_factor_is_accepted(features):
+    """Rows constant along a factor, or present in some strata only (`where`), are chosen
+    over their free coordinates (θ = Tφ): S333 is retired."""
+    model = compile_spec(f"model m\nresponse y ~ squared\nfeatures {features}\n"
+                         "stratify s ~ path weight auto\nstratify t ~ cycle weight auto\n"
+                         "interact s * t weight auto\n")
+    assert {"stratify.s", "stratify.t", "interact.s_t"} <= set(model.autos())
+    assert "S333" not in CODES
 
 
 def test_check_prints_the_caret(tmp_path, capsys):
@@ -152,12 +153,14 @@ def test_check_prints_the_caret(tmp_path, capsys):
 def test_every_loss_declares_its_likelihood_reading():
     readable = {n for n in LOSSES.names() if LOSSES[n].likelihood is not None}
     assert readable == {"squared", "logistic", "multinomial", "poisson_regression",
-                        "exponential_regression", "bernoulli", "poisson", "exponential"}
+                        "exponential_regression", "bernoulli", "poisson", "exponential",
+                        "gaussian"}
     assert [n for n in readable if LOSSES[n].likelihood.dispersion] == ["squared"]
-    # each has the unit whose curvature the Laplace approximation needs
+    # each has the unit whose curvature the Laplace approximation needs, or its curvature
+    # over θ's free coordinates when it sees each stratum's θ whole
     for name in readable:
         p = {q.name: q.default for q in LOSSES[name].params}
-        assert LOSSES[name].likelihood_unit(p) is not None, name
+        assert (LOSSES[name].likelihood_unit(p) is not None) != LOSSES[name].sees_stratum_whole
 
 
 def test_quadratic_penalties_are_the_regularizer_entries_answer():

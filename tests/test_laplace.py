@@ -3,6 +3,8 @@ solvers.selection) against the dense brute-force reference (tests.laplace_refere
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.optimize
@@ -129,6 +131,30 @@ def test_selected_weights_and_standard_errors_match_brute_force(loss):
     assert selection.value == pytest.approx(model.criterion(best), rel=1e-12)
     # the brute force started elsewhere agrees too (the engine did not stop early)
     assert np.allclose(model.select(np.log(w)), best, atol=1e-5)
+
+
+def test_a_loss_of_known_scale_is_read_as_that_multiple_of_the_likelihood():
+    """InnerFit.scale τ: a loss τℓ at weights τw is the likelihood ℓ at weights w read
+    again, so the chosen weights are τ times ℓ's, the criterion moves by a constant
+    ½(K·d − rank P) log τ and the posterior covariance τ H⁻¹ is the same."""
+    model, w = _model("poisson", seed=1)
+    penalty, fit = _engine(model)
+    tau = 2.0
+
+    def scaled(weights, warm):
+        inner = fit(np.asarray(weights) / tau, warm)
+        change = inner.block_change
+        return dataclasses.replace(
+            inner, loss=tau * inner.loss, blocks=tau * inner.blocks, scale=tau,
+            block_change=lambda direction: tau * change(direction))
+
+    plain = select_weights(fit, penalty, "reml", start=w)
+    read = select_weights(scaled, penalty, "reml", start=tau * w)
+    np.testing.assert_allclose(read.weights, tau * plain.weights, rtol=1e-7)
+    constant = 0.5 * penalty.null_dim(w) * np.log(tau)
+    assert read.value == pytest.approx(plain.value + constant, rel=1e-10)
+    assert read.covariance_scale == tau and plain.covariance_scale == 1.0
+    np.testing.assert_allclose(read.log_se, plain.log_se, rtol=1e-4)
 
 
 def test_fixed_weights_stay_and_free_ones_move():

@@ -9,6 +9,15 @@ hands :func:`stratlang.solvers.selection.select_weights` a callback that fits th
 with the chosen backend (``newton`` for smooth losses, ADMM otherwise) at any weights,
 warm-started from the fit before. Fixed weights stay fixed; a fixed weight of 0 adds no
 part. The result is the weights by name and a report for ``fitted.info['selection']``.
+
+Rows held constant along factors (``by`` some factors, ``shared``) and features present
+in some strata only (``where``) are taken over the model's free coefficients θ = Tφ
+(:func:`stratlang.data.row_structure.reparametrization`): the penalty carries T, and each
+inner fit is polished by Newton steps in φ. :func:`prior` is the one builder of this
+penalty; the uncertainty (stratlang.uncertainty) takes it too, every weight fixed.
+
+A loss that sees each stratum's θ whole (gaussian's symmetric precision) is read over
+θ's free coordinates (backends.free_coordinates).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.auto import DEFAULT_METHOD, SELECTION_METHODS
 from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
+from .free_coordinates import free_penalty, polished_fit, stored_spread, strata_likelihood
 from .objective import term_index
 from .weight_spread import spread_of
 
@@ -60,17 +70,22 @@ def unchosen(model: ir.CheckedModel, values: dict[str, float]) -> list[str]:
     return [name for name in model.autos() if name not in values]
 
 
-def _refusal(design: Design) -> str | None:
-    """Why the weights of this model cannot be chosen by the likelihood, or None."""
+def _refusal(design: Design, method: str, whole: bool) -> str | None:
+    """Why the weights of this model cannot be chosen by the likelihood (``whole``: the
+    loss sees each stratum's θ whole), or None."""
     model = design.model
     if model.basis is not None:
         return "a basis model (`basis`) restricts θ to the graph's smoothest eigenvectors"
-    if design.partial_rows:
-        return "a feature with `where` is present in some strata only"
-    if design.loss.likelihood is None:
+    likelihood = design.loss.likelihood
+    if likelihood is None:
         return f"loss '{design.loss.name}' has no likelihood reading"
+    if method == "gcv" and not likelihood.deviance:
+        return (f"GCV scores a deviance, and loss '{design.loss.name}' has none (no finite "
+                "saturated model): choose them by reml or ml")
     for part in design.loss_parts():
-        if design.loss.likelihood_unit(part.params) is None:
+        if why := design.loss.likelihood_refusal(part.params):
+            return why
+        if not whole and design.loss.likelihood_unit(part.params) is None:
             return f"loss '{design.loss.name}' has no curvature for the Laplace approximation"
     for term in model.regularizers:
         entry = REGULARIZERS[term.kind.name]
@@ -83,9 +98,9 @@ def _refusal(design: Design) -> str | None:
 def _laplacian_rows(design: Design) -> list[tuple[int, tuple[str, np.ndarray]]]:
     """Per factor, each weight on its Laplacian and the parameter rows it acts on: the
     factor's own weight on the rows without one of their own, and each ``by (f weight
-    w)``'s on its term's rows (the checker refuses auto with rows constant along a
-    factor, so every row is on some Laplacian part of every factor)."""
-    from ..data.row_structure import row_vary
+    w)``'s on its term's rows; a row constant along the factor (``by`` other factors,
+    ``shared``) is on none of them (its Laplacian there vanishes)."""
+    from ..data.row_structure import constant_factors, row_vary
 
     model = design.model
     vary = row_vary(design)
@@ -98,21 +113,73 @@ def _laplacian_rows(design: Design) -> list[tuple[int, tuple[str, np.ndarray]]]:
                 if v.weight is not None and model.factor_of(v.column) == i:
                     own.setdefault(v.hyper_name, np.zeros(n, dtype=bool))[j] = True
         taken = np.zeros(n, dtype=bool)
+        for j, over in enumerate(vary):
+            along = constant_factors(model, over)
+            taken[j] = bool(along) and along[i]
         for rows in own.values():
             taken |= rows
-        if not taken.all():
-            out.append((i, (factor.hyper_name, ~taken)))
+        out.append((i, (factor.hyper_name, ~taken)))
         out += [(i, item) for item in own.items()]
     return out
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The Gaussian prior the quadratic penalties read as: its parts (the weights' names
+    and whether each is chosen) and the engine's penalty (θ = Tφ where rows are held
+    constant along factors)."""
+
+    parts: list[_Part]
+    penalty: Any  # solvers.penalty.QuadraticPenalty
+
+
+def prior(design: Design, values: dict[str, float], chosen: list[str] | tuple[str, ...] = ()
+          ) -> Prior:
+    """The prior of ``design`` at the weights ``values`` (those in ``chosen`` free)."""
+    from ..data.row_structure import reparametrization
+    from ..solvers.penalty import QuadraticPenalty
+
+    parts = _parts(design, values, list(chosen))
+    _k, n, m = design.theta_shape
+    penalty = QuadraticPenalty(design.strata.graphs(), [p.part for p in parts], n, m,
+                               reparametrization=reparametrization(design))
+    _check_acting(design, parts, penalty)
+    return Prior(parts, penalty)
+
+
+def _check_acting(design: Design, parts: list[_Part], penalty: Any) -> None:
+    """An auto weight whose penalty vanishes on every row (each is constant along a factor
+    it acts on) cannot be chosen: an error naming it."""
+    from ..solvers.penalty import InteractionPart
+
+    t = penalty.reparametrization
+    if t is None:
+        return
+    for part in parts:
+        if not part.free or not isinstance(part.part, InteractionPart):
+            continue
+        if all(any(t.constant[c, f] for f in part.part.factors) for c in range(t.d)):
+            raise StratlangError(f"auto weight '{part.name}' acts on no parameter row: every "
+                                 "row is constant along a factor the interaction joins; "
+                                 "drop the term")
 
 
 def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[_Part]:
     from ..solvers.penalty import InteractionPart, LaplacianPart, RidgePart
 
     k, n, m = design.theta_shape
-    out = []
+    graphs = design.strata.graphs()
+    out: list[_Part] = []
     for i, (name, rows) in _laplacian_rows(design):
         free = name in chosen
+        if not rows.any():
+            if free:
+                raise StratlangError(f"auto weight '{name}' acts on no parameter row: every "
+                                     "row is constant along its factor; fix it, or let a "
+                                     "term vary over the factor")
+            continue
+        if not (free or graphs[i].n_edges):
+            continue  # a fixed weight on a graph without edges: no penalty
         if free or values[name] > 0:
             mask = None if rows.all() else rows
             out.append(_Part(name, LaplacianPart(i, mask), free, 1.0 if free else values[name]))
@@ -174,15 +241,17 @@ class _Inner:
     """The callback: the model fitted at weights w, as the engine's InnerFit."""
 
     def __init__(self, choice: Any, design: Design, parts: list[_Part],
-                 values: dict[str, float], penalty: Any):
+                 values: dict[str, float], penalty: Any, strata: Any = None):
         self.choice, self.design, self.parts, self.values = choice, design, parts, values
         self.penalty = penalty
+        self.strata = strata  # the loss over θ's free coordinates, or None
         self.own_rows = any(getattr(p.part, "rows", None) is not None for p in parts)
         self.warm: Any = None
         from ..solvers.hessian import RecordStatistics
 
         k, _n, m = design.theta_shape
-        self.stats = RecordStatistics(design.records.x, design.records.z, k, m)
+        self.stats = (RecordStatistics(design.records.x, design.records.z, k, m)
+                      if strata is None else None)
         self.fits = 0
 
     def weights(self, w: np.ndarray) -> dict[str, float]:
@@ -199,16 +268,28 @@ class _Inner:
         if fit.theta is None:  # (written by a cluster's workers under `output`)
             raise StratlangError("auto weights are chosen from θ in memory; this fit wrote θ "
                                  "under its output folder: fit without `output`")
+        likelihood = self.design.loss.likelihood
+        assert likelihood is not None  # (_refusal refused the others)
+        if self.strata is not None:
+            return polished_fit(self.strata, self.penalty, w, np.asarray(fit.theta, float),
+                                likelihood.scale, len(self.design.records))
         laplacian = None
         if self.own_rows:
             from ..solvers.penalty import PenaltyLaplacian
 
             laplacian = PenaltyLaplacian(self.penalty, w)
         problem = _curvature_problem(self.design, weights, self.stats, laplacian)
-        theta = _polished(problem, np.asarray(fit.theta, dtype=float))
         k = self.design.theta_shape[0]
-        likelihood = self.design.loss.likelihood
-        assert likelihood is not None  # (_refusal refused the others)
+        theta = np.asarray(fit.theta, dtype=float)
+        if self.penalty.reparametrization is not None:
+            # rows held constant along factors: Newton in their free coordinates
+            from ..solvers.selection import constrained_newton
+
+            polished = constrained_newton(problem, self.penalty, w, theta.reshape(k, -1))
+            if polished is not None:
+                theta = polished
+        else:
+            theta = _polished(problem, theta)
         return InnerFit.from_problem(problem, theta.reshape(k, -1),
                                      dispersion=likelihood.dispersion)
 
@@ -227,7 +308,6 @@ class Chosen:
 def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen:
     """Chooses the auto weights that ``values`` leaves unset, by ``method``, fitting with
     ``choice`` (a :class:`stratlang.backends.Choice`) at every trial."""
-    from ..solvers.penalty import QuadraticPenalty
     from ..solvers.selection import select_weights
 
     design = choice.design
@@ -240,16 +320,18 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
                                  "choose them with another backend, then fix them (--weight)")
     model = design.model
     chosen = unchosen(model, values)
-    if problem := _refusal(design):
+    strata = strata_likelihood(design)
+    if problem := _refusal(design, method, strata is not None):
         raise StratlangError(f"auto weights of model '{model.name}' cannot be chosen: "
                              f"{problem}; fix them (weights={{…}}) or write sweeps and use "
                              "tune", cli=f"auto weights of model '{model.name}' cannot be "
                              f"chosen: {problem}; fix them (--weight NAME=VALUE) or write "
                              "sweeps and use `stratlang tune`")
-    parts = _parts(design, values, chosen)
-    _k, n, m = design.theta_shape
-    penalty = QuadraticPenalty(design.strata.graphs(), [p.part for p in parts], n, m)
-    inner = _Inner(choice, design, parts, values, penalty)
+    built = prior(design, values, chosen)
+    parts, penalty = built.parts, built.penalty
+    if strata is not None:  # over θ's free coordinates
+        penalty = free_penalty(penalty, strata.basis)
+    inner = _Inner(choice, design, parts, values, penalty, strata)
     start = time.perf_counter()
     failed = f"choosing the auto weights of model '{model.name}' by {method.upper()} failed"
     try:
@@ -262,7 +344,10 @@ def choose_weights(choice: Any, values: dict[str, float], method: str) -> Chosen
     weights = inner.weights(selection.weights)
     report = _report(selection, parts, method, inner.fits)
     report["seconds"] = time.perf_counter() - start
-    return Chosen(weights, report, inner.warm, spread_of(selection, penalty))
+    spread = spread_of(selection, penalty)
+    if strata is not None:
+        spread = stored_spread(spread, strata.basis)
+    return Chosen(weights, report, inner.warm, spread)
 
 
 def _report(selection: Any, parts: list[_Part], method: str, fits: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..language import ir
 from ..solvers.graphs import Interaction, RowGroup
+from ..solvers.reparametrize import Reparametrization
 from .features import term_text
 
 if TYPE_CHECKING:
@@ -102,3 +103,31 @@ def constant_where_declared(design: Design, theta: np.ndarray, tol: float = 1e-6
     projected = project_constant(design, theta)
     scale = max(1.0, float(np.max(np.abs(theta), initial=0.0)))
     return bool(np.max(np.abs(projected - theta), initial=0.0) <= tol * scale)
+
+
+def constant_columns(design: Design) -> np.ndarray:
+    """(d, F): is θ's column (row j, output o at j·m + o) constant along factor f?"""
+    model = design.model
+    factors = len(design.strata.factors)
+    _k, _n, m = design.theta_shape
+    rows = [constant_factors(model, vary) or (False,) * factors for vary in row_vary(design)]
+    return np.repeat(np.array(rows, dtype=bool).reshape(len(rows), factors), m, axis=0)
+
+
+def reparametrization(design: Design) -> Reparametrization | None:
+    """θ = Tφ with the rows declared constant along factors (``by`` a subset, ``shared``)
+    as free coordinates over the other factors only, and the rows present in some strata
+    only (``where``) without their absent entries (fixed at 0): None when no row is
+    either."""
+    from .strata import factor_masks
+
+    constant = constant_columns(design)
+    _k, n, m = design.theta_shape
+    wheres = design.row_wheres if len(design.row_wheres) == n else (None,) * n
+    row_masks = [None if where is None else tuple(factor_masks(design.strata, where))
+                 for where in wheres]
+    if not constant.any() and all(masks is None for masks in row_masks):
+        return None
+    return Reparametrization.constant_along(tuple(g.n for g in design.strata.graphs()),
+                                            constant,
+                                            [masks for masks in row_masks for _ in range(m)])

@@ -133,6 +133,7 @@ class Likelihood:
 
     dispersion: bool = False
     scale: float = 1.0
+    deviance: bool = True  # False: no finite saturated model, so no deviance (nor GCV)
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,26 @@ class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
         the Laplace approximation of a likelihood needs; by default :meth:`pointwise`."""
         return self.pointwise(p)
 
+    def stratum_likelihood(self, records: Records, k: int, p: dict[str, Any]) -> Any:
+        """For a loss whose records see their stratum's θ whole (no linear predictor): the
+        summed loss of every stratum in θ's free coordinates ψ (θ_k = Q ψ_k, Q of
+        orthonormal columns), with ``basis`` (Q), ``to_free``, ``to_stored``, ``value``,
+        ``derivatives`` (value, gradient, Hessian blocks) and ``hessian_change``: where
+        the Laplace approximation takes its curvature from. None (the default): the
+        curvature comes from each record's linear predictor (:meth:`likelihood_unit`)."""
+        return None
+
+    @property
+    def sees_stratum_whole(self) -> bool:
+        """Does it define :meth:`stratum_likelihood` (its curvature over θ's free
+        coordinates, not from records' linear predictors)?"""
+        return type(self).stratum_likelihood is not Loss.stratum_likelihood
+
+    def likelihood_refusal(self, p: dict[str, Any]) -> str | None:
+        """Why the Laplace approximation does not hold for this loss with parameters ``p``
+        (a constraint that may bind at the fit), in words; None when it holds."""
+        return None
+
     def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
         """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m);
         None for a loss that is not differentiable (the eigen backend, which needs it,
@@ -370,6 +391,31 @@ class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
     def records_metrics(self, records: Records, theta_rec: np.ndarray, p: dict[str, Any],
                         classes: tuple | None) -> dict[str, float]:
         return self.metrics(records.predictor(theta_rec), records.y, p, classes, records.weight)
+
+    def records_nll(self, records: Records, theta_rec: np.ndarray, p: dict[str, Any]
+                    ) -> np.ndarray | None:
+        """Each record's negative log-likelihood (:meth:`nll`) at θ_rec."""
+        return self.nll(records.predictor(theta_rec), records.observed_y, p)
+
+    def records_interval(self, records: Records, theta_rec: np.ndarray, cov_rec: np.ndarray,
+                         z: float, p: dict[str, Any], classes: tuple | None
+                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(lower, upper) of each numeric prediction of records whose parameters are θ_rec
+        (N, rows, outputs), of covariance ``cov_rec`` (N, d, d), at the normal quantile
+        ``z``: by default :meth:`interval` of the linear predictor, whose covariance is
+        (x ⊗ I)ᵀ C (x ⊗ I)."""
+        m = theta_rec.shape[2]
+        return self.interval(records.predictor(theta_rec),
+                             predictor_covariance(records.x, cov_rec, m), z, p, classes)
+
+
+def predictor_covariance(x: np.ndarray, blocks: np.ndarray, m: int) -> np.ndarray:
+    """Each record's link-scale covariance (N, m, m) from its features x (N, n) and its
+    stratum's covariance block (N, n·m, n·m): (x ⊗ I)ᵀ C (x ⊗ I)."""
+    n_records, n = x.shape
+    c = blocks.reshape(n_records, n, m, n, m)
+    out: np.ndarray = np.einsum("ij,ijolp,il->iop", x, c, x)
+    return out
 
 
 def _residual_terms(records: Records, k: int, lo: float, hi: float) -> px.PiecewiseLinearProx:
@@ -1019,6 +1065,40 @@ class Gaussian(Loss):
     square_parameter = True
     params = (Param("eps", default=0.0, check=nonnegative,
                     doc="lower bound on the eigenvalues of S"),)
+    # the multivariate normal's, in its natural parameters; no finite saturated model
+    likelihood = Likelihood(scale=2.0, deviance=False)
+
+    def stratum_likelihood(self, records, k, p):
+        from .gaussian_natural import GaussianStrata
+
+        return GaussianStrata(*self.stratum_stats(records, k))
+
+    def likelihood_refusal(self, p):
+        if p["eps"] > 0:
+            return (f"loss 'gaussian' with eps = {p['eps']:g}: the eigenvalue floor may "
+                    "hold S at its bound, where the normal approximation fails (eps = 0 "
+                    "keeps the fit interior)")
+        return None
+
+    def saturated(self, y, p):
+        return np.full(len(y), -np.inf)  # a record its own mean with no variance
+
+    def records_nll(self, records, theta_rec, p):
+        return self.nll_stratified(theta_rec, records.observed_y)
+
+    def records_interval(self, records, theta_rec, cov_rec, z, p, classes):
+        """The mean μ = S⁻¹ν ∓ z·sd by the delta method: dμ = S⁻¹(dν − dS μ)."""
+        prec, _ = self.split(theta_rec)
+        n_records, m = theta_rec.shape[0], theta_rec.shape[2]
+        inverse = np.linalg.inv(prec)
+        mean = self.mean(theta_rec)
+        jacobian = np.zeros((n_records, m, (m + 1) * m))
+        jacobian[:, :, :m * m] = -np.einsum("kai,kj->kaij", inverse, mean).reshape(
+            n_records, m, m * m)
+        jacobian[:, :, m * m:] = inverse
+        cov = np.einsum("kad,kde,kbe->kab", jacobian, cov_rec, jacobian)
+        sd = z * np.sqrt(np.maximum(np.einsum("kaa->ka", cov), 0.0))
+        return {"mean": (mean - sd, mean + sd)}
 
     def row_names(self, features, columns):
         return (*columns, "nu")

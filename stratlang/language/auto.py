@@ -114,18 +114,6 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
                   code=codes.AUTO_NO_LIKELIHOOD)
     structure_autos = [v.weight.span for t in features for v in t.vary or ()
                        if v.weight is not None and v.weight.is_auto]
-    constant = [t.vary_span for t in features if t.vary is not None
-                and not _varies_over_all(t.vary, strata)]
-    if (autos or structure_autos) and constant:
-        # the selection's prior covers each factor's Laplacian on the rows of each weight,
-        # interactions and ridge terms; a row held exactly constant along a factor needs
-        # θ reparametrized onto that constraint, not done yet
-        out.error("auto weights are not chosen yet in a model with a term held constant "
-                  "along a factor (`by` some factors, or `shared`): write its weights as "
-                  "sweeps, e.g. `weight {1, 10, 100}`, and choose them by cross-validation "
-                  "with `stratlang tune`, or let the term vary over every factor, e.g. "
-                  "`by (store weight auto, week)`",
-                  (structure_autos or autos)[0], code=codes.AUTO_WITH_STRUCTURE)
     has_auto = any(t.weight is not None and t.weight.is_auto for t in regs) or any(
         s.weight.is_auto for s in strata) or any(i.weight.is_auto for i in interactions) or bool(
         structure_autos)
@@ -134,9 +122,3 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
                   "e.g. `stratify COLUMN ~ path weight auto` or `regularize auto * sum_squares`",
                   select.name.span, code=codes.SELECT_WITHOUT_AUTO)
 
-
-def _varies_over_all(vary: tuple[ir.VaryOver, ...],
-                     strata: tuple[ir.Stratification, ...]) -> bool:
-    """Does a ``by`` list name every factor (a row constant along none)?"""
-    named = {v.column for v in vary}
-    return all(named & set(s.columns) for s in strata)

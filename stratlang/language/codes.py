@@ -96,7 +96,7 @@ MISPLACED_VARIATION = _code("S312", "`by`, `shared` or `interact` in a model wit
 AUTO_NO_LIKELIHOOD = _code("S330", "auto weights with a loss that has no likelihood reading")
 SELECT_WITHOUT_AUTO = _code("S331", "select (how auto weights are chosen) in a model with none")
 AUTO_PERSONALIZED = _code("S332", "an auto weight in a personalized model")
-AUTO_WITH_STRUCTURE = _code("S333", "an auto weight in a model with a term constant along a factor")
+# S333 (auto beside a term constant along a factor, or with `where`) is retired: supported
 
 # ---- files -------------------------------------------------------------------------
 DATA_FILE = _code("S401", "the data file is missing or cannot be read")
