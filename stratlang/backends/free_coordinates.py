@@ -60,6 +60,9 @@ def free_penalty(penalty: Any, basis: np.ndarray) -> Any:
     one on ψ (f rows of one output)."""
     from ..solvers.penalty import QuadraticPenalty
 
+    if getattr(penalty, "reparametrization", None) is not None:
+        raise StratlangError("a parameter with free coordinates of its own has no rows held "
+                             "constant along a factor")
     return QuadraticPenalty(penalty.factors, free_parts(list(penalty.parts), basis, penalty.m),
                             basis.shape[1])
 
