@@ -81,6 +81,11 @@ class SparseCholesky:
                                                        check_finite=False)
         return self._inverse
 
+    def inverse(self) -> np.ndarray | None:
+        """A⁻¹ in full (computed once) where the factor is dense; None for a sparse one
+        (whose full inverse is not formed)."""
+        return self._dense_inverse() if self.dense else None
+
     def selected_inverse(self) -> sp.csc_matrix:
         """A⁻¹ on the (symmetrized) pattern of the factor, in the original order."""
         if self.dense:

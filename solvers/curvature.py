@@ -210,8 +210,52 @@ class LaplaceCurvature:
         pairs = self.spectral.trace_pairs()
         return Estimate(pairs, np.zeros_like(pairs), "exact-spectral")
 
+    def block_matrix(self, blocks: np.ndarray) -> sp.csr_matrix:
+        """blockdiag(blocks) for (K, d, d) blocks, in H's coordinates (Tᵀ blockdiag T with
+        a reparametrization)."""
+        t = self.reparametrization
+        if t is not None:
+            rows, cols, values = t.block_triplets(blocks)
+            size = t.size
+        else:
+            k, d = self.penalty.k, self.penalty.d
+            base = (np.arange(k) * d)[:, None, None]
+            rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
+            cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
+            values = np.asarray(blocks, dtype=float).reshape(-1)
+            size = k * d
+        return sp.csr_matrix((values, (rows, cols)), shape=(size, size))
+
+    def trace_products(self, matrices: list[sp.spmatrix]) -> np.ndarray | None:
+        """tr(H⁻¹M_aH⁻¹M_b) for every pair of symmetric matrices M_a given in H's
+        coordinates (A, A), exact where the factor is dense (H⁻¹ at hand: one sparse ×
+        dense product per matrix); None otherwise (the sparse factor's selected inverse
+        does not reach these)."""
+        if self.method != "exact":
+            return None
+        inverse = self.factor.inverse()
+        if inverse is None:
+            return None
+        # tr(H⁻¹M_aH⁻¹M_b) = ⟨M_aH⁻¹, (M_bH⁻¹)ᵀ⟩ = ⟨M_aH⁻¹, H⁻¹M_b⟩: both kept contiguous
+        # for one BLAS dot per pair
+        products = [np.asarray(sp.csr_matrix(m) @ inverse) for m in matrices]  # M_a H⁻¹
+        transposed = [np.ascontiguousarray(x.T).reshape(-1) for x in products]
+        count = len(products)
+        out = np.zeros((count, count))
+        for a in range(count):
+            for b in range(a, count):
+                out[a, b] = out[b, a] = float(np.dot(products[a].reshape(-1), transposed[b]))
+        return out
+
     def inverse_blocks(self) -> Estimate:
-        """value (K, d, d): the diagonal blocks of H⁻¹."""
+        """value (K, d, d): the diagonal blocks of H⁻¹ (computed once where exact)."""
+        if self.method == "stochastic":
+            return self._inverse_blocks()
+        if "blocks" not in self._cache:
+            self._cache["blocks"] = self._inverse_blocks()
+        return self._cache["blocks"]  # type: ignore[return-value]
+
+    def _inverse_blocks(self) -> Estimate:
         if self.reparametrization is not None:
             blocks = self.reparametrization.inverse_blocks(self.factor.inverse_entries)
             return Estimate(blocks, np.zeros_like(blocks), "exact-cholesky")

@@ -235,7 +235,9 @@ def test_a_weight_the_data_cannot_determine_is_reported_as_running_off():
     frame = pd.DataFrame({"y": 0.5 * x + rng.normal(size=200), "x": x, "s": s})
     fitted = _gaussian()[0].fit(frame)
     chosen = fitted.info["selection"]["weights"]["stratify.s"]
-    assert chosen["limit"] == "infinite" and chosen["value"] > 1e6
+    # (flagged once it has moved monotonically 2+ decades with the criterion flat: over
+    # four decades here, where the fit no longer changes)
+    assert chosen["limit"] == "infinite" and chosen["value"] > 1e4
     assert "stratify.s  ran to ∞: the data cannot determine it (stopped at " in str(
         fitted.summary())
 
