@@ -215,6 +215,26 @@ class QuadraticPenalty:
             self._column_sums[key] = total
         return self._column_sums[key]
 
+    def acts(self, a: int) -> bool:
+        """Whether part ``a`` penalizes some free coordinate: TᵀS_aT ≠ 0. A graph part
+        vanishes on a column constant along a factor it acts through, and on a column
+        present on nodes of that factor that no edge joins (an induced subgraph without
+        edges); a weight on a part that acts on nothing cannot be chosen from the data."""
+        part = self.parts[a]
+        t = self.reparametrization
+        if isinstance(part, RidgePart):
+            present = np.ones(self.size, dtype=bool) if t is None else t.scale > 0
+            return bool(np.any(self._columns[a].reshape(-1)[present] > 0))
+        joined = part.factors if isinstance(part, InteractionPart) else (part.factor,)
+        for c in range(self.d):
+            if isinstance(part, LaplacianPart) and not self._columns[a][c]:
+                continue
+            graphs = self.column_graphs(c)
+            if all((t is None or not t.constant[c, f]) and graphs[f].n_edges > 0
+                   for f in joined):
+                return True
+        return False
+
     def column_axes(self, c: int) -> tuple[tuple[int, ...], np.ndarray]:
         """(the factors column ``c`` varies over, each stratum's position among that
         column's free coordinates (K,))."""

@@ -148,20 +148,34 @@ def prior(design: Design, values: dict[str, float], chosen: list[str] | tuple[st
 
 
 def _check_acting(design: Design, parts: list[_Part], penalty: Any) -> None:
-    """An auto weight whose penalty vanishes on every row (each is constant along a factor
-    it acts on) cannot be chosen: an error naming it."""
+    """An auto weight whose penalty vanishes on every free coefficient cannot be chosen
+    (the criterion is flat in it): an error at the weight."""
     from ..solvers.penalty import InteractionPart
 
     t = penalty.reparametrization
-    if t is None:
-        return
-    for part in parts:
-        if not part.free or not isinstance(part.part, InteractionPart):
+    for a, part in enumerate(parts):
+        if not part.free or penalty.acts(a):
             continue
-        if all(any(t.constant[c, f] for f in part.part.factors) for c in range(t.d)):
-            raise StratlangError(f"auto weight '{part.name}' acts on no parameter row: every "
-                                 "row is constant along a factor the interaction joins; "
-                                 "drop the term")
+        if (isinstance(part.part, InteractionPart) and t is not None
+                and all(any(t.constant[c, f] for f in part.part.factors) for c in range(t.d))):
+            why = ("every row is constant along a factor the interaction joins", "drop the term")
+        elif t is None:
+            why = ("its graph has no edge", "fix the weight, or give the graph edges")
+        else:
+            why = ("each row it penalizes is constant along its factor, or present (`where`) "
+                   "on nodes of it that no edge joins", "fix the weight, or drop the term")
+        _refuse_weight(design, part.name, *why)
+
+
+def _refuse_weight(design: Design, name: str, why: str, advice: str) -> None:
+    """The error at auto weight ``name``'s position: its penalty acts on nothing."""
+    from ..language import codes
+    from ..language.errors import Collector, DataSpecError
+
+    out = Collector(design.model.source, DataSpecError)
+    out.error(f"auto weight '{name}' acts on no parameter row: {why}; {advice}",
+              design.model.autos()[name].span, code=codes.AUTO_ACTS_ON_NOTHING)
+    out.raise_if_any()
 
 
 def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[_Part]:
@@ -174,9 +188,8 @@ def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[
         free = name in chosen
         if not rows.any():
             if free:
-                raise StratlangError(f"auto weight '{name}' acts on no parameter row: every "
-                                     "row is constant along its factor; fix it, or let a "
-                                     "term vary over the factor")
+                _refuse_weight(design, name, "every row is constant along its factor",
+                               "fix it, or let a term vary over the factor")
             continue
         if not (free or graphs[i].n_edges):
             continue  # a fixed weight on a graph without edges: no penalty
