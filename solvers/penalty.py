@@ -2,7 +2,7 @@
 
     P(w) = Σ_a w_a S_a,   θ stacked as (K, d), d = n·m (entry j·m + o: row j, output o),
 
-with parts of two sorts:
+with parts of three sorts:
 
 * :class:`LaplacianPart` — one factor's Laplacian lifted to the product, on some parameter
   rows only: S = (I ⊗ … ⊗ L_f ⊗ … ⊗ I) ⊗ diag(mask), the mask over the d columns
@@ -31,6 +31,13 @@ computed exactly as log det of P with one anchor coordinate per null vector remo
 Σ log(component size) (the matrix-tree identity pdet(A) = det(A_{S̄S̄}) / det(N_S)² for an
 orthonormal null basis N), by a sparse Cholesky factorization (:mod:`solvers.cholesky`),
 up to :data:`FALLBACK_LIMIT` coordinates.
+
+Given a :class:`~solvers.reparametrize.Reparametrization` θ = Tφ (columns constant along
+some factors, or present in some strata only), the log-determinant, the null space and the
+``free_*`` matrices are those of TᵀPT over φ: on such a column a graph part is the same
+part over the factors it varies over, each the subgraph induced by the nodes the column
+is present on (:meth:`QuadraticPenalty.column_graphs`), so the spectra stay exact; a part
+may then act on no free coordinate at all (:meth:`QuadraticPenalty.acts`).
 """
 
 from __future__ import annotations
