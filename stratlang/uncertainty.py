@@ -444,10 +444,13 @@ def record_blocks(uncertainty: Uncertainty, design: Design, shape: tuple[int, ..
         each: np.ndarray = stratum_blocks[z]
         return each
     if uncertainty.solve is None:
+        why = ("needs the covariance of the averaged model, which is computed from the "
+               "training data: a loaded model has only each stratum's own; refit")
         raise StratlangError(
-            "an interval for a stratum the fit has not seen (unseen='common') needs the "
-            "covariance of the averaged model, which is computed from the training data: "
-            "a loaded model has only each stratum's own; refit, or use unseen='hub'")
+            f"an interval for a stratum the fit has not seen (unseen='common') {why}, or use "
+            "unseen='hub' (a star graph's hub)",
+            cli=f"an interval for a stratum the fit has not seen (--unseen common) {why} "
+                "(stratlang fit … --out), or use --unseen hub (a star graph's hub)")
     d = uncertainty.blocks.shape[1]
     out = np.empty((len(z), d, d))
     known = z >= 0
