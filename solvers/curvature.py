@@ -56,8 +56,8 @@ class LaplaceCurvature:
         self.reparametrization = penalty.reparametrization
         if self.reparametrization is not None and method == "stochastic":
             raise ValueError(
-                f"coefficients held constant along a factor are handled by an exact "
-                f"factorization, up to {EXACT_LIMIT:,} free coefficients; this model has "
+                f"coefficients held constant along a factor or present in some strata only "
+                f"are handled by an exact factorization, up to {EXACT_LIMIT:,} free coefficients; this model has "
                 f"{penalty.free_size:,}")
         self.method = method
         self.seed = seed

@@ -167,8 +167,9 @@ def test_beyond_the_exact_limit_is_refused_with_the_limit(monkeypatch):
     model, w = _model("squared")
     penalty, fit = _engine(model)
     monkeypatch.setattr(curvature, "EXACT_LIMIT", 10)
-    with pytest.raises(ValueError, match=r"^coefficients held constant along a factor are "
-                                         r"handled by an exact factorization, up to 10 free "
+    with pytest.raises(ValueError, match=r"^coefficients held constant along a factor or "
+                                         r"present in some strata only are handled by an "
+                                         r"exact factorization, up to 10 free "
                                          r"coefficients; this model has 17$"):
         LaplaceCurvature(fit(w, None).blocks, penalty, w)
     assert EXACT_LIMIT == 20_000
