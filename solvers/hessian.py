@@ -15,7 +15,8 @@ solves with it; so can the REML and uncertainty code (H⁻¹ products, log|H| by
   stratum blocks in one vectorized pass (sparse indicator products, no loop over strata).
 * :class:`KroneckerSum` — Σ_a γ_a (L_a ⊗ I) X, its diagonal, and (when every axis has an
   exact eigenbasis) the exact solve of L ⊗ I + I ⊗ A₀.
-* :class:`HessianOperator` — H X, with :meth:`~HessianOperator.preconditioner`.
+* :class:`HessianOperator` — H X, with :meth:`~HessianOperator.preconditioner` (on small
+  problems H's exact inverse by a banded Cholesky factorization: solvers.banded).
 * :func:`pcg` — preconditioned conjugate gradients on (K, d) arrays.
 """
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .banded import BAND_ENTRIES, DIRECT_BUDGET, DIRECT_LIMIT, BandLayout
 from .graphs import Graph, Interaction
 from .laplacian import KroneckerSolver, exact_kronecker, factor_axes, split_grids
 
@@ -36,51 +38,66 @@ Operator = Callable[[np.ndarray], np.ndarray]
 class RecordStatistics:
     """Records (features x (N, n), stratum z (N,)) of K strata, θ with m outputs.
 
-    Every per-record pass works on one feature column at a time through a reused buffer
-    (features stored column-major), and sums per stratum with ``np.bincount``: no N × n²
-    temporary, and no fresh large allocation per Newton step (first-touch page faults
-    cost more than the arithmetic)."""
+    Built once per problem, it holds the two sparse matrices every per-record pass goes
+    through: the record matrix R (N × K·n, row i holds xᵢ in stratum zᵢ's columns: the
+    predictors are R θ, the gradient Rᵀ d₁) and each record's feature products
+    x_j x_i (j ≤ i, (N, n(n+1)/2)), which a stratum indicator weighted by the curvature
+    sums into the blocks. Each pass is one compiled sparse product in record order: no
+    sorting, no N × n² temporary, no Python loop over features or strata."""
 
     def __init__(self, x: np.ndarray, z: np.ndarray, k: int, outputs: int):
-        self.columns = np.ascontiguousarray(np.asarray(x, dtype=float).T)  # (n, N)
+        x = np.asarray(x, dtype=float)
         self.z = np.asarray(z, dtype=np.int64)
         self.k, self.m = k, outputs
-        self.n = self.columns.shape[0]
-        self._buffer = np.empty(len(self.z))
+        records, self.n = x.shape
+        index = np.int32 if max(k, records) * max(self.n, 1) < 2**31 else np.int64
+        self._stratum = self.z.astype(index)
+        self._each = np.arange(records + 1, dtype=index)  # one entry per record
+        columns = (self._stratum[:, None] * self.n + np.arange(self.n, dtype=index)).ravel()
+        self._records = sp.csr_matrix(
+            (np.ascontiguousarray(x).ravel(), columns,
+             np.arange(records + 1, dtype=index) * self.n),
+            shape=(records, k * self.n))
+        self._upper = [(j, i) for j in range(self.n) for i in range(j, self.n)]
         self._products: np.ndarray | None = None  # x_j x_i (j ≤ i) per record, built once
+        self._x = x
 
     @property
     def size(self) -> int:
         """Parameters per stratum, d = n·m."""
         return self.n * self.m
 
-    def per_stratum(self, weights: np.ndarray, *columns: int) -> np.ndarray:
-        """Σ_{i in stratum k} weights_i · Π x_ij over the feature ``columns`` j: (K,)."""
-        buffer = self._buffer
-        np.multiply(weights, self.columns[columns[0]], out=buffer)
-        for j in columns[1:]:
-            buffer *= self.columns[j]
-        return np.bincount(self.z, weights=buffer, minlength=self.k)
-
     def predictor(self, theta: np.ndarray) -> np.ndarray:
         """xᵢᵀθ_{zᵢ}: (N, m) for θ of shape (K, n, m)."""
-        out = np.zeros((self.m, len(self.z)))
-        buffer = self._buffer
-        for o in range(self.m):
-            for j in range(self.n):
-                np.take(theta[:, j, o], self.z, out=buffer)
-                buffer *= self.columns[j]
-                out[o] += buffer
-        return out.T
+        return np.asarray(self._records @ np.reshape(theta, (self.k * self.n, self.m)))
 
     def gradient(self, d1: np.ndarray) -> np.ndarray:
         """Σ over each stratum's records of x ⊗ d1 (d1 (N, m), weights applied): (K, d)."""
-        out = np.empty((self.k, self.n, self.m))
-        for o in range(self.m):
-            weights = np.ascontiguousarray(d1[:, o])
-            for j in range(self.n):
-                out[:, j, o] = self.per_stratum(weights, j)
-        return out.reshape(self.k, self.size)
+        return np.asarray(self._records.T @ d1).reshape(self.k, self.size)
+
+    def _pair_products(self, chunk: int = 8192) -> np.ndarray:
+        """x_j x_l for every pair j ≤ l, (N, n(n+1)/2): a fixed cost, paid once. Built in
+        cache-sized chunks of records, each transposed so that every product is a
+        contiguous multiply (strided or fancy-indexed writes over N cost twice as much)."""
+        x, records = self._x, len(self.z)
+        out = np.empty((records, len(self._upper)))
+        columns = np.empty((self.n, chunk))
+        products = np.empty((len(self._upper), chunk))
+        for at in range(0, records, chunk):
+            size = min(chunk, records - at)
+            columns[:, :size] = x[at:at + size].T
+            for c, (j, i) in enumerate(self._upper):
+                np.multiply(columns[j, :size], columns[i, :size], out=products[c, :size])
+            out[at:at + size] = products[:, :size].T
+        return out
+
+    def _summed(self, weights: np.ndarray) -> np.ndarray:
+        """Σ_{i in stratum k} weightsᵢ · x_ij x_il for every pair j ≤ l: (K, n(n+1)/2)."""
+        if self._products is None:
+            self._products = self._pair_products()
+        indicator = sp.csc_matrix((np.ascontiguousarray(weights, dtype=float), self._stratum,
+                                   self._each), shape=(self.k, len(self.z)))
+        return np.asarray(indicator @ self._products)
 
     def blocks(self, d2: np.ndarray) -> np.ndarray:
         """X_kᵀ W_k X_k for every stratum, (K, d, d): d2 (N, m) elementwise curvatures, or
@@ -89,17 +106,10 @@ class RecordStatistics:
         out = np.zeros((self.k, n, m, n, m))
         pairs = ([(o, o) for o in range(m)] if d2.ndim == 2
                  else [(o, p) for o in range(m) for p in range(o, m)])
-        upper = [(j, i) for j in range(n) for i in range(j, n)]
-        if self._products is None:  # a fixed cost, paid once: a multiplication less per block
-            self._products = np.empty((len(upper), len(self.z)))
-            for c, (j, i) in enumerate(upper):
-                np.multiply(self.columns[j], self.columns[i], out=self._products[c])
-        buffer = self._buffer
         for o, p in pairs:
-            weights = np.ascontiguousarray(d2[:, o] if d2.ndim == 2 else d2[:, o, p])
-            for c, (j, i) in enumerate(upper):
-                np.multiply(weights, self._products[c], out=buffer)
-                total = np.bincount(self.z, weights=buffer, minlength=self.k)
+            summed = self._summed(d2[:, o] if d2.ndim == 2 else d2[:, o, p])
+            for c, (j, i) in enumerate(self._upper):
+                total = summed[:, c]
                 out[:, j, o, i, p] = out[:, i, o, j, p] = total
                 out[:, j, p, i, o] = out[:, i, p, j, o] = total
         return out.reshape(self.k, n * m, n * m)
@@ -121,6 +131,10 @@ class KroneckerSum:
                       if gamma != 0 and graph.n_edges]
         self._positions = [i for i, (graph, gamma) in enumerate(axes)
                            if gamma != 0 and graph.n_edges]
+        # unit paths act by a difference stencil along their axis (no copies of the
+        # moved array, no sparse product): the weight, or None for a general axis
+        self._stencils = [gamma if _unit_path(graph) else None for graph, gamma in axes
+                          if gamma != 0 and graph.n_edges]
         diagonal = np.zeros(self.shape)
         for i, matrix in zip(self._positions, self._axes, strict=True):
             along = [1] * len(self.shape)
@@ -139,6 +153,7 @@ class KroneckerSum:
         self.diagonal = np.broadcast_to(diagonal, self.shape).reshape(self.k)
         self._exact = exact_kronecker(self.factors)
         self._solver: KroneckerSolver | None = None
+        self._bands: dict[int, BandLayout] = {}
 
     def _factor_diagonal(self, f: int) -> np.ndarray:
         out = np.zeros([1] * len(self.shape))
@@ -158,8 +173,11 @@ class KroneckerSum:
         d = x.shape[1]
         grid = x.reshape(*self.shape, d)
         out = np.zeros_like(grid)
-        for i, matrix in zip(self._positions, self._axes, strict=True):
-            out += self._along(grid, i, matrix)
+        for i, matrix, stencil in zip(self._positions, self._axes, self._stencils, strict=True):
+            if stencil is None:
+                out += self._along(grid, i, matrix)
+            else:
+                _path_stencil(grid, i, stencil, out)
         for joined, weight in self.interactions:
             term = grid
             for f in joined:  # L_a ⊗ L_b = (L_a ⊗ I)(I ⊗ L_b); a grid's L sums its axes'
@@ -172,6 +190,42 @@ class KroneckerSum:
         """½ Σ x · (L x)."""
         return 0.5 * float(np.sum(x * self.apply(x)))
 
+    def _lift(self, i: int, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """``matrix`` acting along axis i of the strata grid, as a K × K matrix
+        (I ⊗ matrix ⊗ I, its entries placed directly: scipy's kron is slow on small ones)."""
+        before = int(np.prod(self.shape[:i], dtype=np.int64))
+        after = int(np.prod(self.shape[i + 1:], dtype=np.int64))
+        entries = matrix.tocoo()
+        outer = (np.arange(before) * self.shape[i])[:, None, None]
+        inner = np.arange(after)[None, None, :]
+        rows = ((outer + entries.row[None, :, None]) * after + inner).reshape(-1)
+        cols = ((outer + entries.col[None, :, None]) * after + inner).reshape(-1)
+        values = np.broadcast_to(entries.data[None, :, None],
+                                 (before, entries.nnz, after)).reshape(-1)
+        return sp.csr_matrix((values, (rows, cols)), shape=(self.k, self.k))
+
+    def matrix(self) -> sp.csr_matrix:
+        """The whole sum as one sparse K × K matrix (for direct solves of small problems)."""
+        total = sp.csr_matrix((self.k, self.k))
+        for i, matrix in zip(self._positions, self._axes, strict=True):
+            total = total + self._lift(i, matrix)
+        for joined, weight in self.interactions:
+            term = sp.identity(self.k, format="csr")
+            for f in joined:
+                term = term @ sum((self._lift(i, matrix) for i, matrix in self._factor_axes[f]),
+                                  sp.csr_matrix((self.k, self.k)))
+            total = total + weight * term
+        return total.tocsr()
+
+    def band(self, d: int) -> BandLayout | None:
+        """The layout of a direct banded solve with d parameters per stratum (built once),
+        or None above K·d = DIRECT_LIMIT."""
+        if self.k * d > DIRECT_LIMIT:
+            return None
+        if d not in self._bands:
+            self._bands[d] = BandLayout(self.matrix(), d)
+        return self._bands[d]
+
     @property
     def exact(self) -> KroneckerSolver | None:
         """The factors' eigenbases (None when some axis is too large to diagonalize)."""
@@ -179,6 +233,25 @@ class KroneckerSum:
             self._solver = KroneckerSolver(self.factors, self.gammas,
                                            interactions=self.interactions)
         return self._solver
+
+
+def _unit_path(graph: Graph) -> bool:
+    """Edges (i, i + 1) for every i, each of weight 1."""
+    n = graph.n
+    return (graph.n_edges == n - 1 and n >= 2 and bool(np.all(graph.weights == 1.0))
+            and np.array_equal(np.sort(graph.edges, axis=1),
+                               np.column_stack([np.arange(n - 1), np.arange(1, n)])))
+
+
+def _path_stencil(grid: np.ndarray, i: int, gamma: float, out: np.ndarray) -> None:
+    """out += γ (L ⊗ I) grid along axis i for a unit path L: (Lx)_j = (x_j − x_{j−1})
+    + (x_j − x_{j+1})."""
+    head = (slice(None),) * i
+    diff = grid[(*head, slice(1, None))] - grid[(*head, slice(None, -1))]  # x_{j+1} − x_j
+    if gamma != 1.0:
+        diff *= gamma
+    out[(*head, slice(1, None))] += diff
+    out[(*head, slice(None, -1))] -= diff
 
 
 @dataclass
@@ -230,11 +303,29 @@ class HessianOperator:
 
         return apply
 
+    def direct(self, always: bool = False) -> Operator | None:
+        """H's exact inverse by a banded Cholesky factorization (solvers.banded), when
+        K·d ≤ DIRECT_LIMIT, the band holds at most BAND_ENTRIES numbers and (unless
+        ``always``) the factorization costs at most DIRECT_BUDGET flops; None otherwise
+        or when H is not numerically definite."""
+        layout = self.laplacian.band(self.blocks.shape[1])
+        if layout is None or layout.entries > BAND_ENTRIES or (
+                not always and layout.flops > DIRECT_BUDGET):
+            return None
+        return layout.factor(self.blocks, self.diagonal)
+
     def preconditioner(self, kind: str = "auto") -> Operator:
         """An approximate inverse of H: 'block' (block Jacobi), 'kronecker' (the exact
-        Kronecker-sum solve with the mean block), or 'auto' (the symmetric two-step
-        combination of both where the Kronecker solve exists: block Jacobi for the
-        strata's differences, the Kronecker solve for the graph's smooth modes)."""
+        Kronecker-sum solve with the mean block), 'direct' (H's exact inverse by a banded
+        Cholesky factorization, up to K·d = DIRECT_LIMIT), or 'auto' (the direct solve
+        when it is cheap; else the symmetric two-step combination of block Jacobi for the
+        strata's differences and, where it exists, the Kronecker solve for the graph's
+        smooth modes). 'direct' falls back to 'auto' where it cannot be had."""
+        if kind in ("auto", "direct"):
+            exact = self.direct(always=kind == "direct")
+            if exact is not None:
+                return exact
+            kind = "auto"
         block = self.block_jacobi()
         kron = self.kronecker() if kind in ("kronecker", "auto") else None
         if kind == "block" or kron is None:

@@ -71,13 +71,15 @@ class SmoothProblem:
                     rows = slice(None) if term.records is None else term.records
                     value[rows], d1[rows], d2[rows] = term.unit.derivatives(eta[rows],
                                                                            self.y[rows])
-            if value.ndim == 2:
-                value = np.sum(value, axis=1)
-            if self.weight is not None:
+            if self.weight is None:
+                total = float(np.sum(value))
+            else:
                 w = self.weight
-                value, d1 = value * w, d1 * w[:, None]
+                if value.ndim == 2:
+                    value = np.sum(value, axis=1)
+                total = float(w @ value)
+                d1 = d1 * w[:, None]
                 d2 = d2 * (w[:, None] if d2.ndim == 2 else w[:, None, None])
-            total = float(np.sum(value))
         return total, d1, d2
 
     def initial_predictor(self) -> np.ndarray | None:
@@ -132,7 +134,11 @@ def irls_start(problem: SmoothProblem, preconditioner: str, max_cg: int) -> np.n
     blocks = stats.blocks(d2)
     delta = _shift(problem, blocks)
     hessian = HessianOperator(blocks, problem.ridge + delta, problem.laplacian)
-    solved = pcg(hessian, hessian.preconditioner(preconditioner), -gradient, 1e-4, max_cg)
+    # a quadratic loss's model is exact: solved tightly, the start is the minimizer and
+    # Newton's first step only confirms it (loosely, each of up to 3 steps re-solved it)
+    exact = all(term.unit.quadratic for term in problem.terms)
+    solved = pcg(hessian, hessian.preconditioner(preconditioner), -gradient,
+                 1e-12 if exact else 1e-4, max_cg)
     return solved.x.reshape(stats.k, stats.n, stats.m)
 
 
@@ -165,7 +171,8 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
             starts.append(candidate)
     best = None  # the start with the lower objective (a non-finite one loses)
     for theta in starts:
-        eta = problem.predictor(theta)
+        eta = (problem.predictor(theta) if theta is not starts[0] or start is not None
+               else _at_zero(problem))
         loss, d1, d2 = problem.loss(eta)
         quad, quad_gradient = problem.penalty(theta.reshape(stats.k, stats.size))
         if best is None or (np.isfinite(loss + quad) and not loss + quad >= best[0]):
@@ -226,7 +233,8 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         slack = 1e-13 * max(1.0, abs(value))  # rounding in F itself
         t = 1.0
         for _ in range(60):
-            trial_loss, trial_d1, trial_d2 = problem.loss(eta + t * eta_step)
+            trial_eta = eta + eta_step if t == 1.0 else eta + t * eta_step
+            trial_loss, trial_d1, trial_d2 = problem.loss(trial_eta)
             trial = trial_loss + quad + t * slope_quad + 0.5 * t * t * curve_quad
             if np.isfinite(trial) and trial <= value - 1e-4 * t * 2.0 * decrement + slack:
                 break
@@ -236,13 +244,20 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         flat = flat + t * step
         if not np.all(np.isfinite(flat)):
             return result("nonfinite", iteration, decrement)
-        eta = eta + t * eta_step
+        eta = trial_eta
         loss, d1, d2 = trial_loss, trial_d1, trial_d2
         quad, quad_gradient = problem.penalty(flat)
         value = loss + quad
         if done:
             return result("optimal", iteration, decrement)
     return result("max_iter", max_iter, left)
+
+
+def _at_zero(problem: SmoothProblem) -> np.ndarray:
+    """The predictors at θ = 0: the offsets (no pass over the features)."""
+    shape = (len(problem.y), problem.stats.m)
+    return (np.zeros(shape) if problem.offset is None
+            else np.repeat(np.asarray(problem.offset, dtype=float)[:, None], shape[1], axis=1))
 
 
 def _unbounded(problem: SmoothProblem, flat: np.ndarray, eta: np.ndarray,

@@ -137,7 +137,10 @@ class PoissonRegression(Pointwise):
 
     def derivatives(self, eta, y):
         e = np.exp(eta)
-        return e - np.where(y == 0, 0.0, y * eta), e - y, e  # 0, not 0 · ∞, where y = 0
+        y_eta = y * eta
+        if not np.all(np.isfinite(y_eta)):  # 0, not 0 · ∞, where y = 0 (checked, not masked:
+            y_eta = np.where(y == 0, 0.0, y_eta)  # the mask would cost a pass every time)
+        return e - y_eta, e - y, e
 
     def initial(self, y):
         return np.log(y + 0.1)  # μ = y + 0.1, as R's glm starts

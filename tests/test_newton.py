@@ -17,7 +17,14 @@ from stratlang.backends.newton import unsupported
 from stratlang.backends.objective import stratified_objective
 from stratlang.backends.reference import StratifiedProblem
 from stratlang.kinds import LOSSES
-from stratlang.solvers.graphs import complete_graph, cycle_graph, path_graph, product_laplacian
+from stratlang.solvers.graphs import (
+    complete_graph,
+    cycle_graph,
+    edge_list_graph,
+    grid_graph,
+    path_graph,
+    product_laplacian,
+)
 from stratlang.solvers.hessian import HessianOperator, KroneckerSum, RecordStatistics, pcg
 from stratlang.solvers.newton import LossTerm, SmoothProblem, newton
 from stratlang.solvers.pointwise import PoissonRegression
@@ -284,9 +291,34 @@ def test_options_are_validated(rng):
     model = stratlang.load(f"response {target} ~ logistic\n{features}\nstratify g ~ path\n")
     with pytest.raises(stratlang.OptionError, match="preconditioner"):
         model.fit(frame, options={"preconditioner": "jacobi"})
-    for kind in ("auto", "block", "kronecker"):
+    for kind in ("auto", "block", "kronecker", "direct"):
         fitted = model.fit(frame, options={"preconditioner": kind})
         assert fitted.info["converged"]
+
+
+@pytest.mark.parametrize("preconditioner", ["auto", "block"])
+def test_a_quadratic_loss_takes_one_newton_step(preconditioner, rng):
+    """The IRLS start of a quadratic loss is its exact minimizer when solved tightly: one
+    Newton step confirms it (a loose start took 3, each re-solving the same system)."""
+    frame, target, features = data_for("squared", rng)
+    model = stratlang.load(f"response {target} ~ squared\n{features}\n"
+                           "regularize 0.3 * sum_squares exclude []\nstratify g ~ path\n")
+    fitted = model.fit(frame, options={"preconditioner": preconditioner})
+    assert fitted.info["backend"] == "newton" and fitted.info["iterations"] == 1
+
+
+def test_a_small_model_is_solved_by_the_banded_factor(rng):
+    """'auto' takes the direct solve on a small problem: one CG step per Newton step, and
+    the same fit as the CG preconditioners give."""
+    frame, target, features = data_for("poisson_regression", rng)
+    model = stratlang.load(f"response {target} ~ poisson_regression\n{features}\n"
+                           "regularize 0.1 * sum_squares\nstratify g ~ path\n")
+    direct = model.fit(frame)
+    assert direct.info["cg_iterations"] == direct.info["iterations"]
+    iterative = model.fit(frame, options={"preconditioner": "block"})
+    assert iterative.info["cg_iterations"] > iterative.info["iterations"]
+    assert abs(direct.objective.total - iterative.objective.total) <= 1e-10 * abs(
+        iterative.objective.total)
 
 
 # ---- the solvers layer ---------------------------------------------------------------------
@@ -304,6 +336,14 @@ def test_hessian_operator_is_the_dense_hessian(rng):
     for i in range(200):
         dense_blocks[z[i]] += np.kron(np.outer(x[i], x[i]), curvature[i])
     np.testing.assert_allclose(blocks, dense_blocks, atol=1e-10)
+    # the predictors x_iᵀθ_{z_i} and the gradient Σ_i x_i ⊗ d1_i per stratum
+    theta = rng.normal(size=(k, n, m))
+    np.testing.assert_allclose(stats.predictor(theta), np.einsum("in,inm->im", x, theta[z]),
+                               atol=1e-12)
+    d1 = rng.normal(size=(200, m))
+    gradient = np.zeros((k, n, m))
+    np.add.at(gradient, z, x[:, :, None] * d1[:, None, :])
+    np.testing.assert_allclose(stats.gradient(d1), gradient.reshape(k, n * m), atol=1e-12)
     diagonal = rng.uniform(size=(k, n * m))
     operator = HessianOperator(blocks, diagonal, KroneckerSum(factors, gammas))
     full = (sp.block_diag(list(dense_blocks)) + sp.diags(diagonal.reshape(-1))
@@ -312,7 +352,7 @@ def test_hessian_operator_is_the_dense_hessian(rng):
     np.testing.assert_allclose(operator(v).reshape(-1), full @ v.reshape(-1), atol=1e-10)
     # each preconditioner is symmetric positive definite; CG with any solves H x = b
     b = rng.normal(size=(k, n * m))
-    for kind in ("block", "kronecker", "auto"):
+    for kind in ("block", "kronecker", "auto", "direct"):
         precondition = operator.preconditioner(kind)
         matrix = np.column_stack([precondition(e.reshape(k, n * m)).reshape(-1)
                                   for e in np.eye(k * n * m)])
@@ -322,6 +362,33 @@ def test_hessian_operator_is_the_dense_hessian(rng):
         assert solved.converged
         np.testing.assert_allclose(solved.x.reshape(-1), np.linalg.solve(full, b.reshape(-1)),
                                    atol=1e-8)
+
+
+def test_the_direct_preconditioner_is_the_exact_inverse_on_any_graph(rng):
+    """The banded factor under reverse Cuthill–McKee order, on a general graph (not a
+    product, so its natural order has a wide band), a grid factor and an interaction
+    term: H times it is the identity, and CG stops after one step."""
+    edges = np.array([(i, (7 * i + 3) % 30) for i in range(30) if (7 * i + 3) % 30 != i])
+    factors = [edge_list_graph(30, edges), grid_graph((3, 2))]
+    laplacian = KroneckerSum(factors, [1.5, 0.7], interactions=[((0, 1), 0.4)])
+    x = rng.normal(size=(laplacian.k, 4))
+    np.testing.assert_allclose(laplacian.matrix() @ x, laplacian.apply(x), atol=1e-12)
+    k, d = laplacian.k, 3
+    roots = rng.normal(size=(k, d, d))
+    operator = HessianOperator(roots @ roots.transpose(0, 2, 1), rng.uniform(size=(k, d)),
+                               laplacian)
+    exact = operator.direct()
+    assert exact is not None
+    layout = laplacian.band(d)
+    assert layout is not None and layout.width < d * (k - 1)  # the order narrowed the band
+    b = rng.normal(size=(k, d))
+    np.testing.assert_allclose(operator(exact(b)), b, atol=1e-10)
+    solved = pcg(operator, operator.preconditioner("auto"), b, 1e-10, 100)
+    assert solved.converged and solved.iterations == 1
+    # an indefinite H has no Cholesky factor: the direct solve declines, CG takes over
+    indefinite = HessianOperator(-np.broadcast_to(np.eye(d), (k, d, d)).copy() * 1e3,
+                                 np.zeros((k, d)), laplacian)
+    assert indefinite.direct() is None
 
 
 def test_kronecker_preconditioner_is_exact_for_equal_blocks(rng):
@@ -361,3 +428,23 @@ def test_newton_reports_a_nonfinite_start(rng):
     problem.offset = np.full(500, 1000.0)
     result = newton(problem, start=np.zeros((210, 5, 1)))
     assert result.status == "nonfinite_start" and not result.converged
+
+
+def test_kronecker_sum_stencils_match_the_sparse_laplacian():
+    """Unit paths (and a grid's path axes) act by a difference stencil; a path with other
+    edge weights, a cycle and a complete graph by their sparse matrices: every one equals
+    the product Laplacian, with an interaction term beside."""
+    from stratlang.solvers.graphs import Graph, grid_graph
+    from stratlang.solvers.penalty import InteractionPart, QuadraticPenalty
+
+    weighted = Graph(4, np.array([[0, 1], [1, 2], [2, 3]]), np.array([1.0, 2.0, 0.5]), "path")
+    factors = [grid_graph((3, 4)), path_graph(5), weighted, cycle_graph(3),
+               complete_graph(2)]
+    gammas = [0.7, 1.0, 1.3, 2.0, 0.4]
+    total = KroneckerSum(factors, gammas, [((0, 1), 0.5)])
+    assert total._stencils == [0.7, 0.7, 1.0, None, None, 0.4]  # (K₂ is a unit path)
+    x = np.random.default_rng(0).normal(size=(total.k, 2))
+    interaction = QuadraticPenalty(factors, [InteractionPart((0, 1))], n=2).part_matrix(0)
+    expected = product_laplacian(factors, gammas) @ x \
+        + 0.5 * (interaction @ x.reshape(-1)).reshape(total.k, 2)
+    np.testing.assert_allclose(total.apply(x), expected, atol=1e-12)
