@@ -228,13 +228,14 @@ class Inverse:
     method: str
     stderr: float
     solve: Callable[[np.ndarray], np.ndarray]
-    size: int  # the free coefficients: K·d, less those rows held constant along factors
+    size: int  # the free coefficients: K·d less the copies along factors and absent entries
 
 
 def engine_inverse(curv: Curvature) -> Inverse:
     """H⁻¹'s blocks and traces by the Laplace engine (solvers.curvature): exact by sparse
     Cholesky and selected inversion up to its EXACT_LIMIT coefficients, Monte Carlo with
-    a stated error beyond (rows held constant along factors: exact only)."""
+    a stated error beyond (rows held constant along factors or present in some strata
+    only: exact only)."""
     from .solvers.cholesky import NotPositiveDefinite
     from .solvers.curvature import LaplaceCurvature
 
@@ -242,7 +243,7 @@ def engine_inverse(curv: Curvature) -> Inverse:
     weights = curv.weights
     try:
         engine = LaplaceCurvature(curv.blocks, penalty, weights, method=METHOD)
-    except ValueError as error:  # (beyond the exact limit with rows held constant)
+    except ValueError as error:  # (beyond the exact limit with θ = Tφ: exact only)
         raise NoUncertainty(f"no standard errors: {error}") from None
     try:
         blocks = engine.inverse_blocks()
