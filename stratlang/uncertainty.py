@@ -411,13 +411,13 @@ def _aic(design: Design, fit: dict[str, Any], edf: float) -> float | None:
 
 
 # ---- predictions -------------------------------------------------------------------------
-def normal_quantile(level: float) -> float:
-    """z with P(|Z| ≤ z) = level."""
+def normal_quantile(level: float, argument: str = "level") -> float:
+    """z with P(|Z| ≤ z) = level; a bad level is an error naming the caller's ``argument``."""
     from scipy.stats import norm
 
-    if not (isinstance(level, float | int) and 0 < level < 1):
-        raise StratlangError(f"level={level!r}: expected a probability strictly between 0 "
-                             "and 1 (e.g. 0.95)")
+    if not (isinstance(level, float | int) and not isinstance(level, bool) and 0 < level < 1):
+        raise StratlangError(f"{argument}={level!r}: expected a probability strictly between "
+                             "0 and 1 (e.g. 0.95)")
     return float(norm.ppf(0.5 + level / 2))
 
 

@@ -233,6 +233,12 @@ def test_intervals_are_theta_plus_minus_z_se():
     with pytest.raises(StratlangError, match=r"level=1\.5: expected a probability strictly "
                                              r"between 0 and 1 \(e\.g\. 0\.95\)"):
         fitted.intervals(1.5)
+    # predict's argument is named as the caller wrote it; True is no probability
+    for bad in (0, 1.5, True):
+        with pytest.raises(StratlangError) as caught:
+            fitted.predict(_frame(seed=5, n=3), interval=bad)
+        assert str(caught.value) == (f"interval={bad!r}: expected a probability strictly "
+                                     "between 0 and 1 (e.g. 0.95)")
 
 
 def test_strata_without_data_are_wider_than_their_neighbours():
