@@ -222,6 +222,36 @@ def test_ml_and_gcv_match_the_dense_reference(method):
         assert report["weights"]["stratify.s"]["log_se"] is None
 
 
+def test_gcv_scores_the_deviance_not_the_loss():
+    """A Poisson loss Σ w (e^η − yη) is half the deviance plus the saturated model's loss
+    Σ w (y − y log y), which does not cancel in N·D/(N − edf)²: GCV over the loss itself
+    (negative here) chose other weights and reported a negative criterion."""
+    rng = np.random.default_rng(8)
+    s = rng.integers(0, S_NODES, 200)
+    x, exposure, w = rng.normal(size=200), rng.uniform(0.5, 2.0, 200), rng.uniform(0.5, 2, 200)
+    walk = np.cumsum(rng.normal(scale=0.4, size=S_NODES))
+    y = rng.poisson(np.exp(1.0 + walk[s] + 0.5 * x) * exposure)
+    frame = pd.DataFrame({"y": y, "x": x, "s": s, "w": w, "log_exposure": np.log(exposure)})
+    model = stratlang.load("model p\nresponse y ~ poisson_regression offset log_exposure\n"
+                           "weights w\nfeatures x, intercept\n"
+                           f"stratify s ~ path weight auto nodes 0..{S_NODES - 1}\n")
+    fitted = model.fit(frame, select="gcv")
+    design = model.bind(frame)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        saturated = float(w @ np.where(y > 0, y - y * np.log(y), 0.0))
+    reference = DenseModel(design.x, design.z, design.records.observed_y,
+                           design.loss.likelihood_unit({}), design.strata.graphs(),
+                           [("laplacian", 0, None)], offset=design.offset,
+                           weight=design.weight, saturated=saturated)
+    reference._cache["theta"] = fitted.theta.to_numpy().reshape(-1)
+    chosen = fitted.weights["stratify.s"]
+    rho = _minimized(reference, np.log([chosen]), "gcv")
+    np.testing.assert_allclose(chosen, np.exp(rho[0]), rtol=1e-4)
+    report = fitted.info["selection"]
+    assert report["criterion"] > 0
+    np.testing.assert_allclose(report["criterion"], reference.criterion(rho, "gcv"), rtol=1e-7)
+
+
 def test_the_spec_names_the_method_and_fit_overrides_it():
     model, frame = _gaussian()
     ml = stratlang.load(model.text + "solver newton select ml\n")

@@ -22,6 +22,7 @@ A loss that sees each stratum's θ whole (gaussian's symmetric precision) is rea
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.auto import DEFAULT_METHOD, SELECTION_METHODS
 from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
+from .deviance import deviance, saturated_loss
 from .free_coordinates import free_penalty, polished_fit, stored_spread, strata_likelihood
 from .objective import term_index
 from .weight_spread import spread_of
@@ -260,6 +262,7 @@ class _Inner:
         self.strata = strata  # the loss over θ's free coordinates, or None
         self.own_rows = any(getattr(p.part, "rows", None) is not None for p in parts)
         self.warm: Any = None
+        self.saturated = saturated_loss(design)  # (GCV's deviance is measured from it)
         from ..solvers.hessian import RecordStatistics
 
         k, _n, m = design.theta_shape
@@ -303,8 +306,10 @@ class _Inner:
                 theta = polished
         else:
             theta = _polished(problem, theta)
-        return InnerFit.from_problem(problem, theta.reshape(k, -1),
-                                     dispersion=likelihood.dispersion)
+        inner = InnerFit.from_problem(problem, theta.reshape(k, -1),
+                                      dispersion=likelihood.dispersion)
+        return dataclasses.replace(inner, deviance=deviance(self.design, inner.loss,
+                                                            self.saturated))
 
 
 @dataclass(frozen=True)
