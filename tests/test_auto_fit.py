@@ -252,6 +252,25 @@ def test_gcv_scores_the_deviance_not_the_loss():
     np.testing.assert_allclose(report["criterion"], reference.criterion(rho, "gcv"), rtol=1e-7)
 
 
+def test_squared_keeps_the_one_fit_spectral_search(monkeypatch):
+    """squared's loss is its deviance: its fits carry none of their own, so beyond the
+    exact limit with the same block on every stratum the search still reads θ̂(w) from
+    spectral solves: two fits (the first, and the confirming refit), not one a step."""
+    import stratlang.solvers.curvature as curvature
+
+    monkeypatch.setattr(curvature, "EXACT_LIMIT", 0)
+    rng = np.random.default_rng(0)
+    s, t = np.meshgrid(np.arange(6), np.arange(4), indexing="ij")
+    frame = pd.DataFrame({"s": np.repeat(s.ravel(), 3), "t": np.repeat(t.ravel(), 3)})
+    frame["y"] = 0.3 * frame.s + np.sin(frame.t) + rng.normal(size=len(frame))
+    fitted = stratlang.load("model u\nresponse y ~ squared\n"
+                            "stratify s ~ path weight auto nodes 0..5\n"
+                            "stratify t ~ cycle weight auto nodes 0..3\n").fit(frame)
+    report = fitted.info["selection"]
+    assert report["estimates"] == "exact-spectral" and report["converged"]
+    assert report["inner_fits"] == 2 and report["iterations"] > 2
+
+
 def test_the_spec_names_the_method_and_fit_overrides_it():
     model, frame = _gaussian()
     ml = stratlang.load(model.text + "solver newton select ml\n")

@@ -27,11 +27,11 @@ def saturated_loss(design: Any) -> float | None:
 
 
 def deviance(design: Any, loss_value: float, saturated: float | None) -> float | None:
-    """D at a fit whose summed loss is ``loss_value``: the loss itself for a loss with a
-    dispersion (squared: Σ w r²), else 2 (ℓ − ℓ_sat) / τ (the loss is τ times the NLL)."""
+    """D at a fit whose summed loss is ``loss_value``: 2 (ℓ − ℓ_sat) / τ (the loss is τ
+    times the NLL); None, the engine's default (the loss itself), for a loss with a
+    dispersion (squared: Σ w r² is its deviance; and a fit left without one keeps the
+    engine's one-factorization path for a constant curvature) or without a deviance."""
     likelihood = design.loss.likelihood
-    if saturated is None or likelihood is None:
+    if saturated is None or likelihood is None or likelihood.dispersion:
         return None
-    if likelihood.dispersion:
-        return loss_value - saturated
     return 2.0 * (loss_value - saturated) / likelihood.scale
