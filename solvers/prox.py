@@ -382,6 +382,13 @@ class PiecewiseLinearProx:
     SWEEPS = (4, 8, 16, 32, 64, 128)
     # rounds of two active-set steps in a row, while each settles a quarter of its strata
     ACTIVE_ROUNDS = 4
+    # A sweep costs one vectorized step per term rank (the deepest stratum's term count),
+    # however few strata it runs on, and on strata with many more terms than coefficients
+    # (coupled duals) it converges slowly: a round that would take more steps than this
+    # goes to the smoothed Newton instead, whose few dozen evaluations cost the same at any
+    # depth. (Without it, a straggler stratum of ~50 terms ran all 252 sweeps, 12,600
+    # steps, in many ADMM iterations: quantile(0.9) at K = 120, N = 5,000 took 4× longer.)
+    SWEEP_BUDGET = 512
 
     def __init__(self, direction: np.ndarray, stratum: np.ndarray, offset: np.ndarray,
                  lo: np.ndarray, hi: np.ndarray, k: int, n: int, outputs: int,
@@ -396,7 +403,8 @@ class PiecewiseLinearProx:
         self.tol, self.max_newton = tol, max_newton
         self.newton_steps = 0  # smoothed Newton steps (the last resort) …
         self.fallback_strata = 0  # … and the strata they were taken on, over all calls
-        self.sweeps = 0  # dual coordinate sweeps, counted on the strata they ran on
+        self.sweeps = 0  # dual coordinate sweeps, counted on the strata they ran on …
+        self.sweep_steps = 0  # … and the vectorized steps they took (a sweep: one a rank)
         self.unpolished = 0  # strata returned with the smoothed solution (none, normally)
         self._sets: tuple[np.ndarray, np.ndarray] | None = None
         # the inside set of the last polish, and its (basis, target, pseudo-inverse)
@@ -449,7 +457,8 @@ class PiecewiseLinearProx:
         from ``duals`` first, and the sets they suggest (the terms strictly inside their
         box); then active-set steps. The strata left open go on, on a subset: with more
         active-set steps while those make progress, else with more sweeps (each round
-        twice the last's), and after the last round by the smoothed Newton."""
+        twice the last's), and after the last round, or once a round would take more than
+        SWEEP_BUDGET vectorized steps, by the smoothed Newton."""
         result, duals = v.copy(), duals.copy()
         pending = np.ones(self.k, dtype=bool)
         if sets is None:
@@ -468,7 +477,8 @@ class PiecewiseLinearProx:
             result[which], duals[terms] = sub._solve(v[which], t, duals[terms],
                                                      (u_set[terms], inside[terms]),
                                                      sweep_round, active_round + 1)
-        elif sweep_round < len(self.SWEEPS):
+        elif (sweep_round < len(self.SWEEPS)
+              and self.SWEEPS[sweep_round] * sub.depth <= self.SWEEP_BUDGET):
             result[which], duals[terms] = sub._solve(v[which], t, duals[terms], None,
                                                      sweep_round)
         else:  # the last resort
@@ -482,6 +492,7 @@ class PiecewiseLinearProx:
         self.newton_steps += sub.newton_steps
         self.fallback_strata += sub.fallback_strata
         self.sweeps += sub.sweeps
+        self.sweep_steps += sub.sweep_steps
         self.unpolished += sub.unpolished
 
     def _sweep(self, theta: np.ndarray, u: np.ndarray, t: float, count: int) -> None:
@@ -489,7 +500,7 @@ class PiecewiseLinearProx:
         dual with the others fixed, u_t ← clip(u_t + r_t / (t‖A_t‖²)), and θ follows. The
         j-th terms of all strata are independent (one per stratum) and move together."""
         for _ in range(count):
-            for j in range(len(self._rank_starts) - 1):
+            for j in range(self.depth):
                 terms = self._by_rank[self._rank_starts[j]:self._rank_starts[j + 1]]
                 strata = self.stratum[terms]
                 direction = self.direction[terms]
@@ -499,6 +510,12 @@ class PiecewiseLinearProx:
                 theta[strata] -= (t * (new - old))[:, None] * direction
                 u[terms] = new
         self.sweeps += count * self.k
+        self.sweep_steps += count * self.depth
+
+    @property
+    def depth(self) -> int:
+        """The most terms of one stratum: the vectorized steps of one sweep."""
+        return len(self._rank_starts) - 1
 
     def _terms_of(self, strata: np.ndarray) -> np.ndarray:
         """The terms of some strata (sorted indices), in order."""
