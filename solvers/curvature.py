@@ -13,8 +13,12 @@ quantities REML and the uncertainty need from it:
 Each returns an :class:`Estimate` with ``value``, ``stderr`` (0 when exact) and
 ``method``. ``method="auto"`` is exact ("exact-cholesky": a dense or sparse Cholesky
 factorization with selected inversion, :mod:`solvers.cholesky`) up to
-:data:`EXACT_LIMIT` coefficients K·d, and stochastic beyond (:mod:`solvers.stochastic`:
-"slq" for log|H|, "hutch++" for traces, "monte-carlo" for the blocks).
+:data:`EXACT_LIMIT` coefficients K·d; beyond, exact again ("exact-spectral",
+:mod:`solvers.spectral`) when every stratum's block is the same and every ridge uniform
+(H is then a Kronecker sum, diagonal in the factors' eigenbases: decided exactly by
+:func:`~solvers.spectral.uniform_curvature`), and stochastic otherwise
+(:mod:`solvers.stochastic`: "slq" for log|H|, "hutchinson-cv" for traces, "monte-carlo"
+for the blocks). ``method`` may also be "exact", "spectral" or "stochastic" outright.
 
 With a reparametrization θ = Tφ on the penalty (T orthonormal, :mod:`solvers.reparametrize`:
 coefficients held constant along factors), everything is taken in φ: H_φ = TᵀHT, log|H_φ|,
@@ -31,7 +35,8 @@ import scipy.sparse as sp
 
 from .cholesky import SPARSE_LIMIT, SparseCholesky
 from .estimate import Estimate
-from .penalty import QuadraticPenalty, Weights
+from .penalty import LogDet, QuadraticPenalty, Weights
+from .spectral import KroneckerReference, uniform_curvature
 from .stochastic import StochasticCurvature
 
 EXACT_LIMIT = SPARSE_LIMIT  # K·d up to which log|H|, traces and blocks are exact
@@ -50,20 +55,29 @@ class LaplaceCurvature:
             raise ValueError(f"blocks of shape {self.blocks.shape}, not (K, d, d) = "
                              f"({k}, {d}, {d})")
         if method == "auto":
-            method = "exact" if penalty.free_size <= EXACT_LIMIT else "stochastic"
-        if method not in ("exact", "stochastic"):
-            raise ValueError(f"method must be 'auto', 'exact' or 'stochastic', not {method!r}")
+            method = ("exact" if penalty.free_size <= EXACT_LIMIT
+                      else "spectral" if uniform_curvature(self.blocks, penalty)
+                      else "stochastic")
+        if method not in ("exact", "spectral", "stochastic"):
+            raise ValueError(f"method must be 'auto', 'exact', 'spectral' or 'stochastic', "
+                             f"not {method!r}")
         self.reparametrization = penalty.reparametrization
-        if self.reparametrization is not None and method == "stochastic":
+        if self.reparametrization is not None and method != "exact":
             raise ValueError(
                 f"coefficients held constant along a factor are handled by an exact "
                 f"factorization, up to {EXACT_LIMIT:,} free coefficients; this model has "
                 f"{penalty.free_size:,}")
+        if method == "spectral" and not uniform_curvature(self.blocks, penalty):
+            raise ValueError("the 'spectral' method needs the same curvature block on every "
+                             "stratum, every ridge the same on every stratum and every factor "
+                             "diagonalizable")
         self.method = method
         self.seed = seed
         self.options = options
         self._factor: SparseCholesky | None = None
         self._stochastic: StochasticCurvature | None = None
+        self._spectral: KroneckerReference | None = None
+        self._cache: dict[str, object] = {}
 
     # -- the matrix ------------------------------------------------------------------
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -105,29 +119,96 @@ class LaplaceCurvature:
                                                    seed=self.seed, **self.options)
         return self._stochastic
 
+    @property
+    def spectral(self) -> KroneckerReference:
+        """H as a Kronecker sum (method "spectral"): checked definite on first use."""
+        if self._spectral is None:
+            reference = KroneckerReference(self.penalty, self.weights, self.blocks[0])
+            reference.check_definite()
+            self._spectral = reference
+        return self._spectral
+
+    def spectral_theta(self, theta: np.ndarray, coordinates: np.ndarray | None = None
+                       ) -> np.ndarray:
+        """θ in the eigenbasis (method "spectral"), kept for the θ last asked (or given
+        with its ``coordinates``, when the caller has them already)."""
+        if self._cache.get("theta") is not theta:
+            self._cache["theta"] = theta
+            self._cache["coordinates"] = (self.spectral.forward(theta) if coordinates is None
+                                          else coordinates)
+        return self._cache["coordinates"]  # type: ignore[return-value]
+
+    def quadratics(self, theta: np.ndarray) -> np.ndarray:
+        """½ θᵀS_aθ for every part (with the spectral method, in the eigenbasis: no
+        Laplacian products)."""
+        if self.method != "spectral":
+            return self.penalty.quadratics(theta)
+        reference, coordinates = self.spectral, self.spectral_theta(theta)
+        applied = np.stack([reference.part_times(a, coordinates)
+                            for a in range(len(self.penalty.parts))])
+        return 0.5 * reference.gram(applied, coordinates[None])[:, 0]
+
+    def penalty_logdet(self) -> LogDet:
+        """log|P(w)|₊ at these weights (computed once)."""
+        if "pdet" not in self._cache:
+            self._cache["pdet"] = self.penalty.pseudo_logdet(self.weights)
+        return self._cache["pdet"]  # type: ignore[return-value]
+
     def solve(self, b: np.ndarray) -> np.ndarray:
-        """H⁻¹ B for B of shape (K, d) (exact factor, or preconditioned CG)."""
+        """H⁻¹ B for B of shape (K, d) (exact factor or spectral solve, or preconditioned
+        CG)."""
         t = self.reparametrization
         if t is not None:
             return t.lift(self.factor.solve(t.restrict(b)))
         if self.method == "exact":
             return self.factor.solve(b.reshape(-1)).reshape(b.shape)
+        if self.method == "spectral":
+            return self.spectral.solve(b[:, None, :])[:, 0, :]
         return self.stochastic.solve(b)
+
+    def solve_batch(self, b: np.ndarray) -> np.ndarray:
+        """H⁻¹ B for B of shape (K, P, d)."""
+        if self.method == "spectral":
+            return self.spectral.solve(b)
+        if self.method == "stochastic":
+            return self.stochastic.solve_batch(b)
+        return np.stack([self.solve(b[:, p]) for p in range(b.shape[1])], axis=1)
 
     # -- the quantities --------------------------------------------------------------
     def logdet(self) -> Estimate:
         if self.method == "exact":
             return Estimate(self.factor.logdet(), 0.0, "exact-cholesky")
+        if self.method == "spectral":
+            return Estimate(self.spectral.logdet, 0.0, "exact-spectral")
         return self.stochastic.logdet()
 
     def traces(self) -> Estimate:
-        """value (A + 1,): tr(H⁻¹S_a) for each part a, then tr(H⁻¹B) = K·d − Σ w_a tr(H⁻¹S_a)."""
+        """value (A + 1,): tr(H⁻¹S_a) for each part a, then tr(H⁻¹B) = K·d − Σ w_a tr(H⁻¹S_a)
+        (computed once)."""
+        if "traces" not in self._cache:
+            self._cache["traces"] = self._traces()
+        return self._cache["traces"]  # type: ignore[return-value]
+
+    def _traces(self) -> Estimate:
         if self.method == "exact":
             parts = np.array([self.factor.trace_inverse_times(self.penalty.free_part_matrix(a))
                               for a in range(len(self.penalty.parts))])
             edf = self.penalty.free_size - float(self.weights @ parts)
             return Estimate(np.append(parts, edf), np.zeros(len(parts) + 1), "exact-cholesky")
+        if self.method == "spectral":
+            parts = np.array([self.spectral.trace(a) for a in range(len(self.penalty.parts))],
+                             dtype=float)
+            edf = self.penalty.size - float(self.weights @ parts)
+            return Estimate(np.append(parts, edf), np.zeros(len(parts) + 1), "exact-spectral")
         return self.stochastic.traces()
+
+    def trace_pairs(self) -> Estimate | None:
+        """tr(H⁻¹S_aH⁻¹S_b) for every pair of parts, (A, A): exact with the spectral
+        method (for the criterion's exact Hessian in log w), None otherwise."""
+        if self.method != "spectral":
+            return None
+        pairs = self.spectral.trace_pairs()
+        return Estimate(pairs, np.zeros_like(pairs), "exact-spectral")
 
     def inverse_blocks(self) -> Estimate:
         """value (K, d, d): the diagonal blocks of H⁻¹."""
@@ -137,6 +218,10 @@ class LaplaceCurvature:
         if self.method == "exact":
             blocks = self.factor.inverse_blocks(self.penalty.d)
             return Estimate(blocks, np.zeros_like(blocks), "exact-cholesky")
+        if self.method == "spectral":
+            exact = self.spectral.blocks()
+            if exact is not None:
+                return Estimate(exact, np.zeros_like(exact), "exact-spectral")
         return self.stochastic.inverse_blocks()
 
     def block_trace(self, blocks: np.ndarray) -> Estimate:

@@ -131,6 +131,10 @@ class KroneckerSum:
                       if gamma != 0 and graph.n_edges]
         self._positions = [i for i, (graph, gamma) in enumerate(axes)
                            if gamma != 0 and graph.n_edges]
+        # unit paths act by a difference stencil along their axis (no copies of the
+        # moved array, no sparse product): the weight, or None for a general axis
+        self._stencils = [gamma if _unit_path(graph) else None for graph, gamma in axes
+                          if gamma != 0 and graph.n_edges]
         diagonal = np.zeros(self.shape)
         for i, matrix in zip(self._positions, self._axes, strict=True):
             along = [1] * len(self.shape)
@@ -169,8 +173,11 @@ class KroneckerSum:
         d = x.shape[1]
         grid = x.reshape(*self.shape, d)
         out = np.zeros_like(grid)
-        for i, matrix in zip(self._positions, self._axes, strict=True):
-            out += self._along(grid, i, matrix)
+        for i, matrix, stencil in zip(self._positions, self._axes, self._stencils, strict=True):
+            if stencil is None:
+                out += self._along(grid, i, matrix)
+            else:
+                _path_stencil(grid, i, stencil, out)
         for joined, weight in self.interactions:
             term = grid
             for f in joined:  # L_a ⊗ L_b = (L_a ⊗ I)(I ⊗ L_b); a grid's L sums its axes'
@@ -226,6 +233,25 @@ class KroneckerSum:
             self._solver = KroneckerSolver(self.factors, self.gammas,
                                            interactions=self.interactions)
         return self._solver
+
+
+def _unit_path(graph: Graph) -> bool:
+    """Edges (i, i + 1) for every i, each of weight 1."""
+    n = graph.n
+    return (graph.n_edges == n - 1 and n >= 2 and bool(np.all(graph.weights == 1.0))
+            and np.array_equal(np.sort(graph.edges, axis=1),
+                               np.column_stack([np.arange(n - 1), np.arange(1, n)])))
+
+
+def _path_stencil(grid: np.ndarray, i: int, gamma: float, out: np.ndarray) -> None:
+    """out += γ (L ⊗ I) grid along axis i for a unit path L: (Lx)_j = (x_j − x_{j−1})
+    + (x_j − x_{j+1})."""
+    head = (slice(None),) * i
+    diff = grid[(*head, slice(1, None))] - grid[(*head, slice(None, -1))]  # x_{j+1} − x_j
+    if gamma != 1.0:
+        diff *= gamma
+    out[(*head, slice(1, None))] += diff
+    out[(*head, slice(None, -1))] -= diff
 
 
 @dataclass

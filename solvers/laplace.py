@@ -22,9 +22,12 @@ The interface (each name is defined in the module in brackets):
   (blocks (K, d, d), the loss's Hessian per stratum) + P(w): ``logdet()``, ``traces()``
   (tr(H⁻¹S_a) per part, then tr(H⁻¹B) = the effective degrees of freedom),
   ``inverse_blocks()`` ((K, d, d) diagonal blocks of H⁻¹), ``block_trace(M)``,
-  ``solve(B)``. Each returns an ``Estimate(value, stderr, method)``: method
-  "exact-cholesky" (stderr 0) up to ``EXACT_LIMIT`` coefficients, "slq" / "hutch++" /
-  "monte-carlo" beyond. With a reparametrization everything is φ's (H_φ = TᵀHT; exact
+  ``solve(B)``, ``trace_pairs()`` (tr(H⁻¹S_aH⁻¹S_b), spectral method only). Each returns
+  an ``Estimate(value, stderr, method)``: method "exact-cholesky" (stderr 0) up to
+  ``EXACT_LIMIT`` coefficients; beyond, "exact-spectral" (stderr 0) when every stratum's
+  block is the same and every ridge uniform (``spectral.uniform_curvature``: H is then a
+  Kronecker sum, ``spectral.KroneckerReference``), else "slq" / "hutchinson-cv" /
+  "monte-carlo". With a reparametrization everything is φ's (H_φ = TᵀHT; exact
   only, refused beyond ``EXACT_LIMIT`` free coefficients), in θ's coordinates: the blocks
   of T H_φ⁻¹ Tᵀ, ``solve`` B ↦ T H_φ⁻¹ TᵀB.
 * ``InnerFit`` [selection] — what a fit at weights w returns: θ̂, ℓ(θ̂), the blocks, the
@@ -37,8 +40,11 @@ The interface (each name is defined in the module in brackets):
   [selection] → ``Selection`` (weights, criterion, value, iterations, log_se per weight,
   unbounded per weight: None / "zero" / "infinite", converged, scale φ̂, method, the
   final InnerFit, ``covariance_scale`` τ). ``Criterion(fit, penalty, criterion)(log w)``
-  → ``Evaluation`` (value, exact gradient in log w, the InnerFit and the
-  LaplaceCurvature at w). ``newton_fit(problem, penalty, dispersion)`` is a ready fit
+  → ``Evaluation`` (value, exact gradient in log w, the exact Hessian in log w where H
+  is exact-spectral and the curvature constant, the InnerFit and the LaplaceCurvature
+  at w). With a constant curvature and an exact-spectral H, evaluations after the first
+  solve for θ̂ spectrally (``QuadraticLoss``) instead of calling the fit, and the answer
+  is refitted to confirm. ``newton_fit(problem, penalty, dispersion)`` is a ready fit
   callback by the Newton solver; ``constrained_newton(problem, penalty, w, θ)`` polishes
   a solver's θ̂ in φ for a reparametrized penalty.
 

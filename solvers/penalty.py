@@ -89,12 +89,14 @@ Weights = Sequence[float] | np.ndarray  # one weight per part
 
 @dataclass(frozen=True)
 class LogDet:
-    """log|P(w)|₊, its gradient in log w (one entry per part), and the null dimension."""
+    """log|P(w)|₊, its gradient in log w (one entry per part), and the null dimension;
+    its Hessian in log w where it is exact from the spectrum (uniform ridges), else None."""
 
     value: float
     gradient: np.ndarray
     null_dim: int
     method: str
+    hessian: np.ndarray | None = None
 
 
 @dataclass
@@ -113,6 +115,8 @@ class QuadraticPenalty:
     _spectra: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict,
                                                                init=False, repr=False)
     _matrices: dict[int, sp.csr_matrix] = field(default_factory=dict, init=False, repr=False)
+    # what does not change with the weights, for solvers.spectral (its transforms, spectra)
+    _spectral: dict[str, object] = field(default_factory=dict, init=False, repr=False)
     # columns present in some strata only: their graphs are the factors' induced subgraphs
     _column_sums: dict[tuple[int, int], KroneckerSum | None] = field(
         default_factory=dict, init=False, repr=False)
@@ -472,6 +476,7 @@ class QuadraticPenalty:
         so the others keep their eigenvalues)."""
         value = 0.0
         gradient = np.zeros(len(weights))
+        hessian = np.zeros((len(weights), len(weights)))
         null = 0
         for c in range(self.d):
             axes = self.column_axes(c)[0]
@@ -523,9 +528,15 @@ class QuadraticPenalty:
             null += int(np.count_nonzero(~live))
             eig = total[live]
             value += float(np.sum(np.log(eig)))
-            for a, term in terms:
-                gradient[a] += float(np.sum(np.broadcast_to(term, shape)[live] / eig))
-        return LogDet(value, gradient, null, "exact-spectral")
+            # ∂/∂ρ_a log p_i = t_a,i / p_i (t_a,i = w_a s_a,i), ∂²/∂ρ_a∂ρ_b = δ_ab t_a,i / p_i
+            # − t_a,i t_b,i / p_i²
+            ratios = [(a, np.broadcast_to(term, shape)[live] / eig) for a, term in terms]
+            for a, ratio in ratios:
+                gradient[a] += float(np.sum(ratio))
+                for b, other in ratios:
+                    hessian[a, b] -= float(ratio @ other)
+        hessian += np.diag(gradient)
+        return LogDet(value, gradient, null, "exact-spectral", hessian)
 
     def _anchored_logdet(self, weights: np.ndarray) -> LogDet:
         from .cholesky import SparseCholesky

@@ -36,8 +36,12 @@ difference of the records' curvature for the Newton problems).
 
 The search: Fellner–Schall fixed-point steps w_a ← w_a (tr(P⁺S_a) − tr(H⁻¹S_a)) /
 (θ̂ᵀS_aθ̂/τ) (Wood & Fasiolo 2017) from the start until they settle, then Newton steps on
-ρ with the exact gradient and a finite-difference Hessian, each inner fit warm-started
-from the last θ̂. The criterion's Hessian in ρ gives each weight's approximate standard
+ρ with the exact gradient and a Hessian that is exact where H is exact-spectral and the
+curvature constant (:func:`_exact_hessian`), by forward differences of the gradient
+otherwise (for a stochastic criterion: once, then BFGS updates from the accepted steps),
+each inner fit warm-started from the last θ̂. A loss of constant curvature with an
+exact-spectral H needs one fit only: θ̂(w) is then one spectral solve
+(:class:`QuadraticLoss`), and the answer is refitted by the callback to confirm. The criterion's Hessian in ρ gives each weight's approximate standard
 error on the log scale. A weight whose criterion keeps falling toward 0 or ∞ (the data
 cannot determine it) is flagged, never silently clipped: as soon as it has moved
 monotonically toward 0 or ∞ over its last DRIFT_STEPS accepted steps, at least
@@ -49,6 +53,7 @@ in any case at ``bound`` decades from the start.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +64,7 @@ from .curvature import LaplaceCurvature
 from .hessian import KroneckerSum, RecordStatistics
 from .laplacian import KroneckerSolver, exact_kronecker
 from .newton import SmoothProblem, newton
-from .penalty import InteractionPart, LaplacianPart, QuadraticPenalty, RidgePart
+from .penalty import InteractionPart, LaplacianPart, LogDet, QuadraticPenalty, RidgePart
 from .stochastic import PILOT_PROBES, PROBES
 
 CRITERIA = ("reml", "ml", "gcv")
@@ -239,6 +244,9 @@ class Evaluation:
     curvature: LaplaceCurvature
     scale: float  # φ̂ (1 without dispersion)
     method: str
+    # ∂²V/∂ρ², exact (constant curvature with an exact-spectral H), else None
+    hessian: np.ndarray | None = None
+    solved: bool = False  # θ̂ by QuadraticLoss's spectral solve, not the fit callback
 
     @property
     def covariance_scale(self) -> float:
@@ -295,22 +303,69 @@ class Selection:
         return np.einsum("akc,ab,bke->kce", directions, cov, directions)
 
 
+@dataclass(frozen=True)
+class QuadraticLoss:
+    """A loss with constant curvature, the same block B on every stratum, as seen from
+    one fit (θ₀, ℓ₀) at weights w₀: ℓ(θ) = ℓ₀ + g₀ᵀ(θ − θ₀) + ½ (θ − θ₀)ᵀB(θ − θ₀), g₀ =
+    −P(w₀)θ₀ (θ₀ minimizes ℓ + ½θᵀP(w₀)θ), so θ̂(w) = H(w)⁻¹ b with b = H(w₀)θ₀: one
+    exact spectral solve per weight instead of a fit. ("Constant" is the fit's own
+    reading, InnerFit.block_change None; select_weights refits at the answer and checks
+    the two agree.)"""
+
+    anchor: InnerFit
+    theta: np.ndarray  # θ₀, g₀ and b in the factors' eigenbasis (solvers.spectral)
+    gradient: np.ndarray
+    target: np.ndarray
+
+    @property
+    def blocks(self) -> np.ndarray:
+        return self.anchor.blocks
+
+    @staticmethod
+    def at(inner: InnerFit, curvature: LaplaceCurvature) -> QuadraticLoss:
+        """From the fit at ``curvature``'s weights (an exact-spectral H(w₀))."""
+        reference = curvature.spectral
+        theta = curvature.spectral_theta(inner.theta)
+        target = reference.times(theta, reference.matrices)  # H(w₀)θ₀
+        gradient = reference.times(theta, inner.blocks[0][None]) - target  # Bθ₀ − b
+        return QuadraticLoss(inner, theta, gradient, target)
+
+    def fit(self, curvature: LaplaceCurvature) -> InnerFit:
+        """The InnerFit at ``curvature``'s weights (an exact-spectral H(w)): all in the
+        factors' eigenbasis, one transform back for θ̂."""
+        anchor, reference = self.anchor, curvature.spectral
+        coordinates = reference.times(self.target, reference.inverse)
+        step = coordinates - self.theta
+        loss = (anchor.loss + reference.inner(self.gradient, step)
+                + 0.5 * reference.inner(step, reference.times(step, anchor.blocks[0][None])))
+        theta = reference.backward(coordinates)
+        curvature.spectral_theta(theta, coordinates)
+        return InnerFit(theta, loss, anchor.blocks, anchor.observations, anchor.dispersion,
+                        scale=anchor.scale)
+
+
 class Criterion:
     """V(ρ) for one penalty, fit callback and criterion; evaluations warm-start the fit."""
 
     def __init__(self, fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
                  penalty: QuadraticPenalty, criterion: str = "reml", method: str = "auto",
                  seed: int = 0, start: np.ndarray | None = None,
-                 free: np.ndarray | None = None, options: dict[str, float] | None = None):
+                 free: np.ndarray | None = None, options: dict[str, float] | None = None,
+                 spectral_fits: bool = True):
         """``start``/``free``: weights not free are taken from ``start`` exactly (not
         through exp(log w)); ``options``: for the stochastic estimators (probes,
-        lanczos_steps, cg_rtol)."""
+        lanczos_steps, cg_rtol); ``spectral_fits``: once a fit shows a quadratic loss
+        with an exact-spectral H, later evaluations solve for θ̂ spectrally
+        (:class:`QuadraticLoss`) instead of calling ``fit``."""
         if criterion not in CRITERIA:
             raise ValueError(f"criterion must be one of {CRITERIA}, not {criterion!r}")
         self.fit, self.penalty, self.criterion = fit, penalty, criterion
         self.method, self.seed = method, seed
         self.theta: np.ndarray | None = None
-        self.fits = 0
+        self.fits = 0  # by the fit callback
+        self.solves = 0  # by the quadratic loss's spectral solve
+        self.spectral_fits = spectral_fits
+        self.quadratic: QuadraticLoss | None = None
         self.start, self.free = start, free
         self.options = dict(options or {})
 
@@ -320,19 +375,35 @@ class Criterion:
             weights = np.where(self.free, weights, self.start)
         return weights
 
-    def __call__(self, rho: np.ndarray, gradient: bool = True) -> Evaluation:
+    def __call__(self, rho: np.ndarray, gradient: bool = True, refit: bool = False
+                 ) -> Evaluation:
+        """V at ρ; ``refit``: by the fit callback even where the quadratic loss's spectral
+        solve would do."""
         rho = np.asarray(rho, dtype=float)
         weights = self.weights(rho)
-        inner = self.fit(weights, self.theta)
-        self.fits += 1
-        self.theta = inner.theta
         pilot = "probes" not in self.options
         options = {"probes": PILOT_PROBES, **self.options}
-        curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
-                                     seed=self.seed, **options)
+        solved = self.quadratic is not None and not refit
+        if self.quadratic is not None and not refit:
+            curvature = LaplaceCurvature(self.quadratic.blocks, self.penalty, weights,
+                                         "spectral")
+            inner = self.quadratic.fit(curvature)
+            self.solves += 1
+        else:
+            inner = self.fit(weights, self.theta)
+            self.fits += 1
+            curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
+                                         seed=self.seed, **options)
+            if (self.quadratic is None and self.spectral_fits and self.criterion != "gcv"
+                    and curvature.method == "spectral" and inner.block_change is None
+                    and inner.deviance is None):
+                self.quadratic = QuadraticLoss.at(inner, curvature)
+        self.theta = inner.theta
         if self.criterion == "gcv":
             return self._gcv(rho, weights, inner, curvature)
         evaluation = self._likelihood(rho, weights, inner, curvature, gradient)
+        if solved:
+            evaluation = dataclasses.replace(evaluation, solved=True)
         if curvature.method == "stochastic" and pilot:
             # the first evaluation fixes the probe count (common random numbers): a pilot
             # of PILOT_PROBES, kept when its error is already negligible (an error of
@@ -349,9 +420,9 @@ class Criterion:
     def _likelihood(self, rho, weights, inner, curvature, want_gradient) -> Evaluation:
         penalty = self.penalty
         theta = inner.theta
-        quadratics = penalty.quadratics(theta)  # ½ θᵀS_aθ
+        quadratics = curvature.quadratics(theta)  # ½ θᵀS_aθ
         objective = inner.loss + float(weights @ quadratics)
-        pdet = penalty.pseudo_logdet(weights)
+        pdet = curvature.penalty_logdet()
         null = pdet.null_dim
         n = inner.observations
         logdet = curvature.logdet()
@@ -406,8 +477,12 @@ class Criterion:
                         d_h = d_h + np.einsum("kab,ikb->ika", change, solved)
                     m = np.einsum("ikd,jkd->ij", solved, d_h)
                     gradient[a] -= 0.5 * float(np.sum(c_inv * m))
+        hessian = None
+        if want_gradient and inner.block_change is None and null_basis is None:
+            hessian = _exact_hessian(penalty, weights, inner, curvature, quadratics,
+                                     part_traces, pdet, phi, n - null if reml else n)
         return Evaluation(rho, value, gradient, math.sqrt(stderr), inner, curvature, phi,
-                          logdet.method)
+                          logdet.method, hessian)
 
     def _gcv(self, rho, weights, inner, curvature) -> Evaluation:
         traces = curvature.traces()
@@ -420,16 +495,49 @@ class Criterion:
                           deviance / max(n - edf, 1e-300), traces.method)
 
 
+def _exact_hessian(penalty: QuadraticPenalty, weights: np.ndarray, inner: InnerFit,
+                   curvature: LaplaceCurvature, quadratics: np.ndarray,
+                   part_traces: np.ndarray, pdet: LogDet, phi: float,
+                   dof: int) -> np.ndarray | None:
+    """∂²V/∂ρ² exactly, for a constant curvature (∂B/∂ρ = 0) when H's traces
+    tr(H⁻¹S_aH⁻¹S_b) and P's log-determinant Hessian are exact (the spectral method);
+    None otherwise. With F = ℓ(θ̂) + ½θ̂ᵀPθ̂, F_a = w_a θ̂ᵀS_aθ̂/2 (envelope) and
+    ∂θ̂/∂ρ_b = −H⁻¹w_bS_bθ̂:
+
+        F_ab = δ_ab F_a − w_a w_b (S_aθ̂)ᵀH⁻¹(S_bθ̂)
+        ∂²(½log|H|) = ½ δ_ab w_a tr(H⁻¹S_a) − ½ w_a w_b tr(H⁻¹S_aH⁻¹S_b)
+
+    and the data term is F/τ (φ known) or (dof/2) log F (φ profiled, τ = 2φ̂:
+    F_ab/τ − F_aF_b/(2φ̂² dof))."""
+    pairs = curvature.trace_pairs()
+    if pairs is None or pdet.hessian is None:
+        return None
+    reference = curvature.spectral
+    coordinates = curvature.spectral_theta(inner.theta)
+    applied = np.stack([reference.part_times(a, coordinates) for a in range(len(weights))])
+    cross = reference.gram(applied, np.stack([reference.times(x, reference.inverse)
+                                              for x in applied]))
+    outer = np.outer(weights, weights)
+    first = weights * quadratics
+    tau = 2.0 * phi if inner.dispersion else inner.scale
+    hessian = (np.diag(first) - outer * cross) / tau
+    if inner.dispersion:
+        hessian -= np.outer(first, first) / (2.0 * phi ** 2 * dof)
+    hessian += 0.5 * np.diag(weights * part_traces) - 0.5 * outer * np.asarray(pairs.value)
+    hessian -= 0.5 * pdet.hessian
+    return 0.5 * (hessian + hessian.T)
+
+
 def fellner_schall(evaluation: Evaluation, penalty: QuadraticPenalty,
                    free: np.ndarray) -> np.ndarray:
     """One Fellner–Schall step in ρ (0 for weights not free)."""
     weights = np.exp(evaluation.rho)
-    theta = evaluation.fit.theta
+    curvature = evaluation.curvature
     tau = evaluation.covariance_scale
-    pdet = penalty.pseudo_logdet(weights)
-    traces = np.asarray(evaluation.curvature.traces().value)[:-1]
+    pdet = curvature.penalty_logdet()
+    traces = np.asarray(curvature.traces().value)[:-1]
     numerator = pdet.gradient - weights * traces  # w_a (tr(P⁺S_a) − tr(H⁻¹S_a))
-    denominator = 2.0 * weights * penalty.quadratics(theta) / tau
+    denominator = 2.0 * weights * curvature.quadratics(evaluation.fit.theta) / tau
     with np.errstate(divide="ignore", invalid="ignore"):
         step = np.log(np.maximum(numerator, 1e-300) / np.maximum(denominator, 1e-300))
     step = np.clip(np.nan_to_num(step, nan=0.0), -5.0, 5.0)
@@ -474,18 +582,75 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
         if not trial.value < current.value:
             break
         current = trial
-    # Newton on ρ: the exact gradient, a forward-difference Hessian. Probes are common
-    # random numbers, so a stochastic criterion is a smooth function of ρ and the line
-    # search is on it; the iteration stops when the predicted decrease is below the
-    # tolerance or below the estimator's own error.
+    # Newton on ρ (see _newton); where θ̂ came from QuadraticLoss's spectral solves, the
+    # answer is refitted by the callback: the same criterion there confirms the loss was
+    # quadratic (else the search goes on with the callback's fits)
+    while True:
+        current, converged, hessian, hessian_at, drifted = _newton(
+            target, current, free_mask, lower, upper, rho0, tol, max_iter, history)
+        if not current.solved:
+            break
+        refitted = target(current.rho, refit=True)
+        if _same_fit(refitted, current):
+            current = refitted
+            break
+        target.quadratic, target.spectral_fits = None, False
+        current = refitted
+    # the standard errors from the Hessian at the answer: the exact one, or the last one
+    # when the final step was tiny, else a fresh one by differences (central for an
+    # exact criterion; forward for a stochastic one, whose evaluations cost more and
+    # whose Hessian needs no more than a few digits)
+    if current.hessian is not None:
+        hessian = current.hessian
+    elif float(np.max(np.abs(current.rho - hessian_at), initial=0.0)) > SMALL_STEP:
+        hessian = _hessian(target, current, free_mask,
+                           central=current.method.startswith("exact"))
+    log_se, log_covariance = _standard_errors(hessian, free_mask)
+    if any(limit is not None for limit in drifted):
+        # the covariance of the others given the flagged ones, held where they stopped (a
+        # flat direction would leave the joint inverse without a positive diagonal)
+        determined = free_mask & np.array([limit is None for limit in drifted])
+        log_covariance = _standard_errors(hessian, determined)[1]
+    unbounded = tuple(
+        limit or ("zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9
+                  else None)
+        for limit, f, r, lo, hi in zip(drifted, free_mask, current.rho, lower, upper,
+                                       strict=True))
+    return Selection(target.weights(current.rho), criterion, current.value,
+                     target.fits + target.solves, log_se, unbounded, converged, current.scale,
+                     current.method, current.fit, history, log_covariance)
+
+
+def _newton(target: Criterion, current: Evaluation, free_mask: np.ndarray, lower: np.ndarray,
+            upper: np.ndarray, rho0: np.ndarray, tol: float, max_iter: int,
+            history: list[tuple[np.ndarray, float]]
+            ) -> tuple[Evaluation, bool, np.ndarray, np.ndarray, list[str | None]]:
+    """Newton on ρ from ``current``: the exact gradient, the exact Hessian where the
+    evaluation has one, else a forward-difference one. Probes are common random numbers,
+    so a stochastic criterion is a smooth function of ρ and the line search is on it; the
+    iteration stops when the predicted decrease is below the tolerance or below the
+    estimator's own error. (the answer, converged, the last Hessian, where it was taken,
+    the drift flags)"""
+    parts = len(current.rho)
     converged = False
     hessian = np.eye(parts)
     hessian_at = np.full(parts, np.inf)
     path = [current.rho]  # the accepted ρ, for the drift rule
     drifted: list[str | None] = [None] * parts
+    previous: Evaluation | None = None  # the last accepted point, for a secant update
     for _ in range(max_iter):
-        hessian = _hessian(target, current, free_mask, central=False)
-        hessian_at = current.rho
+        if current.hessian is not None:
+            hessian, hessian_at = current.hessian, current.rho
+        elif previous is not None and not current.method.startswith("exact"):
+            # a stochastic criterion (each evaluation costs many probes' solves): the
+            # differences' Hessian once, then BFGS updates from the accepted steps; the
+            # standard errors still take a differences' Hessian at the answer
+            hessian = _bfgs(hessian, current.rho - previous.rho,
+                            np.where(free_mask, current.gradient - previous.gradient, 0.0))
+            hessian_at = np.full(parts, np.inf)
+        else:
+            hessian = _hessian(target, current, free_mask, central=False)
+            hessian_at = current.rho
         for a, limit in enumerate(drift(path, rho0, current, hessian)):
             if free_mask[a] and drifted[a] is None:
                 drifted[a] = limit
@@ -520,30 +685,34 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
             converged = True  # no decrease left to find along the Newton direction
             break
         moved = float(np.max(np.abs(accepted.rho - current.rho), initial=0.0))
-        current = accepted
+        previous, current = current, accepted
         history.append((current.rho, current.value))
         path.append(current.rho)
         if moved <= tol:
             converged = True
             break
-    # the standard errors from the Hessian at the answer: the last one when the final
-    # step was tiny, else a fresh central-difference one
-    if float(np.max(np.abs(current.rho - hessian_at), initial=0.0)) > SMALL_STEP:
-        hessian = _hessian(target, current, free_mask, central=True)
-    log_se, log_covariance = _standard_errors(hessian, free_mask)
-    if any(limit is not None for limit in drifted):
-        # the covariance of the others given the flagged ones, held where they stopped (a
-        # flat direction would leave the joint inverse without a positive diagonal)
-        determined = free_mask & np.array([limit is None for limit in drifted])
-        log_covariance = _standard_errors(hessian, determined)[1]
-    unbounded = tuple(
-        limit or ("zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9
-                  else None)
-        for limit, f, r, lo, hi in zip(drifted, free_mask, current.rho, lower, upper,
-                                       strict=True))
-    return Selection(target.weights(current.rho), criterion, current.value, target.fits, log_se,
-                     unbounded, converged, current.scale, current.method, current.fit,
-                     history, log_covariance)
+    return current, converged, hessian, hessian_at, drifted
+
+
+def _bfgs(hessian: np.ndarray, step: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """The BFGS update of a Hessian approximation by a step in ρ and the gradient's
+    change along it (kept as it is when the pair shows no positive curvature)."""
+    curvature = float(change @ step)
+    along = hessian @ step
+    bend = float(step @ along)
+    if not curvature > 1e-12 * max(1.0, float(np.linalg.norm(change) * np.linalg.norm(step))) \
+            or not bend > 0:
+        return hessian
+    return hessian - np.outer(along, along) / bend + np.outer(change, change) / curvature
+
+
+def _same_fit(refitted: Evaluation, solved: Evaluation) -> bool:
+    """Do the callback's fit and the quadratic loss's spectral solve agree (θ̂ to 1e-6 of
+    its scale, the criterion to 1e-8)?"""
+    scale = max(1.0, float(np.max(np.abs(solved.fit.theta), initial=0.0)))
+    close = float(np.max(np.abs(refitted.fit.theta - solved.fit.theta), initial=0.0))
+    return (close <= 1e-6 * scale
+            and abs(refitted.value - solved.value) <= 1e-8 * max(1.0, abs(solved.value)))
 
 
 def drift(path: list[np.ndarray], rho0: np.ndarray, current: Evaluation,

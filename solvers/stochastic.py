@@ -1,8 +1,9 @@
 """Stochastic estimates of log|H|, tr(H⁻¹S_a) and the stratum blocks of H⁻¹ at any K,
 H = blockdiag(B_k) + P(w), with the exact Kronecker-sum solve as the preconditioner.
 
-The reference matrix. K̃ = Σ_a w_a (L_a ⊗ D_a) + I ⊗ (A₀ + R̄) (A₀ the strata's mean
-block, R̄ the ridges' mean over strata) is block diagonal in (factors' eigenbases) ⊗ I:
+The reference matrix (solvers.spectral.KroneckerReference). K̃ = Σ_a w_a (L_a ⊗ D_a) +
+I ⊗ (A₀ + R̄) (A₀ the strata's mean block, R̄ the ridges' mean over strata) is block
+diagonal in (factors' eigenbases) ⊗ I:
 one d × d matrix per product eigenvalue index, so K̃^{±1/2}, K̃⁻¹, log|K̃|, tr(K̃⁻¹S_a) and
 the stratum blocks of K̃⁻¹ are exact (transforms: solvers.laplacian.KroneckerSolver). A
 diagonal scaling S matches the diagonal: M = S K̃ S ≈ H.
@@ -35,8 +36,9 @@ import math
 import numpy as np
 
 from .estimate import Estimate
-from .laplacian import KroneckerSolver, exact_kronecker
-from .penalty import InteractionPart, LaplacianPart, QuadraticPenalty, RidgePart
+from .laplacian import exact_kronecker
+from .penalty import QuadraticPenalty, RidgePart
+from .spectral import KroneckerReference
 
 PROBES = 32
 PILOT_PROBES = 8  # REML's first try (solvers.selection), kept when already precise
@@ -70,67 +72,14 @@ class StochasticCurvature:
     # -- the reference matrix ----------------------------------------------------------
     def _setup_kronecker(self) -> None:
         penalty, w = self.penalty, self.weights
-        factors = penalty.factors
-        count = len(factors)
-        self.solver = KroneckerSolver(factors, [1.0] * count)
-        unit = [KroneckerSolver(factors, [1.0 if i == f else 0.0 for i in range(count)]).spectrum
-                for f in range(count)]
-        spectral_shape = self.solver.spectrum.shape
-        mean_block = self.blocks.mean(axis=0)
-        ridge = np.zeros(self.d)
-        for a, part in enumerate(penalty.parts):
-            if isinstance(part, RidgePart):
-                ridge += w[a] * np.asarray(part.pattern, dtype=float).mean(axis=0)
-        eig = np.zeros((*spectral_shape, self.d))
-        for a, part in enumerate(penalty.parts):
-            if isinstance(part, LaplacianPart):
-                eig += w[a] * unit[part.factor][..., None] * penalty._columns[a][None, :]
-            elif isinstance(part, InteractionPart):
-                eig += w[a] * _product(unit, part.factors)[..., None]
-        matrices = np.einsum("...c,cd->...cd", eig, np.eye(self.d)) + mean_block + np.diag(ridge)
-        values, vectors = np.linalg.eigh(matrices)
-        floor = 1e-300
-        values = np.maximum(values, floor)
-        self.k_inverse = np.einsum("...ij,...j,...kj->...ik", vectors, 1.0 / values, vectors)
-        self.k_inverse_half = np.einsum("...ij,...j,...kj->...ik", vectors,
-                                        values ** -0.5, vectors)
-        self.unit_spectra = unit
-        # log|K̃| over the full (not halved) spectrum: each factor's every eigenvalue
-        shape = tuple(g.n for g in factors)
-        full = np.zeros((*shape, self.d))
-        for a, part in enumerate(penalty.parts):
-            if isinstance(part, LaplacianPart):
-                values_f = penalty.factor_spectrum(part.factor)[0]
-                along = [1] * len(shape)
-                along[part.factor] = shape[part.factor]
-                full += w[a] * values_f.reshape(*along, 1) * penalty._columns[a]
-            elif isinstance(part, InteractionPart):
-                term = np.ones([1] * (len(shape) + 1))
-                for f in part.factors:
-                    along = [1] * (len(shape) + 1)
-                    along[f] = shape[f]
-                    term = term * penalty.factor_spectrum(f)[0].reshape(along)
-                full += w[a] * term
-        full_matrices = (np.einsum("...c,cd->...cd", full, np.eye(self.d)) + mean_block
-                         + np.diag(ridge))
-        _, logdets = np.linalg.slogdet(full_matrices.reshape(-1, self.d, self.d))
-        self.logdet_k = float(np.sum(logdets))
+        self.reference = KroneckerReference(penalty, w, self.blocks.mean(axis=0))
         # S matches M's diagonal to H's
+        ridge = self.reference.ridge
         diag_h = np.einsum("kcc->kc", self._local)
         diag_k = penalty.diagonal(w) - sum(
             w[a] * np.asarray(p.pattern, float) for a, p in enumerate(penalty.parts)
-            if isinstance(p, RidgePart)) + ridge + np.diag(mean_block)
+            if isinstance(p, RidgePart)) + ridge + np.diag(self.reference.block)
         self.scale = np.sqrt(np.maximum(diag_h, 1e-300) / np.maximum(diag_k, 1e-300))
-
-    def _spectral(self, x: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-        """Q (⊕ matrices) Qᵀ X for X (K, P, d): every probe in one pass of transforms."""
-        solver = self.solver
-        k, p, d = x.shape
-        y = solver.forward(np.array(x, dtype=float).reshape(*solver.shape, p * d))
-        y = y.reshape(*y.shape[:-1], p, d)
-        y = np.einsum("...ij,...pj->...pi", matrices, y)
-        y = y.reshape(*y.shape[:-2], p * d)
-        return np.ascontiguousarray(solver.backward(y)).reshape(k, p, d)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """H X for X (K, P, d)."""
@@ -138,18 +87,18 @@ class StochasticCurvature:
                 + self.penalty.apply_batch(self.weights, x))
 
     def k_solve(self, x: np.ndarray) -> np.ndarray:
-        return self._spectral(x, self.k_inverse)
+        return self.reference.solve(x)
 
     def whiten(self, x: np.ndarray) -> np.ndarray:
         """C⁻¹ X with M = C Cᵀ (Kronecker: K̃^{-1/2} S⁻¹ X; Jacobi: L_k⁻¹ X per block)."""
         if self.kron:
-            return self._spectral(x / self.scale[:, None, :], self.k_inverse_half)
+            return self.reference.spectral(x / self.scale[:, None, :], self.reference.inverse_half)
         return np.einsum("kab,kpb->kpa", self._chol_inverse, x)
 
     def whiten_t(self, x: np.ndarray) -> np.ndarray:
         """C⁻ᵀ X."""
         if self.kron:
-            return self._spectral(x, self.k_inverse_half) / self.scale[:, None, :]
+            return self.reference.spectral(x, self.reference.inverse_half) / self.scale[:, None, :]
         return np.einsum("kba,kpb->kpa", self._chol_inverse, x)
 
     @property
@@ -162,7 +111,7 @@ class StochasticCurvature:
 
     def logdet_reference(self) -> float:
         if self.kron:
-            return self.logdet_k + 2.0 * float(np.sum(np.log(self.scale)))
+            return self.reference.logdet + 2.0 * float(np.sum(np.log(self.scale)))
         _ = self._chol_inverse
         return self._logdet_local
 
@@ -213,15 +162,15 @@ class StochasticCurvature:
         penalty, w = self.penalty, self.weights
         solves = self.solves()
         parts = len(penalty.parts)
-        references = [self._reference_trace(a) if self.kron else False for a in range(parts)]
+        references = [self.reference.trace(a) if self.kron else None for a in range(parts)]
         controlled = solves - self.k_solve(self.z) if self.kron else solves
         samples = np.zeros((self.probes, parts))
         exact = np.zeros(parts)
         for a in range(parts):
             applied = penalty.apply_part_batch(a, self.z)
-            diff = controlled if references[a] is not False else solves
+            diff = controlled if references[a] is not None else solves
             samples[:, a] = np.einsum("kpd,kpd->p", applied, diff)
-            exact[a] = references[a] if references[a] is not False else 0.0
+            exact[a] = references[a] or 0.0
         value = exact + samples.mean(axis=0)
         stderr = samples.std(axis=0, ddof=1) / math.sqrt(self.probes)
         edf = penalty.size - float(w @ value)
@@ -232,7 +181,7 @@ class StochasticCurvature:
 
     def inverse_blocks(self) -> Estimate:
         solves = self.solves()
-        reference = self._reference_blocks() if self.kron else None
+        reference = self.reference.blocks() if self.kron else None
         diff = solves - self.k_solve(self.z) if reference is not None else solves
         samples = np.einsum("kpa,kpb->pkab", diff, self.z)
         samples = 0.5 * (samples + samples.transpose(0, 1, 3, 2))
@@ -241,75 +190,6 @@ class StochasticCurvature:
         value = mean + (reference if reference is not None else 0.0)
         return Estimate(value, stderr, "monte-carlo" if reference is not None
                         else "monte-carlo-jacobi")
-
-    def _reference_trace(self, a: int) -> float | bool:
-        """tr(K̃⁻¹S_a), exact from the spectrum; False for a ridge that varies over strata."""
-        part = self.penalty.parts[a]
-        spectral_diag = np.einsum("...cc->...c", self.k_inverse)
-        multiplicity = self._multiplicity()
-        if isinstance(part, LaplacianPart):
-            columns = self.penalty._columns[a]
-            return float(np.sum(multiplicity[..., None] * self.unit_spectra[part.factor][..., None]
-                                * spectral_diag * columns))
-        if isinstance(part, InteractionPart):
-            return float(np.sum(multiplicity[..., None]
-                                * _product(self.unit_spectra, part.factors)[..., None]
-                                * spectral_diag))
-        pattern = np.asarray(part.pattern, dtype=float)
-        if not np.all(pattern == pattern[:1]):
-            return False
-        return float(np.sum(multiplicity[..., None] * spectral_diag * pattern[0]))
-
-    def _multiplicity(self) -> np.ndarray:
-        """How many product eigenvalues each spectral entry stands for (rfftn halves the
-        last transformed cycle: a conjugate pair is stored once)."""
-        solver = self.solver
-        out = np.ones(solver.spectrum.shape)
-        if solver.fft_axes:
-            i = solver.fft_axes[-1]
-            n = solver.shape[i]
-            count = np.full(n // 2 + 1, 2.0)
-            count[0] = 1.0
-            if n % 2 == 0:
-                count[-1] = 1.0
-            along = [1] * out.ndim
-            along[i] = len(count)
-            out = out * count.reshape(along)
-        return out
-
-    def _reference_blocks(self) -> np.ndarray | None:
-        """The stratum blocks of K̃⁻¹ = Q (⊕ M_i⁻¹) Qᵀ: Σ_i Q_{ki}² M_i⁻¹, axis by axis;
-        None when some axis is too long for its squared basis."""
-        solver = self.solver
-        weights = []
-        for i, axis in enumerate(solver.axes):
-            if axis.kind == "fft":
-                n = axis.n
-                halved = solver.fft_axes and i == solver.fft_axes[-1]
-                if halved:
-                    count = np.full(n // 2 + 1, 2.0)
-                    count[0] = 1.0
-                    if n % 2 == 0:
-                        count[-1] = 1.0
-                else:
-                    count = np.ones(n)
-                weights.append(np.tile(count / n, (n, 1)))
-            elif axis.kind == "dct":
-                if axis.n > 4000:
-                    return None
-                n = axis.n
-                basis = np.cos(np.pi * np.outer(np.arange(n) + 0.5, np.arange(n)) / n)
-                basis *= np.sqrt(2.0 / n)
-                basis[:, 0] = 1.0 / np.sqrt(n)
-                weights.append(basis ** 2)
-            elif axis.kind == "dense":
-                weights.append(axis.basis ** 2)
-            else:
-                return None
-        out = self.k_inverse
-        for i, weight in enumerate(weights):
-            out = np.moveaxis(np.tensordot(weight, out, axes=([1], [i])), 0, i)
-        return np.ascontiguousarray(out).reshape(self.k, self.d, self.d)
 
 
 def _batch_pcg(apply, precondition, b: np.ndarray, rtol: float, max_iter: int
@@ -392,11 +272,3 @@ def _quadrature(alphas: np.ndarray, betas: np.ndarray) -> float:
         + np.diag(betas[: len(alphas) - 1], -1)
     theta, vectors = np.linalg.eigh(t)
     return float(np.sum(vectors[0] ** 2 * np.log(np.maximum(theta, 1e-300))))
-
-
-def _product(spectra: list[np.ndarray], factors: tuple[int, ...]) -> np.ndarray:
-    """Π over the joined factors of their unit spectra: an interaction's eigenvalues."""
-    out = np.ones_like(spectra[factors[0]])
-    for f in factors:
-        out = out * spectra[f]
-    return out

@@ -428,3 +428,23 @@ def test_newton_reports_a_nonfinite_start(rng):
     problem.offset = np.full(500, 1000.0)
     result = newton(problem, start=np.zeros((210, 5, 1)))
     assert result.status == "nonfinite_start" and not result.converged
+
+
+def test_kronecker_sum_stencils_match_the_sparse_laplacian():
+    """Unit paths (and a grid's path axes) act by a difference stencil; a path with other
+    edge weights, a cycle and a complete graph by their sparse matrices: every one equals
+    the product Laplacian, with an interaction term beside."""
+    from stratlang.solvers.graphs import Graph, grid_graph
+    from stratlang.solvers.penalty import InteractionPart, QuadraticPenalty
+
+    weighted = Graph(4, np.array([[0, 1], [1, 2], [2, 3]]), np.array([1.0, 2.0, 0.5]), "path")
+    factors = [grid_graph((3, 4)), path_graph(5), weighted, cycle_graph(3),
+               complete_graph(2)]
+    gammas = [0.7, 1.0, 1.3, 2.0, 0.4]
+    total = KroneckerSum(factors, gammas, [((0, 1), 0.5)])
+    assert total._stencils == [0.7, 0.7, 1.0, None, None, 0.4]  # (K₂ is a unit path)
+    x = np.random.default_rng(0).normal(size=(total.k, 2))
+    interaction = QuadraticPenalty(factors, [InteractionPart((0, 1))], n=2).part_matrix(0)
+    expected = product_laplacian(factors, gammas) @ x \
+        + 0.5 * (interaction @ x.reshape(-1)).reshape(total.k, 2)
+    np.testing.assert_allclose(total.apply(x), expected, atol=1e-12)
