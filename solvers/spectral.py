@@ -24,12 +24,11 @@ the traces and the blocks of H⁻¹ off it.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from .cholesky import NotPositiveDefinite
 from .laplacian import KroneckerSolver, exact_kronecker
 from .penalty import InteractionPart, LaplacianPart, QuadraticPenalty, Weights
-
-DCT_BLOCKS_LIMIT = 4000  # a path axis up to which the blocks of K̃⁻¹ use its squared basis
 
 
 def uniform_curvature(blocks: np.ndarray, penalty: QuadraticPenalty) -> bool:
@@ -240,31 +239,43 @@ class KroneckerReference:
         return out
 
     def blocks(self) -> np.ndarray | None:
-        """The stratum blocks of K̃⁻¹ = Q (⊕ M_i⁻¹) Qᵀ: Σ_i Q_{ki}² M_i⁻¹, axis by axis;
-        None when some path axis is longer than :data:`DCT_BLOCKS_LIMIT`."""
+        """The stratum blocks of K̃⁻¹ = Q (⊕ M_i⁻¹) Qᵀ: Σ_i Q_{ki}² M_i⁻¹, axis by axis, each
+        in O(n log n) (no n × n squared basis); None for an untransformed (sparse) axis."""
         solver = self.solver
-        weights = []
-        for i, axis in enumerate(solver.axes):
-            n = axis.n
-            if axis.kind == "fft":
-                halved = solver.fft_axes and i == solver.fft_axes[-1]
-                count = _pair_counts(n) if halved else np.ones(n)
-                weights.append(np.tile(count / n, (n, 1)))
-            elif axis.kind == "dct":
-                if n > DCT_BLOCKS_LIMIT:
-                    return None
-                basis = np.cos(np.pi * np.outer(np.arange(n) + 0.5, np.arange(n)) / n)
-                basis *= np.sqrt(2.0 / n)
-                basis[:, 0] = 1.0 / np.sqrt(n)
-                weights.append(basis ** 2)
-            elif axis.kind == "dense":
-                weights.append(axis.basis ** 2)
-            else:
-                return None
+        if any(axis.kind not in ("fft", "dct", "dense") for axis in solver.axes):
+            return None
         out = self.inverse
-        for i, weight in enumerate(weights):
-            out = np.moveaxis(np.tensordot(weight, out, axes=([1], [i])), 0, i)
+        for i, axis in enumerate(solver.axes):
+            if axis.kind == "fft":  # |Q_ki|² = 1/n: every node gets the spectral mean
+                halved = solver.fft_axes and i == solver.fft_axes[-1]
+                count = _pair_counts(axis.n) if halved else np.ones(axis.n)
+                along = [1] * out.ndim
+                along[i] = len(count)
+                mean = np.sum(out * count.reshape(along), axis=i, keepdims=True) / axis.n
+                out = np.repeat(mean, axis.n, axis=i)
+            elif axis.kind == "dct":
+                out = _squared_dct_basis(out, i)
+            else:
+                out = np.moveaxis(np.tensordot(axis.basis ** 2, out, axes=([1], [i])), 0, i)
         return np.ascontiguousarray(out).reshape(self.k, self.d, self.d)
+
+
+def _squared_dct_basis(f: np.ndarray, axis: int) -> np.ndarray:
+    """Σ_i Q_{ki}² f_i along ``axis`` for the orthonormal DCT-II basis Q of a path. With
+    Q_{ki}² = (1 + cos(π(2k+1)i/n))/n for i ≥ 1 (1/n for i = 0), the cosine sum is a DCT-III
+    of f placed at even frequencies 2i, folded back below n by cos(π(2k+1)(2n−j)/2n) =
+    −cos(π(2k+1)j/2n) (j = n is a zero of every cosine)."""
+    f = np.moveaxis(f, axis, 0)
+    n = f.shape[0]
+    spread = np.zeros_like(f)
+    i = np.arange(1, n)
+    low = 2 * i < n
+    np.add.at(spread, 2 * i[low], f[1:][low])
+    high = 2 * i > n
+    np.add.at(spread, 2 * n - 2 * i[high], -f[1:][high])
+    cosines = 0.5 * scipy.fft.dct(spread, type=3, axis=0)  # Σ_j spread_j cos(π(2k+1)j/2n)
+    out = (f.sum(axis=0, keepdims=True) + cosines) / n
+    return np.moveaxis(out, 0, axis)
 
 
 def _fixed(penalty: QuadraticPenalty) -> dict[str, object]:
