@@ -222,3 +222,23 @@ def test_ml_and_gcv_beside_rows_held_constant_match_the_dense_reference(method):
     report = fitted.info["selection"]
     assert report["method"] == method
     np.testing.assert_allclose(report["criterion"], reference.criterion(rho, method), rtol=1e-8)
+
+
+@pytest.mark.parametrize("case", ["interact", "where"])
+def test_auto_weights_and_standard_errors_survive_save_and_load(case, tmp_path):
+    """Rows held constant and a feature with where: the chosen weights, both kinds of
+    standard errors and the prediction intervals come back from the saved fit as they
+    were."""
+    frame = _frame()
+    fitted = _model(case, "poisson_regression").fit(frame)
+    loaded = stratlang.load_fitted(fitted.save(tmp_path / "fit"))
+    assert loaded.weights == fitted.weights
+    assert loaded.info["selection"] == fitted.info["selection"]
+    pd.testing.assert_frame_equal(loaded.theta_se, fitted.theta_se)
+    pd.testing.assert_frame_equal(loaded.standard_errors(conditional=True),
+                                  fitted.standard_errors(conditional=True))
+    new = _frame(seed=9, n_records=12)
+    for conditional in (False, True):
+        pd.testing.assert_frame_equal(
+            loaded.predict(new, interval=0.9, conditional=conditional),
+            fitted.predict(new, interval=0.9, conditional=conditional))
