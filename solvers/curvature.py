@@ -64,8 +64,8 @@ class LaplaceCurvature:
         self.reparametrization = penalty.reparametrization
         if self.reparametrization is not None and method != "exact":
             raise ValueError(
-                f"coefficients held constant along a factor are handled by an exact "
-                f"factorization, up to {EXACT_LIMIT:,} free coefficients; this model has "
+                f"coefficients held constant along a factor or present in some strata only "
+                f"are handled by an exact factorization, up to {EXACT_LIMIT:,} free coefficients; this model has "
                 f"{penalty.free_size:,}")
         if method == "spectral" and not uniform_curvature(self.blocks, penalty):
             raise ValueError("the 'spectral' method needs the same curvature block on every "
