@@ -127,17 +127,20 @@ class InnerFit:
         def second(first: np.ndarray, other: np.ndarray) -> np.ndarray:
             # a mixed central difference: a larger step than the first change's, since
             # rounding is divided by its square (1e-3 of η: truncation ~1e-6 relative)
+            # (each direction scaled to a unit largest change of η, so that neither
+            # dominates the step, and the bilinear result scaled back)
             along = stats.predictor(first.reshape(stats.k, stats.n, stats.m))
             beside = stats.predictor(other.reshape(stats.k, stats.n, stats.m))
-            scale = float(np.max(np.abs(along), initial=0.0)) * float(
-                np.max(np.abs(beside), initial=0.0))
-            if scale == 0:
+            size_along = float(np.max(np.abs(along), initial=0.0))
+            size_beside = float(np.max(np.abs(beside), initial=0.0))
+            if size_along == 0 or size_beside == 0:
                 return np.zeros_like(blocks)
-            step = 1e-3 / math.sqrt(scale)
-            plus, minus = step * (along + beside), step * (along - beside)
+            step = 1e-3
+            plus = step * (along / size_along + beside / size_beside)
+            minus = step * (along / size_along - beside / size_beside)
             mixed = (problem.loss(eta + plus)[2] - problem.loss(eta + minus)[2]
                      - problem.loss(eta - minus)[2] + problem.loss(eta - plus)[2])
-            return stats.blocks(mixed / (4 * step * step))
+            return stats.blocks(mixed * (size_along * size_beside / (4 * step * step)))
 
         # constant curvature (squared): the same blocks a step away, so no change term
         shifted = problem.loss(eta + 0.5)[2]
