@@ -88,19 +88,10 @@ class LaplaceCurvature:
         """H as a sparse (K·d × K·d) matrix (TᵀHT, p × p, with a reparametrization), every
         stratum's (d × d) block stored, zeros included (entries of H⁻¹ off the factor's
         pattern are solved for: SparseCholesky.inverse_entries)."""
-        t = self.reparametrization
-        if t is not None:
-            rows, cols, values = t.block_triplets(self.blocks)
-            penalty = sp.coo_matrix(self.penalty.free_matrix(self.weights))
-            size = t.size
-        else:
-            k, d = self.penalty.k, self.penalty.d
-            base = (np.arange(k) * d)[:, None, None]
-            rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
-            cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
-            values = self.blocks.reshape(-1)
-            penalty = sp.coo_matrix(self.penalty.matrix(self.weights))
-            size = k * d
+        rows, cols, values, size = self._block_triplets(self.blocks)
+        penalty = sp.coo_matrix(self.penalty.matrix(self.weights)
+                                if self.reparametrization is None
+                                else self.penalty.free_matrix(self.weights))
         # (duplicates are summed, explicit zeros kept)
         return sp.csr_matrix((np.concatenate([values, penalty.data]),
                               (np.concatenate([rows, penalty.row]),
@@ -213,18 +204,22 @@ class LaplaceCurvature:
     def block_matrix(self, blocks: np.ndarray) -> sp.csr_matrix:
         """blockdiag(blocks) for (K, d, d) blocks, in H's coordinates (Tᵀ blockdiag T with
         a reparametrization)."""
+        rows, cols, values, size = self._block_triplets(blocks)
+        return sp.csr_matrix((values, (rows, cols)), shape=(size, size))
+
+    def _block_triplets(self, blocks: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(rows, columns, values, size) of blockdiag(blocks) in H's coordinates, every
+        entry of every block listed (zeros too: they make the factor's pattern)."""
         t = self.reparametrization
         if t is not None:
             rows, cols, values = t.block_triplets(blocks)
-            size = t.size
-        else:
-            k, d = self.penalty.k, self.penalty.d
-            base = (np.arange(k) * d)[:, None, None]
-            rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
-            cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
-            values = np.asarray(blocks, dtype=float).reshape(-1)
-            size = k * d
-        return sp.csr_matrix((values, (rows, cols)), shape=(size, size))
+            return rows, cols, values, t.size
+        k, d = self.penalty.k, self.penalty.d
+        base = (np.arange(k) * d)[:, None, None]
+        rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
+        cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
+        return rows, cols, np.asarray(blocks, dtype=float).reshape(-1), k * d
 
     def trace_products(self, matrices: list[sp.spmatrix]) -> np.ndarray | None:
         """tr(H⁻¹M_aH⁻¹M_b) for every pair of symmetric matrices M_a given in H's
