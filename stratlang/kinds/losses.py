@@ -915,9 +915,15 @@ class _Distribution(Loss):
     upper: ClassVar[float] = np.inf  # the parameter's domain is [0, upper]
 
     def interval(self, pred, cov, z, p, classes):
-        """θ ∓ z·sd (the parameter is its own prediction), kept inside [0, upper]."""
-        low, high = super().interval(pred, cov, z, p, classes)["prediction"]
-        return {"prediction": (np.clip(low, 0.0, self.upper), np.clip(high, 0.0, self.upper))}
+        """θ ∓ z·sd kept inside the parameter's domain (:meth:`clip`) and then mapped to
+        the prediction: clipped first, since the prediction may be a decreasing function
+        (the exponential's mean 1/θ) that a rate interval reaching below 0 would send
+        below the point (a mean's interval [0, 1/(θ + z·sd)])."""
+        sd = np.sqrt(np.maximum(np.einsum("nii->ni", cov), 0.0))
+        with np.errstate(divide="ignore"):  # eps = 0: a rate reaching 0, a mean up to ∞
+            low = self.predict(self.clip(pred - z * sd, p["eps"]), p, classes)["prediction"]
+            high = self.predict(self.clip(pred + z * sd, p["eps"]), p, classes)["prediction"]
+        return {"prediction": (np.minimum(low, high), np.maximum(low, high))}
 
 
 def _poisson_saturated(y: np.ndarray) -> np.ndarray:
