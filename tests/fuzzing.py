@@ -269,11 +269,13 @@ class CliRun:
     status: int | None  # None: stopped at the time limit
     stderr: str
     seconds: float
+    stdout: str = ""
 
 
 def run_cli(argv: list[str], limit: float = TIME_LIMIT) -> CliRun:
     """The command line in this process, as a user runs it: its exit status and standard
-    error (standard output dropped, warnings silenced), stopped after ``limit`` seconds."""
+    error (standard output kept in ``stdout``, warnings silenced), stopped after ``limit``
+    seconds."""
     out, err = io.StringIO(), io.StringIO()
     start = time.perf_counter()
     try:
@@ -283,7 +285,7 @@ def run_cli(argv: list[str], limit: float = TIME_LIMIT) -> CliRun:
             status: int | None = cli_main(argv)
     except _Timeout:
         status = None
-    return CliRun(status, err.getvalue(), time.perf_counter() - start)
+    return CliRun(status, err.getvalue(), time.perf_counter() - start, out.getvalue())
 
 
 def cli_outcome(data: bytes, directory: Path) -> Outcome:
