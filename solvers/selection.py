@@ -55,6 +55,7 @@ in any case at ``bound`` decades from the start.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -82,6 +83,12 @@ DRIFT_STEPS = 3
 DRIFT_DECADES = 2.0
 FLAT_LOG_SE = 10.0
 FLAT_CHANGE = 0.5 * (math.log(10) / FLAT_LOG_SE) ** 2
+# GCV's Nelder–Mead stops after this many fits per simplex vertex without a better value
+GCV_STALL = 30
+# ... and flags a weight run off along which one more decade changes V by less than this
+# fraction of it (GCV has no Hessian for drift's rule; V ≈ D/N, so 0.1 % of it is drift's
+# 0.0265 on REML's scale, ≈ D/2, for a deviance D of about 50)
+GCV_FLAT = 1e-3
 REFACTOR = 1e-3  # a chord step shrinking the decrement less than this refactorizes
 
 
@@ -911,6 +918,28 @@ def _standard_errors(hessian: np.ndarray, free: np.ndarray) -> tuple[np.ndarray,
     return out, full
 
 
+def _flat_runs(target: Criterion, current: Evaluation, rho0: np.ndarray, free: np.ndarray,
+               lower: np.ndarray, upper: np.ndarray, unbounded: list[str | None]) -> None:
+    """GCV's form of :func:`drift` (it has no Hessian): a weight moved DRIFT_DECADES or
+    more from its start, short of its bound, along which one more decade (to the bound at
+    most) changes V by less than GCV_FLAT of it, is flagged "infinite" or "zero" in
+    ``unbounded``: the data cannot determine it (one fit per such weight)."""
+    decade = math.log(10)
+    for a in np.flatnonzero(free):
+        moved = float(current.rho[a] - rho0[a])
+        if unbounded[a] is not None or abs(moved) < DRIFT_DECADES * decade:
+            continue
+        further = current.rho.copy()
+        further[a] = float(np.clip(further[a] + math.copysign(decade, moved), lower[a], upper[a]))
+        change = target(further, gradient=False).value - current.value
+        if change <= GCV_FLAT * abs(current.value):
+            unbounded[a] = "infinite" if moved > 0 else "zero"
+
+
+class _Stalled(Exception):
+    """Nelder–Mead's best GCV value unchanged over :data:`GCV_STALL` fits per vertex."""
+
+
 def _derivative_free(target: Criterion, rho0: np.ndarray, free: np.ndarray,
                      lower: np.ndarray, upper: np.ndarray, tol: float, max_iter: int,
                      penalty: QuadraticPenalty) -> Selection:
@@ -920,24 +949,43 @@ def _derivative_free(target: Criterion, rho0: np.ndarray, free: np.ndarray,
 
     idx = np.flatnonzero(free)
     best: dict[str, Evaluation] = {}
+    seen: dict[bytes, float] = {}  # V at each ρ fitted: a simplex stuck at a bound repeats them
+    stalled = [0]  # fits since the best value last improved
 
     def value(x: np.ndarray) -> float:
         rho = rho0.copy()
         rho[idx] = np.clip(x, lower[idx], upper[idx])
+        key = rho.tobytes()
+        if key in seen:
+            return seen[key]
         evaluation = target(rho, gradient=False)
+        seen[key] = evaluation.value
+        stalled[0] += 1
+        if "e" not in best or evaluation.value < best["e"].value - 1e-12 * abs(evaluation.value):
+            stalled[0] = 0
         if "e" not in best or evaluation.value < best["e"].value:
             best["e"] = evaluation
+        if stalled[0] >= GCV_STALL * (len(idx) + 1):
+            raise _Stalled
         return evaluation.value
 
     if len(idx):
-        scipy.optimize.minimize(value, rho0[idx], method="Nelder-Mead",
-                                options={"xatol": tol, "fatol": 1e-14, "maxiter": 200 * max_iter})
+        # The bounds keep the simplex inside them (clipped only in ``value``, its vertices
+        # wandered past a bound where V is flat and the weight stopped short of the bound,
+        # unflagged); a simplex that no longer improves V (flat along a weight run off, or
+        # degenerate at a bound) is stopped rather than run to maxiter, a fit each step.
+        with contextlib.suppress(_Stalled):
+            scipy.optimize.minimize(value, rho0[idx], method="Nelder-Mead",
+                                    bounds=list(zip(lower[idx], upper[idx], strict=True)),
+                                    options={"xatol": tol, "fatol": 1e-14,
+                                             "maxiter": 200 * max_iter})
     else:
         value(rho0[idx])
     current = best["e"]
-    unbounded = tuple(
+    unbounded = [
         "zero" if f and r <= lo + 1e-9 else "infinite" if f and r >= hi - 1e-9 else None
-        for f, r, lo, hi in zip(free, current.rho, lower, upper, strict=True))
+        for f, r, lo, hi in zip(free, current.rho, lower, upper, strict=True)]
+    _flat_runs(target, current, rho0, free, lower, upper, unbounded)
     return Selection(target.weights(current.rho), "gcv", current.value, target.fits,
-                     np.full(len(free), np.nan), unbounded, True, current.scale,
+                     np.full(len(free), np.nan), tuple(unbounded), True, current.scale,
                      current.method, current.fit)
