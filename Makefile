@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-floors fuzz clean
+.PHONY: demo test test-floors fuzz fuzz-auto clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -37,6 +37,12 @@ test-floors:
 INPUTS ?= 100000
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz_campaign --inputs $(INPUTS)
+
+# the long profile of the auto campaign (tests/fuzz_auto.py): CASES models fitted, weights
+# chosen, standard errors and intervals checked through the CLI and the API
+CASES ?= 1000
+fuzz-auto: $(STAMP)
+	$(BIN)/python -m tests.fuzz_auto --cases $(CASES)
 
 clean:
 	rm -rf $(VENV) .venv-floors build dist *.egg-info .pytest_cache .ruff_cache .hypothesis fuzz-failures

@@ -95,14 +95,13 @@ def auto_case(case_seed: int) -> AutoCase:
         extra = rng.random() < 0.3  # declared nodes beyond the data's: strata without data
         data_nodes[f] = list(range(n - 1 if extra and n > 2 else n))
         if graph.startswith("edges"):
-            nodes = list(range(n))
             edges = [(i, i + 1) for i in range(n - 1)]
             if graph == "edges island" and n >= 3:
                 cut = rng.randint(1, n - 2)
                 edges = [e for e in edges if e != (cut, cut + 1)]  # two components
             files[f"e_{f}.csv"] = "source,target\n" + "".join(f"{i},{j}\n" for i, j in edges)
             text = f'stratify {f} ~ edges("e_{f}.csv") weight {weight}'
-            if extra:
+            if extra or graph == "edges island":  # (a node no edge names: declared)
                 text += f" nodes 0..{n - 1}"
         else:
             text = f"stratify {f} ~ {graph} weight {weight}"
@@ -336,7 +335,7 @@ def _api_problems(api: dict, document: dict, out: Path) -> list[str]:
             loaded = stratlang.load_fitted(out.with_suffix(".json"))
             loaded_se = loaded.theta_se
     except Exception as error:
-        return problems + [f"the saved fit: {type(error).__name__}: {error}"]
+        return [*problems, f"the saved fit: {type(error).__name__}: {error}"]
     if not _close(loaded_se.to_numpy(dtype=float), se.to_numpy(dtype=float)):
         gap = np.nanmax(np.abs(loaded_se.to_numpy(dtype=float) - se.to_numpy(dtype=float)))
         problems.append(f"theta_se: loaded fit and API differ (by {gap:.3g})")
