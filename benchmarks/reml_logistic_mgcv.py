@@ -19,8 +19,14 @@ they are the same function, and the lower point is the better optimum; whether a
 ran to a bound (ours: flagged as undetermined or at the search bound; mgcv: λ above
 ``RUNAWAY`` times the true weight); and the coverage of 95 % intervals of θ: ours
 θ̂ ± 1.96 sqrt((H⁻¹)_kk), with the weights' uncertainty added; mgcv's from ``Vp``
-(``predict(se.fit = TRUE)``; X rows are the identity here) and from ``Vc``
-(``unconditional = TRUE``).
+(``predict(se.fit = TRUE)``; X rows are the identity here), from ``Vc``
+(``unconditional = TRUE``: Vp + the first-order term J Cov(ρ) Jᵀ, J = ∂β̂/∂ρ, + Vb.corr's
+second-order term from the change of H's Cholesky factor with ρ, its Cov(ρ) regularized
+by 0.1 on the REML Hessian's eigenvalues) and from Vp + the first-order term alone (the
+correction stratlang makes, ``Selection.weight_uncertainty``).
+``--exact`` adds the exact REML criterion (importance sampling from the Laplace
+approximation, dense) at the true and the chosen weights: does the Laplace approximation
+itself move the optimum?
 
 Prints "skipped: Rscript not found" when R (with mgcv) is absent.
 """
@@ -70,9 +76,15 @@ for (r in seq_len(reps)) {
   # gam's own sp argument fails with paraPen alone: fixed λ go in the paraPen list
   at <- gam(y ~ X - 1, family = binomial, paraPen = list(X = list(S1, S2, sp = ours)),
             method = "REML")
-  cat(sprintf('{"sp": [%s], "score": %.12g, "score_at_ours": %.12g, "conv": "%s", "seconds": %.3f, "theta": [%s], "se": [%s], "se_u": [%s]}\n',
+  # Vc's first-order term alone (as gam.fit3.post.proc forms it: the REML Hessian's
+  # pseudo-inverse), without Vb.corr's second-order one: stratlang's correction
+  ev <- eigen(b$outer.info$hess, symmetric = TRUE)
+  inv <- ifelse(ev$values > 0, 1 / sqrt(pmax(ev$values, 1e-300)), 0)
+  first <- b$Vp + crossprod((inv * t(ev$vectors)) %*% t(b$db.drho))
+  cat(sprintf('{"sp": [%s], "score": %.12g, "score_at_ours": %.12g, "conv": "%s", "seconds": %.3f, "theta": [%s], "se": [%s], "se_u": [%s], "se_u1": [%s]}\n',
               fmt(b$sp), b$gcv.ubre, at$gcv.ubre, b$outer.info$conv, seconds,
-              fmt(coef(b)), fmt(sqrt(diag(b$Vp))), fmt(sqrt(diag(b$Vc)))))
+              fmt(coef(b)), fmt(sqrt(diag(b$Vp))), fmt(sqrt(diag(b$Vc))),
+              fmt(sqrt(diag(first)))))
 }
 """
 
@@ -165,7 +177,7 @@ def mgcv(replicates: list, chosen: list[np.ndarray]) -> list[dict]:
             raise RuntimeError(f"Rscript failed:\n{out.stderr[-2000:]}")
     results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     for result in results:
-        for key in ("sp", "theta", "se", "se_u"):
+        for key in ("sp", "theta", "se", "se_u", "se_u1"):
             result[key] = np.array(result[key])
     return results
 
@@ -205,6 +217,7 @@ def main() -> None:
             "ours_cov": m["covered"], "ours_cov_u": m["covered_u"],
             "mgcv_cov": float(np.mean(error <= Z95 * t["se"])),
             "mgcv_cov_u": float(np.mean(error <= Z95 * t["se_u"])),
+            "mgcv_cov_u1": float(np.mean(error <= Z95 * t["se_u1"])),
             "theta_diff": float(np.max(np.abs(m["theta"] - t["theta"]))),
             "ours_s": m["seconds"], "mgcv_s": t["seconds"], "conv": t["conv"],
         })
@@ -212,6 +225,8 @@ def main() -> None:
             laplace_true, exact_true, _ = exact_reml(data, true)
             laplace_ours, exact_ours, error_ours = exact_reml(data, m["weights"])
             rows[-1].update({
+                # how much the Laplace error moves the criterion between the two points
+                "laplace_shift": abs((exact_true - laplace_true) - (exact_ours - laplace_ours)),
                 "laplace_error": max(abs(exact_true - laplace_true),
                                      abs(exact_ours - laplace_ours)),
                 # the exact criterion, too, prefers REML's choice to the true weights
@@ -223,9 +238,11 @@ def main() -> None:
             print(f"ours w {np.array2string(r['ours_w'], precision=4)} "
                   f"{m['unbounded']} | mgcv {np.array2string(r['mgcv_w'], precision=4)} "
                   f"{t['conv']} | V ours−mgcv {r['ours_minus_mgcv']:+.2e} | gap "
-                  f"{r['constant_gap']:.1e} | cov {r['ours_cov']:.3f} / {r['mgcv_cov']:.3f}"
+                  f"{r['constant_gap']:.1e} | cov {r['ours_cov']:.3f} / {r['mgcv_cov']:.3f}, "
+                  f"unconditional {r['ours_cov_u']:.3f} / {r['mgcv_cov_u']:.3f} (first order "
+                  f"{r['mgcv_cov_u1']:.3f})"
                   + (f" | exact V(true) − V(chosen) {r['exact_gain']:+.3f}, Laplace error "
-                     f"{r['laplace_error']:.3f}" if args.exact else ""), flush=True)
+                     f"{r['laplace_error']:.3f}, its change {r['laplace_shift']:.3f}" if args.exact else ""), flush=True)
     report(rows, args)
 
 
@@ -245,13 +262,13 @@ def report(rows: list[dict], args) -> None:
     print(f"K = {8 * args.path}, {args.records} records per stratum, true weights "
           f"{reml_coverage.TRUE_WEIGHTS['logistic']}")
     print("| replicates | ours: coverage | ours + weights' uncertainty | mgcv: coverage (Vp) | "
-          "mgcv unconditional (Vc) | max abs log(λ ours / λ mgcv), both finite | "
+          "mgcv unconditional (Vc) | mgcv Vc's first-order term only | max abs log(λ ours / λ mgcv), both finite | "
           "V(ours) − V(mgcv's λ), median / max | same criterion (max gap) | "
           "ran to a bound: ours / mgcv / both | max abs θ̂ diff | ours s | mgcv s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     diffs = np.array([r["ours_minus_mgcv"] for r in rows])
     print(f"| {n} | {share('ours_cov')} | {share('ours_cov_u')} | {share('mgcv_cov')} | "
-          f"{share('mgcv_cov_u')} | {max(rel, default=float('nan')):.1e} ({len(finite)}) | "
+          f"{share('mgcv_cov_u')} | {share('mgcv_cov_u1')} | {max(rel, default=float('nan')):.1e} ({len(finite)}) | "
           f"{np.median(diffs):+.1e} / {diffs.max():+.1e} | "
           f"{max(r['constant_gap'] for r in rows):.1e} | "
           f"{sum(r['ours_bound'] for r in rows)} / {sum(r['mgcv_bound'] for r in rows)} / "
@@ -260,7 +277,10 @@ def report(rows: list[dict], args) -> None:
     if args.exact:
         prefers = sum(r["exact_prefers_choice"] for r in rows)
         print(f"\nExact REML (importance sampling): max |exact − Laplace| at the true and the "
-              f"chosen weights {max(r['laplace_error'] for r in rows):.3f} (IS standard error "
+              f"chosen weights {max(r['laplace_error'] for r in rows):.3f}, max change of "
+              f"exact − Laplace between them {max(r['laplace_shift'] for r in rows):.3f}, "
+              f"max exact V(true) − V(chosen) {max(r['exact_gain'] for r in rows):.3f} "
+              f"(IS standard error "
               f"≤ {max(r['exact_se'] for r in rows):.1e}); the exact criterion prefers REML's "
               f"chosen weights to the true ones in {prefers} of {n} replicates (of the "
               f"{sum(r['ours_bound'] for r in rows)} run to a bound: "
