@@ -12,6 +12,9 @@ for the stratum blocks. Used up to :data:`SPARSE_LIMIT` rows; the stochastic est
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -81,6 +84,11 @@ class SparseCholesky:
                                                        check_finite=False)
         return self._inverse
 
+    def inverse(self) -> np.ndarray | None:
+        """A⁻¹ in full (computed once) where the factor is dense; None for a sparse one
+        (whose full inverse is not formed)."""
+        return self._dense_inverse() if self.dense else None
+
     def selected_inverse(self) -> sp.csc_matrix:
         """A⁻¹ on the (symmetrized) pattern of the factor, in the original order."""
         if self.dense:
@@ -127,12 +135,10 @@ class SparseCholesky:
         return self.inverse_entries(rows, cols).reshape(k, d, d)
 
 
-def _threads(size: int):
+def _threads(size: int) -> contextlib.AbstractContextManager[Any]:
     """The dense kernels' BLAS thread limit (solvers.threads: threads that wait on each
     other on a loaded machine made a 1,600-row factorization 15–40× slower) for a matrix
     of ``size`` rows; none below the size BLAS threads."""
-    import contextlib
-
     return dense_kernel() if size >= LIMITED_FROM else contextlib.nullcontext()
 
 

@@ -64,8 +64,8 @@ class LaplaceCurvature:
         self.reparametrization = penalty.reparametrization
         if self.reparametrization is not None and method != "exact":
             raise ValueError(
-                f"coefficients held constant along a factor are handled by an exact "
-                f"factorization, up to {EXACT_LIMIT:,} free coefficients; this model has "
+                f"coefficients held constant along a factor or present in some strata only "
+                f"are handled by an exact factorization, up to {EXACT_LIMIT:,} free coefficients; this model has "
                 f"{penalty.free_size:,}")
         if method == "spectral" and not uniform_curvature(self.blocks, penalty):
             raise ValueError("the 'spectral' method needs the same curvature block on every "
@@ -88,19 +88,10 @@ class LaplaceCurvature:
         """H as a sparse (K·d × K·d) matrix (TᵀHT, p × p, with a reparametrization), every
         stratum's (d × d) block stored, zeros included (entries of H⁻¹ off the factor's
         pattern are solved for: SparseCholesky.inverse_entries)."""
-        t = self.reparametrization
-        if t is not None:
-            rows, cols, values = t.block_triplets(self.blocks)
-            penalty = sp.coo_matrix(self.penalty.free_matrix(self.weights))
-            size = t.size
-        else:
-            k, d = self.penalty.k, self.penalty.d
-            base = (np.arange(k) * d)[:, None, None]
-            rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
-            cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
-            values = self.blocks.reshape(-1)
-            penalty = sp.coo_matrix(self.penalty.matrix(self.weights))
-            size = k * d
+        rows, cols, values, size = self._block_triplets(self.blocks)
+        penalty = sp.coo_matrix(self.penalty.matrix(self.weights)
+                                if self.reparametrization is None
+                                else self.penalty.free_matrix(self.weights))
         # (duplicates are summed, explicit zeros kept)
         return sp.csr_matrix((np.concatenate([values, penalty.data]),
                               (np.concatenate([rows, penalty.row]),
@@ -210,8 +201,56 @@ class LaplaceCurvature:
         pairs = self.spectral.trace_pairs()
         return Estimate(pairs, np.zeros_like(pairs), "exact-spectral")
 
+    def block_matrix(self, blocks: np.ndarray) -> sp.csr_matrix:
+        """blockdiag(blocks) for (K, d, d) blocks, in H's coordinates (Tᵀ blockdiag T with
+        a reparametrization)."""
+        rows, cols, values, size = self._block_triplets(blocks)
+        return sp.csr_matrix((values, (rows, cols)), shape=(size, size))
+
+    def _block_triplets(self, blocks: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(rows, columns, values, size) of blockdiag(blocks) in H's coordinates, every
+        entry of every block listed (zeros too: they make the factor's pattern)."""
+        t = self.reparametrization
+        if t is not None:
+            rows, cols, values = t.block_triplets(blocks)
+            return rows, cols, values, t.size
+        k, d = self.penalty.k, self.penalty.d
+        base = (np.arange(k) * d)[:, None, None]
+        rows = np.broadcast_to(base + np.arange(d)[None, :, None], (k, d, d)).reshape(-1)
+        cols = np.broadcast_to(base + np.arange(d)[None, None, :], (k, d, d)).reshape(-1)
+        return rows, cols, np.asarray(blocks, dtype=float).reshape(-1), k * d
+
+    def trace_products(self, matrices: list[sp.spmatrix]) -> np.ndarray | None:
+        """tr(H⁻¹M_aH⁻¹M_b) for every pair of symmetric matrices M_a given in H's
+        coordinates (A, A), exact where the factor is dense (H⁻¹ at hand: one sparse ×
+        dense product per matrix); None otherwise (the sparse factor's selected inverse
+        does not reach these)."""
+        if self.method != "exact":
+            return None
+        inverse = self.factor.inverse()
+        if inverse is None:
+            return None
+        # tr(H⁻¹M_aH⁻¹M_b) = ⟨M_aH⁻¹, (M_bH⁻¹)ᵀ⟩ = ⟨M_aH⁻¹, H⁻¹M_b⟩: both kept contiguous
+        # for one BLAS dot per pair
+        products = [np.asarray(sp.csr_matrix(m) @ inverse) for m in matrices]  # M_a H⁻¹
+        transposed = [np.ascontiguousarray(x.T).reshape(-1) for x in products]
+        count = len(products)
+        out = np.zeros((count, count))
+        for a in range(count):
+            for b in range(a, count):
+                out[a, b] = out[b, a] = float(np.dot(products[a].reshape(-1), transposed[b]))
+        return out
+
     def inverse_blocks(self) -> Estimate:
-        """value (K, d, d): the diagonal blocks of H⁻¹."""
+        """value (K, d, d): the diagonal blocks of H⁻¹ (computed once where exact)."""
+        if self.method == "stochastic":
+            return self._inverse_blocks()
+        if "blocks" not in self._cache:
+            self._cache["blocks"] = self._inverse_blocks()
+        return self._cache["blocks"]  # type: ignore[return-value]
+
+    def _inverse_blocks(self) -> Estimate:
         if self.reparametrization is not None:
             blocks = self.reparametrization.inverse_blocks(self.factor.inverse_entries)
             return Estimate(blocks, np.zeros_like(blocks), "exact-cholesky")

@@ -2,7 +2,7 @@
 
     P(w) = Σ_a w_a S_a,   θ stacked as (K, d), d = n·m (entry j·m + o: row j, output o),
 
-with parts of two sorts:
+with parts of three sorts:
 
 * :class:`LaplacianPart` — one factor's Laplacian lifted to the product, on some parameter
   rows only: S = (I ⊗ … ⊗ L_f ⊗ … ⊗ I) ⊗ diag(mask), the mask over the d columns
@@ -31,6 +31,13 @@ computed exactly as log det of P with one anchor coordinate per null vector remo
 Σ log(component size) (the matrix-tree identity pdet(A) = det(A_{S̄S̄}) / det(N_S)² for an
 orthonormal null basis N), by a sparse Cholesky factorization (:mod:`solvers.cholesky`),
 up to :data:`FALLBACK_LIMIT` coordinates.
+
+Given a :class:`~solvers.reparametrize.Reparametrization` θ = Tφ (columns constant along
+some factors, or present in some strata only), the log-determinant, the null space and the
+``free_*`` matrices are those of TᵀPT over φ: on such a column a graph part is the same
+part over the factors it varies over, each the subgraph induced by the nodes the column
+is present on (:meth:`QuadraticPenalty.column_graphs`), so the spectra stay exact; a part
+may then act on no free coordinate at all (:meth:`QuadraticPenalty.acts`).
 """
 
 from __future__ import annotations
@@ -218,6 +225,26 @@ class QuadraticPenalty:
                 total = KroneckerSum(graphs, [0.0] * len(graphs), [(tuple(part.factors), 1.0)])
             self._column_sums[key] = total
         return self._column_sums[key]
+
+    def acts(self, a: int) -> bool:
+        """Whether part ``a`` penalizes some free coordinate: TᵀS_aT ≠ 0. A graph part
+        vanishes on a column constant along a factor it acts through, and on a column
+        present on nodes of that factor that no edge joins (an induced subgraph without
+        edges); a weight on a part that acts on nothing cannot be chosen from the data."""
+        part = self.parts[a]
+        t = self.reparametrization
+        if isinstance(part, RidgePart):
+            present = np.ones(self.size, dtype=bool) if t is None else t.scale > 0
+            return bool(np.any(self._columns[a].reshape(-1)[present] > 0))
+        joined = part.factors if isinstance(part, InteractionPart) else (part.factor,)
+        for c in range(self.d):
+            if isinstance(part, LaplacianPart) and not self._columns[a][c]:
+                continue
+            graphs = self.column_graphs(c)
+            if all((t is None or not t.constant[c, f]) and graphs[f].n_edges > 0
+                   for f in joined):
+                return True
+        return False
 
     def column_axes(self, c: int) -> tuple[tuple[int, ...], np.ndarray]:
         """(the factors column ``c`` varies over, each stratum's position among that

@@ -2,14 +2,15 @@
 
 A parameter column (one row's one output) that is constant along a set C of the factors
 varies only over the product of the others: its free coordinates φ are that product's
-nodes, and θ's entries along C are copies. T (K·d × p) has one nonzero per row of θ,
-1/√(Π_{f∈C} n_f), so its columns are orthonormal (TᵀT = I): a column of T is a normalized
-indicator. With an orthonormal T, TᵀT = I keeps the algebra of the Laplace engine in θ's
-coordinates: the covariance of θ is T H_φ⁻¹ Tᵀ and a null basis N_φ of TᵀPT lifts to the
-orthonormal TN_φ. The penalty in φ stays structured: a factor's Laplacian on a column
-constant along another factor is the same Laplacian on the remaining product (T's
-normalization cancels), and vanishes on a column constant along its own factor; a
-ridge keeps its level; an interaction joining a constant factor vanishes.
+nodes, and θ's entries along C are copies. T (K·d × p) has one nonzero per row of θ (none
+on an absent entry, below), 1/√(Π_{f∈C} n_f), so its columns are orthonormal (TᵀT = I): a
+column of T is a normalized indicator. With an orthonormal T, TᵀT = I keeps the algebra
+of the Laplace engine in θ's coordinates: the covariance of θ is T H_φ⁻¹ Tᵀ and a null
+basis N_φ of TᵀPT lifts to the orthonormal TN_φ. The penalty in φ stays structured: a
+factor's Laplacian on a column constant along another factor is the same Laplacian on the
+remaining product (T's normalization cancels), and vanishes on a column constant along
+its own factor; a ridge keeps its level; an interaction joining a constant factor
+vanishes.
 
 A column may also be present in some strata only (a product of node subsets, one per
 factor; absent entries are fixed at 0): T drops the absent entries (their rows of T are

@@ -35,9 +35,11 @@ along it (zero for squared; :attr:`InnerFit.block_change` supplies it, a central
 difference of the records' curvature for the Newton problems).
 
 The search: Fellner–Schall fixed-point steps w_a ← w_a (tr(P⁺S_a) − tr(H⁻¹S_a)) /
-(θ̂ᵀS_aθ̂/τ) (Wood & Fasiolo 2017) from the start until they settle, then Newton steps on
-ρ with the exact gradient and a Hessian that is exact where H is exact-spectral and the
-curvature constant (:func:`_exact_hessian`), by forward differences of the gradient
+(θ̂ᵀS_aθ̂/τ) (Wood & Fasiolo 2017) from the start until they settle (at most two where
+the Cholesky factor's exact Hessian below is at hand), then Newton steps on ρ with the exact gradient and a Hessian
+that is exact where H is exact-spectral and the curvature constant
+(:func:`_exact_hessian`) or where the exact factor is dense, the curvature's first and
+second change included (:func:`_cholesky_hessian`), by forward differences of the gradient
 otherwise (for a stochastic criterion: once, then BFGS updates from the accepted steps),
 each inner fit warm-started from the last θ̂. A loss of constant curvature with an
 exact-spectral H needs one fit only: θ̂(w) is then one spectral solve
@@ -54,6 +56,7 @@ in any case at ``bound`` decades from the start.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +72,7 @@ from .stochastic import PILOT_PROBES, PROBES
 
 CRITERIA = ("reml", "ml", "gcv")
 FELLNER_SCHALL_STEPS = 6
+EXACT_FELLNER_SCHALL_STEPS = 2  # with the Cholesky path's exact Hessian at hand
 SMALL_STEP = 1e-4  # a Newton step this small in log w is taken without a further iteration
 PRECISE = 0.01  # standard error of V below which the pilot's probes suffice
 # A weight the data cannot determine (see the module's doc): moved monotonically over its
@@ -94,6 +98,9 @@ class InnerFit:
     block_change: Callable[[np.ndarray], np.ndarray] | None = None
     deviance: float | None = None  # for GCV (default: the loss)
     scale: float = 1.0  # τ without a dispersion: the loss is τ times the NLL
+    # (δθ₁, δθ₂) ↦ ∂²/∂s∂t ∇²ℓ(θ̂ + sδθ₁ + tδθ₂) at 0, as (K, d, d): for the criterion's
+    # exact Hessian in log w with a changing curvature (None: not available, or constant)
+    block_second: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     @staticmethod
     def from_problem(problem: SmoothProblem, theta: np.ndarray, dispersion: bool = False,
@@ -117,11 +124,30 @@ class InnerFit:
             down = problem.loss(eta - step * along)[2]
             return stats.blocks((up - down) / (2 * step))
 
+        def second(first: np.ndarray, other: np.ndarray) -> np.ndarray:
+            # a mixed central difference: a larger step than the first change's, since
+            # rounding is divided by its square (1e-3 of η: truncation ~1e-6 relative)
+            # (each direction scaled to a unit largest change of η, so that neither
+            # dominates the step, and the bilinear result scaled back)
+            along = stats.predictor(first.reshape(stats.k, stats.n, stats.m))
+            beside = stats.predictor(other.reshape(stats.k, stats.n, stats.m))
+            size_along = float(np.max(np.abs(along), initial=0.0))
+            size_beside = float(np.max(np.abs(beside), initial=0.0))
+            if size_along == 0 or size_beside == 0:
+                return np.zeros_like(blocks)
+            step = 1e-3
+            plus = step * (along / size_along + beside / size_beside)
+            minus = step * (along / size_along - beside / size_beside)
+            mixed = (problem.loss(eta + plus)[2] - problem.loss(eta + minus)[2]
+                     - problem.loss(eta - minus)[2] + problem.loss(eta - plus)[2])
+            return stats.blocks(mixed * (size_along * size_beside / (4 * step * step)))
+
         # constant curvature (squared): the same blocks a step away, so no change term
         shifted = problem.loss(eta + 0.5)[2]
         constant = bool(np.array_equal(shifted, d2))
         return InnerFit(flat, loss, blocks, len(problem.y), dispersion,
-                        None if constant else change, deviance)
+                        None if constant else change, deviance,
+                        block_second=None if constant else second)
 
 
 def newton_fit(problem: SmoothProblem, penalty: QuadraticPenalty, dispersion: bool = False,
@@ -244,9 +270,16 @@ class Evaluation:
     curvature: LaplaceCurvature
     scale: float  # φ̂ (1 without dispersion)
     method: str
-    # ∂²V/∂ρ², exact (constant curvature with an exact-spectral H), else None
-    hessian: np.ndarray | None = None
+    # computes ∂²V/∂ρ² exactly where it can (:attr:`hessian`), else None
+    exact_hessian: Callable[[], np.ndarray | None] | None = None
     solved: bool = False  # θ̂ by QuadraticLoss's spectral solve, not the fit callback
+
+    @functools.cached_property
+    def hessian(self) -> np.ndarray | None:
+        """∂²V/∂ρ², exact (an exact-spectral H with a constant curvature, or a dense
+        exact factor), else None: computed when first asked (the search asks at the
+        points it accepts only, not at a line search's trials)."""
+        return None if self.exact_hessian is None else self.exact_hessian()
 
     @property
     def covariance_scale(self) -> float:
@@ -450,6 +483,7 @@ class Criterion:
             value_h += extra
         value += 0.5 * value_h - 0.5 * pdet.value
         gradient = np.full(len(rho), np.nan)
+        directions: list[np.ndarray] = []  # ∂θ̂/∂ρ_a, where the gradient needed them
         if want_gradient:
             traces = curvature.traces()
             stderr += float(np.sum(np.asarray(traces.stderr)[:-1] ** 2))
@@ -460,6 +494,7 @@ class Criterion:
             if inner.block_change is not None or null_basis is not None:
                 for a in range(len(rho)):
                     direction = -curvature.solve(weights[a] * penalty.apply_part(a, theta))
+                    directions.append(direction)
                     change = (inner.block_change(direction) if inner.block_change is not None
                               else None)
                     changes.append(change)
@@ -477,10 +512,19 @@ class Criterion:
                         d_h = d_h + np.einsum("kab,ikb->ika", change, solved)
                     m = np.einsum("ikd,jkd->ij", solved, d_h)
                     gradient[a] -= 0.5 * float(np.sum(c_inv * m))
-        hessian = None
-        if want_gradient and inner.block_change is None and null_basis is None:
-            hessian = _exact_hessian(penalty, weights, inner, curvature, quadratics,
-                                     part_traces, pdet, phi, n - null if reml else n)
+        hessian: Callable[[], np.ndarray | None] | None = None
+        dof = n - null if reml else n
+        # (only where it will be exact: the search takes a thunk's presence as its promise)
+        if not want_gradient or null_basis is not None or pdet.hessian is None:
+            pass
+        elif curvature.method == "exact" and curvature.factor.dense and (
+                inner.block_change is None or inner.block_second is not None):
+            hessian = functools.partial(_cholesky_hessian, penalty, weights, inner, curvature,
+                                        quadratics, part_traces, pdet, phi, dof, directions,
+                                        changes)
+        elif curvature.method == "spectral" and inner.block_change is None:
+            hessian = functools.partial(_exact_hessian, penalty, weights, inner, curvature,
+                                        quadratics, part_traces, pdet, phi, dof)
         return Evaluation(rho, value, gradient, math.sqrt(stderr), inner, curvature, phi,
                           logdet.method, hessian)
 
@@ -524,6 +568,74 @@ def _exact_hessian(penalty: QuadraticPenalty, weights: np.ndarray, inner: InnerF
     if inner.dispersion:
         hessian -= np.outer(first, first) / (2.0 * phi ** 2 * dof)
     hessian += 0.5 * np.diag(weights * part_traces) - 0.5 * outer * np.asarray(pairs.value)
+    hessian -= 0.5 * pdet.hessian
+    return 0.5 * (hessian + hessian.T)
+
+
+def _cholesky_hessian(penalty: QuadraticPenalty, weights: np.ndarray, inner: InnerFit,
+                      curvature: LaplaceCurvature, quadratics: np.ndarray,
+                      part_traces: np.ndarray, pdet: LogDet, phi: float, dof: int,
+                      directions: list[np.ndarray], changes: list[np.ndarray | None]
+                      ) -> np.ndarray | None:
+    """∂²V/∂ρ² exactly on the exact path where H⁻¹ is at hand (a dense factor:
+    LaplaceCurvature.trace_products), the curvature's change included (Wood 2011's
+    second derivatives, as mgcv's gam.fit3); None where the factor is sparse, P's
+    log-determinant has no exact Hessian, or the loss gives no second change of its
+    curvature. With θ_a = ∂θ̂/∂ρ_a = −H⁻¹w_aS_aθ̂, B'[δ] and B''[δ, δ'] the curvature's
+    first and second change and H_a = w_aS_a + B'[θ_a]:
+
+        F_ab = δ_ab F_a + w_a (S_aθ̂)ᵀθ_b
+        θ_ab = −H⁻¹(w_aS_aθ_b + w_bS_bθ_a + δ_ab w_aS_aθ̂ + B'[θ_b]θ_a)
+        ∂²(½log|H|) = ½ δ_ab w_a tr(H⁻¹S_a) + ½ tr(H⁻¹(B''[θ_a, θ_b] + B'[θ_ab]))
+                      − ½ tr(H⁻¹H_aH⁻¹H_b)
+
+    and the data term as in :func:`_exact_hessian`."""
+    if pdet.hessian is None:
+        return None
+    changing = inner.block_change is not None
+    if changing and inner.block_second is None:
+        return None
+    parts = len(weights)
+    theta = inner.theta
+    applied = [weights[a] * penalty.apply_part(a, theta) for a in range(parts)]  # w_aS_aθ̂
+    if not directions:
+        directions = [-curvature.solve(x) for x in applied]
+    matrices = [weights[a] * penalty.free_part_matrix(a) for a in range(parts)]
+    if changing:
+        present = [c for c in changes if c is not None]
+        assert len(present) == parts
+        matrices = [m + curvature.block_matrix(c) for m, c in zip(matrices, present,
+                                                                   strict=True)]
+    pairs = curvature.trace_products(matrices)
+    if pairs is None:
+        return None
+    first = weights * quadratics
+    cross = np.array([[float(np.sum(applied[a] * directions[b])) for b in range(parts)]
+                      for a in range(parts)])  # w_a (S_aθ̂)ᵀθ_b
+    data = np.diag(first) + 0.5 * (cross + cross.T)
+    tau = 2.0 * phi if inner.dispersion else inner.scale
+    hessian = data / tau
+    if inner.dispersion:
+        hessian -= np.outer(first, first) / (2.0 * phi ** 2 * dof)
+    hessian += 0.5 * np.diag(weights * part_traces) - 0.5 * pairs
+    if changing:
+        assert inner.block_change is not None and inner.block_second is not None
+        for a in range(parts):
+            for b in range(a, parts):
+                change_b = changes[b]
+                assert change_b is not None
+                rhs = (weights[a] * penalty.apply_part(a, directions[b])
+                       + weights[b] * penalty.apply_part(b, directions[a])
+                       + np.einsum("kij,kj->ki", change_b, directions[a]))
+                if a == b:
+                    rhs = rhs + applied[a]
+                second_direction = -curvature.solve(rhs)
+                extra = (inner.block_second(directions[a], directions[b])
+                         + inner.block_change(second_direction))
+                term = 0.5 * float(curvature.block_trace(extra).value)
+                hessian[a, b] += term
+                if b != a:
+                    hessian[b, a] += term
     hessian -= 0.5 * pdet.hessian
     return 0.5 * (hessian + hessian.T)
 
@@ -573,7 +685,14 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
     current = target(rho0)
     history.append((current.rho, current.value))
     # Fellner–Schall while it moves ρ by more than a little (a few cheap, safe steps)
-    for _ in range(min(max_iter, FELLNER_SCHALL_STEPS)):
+    # (fewer where the Cholesky path's exact Hessian is at hand: Newton then converges
+    # quadratically from where they leave it, while they themselves creep; the spectral
+    # path's evaluations cost one solve each, and its weights running off were found in
+    # fewer of them after the full count: 12 against 17 for the million row)
+    steps = (EXACT_FELLNER_SCHALL_STEPS
+             if current.exact_hessian is not None and current.curvature.method == "exact"
+             else FELLNER_SCHALL_STEPS)
+    for _ in range(min(max_iter, steps)):
         step = fellner_schall(current, penalty, free_mask)
         if np.max(np.abs(step), initial=0.0) < 0.1:
             break

@@ -417,8 +417,10 @@ def _json(args: argparse.Namespace) -> bool:
     return getattr(args, "format", "text") == "json"
 
 
-def _hyper(h: Hyper) -> float | list[float]:
-    """A weight as written in the spec: a number, or a sweep's values."""
+def _hyper(h: Hyper) -> float | list[float] | str:
+    """A weight as written in the spec: a number, a sweep's values, or "auto"."""
+    if h.is_auto:
+        return "auto"
     return list(h.values) if h.is_sweep else h.value
 
 

@@ -483,7 +483,7 @@ class FittedStratified(FittedModel):
         if interval is not None:
             from .uncertainty import normal_quantile
 
-            normal_quantile(interval)  # a bad level is refused before any work
+            normal_quantile(interval, "interval")  # refused before any work
         frame, kept = _predictable(self.ir, data)
         design = self._design(frame.iloc[kept], False, unseen)
         theta = self.theta_of(design)

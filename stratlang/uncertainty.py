@@ -228,13 +228,14 @@ class Inverse:
     method: str
     stderr: float
     solve: Callable[[np.ndarray], np.ndarray]
-    size: int  # the free coefficients: K·d, less those rows held constant along factors
+    size: int  # the free coefficients: K·d less the copies along factors and absent entries
 
 
 def engine_inverse(curv: Curvature) -> Inverse:
     """H⁻¹'s blocks and traces by the Laplace engine (solvers.curvature): exact by sparse
     Cholesky and selected inversion up to its EXACT_LIMIT coefficients, Monte Carlo with
-    a stated error beyond (rows held constant along factors: exact only)."""
+    a stated error beyond (rows held constant along factors or present in some strata
+    only: exact only)."""
     from .solvers.cholesky import NotPositiveDefinite
     from .solvers.curvature import LaplaceCurvature
 
@@ -242,7 +243,7 @@ def engine_inverse(curv: Curvature) -> Inverse:
     weights = curv.weights
     try:
         engine = LaplaceCurvature(curv.blocks, penalty, weights, method=METHOD)
-    except ValueError as error:  # (beyond the exact limit with rows held constant)
+    except ValueError as error:  # (beyond the exact limit with θ = Tφ: exact only)
         raise NoUncertainty(f"no standard errors: {error}") from None
     try:
         blocks = engine.inverse_blocks()
@@ -410,13 +411,13 @@ def _aic(design: Design, fit: dict[str, Any], edf: float) -> float | None:
 
 
 # ---- predictions -------------------------------------------------------------------------
-def normal_quantile(level: float) -> float:
-    """z with P(|Z| ≤ z) = level."""
+def normal_quantile(level: float, argument: str = "level") -> float:
+    """z with P(|Z| ≤ z) = level; a bad level is an error naming the caller's ``argument``."""
     from scipy.stats import norm
 
-    if not (isinstance(level, float | int) and 0 < level < 1):
-        raise StratlangError(f"level={level!r}: expected a probability strictly between 0 "
-                             "and 1 (e.g. 0.95)")
+    if not (isinstance(level, float | int) and not isinstance(level, bool) and 0 < level < 1):
+        raise StratlangError(f"{argument}={level!r}: expected a probability strictly between "
+                             "0 and 1 (e.g. 0.95)")
     return float(norm.ppf(0.5 + level / 2))
 
 
@@ -444,10 +445,13 @@ def record_blocks(uncertainty: Uncertainty, design: Design, shape: tuple[int, ..
         each: np.ndarray = stratum_blocks[z]
         return each
     if uncertainty.solve is None:
+        why = ("needs the covariance of the averaged model, which is computed from the "
+               "training data: a loaded model has only each stratum's own; refit")
         raise StratlangError(
-            "an interval for a stratum the fit has not seen (unseen='common') needs the "
-            "covariance of the averaged model, which is computed from the training data: "
-            "a loaded model has only each stratum's own; refit, or use unseen='hub'")
+            f"an interval for a stratum the fit has not seen (unseen='common') {why}, or use "
+            "unseen='hub' (a star graph's hub)",
+            cli=f"an interval for a stratum the fit has not seen (--unseen common) {why} "
+                "(stratlang fit … --out), or use --unseen hub (a star graph's hub)")
     d = uncertainty.blocks.shape[1]
     out = np.empty((len(z), d, d))
     known = z >= 0

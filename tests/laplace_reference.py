@@ -47,6 +47,7 @@ class DenseModel:
     offset: np.ndarray | None = None
     weight: np.ndarray | None = None
     dispersion: bool = False
+    saturated: float = 0.0  # the saturated model's summed loss (GCV's deviance is from it)
     _cache: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -134,7 +135,9 @@ class DenseModel:
         n = len(self.z)
         if kind == "gcv":
             edf = float(np.trace(np.linalg.solve(h, hess)))
-            return n * value / (n - edf) ** 2
+            # the deviance: squared's loss itself, else twice the loss over the saturated's
+            deviance = (value - self.saturated) * (1.0 if self.dispersion else 2.0)
+            return n * deviance / (n - edf) ** 2
         if kind == "reml":
             logdet_h = np.linalg.slogdet(h)[1]
         else:

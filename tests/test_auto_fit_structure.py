@@ -172,8 +172,30 @@ def test_an_auto_weight_on_no_row_is_named():
                            + STRATIFY)
     with pytest.raises(StratlangError, match=r"auto weight 'stratify.s' acts on no parameter "
                                              r"row: every row is constant along its factor; "
-                                             r"fix it, or let a term vary over the factor"):
+                                             r"fix it, or let a term vary over the factor"
+                       ) as caught:
         model.fit(frame)
+    assert str(caught.value).startswith("<spec>:4:26: error[S334]: ")
+
+
+def test_an_auto_weight_whose_rows_sit_on_one_node_of_its_factor_is_an_error_at_it():
+    """z present on s == 2 only: the path over s induces a single node on it, so the
+    s-Laplacian acts on nothing and REML is flat in its weight (it used to come back as
+    its starting value 1, with no limit and no standard errors)."""
+    frame = _frame()
+    model = stratlang.load("model m\nresponse y ~ squared\n"
+                           "features x shared, z shared, intercept where s == 2\n" + STRATIFY)
+    with pytest.raises(StratlangError) as caught:
+        model.fit(frame)
+    assert str(caught.value).splitlines()[0] == (
+        "<spec>:4:26: error[S334]: auto weight 'stratify.s' acts on no parameter row: each "
+        "row it penalizes is constant along its factor, or present (`where`) on nodes of it "
+        "that no edge joins; fix the weight, or drop the term")
+    # with the s weight fixed, the t weight is chosen, with its standard error
+    fitted = stratlang.load("model m\nresponse y ~ squared\n"
+                            "features x shared, z shared, intercept where s == 2\n"
+                            + STRATIFY.replace("path weight auto", "path weight 1")).fit(frame)
+    assert fitted.info["selection"]["weights"]["stratify.t"]["log_se"] is not None
 
 
 def test_standard_errors_after_choosing_include_the_weights_uncertainty():
@@ -200,3 +222,23 @@ def test_ml_and_gcv_beside_rows_held_constant_match_the_dense_reference(method):
     report = fitted.info["selection"]
     assert report["method"] == method
     np.testing.assert_allclose(report["criterion"], reference.criterion(rho, method), rtol=1e-8)
+
+
+@pytest.mark.parametrize("case", ["interact", "where"])
+def test_auto_weights_and_standard_errors_survive_save_and_load(case, tmp_path):
+    """Rows held constant and a feature with where: the chosen weights, both kinds of
+    standard errors and the prediction intervals come back from the saved fit as they
+    were."""
+    frame = _frame()
+    fitted = _model(case, "poisson_regression").fit(frame)
+    loaded = stratlang.load_fitted(fitted.save(tmp_path / "fit"))
+    assert loaded.weights == fitted.weights
+    assert loaded.info["selection"] == fitted.info["selection"]
+    pd.testing.assert_frame_equal(loaded.theta_se, fitted.theta_se)
+    pd.testing.assert_frame_equal(loaded.standard_errors(conditional=True),
+                                  fitted.standard_errors(conditional=True))
+    new = _frame(seed=9, n_records=12)
+    for conditional in (False, True):
+        pd.testing.assert_frame_equal(
+            loaded.predict(new, interval=0.9, conditional=conditional),
+            fitted.predict(new, interval=0.9, conditional=conditional))

@@ -220,6 +220,20 @@ def test_json_show(project, capsys):
     assert doc["strata"]["interaction_null_dimensions"] == []
 
 
+def test_show_with_data_and_auto_weights(project, capsys):
+    """A weight written auto has no value to show before the fit: "auto", not a crash."""
+    text = (project / "good.strat").read_text().replace("age ~ path weight 10",
+                                                        "age ~ path weight auto")
+    write(project, "auto.strat", text)
+    assert main(["show", str(project / "auto.strat"), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [f["weight"] for f in doc["strata"]["factors"]] == [1.0, "auto"]
+    assert main(["show", str(project / "auto.strat")]) == 0
+    out = capsys.readouterr().out
+    assert "stratify age ~ path weight auto\n" in out
+    assert "#   factor (age): path graph, 6 nodes, 5 edges\n" in out
+
+
 def test_json_fit_score_predict(project, capsys):
     out = project / "fit.json"
     assert main(["fit", str(project / "good.strat"), "--out", str(out), "--weight",

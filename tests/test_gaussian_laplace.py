@@ -230,3 +230,17 @@ def test_gcv_is_refused_for_a_loss_without_deviance():
         "auto weights of model 'g' cannot be chosen: GCV scores a deviance, and loss "
         "'gaussian' has none (no finite saturated model): choose them by reml or ml; fix "
         "them (weights={…}) or write sweeps and use tune")
+
+
+def test_auto_weight_and_standard_errors_survive_save_and_load(tmp_path):
+    """The chosen weight, θ's standard errors over the free coordinates and the mean's
+    intervals (the stratum without records among them) come back from the saved fit."""
+    fitted = stratlang.load(_spec("auto", ridge=True)).fit(_frame())
+    loaded = stratlang.load_fitted(fitted.save(tmp_path / "fit"))
+    assert loaded.weights == fitted.weights
+    pd.testing.assert_frame_equal(loaded.theta_se, fitted.theta_se)
+    pd.testing.assert_frame_equal(loaded.standard_errors(conditional=True),
+                                  fitted.standard_errors(conditional=True))
+    new = pd.DataFrame({"s": np.arange(K)})
+    pd.testing.assert_frame_equal(loaded.predict(new, interval=0.9),
+                                  fitted.predict(new, interval=0.9))

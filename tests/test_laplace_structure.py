@@ -68,11 +68,14 @@ def _model(loss: str, seed: int = 0, interaction: bool = True, ridge_where: bool
     return model, np.array([2.0, 1.5, 0.8, 3.0][:len(parts)])
 
 
-def _engine(model: ConstrainedModel) -> tuple[QuadraticPenalty, object]:
+def _engine(model: ConstrainedModel, t: Reparametrization | None = None
+            ) -> tuple[QuadraticPenalty, object]:
+    """The engine's penalty and inner fit over φ (T: rows held constant as CONSTANT says,
+    unless given)."""
     kinds = {"laplacian": lambda p: LaplacianPart(p[1], p[2]),
              "interaction": lambda p: InteractionPart(tuple(p[1])),
              "ridge": lambda p: RidgePart(p[1])}
-    t = Reparametrization.constant_along(SHAPE, CONSTANT)
+    t = Reparametrization.constant_along(SHAPE, CONSTANT) if t is None else t
     penalty = QuadraticPenalty(model.factors, [kinds[p[0]](p) for p in model.parts], model.n,
                                model.m, reparametrization=t)
     stats = RecordStatistics(model.x, model.z, model.k, model.m)
@@ -164,8 +167,9 @@ def test_beyond_the_exact_limit_is_refused_with_the_limit(monkeypatch):
     model, w = _model("squared")
     penalty, fit = _engine(model)
     monkeypatch.setattr(curvature, "EXACT_LIMIT", 10)
-    with pytest.raises(ValueError, match=r"^coefficients held constant along a factor are "
-                                         r"handled by an exact factorization, up to 10 free "
+    with pytest.raises(ValueError, match=r"^coefficients held constant along a factor or "
+                                         r"present in some strata only are handled by an "
+                                         r"exact factorization, up to 10 free "
                                          r"coefficients; this model has 17$"):
         LaplaceCurvature(fit(w, None).blocks, penalty, w)
     assert EXACT_LIMIT == 20_000
@@ -220,28 +224,10 @@ def _partial(loss: str, constant_x2: bool, seed: int = 0):
     return reference, w, t_engine
 
 
-def _partial_engine(model, t):
-    kinds = {"laplacian": lambda p: LaplacianPart(p[1], p[2]),
-             "interaction": lambda p: InteractionPart(tuple(p[1])),
-             "ridge": lambda p: RidgePart(p[1])}
-    penalty = QuadraticPenalty(model.factors, [kinds[p[0]](p) for p in model.parts], model.n,
-                               model.m, reparametrization=t)
-    stats = RecordStatistics(model.x, model.z, model.k, model.m)
-    problem = SmoothProblem(stats, model.y, [LossTerm(model.unit)], np.zeros((model.k, model.d)),
-                            KroneckerSum(model.factors, [0.0, 0.0]), model.offset, model.weight)
-
-    def fit(weights, warm):
-        phi = model.fit(weights, None if warm is None else t.restrict(warm))
-        return InnerFit.from_problem(problem, model.theta(phi).reshape(model.k, model.d),
-                                     dispersion=model.dispersion)
-
-    return penalty, fit
-
-
 @pytest.mark.parametrize("constant_x2", [False, True])
 def test_a_partial_column_penalty_and_lift_match_the_dense_reference(constant_x2):
     model, w, t = _partial("squared", constant_x2)
-    penalty, _ = _partial_engine(model, t)
+    penalty, _ = _engine(model, t)
     np.testing.assert_allclose((t.matrix @ t.matrix.T).toarray(), model.lift @ model.lift.T,
                                atol=1e-15)
     for a in range(len(w)):  # θ's penalty parts: the induced graphs embedded
@@ -261,7 +247,7 @@ def test_a_partial_column_penalty_and_lift_match_the_dense_reference(constant_x2
 @pytest.mark.parametrize("constant_x2", [False, True])
 def test_criterion_and_covariance_with_a_partial_column_match_brute_force(loss, constant_x2):
     model, w, t = _partial(loss, constant_x2)
-    penalty, fit = _partial_engine(model, t)
+    penalty, fit = _engine(model, t)
     rho = np.log(w)
     evaluation = Criterion(fit, penalty, "reml")(rho)
     assert evaluation.value == pytest.approx(model.criterion(rho), rel=1e-10)

@@ -233,6 +233,12 @@ def test_intervals_are_theta_plus_minus_z_se():
     with pytest.raises(StratlangError, match=r"level=1\.5: expected a probability strictly "
                                              r"between 0 and 1 \(e\.g\. 0\.95\)"):
         fitted.intervals(1.5)
+    # predict's argument is named as the caller wrote it; True is no probability
+    for bad in (0, 1.5, True):
+        with pytest.raises(StratlangError) as caught:
+            fitted.predict(_frame(seed=5, n=3), interval=bad)
+        assert str(caught.value) == (f"interval={bad!r}: expected a probability strictly "
+                                     "between 0 and 1 (e.g. 0.95)")
 
 
 def test_strata_without_data_are_wider_than_their_neighbours():
@@ -360,7 +366,8 @@ def test_saved_and_loaded_with_the_fit(tmp_path):
     # the common model's uncertainty needs the training data
     unseen = new.head(1).assign(g1=99)
     with pytest.raises(StratlangError, match="a loaded model has only each stratum's own; "
-                                             "refit, or use unseen='hub'"):
+                                             r"refit, or use unseen='hub' \(a star graph's "
+                                             r"hub\)"):
         loaded.predict(unseen, interval=0.9, unseen="common")
 
 
@@ -519,6 +526,24 @@ def test_cli_refusal_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "no standard errors: loss 'huber' is not read as a negative log-likelihood" in err
+
+
+def test_cli_common_interval_from_a_loaded_fit_speaks_in_flags(tmp_path, capsys):
+    """The refusal names the command line's flags, not Python's arguments."""
+    from stratlang.cli import main
+
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.strat").write_text('data "d.csv"\n' + _spec("poisson_regression"))
+    assert main(["fit", str(tmp_path / "m.strat"), "--out", str(tmp_path / "fit")]) == 0
+    _frame(seed=5, n=3).assign(g1=99).to_csv(tmp_path / "new.csv", index=False)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "fit.json"), "--data", str(tmp_path / "new.csv"),
+                 "--interval", "0.9", "--unseen", "common"]) == 1
+    assert capsys.readouterr().err == (
+        "error: an interval for a stratum the fit has not seen (--unseen common) needs the "
+        "covariance of the averaged model, which is computed from the training data: a "
+        "loaded model has only each stratum's own; refit (stratlang fit … --out), or use "
+        "--unseen hub (a star graph's hub)\n")
 
 
 def test_gaussian_intervals_cover_the_truth():

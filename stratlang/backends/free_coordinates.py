@@ -139,4 +139,16 @@ def polished_fit(strata: Any, penalty: Any, weights: np.ndarray, theta: np.ndarr
         out: np.ndarray = strata.hessian_change(final, direction)
         return out
 
-    return InnerFit(final, value, blocks, observations, block_change=change, scale=scale)
+    def second(first: np.ndarray, other: np.ndarray) -> np.ndarray:
+        # the change's own change along ``other``, by a central difference (the change
+        # itself is exact: a complex step), for the criterion's exact Hessian
+        size = float(np.max(np.abs(other), initial=0.0))
+        if size == 0:
+            return np.zeros_like(blocks)
+        step = 1e-4 / size
+        up = strata.hessian_change(final + step * other, first)
+        down = strata.hessian_change(final - step * other, first)
+        return np.asarray((up - down) / (2 * step))
+
+    return InnerFit(final, value, blocks, observations, block_change=change, scale=scale,
+                    block_second=second)

@@ -22,6 +22,7 @@ A loss that sees each stratum's θ whole (gaussian's symmetric precision) is rea
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from ..kinds.regularizers import REGULARIZERS
 from ..language import ir
 from ..language.auto import DEFAULT_METHOD, SELECTION_METHODS
 from ..language.errors import NumericalError, OptionError, StratlangError, did_you_mean
+from .deviance import deviance, saturated_loss
 from .free_coordinates import free_penalty, polished_fit, stored_spread, strata_likelihood
 from .objective import term_index
 from .weight_spread import spread_of
@@ -148,20 +150,34 @@ def prior(design: Design, values: dict[str, float], chosen: list[str] | tuple[st
 
 
 def _check_acting(design: Design, parts: list[_Part], penalty: Any) -> None:
-    """An auto weight whose penalty vanishes on every row (each is constant along a factor
-    it acts on) cannot be chosen: an error naming it."""
+    """An auto weight whose penalty vanishes on every free coefficient cannot be chosen
+    (the criterion is flat in it): an error at the weight."""
     from ..solvers.penalty import InteractionPart
 
     t = penalty.reparametrization
-    if t is None:
-        return
-    for part in parts:
-        if not part.free or not isinstance(part.part, InteractionPart):
+    for a, part in enumerate(parts):
+        if not part.free or penalty.acts(a):
             continue
-        if all(any(t.constant[c, f] for f in part.part.factors) for c in range(t.d)):
-            raise StratlangError(f"auto weight '{part.name}' acts on no parameter row: every "
-                                 "row is constant along a factor the interaction joins; "
-                                 "drop the term")
+        if (isinstance(part.part, InteractionPart) and t is not None
+                and all(any(t.constant[c, f] for f in part.part.factors) for c in range(t.d))):
+            why = ("every row is constant along a factor the interaction joins", "drop the term")
+        elif t is None:
+            why = ("its graph has no edge", "fix the weight, or give the graph edges")
+        else:
+            why = ("each row it penalizes is constant along its factor, or present (`where`) "
+                   "on nodes of it that no edge joins", "fix the weight, or drop the term")
+        _refuse_weight(design, part.name, *why)
+
+
+def _refuse_weight(design: Design, name: str, why: str, advice: str) -> None:
+    """The error at auto weight ``name``'s position: its penalty acts on nothing."""
+    from ..language import codes
+    from ..language.errors import Collector, DataSpecError
+
+    out = Collector(design.model.source, DataSpecError)
+    out.error(f"auto weight '{name}' acts on no parameter row: {why}; {advice}",
+              design.model.autos()[name].span, code=codes.AUTO_ACTS_ON_NOTHING)
+    out.raise_if_any()
 
 
 def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[_Part]:
@@ -174,9 +190,8 @@ def _parts(design: Design, values: dict[str, float], chosen: list[str]) -> list[
         free = name in chosen
         if not rows.any():
             if free:
-                raise StratlangError(f"auto weight '{name}' acts on no parameter row: every "
-                                     "row is constant along its factor; fix it, or let a "
-                                     "term vary over the factor")
+                _refuse_weight(design, name, "every row is constant along its factor",
+                               "fix it, or let a term vary over the factor")
             continue
         if not (free or graphs[i].n_edges):
             continue  # a fixed weight on a graph without edges: no penalty
@@ -247,6 +262,7 @@ class _Inner:
         self.strata = strata  # the loss over θ's free coordinates, or None
         self.own_rows = any(getattr(p.part, "rows", None) is not None for p in parts)
         self.warm: Any = None
+        self.saturated = saturated_loss(design)  # (GCV's deviance is measured from it)
         from ..solvers.hessian import RecordStatistics
 
         k, _n, m = design.theta_shape
@@ -290,8 +306,10 @@ class _Inner:
                 theta = polished
         else:
             theta = _polished(problem, theta)
-        return InnerFit.from_problem(problem, theta.reshape(k, -1),
-                                     dispersion=likelihood.dispersion)
+        inner = InnerFit.from_problem(problem, theta.reshape(k, -1),
+                                      dispersion=likelihood.dispersion)
+        return dataclasses.replace(inner, deviance=deviance(self.design, inner.loss,
+                                                            self.saturated))
 
 
 @dataclass(frozen=True)

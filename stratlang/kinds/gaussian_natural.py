@@ -118,14 +118,19 @@ class GaussianStrata:
                  + self.count * np.einsum("ki,ki->k", nu, mean))
         return float(np.sum(terms[self.data]))
 
-    def derivatives(self, psi: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """(ℓ, ∇ℓ (K, f), ∇²ℓ's stratum blocks (K, f, f)) at ψ inside the domain."""
-        prec, nu = self._split(psi)
+    def _moments(self, prec: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(A = S⁻¹, u = Aν) where the derivatives are asked for: S must be inside the
+        domain there (a caller's bug otherwise, not the data's)."""
         got = self._inverse(prec)
         if got is None:
             raise ValueError("a stratum's precision S is not positive definite")
-        inverse, _ = got
-        mean = np.einsum("kij,kj->ki", inverse, nu)
+        inverse = got[0]
+        return inverse, np.einsum("kij,kj->ki", inverse, nu)
+
+    def derivatives(self, psi: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """(ℓ, ∇ℓ (K, f), ∇²ℓ's stratum blocks (K, f, f)) at ψ inside the domain."""
+        prec, nu = self._split(psi)
+        inverse, mean = self._moments(prec, nu)
         c = self.count
         grad_s = (-c[:, None, None] * inverse + self.scatter
                   - c[:, None, None] * np.einsum("ki,kj->kij", mean, mean))
@@ -153,11 +158,7 @@ class GaussianStrata:
         """d/dt ∇²ℓ(ψ + t·direction) at t = 0, (K, f, f)."""
         prec, nu = self._split(psi)
         d_prec, d_nu = self._split(direction)
-        got = self._inverse(prec)
-        if got is None:
-            raise ValueError("a stratum's precision S is not positive definite")
-        inverse, _ = got
-        mean = np.einsum("kij,kj->ki", inverse, nu)
+        inverse, mean = self._moments(prec, nu)
         d_inverse = -np.einsum("kij,kjl,klr->kir", inverse, d_prec, inverse)
         d_mean = np.einsum("kij,kj->ki", inverse,
                            d_nu - np.einsum("kij,kj->ki", d_prec, mean))

@@ -1068,25 +1068,28 @@ class Gaussian(Loss):
     # the multivariate normal's, in its natural parameters; no finite saturated model
     likelihood = Likelihood(scale=2.0, deviance=False)
 
-    def stratum_likelihood(self, records, k, p):
+    def stratum_likelihood(self, records: Records, k: int, p: dict[str, Any]) -> Any:
         from .gaussian_natural import GaussianStrata
 
         return GaussianStrata(*self.stratum_stats(records, k))
 
-    def likelihood_refusal(self, p):
+    def likelihood_refusal(self, p: dict[str, Any]) -> str | None:
         if p["eps"] > 0:
             return (f"loss 'gaussian' with eps = {p['eps']:g}: the eigenvalue floor may "
                     "hold S at its bound, where the normal approximation fails (eps = 0 "
                     "keeps the fit interior)")
         return None
 
-    def saturated(self, y, p):
+    def saturated(self, y: np.ndarray, p: dict[str, Any]) -> np.ndarray:
         return np.full(len(y), -np.inf)  # a record its own mean with no variance
 
-    def records_nll(self, records, theta_rec, p):
+    def records_nll(self, records: Records, theta_rec: np.ndarray, p: dict[str, Any]
+                    ) -> np.ndarray | None:
         return self.nll_stratified(theta_rec, records.observed_y)
 
-    def records_interval(self, records, theta_rec, cov_rec, z, p, classes):
+    def records_interval(self, records: Records, theta_rec: np.ndarray, cov_rec: np.ndarray,
+                         z: float, p: dict[str, Any], classes: tuple | None
+                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The mean μ = S⁻¹ν ∓ z·sd by the delta method: dμ = S⁻¹(dν − dS μ)."""
         prec, _ = self.split(theta_rec)
         n_records, m = theta_rec.shape[0], theta_rec.shape[2]

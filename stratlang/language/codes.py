@@ -96,6 +96,8 @@ MISPLACED_VARIATION = _code("S312", "`by`, `shared` or `interact` in a model wit
 AUTO_NO_LIKELIHOOD = _code("S330", "auto weights with a loss that has no likelihood reading")
 SELECT_WITHOUT_AUTO = _code("S331", "select (how auto weights are chosen) in a model with none")
 AUTO_PERSONALIZED = _code("S332", "an auto weight in a personalized model")
+AUTO_ACTS_ON_NOTHING = _code("S334", "an auto weight whose penalty acts on no free "
+                                    "coefficient")
 # S333 (auto beside a term constant along a factor, or with `where`) is retired: supported
 
 # ---- files -------------------------------------------------------------------------
