@@ -742,9 +742,8 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
             target.fits += reference.fits  # (the first fit, and any before K̃ failed)
             reference = None
             current = target(rho0, inner=inner)
-        history.append((current.rho, current.value))
-    else:
-        history.append((current.rho, current.value))
+    history.append((current.rho, current.value))
+    if reference is None:
         current = _fellner_schall_steps(target, current, penalty, free_mask, lower, upper,
                                         max_iter, history)
     # Newton on ρ (see _newton); where θ̂ came from QuadraticLoss's spectral solves, the

@@ -53,3 +53,40 @@ def test_the_reference_led_stochastic_search_reaches_the_exact_optimum_in_few_ev
     assert stochastic.evaluations <= 6
     assert stochastic.iterations == (stochastic.evaluations - 1
                                      + stochastic.reference_evaluations)
+
+
+def test_a_singular_reference_falls_back_to_the_stochastic_search_alone(monkeypatch):
+    """Where K̃ cannot be factored (NotPositiveDefinite in the reference's search), the
+    search starts again on the stochastic criterion from ρ₀, with the first fit counted,
+    and still reaches the exact optimum."""
+    from stratlang.solvers import selection
+    from stratlang.solvers.cholesky import NotPositiveDefinite
+
+    def singular(*args, **kwargs):
+        raise NotPositiveDefinite("the reference is singular (forced)")
+
+    problem, penalty = _uneven()
+    fit = newton_fit(problem, penalty, dispersion=True)
+    start = [1.0, 1.0, 1.0]
+    exact = select_weights(fit, penalty, "reml", start=start, method="exact")
+    monkeypatch.setattr(selection, "_fellner_schall_steps", _raising_on_reference(singular))
+    alone = select_weights(fit, penalty, "reml", start=start, method="stochastic",
+                           options={"probes": 8})
+    assert alone.method == "slq" and alone.converged
+    assert alone.reference_evaluations == 0
+    assert alone.evaluations > 6  # the whole stochastic search, no reference to lead it
+    assert np.all(np.abs(np.log(alone.weights / exact.weights)) < 0.1 * exact.log_se)
+
+
+def _raising_on_reference(raise_it):
+    """``_fellner_schall_steps`` that raises on the reference criterion only."""
+    from stratlang.solvers import selection
+
+    original = selection._fellner_schall_steps
+
+    def steps(target, *args, **kwargs):
+        if getattr(target, "reference", False):
+            raise_it()
+        return original(target, *args, **kwargs)
+
+    return steps
