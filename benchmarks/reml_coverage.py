@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,7 +42,22 @@ def draw_prior(penalty: QuadraticPenalty, weights, tau: float, rng) -> np.ndarra
     return vectors @ (scale * rng.normal(size=len(values)))
 
 
-def replicate(family: str, rng) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Replicate:
+    """One simulated data set: the truth, the records and the problem to fit."""
+
+    theta: np.ndarray  # (K,) the true stratum values
+    strata: np.ndarray  # (N,) each record's stratum
+    y: np.ndarray  # (N,) the responses (±1 for logistic)
+    offset: np.ndarray | None  # log exposure (Poisson)
+    empty: np.ndarray  # the strata left without records
+    penalty: QuadraticPenalty
+    problem: SmoothProblem
+
+
+def simulate(family: str, rng) -> Replicate:
+    """θ from the prior and records from the family (the draws in this order, so that a
+    seed gives the same replicates to every benchmark that uses this function)."""
     penalty = QuadraticPenalty(FACTORS, [LaplacianPart(0), LaplacianPart(1)], n=1)
     k = penalty.k
     sigma = 0.5
@@ -65,6 +81,13 @@ def replicate(family: str, rng) -> tuple[np.ndarray, np.ndarray]:
     stats = RecordStatistics(np.ones((len(z), 1)), z, k, 1)
     problem = SmoothProblem(stats, y[:, None], [LossTerm(unit)], np.zeros((k, 1)),
                             KroneckerSum(FACTORS, [1.0, 1.0]), offset)
+    return Replicate(theta, z, y, offset, empty, penalty, problem)
+
+
+def replicate(family: str, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    data = simulate(family, rng)
+    penalty, problem, theta, empty, k = (data.penalty, data.problem, data.theta, data.empty,
+                                         data.penalty.k)
     selection = select_weights(newton_fit(problem, penalty, dispersion=family == "gaussian"),
                                penalty, "reml", start=[1.0, 1.0])
     curvature = LaplaceCurvature(selection.fit.blocks, penalty, selection.weights)

@@ -146,7 +146,11 @@ def run(name: str, grid_values: int, probes: int = 0) -> None:
     one_fit_s = time.perf_counter() - clock
     weights = " ".join(f"{w:.4g}±{s:.2g}" for w, s in zip(selection.weights, selection.log_se,
                                                          strict=True))
-    line = (f"| {name} | {k:,} | {select_s:.1f} | {se_s:.1f} | {selection.iterations} | "
+    evaluations = str(selection.iterations)
+    if selection.reference_evaluations:  # the criterion's own (stochastic) + the reference's
+        evaluations = (f"{selection.evaluations} + {selection.reference_evaluations} "
+                       f"reference ({selection.iterations} fits)")
+    line = (f"| {name} | {k:,} | {select_s:.1f} | {se_s:.1f} | {evaluations} | "
             f"{selection.method} | {blocks.method} (median rel. SE {se_rel:.1e}) | {weights} | "
             f"{one_fit_s:.3g} | {select_s / one_fit_s:.1f}×")
     if grid_values:

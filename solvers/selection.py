@@ -41,7 +41,13 @@ that is exact where H is exact-spectral and the curvature constant
 (:func:`_exact_hessian`) or where the exact factor is dense, the curvature's first and
 second change included (:func:`_cholesky_hessian`), by forward differences of the gradient
 otherwise (for a stochastic criterion: once, then BFGS updates from the accepted steps),
-each inner fit warm-started from the last θ̂. A loss of constant curvature with an
+each inner fit warm-started from the last θ̂. A stochastic criterion's search is led by its
+Kronecker reference where there is one (:func:`_reference_search`): the whole search above
+first on V with H replaced by K̃ = P(w) + I ⊗ B̄ (B̄ the strata's mean curvature block:
+log|K̃|, its traces and the Hessian in log w exact-spectral, θ̂(w) the true fits), then
+the stochastic evaluations from its optimum, its Hessian there starting the BFGS updates
+in place of a differences' one (the K = 10⁶ uneven benchmark: 15 stochastic evaluations →
+6, beside 10 of the reference at one fit each). A loss of constant curvature with an
 exact-spectral H needs one fit only: θ̂(w) is then one spectral solve
 (:class:`QuadraticLoss`), and the answer is refitted by the callback to confirm. The criterion's Hessian in ρ gives each weight's approximate standard
 error on the log scale. A weight whose criterion keeps falling toward 0 or ∞ (the data
@@ -64,7 +70,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .curvature import LaplaceCurvature
+from .cholesky import NotPositiveDefinite
+from .curvature import EXACT_LIMIT, LaplaceCurvature
 from .hessian import KroneckerSum, RecordStatistics
 from .laplacian import KroneckerSolver, exact_kronecker
 from .newton import SmoothProblem, newton
@@ -90,6 +97,9 @@ GCV_STALL = 30
 # 0.0265 on REML's scale, ≈ D/2, for a deviance D of about 50)
 GCV_FLAT = 1e-3
 REFACTOR = 1e-3  # a chord step shrinking the decrement less than this refactorizes
+# the reference criterion's search (see _reference_then_correct) stops at a predicted
+# decrease below this: the true evaluations that follow correct far larger differences
+REFERENCE_DECREMENT = 1e-3
 
 
 @dataclass(frozen=True)
@@ -311,6 +321,13 @@ class Selection:
     history: list[tuple[np.ndarray, float]] = field(default_factory=list)
     # the approximate covariance of log w (free weights; zero rows/columns for the others)
     log_covariance: np.ndarray | None = None
+    # of ``iterations``, those for the reference criterion (H replaced by its Kronecker
+    # reference: an exact-spectral evaluation at the cost of the fit) that led a
+    # stochastic search to the optimum's neighbourhood
+    reference_evaluations: int = 0
+    # evaluations of the criterion itself (stochastic: each many probes' solves), one at
+    # the reference's last fit included (0: not counted, the GCV search)
+    evaluations: int = 0
 
     @property
     def covariance_scale(self) -> float:
@@ -391,20 +408,26 @@ class Criterion:
                  penalty: QuadraticPenalty, criterion: str = "reml", method: str = "auto",
                  seed: int = 0, start: np.ndarray | None = None,
                  free: np.ndarray | None = None, options: dict[str, float] | None = None,
-                 spectral_fits: bool = True):
+                 spectral_fits: bool = True, reference: bool = False):
         """``start``/``free``: weights not free are taken from ``start`` exactly (not
         through exp(log w)); ``options``: for the stochastic estimators (probes,
         lanczos_steps, cg_rtol); ``spectral_fits``: once a fit shows a quadratic loss
         with an exact-spectral H, later evaluations solve for θ̂ spectrally
-        (:class:`QuadraticLoss`) instead of calling ``fit``."""
+        (:class:`QuadraticLoss`) instead of calling ``fit``; ``reference``: the reference
+        criterion instead, H replaced by its Kronecker reference K̃ = P(w) + I ⊗ B̄ (B̄ the
+        strata's mean curvature block) in log|H|, its traces and its Hessian in log w —
+        all exact-spectral — with the true fits θ̂(w) (the penalty needs uniform ridges
+        and diagonalizable factors)."""
         if criterion not in CRITERIA:
             raise ValueError(f"criterion must be one of {CRITERIA}, not {criterion!r}")
         self.fit, self.penalty, self.criterion = fit, penalty, criterion
         self.method, self.seed = method, seed
         self.theta: np.ndarray | None = None
         self.fits = 0  # by the fit callback
+        self.evaluations = 0  # of the criterion, a pilot's second estimate not counted
         self.solves = 0  # by the quadratic loss's spectral solve
-        self.spectral_fits = spectral_fits
+        self.reference = reference
+        self.spectral_fits = spectral_fits and not reference
         self.quadratic: QuadraticLoss | None = None
         self.start, self.free = start, free
         self.options = dict(options or {})
@@ -415,12 +438,21 @@ class Criterion:
             weights = np.where(self.free, weights, self.start)
         return weights
 
-    def __call__(self, rho: np.ndarray, gradient: bool = True, refit: bool = False
-                 ) -> Evaluation:
+    def __call__(self, rho: np.ndarray, gradient: bool = True, refit: bool = False,
+                 inner: InnerFit | None = None) -> Evaluation:
         """V at ρ; ``refit``: by the fit callback even where the quadratic loss's spectral
-        solve would do."""
+        solve would do; ``inner``: the fit at ρ already done (not counted here)."""
         rho = np.asarray(rho, dtype=float)
         weights = self.weights(rho)
+        self.evaluations += 1
+        if self.reference:
+            if inner is None:
+                inner = self.fit(weights, self.theta)
+                self.fits += 1
+            self.theta = inner.theta
+            mean = np.broadcast_to(inner.blocks.mean(axis=0), inner.blocks.shape)
+            curvature = LaplaceCurvature(mean, self.penalty, weights, "spectral")
+            return self._likelihood(rho, weights, inner, curvature, gradient)
         pilot = "probes" not in self.options
         options = {"probes": PILOT_PROBES, **self.options}
         solved = self.quadratic is not None and not refit
@@ -430,8 +462,9 @@ class Criterion:
             inner = self.quadratic.fit(curvature)
             self.solves += 1
         else:
-            inner = self.fit(weights, self.theta)
-            self.fits += 1
+            if inner is None:
+                inner = self.fit(weights, self.theta)
+                self.fits += 1
             curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
                                          seed=self.seed, **options)
             if (self.quadratic is None and self.spectral_fits and self.criterion != "gcv"
@@ -689,31 +722,44 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
     if criterion == "gcv":
         return _derivative_free(target, rho0, free_mask, lower, upper, tol, max_iter, penalty)
     history: list[tuple[np.ndarray, float]] = []
-    current = target(rho0)
+    reference: Criterion | None = None
+    if _reference_applies(penalty, criterion, method):
+        # a stochastic H ahead: the reference criterion's search first, from the first fit
+        inner = fit(start_w, None)
+        target.theta = inner.theta
+        if LaplaceCurvature(inner.blocks, penalty, start_w, method).method == "stochastic":
+            reference = Criterion(fit, penalty, criterion, method, seed, start_w, free_mask,
+                                  options, reference=True)
+            reference.fits = 1
+        else:
+            target.fits += 1
+            current = target(rho0, inner=inner)
+    else:
+        current = target(rho0)
+    drifted: list[str | None] = [None] * parts
+    initial: np.ndarray | None = None  # a first Hessian for the stochastic search
+    if reference is not None:
+        near = _reference_search(reference, inner, rho0, free_mask, lower, upper, tol,
+                                 max_iter, penalty)
+        if near is not None:
+            found, initial, drifted = near
+            target.theta = found.fit.theta
+            current = target(found.rho, inner=found.fit)  # (that fit counted as reference's)
+        else:  # the reference is singular: the stochastic search from the start alone
+            target.fits += reference.fits  # (the first fit, and any before K̃ failed)
+            reference = None
+            current = target(rho0, inner=inner)
     history.append((current.rho, current.value))
-    # Fellner–Schall while it moves ρ by more than a little (a few cheap, safe steps)
-    # (fewer where the Cholesky path's exact Hessian is at hand: Newton then converges
-    # quadratically from where they leave it, while they themselves creep; the spectral
-    # path's evaluations cost one solve each, and its weights running off were found in
-    # fewer of them after the full count: 12 against 17 for the million row)
-    steps = (EXACT_FELLNER_SCHALL_STEPS
-             if current.exact_hessian is not None and current.curvature.method == "exact"
-             else FELLNER_SCHALL_STEPS)
-    for _ in range(min(max_iter, steps)):
-        step = fellner_schall(current, penalty, free_mask)
-        if np.max(np.abs(step), initial=0.0) < 0.1:
-            break
-        trial = target(np.clip(current.rho + step, lower, upper))
-        history.append((trial.rho, trial.value))
-        if not trial.value < current.value:
-            break
-        current = trial
+    if reference is None:
+        current = _fellner_schall_steps(target, current, penalty, free_mask, lower, upper,
+                                        max_iter, history)
     # Newton on ρ (see _newton); where θ̂ came from QuadraticLoss's spectral solves, the
     # answer is refitted by the callback: the same criterion there confirms the loss was
     # quadratic (else the search goes on with the callback's fits)
     while True:
         current, converged, hessian, hessian_at, drifted = _newton(
-            target, current, free_mask, lower, upper, rho0, tol, max_iter, history)
+            target, current, free_mask, lower, upper, rho0, tol, max_iter, history,
+            initial=initial, drifted=drifted)
         if not current.solved:
             break
         refitted = target(current.rho, refit=True)
@@ -742,27 +788,93 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
                   else None)
         for limit, f, r, lo, hi in zip(drifted, free_mask, current.rho, lower, upper,
                                        strict=True))
+    reference_fits = 0 if reference is None else reference.fits
     return Selection(target.weights(current.rho), criterion, current.value,
-                     target.fits + target.solves, log_se, unbounded, converged, current.scale,
-                     current.method, current.fit, history, log_covariance)
+                     target.fits + target.solves + reference_fits, log_se, unbounded,
+                     converged, current.scale, current.method, current.fit, history,
+                     log_covariance, reference_fits, target.evaluations)
+
+
+def _fellner_schall_steps(target: Criterion, current: Evaluation, penalty: QuadraticPenalty,
+                          free_mask: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                          max_iter: int, history: list[tuple[np.ndarray, float]] | None
+                          ) -> Evaluation:
+    """Fellner–Schall while it moves ρ by more than a little (a few cheap, safe steps)
+    (fewer where the Cholesky path's exact Hessian is at hand: Newton then converges
+    quadratically from where they leave it, while they themselves creep; the spectral
+    path's evaluations cost one solve each, and its weights running off were found in
+    fewer of them after the full count: 12 against 17 for the million row)."""
+    steps = (EXACT_FELLNER_SCHALL_STEPS
+             if current.exact_hessian is not None and current.curvature.method == "exact"
+             else FELLNER_SCHALL_STEPS)
+    for _ in range(min(max_iter, steps)):
+        step = fellner_schall(current, penalty, free_mask)
+        if np.max(np.abs(step), initial=0.0) < 0.1:
+            break
+        trial = target(np.clip(current.rho + step, lower, upper))
+        if history is not None:
+            history.append((trial.rho, trial.value))
+        if not trial.value < current.value:
+            break
+        current = trial
+    return current
+
+
+def _reference_applies(penalty: QuadraticPenalty, criterion: str, method: str) -> bool:
+    """Can H be stochastic here, with a Kronecker reference to search on first (θ itself
+    free, every factor diagonalizable, every ridge uniform)?"""
+    return (criterion != "gcv" and method in ("auto", "stochastic")
+            and (method == "stochastic" or penalty.free_size > EXACT_LIMIT)
+            and penalty.reparametrization is None and exact_kronecker(penalty.factors)
+            and penalty.uniform_ridges())
+
+
+def _reference_search(reference: Criterion, inner: InnerFit, rho0: np.ndarray,
+                      free_mask: np.ndarray, lower: np.ndarray, upper: np.ndarray, tol: float,
+                      max_iter: int, penalty: QuadraticPenalty
+                      ) -> tuple[Evaluation, np.ndarray, list[str | None]] | None:
+    """The search on the reference criterion (H replaced by its Kronecker reference K̃:
+    log|K̃|, its traces and its Hessian in log w exact-spectral, θ̂(w) the true fits), from
+    the first fit ``inner`` at ρ₀: Fellner–Schall steps, then Newton with the exact
+    Hessian, to a predicted decrease of REFERENCE_DECREMENT. It lands near the true
+    optimum — log|H| − log|K̃| changes slowly with w, and the data term is the same — for
+    evaluations that cost one fit each instead of many probes' solves, and its Hessian
+    there (the criterion's curvature in log w differs little between the two) starts
+    the stochastic search's secant updates. (the evaluation there, its Hessian, the
+    weights flagged as drifting) None where K̃ is singular."""
+    try:
+        current = reference(rho0, inner=inner)
+        current = _fellner_schall_steps(reference, current, penalty, free_mask, lower, upper,
+                                        max_iter, None)
+        current, _, hessian, _, drifted = _newton(
+            reference, current, free_mask, lower, upper, rho0, tol, max_iter, [],
+            floor=REFERENCE_DECREMENT)
+    except NotPositiveDefinite:
+        return None
+    if current.hessian is not None:
+        hessian = current.hessian
+    return current, hessian, drifted
 
 
 def _newton(target: Criterion, current: Evaluation, free_mask: np.ndarray, lower: np.ndarray,
             upper: np.ndarray, rho0: np.ndarray, tol: float, max_iter: int,
-            history: list[tuple[np.ndarray, float]]
+            history: list[tuple[np.ndarray, float]], initial: np.ndarray | None = None,
+            drifted: list[str | None] | None = None, floor: float = 0.0
             ) -> tuple[Evaluation, bool, np.ndarray, np.ndarray, list[str | None]]:
     """Newton on ρ from ``current``: the exact gradient, the exact Hessian where the
     evaluation has one, else a forward-difference one. Probes are common random numbers,
     so a stochastic criterion is a smooth function of ρ and the line search is on it; the
     iteration stops when the predicted decrease is below the tolerance or below the
     estimator's own error. (the answer, converged, the last Hessian, where it was taken,
-    the drift flags)"""
+    the drift flags) ``initial``: the Hessian to start a stochastic criterion's secant
+    updates from (instead of one by differences); ``drifted``: weights flagged already
+    (held); ``floor``: a predicted decrease below which the search stops."""
     parts = len(current.rho)
     converged = False
     hessian = np.eye(parts)
     hessian_at = np.full(parts, np.inf)
     path = [current.rho]  # the accepted ρ, for the drift rule
-    drifted: list[str | None] = [None] * parts
+    drifted = [None] * parts if drifted is None else list(drifted)
     previous: Evaluation | None = None  # the last accepted point, for a secant update
     for _ in range(max_iter):
         if current.hessian is not None:
@@ -774,6 +886,8 @@ def _newton(target: Criterion, current: Evaluation, free_mask: np.ndarray, lower
             hessian = _bfgs(hessian, current.rho - previous.rho,
                             np.where(free_mask, current.gradient - previous.gradient, 0.0))
             hessian_at = np.full(parts, np.inf)
+        elif previous is None and initial is not None:
+            hessian, hessian_at = initial, np.full(parts, np.inf)
         else:
             hessian = _hessian(target, current, free_mask, central=False)
             hessian_at = current.rho
@@ -790,7 +904,7 @@ def _newton(target: Criterion, current: Evaluation, free_mask: np.ndarray, lower
         decrement = -0.5 * float(g @ step)
         small = float(np.max(np.abs(step), initial=0.0)) <= SMALL_STEP
         if small or decrement <= max(1e-15 * max(1.0, abs(current.value)),
-                                     0.05 * current.stderr):
+                                     0.05 * current.stderr, floor):
             # within a tiny Newton step of the optimum (or of the estimator's noise):
             # take it and stop
             trial = target(np.clip(current.rho + step, lower, upper))
