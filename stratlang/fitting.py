@@ -6,13 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import backends
 from .backends.base import StratifiedFit
-from .backends.islands import settle_islands
+from .backends.islands import settle_islands, strata_phrase
 from .backends.selection import SELECTION_KEY, choose_weights, method_for, unchosen
 from .fitted import FittedModel, fitted_model
 from .language import codes, ir
-from .language.errors import DataWarning, Diagnostic, OptionError, SpecError, warn
+from .language.errors import (
+    DataWarning,
+    Diagnostic,
+    NumericalWarning,
+    OptionError,
+    SpecError,
+    warn,
+)
 
 
 def fit(model: ir.CheckedModel, data: Any = None, *, backend: str | None = None,
@@ -62,6 +71,7 @@ def fit_choice(model: ir.CheckedModel, choice: backends.Choice, values: dict[str
         result.info[SELECTION_KEY] = chosen.report
         if isinstance(result, StratifiedFit):
             result.weight_spread = chosen.spread
+            _warn_at_bound(result, chosen.report)
     if (isinstance(result, StratifiedFit) and result.design is not None
             and result.theta is not None and model.basis is None):
         result.theta, note = settle_islands(result.design, result.theta, values)
@@ -69,3 +79,27 @@ def fit_choice(model: ir.CheckedModel, choice: backends.Choice, values: dict[str
             result.info["islands"] = note
             warn(note, DataWarning)
     return fitted_model(model, result, values)
+
+
+def _warn_at_bound(result: StratifiedFit, report: dict[str, Any]) -> None:
+    """Auto weights chosen where some stratum's parameter sits on its domain's edge (a
+    distribution's eps, e.g. a rate of strata whose records are all 0): the Laplace
+    approximation behind the choice assumes an interior optimum, so the report says which
+    strata and a NumericalWarning says what it means."""
+    design, theta = result.design, result.theta
+    if design is None or theta is None or not hasattr(design, "loss_parts"):
+        return
+    edge = np.zeros(len(theta), dtype=bool)
+    for part in design.loss_parts():
+        at = design.loss.at_bound(theta, part.params)
+        if at is not None:
+            edge |= at if part.strata is None else np.isin(np.arange(len(theta)),
+                                                          part.strata) & at
+    if not edge.any():
+        return
+    members = np.flatnonzero(edge)
+    report["at_bound"] = [str(v) for v in design.strata.index()[members]]
+    warn(f"{strata_phrase(design, members)} their parameter at the edge of its domain "
+         "(eps): the auto weights were chosen by a Laplace approximation that assumes an "
+         "interior optimum, so they and the standard errors are unreliable there; fix the "
+         "weights, or choose them by cross-validation (tune)", NumericalWarning)

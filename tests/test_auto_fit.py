@@ -6,6 +6,8 @@ record weights; the report in info and summary; errors."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -540,3 +542,28 @@ def test_row_weights_an_interaction_and_a_fixed_weight_together():
     rho = _minimized(reference, np.log(chosen))
     np.testing.assert_allclose(chosen, np.exp(rho), rtol=1e-6)
     assert fitted.weights["stratify.t"] == 2.0
+
+
+def test_auto_weights_with_a_parameter_at_its_edge_are_warned_of():
+    """Strata whose records are all 0 put a Poisson rate at eps, where the Laplace
+    approximation behind REML does not hold: the fit says so (a NumericalWarning naming
+    the strata, and `at_bound` in the selection report); an interior fit says nothing."""
+    from stratlang.language.errors import NumericalWarning
+
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(12), 6)
+    model = stratlang.load("response y ~ poisson\nstratify g ~ path weight auto\n")
+    zeros = pd.DataFrame({"g": g, "y": rng.poisson(np.where(g < 4, 0.0, 2.0))})
+    with pytest.warns(NumericalWarning) as caught:
+        fitted = model.fit(zeros)
+    assert str(caught[0].message) == (
+        "4 strata (0, 1, 2, 3) have their parameter at the edge of its domain (eps): the "
+        "auto weights were chosen by a Laplace approximation that assumes an interior "
+        "optimum, so they and the standard errors are unreliable there; fix the weights, or "
+        "choose them by cross-validation (tune)")
+    assert fitted.info["selection"]["at_bound"] == ["0", "1", "2", "3"]
+    interior = pd.DataFrame({"g": g, "y": rng.poisson(2.0, len(g)) + 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumericalWarning)
+        fitted = model.fit(interior)
+    assert "at_bound" not in fitted.info["selection"]

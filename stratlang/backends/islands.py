@@ -95,7 +95,7 @@ def settle_islands(design: Design, theta: np.ndarray, weights: dict[str, float]
                for t in design.model.regularizers)
     undecided = np.unique(np.concatenate([m for m, _ in islands]))
     names = sorted({design.rows[r] for _, free in islands for r in free})
-    named = _strata_phrase(design, undecided)
+    named = strata_phrase(design, undecided)
     if not kept:
         return theta, (f"{named} no records, no graph edge to a stratum with records and "
                        f"no regularizer that determines {', '.join(names)}: any value is optimal "
@@ -115,7 +115,7 @@ def settle_islands(design: Design, theta: np.ndarray, weights: dict[str, float]
                      "on those rows, to decide them otherwise")
 
 
-def _strata_phrase(design: Design, members: np.ndarray) -> str:
+def strata_phrase(design: Design, members: np.ndarray) -> str:
     labels = design.strata.index()[members[:SHOWN]]
     shown = ", ".join(str(v) for v in labels)
     more = f" and {len(members) - SHOWN:,} more" if len(members) > SHOWN else ""

@@ -323,6 +323,12 @@ class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)
         (a constraint that may bind at the fit), in words; None when it holds."""
         return None
 
+    def at_bound(self, theta: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
+        """Per stratum of θ (K, rows, m): does a parameter sit on its domain's edge, where
+        the Laplace approximation (its curvature at an interior optimum) does not hold?
+        None for a loss whose parameters have no edge."""
+        return None
+
     def gradient(self, pred: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> np.ndarray | None:
         """∂ℓᵢ/∂predᵢ, each record's loss differentiated by its linear predictor: (N, m);
         None for a loss that is not differentiable (the eigen backend, which needs it,
@@ -877,6 +883,13 @@ class _Distribution(Loss):
     def in_domain(self, theta, p):
         # (one array operation: np.vectorize called clip on each of 3.5 million strata, 3.7 s)
         return bool(np.all(self.clip(theta, p["eps"]) == theta))
+
+    def at_bound(self, theta, p):
+        # a step of 1e-9 (relative) toward the edge leaves the domain: at eps (or 1 − eps)
+        step = 1e-9 * np.maximum(np.abs(theta), 1e-3)
+        edge = ((self.clip(theta - step, p["eps"]) != theta - step)
+                | (self.clip(theta + step, p["eps"]) != theta + step))
+        return np.any(edge.reshape(len(theta), -1), axis=1)
 
     def pooled(self, count: float, total: float) -> float:
         """The maximum-likelihood parameter of all records together."""
