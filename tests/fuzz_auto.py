@@ -249,8 +249,8 @@ def auto_outcome(case: AutoCase, directory: Path) -> AutoOutcome:
     if run.status is None:
         return AutoOutcome("timeout", run.seconds)
     said = run.stderr + run.stdout
-    if "internal error" in said or "Traceback" in said or run.status not in (0, 1, 2):
-        return AutoOutcome("bug", run.seconds, f"fit exit {run.status}: {said[-2000:]}")
+    if crash := run.crash():
+        return AutoOutcome("bug", run.seconds, f"fit {crash}")
     try:
         document = json.loads(run.stdout)
     except ValueError:
@@ -351,11 +351,10 @@ def _predict_problems(out: Path, directory: Path) -> list[str]:
     argv = ["predict", str(out.with_suffix(".json")), "--data", str(directory / "d.csv"),
             "--interval", "0.9", "--format", "json"]
     run = run_cli(argv, TIME_LIMIT)
-    said = run.stderr + run.stdout
     if run.status is None:
         return ["predict --interval: timeout"]
-    if "internal error" in said or "Traceback" in said or run.status != 0:
-        return [f"predict --interval exit {run.status}: {said[-600:]}"]
+    if crash := run.crash((0,)):
+        return [f"predict --interval {crash[:600]}"]
     rows = json.loads(run.stdout)["predictions"]
     # the JSON writer turns a non-finite number into null: a null bound is one (a record
     # with a missing feature, dropped by `missing drop`, is predicted as missing)

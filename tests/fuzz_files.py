@@ -218,8 +218,8 @@ def file_outcome(case: FileCase, directory: Path) -> Outcome:
     if run.status is None:
         return Outcome("timeout", run.seconds)
     status, seconds, stderr = run.status, run.seconds, run.stderr
-    if status not in (0, 1) or "internal error" in stderr or "Traceback" in stderr:
-        return Outcome("bug", seconds, f"exit {status}: {stderr[-2000:]}")
+    if crash := run.crash((0, 1)):
+        return Outcome("bug", seconds, crash)
     return Outcome("accepted" if status == 0 else "data error", seconds, stderr)
 
 

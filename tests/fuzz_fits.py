@@ -163,8 +163,8 @@ def fit_outcome(case: FitCase, directory: Path) -> FitOutcome:
     if run.status is None:
         return FitOutcome("timeout", run.seconds)
     status, seconds, said = run.status, run.seconds, run.stderr
-    if "internal error" in said or "Traceback" in said or status not in (0, 1, 2):
-        return FitOutcome("bug", seconds, f"exit {status}: {said[-2000:]}")
+    if crash := run.crash():
+        return FitOutcome("bug", seconds, crash)
     if status != 0:
         if "error" not in said:
             return FitOutcome("bug", seconds, f"exit {status} without a message: {said!r}")

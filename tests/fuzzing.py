@@ -271,6 +271,14 @@ class CliRun:
     seconds: float
     stdout: str = ""
 
+    def crash(self, allowed: tuple[int, ...] = (0, 1, 2)) -> str | None:
+        """Why this (finished) run is a bug, in words: a traceback or an internal error on
+        either stream, or an exit status outside ``allowed``; None when it is not one."""
+        said = self.stderr + self.stdout
+        if "internal error" in said or "Traceback" in said or self.status not in allowed:
+            return f"exit {self.status}: {said[-2000:]}"
+        return None
+
 
 def run_cli(argv: list[str], limit: float = TIME_LIMIT) -> CliRun:
     """The command line in this process, as a user runs it: its exit status and standard
@@ -296,8 +304,8 @@ def cli_outcome(data: bytes, directory: Path) -> Outcome:
     if run.status is None:
         return Outcome("timeout", run.seconds)
     status, seconds, stderr = run.status, run.seconds, run.stderr
-    if status not in (0, 1) or "internal error" in stderr or "Traceback" in stderr:
-        return Outcome("bug", seconds, f"exit {status}: {stderr[-2000:]}")
+    if crash := run.crash((0, 1)):
+        return Outcome("bug", seconds, crash)
     return Outcome("accepted" if status == 0 else "spec error", seconds, stderr)
 
 
