@@ -157,14 +157,6 @@ class LaplaceCurvature:
             return self.spectral.solve(b[:, None, :])[:, 0, :]
         return self.stochastic.solve(b)
 
-    def solve_batch(self, b: np.ndarray) -> np.ndarray:
-        """H⁻¹ B for B of shape (K, P, d)."""
-        if self.method == "spectral":
-            return self.spectral.solve(b)
-        if self.method == "stochastic":
-            return self.stochastic.solve_batch(b)
-        return np.stack([self.solve(b[:, p]) for p in range(b.shape[1])], axis=1)
-
     # -- the quantities --------------------------------------------------------------
     def logdet(self) -> Estimate:
         if self.method == "exact":
