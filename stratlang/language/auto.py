@@ -117,6 +117,13 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
     has_auto = any(t.weight is not None and t.weight.is_auto for t in regs) or any(
         s.weight.is_auto for s in strata) or any(i.weight.is_auto for i in interactions) or bool(
         structure_autos)
+    value = select.value if select is not None else None
+    if (has_auto and isinstance(value, ast.Name | ast.String) and value.value == "gcv"
+            and loss is not None and loss.likelihood is not None
+            and not loss.likelihood.deviance):
+        out.error(f"select gcv scores a deviance, and loss '{loss.name}' has none (no finite "
+                  "saturated model): select reml or ml", value.span,
+                  code=codes.GCV_WITHOUT_DEVIANCE)
     if select is not None and not has_auto:
         out.error("select chooses the weights written auto, and this model has none: write "
                   "e.g. `stratify COLUMN ~ path weight auto` or `regularize auto * sum_squares`",

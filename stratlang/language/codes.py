@@ -98,6 +98,7 @@ SELECT_WITHOUT_AUTO = _code("S331", "select (how auto weights are chosen) in a m
 AUTO_PERSONALIZED = _code("S332", "an auto weight in a personalized model")
 AUTO_ACTS_ON_NOTHING = _code("S334", "an auto weight whose penalty acts on no free "
                                     "coefficient")
+GCV_WITHOUT_DEVIANCE = _code("S335", "select gcv with a loss that has no deviance")
 # S333 (auto beside a term constant along a factor, or with `where`) is retired: supported
 
 # ---- files -------------------------------------------------------------------------
