@@ -11,6 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from .blockwise import for_blocks, scratch
+
 # ---- regularizers (elementwise or per stratum) ------------------------------------------
 
 
@@ -75,59 +77,71 @@ def nuclear(v: np.ndarray, t: float) -> np.ndarray:
 # ---- distributions: closed forms from per-stratum counts n and sums s ---------------------
 
 
-class Scratch:
-    """Work arrays kept between calls, one per (slot, shape): a prox called every ADMM
-    iteration on arrays of one shape then allocates nothing but its result."""
+class PositiveRootProx:
+    """v ↦ max(eps, (b + √(b² + 4t·constant)) / 2) with b = v − t·linear: the positive
+    root of θ² − bθ − t·constant = 0, the prox of the rate losses (:func:`poisson_prox`,
+    :func:`exponential_prox`). Computed in place in v (ADMM hands it a work array), block
+    by block on every core (solvers.blockwise), with −t·linear and 4t·constant kept while
+    t stays (ADMM changes it rarely): at millions of strata, fresh temporaries and one
+    pass over memory per operation cost more than the arithmetic. Same floats as the
+    plain formula."""
 
-    def __init__(self) -> None:
-        self._arrays: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+    def __init__(self, linear: np.ndarray, constant: np.ndarray, eps: float):
+        self.linear, self.constant, self.eps = linear, constant, eps
+        self._t: float | None = None
+        self._shift = self._four = np.empty(0)
 
-    def get(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
-        array = self._arrays.get((slot, shape))
-        if array is None:
-            array = self._arrays[(slot, shape)] = np.empty(shape)
-        return array
+    def plain(self, v: np.ndarray, t: float) -> np.ndarray:
+        """The formula as written, into a new array (any shapes that broadcast)."""
+        b = v - t * self.linear
+        return np.maximum(0.5 * (b + np.sqrt(b * b + 4.0 * t * self.constant)), self.eps)
+
+    def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
+        if (v.shape != np.shape(self.linear) or v.dtype != np.float64
+                or not v.flags.c_contiguous or not v.flags.writeable):
+            return self.plain(v, t)
+        if t != self._t:
+            self._shift = np.multiply(self.linear, -t).reshape(-1)
+            self._four = np.multiply(self.constant, 4.0 * t).reshape(-1)
+            self._t = t
+        x, shift, four, eps = v.reshape(-1), self._shift, self._four, self.eps
+
+        def kernel(s: slice) -> None:
+            b = x[s]
+            b += shift[s]
+            root = np.multiply(b, b, out=scratch(0, s.stop - s.start))
+            root += four[s]
+            np.sqrt(root, out=root)
+            b += root
+            b *= 0.5
+            np.maximum(b, eps, out=b)
+
+        for_blocks(x.size, kernel)
+        return v
 
 
-def _positive_root(v: np.ndarray, t: float, linear: np.ndarray, constant: np.ndarray,
-                   eps: float, scratch: Scratch | None) -> np.ndarray:
-    """max(eps, (b + √(b² + 4t·constant)) / 2) with b = v − t·linear: the positive root of
-    θ² − bθ − t·constant = 0, in place in the result and two scratch arrays (at millions
-    of strata, fresh temporaries cost more than the arithmetic)."""
-    out = np.multiply(linear, -t)
-    out += v  # b
-    if out.shape != np.shape(constant):  # (broadcast: the plain formula)
-        return np.maximum(0.5 * (out + np.sqrt(out * out + 4.0 * t * constant)), eps)
-    scratch = scratch or Scratch()
-    work, square = scratch.get(0, out.shape), scratch.get(1, out.shape)
-    np.multiply(constant, 4.0 * t, out=work)
-    np.multiply(out, out, out=square)
-    work += square
-    np.sqrt(work, out=work)
-    out += work
-    out *= 0.5
-    return np.maximum(out, eps, out=out)
-
-
-def poisson(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray,
-            eps: float, scratch: Scratch | None = None) -> np.ndarray:
+def poisson_prox(count: np.ndarray, total: np.ndarray, eps: float) -> PositiveRootProx:
     """argmin nθ − s log θ + (θ − v)²/(2t) over θ ≥ eps: a quadratic's positive root."""
-    return _positive_root(v, t, count, total, eps, scratch)
+    return PositiveRootProx(count, total, eps)
 
 
-def exponential(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray,
-                eps: float, scratch: Scratch | None = None) -> np.ndarray:
+def exponential_prox(count: np.ndarray, total: np.ndarray, eps: float) -> PositiveRootProx:
     """argmin −n log θ + sθ + (θ − v)²/(2t) over θ ≥ eps."""
-    return _positive_root(v, t, total, count, eps, scratch)
+    return PositiveRootProx(total, count, eps)
+
+
+def bernoulli_prox(count: np.ndarray, total: np.ndarray,
+                   eps: float) -> Callable[[np.ndarray, float], np.ndarray]:
+    """:func:`bernoulli` for these per-stratum counts and sums."""
+    return lambda v, t: bernoulli(v, t, count, total, eps)
 
 
 def bernoulli(v: np.ndarray, t: float, count: np.ndarray, total: np.ndarray, eps: float,
-              scratch: Scratch | None = None, iterations: int = 60) -> np.ndarray:
+              iterations: int = 60) -> np.ndarray:
     """argmin −s log θ − (n − s) log(1 − θ) + (θ − v)²/(2t) over [eps, 1 − eps].
 
     The derivative is increasing on (0, 1): safeguarded Newton inside a shrinking bracket,
-    then projection onto [eps, 1 − eps] (exact for a 1-D convex problem). (``scratch``:
-    unused, the closed forms' signature.)"""
+    then projection onto [eps, 1 − eps] (exact for a 1-D convex problem)."""
     s, f = total, count - total
     lo, hi = np.zeros_like(v), np.ones_like(v)
     theta: np.ndarray | float = (np.clip(v, 0.05, 0.95) if np.ndim(v)

@@ -89,6 +89,51 @@ def test_the_in_place_iteration_is_the_plain_one(relax):
     np.testing.assert_array_equal(got.theta, copies[0])
 
 
+@pytest.mark.parametrize("relax", [1.0, 1.6])
+def test_the_blockwise_iteration_with_an_in_place_prox_is_the_plain_one(relax):
+    """At 300,000 strata the iteration runs block by block on threads (solvers.blockwise)
+    and the Poisson prox computes in place in its work array (the copy takes that buffer,
+    no copy made); written with fresh arrays it gives the same floats, and the residuals
+    to rounding (their sums are added up per block)."""
+    from stratlang.solvers.graphs import cycle_graph
+    from stratlang.solvers.laplacian import KroneckerSolver
+    from stratlang.solvers.prox import poisson_prox
+
+    rng = np.random.default_rng(1)
+    k = 300_000
+    count = rng.integers(0, 4, k).astype(float).reshape(k, 1)
+    total = rng.poisson(2.0 * count).astype(float)
+    loss = poisson_prox(count, total, 1e-9)
+
+    def l1(v, t):
+        return np.sign(v) * np.maximum(np.abs(v) - 0.3 * t, 0.0)
+
+    solver = KroneckerSolver([cycle_graph(k)], [2.0])
+    got = admm(loss, [l1], solver.solve, (k, 1), relax=relax, max_iter=20, eps_abs=1e-14,
+               eps_rel=0.0, adaptive=False, progress=False, initial=np.ones((k, 1)))
+
+    hat, lam = np.ones((k, 1)), 1.0
+    copies, duals = [hat.copy(), hat.copy()], [np.zeros((k, 1)), np.zeros((k, 1))]
+    history = []
+    for _ in range(20):
+        copies = [prox(hat - d, lam) for prox, d in zip((loss.plain, l1), duals, strict=True)]
+        old = hat
+        relaxed = [relax * c + (1.0 - relax) * old for c in copies] if relax != 1.0 else copies
+        hat = solver.solve(sum(c + d for c, d in zip(relaxed, duals, strict=True)) / lam,
+                           2 / lam)
+        duals = [d + (r - hat) for d, r in zip(duals, relaxed, strict=True)]
+        history.append((sum(np.sum((c - hat) ** 2) for c in copies), np.sum((hat - old) ** 2)))
+    assert got.iterations == 20
+    np.testing.assert_array_equal(got.state.theta_hat, hat)
+    np.testing.assert_array_equal(got.theta, copies[0])
+    for state, plain in zip(got.state.duals, duals, strict=True):
+        np.testing.assert_array_equal(state, plain)
+    primal = [math.sqrt(gap2) for gap2, _ in history]
+    dual = [math.sqrt(2 * moved2) / lam for _, moved2 in history]
+    np.testing.assert_allclose([h[1] for h in got.history], primal, rtol=1e-12)
+    np.testing.assert_allclose([h[2] for h in got.history], dual, rtol=1e-12)
+
+
 def test_undoing_the_last_change_takes_a_lasting_imbalance():
     """An oscillation (dual-heavy on one iteration, then balanced) does not undo the last
     change; three dual-heavy iterations in a row do. Going on the same way needs one."""

@@ -204,22 +204,22 @@ def test_gaussian_prox_matches_cvxpy(rng):
 
 @pytest.mark.parametrize("name", ["poisson", "exponential"])
 def test_rate_proxes_are_the_positive_root_and_match_cvxpy(name, rng):
-    """The closed forms computed in place: the quadratic's positive root (as written before
-    the in-place version) to rounding, the CVXPY prox, and a scratch reused across calls
-    with different t changes nothing."""
+    """The closed forms computed in place, block by block: the quadratic's positive root
+    as written (the same floats), the CVXPY prox, and −t·linear, 4t·constant kept for one
+    t recomputed for another."""
     k = 6
     count = rng.integers(0, 5, k).astype(float)[:, None, None]
     total = rng.poisson(3.0, k).astype(float)[:, None, None] * (count > 0)
     v = rng.normal(size=(k, 1, 1)) * 3
-    solve = getattr(px, name)
+    prox = getattr(px, f"{name}_prox")(count, total, 1e-9)
     linear, constant = (count, total) if name == "poisson" else (total, count)
-    scratch = px.Scratch()
     for t in (0.3, 2.0, 0.3):
         b = v - t * linear
         want = np.maximum(0.5 * (b + np.sqrt(b * b + 4.0 * t * constant)), 1e-9)
-        got = solve(v, t, count, total, 1e-9, scratch)
-        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
-        np.testing.assert_array_equal(got, solve(v, t, count, total, 1e-9))
+        work = v.copy()
+        got = prox(work, t)
+        assert got is work  # (in place)
+        np.testing.assert_array_equal(got, want)
     for s in range(k):  # against CVXPY at the last t
         theta = cp.Variable()
         n, total_s = float(count[s, 0, 0]), float(total[s, 0, 0])
@@ -233,23 +233,29 @@ def test_rate_proxes_are_the_positive_root_and_match_cvxpy(name, rng):
         assert abs(got[s, 0, 0] - theirs) <= 1e-4
 
 
-def test_rate_prox_allocates_only_its_result():
+def test_rate_prox_allocates_nothing_of_thetas_size():
     """Per ADMM iteration at the crime scale the Poisson prox took a third of the time in
-    nine fresh temporaries of θ's size; now its result is the only new array."""
+    nine fresh temporaries of θ's size; now it computes in place in its input, block by
+    block (several blocks per thread here), the same floats as the formula, and allocates
+    nothing of θ's size at a t it has seen (a thread's first block of work space, 256 KiB,
+    at most)."""
     import tracemalloc
 
-    k = 200_000
-    count, total = np.ones((k, 1, 1)), np.full((k, 1, 1), 2.0)
+    k = 600_000
+    count, total = np.ones((k, 1, 1)), np.linspace(0.0, 5.0, k).reshape(k, 1, 1)
     v = np.linspace(-3, 3, k).reshape(k, 1, 1)
-    scratch = px.Scratch()
-    px.poisson(v, 0.5, count, total, 1e-9, scratch)  # (the scratch arrays, once)
+    prox = px.poisson_prox(count, total, 1e-9)
+    prox(v.copy(), 0.7)  # (−t·count and 4t·total for this t, once)
+    work = v.copy()
     tracemalloc.start()
     try:
-        result = px.poisson(v, 0.7, count, total, 1e-9, scratch)
+        result = prox(work, 0.7)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 1.2 * result.nbytes
+    assert result is work
+    assert peak < 0.5 * result.nbytes  # (at most a block of work space per thread)
+    np.testing.assert_array_equal(result, prox.plain(v, 0.7))
 
 
 @pytest.mark.parametrize(("name", "inside", "outside"), [

@@ -854,8 +854,8 @@ class _Distribution(Loss):
     params = (_EPS,)
     likelihood = Likelihood()  # the distribution's own, in its parameter
 
-    # a solvers.prox function (v, t, count, total, eps)
-    closed_form: ClassVar[Callable[..., np.ndarray] | None] = None
+    # a solvers.prox factory (count, total, eps) → the prox v, t ↦ θ (it may overwrite v)
+    closed_form: ClassVar[Callable[..., Callable[[np.ndarray, float], np.ndarray]] | None] = None
     # the NLL of one record in the parameter itself (x = 1): the curvature's unit
     mean_unit: ClassVar[pw.Pointwise]
 
@@ -902,9 +902,9 @@ class _Distribution(Loss):
 
     def admm_prox(self, records, k, p):
         count, total = (v[:, None, None] for v in self.stats(records, k))
-        solve = type(self).closed_form
-        scratch = px.Scratch()  # (reused by every call of one fit)
-        return lambda v, t: solve(v, t, count, total, p["eps"], scratch)
+        make = type(self).closed_form
+        assert make is not None  # (every distribution loss names one)
+        return make(count, total, p["eps"])
 
     @abstractmethod
     def cvxpy_aggregated(self, theta: cp.Expression, count: np.ndarray,
@@ -961,7 +961,7 @@ class Bernoulli(_Distribution):
     with_features = "logistic"
     domain = "zero_one"
     parameter = "probability"
-    closed_form = staticmethod(px.bernoulli)
+    closed_form = staticmethod(px.bernoulli_prox)
     mean_unit = pw.BernoulliMean()
 
     def clip(self, value, eps):
@@ -1000,7 +1000,7 @@ class Poisson(_Distribution):
     with_features = "poisson_regression"
     domain = "count"
     parameter = "rate"
-    closed_form = staticmethod(px.poisson)
+    closed_form = staticmethod(px.poisson_prox)
     mean_unit = pw.PoissonMean()
 
     def cvxpy_aggregated(self, theta, count, total):
@@ -1033,7 +1033,7 @@ class Exponential(_Distribution):
     with_features = "exponential_regression"
     domain = "nonnegative"
     parameter = "rate"
-    closed_form = staticmethod(px.exponential)
+    closed_form = staticmethod(px.exponential_prox)
     mean_unit = pw.ExponentialMean()
 
     def pooled(self, count, total):

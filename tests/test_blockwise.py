@@ -1,0 +1,45 @@
+"""solvers.blockwise: elementwise work in cache-sized blocks shared out between threads."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from stratlang.solvers import blockwise
+
+
+def test_blocks_cover_the_array_in_order_on_any_number_of_threads():
+    size = 20 * blockwise.BLOCK + 7
+    x = np.arange(size, dtype=float)
+    out = {}
+    for threads in (1, 2, 3):
+        y = np.empty(size)
+
+        def kernel(s: slice, y=y) -> tuple[int, float]:
+            np.multiply(x[s], 2.0, out=y[s])
+            return s.start, float(np.sum(y[s]))
+
+        parts = blockwise.for_blocks(size, kernel, threads=threads)
+        assert [start for start, _ in parts] == list(range(0, size, blockwise.BLOCK))
+        np.testing.assert_array_equal(y, 2.0 * x)
+        out[threads] = blockwise.add_up([(total,) for _, total in parts])
+    assert out[1] == out[2] == out[3] == (math.fsum(2.0 * x),)
+
+
+def test_a_failing_block_raises_in_the_caller():
+    def kernel(s: slice) -> None:
+        if s.start >= 10 * blockwise.BLOCK:
+            raise FloatingPointError("block")
+
+    with pytest.raises(FloatingPointError, match="block"):
+        blockwise.for_blocks(20 * blockwise.BLOCK, kernel, threads=2)
+
+
+def test_subtract_is_numpys():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 100_001)), rng.normal(size=(3, 100_001))
+    out = np.empty_like(a)
+    assert blockwise.subtract(a, b, out) is out
+    np.testing.assert_array_equal(out, a - b)
