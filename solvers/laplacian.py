@@ -24,6 +24,7 @@ import scipy.fft
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .blockwise import for_blocks
 from .graphs import Graph, Interaction, RowGroup, path_graph, product_laplacian
 from .threads import eigh
 
@@ -146,6 +147,7 @@ class KroneckerSolver:
             total = np.add.outer(total.reshape(total.shape), axis.gamma * values) if i else \
                 axis.gamma * values
         self.spectrum = np.asarray(total).reshape(spectral_shape or (1,))
+        self._inverse: tuple[float | None, np.ndarray] = (None, self.spectrum)
         if self._interactions:
             self.spectrum = self.spectrum + self._interaction_spectrum(
                 self._factors, self._interactions, spectral_shape)
@@ -186,7 +188,17 @@ class KroneckerSolver:
         return y
 
     def backward(self, y: np.ndarray, lead: int = 0) -> np.ndarray:
-        if self.fft_axes:
+        """Out of the eigenbasis (y, complex when there are cycles, may be overwritten)."""
+        if len(self.fft_axes) > 1:  # irfftn's steps, the first in place: irfftn makes the
+            # complex inverse of all axes but the last in a new array (~4 ms more a solve
+            # at the crime scale); 1/N applied last as irfftn does, so the same floats
+            *inner, last = [lead + i for i in self.fft_axes]
+            y = scipy.fft.ifftn(y, axes=inner, norm="forward", overwrite_x=True,
+                                workers=self.threads)
+            y = scipy.fft.irfft(y, n=self.shape[self.fft_axes[-1]], axis=last, norm="forward",
+                                workers=self.threads)
+            scale_in_place(y, 1.0 / int(np.prod([self.shape[i] for i in self.fft_axes])))
+        elif self.fft_axes:
             y = scipy.fft.irfftn(y, s=[self.shape[i] for i in self.fft_axes],
                                  axes=[lead + i for i in self.fft_axes], workers=self.threads)
         for i in reversed(self.dense_axes):
@@ -199,15 +211,34 @@ class KroneckerSolver:
     def _transform(self, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
         d = x.shape[1]
         y = self.forward(np.array(x, dtype=float).reshape(*self.shape, d))
-        y *= scale[..., None]
+        scale_in_place(y, scale[..., None])
         return np.ascontiguousarray(self.backward(y)).reshape(self.k, d)
 
     def solve(self, b: np.ndarray, c: float) -> np.ndarray:
-        return self._transform(b, 1.0 / (self.spectrum + c))
+        if self._inverse[0] != c:  # (ADMM solves with one c for many iterations)
+            self._inverse = (c, 1.0 / (self.spectrum + c))
+        return self._transform(b, self._inverse[1])
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """L X, through the same transforms (for tests and objective checks)."""
         return self._transform(x, self.spectrum)
+
+
+def scale_in_place(y: np.ndarray, scale: np.ndarray | float) -> None:
+    """y *= scale, block by block on every core when scale is a number or has y's shape
+    (up to trailing axes of length 1)."""
+    if not y.flags.c_contiguous:
+        y *= scale
+        return
+    flat = y.reshape(-1)
+    if isinstance(scale, np.ndarray):
+        if scale.size != flat.size or not scale.flags.c_contiguous:
+            y *= scale
+            return
+        by = scale.reshape(-1)
+        for_blocks(flat.size, lambda s: np.multiply(flat[s], by[s], out=flat[s]))
+    else:
+        for_blocks(flat.size, lambda s: np.multiply(flat[s], scale, out=flat[s]))
 
 
 class SparseSolver:
