@@ -19,7 +19,7 @@ from functools import partial
 
 import numpy as np
 
-from .blockwise import add_up, for_blocks, scratch, subtract
+from .admm_steps import ElementwiseSteps
 from .progress import ProgressLine
 
 Prox = Callable[[np.ndarray, float], np.ndarray]
@@ -272,85 +272,19 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
     history: list[tuple[int, float, float, float, float, float]] = []
     res: Residuals | None = None
     it = 0
-    # work arrays reused by every iteration, and the elementwise steps done block by block
-    # on every core (solvers.blockwise): at millions of strata, fresh temporaries and one
-    # pass over memory per operation cost more than the arithmetic. Same operations in the
-    # same order as the plain expressions, so the same iterates; the residual sums are
-    # added up per block (their round-off differs).
-    size = hat.size
-    point = np.empty(shape)
-    # the buffer under each copy when admm made it (None: an array the prox returned of
-    # its own); a prox that computes in place (into ``point``) swaps buffers with it
-    buffers: list[np.ndarray | None] = list(copies)
-    blends = [np.empty(shape) for _ in range(terms)] if relax != 1.0 else None
-
-    def flat(a: np.ndarray) -> np.ndarray:
-        return a.reshape(-1)  # (a view: every array of the loop is contiguous)
-
-    def assemble(rhs: np.ndarray, relaxed: list[np.ndarray], old: np.ndarray,
-                 copies: list[np.ndarray], lam: float) -> None:
-        """The blends relax·c + (1 − relax)·θ̂_old (with over-relaxation), and
-        rhs = Σ_j (blend_j + dual_j) / λ."""
-        c_flat, r_flat = [np.ravel(c) for c in copies], [flat(r) for r in relaxed]
-        d_flat, o_flat, out = [flat(d) for d in duals], flat(old), flat(rhs)
-
-        def kernel(s: slice) -> None:
-            n = s.stop - s.start
-            if blends is not None:
-                keep = np.multiply(o_flat[s], 1.0 - relax, out=scratch(0, n))
-                for c, blend in zip(c_flat, r_flat, strict=True):
-                    np.multiply(c[s], relax, out=blend[s])
-                    blend[s] += keep
-            total = np.add(r_flat[0][s], d_flat[0][s], out=out[s])
-            for r, d in zip(r_flat[1:], d_flat[1:], strict=True):
-                total += np.add(r[s], d[s], out=scratch(1, n))
-            total /= lam
-
-        for_blocks(size, kernel)
-
-    def update(hat: np.ndarray, old: np.ndarray, relaxed: list[np.ndarray],
-               copies: list[np.ndarray]) -> tuple[float, ...]:
-        """The dual updates dual_j += relaxed_j − θ̂, and the residual sums (gap2, moved2,
-        copies2, hat2, duals2) of :meth:`AdmmRule.next`."""
-        h, o = flat(hat), flat(old)
-        c_flat, r_flat = [np.ravel(c) for c in copies], [flat(r) for r in relaxed]
-        d_flat = [flat(d) for d in duals]
-
-        def kernel(s: slice) -> tuple[float, ...]:
-            work, here = scratch(0, s.stop - s.start), h[s]
-            gap2 = copies2 = duals2 = 0.0
-            for c, r, d in zip(c_flat, r_flat, d_flat, strict=True):
-                dual = d[s]
-                dual += np.subtract(r[s], here, out=work)
-                duals2 += float(np.dot(dual, dual))
-                np.subtract(c[s], here, out=work)
-                gap2 += float(np.dot(work, work))
-                copies2 += float(np.dot(c[s], c[s]))
-            np.subtract(here, o[s], out=work)
-            return gap2, float(np.dot(work, work)), copies2, float(np.dot(here, here)), duals2
-
-        return add_up(for_blocks(size, kernel))
-
+    # the steps between two solves block by block, on every core (same iterates as the
+    # plain expressions: solvers/admm_steps.py)
+    steps = ElementwiseSteps(shape, relax, copies)
     with ProgressLine("admm", progress) as line:
         for it in range(1, max_iter + 1):
             if step.tol is not None and hasattr(loss_prox, "tol"):
                 loss_prox.tol = step.tol
             lam = step.lam
-            for j, prox in enumerate(proxes):
-                copy = prox(subtract(hat, duals[j], out=point), lam)
-                if np.may_share_memory(copy, point):  # computed in place: no copy, the
-                    # next difference goes into the buffer this copy replaces
-                    free = buffers[j]
-                    buffers[j], copies[j] = point, copy
-                    point = np.empty(shape) if free is None else free
-                else:
-                    buffers[j], copies[j] = None, copy
+            kernels = steps.copies(proxes, hat, duals, copies, lam)
             old = hat
-            relaxed = copies if blends is None else blends
-            rhs = np.empty(shape)  # (fresh: the solve may return it as θ̂)
-            assemble(rhs, relaxed, old, copies, lam)
+            rhs = steps.assemble(kernels, old, duals, copies, lam)
             hat = np.ascontiguousarray(solve(rhs.reshape(k, width), terms / lam)).reshape(shape)
-            step = rule.next(step, [update(hat, old, relaxed, copies)])
+            step = rule.next(step, [steps.update(hat, old, duals, copies)])
             res = step.residuals
             assert res is not None  # (AdmmRule.next always gives them)
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, lam))

@@ -57,8 +57,8 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def scratch(slot: int, length: int) -> np.ndarray:
-    """A work array of ``length`` (≤ BLOCK) entries, one per thread and slot."""
+def scratch(slot: str, length: int) -> np.ndarray:
+    """A work array of ``length`` (≤ BLOCK) entries, one per thread and slot name."""
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}

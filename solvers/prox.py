@@ -97,27 +97,36 @@ class PositiveRootProx:
         return np.maximum(0.5 * (b + np.sqrt(b * b + 4.0 * t * self.constant)), self.eps)
 
     def __call__(self, v: np.ndarray, t: float) -> np.ndarray:
-        if (v.shape != np.shape(self.linear) or v.dtype != np.float64
-                or not v.flags.c_contiguous or not v.flags.writeable):
+        kernel = self.block_kernel(t, v.shape)
+        if kernel is None or v.dtype != np.float64 or not v.flags.c_contiguous \
+                or not v.flags.writeable:
             return self.plain(v, t)
+        x = v.reshape(-1)
+        for_blocks(x.size, lambda s: kernel(x[s], s))
+        return v
+
+    def block_kernel(self, t: float, shape: tuple[int, ...]
+                     ) -> Callable[[np.ndarray, slice], None] | None:
+        """The prox on the block ``s`` of the flattened iterate, in place in ``b`` (θ's
+        entries there); None unless θ has the shape of the per-stratum data."""
+        if shape != np.shape(self.linear):
+            return None
         if t != self._t:
             self._shift = np.multiply(self.linear, -t).reshape(-1)
             self._four = np.multiply(self.constant, 4.0 * t).reshape(-1)
             self._t = t
-        x, shift, four, eps = v.reshape(-1), self._shift, self._four, self.eps
+        shift, four, eps = self._shift, self._four, self.eps
 
-        def kernel(s: slice) -> None:
-            b = x[s]
+        def kernel(b: np.ndarray, s: slice) -> None:
             b += shift[s]
-            root = np.multiply(b, b, out=scratch(0, s.stop - s.start))
+            root = np.multiply(b, b, out=scratch("root", s.stop - s.start))
             root += four[s]
             np.sqrt(root, out=root)
             b += root
             b *= 0.5
             np.maximum(b, eps, out=b)
 
-        for_blocks(x.size, kernel)
-        return v
+        return kernel
 
 
 def poisson_prox(count: np.ndarray, total: np.ndarray, eps: float) -> PositiveRootProx:

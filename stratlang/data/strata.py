@@ -159,8 +159,9 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
     if not located:
         zeros = np.zeros(len(frame), dtype=np.int64)
         return strata, zeros, zeros[:, None]
-    # (no copies of the N × F codes beyond the one they are: 140 MB at the crime scale)
-    codes = np.column_stack(located).astype(np.int64, copy=False)
+    # (no copies of the N × F codes beyond the one they are: 140 MB at the crime scale;
+    # made a factor at a time, contiguously, and seen N × F: column_stack wrote it strided)
+    codes = np.array(located, dtype=np.int64).T
     known = _no_negative(located)
     if known.all():
         return strata, np.ravel_multi_index(tuple(located), strata.shape), codes

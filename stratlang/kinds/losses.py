@@ -76,8 +76,11 @@ class Records:
 
     def per_stratum(self, k: int, values: np.ndarray | None = None) -> np.ndarray:
         """Σ over each stratum's records of weight · values (values 1: the weight total)."""
-        w = np.ones(len(self.z)) if self.weight is None else self.weight
-        return np.bincount(self.z, weights=w if values is None else w * values, minlength=k)
+        if self.weight is None:  # (the same sums as with weights 1, without N ones)
+            counts = np.bincount(self.z, weights=values, minlength=k)
+            return counts if values is not None else counts.astype(float)
+        return np.bincount(self.z, weights=self.weight if values is None
+                           else self.weight * values, minlength=k)
 
 
 def _weighted_sum(terms: cp.Expression, weight: np.ndarray | None) -> cp.Expression:
