@@ -246,7 +246,8 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
          adapt_every: int = ADAPT_EVERY, only_down: bool = False,
          inner_tol: InnerTolerance | None = None,
          initial: np.ndarray | None = None) -> Result:
-    """``solve(B, c)`` returns X with (L + cI) X = B for B of shape (K, d). ``initial``
+    """``solve(B, c)`` returns X with (L + cI) X = B for B of shape (K, d) (a new array
+    admm does not use again: the solve may overwrite it, or return it as X). ``initial``
     (default 0) starts every copy; a stratum the objective leaves undetermined (no data, no
     neighbours, no regularizer) keeps it.
     ``inner_tol``: the tolerance of an inexact loss prox (its ``tol``), tightened as the

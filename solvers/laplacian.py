@@ -208,20 +208,29 @@ class KroneckerSolver:
                                 overwrite_x=True, workers=self.threads)
         return y
 
-    def _transform(self, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    def _transform(self, x: np.ndarray, scale: np.ndarray, overwrite: bool = False
+                   ) -> np.ndarray:
         d = x.shape[1]
-        y = self.forward(np.array(x, dtype=float).reshape(*self.shape, d))
+        y = self.forward(_writable(x, overwrite).reshape(*self.shape, d))
         scale_in_place(y, scale[..., None])
         return np.ascontiguousarray(self.backward(y)).reshape(self.k, d)
 
-    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
+    def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
+        """X with (L + cI) X = B; ``overwrite_b``: B may be overwritten (no copy of it)."""
         if self._inverse[0] != c:  # (ADMM solves with one c for many iterations)
             self._inverse = (c, 1.0 / (self.spectrum + c))
-        return self._transform(b, self._inverse[1])
+        return self._transform(b, self._inverse[1], overwrite_b)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """L X, through the same transforms (for tests and objective checks)."""
         return self._transform(x, self.spectrum)
+
+
+def _writable(x: np.ndarray, overwrite: bool) -> np.ndarray:
+    """x itself when it may be overwritten and the transforms can work in it, else a copy."""
+    if overwrite and x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable:
+        return x
+    return np.array(x, dtype=float)
 
 
 def scale_in_place(y: np.ndarray, scale: np.ndarray | float) -> None:
@@ -248,7 +257,7 @@ class SparseSolver:
         self._c: float | None = None
         self._solve: Callable[[np.ndarray], np.ndarray] | None = None
 
-    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
+    def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
         if self._c != c:  # factorize once per penalty, reuse across iterations
             matrix = (self.laplacian + c * sp.identity(self.k, format="csc")).tocsc()
             self._solve = spla.factorized(matrix)
@@ -275,7 +284,7 @@ class CGSolver:
         self.previous: np.ndarray | None = None
         self.iterations = 0  # CG steps over all solves, for tests and benchmarks
 
-    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
+    def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
         start = (self.previous if self.previous is not None and self.previous.shape == b.shape
                  else None)
         x, steps = shifted_cg(self.laplacian, self.diagonal, b, np.full(b.shape[1], c), start,
@@ -364,17 +373,17 @@ class AlongSolver:
         self.k = self.kron.k
         self.previous: np.ndarray | None = None
 
-    def _run(self, x: np.ndarray, c: float | None) -> np.ndarray:
+    def _run(self, x: np.ndarray, c: float | None, overwrite: bool = False) -> np.ndarray:
         d = x.shape[1]
-        y = self.kron.forward(np.array(x, dtype=float).reshape(*self.kron.shape, d))
+        y = self.kron.forward(_writable(x, overwrite).reshape(*self.kron.shape, d))
         y, columns = solve_along(self.laplacian, y, self.at, self.kron.spectrum[..., None], c,
                                  self.previous)
         if columns is not None:
             self.previous = columns
         return np.ascontiguousarray(self.kron.backward(y)).reshape(self.k, d)
 
-    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
-        return self._run(b, c)
+    def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
+        return self._run(b, c, overwrite_b)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         return self._run(x, None)
@@ -438,7 +447,7 @@ class ConstantAlongSolver:
         grid = np.expand_dims(grid, self.constant)
         return np.ascontiguousarray(np.broadcast_to(grid, (*self.shape, d))).reshape(self.k, d)
 
-    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
+    def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
         if not self.constant:
             return self.inner.solve(b, c)
         return self._spread(self.inner.solve(self._mean(b), c))
@@ -466,7 +475,7 @@ class GroupedSolver:
         self.shape = shape
         self.parts = [(g, group_solver(g, gammas, interactions)) for g in groups]
 
-    def solve(self, b: np.ndarray, c: float) -> np.ndarray:
+    def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
         k, n, m = self.shape
         rhs = b.reshape(k, n, m)
         out = rhs / c

@@ -112,8 +112,8 @@ def test_shifted_cg_with_no_columns_returns_at_once():
 def test_kronecker_solve_has_the_floats_of_the_plain_transforms(width):
     """The inverse FFT in two steps (the complex one in place), the eigenvalue division
     block by block and 1/(spectrum + c) kept per c give the floats of dctn, rfftn, the
-    division and irfftn, idctn as written; a new c, or new weights, are not served the
-    kept division. 314,496 strata: several blocks per thread."""
+    division and irfftn, idctn as written, whether b may be overwritten or not; a new c,
+    or new weights, are not served the kept division. 314,496 strata: several blocks per thread."""
     import scipy.fft
 
     factors = [g.grid_graph((6, 6)), g.cycle_graph(52), g.cycle_graph(7), g.cycle_graph(24)]
@@ -128,7 +128,9 @@ def test_kronecker_solve_has_the_floats_of_the_plain_transforms(width):
         return scipy.fft.idctn(y, type=2, norm="ortho", axes=[0, 1]).reshape(-1, width)
 
     for c in (0.5, 0.5, 2.0):
-        np.testing.assert_array_equal(solver.solve(b, c), plain(solver, c))
+        np.testing.assert_array_equal(solver.solve(b, c), plain(solver, c))  # (b kept)
+        np.testing.assert_array_equal(solver.solve(b.copy(), c, overwrite_b=True),
+                                      plain(solver, c))  # (ADMM's: no copy of b)
     reweighted = solver.with_gammas(factors, [1.0, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(reweighted.solve(b, 2.0), plain(reweighted, 2.0))
     np.testing.assert_array_equal(solver.solve(b, 2.0), plain(solver, 2.0))

@@ -10,6 +10,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -329,7 +330,8 @@ def fit_admm(design: Design, weights: dict[str, float], options: dict[str, Any],
               if design.grouped_rows else laplacian_solver(design.strata.graphs(), gammas))
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            result = admm(prox, [t.prox for t in terms], solver.solve, (k, n, m),
+            result = admm(prox, [t.prox for t in terms], partial(solver.solve, overwrite_b=True),
+                          (k, n, m),
                           lam=options["penalty"], eps_abs=options["eps_abs"],
                           eps_rel=options["eps_rel"], max_iter=options["max_iter"],
                           adaptive=options["adaptive"], relax=options["relax"], warm=warm,
