@@ -58,13 +58,13 @@ def _executor(threads: int) -> ThreadPoolExecutor:
 
 
 def scratch(slot: str, length: int) -> np.ndarray:
-    """A work array of ``length`` (≤ BLOCK) entries, one per thread and slot name."""
+    """A work array of ``length`` entries (a block's), one per thread and slot name."""
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
     array = buffers.get(slot)
-    if array is None:
-        array = buffers[slot] = np.empty(BLOCK)
+    if array is None or len(array) < length:
+        array = buffers[slot] = np.empty(max(BLOCK, length))
     return array[:length]
 
 

@@ -4,6 +4,7 @@ stratum (its index in the C-ordered product of the factors' nodes)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,6 +260,25 @@ def _unseen_hint(factor: Factor, unseen: str | None) -> tuple[str | None, str | 
     return "predict(..., unseen='common')" + does, "--unseen common" + does
 
 
+TABLE_SLACK = 1024  # integer values spanning up to 4 × the nodes + this: looked up in a table
+
+
+def node_indices(raw: np.ndarray, lookup: dict, key: Callable[[Any], Any]) -> np.ndarray:
+    """Each value's index in ``lookup`` (keyed by ``key(value)``), −1 where it has none.
+    Integer values over a range not much wider than the nodes go through a table indexed
+    by value (one pass; factorizing 3.5 million records took ~50 ms a column), any
+    others through their distinct values."""
+    if raw.dtype.kind in "iu" and len(raw):
+        lo, hi = int(raw.min()), int(raw.max())
+        if hi - lo < 4 * len(lookup) + TABLE_SLACK and -(2 ** 62) < lo <= hi < 2 ** 62:
+            table = np.array([lookup.get(key(v), -1) for v in range(lo, hi + 1)],
+                             dtype=np.int64)
+            return table[raw.astype(np.int64, copy=False) - lo]
+    inverse, uniq = pd.factorize(pd.Series(raw))
+    mapped = np.array([lookup.get(key(v), -1) for v in uniq], dtype=np.int64)
+    return mapped[inverse] if len(uniq) else np.zeros(0, dtype=np.int64)
+
+
 def _locate(binder: Binder, strat, factor: Factor, series, spans,
             unseen: str | None = None) -> np.ndarray | None:
     """Each record's node within one factor; a value off the graph is an error, or (when
@@ -269,10 +289,7 @@ def _locate(binder: Binder, strat, factor: Factor, series, spans,
     for labels, s in zip(factor.column_labels, series, strict=True):
         key = canon_text if factor.text_labels else _node_key
         lookup = {key(v): i for i, v in enumerate(labels)}
-        raw = s.to_numpy()
-        inverse, uniq = pd.factorize(pd.Series(raw))
-        mapped = np.array([lookup.get(key(v), -1) for v in uniq], dtype=np.int64)
-        idx_per_col.append(mapped[inverse] if len(uniq) else np.zeros(0, dtype=np.int64))
+        idx_per_col.append(node_indices(s.to_numpy(), lookup, key))
     shape = tuple(len(c) for c in factor.column_labels)
     off = ~_no_negative(idx_per_col)
     if off.any() and not (unseen == "common" or (unseen == "hub" and factor.hub is not None)):
