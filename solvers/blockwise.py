@@ -79,11 +79,12 @@ def for_blocks(size: int, kernel: Callable[[slice], T], threads: int | None = No
     The kernel must only write inside its block (and to :func:`scratch`)."""
     blocks = spans(size)
     threads = min(threads or _cores(), len(blocks) // MIN_BLOCKS_PER_THREAD)
-    if threads <= 1:
-        return [kernel(block) for block in blocks]
+    if threads <= 1 or getattr(_local, "in_pool", False):  # (nested: the pool's threads
+        return [kernel(block) for block in blocks]  # would wait on themselves)
     runs = np.array_split(np.arange(len(blocks)), threads)
 
     def run(indices: np.ndarray) -> list[T]:
+        _local.in_pool = True
         return [kernel(blocks[i]) for i in indices]
 
     futures = [_executor(threads).submit(run, indices) for indices in runs]

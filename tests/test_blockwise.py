@@ -43,3 +43,16 @@ def test_subtract_is_numpys():
     out = np.empty_like(a)
     assert blockwise.subtract(a, b, out) is out
     np.testing.assert_array_equal(out, a - b)
+
+
+def test_blocks_inside_blocks_run_in_the_calling_thread():
+    """A kernel that itself works block by block (a prox called inside a pass) must not
+    wait on the pool it runs in: with every pool thread waiting, nothing would run."""
+    size = 10 * blockwise.BLOCK
+    inner = np.arange(size, dtype=float)
+
+    def kernel(s: slice) -> float:
+        parts = blockwise.for_blocks(size, lambda t: float(np.sum(inner[t])), threads=2)
+        return math.fsum(parts)
+
+    assert blockwise.for_blocks(size, kernel, threads=2) == [math.fsum(inner)] * 10
