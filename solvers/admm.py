@@ -276,6 +276,7 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
     # the steps between two solves block by block, on every core (same iterates as the
     # plain expressions: solvers/admm_steps.py)
     steps = ElementwiseSteps(shape, relax, copies)
+    free: np.ndarray | None = None  # the θ̂ before last, for the next right-hand side
     with ProgressLine("admm", progress) as line:
         for it in range(1, max_iter + 1):
             if step.tol is not None and hasattr(loss_prox, "tol"):
@@ -283,9 +284,12 @@ def admm(loss_prox: Prox, reg_proxes: Sequence[Prox], solve: Callable[[np.ndarra
             lam = step.lam
             kernels = steps.copies(proxes, hat, duals, copies, lam)
             old = hat
-            rhs = steps.assemble(kernels, old, duals, copies, lam)
+            rhs = steps.assemble(kernels, old, duals, copies, lam, into=free)
             hat = np.ascontiguousarray(solve(rhs.reshape(k, width), terms / lam)).reshape(shape)
             step = rule.next(step, [steps.update(hat, old, duals, copies)])
+            # (fresh memory of θ's size is slow to map: the old θ̂, no longer needed,
+            # takes the next right-hand side, unless the solve handed it back)
+            free = None if np.may_share_memory(old, hat) else old
             res = step.residuals
             assert res is not None  # (AdmmRule.next always gives them)
             history.append((it, res.primal, res.dual, res.eps_primal, res.eps_dual, lam))

@@ -64,11 +64,13 @@ class ElementwiseSteps:
         return kernels
 
     def assemble(self, kernels: Sequence[BlockKernel | None], hat: np.ndarray,
-                 duals: list[np.ndarray], copies: list[np.ndarray], lam: float) -> np.ndarray:
+                 duals: list[np.ndarray], copies: list[np.ndarray], lam: float,
+                 into: np.ndarray | None = None) -> np.ndarray:
         """The copies of the block-kernel proxes, and the right-hand side of the solve,
         Σ_j (relaxed_j + dual_j) / λ with relaxed_j = relax·c_j + (1 − relax)·θ̂ (c_j
-        without over-relaxation); a new array (the solve may return it as θ̂)."""
-        rhs = np.empty(self.shape)
+        without over-relaxation), in ``into`` (an array no longer used: the solve may
+        overwrite it or return it as θ̂) or a new array."""
+        rhs = np.empty(self.shape) if into is None else into
         out, h = rhs.reshape(-1), hat.reshape(-1)
         c_flat, d_flat = [np.ravel(c) for c in copies], [d.reshape(-1) for d in duals]
         run = [(c, d, kernel) for c, d, kernel in zip(c_flat, d_flat, kernels, strict=True)

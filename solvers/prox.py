@@ -111,9 +111,11 @@ class PositiveRootProx:
         entries there); None unless θ has the shape of the per-stratum data."""
         if shape != np.shape(self.linear):
             return None
-        if t != self._t:
-            self._shift = np.multiply(self.linear, -t).reshape(-1)
-            self._four = np.multiply(self.constant, 4.0 * t).reshape(-1)
+        if t != self._t:  # (into the arrays of the last t: fresh memory is slow to map)
+            if self._shift.shape != (self.linear.size,):
+                self._shift, self._four = np.empty(self.linear.size), np.empty(self.linear.size)
+            np.multiply(self.linear.reshape(-1), -t, out=self._shift)
+            np.multiply(self.constant.reshape(-1), 4.0 * t, out=self._four)
             self._t = t
         shift, four, eps = self._shift, self._four, self.eps
 
