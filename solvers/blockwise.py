@@ -53,7 +53,10 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None or _pool._max_workers < threads:
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="stratlang-blocks")
+            if _pool is not None:  # (more threads asked for than it has: replaced)
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max(threads, _cores()),
+                                       thread_name_prefix="stratlang-blocks")
         return _pool
 
 
