@@ -81,14 +81,15 @@ class PositiveRootProx:
     """v ↦ max(eps, (b + √(b² + 4t·constant)) / 2) with b = v − t·linear: the positive
     root of θ² − bθ − t·constant = 0, the prox of the rate losses (:func:`poisson_prox`,
     :func:`exponential_prox`). Computed in place in v (ADMM hands it a work array), block
-    by block on every core (solvers.blockwise): at millions of strata, fresh temporaries
-    and one pass over memory per operation cost more than the arithmetic (−t·linear and
-    4t·constant too are made per block: kept per t they cost two arrays of θ's size,
-    slow to map, for one multiplication per entry saved). Same floats as the plain
-    formula."""
+    by block on every core (solvers.blockwise), with −t·linear and 4t·constant kept while
+    t stays (ADMM changes it rarely): at millions of strata, fresh temporaries and one
+    pass over memory per operation cost more than the arithmetic. Same floats as the
+    plain formula."""
 
     def __init__(self, linear: np.ndarray, constant: np.ndarray, eps: float):
         self.linear, self.constant, self.eps = linear, constant, eps
+        self._t: float | None = None
+        self._shift = self._four = np.empty(0)
 
     def plain(self, v: np.ndarray, t: float) -> np.ndarray:
         """The formula as written, into a new array (any shapes that broadcast)."""
@@ -110,14 +111,18 @@ class PositiveRootProx:
         entries there); None unless θ has the shape of the per-stratum data."""
         if shape != np.shape(self.linear):
             return None
-        linear, constant = np.ravel(self.linear), np.ravel(self.constant)
-        eps, four_t = self.eps, 4.0 * t
+        if t != self._t:  # (into the arrays of the last t: fresh memory is slow to map)
+            if self._shift.shape != (self.linear.size,):
+                self._shift, self._four = np.empty(self.linear.size), np.empty(self.linear.size)
+            np.multiply(self.linear.reshape(-1), -t, out=self._shift)
+            np.multiply(self.constant.reshape(-1), 4.0 * t, out=self._four)
+            self._t = t
+        shift, four, eps = self._shift, self._four, self.eps
 
         def kernel(b: np.ndarray, s: slice) -> None:
-            n = s.stop - s.start
-            b += np.multiply(linear[s], -t, out=scratch("shift", n))
-            root = np.multiply(b, b, out=scratch("root", n))
-            root += np.multiply(constant[s], four_t, out=scratch("four", n))
+            b += shift[s]
+            root = np.multiply(b, b, out=scratch("root", s.stop - s.start))
+            root += four[s]
             np.sqrt(root, out=root)
             b += root
             b *= 0.5

@@ -205,7 +205,8 @@ def test_gaussian_prox_matches_cvxpy(rng):
 @pytest.mark.parametrize("name", ["poisson", "exponential"])
 def test_rate_proxes_are_the_positive_root_and_match_cvxpy(name, rng):
     """The closed forms computed in place, block by block: the quadratic's positive root
-    as written (the same floats) at each t, and the CVXPY prox."""
+    as written (the same floats), the CVXPY prox, and −t·linear, 4t·constant kept for one
+    t recomputed for another."""
     k = 6
     count = rng.integers(0, 5, k).astype(float)[:, None, None]
     total = rng.poisson(3.0, k).astype(float)[:, None, None] * (count > 0)
@@ -236,7 +237,9 @@ def test_rate_prox_allocates_nothing_of_thetas_size(monkeypatch):
     """Per ADMM iteration at the crime scale the Poisson prox took a third of the time in
     nine fresh temporaries of θ's size; now it computes in place in its input, block by
     block (several blocks per thread here), the same floats as the formula, and allocates
-    nothing of θ's size (a thread's first blocks of work space, 256 KiB each, at most)."""
+    nothing of θ's size, also at a new t (−t·count and 4t·total go into the arrays of the
+    last t: fresh memory of θ's size is slow to map; a thread's first block of work
+    space, 256 KiB, at most)."""
     import tracemalloc
 
     from stratlang.solvers import blockwise
@@ -246,17 +249,18 @@ def test_rate_prox_allocates_nothing_of_thetas_size(monkeypatch):
     count, total = np.ones((k, 1, 1)), np.linspace(0.0, 5.0, k).reshape(k, 1, 1)
     v = np.linspace(-3, 3, k).reshape(k, 1, 1)
     prox = px.poisson_prox(count, total, 1e-9)
-    prox(v.copy(), 0.3)  # (the threads' work space, once)
-    work = v.copy()
-    tracemalloc.start()
-    try:
-        result = prox(work, 0.7)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert result is work
-    assert peak < 0.5 * result.nbytes  # (at most 3 blocks of work space per thread)
-    np.testing.assert_array_equal(result, prox.plain(v, 0.7))
+    prox(v.copy(), 0.7)  # (−t·count and 4t·total, once)
+    for t in (0.7, 0.3):
+        work = v.copy()
+        tracemalloc.start()
+        try:
+            result = prox(work, t)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert result is work
+        assert peak < 0.5 * result.nbytes  # (at most a block of work space per thread)
+        np.testing.assert_array_equal(result, prox.plain(v, t))
 
 
 @pytest.mark.parametrize(("name", "inside", "outside"), [
