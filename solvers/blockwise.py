@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -71,6 +72,18 @@ def scratch(slot: str, length: int) -> np.ndarray:
     return array[:length]
 
 
+@contextmanager
+def threads_at_most(count: int) -> Iterator[None]:
+    """Work block by block in this thread uses at most ``count`` threads (≤ 0: every
+    core) inside the block: a Dask worker's task, whose machine other workers share."""
+    previous = getattr(_local, "limit", None)
+    _local.limit = count if count > 0 else None
+    try:
+        yield
+    finally:
+        _local.limit = previous
+
+
 def spans(size: int) -> list[slice]:
     """[0, size) in blocks of BLOCK entries."""
     return [slice(lo, min(lo + BLOCK, size)) for lo in range(0, size, BLOCK)]
@@ -81,7 +94,8 @@ def for_blocks(size: int, kernel: Callable[[slice], T], threads: int | None = No
     shared out in contiguous runs between ``threads`` threads (default: every core).
     The kernel must only write inside its block (and to :func:`scratch`)."""
     blocks = spans(size)
-    threads = min(threads or _cores(), len(blocks) // MIN_BLOCKS_PER_THREAD)
+    threads = min(threads or getattr(_local, "limit", None) or _cores(),
+                  len(blocks) // MIN_BLOCKS_PER_THREAD)
     if threads <= 1 or getattr(_local, "in_pool", False):  # (nested: the pool's threads
         return [kernel(block) for block in blocks]  # would wait on themselves)
     runs = np.array_split(np.arange(len(blocks)), threads)

@@ -47,6 +47,7 @@ import numpy as np
 import scipy.fft
 
 from .admm import AdmmRule, Result, Step, best_copy_index, suboptimality_bound
+from .blockwise import threads_at_most
 from .graphs import Graph, Interaction, RowGroup, n_components
 from .laplacian import (
     Axis,
@@ -360,8 +361,9 @@ def _prox_forward(key, b, it, spectrum: ProductSpectrum, relax, rule: AdmmRule, 
     if step.scale != 1.0:
         block.duals = [d * step.scale for d in block.duals]
     hat, lam = block.hat, step.lam
-    block.copies = [prox(hat - d, lam)
-                    for prox, d in zip([loss_prox, *reg_proxes], block.duals, strict=True)]
+    with threads_at_most(_threads()):  # (a prox working block by block: the worker's own)
+        block.copies = [prox(hat - d, lam)
+                        for prox, d in zip([loss_prox, *reg_proxes], block.duals, strict=True)]
     block.relaxed = ([relax * c + (1.0 - relax) * hat for c in block.copies] if relax != 1.0
                      else block.copies)
     rhs = sum(c + d for c, d in zip(block.relaxed, block.duals, strict=True)) / lam

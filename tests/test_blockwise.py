@@ -56,3 +56,21 @@ def test_blocks_inside_blocks_run_in_the_calling_thread():
         return math.fsum(parts)
 
     assert blockwise.for_blocks(size, kernel, threads=2) == [math.fsum(inner)] * 10
+
+
+def test_a_thread_limit_holds_inside_its_block_only():
+    """A Dask worker's task shares out its blocks between at most the worker's threads."""
+    import threading
+
+    size = 40 * blockwise.BLOCK
+    seen: set[int] = set()
+
+    def kernel(s: slice) -> None:
+        seen.add(threading.get_ident())
+
+    with blockwise.threads_at_most(1):
+        blockwise.for_blocks(size, kernel, threads=None)
+    assert seen == {threading.get_ident()}
+    seen.clear()
+    blockwise.for_blocks(size, kernel, threads=2)  # (the pool's threads)
+    assert seen and threading.get_ident() not in seen
