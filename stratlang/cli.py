@@ -503,7 +503,7 @@ def _show_data(model: Model, data: str | None, doc: dict) -> None:
                      "edges": f.graph.n_edges, "weight": _hyper(f.weight),
                      "hyper_parameter": f.hyper_name,
                      "hub": f.column_labels[0][f.hub] if f.hub is not None else None,
-                     **factor_islands(f, design.codes, axis)}
+                     **factor_islands(f, design.node_codes(), axis)}
                     for axis, f in enumerate(strata.factors)],
         "interaction_null_dimensions": interaction_null_dimensions(ir, strata.factors)}
 

@@ -314,3 +314,16 @@ def test_fitted_model_is_deprecated_and_keeps_what_a_fit_has(fitted, train):
     with pytest.raises(AttributeError, match=r"use stratlang.Model\(fitted.ir\).fit"):
         old.fit  # noqa: B018
     assert stratlang.Model(fitted.ir).text == fitted.text
+
+
+def test_node_codes_follow_from_z_when_every_record_has_a_stratum():
+    """Binding keeps each record's node per factor only when some record has no stratum
+    (unseen='common'); otherwise they follow from z (140 MB not made at the crime scale)."""
+    frame = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "g": ["a", "b", "c", "a", "b", "c"],
+                          "h": [0, 1, 0, 1, 0, 1]})
+    design = stratlang.load("response y ~ squared\nstratify g ~ path\nstratify h ~ path\n"
+                            ).bind(frame)
+    assert design.codes is None
+    np.testing.assert_array_equal(design.node_codes(),
+                                  [[0, 0], [1, 1], [2, 0], [0, 1], [1, 0], [2, 1]])
+    np.testing.assert_array_equal(design.z, [0, 3, 4, 1, 2, 5])

@@ -173,6 +173,7 @@ class Design:
     row_terms: tuple[str, ...] = ()  # the feature term each parameter row comes from
     dropped: dict[str, int] = field(default_factory=dict)  # rows left out, by column
     codes: np.ndarray | None = None  # (N, F) each record's node per factor; −1: unseen
+    # (None when every record has a stratum: see node_codes)
     row_wheres: tuple[ir.Where | None, ...] = ()  # a row present in some strata only
     # what the methods below derive, once (not copied by dataclasses.replace)
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -181,6 +182,14 @@ class Design:
         if key not in self._memo:
             self._memo[key] = make()
         return self._memo[key]
+
+    def node_codes(self) -> np.ndarray:
+        """(N, F) each record's node per factor (−1: a value the fit has not seen), from
+        z when every record has a stratum (binding keeps them only otherwise)."""
+        if self.codes is not None:
+            return self.codes
+        return self._once("codes", lambda: np.stack(
+            np.unravel_index(self.z, self.strata.shape), axis=1).astype(np.int64, copy=False))
 
     @property
     def partial_rows(self) -> bool:

@@ -125,7 +125,8 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
                 graphs: dict[str, Any] | None = None, left_out: pd.DataFrame | None = None
                 ) -> tuple[Strata, np.ndarray | None, np.ndarray | None]:
     """Node sets (declared, read from a graph file or given, or observed), each record's
-    stratum z, and its node in each factor (N, F). With ``fitted`` strata, a value that is
+    stratum z, and its node in each factor (N, F; None when every record has a stratum:
+    z gives them, see ``Design.node_codes``). With ``fitted`` strata, a value that is
     no node is an error (``unseen="error"``), its factor's hub (``"hub"``), or unknown
     (``"common"``: node −1 and z −1, the model averaged over the factor's nodes).
     ``left_out``: rows ``missing drop`` left out, whose (present) values are nodes too:
@@ -160,12 +161,11 @@ def bind_strata(binder: Binder, fitted: Strata | None = None, unseen: str = "err
     if not located:
         zeros = np.zeros(len(frame), dtype=np.int64)
         return strata, zeros, zeros[:, None]
-    # (no copies of the N × F codes beyond the one they are: 140 MB at the crime scale;
-    # made a factor at a time, contiguously, and seen N × F: column_stack wrote it strided)
-    codes = np.array(located, dtype=np.int64).T
     known = _no_negative(located)
-    if known.all():
-        return strata, np.ravel_multi_index(tuple(located), strata.shape), codes
+    if known.all():  # (the N × F codes follow from z: 140 MB not made at the crime scale)
+        return strata, np.ravel_multi_index(tuple(located), strata.shape), None
+    # (made a factor at a time, contiguously, and seen N × F: column_stack wrote it strided)
+    codes = np.array(located, dtype=np.int64).T
     z = np.full(len(frame), -1, dtype=np.int64)
     z[known] = np.ravel_multi_index(tuple(c[known] for c in located), strata.shape)
     return strata, z, codes
