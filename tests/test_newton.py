@@ -448,3 +448,27 @@ def test_kronecker_sum_stencils_match_the_sparse_laplacian():
     expected = product_laplacian(factors, gammas) @ x \
         + 0.5 * (interaction @ x.reshape(-1)).reshape(total.k, 2)
     np.testing.assert_allclose(total.apply(x), expected, atol=1e-12)
+
+
+def test_a_quadratic_loss_from_a_warm_start_is_solved_in_one_tight_step():
+    """The squared loss's Newton model is exact: from the fit at other weights (REML's
+    warm starts), the first step is solved as tightly as the stopping rule needs and the
+    second only confirms it — 2 Newton steps, where the forcing term's 0.1 first took 4
+    (each step several passes over the records) — to the cold fit's precision."""
+    from stratlang.solvers.pointwise import Squared
+
+    rng = np.random.default_rng(0)
+    factors = [grid_graph((40, 40)), path_graph(10)]
+    k = 40 * 40 * 10
+    z = np.sort(np.concatenate([np.arange(k), rng.choice(k, k // 5, replace=False)]))
+    y = np.sin(z / 50.0) + 0.5 * rng.normal(size=len(z))
+    stats = RecordStatistics(np.ones((len(z), 1)), z, k, 1)
+    problem = SmoothProblem(stats, y[:, None], [LossTerm(Squared())], np.zeros((k, 1)),
+                            KroneckerSum(factors, [0.5, 5.0]))
+    first = newton(problem, tol=1e-12)
+    problem.laplacian = KroneckerSum(factors, [0.6, 4.0])
+    warm = newton(problem, start=first.theta, tol=1e-12)
+    cold = newton(problem, tol=1e-12)
+    assert warm.converged and cold.converged
+    assert warm.iterations == 2
+    np.testing.assert_allclose(warm.theta, cold.theta, atol=1e-8)
