@@ -439,9 +439,13 @@ class Criterion:
         return weights
 
     def __call__(self, rho: np.ndarray, gradient: bool = True, refit: bool = False,
-                 inner: InnerFit | None = None) -> Evaluation:
+                 inner: InnerFit | None = None, near: Evaluation | None = None
+                 ) -> Evaluation:
         """V at ρ; ``refit``: by the fit callback even where the quadratic loss's spectral
-        solve would do; ``inner``: the fit at ρ already done (not counted here)."""
+        solve would do; ``inner``: the fit at ρ already done (not counted here); ``near``:
+        only the gradient is wanted, at ρ a difference step from ``near``'s — a stochastic
+        H then starts its probes' solves from near's (the value, which that run cannot
+        give, is NaN)."""
         rho = np.asarray(rho, dtype=float)
         weights = self.weights(rho)
         self.evaluations += 1
@@ -467,6 +471,9 @@ class Criterion:
                 self.fits += 1
             curvature = LaplaceCurvature(inner.blocks, self.penalty, weights, self.method,
                                          seed=self.seed, **options)
+            if (near is not None and curvature.method == "stochastic"
+                    and near.curvature.method == "stochastic"):
+                curvature.stochastic.start_from(near.curvature.stochastic)
             if (self.quadratic is None and self.spectral_fits and self.criterion != "gcv"
                     and curvature.method == "spectral" and inner.block_change is None
                     and inner.deviance is None):
@@ -1001,10 +1008,10 @@ def _hessian(target: Criterion, at: Evaluation, free: np.ndarray, central: bool 
         shift = np.zeros(parts)
         shift[a] = h
         target.theta = theta
-        up = target(at.rho + shift).gradient
+        up = target(at.rho + shift, near=at).gradient
         if central:
             target.theta = theta
-            down = target(at.rho - shift).gradient
+            down = target(at.rho - shift, near=at).gradient
             out[:, a] = (up - down) / (2 * h)
         else:
             out[:, a] = (up - at.gradient) / h

@@ -177,3 +177,24 @@ def test_one_run_serves_the_log_determinant_and_the_traces():
     assert steps > 0
     curvature.traces()
     assert curvature.cg_iterations == steps
+
+
+def test_a_run_started_from_near_weights_gives_the_same_traces_in_fewer_steps():
+    """The SEs' forward differences (a step of 1e-4 in log w): the probes' run started
+    from the solutions at the base weights reaches the cold run's traces to the CG
+    tolerance in fewer steps; it is no Lanczos run from z, so log|H| is NaN there."""
+    problem, penalty = _poisson_grid(shape=(6, 5), years=4)
+    w = np.array([3.0, 2.0, 0.1])
+    inner = newton_fit(problem, penalty)(w, None)
+    base = StochasticCurvature(inner.blocks, penalty, w, seed=3, probes=6)
+    base.traces()
+    shifted = w * np.exp([0.0, 1e-4, 0.0])
+    cold = StochasticCurvature(inner.blocks, penalty, shifted, seed=3, probes=6)
+    warm = StochasticCurvature(inner.blocks, penalty, shifted, seed=3, probes=6)
+    warm.start_from(base)
+    np.testing.assert_allclose(warm.traces().value, cold.traces().value, rtol=1e-8)
+    np.testing.assert_allclose(warm.traces().stderr, cold.traces().stderr, rtol=1e-6)
+    assert warm.cg_iterations < cold.cg_iterations
+    assert np.isnan(warm.logdet().value)
+    with pytest.raises(ValueError, match="same probes"):
+        StochasticCurvature(inner.blocks, penalty, shifted, seed=4, probes=6).start_from(base)
