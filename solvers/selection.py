@@ -411,7 +411,7 @@ class Criterion:
                  spectral_fits: bool = True, reference: bool = False):
         """``start``/``free``: weights not free are taken from ``start`` exactly (not
         through exp(log w)); ``options``: for the stochastic estimators (probes,
-        lanczos_steps, cg_rtol); ``spectral_fits``: once a fit shows a quadratic loss
+        cg_rtol, probe_rtol); ``spectral_fits``: once a fit shows a quadratic loss
         with an exact-spectral H, later evaluations solve for θ̂ spectrally
         (:class:`QuadraticLoss`) instead of calling ``fit``; ``reference``: the reference
         criterion instead, H replaced by its Kronecker reference K̃ = P(w) + I ⊗ B̄ (B̄ the

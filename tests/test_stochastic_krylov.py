@@ -198,3 +198,21 @@ def test_a_run_started_from_near_weights_gives_the_same_traces_in_fewer_steps():
     assert np.isnan(warm.logdet().value)
     with pytest.raises(ValueError, match="same probes"):
         StochasticCurvature(inner.blocks, penalty, shifted, seed=4, probes=6).start_from(base)
+
+
+def test_the_probes_run_at_its_looser_tolerance_loses_nothing_measurable():
+    """The probes' run stops at PROBE_RTOL (1e-7), not CG_RTOL (1e-9): log|H| agrees to
+    1e-12 (the quadrature's error goes as the residual's square) and the traces to far
+    less than their standard errors, in fewer steps."""
+    problem, penalty = _poisson_grid(shape=(8, 6), years=5)
+    w = np.array([3.0, 2.0, 0.1])
+    inner = newton_fit(problem, penalty)(w, None)
+    loose = StochasticCurvature(inner.blocks, penalty, w, seed=3, probes=6)
+    tight = StochasticCurvature(inner.blocks, penalty, w, seed=3, probes=6,
+                                probe_rtol=stochastic.CG_RTOL)
+    assert loose.probe_rtol == stochastic.PROBE_RTOL > stochastic.CG_RTOL
+    assert loose.logdet().value == pytest.approx(tight.logdet().value, rel=1e-12)
+    traces_loose, traces_tight = loose.traces(), tight.traces()
+    assert np.all(np.abs(traces_loose.value - traces_tight.value)
+                  < 1e-4 * np.asarray(traces_tight.stderr))
+    assert loose.cg_iterations < tight.cg_iterations
