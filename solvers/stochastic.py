@@ -167,9 +167,10 @@ class StochasticCurvature:
                 f"{rtol:.0e}): the matrix is singular or badly conditioned")
         return krylov
 
-    def solve_batch(self, b: np.ndarray) -> np.ndarray:
-        """H⁻¹ B for B (K, P, d): preconditioned CG on every column at once."""
-        return self._pcg(b, self.cg_rtol).solution
+    def solve_batch(self, b: np.ndarray, rtol: float | None = None) -> np.ndarray:
+        """H⁻¹ B for B (K, P, d): preconditioned CG on every column at once, to the
+        relative residual ``rtol`` (default: the ``cg_rtol`` option)."""
+        return self._pcg(b, self.cg_rtol if rtol is None else rtol).solution
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """H⁻¹ b for b (K, d)."""
