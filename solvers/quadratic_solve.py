@@ -43,12 +43,16 @@ class QuadraticSolve:
         return QuadraticSolve(penalty, np.asarray(blocks, dtype=float), theta, float(loss),
                               -penalized, target)
 
-    def minimizer(self, weights: np.ndarray, solver: StochasticCurvature | None = None
-                  ) -> tuple[np.ndarray, float]:
-        """(θ̂(w), ℓ(θ̂(w))); ``solver``: H(w) already set up (its probes unused)."""
+    def minimizer(self, weights: np.ndarray, solver: StochasticCurvature | None = None,
+                  start: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """(θ̂(w), ℓ(θ̂(w))); ``solver``: H(w) already set up (its probes unused);
+        ``start``: CG's first iterate (θ̂ at nearby weights: 9 steps against 12 from 0 at
+        K = 10⁶)."""
         if solver is None:
             solver = StochasticCurvature(self.blocks, self.penalty, weights, probes=1)
-        theta = solver.solve_batch(self.target[:, None, :], rtol=SOLVE_RTOL)[:, 0, :]
+        theta = solver.solve_batch(self.target[:, None, :], rtol=SOLVE_RTOL,
+                                   start=None if start is None else start[:, None, :]
+                                   )[:, 0, :]
         step = theta - self.theta
         curved = np.einsum("kab,kb->ka", self.blocks, step)
         loss = self.loss + float(np.sum(self.gradient * step)) + 0.5 * float(np.sum(step * curved))

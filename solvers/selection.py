@@ -449,7 +449,7 @@ class Criterion:
         solve, anchor = self.solved
         solver = (curvature.stochastic if curvature is not None
                   and curvature.method == "stochastic" else None)
-        theta, loss = solve.minimizer(weights, solver)
+        theta, loss = solve.minimizer(weights, solver, self.theta)
         self.solves += 1
         return InnerFit(theta, loss, anchor.blocks, anchor.observations, anchor.dispersion,
                         scale=anchor.scale)

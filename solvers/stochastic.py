@@ -98,11 +98,11 @@ class StochasticCurvature:
                                               np.eye(self.d))
         if self.kron:
             self._setup_kronecker()
-        else:
+        else:  # the block-Jacobi reference
             chol = np.linalg.cholesky(self._local)
             self._chol = chol
             self._logdet_local = float(2 * np.sum(np.log(np.einsum("kcc->kc", chol))))
-        self.local_inverse = np.linalg.inv(self._local)
+            self.local_inverse = np.linalg.inv(self._local)
         self._krylov: Krylov | None = None
         self._start: np.ndarray | None = None  # the run's first iterate (None: 0)
         self._rhs = self.z  # C z, once the run is done
@@ -157,8 +157,10 @@ class StochasticCurvature:
         return self._logdet_local
 
     # -- solves --------------------------------------------------------------------------
-    def _pcg(self, b: np.ndarray, rtol: float, start: np.ndarray | None = None) -> Krylov:
-        krylov = _pcg_lanczos(self.apply, self.precondition, b, rtol, CG_MAX, start)
+    def _pcg(self, b: np.ndarray, rtol: float, start: np.ndarray | None = None,
+             estimators: bool = False) -> Krylov:
+        krylov = _pcg_lanczos(self.apply, self.precondition, b, rtol, CG_MAX, start,
+                              estimators)
         self.cg_iterations += krylov.steps
         if krylov.residual > rtol:
             raise ArithmeticError(
@@ -167,10 +169,12 @@ class StochasticCurvature:
                 f"{rtol:.0e}): the matrix is singular or badly conditioned")
         return krylov
 
-    def solve_batch(self, b: np.ndarray, rtol: float | None = None) -> np.ndarray:
+    def solve_batch(self, b: np.ndarray, rtol: float | None = None,
+                    start: np.ndarray | None = None) -> np.ndarray:
         """H⁻¹ B for B (K, P, d): preconditioned CG on every column at once, to the
-        relative residual ``rtol`` (default: the ``cg_rtol`` option)."""
-        return self._pcg(b, self.cg_rtol if rtol is None else rtol).solution
+        relative residual ``rtol`` (default: the ``cg_rtol`` option), from ``start``
+        (default 0)."""
+        return self._pcg(b, self.cg_rtol if rtol is None else rtol, start).solution
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """H⁻¹ b for b (K, d)."""
@@ -191,7 +195,8 @@ class StochasticCurvature:
         zᵀ log(G) z (see the module's doc)."""
         if self._krylov is None:
             self._rhs = self.factor(self.z)
-            self._krylov = self._pcg(self._rhs, self.probe_rtol, self._start)
+            self._krylov = self._pcg(self._rhs, self.probe_rtol, self._start,
+                                     estimators=True)
         return self._krylov
 
     def _differences(self) -> np.ndarray:
@@ -266,12 +271,13 @@ def _columns_dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _pcg_lanczos(apply, precondition, b: np.ndarray, rtol: float, max_iter: int,
-                 start: np.ndarray | None = None) -> Krylov:
+                 start: np.ndarray | None = None, estimators: bool = True) -> Krylov:
     """Preconditioned CG on every column of B (K, P, d) at once (scalars per column p;
     columns that have converged stop moving), keeping each column's step lengths α_j and
     ratios β_j for the Lanczos matrix T of the whitened operator (the module's doc).
     From ``start`` (not 0) the run solves as well but is no Lanczos run from C⁻¹b: its
-    quadratures are NaN."""
+    quadratures are NaN; so are they without ``estimators`` (a plain solve, which needs
+    neither them nor M⁻¹B)."""
     probes = b.shape[1]
     norm_b = np.sqrt(_columns_dot(b, b))
     norm_b = np.where(norm_b > 0, norm_b, 1.0)
@@ -279,12 +285,12 @@ def _pcg_lanczos(apply, precondition, b: np.ndarray, rtol: float, max_iter: int,
         x = np.zeros_like(b)
         r = b.copy()
         z = precondition(r)
-        first = z.copy()
+        first = z  # (z is rebound below, never written)
     else:
         x = start.copy()
         r = b - apply(x)
         z = precondition(r)
-        first = precondition(b)
+        first = precondition(b) if estimators else b
     p = z.copy()
     rz = _columns_dot(r, z)
     initial = rz.copy()  # ‖C⁻¹b‖²
@@ -318,7 +324,7 @@ def _pcg_lanczos(apply, precondition, b: np.ndarray, rtol: float, max_iter: int,
         p *= beta[None, :, None]
         p += z
         rz = rz_new
-    if start is not None:
+    if start is not None or not estimators:
         return Krylov(x, first, np.full(probes, np.nan), steps,
                       float(residual.max(initial=0.0)))
     quadratures = np.array([
