@@ -142,13 +142,15 @@ class StochasticCurvature:
             return out
         return _blocks_times(self._chol, x)
 
-    def precondition(self, r: np.ndarray) -> np.ndarray:
-        """M⁻¹ R = C⁻ᵀC⁻¹R (Kronecker: S⁻¹K̃⁻¹S⁻¹R; Jacobi: the blocks' inverses)."""
+    def precondition(self, r: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """M⁻¹ R = C⁻ᵀC⁻¹R (Kronecker: S⁻¹K̃⁻¹S⁻¹R; Jacobi: the blocks' inverses),
+        ``out`` (not R) the transforms' workspace when given: the result may be it."""
         if self.kron:
             inverse = self._inverse_scale
-            out = self.reference.spectral(r * inverse, self.reference.inverse, overwrite=True)
-            out *= inverse
-            return out
+            scaled = np.multiply(r, inverse, out=out)
+            result = self.reference.spectral(scaled, self.reference.inverse, overwrite=True)
+            result *= inverse
+            return result
         return _blocks_times(self.local_inverse, r)
 
     def logdet_reference(self) -> float:
@@ -315,7 +317,7 @@ def _pcg_lanczos(apply, precondition, b: np.ndarray, rtol: float, max_iter: int,
         np.multiply(q, alpha[None, :, None], out=scratch)
         r -= scratch
         residual = np.sqrt(_columns_dot(r, r)) / norm_b
-        z = precondition(r)
+        z = precondition(r, scratch)  # (scratch is free until the next step's α p)
         rz_new = _columns_dot(r, z)
         beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
         alphas.append(alpha)
