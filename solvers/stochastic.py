@@ -73,7 +73,7 @@ class Krylov:
     """One preconditioned CG run per probe column of B (K, P, d)."""
 
     solution: np.ndarray  # H⁻¹B
-    first: np.ndarray  # M⁻¹B, the first preconditioned residual
+    first: np.ndarray  # M⁻¹B, the first preconditioned residual (a probes' run; else B)
     quadratures: np.ndarray  # (P,) (C⁻¹b)ᵀ log(G) (C⁻¹b) per column, by Gauss quadrature
     steps: int
     residual: float  # the worst relative residual
