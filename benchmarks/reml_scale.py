@@ -119,7 +119,10 @@ def run(name: str, grid_values: int, probes: int = 0) -> None:
     inner_fit = newton_fit(problem, penalty, dispersion=gaussian)
     clock = time.perf_counter()
 
+    fits = []  # the callback's fits (the others, θ̂ by a solve: solvers.quadratic_solve)
+
     def logged(weights, warm):  # progress on stderr: each fit by the callback
+        fits.append(1)
         out = inner_fit(weights, warm)
         text = " ".join(f"{w:.4g}" for w in weights)
         print(f"  [{name}] fit at {text} done at {time.perf_counter() - clock:.1f} s",
@@ -148,8 +151,10 @@ def run(name: str, grid_values: int, probes: int = 0) -> None:
                                                          strict=True))
     evaluations = str(selection.iterations)
     if selection.reference_evaluations:  # the criterion's own (stochastic) + the reference's
+        solves = selection.iterations - len(fits)
         evaluations = (f"{selection.evaluations} + {selection.reference_evaluations} "
-                       f"reference ({selection.iterations} fits)")
+                       f"reference ({len(fits)} fits"
+                       + (f", {solves} solves)" if solves else ")"))
     line = (f"| {name} | {k:,} | {select_s:.1f} | {se_s:.1f} | {evaluations} | "
             f"{selection.method} | {blocks.method} (median rel. SE {se_rel:.1e}) | {weights} | "
             f"{one_fit_s:.3g} | {select_s / one_fit_s:.1f}×")

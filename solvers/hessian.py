@@ -264,6 +264,8 @@ class HessianOperator:
     laplacian: KroneckerSum
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.blocks.shape[1] == 1:  # d = 1: products of numbers, no einsum
+            return (self.blocks[:, 0, :] + self.diagonal) * x + self.laplacian.apply(x)
         return (np.einsum("kab,kb->ka", self.blocks, x) + self.diagonal * x
                 + self.laplacian.apply(x))
 
@@ -279,6 +281,9 @@ class HessianOperator:
         local = self.local()
         d = local.shape[1]
         local[:, np.arange(d), np.arange(d)] += self.laplacian.diagonal[:, None]
+        if d == 1:  # (not a million 1 × 1 inversions and einsums)
+            reciprocal = 1.0 / _definite(local)[:, 0, :]
+            return lambda r: reciprocal * r
         inverse = np.linalg.inv(_definite(local))
         return lambda r: np.einsum("kab,kb->ka", inverse, r)
 

@@ -115,13 +115,19 @@ class KroneckerReference:
                 f"smallest eigenvalue {self.smallest:.3g} of {self.largest:.3g}")
 
     # -- products ----------------------------------------------------------------------
-    def spectral(self, x: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-        """Q (⊕ matrices) Qᵀ X for X (K, P, d): every column in one pass of transforms."""
+    def spectral(self, x: np.ndarray, matrices: np.ndarray, overwrite: bool = False
+                 ) -> np.ndarray:
+        """Q (⊕ matrices) Qᵀ X for X (K, P, d): every column in one pass of transforms
+        (``overwrite``: X may be used as the transforms' workspace)."""
         solver = self.solver
         k, p, d = x.shape
-        y = solver.forward(np.array(x, dtype=float).reshape(*solver.shape, p * d))
+        grid = np.asarray(x, dtype=float) if overwrite else np.array(x, dtype=float)
+        y = solver.forward(grid.reshape(*solver.shape, p * d))
         y = y.reshape(*y.shape[:-1], p, d)
-        y = np.einsum("...ij,...pj->...pi", matrices, y)
+        if d == 1:  # a product of numbers, in place (no einsum over 1 × 1 matrices)
+            y *= matrices
+        else:
+            y = np.einsum("...ij,...pj->...pi", matrices, y)
         y = y.reshape(*y.shape[:-2], p * d)
         return np.ascontiguousarray(solver.backward(y)).reshape(k, p, d)
 

@@ -38,7 +38,13 @@ def test_the_reference_led_stochastic_search_reaches_the_exact_optimum_in_few_ev
     fit = newton_fit(problem, penalty, dispersion=True)
     start = [1.0, 1.0, 1.0]
     exact = select_weights(fit, penalty, "reml", start=start, method="exact")
-    stochastic = select_weights(fit, penalty, "reml", start=start, method="stochastic",
+    calls = []
+
+    def counted(weights, warm):
+        calls.append(np.array(weights))
+        return fit(weights, warm)
+
+    stochastic = select_weights(counted, penalty, "reml", start=start, method="stochastic",
                                 options={"probes": 8})
     assert exact.method == "exact-cholesky" and stochastic.method == "slq"
     assert stochastic.converged and stochastic.unbounded == (None, None, None)
@@ -51,8 +57,13 @@ def test_the_reference_led_stochastic_search_reaches_the_exact_optimum_in_few_ev
     # Newton, the SEs' one)
     assert stochastic.reference_evaluations > 0
     assert stochastic.evaluations <= 6
+    # the squared loss is quadratic: after the first fit, every θ̂(w) is one CG solve
+    # (solvers.quadratic_solve), and the callback fits only once more, at the answer, to
+    # confirm it (the same θ̂ and loss)
+    assert len(calls) == 2
+    np.testing.assert_array_equal(calls[-1], stochastic.weights)
     assert stochastic.iterations == (stochastic.evaluations - 1
-                                     + stochastic.reference_evaluations)
+                                     + stochastic.reference_evaluations + 1)
 
 
 def test_a_singular_reference_falls_back_to_the_stochastic_search_alone(monkeypatch):
