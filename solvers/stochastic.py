@@ -164,7 +164,9 @@ class StochasticCurvature:
         krylov = _pcg_lanczos(self.apply, self.precondition, b, rtol, CG_MAX, start,
                               estimators)
         self.cg_iterations += krylov.steps
-        if krylov.residual > rtol:
+        # (not `residual > rtol`: a NaN residual, from a non-finite B or H, is above no
+        # tolerance, and CG stops at once with x = 0 or NaN)
+        if not krylov.residual <= rtol or not np.all(np.isfinite(krylov.solution)):
             raise ArithmeticError(
                 f"conjugate gradients on the curvature matrix stopped at a relative residual "
                 f"of {krylov.residual:.2e} after {krylov.steps} steps (asked "

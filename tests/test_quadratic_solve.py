@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from stratlang.solvers.quadratic_solve import QuadraticSolve
 from stratlang.solvers.selection import newton_fit, select_weights
@@ -50,3 +51,18 @@ def test_a_loss_read_wrongly_as_quadratic_is_caught_by_the_refit():
     assert len(calls) > 2  # the first fit, the refit that disagreed, then the callback's
     refit = honest(selection.weights, None)
     np.testing.assert_allclose(selection.fit.theta, refit.theta, atol=1e-7)
+
+
+def test_a_non_finite_right_hand_side_is_reported_not_solved_to_zero():
+    """CG from a right-hand side with a NaN (weights overflowed into the penalty) has a
+    NaN residual, which is not above any tolerance: it stopped at once and handed back
+    x = 0 as θ̂(w). It must be an error."""
+    problem, penalty = _uneven(shape=(6, 5), years=4)
+    fit = newton_fit(problem, penalty, dispersion=True)
+    weights = np.array([1.0, 2.0, 0.5])
+    first = fit(weights, None)
+    solve = QuadraticSolve.at(penalty, first.blocks, first.theta, first.loss, weights)
+    broken = dataclasses.replace(solve, target=np.where(
+        np.arange(solve.target.size).reshape(solve.target.shape) == 3, np.nan, solve.target))
+    with pytest.raises(ArithmeticError, match=r"stopped at a relative residual of nan"):
+        broken.minimizer(weights)
