@@ -41,9 +41,10 @@ def _cores() -> int:
 
 
 def _forget_pool() -> None:
-    """A forked child has none of the parent's threads: it starts a pool of its own."""
-    global _pool
-    _pool = None
+    """A forked child has none of the parent's threads: it starts a pool of its own, under
+    a lock of its own (the parent's may have been held by another thread at the fork)."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -74,3 +74,38 @@ def test_a_thread_limit_holds_inside_its_block_only():
     seen.clear()
     blockwise.for_blocks(size, kernel, threads=2)  # (the pool's threads)
     assert seen and threading.get_ident() not in seen
+
+
+def _child_status(pid: int, seconds: float) -> int | None:
+    """The forked child's exit code, or None (killed) if it has not ended in ``seconds``."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+def test_a_child_forked_while_another_thread_sets_up_the_pool_works_block_by_block():
+    """A fork copies the pool's lock as it is: forked while another thread held it (setting
+    up the pool), the child waited on it for ever at its first pass over blocks."""
+    import os
+
+    size = 20 * blockwise.BLOCK
+    with blockwise._pool_lock:  # (as another thread would hold it)
+        pid = os.fork()
+        if pid == 0:  # the child: its own pool, its own lock
+            code = 1
+            try:
+                parts = blockwise.for_blocks(size, lambda s: s.stop - s.start, threads=2)
+                code = 0 if sum(parts) == size else 2
+            finally:
+                os._exit(code)
+    assert _child_status(pid, 10.0) == 0
