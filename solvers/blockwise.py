@@ -55,8 +55,8 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None or _pool._max_workers < threads:
-            if _pool is not None:  # (more threads asked for than it has: replaced)
-                _pool.shutdown(wait=False)
+            # (more threads asked for than it has: replaced, not shut down — another
+            # thread may hold it, about to submit; its threads end once it is collected)
             _pool = ThreadPoolExecutor(max(threads, _cores()),
                                        thread_name_prefix="stratlang-blocks")
         return _pool

@@ -109,3 +109,25 @@ def test_a_child_forked_while_another_thread_sets_up_the_pool_works_block_by_blo
             finally:
                 os._exit(code)
     assert _child_status(pid, 10.0) == 0
+
+
+def test_a_pool_handed_out_stays_usable_when_another_thread_asks_for_more_threads(
+        monkeypatch):
+    """Two Dask worker threads (threads_at_most above the cores): one is handed the pool,
+    the other replaces it with a larger one before the first submits its blocks. The
+    first's submit must still run (shut down, the old pool refused it: RuntimeError)."""
+    import threading
+
+    original = blockwise._executor
+
+    def interleaved(threads: int):
+        pool = original(threads)
+        other = threading.Thread(target=original, args=(blockwise._cores() + 4,))
+        other.start()
+        other.join()
+        return pool
+
+    monkeypatch.setattr(blockwise, "_executor", interleaved)
+    size = 20 * blockwise.BLOCK
+    parts = blockwise.for_blocks(size, lambda s: s.stop - s.start, threads=2)
+    assert sum(parts) == size
