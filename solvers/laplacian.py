@@ -378,8 +378,9 @@ class AlongSolver:
         y = self.kron.forward(_writable(x, overwrite).reshape(*self.kron.shape, d))
         y, columns = solve_along(self.laplacian, y, self.at, self.kron.spectrum[..., None], c,
                                  self.previous)
-        if columns is not None:
-            self.previous = columns
+        if columns is not None:  # (a copy: y is a view of columns, and the inverse
+            # transforms may run in place in y)
+            self.previous = columns.copy()
         return np.ascontiguousarray(self.kron.backward(y)).reshape(self.k, d)
 
     def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:

@@ -134,3 +134,34 @@ def test_kronecker_solve_has_the_floats_of_the_plain_transforms(width):
     reweighted = solver.with_gammas(factors, [1.0, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(reweighted.solve(b, 2.0), plain(reweighted, 2.0))
     np.testing.assert_array_equal(solver.solve(b, 2.0), plain(solver, 2.0))
+
+
+@pytest.mark.parametrize("overwrite_b", [False, True])
+def test_along_solver_warm_starts_from_its_cg_solution_not_the_answer_it_returned(
+        monkeypatch, overwrite_b):
+    """Along a general factor and a path, the path's inverse DCT ran in place in the CG
+    solution kept for the next start: that start was the answer in the original basis,
+    the same system again took every CG step again (36 here), and the answer handed back
+    shared memory with it (ADMM reuses that buffer for a later right-hand side)."""
+    rng = np.random.default_rng(0)
+    n = 40
+    edges = np.array([[i, (i + 1) % n] for i in range(n)] + [[i, (i + 7) % n] for i in range(0, n, 3)])
+    general = g.edge_list_graph(n, edges, rng.uniform(0.5, 2.0, len(edges)))
+    monkeypatch.setattr(laplacian, "DENSE_LIMIT", 10)
+    solver = laplacian.laplacian_solver([general, g.path_graph(6)], [1.0, 2.0])
+    assert isinstance(solver, AlongSolver)
+    steps: list[int] = []
+    plain_cg = laplacian.shifted_cg
+
+    def counted(*args, **kwargs):
+        x, taken = plain_cg(*args, **kwargs)
+        steps.append(taken)
+        return x, taken
+
+    monkeypatch.setattr(laplacian, "shifted_cg", counted)
+    b = rng.normal(size=(n * 6, 2))
+    first = solver.solve(b.copy(), 0.5, overwrite_b=overwrite_b)
+    assert not np.may_share_memory(first, solver.previous)
+    again = solver.solve(b.copy(), 0.5, overwrite_b=overwrite_b)
+    assert steps[0] > 10 and steps[1] <= 1
+    np.testing.assert_allclose(again, first, rtol=1e-9, atol=1e-12)
