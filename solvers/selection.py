@@ -444,12 +444,18 @@ class Criterion:
                                          weights), inner)
 
     def _solved_fit(self, weights: np.ndarray, curvature: LaplaceCurvature | None
-                    ) -> InnerFit:
+                    ) -> InnerFit | None:
+        """θ̂(w) by the CG solve; None (and the callback's fits from here on) where CG
+        stops short of its tolerance: the solve is a shortcut, the fit still answers."""
         assert self.solved is not None
         solve, anchor = self.solved
         solver = (curvature.stochastic if curvature is not None
                   and curvature.method == "stochastic" else None)
-        theta, loss = solve.minimizer(weights, solver, self.theta)
+        try:
+            theta, loss = solve.minimizer(weights, solver, self.theta)
+        except ArithmeticError:
+            self.solved = None
+            return None
         self.solves += 1
         return InnerFit(theta, loss, anchor.blocks, anchor.observations, anchor.dispersion,
                         scale=anchor.scale)
@@ -474,8 +480,9 @@ class Criterion:
         solved = False  # θ̂ by a solve here, not by the callback
         if self.reference:
             if inner is None and self.solved is not None and not refit:
-                inner, solved = self._solved_fit(weights, None), True
-            elif inner is None:
+                inner = self._solved_fit(weights, None)
+                solved = inner is not None
+            if inner is None:
                 inner = self.fit(weights, self.theta)
                 self.fits += 1
             self.theta = inner.theta
@@ -493,13 +500,15 @@ class Criterion:
             if inner is None and self.solved is not None and not refit:
                 curvature = LaplaceCurvature(self.solved[1].blocks, self.penalty, weights,
                                              self.method, seed=self.seed, **options)
-                inner, solved = self._solved_fit(weights, curvature), True
-            else:
+                inner = self._solved_fit(weights, curvature)
+                solved = inner is not None
+            if not solved:
                 if inner is None:
                     inner = self.fit(weights, self.theta)
                     self.fits += 1
                 curvature = LaplaceCurvature(inner.blocks, self.penalty, weights,
                                              self.method, seed=self.seed, **options)
+            assert inner is not None  # (solved, or fitted just above)
             if (near is not None and curvature.method == "stochastic"
                     and near.curvature.method == "stochastic"):
                 curvature.stochastic.start_from(near.curvature.stochastic)

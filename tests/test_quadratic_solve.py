@@ -66,3 +66,30 @@ def test_a_non_finite_right_hand_side_is_reported_not_solved_to_zero():
         np.arange(solve.target.size).reshape(solve.target.shape) == 3, np.nan, solve.target))
     with pytest.raises(ArithmeticError, match=r"stopped at a relative residual of nan"):
         broken.minimizer(weights)
+
+
+def test_a_solve_that_cannot_reach_its_tolerance_hands_over_to_the_callbacks_fits(
+        monkeypatch):
+    """θ̂(w) by CG is a shortcut for the fit callback: where CG stops short of its
+    tolerance (here one no run can reach), the search fits by the callback from there on
+    and ends at the optimum it reaches without the shortcut — it does not fail."""
+    from stratlang.solvers import quadratic_solve
+
+    problem, penalty = _uneven()
+    fit = newton_fit(problem, penalty, dispersion=True)
+    start = [1.0, 1.0, 1.0]
+    plain = select_weights(fit, penalty, "reml", start=start, method="stochastic",
+                           options={"probes": 8})
+    monkeypatch.setattr(quadratic_solve, "SOLVE_RTOL", 1e-300)
+    calls = []
+
+    def counted(weights, warm):
+        calls.append(1)
+        return fit(weights, warm)
+
+    fallen_back = select_weights(counted, penalty, "reml", start=start, method="stochastic",
+                                 options={"probes": 8})
+    assert fallen_back.converged and fallen_back.method == "slq"
+    assert len(calls) > 2  # (the first fit, then the callback's fits instead of solves)
+    np.testing.assert_allclose(np.log(fallen_back.weights), np.log(plain.weights),
+                               atol=0.05 * float(np.min(plain.log_se)))
