@@ -197,7 +197,8 @@ class KroneckerSolver:
                                 workers=self.threads)
             y = scipy.fft.irfft(y, n=self.shape[self.fft_axes[-1]], axis=last, norm="forward",
                                 workers=self.threads)
-            scale_in_place(y, 1.0 / int(np.prod([self.shape[i] for i in self.fft_axes])))
+            scale_in_place(y, 1.0 / int(np.prod([self.shape[i] for i in self.fft_axes])),
+                           self.threads)
         elif self.fft_axes:
             y = scipy.fft.irfftn(y, s=[self.shape[i] for i in self.fft_axes],
                                  axes=[lead + i for i in self.fft_axes], workers=self.threads)
@@ -212,7 +213,7 @@ class KroneckerSolver:
                    ) -> np.ndarray:
         d = x.shape[1]
         y = self.forward(_writable(x, overwrite).reshape(*self.shape, d))
-        scale_in_place(y, scale[..., None])
+        scale_in_place(y, scale[..., None], self.threads)
         return np.ascontiguousarray(self.backward(y)).reshape(self.k, d)
 
     def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
@@ -233,21 +234,22 @@ def _writable(x: np.ndarray, overwrite: bool) -> np.ndarray:
     return np.array(x, dtype=float)
 
 
-def scale_in_place(y: np.ndarray, scale: np.ndarray | float) -> None:
-    """y *= scale, block by block on every core when scale is a number or has y's shape
-    (up to trailing axes of length 1)."""
+def scale_in_place(y: np.ndarray, scale: np.ndarray | float, threads: int = -1) -> None:
+    """y *= scale, block by block on ``threads`` threads (≤ 0: every core) when scale is a
+    number or has y's shape (up to trailing axes of length 1)."""
     if not y.flags.c_contiguous:
         y *= scale
         return
     flat = y.reshape(-1)
+    limit = threads if threads > 0 else None
     if isinstance(scale, np.ndarray):
         if scale.size != flat.size or not scale.flags.c_contiguous:
             y *= scale
             return
         by = scale.reshape(-1)
-        for_blocks(flat.size, lambda s: np.multiply(flat[s], by[s], out=flat[s]))
+        for_blocks(flat.size, lambda s: np.multiply(flat[s], by[s], out=flat[s]), limit)
     else:
-        for_blocks(flat.size, lambda s: np.multiply(flat[s], scale, out=flat[s]))
+        for_blocks(flat.size, lambda s: np.multiply(flat[s], scale, out=flat[s]), limit)
 
 
 class SparseSolver:

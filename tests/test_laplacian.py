@@ -165,3 +165,29 @@ def test_along_solver_warm_starts_from_its_cg_solution_not_the_answer_it_returne
     again = solver.solve(b.copy(), 0.5, overwrite_b=overwrite_b)
     assert steps[0] > 10 and steps[1] <= 1
     np.testing.assert_allclose(again, first, rtol=1e-9, atol=1e-12)
+
+
+def test_a_solver_held_to_one_thread_scales_in_its_own_thread(monkeypatch):
+    """A Dask worker sets the solver's thread count for its FFTs (solver.threads); the
+    scaling between them, block by block, must keep to it too (it used every core on
+    every worker of a shared machine)."""
+    import threading
+
+    from stratlang.solvers import blockwise
+
+    solver = KroneckerSolver([g.cycle_graph(512), g.cycle_graph(512)], [1.0, 2.0])
+    solver.threads = 1
+    seen: set[int] = set()
+    plain = blockwise.for_blocks
+
+    def watched(size, kernel, threads=None):
+        def run(s):
+            seen.add(threading.get_ident())
+            return kernel(s)
+        return plain(size, run, threads)
+
+    monkeypatch.setattr(laplacian, "for_blocks", watched)
+    b = np.random.default_rng(0).normal(size=(solver.k, 1))
+    x = solver.solve(b, 0.5)
+    assert seen == {threading.get_ident()}
+    np.testing.assert_allclose(solver.apply(x) + 0.5 * x, b, atol=1e-9)
