@@ -218,9 +218,11 @@ class KroneckerSolver:
 
     def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
         """X with (L + cI) X = B; ``overwrite_b``: B may be overwritten (no copy of it)."""
-        if self._inverse[0] != c:  # (ADMM solves with one c for many iterations)
-            self._inverse = (c, 1.0 / (self.spectrum + c))
-        return self._transform(b, self._inverse[1], overwrite_b)
+        key, inverse = self._inverse  # (read once: another thread may replace it)
+        if key != c:  # (ADMM solves with one c for many iterations)
+            inverse = 1.0 / (self.spectrum + c)
+            self._inverse = (c, inverse)
+        return self._transform(b, inverse, overwrite_b)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """L X, through the same transforms (for tests and objective checks)."""
