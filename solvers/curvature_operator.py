@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .hessian import KroneckerSum, _unit_path
-from .laplacian import split_grids
+from .hessian import KroneckerSum
 from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
 
 
@@ -54,25 +53,21 @@ class CurvatureOperator:
             else:
                 assert isinstance(part, RidgePart)
                 ridge += self.weights[a] * np.asarray(part.pattern, dtype=float)
-        axes = split_grids(penalty.factors, gammas.tolist())
-        self.shape = tuple(graph.n for graph, _ in axes) or (1,)
-        # (axis, γ) for the unit paths, done by neighbours' differences; the rest by
-        # their sparse Laplacian
+        kron = KroneckerSum(penalty.factors, gammas.tolist())
+        self.shape = kron.shape
+        # (axis, γ) for the unit paths, done by neighbours' differences, their diagonal in
+        # D; the rest by their sparse γL
         self._stencils: list[tuple[int, float]] = []
         self._general: list[tuple[int, sp.csr_matrix]] = []
         diagonal = np.zeros(self.shape)
-        for i, (graph, gamma) in enumerate(axes):
-            if gamma == 0 or not graph.n_edges:
+        for i, matrix, stencil in kron.axes():
+            if stencil is None:
+                self._general.append((i, matrix))
                 continue
-            if _unit_path(graph):
-                self._stencils.append((i, float(gamma)))
-                degree = np.full(graph.n, 2.0)
-                degree[[0, -1]] = 1.0
-                along = [1] * len(self.shape)
-                along[i] = graph.n
-                diagonal = diagonal + gamma * degree.reshape(along)
-            else:
-                self._general.append((i, (gamma * graph.laplacian()).tocsr()))
+            self._stencils.append((i, stencil))
+            along = [1] * len(self.shape)
+            along[i] = self.shape[i]
+            diagonal = diagonal + matrix.diagonal().reshape(along)
         local = np.broadcast_to(diagonal, self.shape).reshape(self.k)[:, None] + ridge
         if self.d == 1:
             self._local = (self.blocks[:, 0, 0] + local[:, 0])[:, None]  # (K, 1)
@@ -110,7 +105,7 @@ class CurvatureOperator:
             np.subtract(target[high], times[low], out=target[high])
             np.subtract(target[low], times[high], out=target[low])
         for i, matrix in self._general:
-            target += KroneckerSum._along(grid, i, matrix)
+            target += KroneckerSum.along(grid, i, matrix)
         return out
 
     def _buffer(self, index: int, like: np.ndarray) -> np.ndarray:

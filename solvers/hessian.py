@@ -164,10 +164,17 @@ class KroneckerSum:
         return out
 
     @staticmethod
-    def _along(grid: np.ndarray, i: int, matrix: sp.csr_matrix) -> np.ndarray:
+    def along(grid: np.ndarray, i: int, matrix: sp.csr_matrix) -> np.ndarray:
+        """``matrix`` applied along axis i of ``grid`` (the strata grid, trailing columns)."""
         moved = np.moveaxis(grid, i, 0)
         product = (matrix @ moved.reshape(grid.shape[i], -1)).reshape(moved.shape)
         return np.moveaxis(product, 0, i)
+
+    def axes(self) -> list[tuple[int, sp.csr_matrix, float | None]]:
+        """Each axis that acts (interactions aside): its position in the strata grid, γL
+        along it, and γ when L is a unit path (applied by a difference stencil), else
+        None."""
+        return list(zip(self._positions, self._axes, self._stencils, strict=True))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         d = x.shape[1]
@@ -175,13 +182,13 @@ class KroneckerSum:
         out = np.zeros_like(grid)
         for i, matrix, stencil in zip(self._positions, self._axes, self._stencils, strict=True):
             if stencil is None:
-                out += self._along(grid, i, matrix)
+                out += self.along(grid, i, matrix)
             else:
                 _path_stencil(grid, i, stencil, out)
         for joined, weight in self.interactions:
             term = grid
             for f in joined:  # L_a ⊗ L_b = (L_a ⊗ I)(I ⊗ L_b); a grid's L sums its axes'
-                term = sum((self._along(term, i, matrix) for i, matrix in self._factor_axes[f]),
+                term = sum((self.along(term, i, matrix) for i, matrix in self._factor_axes[f]),
                            np.zeros_like(grid))
             out += weight * term
         return out.reshape(self.k, d)
