@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .hessian import KroneckerSum, _unit_path
 from .laplacian import split_grids
-from .penalty import InteractionPart, LaplacianPart, QuadraticPenalty, RidgePart
+from .penalty import LaplacianPart, QuadraticPenalty, RidgePart
 
 
 def fusable(penalty: QuadraticPenalty) -> bool:
@@ -31,8 +31,7 @@ def fusable(penalty: QuadraticPenalty) -> bool:
         isinstance(part, RidgePart)
         or (isinstance(part, LaplacianPart)
             and (part.rows is None or bool(np.all(part.rows))))
-        for part in penalty.parts) and not any(isinstance(p, InteractionPart)
-                                               for p in penalty.parts)
+        for part in penalty.parts)
 
 
 class CurvatureOperator:

@@ -217,9 +217,9 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         hessian = HessianOperator(blocks, problem.ridge + delta, problem.laplacian)
         # the forcing term: loose far away, as tight as the gradient near the optimum
         rtol = min(0.1, max(norm / first_norm, 1e-12))
+        coordinate = _coordinate_decrement(gradient, hessian)  # (once: used twice below)
         if exact_model:
-            wanted = tol * max(1.0, abs(value)) / max(
-                _coordinate_decrement(gradient, hessian), 1e-300)
+            wanted = tol * max(1.0, abs(value)) / max(coordinate, 1e-300)
             rtol = min(rtol, max(EXACT_MODEL_MARGIN * math.sqrt(wanted), 1e-12))
         solved = pcg(hessian, hessian.preconditioner(preconditioner), -gradient, rtol, max_cg)
         cg_total += solved.iterations
@@ -238,7 +238,7 @@ def newton(problem: SmoothProblem, start: np.ndarray | None = None, tol: float =
         # a loose CG solve can stop once it has the gradient's largest part (e.g. one
         # badly scaled feature's rounding) and miss the rest: each coordinate's own
         # Newton decrement bounds the true one from below, and must be small too
-        left = max(decrement, _coordinate_decrement(gradient, hessian))
+        left = max(decrement, coordinate)
         done = left <= tol * max(1.0, abs(value))
         # along the step: η(t) = η + t·η_Δ, the penalty a quadratic in t
         eta_step = stats.predictor(step.reshape(shape))

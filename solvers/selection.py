@@ -816,7 +816,7 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
         if target.solved is not None:
             confirmed = fit(target.weights(current.rho), current.fit.theta)
             target.fits += 1
-            if _same_inner(confirmed, current.fit):
+            if _agree(confirmed.theta, current.fit.theta, confirmed.loss, current.fit.loss):
                 current = dataclasses.replace(current, fit=confirmed, solved=False)
                 break
             target.solved = None
@@ -825,7 +825,7 @@ def select_weights(fit: Callable[[np.ndarray, np.ndarray | None], InnerFit],
         if not current.solved:
             break
         refitted = target(current.rho, refit=True)
-        if _same_fit(refitted, current):
+        if _agree(refitted.fit.theta, current.fit.theta, refitted.value, current.value):
             current = refitted
             break
         target.quadratic, target.spectral_fits = None, False
@@ -1008,22 +1008,13 @@ def _bfgs(hessian: np.ndarray, step: np.ndarray, change: np.ndarray) -> np.ndarr
     return hessian - np.outer(along, along) / bend + np.outer(change, change) / curvature
 
 
-def _same_inner(refitted: InnerFit, solved: InnerFit) -> bool:
-    """Do the callback's fit and a quadratic loss's CG solve agree (θ̂ to 1e-6 of its
-    scale, the loss to 1e-8)?"""
-    scale = max(1.0, float(np.max(np.abs(solved.theta), initial=0.0)))
-    close = float(np.max(np.abs(refitted.theta - solved.theta), initial=0.0))
-    return (close <= 1e-6 * scale
-            and abs(refitted.loss - solved.loss) <= 1e-8 * max(1.0, abs(solved.loss)))
-
-
-def _same_fit(refitted: Evaluation, solved: Evaluation) -> bool:
-    """Do the callback's fit and the quadratic loss's spectral solve agree (θ̂ to 1e-6 of
-    its scale, the criterion to 1e-8)?"""
-    scale = max(1.0, float(np.max(np.abs(solved.fit.theta), initial=0.0)))
-    close = float(np.max(np.abs(refitted.fit.theta - solved.fit.theta), initial=0.0))
-    return (close <= 1e-6 * scale
-            and abs(refitted.value - solved.value) <= 1e-8 * max(1.0, abs(solved.value)))
+def _agree(refitted_theta: np.ndarray, solved_theta: np.ndarray, refitted: float,
+           solved: float) -> bool:
+    """Do the callback's fit and a quadratic loss's solve (spectral, or CG) agree: θ̂ to
+    1e-6 of its scale, and a value read from each (the loss, or the criterion) to 1e-8?"""
+    scale = max(1.0, float(np.max(np.abs(solved_theta), initial=0.0)))
+    close = float(np.max(np.abs(refitted_theta - solved_theta), initial=0.0))
+    return close <= 1e-6 * scale and abs(refitted - solved) <= 1e-8 * max(1.0, abs(solved))
 
 
 def drift(path: list[np.ndarray], rho0: np.ndarray, current: Evaluation,

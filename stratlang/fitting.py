@@ -93,9 +93,12 @@ def _warn_at_bound(result: StratifiedFit, report: dict[str, Any]) -> None:
     edge = np.zeros(len(theta), dtype=bool)
     for part in design.loss_parts():
         at = design.loss.at_bound(theta, part.params)
-        if at is not None:
-            edge |= at if part.strata is None else np.isin(np.arange(len(theta)),
-                                                          part.strata) & at
+        if at is None:
+            continue
+        if part.strata is None:
+            edge |= at
+        else:  # (the part's strata, an index array: only their flags count)
+            edge[part.strata] |= at[part.strata]
     if not edge.any():
         return
     members = np.flatnonzero(edge)

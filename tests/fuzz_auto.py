@@ -47,7 +47,7 @@ import pandas as pd
 from stratlang.kinds import LOSSES
 
 from .fuzz_fits import _response
-from .fuzzing import run_cli
+from .fuzzing import report_campaign, run_cli, write_fit_case
 
 TIME_LIMIT = 60.0  # seconds one command may take
 FACTORS = ["a", "b", "c"]
@@ -230,22 +230,12 @@ def _flag_problems(document: dict, auto: list[str]) -> list[str]:
 
 
 def auto_outcome(case: AutoCase, directory: Path) -> AutoOutcome:
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.iterdir():
-        stale.unlink()
-    spec_path = directory / "m.strat"
-    spec_path.write_text(case.spec)
-    case.frame.to_csv(directory / "d.csv", index=False)
-    for name, text in case.files.items():
-        (directory / name).write_text(text)
+    spec_path = write_fit_case(directory, case.spec, case.frame, case.files)
     out = directory / "fit"
     argv = ["fit", str(spec_path), "--standard-errors", "--format", "json", "--out", str(out)]
     if case.select is not None:
         argv += ["--select", case.select]
-    try:
-        run = run_cli(argv, TIME_LIMIT)
-    except BaseException as error:
-        return AutoOutcome("bug", 0.0, f"escaped main: {type(error).__name__}: {error}")
+    run = run_cli(argv, TIME_LIMIT)
     if run.status is None:
         return AutoOutcome("timeout", run.seconds)
     said = run.stderr + run.stdout
@@ -406,19 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     counts, failures, by_loss, refusals = run(args.cases, args.seed, args.verbose)
     kinds = ["accepted", "refused", "bug", "timeout"]
-    print("| loss | " + " | ".join(kinds) + " | all |")
-    print("|---|" + "---|" * (len(kinds) + 1))
-    for loss in sorted(by_loss):
-        row = by_loss[loss]
-        print(f"| {loss} | " + " | ".join(f"{row[k]:,}" for k in kinds)
-              + f" | {sum(row.values()):,} |")
-    print("| all | " + " | ".join(f"{counts[k]:,}" for k in kinds)
-          + f" | {sum(counts.values()):,} |")
-    print("refusals: " + ", ".join(f"{k} {v}" for k, v in refusals.most_common()))
-    print(f"{time.perf_counter() - start:.0f} s, seed {args.seed}")
-    for text, what in failures[:20]:
-        print(f"\n{what}\n{text}")
-    return 1 if failures else 0
+    refused = "refusals: " + ", ".join(f"{k} {v}" for k, v in refusals.most_common())
+    return report_campaign(by_loss, counts, kinds, failures, args.seed,
+                           time.perf_counter() - start, (refused,))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from stratlang.kinds import LOSSES
 
-from .fuzzing import run_cli
+from .fuzzing import report_campaign, run_cli, write_fit_case
 
 TIME_LIMIT = 60.0  # seconds one fit may take (the CVXPY reference on 80 records included)
 REGULARIZERS = ["", "regularize 0.1 * sum_squares\n", "regularize 0.5 * l1\n",
@@ -147,19 +147,12 @@ class FitOutcome:
 
 
 def fit_outcome(case: FitCase, directory: Path) -> FitOutcome:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "m.strat").write_text(case.spec)
-    case.frame.to_csv(directory / "d.csv", index=False)
+    spec_path = write_fit_case(directory, case.spec, case.frame)
     out = directory / "fit"
-    for stale in (out.with_suffix(".json"), out.with_suffix(".npz")):
-        stale.unlink(missing_ok=True)
-    argv = ["fit", str(directory / "m.strat"), "--out", str(out)]
+    argv = ["fit", str(spec_path), "--out", str(out)]
     if case.backend is not None:
         argv += ["--backend", case.backend]
-    try:
-        run = run_cli(argv, TIME_LIMIT)
-    except BaseException as error:
-        return FitOutcome("bug", 0.0, f"escaped main: {type(error).__name__}: {error}")
+    run = run_cli(argv, TIME_LIMIT)
     if run.status is None:
         return FitOutcome("timeout", run.seconds)
     status, seconds, said = run.status, run.seconds, run.stderr
@@ -219,18 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     counts, failures, by_loss = run(args.cases, args.seed)
     kinds = ["accepted", "refused", "bug", "silent accept", "timeout"]
-    print("| loss | " + " | ".join(kinds) + " | all |")
-    print("|---|" + "---|" * (len(kinds) + 1))
-    for loss in sorted(by_loss):
-        row = by_loss[loss]
-        print(f"| {loss} | " + " | ".join(f"{row[k]:,}" for k in kinds)
-              + f" | {sum(row.values()):,} |")
-    print("| all | " + " | ".join(f"{counts[k]:,}" for k in kinds)
-          + f" | {sum(counts.values()):,} |")
-    print(f"{time.perf_counter() - start:.0f} s, seed {args.seed}")
-    for text, what in failures[:20]:
-        print(f"\n{what}\n{text}")
-    return 1 if failures else 0
+    return report_campaign(by_loss, counts, kinds, failures, args.seed,
+                           time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -264,16 +264,23 @@ def outcome(text: str, with_data: bool = False) -> Outcome:
     return Outcome("accepted", time.perf_counter() - start, model=model)
 
 
+ESCAPED = -1  # CliRun.status when an exception left main (no exit status at all)
+
+
 @dataclass
 class CliRun:
-    status: int | None  # None: stopped at the time limit
+    status: int | None  # None: stopped at the time limit; ESCAPED: an exception left main
     stderr: str
     seconds: float
     stdout: str = ""
+    escaped: str = ""  # the exception that left main, in words
 
     def crash(self, allowed: tuple[int, ...] = (0, 1, 2)) -> str | None:
-        """Why this (finished) run is a bug, in words: a traceback or an internal error on
-        either stream, or an exit status outside ``allowed``; None when it is not one."""
+        """Why this (finished) run is a bug, in words: an exception that left main, a
+        traceback or an internal error on either stream, or an exit status outside
+        ``allowed``; None when it is not one."""
+        if self.escaped:
+            return f"escaped main: {self.escaped}"
         said = self.stderr + self.stdout
         if "internal error" in said or "Traceback" in said or self.status not in allowed:
             return f"exit {self.status}: {said[-2000:]}"
@@ -286,6 +293,7 @@ def run_cli(argv: list[str], limit: float = TIME_LIMIT) -> CliRun:
     seconds."""
     out, err = io.StringIO(), io.StringIO()
     start = time.perf_counter()
+    escaped = ""
     try:
         with time_limit(limit), contextlib.redirect_stdout(out), \
                 contextlib.redirect_stderr(err), warnings.catch_warnings():
@@ -293,7 +301,26 @@ def run_cli(argv: list[str], limit: float = TIME_LIMIT) -> CliRun:
             status: int | None = cli_main(argv)
     except _Timeout:
         status = None
-    return CliRun(status, err.getvalue(), time.perf_counter() - start, out.getvalue())
+    except (Exception, SystemExit) as error:  # main must turn every failure into a status
+        status, escaped = ESCAPED, f"{type(error).__name__}: {error}"
+    return CliRun(status, err.getvalue(), time.perf_counter() - start, out.getvalue(),
+                  escaped)
+
+
+def write_fit_case(directory: Path, spec: str, frame, files: dict[str, str] | None = None
+                   ) -> Path:
+    """The case's spec (``m.strat``), data (``d.csv``) and other files in ``directory``,
+    emptied first so that nothing the last case wrote (a fit's output) is read as this
+    one's; the spec's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.iterdir():
+        stale.unlink()
+    spec_path = directory / "m.strat"
+    spec_path.write_text(spec)
+    frame.to_csv(directory / "d.csv", index=False)
+    for name, text in (files or {}).items():
+        (directory / name).write_text(text)
+    return spec_path
 
 
 def cli_outcome(data: bytes, directory: Path) -> Outcome:
@@ -543,3 +570,23 @@ def builder_outcome(name: object, calls: list) -> tuple[str, list[str]]:
     if Spec.from_model(model).model() != model:
         return "accepted", [f"the canonical text does not build the model again:\n{model.text}"]
     return ("other error" if refused else "accepted"), []
+
+
+def report_campaign(by_loss: dict, counts, kinds: list[str], failures: list[tuple[str, str]],
+                    seed: int, seconds: float, notes: tuple[str, ...] = ()) -> int:
+    """A campaign's outcomes as a markdown table (a row per loss, then all), its notes, time
+    and seed, and its first failures; the exit status (1 when any case failed)."""
+    print("| loss | " + " | ".join(kinds) + " | all |")
+    print("|---|" + "---|" * (len(kinds) + 1))
+    for loss in sorted(by_loss):
+        row = by_loss[loss]
+        print(f"| {loss} | " + " | ".join(f"{row[k]:,}" for k in kinds)
+              + f" | {sum(row.values()):,} |")
+    print("| all | " + " | ".join(f"{counts[k]:,}" for k in kinds)
+          + f" | {sum(counts.values()):,} |")
+    for note in notes:
+        print(note)
+    print(f"{seconds:.0f} s, seed {seed}")
+    for text, what in failures[:20]:
+        print(f"\n{what}\n{text}")
+    return 1 if failures else 0

@@ -94,8 +94,8 @@ def test_a_column_named_auto_is_still_a_column():
      [(4, 15, "S331", "select chooses the weights written auto, and this model has none: "
        "write e.g. `stratify COLUMN ~ path weight auto` or `regularize auto * sum_squares`")]),
     ("response (a, b) ~ gaussian\nstratify s ~ path weight auto\nsolver admm select gcv\n",
-     [(3, 20, "S335", "select gcv scores a deviance, and loss 'gaussian' has none (no finite "
-       "saturated model): select reml or ml")]),
+     [(3, 20, "S335", "select gcv: GCV scores a deviance, and loss 'gaussian' has none (no "
+       "finite saturated model): select reml or ml")]),
     ("response y ~ squared\nstratify s ~ path weight auto\nsolver admm select rml\n",
      [(3, 20, "S130", "select: unknown method 'rml'; did you mean 'reml'?")]),
     ("response y ~ squared\nstratify s ~ path weight auto\nsolver admm select 2\n",

@@ -208,3 +208,27 @@ def test_a_statement_repeated_twenty_thousand_times_is_checked_in_linear_time():
     assert valid.kind == "accepted"
     assert result.seconds < 4 * valid.seconds
     assert not problems(text, result)
+
+
+def test_an_exception_that_leaves_the_command_line_is_a_crash_not_an_error_of_the_campaign(
+        monkeypatch):
+    from . import fuzzing
+
+    def escape(argv):
+        raise KeyError("column")
+
+    monkeypatch.setattr(fuzzing, "cli_main", escape)
+    run = fuzzing.run_cli(["fit", "m.strat"])
+    assert run.status == fuzzing.ESCAPED
+    assert run.crash() == "escaped main: KeyError: 'column'"
+
+
+def test_a_fit_case_directory_holds_only_the_case(tmp_path):
+    import pandas as pd
+
+    from .fuzzing import write_fit_case
+
+    (tmp_path / "fit.json").write_text("{}")  # the last case's output
+    spec = write_fit_case(tmp_path, "model m\n", pd.DataFrame({"y": [1.0]}), {"e.csv": "a,b\n"})
+    assert spec == tmp_path / "m.strat"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "e.csv", "m.strat"]

@@ -81,9 +81,8 @@ def _refusal(design: Design, method: str, whole: bool) -> str | None:
     likelihood = design.loss.likelihood
     if likelihood is None:
         return f"loss '{design.loss.name}' has no likelihood reading"
-    if method == "gcv" and not likelihood.deviance:
-        return (f"GCV scores a deviance, and loss '{design.loss.name}' has none (no finite "
-                "saturated model): choose them by reml or ml")
+    if method == "gcv" and (why := likelihood.gcv_refusal(design.loss.name)):
+        return f"{why}: choose them by reml or ml"
     for part in design.loss_parts():
         if why := design.loss.likelihood_refusal(part.params):
             return why

@@ -138,6 +138,14 @@ class Likelihood:
     scale: float = 1.0
     deviance: bool = True  # False: no finite saturated model, so no deviance (nor GCV)
 
+    def gcv_refusal(self, loss_name: str) -> str | None:
+        """Why GCV cannot choose this loss's weights, or None (one sentence for the spec
+        checker and the fit)."""
+        if self.deviance:
+            return None
+        return (f"GCV scores a deviance, and loss '{loss_name}' has none (no finite saturated "
+                "model)")
+
 
 @dataclass(frozen=True)
 class Loss(ABC):  # (an ABC: its subclasses' abstract methods are enforced)

@@ -120,9 +120,8 @@ def check_autos(out: Collector, loss: LossEntry | None, losses: Registry[Any],
     value = select.value if select is not None else None
     if (has_auto and isinstance(value, ast.Name | ast.String) and value.value == "gcv"
             and loss is not None and loss.likelihood is not None
-            and not loss.likelihood.deviance):
-        out.error(f"select gcv scores a deviance, and loss '{loss.name}' has none (no finite "
-                  "saturated model): select reml or ml", value.span,
+            and (why := loss.likelihood.gcv_refusal(loss.name))):
+        out.error(f"select gcv: {why}: select reml or ml", value.span,
                   code=codes.GCV_WITHOUT_DEVIANCE)
     if select is not None and not has_auto:
         out.error("select chooses the weights written auto, and this model has none: write "
