@@ -1,14 +1,15 @@
 """The per-iteration floor of the crime-scale ADMM fit (benchmarks/crime_fit.py): what
 one iteration cannot do without, timed alone on this machine, best of ``--reps``.
 
-* the transforms of one Laplacian solve on a (20, 20, 52, 7, 24) array, with the workers
-  the solver uses: DCT-II over the two grid axes, the real FFT over the three cycles,
-  and back (the eigenvalue division not included);
+* the transforms of one Laplacian solve on a (20, 20, 52, 7, 24) array: the solver's own
+  (``KroneckerSolver.forward`` and ``backward``, with its workers: DCT-II over the two
+  grid axes, the real FFT over the three cycles, and back, 1/N included), the eigenvalue
+  division not included;
 * the elementwise minimum: the array streams an iteration must read or write once each
   (before the solve θ̂, dual, the prox's two per-stratum arrays in, the copy and the
   right-hand side out; after it θ̂, θ̂_old, the copy, the dual in and the dual out; the
-  eigenvalue division and 1/N on the transformed array), timed as in-place adds done
-  block by block on every core as the iteration does them.
+  eigenvalue division on the transformed array), timed as in-place adds done block by
+  block on every core as the iteration does them.
 
 Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/crime_floor.py [--reps N]``
 """
@@ -21,14 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 
 from stratlang.solvers.blockwise import for_blocks
+from stratlang.solvers.graphs import cycle_graph, grid_graph
+from stratlang.solvers.laplacian import KroneckerSolver
 
 SHAPE = (20, 20, 52, 7, 24, 1)
-DCT_AXES, FFT_AXES = [0, 1], [3, 4, 2]  # (as KroneckerSolver orders them)
 STREAMS = 6 + 5  # the θ-sized arrays read or written once each, before and after the solve
-SPECTRAL_STREAMS = 4  # the division and 1/N: read and write, complex ~ 2 real streams each
+SPECTRAL_STREAMS = 2  # the division: read and write, complex ~ 2 real streams
 
 
 def best(run: Callable[[], object], reps: int) -> float:
@@ -40,14 +41,8 @@ def best(run: Callable[[], object], reps: int) -> float:
     return min(times)
 
 
-def transforms(x: np.ndarray) -> None:
-    y = scipy.fft.dctn(x.copy(), type=2, norm="ortho", axes=DCT_AXES, overwrite_x=True,
-                       workers=-1)
-    z = scipy.fft.rfftn(y, axes=FFT_AXES, workers=-1)
-    z = scipy.fft.ifftn(z, axes=FFT_AXES[:-1], norm="forward", overwrite_x=True, workers=-1)
-    y = scipy.fft.irfft(z, n=SHAPE[FFT_AXES[-1]], axis=FFT_AXES[-1], norm="forward",
-                        workers=-1)
-    scipy.fft.idctn(y, type=2, norm="ortho", axes=DCT_AXES, overwrite_x=True, workers=-1)
+def transforms(solver: KroneckerSolver, x: np.ndarray) -> None:
+    solver.backward(solver.forward(x.copy()))
 
 
 def main() -> None:
@@ -57,8 +52,10 @@ def main() -> None:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     x = np.random.default_rng(0).normal(size=SHAPE)
     a, b = x.reshape(-1).copy(), x.reshape(-1).copy()
+    solver = KroneckerSolver([grid_graph(SHAPE[:2]), *(cycle_graph(n) for n in SHAPE[2:5])],
+                             [1.0] * 4)
     copy = best(lambda: x.copy(), reps)
-    solve = best(lambda: transforms(x), reps) - copy  # (the copy keeps x for the next)
+    solve = best(lambda: transforms(solver, x), reps) - copy  # (the copy keeps x)
 
     def add() -> None:
         for_blocks(a.size, lambda s: np.add(a[s], b[s], out=a[s]))

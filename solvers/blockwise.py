@@ -105,7 +105,8 @@ def for_blocks(size: int, kernel: Callable[[slice], T], threads: int | None = No
         _local.in_pool = True
         return [kernel(blocks[i]) for i in indices]
 
-    futures = [_executor(threads).submit(run, indices) for indices in runs]
+    pool = _executor(threads)  # (once: its lock taken once, every run on one pool)
+    futures = [pool.submit(run, indices) for indices in runs]
     return [out for future in futures for out in future.result()]
 
 

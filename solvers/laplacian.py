@@ -454,8 +454,9 @@ class ConstantAlongSolver:
 
     def solve(self, b: np.ndarray, c: float, overwrite_b: bool = False) -> np.ndarray:
         if not self.constant:
-            return self.inner.solve(b, c)
-        return self._spread(self.inner.solve(self._mean(b), c))
+            return self.inner.solve(b, c, overwrite_b)
+        # (the mean is a new array: the inner solve may overwrite it)
+        return self._spread(self.inner.solve(self._mean(b), c, overwrite_b=True))
 
 
 def group_solver(group: RowGroup, gammas: Sequence[float],
@@ -485,8 +486,9 @@ class GroupedSolver:
         rhs = b.reshape(k, n, m)
         out = rhs / c
         for group, solver in self.parts:
-            block = group.block(rhs)
-            solved = solver.solve(block.reshape(len(block), -1), c).reshape(block.shape)
+            block = group.block(rhs)  # (a new array: the solve may overwrite it)
+            solved = solver.solve(block.reshape(len(block), -1), c,
+                                  overwrite_b=True).reshape(block.shape)
             if group.strata is None:
                 out[:, group.rows] = solved
             else:
